@@ -1,0 +1,64 @@
+// Data sets and images: IDX files (MNIST format, gzipped or not), folders of PNG/JPEG images,
+// and conversion of an image to a model's input size and channel count.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace lenz {
+
+// A decoded image: 8-bit, interleaved (H, W, C) as files store it; C is 1 (grey) or 3 (RGB).
+struct Image {
+    int64_t height = 0;
+    int64_t width = 0;
+    int64_t channels = 0;
+    std::vector<uint8_t> pixels;  // (H, W, C)
+};
+
+// Reads a PNG or JPEG (chosen by content, not by name). Throws FormatError/IoError naming the file.
+Image read_image(const std::string& path);
+// Writes an 8-bit PNG (grey, RGB). Throws IoError.
+void write_png(const std::string& path, const Image& image);
+
+// Converts to exactly height x width x channels: grey<->RGB by luminance/replication; the image is
+// resized so that its shorter side fits, centre-cropped to the target aspect, then bilinear-resampled.
+Image fit_image(const Image& image, int64_t height, int64_t width, int64_t channels);
+
+// Images of one size, stored planar (N, C, H, W) as 8-bit, with integer labels.
+struct ImageSet {
+    int64_t height = 0;
+    int64_t width = 0;
+    int64_t channels = 0;
+    std::vector<uint8_t> pixels;  // (N, C, H, W)
+    std::vector<int32_t> labels;  // (N), each in [0, class_names.size())
+    std::vector<std::string> class_names;
+    int64_t size() const { return static_cast<int64_t>(labels.size()); }
+    int64_t image_elements() const { return height * width * channels; }
+};
+
+// Reads an IDX image file (magic 0x00000803, u8, N x H x W) and its label file (0x00000801, u8, N).
+// Either may be gzip-compressed. Checks magic, dimensions against the file length and sane limits,
+// and that the counts agree. class_names are left empty.
+ImageSet read_idx(const std::string& images_path, const std::string& labels_path);
+
+struct DataSplit {
+    ImageSet train;
+    ImageSet test;
+    std::string description;  // "Fashion-MNIST (/usr/share/datasets/fashion-mnist)"
+};
+
+struct DataOptions {
+    // For image folders without test/: fraction of each class held out as test (0 = none allowed).
+    double val_split = 0.0;
+    uint64_t seed = 1;
+    // Image folders are converted to this size and channel count (from the model's input).
+    int64_t height = 0, width = 0, channels = 0;
+};
+
+// spec: "fashion-mnist" (the Debian package dataset-fashion-mnist), "mnist", a folder holding the
+// four IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-...), or an image
+// folder (DIR/train/CLASS/*.png|jpg and DIR/test/CLASS/..., or DIR/CLASS/... with val_split).
+// Known IDX sets get their class names (Fashion-MNIST: T-shirt/top, Trouser, ...; MNIST: 0..9).
+DataSplit load_dataset(const std::string& spec, const DataOptions& options);
+
+}  // namespace lenz

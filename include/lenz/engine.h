@@ -1,0 +1,87 @@
+// Running a model: memory plans for inference and training (the figures `lenz summary` prints are
+// these), the inference runner that lives in one arena, and one training step.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "lenz/buffer.h"
+#include "lenz/model.h"
+
+namespace lenz {
+
+// How many copies of the parameters an optimizer keeps: SGD 0, SGD with momentum 1, Adam/AdamW 2.
+enum class OptimizerKind { sgd, momentum, adam, adamw };
+int optimizer_state_copies(OptimizerKind kind);
+const char* optimizer_name(OptimizerKind kind);
+
+struct InferencePlan {
+    int64_t batch = 1;
+    // Where each layer reads and writes, in floats from the arena's start (layer i: in[i] -> out[i]).
+    std::vector<int64_t> in_offset, out_offset;
+    int64_t arena_floats = 0;      // the largest pair of consecutive activations, input included
+    int64_t workspace_floats = 0;  // the largest scratch any one layer needs
+    int64_t param_floats = 0;      // trainable parameters plus running statistics
+    int64_t input_floats = 0;
+    int64_t bytes() const;  // throws ShapeError if it overflows 64 bits
+};
+InferencePlan plan_inference(const Model& model, int64_t batch);
+
+struct TrainingPlan {
+    int64_t batch = 1;
+    int64_t param_floats = 0;       // trainable parameters and running statistics
+    int64_t gradient_floats = 0;    // one per trainable parameter
+    int64_t optimizer_floats = 0;   // momentum / Adam moments
+    int64_t input_floats = 0;       // the input batch
+    int64_t activation_floats = 0;  // every layer's output for the batch, kept for backward
+    int64_t saved_floats = 0;       // masks and batch statistics kept for backward
+    int64_t backprop_floats = 0;    // two buffers for dy/dx, each as large as the largest activation
+    int64_t workspace_floats = 0;
+    int64_t bytes() const;  // throws ShapeError if it overflows 64 bits
+};
+TrainingPlan plan_training(const Model& model, int64_t batch, OptimizerKind optimizer);
+
+// Inference in one arena: outputs alternate between the arena's two ends, in-place layers
+// overwrite their input, flatten only renames. Allocates exactly plan_inference(model, batch).
+class Inference {
+public:
+    Inference(Model& model, int64_t max_batch);
+    // input: (N, C, H, W), N <= max_batch. Returns (N, output) inside the arena, valid until the next run.
+    const float* run(const float* input, int64_t batch);
+    const InferencePlan& plan() const { return plan_; }
+    int64_t allocated_bytes() const { return arena_.bytes() + workspace_.bytes(); }
+
+private:
+    Model& model_;
+    InferencePlan plan_;
+    Buffer arena_, workspace_;
+};
+
+// Forward, softmax cross-entropy and backward for one mini-batch; gradients land in the layers.
+class TrainingStep {
+public:
+    TrainingStep(Model& model, int64_t max_batch);
+    struct Result {
+        double loss_sum = 0.0;  // summed over the batch
+        int64_t correct = 0;
+    };
+    // input: (N, C, H, W); labels in [0, classes). Zeroes, then fills every parameter gradient.
+    Result run(const float* input, const int32_t* labels, int64_t batch, uint64_t step_seed);
+    // Forward only, in training mode or not; returns the final activation (probabilities if the model ends in softmax).
+    const float* forward(const float* input, int64_t batch, bool training, uint64_t step_seed);
+    float* layer_output(int64_t i) { return outputs_[static_cast<size_t>(i)]; }
+
+private:
+    Model& model_;
+    int64_t max_batch_;
+    Buffer input_;
+    std::vector<Buffer> activations_;  // one per layer that is not reshape-only
+    std::vector<float*> outputs_;      // output of layer i (aliases for reshape-only layers)
+    Buffer grad_a_, grad_b_, workspace_;
+};
+
+// Softmax cross-entropy on logits (N, K), computed with the log-sum-exp trick.
+// Writes dlogits = (softmax - onehot) / N and returns the summed loss; counts argmax hits in `correct`.
+double softmax_cross_entropy(const float* logits, const int32_t* labels, int64_t N, int64_t K, float* dlogits,
+                             int64_t* correct);
+
+}  // namespace lenz

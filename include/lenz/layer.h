@@ -1,0 +1,103 @@
+// The contract every layer keeps. A layer file says, side by side: its output shape, parameter
+// count, multiplication count, forward and backward. The analysis and the engine both call these.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lenz/buffer.h"
+#include "lenz/random.h"
+#include "lenz/shape.h"
+
+namespace lenz {
+
+enum class Activation { none, relu, leaky_relu, sigmoid, tanh, softmax };
+
+struct ActivationSpec {
+    Activation kind = Activation::none;
+    float alpha = 0.01f;  // leaky_relu slope for x < 0
+    std::string str() const;  // "relu", "leakyrelu=0.1", "" for none
+};
+
+// One trainable (or running-statistics) tensor of a layer, named as in checkpoints.
+struct ParamRef {
+    std::string name;           // "weight", "bias", "running_mean", ...
+    std::vector<int64_t> dims;  // PyTorch order, e.g. (OC, C, KH, KW)
+    Buffer* value;
+    Buffer* grad;  // nullptr for non-trainable tensors
+    bool trainable;
+};
+
+// What one forward or backward call may use. Memory is planned by the caller; layers never allocate.
+struct Pass {
+    int64_t batch = 1;
+    bool training = false;
+    float* workspace = nullptr;  // at least workspace_floats(batch, training) floats
+    uint64_t seed = 0;           // dropout masks: derived from this per step
+    // Forward only: leave out a fused softmax; the loss computes it from the logits, stably.
+    bool logits_only = false;
+    // Backward only: dy is already the gradient before the fused activation (softmax + cross-entropy).
+    bool dy_is_preactivation = false;
+};
+
+class Layer {
+public:
+    virtual ~Layer() = default;
+
+    // "conv", "maxpool", ... as in the model file.
+    virtual std::string kind() const = 0;
+    // The layer as one line of the model file; parsing it gives back the same layer.
+    virtual std::string spec() const = 0;
+
+    // Infers and stores the output shape; throws ShapeError (without file position) if `in` does not fit.
+    void connect(Shape in) {
+        output_ = infer(in);
+        input_ = in;
+    }
+    Shape input_shape() const { return input_; }
+    Shape output_shape() const { return output_; }
+
+    virtual int64_t param_count() const { return 0; }  // trainable
+    virtual int64_t state_count() const { return 0; }  // non-trainable (batch norm running statistics)
+    virtual int64_t mult_count() const { return 0; }   // multiplications by weights, one image forward
+    virtual int64_t input_grad_mults() const { return 0; }
+    virtual int64_t weight_grad_mults() const { return 0; }
+    // Other arithmetic (comparisons, additions, exponentials), one image forward; reported apart.
+    virtual int64_t other_ops() const { return 0; }
+    // The formula behind mult_count, e.g. "100·150·100 · (3·3·3)"; empty when it is zero.
+    virtual std::string mult_formula() const { return ""; }
+    virtual std::string param_formula() const { return ""; }
+
+    // Flatten only renames dimensions: no memory, no work.
+    virtual bool reshape_only() const { return false; }
+    // Standalone activations and dropout overwrite their input at inference.
+    virtual bool in_place() const { return false; }
+    // Scratch space one call needs, in floats; the engine gives each call one shared workspace.
+    virtual int64_t workspace_floats(int64_t /*batch*/, bool /*training*/) const { return 0; }
+    // What training keeps for backward beyond the input and output (masks, batch statistics).
+    virtual int64_t saved_floats(int64_t /*batch*/) const { return 0; }
+    virtual void prepare_training(int64_t /*batch*/) {}
+
+    virtual std::vector<ParamRef> params() { return {}; }
+    virtual void init_params(Rng& /*rng*/) {}
+    // Allocates one gradient per trainable parameter (zeroed); training only.
+    virtual void allocate_gradients() {}
+
+    // x: (N, C, H, W) of input_shape, y: (N, OC, OH, OW) of output_shape. Writes y, never allocates.
+    virtual void forward(const float* x, float* y, const Pass& pass) = 0;
+    // Accumulates parameter gradients; writes dx unless it is nullptr (the first layer).
+    // dy is scratch: a layer may overwrite it (with the gradient before its activation).
+    virtual void backward(const float* x, const float* y, float* dy, float* dx, const Pass& pass) = 0;
+
+    virtual ActivationSpec activation() const { return {}; }
+
+protected:
+    virtual Shape infer(Shape in) const = 0;
+
+private:
+    Shape input_{};
+    Shape output_{};
+};
+
+}  // namespace lenz

@@ -1,0 +1,53 @@
+// Configurations of the layer types and the functions that make them: the C++ builder API.
+// Each type is implemented in its own file under src/layers/.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "lenz/layer.h"
+
+namespace lenz {
+
+enum class PaddingMode { valid, same, pixels };
+
+struct Padding {
+    PaddingMode mode = PaddingMode::valid;
+    int64_t h = 0, w = 0;  // pixels on each side, for PaddingMode::pixels
+    std::string str() const;  // "same", "valid", "1", "1x2"
+};
+
+struct Conv2dConfig {
+    int64_t filters = 1;
+    int64_t kernel_h = 3, kernel_w = 3;
+    int64_t stride_h = 1, stride_w = 1;
+    Padding padding;
+    ActivationSpec activation;
+    bool bias = true;
+};
+
+enum class PoolKind { max, average };
+
+struct Pool2dConfig {
+    PoolKind kind = PoolKind::max;
+    int64_t kernel_h = 2, kernel_w = 2;
+    int64_t stride_h = 0, stride_w = 0;  // 0: the kernel size
+    Padding padding;
+};
+
+struct DenseConfig {
+    int64_t units = 1;
+    ActivationSpec activation;
+    bool bias = true;
+};
+
+std::unique_ptr<Layer> make_conv2d(const Conv2dConfig& config);
+std::unique_ptr<Layer> make_pool2d(const Pool2dConfig& config);
+std::unique_ptr<Layer> make_global_pool(PoolKind kind);
+std::unique_ptr<Layer> make_flatten();
+std::unique_ptr<Layer> make_dense(const DenseConfig& config);
+std::unique_ptr<Layer> make_dropout(double rate);
+std::unique_ptr<Layer> make_batchnorm();
+std::unique_ptr<Layer> make_activation(const ActivationSpec& activation);
+
+}  // namespace lenz

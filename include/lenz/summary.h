@@ -1,0 +1,58 @@
+// What a model costs: parameters, multiplications, and memory for one prediction and for training,
+// both by the course notes' textbook rule and as this engine really plans it.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "lenz/engine.h"
+#include "lenz/model.h"
+
+namespace lenz {
+
+struct SummaryOptions {
+    int64_t batch = 1;
+    int64_t dtype_bytes = 4;  // textbook figures; the engine itself runs float32
+    std::string dtype = "float32";
+    OptimizerKind optimizer = OptimizerKind::adam;
+};
+
+struct LayerCost {
+    int64_t index;  // 1-based; 0 is the input
+    std::string spec, kind;
+    Shape output;
+    int64_t params, non_trainable, mults, input_grad_mults, weight_grad_mults, other_ops, output_bytes;
+    bool allocates;  // false for reshape-only and in-place layers (textbook inference rule)
+    std::string param_formula, mult_formula;
+};
+
+struct Summary {
+    SummaryOptions options;
+    Shape input;
+    int64_t input_bytes = 0;
+    std::vector<LayerCost> layers;
+    int64_t params = 0, non_trainable = 0, param_bytes = 0, mults = 0;
+    int64_t backward_input_mults = 0, backward_weight_mults = 0;  // no input gradient for layer 1
+    int64_t other_ops = 0;
+    // Textbook: the largest pair of consecutive activations (indices into layers; -1 = the input).
+    int64_t pair_first = -1, pair_second = -1, pair_bytes = 0;
+    int64_t inference_bytes_textbook = 0;
+    int64_t training_activation_bytes_per_image = 0;
+    int64_t training_bytes_textbook = 0;
+    InferencePlan inference_plan;
+    TrainingPlan training_plan;
+    int threads = 1;
+};
+
+Summary summarize(const Model& model, const SummaryOptions& options);
+
+std::string format_summary(const Summary& s, const std::string& model_name, bool explain);
+std::string summary_json(const Summary& s, const std::string& model_name);
+std::string summary_csv(const Summary& s);
+
+// Parses "8GB", "512 MB", "1.5GiB", "123456" (bytes). Throws ParseError.
+int64_t parse_memory_size(const std::string& text);
+// The largest batch whose training plan fits in `bytes`; 0 if not even one image fits.
+int64_t largest_batch_that_fits(const Model& model, int64_t bytes, OptimizerKind optimizer);
+
+}  // namespace lenz

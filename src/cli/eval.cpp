@@ -1,0 +1,4 @@
+#include "cli/commands.h"
+namespace lenz::cli {
+void add_eval(CLI::App&, Runner&) {}
+}  // namespace lenz::cli

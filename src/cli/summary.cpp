@@ -1,0 +1,91 @@
+// `lenz summary MODEL`: the cost table, --explain derivations, --json / --csv, --fit MEMORY.
+#include <cstdio>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "lenz/error.h"
+#include "lenz/summary.h"
+
+namespace lenz::cli {
+namespace {
+
+struct SummaryArgs {
+    std::string model;
+    int64_t batch = 1;
+    bool json = false, csv = false, explain = false;
+    std::string dtype = "float32";
+    std::string optimizer = "adam";
+    std::string fit;
+};
+
+OptimizerKind optimizer_kind(const std::string& name) {
+    if (name == "sgd") return OptimizerKind::sgd;
+    if (name == "momentum" || name == "nesterov") return OptimizerKind::momentum;
+    if (name == "adam") return OptimizerKind::adam;
+    if (name == "adamw") return OptimizerKind::adamw;
+    throw ParseError("unknown optimizer '" + name + "' (expected sgd, momentum, nesterov, adam or adamw)");
+}
+
+int run_summary(const SummaryArgs& a) {
+    Model model = load_model_file(a.model);
+    SummaryOptions options;
+    options.batch = a.batch;
+    options.dtype = a.dtype;
+    options.dtype_bytes = a.dtype == "float32" ? 4 : a.dtype == "float16" || a.dtype == "bfloat16" ? 2 : 1;
+    options.optimizer = optimizer_kind(a.optimizer);
+    if (!a.fit.empty()) {
+        const int64_t bytes = parse_memory_size(a.fit);
+        const int64_t batch = largest_batch_that_fits(model, bytes, options.optimizer);
+        if (batch == 0) {
+            const int64_t one = plan_training(model, 1, options.optimizer).bytes();
+            throw ShapeError("not even a batch of 1 fits in " + human_bytes(bytes) + ": training needs " +
+                             human_bytes(one) + " (" + with_commas(one) + " bytes) per step with " +
+                             optimizer_name(options.optimizer));
+        }
+        options.batch = batch;
+        const Summary s = summarize(model, options);
+        if (a.json) {
+            std::printf("{\"fit_bytes\": %lld, \"batch\": %lld, \"training_bytes_plan\": %lld, \"optimizer\": \"%s\"}\n",
+                        static_cast<long long>(bytes), static_cast<long long>(batch),
+                        static_cast<long long>(s.training_plan.bytes()), optimizer_name(options.optimizer));
+        } else {
+            std::printf("Largest batch that fits in %s (%s bytes) for training with %s: %lld\n"
+                        "  training plan at batch %lld: %s bytes (%s); batch %lld would need %s bytes\n",
+                        human_bytes(bytes).c_str(), with_commas(bytes).c_str(), optimizer_name(options.optimizer),
+                        static_cast<long long>(batch), static_cast<long long>(batch),
+                        with_commas(s.training_plan.bytes()).c_str(), human_bytes(s.training_plan.bytes()).c_str(),
+                        static_cast<long long>(batch + 1),
+                        with_commas(plan_training(model, batch + 1, options.optimizer).bytes()).c_str());
+        }
+        return 0;
+    }
+    const Summary s = summarize(model, options);
+    if (a.json)
+        std::cout << summary_json(s, a.model) << "\n";
+    else if (a.csv)
+        std::cout << summary_csv(s);
+    else
+        std::cout << format_summary(s, a.model, a.explain);
+    return 0;
+}
+
+}  // namespace
+
+void add_summary(CLI::App& app, Runner& run) {
+    auto args = std::make_shared<SummaryArgs>();
+    CLI::App* cmd = app.add_subcommand("summary", "What a model costs: parameters, multiplications, memory");
+    cmd->add_option("model", args->model, "model file (.lenz)")->required();
+    cmd->add_option("--batch", args->batch, "training batch size for the memory figures")
+        ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+    cmd->add_flag("--json", args->json, "one JSON object (stable keys)");
+    cmd->add_flag("--csv", args->csv, "one CSV row per layer (stable columns)");
+    cmd->add_flag("--explain", args->explain, "show how each figure is derived");
+    cmd->add_option("--dtype", args->dtype, "element type of the textbook figures")
+        ->check(CLI::IsMember({"float32", "float16", "bfloat16", "int8"}));
+    cmd->add_option("--optimizer", args->optimizer, "optimizer whose state the training plan includes")
+        ->check(CLI::IsMember({"sgd", "momentum", "nesterov", "adam", "adamw"}));
+    cmd->add_option("--fit", args->fit, "print the largest training batch whose plan fits in this memory, e.g. 8GB");
+    cmd->callback([&run, args] { run = [args] { return run_summary(*args); }; });
+}
+
+}  // namespace lenz::cli

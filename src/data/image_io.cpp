@@ -1,0 +1,219 @@
+// PNG and JPEG decoding to 8-bit grey or RGB, and PNG writing.
+//
+// Limits: an image file is at most 2^30 bytes, and an image at most 1<<15 pixels per side and 2^28
+// pixels; both are checked from the header before the pixel buffer is allocated.
+#include <cerrno>
+#include <csetjmp>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+// jpeglib.h needs <cstdio> first; jerror.h names the warning codes (to spot a premature end).
+#include <jerror.h>
+#include <jpeglib.h>
+#include <png.h>
+
+#include "lenz/data.h"
+#include "lenz/error.h"
+
+namespace lenz {
+namespace {
+
+constexpr uint64_t kMaxFileBytes = uint64_t{1} << 30;
+constexpr uint64_t kMaxSide = uint64_t{1} << 15;
+constexpr uint64_t kMaxPixels = uint64_t{1} << 28;
+
+struct FileCloser {
+    std::FILE* file;
+    ~FileCloser() { std::fclose(file); }
+};
+
+std::vector<uint8_t> read_file(const std::string& path) {
+    std::FILE* file = std::fopen(path.c_str(), "rb");
+    if (!file) throw IoError(path + ": cannot open: " + std::strerror(errno));
+    FileCloser closer{file};
+    std::vector<uint8_t> data;
+    constexpr size_t kChunk = size_t{1} << 20;
+    for (;;) {
+        size_t used = data.size();
+        data.resize(used + kChunk);
+        size_t got = std::fread(data.data() + used, 1, kChunk, file);
+        data.resize(used + got);
+        if (got < kChunk && std::ferror(file)) throw IoError(path + ": read error: " + std::strerror(errno));
+        if (data.size() > kMaxFileBytes) {
+            throw FormatError(path + ": file is larger than the limit of " + std::to_string(kMaxFileBytes) +
+                              " bytes for one image");
+        }
+        if (got < kChunk) return data;
+    }
+}
+
+void check_size(const std::string& path, uint64_t height, uint64_t width) {
+    if (height == 0 || width == 0 || height > kMaxSide || width > kMaxSide || height * width > kMaxPixels) {
+        throw FormatError(path + ": image size " + std::to_string(height) + "x" + std::to_string(width) +
+                          " is outside the limits of 1.." + std::to_string(kMaxSide) + " per side and " +
+                          std::to_string(kMaxPixels) + " pixels");
+    }
+}
+
+// The simplified libpng API reports errors through its return value (it does the setjmp itself),
+// converts every colour type and bit depth, and composites alpha onto the background we give.
+Image decode_png(const std::string& path, const std::vector<uint8_t>& data) {
+    png_image png{};
+    png.version = PNG_IMAGE_VERSION;
+    if (!png_image_begin_read_from_memory(&png, data.data(), data.size())) {
+        throw FormatError(path + ": bad PNG: " + png.message);
+    }
+    struct Free {
+        png_image* png;
+        ~Free() { png_image_free(png); }
+    } free_on_exit{&png};
+    check_size(path, png.height, png.width);
+    // Keep grey images grey. Palette images report colour whenever the palette does.
+    bool colour = (png.format & PNG_FORMAT_FLAG_COLOR) != 0;
+    png.format = colour ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
+    // Untagged 16-bit files are sRGB in practice; libpng would otherwise assume linear light and
+    // brighten them when reducing to 8 bits.
+    png.flags |= PNG_IMAGE_FLAG_16BIT_sRGB;
+
+    Image image;
+    image.height = png.height;
+    image.width = png.width;
+    image.channels = colour ? 3 : 1;
+    image.pixels.resize(PNG_IMAGE_SIZE(png));
+    const png_color black{0, 0, 0};
+    if (!png_image_finish_read(&png, &black, image.pixels.data(), 0, nullptr)) {
+        throw FormatError(path + ": bad PNG: " + png.message);
+    }
+    return image;
+}
+
+// libjpeg reports fatal errors by calling error_exit, which must not return: we longjmp back to
+// decode_jpeg_into, keeping the message. Only C frames are skipped, so no destructor is bypassed.
+struct JpegError {
+    jpeg_error_mgr manager;
+    std::jmp_buf jump;
+    char message[JMSG_LENGTH_MAX];
+};
+
+[[noreturn]] void jpeg_fail(j_common_ptr info) {
+    auto* error = reinterpret_cast<JpegError*>(info->err);
+    (*info->err->format_message)(info, error->message);
+    std::longjmp(error->jump, 1);
+}
+
+// Warnings are normally printed to stderr and decoding goes on. A premature end of data means a
+// truncated file whose missing rows libjpeg would fill with grey, so that one becomes an error;
+// others (stray bytes before a marker and the like) are harmless for typical camera files.
+void jpeg_message(j_common_ptr info, int level) {
+    if (level < 0 && info->err->msg_code == JWRN_JPEG_EOF) {
+        auto* error = reinterpret_cast<JpegError*>(info->err);
+        std::snprintf(error->message, sizeof error->message, "truncated (data ends before the image does)");
+        std::longjmp(error->jump, 1);
+    }
+}
+
+// Returns false with error->message set when libjpeg fails. Everything this function touches after
+// setjmp lives in the caller's frame and is reached through pointers that do not change, so its
+// state is well defined after a longjmp. C++ exceptions leave normally; the caller cleans up.
+bool decode_jpeg_into(jpeg_decompress_struct* info, JpegError* error, const std::string* path,
+                      const std::vector<uint8_t>* data, Image* image) {
+    if (setjmp(error->jump)) return false;
+    jpeg_create_decompress(info);
+    jpeg_mem_src(info, data->data(), static_cast<unsigned long>(data->size()));
+    jpeg_read_header(info, TRUE);
+    check_size(*path, info->image_height, info->image_width);
+    if (info->jpeg_color_space == JCS_GRAYSCALE) {
+        info->out_color_space = JCS_GRAYSCALE;
+    } else if (info->jpeg_color_space == JCS_YCbCr || info->jpeg_color_space == JCS_RGB) {
+        info->out_color_space = JCS_RGB;
+    } else {
+        throw FormatError(*path + ": JPEG colour space " + std::to_string(info->jpeg_color_space) +
+                          " (CMYK/YCCK) is not supported; convert the file to RGB");
+    }
+    jpeg_start_decompress(info);
+    image->height = info->output_height;
+    image->width = info->output_width;
+    image->channels = info->output_components;
+    image->pixels.resize(image->height * image->width * image->channels);
+    const size_t row_bytes = image->width * image->channels;
+    while (info->output_scanline < info->output_height) {
+        JSAMPROW row = image->pixels.data() + info->output_scanline * row_bytes;
+        jpeg_read_scanlines(info, &row, 1);
+    }
+    jpeg_finish_decompress(info);
+    return true;
+}
+
+Image decode_jpeg(const std::string& path, const std::vector<uint8_t>& data) {
+    jpeg_decompress_struct info{};
+    JpegError error{};
+    info.err = jpeg_std_error(&error.manager);
+    error.manager.error_exit = jpeg_fail;
+    error.manager.emit_message = jpeg_message;
+    // jpeg_destroy_decompress is safe on a zeroed or half-created struct.
+    struct Destroy {
+        jpeg_decompress_struct* info;
+        ~Destroy() { jpeg_destroy_decompress(info); }
+    } destroy_on_exit{&info};
+    Image image;
+    if (!decode_jpeg_into(&info, &error, &path, &data, &image)) {
+        throw FormatError(path + ": bad JPEG: " + error.message);
+    }
+    return image;
+}
+
+}  // namespace
+
+Image read_image(const std::string& path) {
+    std::vector<uint8_t> data = read_file(path);
+    static const uint8_t kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (data.size() >= 8 && std::memcmp(data.data(), kPngSignature, 8) == 0) return decode_png(path, data);
+    if (data.size() >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff)
+        return decode_jpeg(path, data);
+    std::string start;
+    for (size_t i = 0; i < data.size() && i < 4; ++i) {
+        char hex[4];
+        std::snprintf(hex, sizeof hex, " %02x", data[i]);
+        start += hex;
+    }
+    throw FormatError(path + ": not a PNG or JPEG file (expected 89 50 4e 47 or ff d8 ff at byte 0, got" +
+                      (data.empty() ? std::string(" an empty file") : start) + ")");
+}
+
+void write_png(const std::string& path, const Image& image) {
+    if ((image.channels != 1 && image.channels != 3) || image.height <= 0 || image.width <= 0 ||
+        static_cast<uint64_t>(image.height) > kMaxSide || static_cast<uint64_t>(image.width) > kMaxSide ||
+        image.pixels.size() != static_cast<size_t>(image.height * image.width * image.channels)) {
+        throw ShapeError(path + ": cannot write a PNG of " + std::to_string(image.height) + "x" +
+                         std::to_string(image.width) + "x" + std::to_string(image.channels) + " from " +
+                         std::to_string(image.pixels.size()) +
+                         " bytes (expected 1 or 3 channels, H*W*C bytes)");
+    }
+    png_image png{};
+    png.version = PNG_IMAGE_VERSION;
+    png.height = static_cast<png_uint_32>(image.height);
+    png.width = static_cast<png_uint_32>(image.width);
+    png.format = image.channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
+    // Encode to memory first so that file errors carry the system's reason, not libpng's.
+    png_alloc_size_t size = 0;
+    if (!png_image_write_get_memory_size(png, size, 0, image.pixels.data(), 0, nullptr)) {
+        throw IoError(path + ": cannot encode PNG: " + png.message);
+    }
+    std::vector<uint8_t> encoded(size);
+    if (!png_image_write_to_memory(&png, encoded.data(), &size, 0, image.pixels.data(), 0, nullptr)) {
+        throw IoError(path + ": cannot encode PNG: " + png.message);
+    }
+    std::FILE* file = std::fopen(path.c_str(), "wb");
+    if (!file) throw IoError(path + ": cannot create: " + std::strerror(errno));
+    bool written = std::fwrite(encoded.data(), 1, size, file) == size;
+    int saved_errno = errno;
+    if (std::fclose(file) != 0 && written) {
+        written = false;
+        saved_errno = errno;
+    }
+    if (!written) throw IoError(path + ": write failed: " + std::strerror(saved_errno));
+}
+
+}  // namespace lenz

@@ -1,0 +1,121 @@
+// One training step: forward keeping every activation, softmax cross-entropy on the logits, and
+// backward through the layers with two ping-pong gradient buffers.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "lenz/engine.h"
+#include "lenz/error.h"
+#include "lenz/layers.h"
+
+namespace lenz {
+
+double softmax_cross_entropy(const float* logits, const int32_t* labels, int64_t N, int64_t K, float* dlogits,
+                             int64_t* correct) {
+    double total = 0.0;
+    for (int64_t n = 0; n < N; ++n) {
+        const float* z = logits + n * K;
+        float* d = dlogits + n * K;
+        const int64_t best = std::max_element(z, z + K) - z;
+        const float top = z[best];
+        double sum = 0.0;
+        for (int64_t k = 0; k < K; ++k) sum += std::exp(static_cast<double>(z[k] - top));
+        const double log_sum = std::log(sum);
+        const int32_t label = labels[n];
+        total += log_sum - (z[label] - top);
+        for (int64_t k = 0; k < K; ++k) {
+            const double p = std::exp(static_cast<double>(z[k] - top) - log_sum);
+            d[k] = static_cast<float>((p - (k == label ? 1.0 : 0.0)) / static_cast<double>(N));
+        }
+        if (correct && best == label) ++*correct;
+    }
+    return total;
+}
+
+TrainingStep::TrainingStep(Model& model, int64_t max_batch) : model_(model), max_batch_(max_batch) {
+    const TrainingPlan plan = plan_training(model, max_batch, OptimizerKind::sgd);
+    model.allocate_gradients();
+    input_ = Buffer(plan.input_floats);
+    float* previous = input_.data();
+    for (int64_t i = 0; i < model.size(); ++i) {
+        Layer& layer = model.layer(i);
+        if (layer.reshape_only()) {
+            outputs_.push_back(previous);
+            continue;
+        }
+        activations_.emplace_back(max_batch * layer.output_shape().elements());
+        previous = activations_.back().data();
+        outputs_.push_back(previous);
+        layer.prepare_training(max_batch);
+    }
+    grad_a_ = Buffer(plan.backprop_floats / 2);
+    grad_b_ = Buffer(plan.backprop_floats / 2);
+    workspace_ = Buffer(plan.workspace_floats);
+}
+
+const float* TrainingStep::forward(const float* input, int64_t batch, bool training, uint64_t step_seed) {
+    if (batch <= 0 || batch > max_batch_)
+        throw ShapeError("training batch " + std::to_string(batch) + " is outside 1.." + std::to_string(max_batch_));
+    std::memcpy(input_.data(), input, sizeof(float) * static_cast<size_t>(batch * model_.input_shape().elements()));
+    Pass pass;
+    pass.batch = batch;
+    pass.training = training;
+    pass.workspace = workspace_.data();
+    const float* x = input_.data();
+    for (int64_t i = 0; i < model_.size(); ++i) {
+        Layer& layer = model_.layer(i);
+        pass.seed = Rng::derive(step_seed, 0xD20, static_cast<uint64_t>(i)).next();
+        if (!layer.reshape_only()) layer.forward(x, outputs_[static_cast<size_t>(i)], pass);
+        x = outputs_[static_cast<size_t>(i)];
+    }
+    return x;
+}
+
+TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels, int64_t batch,
+                                       uint64_t step_seed) {
+    const int64_t L = model_.size();
+    const int64_t classes = model_.output_shape().elements();
+    // Where the logits are: a standalone softmax is left out; a fused one is skipped in the last layer.
+    const bool standalone_softmax = model_.ends_with_softmax() && model_.layer(L - 1).kind() == "softmax";
+    const bool fused_softmax = model_.ends_with_softmax() && !standalone_softmax;
+    const int64_t last = standalone_softmax ? L - 2 : L - 1;
+
+    std::memcpy(input_.data(), input, sizeof(float) * static_cast<size_t>(batch * model_.input_shape().elements()));
+    Pass pass;
+    pass.batch = batch;
+    pass.training = true;
+    pass.workspace = workspace_.data();
+    const float* x = input_.data();
+    for (int64_t i = 0; i <= last; ++i) {
+        Layer& layer = model_.layer(i);
+        pass.seed = Rng::derive(step_seed, 0xD20, static_cast<uint64_t>(i)).next();
+        pass.logits_only = fused_softmax && i == last;
+        if (!layer.reshape_only()) layer.forward(x, outputs_[static_cast<size_t>(i)], pass);
+        x = outputs_[static_cast<size_t>(i)];
+    }
+
+    for (int64_t n = 0; n < batch; ++n)
+        if (labels[n] < 0 || labels[n] >= classes)
+            throw ShapeError("label " + std::to_string(labels[n]) + " is outside the model's " +
+                             std::to_string(classes) + " classes");
+    Result result;
+    float* dy = grad_a_.data();
+    float* dx = grad_b_.data();
+    result.loss_sum = softmax_cross_entropy(x, labels, batch, classes, dy, &result.correct);
+
+    for (int64_t i = 0; i < L; ++i)
+        for (ParamRef& p : model_.layer(i).params())
+            if (p.grad) p.grad->zero();
+    pass.logits_only = false;
+    for (int64_t i = last; i >= 0; --i) {
+        Layer& layer = model_.layer(i);
+        const float* layer_in = i == 0 ? input_.data() : outputs_[static_cast<size_t>(i - 1)];
+        pass.dy_is_preactivation = fused_softmax && i == last;
+        if (layer.reshape_only()) continue;  // the gradient keeps its memory; only the shape changes
+        layer.backward(layer_in, outputs_[static_cast<size_t>(i)], dy, i == 0 ? nullptr : dx, pass);
+        std::swap(dy, dx);
+    }
+    return result;
+}
+
+}  // namespace lenz

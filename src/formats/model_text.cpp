@@ -1,0 +1,302 @@
+// The `.lenz` model format: one layer a line, `#` comments. Every error names file, line and column.
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <optional>
+#include <sstream>
+
+#include "layers/window.h"
+#include "lenz/error.h"
+#include "lenz/model.h"
+
+namespace lenz {
+namespace {
+
+constexpr int64_t kMaxModelFileBytes = 1 << 20;  // a model file is a few lines; 1 MB is already absurd
+constexpr int64_t kMaxLayers = 10000;
+
+struct Token {
+    std::string text;
+    int column;  // 1-based
+};
+
+class LineParser {
+public:
+    LineParser(const std::string& file, int line, std::vector<Token> tokens)
+        : file_(file), line_(line), tokens_(std::move(tokens)) {}
+
+    [[noreturn]] void fail(int column, const std::string& what) const {
+        throw ParseError(file_ + ":" + std::to_string(line_) + ":" + std::to_string(column) + ": " + what);
+    }
+    const Token& keyword() const { return tokens_[0]; }
+    int end_column() const { return tokens_.back().column + static_cast<int>(tokens_.back().text.size()); }
+
+    // The next positional argument, or an error saying what was expected there.
+    const Token& positional(size_t index, const std::string& expected) const {
+        if (index >= tokens_.size() || tokens_[index].text.find('=') != std::string::npos)
+            fail(index < tokens_.size() ? tokens_[index].column : end_column(),
+                 keyword().text + ": expected " + expected);
+        return tokens_[index];
+    }
+
+    int64_t integer(const Token& t, const std::string& what, int64_t max = kMaxDimension) const {
+        return integer_in(t.text, t.column, what, max);
+    }
+    int64_t integer_in(const std::string& s, int column, const std::string& what, int64_t max = kMaxDimension) const {
+        if (s.empty() || s.size() > 18 || s.find_first_not_of("0123456789") != std::string::npos)
+            fail(column, keyword().text + ": expected " + what + " as a positive whole number, got '" + s + "'");
+        const int64_t v = std::stoll(s);
+        if (v <= 0) fail(column, keyword().text + ": " + what + " must be positive, got " + s);
+        if (v > max) fail(column, keyword().text + ": " + what + " " + s + " is larger than the limit " + std::to_string(max));
+        return v;
+    }
+
+    // "3" or "3x5"
+    std::pair<int64_t, int64_t> pair(const std::string& s, int column, const std::string& what) const {
+        const size_t x = s.find('x');
+        if (x == std::string::npos) {
+            const int64_t v = integer_in(s, column, what);
+            return {v, v};
+        }
+        return {integer_in(s.substr(0, x), column, what + " height"),
+                integer_in(s.substr(x + 1), column + static_cast<int>(x) + 1, what + " width")};
+    }
+
+    double rate(const Token& t) const {
+        char* end = nullptr;
+        errno = 0;
+        const double v = std::strtod(t.text.c_str(), &end);
+        if (t.text.empty() || *end != '\0' || errno != 0 || !std::isfinite(v))
+            fail(t.column, "dropout: expected a rate such as 0.5, got '" + t.text + "'");
+        if (v < 0.0 || v >= 1.0) fail(t.column, "dropout: rate must be at least 0 and below 1, got " + t.text);
+        return v;
+    }
+
+    std::optional<ActivationSpec> activation(const Token& t) const {
+        const std::string& s = t.text;
+        if (s == "relu") return ActivationSpec{Activation::relu};
+        if (s == "sigmoid") return ActivationSpec{Activation::sigmoid};
+        if (s == "tanh") return ActivationSpec{Activation::tanh};
+        if (s == "softmax") return ActivationSpec{Activation::softmax};
+        if (s == "leakyrelu") return ActivationSpec{Activation::leaky_relu, 0.01f};
+        if (s.rfind("leakyrelu=", 0) == 0) {
+            const std::string a = s.substr(10);
+            char* end = nullptr;
+            const double v = std::strtod(a.c_str(), &end);
+            if (a.empty() || *end != '\0' || !std::isfinite(v) || v <= 0.0 || v >= 1.0)
+                fail(t.column + 10, "leakyrelu: expected a slope between 0 and 1 such as 0.1, got '" + a + "'");
+            return ActivationSpec{Activation::leaky_relu, static_cast<float>(v)};
+        }
+        return std::nullopt;
+    }
+
+    Padding padding(const std::string& s, int column) const {
+        if (s == "same") return {PaddingMode::same};
+        if (s == "valid") return {PaddingMode::valid};
+        if (s.empty() || s.find_first_not_of("0123456789x") != std::string::npos)
+            fail(column, keyword().text + ": expected padding=same, padding=valid or padding=P (pixels), got '" + s + "'");
+        if (s == "0") return {PaddingMode::pixels, 0, 0};
+        const size_t x = s.find('x');
+        auto pixels = [&](const std::string& part, int col) -> int64_t {
+            if (part == "0") return 0;
+            return integer_in(part, col, "padding");
+        };
+        if (x == std::string::npos) {
+            const int64_t p = pixels(s, column);
+            return {PaddingMode::pixels, p, p};
+        }
+        return {PaddingMode::pixels, pixels(s.substr(0, x), column),
+                pixels(s.substr(x + 1), column + static_cast<int>(x) + 1)};
+    }
+
+    // Options after the positional arguments: key=value and flags, each at most once.
+    struct Options {
+        std::optional<std::pair<int64_t, int64_t>> stride;
+        std::optional<Padding> padding;
+        std::optional<ActivationSpec> activation;
+        bool nobias = false;
+    };
+    Options options(size_t first, bool window, bool act_and_bias) const {
+        Options o;
+        const std::string expected = std::string("expected ") + (window ? "stride=S, padding=same|valid|P" : "") +
+                                     (window && act_and_bias ? ", " : "") +
+                                     (act_and_bias ? "an activation (relu, leakyrelu[=A], sigmoid, tanh, softmax) or nobias" : "");
+        for (size_t i = first; i < tokens_.size(); ++i) {
+            const Token& t = tokens_[i];
+            const size_t eq = t.text.find('=');
+            const std::string key = t.text.substr(0, eq);
+            const int value_column = t.column + static_cast<int>(eq) + 1;
+            auto once = [&](bool seen) {
+                if (seen) fail(t.column, keyword().text + ": option '" + key + "' given twice");
+            };
+            if (window && key == "stride" && eq != std::string::npos) {
+                once(o.stride.has_value());
+                o.stride = pair(t.text.substr(eq + 1), value_column, "stride");
+            } else if (window && key == "padding" && eq != std::string::npos) {
+                once(o.padding.has_value());
+                o.padding = padding(t.text.substr(eq + 1), value_column);
+            } else if (act_and_bias && t.text == "nobias") {
+                once(o.nobias);
+                o.nobias = true;
+            } else if (auto act = act_and_bias ? activation(t) : std::nullopt) {
+                if (o.activation) fail(t.column, keyword().text + ": only one activation per layer");
+                o.activation = act;
+            } else {
+                fail(t.column, keyword().text + ": unknown option '" + t.text + "' (" + expected + ")");
+            }
+        }
+        return o;
+    }
+
+    void no_more(size_t count) const {
+        if (tokens_.size() > count)
+            fail(tokens_[count].column, keyword().text + " takes no further arguments, got '" + tokens_[count].text + "'");
+    }
+
+    size_t size() const { return tokens_.size(); }
+
+private:
+    const std::string& file_;
+    int line_;
+    std::vector<Token> tokens_;
+};
+
+std::vector<Token> tokenize(const std::string& line) {
+    std::vector<Token> tokens;
+    size_t i = 0;
+    while (i < line.size()) {
+        if (line[i] == '#') break;
+        if (std::isspace(static_cast<unsigned char>(line[i]))) {
+            ++i;
+            continue;
+        }
+        const size_t start = i;
+        while (i < line.size() && !std::isspace(static_cast<unsigned char>(line[i])) && line[i] != '#') ++i;
+        tokens.push_back({line.substr(start, i - start), static_cast<int>(start) + 1});
+    }
+    return tokens;
+}
+
+Shape parse_input(const LineParser& p) {
+    const Token& t = p.positional(1, "the input size HxWxC, e.g. input 28x28x1");
+    const std::string& s = t.text;
+    const size_t x1 = s.find('x'), x2 = x1 == std::string::npos ? x1 : s.find('x', x1 + 1);
+    if (x2 == std::string::npos)
+        p.fail(t.column, "input: expected HxWxC (height x width x channels), e.g. 28x28x1, got '" + s + "'");
+    const int c1 = t.column + static_cast<int>(x1) + 1, c2 = t.column + static_cast<int>(x2) + 1;
+    Shape shape{p.integer_in(s.substr(0, x1), t.column, "height"), p.integer_in(s.substr(x1 + 1, x2 - x1 - 1), c1, "width"),
+                p.integer_in(s.substr(x2 + 1), c2, "channels")};
+    p.no_more(2);
+    return shape;
+}
+
+std::unique_ptr<Layer> parse_layer(const LineParser& p) {
+    const std::string& kw = p.keyword().text;
+    if (kw == "conv") {
+        Conv2dConfig c;
+        c.filters = p.integer(p.positional(1, "the number of filters, e.g. conv 32 3x3"), "the number of filters");
+        const Token& k = p.positional(2, "the kernel size, e.g. 3 or 3x3");
+        std::tie(c.kernel_h, c.kernel_w) = p.pair(k.text, k.column, "kernel size");
+        const auto o = p.options(3, true, true);
+        if (o.stride) std::tie(c.stride_h, c.stride_w) = *o.stride;
+        if (o.padding) c.padding = *o.padding;
+        if (o.activation) c.activation = *o.activation;
+        c.bias = !o.nobias;
+        return make_conv2d(c);
+    }
+    if (kw == "maxpool" || kw == "avgpool") {
+        Pool2dConfig c;
+        c.kind = kw == "maxpool" ? PoolKind::max : PoolKind::average;
+        const Token& k = p.positional(1, "the pool size, e.g. 2 or 2x2");
+        std::tie(c.kernel_h, c.kernel_w) = p.pair(k.text, k.column, "pool size");
+        const auto o = p.options(2, true, false);
+        if (o.stride) std::tie(c.stride_h, c.stride_w) = *o.stride;
+        if (o.padding) c.padding = *o.padding;
+        return make_pool2d(c);
+    }
+    if (kw == "globalavgpool" || kw == "globalmaxpool" || kw == "flatten" || kw == "batchnorm") {
+        p.no_more(1);
+        if (kw == "flatten") return make_flatten();
+        if (kw == "batchnorm") return make_batchnorm();
+        return make_global_pool(kw == "globalmaxpool" ? PoolKind::max : PoolKind::average);
+    }
+    if (kw == "dense") {
+        DenseConfig c;
+        c.units = p.integer(p.positional(1, "the number of units, e.g. dense 128"), "the number of units");
+        const auto o = p.options(2, false, true);
+        if (o.activation) c.activation = *o.activation;
+        c.bias = !o.nobias;
+        return make_dense(c);
+    }
+    if (kw == "dropout") {
+        const double rate = p.rate(p.positional(1, "a rate such as dropout 0.5"));
+        p.no_more(2);
+        return make_dropout(rate);
+    }
+    if (auto act = p.activation(p.keyword())) {
+        p.no_more(1);
+        return make_activation(*act);
+    }
+    if (kw == "input") p.fail(p.keyword().column, "input may appear only once, on the first line");
+    p.fail(p.keyword().column,
+           "unknown layer '" + kw +
+               "' (expected conv, maxpool, avgpool, globalavgpool, globalmaxpool, flatten, dense, dropout, batchnorm, "
+               "relu, leakyrelu, sigmoid, tanh or softmax)");
+}
+
+}  // namespace
+
+Model parse_model(const std::string& text, const std::string& filename) {
+    std::optional<Model> model;
+    std::istringstream in(text);
+    std::string line;
+    int number = 0;
+    while (std::getline(in, line)) {
+        ++number;
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        std::vector<Token> tokens = tokenize(line);
+        if (tokens.empty()) continue;
+        LineParser p(filename, number, std::move(tokens));
+        if (!model) {
+            if (p.keyword().text != "input")
+                p.fail(p.keyword().column, "expected the input size first, e.g. input 28x28x1, got '" + p.keyword().text + "'");
+            try {
+                model.emplace(parse_input(p));
+            } catch (const ShapeError& e) {
+                p.fail(p.keyword().column, e.what());
+            }
+            continue;
+        }
+        if (model->size() >= kMaxLayers) p.fail(1, "more than " + std::to_string(kMaxLayers) + " layers");
+        std::unique_ptr<Layer> layer;
+        try {
+            layer = parse_layer(p);
+            layer->connect(model->output_shape());
+            layer->output_shape().elements();
+        } catch (const ShapeError& e) {
+            p.fail(p.keyword().column, std::string(e.what()) + " (input " + model->output_shape().str() + ")");
+        }
+        model->add(std::move(layer));
+    }
+    if (!model) throw ParseError(filename + ":1:1: empty model: expected the input size first, e.g. input 28x28x1");
+    if (model->size() == 0)
+        throw ParseError(filename + ":" + std::to_string(number) + ":1: the model has an input but no layers");
+    return std::move(*model);
+}
+
+Model load_model_file(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw IoError(path + ": cannot open the model file");
+    std::string text;
+    char buf[65536];
+    while (f.read(buf, sizeof buf) || f.gcount() > 0) {
+        text.append(buf, static_cast<size_t>(f.gcount()));
+        if (static_cast<int64_t>(text.size()) > kMaxModelFileBytes)
+            throw ParseError(path + ": larger than 1 MB; not a model file?");
+    }
+    if (text.find('\0') != std::string::npos) throw ParseError(path + ": contains NUL bytes; not a text model file");
+    return parse_model(text, path);
+}
+
+}  // namespace lenz

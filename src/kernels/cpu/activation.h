@@ -1,0 +1,26 @@
+// Element-wise activations and channel softmax, forward in place and backward from the output.
+// Every activation here has a derivative computable from its output alone, which is why layers
+// keep only y, not the pre-activation.
+#pragma once
+#include <cstdint>
+
+#include "lenz/layer.h"
+
+namespace lenz::cpu {
+
+// y: (count) in place. Not for softmax.
+void activation_forward(const ActivationSpec& act, float* y, int64_t count);
+// dpre = dy * f'(from y). dpre may alias dy. Not for softmax.
+void activation_backward(const ActivationSpec& act, const float* y, const float* dy, float* dpre, int64_t count);
+
+// y: (N, C, P): softmax over C at each of the P positions, in place, max-subtracted for stability.
+void softmax_forward(float* y, int64_t N, int64_t C, int64_t P);
+// dpre_c = y_c * (dy_c - sum_j dy_j y_j). dpre may alias dy.
+void softmax_backward(const float* y, const float* dy, float* dpre, int64_t N, int64_t C, int64_t P);
+
+// Applies `act` to y: (N, C, P), including softmax.
+void apply_activation(const ActivationSpec& act, float* y, int64_t N, int64_t C, int64_t P);
+void apply_activation_backward(const ActivationSpec& act, const float* y, const float* dy, float* dpre, int64_t N,
+                               int64_t C, int64_t P);
+
+}  // namespace lenz::cpu

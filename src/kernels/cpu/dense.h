@@ -1,0 +1,18 @@
+// Fully connected layer as GEMM. Rows of the batch are split over threads for y and dx, rows of
+// the weight for dw, so no two threads add into the same number and results do not depend on the
+// thread count.
+#pragma once
+#include <cstdint>
+
+#include "lenz/layer.h"
+
+namespace lenz::cpu {
+
+// x: (N, I)  w: (U, I)  b: (U) or nullptr  y: (N, U)
+void dense_forward(int64_t N, int64_t I, int64_t U, const float* x, const float* w, const float* b,
+                   const ActivationSpec& act, float* y, int threads);
+// dy: (N, U) before the activation. Accumulates dw (U, I), db (U); writes dx (N, I) unless nullptr.
+void dense_backward(int64_t N, int64_t I, int64_t U, const float* x, const float* dy, const float* w, float* dx,
+                    float* dw, float* db, int threads);
+
+}  // namespace lenz::cpu

@@ -1,0 +1,111 @@
+#include "kernels/cpu/pool2d.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace lenz::cpu {
+namespace {
+
+struct Window {
+    int64_t h0, h1, w0, w1;  // real input rows [h0, h1), columns [w0, w1)
+};
+
+Window window_at(const ConvGeometry& g, int64_t oh, int64_t ow) {
+    const int64_t hs = oh * g.SH - g.PT, ws = ow * g.SW - g.PL;
+    return {std::max<int64_t>(hs, 0), std::min(hs + g.KH, g.H), std::max<int64_t>(ws, 0), std::min(ws + g.KW, g.W)};
+}
+
+// Index within the plane of the first maximum of the window.
+int64_t argmax_in(const ConvGeometry& g, const float* plane, const Window& w) {
+    int64_t best = w.h0 * g.W + w.w0;
+    for (int64_t h = w.h0; h < w.h1; ++h)
+        for (int64_t c = w.w0; c < w.w1; ++c)
+            if (plane[h * g.W + c] > plane[best]) best = h * g.W + c;
+    return best;
+}
+
+}  // namespace
+
+void maxpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y) {
+#pragma omp parallel for schedule(static) if (N * g.C > 1)
+    for (int64_t nc = 0; nc < N * g.C; ++nc) {
+        const float* plane = x + nc * g.H * g.W;
+        float* out = y + nc * g.OH * g.OW;
+        for (int64_t oh = 0; oh < g.OH; ++oh)
+            for (int64_t ow = 0; ow < g.OW; ++ow) out[oh * g.OW + ow] = plane[argmax_in(g, plane, window_at(g, oh, ow))];
+    }
+}
+
+void avgpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y) {
+#pragma omp parallel for schedule(static) if (N * g.C > 1)
+    for (int64_t nc = 0; nc < N * g.C; ++nc) {
+        const float* plane = x + nc * g.H * g.W;
+        float* out = y + nc * g.OH * g.OW;
+        for (int64_t oh = 0; oh < g.OH; ++oh)
+            for (int64_t ow = 0; ow < g.OW; ++ow) {
+                const Window w = window_at(g, oh, ow);
+                float sum = 0.0f;
+                for (int64_t h = w.h0; h < w.h1; ++h)
+                    for (int64_t c = w.w0; c < w.w1; ++c) sum += plane[h * g.W + c];
+                out[oh * g.OW + ow] = sum / static_cast<float>((w.h1 - w.h0) * (w.w1 - w.w0));
+            }
+    }
+}
+
+void maxpool_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy, float* dx) {
+#pragma omp parallel for schedule(static) if (N * g.C > 1)
+    for (int64_t nc = 0; nc < N * g.C; ++nc) {
+        const float* plane = x + nc * g.H * g.W;
+        const float* dout = dy + nc * g.OH * g.OW;
+        float* dplane = dx + nc * g.H * g.W;
+        std::memset(dplane, 0, sizeof(float) * static_cast<size_t>(g.H * g.W));
+        for (int64_t oh = 0; oh < g.OH; ++oh)
+            for (int64_t ow = 0; ow < g.OW; ++ow)
+                dplane[argmax_in(g, plane, window_at(g, oh, ow))] += dout[oh * g.OW + ow];
+    }
+}
+
+void avgpool_backward(const ConvGeometry& g, int64_t N, const float* dy, float* dx) {
+#pragma omp parallel for schedule(static) if (N * g.C > 1)
+    for (int64_t nc = 0; nc < N * g.C; ++nc) {
+        const float* dout = dy + nc * g.OH * g.OW;
+        float* dplane = dx + nc * g.H * g.W;
+        std::memset(dplane, 0, sizeof(float) * static_cast<size_t>(g.H * g.W));
+        for (int64_t oh = 0; oh < g.OH; ++oh)
+            for (int64_t ow = 0; ow < g.OW; ++ow) {
+                const Window w = window_at(g, oh, ow);
+                const float share = dout[oh * g.OW + ow] / static_cast<float>((w.h1 - w.h0) * (w.w1 - w.w0));
+                for (int64_t h = w.h0; h < w.h1; ++h)
+                    for (int64_t c = w.w0; c < w.w1; ++c) dplane[h * g.W + c] += share;
+            }
+    }
+}
+
+void global_avgpool_forward(int64_t N, int64_t C, int64_t P, const float* x, float* y) {
+    for (int64_t nc = 0; nc < N * C; ++nc) {
+        double sum = 0.0;
+        for (int64_t p = 0; p < P; ++p) sum += x[nc * P + p];
+        y[nc] = static_cast<float>(sum / static_cast<double>(P));
+    }
+}
+
+void global_maxpool_forward(int64_t N, int64_t C, int64_t P, const float* x, float* y) {
+    for (int64_t nc = 0; nc < N * C; ++nc) y[nc] = *std::max_element(x + nc * P, x + (nc + 1) * P);
+}
+
+void global_avgpool_backward(int64_t N, int64_t C, int64_t P, const float* dy, float* dx) {
+    for (int64_t nc = 0; nc < N * C; ++nc) {
+        const float share = dy[nc] / static_cast<float>(P);
+        for (int64_t p = 0; p < P; ++p) dx[nc * P + p] = share;
+    }
+}
+
+void global_maxpool_backward(int64_t N, int64_t C, int64_t P, const float* x, const float* dy, float* dx) {
+    for (int64_t nc = 0; nc < N * C; ++nc) {
+        const float* plane = x + nc * P;
+        std::fill(dx + nc * P, dx + (nc + 1) * P, 0.0f);
+        dx[nc * P + (std::max_element(plane, plane + P) - plane)] = dy[nc];
+    }
+}
+
+}  // namespace lenz::cpu

@@ -1,0 +1,142 @@
+// Batch normalisation over channels (per feature after dense): in training, normalise with the
+// batch's mean and variance and update running statistics (momentum 0.1, as PyTorch); at inference,
+// use the running statistics. Trainable: scale (gamma) and shift (beta).
+#include <cmath>
+
+#include "layers/window.h"
+#include "lenz/layers.h"
+
+namespace lenz {
+namespace {
+
+constexpr double kEpsilon = 1e-5;
+constexpr double kMomentum = 0.1;
+
+class BatchNorm final : public Layer {
+public:
+    std::string kind() const override { return "batchnorm"; }
+    std::string spec() const override { return "batchnorm"; }
+
+    int64_t channels() const { return input_shape().c; }
+    int64_t param_count() const override { return 2 * channels(); }
+    int64_t state_count() const override { return 2 * channels(); }
+    int64_t mult_count() const override { return input_shape().elements(); }  // the scale by gamma
+    int64_t input_grad_mults() const override { return 3 * input_shape().elements(); }
+    int64_t weight_grad_mults() const override { return input_shape().elements(); }
+    int64_t other_ops() const override { return 2 * input_shape().elements(); }
+    std::string param_formula() const override { return "2 · " + std::to_string(channels()) + " (scale, shift)"; }
+    std::string mult_formula() const override { return input_shape().str() + " (scale each value)"; }
+    // Batch mean and 1/std per channel, kept for backward.
+    int64_t saved_floats(int64_t) const override { return 2 * channels(); }
+    void prepare_training(int64_t) override {
+        if (batch_mean_.size() != channels()) {
+            batch_mean_ = Buffer(channels());
+            batch_inv_std_ = Buffer(channels());
+        }
+    }
+
+    std::vector<ParamRef> params() override {
+        return {{"weight", {channels()}, &gamma_, &dgamma_, true},
+                {"bias", {channels()}, &beta_, &dbeta_, true},
+                {"running_mean", {channels()}, &running_mean_, nullptr, false},
+                {"running_var", {channels()}, &running_var_, nullptr, false}};
+    }
+    void init_params(Rng&) override {
+        gamma_ = Buffer(channels());
+        beta_ = Buffer(channels());
+        running_mean_ = Buffer(channels());
+        running_var_ = Buffer(channels());
+        for (int64_t c = 0; c < channels(); ++c) gamma_[c] = running_var_[c] = 1.0f;
+    }
+    void allocate_gradients() override {
+        dgamma_ = Buffer(channels());
+        dbeta_ = Buffer(channels());
+    }
+
+    void forward(const float* x, float* y, const Pass& pass) override {
+        const int64_t C = channels(), P = input_shape().h * input_shape().w, N = pass.batch;
+        const double count = static_cast<double>(N * P);
+#pragma omp parallel for schedule(static) if (N * C * P > 65536)
+        for (int64_t c = 0; c < C; ++c) {
+            double mean, inv_std;
+            if (pass.training) {
+                double sum = 0.0, sq = 0.0;
+                for (int64_t n = 0; n < N; ++n) {
+                    const float* v = x + (n * C + c) * P;
+                    for (int64_t p = 0; p < P; ++p) {
+                        sum += v[p];
+                        sq += static_cast<double>(v[p]) * v[p];
+                    }
+                }
+                mean = sum / count;
+                const double var = std::max(sq / count - mean * mean, 0.0);
+                inv_std = 1.0 / std::sqrt(var + kEpsilon);
+                batch_mean_[c] = static_cast<float>(mean);
+                batch_inv_std_[c] = static_cast<float>(inv_std);
+                // PyTorch keeps the unbiased variance in its running estimate.
+                const double unbiased = count > 1 ? var * count / (count - 1) : var;
+                running_mean_[c] = static_cast<float>((1 - kMomentum) * running_mean_[c] + kMomentum * mean);
+                running_var_[c] = static_cast<float>((1 - kMomentum) * running_var_[c] + kMomentum * unbiased);
+            } else {
+                mean = running_mean_[c];
+                inv_std = 1.0 / std::sqrt(running_var_[c] + kEpsilon);
+            }
+            const float scale = static_cast<float>(gamma_[c] * inv_std);
+            const float shift = static_cast<float>(beta_[c] - mean * gamma_[c] * inv_std);
+            for (int64_t n = 0; n < N; ++n) {
+                const float* v = x + (n * C + c) * P;
+                float* out = y + (n * C + c) * P;
+                for (int64_t p = 0; p < P; ++p) out[p] = v[p] * scale + shift;
+            }
+        }
+    }
+
+    // dx = gamma * inv_std / M * (M * dy - sum(dy) - xhat * sum(dy * xhat)), M = N * H * W
+    void backward(const float* x, const float*, float* dy, float* dx, const Pass& pass) override {
+        const int64_t C = channels(), P = input_shape().h * input_shape().w, N = pass.batch;
+        const double count = static_cast<double>(N * P);
+#pragma omp parallel for schedule(static) if (N * C * P > 65536)
+        for (int64_t c = 0; c < C; ++c) {
+            const double mean = batch_mean_[c], inv_std = batch_inv_std_[c];
+            double sum_dy = 0.0, sum_dy_xhat = 0.0;
+            for (int64_t n = 0; n < N; ++n) {
+                const float* v = x + (n * C + c) * P;
+                const float* g = dy + (n * C + c) * P;
+                for (int64_t p = 0; p < P; ++p) {
+                    sum_dy += g[p];
+                    sum_dy_xhat += g[p] * (v[p] - mean) * inv_std;
+                }
+            }
+            dgamma_[c] += static_cast<float>(sum_dy_xhat);
+            dbeta_[c] += static_cast<float>(sum_dy);
+            if (!dx) continue;
+            const double k = gamma_[c] * inv_std / count;
+            for (int64_t n = 0; n < N; ++n) {
+                const float* v = x + (n * C + c) * P;
+                const float* g = dy + (n * C + c) * P;
+                float* out = dx + (n * C + c) * P;
+                for (int64_t p = 0; p < P; ++p) {
+                    const double xhat = (v[p] - mean) * inv_std;
+                    out[p] = static_cast<float>(k * (count * g[p] - sum_dy - xhat * sum_dy_xhat));
+                }
+            }
+        }
+    }
+
+protected:
+    Shape infer(Shape in) const override {
+        check_input(in, "batchnorm");
+        return in;
+    }
+
+private:
+    Buffer gamma_, beta_, running_mean_, running_var_;  // (C)
+    Buffer dgamma_, dbeta_;
+    Buffer batch_mean_, batch_inv_std_;  // (C), from the last training forward
+};
+
+}  // namespace
+
+std::unique_ptr<Layer> make_batchnorm() { return std::make_unique<BatchNorm>(); }
+
+}  // namespace lenz

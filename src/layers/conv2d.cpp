@@ -1,0 +1,110 @@
+// Convolution: filters of KH x KW x C slide over the input with a stride; one output channel
+// (feature map) per filter; bias and activation fused.
+#include <cmath>
+
+#include "kernels/cpu/activation.h"
+#include "kernels/cpu/conv2d.h"
+#include "layers/init.h"
+#include "layers/window.h"
+#include "lenz/error.h"
+#include "lenz/layers.h"
+#include "lenz/threads.h"
+
+namespace lenz {
+namespace {
+
+class Conv2d final : public Layer {
+public:
+    explicit Conv2d(const Conv2dConfig& config) : config_(config) {
+        if (config.filters <= 0 || config.filters > kMaxDimension)
+            throw ShapeError("conv: the number of filters must be between 1 and 2^24, got " +
+                             std::to_string(config.filters));
+    }
+
+    std::string kind() const override { return "conv"; }
+    std::string spec() const override {
+        std::string s = "conv " + std::to_string(config_.filters) + " " + size_pair(config_.kernel_h, config_.kernel_w);
+        if (config_.stride_h != 1 || config_.stride_w != 1)
+            s += " stride=" + (config_.stride_h == config_.stride_w ? std::to_string(config_.stride_h)
+                                                                    : size_pair(config_.stride_h, config_.stride_w));
+        if (config_.padding.mode != PaddingMode::valid) s += " padding=" + config_.padding.str();
+        if (config_.activation.kind != Activation::none) s += " " + config_.activation.str();
+        if (!config_.bias) s += " nobias";
+        return s;
+    }
+
+    int64_t param_count() const override {
+        return checked_mul(checked_add(geometry_.patch(), config_.bias ? 1 : 0), config_.filters, "parameters");
+    }
+    int64_t mult_count() const override {
+        return checked_mul(output_shape().elements(), geometry_.patch(), "multiplications");
+    }
+    int64_t input_grad_mults() const override { return mult_count(); }
+    int64_t weight_grad_mults() const override { return mult_count(); }
+    int64_t other_ops() const override { return config_.bias ? output_shape().elements() : 0; }
+    std::string param_formula() const override {
+        const std::string patch = std::to_string(geometry_.KH) + "·" + std::to_string(geometry_.KW) + "·" +
+                                  std::to_string(geometry_.C);
+        return (config_.bias ? "(" + patch + " + 1)" : "(" + patch + ")") + " · " + std::to_string(config_.filters);
+    }
+    std::string mult_formula() const override {
+        const Shape o = output_shape();
+        return std::to_string(o.h) + "·" + std::to_string(o.w) + "·" + std::to_string(o.c) + " · (" +
+               std::to_string(geometry_.KH) + "·" + std::to_string(geometry_.KW) + "·" + std::to_string(geometry_.C) +
+               ")";
+    }
+
+    int64_t workspace_floats(int64_t, bool training) const override {
+        const int64_t fwd = cpu::conv2d_forward_workspace(geometry_, threads());
+        return training ? std::max(fwd, cpu::conv2d_backward_workspace(geometry_, threads())) : fwd;
+    }
+
+    std::vector<ParamRef> params() override {
+        std::vector<ParamRef> p{{"weight", {geometry_.OC, geometry_.C, geometry_.KH, geometry_.KW}, &weight_,
+                                 &dweight_, true}};
+        if (config_.bias) p.push_back({"bias", {geometry_.OC}, &bias_, &dbias_, true});
+        return p;
+    }
+    void init_params(Rng& rng) override {
+        weight_ = Buffer(geometry_.OC * geometry_.patch());
+        bias_ = Buffer(config_.bias ? geometry_.OC : 0);
+        init_weights(weight_, geometry_.patch(), geometry_.OC * geometry_.KH * geometry_.KW, config_.activation, rng);
+    }
+    void allocate_gradients() override {
+        dweight_ = Buffer(weight_.size());
+        dbias_ = Buffer(bias_.size());
+    }
+
+    void forward(const float* x, float* y, const Pass& pass) override {
+        cpu::conv2d_forward(geometry_, pass.batch, x, weight_.data(), config_.bias ? bias_.data() : nullptr,
+                            pass.logits_only ? ActivationSpec{} : config_.activation, y, pass.workspace, threads());
+    }
+    void backward(const float* x, const float* y, float* dy, float* dx, const Pass& pass) override {
+        if (!pass.dy_is_preactivation)
+            cpu::apply_activation_backward(config_.activation, y, dy, dy, pass.batch, geometry_.OC,
+                                           geometry_.positions());
+        cpu::conv2d_backward(geometry_, pass.batch, x, dy, weight_.data(), dx, dweight_.data(),
+                             config_.bias ? dbias_.data() : nullptr, pass.workspace, threads());
+    }
+
+    ActivationSpec activation() const override { return config_.activation; }
+
+protected:
+    Shape infer(Shape in) const override {
+        geometry_ = resolve_window({config_.kernel_h, config_.kernel_w, config_.stride_h, config_.stride_w,
+                                    config_.padding},
+                                   in, config_.filters, "conv");
+        return {geometry_.OH, geometry_.OW, config_.filters};
+    }
+
+private:
+    Conv2dConfig config_;
+    mutable ConvGeometry geometry_{};
+    Buffer weight_, bias_, dweight_, dbias_;  // weight: (OC, C, KH, KW)
+};
+
+}  // namespace
+
+std::unique_ptr<Layer> make_conv2d(const Conv2dConfig& config) { return std::make_unique<Conv2d>(config); }
+
+}  // namespace lenz

@@ -1,0 +1,90 @@
+// Dense (fully connected): every output unit sees every input value. Takes any input shape and
+// reads it flattened (C, H, W order), so `flatten` before it is optional.
+#include "kernels/cpu/activation.h"
+#include "kernels/cpu/dense.h"
+#include "layers/init.h"
+#include "layers/window.h"
+#include "lenz/error.h"
+#include "lenz/layers.h"
+#include "lenz/threads.h"
+
+namespace lenz {
+namespace {
+
+class Dense final : public Layer {
+public:
+    explicit Dense(const DenseConfig& config) : config_(config) {
+        if (config.units <= 0 || config.units > kMaxDimension)
+            throw ShapeError("dense: the number of units must be between 1 and 2^24, got " +
+                             std::to_string(config.units));
+    }
+
+    std::string kind() const override { return "dense"; }
+    std::string spec() const override {
+        std::string s = "dense " + std::to_string(config_.units);
+        if (config_.activation.kind != Activation::none) s += " " + config_.activation.str();
+        if (!config_.bias) s += " nobias";
+        return s;
+    }
+
+    int64_t inputs() const { return input_shape().elements(); }
+    int64_t param_count() const override {
+        return checked_mul(checked_add(inputs(), config_.bias ? 1 : 0), config_.units, "parameters");
+    }
+    int64_t mult_count() const override { return checked_mul(inputs(), config_.units, "multiplications"); }
+    int64_t input_grad_mults() const override { return mult_count(); }
+    int64_t weight_grad_mults() const override { return mult_count(); }
+    int64_t other_ops() const override { return config_.bias ? config_.units : 0; }
+    std::string param_formula() const override {
+        return (config_.bias ? "(" + std::to_string(inputs()) + " + 1)" : std::to_string(inputs())) + " · " +
+               std::to_string(config_.units);
+    }
+    std::string mult_formula() const override {
+        return std::to_string(inputs()) + " · " + std::to_string(config_.units);
+    }
+
+    std::vector<ParamRef> params() override {
+        std::vector<ParamRef> p{{"weight", {config_.units, inputs()}, &weight_, &dweight_, true}};
+        if (config_.bias) p.push_back({"bias", {config_.units}, &bias_, &dbias_, true});
+        return p;
+    }
+    void init_params(Rng& rng) override {
+        weight_ = Buffer(checked_mul(config_.units, inputs(), "dense weights"));
+        bias_ = Buffer(config_.bias ? config_.units : 0);
+        init_weights(weight_, inputs(), config_.units, config_.activation, rng);
+    }
+    void allocate_gradients() override {
+        dweight_ = Buffer(weight_.size());
+        dbias_ = Buffer(bias_.size());
+    }
+
+    void forward(const float* x, float* y, const Pass& pass) override {
+        cpu::dense_forward(pass.batch, inputs(), config_.units, x, weight_.data(),
+                           config_.bias ? bias_.data() : nullptr,
+                           pass.logits_only ? ActivationSpec{} : config_.activation, y, threads());
+    }
+    void backward(const float* x, const float* y, float* dy, float* dx, const Pass& pass) override {
+        if (!pass.dy_is_preactivation)
+            cpu::apply_activation_backward(config_.activation, y, dy, dy, pass.batch, config_.units, 1);
+        cpu::dense_backward(pass.batch, inputs(), config_.units, x, dy, weight_.data(), dx, dweight_.data(),
+                            config_.bias ? dbias_.data() : nullptr, threads());
+    }
+
+    ActivationSpec activation() const override { return config_.activation; }
+
+protected:
+    Shape infer(Shape in) const override {
+        check_input(in, "dense");
+        return {1, 1, config_.units};
+    }
+
+private:
+    DenseConfig config_;
+    Buffer weight_, bias_, dweight_, dbias_;  // weight: (U, I) as PyTorch's nn.Linear
+};
+
+}  // namespace
+
+std::unique_ptr<Layer> make_dense(const DenseConfig& config) { return std::make_unique<Dense>(config); }
+
+}  // namespace lenz

@@ -1,0 +1,47 @@
+// Global average and global max pooling: each channel becomes one number (H x W x C -> 1 x 1 x C).
+#include "kernels/cpu/pool2d.h"
+#include "layers/window.h"
+#include "lenz/layers.h"
+
+namespace lenz {
+namespace {
+
+class GlobalPool final : public Layer {
+public:
+    explicit GlobalPool(PoolKind kind) : kind_(kind) {}
+
+    std::string kind() const override { return kind_ == PoolKind::max ? "globalmaxpool" : "globalavgpool"; }
+    std::string spec() const override { return kind(); }
+    int64_t other_ops() const override { return input_shape().elements(); }
+
+    void forward(const float* x, float* y, const Pass& pass) override {
+        const Shape in = input_shape();
+        if (kind_ == PoolKind::max)
+            cpu::global_maxpool_forward(pass.batch, in.c, in.h * in.w, x, y);
+        else
+            cpu::global_avgpool_forward(pass.batch, in.c, in.h * in.w, x, y);
+    }
+    void backward(const float* x, const float*, float* dy, float* dx, const Pass& pass) override {
+        if (!dx) return;
+        const Shape in = input_shape();
+        if (kind_ == PoolKind::max)
+            cpu::global_maxpool_backward(pass.batch, in.c, in.h * in.w, x, dy, dx);
+        else
+            cpu::global_avgpool_backward(pass.batch, in.c, in.h * in.w, dy, dx);
+    }
+
+protected:
+    Shape infer(Shape in) const override {
+        check_input(in, kind());
+        return {1, 1, in.c};
+    }
+
+private:
+    PoolKind kind_;
+};
+
+}  // namespace
+
+std::unique_ptr<Layer> make_global_pool(PoolKind kind) { return std::make_unique<GlobalPool>(kind); }
+
+}  // namespace lenz

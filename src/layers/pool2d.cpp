@@ -1,0 +1,62 @@
+// Max and average pooling: a window slides over each channel on its own; no parameters.
+#include "kernels/cpu/pool2d.h"
+#include "layers/window.h"
+#include "lenz/layers.h"
+
+namespace lenz {
+namespace {
+
+class Pool2d final : public Layer {
+public:
+    explicit Pool2d(const Pool2dConfig& config) : config_(config) {
+        if (config_.stride_h == 0) config_.stride_h = config_.kernel_h;
+        if (config_.stride_w == 0) config_.stride_w = config_.kernel_w;
+    }
+
+    std::string kind() const override { return config_.kind == PoolKind::max ? "maxpool" : "avgpool"; }
+    std::string spec() const override {
+        std::string s = kind() + " " + size_pair(config_.kernel_h, config_.kernel_w);
+        if (config_.stride_h != config_.kernel_h || config_.stride_w != config_.kernel_w)
+            s += " stride=" + (config_.stride_h == config_.stride_w ? std::to_string(config_.stride_h)
+                                                                    : size_pair(config_.stride_h, config_.stride_w));
+        if (config_.padding.mode != PaddingMode::valid) s += " padding=" + config_.padding.str();
+        return s;
+    }
+
+    // One comparison (max) or addition (average) per window element, padded positions included.
+    int64_t other_ops() const override {
+        return checked_mul(output_shape().elements(), geometry_.KH * geometry_.KW, "operations");
+    }
+
+    void forward(const float* x, float* y, const Pass& pass) override {
+        if (config_.kind == PoolKind::max)
+            cpu::maxpool_forward(geometry_, pass.batch, x, y);
+        else
+            cpu::avgpool_forward(geometry_, pass.batch, x, y);
+    }
+    void backward(const float* x, const float*, float* dy, float* dx, const Pass& pass) override {
+        if (!dx) return;
+        if (config_.kind == PoolKind::max)
+            cpu::maxpool_backward(geometry_, pass.batch, x, dy, dx);
+        else
+            cpu::avgpool_backward(geometry_, pass.batch, dy, dx);
+    }
+
+protected:
+    Shape infer(Shape in) const override {
+        geometry_ = resolve_window({config_.kernel_h, config_.kernel_w, config_.stride_h, config_.stride_w,
+                                    config_.padding, true},
+                                   in, in.c, kind());
+        return {geometry_.OH, geometry_.OW, in.c};
+    }
+
+private:
+    Pool2dConfig config_;
+    mutable ConvGeometry geometry_{};
+};
+
+}  // namespace
+
+std::unique_ptr<Layer> make_pool2d(const Pool2dConfig& config) { return std::make_unique<Pool2d>(config); }
+
+}  // namespace lenz

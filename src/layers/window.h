@@ -1,0 +1,29 @@
+// Resolving kernel, stride and padding against an input size: shared by convolution and pooling,
+// the only place where the output-size formulas live.
+#pragma once
+#include <string>
+
+#include "kernels/conv_geometry.h"
+#include "lenz/layers.h"
+#include "lenz/shape.h"
+
+namespace lenz {
+
+struct WindowSpec {
+    int64_t kernel_h, kernel_w, stride_h, stride_w;
+    Padding padding;
+    bool pooling = false;  // pooling needs a real pixel in every window: explicit padding < kernel
+};
+
+// Largest height, width or channel count a layer accepts: beyond it a typo is far likelier than intent.
+inline constexpr int64_t kMaxDimension = int64_t{1} << 24;
+
+// valid: floor((n - k) / s) + 1; same (Keras): ceil(n / s), the odd pixel of padding at the bottom/right;
+// pixels P: floor((n + 2P - k) / s) + 1. Throws ShapeError prefixed with `layer` when it does not fit.
+ConvGeometry resolve_window(const WindowSpec& spec, Shape in, int64_t out_channels, const std::string& layer);
+
+// "3x3" and "3x5"; "2" style for the model file when square is handled by callers.
+std::string size_pair(int64_t h, int64_t w);
+void check_input(Shape in, const std::string& layer);
+
+}  // namespace lenz
