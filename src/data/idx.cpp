@@ -8,6 +8,7 @@
 //     the image set is allocated.
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -63,18 +64,32 @@ size_t read_chunk(std::FILE* file, const std::string& path, uint8_t* buffer, siz
     return got;
 }
 
+// Appends up to 1 MiB of room to `data` and returns its size. Capacity doubles, but jumps straight
+// to the limit plus one byte (enough to detect an oversized file) rather than past it, so reading a
+// file near the limit never holds two copies of it.
+size_t grow(std::vector<uint8_t>& data) {
+    constexpr uint64_t kChunk = uint64_t{1} << 20;
+    const uint64_t used = data.size();
+    const size_t room = static_cast<size_t>(std::min(kChunk, kMaxFileBytes + 1 - used));
+    if (data.capacity() < used + room) {
+        uint64_t capacity = std::max<uint64_t>(2 * data.capacity(), used + room);
+        data.reserve(static_cast<size_t>(capacity >= kMaxFileBytes ? kMaxFileBytes + 1 : capacity));
+    }
+    data.resize(used + room);
+    return room;
+}
+
 std::vector<uint8_t> read_plain(std::FILE* file, const std::string& path, std::vector<uint8_t> data) {
-    constexpr size_t kChunk = size_t{1} << 20;
     for (;;) {
-        size_t used = data.size();
-        data.resize(used + kChunk);
-        size_t got = read_chunk(file, path, data.data() + used, kChunk);
+        const size_t used = data.size();
+        const size_t room = grow(data);
+        const size_t got = read_chunk(file, path, data.data() + used, room);
         data.resize(used + got);
         if (data.size() > kMaxFileBytes) {
             throw FormatError(path + ": file is larger than the limit of " + with_commas(kMaxFileBytes) +
                               " bytes for one IDX file");
         }
-        if (got < kChunk) return data;
+        if (got < room) return data;
     }
 }
 
@@ -91,7 +106,6 @@ std::vector<uint8_t> read_gzip(std::FILE* file, const std::string& path, const s
     } inflate_end{&stream};
 
     constexpr size_t kInChunk = size_t{1} << 16;
-    constexpr size_t kOutChunk = size_t{1} << 20;
     std::vector<uint8_t> input(head);
     std::vector<uint8_t> out;
     uint64_t consumed = 0;  // compressed bytes before `input`, for error offsets
@@ -120,12 +134,12 @@ std::vector<uint8_t> read_gzip(std::FILE* file, const std::string& path, const s
             inflateReset(&stream);
             member_done = false;
         }
-        size_t used = out.size();
-        out.resize(used + kOutChunk);
+        const size_t used = out.size();
+        const size_t room = grow(out);
         stream.next_out = out.data() + used;
-        stream.avail_out = static_cast<uInt>(kOutChunk);
+        stream.avail_out = static_cast<uInt>(room);
         int status = inflate(&stream, Z_NO_FLUSH);
-        out.resize(used + kOutChunk - stream.avail_out);
+        out.resize(used + room - stream.avail_out);
         if (out.size() > kMaxFileBytes) {
             throw FormatError(path + ": decompresses to more than " + with_commas(kMaxFileBytes) +
                               " bytes, the limit for one IDX file");

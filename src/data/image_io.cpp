@@ -173,7 +173,7 @@ Image read_image(const std::string& path) {
     if (data.size() >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff)
         return decode_jpeg(path, data);
     std::string start;
-    for (size_t i = 0; i < data.size() && i < 4; ++i) {
+    for (size_t i = 0; i < data.size() && i < 8; ++i) {
         char hex[4];
         std::snprintf(hex, sizeof hex, " %02x", data[i]);
         start += hex;

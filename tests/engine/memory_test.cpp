@@ -1,0 +1,67 @@
+// The engine allocates what the plan says: no more, no less.
+#include <gtest/gtest.h>
+
+#include "lenz/buffer.h"
+#include "lenz/engine.h"
+#include "lenz/error.h"
+#include "lenz/threads.h"
+
+namespace lenz {
+namespace {
+
+TEST(Memory, SeedInferenceAllocatesExactlyThePlan) {
+    const int64_t before = buffer_bytes_live();
+    Model m = load_model_file(LENZ_SOURCE_DIR "/models/seed.lenz");
+    m.init_params(1);
+    Inference inference(m, 1);
+    EXPECT_EQ(buffer_bytes_live() - before, plan_inference(m, 1).bytes());
+    EXPECT_EQ(4 * inference.plan().arena_floats, 9000000);
+
+    buffer_reset_peak();
+    const int64_t peak_before = buffer_bytes_peak();
+    Buffer image(200 * 300 * 3);  // the caller's own input, not the engine's
+    for (int64_t i = 0; i < image.size(); ++i) image[i] = static_cast<float>(i % 17) / 17.0f;
+    const float* out = inference.run(image.data(), 1);
+    EXPECT_EQ(buffer_bytes_peak() - peak_before, image.bytes()) << "running allocated memory";
+    double sum = 0;
+    for (int64_t i = 0; i < 25 * 38 * 400; ++i) sum += out[i];
+    EXPECT_GT(sum, 0.0);
+}
+
+TEST(Memory, InferenceArenaMatchesStepByStepTraining) {
+    // The arena's alternating placement must not clobber anything: compare with the training path,
+    // which keeps every activation apart.
+    Model m = parse_model(
+        "input 12x10x3\nconv 6 3x3 padding=same relu\nmaxpool 2\nbatchnorm\nconv 8 3x3 stride=2 padding=same\n"
+        "relu\ndropout 0.3\nflatten\ndense 16 tanh\ndense 5 softmax\n",
+        "m");
+    m.init_params(3);
+    Rng rng(5);
+    Buffer x(3 * 12 * 10 * 3);
+    for (int64_t i = 0; i < x.size(); ++i) x[i] = rng.uniform(-1, 1);
+    Inference inference(m, 3);
+    const float* a = inference.run(x.data(), 3);
+    TrainingStep step(m, 3);
+    const float* b = step.forward(x.data(), 3, false, 0);
+    for (int64_t i = 0; i < 15; ++i) EXPECT_NEAR(a[i], b[i], 1e-6) << i;
+}
+
+TEST(Memory, TrainingStepAllocatesThePlanLessOptimizerState) {
+    Model m = load_model_file(LENZ_SOURCE_DIR "/models/fashion.lenz");
+    const int64_t before = buffer_bytes_live();
+    m.init_params(1);
+    TrainingStep step(m, 32);
+    EXPECT_EQ(buffer_bytes_live() - before, plan_training(m, 32, OptimizerKind::sgd).bytes());
+}
+
+TEST(Memory, RefusesImpossibleAllocationsWithAClearMessage) {
+    try {
+        Buffer b(int64_t{1} << 40);
+        FAIL() << "allocated 4 TB";
+    } catch (const ShapeError& e) {
+        EXPECT_NE(std::string(e.what()).find("TB"), std::string::npos) << e.what();
+    }
+}
+
+}  // namespace
+}  // namespace lenz
