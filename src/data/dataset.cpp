@@ -137,9 +137,15 @@ uint64_t hash_name(const std::string& name) {
     return h;
 }
 
+bool is_hidden(const fs::path& path) {
+    const std::string name = path.filename().string();
+    return name.empty() || name[0] == '.';
+}
+
+// Hidden files are skipped too: macOS archives carry "._name.png" metadata files that are not images.
 bool is_image_name(const fs::path& path) {
     const std::string ext = lower(path.extension().string());
-    return ext == ".png" || ext == ".jpg" || ext == ".jpeg";
+    return !is_hidden(path) && (ext == ".png" || ext == ".jpg" || ext == ".jpeg");
 }
 
 struct ClassFolder {
@@ -151,9 +157,8 @@ struct ClassFolder {
 std::vector<ClassFolder> list_classes(const fs::path& root) {
     std::vector<ClassFolder> classes;
     for (const fs::path& entry : sorted_entries(root)) {
-        const std::string name = entry.filename().string();
-        if (!is_dir(entry) || name.empty() || name[0] == '.') continue;
-        ClassFolder folder{name, {}};
+        if (!is_dir(entry) || is_hidden(entry)) continue;
+        ClassFolder folder{entry.filename().string(), {}};
         for (const fs::path& file : sorted_entries(entry)) {
             if (is_image_name(file) && is_file(file)) folder.images.push_back(file);
         }
@@ -191,8 +196,9 @@ void append_image(ImageSet& set, const fs::path& path, int32_t label) {
     const size_t base = set.pixels.size();
     set.pixels.resize(base + plane * set.channels);
     for (int64_t c = 0; c < set.channels; ++c) {
-        for (int64_t i = 0; i < plane; ++i)
+        for (int64_t i = 0; i < plane; ++i) {
             set.pixels[base + c * plane + i] = image.pixels[i * set.channels + c];
+        }
     }
     set.labels.push_back(label);
 }
@@ -209,12 +215,14 @@ void check_image_options(const std::string& dir, const DataOptions& options) {
 std::string class_difference(const std::vector<std::string>& train, const std::vector<std::string>& test) {
     std::string only_train, only_test;
     for (const std::string& name : train) {
-        if (!std::binary_search(test.begin(), test.end(), name))
+        if (!std::binary_search(test.begin(), test.end(), name)) {
             only_train += (only_train.empty() ? "" : ", ") + name;
+        }
     }
     for (const std::string& name : test) {
-        if (!std::binary_search(train.begin(), train.end(), name))
+        if (!std::binary_search(train.begin(), train.end(), name)) {
             only_test += (only_test.empty() ? "" : ", ") + name;
+        }
     }
     return "only in train/: " + (only_train.empty() ? "none" : only_train) +
            "; only in test/: " + (only_test.empty() ? "none" : only_test);
@@ -230,10 +238,9 @@ DataSplit load_train_test(const fs::path& dir, const DataOptions& options) {
     }
     DataSplit split{empty_set(options, names), empty_set(options, names), ""};
     for (size_t label = 0; label < train.size(); ++label) {
-        for (const fs::path& file : train[label].images)
-            append_image(split.train, file, static_cast<int32_t>(label));
-        for (const fs::path& file : test[label].images)
-            append_image(split.test, file, static_cast<int32_t>(label));
+        const auto id = static_cast<int32_t>(label);
+        for (const fs::path& file : train[label].images) append_image(split.train, file, id);
+        for (const fs::path& file : test[label].images) append_image(split.test, file, id);
     }
     split.description = "images in " + dir.string() + " (train/ and test/, " + std::to_string(names.size()) +
                         " classes" + (options.val_split > 0 ? "; --val-split ignored as test/ exists)" : ")");
@@ -249,7 +256,7 @@ DataSplit load_with_val_split(const fs::path& root, const DataOptions& options) 
         const std::vector<fs::path>& files = classes[label].images;
         const size_t count = files.size();
         if (count < 2) {
-            throw FormatError(root.string() + "/" + classes[label].name + ": holds " + std::to_string(count) +
+            throw FormatError((root / classes[label].name).string() + ": holds " + std::to_string(count) +
                               " image, too few to hold some out for --val-split (need at least 2)");
         }
         size_t held = static_cast<size_t>(std::llround(options.val_split * static_cast<double>(count)));

@@ -54,8 +54,9 @@ std::vector<Taps> axis_taps(int64_t src_size, int64_t dst_size, double start, do
         while (begin < end && weights[begin] == 0.0) ++begin;
         while (end > begin && weights[end - 1] == 0.0) --end;
         taps[i].first = lo + static_cast<int64_t>(begin);
-        for (size_t k = begin; k < end; ++k)
+        for (size_t k = begin; k < end; ++k) {
             taps[i].weights.push_back(static_cast<float>(weights[k] / total));
+        }
     }
     return taps;
 }
@@ -106,8 +107,9 @@ Image resize(const Image& image, int64_t height, int64_t width) {
             const Taps& t = cols[x];
             for (int64_t ch = 0; ch < c; ++ch) {
                 float sum = 0.0f;
-                for (size_t k = 0; k < t.weights.size(); ++k)
+                for (size_t k = 0; k < t.weights.size(); ++k) {
                     sum += t.weights[k] * src[(t.first + k) * c + ch];
+                }
                 dst[x * c + ch] = sum;
             }
         }

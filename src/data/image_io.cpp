@@ -170,16 +170,18 @@ Image read_image(const std::string& path) {
     std::vector<uint8_t> data = read_file(path);
     static const uint8_t kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     if (data.size() >= 8 && std::memcmp(data.data(), kPngSignature, 8) == 0) return decode_png(path, data);
-    if (data.size() >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff)
+    if (data.size() >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff) {
         return decode_jpeg(path, data);
+    }
     std::string start;
     for (size_t i = 0; i < data.size() && i < 8; ++i) {
         char hex[4];
         std::snprintf(hex, sizeof hex, " %02x", data[i]);
         start += hex;
     }
-    throw FormatError(path + ": not a PNG or JPEG file (expected 89 50 4e 47 or ff d8 ff at byte 0, got" +
-                      (data.empty() ? std::string(" an empty file") : start) + ")");
+    throw FormatError(
+        path + ": not a PNG or JPEG file (expected 89 50 4e 47 0d 0a 1a 0a or ff d8 ff at byte 0, got" +
+        (data.empty() ? std::string(" an empty file") : start) + ")");
 }
 
 void write_png(const std::string& path, const Image& image) {

@@ -97,7 +97,10 @@ public:
         const double count = static_cast<double>(N * P);
 #pragma omp parallel for schedule(static) if (N * C * P > 65536)
         for (int64_t c = 0; c < C; ++c) {
-            const double mean = batch_mean_[c], inv_std = batch_inv_std_[c];
+            // After an inference forward the statistics are constants, and so drop out of dx.
+            const double mean = pass.training ? batch_mean_[c] : running_mean_[c];
+            const double inv_std =
+                pass.training ? batch_inv_std_[c] : 1.0 / std::sqrt(running_var_[c] + kEpsilon);
             double sum_dy = 0.0, sum_dy_xhat = 0.0;
             for (int64_t n = 0; n < N; ++n) {
                 const float* v = x + (n * C + c) * P;
@@ -116,6 +119,10 @@ public:
                 const float* g = dy + (n * C + c) * P;
                 float* out = dx + (n * C + c) * P;
                 for (int64_t p = 0; p < P; ++p) {
+                    if (!pass.training) {
+                        out[p] = static_cast<float>(gamma_[c] * inv_std * g[p]);
+                        continue;
+                    }
                     const double xhat = (v[p] - mean) * inv_std;
                     out[p] = static_cast<float>(k * (count * g[p] - sum_dy - xhat * sum_dy_xhat));
                 }

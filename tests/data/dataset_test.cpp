@@ -62,8 +62,9 @@ void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
 void write_solid_png(const std::string& path, int64_t height, int64_t width,
                      const std::vector<uint8_t>& pixel) {
     Image image{height, width, static_cast<int64_t>(pixel.size()), {}};
-    for (int64_t i = 0; i < height * width; ++i)
+    for (int64_t i = 0; i < height * width; ++i) {
         image.pixels.insert(image.pixels.end(), pixel.begin(), pixel.end());
+    }
     write_png(path, image);
 }
 

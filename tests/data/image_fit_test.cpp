@@ -12,8 +12,9 @@ namespace {
 Image filled(int64_t height, int64_t width, std::vector<uint8_t> pixel) {
     const int64_t channels = static_cast<int64_t>(pixel.size());
     Image image{height, width, channels, {}};
-    for (int64_t i = 0; i < height * width; ++i)
+    for (int64_t i = 0; i < height * width; ++i) {
         image.pixels.insert(image.pixels.end(), pixel.begin(), pixel.end());
+    }
     return image;
 }
 
@@ -80,8 +81,9 @@ TEST(ImageFit, WideImageIsCroppedToItsMiddle) {
 TEST(ImageFit, TallImageIsCroppedToItsMiddle) {
     Image tall{12, 4, 3, {}};
     for (int y = 0; y < 12; ++y) {
-        for (int x = 0; x < 4; ++x)
+        for (int x = 0; x < 4; ++x) {
             tall.pixels.insert(tall.pixels.end(), 3, static_cast<uint8_t>(y / 4 * 100));
+        }
     }
     EXPECT_EQ(fit_image(tall, 4, 4, 3).pixels, filled(4, 4, {100, 100, 100}).pixels);
 }

@@ -1,0 +1,56 @@
+// Checkpoints in the safetensors format: an 8-byte little-endian header length, a JSON header
+// naming each tensor's dtype, shape and byte range, then the raw little-endian float32 data.
+// The model text, class names and normalisation go in the header's "__metadata__", so one file
+// is enough to predict; optimizer state and progress make it enough to resume training.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "lenz/model.h"
+#include "lenz/train.h"
+
+namespace lenz {
+
+// Limits: the JSON header at most 100 MB, the file at most 16 GB, shapes checked against bytes.
+struct CheckpointFile {
+    std::string path;
+    std::map<std::string, std::string> metadata;
+    struct Tensor {
+        std::vector<int64_t> shape;
+        int64_t begin = 0, end = 0;  // byte range within data
+    };
+    std::map<std::string, Tensor> tensors;
+    std::vector<char> data;  // everything after the header
+
+    // Copies tensor `name` into `out`, checking its shape; throws FormatError naming file and tensor.
+    void read_tensor(const std::string& name, const std::vector<int64_t>& shape, Buffer& out) const;
+    const std::string& meta(const std::string& key) const;  // throws FormatError if missing
+};
+
+CheckpointFile read_checkpoint(const std::string& path);
+
+struct CheckpointInfo {
+    std::vector<std::string> class_names;
+    Normalization normalization;
+    int64_t epoch = 0;  // epochs completed
+    int64_t step = 0;   // optimizer steps taken
+    std::string training_json = "{}";  // the settings of the run, for resuming and for the record
+    std::string metrics_json = "{}";   // the last epoch's metrics
+};
+
+// Writes atomically: to a temporary file in the same folder, flushed to disk, then renamed over
+// `path`, so a crash at any point leaves either the old or the new checkpoint, never half of one.
+void write_checkpoint(const std::string& path, Model& model, const CheckpointInfo& info, Optimizer* optimizer);
+
+struct LoadedModel {
+    Model model;
+    CheckpointInfo info;
+};
+// Builds the model from the metadata and loads its weights, checking names, shapes and sizes.
+LoadedModel load_model(const CheckpointFile& file);
+LoadedModel load_model(const std::string& path);
+void load_optimizer_state(const CheckpointFile& file, Optimizer& optimizer);
+
+}  // namespace lenz

@@ -1,0 +1,117 @@
+// Training: optimizers, learning-rate schedules and the loop that runs epochs over a data set.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "lenz/data.h"
+#include "lenz/engine.h"
+#include "lenz/model.h"
+
+namespace lenz {
+
+struct OptimizerConfig {
+    OptimizerKind kind = OptimizerKind::adam;
+    double momentum = 0.9;  // SGD
+    bool nesterov = false;
+    double beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8;  // Adam, AdamW
+    double weight_decay = 0.0;  // L2 added to the gradient (SGD, Adam); decoupled for AdamW
+};
+
+// Updates the trainable parameters of a model from their gradients. State (momentum, moments)
+// lives here, one Buffer per parameter, so it can be checkpointed.
+class Optimizer {
+public:
+    Optimizer(Model& model, const OptimizerConfig& config);
+    void step(double learning_rate);
+    int64_t steps_taken() const { return steps_; }
+    void set_steps_taken(int64_t steps) { steps_ = steps; }
+    // Named state tensors ("<param>.momentum", "<param>.m", "<param>.v") for checkpoints.
+    struct State {
+        std::string name;
+        Buffer* value;
+    };
+    std::vector<State> state();
+
+private:
+    struct Slot {
+        std::string name;
+        Buffer* value;
+        Buffer* grad;
+        Buffer first, second;  // momentum or Adam's m; Adam's v
+    };
+    OptimizerConfig config_;
+    std::vector<Slot> slots_;
+    int64_t steps_ = 0;
+};
+
+enum class ScheduleKind { constant, step, cosine };
+
+struct ScheduleConfig {
+    ScheduleKind kind = ScheduleKind::cosine;
+    double base_lr = 1e-3;
+    double warmup_epochs = 0.0;  // linear from 0 to base_lr over these (fractional) epochs
+    int64_t step_every = 10;     // step: multiply by step_gamma every this many epochs
+    double step_gamma = 0.1;
+    double final_fraction = 0.0;  // cosine: the learning rate at the end, as a fraction of base_lr
+};
+
+// The learning rate for step `step` (0-based) of `total_steps`, with `steps_per_epoch`.
+double learning_rate_at(const ScheduleConfig& config, int64_t step, int64_t steps_per_epoch, int64_t total_steps);
+
+struct AugmentConfig {
+    int64_t crop_padding = 0;  // random crop after zero-padding this many pixels on each side
+    bool horizontal_flip = false;
+};
+
+struct TrainConfig {
+    int64_t epochs = 5;
+    int64_t batch = 64;
+    uint64_t seed = 1;
+    OptimizerConfig optimizer;
+    ScheduleConfig schedule;
+    AugmentConfig augment;
+    std::string out_dir = "runs/latest";
+    bool resume = false;
+    bool quiet = false;
+    int64_t limit_train = 0;  // use only the first N training images (0: all), for quick runs
+    int64_t limit_test = 0;
+};
+
+// Per-channel mean and standard deviation of a training set; stored in checkpoints so that
+// prediction normalises images exactly as training did.
+struct Normalization {
+    std::vector<float> mean, stddev;  // (C)
+};
+Normalization compute_normalization(const ImageSet& set);
+// pixels (C, H, W) u8 -> out (C, H, W) float, normalised.
+void normalize_image(const uint8_t* pixels, int64_t channels, int64_t plane, const Normalization& norm, float* out);
+
+struct EpochMetrics {
+    int64_t epoch = 0;  // 1-based
+    double train_loss = 0, train_accuracy = 0;
+    double test_loss = 0, test_accuracy = 0;
+    double learning_rate = 0;
+    double seconds = 0, images_per_second = 0;
+};
+
+struct EvalResult {
+    double loss = 0, accuracy = 0;
+    std::vector<std::vector<int64_t>> confusion;  // [true][predicted]
+    std::vector<double> per_class_accuracy;
+    int64_t count = 0;
+};
+
+// Forward over a whole set in inference mode, in batches.
+EvalResult evaluate(Model& model, const ImageSet& set, const Normalization& norm, int64_t batch = 256);
+
+// Checks that the data fits the model (input shape, labels within the output) before any work.
+void check_data_fits(const Model& model, const ImageSet& set, const std::string& which);
+
+// Runs the epochs, writes DIR/model.safetensors after each epoch (atomically), DIR/best.safetensors
+// at the best test accuracy, and DIR/metrics.jsonl; returns the metrics of every epoch.
+std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const TrainConfig& config,
+                                const std::string& model_text);
+
+}  // namespace lenz

@@ -1,0 +1,248 @@
+#include "lenz/checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "lenz/error.h"
+
+namespace lenz {
+namespace {
+
+using nlohmann::json;
+
+constexpr uint64_t kMaxHeaderBytes = 100'000'000;
+constexpr int64_t kMaxFileBytes = int64_t{16} << 30;
+static_assert(std::endian::native == std::endian::little, "checkpoints are little-endian; add byte swapping");
+
+std::string shape_str(const std::vector<int64_t>& shape) {
+    std::string s = "[";
+    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+    return s + "]";
+}
+
+void write_all(int fd, const char* data, size_t size, const std::string& path) {
+    while (size > 0) {
+        const ssize_t n = ::write(fd, data, size);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw IoError(path + ": cannot write: " + std::strerror(errno));
+        }
+        data += n;
+        size -= static_cast<size_t>(n);
+    }
+}
+
+}  // namespace
+
+const std::string& CheckpointFile::meta(const std::string& key) const {
+    auto it = metadata.find(key);
+    if (it == metadata.end()) throw FormatError(path + ": metadata has no '" + key + "' entry; not a Lenz checkpoint?");
+    return it->second;
+}
+
+void CheckpointFile::read_tensor(const std::string& name, const std::vector<int64_t>& shape, Buffer& out) const {
+    auto it = tensors.find(name);
+    if (it == tensors.end()) throw FormatError(path + ": tensor '" + name + "' is missing");
+    if (it->second.shape != shape)
+        throw FormatError(path + ": tensor '" + name + "' has shape " + shape_str(it->second.shape) + ", the model needs " +
+                          shape_str(shape));
+    if (out.bytes() != it->second.end - it->second.begin)
+        throw FormatError(path + ": tensor '" + name + "' holds " + std::to_string(it->second.end - it->second.begin) +
+                          " bytes, the model needs " + std::to_string(out.bytes()));
+    std::memcpy(out.data(), data.data() + it->second.begin, static_cast<size_t>(out.bytes()));
+}
+
+CheckpointFile read_checkpoint(const std::string& path) {
+    CheckpointFile f;
+    f.path = path;
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw IoError(path + ": cannot open the checkpoint: " + std::strerror(errno));
+    in.seekg(0, std::ios::end);
+    const int64_t size = in.tellg();
+    in.seekg(0);
+    if (size < 8) throw FormatError(path + ": " + std::to_string(size) + " bytes is too short for a safetensors file");
+    if (size > kMaxFileBytes) throw FormatError(path + ": larger than the 16 GB limit for a checkpoint");
+    unsigned char len_bytes[8];
+    in.read(reinterpret_cast<char*>(len_bytes), 8);
+    uint64_t header_len = 0;
+    for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | len_bytes[i];
+    if (header_len > kMaxHeaderBytes || header_len > static_cast<uint64_t>(size - 8))
+        throw FormatError(path + ": header length " + std::to_string(header_len) + " (at offset 0) exceeds the file's " +
+                          std::to_string(size - 8) + " remaining bytes; truncated or not a safetensors file");
+    std::string header(header_len, '\0');
+    in.read(header.data(), static_cast<std::streamsize>(header_len));
+    json j;
+    try {
+        j = json::parse(header);
+    } catch (const json::exception& e) {
+        throw FormatError(path + ": header (bytes 8.." + std::to_string(8 + header_len) + ") is not valid JSON: " + e.what());
+    }
+    if (!j.is_object()) throw FormatError(path + ": header is not a JSON object");
+    const int64_t data_size = size - 8 - static_cast<int64_t>(header_len);
+    std::vector<std::pair<int64_t, int64_t>> ranges;
+    for (auto& [name, value] : j.items()) {
+        if (name == "__metadata__") {
+            if (!value.is_object()) throw FormatError(path + ": __metadata__ is not an object");
+            for (auto& [k, v] : value.items()) {
+                if (!v.is_string()) throw FormatError(path + ": metadata '" + k + "' is not a string");
+                f.metadata[k] = v.get<std::string>();
+            }
+            continue;
+        }
+        const std::string where = path + ": tensor '" + name + "'";
+        if (!value.is_object() || !value.contains("dtype") || !value.contains("shape") || !value.contains("data_offsets"))
+            throw FormatError(where + " needs dtype, shape and data_offsets");
+        if (value["dtype"] != "F32") throw FormatError(where + " has dtype " + value["dtype"].dump() + ", expected \"F32\"");
+        CheckpointFile::Tensor t;
+        int64_t elements = 1;
+        if (!value["shape"].is_array() || value["shape"].size() > 8) throw FormatError(where + ": shape is not a short array");
+        for (auto& d : value["shape"]) {
+            if (!d.is_number_integer() || d.get<int64_t>() < 0 || d.get<int64_t>() > (int64_t{1} << 40))
+                throw FormatError(where + ": shape holds " + d.dump() + ", expected a size of 0 to 2^40");
+            t.shape.push_back(d.get<int64_t>());
+            elements = checked_mul(elements, t.shape.back(), "tensor size");
+        }
+        const auto& off = value["data_offsets"];
+        if (!off.is_array() || off.size() != 2 || !off[0].is_number_integer() || !off[1].is_number_integer())
+            throw FormatError(where + ": data_offsets must be [begin, end]");
+        t.begin = off[0].get<int64_t>();
+        t.end = off[1].get<int64_t>();
+        if (t.begin < 0 || t.end < t.begin || t.end > data_size)
+            throw FormatError(where + ": bytes [" + std::to_string(t.begin) + ", " + std::to_string(t.end) +
+                              ") lie outside the " + std::to_string(data_size) + " data bytes; truncated file?");
+        if (t.end - t.begin != checked_mul(elements, 4, "tensor bytes"))
+            throw FormatError(where + ": shape " + shape_str(t.shape) + " needs " + std::to_string(elements * 4) +
+                              " bytes, data_offsets give " + std::to_string(t.end - t.begin));
+        ranges.emplace_back(t.begin, t.end);
+        f.tensors[name] = t;
+    }
+    std::sort(ranges.begin(), ranges.end());
+    for (size_t i = 1; i < ranges.size(); ++i)
+        if (ranges[i].first < ranges[i - 1].second) throw FormatError(path + ": two tensors overlap in the data");
+    f.data.resize(static_cast<size_t>(data_size));
+    in.read(f.data.data(), data_size);
+    if (in.gcount() != data_size) throw IoError(path + ": could not read the tensor data");
+    return f;
+}
+
+void write_checkpoint(const std::string& path, Model& model, const CheckpointInfo& info, Optimizer* optimizer) {
+    struct Entry {
+        std::string name;
+        std::vector<int64_t> shape;
+        const Buffer* buffer;
+    };
+    std::vector<Entry> entries;
+    for (Model::NamedParam& p : model.named_params()) entries.push_back({p.name, p.ref.dims, p.ref.value});
+    if (optimizer)
+        for (Optimizer::State& s : optimizer->state()) {
+            auto it = std::find_if(entries.begin(), entries.end(), [&](const Entry& e) {
+                return s.name.rfind(e.name + ".", 0) == 0;
+            });
+            entries.push_back({"optimizer." + s.name, it != entries.end() ? it->shape : std::vector<int64_t>{s.value->size()},
+                               s.value});
+        }
+    json header;
+    json meta = {{"format", "lenz"},
+                 {"lenz_version", "1"},
+                 {"model", model.to_text()},
+                 {"classes", json(info.class_names).dump()},
+                 {"normalization", json{{"mean", info.normalization.mean}, {"std", info.normalization.stddev}}.dump()},
+                 {"epoch", std::to_string(info.epoch)},
+                 {"step", std::to_string(info.step)},
+                 {"training", info.training_json},
+                 {"metrics", info.metrics_json}};
+    header["__metadata__"] = meta;
+    int64_t offset = 0;
+    for (const Entry& e : entries) {
+        header[e.name] = {{"dtype", "F32"}, {"shape", e.shape}, {"data_offsets", {offset, offset + e.buffer->bytes()}}};
+        offset += e.buffer->bytes();
+    }
+    std::string text = header.dump();
+    text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data 8-byte aligned, as the format recommends
+    unsigned char len_bytes[8];
+    for (int i = 0; i < 8; ++i) len_bytes[i] = static_cast<unsigned char>(static_cast<uint64_t>(text.size()) >> (8 * i));
+
+    const std::filesystem::path target(path);
+    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw IoError(tmp + ": cannot create the checkpoint: " + std::strerror(errno));
+    try {
+        write_all(fd, reinterpret_cast<const char*>(len_bytes), 8, tmp);
+        write_all(fd, text.data(), text.size(), tmp);
+        for (const Entry& e : entries)
+            write_all(fd, reinterpret_cast<const char*>(e.buffer->data()), static_cast<size_t>(e.buffer->bytes()), tmp);
+        if (::fsync(fd) != 0) throw IoError(tmp + ": cannot flush to disk: " + std::strerror(errno));
+    } catch (...) {
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        throw;
+    }
+    if (::close(fd) != 0) {
+        ::unlink(tmp.c_str());
+        throw IoError(tmp + ": cannot close: " + std::strerror(errno));
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        const int err = errno;
+        ::unlink(tmp.c_str());
+        throw IoError(path + ": cannot replace the checkpoint: " + std::strerror(err));
+    }
+    // Make the rename itself durable.
+    const std::string dir = target.has_parent_path() ? target.parent_path().string() : ".";
+    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        ::fsync(dfd);
+        ::close(dfd);
+    }
+}
+
+LoadedModel load_model(const CheckpointFile& file) {
+    if (file.metadata.count("format") && file.meta("format") != "lenz")
+        throw FormatError(file.path + ": metadata format is '" + file.meta("format") + "', expected 'lenz'");
+    Model model = parse_model(file.meta("model"), file.path + " (model in metadata)");
+    model.init_params(0);
+    for (Model::NamedParam& p : model.named_params()) file.read_tensor(p.name, p.ref.dims, *p.ref.value);
+    CheckpointInfo info;
+    try {
+        info.class_names = json::parse(file.meta("classes")).get<std::vector<std::string>>();
+        const json norm = json::parse(file.meta("normalization"));
+        info.normalization.mean = norm.at("mean").get<std::vector<float>>();
+        info.normalization.stddev = norm.at("std").get<std::vector<float>>();
+        info.epoch = std::stoll(file.meta("epoch"));
+        info.step = std::stoll(file.meta("step"));
+    } catch (const json::exception& e) {
+        throw FormatError(file.path + ": metadata is malformed: " + e.what());
+    } catch (const std::logic_error&) {
+        throw FormatError(file.path + ": metadata epoch/step are not numbers");
+    }
+    if (file.metadata.count("training")) info.training_json = file.meta("training");
+    if (file.metadata.count("metrics")) info.metrics_json = file.meta("metrics");
+    const int64_t channels = model.input_shape().c;
+    if (static_cast<int64_t>(info.normalization.mean.size()) != channels ||
+        static_cast<int64_t>(info.normalization.stddev.size()) != channels)
+        throw FormatError(file.path + ": normalization has " + std::to_string(info.normalization.mean.size()) +
+                          " channels, the model's input has " + std::to_string(channels));
+    for (float s : info.normalization.stddev)
+        if (!(s > 0.0f)) throw FormatError(file.path + ": normalization std must be positive");
+    return {std::move(model), std::move(info)};
+}
+
+LoadedModel load_model(const std::string& path) { return load_model(read_checkpoint(path)); }
+
+void load_optimizer_state(const CheckpointFile& file, Optimizer& optimizer) {
+    for (Optimizer::State& s : optimizer.state()) {
+        const std::string name = "optimizer." + s.name;
+        auto it = file.tensors.find(name);
+        if (it == file.tensors.end())
+            throw FormatError(file.path + ": no optimizer state '" + name + "': was it trained with another optimizer?");
+        file.read_tensor(name, it->second.shape, *s.value);
+    }
+}
+
+}  // namespace lenz

@@ -1,0 +1,335 @@
+// The training loop: shuffled mini-batches, augmentation, optimizer steps on a schedule, an
+// evaluation and an atomic checkpoint after every epoch, and a live progress line.
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <numeric>
+
+#include "lenz/checkpoint.h"
+#include "lenz/error.h"
+#include "lenz/threads.h"
+#include "lenz/train.h"
+
+namespace lenz {
+
+Normalization compute_normalization(const ImageSet& set) {
+    Normalization norm;
+    const int64_t plane = set.height * set.width;
+    for (int64_t c = 0; c < set.channels; ++c) {
+        double sum = 0, sq = 0;
+        for (int64_t n = 0; n < set.size(); ++n) {
+            const uint8_t* p = set.pixels.data() + (n * set.channels + c) * plane;
+            for (int64_t i = 0; i < plane; ++i) {
+                sum += p[i];
+                sq += static_cast<double>(p[i]) * p[i];
+            }
+        }
+        const double count = std::max<double>(1.0, static_cast<double>(set.size() * plane));
+        const double mean = sum / count;
+        const double var = std::max(0.0, sq / count - mean * mean);
+        norm.mean.push_back(static_cast<float>(mean / 255.0));
+        norm.stddev.push_back(static_cast<float>(std::max(std::sqrt(var) / 255.0, 1e-3)));
+    }
+    return norm;
+}
+
+void normalize_image(const uint8_t* pixels, int64_t channels, int64_t plane, const Normalization& norm, float* out) {
+    for (int64_t c = 0; c < channels; ++c) {
+        const float scale = 1.0f / (255.0f * norm.stddev[static_cast<size_t>(c)]);
+        const float shift = norm.mean[static_cast<size_t>(c)] / norm.stddev[static_cast<size_t>(c)];
+        for (int64_t i = 0; i < plane; ++i) out[c * plane + i] = static_cast<float>(pixels[c * plane + i]) * scale - shift;
+    }
+}
+
+void check_data_fits(const Model& model, const ImageSet& set, const std::string& which) {
+    const Shape in = model.input_shape();
+    if (set.height != in.h || set.width != in.w || set.channels != in.c)
+        throw ShapeError("the " + which + " images are " + Shape{set.height, set.width, set.channels}.str() +
+                         " but the model's input is " + in.str());
+    const int64_t outputs = model.output_shape().elements();
+    if (!set.class_names.empty() && static_cast<int64_t>(set.class_names.size()) != outputs)
+        throw ShapeError("the data set has " + std::to_string(set.class_names.size()) +
+                         " classes but the model's last layer has " + std::to_string(outputs) + " outputs");
+    for (int64_t i = 0; i < set.size(); ++i)
+        if (set.labels[static_cast<size_t>(i)] < 0 || set.labels[static_cast<size_t>(i)] >= outputs)
+            throw ShapeError("the " + which + " set's image " + std::to_string(i) + " has label " +
+                             std::to_string(set.labels[static_cast<size_t>(i)]) + ", outside the model's " +
+                             std::to_string(outputs) + " outputs");
+    if (set.size() == 0) throw ShapeError("the " + which + " set is empty");
+}
+
+EvalResult evaluate(Model& model, const ImageSet& set, const Normalization& norm, int64_t batch) {
+    check_data_fits(model, set, "test");
+    const int64_t K = model.output_shape().elements();
+    const int64_t image = set.image_elements(), plane = set.height * set.width;
+    batch = std::min(batch, set.size());
+    Inference inference(model, batch);
+    std::vector<float> input(static_cast<size_t>(batch * image));
+    EvalResult r;
+    r.confusion.assign(static_cast<size_t>(K), std::vector<int64_t>(static_cast<size_t>(K), 0));
+    double loss = 0;
+    int64_t correct = 0;
+    for (int64_t start = 0; start < set.size(); start += batch) {
+        const int64_t n = std::min(batch, set.size() - start);
+        for (int64_t i = 0; i < n; ++i)
+            normalize_image(set.pixels.data() + (start + i) * image, set.channels, plane, norm,
+                            input.data() + i * image);
+        const float* out = inference.run(input.data(), n);
+        for (int64_t i = 0; i < n; ++i) {
+            const float* scores = out + i * K;
+            const int32_t label = set.labels[static_cast<size_t>(start + i)];
+            const int64_t best = std::max_element(scores, scores + K) - scores;
+            double p;
+            if (model.ends_with_softmax()) {
+                p = scores[label];
+            } else {  // raw scores: softmax them for the loss
+                double sum = 0;
+                for (int64_t k = 0; k < K; ++k) sum += std::exp(static_cast<double>(scores[k] - scores[best]));
+                p = std::exp(static_cast<double>(scores[label] - scores[best])) / sum;
+            }
+            loss -= std::log(std::max(p, 1e-30));
+            correct += best == label;
+            ++r.confusion[static_cast<size_t>(label)][static_cast<size_t>(best)];
+        }
+    }
+    r.count = set.size();
+    r.loss = loss / static_cast<double>(set.size());
+    r.accuracy = static_cast<double>(correct) / static_cast<double>(set.size());
+    for (int64_t k = 0; k < K; ++k) {
+        const auto& row = r.confusion[static_cast<size_t>(k)];
+        const int64_t total = std::accumulate(row.begin(), row.end(), int64_t{0});
+        r.per_class_accuracy.push_back(total ? static_cast<double>(row[static_cast<size_t>(k)]) / total : 0.0);
+    }
+    return r;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string duration_text(double s) {
+    char buf[32];
+    if (s < 60)
+        std::snprintf(buf, sizeof buf, "%.0fs", s);
+    else if (s < 3600)
+        std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+    else
+        std::snprintf(buf, sizeof buf, "%dh%02dm", static_cast<int>(s) / 3600, static_cast<int>(s) % 3600 / 60);
+    return buf;
+}
+
+// Fills `out` (C, H, W) with image `index`, normalised and, if asked, randomly cropped and flipped.
+void load_example(const ImageSet& set, int64_t index, const Normalization& norm, const AugmentConfig& aug, Rng& rng,
+                  float* out) {
+    const int64_t C = set.channels, H = set.height, W = set.width, plane = H * W;
+    const uint8_t* src = set.pixels.data() + index * C * plane;
+    if (aug.crop_padding == 0 && !aug.horizontal_flip) {
+        normalize_image(src, C, plane, norm, out);
+        return;
+    }
+    const int64_t p = aug.crop_padding;
+    const int64_t dy = p ? static_cast<int64_t>(rng.below(static_cast<uint64_t>(2 * p + 1))) - p : 0;
+    const int64_t dx = p ? static_cast<int64_t>(rng.below(static_cast<uint64_t>(2 * p + 1))) - p : 0;
+    const bool flip = aug.horizontal_flip && rng.below(2) == 1;
+    for (int64_t c = 0; c < C; ++c) {
+        // Padding is zero in normalised units (the mean), so it adds no artificial edge brightness.
+        for (int64_t h = 0; h < H; ++h)
+            for (int64_t w = 0; w < W; ++w) {
+                const int64_t sh = h + dy, sw = (flip ? W - 1 - w : w) + dx;
+                float v = 0.0f;
+                if (sh >= 0 && sh < H && sw >= 0 && sw < W)
+                    v = (static_cast<float>(src[c * plane + sh * W + sw]) / 255.0f - norm.mean[static_cast<size_t>(c)]) /
+                        norm.stddev[static_cast<size_t>(c)];
+                out[c * plane + h * W + w] = v;
+            }
+    }
+}
+
+class Progress {
+public:
+    explicit Progress(bool quiet) : live_(!quiet && ::isatty(STDERR_FILENO)) {}
+    void update(int64_t epoch, int64_t epochs, int64_t done, int64_t total, double loss, double acc, double ips,
+                double eta) {
+        if (!live_ || seconds_since(last_) < 0.25) return;
+        last_ = Clock::now();
+        std::fprintf(stderr, "\repoch %lld/%lld  %3.0f%%  %6.0f img/s  loss %.4f  acc %.2f%%  ETA %s   ",
+                     static_cast<long long>(epoch), static_cast<long long>(epochs), 100.0 * done / total, ips, loss,
+                     100 * acc, duration_text(eta).c_str());
+        std::fflush(stderr);
+    }
+    void clear() {
+        if (live_) std::fprintf(stderr, "\r%100s\r", "");
+    }
+
+private:
+    bool live_;
+    Clock::time_point last_ = Clock::now();
+};
+
+nlohmann::json metrics_json(const EpochMetrics& m) {
+    return {{"epoch", m.epoch},           {"train_loss", m.train_loss},       {"train_accuracy", m.train_accuracy},
+            {"test_loss", m.test_loss},   {"test_accuracy", m.test_accuracy}, {"learning_rate", m.learning_rate},
+            {"seconds", m.seconds},       {"images_per_second", m.images_per_second}};
+}
+
+}  // namespace
+
+std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const TrainConfig& config,
+                                const std::string& model_text) {
+    check_data_fits(model, data.train, "training");
+    check_data_fits(model, data.test, "test");
+    if (config.batch <= 0 || config.epochs <= 0) throw ShapeError("epochs and batch must be positive");
+    const ImageSet& train_set = data.train;
+    const int64_t n_train = config.limit_train ? std::min(config.limit_train, train_set.size()) : train_set.size();
+    ImageSet test_set = data.test;
+    if (config.limit_test && config.limit_test < test_set.size()) {
+        test_set.pixels.resize(static_cast<size_t>(config.limit_test * test_set.image_elements()));
+        test_set.labels.resize(static_cast<size_t>(config.limit_test));
+    }
+
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    fs::create_directories(config.out_dir, ec);
+    if (ec) throw IoError(config.out_dir + ": cannot create the output folder: " + ec.message());
+    const std::string model_path = (fs::path(config.out_dir) / "model.safetensors").string();
+    const std::string best_path = (fs::path(config.out_dir) / "best.safetensors").string();
+    const std::string metrics_path = (fs::path(config.out_dir) / "metrics.jsonl").string();
+    {  // fail now, not after an epoch of work, if the folder is not writable
+        const std::string probe = (fs::path(config.out_dir) / ".write-test").string();
+        std::ofstream f(probe);
+        if (!f || !(f << "ok") || !f.flush()) throw IoError(config.out_dir + ": the output folder is not writable");
+        f.close();
+        fs::remove(probe, ec);
+    }
+
+    const int64_t batch = std::min(config.batch, n_train);
+    const int64_t steps_per_epoch = n_train / batch;  // the incomplete last batch is dropped
+    const int64_t total_steps = steps_per_epoch * config.epochs;
+    TrainingStep step_runner(model, batch);
+    Optimizer optimizer(model, config.optimizer);
+
+    CheckpointInfo info;
+    info.class_names = train_set.class_names;
+    info.normalization = compute_normalization(train_set);
+    int64_t first_epoch = 1;
+    double best_accuracy = -1;
+    if (config.resume) {
+        if (!fs::exists(model_path)) throw IoError(model_path + ": nothing to resume (no checkpoint there)");
+        const CheckpointFile file = read_checkpoint(model_path);
+        LoadedModel loaded = load_model(file);
+        if (loaded.model.to_text() != model.to_text())
+            throw FormatError(model_path + ": the checkpoint holds another model:\n" + loaded.model.to_text());
+        for (size_t i = 0; i < model.named_params().size(); ++i) {
+            auto dst = model.named_params()[i];
+            file.read_tensor(dst.name, dst.ref.dims, *dst.ref.value);
+        }
+        load_optimizer_state(file, optimizer);
+        optimizer.set_steps_taken(loaded.info.step);
+        info.normalization = loaded.info.normalization;
+        first_epoch = loaded.info.epoch + 1;
+        try {
+            best_accuracy = nlohmann::json::parse(loaded.info.metrics_json).value("best_test_accuracy", -1.0);
+        } catch (const nlohmann::json::exception&) {
+        }
+        if (!config.quiet)
+            std::printf("resuming %s after epoch %lld (step %lld)\n", model_path.c_str(),
+                        static_cast<long long>(loaded.info.epoch), static_cast<long long>(loaded.info.step));
+    }
+    nlohmann::json run_settings = {{"epochs", config.epochs},
+                                   {"batch", batch},
+                                   {"seed", config.seed},
+                                   {"optimizer", optimizer_name(config.optimizer.kind)},
+                                   {"lr", config.schedule.base_lr},
+                                   {"weight_decay", config.optimizer.weight_decay},
+                                   {"threads", threads()},
+                                   {"data", data.description}};
+    info.training_json = run_settings.dump();
+
+    const int64_t image = train_set.image_elements();
+    std::vector<float> input(static_cast<size_t>(batch * image));
+    std::vector<int32_t> labels(static_cast<size_t>(batch));
+    std::vector<EpochMetrics> history;
+    Progress progress(config.quiet);
+    int64_t step = (first_epoch - 1) * steps_per_epoch;
+
+    for (int64_t epoch = first_epoch; epoch <= config.epochs; ++epoch) {
+        const auto start = Clock::now();
+        std::vector<int64_t> order(static_cast<size_t>(n_train));
+        std::iota(order.begin(), order.end(), 0);
+        Rng shuffle = Rng::derive(config.seed, 0x5AFF1E, static_cast<uint64_t>(epoch));
+        for (int64_t i = n_train - 1; i > 0; --i)
+            std::swap(order[static_cast<size_t>(i)], order[shuffle.below(static_cast<uint64_t>(i + 1))]);
+        double loss_sum = 0, lr = 0;
+        int64_t correct = 0, seen = 0;
+        for (int64_t b = 0; b < steps_per_epoch; ++b, ++step) {
+            Rng aug_rng = Rng::derive(config.seed, 0xA06, static_cast<uint64_t>(step));
+            for (int64_t i = 0; i < batch; ++i) {
+                const int64_t index = order[static_cast<size_t>(b * batch + i)];
+                load_example(train_set, index, info.normalization, config.augment, aug_rng,
+                             input.data() + i * image);
+                labels[static_cast<size_t>(i)] = train_set.labels[static_cast<size_t>(index)];
+            }
+            const TrainingStep::Result r =
+                step_runner.run(input.data(), labels.data(), batch, Rng::derive(config.seed, 0xD0, step).next());
+            if (!std::isfinite(r.loss_sum))
+                throw Error("the loss became " + std::string(std::isnan(r.loss_sum) ? "NaN" : "infinite") +
+                            " at epoch " + std::to_string(epoch) + ", batch " + std::to_string(b + 1) +
+                            "; try a lower learning rate (--lr). The last good checkpoint, if any, is kept: " + model_path);
+            lr = learning_rate_at(config.schedule, step, steps_per_epoch, total_steps);
+            optimizer.step(lr);
+            loss_sum += r.loss_sum;
+            correct += r.correct;
+            seen += batch;
+            const double elapsed = seconds_since(start);
+            const double ips = seen / std::max(elapsed, 1e-9);
+            progress.update(epoch, config.epochs, b + 1, steps_per_epoch, loss_sum / seen,
+                            static_cast<double>(correct) / seen, ips,
+                            (static_cast<double>(total_steps - step - 1) * batch) / ips);
+        }
+        const double train_seconds = seconds_since(start);
+        progress.clear();
+        EpochMetrics m;
+        m.epoch = epoch;
+        m.train_loss = loss_sum / std::max<int64_t>(seen, 1);
+        m.train_accuracy = static_cast<double>(correct) / std::max<int64_t>(seen, 1);
+        m.learning_rate = lr;
+        m.seconds = train_seconds;
+        m.images_per_second = seen / std::max(train_seconds, 1e-9);
+        const EvalResult test = evaluate(model, test_set, info.normalization);
+        m.test_loss = test.loss;
+        m.test_accuracy = test.accuracy;
+        history.push_back(m);
+
+        const bool best = m.test_accuracy > best_accuracy;
+        if (best) best_accuracy = m.test_accuracy;
+        nlohmann::json mj = metrics_json(m);
+        mj["best_test_accuracy"] = best_accuracy;
+        info.epoch = epoch;
+        info.step = optimizer.steps_taken();
+        info.metrics_json = mj.dump();
+        write_checkpoint(model_path, model, info, &optimizer);
+        if (best) write_checkpoint(best_path, model, info, nullptr);
+        {
+            std::ofstream log(metrics_path, std::ios::app);
+            if (!log || !(log << metrics_json(m).dump() << "\n")) throw IoError(metrics_path + ": cannot append");
+        }
+        if (!config.quiet) {
+            std::printf("epoch %lld/%lld  train loss %.4f  acc %.2f%%  |  test loss %.4f  acc %.2f%%%s  |  %.0f img/s  %s  lr %.2g\n",
+                        static_cast<long long>(epoch), static_cast<long long>(config.epochs), m.train_loss,
+                        100 * m.train_accuracy, m.test_loss, 100 * m.test_accuracy, best ? " (best)" : "",
+                        m.images_per_second, duration_text(train_seconds).c_str(), lr);
+            std::fflush(stdout);
+        }
+    }
+    (void)model_text;
+    return history;
+}
+
+}  // namespace lenz
