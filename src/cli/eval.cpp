@@ -1,4 +1,70 @@
+// `lenz eval CHECKPOINT --data ...`: accuracy, per-class accuracy and the confusion matrix.
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
 #include "cli/commands.h"
+#include "cli/options.h"
+#include "lenz/checkpoint.h"
+#include "lenz/train.h"
+
 namespace lenz::cli {
-void add_eval(CLI::App&, Runner&) {}
+namespace {
+
+struct EvalArgs {
+    std::string checkpoint, data = "fashion-mnist";
+    double val_split = 0;
+    uint64_t seed = 1;
+    int64_t batch = 256;
+    bool json = false;
+};
+
+int run_eval(const EvalArgs& a) {
+    LoadedModel loaded = load_model(a.checkpoint);
+    const DataSplit data = load_data_for(loaded.model, a.data, a.val_split, a.seed);
+    const EvalResult r = evaluate(loaded.model, data.test, loaded.info.normalization, a.batch);
+    const std::vector<std::string>& names =
+        data.test.class_names.empty() ? loaded.info.class_names : data.test.class_names;
+    auto name = [&](size_t k) { return k < names.size() ? names[k] : "class " + std::to_string(k); };
+    if (a.json) {
+        nlohmann::json per_class = nlohmann::json::array();
+        for (size_t k = 0; k < r.per_class_accuracy.size(); ++k)
+            per_class.push_back({{"class", name(k)}, {"accuracy", r.per_class_accuracy[k]}});
+        nlohmann::json j = {{"checkpoint", a.checkpoint}, {"data", data.description}, {"images", r.count},
+                            {"accuracy", r.accuracy},     {"loss", r.loss},           {"per_class", per_class},
+                            {"confusion", r.confusion}};
+        std::cout << j.dump(2) << "\n";
+        return 0;
+    }
+    std::printf("%s on %s: %lld test images\n", a.checkpoint.c_str(), data.description.c_str(),
+                static_cast<long long>(r.count));
+    std::printf("accuracy %.2f%%   loss %.4f\n\nper class:\n", 100 * r.accuracy, r.loss);
+    for (size_t k = 0; k < r.per_class_accuracy.size(); ++k)
+        std::printf("  %2zu %-14s %6.2f%%\n", k, name(k).c_str(), 100 * r.per_class_accuracy[k]);
+    std::printf("\nconfusion matrix (rows: true class, columns: predicted)\n     ");
+    for (size_t k = 0; k < r.confusion.size(); ++k) std::printf("%6zu", k);
+    std::printf("\n");
+    for (size_t t = 0; t < r.confusion.size(); ++t) {
+        std::printf("  %2zu ", t);
+        for (int64_t v : r.confusion[t]) std::printf("%6lld", static_cast<long long>(v));
+        std::printf("   %s\n", name(t).c_str());
+    }
+    return 0;
+}
+
+}  // namespace
+
+void add_eval(CLI::App& app, Runner& run) {
+    auto a = std::make_shared<EvalArgs>();
+    CLI::App* cmd = app.add_subcommand("eval", "Accuracy, per-class accuracy and confusion matrix on a test set");
+    cmd->add_option("checkpoint", a->checkpoint, "checkpoint (.safetensors) written by lenz train")->required();
+    add_data_option(cmd, a->data);
+    cmd->add_option("--val-split", a->val_split, "image folders without test/: the fraction held out")
+        ->check(CLI::Range(0.0, 0.9));
+    cmd->add_option("--seed", a->seed, "seed of the --val-split (as in training)");
+    cmd->add_option("--batch", a->batch, "images per forward pass")->check(CLI::Range(1, 1 << 16));
+    cmd->add_flag("--json", a->json, "one JSON object");
+    cmd->callback([&run, a] { run = [a] { return run_eval(*a); }; });
+}
+
 }  // namespace lenz::cli

@@ -1,4 +1,122 @@
+// `lenz predict CHECKPOINT IMAGE...`: the top classes of each PNG/JPEG, with probabilities;
+// `lenz sample`: writes images of a data set as PNG files to try it on.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <numeric>
+
 #include "cli/commands.h"
+#include "cli/options.h"
+#include "lenz/checkpoint.h"
+#include "lenz/error.h"
+
 namespace lenz::cli {
-void add_predict(CLI::App&, Runner&) {}
+namespace {
+
+struct PredictArgs {
+    std::string checkpoint;
+    std::vector<std::string> images;
+    int64_t top = 3;
+    bool json = false;
+};
+
+int run_predict(const PredictArgs& a) {
+    LoadedModel loaded = load_model(a.checkpoint);
+    Model& model = loaded.model;
+    const Shape in = model.input_shape();
+    const int64_t K = model.output_shape().elements();
+    auto name = [&](int64_t k) {
+        return k < static_cast<int64_t>(loaded.info.class_names.size()) ? loaded.info.class_names[static_cast<size_t>(k)]
+                                                                       : "class " + std::to_string(k);
+    };
+    Inference inference(model, 1);
+    std::vector<float> input(static_cast<size_t>(in.elements()));
+    nlohmann::json all = nlohmann::json::array();
+    for (const std::string& path : a.images) {
+        const Image fitted = fit_image(read_image(path), in.h, in.w, in.c);
+        // (H, W, C) interleaved -> (C, H, W) planar
+        std::vector<uint8_t> planar(static_cast<size_t>(in.elements()));
+        for (int64_t c = 0; c < in.c; ++c)
+            for (int64_t p = 0; p < in.h * in.w; ++p)
+                planar[static_cast<size_t>(c * in.h * in.w + p)] = fitted.pixels[static_cast<size_t>(p * in.c + c)];
+        normalize_image(planar.data(), in.c, in.h * in.w, loaded.info.normalization, input.data());
+        const float* out = inference.run(input.data(), 1);
+        std::vector<double> prob(out, out + K);
+        if (!model.ends_with_softmax()) {
+            const double top = *std::max_element(prob.begin(), prob.end());
+            double sum = 0;
+            for (double& p : prob) sum += p = std::exp(p - top);
+            for (double& p : prob) p /= sum;
+        }
+        std::vector<int64_t> order(static_cast<size_t>(K));
+        std::iota(order.begin(), order.end(), 0);
+        std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return prob[x] > prob[y]; });
+        const int64_t shown = std::min(a.top, K);
+        nlohmann::json list = nlohmann::json::array();
+        for (int64_t i = 0; i < shown; ++i)
+            list.push_back({{"class", name(order[static_cast<size_t>(i)])}, {"probability", prob[order[static_cast<size_t>(i)]]}});
+        if (a.json) {
+            all.push_back({{"image", path}, {"predictions", list}});
+        } else {
+            std::printf("%s:", path.c_str());
+            for (int64_t i = 0; i < shown; ++i)
+                std::printf("%s %s %.1f%%", i ? "," : "", name(order[static_cast<size_t>(i)]).c_str(),
+                            100 * prob[order[static_cast<size_t>(i)]]);
+            std::printf("\n");
+        }
+    }
+    if (a.json) std::cout << all.dump(2) << "\n";
+    return 0;
+}
+
+struct SampleArgs {
+    std::string data = "fashion-mnist", out = "sample.png", split = "test";
+    int64_t index = 0;
+};
+
+int run_sample(const SampleArgs& a) {
+    const DataSplit data = load_dataset(a.data, {});
+    const ImageSet& set = a.split == "train" ? data.train : data.test;
+    if (a.index < 0 || a.index >= set.size())
+        throw ShapeError("--index " + std::to_string(a.index) + " is outside the " + a.split + " set's 0.." +
+                         std::to_string(set.size() - 1));
+    Image img{set.height, set.width, set.channels, {}};
+    img.pixels.resize(static_cast<size_t>(set.image_elements()));
+    const int64_t plane = set.height * set.width;
+    for (int64_t c = 0; c < set.channels; ++c)
+        for (int64_t p = 0; p < plane; ++p)
+            img.pixels[static_cast<size_t>(p * set.channels + c)] =
+                set.pixels[static_cast<size_t>(a.index * set.image_elements() + c * plane + p)];
+    write_png(a.out, img);
+    const int32_t label = set.labels[static_cast<size_t>(a.index)];
+    std::printf("wrote %s: %s image %lld, class %d (%s)\n", a.out.c_str(), a.split.c_str(),
+                static_cast<long long>(a.index), label,
+                label < static_cast<int32_t>(set.class_names.size()) ? set.class_names[static_cast<size_t>(label)].c_str()
+                                                                      : "?");
+    return 0;
+}
+
+}  // namespace
+
+void add_predict(CLI::App& app, Runner& run) {
+    auto a = std::make_shared<PredictArgs>();
+    CLI::App* cmd = app.add_subcommand("predict", "Classify PNG/JPEG images with a trained checkpoint");
+    cmd->add_option("checkpoint", a->checkpoint, "checkpoint (.safetensors) written by lenz train")->required();
+    cmd->add_option("images", a->images, "PNG or JPEG files (resized and centre-cropped to the model's input)")
+        ->required();
+    cmd->add_option("--top", a->top, "how many classes to show (default 3)")->check(CLI::Range(1, 1 << 20));
+    cmd->add_flag("--json", a->json, "per image, a list of {class, probability}");
+    cmd->callback([&run, a] { run = [a] { return run_predict(*a); }; });
+
+    auto s = std::make_shared<SampleArgs>();
+    CLI::App* sample = app.add_subcommand("sample", "Write one image of a data set as PNG, to try predict on");
+    add_data_option(sample, s->data);
+    sample->add_option("--split", s->split, "test (default) or train")->check(CLI::IsMember({"test", "train"}));
+    sample->add_option("--index", s->index, "which image (default 0)");
+    sample->add_option("--out", s->out, "PNG file to write (default sample.png)");
+    sample->callback([&run, s] { run = [s] { return run_sample(*s); }; });
+}
+
 }  // namespace lenz::cli

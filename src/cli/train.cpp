@@ -1,4 +1,119 @@
+// `lenz train MODEL --data ...`: trains, evaluates after every epoch, checkpoints atomically.
+#include <cstdio>
+#include <filesystem>
+
 #include "cli/commands.h"
+#include "cli/options.h"
+#include "lenz/error.h"
+#include "lenz/summary.h"
+#include "lenz/threads.h"
+#include "lenz/train.h"
+
 namespace lenz::cli {
-void add_train(CLI::App&, Runner&) {}
+namespace {
+
+struct TrainArgs {
+    std::string model, data = "fashion-mnist", out, resume, optimizer = "adam", schedule = "cosine";
+    int64_t epochs = 5, batch = 64, limit_train = 0, limit_test = 0, step_every = 10, crop = 0;
+    double lr = -1, momentum = 0.9, weight_decay = 0, warmup = 0.5, gamma = 0.1, val_split = 0;
+    uint64_t seed = 1;
+    bool flip = false, quiet = false;
+};
+
+int run_train(TrainArgs a) {
+    Model model = load_model_file(a.model);
+    TrainConfig c;
+    c.epochs = a.epochs;
+    c.batch = a.batch;
+    c.seed = a.seed;
+    c.limit_train = a.limit_train;
+    c.limit_test = a.limit_test;
+    c.quiet = a.quiet;
+    if (!a.resume.empty()) {
+        c.resume = true;
+        c.out_dir = a.resume;
+        if (!a.out.empty() && a.out != a.resume) throw Error("--resume DIR continues in DIR; leave out --out");
+    } else {
+        c.out_dir = a.out.empty() ? "runs/" + std::filesystem::path(a.model).stem().string() : a.out;
+    }
+    const std::string& o = a.optimizer;
+    c.optimizer.kind = o == "sgd" ? OptimizerKind::sgd
+                       : o == "momentum" || o == "nesterov" ? OptimizerKind::momentum
+                       : o == "adamw" ? OptimizerKind::adamw
+                                      : OptimizerKind::adam;
+    c.optimizer.nesterov = o == "nesterov";
+    c.optimizer.momentum = a.momentum;
+    c.optimizer.weight_decay = a.weight_decay;
+    c.schedule.kind = a.schedule == "constant" ? ScheduleKind::constant
+                      : a.schedule == "step"   ? ScheduleKind::step
+                                               : ScheduleKind::cosine;
+    const bool adaptive = c.optimizer.kind == OptimizerKind::adam || c.optimizer.kind == OptimizerKind::adamw;
+    c.schedule.base_lr = a.lr > 0 ? a.lr : adaptive ? 2e-3 : 0.05;
+    c.schedule.warmup_epochs = a.warmup;
+    c.schedule.step_every = a.step_every;
+    c.schedule.step_gamma = a.gamma;
+    c.augment.crop_padding = a.crop;
+    c.augment.horizontal_flip = a.flip;
+
+    model.init_params(a.seed);
+    const DataSplit data = load_data_for(model, a.data, a.val_split, a.seed);
+    check_data_fits(model, data.train, "training");
+    check_data_fits(model, data.test, "test");
+    if (!a.quiet) {
+        const Summary s = summarize(model, {.batch = c.batch, .optimizer = c.optimizer.kind});
+        std::printf("Training %s on %s: %lld training and %lld test images, %zu classes\n", a.model.c_str(),
+                    data.description.c_str(), static_cast<long long>(data.train.size()),
+                    static_cast<long long>(data.test.size()), data.train.class_names.size());
+        std::printf("  %s parameters, %s MACs per image; training plan %s at batch %lld\n", with_commas(s.params).c_str(),
+                    with_commas(s.mults).c_str(), human_bytes(s.training_plan.bytes()).c_str(),
+                    static_cast<long long>(c.batch));
+        std::printf("  %s, lr %g (%s schedule, %g warm-up epochs), batch %lld, %lld epochs, seed %llu, %d threads\n",
+                    optimizer_name(c.optimizer.kind), c.schedule.base_lr, a.schedule.c_str(), c.schedule.warmup_epochs,
+                    static_cast<long long>(c.batch), static_cast<long long>(c.epochs),
+                    static_cast<unsigned long long>(c.seed), threads());
+        std::printf("  checkpoints and metrics.jsonl in %s/\n", c.out_dir.c_str());
+        std::fflush(stdout);
+    }
+    const auto history = train(model, data, c, model.to_text());
+    if (!a.quiet && !history.empty())
+        std::printf("done: test accuracy %.2f%%; model in %s/model.safetensors (best epoch in best.safetensors)\n",
+                    100 * history.back().test_accuracy, c.out_dir.c_str());
+    return 0;
+}
+
+}  // namespace
+
+void add_train(CLI::App& app, Runner& run) {
+    auto a = std::make_shared<TrainArgs>();
+    CLI::App* cmd = app.add_subcommand("train", "Train a model on a data set");
+    cmd->add_option("model", a->model, "model file (.lenz)")->required();
+    add_data_option(cmd, a->data);
+    cmd->add_option("--epochs", a->epochs, "passes over the training set (default 5)")->check(CLI::Range(1, 100000));
+    cmd->add_option("--batch", a->batch, "images per step (default 64)")->check(CLI::Range(1, 1 << 20));
+    cmd->add_option("--lr", a->lr, "peak learning rate (default 0.002 for adam/adamw, 0.05 for sgd)")
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--optimizer", a->optimizer, "adam (default), adamw, sgd, momentum or nesterov")
+        ->check(CLI::IsMember({"sgd", "momentum", "nesterov", "adam", "adamw"}));
+    cmd->add_option("--momentum", a->momentum, "momentum for momentum/nesterov (default 0.9)")->check(CLI::Range(0.0, 1.0));
+    cmd->add_option("--weight-decay", a->weight_decay, "L2 (sgd, adam) or decoupled (adamw) weight decay")
+        ->check(CLI::Range(0.0, 1.0));
+    cmd->add_option("--schedule", a->schedule, "cosine (default), step or constant")
+        ->check(CLI::IsMember({"cosine", "step", "constant"}));
+    cmd->add_option("--warmup", a->warmup, "epochs of linear warm-up (default 0.5)")->check(CLI::Range(0.0, 1000.0));
+    cmd->add_option("--step-every", a->step_every, "step schedule: epochs between decays")->check(CLI::Range(1, 100000));
+    cmd->add_option("--gamma", a->gamma, "step schedule: factor per decay (default 0.1)")->check(CLI::Range(0.0, 1.0));
+    cmd->add_option("--seed", a->seed, "seed for weights, shuffling, dropout and augmentation (default 1)");
+    cmd->add_option("--out", a->out, "output folder (default runs/<model name>)");
+    cmd->add_option("--resume", a->resume, "continue the stopped run in this folder");
+    cmd->add_option("--augment-crop", a->crop, "random crops after padding this many pixels (off by default)")
+        ->check(CLI::Range(0, 64));
+    cmd->add_flag("--augment-flip", a->flip, "random horizontal flips (off by default)");
+    cmd->add_option("--val-split", a->val_split, "image folders without test/: fraction held out for testing")
+        ->check(CLI::Range(0.0, 0.9));
+    cmd->add_option("--limit-train", a->limit_train, "use only the first N training images")->check(CLI::Range(0, 1 << 30));
+    cmd->add_option("--limit-test", a->limit_test, "use only the first N test images")->check(CLI::Range(0, 1 << 30));
+    cmd->add_flag("--quiet", a->quiet, "print nothing but errors");
+    cmd->callback([&run, a] { run = [a] { return run_train(*a); }; });
+}
+
 }  // namespace lenz::cli

@@ -1,0 +1,28 @@
+// Options several subcommands share, and helpers to print tables.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "lenz/data.h"
+#include "lenz/model.h"
+
+namespace lenz::cli {
+
+// "--data" with the data sets it understands, explained once.
+inline CLI::Option* add_data_option(CLI::App* cmd, std::string& data) {
+    return cmd->add_option("--data", data,
+                           "fashion-mnist (default, Debian package dataset-fashion-mnist), mnist, a folder with the "
+                           "four IDX files, or an image folder (one sub-folder per class, with train/ and test/)");
+}
+
+inline DataSplit load_data_for(const Model& model, const std::string& spec, double val_split, uint64_t seed) {
+    DataOptions o;
+    o.val_split = val_split;
+    o.seed = seed;
+    o.height = model.input_shape().h;
+    o.width = model.input_shape().w;
+    o.channels = model.input_shape().c;
+    return load_dataset(spec, o);
+}
+
+}  // namespace lenz::cli
