@@ -65,6 +65,14 @@ struct AugmentConfig {
     bool horizontal_flip = false;
 };
 
+struct EpochMetrics {
+    int64_t epoch = 0;  // 1-based
+    double train_loss = 0, train_accuracy = 0;
+    double test_loss = 0, test_accuracy = 0;
+    double learning_rate = 0;
+    double seconds = 0, images_per_second = 0;
+};
+
 struct TrainConfig {
     int64_t epochs = 5;
     int64_t batch = 64;
@@ -77,6 +85,8 @@ struct TrainConfig {
     bool quiet = false;
     int64_t limit_train = 0;  // use only the first N training images (0: all), for quick runs
     int64_t limit_test = 0;
+    // Called after each epoch's checkpoint is written; returning false stops training there.
+    std::function<bool(const EpochMetrics&)> on_epoch;
 };
 
 // Per-channel mean and standard deviation of a training set; stored in checkpoints so that
@@ -88,13 +98,6 @@ Normalization compute_normalization(const ImageSet& set);
 // pixels (C, H, W) u8 -> out (C, H, W) float, normalised.
 void normalize_image(const uint8_t* pixels, int64_t channels, int64_t plane, const Normalization& norm, float* out);
 
-struct EpochMetrics {
-    int64_t epoch = 0;  // 1-based
-    double train_loss = 0, train_accuracy = 0;
-    double test_loss = 0, test_accuracy = 0;
-    double learning_rate = 0;
-    double seconds = 0, images_per_second = 0;
-};
 
 struct EvalResult {
     double loss = 0, accuracy = 0;
@@ -111,7 +114,6 @@ void check_data_fits(const Model& model, const ImageSet& set, const std::string&
 
 // Runs the epochs, writes DIR/model.safetensors after each epoch (atomically), DIR/best.safetensors
 // at the best test accuracy, and DIR/metrics.jsonl; returns the metrics of every epoch.
-std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const TrainConfig& config,
-                                const std::string& model_text);
+std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const TrainConfig& config);
 
 }  // namespace lenz

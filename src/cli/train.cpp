@@ -74,7 +74,7 @@ int run_train(TrainArgs a) {
         std::printf("  checkpoints and metrics.jsonl in %s/\n", c.out_dir.c_str());
         std::fflush(stdout);
     }
-    const auto history = train(model, data, c, model.to_text());
+    const auto history = train(model, data, c);
     if (!a.quiet && !history.empty())
         std::printf("done: test accuracy %.2f%%; model in %s/model.safetensors (best epoch in best.safetensors)\n",
                     100 * history.back().test_accuracy, c.out_dir.c_str());

@@ -181,8 +181,7 @@ nlohmann::json metrics_json(const EpochMetrics& m) {
 
 }  // namespace
 
-std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const TrainConfig& config,
-                                const std::string& model_text) {
+std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const TrainConfig& config) {
     check_data_fits(model, data.train, "training");
     check_data_fits(model, data.test, "test");
     if (config.batch <= 0 || config.epochs <= 0) throw ShapeError("epochs and batch must be positive");
@@ -327,8 +326,8 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
                         m.images_per_second, duration_text(train_seconds).c_str(), lr);
             std::fflush(stdout);
         }
+        if (config.on_epoch && !config.on_epoch(m)) break;
     }
-    (void)model_text;
     return history;
 }
 

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Lenz needs to build, test and train (only those that are missing).
+set -euo pipefail
+packages=(build-essential cmake ninja-build pkg-config libgtest-dev libbenchmark-dev libcli11-dev
+  nlohmann-json3-dev libopenblas-dev libpng-dev libjpeg-dev zlib1g-dev libomp-dev clang
+  dataset-fashion-mnist)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,161 @@
+// Checkpoints: round trip, and every way a file can be broken gives a clear FormatError.
+#include "lenz/checkpoint.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "lenz/error.h"
+
+namespace lenz {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct TempDir {
+    fs::path path = fs::temp_directory_path() / ("lenz-ckpt-" + std::to_string(::getpid()) + "-" +
+                                                 ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    TempDir() { fs::create_directories(path); }
+    ~TempDir() { fs::remove_all(path); }
+    std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+Model small_model() {
+    Model m = parse_model("input 6x6x2\nconv 3 3x3 relu\nbatchnorm\nflatten\ndense 4 softmax\n", "m");
+    m.init_params(11);
+    return m;
+}
+
+CheckpointInfo small_info() {
+    CheckpointInfo info;
+    info.class_names = {"a", "b", "c", "d"};
+    info.normalization = {{0.5f, 0.25f}, {0.2f, 0.3f}};
+    info.epoch = 3;
+    info.step = 42;
+    return info;
+}
+
+std::string bytes_of(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(f), {}};
+}
+void write_bytes(const std::string& path, const std::string& data) {
+    std::ofstream f(path, std::ios::binary);
+    f << data;
+}
+
+TEST(Checkpoint, RoundTrip) {
+    TempDir dir;
+    Model m = small_model();
+    write_checkpoint(dir.file("m.safetensors"), m, small_info(), nullptr);
+    LoadedModel loaded = load_model(dir.file("m.safetensors"));
+    EXPECT_EQ(loaded.model.to_text(), m.to_text());
+    EXPECT_EQ(loaded.info.class_names, small_info().class_names);
+    EXPECT_EQ(loaded.info.normalization.stddev, small_info().normalization.stddev);
+    EXPECT_EQ(loaded.info.epoch, 3);
+    EXPECT_EQ(loaded.info.step, 42);
+    auto a = m.named_params();
+    auto b = loaded.model.named_params();
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+        ASSERT_EQ(a[i].name, b[i].name);
+        ASSERT_EQ(a[i].ref.value->size(), b[i].ref.value->size());
+        for (int64_t k = 0; k < a[i].ref.value->size(); ++k) ASSERT_EQ((*a[i].ref.value)[k], (*b[i].ref.value)[k]);
+    }
+    // no temporary file is left behind
+    for (auto& e : fs::directory_iterator(dir.path)) EXPECT_EQ(e.path().filename(), "m.safetensors");
+}
+
+TEST(Checkpoint, OptimizerStateRoundTrip) {
+    TempDir dir;
+    Model m = small_model();
+    m.allocate_gradients();
+    Optimizer opt(m, {.kind = OptimizerKind::adam});
+    for (auto& p : m.named_params())
+        if (p.ref.grad)
+            for (int64_t i = 0; i < p.ref.grad->size(); ++i) (*p.ref.grad)[i] = 0.01f * static_cast<float>(i % 7);
+    opt.step(0.01);
+    write_checkpoint(dir.file("m.safetensors"), m, small_info(), &opt);
+    Optimizer fresh(m, {.kind = OptimizerKind::adam});
+    load_optimizer_state(read_checkpoint(dir.file("m.safetensors")), fresh);
+    auto s1 = opt.state(), s2 = fresh.state();
+    ASSERT_EQ(s1.size(), s2.size());
+    for (size_t i = 0; i < s1.size(); ++i)
+        for (int64_t k = 0; k < s1[i].value->size(); ++k) ASSERT_EQ((*s1[i].value)[k], (*s2[i].value)[k]);
+    Optimizer other(m, {.kind = OptimizerKind::momentum});
+    EXPECT_THROW(load_optimizer_state(read_checkpoint(dir.file("m.safetensors")), other), FormatError);
+}
+
+std::string load_error(const std::string& path) {
+    try {
+        load_model(path);
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
+TEST(Checkpoint, TruncatedAtAnyPointIsAClearError) {
+    TempDir dir;
+    Model m = small_model();
+    write_checkpoint(dir.file("m.safetensors"), m, small_info(), nullptr);
+    const std::string good = bytes_of(dir.file("m.safetensors"));
+    for (size_t cut : {size_t{0}, size_t{4}, size_t{8}, size_t{20}, good.size() / 2, good.size() - 1}) {
+        write_bytes(dir.file("t.safetensors"), good.substr(0, cut));
+        const std::string msg = load_error(dir.file("t.safetensors"));
+        EXPECT_NE(msg, "(no error)") << "cut at " << cut;
+        EXPECT_NE(msg.find("t.safetensors"), std::string::npos) << msg;
+    }
+}
+
+TEST(Checkpoint, LyingHeadersAreRejected) {
+    TempDir dir;
+    Model m = small_model();
+    write_checkpoint(dir.file("m.safetensors"), m, small_info(), nullptr);
+    const std::string good = bytes_of(dir.file("m.safetensors"));
+    // header length larger than the file
+    std::string huge = good;
+    huge[7] = '\x7f';
+    write_bytes(dir.file("h.safetensors"), huge);
+    EXPECT_NE(load_error(dir.file("h.safetensors")).find("header length"), std::string::npos);
+    // a shape that does not match the byte range
+    uint64_t len = 0;
+    for (int i = 7; i >= 0; --i) len = (len << 8) | static_cast<unsigned char>(good[i]);
+    std::string header = good.substr(8, len);
+    const size_t pos = header.find("[3,2,3,3]");
+    ASSERT_NE(pos, std::string::npos) << header;
+    std::string bad = good;
+    bad.replace(8 + pos, 9, "[9,2,3,3]");
+    write_bytes(dir.file("s.safetensors"), bad);
+    EXPECT_NE(load_error(dir.file("s.safetensors")).find("needs"), std::string::npos);
+    // garbage instead of JSON
+    std::string garbage = good;
+    garbage[8] = '#';
+    write_bytes(dir.file("g.safetensors"), garbage);
+    EXPECT_NE(load_error(dir.file("g.safetensors")).find("not valid JSON"), std::string::npos);
+    // not a checkpoint at all
+    write_bytes(dir.file("x.safetensors"), "hello, world; this is not a checkpoint");
+    EXPECT_NE(load_error(dir.file("x.safetensors")), "(no error)");
+    EXPECT_THROW(load_model(dir.file("missing.safetensors")), IoError);
+}
+
+TEST(Checkpoint, AFailedWriteKeepsTheOldCheckpoint) {
+    TempDir dir;
+    Model m = small_model();
+    const std::string path = dir.file("m.safetensors");
+    write_checkpoint(path, m, small_info(), nullptr);
+    const std::string before = bytes_of(path);
+    // a read-only folder: the temporary file cannot be created (root ignores modes, so use a missing folder too)
+    EXPECT_THROW(write_checkpoint(dir.file("no/such/folder/m.safetensors"), m, small_info(), nullptr), IoError);
+    if (::geteuid() != 0) {
+        ::chmod(dir.path.c_str(), 0500);
+        EXPECT_THROW(write_checkpoint(path, m, small_info(), nullptr), IoError);
+        ::chmod(dir.path.c_str(), 0700);
+    }
+    EXPECT_EQ(bytes_of(path), before);
+}
+
+}  // namespace
+}  // namespace lenz

@@ -1,0 +1,170 @@
+// Training end to end on slices of Fashion-MNIST: it learns, it is deterministic, and a resumed
+// run reaches the same weights as one that never stopped.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "lenz/checkpoint.h"
+#include "lenz/error.h"
+#include "lenz/threads.h"
+#include "lenz/train.h"
+
+namespace lenz {
+namespace {
+
+namespace fs = std::filesystem;
+
+const DataSplit& fashion() {
+    static const DataSplit data = [] {
+        if (!fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) return DataSplit{};
+        return load_dataset("fashion-mnist", {});
+    }();
+    return data;
+}
+
+#define REQUIRE_FASHION()                                                                       \
+    if (fashion().train.size() == 0) GTEST_SKIP() << "dataset-fashion-mnist is not installed"; \
+    static_assert(true)
+
+const char* kSmallModel =
+    "input 28x28x1\nconv 8 3x3 padding=same relu\nmaxpool 2\nconv 16 3x3 padding=same\nbatchnorm\nrelu\n"
+    "maxpool 2\nflatten\ndropout 0.2\ndense 10 softmax\n";
+
+std::string out_dir(const std::string& name) {
+    return (fs::temp_directory_path() / ("lenz-train-" + std::to_string(::getpid()) + "-" + name)).string();
+}
+
+TrainConfig quick_config(const std::string& dir, int64_t epochs) {
+    TrainConfig c;
+    c.epochs = epochs;
+    c.batch = 32;
+    c.seed = 5;
+    c.limit_train = 1024;
+    c.limit_test = 256;
+    c.out_dir = dir;
+    c.quiet = true;
+    c.schedule.base_lr = 2e-3;
+    c.schedule.warmup_epochs = 0.5;
+    c.augment.crop_padding = 2;
+    c.augment.horizontal_flip = true;
+    return c;
+}
+
+std::vector<float> weights_of(Model& m) {
+    std::vector<float> out;
+    for (auto& p : m.named_params()) out.insert(out.end(), p.ref.value->data(), p.ref.value->data() + p.ref.value->size());
+    return out;
+}
+
+TEST(Trainer, LearnsFashionMnist) {
+    REQUIRE_FASHION();
+    Model m = parse_model(kSmallModel, "m");
+    m.init_params(5);
+    TrainConfig c = quick_config(out_dir("learns"), 2);
+    c.limit_train = 4096;
+    c.limit_test = 1000;
+    c.augment = {};
+    const auto history = train(m, fashion(), c);
+    ASSERT_EQ(history.size(), 2u);
+    EXPECT_GT(history.back().test_accuracy, 0.70) << "chance is 0.10";
+    EXPECT_LT(history.back().train_loss, history.front().train_loss);
+    EXPECT_TRUE(fs::exists(c.out_dir + "/model.safetensors"));
+    EXPECT_TRUE(fs::exists(c.out_dir + "/best.safetensors"));
+    std::ifstream log(c.out_dir + "/metrics.jsonl");
+    std::string line;
+    int lines = 0;
+    while (std::getline(log, line)) ++lines;
+    EXPECT_EQ(lines, 2);
+    // the checkpoint predicts what the trained model predicts
+    LoadedModel loaded = load_model(c.out_dir + "/model.safetensors");
+    EXPECT_NEAR(evaluate(loaded.model, fashion().test, loaded.info.normalization).accuracy,
+                evaluate(m, fashion().test, loaded.info.normalization).accuracy, 1e-12);
+    fs::remove_all(c.out_dir);
+}
+
+TEST(Trainer, SameSeedSameWeightsBitForBit) {
+    REQUIRE_FASHION();
+    std::vector<float> runs[2];
+    for (int r = 0; r < 2; ++r) {
+        Model m = parse_model(kSmallModel, "m");
+        m.init_params(5);
+        const TrainConfig c = quick_config(out_dir("det" + std::to_string(r)), 1);
+        train(m, fashion(), c);
+        runs[r] = weights_of(m);
+        fs::remove_all(c.out_dir);
+    }
+    ASSERT_EQ(runs[0].size(), runs[1].size());
+    EXPECT_EQ(std::memcmp(runs[0].data(), runs[1].data(), runs[0].size() * sizeof(float)), 0);
+}
+
+TEST(Trainer, ResumeReachesTheSameWeights) {
+    REQUIRE_FASHION();
+    Model straight = parse_model(kSmallModel, "m");
+    straight.init_params(5);
+    const TrainConfig c2 = quick_config(out_dir("straight"), 2);
+    train(straight, fashion(), c2);
+
+    TrainConfig first = quick_config(out_dir("stopped"), 2);
+    first.on_epoch = [](const EpochMetrics& m) { return m.epoch < 1; };  // stops after epoch 1, as if killed
+    Model stopped = parse_model(kSmallModel, "m");
+    stopped.init_params(5);
+    EXPECT_EQ(train(stopped, fashion(), first).size(), 1u);
+    Model resumed = parse_model(kSmallModel, "m");
+    resumed.init_params(999);  // whatever it starts with, resume must overwrite it
+    TrainConfig second = quick_config(first.out_dir, 2);
+    second.resume = true;
+    const auto history = train(resumed, fashion(), second);
+    ASSERT_EQ(history.size(), 1u);
+    EXPECT_EQ(history[0].epoch, 2);
+    const auto a = weights_of(straight), b = weights_of(resumed);
+    ASSERT_EQ(a.size(), b.size());
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+    fs::remove_all(c2.out_dir);
+    fs::remove_all(first.out_dir);
+}
+
+TEST(Trainer, DataThatDoesNotFitTheModelIsAnErrorBeforeTraining) {
+    REQUIRE_FASHION();
+    Model rgb = parse_model("input 28x28x3\nflatten\ndense 10 softmax\n", "m");
+    rgb.init_params(1);
+    EXPECT_THROW(train(rgb, fashion(), quick_config(out_dir("rgb"), 1)), ShapeError);
+    Model five = parse_model("input 28x28x1\nflatten\ndense 5 softmax\n", "m");
+    five.init_params(1);
+    try {
+        train(five, fashion(), quick_config(out_dir("five"), 1));
+        FAIL();
+    } catch (const ShapeError& e) {
+        EXPECT_NE(std::string(e.what()).find("10 classes"), std::string::npos) << e.what();
+    }
+}
+
+TEST(Trainer, DivergenceStopsWithAClearMessageAndKeepsTheCheckpoint) {
+    REQUIRE_FASHION();
+    Model m = parse_model("input 28x28x1\nflatten\ndense 10 softmax\n", "m");
+    m.init_params(1);
+    TrainConfig c = quick_config(out_dir("nan"), 1);
+    train(m, fashion(), c);
+    const std::string path = c.out_dir + "/model.safetensors";
+    std::ifstream f(path, std::ios::binary);
+    const std::string before{std::istreambuf_iterator<char>(f), {}};
+    c.resume = false;
+    c.epochs = 2;
+    c.optimizer.kind = OptimizerKind::sgd;
+    c.schedule.base_lr = 1e38;
+    c.schedule.warmup_epochs = 0;
+    try {
+        train(m, fashion(), c);
+        FAIL() << "a learning rate of 1e30 did not diverge";
+    } catch (const Error& e) {
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find("epoch 1, batch"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("lower learning rate"), std::string::npos) << msg;
+    }
+    std::ifstream g(path, std::ios::binary);
+    EXPECT_EQ(std::string(std::istreambuf_iterator<char>(g), {}), before);
+    fs::remove_all(c.out_dir);
+}
+
+}  // namespace
+}  // namespace lenz
