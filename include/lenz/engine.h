@@ -34,7 +34,8 @@ struct TrainingPlan {
     int64_t input_floats = 0;       // the input batch
     int64_t activation_floats = 0;  // every layer's output for the batch, kept for backward
     int64_t saved_floats = 0;       // masks and batch statistics kept for backward
-    int64_t backprop_floats = 0;    // two buffers for dy/dx, each as large as the largest activation
+    // Gradients need no buffers of their own: each overwrites the activation it belongs to once
+    // that activation has been used, so backward runs in the memory forward left behind.
     int64_t workspace_floats = 0;
     int64_t bytes() const;  // throws ShapeError if it overflows 64 bits
 };
@@ -76,12 +77,15 @@ private:
     Buffer input_;
     std::vector<Buffer> activations_;  // one per layer that is not reshape-only
     std::vector<float*> outputs_;      // output of layer i (aliases for reshape-only layers)
-    Buffer grad_a_, grad_b_, workspace_;
+    std::vector<ActivationSpec> activations_of_;  // per layer, for the backward pass
+    Buffer workspace_;
 };
 
-// Softmax cross-entropy on logits (N, K), computed with the log-sum-exp trick.
-// Writes dlogits = (softmax - onehot) / N and returns the summed loss; counts argmax hits in `correct`.
+// Softmax cross-entropy on logits (N, K), computed with the log-sum-exp trick. Writes
+// dlogits = (softmax - onehot) / N, times the derivative of `output_activation` (element-wise, taken
+// from the logits array, which holds that activation's output) and returns the summed loss;
+// counts argmax hits in `correct`. dlogits may be logits itself.
 double softmax_cross_entropy(const float* logits, const int32_t* labels, int64_t N, int64_t K, float* dlogits,
-                             int64_t* correct);
+                             int64_t* correct, const ActivationSpec& output_activation = {});
 
 }  // namespace lenz

@@ -37,8 +37,13 @@ struct Pass {
     uint64_t seed = 0;           // dropout masks: derived from this per step
     // Forward only: leave out a fused softmax; the loss computes it from the logits, stably.
     bool logits_only = false;
-    // Backward only: dy is already the gradient before the fused activation (softmax + cross-entropy).
+    // Backward only: dy is already the gradient before this layer's activation (the engine folds
+    // each activation's derivative in when it stores a gradient, and softmax into the loss).
     bool dy_is_preactivation = false;
+    // Backward only: dx may be the layer's own input x (the engine overwrites activations with their
+    // gradients to save memory). Layers therefore finish reading image n of x before they store image
+    // n of dx, through store_input_gradient(), which also applies this derivative of the layer before.
+    const ActivationSpec* dx_activation = nullptr;
 };
 
 class Layer {
@@ -74,6 +79,7 @@ public:
     // Standalone activations and dropout overwrite their input at inference.
     virtual bool in_place() const { return false; }
     // Scratch space one call needs, in floats; the engine gives each call one shared workspace.
+    // In training this includes room to build one image of dx per thread (or the batch's, for dense).
     virtual int64_t workspace_floats(int64_t /*batch*/, bool /*training*/) const { return 0; }
     // What training keeps for backward beyond the input and output (masks, batch statistics).
     virtual int64_t saved_floats(int64_t /*batch*/) const { return 0; }

@@ -156,8 +156,8 @@ void explain(std::ostringstream& o, const Summary& s) {
     const int copies = optimizer_state_copies(s.options.optimizer);
     o << "  training: the textbook terms, plus optimizer state (" << copies << " cop" << (copies == 1 ? "y" : "ies")
       << " of the parameters for " << optimizer_name(s.options.optimizer) << "),\n"
-      << "    two gradient buffers as large as the largest activation, what layers save for backward\n"
-      << "    and the kernels' workspace = " << bytes_both(tp.bytes()) << "\n";
+      << "    what layers save for backward and the kernels' workspace; each activation's gradient\n"
+      << "    overwrites the activation itself once backward has used it = " << bytes_both(tp.bytes()) << "\n";
 }
 
 }  // namespace
@@ -203,8 +203,8 @@ std::string format_summary(const Summary& s, const std::string& model_name, bool
     row("input batch", tp.input_floats, "");
     row("activations", tp.activation_floats, "every layer's output, kept for backward");
     row("saved for backward", tp.saved_floats, "dropout masks, batchnorm statistics");
-    row("gradient buffers", tp.backprop_floats, "dy and dx, each the largest activation");
-    row("workspace", tp.workspace_floats, "im2col tiles and per-thread partial sums");
+    row("workspace", tp.workspace_floats, "im2col tiles, per-thread sums, one image of dx per thread");
+    o << "    (gradients of activations overwrite the activations they belong to: no extra buffers)\n";
     o << "(plan for " << s.threads << " thread" << (s.threads == 1 ? "" : "s") << "; 1 MB = 1,000,000 bytes)\n";
     if (explain_too) explain(o, s);
     return o.str();
@@ -252,7 +252,6 @@ std::string summary_json(const Summary& s, const std::string& model_name) {
                 {"input_batch", f4(tp.input_floats)},
                 {"activations", f4(tp.activation_floats)},
                 {"saved_for_backward", f4(tp.saved_floats)},
-                {"gradient_buffers", f4(tp.backprop_floats)},
                 {"workspace", f4(tp.workspace_floats)}}},
               {"batch", s.options.batch},
               {"dtype", s.options.dtype},

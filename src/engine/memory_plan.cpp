@@ -40,8 +40,8 @@ static int64_t float_bytes(std::initializer_list<int64_t> parts) {
 int64_t InferencePlan::bytes() const { return float_bytes({arena_floats, workspace_floats, param_floats}); }
 
 int64_t TrainingPlan::bytes() const {
-    return float_bytes({param_floats, gradient_floats, optimizer_floats, input_floats, activation_floats, saved_floats,
-                        backprop_floats, workspace_floats});
+    return float_bytes(
+        {param_floats, gradient_floats, optimizer_floats, input_floats, activation_floats, saved_floats, workspace_floats});
 }
 
 static int64_t all_params(const Model& model) {
@@ -91,16 +91,13 @@ TrainingPlan plan_training(const Model& model, int64_t batch, OptimizerKind opti
     plan.gradient_floats = trainable;
     plan.optimizer_floats = checked_mul(trainable, optimizer_state_copies(optimizer));
     plan.input_floats = checked_mul(batch, model.input_shape().elements(), "input batch");
-    int64_t largest = plan.input_floats;
     for (int64_t i = 0; i < model.size(); ++i) {
         const Layer& layer = model.layer(i);
         const int64_t out = checked_mul(batch, layer.output_shape().elements(), "activation");
-        largest = std::max(largest, out);
         if (!layer.reshape_only()) plan.activation_floats = checked_add(plan.activation_floats, out, "activations");
         plan.saved_floats = checked_add(plan.saved_floats, layer.saved_floats(batch), "saved tensors");
         plan.workspace_floats = std::max(plan.workspace_floats, layer.workspace_floats(batch, true));
     }
-    plan.backprop_floats = checked_mul(2, largest, "gradient buffers");
     plan.bytes();  // throws here, before anyone allocates, if the total overflows
     return plan;
 }

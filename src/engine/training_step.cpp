@@ -10,8 +10,30 @@
 
 namespace lenz {
 
+namespace {
+
+// f'(x) from f(x), for the element-wise activations.
+float derivative_from_output(const ActivationSpec& act, float y) {
+    switch (act.kind) {
+        case Activation::relu:
+            return y > 0.0f ? 1.0f : 0.0f;
+        case Activation::leaky_relu:
+            return y > 0.0f ? 1.0f : act.alpha;
+        case Activation::sigmoid:
+            return y * (1.0f - y);
+        case Activation::tanh:
+            return 1.0f - y * y;
+        case Activation::none:
+        case Activation::softmax:
+            return 1.0f;
+    }
+    return 1.0f;
+}
+
+}  // namespace
+
 double softmax_cross_entropy(const float* logits, const int32_t* labels, int64_t N, int64_t K, float* dlogits,
-                             int64_t* correct) {
+                             int64_t* correct, const ActivationSpec& output_activation) {
     double total = 0.0;
     for (int64_t n = 0; n < N; ++n) {
         const float* z = logits + n * K;
@@ -23,11 +45,12 @@ double softmax_cross_entropy(const float* logits, const int32_t* labels, int64_t
         const double log_sum = std::log(sum);
         const int32_t label = labels[n];
         total += log_sum - (z[label] - top);
-        for (int64_t k = 0; k < K; ++k) {
-            const double p = std::exp(static_cast<double>(z[k] - top) - log_sum);
-            d[k] = static_cast<float>((p - (k == label ? 1.0 : 0.0)) / static_cast<double>(N));
-        }
         if (correct && best == label) ++*correct;
+        for (int64_t k = 0; k < K; ++k) {  // reads z[k] before d[k] overwrites it
+            const double p = std::exp(static_cast<double>(z[k] - top) - log_sum);
+            const float slope = derivative_from_output(output_activation, z[k]);
+            d[k] = static_cast<float>((p - (k == label ? 1.0 : 0.0)) / static_cast<double>(N)) * slope;
+        }
     }
     return total;
 }
@@ -48,9 +71,8 @@ TrainingStep::TrainingStep(Model& model, int64_t max_batch) : model_(model), max
         outputs_.push_back(previous);
         layer.prepare_training(max_batch);
     }
-    grad_a_ = Buffer(plan.backprop_floats / 2);
-    grad_b_ = Buffer(plan.backprop_floats / 2);
     workspace_ = Buffer(plan.workspace_floats);
+    for (int64_t i = 0; i < model.size(); ++i) activations_of_.push_back(model.layer(i).activation());
 }
 
 const float* TrainingStep::forward(const float* input, int64_t batch, bool training, uint64_t step_seed) {
@@ -98,22 +120,36 @@ TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels
         if (labels[n] < 0 || labels[n] >= classes)
             throw ShapeError("label " + std::to_string(labels[n]) + " is outside the model's " +
                              std::to_string(classes) + " classes");
+
+    // The activation whose output a gradient slot holds: walk back over reshape-only layers.
+    auto slot_activation = [&](int64_t i) -> const ActivationSpec* {
+        while (i >= 0 && model_.layer(i).reshape_only()) --i;
+        return i < 0 ? nullptr : &activations_of_[static_cast<size_t>(i)];
+    };
+
+    // The loss gradient overwrites the logits; from then on every layer finds the gradient of its
+    // output, already through its activation's derivative, where its output was.
     Result result;
-    float* dy = grad_a_.data();
-    float* dx = grad_b_.data();
-    result.loss_sum = softmax_cross_entropy(x, labels, batch, classes, dy, &result.correct);
+    float* logits = outputs_[static_cast<size_t>(last)];
+    const ActivationSpec* last_act = fused_softmax ? nullptr : slot_activation(last);
+    const bool elementwise = !last_act || last_act->kind != Activation::softmax;
+    if (!elementwise)
+        throw ShapeError("softmax must be the model's last activation to train it with cross-entropy");
+    result.loss_sum = softmax_cross_entropy(logits, labels, batch, classes, logits, &result.correct,
+                                            last_act ? *last_act : ActivationSpec{});
 
     for (int64_t i = 0; i < L; ++i)
         for (ParamRef& p : model_.layer(i).params())
             if (p.grad) p.grad->zero();
     pass.logits_only = false;
+    pass.dy_is_preactivation = true;
     for (int64_t i = last; i >= 0; --i) {
         Layer& layer = model_.layer(i);
-        const float* layer_in = i == 0 ? input_.data() : outputs_[static_cast<size_t>(i - 1)];
-        pass.dy_is_preactivation = fused_softmax && i == last;
         if (layer.reshape_only()) continue;  // the gradient keeps its memory; only the shape changes
-        layer.backward(layer_in, outputs_[static_cast<size_t>(i)], dy, i == 0 ? nullptr : dx, pass);
-        std::swap(dy, dx);
+        float* below = i == 0 ? nullptr : outputs_[static_cast<size_t>(i - 1)];
+        pass.dx_activation = i == 0 ? nullptr : slot_activation(i - 1);
+        float* y = outputs_[static_cast<size_t>(i)];
+        layer.backward(i == 0 ? input_.data() : below, y, y, below, pass);
     }
     return result;
 }

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "kernels/cpu/activation.h"
+#include "layers/input_gradient.h"
 #include "layers/window.h"
 #include "lenz/layers.h"
 
@@ -26,11 +27,8 @@ public:
     void backward(const float*, const float* y, float* dy, float* dx, const Pass& pass) override {
         if (!dx) return;
         const Shape s = input_shape();
-        if (pass.dy_is_preactivation) {
-            std::memcpy(dx, dy, sizeof(float) * static_cast<size_t>(pass.batch * s.elements()));
-            return;
-        }
-        cpu::apply_activation_backward(act_, y, dy, dx, pass.batch, s.c, s.h * s.w);
+        if (!pass.dy_is_preactivation) cpu::apply_activation_backward(act_, y, dy, dy, pass.batch, s.c, s.h * s.w);
+        for (int64_t n = 0; n < pass.batch; ++n) store_input_gradient(pass, s, n, dy + n * s.elements(), dx);
     }
     ActivationSpec activation() const override { return act_; }
 

@@ -2,7 +2,9 @@
 // batch's mean and variance and update running statistics (momentum 0.1, as PyTorch); at inference,
 // use the running statistics. Trainable: scale (gamma) and shift (beta).
 #include <cmath>
+#include <vector>
 
+#include "layers/input_gradient.h"
 #include "layers/window.h"
 #include "lenz/layers.h"
 
@@ -91,42 +93,48 @@ public:
         }
     }
 
-    // dx = gamma * inv_std / M * (M * dy - sum(dy) - xhat * sum(dy * xhat)), M = N * H * W
+    // dx = gamma * inv_std / M * (M * dy - sum(dy) - xhat * sum(dy * xhat)), M = N * H * W.
+    // First the sums per channel, then dx image by image, formed in place in dy (scratch) and stored.
     void backward(const float* x, const float*, float* dy, float* dx, const Pass& pass) override {
         const int64_t C = channels(), P = input_shape().h * input_shape().w, N = pass.batch;
         const double count = static_cast<double>(N * P);
+        std::vector<double> mean(C), inv_std(C), sum_dy(C), sum_dy_xhat(C);
 #pragma omp parallel for schedule(static) if (N * C * P > 65536)
         for (int64_t c = 0; c < C; ++c) {
             // After an inference forward the statistics are constants, and so drop out of dx.
-            const double mean = pass.training ? batch_mean_[c] : running_mean_[c];
-            const double inv_std =
-                pass.training ? batch_inv_std_[c] : 1.0 / std::sqrt(running_var_[c] + kEpsilon);
-            double sum_dy = 0.0, sum_dy_xhat = 0.0;
+            mean[c] = pass.training ? batch_mean_[c] : running_mean_[c];
+            inv_std[c] = pass.training ? batch_inv_std_[c] : 1.0 / std::sqrt(running_var_[c] + kEpsilon);
+            double s = 0.0, sx = 0.0;
             for (int64_t n = 0; n < N; ++n) {
                 const float* v = x + (n * C + c) * P;
                 const float* g = dy + (n * C + c) * P;
                 for (int64_t p = 0; p < P; ++p) {
-                    sum_dy += g[p];
-                    sum_dy_xhat += g[p] * (v[p] - mean) * inv_std;
+                    s += g[p];
+                    sx += g[p] * (v[p] - mean[c]) * inv_std[c];
                 }
             }
-            dgamma_[c] += static_cast<float>(sum_dy_xhat);
-            dbeta_[c] += static_cast<float>(sum_dy);
-            if (!dx) continue;
-            const double k = gamma_[c] * inv_std / count;
-            for (int64_t n = 0; n < N; ++n) {
+            sum_dy[c] = s;
+            sum_dy_xhat[c] = sx;
+            dgamma_[c] += static_cast<float>(sx);
+            dbeta_[c] += static_cast<float>(s);
+        }
+        if (!dx) return;
+#pragma omp parallel for schedule(static) if (N * C * P > 65536)
+        for (int64_t n = 0; n < N; ++n) {
+            for (int64_t c = 0; c < C; ++c) {
                 const float* v = x + (n * C + c) * P;
-                const float* g = dy + (n * C + c) * P;
-                float* out = dx + (n * C + c) * P;
+                float* g = dy + (n * C + c) * P;
+                const double k = gamma_[c] * inv_std[c] / count;
                 for (int64_t p = 0; p < P; ++p) {
                     if (!pass.training) {
-                        out[p] = static_cast<float>(gamma_[c] * inv_std * g[p]);
+                        g[p] = static_cast<float>(gamma_[c] * inv_std[c] * g[p]);
                         continue;
                     }
-                    const double xhat = (v[p] - mean) * inv_std;
-                    out[p] = static_cast<float>(k * (count * g[p] - sum_dy - xhat * sum_dy_xhat));
+                    const double xhat = (v[p] - mean[c]) * inv_std[c];
+                    g[p] = static_cast<float>(k * (count * g[p] - sum_dy[c] - xhat * sum_dy_xhat[c]));
                 }
             }
+            store_input_gradient(pass, input_shape(), n, dy + n * C * P, dx);
         }
     }
 

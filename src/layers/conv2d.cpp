@@ -5,6 +5,7 @@
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/conv2d.h"
 #include "layers/init.h"
+#include "layers/input_gradient.h"
 #include "layers/window.h"
 #include "lenz/error.h"
 #include "lenz/layers.h"
@@ -83,7 +84,9 @@ public:
         if (!pass.dy_is_preactivation)
             cpu::apply_activation_backward(config_.activation, y, dy, dy, pass.batch, geometry_.OC,
                                            geometry_.positions());
-        cpu::conv2d_backward(geometry_, pass.batch, x, dy, weight_.data(), dx, dweight_.data(),
+        cpu::ImageGradientSink store;
+        if (dx) store = [&](int64_t n, const float* image_dx) { store_input_gradient(pass, input_shape(), n, image_dx, dx); };
+        cpu::conv2d_backward(geometry_, pass.batch, x, dy, weight_.data(), store, dweight_.data(),
                              config_.bias ? dbias_.data() : nullptr, pass.workspace, threads());
     }
 

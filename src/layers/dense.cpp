@@ -3,6 +3,7 @@
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/dense.h"
 #include "layers/init.h"
+#include "layers/input_gradient.h"
 #include "layers/window.h"
 #include "lenz/error.h"
 #include "lenz/layers.h"
@@ -43,6 +44,10 @@ public:
         return std::to_string(inputs()) + " · " + std::to_string(config_.units);
     }
 
+    int64_t workspace_floats(int64_t batch, bool training) const override {
+        return training ? checked_mul(batch, inputs(), "dense workspace") : 0;
+    }
+
     std::vector<ParamRef> params() override {
         std::vector<ParamRef> p{{"weight", {config_.units, inputs()}, &weight_, &dweight_, true}};
         if (config_.bias) p.push_back({"bias", {config_.units}, &bias_, &dbias_, true});
@@ -66,8 +71,12 @@ public:
     void backward(const float* x, const float* y, float* dy, float* dx, const Pass& pass) override {
         if (!pass.dy_is_preactivation)
             cpu::apply_activation_backward(config_.activation, y, dy, dy, pass.batch, config_.units, 1);
-        cpu::dense_backward(pass.batch, inputs(), config_.units, x, dy, weight_.data(), dx, dweight_.data(),
-                            config_.bias ? dbias_.data() : nullptr, threads());
+        // dx is built in the workspace, then stored image by image (dx may be x itself).
+        cpu::dense_backward(pass.batch, inputs(), config_.units, x, dy, weight_.data(), dx ? pass.workspace : nullptr,
+                            dweight_.data(), config_.bias ? dbias_.data() : nullptr, threads());
+        if (dx)
+            for (int64_t n = 0; n < pass.batch; ++n)
+                store_input_gradient(pass, input_shape(), n, pass.workspace + n * inputs(), dx);
     }
 
     ActivationSpec activation() const override { return config_.activation; }

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "layers/input_gradient.h"
 #include "layers/window.h"
 #include "lenz/error.h"
 #include "lenz/layers.h"
@@ -46,8 +47,12 @@ public:
     }
     void backward(const float*, const float*, float* dy, float* dx, const Pass& pass) override {
         if (!dx) return;
-        const int64_t count = pass.batch * input_shape().elements();
-        for (int64_t i = 0; i < count; ++i) dx[i] = dy[i] * mask_[i];
+        const int64_t image = input_shape().elements();
+        for (int64_t n = 0; n < pass.batch; ++n) {
+            float* g = dy + n * image;  // dy is scratch: the gradient is formed in place
+            for (int64_t i = 0; i < image; ++i) g[i] *= mask_[n * image + i];
+            store_input_gradient(pass, input_shape(), n, g, dx);
+        }
     }
 
 protected:

@@ -2,6 +2,7 @@
 // Only the shape changes: the engine hands the same memory on and never calls forward.
 #include <cstring>
 
+#include "layers/input_gradient.h"
 #include "layers/window.h"
 #include "lenz/layers.h"
 
@@ -18,8 +19,9 @@ public:
         if (x != y) std::memcpy(y, x, sizeof(float) * static_cast<size_t>(pass.batch * input_shape().elements()));
     }
     void backward(const float*, const float*, float* dy, float* dx, const Pass& pass) override {
-        if (dx && dx != dy)
-            std::memcpy(dx, dy, sizeof(float) * static_cast<size_t>(pass.batch * input_shape().elements()));
+        if (!dx) return;
+        for (int64_t n = 0; n < pass.batch; ++n)
+            store_input_gradient(pass, input_shape(), n, dy + n * input_shape().elements(), dx);
     }
 
 protected:

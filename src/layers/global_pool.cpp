@@ -1,6 +1,8 @@
 // Global average and global max pooling: each channel becomes one number (H x W x C -> 1 x 1 x C).
 #include "kernels/cpu/pool2d.h"
+#include "layers/input_gradient.h"
 #include "layers/window.h"
+#include "lenz/threads.h"
 #include "lenz/layers.h"
 
 namespace lenz {
@@ -21,13 +23,20 @@ public:
         else
             cpu::global_avgpool_forward(pass.batch, in.c, in.h * in.w, x, y);
     }
+    int64_t workspace_floats(int64_t, bool training) const override {
+        return training ? threads() * input_shape().elements() : 0;
+    }
+
     void backward(const float* x, const float*, float* dy, float* dx, const Pass& pass) override {
         if (!dx) return;
         const Shape in = input_shape();
+        const cpu::ImageGradientSink store = [&](int64_t n, const float* image_dx) {
+            store_input_gradient(pass, in, n, image_dx, dx);
+        };
         if (kind_ == PoolKind::max)
-            cpu::global_maxpool_backward(pass.batch, in.c, in.h * in.w, x, dy, dx);
+            cpu::global_maxpool_backward(pass.batch, in.c, in.h * in.w, x, dy, store, pass.workspace, threads());
         else
-            cpu::global_avgpool_backward(pass.batch, in.c, in.h * in.w, dy, dx);
+            cpu::global_avgpool_backward(pass.batch, in.c, in.h * in.w, dy, store, pass.workspace, threads());
     }
 
 protected:

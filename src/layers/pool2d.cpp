@@ -1,6 +1,8 @@
 // Max and average pooling: a window slides over each channel on its own; no parameters.
 #include "kernels/cpu/pool2d.h"
+#include "layers/input_gradient.h"
 #include "layers/window.h"
+#include "lenz/threads.h"
 #include "lenz/layers.h"
 
 namespace lenz {
@@ -34,12 +36,19 @@ public:
         else
             cpu::avgpool_forward(geometry_, pass.batch, x, y);
     }
+    int64_t workspace_floats(int64_t, bool training) const override {
+        return training ? threads() * input_shape().elements() : 0;
+    }
+
     void backward(const float* x, const float*, float* dy, float* dx, const Pass& pass) override {
         if (!dx) return;
+        const cpu::ImageGradientSink store = [&](int64_t n, const float* image_dx) {
+            store_input_gradient(pass, input_shape(), n, image_dx, dx);
+        };
         if (config_.kind == PoolKind::max)
-            cpu::maxpool_backward(geometry_, pass.batch, x, dy, dx);
+            cpu::maxpool_backward(geometry_, pass.batch, x, dy, store, pass.workspace, threads());
         else
-            cpu::avgpool_backward(geometry_, pass.batch, dy, dx);
+            cpu::avgpool_backward(geometry_, pass.batch, dy, store, pass.workspace, threads());
     }
 
 protected:

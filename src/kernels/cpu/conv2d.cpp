@@ -77,8 +77,9 @@ int64_t conv2d_forward_workspace(const ConvGeometry& g, int threads) {
 }
 
 int64_t conv2d_backward_workspace(const ConvGeometry& g, int threads) {
-    // per thread: one column tile, plus private dw and db so threads never write the same sums
-    return threads * (g.patch() * conv2d_tile_positions(g) + g.OC * g.patch() + g.OC);
+    // per thread: one column tile, one image of dx, and private dw and db so threads never add
+    // into the same sums
+    return threads * (g.patch() * conv2d_tile_positions(g) + g.C * g.H * g.W + g.OC * g.patch() + g.OC);
 }
 
 void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const float* w, const float* b,
@@ -115,59 +116,60 @@ void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const floa
     if (act.kind == Activation::softmax) softmax_forward(y, N, g.OC, P);
 }
 
-void conv2d_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy, const float* w, float* dx,
-                     float* dw, float* db, float* workspace, int threads) {
-    const int64_t K = g.patch(), P = g.positions(), T = conv2d_tile_positions(g);
+void conv2d_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy, const float* w,
+                     const ImageGradientSink& store_dx, float* dw, float* db, float* workspace, int threads) {
+    const int64_t K = g.patch(), P = g.positions(), T = conv2d_tile_positions(g), image = g.C * g.H * g.W;
     const int64_t tiles = tiles_per_image(g);
-    const int64_t per_thread = K * T + g.OC * K + g.OC;
+    const int64_t per_thread = K * T + image + g.OC * K + g.OC;
     const bool pointwise = is_pointwise(g);
     // Zeroed here, not inside the team: OpenMP may give us fewer threads than asked for.
     for (int t = 0; t < threads; ++t)
-        std::memset(workspace + t * per_thread + K * T, 0, sizeof(float) * static_cast<size_t>(g.OC * K + g.OC));
+        std::memset(workspace + t * per_thread + K * T + image, 0, sizeof(float) * static_cast<size_t>(g.OC * K + g.OC));
     // Images are split over threads statically, so each thread's partial sums and the order in
     // which they are added below are fixed: the result is the same every run for a thread count.
 #pragma omp parallel num_threads(threads)
     {
         const int tid = omp_get_thread_num();
         float* tile = workspace + tid * per_thread;
-        float* dw_part = tile + K * T;
+        float* dx_image = tile + K * T;
+        float* dw_part = dx_image + image;
         float* db_part = dw_part + g.OC * K;
 #pragma omp for schedule(static)
         for (int64_t n = 0; n < N; ++n) {
-            const float* image = x + n * g.C * g.H * g.W;
-            const float* dimage = dy + n * g.OC * P;
-            float* dx_image = dx ? dx + n * g.C * g.H * g.W : nullptr;
-            if (dx_image && !pointwise) std::memset(dx_image, 0, sizeof(float) * static_cast<size_t>(g.C * g.H * g.W));
+            const float* x_image = x + n * image;
+            const float* dy_image = dy + n * g.OC * P;
+            if (store_dx && !pointwise) std::memset(dx_image, 0, sizeof(float) * static_cast<size_t>(image));
             for (int64_t t0 = 0; t0 < tiles; ++t0) {
                 const int64_t p0 = t0 * T, width = std::min(T, P - p0);
                 // dw += dy_tile (OC, width) * col^T (width, K)
                 if (pointwise) {
-                    gemm(false, true, g.OC, K, width, 1.0f, dimage + p0, P, image + p0, P, 1.0f, dw_part, K);
+                    gemm(false, true, g.OC, K, width, 1.0f, dy_image + p0, P, x_image + p0, P, 1.0f, dw_part, K);
                 } else {
-                    im2col_tile(g, image, p0, width, tile);
-                    gemm(false, true, g.OC, K, width, 1.0f, dimage + p0, P, tile, width, 1.0f, dw_part, K);
+                    im2col_tile(g, x_image, p0, width, tile);
+                    gemm(false, true, g.OC, K, width, 1.0f, dy_image + p0, P, tile, width, 1.0f, dw_part, K);
                 }
-                if (dx_image) {
+                if (store_dx) {
                     // dcol (K, width) = w^T (K, OC) * dy_tile (OC, width)
                     if (pointwise) {
-                        gemm(true, false, K, width, g.OC, 1.0f, w, K, dimage + p0, P, 0.0f, dx_image + p0, P);
+                        gemm(true, false, K, width, g.OC, 1.0f, w, K, dy_image + p0, P, 0.0f, dx_image + p0, P);
                     } else {
-                        gemm(true, false, K, width, g.OC, 1.0f, w, K, dimage + p0, P, 0.0f, tile, width);
+                        gemm(true, false, K, width, g.OC, 1.0f, w, K, dy_image + p0, P, 0.0f, tile, width);
                         col2im_tile(g, tile, p0, width, dx_image);
                     }
                 }
             }
             if (db)
                 for (int64_t oc = 0; oc < g.OC; ++oc) {
-                    const float* row = dimage + oc * P;
+                    const float* row = dy_image + oc * P;
                     float s = 0.0f;
                     for (int64_t p = 0; p < P; ++p) s += row[p];
                     db_part[oc] += s;
                 }
+            if (store_dx) store_dx(n, dx_image);  // x_image is no longer read after this
         }
     }
     for (int t = 0; t < threads; ++t) {
-        const float* dw_part = workspace + t * per_thread + K * T;
+        const float* dw_part = workspace + t * per_thread + K * T + image;
         for (int64_t i = 0; i < g.OC * K; ++i) dw[i] += dw_part[i];
         if (db)
             for (int64_t oc = 0; oc < g.OC; ++oc) db[oc] += dw_part[g.OC * K + oc];

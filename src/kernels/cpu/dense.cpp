@@ -41,22 +41,25 @@ void dense_forward(int64_t N, int64_t I, int64_t U, const float* x, const float*
 void dense_backward(int64_t N, int64_t I, int64_t U, const float* x, const float* dy, const float* w, float* dx,
                     float* dw, float* db, int threads) {
     const int parts = useful_threads(N * I * U, threads);
+    // dw rows [u0, u1) += dy[:, u0:u1]^T (u, N) * x (N, I). Finishes before dx is written over x.
 #pragma omp parallel for num_threads(parts) schedule(static)
     for (int part = 0; part < parts; ++part) {
-        // dw rows [u0, u1) += dy[:, u0:u1]^T (u, N) * x (N, I)
         const Range ru = chunk(U, parts, part);
-        if (ru.end > ru.begin) {
-            gemm(true, false, ru.end - ru.begin, I, N, 1.0f, dy + ru.begin, U, x, I, 1.0f, dw + ru.begin * I, I);
-            if (db)
-                for (int64_t u = ru.begin; u < ru.end; ++u) {
-                    float s = 0.0f;
-                    for (int64_t n = 0; n < N; ++n) s += dy[n * U + u];
-                    db[u] += s;
-                }
-        }
-        // dx rows [n0, n1) = dy (n, U) * w (U, I)
+        if (ru.end == ru.begin) continue;
+        gemm(true, false, ru.end - ru.begin, I, N, 1.0f, dy + ru.begin, U, x, I, 1.0f, dw + ru.begin * I, I);
+        if (db)
+            for (int64_t u = ru.begin; u < ru.end; ++u) {
+                float s = 0.0f;
+                for (int64_t n = 0; n < N; ++n) s += dy[n * U + u];
+                db[u] += s;
+            }
+    }
+    if (!dx) return;
+    // dx rows [n0, n1) = dy (n, U) * w (U, I)
+#pragma omp parallel for num_threads(parts) schedule(static)
+    for (int part = 0; part < parts; ++part) {
         const Range rn = chunk(N, parts, part);
-        if (dx && rn.end > rn.begin)
+        if (rn.end > rn.begin)
             gemm(false, false, rn.end - rn.begin, I, U, 1.0f, dy + rn.begin * U, U, w, I, 0.0f, dx + rn.begin * I, I);
     }
 }

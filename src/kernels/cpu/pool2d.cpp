@@ -52,33 +52,39 @@ void avgpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y)
     }
 }
 
-void maxpool_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy, float* dx) {
-#pragma omp parallel for schedule(static) if (N * g.C > 1)
-    for (int64_t nc = 0; nc < N * g.C; ++nc) {
-        const float* plane = x + nc * g.H * g.W;
-        const float* dout = dy + nc * g.OH * g.OW;
-        float* dplane = dx + nc * g.H * g.W;
-        std::memset(dplane, 0, sizeof(float) * static_cast<size_t>(g.H * g.W));
-        for (int64_t oh = 0; oh < g.OH; ++oh)
-            for (int64_t ow = 0; ow < g.OW; ++ow)
-                dplane[argmax_in(g, plane, window_at(g, oh, ow))] += dout[oh * g.OW + ow];
-    }
+void maxpool_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy, const ImageGradientSink& sink,
+                      float* workspace, int threads) {
+    const int64_t plane = g.H * g.W, out_plane = g.OH * g.OW;
+    for_each_image_gradient(N, g.C * plane, workspace, threads, sink, [&](int64_t n, float* dx) {
+        std::memset(dx, 0, sizeof(float) * static_cast<size_t>(g.C * plane));
+        for (int64_t c = 0; c < g.C; ++c) {
+            const float* in = x + (n * g.C + c) * plane;
+            const float* dout = dy + (n * g.C + c) * out_plane;
+            float* dplane = dx + c * plane;
+            for (int64_t oh = 0; oh < g.OH; ++oh)
+                for (int64_t ow = 0; ow < g.OW; ++ow)
+                    dplane[argmax_in(g, in, window_at(g, oh, ow))] += dout[oh * g.OW + ow];
+        }
+    });
 }
 
-void avgpool_backward(const ConvGeometry& g, int64_t N, const float* dy, float* dx) {
-#pragma omp parallel for schedule(static) if (N * g.C > 1)
-    for (int64_t nc = 0; nc < N * g.C; ++nc) {
-        const float* dout = dy + nc * g.OH * g.OW;
-        float* dplane = dx + nc * g.H * g.W;
-        std::memset(dplane, 0, sizeof(float) * static_cast<size_t>(g.H * g.W));
-        for (int64_t oh = 0; oh < g.OH; ++oh)
-            for (int64_t ow = 0; ow < g.OW; ++ow) {
-                const Window w = window_at(g, oh, ow);
-                const float share = dout[oh * g.OW + ow] / static_cast<float>((w.h1 - w.h0) * (w.w1 - w.w0));
-                for (int64_t h = w.h0; h < w.h1; ++h)
-                    for (int64_t c = w.w0; c < w.w1; ++c) dplane[h * g.W + c] += share;
-            }
-    }
+void avgpool_backward(const ConvGeometry& g, int64_t N, const float* dy, const ImageGradientSink& sink, float* workspace,
+                      int threads) {
+    const int64_t plane = g.H * g.W, out_plane = g.OH * g.OW;
+    for_each_image_gradient(N, g.C * plane, workspace, threads, sink, [&](int64_t n, float* dx) {
+        std::memset(dx, 0, sizeof(float) * static_cast<size_t>(g.C * plane));
+        for (int64_t c = 0; c < g.C; ++c) {
+            const float* dout = dy + (n * g.C + c) * out_plane;
+            float* dplane = dx + c * plane;
+            for (int64_t oh = 0; oh < g.OH; ++oh)
+                for (int64_t ow = 0; ow < g.OW; ++ow) {
+                    const Window w = window_at(g, oh, ow);
+                    const float share = dout[oh * g.OW + ow] / static_cast<float>((w.h1 - w.h0) * (w.w1 - w.w0));
+                    for (int64_t h = w.h0; h < w.h1; ++h)
+                        for (int64_t col = w.w0; col < w.w1; ++col) dplane[h * g.W + col] += share;
+                }
+        }
+    });
 }
 
 void global_avgpool_forward(int64_t N, int64_t C, int64_t P, const float* x, float* y) {
@@ -93,19 +99,25 @@ void global_maxpool_forward(int64_t N, int64_t C, int64_t P, const float* x, flo
     for (int64_t nc = 0; nc < N * C; ++nc) y[nc] = *std::max_element(x + nc * P, x + (nc + 1) * P);
 }
 
-void global_avgpool_backward(int64_t N, int64_t C, int64_t P, const float* dy, float* dx) {
-    for (int64_t nc = 0; nc < N * C; ++nc) {
-        const float share = dy[nc] / static_cast<float>(P);
-        for (int64_t p = 0; p < P; ++p) dx[nc * P + p] = share;
-    }
+void global_avgpool_backward(int64_t N, int64_t C, int64_t P, const float* dy, const ImageGradientSink& sink,
+                             float* workspace, int threads) {
+    for_each_image_gradient(N, C * P, workspace, threads, sink, [&](int64_t n, float* dx) {
+        for (int64_t c = 0; c < C; ++c) {
+            const float share = dy[n * C + c] / static_cast<float>(P);
+            std::fill(dx + c * P, dx + (c + 1) * P, share);
+        }
+    });
 }
 
-void global_maxpool_backward(int64_t N, int64_t C, int64_t P, const float* x, const float* dy, float* dx) {
-    for (int64_t nc = 0; nc < N * C; ++nc) {
-        const float* plane = x + nc * P;
-        std::fill(dx + nc * P, dx + (nc + 1) * P, 0.0f);
-        dx[nc * P + (std::max_element(plane, plane + P) - plane)] = dy[nc];
-    }
+void global_maxpool_backward(int64_t N, int64_t C, int64_t P, const float* x, const float* dy,
+                             const ImageGradientSink& sink, float* workspace, int threads) {
+    for_each_image_gradient(N, C * P, workspace, threads, sink, [&](int64_t n, float* dx) {
+        for (int64_t c = 0; c < C; ++c) {
+            const float* plane = x + (n * C + c) * P;
+            std::fill(dx + c * P, dx + (c + 1) * P, 0.0f);
+            dx[c * P + (std::max_element(plane, plane + P) - plane)] = dy[n * C + c];
+        }
+    });
 }
 
 }  // namespace lenz::cpu
