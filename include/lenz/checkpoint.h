@@ -13,7 +13,8 @@
 
 namespace lenz {
 
-// Limits: the JSON header at most 100 MB, the file at most 16 GB, shapes checked against bytes.
+// Limits: the JSON header at most 100 MB, the file at most 16 GB, shapes checked against bytes, and
+// (load_model) the model in the metadata no larger than the tensor data the file holds.
 struct CheckpointFile {
     std::string path;
     std::map<std::string, std::string> metadata;
@@ -30,6 +31,8 @@ struct CheckpointFile {
 };
 
 CheckpointFile read_checkpoint(const std::string& path);
+// The same from bytes already in memory; `name` stands for the file in error messages.
+CheckpointFile parse_checkpoint(const std::string& bytes, const std::string& name);
 
 struct CheckpointInfo {
     std::vector<std::string> class_names;

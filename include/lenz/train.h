@@ -7,6 +7,7 @@
 
 #include "lenz/data.h"
 #include "lenz/engine.h"
+#include "lenz/error.h"
 #include "lenz/model.h"
 
 namespace lenz {
@@ -87,6 +88,20 @@ struct TrainConfig {
     int64_t limit_test = 0;
     // Called after each epoch's checkpoint is written; returning false stops training there.
     std::function<bool(const EpochMetrics&)> on_epoch;
+    // Called after each optimizer step with the steps taken so far; returning false stops training
+    // as Ctrl-C does (a mid-epoch checkpoint, then Interrupted). For tests and embedding programs.
+    std::function<bool(int64_t step)> on_step;
+    // Catch SIGINT while training: the current step finishes, DIR/model.safetensors is written
+    // (mid-epoch if need be, so --resume continues from that exact step) and train() throws
+    // Interrupted. The first Ctrl-C restores the default handler, so a second one kills at once.
+    bool catch_sigint = false;
+};
+
+// Training was stopped early (Ctrl-C or on_step) after a checkpoint was written; what() says where.
+struct Interrupted : Error {
+    Interrupted(const std::string& what, std::string checkpoint_path)
+        : Error(what), checkpoint(std::move(checkpoint_path)) {}
+    std::string checkpoint;
 };
 
 // Per-channel mean and standard deviation of a training set; stored in checkpoints so that
@@ -113,7 +128,9 @@ EvalResult evaluate(Model& model, const ImageSet& set, const Normalization& norm
 void check_data_fits(const Model& model, const ImageSet& set, const std::string& which);
 
 // Runs the epochs, writes DIR/model.safetensors after each epoch (atomically), DIR/best.safetensors
-// at the best test accuracy, and DIR/metrics.jsonl; returns the metrics of every epoch.
+// at the best test accuracy, and DIR/metrics.jsonl; returns the metrics of every epoch run.
+// With config.resume it continues from DIR/model.safetensors, at the step it was written after
+// (mid-epoch checkpoints included), and reaches the uninterrupted run's weights bit for bit.
 std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const TrainConfig& config);
 
 }  // namespace lenz

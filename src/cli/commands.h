@@ -12,5 +12,6 @@ void add_train(CLI::App& app, Runner& run);
 void add_eval(CLI::App& app, Runner& run);
 void add_predict(CLI::App& app, Runner& run);
 void add_bench(CLI::App& app, Runner& run);
+void add_visualize(CLI::App& app, Runner& run);
 
 }  // namespace lenz::cli

@@ -1,23 +1,50 @@
 // `lenz eval CHECKPOINT --data ...`: accuracy, per-class accuracy and the confusion matrix.
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "lenz/checkpoint.h"
+#include "lenz/error.h"
+#include "lenz/report.h"
+#include "lenz/summary.h"
 #include "lenz/train.h"
 
 namespace lenz::cli {
 namespace {
 
 struct EvalArgs {
-    std::string checkpoint, data = "fashion-mnist";
+    std::string checkpoint, data = "fashion-mnist", report;
     double val_split = 0;
     uint64_t seed = 1;
     int64_t batch = 256;
     bool json = false;
 };
+
+// The evaluation part of the training report; the curves too when the run's metrics.jsonl sits
+// beside the checkpoint.
+void write_eval_report(const EvalArgs& a, LoadedModel& loaded, const DataSplit& data, const EvalResult& result,
+                       const std::vector<std::string>& names) {
+    namespace fs = std::filesystem;
+    ReportData d;
+    const fs::path checkpoint(a.checkpoint);
+    d.model_name = checkpoint.parent_path().filename().string();
+    if (d.model_name.empty()) d.model_name = checkpoint.stem().string();
+    d.data_name = data.description;
+    d.status = "evaluation of " + checkpoint.filename().string() + " (epoch " + std::to_string(loaded.info.epoch) + ")";
+    d.class_names = names;
+    d.summary = summarize(loaded.model, {.batch = a.batch});
+    try {
+        d.history = read_metrics_jsonl((checkpoint.parent_path() / "metrics.jsonl").string());
+    } catch (const FormatError& e) {  // the curves are a bonus; the evaluation still stands
+        std::fprintf(stderr, "lenz: warning: no training curves in the report: %s\n", e.what());
+    }
+    d.evaluation = result;
+    add_evaluation(d, loaded.model, data.test, loaded.info.normalization);
+    write_report(a.report, d);
+}
 
 int run_eval(const EvalArgs& a) {
     LoadedModel loaded = load_model(a.checkpoint);
@@ -26,6 +53,7 @@ int run_eval(const EvalArgs& a) {
     const std::vector<std::string>& names =
         data.test.class_names.empty() ? loaded.info.class_names : data.test.class_names;
     auto name = [&](size_t k) { return k < names.size() ? names[k] : "class " + std::to_string(k); };
+    if (!a.report.empty()) write_eval_report(a, loaded, data, r, names);
     if (a.json) {
         nlohmann::json per_class = nlohmann::json::array();
         for (size_t k = 0; k < r.per_class_accuracy.size(); ++k)
@@ -49,6 +77,7 @@ int run_eval(const EvalArgs& a) {
         for (int64_t v : r.confusion[t]) std::printf("%6lld", static_cast<long long>(v));
         std::printf("   %s\n", name(t).c_str());
     }
+    if (!a.report.empty()) std::printf("\nreport: %s\n", a.report.c_str());
     return 0;
 }
 
@@ -64,6 +93,8 @@ void add_eval(CLI::App& app, Runner& run) {
     cmd->add_option("--seed", a->seed, "seed of the --val-split (as in training)");
     cmd->add_option("--batch", a->batch, "images per forward pass")->check(CLI::Range(1, 1 << 16));
     cmd->add_flag("--json", a->json, "one JSON object");
+    cmd->add_option("--report", a->report,
+                    "also write a self-contained HTML report to this file (confusion matrix, mistakes, feature maps)");
     cmd->callback([&run, a] { run = [a] { return run_eval(*a); }; });
 }
 

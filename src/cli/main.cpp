@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
     lenz::cli::add_eval(app, run);
     lenz::cli::add_predict(app, run);
     lenz::cli::add_bench(app, run);
+    lenz::cli::add_visualize(app, run);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

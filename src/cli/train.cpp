@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "lenz/error.h"
+#include "lenz/report.h"
 #include "lenz/summary.h"
 #include "lenz/threads.h"
 #include "lenz/train.h"
@@ -17,8 +18,39 @@ struct TrainArgs {
     int64_t epochs = 5, batch = 64, limit_train = 0, limit_test = 0, step_every = 10, crop = 0;
     double lr = -1, momentum = 0.9, weight_decay = 0, warmup = 0.5, gamma = 0.1, val_split = 0;
     uint64_t seed = 1;
-    bool flip = false, quiet = false;
+    bool flip = false, quiet = false, report = true;
 };
+
+// Rewrites DIR/report.html after each epoch: the curves so far, then an evaluation of the current
+// weights on the same test images the trainer scores (confusion matrix, mistakes, feature maps).
+std::function<bool(const EpochMetrics&)> report_writer(Model& model, const DataSplit& data, const TrainConfig& c,
+                                                       const std::string& model_path) {
+    auto test = std::make_shared<ImageSet>(data.test);
+    if (c.limit_test && c.limit_test < test->size()) {
+        test->pixels.resize(static_cast<size_t>(c.limit_test * test->image_elements()));
+        test->labels.resize(static_cast<size_t>(c.limit_test));
+    }
+    auto base = std::make_shared<ReportData>();
+    base->model_name = std::filesystem::path(model_path).stem().string();
+    base->data_name = data.description;
+    base->class_names = data.train.class_names;
+    base->summary = summarize(model, {.batch = c.batch, .optimizer = c.optimizer.kind});
+    // A resumed run's earlier epochs are only in metrics.jsonl.
+    const std::string dir = c.out_dir;
+    if (c.resume) base->history = read_metrics_jsonl((std::filesystem::path(dir) / "metrics.jsonl").string());
+    // The trainer normalises with the training set's statistics; so does this (same function, same data).
+    const Normalization norm = compute_normalization(data.train);
+    const int64_t epochs = c.epochs;
+    return [&model, test, base, dir, norm, epochs](const EpochMetrics& m) {
+        std::erase_if(base->history, [&](const EpochMetrics& h) { return h.epoch >= m.epoch; });
+        base->history.push_back(m);
+        ReportData d = *base;
+        d.status = "after epoch " + std::to_string(m.epoch) + " of " + std::to_string(epochs);
+        add_evaluation(d, model, *test, norm);
+        write_report((std::filesystem::path(dir) / "report.html").string(), d);
+        return true;
+    };
+}
 
 int run_train(TrainArgs a) {
     Model model = load_model_file(a.model);
@@ -72,9 +104,21 @@ int run_train(TrainArgs a) {
                     static_cast<long long>(c.batch), static_cast<long long>(c.epochs),
                     static_cast<unsigned long long>(c.seed), threads());
         std::printf("  checkpoints and metrics.jsonl in %s/\n", c.out_dir.c_str());
+        if (a.report)
+            std::printf("  report: %s/report.html, updated after each epoch (--no-report to skip)\n", c.out_dir.c_str());
         std::fflush(stdout);
     }
-    const auto history = train(model, data, c);
+    if (a.report) c.on_epoch = report_writer(model, data, c, a.model);
+    // Ctrl-C: the trainer finishes the step and checkpoints; exit 130 (128 + SIGINT), as shells expect.
+    c.catch_sigint = true;
+    std::vector<EpochMetrics> history;
+    try {
+        history = train(model, data, c);
+    } catch (const Interrupted& e) {
+        std::fprintf(stderr, "interrupted: %s\nto continue: lenz train %s --resume %s (with the same --data, --batch "
+                     "and --limit-train)\n", e.what(), a.model.c_str(), c.out_dir.c_str());
+        return 130;
+    }
     if (!a.quiet && !history.empty())
         std::printf("done: test accuracy %.2f%%; model in %s/model.safetensors (best epoch in best.safetensors)\n",
                     100 * history.back().test_accuracy, c.out_dir.c_str());
@@ -113,6 +157,8 @@ void add_train(CLI::App& app, Runner& run) {
     cmd->add_option("--limit-train", a->limit_train, "use only the first N training images")->check(CLI::Range(0, 1 << 30));
     cmd->add_option("--limit-test", a->limit_test, "use only the first N test images")->check(CLI::Range(0, 1 << 30));
     cmd->add_flag("--quiet", a->quiet, "print nothing but errors");
+    cmd->add_flag("--report,!--no-report", a->report,
+                  "write DIR/report.html after each epoch: curves, confusion matrix, mistakes, feature maps (default on)");
     cmd->callback([&run, a] { run = [a] { return run_train(*a); }; });
 }
 

@@ -1,7 +1,8 @@
 // PNG and JPEG decoding to 8-bit grey or RGB, and PNG writing.
 //
 // Limits: an image file is at most 2^30 bytes, and an image at most 1<<15 pixels per side and 2^28
-// pixels; both are checked from the header before the pixel buffer is allocated.
+// pixels; both are checked from the header before the pixel buffer is allocated. A PNG header must
+// also promise no more pixels than the file's compressed data can hold.
 #include <cerrno>
 #include <csetjmp>
 #include <cstdio>
@@ -70,6 +71,13 @@ Image decode_png(const std::string& path, const std::vector<uint8_t>& data) {
         ~Free() { png_image_free(png); }
     } free_on_exit{&png};
     check_size(path, png.height, png.width);
+    // Deflate packs at most 1032 bytes into one, and every row holds at least a filter byte and a
+    // bit per pixel: a header promising more than the file can hold is refused before allocating.
+    const uint64_t min_raw = uint64_t{png.height} * (1 + (uint64_t{png.width} + 7) / 8);
+    if (min_raw > uint64_t{data.size()} * 1032) {
+        throw FormatError(path + ": PNG header says " + std::to_string(png.width) + "x" + std::to_string(png.height) +
+                          " pixels, more than the file's " + std::to_string(data.size()) + " bytes can encode");
+    }
     // Keep grey images grey. Palette images report colour whenever the palette does.
     bool colour = (png.format & PNG_FORMAT_FLAG_COLOR) != 0;
     png.format = colour ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;

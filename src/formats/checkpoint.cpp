@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -39,6 +40,17 @@ void write_all(int fd, const char* data, size_t size, const std::string& path) {
     }
 }
 
+// Test hook: LENZ_TEST_SLOW_CHECKPOINT=MS sleeps MS milliseconds before each tensor is written, so
+// that the kill-during-write test (tests/reliability) lands its SIGKILLs mid-write more often.
+// Unset (always, outside that test) it costs one getenv per checkpoint.
+void slow_write_pause() {
+    static const long ms = [] {
+        const char* v = std::getenv("LENZ_TEST_SLOW_CHECKPOINT");
+        return v ? std::strtol(v, nullptr, 10) : 0L;
+    }();
+    if (ms > 0) ::usleep(static_cast<useconds_t>(std::min(ms, 1000L) * 1000));
+}
+
 }  // namespace
 
 const std::string& CheckpointFile::meta(const std::string& key) const {
@@ -59,28 +71,23 @@ void CheckpointFile::read_tensor(const std::string& name, const std::vector<int6
     std::memcpy(out.data(), data.data() + it->second.begin, static_cast<size_t>(out.bytes()));
 }
 
-CheckpointFile read_checkpoint(const std::string& path) {
+// Every size in the header is checked against the bytes actually present before anything is
+// allocated from it, so a lying header costs nothing but the error message.
+CheckpointFile parse_checkpoint(const std::string& bytes, const std::string& path) {
     CheckpointFile f;
     f.path = path;
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw IoError(path + ": cannot open the checkpoint: " + std::strerror(errno));
-    in.seekg(0, std::ios::end);
-    const int64_t size = in.tellg();
-    in.seekg(0);
+    const int64_t size = static_cast<int64_t>(bytes.size());
     if (size < 8) throw FormatError(path + ": " + std::to_string(size) + " bytes is too short for a safetensors file");
     if (size > kMaxFileBytes) throw FormatError(path + ": larger than the 16 GB limit for a checkpoint");
-    unsigned char len_bytes[8];
-    in.read(reinterpret_cast<char*>(len_bytes), 8);
     uint64_t header_len = 0;
-    for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | len_bytes[i];
+    for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | static_cast<unsigned char>(bytes[static_cast<size_t>(i)]);
     if (header_len > kMaxHeaderBytes || header_len > static_cast<uint64_t>(size - 8))
         throw FormatError(path + ": header length " + std::to_string(header_len) + " (at offset 0) exceeds the file's " +
-                          std::to_string(size - 8) + " remaining bytes; truncated or not a safetensors file");
-    std::string header(header_len, '\0');
-    in.read(header.data(), static_cast<std::streamsize>(header_len));
+                          std::to_string(size - 8) + " remaining bytes (limit " + std::to_string(kMaxHeaderBytes) +
+                          "); truncated or not a safetensors file");
     json j;
     try {
-        j = json::parse(header);
+        j = json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_len));
     } catch (const json::exception& e) {
         throw FormatError(path + ": header (bytes 8.." + std::to_string(8 + header_len) + ") is not valid JSON: " + e.what());
     }
@@ -99,13 +106,17 @@ CheckpointFile read_checkpoint(const std::string& path) {
         const std::string where = path + ": tensor '" + name + "'";
         if (!value.is_object() || !value.contains("dtype") || !value.contains("shape") || !value.contains("data_offsets"))
             throw FormatError(where + " needs dtype, shape and data_offsets");
-        if (value["dtype"] != "F32") throw FormatError(where + " has dtype " + value["dtype"].dump() + ", expected \"F32\"");
+        // Only short scalars are quoted back: dumping a hostile nested value would recurse without bound.
+        if (value["dtype"] != "F32")
+            throw FormatError(where + " has dtype " + (value["dtype"].is_string() ? value["dtype"].dump() : "(not a string)") +
+                              ", expected \"F32\"");
         CheckpointFile::Tensor t;
         int64_t elements = 1;
         if (!value["shape"].is_array() || value["shape"].size() > 8) throw FormatError(where + ": shape is not a short array");
         for (auto& d : value["shape"]) {
             if (!d.is_number_integer() || d.get<int64_t>() < 0 || d.get<int64_t>() > (int64_t{1} << 40))
-                throw FormatError(where + ": shape holds " + d.dump() + ", expected a size of 0 to 2^40");
+                throw FormatError(where + ": shape holds " + (d.is_primitive() ? d.dump() : "an array or object") +
+                                  ", expected a size of 0 to 2^40");
             t.shape.push_back(d.get<int64_t>());
             elements = checked_mul(elements, t.shape.back(), "tensor size");
         }
@@ -126,10 +137,24 @@ CheckpointFile read_checkpoint(const std::string& path) {
     std::sort(ranges.begin(), ranges.end());
     for (size_t i = 1; i < ranges.size(); ++i)
         if (ranges[i].first < ranges[i - 1].second) throw FormatError(path + ": two tensors overlap in the data");
-    f.data.resize(static_cast<size_t>(data_size));
-    in.read(f.data.data(), data_size);
-    if (in.gcount() != data_size) throw IoError(path + ": could not read the tensor data");
+    f.data.assign(bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_len), bytes.end());
     return f;
+}
+
+CheckpointFile read_checkpoint(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw IoError(path + ": cannot open the checkpoint: " + std::strerror(errno));
+    in.seekg(0, std::ios::end);
+    const int64_t size = in.tellg();
+    in.seekg(0);
+    if (size < 0) throw IoError(path + ": cannot tell the checkpoint's size");
+    // Checked before reading, so that a huge file is refused without reading it into memory.
+    if (size > kMaxFileBytes) throw FormatError(path + ": larger than the 16 GB limit for a checkpoint");
+    std::string bytes(static_cast<size_t>(size), '\0');
+    in.read(bytes.data(), size);
+    if (in.gcount() != size) throw IoError(path + ": could not read the checkpoint (" + std::to_string(in.gcount()) +
+                                          " of " + std::to_string(size) + " bytes)");
+    return parse_checkpoint(bytes, path);
 }
 
 void write_checkpoint(const std::string& path, Model& model, const CheckpointInfo& info, Optimizer* optimizer) {
@@ -176,8 +201,10 @@ void write_checkpoint(const std::string& path, Model& model, const CheckpointInf
     try {
         write_all(fd, reinterpret_cast<const char*>(len_bytes), 8, tmp);
         write_all(fd, text.data(), text.size(), tmp);
-        for (const Entry& e : entries)
+        for (const Entry& e : entries) {
+            slow_write_pause();
             write_all(fd, reinterpret_cast<const char*>(e.buffer->data()), static_cast<size_t>(e.buffer->bytes()), tmp);
+        }
         if (::fsync(fd) != 0) throw IoError(tmp + ": cannot flush to disk: " + std::strerror(errno));
     } catch (...) {
         ::close(fd);
@@ -206,6 +233,15 @@ LoadedModel load_model(const CheckpointFile& file) {
     if (file.metadata.count("format") && file.meta("format") != "lenz")
         throw FormatError(file.path + ": metadata format is '" + file.meta("format") + "', expected 'lenz'");
     Model model = parse_model(file.meta("model"), file.path + " (model in metadata)");
+    // The model text is as untrusted as the rest: a few bytes can describe terabytes of weights.
+    // Every trainable weight must be in the file, so a model needing more than the file holds is
+    // refused before init_params allocates it.
+    int64_t params = 0;
+    for (int64_t i = 0; i < model.size(); ++i) params = checked_add(params, model.layer(i).param_count(), "parameter count");
+    if (checked_mul(params, 4, "parameter bytes") > static_cast<int64_t>(file.data.size()))
+        throw FormatError(file.path + ": the model in the metadata has " + std::to_string(params) + " parameters (" +
+                          std::to_string(params * 4) + " bytes) but the file holds only " +
+                          std::to_string(file.data.size()) + " bytes of tensor data");
     model.init_params(0);
     for (Model::NamedParam& p : model.named_params()) file.read_tensor(p.name, p.ref.dims, *p.ref.value);
     CheckpointInfo info;

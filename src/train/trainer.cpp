@@ -1,7 +1,9 @@
 // The training loop: shuffled mini-batches, augmentation, optimizer steps on a schedule, an
-// evaluation and an atomic checkpoint after every epoch, and a live progress line.
+// evaluation and an atomic checkpoint after every epoch, a live progress line, and Ctrl-C handling
+// that checkpoints mid-epoch so that --resume continues from the exact step.
 #include <unistd.h>
 
+#include <csignal>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -173,6 +175,44 @@ private:
     Clock::time_point last_ = Clock::now();
 };
 
+// Set by the SIGINT handler, read by the training loop between steps. SA_RESETHAND puts the default
+// handler back as the first signal arrives, so a second Ctrl-C kills a run that does not stop.
+volatile std::sig_atomic_t g_sigint = 0;
+
+extern "C" void on_sigint(int) { g_sigint = 1; }
+
+class SigintCatcher {
+public:
+    explicit SigintCatcher(bool enabled) : enabled_(enabled) {
+        if (!enabled_) return;
+        g_sigint = 0;
+        struct sigaction action {};
+        action.sa_handler = on_sigint;
+        sigemptyset(&action.sa_mask);
+        action.sa_flags = SA_RESETHAND | SA_RESTART;
+        ::sigaction(SIGINT, &action, &previous_);
+    }
+    ~SigintCatcher() {
+        if (enabled_) ::sigaction(SIGINT, &previous_, nullptr);
+    }
+    bool caught() const { return enabled_ && g_sigint != 0; }
+
+private:
+    bool enabled_;
+    struct sigaction previous_ {};
+};
+
+// Removes temporary files that a killed run left behind (write_checkpoint names them
+// "<name>.tmp.<pid>"); they are never the only copy of anything.
+void remove_stale_temporaries(const std::filesystem::path& dir) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+        const std::string name = entry.path().filename().string();
+        if (name.rfind("model.safetensors.tmp.", 0) == 0 || name.rfind("best.safetensors.tmp.", 0) == 0)
+            std::filesystem::remove(entry.path(), ec);
+    }
+}
+
 nlohmann::json metrics_json(const EpochMetrics& m) {
     return {{"epoch", m.epoch},           {"train_loss", m.train_loss},       {"train_accuracy", m.train_accuracy},
             {"test_loss", m.test_loss},   {"test_accuracy", m.test_accuracy}, {"learning_rate", m.learning_rate},
@@ -207,6 +247,7 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
         f.close();
         fs::remove(probe, ec);
     }
+    remove_stale_temporaries(config.out_dir);
 
     const int64_t batch = std::min(config.batch, n_train);
     const int64_t steps_per_epoch = n_train / batch;  // the incomplete last batch is dropped
@@ -218,6 +259,9 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
     info.class_names = train_set.class_names;
     info.normalization = compute_normalization(train_set);
     int64_t first_epoch = 1;
+    int64_t step = 0;        // optimizer steps taken, over all epochs
+    int64_t first_batch = 0;  // where the first epoch run here starts (non-zero after a mid-epoch stop)
+    nlohmann::json partial;  // a mid-epoch checkpoint's running sums for its epoch
     double best_accuracy = -1;
     if (config.resume) {
         if (!fs::exists(model_path)) throw IoError(model_path + ": nothing to resume (no checkpoint there)");
@@ -232,14 +276,32 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
         load_optimizer_state(file, optimizer);
         optimizer.set_steps_taken(loaded.info.step);
         info.normalization = loaded.info.normalization;
+        info.metrics_json = loaded.info.metrics_json;
         first_epoch = loaded.info.epoch + 1;
+        step = loaded.info.step;
+        // The step must fall within the epoch after the completed ones; otherwise the run's batch
+        // size or training set differ from the checkpoint's and replaying it would not be the same run.
+        if (loaded.info.epoch < 0 || step < loaded.info.epoch * steps_per_epoch ||
+            step > (loaded.info.epoch + 1) * steps_per_epoch)
+            throw FormatError(model_path + ": checkpoint at step " + std::to_string(step) + " after epoch " +
+                              std::to_string(loaded.info.epoch) + " does not fit " + std::to_string(steps_per_epoch) +
+                              " steps per epoch; resume with the same --batch, --limit-train and data");
+        first_batch = step - loaded.info.epoch * steps_per_epoch;
         try {
-            best_accuracy = nlohmann::json::parse(loaded.info.metrics_json).value("best_test_accuracy", -1.0);
+            const nlohmann::json metrics = nlohmann::json::parse(loaded.info.metrics_json);
+            best_accuracy = metrics.value("best_test_accuracy", -1.0);
+            if (first_batch > 0 && metrics.contains("partial")) partial = metrics["partial"];
         } catch (const nlohmann::json::exception&) {
         }
-        if (!config.quiet)
-            std::printf("resuming %s after epoch %lld (step %lld)\n", model_path.c_str(),
-                        static_cast<long long>(loaded.info.epoch), static_cast<long long>(loaded.info.step));
+        if (!config.quiet) {
+            if (first_batch > 0)
+                std::printf("resuming %s in epoch %lld at batch %lld of %lld (step %lld)\n", model_path.c_str(),
+                            static_cast<long long>(first_epoch), static_cast<long long>(first_batch + 1),
+                            static_cast<long long>(steps_per_epoch), static_cast<long long>(step));
+            else
+                std::printf("resuming %s after epoch %lld (step %lld)\n", model_path.c_str(),
+                            static_cast<long long>(loaded.info.epoch), static_cast<long long>(step));
+        }
     }
     nlohmann::json run_settings = {{"epochs", config.epochs},
                                    {"batch", batch},
@@ -256,7 +318,7 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
     std::vector<int32_t> labels(static_cast<size_t>(batch));
     std::vector<EpochMetrics> history;
     Progress progress(config.quiet);
-    int64_t step = (first_epoch - 1) * steps_per_epoch;
+    SigintCatcher sigint(config.catch_sigint);
 
     for (int64_t epoch = first_epoch; epoch <= config.epochs; ++epoch) {
         const auto start = Clock::now();
@@ -267,7 +329,16 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
             std::swap(order[static_cast<size_t>(i)], order[shuffle.below(static_cast<uint64_t>(i + 1))]);
         double loss_sum = 0, lr = 0;
         int64_t correct = 0, seen = 0;
-        for (int64_t b = 0; b < steps_per_epoch; ++b, ++step) {
+        const int64_t start_batch = epoch == first_epoch ? first_batch : 0;
+        if (start_batch > 0 && partial.is_object()) {  // the sums up to the stop, so the epoch's metrics match too
+            loss_sum = partial.value("loss_sum", 0.0);
+            correct = partial.value("correct", int64_t{0});
+            seen = partial.value("seen", int64_t{0});
+            lr = partial.value("learning_rate", 0.0);
+        }
+        const int64_t seen_before = seen;
+        bool stop_requested = false;
+        for (int64_t b = start_batch; b < steps_per_epoch; ++b, ++step) {
             Rng aug_rng = Rng::derive(config.seed, 0xA06, static_cast<uint64_t>(step));
             for (int64_t i = 0; i < batch; ++i) {
                 const int64_t index = order[static_cast<size_t>(b * batch + i)];
@@ -287,10 +358,32 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
             correct += r.correct;
             seen += batch;
             const double elapsed = seconds_since(start);
-            const double ips = seen / std::max(elapsed, 1e-9);
+            const double ips = static_cast<double>(seen - seen_before) / std::max(elapsed, 1e-9);
             progress.update(epoch, config.epochs, b + 1, steps_per_epoch, loss_sum / seen,
                             static_cast<double>(correct) / seen, ips,
                             (static_cast<double>(total_steps - step - 1) * batch) / ips);
+            const bool hook_stops = config.on_step && !config.on_step(step + 1);
+            if (hook_stops || sigint.caught()) stop_requested = true;
+            if (stop_requested && b + 1 < steps_per_epoch) {
+                // Mid-epoch checkpoint: epoch counts completed epochs, step the steps taken, and the
+                // running sums let the resumed epoch report the same metrics.
+                progress.clear();
+                nlohmann::json mj = nlohmann::json::parse(info.metrics_json, nullptr, false);
+                if (!mj.is_object()) mj = nlohmann::json::object();
+                mj["best_test_accuracy"] = best_accuracy;
+                mj["partial"] = {{"epoch", epoch}, {"loss_sum", loss_sum}, {"correct", correct}, {"seen", seen},
+                                 {"learning_rate", lr}};
+                CheckpointInfo stop_info = info;
+                stop_info.epoch = epoch - 1;
+                stop_info.step = optimizer.steps_taken();
+                stop_info.metrics_json = mj.dump();
+                write_checkpoint(model_path, model, stop_info, &optimizer);
+                throw Interrupted("training stopped in epoch " + std::to_string(epoch) + " after batch " +
+                                      std::to_string(b + 1) + " of " + std::to_string(steps_per_epoch) + " (step " +
+                                      std::to_string(step + 1) + "); checkpoint written to " + model_path,
+                                  model_path);
+            }
+            // A stop at the epoch's last step finishes the epoch (evaluation, checkpoint) first.
         }
         const double train_seconds = seconds_since(start);
         progress.clear();
@@ -327,6 +420,10 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
             std::fflush(stdout);
         }
         if (config.on_epoch && !config.on_epoch(m)) break;
+        if ((stop_requested || sigint.caught()) && epoch < config.epochs)
+            throw Interrupted("training stopped after epoch " + std::to_string(epoch) + " (step " + std::to_string(step) +
+                                  "); checkpoint written to " + model_path,
+                              model_path);
     }
     return history;
 }

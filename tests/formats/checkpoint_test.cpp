@@ -2,7 +2,13 @@
 #include "lenz/checkpoint.h"
 
 #include <gtest/gtest.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
 
 #include <filesystem>
 #include <fstream>
@@ -155,6 +161,112 @@ TEST(Checkpoint, AFailedWriteKeepsTheOldCheckpoint) {
         ::chmod(dir.path.c_str(), 0700);
     }
     EXPECT_EQ(bytes_of(path), before);
+}
+
+// A larger model than small_model (about 80 KB of weights), to fill a small disk or file limit.
+Model big_model() {
+    Model m = parse_model("input 10x10x1\nflatten\ndense 200\n", "big");
+    m.init_params(3);
+    return m;
+}
+
+void expect_no_temporaries(const TempDir& dir) {
+    for (auto& e : fs::directory_iterator(dir.path))
+        EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << "left behind: " << e.path();
+}
+
+// A write that fails part-way (here the per-process file size limit, EFBIG) gives an IoError naming
+// the file, removes the temporary file and keeps the old checkpoint. Needs no privileges.
+TEST(Checkpoint, AWriteFailingPartWayKeepsTheOldCheckpoint) {
+    TempDir dir;
+    const std::string path = dir.file("m.safetensors");
+    Model m = small_model();
+    write_checkpoint(path, m, small_info(), nullptr);
+    const std::string before = bytes_of(path);
+    ASSERT_LT(before.size(), 8192u);
+    rlimit old_limit{};
+    ::getrlimit(RLIMIT_FSIZE, &old_limit);
+    const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);  // write() then fails with EFBIG instead of a signal
+    rlimit small = old_limit;
+    small.rlim_cur = 8192;
+    ::setrlimit(RLIMIT_FSIZE, &small);
+    Model big = big_model();
+    std::string message;
+    try {
+        write_checkpoint(path, big, small_info(), nullptr);
+    } catch (const IoError& e) {
+        message = e.what();
+    }
+    ::setrlimit(RLIMIT_FSIZE, &old_limit);
+    std::signal(SIGXFSZ, old_handler);
+    EXPECT_NE(message.find("m.safetensors.tmp."), std::string::npos) << message;
+    EXPECT_NE(message.find("cannot write"), std::string::npos) << message;
+    EXPECT_EQ(bytes_of(path), before);
+    expect_no_temporaries(dir);
+}
+
+// The real thing: a full disk (a 64 KB tmpfs). Needs root and mount(2); skipped otherwise.
+TEST(Checkpoint, ADiskFullKeepsTheOldCheckpointAndSaysSo) {
+    TempDir dir;
+    const std::string mnt = dir.file("small-disk");
+    fs::create_directories(mnt);
+    if (::geteuid() != 0 || ::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=64k") != 0)
+        GTEST_SKIP() << "needs root and permission to mount a tmpfs";
+    struct Unmount {
+        std::string path;
+        ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+    } unmount{mnt};
+    const std::string path = mnt + "/m.safetensors";
+    Model m = small_model();
+    write_checkpoint(path, m, small_info(), nullptr);
+    const std::string before = bytes_of(path);
+    Model big = big_model();
+    std::string message;
+    try {
+        write_checkpoint(path, big, small_info(), nullptr);  // ~80 KB does not fit next to the old one
+    } catch (const IoError& e) {
+        message = e.what();
+    }
+    EXPECT_NE(message.find(std::strerror(ENOSPC)), std::string::npos) << message;
+    EXPECT_EQ(bytes_of(path), before);
+    for (auto& e : fs::directory_iterator(mnt)) EXPECT_EQ(e.path().filename(), "m.safetensors");
+    EXPECT_NO_THROW(load_model(path));
+}
+
+TEST(Checkpoint, ParseFromMemoryMatchesTheFile) {
+    TempDir dir;
+    Model m = small_model();
+    write_checkpoint(dir.file("m.safetensors"), m, small_info(), nullptr);
+    const CheckpointFile from_file = read_checkpoint(dir.file("m.safetensors"));
+    const CheckpointFile from_memory = parse_checkpoint(bytes_of(dir.file("m.safetensors")), "memory");
+    EXPECT_EQ(from_memory.path, "memory");
+    EXPECT_EQ(from_memory.metadata, from_file.metadata);
+    EXPECT_EQ(from_memory.data, from_file.data);
+    EXPECT_EQ(load_model(from_memory).model.to_text(), m.to_text());
+}
+
+// A few bytes of model text can ask for terabytes of weights: refused before anything is allocated.
+TEST(Checkpoint, AModelLargerThanTheFileIsRefusedBeforeAllocating) {
+    TempDir dir;
+    Model m = small_model();
+    write_checkpoint(dir.file("m.safetensors"), m, small_info(), nullptr);
+    std::string bytes = bytes_of(dir.file("m.safetensors"));
+    uint64_t len = 0;
+    for (int i = 7; i >= 0; --i) len = (len << 8) | static_cast<unsigned char>(bytes[i]);
+    std::string header = bytes.substr(8, len);
+    const std::string dense = "dense 4 softmax";
+    const size_t pos = header.find(dense);
+    ASSERT_NE(pos, std::string::npos) << header;
+    header.replace(pos, dense.size(), "dense 16000000 softmax");  // 16e6 units x 48 inputs: 3 GB
+    header.append((8 - header.size() % 8) % 8, ' ');
+    std::string out(8, '\0');
+    for (int i = 0; i < 8; ++i) out[static_cast<size_t>(i)] = static_cast<char>(header.size() >> (8 * i));
+    try {
+        load_model(parse_checkpoint(out + header + bytes.substr(8 + len), "lying"));
+        FAIL() << "loaded";
+    } catch (const FormatError& e) {
+        EXPECT_NE(std::string(e.what()).find("parameters"), std::string::npos) << e.what();
+    }
 }
 
 }  // namespace

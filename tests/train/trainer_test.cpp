@@ -2,6 +2,8 @@
 // run reaches the same weights as one that never stopped.
 #include <gtest/gtest.h>
 
+#include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -122,6 +124,100 @@ TEST(Trainer, ResumeReachesTheSameWeights) {
     EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
     fs::remove_all(c2.out_dir);
     fs::remove_all(first.out_dir);
+}
+
+// Stops mid-epoch (at `stop_step`, through `how`), resumes, and expects the straight run's weights
+// and last-epoch metrics, bit for bit. 1024 images at batch 32: 32 steps per epoch.
+void expect_mid_epoch_resume_matches(int64_t stop_step, bool by_sigint) {
+    Model straight = parse_model(kSmallModel, "m");
+    straight.init_params(5);
+    const TrainConfig c2 = quick_config(out_dir("straight-mid"), 2);
+    const auto straight_history = train(straight, fashion(), c2);
+
+    TrainConfig first = quick_config(out_dir("stopped-mid"), 2);
+    if (by_sigint) {
+        first.catch_sigint = true;  // the real handler: the hook only raises the signal
+        first.on_step = [stop_step](int64_t step) {
+            if (step == stop_step) std::raise(SIGINT);
+            return true;
+        };
+    } else {
+        first.on_step = [stop_step](int64_t step) { return step != stop_step; };
+    }
+    Model stopped = parse_model(kSmallModel, "m");
+    stopped.init_params(5);
+    try {
+        train(stopped, fashion(), first);
+        FAIL() << "training did not stop";
+    } catch (const Interrupted& e) {
+        EXPECT_NE(std::string(e.what()).find("(step " + std::to_string(stop_step) + ")"), std::string::npos) << e.what();
+        EXPECT_EQ(e.checkpoint, first.out_dir + "/model.safetensors");
+    }
+    const LoadedModel at_stop = load_model(first.out_dir + "/model.safetensors");
+    EXPECT_EQ(at_stop.info.step, stop_step);
+    EXPECT_EQ(at_stop.info.epoch, (stop_step - 1) / 32);
+
+    Model resumed = parse_model(kSmallModel, "m");
+    resumed.init_params(999);
+    TrainConfig second = quick_config(first.out_dir, 2);
+    second.resume = true;
+    const auto history = train(resumed, fashion(), second);
+    ASSERT_FALSE(history.empty());
+    EXPECT_EQ(history.back().epoch, 2);
+    EXPECT_EQ(history.back().train_loss, straight_history.back().train_loss);
+    EXPECT_EQ(history.back().test_accuracy, straight_history.back().test_accuracy);
+    const auto a = weights_of(straight), b = weights_of(resumed);
+    ASSERT_EQ(a.size(), b.size());
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+    fs::remove_all(c2.out_dir);
+    fs::remove_all(first.out_dir);
+}
+
+TEST(Trainer, StopMidEpochByHookThenResumeReachesTheSameWeights) {
+    REQUIRE_FASHION();
+    expect_mid_epoch_resume_matches(45, false);  // epoch 2, batch 13
+}
+
+TEST(Trainer, CtrlCMidEpochCheckpointsAndResumeReachesTheSameWeights) {
+    REQUIRE_FASHION();
+    expect_mid_epoch_resume_matches(7, true);  // epoch 1, batch 7
+    // The handler is reset by the first signal and the previous one restored after train().
+    struct sigaction now {};
+    ::sigaction(SIGINT, nullptr, &now);
+    EXPECT_EQ(now.sa_handler, SIG_DFL);
+}
+
+TEST(Trainer, StopAtAnEpochsLastStepFinishesTheEpochFirst) {
+    REQUIRE_FASHION();
+    Model m = parse_model(kSmallModel, "m");
+    m.init_params(5);
+    TrainConfig c = quick_config(out_dir("stop-at-end"), 2);
+    c.on_step = [](int64_t step) { return step != 32; };
+    EXPECT_THROW(train(m, fashion(), c), Interrupted);
+    const LoadedModel loaded = load_model(c.out_dir + "/model.safetensors");
+    EXPECT_EQ(loaded.info.epoch, 1);
+    EXPECT_EQ(loaded.info.step, 32);
+    EXPECT_TRUE(fs::exists(c.out_dir + "/best.safetensors"));  // the epoch was evaluated
+    fs::remove_all(c.out_dir);
+}
+
+TEST(Trainer, ResumeWithAnotherBatchSizeIsRefused) {
+    REQUIRE_FASHION();
+    Model m = parse_model(kSmallModel, "m");
+    m.init_params(5);
+    TrainConfig c = quick_config(out_dir("other-batch"), 2);
+    c.on_step = [](int64_t step) { return step != 40; };
+    EXPECT_THROW(train(m, fashion(), c), Interrupted);
+    TrainConfig again = quick_config(c.out_dir, 2);
+    again.resume = true;
+    again.batch = 256;  // 4 steps per epoch: step 40 cannot lie in epoch 2
+    try {
+        train(m, fashion(), again);
+        FAIL();
+    } catch (const FormatError& e) {
+        EXPECT_NE(std::string(e.what()).find("--batch"), std::string::npos) << e.what();
+    }
+    fs::remove_all(c.out_dir);
 }
 
 TEST(Trainer, DataThatDoesNotFitTheModelIsAnErrorBeforeTraining) {

@@ -5,57 +5,58 @@
 
 namespace lenz::cpu {
 
+namespace {
+
+// Below this many elements a thread team costs more than it saves (and OpenMP's `if` clause would
+// still enter the runtime on every call, which conv kernels make once per output row).
+constexpr int64_t kParallelElements = 1 << 16;
+
+template <class F>
+void elementwise(int64_t count, F f) {
+    if (count >= kParallelElements) {
+#pragma omp parallel for simd schedule(static)
+        for (int64_t i = 0; i < count; ++i) f(i);
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < count; ++i) f(i);
+    }
+}
+
+}  // namespace
+
 void activation_forward(const ActivationSpec& act, float* y, int64_t count) {
+    const float a = act.alpha;
     switch (act.kind) {
         case Activation::none:
         case Activation::softmax:
             return;
         case Activation::relu:
-#pragma omp parallel for simd if (count > 65536) schedule(static)
-            for (int64_t i = 0; i < count; ++i) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
-            return;
-        case Activation::leaky_relu: {
-            const float a = act.alpha;
-#pragma omp parallel for simd if (count > 65536) schedule(static)
-            for (int64_t i = 0; i < count; ++i) y[i] = y[i] > 0.0f ? y[i] : a * y[i];
-            return;
-        }
+            return elementwise(count, [=](int64_t i) { y[i] = y[i] > 0.0f ? y[i] : 0.0f; });
+        case Activation::leaky_relu:
+            return elementwise(count, [=](int64_t i) { y[i] = y[i] > 0.0f ? y[i] : a * y[i]; });
         case Activation::sigmoid:
-#pragma omp parallel for if (count > 16384) schedule(static)
-            for (int64_t i = 0; i < count; ++i) y[i] = 1.0f / (1.0f + std::exp(-y[i]));
-            return;
+            return elementwise(count, [=](int64_t i) { y[i] = 1.0f / (1.0f + std::exp(-y[i])); });
         case Activation::tanh:
-#pragma omp parallel for if (count > 16384) schedule(static)
-            for (int64_t i = 0; i < count; ++i) y[i] = std::tanh(y[i]);
-            return;
+            return elementwise(count, [=](int64_t i) { y[i] = std::tanh(y[i]); });
     }
 }
 
 void activation_backward(const ActivationSpec& act, const float* y, const float* dy, float* dpre, int64_t count) {
+    const float a = act.alpha;
     switch (act.kind) {
         case Activation::none:
         case Activation::softmax:
             if (dpre != dy) std::copy(dy, dy + count, dpre);
             return;
         case Activation::relu:
-#pragma omp parallel for simd if (count > 65536) schedule(static)
-            for (int64_t i = 0; i < count; ++i) dpre[i] = y[i] > 0.0f ? dy[i] : 0.0f;
-            return;
-        case Activation::leaky_relu: {
+            return elementwise(count, [=](int64_t i) { dpre[i] = y[i] > 0.0f ? dy[i] : 0.0f; });
+        case Activation::leaky_relu:
             // alpha > 0 keeps the sign, so y > 0 exactly where the input was.
-            const float a = act.alpha;
-#pragma omp parallel for simd if (count > 65536) schedule(static)
-            for (int64_t i = 0; i < count; ++i) dpre[i] = y[i] > 0.0f ? dy[i] : a * dy[i];
-            return;
-        }
+            return elementwise(count, [=](int64_t i) { dpre[i] = y[i] > 0.0f ? dy[i] : a * dy[i]; });
         case Activation::sigmoid:
-#pragma omp parallel for simd if (count > 65536) schedule(static)
-            for (int64_t i = 0; i < count; ++i) dpre[i] = dy[i] * y[i] * (1.0f - y[i]);
-            return;
+            return elementwise(count, [=](int64_t i) { dpre[i] = dy[i] * y[i] * (1.0f - y[i]); });
         case Activation::tanh:
-#pragma omp parallel for simd if (count > 65536) schedule(static)
-            for (int64_t i = 0; i < count; ++i) dpre[i] = dy[i] * (1.0f - y[i] * y[i]);
-            return;
+            return elementwise(count, [=](int64_t i) { dpre[i] = dy[i] * (1.0f - y[i] * y[i]); });
     }
 }
 

@@ -21,6 +21,33 @@ bool is_pointwise(const ConvGeometry& g) {
            g.OW == g.W;
 }
 
+// Output columns [lo, hi) of a row whose input column iw = ow * SW - PL + kw is inside the image;
+// the rest read padding. Computed once per row instead of testing every element.
+struct ValidColumns {
+    int64_t lo, hi;
+};
+ValidColumns valid_columns(const ConvGeometry& g, int64_t kw) {
+    const int64_t shift = kw - g.PL;  // iw = ow * SW + shift
+    int64_t lo = shift >= 0 ? 0 : (-shift + g.SW - 1) / g.SW;
+    int64_t hi = g.W - shift <= 0 ? 0 : (g.W - shift + g.SW - 1) / g.SW;
+    lo = std::min(lo, g.OW);
+    hi = std::clamp(hi, lo, g.OW);
+    return {lo, hi};
+}
+
+// Calls segment(t, oh, ow0, ow1) for the pieces of output rows that positions [p0, p0 + T) cover,
+// t being the column of the tile where the piece starts.
+template <class F>
+void for_each_row_piece(const ConvGeometry& g, int64_t p0, int64_t T, F segment) {
+    int64_t t = 0;
+    while (t < T) {
+        const int64_t p = p0 + t, oh = p / g.OW, ow0 = p % g.OW;
+        const int64_t ow1 = std::min(g.OW, ow0 + (T - t));
+        segment(t, oh, ow0, ow1);
+        t += ow1 - ow0;
+    }
+}
+
 // col: (C*KH*KW, T) for output positions [p0, p0 + T) of one image x: (C, H, W).
 void im2col_tile(const ConvGeometry& g, const float* x, int64_t p0, int64_t T, float* col) {
     for (int64_t c = 0; c < g.C; ++c)
@@ -28,15 +55,24 @@ void im2col_tile(const ConvGeometry& g, const float* x, int64_t p0, int64_t T, f
             for (int64_t kw = 0; kw < g.KW; ++kw) {
                 float* row = col + ((c * g.KH + kh) * g.KW + kw) * T;
                 const float* plane = x + c * g.H * g.W;
-                int64_t oh = p0 / g.OW, ow = p0 % g.OW;
-                for (int64_t t = 0; t < T; ++t) {
-                    const int64_t ih = oh * g.SH - g.PT + kh, iw = ow * g.SW - g.PL + kw;
-                    row[t] = (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) ? plane[ih * g.W + iw] : 0.0f;
-                    if (++ow == g.OW) {
-                        ow = 0;
-                        ++oh;
+                const ValidColumns v = valid_columns(g, kw);
+                for_each_row_piece(g, p0, T, [&](int64_t t, int64_t oh, int64_t ow0, int64_t ow1) {
+                    float* out = row + t;  // out[ow - ow0] for ow in [ow0, ow1)
+                    const int64_t ih = oh * g.SH - g.PT + kh;
+                    if (ih < 0 || ih >= g.H) {
+                        std::fill(out, out + (ow1 - ow0), 0.0f);
+                        return;
                     }
-                }
+                    const int64_t lo = std::clamp(v.lo, ow0, ow1), hi = std::clamp(v.hi, lo, ow1);
+                    std::fill(out, out + (lo - ow0), 0.0f);
+                    const float* in = plane + ih * g.W;  // in[ow * SW + shift] for valid ow
+                    const int64_t shift = kw - g.PL;
+                    if (g.SW == 1 && hi > lo)
+                        std::copy(in + lo + shift, in + hi + shift, out + (lo - ow0));
+                    else
+                        for (int64_t ow = lo; ow < hi; ++ow) out[ow - ow0] = in[ow * g.SW + shift];
+                    std::fill(out + (hi - ow0), out + (ow1 - ow0), 0.0f);
+                });
             }
 }
 
@@ -47,15 +83,16 @@ void col2im_tile(const ConvGeometry& g, const float* col, int64_t p0, int64_t T,
             for (int64_t kw = 0; kw < g.KW; ++kw) {
                 const float* row = col + ((c * g.KH + kh) * g.KW + kw) * T;
                 float* plane = dx + c * g.H * g.W;
-                int64_t oh = p0 / g.OW, ow = p0 % g.OW;
-                for (int64_t t = 0; t < T; ++t) {
-                    const int64_t ih = oh * g.SH - g.PT + kh, iw = ow * g.SW - g.PL + kw;
-                    if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) plane[ih * g.W + iw] += row[t];
-                    if (++ow == g.OW) {
-                        ow = 0;
-                        ++oh;
-                    }
-                }
+                const ValidColumns v = valid_columns(g, kw);
+                for_each_row_piece(g, p0, T, [&](int64_t t, int64_t oh, int64_t ow0, int64_t ow1) {
+                    const int64_t ih = oh * g.SH - g.PT + kh;
+                    if (ih < 0 || ih >= g.H) return;
+                    const float* in = row + t;  // in[ow - ow0]
+                    float* out = plane + ih * g.W;
+                    const int64_t shift = kw - g.PL;
+                    const int64_t lo = std::clamp(v.lo, ow0, ow1), hi = std::clamp(v.hi, lo, ow1);
+                    for (int64_t ow = lo; ow < hi; ++ow) out[ow * g.SW + shift] += in[ow - ow0];
+                });
             }
 }
 

@@ -24,6 +24,26 @@ int64_t argmax_in(const ConvGeometry& g, const float* plane, const Window& w) {
     return best;
 }
 
+// The common 2x2 window with stride 2 and no padding, without the general window bookkeeping.
+bool is_plain_2x2(const ConvGeometry& g) {
+    return g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && g.PT == 0 && g.PL == 0 && 2 * g.OH <= g.H &&
+           2 * g.OW <= g.W;
+}
+
+// Index (in the plane) of the first maximum of the 2x2 window at (oh, ow), in scan order.
+int64_t argmax_2x2(const float* plane, int64_t W, int64_t oh, int64_t ow) {
+    const int64_t i = 2 * oh * W + 2 * ow;
+    int64_t best = i;
+    if (plane[i + 1] > plane[best]) best = i + 1;
+    if (plane[i + W] > plane[best]) best = i + W;
+    if (plane[i + W + 1] > plane[best]) best = i + W + 1;
+    return best;
+}
+
+int64_t argmax_at(const ConvGeometry& g, const float* plane, int64_t oh, int64_t ow, bool plain) {
+    return plain ? argmax_2x2(plane, g.W, oh, ow) : argmax_in(g, plane, window_at(g, oh, ow));
+}
+
 }  // namespace
 
 void maxpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y) {
@@ -31,8 +51,9 @@ void maxpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y)
     for (int64_t nc = 0; nc < N * g.C; ++nc) {
         const float* plane = x + nc * g.H * g.W;
         float* out = y + nc * g.OH * g.OW;
+        const bool plain = is_plain_2x2(g);
         for (int64_t oh = 0; oh < g.OH; ++oh)
-            for (int64_t ow = 0; ow < g.OW; ++ow) out[oh * g.OW + ow] = plane[argmax_in(g, plane, window_at(g, oh, ow))];
+            for (int64_t ow = 0; ow < g.OW; ++ow) out[oh * g.OW + ow] = plane[argmax_at(g, plane, oh, ow, plain)];
     }
 }
 
@@ -55,6 +76,7 @@ void avgpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y)
 void maxpool_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy, const ImageGradientSink& sink,
                       float* workspace, int threads) {
     const int64_t plane = g.H * g.W, out_plane = g.OH * g.OW;
+    const bool plain = is_plain_2x2(g);
     for_each_image_gradient(N, g.C * plane, workspace, threads, sink, [&](int64_t n, float* dx) {
         std::memset(dx, 0, sizeof(float) * static_cast<size_t>(g.C * plane));
         for (int64_t c = 0; c < g.C; ++c) {
@@ -62,8 +84,7 @@ void maxpool_backward(const ConvGeometry& g, int64_t N, const float* x, const fl
             const float* dout = dy + (n * g.C + c) * out_plane;
             float* dplane = dx + c * plane;
             for (int64_t oh = 0; oh < g.OH; ++oh)
-                for (int64_t ow = 0; ow < g.OW; ++ow)
-                    dplane[argmax_in(g, in, window_at(g, oh, ow))] += dout[oh * g.OW + ow];
+                for (int64_t ow = 0; ow < g.OW; ++ow) dplane[argmax_at(g, in, oh, ow, plain)] += dout[oh * g.OW + ow];
         }
     });
 }

@@ -1,0 +1,303 @@
+// The HTML report: one self-contained page (inline CSS, inline SVG, PNGs as data: URIs, no
+// scripts, no fonts, no network) that a training run rewrites after every epoch.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "lenz/error.h"
+#include "lenz/report.h"
+
+namespace lenz {
+namespace {
+
+constexpr const char* kStyle = R"css(
+:root { --ink:#1f2430; --dim:#6b7280; --line:#e5e7eb; --bg:#f6f7f9; --card:#fff; --accent:#21918c; --warn:#d64541; }
+* { box-sizing: border-box; }
+body { margin:0; background:var(--bg); color:var(--ink);
+       font:14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
+header { background:#1f2430; color:#fff; padding:22px 32px 18px; }
+header .brand { font-size:12px; letter-spacing:.12em; text-transform:uppercase; color:#9ca3af; }
+header h1 { margin:2px 0 4px; font-size:26px; font-weight:650; }
+header p { margin:0; color:#cbd5e1; }
+.kpis { display:flex; gap:14px; margin-top:16px; flex-wrap:wrap; }
+.kpi { background:rgba(255,255,255,.08); border-radius:8px; padding:8px 14px; min-width:120px; }
+.kpi .v { font-size:22px; font-weight:650; font-variant-numeric:tabular-nums; }
+.kpi .k { font-size:12px; color:#9ca3af; }
+.kpi.main .v { color:#7ee0c0; font-size:28px; }
+main { padding:8px 32px 32px; max-width:1180px; }
+section { background:var(--card); border:1px solid var(--line); border-radius:10px; padding:16px 20px; margin-top:18px; }
+h2 { font-size:17px; margin:0 0 12px; }
+h3 { font-size:14px; margin:14px 0 6px; color:var(--dim); font-weight:600; }
+.row { display:flex; gap:28px; flex-wrap:wrap; align-items:flex-start; }
+table { border-collapse:collapse; font-variant-numeric:tabular-nums; }
+td, th { padding:3px 8px; text-align:left; }
+.num { text-align:right; }
+.dim { color:var(--dim); }
+code { font:12.5px ui-monospace, "DejaVu Sans Mono", Menlo, monospace; }
+table.summary th { border-bottom:2px solid var(--line); font-size:12px; color:var(--dim); }
+table.summary td { border-bottom:1px solid var(--line); }
+table.summary tfoot td { font-weight:650; border-bottom:none; }
+table.memory { margin-top:12px; } table.memory th { font-weight:500; padding-right:18px; }
+table.confusion td { width:54px; height:30px; text-align:center; border:1px solid #fff; font-size:12.5px; }
+table.confusion th.row { text-align:right; font-weight:500; white-space:nowrap; }
+table.confusion th.col { vertical-align:bottom; height:92px; padding:0 0 4px; width:54px; }
+table.confusion th.col div { writing-mode:vertical-rl; transform:rotate(180deg); font-weight:500; margin:0 auto; }
+table.confusion th.corner { vertical-align:bottom; font-size:11px; color:var(--dim); font-weight:400; }
+table.confusion .zero { color:#c5c9d0; }
+table.per-class th { font-weight:500; text-align:right; white-space:nowrap; }
+table.per-class td.bar { width:220px; }
+table.per-class td.bar div { height:14px; background:var(--accent); border-radius:3px; }
+svg.chart { background:#fff; }
+svg .grid { stroke:#eef0f3; } svg .axis, svg .tickmark { stroke:#4b5563; }
+svg .tick { font-size:11px; fill:#4b5563; } svg .axis-label { font-size:12px; fill:#374151; }
+svg .chart-title { font-size:14px; font-weight:600; fill:#1f2430; } svg .legend { font-size:12px; fill:#374151; }
+.strip { display:flex; flex-wrap:wrap; gap:10px; }
+figure { margin:0; }
+.strip figure { width:96px; text-align:center; font-size:11.5px; line-height:1.3; }
+.strip img { width:84px; height:84px; image-rendering:pixelated; border-radius:4px; border:1px solid var(--line); }
+.strip .truth { color:var(--ink); } .strip .pred { color:var(--warn); }
+img.grid { max-width:100%; image-rendering:pixelated; }
+img.input { width:112px; height:112px; image-rendering:pixelated; border:1px solid var(--line); border-radius:4px; }
+figcaption { font-size:12px; color:var(--dim); margin-top:4px; }
+footer { color:var(--dim); font-size:12px; margin:18px 0 0; }
+)css";
+
+std::string name_of(const ReportData& d, int64_t k) {
+    return k >= 0 && k < static_cast<int64_t>(d.class_names.size()) ? d.class_names[static_cast<size_t>(k)]
+                                                                      : "class " + std::to_string(k);
+}
+
+std::string img(const Image& image, const std::string& css_class, const std::string& alt) {
+    return "<img class=\"" + css_class + "\" src=\"" + png_data_uri(image) + "\" alt=\"" + html_escape(alt) + "\">";
+}
+
+std::string kpi(const std::string& value, const std::string& label, bool main = false) {
+    return std::string("<div class=\"kpi") + (main ? " main" : "") + "\"><div class=\"v\">" + value +
+           "</div><div class=\"k\">" + html_escape(label) + "</div></div>";
+}
+
+std::string curves_section(const std::vector<EpochMetrics>& history) {
+    LineChart loss, accuracy;
+    loss.title = "Loss";
+    accuracy.title = "Accuracy";
+    loss.x_label = accuracy.x_label = "epoch";
+    loss.y_label = "cross-entropy loss";
+    accuracy.y_label = "accuracy";
+    accuracy.percent = true;
+    ChartSeries train_loss, test_loss;
+    train_loss.name = "training";
+    train_loss.color = "#3b528b";
+    test_loss.name = "test";
+    test_loss.color = "#e4572e";
+    ChartSeries train_acc = train_loss, test_acc = test_loss;
+    for (const EpochMetrics& m : history) {
+        const double e = static_cast<double>(m.epoch);
+        for (ChartSeries* s : {&train_loss, &test_loss, &train_acc, &test_acc}) s->x.push_back(e);
+        train_loss.y.push_back(m.train_loss);
+        test_loss.y.push_back(m.test_loss);
+        train_acc.y.push_back(m.train_accuracy);
+        test_acc.y.push_back(m.test_accuracy);
+    }
+    loss.series = {train_loss, test_loss};
+    accuracy.series = {train_acc, test_acc};
+    std::string h = "<section id=\"training\"><h2>Training</h2>\n<div class=\"row\">" + svg_line_chart(loss) +
+                    svg_line_chart(accuracy) + "</div>\n";
+    const EpochMetrics& last = history.back();
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "<p class=\"dim\">Epoch %lld: learning rate %.3g, %.0f images/s, %.1f s. "
+                  "Test metrics are computed after each epoch on the test set.</p>",
+                  static_cast<long long>(last.epoch), last.learning_rate, last.images_per_second, last.seconds);
+    return h + line + "</section>\n";
+}
+
+std::string evaluation_section(const ReportData& d) {
+    const EvalResult& r = *d.evaluation;
+    char line[160];
+    std::snprintf(line, sizeof line, "<p class=\"dim\">%lld test images: accuracy %s, loss %.4f.</p>\n",
+                  static_cast<long long>(r.count), percent_text(r.accuracy).c_str(), r.loss);
+    return "<section id=\"evaluation\"><h2>Evaluation</h2>\n" + std::string(line) +
+           "<div class=\"row\"><div><h3>Confusion matrix</h3>" + confusion_matrix_html(r.confusion, d.class_names) +
+           "</div><div><h3>Accuracy per class</h3>" + per_class_html(r.per_class_accuracy, d.class_names) +
+           "</div></div></section>\n";
+}
+
+std::string mistakes_section(const ReportData& d) {
+    std::string h = "<section id=\"mistakes\"><h2>Misclassified test images</h2>\n<div class=\"strip\">\n";
+    for (const Misclassified& m : d.misclassified) {
+        char pct[16];
+        std::snprintf(pct, sizeof pct, "%.0f%%", 100 * m.confidence);
+        h += "<figure>" + img(m.image, "", "true " + name_of(d, m.truth) + ", predicted " + name_of(d, m.predicted)) +
+             "<div class=\"truth\">" + html_escape(name_of(d, m.truth)) + "</div><div class=\"pred\">&rarr; " +
+             html_escape(name_of(d, m.predicted)) + " " + pct + "</div></figure>\n";
+    }
+    return h + "</div><p class=\"dim\">Black: the true class; red: what the model predicted, with its probability.</p></section>\n";
+}
+
+std::string inside_section(const ReportData& d) {
+    const ModelPictures& p = *d.pictures;
+    std::string h = "<section id=\"inside\"><h2>Inside the network</h2>\n<div class=\"row\">";
+    if (d.picture_input)
+        h += "<figure>" + img(*d.picture_input, "input", d.picture_caption) + "<figcaption>" +
+             html_escape(d.picture_caption) + "</figcaption></figure>";
+    if (!p.probabilities.empty())
+        h += "<div><h3>Class probabilities</h3>" + per_class_html(p.probabilities, d.class_names) + "</div>";
+    h += "</div>\n";
+    if (p.filters)
+        h += "<h3>First-layer filters</h3><figure>" + img(*p.filters, "grid", "first-layer filters") + "</figure>\n";
+    if (!p.feature_maps.empty()) {
+        h += "<h3>Feature maps of this image (each channel scaled to its own range, dark = low, yellow = high)</h3>\n";
+        h += "<div class=\"row\">\n";
+        for (size_t i = 0; i < p.feature_maps.size(); ++i)
+            h += "<figure>" + img(p.feature_maps[i], "grid", p.feature_map_names[i]) + "</figure>\n";
+        h += "</div>\n";
+    }
+    return h + "</section>\n";
+}
+
+std::string now_text() {
+    const std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    localtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M", &tm);
+    return buf;
+}
+
+}  // namespace
+
+std::vector<Misclassified> find_misclassified(Model& model, const ImageSet& set, const Normalization& norm,
+                                              int64_t limit) {
+    std::vector<Misclassified> found;
+    if (limit <= 0 || set.size() == 0) return found;
+    const int64_t K = model.output_shape().elements(), image = set.image_elements();
+    const int64_t batch = std::min<int64_t>(128, set.size());
+    Inference inference(model, batch);
+    std::vector<float> input(static_cast<size_t>(batch * image));
+    for (int64_t start = 0; start < set.size() && static_cast<int64_t>(found.size()) < limit; start += batch) {
+        const int64_t n = std::min(batch, set.size() - start);
+        for (int64_t i = 0; i < n; ++i)
+            normalize_image(set.pixels.data() + (start + i) * image, set.channels, set.height * set.width, norm,
+                            input.data() + i * image);
+        const float* out = inference.run(input.data(), n);
+        for (int64_t i = 0; i < n && static_cast<int64_t>(found.size()) < limit; ++i) {
+            const std::vector<double> p =
+                class_probabilities(model, std::vector<float>(out + i * K, out + (i + 1) * K));
+            const auto best = static_cast<int32_t>(std::max_element(p.begin(), p.end()) - p.begin());
+            const int32_t truth = set.labels[static_cast<size_t>(start + i)];
+            if (best != truth) found.push_back({image_from_set(set, start + i), truth, best, p[static_cast<size_t>(best)]});
+        }
+    }
+    return found;
+}
+
+std::vector<EpochMetrics> read_metrics_jsonl(const std::string& path) {
+    std::ifstream in(path);
+    std::map<int64_t, EpochMetrics> by_epoch;  // a restarted run may have logged an epoch twice
+    std::string line;
+    for (int64_t number = 1; std::getline(in, line); ++number) {
+        if (line.empty()) continue;
+        try {
+            const auto j = nlohmann::json::parse(line);
+            EpochMetrics m;
+            m.epoch = j.at("epoch").get<int64_t>();
+            m.train_loss = j.value("train_loss", 0.0);
+            m.train_accuracy = j.value("train_accuracy", 0.0);
+            m.test_loss = j.value("test_loss", 0.0);
+            m.test_accuracy = j.value("test_accuracy", 0.0);
+            m.learning_rate = j.value("learning_rate", 0.0);
+            m.seconds = j.value("seconds", 0.0);
+            m.images_per_second = j.value("images_per_second", 0.0);
+            by_epoch[m.epoch] = m;
+        } catch (const nlohmann::json::exception& e) {
+            throw FormatError(path + ":" + std::to_string(number) + ": not a metrics line: " + e.what());
+        }
+    }
+    std::vector<EpochMetrics> history;
+    for (const auto& [epoch, m] : by_epoch) history.push_back(m);
+    return history;
+}
+
+void add_evaluation(ReportData& data, Model& model, const ImageSet& test, const Normalization& norm,
+                    int64_t picture_index) {
+    if (data.class_names.empty()) data.class_names = test.class_names;
+    if (!data.evaluation) data.evaluation = evaluate(model, test, norm);
+    data.misclassified = find_misclassified(model, test, norm, 24);
+    if (test.size() > 0) {
+        picture_index = std::clamp<int64_t>(picture_index, 0, test.size() - 1);
+        data.picture_input = image_from_set(test, picture_index);
+        data.pictures = picture_model(model, *data.picture_input, norm);
+        data.picture_caption = "test image " + std::to_string(picture_index) + ": " +
+                               name_of(data, test.labels[static_cast<size_t>(picture_index)]);
+    }
+}
+
+std::string render_report(const ReportData& d) {
+    std::string h = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+                    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>Lenz report: " +
+                    html_escape(d.model_name) + "</title>\n<style>" + kStyle + "</style>\n</head>\n<body>\n";
+    h += "<header><div class=\"brand\">Lenz report</div><h1>" + html_escape(d.model_name) + "</h1><p>" +
+         html_escape(d.data_name) + (d.status.empty() ? "" : " &middot; " + html_escape(d.status)) + "</p>\n<div class=\"kpis\">";
+    if (d.evaluation)
+        h += kpi(percent_text(d.evaluation->accuracy), "test accuracy", true);
+    else if (!d.history.empty())
+        h += kpi(percent_text(d.history.back().test_accuracy), "test accuracy", true);
+    if (d.evaluation) {
+        char loss[32];
+        std::snprintf(loss, sizeof loss, "%.4f", d.evaluation->loss);
+        h += kpi(loss, "test loss");
+    }
+    if (!d.history.empty()) {
+        const auto best = std::max_element(d.history.begin(), d.history.end(), [](const auto& a, const auto& b) {
+            return a.test_accuracy < b.test_accuracy;
+        });
+        h += kpi(std::to_string(d.history.back().epoch), "epochs");
+        h += kpi(percent_text(best->test_accuracy), "best, epoch " + std::to_string(best->epoch));
+    }
+    if (d.summary) {
+        h += kpi(with_commas(d.summary->params), "parameters");
+        h += kpi(with_commas(d.summary->mults), "MACs per image");
+    }
+    h += "</div></header>\n<main>\n";
+    if (!d.history.empty()) h += curves_section(d.history);
+    if (d.evaluation) h += evaluation_section(d);
+    if (!d.misclassified.empty()) h += mistakes_section(d);
+    if (d.pictures) h += inside_section(d);
+    if (d.summary)
+        h += "<section id=\"model\"><h2>Model</h2>\n" + summary_table_html(*d.summary) + "</section>\n";
+    h += "<footer>Written by lenz on " + now_text() + ". Self-contained: no scripts, fonts or network.</footer>\n";
+    return h + "</main>\n</body>\n</html>\n";
+}
+
+void write_report(const std::string& path, const ReportData& data) {
+    const std::string html = render_report(data);
+    // A temporary file in the same folder, then rename: a browser reloading the page mid-write,
+    // or a crash, sees the old report or the new one, never half of one.
+    const std::string tmp = path + ".tmp" + std::to_string(::getpid());
+    std::FILE* f = std::fopen(tmp.c_str(), "wb");
+    if (!f) throw IoError(tmp + ": cannot create: " + std::strerror(errno));
+    bool ok = std::fwrite(html.data(), 1, html.size(), f) == html.size() && std::fflush(f) == 0;
+    int err = errno;
+    if (std::fclose(f) != 0 && ok) ok = false, err = errno;
+    if (!ok) {
+        std::remove(tmp.c_str());
+        throw IoError(tmp + ": write failed: " + std::strerror(err));
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) {
+        std::remove(tmp.c_str());
+        throw IoError(path + ": cannot replace: " + ec.message());
+    }
+}
+
+}  // namespace lenz
