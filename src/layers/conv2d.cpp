@@ -55,9 +55,14 @@ public:
                ")";
     }
 
-    int64_t workspace_floats(int64_t, bool training) const override {
-        const int64_t fwd = cpu::conv2d_forward_workspace(geometry_, threads());
-        return training ? std::max(fwd, cpu::conv2d_backward_workspace(geometry_, threads())) : fwd;
+    int64_t workspace_floats(int64_t batch, bool training) const override {
+        // Training also runs the forward without a fused softmax (logits for the loss).
+        int64_t floats = cpu::conv2d_forward_workspace(geometry_, batch, config_.bias, config_.activation);
+        if (training) {
+            floats = std::max(floats, cpu::conv2d_forward_workspace(geometry_, batch, config_.bias, {}));
+            floats = std::max(floats, cpu::conv2d_backward_workspace(geometry_, batch, config_.bias));
+        }
+        return floats;
     }
 
     std::vector<ParamRef> params() override {
@@ -78,7 +83,7 @@ public:
 
     void forward(const float* x, float* y, const Pass& pass) override {
         cpu::conv2d_forward(geometry_, pass.batch, x, weight_.data(), config_.bias ? bias_.data() : nullptr,
-                            pass.logits_only ? ActivationSpec{} : config_.activation, y, pass.workspace, threads());
+                            pass.logits_only ? ActivationSpec{} : config_.activation, y, pass.workspace);
     }
     void backward(const float* x, const float* y, float* dy, float* dx, const Pass& pass) override {
         if (!pass.dy_is_preactivation)
@@ -87,7 +92,7 @@ public:
         cpu::ImageGradientSink store;
         if (dx) store = [&](int64_t n, const float* image_dx) { store_input_gradient(pass, input_shape(), n, image_dx, dx); };
         cpu::conv2d_backward(geometry_, pass.batch, x, dy, weight_.data(), store, dweight_.data(),
-                             config_.bias ? dbias_.data() : nullptr, pass.workspace, threads());
+                             config_.bias ? dbias_.data() : nullptr, pass.workspace);
     }
 
     ActivationSpec activation() const override { return config_.activation; }

@@ -1,215 +1,311 @@
 #include "kernels/cpu/conv2d.h"
 
-#include <omp.h>
-
 #include <algorithm>
-#include <cstring>
+#include <cstdio>
+#include <dnnl.hpp>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
 
 #include "kernels/cpu/activation.h"
-#include "kernels/cpu/gemm.h"
 
 namespace lenz::cpu {
 namespace {
 
-// One tile of im2col is at most this many floats (1 MB): big enough for an efficient GEMM,
-// small enough to stay in L2 while it is consumed.
-constexpr int64_t kTileFloats = 1 << 18;
+using dnnl::memory;
+using tag = memory::format_tag;
+constexpr auto f32 = memory::data_type::f32;
 
-// A 1x1 stride-1 unpadded convolution is already a GEMM over the input: no im2col needed.
-bool is_pointwise(const ConvGeometry& g) {
-    return g.KH == 1 && g.KW == 1 && g.SH == 1 && g.SW == 1 && g.PT == 0 && g.PL == 0 && g.OH == g.H &&
-           g.OW == g.W;
+// Backward data works on chunks of at most this many input floats (8 MB), so that the plain copy
+// of dx it needs before storing stays small whatever the batch.
+constexpr int64_t kDxChunkFloats = int64_t{1} << 21;
+
+dnnl::engine& cpu_engine() {
+    static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+    return engine;
+}
+dnnl::stream& cpu_stream() {
+    static dnnl::stream stream(cpu_engine());
+    return stream;
 }
 
-// Output columns [lo, hi) of a row whose input column iw = ow * SW - PL + kw is inside the image;
-// the rest read padding. Computed once per row instead of testing every element.
-struct ValidColumns {
-    int64_t lo, hi;
+memory::dims dims4(int64_t a, int64_t b, int64_t c, int64_t d) { return {a, b, c, d}; }
+memory::desc plain_src(const ConvGeometry& g, int64_t N) { return {dims4(N, g.C, g.H, g.W), f32, tag::nchw}; }
+memory::desc plain_dst(const ConvGeometry& g, int64_t N) { return {dims4(N, g.OC, g.OH, g.OW), f32, tag::nchw}; }
+memory::desc plain_weights(const ConvGeometry& g) { return {dims4(g.OC, g.C, g.KH, g.KW), f32, tag::oihw}; }
+memory::desc plain_bias(const ConvGeometry& g) { return {{g.OC}, f32, tag::x}; }
+memory::desc any_desc(const memory::dims& d) { return {d, f32, tag::any}; }
+
+struct Window {
+    memory::dims strides, pad_l, pad_r;
 };
-ValidColumns valid_columns(const ConvGeometry& g, int64_t kw) {
-    const int64_t shift = kw - g.PL;  // iw = ow * SW + shift
-    int64_t lo = shift >= 0 ? 0 : (-shift + g.SW - 1) / g.SW;
-    int64_t hi = g.W - shift <= 0 ? 0 : (g.W - shift + g.SW - 1) / g.SW;
-    lo = std::min(lo, g.OW);
-    hi = std::clamp(hi, lo, g.OW);
-    return {lo, hi};
+Window window(const ConvGeometry& g) {
+    const int64_t pb = (g.OH - 1) * g.SH + g.KH - g.H - g.PT, pr = (g.OW - 1) * g.SW + g.KW - g.W - g.PL;
+    return {{g.SH, g.SW}, {g.PT, g.PL}, {std::max<int64_t>(pb, 0), std::max<int64_t>(pr, 0)}};
 }
 
-// Calls segment(t, oh, ow0, ow1) for the pieces of output rows that positions [p0, p0 + T) cover,
-// t being the column of the tile where the piece starts.
-template <class F>
-void for_each_row_piece(const ConvGeometry& g, int64_t p0, int64_t T, F segment) {
-    int64_t t = 0;
-    while (t < T) {
-        const int64_t p = p0 + t, oh = p / g.OW, ow0 = p % g.OW;
-        const int64_t ow1 = std::min(g.OW, ow0 + (T - t));
-        segment(t, oh, ow0, ow1);
-        t += ow1 - ow0;
+int64_t floats_of(const memory::desc& d) { return static_cast<int64_t>((d.get_size() + 3) / 4); }
+
+// Floats to reserve for `wanted` when the data lives as `plain`: nothing if they are the same layout.
+int64_t copy_floats(const memory::desc& wanted, const memory::desc& plain) {
+    return wanted == plain ? 0 : floats_of(wanted);
+}
+
+std::string key_of(const char* what, const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "%s %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %d %d %g", what,
+                  (long long)N, (long long)g.C, (long long)g.H, (long long)g.W, (long long)g.OC, (long long)g.OH,
+                  (long long)g.OW, (long long)g.KH, (long long)g.KW, (long long)g.SH, (long long)g.SW, (long long)g.PT,
+                  (long long)g.PL, bias ? 1 : 0, static_cast<int>(act.kind), static_cast<double>(act.alpha));
+    return buf;
+}
+
+dnnl::primitive_attr user_scratchpad() {
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);  // so our memory plan holds it
+    return attr;
+}
+
+bool fusable(const ActivationSpec& act) { return act.kind != Activation::softmax && act.kind != Activation::none; }
+
+dnnl::algorithm eltwise_of(const ActivationSpec& act) {
+    switch (act.kind) {
+        case Activation::sigmoid:
+            return dnnl::algorithm::eltwise_logistic;
+        case Activation::tanh:
+            return dnnl::algorithm::eltwise_tanh;
+        default:
+            return dnnl::algorithm::eltwise_relu;  // relu, and leaky relu with alpha
     }
 }
 
-// col: (C*KH*KW, T) for output positions [p0, p0 + T) of one image x: (C, H, W).
-void im2col_tile(const ConvGeometry& g, const float* x, int64_t p0, int64_t T, float* col) {
-    for (int64_t c = 0; c < g.C; ++c)
-        for (int64_t kh = 0; kh < g.KH; ++kh)
-            for (int64_t kw = 0; kw < g.KW; ++kw) {
-                float* row = col + ((c * g.KH + kh) * g.KW + kw) * T;
-                const float* plane = x + c * g.H * g.W;
-                const ValidColumns v = valid_columns(g, kw);
-                for_each_row_piece(g, p0, T, [&](int64_t t, int64_t oh, int64_t ow0, int64_t ow1) {
-                    float* out = row + t;  // out[ow - ow0] for ow in [ow0, ow1)
-                    const int64_t ih = oh * g.SH - g.PT + kh;
-                    if (ih < 0 || ih >= g.H) {
-                        std::fill(out, out + (ow1 - ow0), 0.0f);
-                        return;
-                    }
-                    const int64_t lo = std::clamp(v.lo, ow0, ow1), hi = std::clamp(v.hi, lo, ow1);
-                    std::fill(out, out + (lo - ow0), 0.0f);
-                    const float* in = plane + ih * g.W;  // in[ow * SW + shift] for valid ow
-                    const int64_t shift = kw - g.PL;
-                    if (g.SW == 1 && hi > lo)
-                        std::copy(in + lo + shift, in + hi + shift, out + (lo - ow0));
-                    else
-                        for (int64_t ow = lo; ow < hi; ++ow) out[ow - ow0] = in[ow * g.SW + shift];
-                    std::fill(out + (hi - ow0), out + (ow1 - ow0), 0.0f);
-                });
-            }
+dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, int64_t N, bool bias,
+                                                     const ActivationSpec& act) {
+    const Window w = window(g);
+    const auto d = bias ? dnnl::convolution_forward::desc(
+                              dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                              any_desc(dims4(N, g.C, g.H, g.W)), any_desc(dims4(g.OC, g.C, g.KH, g.KW)), plain_bias(g),
+                              any_desc(dims4(N, g.OC, g.OH, g.OW)), w.strides, w.pad_l, w.pad_r)
+                        : dnnl::convolution_forward::desc(
+                              dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                              any_desc(dims4(N, g.C, g.H, g.W)), any_desc(dims4(g.OC, g.C, g.KH, g.KW)),
+                              any_desc(dims4(N, g.OC, g.OH, g.OW)), w.strides, w.pad_l, w.pad_r);
+    dnnl::primitive_attr attr = user_scratchpad();
+    if (fusable(act)) {
+        dnnl::post_ops ops;
+        ops.append_eltwise(1.0f, eltwise_of(act), act.kind == Activation::leaky_relu ? act.alpha : 0.0f, 0.0f);
+        attr.set_post_ops(ops);
+    }
+    return {d, attr, cpu_engine()};
 }
 
-// The adjoint of im2col_tile: dx (C, H, W) += scatter of col.
-void col2im_tile(const ConvGeometry& g, const float* col, int64_t p0, int64_t T, float* dx) {
-    for (int64_t c = 0; c < g.C; ++c)
-        for (int64_t kh = 0; kh < g.KH; ++kh)
-            for (int64_t kw = 0; kw < g.KW; ++kw) {
-                const float* row = col + ((c * g.KH + kh) * g.KW + kw) * T;
-                float* plane = dx + c * g.H * g.W;
-                const ValidColumns v = valid_columns(g, kw);
-                for_each_row_piece(g, p0, T, [&](int64_t t, int64_t oh, int64_t ow0, int64_t ow1) {
-                    const int64_t ih = oh * g.SH - g.PT + kh;
-                    if (ih < 0 || ih >= g.H) return;
-                    const float* in = row + t;  // in[ow - ow0]
-                    float* out = plane + ih * g.W;
-                    const int64_t shift = kw - g.PL;
-                    const int64_t lo = std::clamp(v.lo, ow0, ow1), hi = std::clamp(v.hi, lo, ow1);
-                    for (int64_t ow = lo; ow < hi; ++ow) out[ow * g.SW + shift] += in[ow - ow0];
-                });
-            }
+// Regions are carved at 64-byte boundaries.
+int64_t aligned(int64_t floats) { return (floats + 15) / 16 * 16; }
+
+struct Forward {
+    dnnl::convolution_forward::primitive_desc pd;
+    dnnl::convolution_forward primitive;
+    int64_t src_copy, weights_copy, dst_copy, scratch;
+};
+
+struct BackwardData {
+    dnnl::convolution_backward_data::primitive_desc pd;
+    dnnl::convolution_backward_data primitive;
+    int64_t diff_dst_copy, weights_copy, diff_src_floats, diff_src_plain, scratch;
+    int64_t workspace() const {
+        return aligned(diff_dst_copy) + aligned(weights_copy) + aligned(diff_src_floats) + aligned(diff_src_plain) +
+               aligned(scratch);
+    }
+};
+
+struct BackwardWeights {
+    dnnl::convolution_backward_weights::primitive_desc pd;
+    dnnl::convolution_backward_weights primitive;
+    int64_t src_copy, diff_dst_copy, diff_weights_floats, diff_weights_plain, diff_bias_floats, scratch;
+    int64_t workspace() const {
+        return aligned(src_copy) + aligned(diff_dst_copy) + aligned(diff_weights_floats) + aligned(diff_weights_plain) +
+               aligned(diff_bias_floats) + aligned(scratch);
+    }
+};
+
+// Primitives are built once per shape and batch, then reused: building one costs far more than
+// running a small convolution.
+template <class T>
+T& cached(const std::string& key, const std::function<T()>& make) {
+    static std::map<std::string, std::unique_ptr<T>> cache;
+    auto it = cache.find(key);
+    if (it == cache.end()) it = cache.emplace(key, std::make_unique<T>(make())).first;
+    return *it->second;
 }
 
-int64_t tiles_per_image(const ConvGeometry& g) {
-    const int64_t T = conv2d_tile_positions(g);
-    return (g.positions() + T - 1) / T;
+Forward& forward_for(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act) {
+    return cached<Forward>(key_of("fwd", g, N, bias, act), [&] {
+        auto pd = forward_pd(g, N, bias, act);
+        return Forward{pd, dnnl::convolution_forward(pd), copy_floats(pd.src_desc(), plain_src(g, N)),
+                       copy_floats(pd.weights_desc(), plain_weights(g)), copy_floats(pd.dst_desc(), plain_dst(g, N)),
+                       floats_of(pd.scratchpad_desc())};
+    });
+}
+
+BackwardData& backward_data_for(const ConvGeometry& g, int64_t N) {
+    return cached<BackwardData>(key_of("bwd_data", g, N, false, {}), [&] {
+        const Window w = window(g);
+        dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, any_desc(dims4(N, g.C, g.H, g.W)),
+                                                any_desc(dims4(g.OC, g.C, g.KH, g.KW)),
+                                                any_desc(dims4(N, g.OC, g.OH, g.OW)), w.strides, w.pad_l, w.pad_r);
+        dnnl::convolution_backward_data::primitive_desc pd(d, user_scratchpad(), cpu_engine(),
+                                                           forward_pd(g, N, false, {}));
+        return BackwardData{pd,
+                            dnnl::convolution_backward_data(pd),
+                            copy_floats(pd.diff_dst_desc(), plain_dst(g, N)),
+                            copy_floats(pd.weights_desc(), plain_weights(g)),
+                            floats_of(pd.diff_src_desc()),
+                            copy_floats(pd.diff_src_desc(), plain_src(g, N)),
+                            floats_of(pd.scratchpad_desc())};
+    });
+}
+
+BackwardWeights& backward_weights_for(const ConvGeometry& g, int64_t N, bool bias) {
+    return cached<BackwardWeights>(key_of("bwd_weights", g, N, bias, {}), [&] {
+        const Window w = window(g);
+        const auto src = any_desc(dims4(N, g.C, g.H, g.W)), wei = any_desc(dims4(g.OC, g.C, g.KH, g.KW)),
+                   dst = any_desc(dims4(N, g.OC, g.OH, g.OW));
+        const auto d = bias ? dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, src, wei,
+                                                                       plain_bias(g), dst, w.strides, w.pad_l, w.pad_r)
+                            : dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, src, wei,
+                                                                       dst, w.strides, w.pad_l, w.pad_r);
+        dnnl::convolution_backward_weights::primitive_desc pd(d, user_scratchpad(), cpu_engine(),
+                                                              forward_pd(g, N, bias, {}));
+        return BackwardWeights{pd,
+                               dnnl::convolution_backward_weights(pd),
+                               copy_floats(pd.src_desc(), plain_src(g, N)),
+                               copy_floats(pd.diff_dst_desc(), plain_dst(g, N)),
+                               floats_of(pd.diff_weights_desc()),
+                               copy_floats(pd.diff_weights_desc(), plain_weights(g)),
+                               bias ? g.OC : 0,
+                               floats_of(pd.scratchpad_desc())};
+    });
+}
+
+// Carves consecutive regions out of the workspace.
+class Carver {
+public:
+    explicit Carver(float* base) : next_(base) {}
+    float* take(int64_t floats) {
+        float* p = next_;
+        next_ += (floats + 15) / 16 * 16;  // keep 64-byte alignment
+        return p;
+    }
+
+private:
+    float* next_;
+};
+
+// A memory object for `wanted` holding the data at `plain_ptr` (laid out as `plain`), reordered
+// into `copy` first when the layouts differ.
+memory as_layout(const memory::desc& wanted, const memory::desc& plain, const float* plain_ptr, float* copy) {
+    memory user(plain, cpu_engine(), const_cast<float*>(plain_ptr));
+    if (wanted == plain) return user;
+    memory blocked(wanted, cpu_engine(), copy);
+    dnnl::reorder(user, blocked).execute(cpu_stream(), user, blocked);
+    return blocked;
+}
+
+int64_t dx_chunk(const ConvGeometry& g, int64_t N) {
+    return std::clamp<int64_t>(kDxChunkFloats / (g.C * g.H * g.W), 1, N);
 }
 
 }  // namespace
 
-int64_t conv2d_tile_positions(const ConvGeometry& g) {
-    int64_t T = std::max<int64_t>(64, kTileFloats / g.patch());
-    return std::min(T, g.positions());
+int64_t conv2d_forward_workspace(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act) {
+    const Forward& f = forward_for(g, N, bias, act);
+    return aligned(f.src_copy) + aligned(f.weights_copy) + aligned(f.dst_copy) + aligned(f.scratch);
 }
 
-int64_t conv2d_forward_workspace(const ConvGeometry& g, int threads) {
-    if (is_pointwise(g)) return 0;
-    return threads * g.patch() * conv2d_tile_positions(g);
-}
-
-int64_t conv2d_backward_workspace(const ConvGeometry& g, int threads) {
-    // per thread: one column tile, one image of dx, and private dw and db so threads never add
-    // into the same sums
-    return threads * (g.patch() * conv2d_tile_positions(g) + g.C * g.H * g.W + g.OC * g.patch() + g.OC);
+int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, bool bias) {
+    int64_t floats = backward_weights_for(g, N, bias).workspace();
+    const int64_t chunk = dx_chunk(g, N);
+    for (int64_t n : {chunk, N % chunk})
+        if (n > 0) floats = std::max(floats, backward_data_for(g, n).workspace());
+    return floats;
 }
 
 void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const float* w, const float* b,
-                    const ActivationSpec& act, float* y, float* workspace, int threads) {
-    const int64_t K = g.patch(), P = g.positions(), T = conv2d_tile_positions(g);
-    const int64_t tiles = tiles_per_image(g);
-    const bool pointwise = is_pointwise(g);
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t item = 0; item < N * tiles; ++item) {
-        const int64_t n = item / tiles, p0 = (item % tiles) * T, width = std::min(T, P - p0);
-        const float* image = x + n * g.C * g.H * g.W;
-        float* out = y + n * g.OC * P + p0;  // (OC, width) with row stride P
-        const float* col;
-        int64_t ldcol;
-        if (pointwise) {
-            col = image + p0;
-            ldcol = P;
-        } else {
-            float* tile = workspace + omp_get_thread_num() * K * T;
-            im2col_tile(g, image, p0, width, tile);
-            col = tile;
-            ldcol = width;
-        }
-        gemm(false, false, g.OC, width, K, 1.0f, w, K, col, ldcol, 0.0f, out, P);
-        for (int64_t oc = 0; oc < g.OC; ++oc) {
-            float* row = out + oc * P;
-            if (b) {
-                const float bias = b[oc];
-                for (int64_t t = 0; t < width; ++t) row[t] += bias;
-            }
-            if (act.kind != Activation::softmax) activation_forward(act, row, width);
-        }
+                    const ActivationSpec& act, float* y, float* workspace) {
+    Forward& f = forward_for(g, N, b != nullptr, act);
+    Carver carve(workspace);
+    memory src = as_layout(f.pd.src_desc(), plain_src(g, N), x, carve.take(f.src_copy));
+    memory wei = as_layout(f.pd.weights_desc(), plain_weights(g), w, carve.take(f.weights_copy));
+    const bool dst_plain = f.dst_copy == 0;
+    memory dst(f.pd.dst_desc(), cpu_engine(), dst_plain ? y : carve.take(f.dst_copy));
+    memory scratch(f.pd.scratchpad_desc(), cpu_engine(), carve.take(f.scratch));
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}};
+    if (b) args.emplace(DNNL_ARG_BIAS, memory(plain_bias(g), cpu_engine(), const_cast<float*>(b)));
+    f.primitive.execute(cpu_stream(), args);
+    if (!dst_plain) {
+        memory user(plain_dst(g, N), cpu_engine(), y);
+        dnnl::reorder(dst, user).execute(cpu_stream(), dst, user);
     }
-    if (act.kind == Activation::softmax) softmax_forward(y, N, g.OC, P);
+    cpu_stream().wait();
+    if (act.kind == Activation::softmax) softmax_forward(y, N, g.OC, g.positions());
 }
 
 void conv2d_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy, const float* w,
-                     const ImageGradientSink& store_dx, float* dw, float* db, float* workspace, int threads) {
-    const int64_t K = g.patch(), P = g.positions(), T = conv2d_tile_positions(g), image = g.C * g.H * g.W;
-    const int64_t tiles = tiles_per_image(g);
-    const int64_t per_thread = K * T + image + g.OC * K + g.OC;
-    const bool pointwise = is_pointwise(g);
-    // Zeroed here, not inside the team: OpenMP may give us fewer threads than asked for.
-    for (int t = 0; t < threads; ++t)
-        std::memset(workspace + t * per_thread + K * T + image, 0, sizeof(float) * static_cast<size_t>(g.OC * K + g.OC));
-    // Images are split over threads statically, so each thread's partial sums and the order in
-    // which they are added below are fixed: the result is the same every run for a thread count.
-#pragma omp parallel num_threads(threads)
-    {
-        const int tid = omp_get_thread_num();
-        float* tile = workspace + tid * per_thread;
-        float* dx_image = tile + K * T;
-        float* dw_part = dx_image + image;
-        float* db_part = dw_part + g.OC * K;
-#pragma omp for schedule(static)
-        for (int64_t n = 0; n < N; ++n) {
-            const float* x_image = x + n * image;
-            const float* dy_image = dy + n * g.OC * P;
-            if (store_dx && !pointwise) std::memset(dx_image, 0, sizeof(float) * static_cast<size_t>(image));
-            for (int64_t t0 = 0; t0 < tiles; ++t0) {
-                const int64_t p0 = t0 * T, width = std::min(T, P - p0);
-                // dw += dy_tile (OC, width) * col^T (width, K)
-                if (pointwise) {
-                    gemm(false, true, g.OC, K, width, 1.0f, dy_image + p0, P, x_image + p0, P, 1.0f, dw_part, K);
-                } else {
-                    im2col_tile(g, x_image, p0, width, tile);
-                    gemm(false, true, g.OC, K, width, 1.0f, dy_image + p0, P, tile, width, 1.0f, dw_part, K);
-                }
-                if (store_dx) {
-                    // dcol (K, width) = w^T (K, OC) * dy_tile (OC, width)
-                    if (pointwise) {
-                        gemm(true, false, K, width, g.OC, 1.0f, w, K, dy_image + p0, P, 0.0f, dx_image + p0, P);
-                    } else {
-                        gemm(true, false, K, width, g.OC, 1.0f, w, K, dy_image + p0, P, 0.0f, tile, width);
-                        col2im_tile(g, tile, p0, width, dx_image);
-                    }
-                }
-            }
-            if (db)
-                for (int64_t oc = 0; oc < g.OC; ++oc) {
-                    const float* row = dy_image + oc * P;
-                    float s = 0.0f;
-                    for (int64_t p = 0; p < P; ++p) s += row[p];
-                    db_part[oc] += s;
-                }
-            if (store_dx) store_dx(n, dx_image);  // x_image is no longer read after this
+                     const ImageGradientSink& store_dx, float* dw, float* db, float* workspace) {
+    {  // weights and bias first: they read x, which dx may overwrite afterwards
+        BackwardWeights& bw = backward_weights_for(g, N, db != nullptr);
+        Carver carve(workspace);
+        memory src = as_layout(bw.pd.src_desc(), plain_src(g, N), x, carve.take(bw.src_copy));
+        memory diff_dst = as_layout(bw.pd.diff_dst_desc(), plain_dst(g, N), dy, carve.take(bw.diff_dst_copy));
+        float* dw_out = carve.take(bw.diff_weights_floats);
+        float* dw_plain = carve.take(bw.diff_weights_plain);
+        float* db_out = carve.take(bw.diff_bias_floats);
+        memory diff_wei(bw.pd.diff_weights_desc(), cpu_engine(), dw_out);
+        memory scratch(bw.pd.scratchpad_desc(), cpu_engine(), carve.take(bw.scratch));
+        std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},
+                                             {DNNL_ARG_DIFF_DST, diff_dst},
+                                             {DNNL_ARG_DIFF_WEIGHTS, diff_wei},
+                                             {DNNL_ARG_SCRATCHPAD, scratch}};
+        if (db) args.emplace(DNNL_ARG_DIFF_BIAS, memory(plain_bias(g), cpu_engine(), db_out));
+        bw.primitive.execute(cpu_stream(), args);
+        if (bw.diff_weights_plain) {  // back to (OC, C, KH, KW)
+            memory user(plain_weights(g), cpu_engine(), dw_plain);
+            dnnl::reorder(diff_wei, user).execute(cpu_stream(), diff_wei, user);
+            dw_out = dw_plain;
         }
-    }
-    for (int t = 0; t < threads; ++t) {
-        const float* dw_part = workspace + t * per_thread + K * T + image;
-        for (int64_t i = 0; i < g.OC * K; ++i) dw[i] += dw_part[i];
+        cpu_stream().wait();
+        for (int64_t i = 0; i < g.OC * g.patch(); ++i) dw[i] += dw_out[i];
         if (db)
-            for (int64_t oc = 0; oc < g.OC; ++oc) db[oc] += dw_part[g.OC * K + oc];
+            for (int64_t oc = 0; oc < g.OC; ++oc) db[oc] += db_out[oc];
+    }
+    if (!store_dx) return;
+    const int64_t image = g.C * g.H * g.W, out_image = g.OC * g.OH * g.OW;
+    const int64_t chunk = dx_chunk(g, N);
+    for (int64_t n0 = 0; n0 < N; n0 += chunk) {
+        const int64_t n = std::min(chunk, N - n0);
+        BackwardData& bd = backward_data_for(g, n);
+        Carver carve(workspace);
+        memory diff_dst =
+            as_layout(bd.pd.diff_dst_desc(), plain_dst(g, n), dy + n0 * out_image, carve.take(bd.diff_dst_copy));
+        memory wei = as_layout(bd.pd.weights_desc(), plain_weights(g), w, carve.take(bd.weights_copy));
+        memory diff_src(bd.pd.diff_src_desc(), cpu_engine(), carve.take(bd.diff_src_floats));
+        float* plain_copy = carve.take(bd.diff_src_plain);
+        memory scratch(bd.pd.scratchpad_desc(), cpu_engine(), carve.take(bd.scratch));
+        bd.primitive.execute(cpu_stream(), {{DNNL_ARG_DIFF_DST, diff_dst},
+                                            {DNNL_ARG_WEIGHTS, wei},
+                                            {DNNL_ARG_DIFF_SRC, diff_src},
+                                            {DNNL_ARG_SCRATCHPAD, scratch}});
+        const float* plain = static_cast<const float*>(diff_src.get_data_handle());
+        if (bd.diff_src_plain) {
+            memory user(plain_src(g, n), cpu_engine(), plain_copy);
+            dnnl::reorder(diff_src, user).execute(cpu_stream(), diff_src, user);
+            plain = plain_copy;
+        }
+        cpu_stream().wait();
+        for (int64_t i = 0; i < n; ++i) store_dx(n0 + i, plain + i * image);
     }
 }
 

@@ -1,5 +1,7 @@
-// Convolution as GEMM over im2col tiles: a bounded workspace (never the whole image's im2col),
-// threads spread over (image, tile) pairs, bias and activation applied while a tile is in cache.
+// Convolution on the CPU through oneDNN, which picks the best kernel for this processor at run
+// time (AVX-512, AVX2, SSE4.1, or its portable code). Tensors stay in Lenz's plain layouts:
+// (N, C, H, W) activations and (OC, C, KH, KW) weights; when oneDNN prefers a blocked layout the
+// data is reordered through the workspace, which the memory plan counts.
 #pragma once
 #include "kernels/conv_geometry.h"
 #include "kernels/cpu/image_gradient.h"
@@ -7,17 +9,16 @@
 
 namespace lenz::cpu {
 
-// Output positions one im2col tile covers.
-int64_t conv2d_tile_positions(const ConvGeometry& g);
-int64_t conv2d_forward_workspace(const ConvGeometry& g, int threads);
-int64_t conv2d_backward_workspace(const ConvGeometry& g, int threads);
+// Floats of workspace a call needs (blocked copies and oneDNN's scratchpad), for batch N.
+int64_t conv2d_forward_workspace(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act);
+int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, bool bias);
 
-// x: (N, C, H, W)  w: (OC, C*KH*KW)  b: (OC) or nullptr  y: (N, OC, OH, OW)
+// x: (N, C, H, W)  w: (OC, C, KH, KW)  b: (OC) or nullptr  y: (N, OC, OH, OW), activation fused.
 void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const float* w, const float* b,
-                    const ActivationSpec& act, float* y, float* workspace, int threads);
-// Accumulates dw (OC, C*KH*KW) and db (OC, or nullptr); hands each image of dx to store_dx unless it
-// is empty. dy is the gradient before the activation.
+                    const ActivationSpec& act, float* y, float* workspace);
+// dy: (N, OC, OH, OW), the gradient before the activation. Accumulates dw and db (unless nullptr)
+// first, then hands each image of dx to store_dx (unless empty); x may be overwritten from then on.
 void conv2d_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy, const float* w,
-                     const ImageGradientSink& store_dx, float* dw, float* db, float* workspace, int threads);
+                     const ImageGradientSink& store_dx, float* dw, float* db, float* workspace);
 
 }  // namespace lenz::cpu
