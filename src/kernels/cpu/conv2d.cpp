@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "kernels/cpu/activation.h"
 
@@ -18,9 +19,10 @@ using dnnl::memory;
 using tag = memory::format_tag;
 constexpr auto f32 = memory::data_type::f32;
 
-// Backward data works on chunks of at most this many input floats (8 MB), so that the plain copy
-// of dx it needs before storing stays small whatever the batch.
-constexpr int64_t kDxChunkFloats = int64_t{1} << 21;
+// Batches run in chunks of images holding at most this many input (or output) floats (8 MB, or one image),
+// so that blocked copies and the plain copy of dx stay small whatever the batch: the workspace
+// then never grows with the batch, and a chunk is still big enough to keep the cores busy.
+constexpr int64_t kChunkFloats = int64_t{1} << 21;
 
 dnnl::engine& cpu_engine() {
     static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
@@ -213,53 +215,72 @@ memory as_layout(const memory::desc& wanted, const memory::desc& plain, const fl
     return blocked;
 }
 
-int64_t dx_chunk(const ConvGeometry& g, int64_t N) {
-    return std::clamp<int64_t>(kDxChunkFloats / (g.C * g.H * g.W), 1, N);
+int64_t chunk_images(const ConvGeometry& g, int64_t N) {
+    return std::clamp<int64_t>(kChunkFloats / std::max(g.C * g.H * g.W, g.OC * g.OH * g.OW), 1, N);
+}
+
+// The chunk sizes a batch of N is cut into: at most two distinct ones.
+std::vector<int64_t> chunk_sizes(const ConvGeometry& g, int64_t N) {
+    const int64_t chunk = chunk_images(g, N);
+    std::vector<int64_t> sizes{chunk};
+    if (N % chunk) sizes.push_back(N % chunk);
+    return sizes;
 }
 
 }  // namespace
 
 int64_t conv2d_forward_workspace(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act) {
-    const Forward& f = forward_for(g, N, bias, act);
-    return aligned(f.src_copy) + aligned(f.weights_copy) + aligned(f.dst_copy) + aligned(f.scratch);
+    int64_t floats = 0;
+    for (int64_t n : chunk_sizes(g, N)) {
+        const Forward& f = forward_for(g, n, bias, act);
+        floats = std::max(floats, aligned(f.src_copy) + aligned(f.weights_copy) + aligned(f.dst_copy) + aligned(f.scratch));
+    }
+    return floats;
 }
 
 int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, bool bias) {
-    int64_t floats = backward_weights_for(g, N, bias).workspace();
-    const int64_t chunk = dx_chunk(g, N);
-    for (int64_t n : {chunk, N % chunk})
-        if (n > 0) floats = std::max(floats, backward_data_for(g, n).workspace());
+    int64_t floats = 0;
+    for (int64_t n : chunk_sizes(g, N))
+        floats = std::max({floats, backward_weights_for(g, n, bias).workspace(), backward_data_for(g, n).workspace()});
     return floats;
 }
 
 void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const float* w, const float* b,
                     const ActivationSpec& act, float* y, float* workspace) {
-    Forward& f = forward_for(g, N, b != nullptr, act);
-    Carver carve(workspace);
-    memory src = as_layout(f.pd.src_desc(), plain_src(g, N), x, carve.take(f.src_copy));
-    memory wei = as_layout(f.pd.weights_desc(), plain_weights(g), w, carve.take(f.weights_copy));
-    const bool dst_plain = f.dst_copy == 0;
-    memory dst(f.pd.dst_desc(), cpu_engine(), dst_plain ? y : carve.take(f.dst_copy));
-    memory scratch(f.pd.scratchpad_desc(), cpu_engine(), carve.take(f.scratch));
-    std::unordered_map<int, memory> args{
-        {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}};
-    if (b) args.emplace(DNNL_ARG_BIAS, memory(plain_bias(g), cpu_engine(), const_cast<float*>(b)));
-    f.primitive.execute(cpu_stream(), args);
-    if (!dst_plain) {
-        memory user(plain_dst(g, N), cpu_engine(), y);
-        dnnl::reorder(dst, user).execute(cpu_stream(), dst, user);
+    const int64_t chunk = chunk_images(g, N), image = g.C * g.H * g.W, out_image = g.OC * g.OH * g.OW;
+    for (int64_t n0 = 0; n0 < N; n0 += chunk) {
+        const int64_t n = std::min(chunk, N - n0);
+        Forward& f = forward_for(g, n, b != nullptr, act);
+        Carver carve(workspace);
+        memory src = as_layout(f.pd.src_desc(), plain_src(g, n), x + n0 * image, carve.take(f.src_copy));
+        memory wei = as_layout(f.pd.weights_desc(), plain_weights(g), w, carve.take(f.weights_copy));
+        float* out = y + n0 * out_image;
+        memory dst(f.pd.dst_desc(), cpu_engine(), f.dst_copy == 0 ? out : carve.take(f.dst_copy));
+        memory scratch(f.pd.scratchpad_desc(), cpu_engine(), carve.take(f.scratch));
+        std::unordered_map<int, memory> args{
+            {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}};
+        if (b) args.emplace(DNNL_ARG_BIAS, memory(plain_bias(g), cpu_engine(), const_cast<float*>(b)));
+        f.primitive.execute(cpu_stream(), args);
+        if (f.dst_copy != 0) {
+            memory user(plain_dst(g, n), cpu_engine(), out);
+            dnnl::reorder(dst, user).execute(cpu_stream(), dst, user);
+        }
+        cpu_stream().wait();
     }
-    cpu_stream().wait();
     if (act.kind == Activation::softmax) softmax_forward(y, N, g.OC, g.positions());
 }
 
 void conv2d_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy, const float* w,
                      const ImageGradientSink& store_dx, float* dw, float* db, float* workspace) {
-    {  // weights and bias first: they read x, which dx may overwrite afterwards
-        BackwardWeights& bw = backward_weights_for(g, N, db != nullptr);
+    const int64_t chunk = chunk_images(g, N), image = g.C * g.H * g.W, out_image = g.OC * g.OH * g.OW;
+    // Weights and bias first, over all chunks: they read x, which dx may overwrite afterwards.
+    for (int64_t n0 = 0; n0 < N; n0 += chunk) {
+        const int64_t n = std::min(chunk, N - n0);
+        BackwardWeights& bw = backward_weights_for(g, n, db != nullptr);
         Carver carve(workspace);
-        memory src = as_layout(bw.pd.src_desc(), plain_src(g, N), x, carve.take(bw.src_copy));
-        memory diff_dst = as_layout(bw.pd.diff_dst_desc(), plain_dst(g, N), dy, carve.take(bw.diff_dst_copy));
+        memory src = as_layout(bw.pd.src_desc(), plain_src(g, n), x + n0 * image, carve.take(bw.src_copy));
+        memory diff_dst =
+            as_layout(bw.pd.diff_dst_desc(), plain_dst(g, n), dy + n0 * out_image, carve.take(bw.diff_dst_copy));
         float* dw_out = carve.take(bw.diff_weights_floats);
         float* dw_plain = carve.take(bw.diff_weights_plain);
         float* db_out = carve.take(bw.diff_bias_floats);
@@ -282,8 +303,6 @@ void conv2d_backward(const ConvGeometry& g, int64_t N, const float* x, const flo
             for (int64_t oc = 0; oc < g.OC; ++oc) db[oc] += db_out[oc];
     }
     if (!store_dx) return;
-    const int64_t image = g.C * g.H * g.W, out_image = g.OC * g.OH * g.OW;
-    const int64_t chunk = dx_chunk(g, N);
     for (int64_t n0 = 0; n0 < N; n0 += chunk) {
         const int64_t n = std::min(chunk, N - n0);
         BackwardData& bd = backward_data_for(g, n);
