@@ -7,7 +7,6 @@
 #include "layers/window.h"
 #include "lenz/error.h"
 #include "lenz/layers.h"
-#include "lenz/threads.h"
 
 namespace lenz {
 namespace {
@@ -66,14 +65,14 @@ public:
     void forward(const float* x, float* y, const Pass& pass) override {
         cpu::dense_forward(pass.batch, inputs(), config_.units, x, weight_.data(),
                            config_.bias ? bias_.data() : nullptr,
-                           pass.logits_only ? ActivationSpec{} : config_.activation, y, threads());
+                           pass.logits_only ? ActivationSpec{} : config_.activation, y);
     }
     void backward(const float* x, const float* y, float* dy, float* dx, const Pass& pass) override {
         if (!pass.dy_is_preactivation)
             cpu::apply_activation_backward(config_.activation, y, dy, dy, pass.batch, config_.units, 1);
         // dx is built in the workspace, then stored image by image (dx may be x itself).
         cpu::dense_backward(pass.batch, inputs(), config_.units, x, dy, weight_.data(), dx ? pass.workspace : nullptr,
-                            dweight_.data(), config_.bias ? dbias_.data() : nullptr, threads());
+                            dweight_.data(), config_.bias ? dbias_.data() : nullptr);
         if (dx)
             for (int64_t n = 0; n < pass.batch; ++n)
                 store_input_gradient(pass, input_shape(), n, pass.workspace + n * inputs(), dx);

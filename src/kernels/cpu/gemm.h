@@ -1,6 +1,5 @@
-// The one matrix multiply the engine uses, row-major: C = alpha * op(A) * op(B) + beta * C.
-// Backed by OpenBLAS, single-threaded per call: the engine parallelises over images and tiles
-// itself, which keeps small layers from paying for thread hand-offs inside BLAS.
+// The matrix multiply dense layers use, row-major: C = alpha * op(A) * op(B) + beta * C.
+// Backed by oneDNN's sgemm, which dispatches to AVX-512/AVX2 code at run time and threads itself.
 #pragma once
 #include <cstdint>
 
