@@ -125,7 +125,31 @@ __attribute__((target("avx2,fma"))) double fma_gflops_avx2(int threads) {
     return threads * static_cast<double>(iterations) * 10 * 8 * 2 / s / 1e9;
 }
 
+__attribute__((target("avx512f"))) double fma_gflops_avx512(int threads) {
+    const int64_t iterations = 20'000'000;
+    const auto t0 = Clock::now();
+    double sink = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : sink)
+    {
+        __m512 acc[12];
+        for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i));
+        const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+        for (int64_t it = 0; it < iterations; ++it)
+            for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+        __m512 total = acc[0];
+        for (int i = 1; i < 12; ++i) total = _mm512_add_ps(total, acc[i]);
+        float out[16];
+        _mm512_storeu_ps(out, total);
+        sink += out[0];
+    }
+    const double s = seconds(t0, Clock::now());
+    if (sink == 12345.0) std::printf(" ");
+    return threads * static_cast<double>(iterations) * 12 * 16 * 2 / s / 1e9;
+}
+
+// The widest FMA this processor has: the peak oneDNN's kernels can approach.
 double peak_gflops(int threads) {
+    if (__builtin_cpu_supports("avx512f")) return fma_gflops_avx512(threads);
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? fma_gflops_avx2(threads) : 0.0;
 }
 

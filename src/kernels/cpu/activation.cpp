@@ -11,14 +11,27 @@ namespace {
 // still enter the runtime on every call, which conv kernels make once per output row).
 constexpr int64_t kParallelElements = 1 << 16;
 
-template <class F>
-void elementwise(int64_t count, F f) {
-    if (count >= kParallelElements) {
+// out[i] = op(a[i]) and out[i] = op(a[i], b[i]). The pointers are plain arguments, not lambda
+// captures, so the compiler can vectorise (captured pointers must be re-read after every store).
+template <class Op>
+void map1(const float* a, float* out, int64_t n, Op op) {
+    if (n >= kParallelElements) {
 #pragma omp parallel for simd schedule(static)
-        for (int64_t i = 0; i < count; ++i) f(i);
+        for (int64_t i = 0; i < n; ++i) out[i] = op(a[i]);
     } else {
 #pragma omp simd
-        for (int64_t i = 0; i < count; ++i) f(i);
+        for (int64_t i = 0; i < n; ++i) out[i] = op(a[i]);
+    }
+}
+
+template <class Op>
+void map2(const float* a, const float* b, float* out, int64_t n, Op op) {
+    if (n >= kParallelElements) {
+#pragma omp parallel for simd schedule(static)
+        for (int64_t i = 0; i < n; ++i) out[i] = op(a[i], b[i]);
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i) out[i] = op(a[i], b[i]);
     }
 }
 
@@ -31,13 +44,13 @@ void activation_forward(const ActivationSpec& act, float* y, int64_t count) {
         case Activation::softmax:
             return;
         case Activation::relu:
-            return elementwise(count, [=](int64_t i) { y[i] = y[i] > 0.0f ? y[i] : 0.0f; });
+            return map1(y, y, count, [](float v) { return v > 0.0f ? v : 0.0f; });
         case Activation::leaky_relu:
-            return elementwise(count, [=](int64_t i) { y[i] = y[i] > 0.0f ? y[i] : a * y[i]; });
+            return map1(y, y, count, [a](float v) { return v > 0.0f ? v : a * v; });
         case Activation::sigmoid:
-            return elementwise(count, [=](int64_t i) { y[i] = 1.0f / (1.0f + std::exp(-y[i])); });
+            return map1(y, y, count, [](float v) { return 1.0f / (1.0f + std::exp(-v)); });
         case Activation::tanh:
-            return elementwise(count, [=](int64_t i) { y[i] = std::tanh(y[i]); });
+            return map1(y, y, count, [](float v) { return std::tanh(v); });
     }
 }
 
@@ -49,14 +62,14 @@ void activation_backward(const ActivationSpec& act, const float* y, const float*
             if (dpre != dy) std::copy(dy, dy + count, dpre);
             return;
         case Activation::relu:
-            return elementwise(count, [=](int64_t i) { dpre[i] = y[i] > 0.0f ? dy[i] : 0.0f; });
+            return map2(y, dy, dpre, count, [](float v, float g) { return v > 0.0f ? g : 0.0f; });
         case Activation::leaky_relu:
             // alpha > 0 keeps the sign, so y > 0 exactly where the input was.
-            return elementwise(count, [=](int64_t i) { dpre[i] = y[i] > 0.0f ? dy[i] : a * dy[i]; });
+            return map2(y, dy, dpre, count, [a](float v, float g) { return v > 0.0f ? g : a * g; });
         case Activation::sigmoid:
-            return elementwise(count, [=](int64_t i) { dpre[i] = dy[i] * y[i] * (1.0f - y[i]); });
+            return map2(y, dy, dpre, count, [](float v, float g) { return g * v * (1.0f - v); });
         case Activation::tanh:
-            return elementwise(count, [=](int64_t i) { dpre[i] = dy[i] * (1.0f - y[i] * y[i]); });
+            return map2(y, dy, dpre, count, [](float v, float g) { return g * (1.0f - v * v); });
     }
 }
 

@@ -77,7 +77,25 @@ void maxpool_backward(const ConvGeometry& g, int64_t N, const float* x, const fl
                       float* workspace, int threads) {
     const int64_t plane = g.H * g.W, out_plane = g.OH * g.OW;
     const bool plain = is_plain_2x2(g);
+    const bool tiles_exactly = plain && g.H == 2 * g.OH && g.W == 2 * g.OW;
     for_each_image_gradient(N, g.C * plane, workspace, threads, sink, [&](int64_t n, float* dx) {
+        if (tiles_exactly) {  // every input belongs to exactly one window: write, no zeroing pass
+            for (int64_t c = 0; c < g.C; ++c) {
+                const float* in = x + (n * g.C + c) * plane;
+                const float* dout = dy + (n * g.C + c) * out_plane;
+                float* dplane = dx + c * plane;
+                for (int64_t oh = 0; oh < g.OH; ++oh)
+                    for (int64_t ow = 0; ow < g.OW; ++ow) {
+                        const int64_t i = 2 * oh * g.W + 2 * ow, best = argmax_2x2(in, g.W, oh, ow);
+                        const float d = dout[oh * g.OW + ow];
+                        dplane[i] = best == i ? d : 0.0f;
+                        dplane[i + 1] = best == i + 1 ? d : 0.0f;
+                        dplane[i + g.W] = best == i + g.W ? d : 0.0f;
+                        dplane[i + g.W + 1] = best == i + g.W + 1 ? d : 0.0f;
+                    }
+            }
+            return;
+        }
         std::memset(dx, 0, sizeof(float) * static_cast<size_t>(g.C * plane));
         for (int64_t c = 0; c < g.C; ++c) {
             const float* in = x + (n * g.C + c) * plane;
