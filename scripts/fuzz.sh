@@ -15,7 +15,7 @@ if [ ! -f build-fuzz/build.ninja ]; then
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DLENZ_FUZZ=ON -DLENZ_BUILD_TESTS=OFF \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
-cmake --build build-fuzz --target "${targets[@]}" -j1
+cmake --build build-fuzz --target "${targets[@]}" -j"$(nproc)"
 
 mkdir -p build-fuzz/crashes
 status=0

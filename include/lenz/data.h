@@ -17,8 +17,10 @@ struct Image {
 
 // Reads a PNG or JPEG (chosen by content, not by name). Throws FormatError/IoError naming the file.
 Image read_image(const std::string& path);
-// Writes an 8-bit PNG (grey, RGB). Throws IoError.
+// Writes an 8-bit PNG (grey, RGB). Throws IoError, or ShapeError for an image of another shape.
 void write_png(const std::string& path, const Image& image);
+// The bytes of that PNG file, in memory (for data: URIs). Throws ShapeError.
+std::string encode_png(const Image& image);
 
 // Converts to exactly height x width x channels: grey<->RGB by luminance/replication; the image is
 // resized so that its shorter side fits, centre-cropped to the target aspect, then bilinear-resampled.

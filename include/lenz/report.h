@@ -95,7 +95,6 @@ ModelPictures picture_model(Model& model, const Image& input, const Normalizatio
 
 // ---- Encoding (src/report/encode.cpp) ----
 
-std::string encode_png(const Image& image);  // PNG file bytes; throws ShapeError on a bad image
 std::string base64(std::string_view bytes);
 std::string png_data_uri(const Image& image);  // "data:image/png;base64,..."
 

@@ -192,13 +192,12 @@ Image read_image(const std::string& path) {
         (data.empty() ? std::string(" an empty file") : start) + ")");
 }
 
-void write_png(const std::string& path, const Image& image) {
+std::string encode_png(const Image& image) {
     if ((image.channels != 1 && image.channels != 3) || image.height <= 0 || image.width <= 0 ||
         static_cast<uint64_t>(image.height) > kMaxSide || static_cast<uint64_t>(image.width) > kMaxSide ||
         image.pixels.size() != static_cast<size_t>(image.height * image.width * image.channels)) {
-        throw ShapeError(path + ": cannot write a PNG of " + std::to_string(image.height) + "x" +
-                         std::to_string(image.width) + "x" + std::to_string(image.channels) + " from " +
-                         std::to_string(image.pixels.size()) +
+        throw ShapeError("cannot encode a PNG of " + std::to_string(image.height) + "x" + std::to_string(image.width) +
+                         "x" + std::to_string(image.channels) + " from " + std::to_string(image.pixels.size()) +
                          " bytes (expected 1 or 3 channels, H*W*C bytes)");
     }
     png_image png{};
@@ -206,15 +205,24 @@ void write_png(const std::string& path, const Image& image) {
     png.height = static_cast<png_uint_32>(image.height);
     png.width = static_cast<png_uint_32>(image.width);
     png.format = image.channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
-    // Encode to memory first so that file errors carry the system's reason, not libpng's.
     png_alloc_size_t size = 0;
-    if (!png_image_write_get_memory_size(png, size, 0, image.pixels.data(), 0, nullptr)) {
-        throw IoError(path + ": cannot encode PNG: " + png.message);
+    if (!png_image_write_get_memory_size(png, size, 0, image.pixels.data(), 0, nullptr))
+        throw FormatError(std::string("cannot encode PNG: ") + png.message);
+    std::string encoded(size, '\0');
+    if (!png_image_write_to_memory(&png, encoded.data(), &size, 0, image.pixels.data(), 0, nullptr))
+        throw FormatError(std::string("cannot encode PNG: ") + png.message);
+    encoded.resize(size);
+    return encoded;
+}
+
+void write_png(const std::string& path, const Image& image) {
+    std::string encoded;
+    try {  // encoded in memory first, so that file errors carry the system's reason, not libpng's
+        encoded = encode_png(image);
+    } catch (const Error& e) {
+        throw ShapeError(path + ": " + e.what());
     }
-    std::vector<uint8_t> encoded(size);
-    if (!png_image_write_to_memory(&png, encoded.data(), &size, 0, image.pixels.data(), 0, nullptr)) {
-        throw IoError(path + ": cannot encode PNG: " + png.message);
-    }
+    const size_t size = encoded.size();
     std::FILE* file = std::fopen(path.c_str(), "wb");
     if (!file) throw IoError(path + ": cannot create: " + std::strerror(errno));
     bool written = std::fwrite(encoded.data(), 1, size, file) == size;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "lenz/engine.h"
 #include "lenz/error.h"
@@ -34,23 +35,34 @@ float derivative_from_output(const ActivationSpec& act, float y) {
 
 double softmax_cross_entropy(const float* logits, const int32_t* labels, int64_t N, int64_t K, float* dlogits,
                              int64_t* correct, const ActivationSpec& output_activation) {
-    double total = 0.0;
+    // Images are independent: spread them over threads, then add their losses in order so the
+    // reported loss does not depend on the thread count either.
+    std::vector<double> losses(static_cast<size_t>(N));
+    std::vector<char> hits(static_cast<size_t>(N));
+#pragma omp parallel for schedule(static) if (N * K >= (1 << 16))
     for (int64_t n = 0; n < N; ++n) {
         const float* z = logits + n * K;
         float* d = dlogits + n * K;
         const int64_t best = std::max_element(z, z + K) - z;
         const float top = z[best];
-        double sum = 0.0;
-        for (int64_t k = 0; k < K; ++k) sum += std::exp(static_cast<double>(z[k] - top));
-        const double log_sum = std::log(sum);
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t k = 0; k < K; ++k) sum += std::exp(z[k] - top);
         const int32_t label = labels[n];
-        total += log_sum - (z[label] - top);
-        if (correct && best == label) ++*correct;
+        const double log_sum = std::log(static_cast<double>(sum));
+        losses[static_cast<size_t>(n)] = log_sum - (z[label] - top);
+        hits[static_cast<size_t>(n)] = best == label;
+        const float inv_sum = 1.0f / sum, inv_n = 1.0f / static_cast<float>(N);
         for (int64_t k = 0; k < K; ++k) {  // reads z[k] before d[k] overwrites it
-            const double p = std::exp(static_cast<double>(z[k] - top) - log_sum);
+            const float p = std::exp(z[k] - top) * inv_sum;
             const float slope = derivative_from_output(output_activation, z[k]);
-            d[k] = static_cast<float>((p - (k == label ? 1.0 : 0.0)) / static_cast<double>(N)) * slope;
+            d[k] = (p - (k == label ? 1.0f : 0.0f)) * inv_n * slope;
         }
+    }
+    double total = 0.0;
+    for (int64_t n = 0; n < N; ++n) {
+        total += losses[static_cast<size_t>(n)];
+        if (correct) *correct += hits[static_cast<size_t>(n)];
     }
     return total;
 }

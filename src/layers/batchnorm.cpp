@@ -98,7 +98,11 @@ public:
     void backward(const float* x, const float*, float* dy, float* dx, const Pass& pass) override {
         const int64_t C = channels(), P = input_shape().h * input_shape().w, N = pass.batch;
         const double count = static_cast<double>(N * P);
-        std::vector<double> mean(C), inv_std(C), sum_dy(C), sum_dy_xhat(C);
+        stats_.resize(static_cast<size_t>(4 * C));  // allocates on the first call only
+        double* mean = stats_.data();
+        double* inv_std = mean + C;
+        double* sum_dy = inv_std + C;
+        double* sum_dy_xhat = sum_dy + C;
 #pragma omp parallel for schedule(static) if (N * C * P > 65536)
         for (int64_t c = 0; c < C; ++c) {
             // After an inference forward the statistics are constants, and so drop out of dx.
@@ -148,6 +152,7 @@ private:
     Buffer gamma_, beta_, running_mean_, running_var_;  // (C)
     Buffer dgamma_, dbeta_;
     Buffer batch_mean_, batch_inv_std_;  // (C), from the last training forward
+    std::vector<double> stats_;          // backward's per-channel statistics and sums: (4, C)
 };
 
 }  // namespace

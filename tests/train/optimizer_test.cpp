@@ -112,7 +112,7 @@ TEST(Loss, SoftmaxCrossEntropyIsStableAndItsGradientIsProbMinusOneHot) {
     int64_t correct = 0;
     const double loss = softmax_cross_entropy(logits, labels, 2, 3, d, &correct);
     const double p2 = std::exp(5.0) / (std::exp(-5.0) + 1 + std::exp(5.0));
-    EXPECT_NEAR(loss, std::log(2.0) - std::log(p2), 1e-9);
+    EXPECT_NEAR(loss, std::log(2.0) - std::log(p2), 1e-6);  // exp and sums in float
     EXPECT_NEAR(d[0], (0.5 - 1) / 2, 1e-7);
     EXPECT_NEAR(d[1], 0.5 / 2, 1e-7);
     EXPECT_NEAR(d[5], (p2 - 1) / 2, 1e-7);
