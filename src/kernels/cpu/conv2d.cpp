@@ -116,20 +116,12 @@ struct BackwardData {
     dnnl::convolution_backward_data::primitive_desc pd;
     dnnl::convolution_backward_data primitive;
     int64_t diff_dst_copy, weights_copy, diff_src_floats, diff_src_plain, scratch;
-    int64_t workspace() const {
-        return aligned(diff_dst_copy) + aligned(weights_copy) + aligned(diff_src_floats) + aligned(diff_src_plain) +
-               aligned(scratch);
-    }
 };
 
 struct BackwardWeights {
     dnnl::convolution_backward_weights::primitive_desc pd;
     dnnl::convolution_backward_weights primitive;
     int64_t src_copy, diff_dst_copy, diff_weights_floats, diff_weights_plain, diff_bias_floats, scratch;
-    int64_t workspace() const {
-        return aligned(src_copy) + aligned(diff_dst_copy) + aligned(diff_weights_floats) + aligned(diff_weights_plain) +
-               aligned(diff_bias_floats) + aligned(scratch);
-    }
 };
 
 // Primitives are built once per shape and batch, then reused: building one costs far more than
@@ -227,33 +219,69 @@ std::vector<int64_t> chunk_sizes(const ConvGeometry& g, int64_t N) {
     return sizes;
 }
 
+
+// Workspace layout. Weights are reordered once per call, at the start; each chunk of images then
+// carves what it needs from the rest. In backward, a chunk's diff_dst copy serves both the weights
+// and the data gradient when oneDNN wants the same layout for both (the usual case).
+struct ForwardLayout {
+    int64_t weights, per_chunk;
+};
+ForwardLayout forward_layout(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act) {
+    const Forward& first = forward_for(g, chunk_images(g, N), bias, act);
+    ForwardLayout l{aligned(first.weights_copy), 0};
+    for (int64_t n : chunk_sizes(g, N)) {
+        const Forward& f = forward_for(g, n, bias, act);
+        const int64_t own_weights = f.pd.weights_desc() == first.pd.weights_desc() ? 0 : aligned(f.weights_copy);
+        l.per_chunk = std::max(l.per_chunk, own_weights + aligned(f.src_copy) + aligned(f.dst_copy) + aligned(f.scratch));
+    }
+    return l;
+}
+
+struct BackwardLayout {
+    int64_t weights, per_chunk;
+};
+BackwardLayout backward_layout(const ConvGeometry& g, int64_t N, bool bias) {
+    const BackwardData& first = backward_data_for(g, chunk_images(g, N));
+    BackwardLayout l{aligned(first.weights_copy), 0};
+    for (int64_t n : chunk_sizes(g, N)) {
+        const BackwardWeights& bw = backward_weights_for(g, n, bias);
+        const BackwardData& bd = backward_data_for(g, n);
+        const int64_t for_weights = aligned(bw.src_copy) + aligned(bw.diff_weights_floats) +
+                                    aligned(bw.diff_weights_plain) + aligned(bw.diff_bias_floats) + aligned(bw.scratch);
+        const int64_t for_data =
+            (bd.pd.diff_dst_desc() == bw.pd.diff_dst_desc() ? 0 : aligned(bd.diff_dst_copy)) +
+            (bd.pd.weights_desc() == first.pd.weights_desc() ? 0 : aligned(bd.weights_copy)) +
+            aligned(bd.diff_src_floats) + aligned(bd.diff_src_plain) + aligned(bd.scratch);
+        l.per_chunk = std::max(l.per_chunk, aligned(bw.diff_dst_copy) + std::max(for_weights, for_data));
+    }
+    return l;
+}
+
 }  // namespace
 
 int64_t conv2d_forward_workspace(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act) {
-    int64_t floats = 0;
-    for (int64_t n : chunk_sizes(g, N)) {
-        const Forward& f = forward_for(g, n, bias, act);
-        floats = std::max(floats, aligned(f.src_copy) + aligned(f.weights_copy) + aligned(f.dst_copy) + aligned(f.scratch));
-    }
-    return floats;
+    const ForwardLayout l = forward_layout(g, N, bias, act);
+    return l.weights + l.per_chunk;
 }
 
 int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, bool bias) {
-    int64_t floats = 0;
-    for (int64_t n : chunk_sizes(g, N))
-        floats = std::max({floats, backward_weights_for(g, n, bias).workspace(), backward_data_for(g, n).workspace()});
-    return floats;
+    const BackwardLayout l = backward_layout(g, N, bias);
+    return l.weights + l.per_chunk;
 }
 
 void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const float* w, const float* b,
                     const ActivationSpec& act, float* y, float* workspace) {
     const int64_t chunk = chunk_images(g, N), image = g.C * g.H * g.W, out_image = g.OC * g.OH * g.OW;
+    const Forward& first = forward_for(g, chunk, b != nullptr, act);
+    const ForwardLayout layout = forward_layout(g, N, b != nullptr, act);
+    const memory weights = as_layout(first.pd.weights_desc(), plain_weights(g), w, workspace);
     for (int64_t n0 = 0; n0 < N; n0 += chunk) {
         const int64_t n = std::min(chunk, N - n0);
         Forward& f = forward_for(g, n, b != nullptr, act);
-        Carver carve(workspace);
+        Carver carve(workspace + layout.weights);
+        const bool shared = f.pd.weights_desc() == first.pd.weights_desc();
+        memory wei = shared ? weights : as_layout(f.pd.weights_desc(), plain_weights(g), w, carve.take(f.weights_copy));
         memory src = as_layout(f.pd.src_desc(), plain_src(g, n), x + n0 * image, carve.take(f.src_copy));
-        memory wei = as_layout(f.pd.weights_desc(), plain_weights(g), w, carve.take(f.weights_copy));
         float* out = y + n0 * out_image;
         memory dst(f.pd.dst_desc(), cpu_engine(), f.dst_copy == 0 ? out : carve.take(f.dst_copy));
         memory scratch(f.pd.scratchpad_desc(), cpu_engine(), carve.take(f.scratch));
@@ -265,54 +293,63 @@ void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const floa
             memory user(plain_dst(g, n), cpu_engine(), out);
             dnnl::reorder(dst, user).execute(cpu_stream(), dst, user);
         }
-        cpu_stream().wait();
     }
+    cpu_stream().wait();
     if (act.kind == Activation::softmax) softmax_forward(y, N, g.OC, g.positions());
 }
 
 void conv2d_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy, const float* w,
                      const ImageGradientSink& store_dx, float* dw, float* db, float* workspace) {
     const int64_t chunk = chunk_images(g, N), image = g.C * g.H * g.W, out_image = g.OC * g.OH * g.OW;
-    // Weights and bias first, over all chunks: they read x, which dx may overwrite afterwards.
+    const BackwardData& first = backward_data_for(g, chunk);
+    const BackwardLayout layout = backward_layout(g, N, db != nullptr);
+    memory weights;
+    if (store_dx) weights = as_layout(first.pd.weights_desc(), plain_weights(g), w, workspace);
+    // Chunk by chunk: the weight gradient reads the chunk's x first, then its dx may overwrite it.
     for (int64_t n0 = 0; n0 < N; n0 += chunk) {
         const int64_t n = std::min(chunk, N - n0);
         BackwardWeights& bw = backward_weights_for(g, n, db != nullptr);
-        Carver carve(workspace);
-        memory src = as_layout(bw.pd.src_desc(), plain_src(g, n), x + n0 * image, carve.take(bw.src_copy));
-        memory diff_dst =
+        Carver carve(workspace + layout.weights);
+        memory diff_dst_w =
             as_layout(bw.pd.diff_dst_desc(), plain_dst(g, n), dy + n0 * out_image, carve.take(bw.diff_dst_copy));
-        float* dw_out = carve.take(bw.diff_weights_floats);
-        float* dw_plain = carve.take(bw.diff_weights_plain);
-        float* db_out = carve.take(bw.diff_bias_floats);
-        memory diff_wei(bw.pd.diff_weights_desc(), cpu_engine(), dw_out);
-        memory scratch(bw.pd.scratchpad_desc(), cpu_engine(), carve.take(bw.scratch));
-        std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},
-                                             {DNNL_ARG_DIFF_DST, diff_dst},
-                                             {DNNL_ARG_DIFF_WEIGHTS, diff_wei},
-                                             {DNNL_ARG_SCRATCHPAD, scratch}};
-        if (db) args.emplace(DNNL_ARG_DIFF_BIAS, memory(plain_bias(g), cpu_engine(), db_out));
-        bw.primitive.execute(cpu_stream(), args);
-        if (bw.diff_weights_plain) {  // back to (OC, C, KH, KW)
-            memory user(plain_weights(g), cpu_engine(), dw_plain);
-            dnnl::reorder(diff_wei, user).execute(cpu_stream(), diff_wei, user);
-            dw_out = dw_plain;
+        float* rest = carve.take(0);
+        {
+            Carver region(rest);
+            memory src = as_layout(bw.pd.src_desc(), plain_src(g, n), x + n0 * image, region.take(bw.src_copy));
+            float* dw_out = region.take(bw.diff_weights_floats);
+            float* dw_plain = region.take(bw.diff_weights_plain);
+            float* db_out = region.take(bw.diff_bias_floats);
+            memory diff_wei(bw.pd.diff_weights_desc(), cpu_engine(), dw_out);
+            memory scratch(bw.pd.scratchpad_desc(), cpu_engine(), region.take(bw.scratch));
+            std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},
+                                                 {DNNL_ARG_DIFF_DST, diff_dst_w},
+                                                 {DNNL_ARG_DIFF_WEIGHTS, diff_wei},
+                                                 {DNNL_ARG_SCRATCHPAD, scratch}};
+            if (db) args.emplace(DNNL_ARG_DIFF_BIAS, memory(plain_bias(g), cpu_engine(), db_out));
+            bw.primitive.execute(cpu_stream(), args);
+            if (bw.diff_weights_plain) {  // back to (OC, C, KH, KW)
+                memory user(plain_weights(g), cpu_engine(), dw_plain);
+                dnnl::reorder(diff_wei, user).execute(cpu_stream(), diff_wei, user);
+                dw_out = dw_plain;
+            }
+            cpu_stream().wait();
+            for (int64_t i = 0; i < g.OC * g.patch(); ++i) dw[i] += dw_out[i];
+            if (db)
+                for (int64_t oc = 0; oc < g.OC; ++oc) db[oc] += db_out[oc];
         }
-        cpu_stream().wait();
-        for (int64_t i = 0; i < g.OC * g.patch(); ++i) dw[i] += dw_out[i];
-        if (db)
-            for (int64_t oc = 0; oc < g.OC; ++oc) db[oc] += db_out[oc];
-    }
-    if (!store_dx) return;
-    for (int64_t n0 = 0; n0 < N; n0 += chunk) {
-        const int64_t n = std::min(chunk, N - n0);
+        if (!store_dx) continue;
         BackwardData& bd = backward_data_for(g, n);
-        Carver carve(workspace);
-        memory diff_dst =
-            as_layout(bd.pd.diff_dst_desc(), plain_dst(g, n), dy + n0 * out_image, carve.take(bd.diff_dst_copy));
-        memory wei = as_layout(bd.pd.weights_desc(), plain_weights(g), w, carve.take(bd.weights_copy));
-        memory diff_src(bd.pd.diff_src_desc(), cpu_engine(), carve.take(bd.diff_src_floats));
-        float* plain_copy = carve.take(bd.diff_src_plain);
-        memory scratch(bd.pd.scratchpad_desc(), cpu_engine(), carve.take(bd.scratch));
+        Carver region(rest);  // the weight gradient's region is free again
+        memory diff_dst = bd.pd.diff_dst_desc() == bw.pd.diff_dst_desc()
+                              ? diff_dst_w
+                              : as_layout(bd.pd.diff_dst_desc(), plain_dst(g, n), dy + n0 * out_image,
+                                          region.take(bd.diff_dst_copy));
+        memory wei = bd.pd.weights_desc() == first.pd.weights_desc()
+                         ? weights
+                         : as_layout(bd.pd.weights_desc(), plain_weights(g), w, region.take(bd.weights_copy));
+        memory diff_src(bd.pd.diff_src_desc(), cpu_engine(), region.take(bd.diff_src_floats));
+        float* plain_copy = region.take(bd.diff_src_plain);
+        memory scratch(bd.pd.scratchpad_desc(), cpu_engine(), region.take(bd.scratch));
         bd.primitive.execute(cpu_stream(), {{DNNL_ARG_DIFF_DST, diff_dst},
                                             {DNNL_ARG_WEIGHTS, wei},
                                             {DNNL_ARG_DIFF_SRC, diff_src},
