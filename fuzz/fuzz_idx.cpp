@@ -10,7 +10,8 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     static lenz::fuzz::TempFile images_file("images"), labels_file("labels");
     if (size < 4) return 0;
-    uint32_t n = uint32_t{data[0]} | uint32_t{data[1]} << 8 | uint32_t{data[2]} << 16 | uint32_t{data[3]} << 24;
+    uint32_t n =
+        uint32_t{data[0]} | uint32_t{data[1]} << 8 | uint32_t{data[2]} << 16 | uint32_t{data[3]} << 24;
     data += 4;
     size -= 4;
     if (n > size) n = static_cast<uint32_t>(size);

@@ -12,7 +12,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     static lenz::fuzz::TempFile file("image");
     try {
         const lenz::Image image = lenz::read_image(file.write(data, size));
-        if (image.pixels.size() != static_cast<size_t>(image.height * image.width * image.channels)) __builtin_trap();
+        if (image.pixels.size() != static_cast<size_t>(image.height * image.width * image.channels))
+            __builtin_trap();
         for (auto [h, w, c] : {std::tuple{28, 28, 1}, std::tuple{5, 17, 3}, std::tuple{64, 3, 3}}) {
             const lenz::Image fitted = lenz::fit_image(image, h, w, c);
             if (fitted.height != h || fitted.width != w || fitted.channels != c ||

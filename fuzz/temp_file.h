@@ -10,7 +10,7 @@
 namespace lenz::fuzz {
 
 class TempFile {
-public:
+  public:
     explicit TempFile(const std::string& tag)
         : path_("/dev/shm/lenz-fuzz-" + std::to_string(::getpid()) + "-" + tag) {}
     ~TempFile() { std::remove(path_.c_str()); }
@@ -22,7 +22,7 @@ public:
         return path_;
     }
 
-private:
+  private:
     std::string path_;
 };
 

@@ -11,7 +11,7 @@ namespace lenz {
 inline constexpr int64_t kMaxBufferBytes = int64_t{64} << 30;  // 64 GiB
 
 class Buffer {
-public:
+  public:
     Buffer() = default;
     explicit Buffer(int64_t floats);  // zero-filled; throws ShapeError past kMaxBufferBytes
     ~Buffer();
@@ -30,7 +30,7 @@ public:
         if (size_) std::memset(data_, 0, static_cast<size_t>(bytes()));
     }
 
-private:
+  private:
     float* data_ = nullptr;
     int64_t size_ = 0;
 };

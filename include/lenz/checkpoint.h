@@ -37,15 +37,16 @@ CheckpointFile parse_checkpoint(const std::string& bytes, const std::string& nam
 struct CheckpointInfo {
     std::vector<std::string> class_names;
     Normalization normalization;
-    int64_t epoch = 0;  // epochs completed
-    int64_t step = 0;   // optimizer steps taken
+    int64_t epoch = 0;                 // epochs completed
+    int64_t step = 0;                  // optimizer steps taken
     std::string training_json = "{}";  // the settings of the run, for resuming and for the record
     std::string metrics_json = "{}";   // the last epoch's metrics
 };
 
 // Writes atomically: to a temporary file in the same folder, flushed to disk, then renamed over
 // `path`, so a crash at any point leaves either the old or the new checkpoint, never half of one.
-void write_checkpoint(const std::string& path, Model& model, const CheckpointInfo& info, Optimizer* optimizer);
+void write_checkpoint(const std::string& path, Model& model, const CheckpointInfo& info,
+                      Optimizer* optimizer);
 
 struct LoadedModel {
     Model model;

@@ -44,14 +44,14 @@ TrainingPlan plan_training(const Model& model, int64_t batch, OptimizerKind opti
 // Inference in one arena: outputs alternate between the arena's two ends, in-place layers
 // overwrite their input, flatten only renames. Allocates exactly plan_inference(model, batch).
 class Inference {
-public:
+  public:
     Inference(Model& model, int64_t max_batch);
     // input: (N, C, H, W), N <= max_batch. Returns (N, output) inside the arena, valid until the next run.
     const float* run(const float* input, int64_t batch);
     const InferencePlan& plan() const { return plan_; }
     int64_t allocated_bytes() const { return arena_.bytes() + workspace_.bytes(); }
 
-private:
+  private:
     Model& model_;
     InferencePlan plan_;
     Buffer arena_, workspace_;
@@ -59,7 +59,7 @@ private:
 
 // Forward, softmax cross-entropy and backward for one mini-batch; gradients land in the layers.
 class TrainingStep {
-public:
+  public:
     TrainingStep(Model& model, int64_t max_batch);
     struct Result {
         double loss_sum = 0.0;  // summed over the batch
@@ -67,16 +67,17 @@ public:
     };
     // input: (N, C, H, W); labels in [0, classes). Zeroes, then fills every parameter gradient.
     Result run(const float* input, const int32_t* labels, int64_t batch, uint64_t step_seed);
-    // Forward only, in training mode or not; returns the final activation (probabilities if the model ends in softmax).
+    // Forward only, in training mode or not; returns the final activation (probabilities if the model ends in
+    // softmax).
     const float* forward(const float* input, int64_t batch, bool training, uint64_t step_seed);
     float* layer_output(int64_t i) { return outputs_[static_cast<size_t>(i)]; }
 
-private:
+  private:
     Model& model_;
     int64_t max_batch_;
     Buffer input_;
-    std::vector<Buffer> activations_;  // one per layer that is not reshape-only
-    std::vector<float*> outputs_;      // output of layer i (aliases for reshape-only layers)
+    std::vector<Buffer> activations_;             // one per layer that is not reshape-only
+    std::vector<float*> outputs_;                 // output of layer i (aliases for reshape-only layers)
     std::vector<ActivationSpec> activations_of_;  // per layer, for the backward pass
     Buffer workspace_;
 };

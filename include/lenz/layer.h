@@ -16,7 +16,7 @@ enum class Activation { none, relu, leaky_relu, sigmoid, tanh, softmax };
 
 struct ActivationSpec {
     Activation kind = Activation::none;
-    float alpha = 0.01f;  // leaky_relu slope for x < 0
+    float alpha = 0.01f;      // leaky_relu slope for x < 0
     std::string str() const;  // "relu", "leakyrelu=0.1", "" for none
 };
 
@@ -47,7 +47,7 @@ struct Pass {
 };
 
 class Layer {
-public:
+  public:
     virtual ~Layer() = default;
 
     // "conv", "maxpool", ... as in the model file.
@@ -98,10 +98,10 @@ public:
 
     virtual ActivationSpec activation() const { return {}; }
 
-protected:
+  protected:
     virtual Shape infer(Shape in) const = 0;
 
-private:
+  private:
     Shape input_{};
     Shape output_{};
 };

@@ -13,7 +13,7 @@ enum class PaddingMode { valid, same, pixels };
 
 struct Padding {
     PaddingMode mode = PaddingMode::valid;
-    int64_t h = 0, w = 0;  // pixels on each side, for PaddingMode::pixels
+    int64_t h = 0, w = 0;     // pixels on each side, for PaddingMode::pixels
     std::string str() const;  // "same", "valid", "1", "1x2"
 };
 

@@ -10,12 +10,13 @@
 namespace lenz {
 
 class Model {
-public:
+  public:
     explicit Model(Shape input);
     Model(Model&&) = default;
     Model& operator=(Model&&) = default;
 
-    // Connects the layer to the current output; throws ShapeError "layer 3 (conv 64 3x3): ..." if it does not fit.
+    // Connects the layer to the current output; throws ShapeError "layer 3 (conv 64 3x3): ..." if it does not
+    // fit.
     Model& add(std::unique_ptr<Layer> layer);
 
     Shape input_shape() const { return input_; }
@@ -42,7 +43,7 @@ public:
     // Softmax ends the model (fused into the last layer or standalone): training fuses it with the loss.
     bool ends_with_softmax() const;
 
-private:
+  private:
     Shape input_;
     std::vector<std::unique_ptr<Layer>> layers_;
 };

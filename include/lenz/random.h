@@ -7,7 +7,7 @@
 namespace lenz {
 
 class Rng {
-public:
+  public:
     explicit Rng(uint64_t seed) {
         uint64_t z = seed;
         for (auto& s : state_) s = splitmix(z);
@@ -32,7 +32,9 @@ public:
     float uniform() { return static_cast<float>(next() >> 40) * (1.0f / 16777216.0f); }
     float uniform(float lo, float hi) { return lo + (hi - lo) * uniform(); }
     // Uniform integer in [0, n).
-    uint64_t below(uint64_t n) { return static_cast<uint64_t>((static_cast<unsigned __int128>(next()) * n) >> 64); }
+    uint64_t below(uint64_t n) {
+        return static_cast<uint64_t>((static_cast<unsigned __int128>(next()) * n) >> 64);
+    }
     // Standard normal by Box-Muller (in double, so results do not depend on float contraction).
     float normal() {
         double u1 = (static_cast<double>(next() >> 11) + 1.0) * (1.0 / 9007199254740992.0);
@@ -40,7 +42,7 @@ public:
         return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
     }
 
-private:
+  private:
     static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
     static uint64_t splitmix(uint64_t& z) {
         uint64_t r = (z += 0x9E3779B97F4A7C15ull);

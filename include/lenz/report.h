@@ -24,7 +24,7 @@ struct Rgb {
 
 // An RGB picture to draw on; converts to an Image for write_png / encode_png.
 class Canvas {
-public:
+  public:
     Canvas(int64_t width, int64_t height, Rgb background = {255, 255, 255});
     int64_t width() const { return width_; }
     int64_t height() const { return height_; }
@@ -37,7 +37,7 @@ public:
     int64_t draw_text(int64_t x, int64_t y, std::string_view text, Rgb color, int64_t scale = 1);
     Image to_image() const;
 
-private:
+  private:
     int64_t width_, height_;
     std::vector<uint8_t> pixels_;  // (H, W, 3)
 };
@@ -64,7 +64,8 @@ struct TileOptions {
 
 // One tile per channel of a (C, H, W) activation, each with its own contrast (1st..99th
 // percentile mapped through viridis), a title line above, and the channel number under each tile.
-Image feature_map_grid(const float* chw, Shape shape, const std::string& title, const TileOptions& options = {});
+Image feature_map_grid(const float* chw, Shape shape, const std::string& title,
+                       const TileOptions& options = {});
 // One tile per filter of a conv weight (OC, C, KH, KW): RGB for 3 input channels (each filter
 // scaled symmetrically around grey = 0), the diverging map for one channel (or the channels' mean).
 Image filter_grid(const float* weights, int64_t out_channels, int64_t in_channels, int64_t kh, int64_t kw,
@@ -109,8 +110,8 @@ struct ChartSeries {
 struct LineChart {
     std::string title, x_label, y_label;
     std::vector<ChartSeries> series;
-    bool percent = false;    // y values in [0, 1] shown as percentages
-    bool integer_x = true;   // x is a count (epochs): ticks at whole numbers only
+    bool percent = false;   // y values in [0, 1] shown as percentages
+    bool integer_x = true;  // x is a count (epochs): ticks at whole numbers only
     int64_t width = 520, height = 300;
 };
 // An inline <svg> with axes, ticks, grid lines, axis labels, a legend, and a point per value.
@@ -138,9 +139,9 @@ std::vector<Misclassified> find_misclassified(Model& model, const ImageSet& set,
                                               int64_t limit);
 
 struct ReportData {
-    std::string model_name;     // "fashion"
-    std::string data_name;      // "Fashion-MNIST (/usr/share/...)"
-    std::string status;         // "epoch 3 of 5", "evaluation of best.safetensors"
+    std::string model_name;  // "fashion"
+    std::string data_name;   // "Fashion-MNIST (/usr/share/...)"
+    std::string status;      // "epoch 3 of 5", "evaluation of best.safetensors"
     std::vector<std::string> class_names;
     std::optional<Summary> summary;
     std::vector<EpochMetrics> history;  // training curves; none for a bare evaluation

@@ -23,7 +23,7 @@ struct OptimizerConfig {
 // Updates the trainable parameters of a model from their gradients. State (momentum, moments)
 // lives here, one Buffer per parameter, so it can be checkpointed.
 class Optimizer {
-public:
+  public:
     Optimizer(Model& model, const OptimizerConfig& config);
     void step(double learning_rate);
     int64_t steps_taken() const { return steps_; }
@@ -35,7 +35,7 @@ public:
     };
     std::vector<State> state();
 
-private:
+  private:
     struct Slot {
         std::string name;
         Buffer* value;
@@ -59,7 +59,8 @@ struct ScheduleConfig {
 };
 
 // The learning rate for step `step` (0-based) of `total_steps`, with `steps_per_epoch`.
-double learning_rate_at(const ScheduleConfig& config, int64_t step, int64_t steps_per_epoch, int64_t total_steps);
+double learning_rate_at(const ScheduleConfig& config, int64_t step, int64_t steps_per_epoch,
+                        int64_t total_steps);
 
 struct AugmentConfig {
     int64_t crop_padding = 0;  // random crop after zero-padding this many pixels on each side
@@ -111,8 +112,8 @@ struct Normalization {
 };
 Normalization compute_normalization(const ImageSet& set);
 // pixels (C, H, W) u8 -> out (C, H, W) float, normalised.
-void normalize_image(const uint8_t* pixels, int64_t channels, int64_t plane, const Normalization& norm, float* out);
-
+void normalize_image(const uint8_t* pixels, int64_t channels, int64_t plane, const Normalization& norm,
+                     float* out);
 
 struct EvalResult {
     double loss = 0, accuracy = 0;

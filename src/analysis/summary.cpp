@@ -43,8 +43,11 @@ Summary summarize(const Model& model, const SummaryOptions& options) {
         s.params = checked_add(s.params, c.params, "parameters");
         s.non_trainable = checked_add(s.non_trainable, c.non_trainable, "parameters");
         s.mults = checked_add(s.mults, c.mults, "multiplications");
-        s.backward_weight_mults = checked_add(s.backward_weight_mults, c.weight_grad_mults, "multiplications");
-        if (i > 0) s.backward_input_mults = checked_add(s.backward_input_mults, c.input_grad_mults, "multiplications");
+        s.backward_weight_mults =
+            checked_add(s.backward_weight_mults, c.weight_grad_mults, "multiplications");
+        if (i > 0)
+            s.backward_input_mults =
+                checked_add(s.backward_input_mults, c.input_grad_mults, "multiplications");
         s.other_ops = checked_add(s.other_ops, c.other_ops, "operations");
         if (c.allocates) {
             const int64_t pair = checked_add(live_bytes, c.output_bytes, "memory");
@@ -63,9 +66,9 @@ Summary summarize(const Model& model, const SummaryOptions& options) {
     const int64_t state_bytes = checked_mul(s.non_trainable, eb, "parameter bytes");
     s.inference_bytes_textbook = checked_add(checked_add(s.pair_bytes, s.param_bytes), state_bytes, "memory");
     s.training_activation_bytes_per_image = per_image;
-    s.training_bytes_textbook = checked_add(checked_mul(options.batch, per_image, "training memory"),
-                                            checked_add(checked_mul(2, s.param_bytes, "memory"), state_bytes),
-                                            "training memory");
+    s.training_bytes_textbook =
+        checked_add(checked_mul(options.batch, per_image, "training memory"),
+                    checked_add(checked_mul(2, s.param_bytes, "memory"), state_bytes), "training memory");
     s.inference_plan = plan_inference(model, 1);
     s.training_plan = plan_training(model, options.batch, options.optimizer);
     s.inference_plan.bytes();
@@ -75,15 +78,26 @@ Summary summarize(const Model& model, const SummaryOptions& options) {
 
 namespace {
 
-std::string pad_right(const std::string& s, size_t width) { return s.size() >= width ? s : s + std::string(width - s.size(), ' '); }
-std::string pad_left(const std::string& s, size_t width) { return s.size() >= width ? s : std::string(width - s.size(), ' ') + s; }
-std::string bytes_both(int64_t b) { return with_commas(b) + " bytes (" + human_bytes(b) + ")"; }
-std::string dims_product(Shape s) { return std::to_string(s.h) + "·" + std::to_string(s.w) + "·" + std::to_string(s.c); }
-std::string layer_label(const Summary& s, int64_t index) {
-    return index < 0 ? "input" : "layer " + std::to_string(s.layers[static_cast<size_t>(index)].index) + " (" +
-                                     s.layers[static_cast<size_t>(index)].kind + ")";
+std::string pad_right(const std::string& s, size_t width) {
+    return s.size() >= width ? s : s + std::string(width - s.size(), ' ');
 }
-int64_t f4(int64_t floats) { return checked_mul(floats, 4, "memory"); }
+std::string pad_left(const std::string& s, size_t width) {
+    return s.size() >= width ? s : std::string(width - s.size(), ' ') + s;
+}
+std::string bytes_both(int64_t b) {
+    return with_commas(b) + " bytes (" + human_bytes(b) + ")";
+}
+std::string dims_product(Shape s) {
+    return std::to_string(s.h) + "·" + std::to_string(s.w) + "·" + std::to_string(s.c);
+}
+std::string layer_label(const Summary& s, int64_t index) {
+    return index < 0 ? "input"
+                     : "layer " + std::to_string(s.layers[static_cast<size_t>(index)].index) + " (" +
+                           s.layers[static_cast<size_t>(index)].kind + ")";
+}
+int64_t f4(int64_t floats) {
+    return checked_mul(floats, 4, "memory");
+}
 
 void explain(std::ostringstream& o, const Summary& s) {
     const int64_t eb = s.options.dtype_bytes;
@@ -93,19 +107,22 @@ void explain(std::ostringstream& o, const Summary& s) {
     std::string sum_terms;
     for (const LayerCost& c : s.layers) {
         if (c.params == 0) continue;
-        o << "  layer " << c.index << " " << c.kind << ": " << c.param_formula << " = " << with_commas(c.params) << "\n";
+        o << "  layer " << c.index << " " << c.kind << ": " << c.param_formula << " = "
+          << with_commas(c.params) << "\n";
         sum_terms += (sum_terms.empty() ? "" : " + ") + with_commas(c.params);
     }
-    o << "  total: " << (sum_terms.empty() ? "0" : sum_terms) << " = " << with_commas(s.params) << " parameters · " << eb
-      << " bytes = " << bytes_both(s.param_bytes) << "\n";
+    o << "  total: " << (sum_terms.empty() ? "0" : sum_terms) << " = " << with_commas(s.params)
+      << " parameters · " << eb << " bytes = " << bytes_both(s.param_bytes) << "\n";
     if (s.non_trainable)
-        o << "  plus " << with_commas(s.non_trainable) << " non-trainable running statistics (batchnorm mean and variance)\n";
+        o << "  plus " << with_commas(s.non_trainable)
+          << " non-trainable running statistics (batchnorm mean and variance)\n";
 
     o << "\nMultiplications (one image, forward): one per weight per output position, padded positions\n"
          "included; so multiplications are not parameters.\n";
     for (const LayerCost& c : s.layers) {
         if (c.mults == 0) continue;
-        o << "  layer " << c.index << " " << c.kind << ": " << c.mult_formula << " = " << with_commas(c.mults) << "\n";
+        o << "  layer " << c.index << " " << c.kind << ": " << c.mult_formula << " = " << with_commas(c.mults)
+          << "\n";
     }
     o << "  total: " << with_commas(s.mults) << " multiplications (MACs: each is one multiply and one add) = "
       << with_commas(checked_mul(2, s.mults)) << " FLOPs\n";
@@ -118,15 +135,19 @@ void explain(std::ostringstream& o, const Summary& s) {
     for (const LayerCost& c : s.layers)
         o << "  layer " << c.index << " " << c.kind << ": " << dims_product(c.output) << " · " << eb << " = "
           << bytes_both(c.output_bytes)
-          << (c.allocates ? "" : c.kind == "flatten" ? "  (reshape only: no new memory)" : "  (in place: no new memory)")
+          << (c.allocates           ? ""
+              : c.kind == "flatten" ? "  (reshape only: no new memory)"
+                                    : "  (in place: no new memory)")
           << "\n";
 
     o << "\nOne prediction: once a layer's output is computed its input can be released, so at most two\n"
          "consecutive activations live at once. Outputs are NOT added up.\n";
     if (s.pair_second >= 0) {
-        const int64_t first = s.pair_first < 0 ? s.input_bytes : s.layers[static_cast<size_t>(s.pair_first)].output_bytes;
-        o << "  largest pair: " << layer_label(s, s.pair_first) << " + " << layer_label(s, s.pair_second) << " = "
-          << with_commas(first) << " + " << with_commas(s.layers[static_cast<size_t>(s.pair_second)].output_bytes) << " = "
+        const int64_t first =
+            s.pair_first < 0 ? s.input_bytes : s.layers[static_cast<size_t>(s.pair_first)].output_bytes;
+        o << "  largest pair: " << layer_label(s, s.pair_first) << " + " << layer_label(s, s.pair_second)
+          << " = " << with_commas(first) << " + "
+          << with_commas(s.layers[static_cast<size_t>(s.pair_second)].output_bytes) << " = "
           << with_commas(s.pair_bytes) << " bytes\n";
     }
     o << "  + parameters " << with_commas(s.param_bytes);
@@ -138,9 +159,10 @@ void explain(std::ostringstream& o, const Summary& s) {
     std::string terms = with_commas(s.input_bytes);
     for (const LayerCost& c : s.layers)
         if (c.kind != "flatten") terms += " + " + with_commas(c.output_bytes);
-    o << "  per image: " << terms << " = " << with_commas(s.training_activation_bytes_per_image) << " bytes\n";
-    o << "  · batch " << s.options.batch << " = " << with_commas(s.options.batch * s.training_activation_bytes_per_image)
-      << "\n";
+    o << "  per image: " << terms << " = " << with_commas(s.training_activation_bytes_per_image)
+      << " bytes\n";
+    o << "  · batch " << s.options.batch << " = "
+      << with_commas(s.options.batch * s.training_activation_bytes_per_image) << "\n";
     o << "  + parameters " << with_commas(s.param_bytes) << " + gradients " << with_commas(s.param_bytes);
     if (s.non_trainable) o << " + running statistics " << with_commas(s.non_trainable * eb);
     o << " = " << bytes_both(s.training_bytes_textbook) << "\n";
@@ -154,10 +176,12 @@ void explain(std::ostringstream& o, const Summary& s) {
       << "    + parameters " << with_commas(f4(ip.param_floats)) << " = " << bytes_both(ip.bytes()) << "\n";
     const TrainingPlan& tp = s.training_plan;
     const int copies = optimizer_state_copies(s.options.optimizer);
-    o << "  training: the textbook terms, plus optimizer state (" << copies << " cop" << (copies == 1 ? "y" : "ies")
-      << " of the parameters for " << optimizer_name(s.options.optimizer) << "),\n"
+    o << "  training: the textbook terms, plus optimizer state (" << copies << " cop"
+      << (copies == 1 ? "y" : "ies") << " of the parameters for " << optimizer_name(s.options.optimizer)
+      << "),\n"
       << "    what layers save for backward and the kernels' workspace; each activation's gradient\n"
-      << "    overwrites the activation itself once backward has used it = " << bytes_both(tp.bytes()) << "\n";
+      << "    overwrites the activation itself once backward has used it = " << bytes_both(tp.bytes())
+      << "\n";
 }
 
 }  // namespace
@@ -166,15 +190,17 @@ std::string format_summary(const Summary& s, const std::string& model_name, bool
     std::ostringstream o;
     o << "Model " << model_name << ": input " << s.input.str() << ", " << s.layers.size() << " layers\n\n";
     const size_t wname = 44;
-    o << pad_left("#", 3) << "  " << pad_right("layer", wname) << pad_right("output", 14) << pad_left("params", 12)
-      << pad_left("mults (MACs)", 17) << pad_left("output bytes", 15) << "\n";
-    o << pad_left("0", 3) << "  " << pad_right("input", wname) << pad_right(s.input.str(), 14) << pad_left("-", 12)
-      << pad_left("-", 17) << pad_left(with_commas(s.input_bytes), 15) << "\n";
+    o << pad_left("#", 3) << "  " << pad_right("layer", wname) << pad_right("output", 14)
+      << pad_left("params", 12) << pad_left("mults (MACs)", 17) << pad_left("output bytes", 15) << "\n";
+    o << pad_left("0", 3) << "  " << pad_right("input", wname) << pad_right(s.input.str(), 14)
+      << pad_left("-", 12) << pad_left("-", 17) << pad_left(with_commas(s.input_bytes), 15) << "\n";
     for (const LayerCost& c : s.layers) {
         const std::string name = c.spec.size() > wname - 2 ? c.spec.substr(0, wname - 5) + "..." : c.spec;
-        o << pad_left(std::to_string(c.index), 3) << "  " << pad_right(name, wname) << pad_right(c.output.str(), 14)
-          << pad_left(c.params ? with_commas(c.params) : "-", 12) << pad_left(c.mults ? with_commas(c.mults) : "-", 17)
-          << pad_left(c.allocates || c.kind != "flatten" ? with_commas(c.output_bytes) : "(view)", 15) << "\n";
+        o << pad_left(std::to_string(c.index), 3) << "  " << pad_right(name, wname)
+          << pad_right(c.output.str(), 14) << pad_left(c.params ? with_commas(c.params) : "-", 12)
+          << pad_left(c.mults ? with_commas(c.mults) : "-", 17)
+          << pad_left(c.allocates || c.kind != "flatten" ? with_commas(c.output_bytes) : "(view)", 15)
+          << "\n";
     }
     const int64_t eb = s.options.dtype_bytes;
     o << "\nParameters        " << with_commas(s.params) << " trainable";
@@ -187,25 +213,30 @@ std::string format_summary(const Summary& s, const std::string& model_name, bool
     o << "  other ops       " << with_commas(s.other_ops) << " (bias adds, comparisons, pooling sums)\n";
     o << "\nOne prediction    textbook " << bytes_both(s.inference_bytes_textbook) << "\n";
     const InferencePlan& ip = s.inference_plan;
-    o << "                  plan     " << bytes_both(ip.bytes()) << " = arena " << with_commas(f4(ip.arena_floats))
-      << " + workspace " << with_commas(f4(ip.workspace_floats)) << " + parameters " << with_commas(f4(ip.param_floats))
-      << "\n";
+    o << "                  plan     " << bytes_both(ip.bytes()) << " = arena "
+      << with_commas(f4(ip.arena_floats)) << " + workspace " << with_commas(f4(ip.workspace_floats))
+      << " + parameters " << with_commas(f4(ip.param_floats)) << "\n";
     const TrainingPlan& tp = s.training_plan;
-    o << "Training, batch " << s.options.batch << "  textbook " << bytes_both(s.training_bytes_textbook) << "\n";
-    o << "                  plan     " << bytes_both(tp.bytes()) << " with " << optimizer_name(s.options.optimizer) << ":\n";
+    o << "Training, batch " << s.options.batch << "  textbook " << bytes_both(s.training_bytes_textbook)
+      << "\n";
+    o << "                  plan     " << bytes_both(tp.bytes()) << " with "
+      << optimizer_name(s.options.optimizer) << ":\n";
     auto row = [&](const char* what, int64_t floats, const char* why) {
         o << "    " << pad_right(what, 22) << pad_left(with_commas(f4(floats)), 16) << "  " << why << "\n";
     };
     row("weights", tp.param_floats, "");
     row("gradients", tp.gradient_floats, "one per trainable parameter");
-    row("optimizer state", tp.optimizer_floats, optimizer_state_copies(s.options.optimizer) == 2 ? "two moments per parameter" :
-                                                optimizer_state_copies(s.options.optimizer) == 1 ? "momentum per parameter" : "none");
+    row("optimizer state", tp.optimizer_floats,
+        optimizer_state_copies(s.options.optimizer) == 2   ? "two moments per parameter"
+        : optimizer_state_copies(s.options.optimizer) == 1 ? "momentum per parameter"
+                                                           : "none");
     row("input batch", tp.input_floats, "");
     row("activations", tp.activation_floats, "every layer's output, kept for backward");
     row("saved for backward", tp.saved_floats, "dropout masks, batchnorm statistics");
     row("workspace", tp.workspace_floats, "kernel scratch: blocked copies, dx of one chunk of images");
     o << "    (gradients of activations overwrite the activations they belong to: no extra buffers)\n";
-    o << "(plan for " << s.threads << " thread" << (s.threads == 1 ? "" : "s") << "; 1 MB = 1,000,000 bytes)\n";
+    o << "(plan for " << s.threads << " thread" << (s.threads == 1 ? "" : "s")
+      << "; 1 MB = 1,000,000 bytes)\n";
     if (explain_too) explain(o, s);
     return o.str();
 }
@@ -242,7 +273,9 @@ std::string summary_json(const Summary& s, const std::string& model_name) {
               {"inference_bytes_textbook", s.inference_bytes_textbook},
               {"inference_bytes_plan", ip.bytes()},
               {"inference_plan",
-               {{"arena", f4(ip.arena_floats)}, {"workspace", f4(ip.workspace_floats)}, {"params", f4(ip.param_floats)}}},
+               {{"arena", f4(ip.arena_floats)},
+                {"workspace", f4(ip.workspace_floats)},
+                {"params", f4(ip.param_floats)}}},
               {"training_bytes_textbook", s.training_bytes_textbook},
               {"training_bytes_plan", tp.bytes()},
               {"training_plan",
@@ -264,11 +297,13 @@ std::string summary_csv(const Summary& s) {
     std::ostringstream o;
     o << "index,name,kind,output_h,output_w,output_c,params,non_trainable_params,mults,backward_input_mults,"
          "backward_weight_mults,output_bytes\n";
-    o << "0,input,input," << s.input.h << "," << s.input.w << "," << s.input.c << ",0,0,0,0,0," << s.input_bytes << "\n";
+    o << "0,input,input," << s.input.h << "," << s.input.w << "," << s.input.c << ",0,0,0,0,0,"
+      << s.input_bytes << "\n";
     for (const LayerCost& c : s.layers)
-        o << c.index << ",\"" << c.spec << "\"," << c.kind << "," << c.output.h << "," << c.output.w << "," << c.output.c
-          << "," << c.params << "," << c.non_trainable << "," << c.mults << "," << (c.index == 1 ? 0 : c.input_grad_mults)
-          << "," << c.weight_grad_mults << "," << c.output_bytes << "\n";
+        o << c.index << ",\"" << c.spec << "\"," << c.kind << "," << c.output.h << "," << c.output.w << ","
+          << c.output.c << "," << c.params << "," << c.non_trainable << "," << c.mults << ","
+          << (c.index == 1 ? 0 : c.input_grad_mults) << "," << c.weight_grad_mults << "," << c.output_bytes
+          << "\n";
     return o.str();
 }
 
@@ -282,19 +317,29 @@ int64_t parse_memory_size(const std::string& text) {
     std::string unit = t.substr(end);
     for (char& ch : unit) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
     double scale = 0;
-    if (unit.empty() || unit == "B") scale = 1;
-    else if (unit == "KB" || unit == "K") scale = 1e3;
-    else if (unit == "MB" || unit == "M") scale = 1e6;
-    else if (unit == "GB" || unit == "G") scale = 1e9;
-    else if (unit == "TB" || unit == "T") scale = 1e12;
-    else if (unit == "KIB") scale = 1024.0;
-    else if (unit == "MIB") scale = 1024.0 * 1024;
-    else if (unit == "GIB") scale = 1024.0 * 1024 * 1024;
-    else if (unit == "TIB") scale = 1024.0 * 1024 * 1024 * 1024;
+    if (unit.empty() || unit == "B")
+        scale = 1;
+    else if (unit == "KB" || unit == "K")
+        scale = 1e3;
+    else if (unit == "MB" || unit == "M")
+        scale = 1e6;
+    else if (unit == "GB" || unit == "G")
+        scale = 1e9;
+    else if (unit == "TB" || unit == "T")
+        scale = 1e12;
+    else if (unit == "KIB")
+        scale = 1024.0;
+    else if (unit == "MIB")
+        scale = 1024.0 * 1024;
+    else if (unit == "GIB")
+        scale = 1024.0 * 1024 * 1024;
+    else if (unit == "TIB")
+        scale = 1024.0 * 1024 * 1024 * 1024;
     char* stop = nullptr;
     const double v = number.empty() ? -1 : std::strtod(number.c_str(), &stop);
     if (scale == 0 || v <= 0 || (stop && *stop) || !std::isfinite(v * scale) || v * scale > 9.0e18)
-        throw ParseError("memory size '" + text + "': expected a number and a unit such as 8GB, 512MB or 1.5GiB");
+        throw ParseError("memory size '" + text +
+                         "': expected a number and a unit such as 8GB, 512MB or 1.5GiB");
     return static_cast<int64_t>(v * scale);
 }
 

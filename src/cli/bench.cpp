@@ -52,7 +52,9 @@ double median(std::vector<double> v) {
     return v[v.size() / 2];
 }
 
-double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+double seconds(Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double>(b - a).count();
+}
 
 nlohmann::json bench_train(const std::string& model_path, int64_t batch, int64_t steps, int64_t warmup) {
     const int64_t rss_before = proc_status_bytes("VmRSS:");
@@ -161,8 +163,9 @@ nlohmann::json bench_layers(const BenchArgs& a) {
         std::string model;
         int64_t batch;
     };
-    for (const Setup& setup : {Setup{a.models_dir + "/fashion.lenz", 64}, Setup{a.models_dir + "/seed.lenz", 1},
-                               Setup{a.models_dir + "/seed.lenz", 50}}) {
+    for (const Setup& setup :
+         {Setup{a.models_dir + "/fashion.lenz", 64}, Setup{a.models_dir + "/seed.lenz", 1},
+          Setup{a.models_dir + "/seed.lenz", 50}}) {
         Model model = load_model_file(setup.model);
         model.init_params(1);
         for (int64_t i = 0; i < model.size(); ++i) {
@@ -194,7 +197,8 @@ nlohmann::json bench_layers(const BenchArgs& a) {
                 }
             }
             const double f_flops = 2.0 * layer.mult_count() * B;
-            const double b_flops = 2.0 * (layer.weight_grad_mults() + (i == 0 ? 0 : layer.input_grad_mults())) * B;
+            const double b_flops =
+                2.0 * (layer.weight_grad_mults() + (i == 0 ? 0 : layer.input_grad_mults())) * B;
             const double f = f_flops / median(fwd) / 1e9, b = b_flops / median(bwd) / 1e9;
             rows.push_back({{"model", setup.model},
                             {"layer", std::to_string(i + 1) + " " + layer.spec()},
@@ -219,12 +223,13 @@ int run_bench(const BenchArgs& a) {
             std::cout << r.dump() << "\n";
             return 0;
         }
-        std::printf("measured FP32 peak: %.1f GFLOP/s on %d threads\n", r["peak_gflops"].get<double>(), threads());
-        std::printf("%-48s %5s %10s %8s %6s %10s %8s %6s\n", "layer", "batch", "fwd ms", "GFLOP/s", "peak", "bwd ms",
-                    "GFLOP/s", "peak");
+        std::printf("measured FP32 peak: %.1f GFLOP/s on %d threads\n", r["peak_gflops"].get<double>(),
+                    threads());
+        std::printf("%-48s %5s %10s %8s %6s %10s %8s %6s\n", "layer", "batch", "fwd ms", "GFLOP/s", "peak",
+                    "bwd ms", "GFLOP/s", "peak");
         for (auto& row : r["layers"]) {
-            const std::string name = std::filesystem::path(row["model"].get<std::string>()).stem().string() + ": " +
-                                     row["layer"].get<std::string>();
+            const std::string name = std::filesystem::path(row["model"].get<std::string>()).stem().string() +
+                                     ": " + row["layer"].get<std::string>();
             std::printf("%-48.48s %5lld %10.3f %8.1f %5.0f%% %10.3f %8.1f %5.0f%%\n", name.c_str(),
                         static_cast<long long>(row["batch"].get<int64_t>()), row["forward_ms"].get<double>(),
                         row["forward_gflops"].get<double>(), 100 * row["forward_peak_fraction"].get<double>(),
@@ -248,7 +253,8 @@ int run_bench(const BenchArgs& a) {
     else if (w == "seed-train")
         r = bench_train(seed, 50, rep(3), 1);
     else
-        throw Error("unknown workload '" + w + "' (expected fmnist-train, fmnist-infer, fmnist-latency, seed-infer, seed-train)");
+        throw Error("unknown workload '" + w +
+                    "' (expected fmnist-train, fmnist-infer, fmnist-latency, seed-infer, seed-train)");
     r["workload"] = w;
     r["threads"] = threads();
     if (a.json) {
@@ -267,12 +273,15 @@ int run_bench(const BenchArgs& a) {
 
 void add_bench(CLI::App& app, Runner& run) {
     auto a = std::make_shared<BenchArgs>();
-    CLI::App* cmd = app.add_subcommand("bench", "Throughput and latency of standard workloads (synthetic data)");
-    cmd->add_option("workload", a->workload, "fmnist-train, fmnist-infer, fmnist-latency, seed-infer, seed-train or layers")
+    CLI::App* cmd =
+        app.add_subcommand("bench", "Throughput and latency of standard workloads (synthetic data)");
+    cmd->add_option("workload", a->workload,
+                    "fmnist-train, fmnist-infer, fmnist-latency, seed-infer, seed-train or layers")
         ->required();
     cmd->add_option("--batches", a->batches, "training steps to time (fmnist-train; default 30)")
         ->check(CLI::Range(1, 100000));
-    cmd->add_option("--repeats", a->repeats, "timed runs (inference, seed-train)")->check(CLI::Range(1, 100000));
+    cmd->add_option("--repeats", a->repeats, "timed runs (inference, seed-train)")
+        ->check(CLI::Range(1, 100000));
     cmd->add_option("--models", a->models_dir, "folder holding fashion.lenz and seed.lenz (default models)");
     cmd->add_flag("--json", a->json, "one JSON object with workload, threads, images_per_s / latency_ms");
     cmd->callback([&run, a] { run = [a] { return run_bench(*a); }; });

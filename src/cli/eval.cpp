@@ -25,15 +25,16 @@ struct EvalArgs {
 
 // The evaluation part of the training report; the curves too when the run's metrics.jsonl sits
 // beside the checkpoint.
-void write_eval_report(const EvalArgs& a, LoadedModel& loaded, const DataSplit& data, const EvalResult& result,
-                       const std::vector<std::string>& names) {
+void write_eval_report(const EvalArgs& a, LoadedModel& loaded, const DataSplit& data,
+                       const EvalResult& result, const std::vector<std::string>& names) {
     namespace fs = std::filesystem;
     ReportData d;
     const fs::path checkpoint(a.checkpoint);
     d.model_name = checkpoint.parent_path().filename().string();
     if (d.model_name.empty()) d.model_name = checkpoint.stem().string();
     d.data_name = data.description;
-    d.status = "evaluation of " + checkpoint.filename().string() + " (epoch " + std::to_string(loaded.info.epoch) + ")";
+    d.status = "evaluation of " + checkpoint.filename().string() + " (epoch " +
+               std::to_string(loaded.info.epoch) + ")";
     d.class_names = names;
     d.summary = summarize(loaded.model, {.batch = a.batch});
     try {
@@ -58,9 +59,10 @@ int run_eval(const EvalArgs& a) {
         nlohmann::json per_class = nlohmann::json::array();
         for (size_t k = 0; k < r.per_class_accuracy.size(); ++k)
             per_class.push_back({{"class", name(k)}, {"accuracy", r.per_class_accuracy[k]}});
-        nlohmann::json j = {{"checkpoint", a.checkpoint}, {"data", data.description}, {"images", r.count},
-                            {"accuracy", r.accuracy},     {"loss", r.loss},           {"per_class", per_class},
-                            {"confusion", r.confusion}};
+        nlohmann::json j = {
+            {"checkpoint", a.checkpoint}, {"data", data.description}, {"images", r.count},
+            {"accuracy", r.accuracy},     {"loss", r.loss},           {"per_class", per_class},
+            {"confusion", r.confusion}};
         std::cout << j.dump(2) << "\n";
         return 0;
     }
@@ -85,16 +87,19 @@ int run_eval(const EvalArgs& a) {
 
 void add_eval(CLI::App& app, Runner& run) {
     auto a = std::make_shared<EvalArgs>();
-    CLI::App* cmd = app.add_subcommand("eval", "Accuracy, per-class accuracy and confusion matrix on a test set");
-    cmd->add_option("checkpoint", a->checkpoint, "checkpoint (.safetensors) written by lenz train")->required();
+    CLI::App* cmd =
+        app.add_subcommand("eval", "Accuracy, per-class accuracy and confusion matrix on a test set");
+    cmd->add_option("checkpoint", a->checkpoint, "checkpoint (.safetensors) written by lenz train")
+        ->required();
     add_data_option(cmd, a->data);
     cmd->add_option("--val-split", a->val_split, "image folders without test/: the fraction held out")
         ->check(CLI::Range(0.0, 0.9));
     cmd->add_option("--seed", a->seed, "seed of the --val-split (as in training)");
     cmd->add_option("--batch", a->batch, "images per forward pass")->check(CLI::Range(1, 1 << 16));
     cmd->add_flag("--json", a->json, "one JSON object");
-    cmd->add_option("--report", a->report,
-                    "also write a self-contained HTML report to this file (confusion matrix, mistakes, feature maps)");
+    cmd->add_option(
+        "--report", a->report,
+        "also write a self-contained HTML report to this file (confusion matrix, mistakes, feature maps)");
     cmd->callback([&run, a] { run = [a] { return run_eval(*a); }; });
 }
 

@@ -10,9 +10,10 @@ namespace lenz::cli {
 
 // "--data" with the data sets it understands, explained once.
 inline CLI::Option* add_data_option(CLI::App* cmd, std::string& data) {
-    return cmd->add_option("--data", data,
-                           "fashion-mnist (default, Debian package dataset-fashion-mnist), mnist, a folder with the "
-                           "four IDX files, or an image folder (one sub-folder per class, with train/ and test/)");
+    return cmd->add_option(
+        "--data", data,
+        "fashion-mnist (default, Debian package dataset-fashion-mnist), mnist, a folder with the "
+        "four IDX files, or an image folder (one sub-folder per class, with train/ and test/)");
 }
 
 inline DataSplit load_data_for(const Model& model, const std::string& spec, double val_split, uint64_t seed) {

@@ -28,8 +28,9 @@ int run_predict(const PredictArgs& a) {
     const Shape in = model.input_shape();
     const int64_t K = model.output_shape().elements();
     auto name = [&](int64_t k) {
-        return k < static_cast<int64_t>(loaded.info.class_names.size()) ? loaded.info.class_names[static_cast<size_t>(k)]
-                                                                       : "class " + std::to_string(k);
+        return k < static_cast<int64_t>(loaded.info.class_names.size())
+                   ? loaded.info.class_names[static_cast<size_t>(k)]
+                   : "class " + std::to_string(k);
     };
     Inference inference(model, 1);
     std::vector<float> input(static_cast<size_t>(in.elements()));
@@ -40,7 +41,8 @@ int run_predict(const PredictArgs& a) {
         std::vector<uint8_t> planar(static_cast<size_t>(in.elements()));
         for (int64_t c = 0; c < in.c; ++c)
             for (int64_t p = 0; p < in.h * in.w; ++p)
-                planar[static_cast<size_t>(c * in.h * in.w + p)] = fitted.pixels[static_cast<size_t>(p * in.c + c)];
+                planar[static_cast<size_t>(c * in.h * in.w + p)] =
+                    fitted.pixels[static_cast<size_t>(p * in.c + c)];
         normalize_image(planar.data(), in.c, in.h * in.w, loaded.info.normalization, input.data());
         const float* out = inference.run(input.data(), 1);
         std::vector<double> prob(out, out + K);
@@ -56,7 +58,8 @@ int run_predict(const PredictArgs& a) {
         const int64_t shown = std::min(a.top, K);
         nlohmann::json list = nlohmann::json::array();
         for (int64_t i = 0; i < shown; ++i)
-            list.push_back({{"class", name(order[static_cast<size_t>(i)])}, {"probability", prob[order[static_cast<size_t>(i)]]}});
+            list.push_back({{"class", name(order[static_cast<size_t>(i)])},
+                            {"probability", prob[order[static_cast<size_t>(i)]]}});
         if (a.json) {
             all.push_back({{"image", path}, {"predictions", list}});
         } else {
@@ -93,8 +96,9 @@ int run_sample(const SampleArgs& a) {
     const int32_t label = set.labels[static_cast<size_t>(a.index)];
     std::printf("wrote %s: %s image %lld, class %d (%s)\n", a.out.c_str(), a.split.c_str(),
                 static_cast<long long>(a.index), label,
-                label < static_cast<int32_t>(set.class_names.size()) ? set.class_names[static_cast<size_t>(label)].c_str()
-                                                                      : "?");
+                label < static_cast<int32_t>(set.class_names.size())
+                    ? set.class_names[static_cast<size_t>(label)].c_str()
+                    : "?");
     return 0;
 }
 
@@ -103,17 +107,21 @@ int run_sample(const SampleArgs& a) {
 void add_predict(CLI::App& app, Runner& run) {
     auto a = std::make_shared<PredictArgs>();
     CLI::App* cmd = app.add_subcommand("predict", "Classify PNG/JPEG images with a trained checkpoint");
-    cmd->add_option("checkpoint", a->checkpoint, "checkpoint (.safetensors) written by lenz train")->required();
-    cmd->add_option("images", a->images, "PNG or JPEG files (resized and centre-cropped to the model's input)")
+    cmd->add_option("checkpoint", a->checkpoint, "checkpoint (.safetensors) written by lenz train")
+        ->required();
+    cmd->add_option("images", a->images,
+                    "PNG or JPEG files (resized and centre-cropped to the model's input)")
         ->required();
     cmd->add_option("--top", a->top, "how many classes to show (default 3)")->check(CLI::Range(1, 1 << 20));
     cmd->add_flag("--json", a->json, "per image, a list of {class, probability}");
     cmd->callback([&run, a] { run = [a] { return run_predict(*a); }; });
 
     auto s = std::make_shared<SampleArgs>();
-    CLI::App* sample = app.add_subcommand("sample", "Write one image of a data set as PNG, to try predict on");
+    CLI::App* sample =
+        app.add_subcommand("sample", "Write one image of a data set as PNG, to try predict on");
     add_data_option(sample, s->data);
-    sample->add_option("--split", s->split, "test (default) or train")->check(CLI::IsMember({"test", "train"}));
+    sample->add_option("--split", s->split, "test (default) or train")
+        ->check(CLI::IsMember({"test", "train"}));
     sample->add_option("--index", s->index, "which image (default 0)");
     sample->add_option("--out", s->out, "PNG file to write (default sample.png)");
     sample->callback([&run, s] { run = [s] { return run_sample(*s); }; });

@@ -1,10 +1,11 @@
 // `lenz summary MODEL`: the cost table, --explain derivations, --json / --csv, --fit MEMORY.
+#include "lenz/summary.h"
+
 #include <cstdio>
 #include <iostream>
 
 #include "cli/commands.h"
 #include "lenz/error.h"
-#include "lenz/summary.h"
 
 namespace lenz::cli {
 namespace {
@@ -45,17 +46,20 @@ int run_summary(const SummaryArgs& a) {
         options.batch = batch;
         const Summary s = summarize(model, options);
         if (a.json) {
-            std::printf("{\"fit_bytes\": %lld, \"batch\": %lld, \"training_bytes_plan\": %lld, \"optimizer\": \"%s\"}\n",
-                        static_cast<long long>(bytes), static_cast<long long>(batch),
-                        static_cast<long long>(s.training_plan.bytes()), optimizer_name(options.optimizer));
+            std::printf(
+                "{\"fit_bytes\": %lld, \"batch\": %lld, \"training_bytes_plan\": %lld, \"optimizer\": "
+                "\"%s\"}\n",
+                static_cast<long long>(bytes), static_cast<long long>(batch),
+                static_cast<long long>(s.training_plan.bytes()), optimizer_name(options.optimizer));
         } else {
-            std::printf("Largest batch that fits in %s (%s bytes) for training with %s: %lld\n"
-                        "  training plan at batch %lld: %s bytes (%s); batch %lld would need %s bytes\n",
-                        human_bytes(bytes).c_str(), with_commas(bytes).c_str(), optimizer_name(options.optimizer),
-                        static_cast<long long>(batch), static_cast<long long>(batch),
-                        with_commas(s.training_plan.bytes()).c_str(), human_bytes(s.training_plan.bytes()).c_str(),
-                        static_cast<long long>(batch + 1),
-                        with_commas(plan_training(model, batch + 1, options.optimizer).bytes()).c_str());
+            std::printf(
+                "Largest batch that fits in %s (%s bytes) for training with %s: %lld\n"
+                "  training plan at batch %lld: %s bytes (%s); batch %lld would need %s bytes\n",
+                human_bytes(bytes).c_str(), with_commas(bytes).c_str(), optimizer_name(options.optimizer),
+                static_cast<long long>(batch), static_cast<long long>(batch),
+                with_commas(s.training_plan.bytes()).c_str(), human_bytes(s.training_plan.bytes()).c_str(),
+                static_cast<long long>(batch + 1),
+                with_commas(plan_training(model, batch + 1, options.optimizer).bytes()).c_str());
         }
         return 0;
     }
@@ -84,7 +88,8 @@ void add_summary(CLI::App& app, Runner& run) {
         ->check(CLI::IsMember({"float32", "float16", "bfloat16", "int8"}));
     cmd->add_option("--optimizer", args->optimizer, "optimizer whose state the training plan includes")
         ->check(CLI::IsMember({"sgd", "momentum", "nesterov", "adam", "adamw"}));
-    cmd->add_option("--fit", args->fit, "print the largest training batch whose plan fits in this memory, e.g. 8GB");
+    cmd->add_option("--fit", args->fit,
+                    "print the largest training batch whose plan fits in this memory, e.g. 8GB");
     cmd->callback([&run, args] { run = [args] { return run_summary(*args); }; });
 }
 

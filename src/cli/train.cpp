@@ -1,4 +1,6 @@
 // `lenz train MODEL --data ...`: trains, evaluates after every epoch, checkpoints atomically.
+#include "lenz/train.h"
+
 #include <cstdio>
 #include <filesystem>
 
@@ -8,7 +10,6 @@
 #include "lenz/report.h"
 #include "lenz/summary.h"
 #include "lenz/threads.h"
-#include "lenz/train.h"
 
 namespace lenz::cli {
 namespace {
@@ -23,8 +24,8 @@ struct TrainArgs {
 
 // Rewrites DIR/report.html after each epoch: the curves so far, then an evaluation of the current
 // weights on the same test images the trainer scores (confusion matrix, mistakes, feature maps).
-std::function<bool(const EpochMetrics&)> report_writer(Model& model, const DataSplit& data, const TrainConfig& c,
-                                                       const std::string& model_path) {
+std::function<bool(const EpochMetrics&)> report_writer(Model& model, const DataSplit& data,
+                                                       const TrainConfig& c, const std::string& model_path) {
     auto test = std::make_shared<ImageSet>(data.test);
     if (c.limit_test && c.limit_test < test->size()) {
         test->pixels.resize(static_cast<size_t>(c.limit_test * test->image_elements()));
@@ -64,15 +65,16 @@ int run_train(TrainArgs a) {
     if (!a.resume.empty()) {
         c.resume = true;
         c.out_dir = a.resume;
-        if (!a.out.empty() && a.out != a.resume) throw Error("--resume DIR continues in DIR; leave out --out");
+        if (!a.out.empty() && a.out != a.resume)
+            throw Error("--resume DIR continues in DIR; leave out --out");
     } else {
         c.out_dir = a.out.empty() ? "runs/" + std::filesystem::path(a.model).stem().string() : a.out;
     }
     const std::string& o = a.optimizer;
-    c.optimizer.kind = o == "sgd" ? OptimizerKind::sgd
+    c.optimizer.kind = o == "sgd"                           ? OptimizerKind::sgd
                        : o == "momentum" || o == "nesterov" ? OptimizerKind::momentum
-                       : o == "adamw" ? OptimizerKind::adamw
-                                      : OptimizerKind::adam;
+                       : o == "adamw"                       ? OptimizerKind::adamw
+                                                            : OptimizerKind::adam;
     c.optimizer.nesterov = o == "nesterov";
     c.optimizer.momentum = a.momentum;
     c.optimizer.weight_decay = a.weight_decay;
@@ -96,16 +98,18 @@ int run_train(TrainArgs a) {
         std::printf("Training %s on %s: %lld training and %lld test images, %zu classes\n", a.model.c_str(),
                     data.description.c_str(), static_cast<long long>(data.train.size()),
                     static_cast<long long>(data.test.size()), data.train.class_names.size());
-        std::printf("  %s parameters, %s MACs per image; training plan %s at batch %lld\n", with_commas(s.params).c_str(),
-                    with_commas(s.mults).c_str(), human_bytes(s.training_plan.bytes()).c_str(),
-                    static_cast<long long>(c.batch));
-        std::printf("  %s, lr %g (%s schedule, %g warm-up epochs), batch %lld, %lld epochs, seed %llu, %d threads\n",
-                    optimizer_name(c.optimizer.kind), c.schedule.base_lr, a.schedule.c_str(), c.schedule.warmup_epochs,
-                    static_cast<long long>(c.batch), static_cast<long long>(c.epochs),
-                    static_cast<unsigned long long>(c.seed), threads());
+        std::printf("  %s parameters, %s MACs per image; training plan %s at batch %lld\n",
+                    with_commas(s.params).c_str(), with_commas(s.mults).c_str(),
+                    human_bytes(s.training_plan.bytes()).c_str(), static_cast<long long>(c.batch));
+        std::printf(
+            "  %s, lr %g (%s schedule, %g warm-up epochs), batch %lld, %lld epochs, seed %llu, %d threads\n",
+            optimizer_name(c.optimizer.kind), c.schedule.base_lr, a.schedule.c_str(),
+            c.schedule.warmup_epochs, static_cast<long long>(c.batch), static_cast<long long>(c.epochs),
+            static_cast<unsigned long long>(c.seed), threads());
         std::printf("  checkpoints and metrics.jsonl in %s/\n", c.out_dir.c_str());
         if (a.report)
-            std::printf("  report: %s/report.html, updated after each epoch (--no-report to skip)\n", c.out_dir.c_str());
+            std::printf("  report: %s/report.html, updated after each epoch (--no-report to skip)\n",
+                        c.out_dir.c_str());
         std::fflush(stdout);
     }
     if (a.report) c.on_epoch = report_writer(model, data, c, a.model);
@@ -115,13 +119,16 @@ int run_train(TrainArgs a) {
     try {
         history = train(model, data, c);
     } catch (const Interrupted& e) {
-        std::fprintf(stderr, "interrupted: %s\nto continue: lenz train %s --resume %s (with the same --data, --batch "
-                     "and --limit-train)\n", e.what(), a.model.c_str(), c.out_dir.c_str());
+        std::fprintf(stderr,
+                     "interrupted: %s\nto continue: lenz train %s --resume %s (with the same --data, --batch "
+                     "and --limit-train)\n",
+                     e.what(), a.model.c_str(), c.out_dir.c_str());
         return 130;
     }
     if (!a.quiet && !history.empty())
-        std::printf("done: test accuracy %.2f%%; model in %s/model.safetensors (best epoch in best.safetensors)\n",
-                    100 * history.back().test_accuracy, c.out_dir.c_str());
+        std::printf(
+            "done: test accuracy %.2f%%; model in %s/model.safetensors (best epoch in best.safetensors)\n",
+            100 * history.back().test_accuracy, c.out_dir.c_str());
     return 0;
 }
 
@@ -132,20 +139,25 @@ void add_train(CLI::App& app, Runner& run) {
     CLI::App* cmd = app.add_subcommand("train", "Train a model on a data set");
     cmd->add_option("model", a->model, "model file (.lenz)")->required();
     add_data_option(cmd, a->data);
-    cmd->add_option("--epochs", a->epochs, "passes over the training set (default 5)")->check(CLI::Range(1, 100000));
+    cmd->add_option("--epochs", a->epochs, "passes over the training set (default 5)")
+        ->check(CLI::Range(1, 100000));
     cmd->add_option("--batch", a->batch, "images per step (default 64)")->check(CLI::Range(1, 1 << 20));
     cmd->add_option("--lr", a->lr, "peak learning rate (default 0.002 for adam/adamw, 0.05 for sgd)")
         ->check(CLI::PositiveNumber);
     cmd->add_option("--optimizer", a->optimizer, "adam (default), adamw, sgd, momentum or nesterov")
         ->check(CLI::IsMember({"sgd", "momentum", "nesterov", "adam", "adamw"}));
-    cmd->add_option("--momentum", a->momentum, "momentum for momentum/nesterov (default 0.9)")->check(CLI::Range(0.0, 1.0));
+    cmd->add_option("--momentum", a->momentum, "momentum for momentum/nesterov (default 0.9)")
+        ->check(CLI::Range(0.0, 1.0));
     cmd->add_option("--weight-decay", a->weight_decay, "L2 (sgd, adam) or decoupled (adamw) weight decay")
         ->check(CLI::Range(0.0, 1.0));
     cmd->add_option("--schedule", a->schedule, "cosine (default), step or constant")
         ->check(CLI::IsMember({"cosine", "step", "constant"}));
-    cmd->add_option("--warmup", a->warmup, "epochs of linear warm-up (default 0.5)")->check(CLI::Range(0.0, 1000.0));
-    cmd->add_option("--step-every", a->step_every, "step schedule: epochs between decays")->check(CLI::Range(1, 100000));
-    cmd->add_option("--gamma", a->gamma, "step schedule: factor per decay (default 0.1)")->check(CLI::Range(0.0, 1.0));
+    cmd->add_option("--warmup", a->warmup, "epochs of linear warm-up (default 0.5)")
+        ->check(CLI::Range(0.0, 1000.0));
+    cmd->add_option("--step-every", a->step_every, "step schedule: epochs between decays")
+        ->check(CLI::Range(1, 100000));
+    cmd->add_option("--gamma", a->gamma, "step schedule: factor per decay (default 0.1)")
+        ->check(CLI::Range(0.0, 1.0));
     cmd->add_option("--seed", a->seed, "seed for weights, shuffling, dropout and augmentation (default 1)");
     cmd->add_option("--out", a->out, "output folder (default runs/<model name>)");
     cmd->add_option("--resume", a->resume, "continue the stopped run in this folder");
@@ -154,11 +166,14 @@ void add_train(CLI::App& app, Runner& run) {
     cmd->add_flag("--augment-flip", a->flip, "random horizontal flips (off by default)");
     cmd->add_option("--val-split", a->val_split, "image folders without test/: fraction held out for testing")
         ->check(CLI::Range(0.0, 0.9));
-    cmd->add_option("--limit-train", a->limit_train, "use only the first N training images")->check(CLI::Range(0, 1 << 30));
-    cmd->add_option("--limit-test", a->limit_test, "use only the first N test images")->check(CLI::Range(0, 1 << 30));
+    cmd->add_option("--limit-train", a->limit_train, "use only the first N training images")
+        ->check(CLI::Range(0, 1 << 30));
+    cmd->add_option("--limit-test", a->limit_test, "use only the first N test images")
+        ->check(CLI::Range(0, 1 << 30));
     cmd->add_flag("--quiet", a->quiet, "print nothing but errors");
     cmd->add_flag("--report,!--no-report", a->report,
-                  "write DIR/report.html after each epoch: curves, confusion matrix, mistakes, feature maps (default on)");
+                  "write DIR/report.html after each epoch: curves, confusion matrix, mistakes, feature maps "
+                  "(default on)");
     cmd->callback([&run, a] { run = [a] { return run_train(*a); }; });
 }
 

@@ -52,8 +52,8 @@ int run_visualize(const VisualizeArgs& a) {
     // The image as the model sees it (resized, cropped, channels converted), enlarged to be seen.
     const Shape in = model.input_shape();
     const Image fitted = fit_image(source, in.h, in.w, in.c);
-    const std::string input_title = "input " + std::to_string(in.h) + " x " + std::to_string(in.w) + " x " +
-                                    std::to_string(in.c);
+    const std::string input_title =
+        "input " + std::to_string(in.h) + " x " + std::to_string(in.w) + " x " + std::to_string(in.c);
     const int64_t scale = std::max<int64_t>(1, 112 / std::max(in.h, in.w));
     Canvas input_canvas(std::max(fitted.width * scale, text_width(input_title, 2)) + 20,
                         fitted.height * scale + kLineHeight * 2 + 26);
@@ -62,7 +62,8 @@ int run_visualize(const VisualizeArgs& a) {
     const Image input_picture = input_canvas.to_image();
     save("input.png", input_picture);
 
-    const Image probabilities = probability_chart(pictures.probabilities, loaded.info.class_names, "class probabilities");
+    const Image probabilities =
+        probability_chart(pictures.probabilities, loaded.info.class_names, "class probabilities");
     save("probabilities.png", probabilities);
     if (pictures.filters) save("filters.png", *pictures.filters);
     for (size_t i = 0; i < pictures.feature_maps.size(); ++i)
@@ -75,8 +76,8 @@ int run_visualize(const VisualizeArgs& a) {
 
     const auto& p = pictures.probabilities;
     const size_t best = static_cast<size_t>(std::max_element(p.begin(), p.end()) - p.begin());
-    const std::string best_name =
-        best < loaded.info.class_names.size() ? loaded.info.class_names[best] : "class " + std::to_string(best);
+    const std::string best_name = best < loaded.info.class_names.size() ? loaded.info.class_names[best]
+                                                                        : "class " + std::to_string(best);
     std::printf("%s: %s %.1f%%\n", a.image.c_str(), best_name.c_str(), 100 * p[best]);
     for (const std::string& path : written) std::printf("wrote %s\n", path.c_str());
     return 0;
@@ -87,9 +88,12 @@ int run_visualize(const VisualizeArgs& a) {
 void add_visualize(CLI::App& app, Runner& run) {
     auto a = std::make_shared<VisualizeArgs>();
     CLI::App* cmd = app.add_subcommand(
-        "visualize", "PNG pictures of one image's feature maps, the first layer's filters and the class probabilities");
-    cmd->add_option("checkpoint", a->checkpoint, "checkpoint (.safetensors) written by lenz train")->required();
-    cmd->add_option("image", a->image, "PNG or JPEG file (resized and centre-cropped to the model's input)")->required();
+        "visualize",
+        "PNG pictures of one image's feature maps, the first layer's filters and the class probabilities");
+    cmd->add_option("checkpoint", a->checkpoint, "checkpoint (.safetensors) written by lenz train")
+        ->required();
+    cmd->add_option("image", a->image, "PNG or JPEG file (resized and centre-cropped to the model's input)")
+        ->required();
     cmd->add_option("--out", a->out, "folder for the PNG files (default visualize/)");
     cmd->callback([&run, a] { run = [a] { return run_visualize(*a); }; });
 }

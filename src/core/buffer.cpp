@@ -52,8 +52,14 @@ Buffer& Buffer::operator=(Buffer&& o) noexcept {
     return *this;
 }
 
-int64_t buffer_bytes_live() { return live_bytes.load(); }
-int64_t buffer_bytes_peak() { return peak_bytes.load(); }
-void buffer_reset_peak() { peak_bytes.store(live_bytes.load()); }
+int64_t buffer_bytes_live() {
+    return live_bytes.load();
+}
+int64_t buffer_bytes_peak() {
+    return peak_bytes.load();
+}
+void buffer_reset_peak() {
+    peak_bytes.store(live_bytes.load());
+}
 
 }  // namespace lenz

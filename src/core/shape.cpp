@@ -22,7 +22,9 @@ int64_t checked_add(int64_t a, int64_t b, const char* what) {
     return r;
 }
 
-int64_t Shape::elements() const { return checked_mul(checked_mul(h, w, "shape"), c, "shape"); }
+int64_t Shape::elements() const {
+    return checked_mul(checked_mul(h, w, "shape"), c, "shape");
+}
 
 std::string Shape::str() const {
     return std::to_string(h) + "x" + std::to_string(w) + "x" + std::to_string(c);

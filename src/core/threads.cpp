@@ -1,9 +1,9 @@
 #include "lenz/threads.h"
 
 #include <omp.h>
-#include <xmmintrin.h>
 #include <pmmintrin.h>
 #include <sched.h>
+#include <xmmintrin.h>
 
 #include <thread>
 
@@ -41,7 +41,9 @@ int& current() {
 
 }  // namespace
 
-int threads() { return current(); }
+int threads() {
+    return current();
+}
 
 void set_threads(int n) {
     current() = n > 0 ? n : default_threads();

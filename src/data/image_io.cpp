@@ -75,8 +75,9 @@ Image decode_png(const std::string& path, const std::vector<uint8_t>& data) {
     // bit per pixel: a header promising more than the file can hold is refused before allocating.
     const uint64_t min_raw = uint64_t{png.height} * (1 + (uint64_t{png.width} + 7) / 8);
     if (min_raw > uint64_t{data.size()} * 1032) {
-        throw FormatError(path + ": PNG header says " + std::to_string(png.width) + "x" + std::to_string(png.height) +
-                          " pixels, more than the file's " + std::to_string(data.size()) + " bytes can encode");
+        throw FormatError(path + ": PNG header says " + std::to_string(png.width) + "x" +
+                          std::to_string(png.height) + " pixels, more than the file's " +
+                          std::to_string(data.size()) + " bytes can encode");
     }
     // Keep grey images grey. Palette images report colour whenever the palette does.
     bool colour = (png.format & PNG_FORMAT_FLAG_COLOR) != 0;
@@ -196,8 +197,9 @@ std::string encode_png(const Image& image) {
     if ((image.channels != 1 && image.channels != 3) || image.height <= 0 || image.width <= 0 ||
         static_cast<uint64_t>(image.height) > kMaxSide || static_cast<uint64_t>(image.width) > kMaxSide ||
         image.pixels.size() != static_cast<size_t>(image.height * image.width * image.channels)) {
-        throw ShapeError("cannot encode a PNG of " + std::to_string(image.height) + "x" + std::to_string(image.width) +
-                         "x" + std::to_string(image.channels) + " from " + std::to_string(image.pixels.size()) +
+        throw ShapeError("cannot encode a PNG of " + std::to_string(image.height) + "x" +
+                         std::to_string(image.width) + "x" + std::to_string(image.channels) + " from " +
+                         std::to_string(image.pixels.size()) +
                          " bytes (expected 1 or 3 channels, H*W*C bytes)");
     }
     png_image png{};

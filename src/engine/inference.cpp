@@ -13,8 +13,10 @@ Inference::Inference(Model& model, int64_t max_batch)
 
 const float* Inference::run(const float* input, int64_t batch) {
     if (batch <= 0 || batch > plan_.batch)
-        throw ShapeError("inference batch " + std::to_string(batch) + " is outside 1.." + std::to_string(plan_.batch));
-    std::memcpy(arena_.data(), input, sizeof(float) * static_cast<size_t>(batch * model_.input_shape().elements()));
+        throw ShapeError("inference batch " + std::to_string(batch) + " is outside 1.." +
+                         std::to_string(plan_.batch));
+    std::memcpy(arena_.data(), input,
+                sizeof(float) * static_cast<size_t>(batch * model_.input_shape().elements()));
     Pass pass;
     pass.batch = batch;
     pass.workspace = workspace_.data();
@@ -23,8 +25,8 @@ const float* Inference::run(const float* input, int64_t batch) {
         Layer& layer = model_.layer(i);
         if (layer.reshape_only()) continue;
         // Offsets were planned for the largest batch; outputs at the far end still fit below it.
-        layer.forward(base + plan_.in_offset[static_cast<size_t>(i)], base + plan_.out_offset[static_cast<size_t>(i)],
-                      pass);
+        layer.forward(base + plan_.in_offset[static_cast<size_t>(i)],
+                      base + plan_.out_offset[static_cast<size_t>(i)], pass);
     }
     return model_.size() ? base + plan_.out_offset.back() : base;
 }

@@ -37,11 +37,13 @@ static int64_t float_bytes(std::initializer_list<int64_t> parts) {
     return checked_mul(floats, 4, "memory");
 }
 
-int64_t InferencePlan::bytes() const { return float_bytes({arena_floats, workspace_floats, param_floats}); }
+int64_t InferencePlan::bytes() const {
+    return float_bytes({arena_floats, workspace_floats, param_floats});
+}
 
 int64_t TrainingPlan::bytes() const {
-    return float_bytes(
-        {param_floats, gradient_floats, optimizer_floats, input_floats, activation_floats, saved_floats, workspace_floats});
+    return float_bytes({param_floats, gradient_floats, optimizer_floats, input_floats, activation_floats,
+                        saved_floats, workspace_floats});
 }
 
 static int64_t all_params(const Model& model) {
@@ -87,14 +89,16 @@ TrainingPlan plan_training(const Model& model, int64_t batch, OptimizerKind opti
     plan.batch = batch;
     plan.param_floats = all_params(model);
     int64_t trainable = 0;
-    for (int64_t i = 0; i < model.size(); ++i) trainable = checked_add(trainable, model.layer(i).param_count());
+    for (int64_t i = 0; i < model.size(); ++i)
+        trainable = checked_add(trainable, model.layer(i).param_count());
     plan.gradient_floats = trainable;
     plan.optimizer_floats = checked_mul(trainable, optimizer_state_copies(optimizer));
     plan.input_floats = checked_mul(batch, model.input_shape().elements(), "input batch");
     for (int64_t i = 0; i < model.size(); ++i) {
         const Layer& layer = model.layer(i);
         const int64_t out = checked_mul(batch, layer.output_shape().elements(), "activation");
-        if (!layer.reshape_only()) plan.activation_floats = checked_add(plan.activation_floats, out, "activations");
+        if (!layer.reshape_only())
+            plan.activation_floats = checked_add(plan.activation_floats, out, "activations");
         plan.saved_floats = checked_add(plan.saved_floats, layer.saved_floats(batch), "saved tensors");
         plan.workspace_floats = std::max(plan.workspace_floats, layer.workspace_floats(batch, true));
     }

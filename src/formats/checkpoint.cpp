@@ -55,19 +55,22 @@ void slow_write_pause() {
 
 const std::string& CheckpointFile::meta(const std::string& key) const {
     auto it = metadata.find(key);
-    if (it == metadata.end()) throw FormatError(path + ": metadata has no '" + key + "' entry; not a Lenz checkpoint?");
+    if (it == metadata.end())
+        throw FormatError(path + ": metadata has no '" + key + "' entry; not a Lenz checkpoint?");
     return it->second;
 }
 
-void CheckpointFile::read_tensor(const std::string& name, const std::vector<int64_t>& shape, Buffer& out) const {
+void CheckpointFile::read_tensor(const std::string& name, const std::vector<int64_t>& shape,
+                                 Buffer& out) const {
     auto it = tensors.find(name);
     if (it == tensors.end()) throw FormatError(path + ": tensor '" + name + "' is missing");
     if (it->second.shape != shape)
-        throw FormatError(path + ": tensor '" + name + "' has shape " + shape_str(it->second.shape) + ", the model needs " +
-                          shape_str(shape));
+        throw FormatError(path + ": tensor '" + name + "' has shape " + shape_str(it->second.shape) +
+                          ", the model needs " + shape_str(shape));
     if (out.bytes() != it->second.end - it->second.begin)
-        throw FormatError(path + ": tensor '" + name + "' holds " + std::to_string(it->second.end - it->second.begin) +
-                          " bytes, the model needs " + std::to_string(out.bytes()));
+        throw FormatError(path + ": tensor '" + name + "' holds " +
+                          std::to_string(it->second.end - it->second.begin) + " bytes, the model needs " +
+                          std::to_string(out.bytes()));
     std::memcpy(out.data(), data.data() + it->second.begin, static_cast<size_t>(out.bytes()));
 }
 
@@ -77,19 +80,23 @@ CheckpointFile parse_checkpoint(const std::string& bytes, const std::string& pat
     CheckpointFile f;
     f.path = path;
     const int64_t size = static_cast<int64_t>(bytes.size());
-    if (size < 8) throw FormatError(path + ": " + std::to_string(size) + " bytes is too short for a safetensors file");
+    if (size < 8)
+        throw FormatError(path + ": " + std::to_string(size) + " bytes is too short for a safetensors file");
     if (size > kMaxFileBytes) throw FormatError(path + ": larger than the 16 GB limit for a checkpoint");
     uint64_t header_len = 0;
-    for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | static_cast<unsigned char>(bytes[static_cast<size_t>(i)]);
+    for (int i = 7; i >= 0; --i)
+        header_len = (header_len << 8) | static_cast<unsigned char>(bytes[static_cast<size_t>(i)]);
     if (header_len > kMaxHeaderBytes || header_len > static_cast<uint64_t>(size - 8))
-        throw FormatError(path + ": header length " + std::to_string(header_len) + " (at offset 0) exceeds the file's " +
-                          std::to_string(size - 8) + " remaining bytes (limit " + std::to_string(kMaxHeaderBytes) +
+        throw FormatError(path + ": header length " + std::to_string(header_len) +
+                          " (at offset 0) exceeds the file's " + std::to_string(size - 8) +
+                          " remaining bytes (limit " + std::to_string(kMaxHeaderBytes) +
                           "); truncated or not a safetensors file");
     json j;
     try {
         j = json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_len));
     } catch (const json::exception& e) {
-        throw FormatError(path + ": header (bytes 8.." + std::to_string(8 + header_len) + ") is not valid JSON: " + e.what());
+        throw FormatError(path + ": header (bytes 8.." + std::to_string(8 + header_len) +
+                          ") is not valid JSON: " + e.what());
     }
     if (!j.is_object()) throw FormatError(path + ": header is not a JSON object");
     const int64_t data_size = size - 8 - static_cast<int64_t>(header_len);
@@ -104,18 +111,22 @@ CheckpointFile parse_checkpoint(const std::string& bytes, const std::string& pat
             continue;
         }
         const std::string where = path + ": tensor '" + name + "'";
-        if (!value.is_object() || !value.contains("dtype") || !value.contains("shape") || !value.contains("data_offsets"))
+        if (!value.is_object() || !value.contains("dtype") || !value.contains("shape") ||
+            !value.contains("data_offsets"))
             throw FormatError(where + " needs dtype, shape and data_offsets");
         // Only short scalars are quoted back: dumping a hostile nested value would recurse without bound.
         if (value["dtype"] != "F32")
-            throw FormatError(where + " has dtype " + (value["dtype"].is_string() ? value["dtype"].dump() : "(not a string)") +
+            throw FormatError(where + " has dtype " +
+                              (value["dtype"].is_string() ? value["dtype"].dump() : "(not a string)") +
                               ", expected \"F32\"");
         CheckpointFile::Tensor t;
         int64_t elements = 1;
-        if (!value["shape"].is_array() || value["shape"].size() > 8) throw FormatError(where + ": shape is not a short array");
+        if (!value["shape"].is_array() || value["shape"].size() > 8)
+            throw FormatError(where + ": shape is not a short array");
         for (auto& d : value["shape"]) {
             if (!d.is_number_integer() || d.get<int64_t>() < 0 || d.get<int64_t>() > (int64_t{1} << 40))
-                throw FormatError(where + ": shape holds " + (d.is_primitive() ? d.dump() : "an array or object") +
+                throw FormatError(where + ": shape holds " +
+                                  (d.is_primitive() ? d.dump() : "an array or object") +
                                   ", expected a size of 0 to 2^40");
             t.shape.push_back(d.get<int64_t>());
             elements = checked_mul(elements, t.shape.back(), "tensor size");
@@ -127,16 +138,19 @@ CheckpointFile parse_checkpoint(const std::string& bytes, const std::string& pat
         t.end = off[1].get<int64_t>();
         if (t.begin < 0 || t.end < t.begin || t.end > data_size)
             throw FormatError(where + ": bytes [" + std::to_string(t.begin) + ", " + std::to_string(t.end) +
-                              ") lie outside the " + std::to_string(data_size) + " data bytes; truncated file?");
+                              ") lie outside the " + std::to_string(data_size) +
+                              " data bytes; truncated file?");
         if (t.end - t.begin != checked_mul(elements, 4, "tensor bytes"))
-            throw FormatError(where + ": shape " + shape_str(t.shape) + " needs " + std::to_string(elements * 4) +
-                              " bytes, data_offsets give " + std::to_string(t.end - t.begin));
+            throw FormatError(where + ": shape " + shape_str(t.shape) + " needs " +
+                              std::to_string(elements * 4) + " bytes, data_offsets give " +
+                              std::to_string(t.end - t.begin));
         ranges.emplace_back(t.begin, t.end);
         f.tensors[name] = t;
     }
     std::sort(ranges.begin(), ranges.end());
     for (size_t i = 1; i < ranges.size(); ++i)
-        if (ranges[i].first < ranges[i - 1].second) throw FormatError(path + ": two tensors overlap in the data");
+        if (ranges[i].first < ranges[i - 1].second)
+            throw FormatError(path + ": two tensors overlap in the data");
     f.data.assign(bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_len), bytes.end());
     return f;
 }
@@ -152,12 +166,14 @@ CheckpointFile read_checkpoint(const std::string& path) {
     if (size > kMaxFileBytes) throw FormatError(path + ": larger than the 16 GB limit for a checkpoint");
     std::string bytes(static_cast<size_t>(size), '\0');
     in.read(bytes.data(), size);
-    if (in.gcount() != size) throw IoError(path + ": could not read the checkpoint (" + std::to_string(in.gcount()) +
-                                          " of " + std::to_string(size) + " bytes)");
+    if (in.gcount() != size)
+        throw IoError(path + ": could not read the checkpoint (" + std::to_string(in.gcount()) + " of " +
+                      std::to_string(size) + " bytes)");
     return parse_checkpoint(bytes, path);
 }
 
-void write_checkpoint(const std::string& path, Model& model, const CheckpointInfo& info, Optimizer* optimizer) {
+void write_checkpoint(const std::string& path, Model& model, const CheckpointInfo& info,
+                      Optimizer* optimizer) {
     struct Entry {
         std::string name;
         std::vector<int64_t> shape;
@@ -167,32 +183,35 @@ void write_checkpoint(const std::string& path, Model& model, const CheckpointInf
     for (Model::NamedParam& p : model.named_params()) entries.push_back({p.name, p.ref.dims, p.ref.value});
     if (optimizer)
         for (Optimizer::State& s : optimizer->state()) {
-            auto it = std::find_if(entries.begin(), entries.end(), [&](const Entry& e) {
-                return s.name.rfind(e.name + ".", 0) == 0;
-            });
-            entries.push_back({"optimizer." + s.name, it != entries.end() ? it->shape : std::vector<int64_t>{s.value->size()},
+            auto it = std::find_if(entries.begin(), entries.end(),
+                                   [&](const Entry& e) { return s.name.rfind(e.name + ".", 0) == 0; });
+            entries.push_back({"optimizer." + s.name,
+                               it != entries.end() ? it->shape : std::vector<int64_t>{s.value->size()},
                                s.value});
         }
     json header;
-    json meta = {{"format", "lenz"},
-                 {"lenz_version", "1"},
-                 {"model", model.to_text()},
-                 {"classes", json(info.class_names).dump()},
-                 {"normalization", json{{"mean", info.normalization.mean}, {"std", info.normalization.stddev}}.dump()},
-                 {"epoch", std::to_string(info.epoch)},
-                 {"step", std::to_string(info.step)},
-                 {"training", info.training_json},
-                 {"metrics", info.metrics_json}};
+    json meta = {
+        {"format", "lenz"},
+        {"lenz_version", "1"},
+        {"model", model.to_text()},
+        {"classes", json(info.class_names).dump()},
+        {"normalization", json{{"mean", info.normalization.mean}, {"std", info.normalization.stddev}}.dump()},
+        {"epoch", std::to_string(info.epoch)},
+        {"step", std::to_string(info.step)},
+        {"training", info.training_json},
+        {"metrics", info.metrics_json}};
     header["__metadata__"] = meta;
     int64_t offset = 0;
     for (const Entry& e : entries) {
-        header[e.name] = {{"dtype", "F32"}, {"shape", e.shape}, {"data_offsets", {offset, offset + e.buffer->bytes()}}};
+        header[e.name] = {
+            {"dtype", "F32"}, {"shape", e.shape}, {"data_offsets", {offset, offset + e.buffer->bytes()}}};
         offset += e.buffer->bytes();
     }
     std::string text = header.dump();
     text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data 8-byte aligned, as the format recommends
     unsigned char len_bytes[8];
-    for (int i = 0; i < 8; ++i) len_bytes[i] = static_cast<unsigned char>(static_cast<uint64_t>(text.size()) >> (8 * i));
+    for (int i = 0; i < 8; ++i)
+        len_bytes[i] = static_cast<unsigned char>(static_cast<uint64_t>(text.size()) >> (8 * i));
 
     const std::filesystem::path target(path);
     const std::string tmp = path + ".tmp." + std::to_string(::getpid());
@@ -203,7 +222,8 @@ void write_checkpoint(const std::string& path, Model& model, const CheckpointInf
         write_all(fd, text.data(), text.size(), tmp);
         for (const Entry& e : entries) {
             slow_write_pause();
-            write_all(fd, reinterpret_cast<const char*>(e.buffer->data()), static_cast<size_t>(e.buffer->bytes()), tmp);
+            write_all(fd, reinterpret_cast<const char*>(e.buffer->data()),
+                      static_cast<size_t>(e.buffer->bytes()), tmp);
         }
         if (::fsync(fd) != 0) throw IoError(tmp + ": cannot flush to disk: " + std::strerror(errno));
     } catch (...) {
@@ -237,10 +257,11 @@ LoadedModel load_model(const CheckpointFile& file) {
     // Every trainable weight must be in the file, so a model needing more than the file holds is
     // refused before init_params allocates it.
     int64_t params = 0;
-    for (int64_t i = 0; i < model.size(); ++i) params = checked_add(params, model.layer(i).param_count(), "parameter count");
+    for (int64_t i = 0; i < model.size(); ++i)
+        params = checked_add(params, model.layer(i).param_count(), "parameter count");
     if (checked_mul(params, 4, "parameter bytes") > static_cast<int64_t>(file.data.size()))
-        throw FormatError(file.path + ": the model in the metadata has " + std::to_string(params) + " parameters (" +
-                          std::to_string(params * 4) + " bytes) but the file holds only " +
+        throw FormatError(file.path + ": the model in the metadata has " + std::to_string(params) +
+                          " parameters (" + std::to_string(params * 4) + " bytes) but the file holds only " +
                           std::to_string(file.data.size()) + " bytes of tensor data");
     model.init_params(0);
     for (Model::NamedParam& p : model.named_params()) file.read_tensor(p.name, p.ref.dims, *p.ref.value);
@@ -262,21 +283,25 @@ LoadedModel load_model(const CheckpointFile& file) {
     const int64_t channels = model.input_shape().c;
     if (static_cast<int64_t>(info.normalization.mean.size()) != channels ||
         static_cast<int64_t>(info.normalization.stddev.size()) != channels)
-        throw FormatError(file.path + ": normalization has " + std::to_string(info.normalization.mean.size()) +
+        throw FormatError(file.path + ": normalization has " +
+                          std::to_string(info.normalization.mean.size()) +
                           " channels, the model's input has " + std::to_string(channels));
     for (float s : info.normalization.stddev)
         if (!(s > 0.0f)) throw FormatError(file.path + ": normalization std must be positive");
     return {std::move(model), std::move(info)};
 }
 
-LoadedModel load_model(const std::string& path) { return load_model(read_checkpoint(path)); }
+LoadedModel load_model(const std::string& path) {
+    return load_model(read_checkpoint(path));
+}
 
 void load_optimizer_state(const CheckpointFile& file, Optimizer& optimizer) {
     for (Optimizer::State& s : optimizer.state()) {
         const std::string name = "optimizer." + s.name;
         auto it = file.tensors.find(name);
         if (it == file.tensors.end())
-            throw FormatError(file.path + ": no optimizer state '" + name + "': was it trained with another optimizer?");
+            throw FormatError(file.path + ": no optimizer state '" + name +
+                              "': was it trained with another optimizer?");
         file.read_tensor(name, it->second.shape, *s.value);
     }
 }

@@ -22,7 +22,7 @@ struct Token {
 };
 
 class LineParser {
-public:
+  public:
     LineParser(const std::string& file, int line, std::vector<Token> tokens)
         : file_(file), line_(line), tokens_(std::move(tokens)) {}
 
@@ -43,12 +43,16 @@ public:
     int64_t integer(const Token& t, const std::string& what, int64_t max = kMaxDimension) const {
         return integer_in(t.text, t.column, what, max);
     }
-    int64_t integer_in(const std::string& s, int column, const std::string& what, int64_t max = kMaxDimension) const {
+    int64_t integer_in(const std::string& s, int column, const std::string& what,
+                       int64_t max = kMaxDimension) const {
         if (s.empty() || s.size() > 18 || s.find_first_not_of("0123456789") != std::string::npos)
-            fail(column, keyword().text + ": expected " + what + " as a positive whole number, got '" + s + "'");
+            fail(column,
+                 keyword().text + ": expected " + what + " as a positive whole number, got '" + s + "'");
         const int64_t v = std::stoll(s);
         if (v <= 0) fail(column, keyword().text + ": " + what + " must be positive, got " + s);
-        if (v > max) fail(column, keyword().text + ": " + what + " " + s + " is larger than the limit " + std::to_string(max));
+        if (v > max)
+            fail(column,
+                 keyword().text + ": " + what + " " + s + " is larger than the limit " + std::to_string(max));
         return v;
     }
 
@@ -69,7 +73,8 @@ public:
         const double v = std::strtod(t.text.c_str(), &end);
         if (t.text.empty() || *end != '\0' || errno != 0 || !std::isfinite(v))
             fail(t.column, "dropout: expected a rate such as 0.5, got '" + t.text + "'");
-        if (v < 0.0 || v >= 1.0) fail(t.column, "dropout: rate must be at least 0 and below 1, got " + t.text);
+        if (v < 0.0 || v >= 1.0)
+            fail(t.column, "dropout: rate must be at least 0 and below 1, got " + t.text);
         return v;
     }
 
@@ -85,7 +90,8 @@ public:
             char* end = nullptr;
             const double v = std::strtod(a.c_str(), &end);
             if (a.empty() || *end != '\0' || !std::isfinite(v) || v <= 0.0 || v >= 1.0)
-                fail(t.column + 10, "leakyrelu: expected a slope between 0 and 1 such as 0.1, got '" + a + "'");
+                fail(t.column + 10,
+                     "leakyrelu: expected a slope between 0 and 1 such as 0.1, got '" + a + "'");
             return ActivationSpec{Activation::leaky_relu, static_cast<float>(v)};
         }
         return std::nullopt;
@@ -95,7 +101,8 @@ public:
         if (s == "same") return {PaddingMode::same};
         if (s == "valid") return {PaddingMode::valid};
         if (s.empty() || s.find_first_not_of("0123456789x") != std::string::npos)
-            fail(column, keyword().text + ": expected padding=same, padding=valid or padding=P (pixels), got '" + s + "'");
+            fail(column, keyword().text +
+                             ": expected padding=same, padding=valid or padding=P (pixels), got '" + s + "'");
         if (s == "0") return {PaddingMode::pixels, 0, 0};
         const size_t x = s.find('x');
         auto pixels = [&](const std::string& part, int col) -> int64_t {
@@ -119,9 +126,10 @@ public:
     };
     Options options(size_t first, bool window, bool act_and_bias) const {
         Options o;
-        const std::string expected = std::string("expected ") + (window ? "stride=S, padding=same|valid|P" : "") +
-                                     (window && act_and_bias ? ", " : "") +
-                                     (act_and_bias ? "an activation (relu, leakyrelu[=A], sigmoid, tanh, softmax) or nobias" : "");
+        const std::string expected =
+            std::string("expected ") + (window ? "stride=S, padding=same|valid|P" : "") +
+            (window && act_and_bias ? ", " : "") +
+            (act_and_bias ? "an activation (relu, leakyrelu[=A], sigmoid, tanh, softmax) or nobias" : "");
         for (size_t i = first; i < tokens_.size(); ++i) {
             const Token& t = tokens_[i];
             const size_t eq = t.text.find('=');
@@ -151,12 +159,13 @@ public:
 
     void no_more(size_t count) const {
         if (tokens_.size() > count)
-            fail(tokens_[count].column, keyword().text + " takes no further arguments, got '" + tokens_[count].text + "'");
+            fail(tokens_[count].column,
+                 keyword().text + " takes no further arguments, got '" + tokens_[count].text + "'");
     }
 
     size_t size() const { return tokens_.size(); }
 
-private:
+  private:
     const std::string& file_;
     int line_;
     std::vector<Token> tokens_;
@@ -185,7 +194,8 @@ Shape parse_input(const LineParser& p) {
     if (x2 == std::string::npos)
         p.fail(t.column, "input: expected HxWxC (height x width x channels), e.g. 28x28x1, got '" + s + "'");
     const int c1 = t.column + static_cast<int>(x1) + 1, c2 = t.column + static_cast<int>(x2) + 1;
-    Shape shape{p.integer_in(s.substr(0, x1), t.column, "height"), p.integer_in(s.substr(x1 + 1, x2 - x1 - 1), c1, "width"),
+    Shape shape{p.integer_in(s.substr(0, x1), t.column, "height"),
+                p.integer_in(s.substr(x1 + 1, x2 - x1 - 1), c1, "width"),
                 p.integer_in(s.substr(x2 + 1), c2, "channels")};
     p.no_more(2);
     return shape;
@@ -195,7 +205,8 @@ std::unique_ptr<Layer> parse_layer(const LineParser& p) {
     const std::string& kw = p.keyword().text;
     if (kw == "conv") {
         Conv2dConfig c;
-        c.filters = p.integer(p.positional(1, "the number of filters, e.g. conv 32 3x3"), "the number of filters");
+        c.filters =
+            p.integer(p.positional(1, "the number of filters, e.g. conv 32 3x3"), "the number of filters");
         const Token& k = p.positional(2, "the kernel size, e.g. 3 or 3x3");
         std::tie(c.kernel_h, c.kernel_w) = p.pair(k.text, k.column, "kernel size");
         const auto o = p.options(3, true, true);
@@ -239,10 +250,10 @@ std::unique_ptr<Layer> parse_layer(const LineParser& p) {
         return make_activation(*act);
     }
     if (kw == "input") p.fail(p.keyword().column, "input may appear only once, on the first line");
-    p.fail(p.keyword().column,
-           "unknown layer '" + kw +
-               "' (expected conv, maxpool, avgpool, globalavgpool, globalmaxpool, flatten, dense, dropout, batchnorm, "
-               "relu, leakyrelu, sigmoid, tanh or softmax)");
+    p.fail(p.keyword().column, "unknown layer '" + kw +
+                                   "' (expected conv, maxpool, avgpool, globalavgpool, globalmaxpool, "
+                                   "flatten, dense, dropout, batchnorm, "
+                                   "relu, leakyrelu, sigmoid, tanh or softmax)");
 }
 
 }  // namespace
@@ -260,7 +271,8 @@ Model parse_model(const std::string& text, const std::string& filename) {
         LineParser p(filename, number, std::move(tokens));
         if (!model) {
             if (p.keyword().text != "input")
-                p.fail(p.keyword().column, "expected the input size first, e.g. input 28x28x1, got '" + p.keyword().text + "'");
+                p.fail(p.keyword().column,
+                       "expected the input size first, e.g. input 28x28x1, got '" + p.keyword().text + "'");
             try {
                 model.emplace(parse_input(p));
             } catch (const ShapeError& e) {
@@ -275,13 +287,16 @@ Model parse_model(const std::string& text, const std::string& filename) {
             layer->connect(model->output_shape());
             layer->output_shape().elements();
         } catch (const ShapeError& e) {
-            p.fail(p.keyword().column, std::string(e.what()) + " (input " + model->output_shape().str() + ")");
+            p.fail(p.keyword().column,
+                   std::string(e.what()) + " (input " + model->output_shape().str() + ")");
         }
         model->add(std::move(layer));
     }
-    if (!model) throw ParseError(filename + ":1:1: empty model: expected the input size first, e.g. input 28x28x1");
+    if (!model)
+        throw ParseError(filename + ":1:1: empty model: expected the input size first, e.g. input 28x28x1");
     if (model->size() == 0)
-        throw ParseError(filename + ":" + std::to_string(number) + ":1: the model has an input but no layers");
+        throw ParseError(filename + ":" + std::to_string(number) +
+                         ":1: the model has an input but no layers");
     return std::move(*model);
 }
 
@@ -295,7 +310,8 @@ Model load_model_file(const std::string& path) {
         if (static_cast<int64_t>(text.size()) > kMaxModelFileBytes)
             throw ParseError(path + ": larger than 1 MB; not a model file?");
     }
-    if (text.find('\0') != std::string::npos) throw ParseError(path + ": contains NUL bytes; not a text model file");
+    if (text.find('\0') != std::string::npos)
+        throw ParseError(path + ": contains NUL bytes; not a text model file");
     return parse_model(text, path);
 }
 

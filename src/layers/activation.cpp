@@ -1,8 +1,9 @@
 // A standalone activation layer (relu, leakyrelu, sigmoid, tanh, softmax over channels).
 // In place at inference: it allocates nothing.
+#include "kernels/cpu/activation.h"
+
 #include <cstring>
 
-#include "kernels/cpu/activation.h"
 #include "layers/input_gradient.h"
 #include "layers/window.h"
 #include "lenz/layers.h"
@@ -11,7 +12,7 @@ namespace lenz {
 namespace {
 
 class ActivationLayer final : public Layer {
-public:
+  public:
     explicit ActivationLayer(const ActivationSpec& act) : act_(act) {}
 
     std::string kind() const override { return ActivationSpec{act_.kind}.str(); }
@@ -27,18 +28,19 @@ public:
     void backward(const float*, const float* y, float* dy, float* dx, const Pass& pass) override {
         if (!dx) return;
         const Shape s = input_shape();
-        if (!pass.dy_is_preactivation) cpu::apply_activation_backward(act_, y, dy, dy, pass.batch, s.c, s.h * s.w);
+        if (!pass.dy_is_preactivation)
+            cpu::apply_activation_backward(act_, y, dy, dy, pass.batch, s.c, s.h * s.w);
         for (int64_t n = 0; n < pass.batch; ++n) store_input_gradient(pass, s, n, dy + n * s.elements(), dx);
     }
     ActivationSpec activation() const override { return act_; }
 
-protected:
+  protected:
     Shape infer(Shape in) const override {
         check_input(in, kind());
         return in;
     }
 
-private:
+  private:
     ActivationSpec act_;
 };
 
@@ -66,6 +68,8 @@ std::string ActivationSpec::str() const {
     return "";
 }
 
-std::unique_ptr<Layer> make_activation(const ActivationSpec& act) { return std::make_unique<ActivationLayer>(act); }
+std::unique_ptr<Layer> make_activation(const ActivationSpec& act) {
+    return std::make_unique<ActivationLayer>(act);
+}
 
 }  // namespace lenz

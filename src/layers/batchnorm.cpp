@@ -15,7 +15,7 @@ constexpr double kEpsilon = 1e-5;
 constexpr double kMomentum = 0.1;
 
 class BatchNorm final : public Layer {
-public:
+  public:
     std::string kind() const override { return "batchnorm"; }
     std::string spec() const override { return "batchnorm"; }
 
@@ -26,7 +26,9 @@ public:
     int64_t input_grad_mults() const override { return 3 * input_shape().elements(); }
     int64_t weight_grad_mults() const override { return input_shape().elements(); }
     int64_t other_ops() const override { return 2 * input_shape().elements(); }
-    std::string param_formula() const override { return "2 · " + std::to_string(channels()) + " (scale, shift)"; }
+    std::string param_formula() const override {
+        return "2 · " + std::to_string(channels()) + " (scale, shift)";
+    }
     std::string mult_formula() const override { return input_shape().str() + " (scale each value)"; }
     // Batch mean and 1/std per channel, kept for backward.
     int64_t saved_floats(int64_t) const override { return 2 * channels(); }
@@ -78,7 +80,8 @@ public:
                 // PyTorch keeps the unbiased variance in its running estimate.
                 const double unbiased = count > 1 ? var * count / (count - 1) : var;
                 running_mean_[c] = static_cast<float>((1 - kMomentum) * running_mean_[c] + kMomentum * mean);
-                running_var_[c] = static_cast<float>((1 - kMomentum) * running_var_[c] + kMomentum * unbiased);
+                running_var_[c] =
+                    static_cast<float>((1 - kMomentum) * running_var_[c] + kMomentum * unbiased);
             } else {
                 mean = running_mean_[c];
                 inv_std = 1.0 / std::sqrt(running_var_[c] + kEpsilon);
@@ -142,13 +145,13 @@ public:
         }
     }
 
-protected:
+  protected:
     Shape infer(Shape in) const override {
         check_input(in, "batchnorm");
         return in;
     }
 
-private:
+  private:
     Buffer gamma_, beta_, running_mean_, running_var_;  // (C)
     Buffer dgamma_, dbeta_;
     Buffer batch_mean_, batch_inv_std_;  // (C), from the last training forward
@@ -157,6 +160,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Layer> make_batchnorm() { return std::make_unique<BatchNorm>(); }
+std::unique_ptr<Layer> make_batchnorm() {
+    return std::make_unique<BatchNorm>();
+}
 
 }  // namespace lenz

@@ -1,9 +1,10 @@
 // Convolution: filters of KH x KW x C slide over the input with a stride; one output channel
 // (feature map) per filter; bias and activation fused.
+#include "kernels/cpu/conv2d.h"
+
 #include <cmath>
 
 #include "kernels/cpu/activation.h"
-#include "kernels/cpu/conv2d.h"
 #include "layers/init.h"
 #include "layers/input_gradient.h"
 #include "layers/window.h"
@@ -15,7 +16,7 @@ namespace lenz {
 namespace {
 
 class Conv2d final : public Layer {
-public:
+  public:
     explicit Conv2d(const Conv2dConfig& config) : config_(config) {
         if (config.filters <= 0 || config.filters > kMaxDimension)
             throw ShapeError("conv: the number of filters must be between 1 and 2^24, got " +
@@ -24,10 +25,12 @@ public:
 
     std::string kind() const override { return "conv"; }
     std::string spec() const override {
-        std::string s = "conv " + std::to_string(config_.filters) + " " + size_pair(config_.kernel_h, config_.kernel_w);
+        std::string s =
+            "conv " + std::to_string(config_.filters) + " " + size_pair(config_.kernel_h, config_.kernel_w);
         if (config_.stride_h != 1 || config_.stride_w != 1)
-            s += " stride=" + (config_.stride_h == config_.stride_w ? std::to_string(config_.stride_h)
-                                                                    : size_pair(config_.stride_h, config_.stride_w));
+            s += " stride=" + (config_.stride_h == config_.stride_w
+                                   ? std::to_string(config_.stride_h)
+                                   : size_pair(config_.stride_h, config_.stride_w));
         if (config_.padding.mode != PaddingMode::valid) s += " padding=" + config_.padding.str();
         if (config_.activation.kind != Activation::none) s += " " + config_.activation.str();
         if (!config_.bias) s += " nobias";
@@ -35,7 +38,8 @@ public:
     }
 
     int64_t param_count() const override {
-        return checked_mul(checked_add(geometry_.patch(), config_.bias ? 1 : 0), config_.filters, "parameters");
+        return checked_mul(checked_add(geometry_.patch(), config_.bias ? 1 : 0), config_.filters,
+                           "parameters");
     }
     int64_t mult_count() const override {
         return checked_mul(output_shape().elements(), geometry_.patch(), "multiplications");
@@ -46,13 +50,14 @@ public:
     std::string param_formula() const override {
         const std::string patch = std::to_string(geometry_.KH) + "·" + std::to_string(geometry_.KW) + "·" +
                                   std::to_string(geometry_.C);
-        return (config_.bias ? "(" + patch + " + 1)" : "(" + patch + ")") + " · " + std::to_string(config_.filters);
+        return (config_.bias ? "(" + patch + " + 1)" : "(" + patch + ")") + " · " +
+               std::to_string(config_.filters);
     }
     std::string mult_formula() const override {
         const Shape o = output_shape();
         return std::to_string(o.h) + "·" + std::to_string(o.w) + "·" + std::to_string(o.c) + " · (" +
-               std::to_string(geometry_.KH) + "·" + std::to_string(geometry_.KW) + "·" + std::to_string(geometry_.C) +
-               ")";
+               std::to_string(geometry_.KH) + "·" + std::to_string(geometry_.KW) + "·" +
+               std::to_string(geometry_.C) + ")";
     }
 
     int64_t workspace_floats(int64_t batch, bool training) const override {
@@ -66,15 +71,16 @@ public:
     }
 
     std::vector<ParamRef> params() override {
-        std::vector<ParamRef> p{{"weight", {geometry_.OC, geometry_.C, geometry_.KH, geometry_.KW}, &weight_,
-                                 &dweight_, true}};
+        std::vector<ParamRef> p{
+            {"weight", {geometry_.OC, geometry_.C, geometry_.KH, geometry_.KW}, &weight_, &dweight_, true}};
         if (config_.bias) p.push_back({"bias", {geometry_.OC}, &bias_, &dbias_, true});
         return p;
     }
     void init_params(Rng& rng) override {
         weight_ = Buffer(geometry_.OC * geometry_.patch());
         bias_ = Buffer(config_.bias ? geometry_.OC : 0);
-        init_weights(weight_, geometry_.patch(), geometry_.OC * geometry_.KH * geometry_.KW, config_.activation, rng);
+        init_weights(weight_, geometry_.patch(), geometry_.OC * geometry_.KH * geometry_.KW,
+                     config_.activation, rng);
     }
     void allocate_gradients() override {
         dweight_ = Buffer(weight_.size());
@@ -90,22 +96,25 @@ public:
             cpu::apply_activation_backward(config_.activation, y, dy, dy, pass.batch, geometry_.OC,
                                            geometry_.positions());
         cpu::ImageGradientSink store;
-        if (dx) store = [&](int64_t n, const float* image_dx) { store_input_gradient(pass, input_shape(), n, image_dx, dx); };
+        if (dx)
+            store = [&](int64_t n, const float* image_dx) {
+                store_input_gradient(pass, input_shape(), n, image_dx, dx);
+            };
         cpu::conv2d_backward(geometry_, pass.batch, x, dy, weight_.data(), store, dweight_.data(),
                              config_.bias ? dbias_.data() : nullptr, pass.workspace);
     }
 
     ActivationSpec activation() const override { return config_.activation; }
 
-protected:
+  protected:
     Shape infer(Shape in) const override {
-        geometry_ = resolve_window({config_.kernel_h, config_.kernel_w, config_.stride_h, config_.stride_w,
-                                    config_.padding},
-                                   in, config_.filters, "conv");
+        geometry_ = resolve_window(
+            {config_.kernel_h, config_.kernel_w, config_.stride_h, config_.stride_w, config_.padding}, in,
+            config_.filters, "conv");
         return {geometry_.OH, geometry_.OW, config_.filters};
     }
 
-private:
+  private:
     Conv2dConfig config_;
     mutable ConvGeometry geometry_{};
     Buffer weight_, bias_, dweight_, dbias_;  // weight: (OC, C, KH, KW)
@@ -113,6 +122,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Layer> make_conv2d(const Conv2dConfig& config) { return std::make_unique<Conv2d>(config); }
+std::unique_ptr<Layer> make_conv2d(const Conv2dConfig& config) {
+    return std::make_unique<Conv2d>(config);
+}
 
 }  // namespace lenz

@@ -1,7 +1,8 @@
 // Dense (fully connected): every output unit sees every input value. Takes any input shape and
 // reads it flattened (C, H, W order), so `flatten` before it is optional.
-#include "kernels/cpu/activation.h"
 #include "kernels/cpu/dense.h"
+
+#include "kernels/cpu/activation.h"
 #include "layers/init.h"
 #include "layers/input_gradient.h"
 #include "layers/window.h"
@@ -12,7 +13,7 @@ namespace lenz {
 namespace {
 
 class Dense final : public Layer {
-public:
+  public:
     explicit Dense(const DenseConfig& config) : config_(config) {
         if (config.units <= 0 || config.units > kMaxDimension)
             throw ShapeError("dense: the number of units must be between 1 and 2^24, got " +
@@ -71,8 +72,9 @@ public:
         if (!pass.dy_is_preactivation)
             cpu::apply_activation_backward(config_.activation, y, dy, dy, pass.batch, config_.units, 1);
         // dx is built in the workspace, then stored image by image (dx may be x itself).
-        cpu::dense_backward(pass.batch, inputs(), config_.units, x, dy, weight_.data(), dx ? pass.workspace : nullptr,
-                            dweight_.data(), config_.bias ? dbias_.data() : nullptr);
+        cpu::dense_backward(pass.batch, inputs(), config_.units, x, dy, weight_.data(),
+                            dx ? pass.workspace : nullptr, dweight_.data(),
+                            config_.bias ? dbias_.data() : nullptr);
         if (dx)
             for (int64_t n = 0; n < pass.batch; ++n)
                 store_input_gradient(pass, input_shape(), n, pass.workspace + n * inputs(), dx);
@@ -80,19 +82,21 @@ public:
 
     ActivationSpec activation() const override { return config_.activation; }
 
-protected:
+  protected:
     Shape infer(Shape in) const override {
         check_input(in, "dense");
         return {1, 1, config_.units};
     }
 
-private:
+  private:
     DenseConfig config_;
     Buffer weight_, bias_, dweight_, dbias_;  // weight: (U, I) as PyTorch's nn.Linear
 };
 
 }  // namespace
 
-std::unique_ptr<Layer> make_dense(const DenseConfig& config) { return std::make_unique<Dense>(config); }
+std::unique_ptr<Layer> make_dense(const DenseConfig& config) {
+    return std::make_unique<Dense>(config);
+}
 
 }  // namespace lenz

@@ -12,7 +12,7 @@ namespace lenz {
 namespace {
 
 class Dropout final : public Layer {
-public:
+  public:
     explicit Dropout(double rate) : rate_(rate) {
         if (!(rate >= 0.0 && rate < 1.0))
             throw ShapeError("dropout: rate must be in [0, 1), got " + std::to_string(rate));
@@ -26,7 +26,9 @@ public:
     }
     bool in_place() const override { return true; }
     // The mask, one float per value, kept from forward to backward.
-    int64_t saved_floats(int64_t batch) const override { return checked_mul(batch, input_shape().elements()); }
+    int64_t saved_floats(int64_t batch) const override {
+        return checked_mul(batch, input_shape().elements());
+    }
     void prepare_training(int64_t batch) override {
         if (mask_.size() != saved_floats(batch)) mask_ = Buffer(saved_floats(batch));
     }
@@ -55,19 +57,21 @@ public:
         }
     }
 
-protected:
+  protected:
     Shape infer(Shape in) const override {
         check_input(in, "dropout");
         return in;
     }
 
-private:
+  private:
     double rate_;
     Buffer mask_;  // (N, C, H, W): 0 or 1 / (1 - rate)
 };
 
 }  // namespace
 
-std::unique_ptr<Layer> make_dropout(double rate) { return std::make_unique<Dropout>(rate); }
+std::unique_ptr<Layer> make_dropout(double rate) {
+    return std::make_unique<Dropout>(rate);
+}
 
 }  // namespace lenz

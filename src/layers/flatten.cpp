@@ -10,13 +10,14 @@ namespace lenz {
 namespace {
 
 class Flatten final : public Layer {
-public:
+  public:
     std::string kind() const override { return "flatten"; }
     std::string spec() const override { return "flatten"; }
     bool reshape_only() const override { return true; }
 
     void forward(const float* x, float* y, const Pass& pass) override {
-        if (x != y) std::memcpy(y, x, sizeof(float) * static_cast<size_t>(pass.batch * input_shape().elements()));
+        if (x != y)
+            std::memcpy(y, x, sizeof(float) * static_cast<size_t>(pass.batch * input_shape().elements()));
     }
     void backward(const float*, const float*, float* dy, float* dx, const Pass& pass) override {
         if (!dx) return;
@@ -24,7 +25,7 @@ public:
             store_input_gradient(pass, input_shape(), n, dy + n * input_shape().elements(), dx);
     }
 
-protected:
+  protected:
     Shape infer(Shape in) const override {
         check_input(in, "flatten");
         return {1, 1, in.elements()};
@@ -33,6 +34,8 @@ protected:
 
 }  // namespace
 
-std::unique_ptr<Layer> make_flatten() { return std::make_unique<Flatten>(); }
+std::unique_ptr<Layer> make_flatten() {
+    return std::make_unique<Flatten>();
+}
 
 }  // namespace lenz

@@ -2,14 +2,14 @@
 #include "kernels/cpu/pool2d.h"
 #include "layers/input_gradient.h"
 #include "layers/window.h"
-#include "lenz/threads.h"
 #include "lenz/layers.h"
+#include "lenz/threads.h"
 
 namespace lenz {
 namespace {
 
 class GlobalPool final : public Layer {
-public:
+  public:
     explicit GlobalPool(PoolKind kind) : kind_(kind) {}
 
     std::string kind() const override { return kind_ == PoolKind::max ? "globalmaxpool" : "globalavgpool"; }
@@ -34,23 +34,26 @@ public:
             store_input_gradient(pass, in, n, image_dx, dx);
         };
         if (kind_ == PoolKind::max)
-            cpu::global_maxpool_backward(pass.batch, in.c, in.h * in.w, x, dy, store, pass.workspace, threads());
+            cpu::global_maxpool_backward(pass.batch, in.c, in.h * in.w, x, dy, store, pass.workspace,
+                                         threads());
         else
             cpu::global_avgpool_backward(pass.batch, in.c, in.h * in.w, dy, store, pass.workspace, threads());
     }
 
-protected:
+  protected:
     Shape infer(Shape in) const override {
         check_input(in, kind());
         return {1, 1, in.c};
     }
 
-private:
+  private:
     PoolKind kind_;
 };
 
 }  // namespace
 
-std::unique_ptr<Layer> make_global_pool(PoolKind kind) { return std::make_unique<GlobalPool>(kind); }
+std::unique_ptr<Layer> make_global_pool(PoolKind kind) {
+    return std::make_unique<GlobalPool>(kind);
+}
 
 }  // namespace lenz

@@ -13,7 +13,8 @@ inline void init_weights(Buffer& w, int64_t fan_in, int64_t fan_out, const Activ
     const bool rectifier = act.kind == Activation::relu || act.kind == Activation::leaky_relu;
     const double bound = rectifier ? std::sqrt(6.0 / static_cast<double>(fan_in))
                                    : std::sqrt(6.0 / static_cast<double>(fan_in + fan_out));
-    for (int64_t i = 0; i < w.size(); ++i) w[i] = rng.uniform(-static_cast<float>(bound), static_cast<float>(bound));
+    for (int64_t i = 0; i < w.size(); ++i)
+        w[i] = rng.uniform(-static_cast<float>(bound), static_cast<float>(bound));
 }
 
 }  // namespace lenz

@@ -1,15 +1,16 @@
 // Max and average pooling: a window slides over each channel on its own; no parameters.
 #include "kernels/cpu/pool2d.h"
+
 #include "layers/input_gradient.h"
 #include "layers/window.h"
-#include "lenz/threads.h"
 #include "lenz/layers.h"
+#include "lenz/threads.h"
 
 namespace lenz {
 namespace {
 
 class Pool2d final : public Layer {
-public:
+  public:
     explicit Pool2d(const Pool2dConfig& config) : config_(config) {
         if (config_.stride_h == 0) config_.stride_h = config_.kernel_h;
         if (config_.stride_w == 0) config_.stride_w = config_.kernel_w;
@@ -19,8 +20,9 @@ public:
     std::string spec() const override {
         std::string s = kind() + " " + size_pair(config_.kernel_h, config_.kernel_w);
         if (config_.stride_h != config_.kernel_h || config_.stride_w != config_.kernel_w)
-            s += " stride=" + (config_.stride_h == config_.stride_w ? std::to_string(config_.stride_h)
-                                                                    : size_pair(config_.stride_h, config_.stride_w));
+            s += " stride=" + (config_.stride_h == config_.stride_w
+                                   ? std::to_string(config_.stride_h)
+                                   : size_pair(config_.stride_h, config_.stride_w));
         if (config_.padding.mode != PaddingMode::valid) s += " padding=" + config_.padding.str();
         return s;
     }
@@ -51,21 +53,23 @@ public:
             cpu::avgpool_backward(geometry_, pass.batch, dy, store, pass.workspace, threads());
     }
 
-protected:
+  protected:
     Shape infer(Shape in) const override {
-        geometry_ = resolve_window({config_.kernel_h, config_.kernel_w, config_.stride_h, config_.stride_w,
-                                    config_.padding, true},
-                                   in, in.c, kind());
+        geometry_ = resolve_window(
+            {config_.kernel_h, config_.kernel_w, config_.stride_h, config_.stride_w, config_.padding, true},
+            in, in.c, kind());
         return {geometry_.OH, geometry_.OW, in.c};
     }
 
-private:
+  private:
     Pool2dConfig config_;
     mutable ConvGeometry geometry_{};
 };
 
 }  // namespace
 
-std::unique_ptr<Layer> make_pool2d(const Pool2dConfig& config) { return std::make_unique<Pool2d>(config); }
+std::unique_ptr<Layer> make_pool2d(const Pool2dConfig& config) {
+    return std::make_unique<Pool2d>(config);
+}
 
 }  // namespace lenz

@@ -16,7 +16,9 @@ std::string Padding::str() const {
     return "";
 }
 
-std::string size_pair(int64_t h, int64_t w) { return std::to_string(h) + "x" + std::to_string(w); }
+std::string size_pair(int64_t h, int64_t w) {
+    return std::to_string(h) + "x" + std::to_string(w);
+}
 
 void check_input(Shape in, const std::string& layer) {
     if (in.h <= 0 || in.w <= 0 || in.c <= 0)
@@ -33,7 +35,8 @@ struct Axis {
 Axis resolve_axis(int64_t n, int64_t k, int64_t s, const Padding& p, int64_t pixels, const std::string& layer,
                   const std::string& padded_desc, bool pooling) {
     if (k <= 0 || s <= 0) throw ShapeError(layer + ": kernel and stride must be positive");
-    if (k > kMaxDimension || s > kMaxDimension) throw ShapeError(layer + ": kernel or stride larger than 2^24");
+    if (k > kMaxDimension || s > kMaxDimension)
+        throw ShapeError(layer + ": kernel or stride larger than 2^24");
     switch (p.mode) {
         case PaddingMode::same: {
             const int64_t out = (n + s - 1) / s;
@@ -45,8 +48,9 @@ Axis resolve_axis(int64_t n, int64_t k, int64_t s, const Padding& p, int64_t pix
             const int64_t pad = p.mode == PaddingMode::pixels ? pixels : 0;
             if (pad < 0) throw ShapeError(layer + ": padding must not be negative");
             if (pooling && pad >= k)
-                throw ShapeError(layer + ": padding " + std::to_string(pad) + " must be smaller than the window " +
-                                 std::to_string(k) + " (a window of padding only has nothing to pool)");
+                throw ShapeError(layer + ": padding " + std::to_string(pad) +
+                                 " must be smaller than the window " + std::to_string(k) +
+                                 " (a window of padding only has nothing to pool)");
             const int64_t padded = n + 2 * pad;
             if (padded < k) throw ShapeError(padded_desc);
             return {(padded - k) / s + 1, pad};
@@ -57,16 +61,19 @@ Axis resolve_axis(int64_t n, int64_t k, int64_t s, const Padding& p, int64_t pix
 
 }  // namespace
 
-ConvGeometry resolve_window(const WindowSpec& spec, Shape in, int64_t out_channels, const std::string& layer) {
+ConvGeometry resolve_window(const WindowSpec& spec, Shape in, int64_t out_channels,
+                            const std::string& layer) {
     check_input(in, layer);
     const bool pooling = spec.pooling;
     const int64_t ph = spec.padding.mode == PaddingMode::pixels ? spec.padding.h : 0;
     const int64_t pw = spec.padding.mode == PaddingMode::pixels ? spec.padding.w : 0;
-    const std::string too_big = layer + ": kernel " + size_pair(spec.kernel_h, spec.kernel_w) +
-                                " is larger than its padded input " + size_pair(in.h + 2 * ph, in.w + 2 * pw) +
-                                " (padding=" + spec.padding.str() + ")";
-    const Axis ah = resolve_axis(in.h, spec.kernel_h, spec.stride_h, spec.padding, ph, layer, too_big, pooling);
-    const Axis aw = resolve_axis(in.w, spec.kernel_w, spec.stride_w, spec.padding, pw, layer, too_big, pooling);
+    const std::string too_big =
+        layer + ": kernel " + size_pair(spec.kernel_h, spec.kernel_w) + " is larger than its padded input " +
+        size_pair(in.h + 2 * ph, in.w + 2 * pw) + " (padding=" + spec.padding.str() + ")";
+    const Axis ah =
+        resolve_axis(in.h, spec.kernel_h, spec.stride_h, spec.padding, ph, layer, too_big, pooling);
+    const Axis aw =
+        resolve_axis(in.w, spec.kernel_w, spec.stride_w, spec.padding, pw, layer, too_big, pooling);
     ConvGeometry g{};
     g.C = in.c;
     g.H = in.h;

@@ -16,8 +16,8 @@ Model& Model::add(std::unique_ptr<Layer> layer) {
         layer->connect(in);
         layer->output_shape().elements();
     } catch (const ShapeError& e) {
-        throw ShapeError("layer " + std::to_string(layers_.size() + 1) + " (" + layer->spec() + ") on input " +
-                         in.str() + ": " + e.what());
+        throw ShapeError("layer " + std::to_string(layers_.size() + 1) + " (" + layer->spec() +
+                         ") on input " + in.str() + ": " + e.what());
     }
     layers_.push_back(std::move(layer));
     return *this;

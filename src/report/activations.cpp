@@ -58,7 +58,9 @@ bool shows_feature_maps(const std::string& kind) {
            kind == "globalmaxpool";
 }
 
-std::string two_digits(int64_t n) { return (n < 10 ? "0" : "") + std::to_string(n); }
+std::string two_digits(int64_t n) {
+    return (n < 10 ? "0" : "") + std::to_string(n);
+}
 
 }  // namespace
 
@@ -84,10 +86,11 @@ ModelPictures picture_model(Model& model, const Image& image, const Normalizatio
         Layer& layer = model.layer(i);
         if (!shows_feature_maps(layer.kind())) continue;
         const Shape s = layer.output_shape();
-        const std::string size = std::to_string(s.h) + " x " + std::to_string(s.w) + " x " + std::to_string(s.c);
-        pictures.feature_maps.push_back(feature_map_grid(outputs[static_cast<size_t>(i)].data(), s,
-                                                         "layer " + std::to_string(i + 1) + ": " + layer.spec() +
-                                                             "  ->  " + size));
+        const std::string size =
+            std::to_string(s.h) + " x " + std::to_string(s.w) + " x " + std::to_string(s.c);
+        pictures.feature_maps.push_back(
+            feature_map_grid(outputs[static_cast<size_t>(i)].data(), s,
+                             "layer " + std::to_string(i + 1) + ": " + layer.spec() + "  ->  " + size));
         pictures.feature_map_names.push_back(two_digits(i + 1) + "-" + layer.kind() + "-" + s.str());
     }
     const int64_t conv = first_conv_layer(model);

@@ -50,7 +50,9 @@ void Canvas::draw_image(const Image& image, int64_t x, int64_t y, int64_t scale)
         }
 }
 
-Image Canvas::to_image() const { return Image{height_, width_, 3, pixels_}; }
+Image Canvas::to_image() const {
+    return Image{height_, width_, 3, pixels_};
+}
 
 namespace {
 
@@ -62,7 +64,8 @@ Rgb interpolate(const std::array<Rgb, N>& stops, double t) {
     const size_t i = std::min(static_cast<size_t>(t), N - 2);
     const double f = t - static_cast<double>(i);
     auto mix = [f](uint8_t a, uint8_t b) { return static_cast<uint8_t>(std::lround(a + (b - a) * f)); };
-    return {mix(stops[i].r, stops[i + 1].r), mix(stops[i].g, stops[i + 1].g), mix(stops[i].b, stops[i + 1].b)};
+    return {mix(stops[i].r, stops[i + 1].r), mix(stops[i].g, stops[i + 1].g),
+            mix(stops[i].b, stops[i + 1].b)};
 }
 
 }  // namespace

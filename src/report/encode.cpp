@@ -27,6 +27,8 @@ std::string base64(std::string_view bytes) {
     return out;
 }
 
-std::string png_data_uri(const Image& image) { return "data:image/png;base64," + base64(encode_png(image)); }
+std::string png_data_uri(const Image& image) {
+    return "data:image/png;base64," + base64(encode_png(image));
+}
 
 }  // namespace lenz

@@ -149,7 +149,8 @@ int64_t Canvas::draw_text(int64_t x, int64_t y, std::string_view text, Rgb color
         const uint8_t* rows = glyph_rows(c);
         for (int64_t r = 0; r < kRows; ++r)
             for (int64_t col = 0; col < 5; ++col)
-                if (rows[r] & (1 << (4 - col))) fill_rect(pen + col * scale, y + r * scale, scale, scale, color);
+                if (rows[r] & (1 << (4 - col)))
+                    fill_rect(pen + col * scale, y + r * scale, scale, scale, color);
         pen += kGlyphAdvance * scale;
     }
     return text_width(text, scale);

@@ -21,7 +21,9 @@ std::string fixed(double v, int decimals) {
 }
 
 // Bytes as "12,613,600 (12.6 MB)": exact for checking, short for reading.
-std::string bytes_cell(int64_t bytes) { return with_commas(bytes) + " <span class=\"dim\">(" + human_bytes(bytes) + ")</span>"; }
+std::string bytes_cell(int64_t bytes) {
+    return with_commas(bytes) + " <span class=\"dim\">(" + human_bytes(bytes) + ")</span>";
+}
 
 }  // namespace
 
@@ -30,48 +32,71 @@ std::string html_escape(std::string_view text) {
     out.reserve(text.size());
     for (char c : text) {
         switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&quot;"; break;
-            case '\'': out += "&#39;"; break;
-            default: out += c;
+            case '&':
+                out += "&amp;";
+                break;
+            case '<':
+                out += "&lt;";
+                break;
+            case '>':
+                out += "&gt;";
+                break;
+            case '"':
+                out += "&quot;";
+                break;
+            case '\'':
+                out += "&#39;";
+                break;
+            default:
+                out += c;
         }
     }
     return out;
 }
 
-std::string percent_text(double fraction) { return fixed(100 * fraction, 2) + " %"; }
+std::string percent_text(double fraction) {
+    return fixed(100 * fraction, 2) + " %";
+}
 
 std::string summary_table_html(const Summary& s) {
-    std::string h = "<table class=\"summary\">\n<thead><tr><th>#</th><th>layer</th><th>output (H x W x C)</th>"
-                    "<th class=\"num\">params</th><th class=\"num\">MACs</th><th class=\"num\">output bytes</th>"
-                    "</tr></thead>\n<tbody>\n";
-    h += "<tr><td>0</td><td>input</td><td>" + s.input.str() + "</td><td class=\"num\">-</td><td class=\"num\">-</td>"
-         "<td class=\"num\">" + with_commas(s.input_bytes) + "</td></tr>\n";
+    std::string h =
+        "<table class=\"summary\">\n<thead><tr><th>#</th><th>layer</th><th>output (H x W x C)</th>"
+        "<th class=\"num\">params</th><th class=\"num\">MACs</th><th class=\"num\">output bytes</th>"
+        "</tr></thead>\n<tbody>\n";
+    h += "<tr><td>0</td><td>input</td><td>" + s.input.str() +
+         "</td><td class=\"num\">-</td><td class=\"num\">-</td>"
+         "<td class=\"num\">" +
+         with_commas(s.input_bytes) + "</td></tr>\n";
     for (const LayerCost& c : s.layers)
-        h += "<tr><td>" + std::to_string(c.index) + "</td><td><code>" + html_escape(c.spec) + "</code></td><td>" +
-             c.output.str() + "</td><td class=\"num\">" + (c.params ? with_commas(c.params) : "-") +
-             "</td><td class=\"num\">" + (c.mults ? with_commas(c.mults) : "-") + "</td><td class=\"num\">" +
+        h += "<tr><td>" + std::to_string(c.index) + "</td><td><code>" + html_escape(c.spec) +
+             "</code></td><td>" + c.output.str() + "</td><td class=\"num\">" +
+             (c.params ? with_commas(c.params) : "-") + "</td><td class=\"num\">" +
+             (c.mults ? with_commas(c.mults) : "-") + "</td><td class=\"num\">" +
              with_commas(c.output_bytes) + "</td></tr>\n";
     h += "</tbody>\n<tfoot><tr><td></td><td>total</td><td></td><td class=\"num\">" + with_commas(s.params) +
          "</td><td class=\"num\">" + with_commas(s.mults) + "</td><td></td></tr></tfoot>\n</table>\n";
 
     auto row = [](const std::string& what, const std::string& value, const std::string& note) {
-        return "<tr><th>" + what + "</th><td class=\"num\">" + value + "</td><td class=\"dim\">" + note + "</td></tr>\n";
+        return "<tr><th>" + what + "</th><td class=\"num\">" + value + "</td><td class=\"dim\">" + note +
+               "</td></tr>\n";
     };
     h += "<table class=\"memory\">\n";
-    h += row("parameters", with_commas(s.params) + (s.non_trainable ? " + " + with_commas(s.non_trainable) : ""),
-             "trainable" + std::string(s.non_trainable ? " + non-trainable" : "") + ", " + bytes_cell(s.param_bytes) +
-                 " as " + s.options.dtype);
-    h += row("multiplications", with_commas(s.mults), "MACs per image, forward (" + with_commas(2 * s.mults) + " FLOPs)");
+    h += row("parameters",
+             with_commas(s.params) + (s.non_trainable ? " + " + with_commas(s.non_trainable) : ""),
+             "trainable" + std::string(s.non_trainable ? " + non-trainable" : "") + ", " +
+                 bytes_cell(s.param_bytes) + " as " + s.options.dtype);
+    h += row("multiplications", with_commas(s.mults),
+             "MACs per image, forward (" + with_commas(2 * s.mults) + " FLOPs)");
     h += row("one prediction, textbook", bytes_cell(s.inference_bytes_textbook),
              "largest pair of consecutive activations + parameters");
-    h += row("one prediction, engine plan", bytes_cell(s.inference_plan.bytes()), "arena + workspace + parameters");
-    h += row("training batch " + std::to_string(s.options.batch) + ", textbook", bytes_cell(s.training_bytes_textbook),
-             "batch x every activation + parameters + gradients");
-    h += row("training batch " + std::to_string(s.options.batch) + ", engine plan", bytes_cell(s.training_plan.bytes()),
-             std::string("with ") + optimizer_name(s.options.optimizer) + " state, activations and workspace");
+    h += row("one prediction, engine plan", bytes_cell(s.inference_plan.bytes()),
+             "arena + workspace + parameters");
+    h += row("training batch " + std::to_string(s.options.batch) + ", textbook",
+             bytes_cell(s.training_bytes_textbook), "batch x every activation + parameters + gradients");
+    h +=
+        row("training batch " + std::to_string(s.options.batch) + ", engine plan",
+            bytes_cell(s.training_plan.bytes()),
+            std::string("with ") + optimizer_name(s.options.optimizer) + " state, activations and workspace");
     h += "</table>\n";
     return h;
 }
@@ -94,10 +119,11 @@ std::string confusion_matrix_html(const std::vector<std::vector<int64_t>>& confu
             const double a = n ? 0.08 + 0.92 * std::sqrt(share) : 0.0;
             const std::string rgb = t == p ? "33,145,140" : "214,69,65";
             const bool dark = a > 0.55;
-            h += "<td style=\"background:rgba(" + rgb + "," + fixed(a, 3) + ")" + (dark ? ";color:#fff" : "") +
-                 "\" title=\"" + html_escape(class_name(names, t)) + " predicted as " +
-                 html_escape(class_name(names, p)) + ": " + std::to_string(n) + " (" + percent_text(share) + ")\">" +
-                 (n ? std::to_string(n) : "<span class=\"zero\">0</span>") + "</td>";
+            h += "<td style=\"background:rgba(" + rgb + "," + fixed(a, 3) + ")" +
+                 (dark ? ";color:#fff" : "") + "\" title=\"" + html_escape(class_name(names, t)) +
+                 " predicted as " + html_escape(class_name(names, p)) + ": " + std::to_string(n) + " (" +
+                 percent_text(share) + ")\">" + (n ? std::to_string(n) : "<span class=\"zero\">0</span>") +
+                 "</td>";
         }
         h += "</tr>\n";
     }
@@ -109,8 +135,9 @@ std::string per_class_html(const std::vector<double>& accuracy, const std::vecto
     std::string h = "<table class=\"per-class\">\n";
     for (size_t k = 0; k < accuracy.size(); ++k) {
         const double a = std::clamp(accuracy[k], 0.0, 1.0);
-        h += "<tr><th>" + html_escape(class_name(names, k)) + "</th><td class=\"bar\"><div style=\"width:" +
-             fixed(100 * a, 1) + "%\"></div></td><td class=\"num\">" + percent_text(accuracy[k]) + "</td></tr>\n";
+        h += "<tr><th>" + html_escape(class_name(names, k)) +
+             "</th><td class=\"bar\"><div style=\"width:" + fixed(100 * a, 1) +
+             "%\"></div></td><td class=\"num\">" + percent_text(accuracy[k]) + "</td></tr>\n";
     }
     h += "</table>\n";
     return h;

@@ -1,5 +1,7 @@
 // The HTML report: one self-contained page (inline CSS, inline SVG, PNGs as data: URIs, no
 // scripts, no fonts, no network) that a training run rewrites after every epoch.
+#include "lenz/report.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,7 +16,6 @@
 #include <nlohmann/json.hpp>
 
 #include "lenz/error.h"
-#include "lenz/report.h"
 
 namespace lenz {
 namespace {
@@ -73,11 +74,12 @@ footer { color:var(--dim); font-size:12px; margin:18px 0 0; }
 
 std::string name_of(const ReportData& d, int64_t k) {
     return k >= 0 && k < static_cast<int64_t>(d.class_names.size()) ? d.class_names[static_cast<size_t>(k)]
-                                                                      : "class " + std::to_string(k);
+                                                                    : "class " + std::to_string(k);
 }
 
 std::string img(const Image& image, const std::string& css_class, const std::string& alt) {
-    return "<img class=\"" + css_class + "\" src=\"" + png_data_uri(image) + "\" alt=\"" + html_escape(alt) + "\">";
+    return "<img class=\"" + css_class + "\" src=\"" + png_data_uri(image) + "\" alt=\"" + html_escape(alt) +
+           "\">";
 }
 
 std::string kpi(const std::string& value, const std::string& label, bool main = false) {
@@ -116,7 +118,8 @@ std::string curves_section(const std::vector<EpochMetrics>& history) {
     std::snprintf(line, sizeof line,
                   "<p class=\"dim\">Epoch %lld: learning rate %.3g, %.0f images/s, %.1f s. "
                   "Test metrics are computed after each epoch on the test set.</p>",
-                  static_cast<long long>(last.epoch), last.learning_rate, last.images_per_second, last.seconds);
+                  static_cast<long long>(last.epoch), last.learning_rate, last.images_per_second,
+                  last.seconds);
     return h + line + "</section>\n";
 }
 
@@ -126,9 +129,9 @@ std::string evaluation_section(const ReportData& d) {
     std::snprintf(line, sizeof line, "<p class=\"dim\">%lld test images: accuracy %s, loss %.4f.</p>\n",
                   static_cast<long long>(r.count), percent_text(r.accuracy).c_str(), r.loss);
     return "<section id=\"evaluation\"><h2>Evaluation</h2>\n" + std::string(line) +
-           "<div class=\"row\"><div><h3>Confusion matrix</h3>" + confusion_matrix_html(r.confusion, d.class_names) +
-           "</div><div><h3>Accuracy per class</h3>" + per_class_html(r.per_class_accuracy, d.class_names) +
-           "</div></div></section>\n";
+           "<div class=\"row\"><div><h3>Confusion matrix</h3>" +
+           confusion_matrix_html(r.confusion, d.class_names) + "</div><div><h3>Accuracy per class</h3>" +
+           per_class_html(r.per_class_accuracy, d.class_names) + "</div></div></section>\n";
 }
 
 std::string mistakes_section(const ReportData& d) {
@@ -136,11 +139,15 @@ std::string mistakes_section(const ReportData& d) {
     for (const Misclassified& m : d.misclassified) {
         char pct[16];
         std::snprintf(pct, sizeof pct, "%.0f%%", 100 * m.confidence);
-        h += "<figure>" + img(m.image, "", "true " + name_of(d, m.truth) + ", predicted " + name_of(d, m.predicted)) +
-             "<div class=\"truth\">" + html_escape(name_of(d, m.truth)) + "</div><div class=\"pred\">&rarr; " +
-             html_escape(name_of(d, m.predicted)) + " " + pct + "</div></figure>\n";
+        h += "<figure>" +
+             img(m.image, "", "true " + name_of(d, m.truth) + ", predicted " + name_of(d, m.predicted)) +
+             "<div class=\"truth\">" + html_escape(name_of(d, m.truth)) +
+             "</div><div class=\"pred\">&rarr; " + html_escape(name_of(d, m.predicted)) + " " + pct +
+             "</div></figure>\n";
     }
-    return h + "</div><p class=\"dim\">Black: the true class; red: what the model predicted, with its probability.</p></section>\n";
+    return h +
+           "</div><p class=\"dim\">Black: the true class; red: what the model predicted, with its "
+           "probability.</p></section>\n";
 }
 
 std::string inside_section(const ReportData& d) {
@@ -153,9 +160,11 @@ std::string inside_section(const ReportData& d) {
         h += "<div><h3>Class probabilities</h3>" + per_class_html(p.probabilities, d.class_names) + "</div>";
     h += "</div>\n";
     if (p.filters)
-        h += "<h3>First-layer filters</h3><figure>" + img(*p.filters, "grid", "first-layer filters") + "</figure>\n";
+        h += "<h3>First-layer filters</h3><figure>" + img(*p.filters, "grid", "first-layer filters") +
+             "</figure>\n";
     if (!p.feature_maps.empty()) {
-        h += "<h3>Feature maps of this image (each channel scaled to its own range, dark = low, yellow = high)</h3>\n";
+        h += "<h3>Feature maps of this image (each channel scaled to its own range, dark = low, yellow = "
+             "high)</h3>\n";
         h += "<div class=\"row\">\n";
         for (size_t i = 0; i < p.feature_maps.size(); ++i)
             h += "<figure>" + img(p.feature_maps[i], "grid", p.feature_map_names[i]) + "</figure>\n";
@@ -183,18 +192,20 @@ std::vector<Misclassified> find_misclassified(Model& model, const ImageSet& set,
     const int64_t batch = std::min<int64_t>(128, set.size());
     Inference inference(model, batch);
     std::vector<float> input(static_cast<size_t>(batch * image));
-    for (int64_t start = 0; start < set.size() && static_cast<int64_t>(found.size()) < limit; start += batch) {
+    for (int64_t start = 0; start < set.size() && static_cast<int64_t>(found.size()) < limit;
+         start += batch) {
         const int64_t n = std::min(batch, set.size() - start);
         for (int64_t i = 0; i < n; ++i)
-            normalize_image(set.pixels.data() + (start + i) * image, set.channels, set.height * set.width, norm,
-                            input.data() + i * image);
+            normalize_image(set.pixels.data() + (start + i) * image, set.channels, set.height * set.width,
+                            norm, input.data() + i * image);
         const float* out = inference.run(input.data(), n);
         for (int64_t i = 0; i < n && static_cast<int64_t>(found.size()) < limit; ++i) {
             const std::vector<double> p =
                 class_probabilities(model, std::vector<float>(out + i * K, out + (i + 1) * K));
             const auto best = static_cast<int32_t>(std::max_element(p.begin(), p.end()) - p.begin());
             const int32_t truth = set.labels[static_cast<size_t>(start + i)];
-            if (best != truth) found.push_back({image_from_set(set, start + i), truth, best, p[static_cast<size_t>(best)]});
+            if (best != truth)
+                found.push_back({image_from_set(set, start + i), truth, best, p[static_cast<size_t>(best)]});
         }
     }
     return found;
@@ -242,11 +253,13 @@ void add_evaluation(ReportData& data, Model& model, const ImageSet& test, const 
 }
 
 std::string render_report(const ReportData& d) {
-    std::string h = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-                    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>Lenz report: " +
-                    html_escape(d.model_name) + "</title>\n<style>" + kStyle + "</style>\n</head>\n<body>\n";
+    std::string h =
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>Lenz report: " +
+        html_escape(d.model_name) + "</title>\n<style>" + kStyle + "</style>\n</head>\n<body>\n";
     h += "<header><div class=\"brand\">Lenz report</div><h1>" + html_escape(d.model_name) + "</h1><p>" +
-         html_escape(d.data_name) + (d.status.empty() ? "" : " &middot; " + html_escape(d.status)) + "</p>\n<div class=\"kpis\">";
+         html_escape(d.data_name) + (d.status.empty() ? "" : " &middot; " + html_escape(d.status)) +
+         "</p>\n<div class=\"kpis\">";
     if (d.evaluation)
         h += kpi(percent_text(d.evaluation->accuracy), "test accuracy", true);
     else if (!d.history.empty())
@@ -257,9 +270,9 @@ std::string render_report(const ReportData& d) {
         h += kpi(loss, "test loss");
     }
     if (!d.history.empty()) {
-        const auto best = std::max_element(d.history.begin(), d.history.end(), [](const auto& a, const auto& b) {
-            return a.test_accuracy < b.test_accuracy;
-        });
+        const auto best =
+            std::max_element(d.history.begin(), d.history.end(),
+                             [](const auto& a, const auto& b) { return a.test_accuracy < b.test_accuracy; });
         h += kpi(std::to_string(d.history.back().epoch), "epochs");
         h += kpi(percent_text(best->test_accuracy), "best, epoch " + std::to_string(best->epoch));
     }
@@ -274,7 +287,8 @@ std::string render_report(const ReportData& d) {
     if (d.pictures) h += inside_section(d);
     if (d.summary)
         h += "<section id=\"model\"><h2>Model</h2>\n" + summary_table_html(*d.summary) + "</section>\n";
-    h += "<footer>Written by lenz on " + now_text() + ". Self-contained: no scripts, fonts or network.</footer>\n";
+    h += "<footer>Written by lenz on " + now_text() +
+         ". Self-contained: no scripts, fonts or network.</footer>\n";
     return h + "</main>\n</body>\n</html>\n";
 }
 

@@ -24,7 +24,9 @@ std::string number(double v, int decimals) {
     return buf;
 }
 
-int decimals_for(double step) { return std::max(0, static_cast<int>(-std::floor(std::log10(step) + 1e-9))); }
+int decimals_for(double step) {
+    return std::max(0, static_cast<int>(-std::floor(std::log10(step) + 1e-9)));
+}
 
 }  // namespace
 
@@ -61,16 +63,17 @@ std::string svg_line_chart(const LineChart& chart) {
     };
 
     std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" width=\"" + number(W, 0) +
-                      "\" height=\"" + number(H, 0) + "\" viewBox=\"0 0 " + number(W, 0) + " " + number(H, 0) +
-                      "\" role=\"img\" aria-label=\"" + html_escape(chart.title) + "\">\n";
-    svg += "<text x=\"" + number(left, 0) + "\" y=\"20\" class=\"chart-title\">" + html_escape(chart.title) + "</text>\n";
+                      "\" height=\"" + number(H, 0) + "\" viewBox=\"0 0 " + number(W, 0) + " " +
+                      number(H, 0) + "\" role=\"img\" aria-label=\"" + html_escape(chart.title) + "\">\n";
+    svg += "<text x=\"" + number(left, 0) + "\" y=\"20\" class=\"chart-title\">" + html_escape(chart.title) +
+           "</text>\n";
 
     // Grid lines and tick labels.
     const int y_decimals = decimals_for(y_step);
     for (double y = y0; y <= y1 + y_step * 1e-6; y += y_step) {
         const std::string yy = number(py(y), 1);
-        svg += "<line class=\"grid\" x1=\"" + number(left, 1) + "\" x2=\"" + number(left + pw, 1) + "\" y1=\"" + yy +
-               "\" y2=\"" + yy + "\"/>";
+        svg += "<line class=\"grid\" x1=\"" + number(left, 1) + "\" x2=\"" + number(left + pw, 1) +
+               "\" y1=\"" + yy + "\" y2=\"" + yy + "\"/>";
         svg += "<text class=\"tick\" x=\"" + number(left - 6, 1) + "\" y=\"" + yy +
                "\" text-anchor=\"end\" dominant-baseline=\"middle\">" + value_text(y, y_decimals) +
                "</text>\n";
@@ -78,14 +81,14 @@ std::string svg_line_chart(const LineChart& chart) {
     const int x_decimals = chart.integer_x ? 0 : decimals_for(x_step);
     for (double x = std::ceil(x0 / x_step - 1e-9) * x_step; x <= x1 + x_step * 1e-6; x += x_step) {
         const std::string xx = number(px(x), 1);
-        svg += "<line class=\"tickmark\" x1=\"" + xx + "\" x2=\"" + xx + "\" y1=\"" + number(top + ph, 1) + "\" y2=\"" +
-               number(top + ph + 5, 1) + "\"/>";
-        svg += "<text class=\"tick\" x=\"" + xx + "\" y=\"" + number(top + ph + 18, 1) + "\" text-anchor=\"middle\">" +
-               number(x, x_decimals) + "</text>\n";
+        svg += "<line class=\"tickmark\" x1=\"" + xx + "\" x2=\"" + xx + "\" y1=\"" + number(top + ph, 1) +
+               "\" y2=\"" + number(top + ph + 5, 1) + "\"/>";
+        svg += "<text class=\"tick\" x=\"" + xx + "\" y=\"" + number(top + ph + 18, 1) +
+               "\" text-anchor=\"middle\">" + number(x, x_decimals) + "</text>\n";
     }
     // Axes and their labels.
-    svg += "<line class=\"axis\" x1=\"" + number(left, 1) + "\" x2=\"" + number(left, 1) + "\" y1=\"" + number(top, 1) +
-           "\" y2=\"" + number(top + ph, 1) + "\"/>";
+    svg += "<line class=\"axis\" x1=\"" + number(left, 1) + "\" x2=\"" + number(left, 1) + "\" y1=\"" +
+           number(top, 1) + "\" y2=\"" + number(top + ph, 1) + "\"/>";
     svg += "<line class=\"axis\" x1=\"" + number(left, 1) + "\" x2=\"" + number(left + pw, 1) + "\" y1=\"" +
            number(top + ph, 1) + "\" y2=\"" + number(top + ph, 1) + "\"/>\n";
     svg += "<text class=\"axis-label\" x=\"" + number(left + pw / 2, 1) + "\" y=\"" + number(H - 6, 1) +
@@ -107,17 +110,19 @@ std::string svg_line_chart(const LineChart& chart) {
                        (chart.percent ? percent_text(s.y[i]) : number(s.y[i], 4)) + "</title></circle>";
         }
         svg += "<polyline fill=\"none\" stroke=\"" + s.color + "\" stroke-width=\"2\"" +
-               (s.dashed ? " stroke-dasharray=\"6 4\"" : "") + " points=\"" + points + "\"/>\n" + markers + "\n";
+               (s.dashed ? " stroke-dasharray=\"6 4\"" : "") + " points=\"" + points + "\"/>\n" + markers +
+               "\n";
     }
     // Legend, top right, one entry per series.
     double lx = left + pw;
     for (auto it = chart.series.rbegin(); it != chart.series.rend(); ++it) {
         lx -= 7.0 * static_cast<double>(it->name.size()) + 40;
-        svg += "<line x1=\"" + number(lx, 1) + "\" x2=\"" + number(lx + 22, 1) + "\" y1=\"16\" y2=\"16\" stroke=\"" +
-               it->color + "\" stroke-width=\"2\"" + (it->dashed ? " stroke-dasharray=\"6 4\"" : "") + "/>";
+        svg += "<line x1=\"" + number(lx, 1) + "\" x2=\"" + number(lx + 22, 1) +
+               "\" y1=\"16\" y2=\"16\" stroke=\"" + it->color + "\" stroke-width=\"2\"" +
+               (it->dashed ? " stroke-dasharray=\"6 4\"" : "") + "/>";
         svg += "<circle cx=\"" + number(lx + 11, 1) + "\" cy=\"16\" r=\"3.5\" fill=\"" + it->color + "\"/>";
-        svg += "<text class=\"legend\" x=\"" + number(lx + 28, 1) + "\" y=\"16\" dominant-baseline=\"middle\">" +
-               html_escape(it->name) + "</text>\n";
+        svg += "<text class=\"legend\" x=\"" + number(lx + 28, 1) +
+               "\" y=\"16\" dominant-baseline=\"middle\">" + html_escape(it->name) + "</text>\n";
     }
     svg += "</svg>";
     return svg;

@@ -24,7 +24,8 @@ int64_t default_columns(int64_t count) {
     const auto low = static_cast<int64_t>(std::ceil(root));
     for (auto c = std::min<int64_t>(16, static_cast<int64_t>(2 * root)); c >= low; --c)
         if (count % c == 0) return c;
-    return std::min<int64_t>(16, static_cast<int64_t>(std::ceil(std::sqrt(2.0 * static_cast<double>(count)))));
+    return std::min<int64_t>(16,
+                             static_cast<int64_t>(std::ceil(std::sqrt(2.0 * static_cast<double>(count)))));
 }
 
 // Lays out `count` equal tiles under a title, each with its number underneath, and calls
@@ -70,29 +71,33 @@ Image feature_map_grid(const float* chw, Shape shape, const std::string& title, 
     const int64_t th = (H + shrink - 1) / shrink, tw = (W + shrink - 1) / shrink;
     const int64_t scale = std::max<int64_t>(1, (options.tile_min + std::max(th, tw) - 1) / std::max(th, tw));
     std::vector<float> small(static_cast<size_t>(th * tw));
-    return tile_grid(C, tw * scale, th * scale, options.columns, title, [&](Canvas& canvas, int64_t c, int64_t x, int64_t y) {
-        const float* plane = chw + c * H * W;
-        for (int64_t r = 0; r < th; ++r)
-            for (int64_t q = 0; q < tw; ++q) {
-                double sum = 0;
-                int64_t n = 0;
-                for (int64_t i = r * shrink; i < std::min(H, (r + 1) * shrink); ++i)
-                    for (int64_t j = q * shrink; j < std::min(W, (q + 1) * shrink); ++j, ++n) sum += plane[i * W + j];
-                small[static_cast<size_t>(r * tw + q)] = static_cast<float>(sum / static_cast<double>(n));
-            }
-        // Each tile gets its own contrast: channels differ in scale by orders of magnitude, and
-        // the 1st..99th percentile keeps one hot pixel from washing the rest out.
-        std::vector<float> sorted = small;
-        const double lo = quantile(sorted, 0.01), hi = quantile(sorted, 0.99);
-        const double range = hi - lo;
-        for (int64_t r = 0; r < th; ++r)
-            for (int64_t q = 0; q < tw; ++q) {
-                const double v = small[static_cast<size_t>(r * tw + q)];
-                // A constant (dead) channel shows as the map's darkest colour.
-                const Rgb color = viridis(range > 1e-12 * std::max(1.0, std::abs(hi)) ? (v - lo) / range : 0.0);
-                canvas.fill_rect(x + q * scale, y + r * scale, scale, scale, color);
-            }
-    });
+    return tile_grid(
+        C, tw * scale, th * scale, options.columns, title,
+        [&](Canvas& canvas, int64_t c, int64_t x, int64_t y) {
+            const float* plane = chw + c * H * W;
+            for (int64_t r = 0; r < th; ++r)
+                for (int64_t q = 0; q < tw; ++q) {
+                    double sum = 0;
+                    int64_t n = 0;
+                    for (int64_t i = r * shrink; i < std::min(H, (r + 1) * shrink); ++i)
+                        for (int64_t j = q * shrink; j < std::min(W, (q + 1) * shrink); ++j, ++n)
+                            sum += plane[i * W + j];
+                    small[static_cast<size_t>(r * tw + q)] = static_cast<float>(sum / static_cast<double>(n));
+                }
+            // Each tile gets its own contrast: channels differ in scale by orders of magnitude, and
+            // the 1st..99th percentile keeps one hot pixel from washing the rest out.
+            std::vector<float> sorted = small;
+            const double lo = quantile(sorted, 0.01), hi = quantile(sorted, 0.99);
+            const double range = hi - lo;
+            for (int64_t r = 0; r < th; ++r)
+                for (int64_t q = 0; q < tw; ++q) {
+                    const double v = small[static_cast<size_t>(r * tw + q)];
+                    // A constant (dead) channel shows as the map's darkest colour.
+                    const Rgb color =
+                        viridis(range > 1e-12 * std::max(1.0, std::abs(hi)) ? (v - lo) / range : 0.0);
+                    canvas.fill_rect(x + q * scale, y + r * scale, scale, scale, color);
+                }
+        });
 }
 
 Image filter_grid(const float* weights, int64_t out_channels, int64_t in_channels, int64_t kh, int64_t kw,
@@ -100,29 +105,34 @@ Image filter_grid(const float* weights, int64_t out_channels, int64_t in_channel
     if (out_channels <= 0 || in_channels <= 0 || kh <= 0 || kw <= 0) throw ShapeError("no filters to draw");
     const int64_t scale = std::max<int64_t>(1, (40 + std::max(kh, kw) - 1) / std::max(kh, kw));
     const int64_t plane = kh * kw, per_filter = in_channels * plane;
-    return tile_grid(out_channels, kw * scale, kh * scale, 0, title, [&](Canvas& canvas, int64_t o, int64_t x, int64_t y) {
-        const float* f = weights + o * per_filter;
-        // Symmetric scaling keeps zero at the middle colour, so the sign of each weight shows.
-        double peak = 0;
-        for (int64_t i = 0; i < per_filter; ++i) peak = std::max(peak, std::abs(static_cast<double>(f[i])));
-        if (peak <= 0) peak = 1;
-        for (int64_t r = 0; r < kh; ++r)
-            for (int64_t q = 0; q < kw; ++q) {
-                Rgb color;
-                if (in_channels == 3) {
-                    auto level = [&](int64_t ch) {
-                        return static_cast<uint8_t>(std::lround(127.5 + 127.5 * f[ch * plane + r * kw + q] / peak));
-                    };
-                    color = {level(0), level(1), level(2)};
-                } else {
-                    double mean = 0;
-                    for (int64_t ch = 0; ch < in_channels; ++ch) mean += f[ch * plane + r * kw + q];
-                    mean /= static_cast<double>(in_channels);
-                    color = diverging(0.5 + 0.5 * mean / peak);
-                }
-                canvas.fill_rect(x + q * scale, y + r * scale, scale, scale, color);
-            }
-    });
+    return tile_grid(out_channels, kw * scale, kh * scale, 0, title,
+                     [&](Canvas& canvas, int64_t o, int64_t x, int64_t y) {
+                         const float* f = weights + o * per_filter;
+                         // Symmetric scaling keeps zero at the middle colour, so the sign of each weight
+                         // shows.
+                         double peak = 0;
+                         for (int64_t i = 0; i < per_filter; ++i)
+                             peak = std::max(peak, std::abs(static_cast<double>(f[i])));
+                         if (peak <= 0) peak = 1;
+                         for (int64_t r = 0; r < kh; ++r)
+                             for (int64_t q = 0; q < kw; ++q) {
+                                 Rgb color;
+                                 if (in_channels == 3) {
+                                     auto level = [&](int64_t ch) {
+                                         return static_cast<uint8_t>(
+                                             std::lround(127.5 + 127.5 * f[ch * plane + r * kw + q] / peak));
+                                     };
+                                     color = {level(0), level(1), level(2)};
+                                 } else {
+                                     double mean = 0;
+                                     for (int64_t ch = 0; ch < in_channels; ++ch)
+                                         mean += f[ch * plane + r * kw + q];
+                                     mean /= static_cast<double>(in_channels);
+                                     color = diverging(0.5 + 0.5 * mean / peak);
+                                 }
+                                 canvas.fill_rect(x + q * scale, y + r * scale, scale, scale, color);
+                             }
+                     });
 }
 
 Image probability_chart(const std::vector<double>& probabilities, const std::vector<std::string>& class_names,
@@ -138,7 +148,8 @@ Image probability_chart(const std::vector<double>& probabilities, const std::vec
     for (int64_t k = 0; k < K; ++k) name_w = std::max(name_w, text_width(name(k), s));
     const int64_t best = std::max_element(probabilities.begin(), probabilities.end()) - probabilities.begin();
     const int64_t bar_x = kMargin + name_w + 10;
-    const int64_t width = std::max(bar_x + bar_max + 10 + text_width("100.0%", s), text_width(title, s)) + kMargin;
+    const int64_t width =
+        std::max(bar_x + bar_max + 10 + text_width("100.0%", s), text_width(title, s)) + kMargin;
     const int64_t top = kMargin + kLineHeight * s + 8;
     Canvas canvas(width, top + K * row + kMargin);
     canvas.draw_text(kMargin, kMargin, title, kInk, s);
@@ -147,7 +158,8 @@ Image probability_chart(const std::vector<double>& probabilities, const std::vec
         const double p = std::clamp(probabilities[static_cast<size_t>(k)], 0.0, 1.0);
         canvas.draw_text(bar_x - 10 - text_width(name(k), s), y + 2, name(k), k == best ? kInk : kFaint, s);
         canvas.fill_rect(bar_x, y, bar_max, row - 4, {240, 240, 244});
-        canvas.fill_rect(bar_x, y, std::lround(p * bar_max), row - 4, k == best ? Rgb{33, 145, 140} : Rgb{150, 170, 200});
+        canvas.fill_rect(bar_x, y, std::lround(p * bar_max), row - 4,
+                         k == best ? Rgb{33, 145, 140} : Rgb{150, 170, 200});
         char pct[16];
         std::snprintf(pct, sizeof pct, "%.1f%%", 100 * p);
         canvas.draw_text(bar_x + bar_max + 10, y + 2, pct, k == best ? kInk : kFaint, s);
@@ -157,13 +169,15 @@ Image probability_chart(const std::vector<double>& probabilities, const std::vec
 
 Image image_from_set(const ImageSet& set, int64_t index) {
     if (index < 0 || index >= set.size())
-        throw ShapeError("image " + std::to_string(index) + " is outside the set's 0.." + std::to_string(set.size() - 1));
+        throw ShapeError("image " + std::to_string(index) + " is outside the set's 0.." +
+                         std::to_string(set.size() - 1));
     Image img{set.height, set.width, set.channels, {}};
     const int64_t plane = set.height * set.width;
     img.pixels.resize(static_cast<size_t>(set.image_elements()));
     const uint8_t* src = set.pixels.data() + index * set.image_elements();
     for (int64_t c = 0; c < set.channels; ++c)
-        for (int64_t p = 0; p < plane; ++p) img.pixels[static_cast<size_t>(p * set.channels + c)] = src[c * plane + p];
+        for (int64_t p = 0; p < plane; ++p)
+            img.pixels[static_cast<size_t>(p * set.channels + c)] = src[c * plane + p];
     return img;
 }
 

@@ -84,7 +84,8 @@ double learning_rate_at(const ScheduleConfig& c, int64_t step, int64_t steps_per
             return c.base_lr;
         case ScheduleKind::step: {
             const int64_t epoch = step / std::max<int64_t>(steps_per_epoch, 1);
-            return c.base_lr * std::pow(c.step_gamma, static_cast<double>(epoch / std::max<int64_t>(c.step_every, 1)));
+            return c.base_lr *
+                   std::pow(c.step_gamma, static_cast<double>(epoch / std::max<int64_t>(c.step_every, 1)));
         }
         case ScheduleKind::cosine: {
             const double span = std::max(1.0, static_cast<double>(total_steps) - warmup_steps);

@@ -3,9 +3,9 @@
 // that checkpoints mid-epoch so that --resume continues from the exact step.
 #include <unistd.h>
 
-#include <csignal>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -40,11 +40,13 @@ Normalization compute_normalization(const ImageSet& set) {
     return norm;
 }
 
-void normalize_image(const uint8_t* pixels, int64_t channels, int64_t plane, const Normalization& norm, float* out) {
+void normalize_image(const uint8_t* pixels, int64_t channels, int64_t plane, const Normalization& norm,
+                     float* out) {
     for (int64_t c = 0; c < channels; ++c) {
         const float scale = 1.0f / (255.0f * norm.stddev[static_cast<size_t>(c)]);
         const float shift = norm.mean[static_cast<size_t>(c)] / norm.stddev[static_cast<size_t>(c)];
-        for (int64_t i = 0; i < plane; ++i) out[c * plane + i] = static_cast<float>(pixels[c * plane + i]) * scale - shift;
+        for (int64_t i = 0; i < plane; ++i)
+            out[c * plane + i] = static_cast<float>(pixels[c * plane + i]) * scale - shift;
     }
 }
 
@@ -91,7 +93,8 @@ EvalResult evaluate(Model& model, const ImageSet& set, const Normalization& norm
                 p = scores[label];
             } else {  // raw scores: softmax them for the loss
                 double sum = 0;
-                for (int64_t k = 0; k < K; ++k) sum += std::exp(static_cast<double>(scores[k] - scores[best]));
+                for (int64_t k = 0; k < K; ++k)
+                    sum += std::exp(static_cast<double>(scores[k] - scores[best]));
                 p = std::exp(static_cast<double>(scores[label] - scores[best])) / sum;
             }
             loss -= std::log(std::max(p, 1e-30));
@@ -105,7 +108,8 @@ EvalResult evaluate(Model& model, const ImageSet& set, const Normalization& norm
     for (int64_t k = 0; k < K; ++k) {
         const auto& row = r.confusion[static_cast<size_t>(k)];
         const int64_t total = std::accumulate(row.begin(), row.end(), int64_t{0});
-        r.per_class_accuracy.push_back(total ? static_cast<double>(row[static_cast<size_t>(k)]) / total : 0.0);
+        r.per_class_accuracy.push_back(total ? static_cast<double>(row[static_cast<size_t>(k)]) / total
+                                             : 0.0);
     }
     return r;
 }
@@ -114,7 +118,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 std::string duration_text(double s) {
     char buf[32];
@@ -123,13 +129,14 @@ std::string duration_text(double s) {
     else if (s < 3600)
         std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
     else
-        std::snprintf(buf, sizeof buf, "%dh%02dm", static_cast<int>(s) / 3600, static_cast<int>(s) % 3600 / 60);
+        std::snprintf(buf, sizeof buf, "%dh%02dm", static_cast<int>(s) / 3600,
+                      static_cast<int>(s) % 3600 / 60);
     return buf;
 }
 
 // Fills `out` (C, H, W) with image `index`, normalised and, if asked, randomly cropped and flipped.
-void load_example(const ImageSet& set, int64_t index, const Normalization& norm, const AugmentConfig& aug, Rng& rng,
-                  float* out) {
+void load_example(const ImageSet& set, int64_t index, const Normalization& norm, const AugmentConfig& aug,
+                  Rng& rng, float* out) {
     const int64_t C = set.channels, H = set.height, W = set.width, plane = H * W;
     const uint8_t* src = set.pixels.data() + index * C * plane;
     if (aug.crop_padding == 0 && !aug.horizontal_flip) {
@@ -147,7 +154,8 @@ void load_example(const ImageSet& set, int64_t index, const Normalization& norm,
                 const int64_t sh = h + dy, sw = (flip ? W - 1 - w : w) + dx;
                 float v = 0.0f;
                 if (sh >= 0 && sh < H && sw >= 0 && sw < W)
-                    v = (static_cast<float>(src[c * plane + sh * W + sw]) / 255.0f - norm.mean[static_cast<size_t>(c)]) /
+                    v = (static_cast<float>(src[c * plane + sh * W + sw]) / 255.0f -
+                         norm.mean[static_cast<size_t>(c)]) /
                         norm.stddev[static_cast<size_t>(c)];
                 out[c * plane + h * W + w] = v;
             }
@@ -155,22 +163,22 @@ void load_example(const ImageSet& set, int64_t index, const Normalization& norm,
 }
 
 class Progress {
-public:
+  public:
     explicit Progress(bool quiet) : live_(!quiet && ::isatty(STDERR_FILENO)) {}
-    void update(int64_t epoch, int64_t epochs, int64_t done, int64_t total, double loss, double acc, double ips,
-                double eta) {
+    void update(int64_t epoch, int64_t epochs, int64_t done, int64_t total, double loss, double acc,
+                double ips, double eta) {
         if (!live_ || seconds_since(last_) < 0.25) return;
         last_ = Clock::now();
         std::fprintf(stderr, "\repoch %lld/%lld  %3.0f%%  %6.0f img/s  loss %.4f  acc %.2f%%  ETA %s   ",
-                     static_cast<long long>(epoch), static_cast<long long>(epochs), 100.0 * done / total, ips, loss,
-                     100 * acc, duration_text(eta).c_str());
+                     static_cast<long long>(epoch), static_cast<long long>(epochs), 100.0 * done / total, ips,
+                     loss, 100 * acc, duration_text(eta).c_str());
         std::fflush(stderr);
     }
     void clear() {
         if (live_) std::fprintf(stderr, "\r%100s\r", "");
     }
 
-private:
+  private:
     bool live_;
     Clock::time_point last_ = Clock::now();
 };
@@ -179,10 +187,12 @@ private:
 // handler back as the first signal arrives, so a second Ctrl-C kills a run that does not stop.
 volatile std::sig_atomic_t g_sigint = 0;
 
-extern "C" void on_sigint(int) { g_sigint = 1; }
+extern "C" void on_sigint(int) {
+    g_sigint = 1;
+}
 
 class SigintCatcher {
-public:
+  public:
     explicit SigintCatcher(bool enabled) : enabled_(enabled) {
         if (!enabled_) return;
         g_sigint = 0;
@@ -197,7 +207,7 @@ public:
     }
     bool caught() const { return enabled_ && g_sigint != 0; }
 
-private:
+  private:
     bool enabled_;
     struct sigaction previous_ {};
 };
@@ -214,9 +224,14 @@ void remove_stale_temporaries(const std::filesystem::path& dir) {
 }
 
 nlohmann::json metrics_json(const EpochMetrics& m) {
-    return {{"epoch", m.epoch},           {"train_loss", m.train_loss},       {"train_accuracy", m.train_accuracy},
-            {"test_loss", m.test_loss},   {"test_accuracy", m.test_accuracy}, {"learning_rate", m.learning_rate},
-            {"seconds", m.seconds},       {"images_per_second", m.images_per_second}};
+    return {{"epoch", m.epoch},
+            {"train_loss", m.train_loss},
+            {"train_accuracy", m.train_accuracy},
+            {"test_loss", m.test_loss},
+            {"test_accuracy", m.test_accuracy},
+            {"learning_rate", m.learning_rate},
+            {"seconds", m.seconds},
+            {"images_per_second", m.images_per_second}};
 }
 
 }  // namespace
@@ -226,7 +241,8 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
     check_data_fits(model, data.test, "test");
     if (config.batch <= 0 || config.epochs <= 0) throw ShapeError("epochs and batch must be positive");
     const ImageSet& train_set = data.train;
-    const int64_t n_train = config.limit_train ? std::min(config.limit_train, train_set.size()) : train_set.size();
+    const int64_t n_train =
+        config.limit_train ? std::min(config.limit_train, train_set.size()) : train_set.size();
     ImageSet test_set = data.test;
     if (config.limit_test && config.limit_test < test_set.size()) {
         test_set.pixels.resize(static_cast<size_t>(config.limit_test * test_set.image_elements()));
@@ -243,7 +259,8 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
     {  // fail now, not after an epoch of work, if the folder is not writable
         const std::string probe = (fs::path(config.out_dir) / ".write-test").string();
         std::ofstream f(probe);
-        if (!f || !(f << "ok") || !f.flush()) throw IoError(config.out_dir + ": the output folder is not writable");
+        if (!f || !(f << "ok") || !f.flush())
+            throw IoError(config.out_dir + ": the output folder is not writable");
         f.close();
         fs::remove(probe, ec);
     }
@@ -259,16 +276,17 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
     info.class_names = train_set.class_names;
     info.normalization = compute_normalization(train_set);
     int64_t first_epoch = 1;
-    int64_t step = 0;        // optimizer steps taken, over all epochs
+    int64_t step = 0;         // optimizer steps taken, over all epochs
     int64_t first_batch = 0;  // where the first epoch run here starts (non-zero after a mid-epoch stop)
-    nlohmann::json partial;  // a mid-epoch checkpoint's running sums for its epoch
+    nlohmann::json partial;   // a mid-epoch checkpoint's running sums for its epoch
     double best_accuracy = -1;
     if (config.resume) {
         if (!fs::exists(model_path)) throw IoError(model_path + ": nothing to resume (no checkpoint there)");
         const CheckpointFile file = read_checkpoint(model_path);
         LoadedModel loaded = load_model(file);
         if (loaded.model.to_text() != model.to_text())
-            throw FormatError(model_path + ": the checkpoint holds another model:\n" + loaded.model.to_text());
+            throw FormatError(model_path + ": the checkpoint holds another model:\n" +
+                              loaded.model.to_text());
         for (size_t i = 0; i < model.named_params().size(); ++i) {
             auto dst = model.named_params()[i];
             file.read_tensor(dst.name, dst.ref.dims, *dst.ref.value);
@@ -284,7 +302,8 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
         if (loaded.info.epoch < 0 || step < loaded.info.epoch * steps_per_epoch ||
             step > (loaded.info.epoch + 1) * steps_per_epoch)
             throw FormatError(model_path + ": checkpoint at step " + std::to_string(step) + " after epoch " +
-                              std::to_string(loaded.info.epoch) + " does not fit " + std::to_string(steps_per_epoch) +
+                              std::to_string(loaded.info.epoch) + " does not fit " +
+                              std::to_string(steps_per_epoch) +
                               " steps per epoch; resume with the same --batch, --limit-train and data");
         first_batch = step - loaded.info.epoch * steps_per_epoch;
         try {
@@ -295,22 +314,20 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
         }
         if (!config.quiet) {
             if (first_batch > 0)
-                std::printf("resuming %s in epoch %lld at batch %lld of %lld (step %lld)\n", model_path.c_str(),
-                            static_cast<long long>(first_epoch), static_cast<long long>(first_batch + 1),
-                            static_cast<long long>(steps_per_epoch), static_cast<long long>(step));
+                std::printf("resuming %s in epoch %lld at batch %lld of %lld (step %lld)\n",
+                            model_path.c_str(), static_cast<long long>(first_epoch),
+                            static_cast<long long>(first_batch + 1), static_cast<long long>(steps_per_epoch),
+                            static_cast<long long>(step));
             else
                 std::printf("resuming %s after epoch %lld (step %lld)\n", model_path.c_str(),
                             static_cast<long long>(loaded.info.epoch), static_cast<long long>(step));
         }
     }
-    nlohmann::json run_settings = {{"epochs", config.epochs},
-                                   {"batch", batch},
-                                   {"seed", config.seed},
-                                   {"optimizer", optimizer_name(config.optimizer.kind)},
-                                   {"lr", config.schedule.base_lr},
-                                   {"weight_decay", config.optimizer.weight_decay},
-                                   {"threads", threads()},
-                                   {"data", data.description}};
+    nlohmann::json run_settings = {
+        {"epochs", config.epochs},       {"batch", batch},
+        {"seed", config.seed},           {"optimizer", optimizer_name(config.optimizer.kind)},
+        {"lr", config.schedule.base_lr}, {"weight_decay", config.optimizer.weight_decay},
+        {"threads", threads()},          {"data", data.description}};
     info.training_json = run_settings.dump();
 
     const int64_t image = train_set.image_elements();
@@ -330,7 +347,8 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
         double loss_sum = 0, lr = 0;
         int64_t correct = 0, seen = 0;
         const int64_t start_batch = epoch == first_epoch ? first_batch : 0;
-        if (start_batch > 0 && partial.is_object()) {  // the sums up to the stop, so the epoch's metrics match too
+        if (start_batch > 0 &&
+            partial.is_object()) {  // the sums up to the stop, so the epoch's metrics match too
             loss_sum = partial.value("loss_sum", 0.0);
             correct = partial.value("correct", int64_t{0});
             seen = partial.value("seen", int64_t{0});
@@ -346,12 +364,14 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
                              input.data() + i * image);
                 labels[static_cast<size_t>(i)] = train_set.labels[static_cast<size_t>(index)];
             }
-            const TrainingStep::Result r =
-                step_runner.run(input.data(), labels.data(), batch, Rng::derive(config.seed, 0xD0, step).next());
+            const TrainingStep::Result r = step_runner.run(input.data(), labels.data(), batch,
+                                                           Rng::derive(config.seed, 0xD0, step).next());
             if (!std::isfinite(r.loss_sum))
-                throw Error("the loss became " + std::string(std::isnan(r.loss_sum) ? "NaN" : "infinite") +
-                            " at epoch " + std::to_string(epoch) + ", batch " + std::to_string(b + 1) +
-                            "; try a lower learning rate (--lr). The last good checkpoint, if any, is kept: " + model_path);
+                throw Error(
+                    "the loss became " + std::string(std::isnan(r.loss_sum) ? "NaN" : "infinite") +
+                    " at epoch " + std::to_string(epoch) + ", batch " + std::to_string(b + 1) +
+                    "; try a lower learning rate (--lr). The last good checkpoint, if any, is kept: " +
+                    model_path);
             lr = learning_rate_at(config.schedule, step, steps_per_epoch, total_steps);
             optimizer.step(lr);
             loss_sum += r.loss_sum;
@@ -371,7 +391,10 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
                 nlohmann::json mj = nlohmann::json::parse(info.metrics_json, nullptr, false);
                 if (!mj.is_object()) mj = nlohmann::json::object();
                 mj["best_test_accuracy"] = best_accuracy;
-                mj["partial"] = {{"epoch", epoch}, {"loss_sum", loss_sum}, {"correct", correct}, {"seen", seen},
+                mj["partial"] = {{"epoch", epoch},
+                                 {"loss_sum", loss_sum},
+                                 {"correct", correct},
+                                 {"seen", seen},
                                  {"learning_rate", lr}};
                 CheckpointInfo stop_info = info;
                 stop_info.epoch = epoch - 1;
@@ -379,8 +402,9 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
                 stop_info.metrics_json = mj.dump();
                 write_checkpoint(model_path, model, stop_info, &optimizer);
                 throw Interrupted("training stopped in epoch " + std::to_string(epoch) + " after batch " +
-                                      std::to_string(b + 1) + " of " + std::to_string(steps_per_epoch) + " (step " +
-                                      std::to_string(step + 1) + "); checkpoint written to " + model_path,
+                                      std::to_string(b + 1) + " of " + std::to_string(steps_per_epoch) +
+                                      " (step " + std::to_string(step + 1) + "); checkpoint written to " +
+                                      model_path,
                                   model_path);
             }
             // A stop at the epoch's last step finishes the epoch (evaluation, checkpoint) first.
@@ -410,19 +434,22 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
         if (best) write_checkpoint(best_path, model, info, nullptr);
         {
             std::ofstream log(metrics_path, std::ios::app);
-            if (!log || !(log << metrics_json(m).dump() << "\n")) throw IoError(metrics_path + ": cannot append");
+            if (!log || !(log << metrics_json(m).dump() << "\n"))
+                throw IoError(metrics_path + ": cannot append");
         }
         if (!config.quiet) {
-            std::printf("epoch %lld/%lld  train loss %.4f  acc %.2f%%  |  test loss %.4f  acc %.2f%%%s  |  %.0f img/s  %s  lr %.2g\n",
-                        static_cast<long long>(epoch), static_cast<long long>(config.epochs), m.train_loss,
-                        100 * m.train_accuracy, m.test_loss, 100 * m.test_accuracy, best ? " (best)" : "",
-                        m.images_per_second, duration_text(train_seconds).c_str(), lr);
+            std::printf(
+                "epoch %lld/%lld  train loss %.4f  acc %.2f%%  |  test loss %.4f  acc %.2f%%%s  |  %.0f "
+                "img/s  %s  lr %.2g\n",
+                static_cast<long long>(epoch), static_cast<long long>(config.epochs), m.train_loss,
+                100 * m.train_accuracy, m.test_loss, 100 * m.test_accuracy, best ? " (best)" : "",
+                m.images_per_second, duration_text(train_seconds).c_str(), lr);
             std::fflush(stdout);
         }
         if (config.on_epoch && !config.on_epoch(m)) break;
         if ((stop_requested || sigint.caught()) && epoch < config.epochs)
-            throw Interrupted("training stopped after epoch " + std::to_string(epoch) + " (step " + std::to_string(step) +
-                                  "); checkpoint written to " + model_path,
+            throw Interrupted("training stopped after epoch " + std::to_string(epoch) + " (step " +
+                                  std::to_string(step) + "); checkpoint written to " + model_path,
                               model_path);
     }
     return history;

@@ -11,7 +11,9 @@
 namespace lenz {
 namespace {
 
-Model seed_model() { return load_model_file(LENZ_SOURCE_DIR "/models/seed.lenz"); }
+Model seed_model() {
+    return load_model_file(LENZ_SOURCE_DIR "/models/seed.lenz");
+}
 
 TEST(Summary, CourseNotesWorkedExample) {
     Model m = seed_model();
@@ -43,10 +45,10 @@ TEST(Summary, CourseNotesWorkedExample) {
 TEST(Summary, ExplainShowsTheDerivations) {
     Model m = seed_model();
     const std::string text = format_summary(summarize(m, {.batch = 50}), "seed.lenz", true);
-    for (const char* piece : {"(3·3·3 + 1) · 100 = 2,800", "(3·3·100 + 1) · 200 = 180,200",
-                              "100·150·100 · (3·3·3) = 40,500,000", "6,000,000 + 3,000,000 = 9,000,000",
-                              "= 12,613,600 bytes (12.6 MB)", "569,227,200 bytes", "NOT added up", "ARE added up",
-                              "903,400 parameters · 4 bytes = 3,613,600 bytes"})
+    for (const char* piece :
+         {"(3·3·3 + 1) · 100 = 2,800", "(3·3·100 + 1) · 200 = 180,200", "100·150·100 · (3·3·3) = 40,500,000",
+          "6,000,000 + 3,000,000 = 9,000,000", "= 12,613,600 bytes (12.6 MB)", "569,227,200 bytes",
+          "NOT added up", "ARE added up", "903,400 parameters · 4 bytes = 3,613,600 bytes"})
         EXPECT_NE(text.find(piece), std::string::npos) << "missing: " << piece << "\n" << text;
 }
 
@@ -93,8 +95,7 @@ TEST(Summary, InferencePlanArenaIsTheTextbookPair) {
     Model m = seed_model();
     const Summary s = summarize(m, {});
     EXPECT_EQ(4 * s.inference_plan.arena_floats, 9000000);
-    EXPECT_EQ(s.inference_plan.bytes(),
-              s.inference_bytes_textbook + 4 * s.inference_plan.workspace_floats);
+    EXPECT_EQ(s.inference_plan.bytes(), s.inference_bytes_textbook + 4 * s.inference_plan.workspace_floats);
 }
 
 TEST(Summary, InPlaceAndReshapeLayersAllocateNothingForOnePrediction) {

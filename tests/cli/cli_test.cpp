@@ -48,8 +48,9 @@ TEST(Cli, SummaryOfTheWorkedExample) {
     EXPECT_NE(r.status, 0);
     const Result s = run("summary " LENZ_SOURCE_DIR "/models/seed.lenz --batch 50 --explain");
     EXPECT_EQ(s.status, 0) << s.out;
-    for (const char* piece : {"903,400", "3,613,600", "1,399,500,000", "100x150x100", "50x75x200", "25x38x400",
-                              "6,000,000", "3,000,000", "1,520,000", "12,613,600 bytes (12.6 MB)", "569,227,200"})
+    for (const char* piece :
+         {"903,400", "3,613,600", "1,399,500,000", "100x150x100", "50x75x200", "25x38x400", "6,000,000",
+          "3,000,000", "1,520,000", "12,613,600 bytes (12.6 MB)", "569,227,200"})
         EXPECT_NE(s.out.find(piece), std::string::npos) << piece;
 }
 
@@ -69,15 +70,19 @@ TEST(Cli, SummaryFit) {
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_GT(j["batch"].get<int64_t>(), 50);
     EXPECT_LE(j["training_bytes_plan"].get<int64_t>(), 8000000000);
-    expect_one_line_error(run("summary " LENZ_SOURCE_DIR "/models/seed.lenz --fit 1MB"), "not even a batch of 1");
+    expect_one_line_error(run("summary " LENZ_SOURCE_DIR "/models/seed.lenz --fit 1MB"),
+                          "not even a batch of 1");
 }
 
 TEST(Cli, BadModelFilesGiveOneLineNamingFileLineColumn) {
     const std::string path = temp_file("bad.lenz", "input 28x28x1\nconv 32 3x3\nconv 8 40x40\n");
-    expect_one_line_error(run("summary " + path), "bad.lenz:3:1: conv: kernel 40x40 is larger than its padded input");
+    expect_one_line_error(run("summary " + path),
+                          "bad.lenz:3:1: conv: kernel 40x40 is larger than its padded input");
     const std::string unknown = temp_file("unknown.lenz", "input 28x28x1\nfoo 3\n");
     expect_one_line_error(run("summary " + unknown), "unknown.lenz:2:1: unknown layer 'foo'");
-    const std::string binary = temp_file("binary.lenz", std::string("\x7f" "ELF\0\0\0", 7));
+    const std::string binary = temp_file("binary.lenz", std::string("\x7f"
+                                                                    "ELF\0\0\0",
+                                                                    7));
     expect_one_line_error(run("summary " + binary), "binary.lenz");
     expect_one_line_error(run("summary /nonexistent.lenz"), "cannot open");
     fs::remove(path);
@@ -93,7 +98,8 @@ TEST(Cli, BadCheckpointsAndImagesGiveOneLine) {
 }
 
 TEST(Cli, TrainRefusesDataThatDoesNotFit) {
-    if (!fs::exists("/usr/share/datasets/fashion-mnist")) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+    if (!fs::exists("/usr/share/datasets/fashion-mnist"))
+        GTEST_SKIP() << "dataset-fashion-mnist is not installed";
     const std::string model = temp_file("rgb.lenz", "input 32x32x3\nconv 4 3x3\nflatten\ndense 10 softmax\n");
     expect_one_line_error(run("train " + model + " --data fashion-mnist --out /tmp/lenz-cli-never"),
                           "28x28x1 but the model's input is 32x32x3");
@@ -102,10 +108,13 @@ TEST(Cli, TrainRefusesDataThatDoesNotFit) {
 }
 
 TEST(Cli, TrainEvalPredictRoundTrip) {
-    if (!fs::exists("/usr/share/datasets/fashion-mnist")) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+    if (!fs::exists("/usr/share/datasets/fashion-mnist"))
+        GTEST_SKIP() << "dataset-fashion-mnist is not installed";
     const fs::path dir = fs::temp_directory_path() / ("lenz-cli-run-" + std::to_string(::getpid()));
-    const Result t = run("train " LENZ_SOURCE_DIR "/models/fashion.lenz --epochs 1 --limit-train 2048 --limit-test 500 "
-                         "--out " + dir.string());
+    const Result t = run("train " LENZ_SOURCE_DIR
+                         "/models/fashion.lenz --epochs 1 --limit-train 2048 --limit-test 500 "
+                         "--out " +
+                         dir.string());
     ASSERT_EQ(t.status, 0) << t.out;
     EXPECT_NE(t.out.find("epoch 1/1"), std::string::npos) << t.out;
     const Result e = run("eval " + (dir / "model.safetensors").string() + " --json");
@@ -119,8 +128,10 @@ TEST(Cli, TrainEvalPredictRoundTrip) {
     ASSERT_EQ(p.status, 0) << p.out;
     const auto pj = nlohmann::json::parse(p.out);
     ASSERT_EQ(pj[0]["predictions"].size(), 2u);
-    EXPECT_GE(pj[0]["predictions"][0]["probability"].get<double>(), pj[0]["predictions"][1]["probability"].get<double>());
-    const Result bad_image = run("predict " + (dir / "model.safetensors").string() + " " + (dir / "metrics.jsonl").string());
+    EXPECT_GE(pj[0]["predictions"][0]["probability"].get<double>(),
+              pj[0]["predictions"][1]["probability"].get<double>());
+    const Result bad_image =
+        run("predict " + (dir / "model.safetensors").string() + " " + (dir / "metrics.jsonl").string());
     expect_one_line_error(bad_image, "metrics.jsonl");
     fs::remove_all(dir);
 }

@@ -32,7 +32,8 @@ TEST(Memory, InferenceArenaMatchesStepByStepTraining) {
     // The arena's alternating placement must not clobber anything: compare with the training path,
     // which keeps every activation apart.
     Model m = parse_model(
-        "input 12x10x3\nconv 6 3x3 padding=same relu\nmaxpool 2\nbatchnorm\nconv 8 3x3 stride=2 padding=same\n"
+        "input 12x10x3\nconv 6 3x3 padding=same relu\nmaxpool 2\nbatchnorm\nconv 8 3x3 stride=2 "
+        "padding=same\n"
         "relu\ndropout 0.3\nflatten\ndense 16 tanh\ndense 5 softmax\n",
         "m");
     m.init_params(3);

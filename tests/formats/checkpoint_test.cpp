@@ -9,7 +9,6 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
-
 #include <filesystem>
 #include <fstream>
 
@@ -21,8 +20,9 @@ namespace {
 namespace fs = std::filesystem;
 
 struct TempDir {
-    fs::path path = fs::temp_directory_path() / ("lenz-ckpt-" + std::to_string(::getpid()) + "-" +
-                                                 ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::path path =
+        fs::temp_directory_path() / ("lenz-ckpt-" + std::to_string(::getpid()) + "-" +
+                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
     TempDir() { fs::create_directories(path); }
     ~TempDir() { fs::remove_all(path); }
     std::string file(const std::string& name) const { return (path / name).string(); }
@@ -68,7 +68,8 @@ TEST(Checkpoint, RoundTrip) {
     for (size_t i = 0; i < a.size(); ++i) {
         ASSERT_EQ(a[i].name, b[i].name);
         ASSERT_EQ(a[i].ref.value->size(), b[i].ref.value->size());
-        for (int64_t k = 0; k < a[i].ref.value->size(); ++k) ASSERT_EQ((*a[i].ref.value)[k], (*b[i].ref.value)[k]);
+        for (int64_t k = 0; k < a[i].ref.value->size(); ++k)
+            ASSERT_EQ((*a[i].ref.value)[k], (*b[i].ref.value)[k]);
     }
     // no temporary file is left behind
     for (auto& e : fs::directory_iterator(dir.path)) EXPECT_EQ(e.path().filename(), "m.safetensors");
@@ -81,7 +82,8 @@ TEST(Checkpoint, OptimizerStateRoundTrip) {
     Optimizer opt(m, {.kind = OptimizerKind::adam});
     for (auto& p : m.named_params())
         if (p.ref.grad)
-            for (int64_t i = 0; i < p.ref.grad->size(); ++i) (*p.ref.grad)[i] = 0.01f * static_cast<float>(i % 7);
+            for (int64_t i = 0; i < p.ref.grad->size(); ++i)
+                (*p.ref.grad)[i] = 0.01f * static_cast<float>(i % 7);
     opt.step(0.01);
     write_checkpoint(dir.file("m.safetensors"), m, small_info(), &opt);
     Optimizer fresh(m, {.kind = OptimizerKind::adam});
@@ -153,8 +155,10 @@ TEST(Checkpoint, AFailedWriteKeepsTheOldCheckpoint) {
     const std::string path = dir.file("m.safetensors");
     write_checkpoint(path, m, small_info(), nullptr);
     const std::string before = bytes_of(path);
-    // a read-only folder: the temporary file cannot be created (root ignores modes, so use a missing folder too)
-    EXPECT_THROW(write_checkpoint(dir.file("no/such/folder/m.safetensors"), m, small_info(), nullptr), IoError);
+    // a read-only folder: the temporary file cannot be created (root ignores modes, so use a missing folder
+    // too)
+    EXPECT_THROW(write_checkpoint(dir.file("no/such/folder/m.safetensors"), m, small_info(), nullptr),
+                 IoError);
     if (::geteuid() != 0) {
         ::chmod(dir.path.c_str(), 0500);
         EXPECT_THROW(write_checkpoint(path, m, small_info(), nullptr), IoError);
@@ -172,7 +176,8 @@ Model big_model() {
 
 void expect_no_temporaries(const TempDir& dir) {
     for (auto& e : fs::directory_iterator(dir.path))
-        EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << "left behind: " << e.path();
+        EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos)
+            << "left behind: " << e.path();
 }
 
 // A write that fails part-way (here the per-process file size limit, EFBIG) gives an IoError naming
@@ -186,7 +191,8 @@ TEST(Checkpoint, AWriteFailingPartWayKeepsTheOldCheckpoint) {
     ASSERT_LT(before.size(), 8192u);
     rlimit old_limit{};
     ::getrlimit(RLIMIT_FSIZE, &old_limit);
-    const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);  // write() then fails with EFBIG instead of a signal
+    const auto old_handler =
+        std::signal(SIGXFSZ, SIG_IGN);  // write() then fails with EFBIG instead of a signal
     rlimit small = old_limit;
     small.rlim_cur = 8192;
     ::setrlimit(RLIMIT_FSIZE, &small);

@@ -55,44 +55,47 @@ TEST(ModelText, CrLfLineEndings) {
 }
 
 TEST(ModelTextErrors, NameFileLineColumnAndExpectation) {
-    EXPECT_EQ(parse_error("input 28x28x1\nconv 32 3x3 strde=2\n"),
-              "m.lenz:2:13: conv: unknown option 'strde=2' (expected stride=S, padding=same|valid|P, an activation "
-              "(relu, leakyrelu[=A], sigmoid, tanh, softmax) or nobias)");
-    EXPECT_EQ(parse_error("input 28x28x1\npool 2\n"),
-              "m.lenz:2:1: unknown layer 'pool' (expected conv, maxpool, avgpool, globalavgpool, globalmaxpool, "
-              "flatten, dense, dropout, batchnorm, relu, leakyrelu, sigmoid, tanh or softmax)");
-    EXPECT_EQ(parse_error("input 3x3x1\nconv 1 5x5\n"),
-              "m.lenz:2:1: conv: kernel 5x5 is larger than its padded input 3x3 (padding=valid) (input 3x3x1)");
+    EXPECT_EQ(
+        parse_error("input 28x28x1\nconv 32 3x3 strde=2\n"),
+        "m.lenz:2:13: conv: unknown option 'strde=2' (expected stride=S, padding=same|valid|P, an activation "
+        "(relu, leakyrelu[=A], sigmoid, tanh, softmax) or nobias)");
+    EXPECT_EQ(
+        parse_error("input 28x28x1\npool 2\n"),
+        "m.lenz:2:1: unknown layer 'pool' (expected conv, maxpool, avgpool, globalavgpool, globalmaxpool, "
+        "flatten, dense, dropout, batchnorm, relu, leakyrelu, sigmoid, tanh or softmax)");
+    EXPECT_EQ(
+        parse_error("input 3x3x1\nconv 1 5x5\n"),
+        "m.lenz:2:1: conv: kernel 5x5 is larger than its padded input 3x3 (padding=valid) (input 3x3x1)");
 }
 
 TEST(ModelTextErrors, EveryMistakeIsAParseError) {
     const char* bad[] = {
-        "",                                       // empty
-        "# only a comment\n",                     // no input
-        "conv 3 3x3\n",                           // no input first
-        "input 28x28\nconv 1 3\n",                // input without channels
-        "input 0x28x1\nconv 1 3\n",               // zero size
-        "input -1x28x1\nconv 1 3\n",              // negative
-        "input 28x28x1\n",                        // no layers
-        "input 28x28x1\ninput 28x28x1\n",         // input twice
-        "input 28x28x1\nconv\n",                  // missing filters
-        "input 28x28x1\nconv 32\n",               // missing kernel
-        "input 28x28x1\nconv 0 3\n",              // zero filters
-        "input 28x28x1\nconv 3.5 3\n",            // not an integer
-        "input 28x28x1\nconv 3 3x\n",             // bad kernel
-        "input 28x28x1\nconv 3 3 stride=0\n",     // zero stride
-        "input 28x28x1\nconv 3 3 padding=full\n", // bad padding
-        "input 28x28x1\nconv 3 3 relu relu\n",    // two activations
+        "",                                        // empty
+        "# only a comment\n",                      // no input
+        "conv 3 3x3\n",                            // no input first
+        "input 28x28\nconv 1 3\n",                 // input without channels
+        "input 0x28x1\nconv 1 3\n",                // zero size
+        "input -1x28x1\nconv 1 3\n",               // negative
+        "input 28x28x1\n",                         // no layers
+        "input 28x28x1\ninput 28x28x1\n",          // input twice
+        "input 28x28x1\nconv\n",                   // missing filters
+        "input 28x28x1\nconv 32\n",                // missing kernel
+        "input 28x28x1\nconv 0 3\n",               // zero filters
+        "input 28x28x1\nconv 3.5 3\n",             // not an integer
+        "input 28x28x1\nconv 3 3x\n",              // bad kernel
+        "input 28x28x1\nconv 3 3 stride=0\n",      // zero stride
+        "input 28x28x1\nconv 3 3 padding=full\n",  // bad padding
+        "input 28x28x1\nconv 3 3 relu relu\n",     // two activations
         "input 28x28x1\nconv 3 3 stride=1 stride=2\n",
-        "input 28x28x1\nconv 3 3 leakyrelu=2\n",  // slope out of range
-        "input 28x28x1\ndense 10 padding=same\n", // option of another layer
+        "input 28x28x1\nconv 3 3 leakyrelu=2\n",   // slope out of range
+        "input 28x28x1\ndense 10 padding=same\n",  // option of another layer
         "input 28x28x1\nmaxpool 2 relu\n",
         "input 28x28x1\nflatten 3\n",
         "input 28x28x1\ndropout 1.5\n",
         "input 28x28x1\ndropout abc\n",
-        "input 28x28x1\nmaxpool 30\n",            // window larger than input
-        "input 28x28x1\nmaxpool 2 padding=2\n",   // pooling padding must be smaller than the window
-        "input 28x28x1\nconv 99999999999 3\n",    // absurd filter count
+        "input 28x28x1\nmaxpool 30\n",           // window larger than input
+        "input 28x28x1\nmaxpool 2 padding=2\n",  // pooling padding must be smaller than the window
+        "input 28x28x1\nconv 99999999999 3\n",   // absurd filter count
         "input 99999999x99999999x99999999\nconv 1 1\n",
         "input 16000000x16000000x16000000\nconv 1 3\n",  // overflows 64-bit sizes
     };
@@ -104,7 +107,9 @@ TEST(ModelTextErrors, EveryMistakeIsAParseError) {
     }
 }
 
-TEST(ModelTextErrors, MissingFile) { EXPECT_THROW(load_model_file("/nonexistent/model.lenz"), IoError); }
+TEST(ModelTextErrors, MissingFile) {
+    EXPECT_THROW(load_model_file("/nonexistent/model.lenz"), IoError);
+}
 
 }  // namespace
 }  // namespace lenz

@@ -1,11 +1,12 @@
 // The fast convolution against the reference loops, over sweeps of shapes, strides and paddings.
+#include "kernels/cpu/conv2d.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <sstream>
 #include <vector>
 
-#include "kernels/cpu/conv2d.h"
 #include "kernels/reference/conv2d.h"
 #include "layers/window.h"
 #include "lenz/random.h"
@@ -22,8 +23,8 @@ struct Case {
 
 std::string describe(const Case& c) {
     std::ostringstream o;
-    o << "N=" << c.N << " C=" << c.C << " H=" << c.H << " W=" << c.W << " OC=" << c.OC << " K=" << c.KH << "x" << c.KW
-      << " S=" << c.SH << "x" << c.SW << " padding=" << c.padding.str() << " threads=" << c.threads;
+    o << "N=" << c.N << " C=" << c.C << " H=" << c.H << " W=" << c.W << " OC=" << c.OC << " K=" << c.KH << "x"
+      << c.KW << " S=" << c.SH << "x" << c.SW << " padding=" << c.padding.str() << " threads=" << c.threads;
     return o.str();
 }
 
@@ -67,7 +68,9 @@ void check(const Case& c) {
     const int64_t image = c.C * c.H * c.W;
     cpu::conv2d_backward(
         g, c.N, x.data(), dy.data(), w.data(),
-        [&](int64_t n, const float* image_dx) { std::copy(image_dx, image_dx + image, dx_fast.data() + n * image); },
+        [&](int64_t n, const float* image_dx) {
+            std::copy(image_dx, image_dx + image, dx_fast.data() + n * image);
+        },
         dw_fast.data(), db_fast.data(), ws.data());
     expect_close(dx_ref, dx_fast, "dx", c, g.OC * g.KH * g.KW);
     expect_close(dw_ref, dw_fast, "dweight", c, c.N * g.positions());
@@ -96,7 +99,8 @@ TEST(Conv2dKernel, NonSquareAndLargeImageTiles) {
     check({1, 40, 64, 80, 8, 3, 3, 1, 1, Padding{PaddingMode::same}, 2});
     check({2, 3, 9, 11, 5, 3, 5, 2, 1, Padding{PaddingMode::pixels, 1, 2}, 2});
     check({3, 2, 10, 10, 3, 4, 2, 1, 3, Padding{PaddingMode::same}, 2});
-    check({5, 1, 3, 3, 2, 1, 1, 1, 1, Padding{PaddingMode::valid}, 2});  // pointwise, more images than threads
+    check(
+        {5, 1, 3, 3, 2, 1, 1, 1, 1, Padding{PaddingMode::valid}, 2});  // pointwise, more images than threads
     check({2, 100, 150, 150, 8, 3, 3, 2, 2, Padding{PaddingMode::same}, 2});  // dx one image at a time
     set_threads(0);
 }

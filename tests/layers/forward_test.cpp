@@ -28,7 +28,8 @@ Buffer& param(Layer& layer, const std::string& name) {
 }
 
 TEST(ConvForward, TwoByTwoKernelOnThreeByThree) {
-    // x = 1..9 in a 3x3 grid; kernel [[1, 0], [0, -1]] computes x[i][j] - x[i+1][j+1] = -4 everywhere; bias 0.5.
+    // x = 1..9 in a 3x3 grid; kernel [[1, 0], [0, -1]] computes x[i][j] - x[i+1][j+1] = -4 everywhere; bias
+    // 0.5.
     LayerHarness h("conv 1 2x2", {3, 3, 1}, 1);
     set(h.x(), {1, 2, 3, 4, 5, 6, 7, 8, 9});
     set(param(h.layer(), "weight"), {1, 0, 0, -1});
@@ -38,7 +39,8 @@ TEST(ConvForward, TwoByTwoKernelOnThreeByThree) {
 
 TEST(ConvForward, SamePaddingStride2PutsTheExtraPixelBottomRight) {
     // 4x4 input of ones, 3x3 kernel of ones, stride 2, same: output 2x2, total padding 1 (bottom/right).
-    // Top-left window covers rows 0..2, cols 0..2 (9 ones); bottom-right covers rows 2..3, cols 2..3 (4 ones).
+    // Top-left window covers rows 0..2, cols 0..2 (9 ones); bottom-right covers rows 2..3, cols 2..3 (4
+    // ones).
     LayerHarness h("conv 1 3x3 stride=2 padding=same nobias", {4, 4, 1}, 1);
     for (int64_t i = 0; i < 16; ++i) h.x()[i] = 1;
     for (int64_t i = 0; i < 9; ++i) param(h.layer(), "weight")[i] = 1;

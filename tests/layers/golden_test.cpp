@@ -8,11 +8,10 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "lenz/buffer.h"
 #include "lenz/layer.h"
@@ -26,7 +25,9 @@ namespace {
 constexpr double kAbsTolerance = 1e-4;
 constexpr double kRelTolerance = 1e-4;
 
-std::filesystem::path golden_dir() { return std::filesystem::path(LENZ_SOURCE_DIR) / "tests" / "golden"; }
+std::filesystem::path golden_dir() {
+    return std::filesystem::path(LENZ_SOURCE_DIR) / "tests" / "golden";
+}
 
 std::vector<std::string> golden_cases() {
     std::vector<std::string> names;
@@ -43,7 +44,9 @@ nlohmann::json load_case(const std::string& name) {
     return nlohmann::json::parse(in);
 }
 
-std::vector<float> floats(const nlohmann::json& j) { return j.get<std::vector<float>>(); }
+std::vector<float> floats(const nlohmann::json& j) {
+    return j.get<std::vector<float>>();
+}
 
 int64_t product(const std::vector<int64_t>& dims) {
     int64_t p = 1;
@@ -60,7 +63,8 @@ std::string dims_str(const std::vector<int64_t>& dims) {
 // Compares `actual` with `expected`; on failure names the case, the tensor and the first index that
 // differs (with its multi-index when `dims` is given), then how many differ and the largest error.
 void expect_close(const std::string& case_name, const std::string& tensor, const float* actual,
-                  const std::vector<float>& expected, int64_t actual_size, const std::vector<int64_t>& dims = {}) {
+                  const std::vector<float>& expected, int64_t actual_size,
+                  const std::vector<int64_t>& dims = {}) {
     ASSERT_EQ(actual_size, static_cast<int64_t>(expected.size()))
         << case_name << ": " << tensor << " has " << actual_size << " values, PyTorch " << expected.size();
     int64_t first = -1, bad = 0;
@@ -121,8 +125,8 @@ TEST_P(Golden, MatchesPyTorch) {
     layer.allocate_gradients();
     const nlohmann::json& gp = g.at("params");
     std::vector<ParamRef> params = layer.params();
-    ASSERT_EQ(params.size(), gp.size()) << name << ": Lenz has " << params.size() << " parameter tensors, PyTorch "
-                                        << gp.size();
+    ASSERT_EQ(params.size(), gp.size())
+        << name << ": Lenz has " << params.size() << " parameter tensors, PyTorch " << gp.size();
     for (ParamRef& p : params) {
         ASSERT_TRUE(gp.contains(p.name)) << name << ": no golden values for parameter " << p.name;
         const auto dims = gp.at(p.name).at("dims").get<std::vector<int64_t>>();
@@ -151,7 +155,8 @@ TEST_P(Golden, MatchesPyTorch) {
 
     if (g.contains("params_after")) {
         for (const auto& [pname, values] : g.at("params_after").items()) {
-            auto it = std::find_if(params.begin(), params.end(), [&](const ParamRef& p) { return p.name == pname; });
+            auto it = std::find_if(params.begin(), params.end(),
+                                   [&](const ParamRef& p) { return p.name == pname; });
             ASSERT_NE(it, params.end()) << name << ": no parameter " << pname;
             expect_close(name, pname + " after forward", it->value->data(), floats(values), it->value->size(),
                          it->dims);
@@ -192,7 +197,9 @@ std::string case_name(const ::testing::TestParamInfo<std::string>& info) {
 INSTANTIATE_TEST_SUITE_P(PyTorch, Golden, ::testing::ValuesIn(golden_cases()), case_name);
 
 // Guards against a missing or empty fixture directory silently instantiating no cases.
-TEST(GoldenFiles, Present) { EXPECT_GE(golden_cases().size(), 30u) << "in " << golden_dir(); }
+TEST(GoldenFiles, Present) {
+    EXPECT_GE(golden_cases().size(), 30u) << "in " << golden_dir();
+}
 
 }  // namespace
 }  // namespace lenz

@@ -21,7 +21,7 @@ struct GradCheckOptions {
 };
 
 class LayerHarness {
-public:
+  public:
     LayerHarness(const std::string& spec, Shape in, int64_t batch, uint64_t seed = 7)
         : model_(parse_model("input " + in.str() + "\n" + spec + "\n", "<test>")), batch_(batch) {
         model_.init_params(seed);
@@ -51,7 +51,7 @@ public:
         return y_;
     }
 
-private:
+  private:
     Model model_;
     int64_t batch_;
     Buffer workspace_, x_, y_;
@@ -66,7 +66,8 @@ inline double weighted_sum(const Buffer& y, const Buffer& r) {
 // Checks d(sum r*y)/d(value[i]) against the analytic gradient; skips points where a kink (ReLU at 0,
 // a max changing hands) lies within the step, detected by two step sizes disagreeing.
 inline void expect_matches_finite_differences(LayerHarness& h, Buffer& value, const Buffer& analytic,
-                                              const Buffer& r, const std::string& what, const GradCheckOptions& o) {
+                                              const Buffer& r, const std::string& what,
+                                              const GradCheckOptions& o) {
     int checked = 0;
     for (int64_t i = 0; i < value.size(); ++i) {
         const float saved = value[i];

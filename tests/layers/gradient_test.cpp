@@ -3,39 +3,95 @@
 
 namespace lenz::testing {
 
-TEST(ConvGradient, SameStride1Relu) { check_gradients("conv 4 3x3 padding=same relu", {5, 6, 3}); }
-TEST(ConvGradient, SameStride2EvenSize) { check_gradients("conv 3 3x3 stride=2 padding=same", {6, 8, 2}); }
-TEST(ConvGradient, SameStride2OddSize) { check_gradients("conv 3 3x3 stride=2 padding=same tanh", {7, 5, 2}); }
-TEST(ConvGradient, ValidEvenKernel) { check_gradients("conv 2 2x2 sigmoid", {5, 5, 3}); }
+TEST(ConvGradient, SameStride1Relu) {
+    check_gradients("conv 4 3x3 padding=same relu", {5, 6, 3});
+}
+TEST(ConvGradient, SameStride2EvenSize) {
+    check_gradients("conv 3 3x3 stride=2 padding=same", {6, 8, 2});
+}
+TEST(ConvGradient, SameStride2OddSize) {
+    check_gradients("conv 3 3x3 stride=2 padding=same tanh", {7, 5, 2});
+}
+TEST(ConvGradient, ValidEvenKernel) {
+    check_gradients("conv 2 2x2 sigmoid", {5, 5, 3});
+}
 TEST(ConvGradient, NonSquareStrideAndPadding) {
     check_gradients("conv 3 3x5 stride=2x1 padding=1x2 leakyrelu=0.2", {6, 7, 2});
 }
-TEST(ConvGradient, Pointwise) { check_gradients("conv 5 1x1", {4, 4, 3}); }
-TEST(ConvGradient, NoBiasSingleChannel) { check_gradients("conv 2 3x3 nobias", {5, 5, 1}); }
-TEST(ConvGradient, Softmax) { check_gradients("conv 4 3x3 padding=same softmax", {4, 4, 2}); }
-TEST(ConvGradient, KernelLargerThanInputWithSame) { check_gradients("conv 2 5x5 padding=same", {3, 3, 2}); }
+TEST(ConvGradient, Pointwise) {
+    check_gradients("conv 5 1x1", {4, 4, 3});
+}
+TEST(ConvGradient, NoBiasSingleChannel) {
+    check_gradients("conv 2 3x3 nobias", {5, 5, 1});
+}
+TEST(ConvGradient, Softmax) {
+    check_gradients("conv 4 3x3 padding=same softmax", {4, 4, 2});
+}
+TEST(ConvGradient, KernelLargerThanInputWithSame) {
+    check_gradients("conv 2 5x5 padding=same", {3, 3, 2});
+}
 
-TEST(PoolGradient, Max) { check_gradients("maxpool 2", {6, 6, 2}); }
-TEST(PoolGradient, MaxSameStride2) { check_gradients("maxpool 3 stride=2 padding=same", {7, 7, 2}); }
-TEST(PoolGradient, Average) { check_gradients("avgpool 2", {6, 4, 2}); }
-TEST(PoolGradient, AverageSamePadding) { check_gradients("avgpool 3 stride=2 padding=same", {6, 6, 2}); }
-TEST(PoolGradient, AverageExplicitPadding) { check_gradients("avgpool 3 stride=1 padding=1", {5, 5, 2}); }
-TEST(PoolGradient, GlobalAverage) { check_gradients("globalavgpool", {4, 5, 3}); }
-TEST(PoolGradient, GlobalMax) { check_gradients("globalmaxpool", {4, 5, 3}); }
+TEST(PoolGradient, Max) {
+    check_gradients("maxpool 2", {6, 6, 2});
+}
+TEST(PoolGradient, MaxSameStride2) {
+    check_gradients("maxpool 3 stride=2 padding=same", {7, 7, 2});
+}
+TEST(PoolGradient, Average) {
+    check_gradients("avgpool 2", {6, 4, 2});
+}
+TEST(PoolGradient, AverageSamePadding) {
+    check_gradients("avgpool 3 stride=2 padding=same", {6, 6, 2});
+}
+TEST(PoolGradient, AverageExplicitPadding) {
+    check_gradients("avgpool 3 stride=1 padding=1", {5, 5, 2});
+}
+TEST(PoolGradient, GlobalAverage) {
+    check_gradients("globalavgpool", {4, 5, 3});
+}
+TEST(PoolGradient, GlobalMax) {
+    check_gradients("globalmaxpool", {4, 5, 3});
+}
 
-TEST(DenseGradient, Relu) { check_gradients("dense 5 relu", {3, 3, 2}); }
-TEST(DenseGradient, NoBias) { check_gradients("dense 4 nobias", {1, 1, 6}); }
-TEST(DenseGradient, Softmax) { check_gradients("dense 4 softmax", {1, 1, 6}); }
-TEST(DenseGradient, Sigmoid) { check_gradients("dense 3 sigmoid", {2, 2, 2}, {.batch = 3}); }
+TEST(DenseGradient, Relu) {
+    check_gradients("dense 5 relu", {3, 3, 2});
+}
+TEST(DenseGradient, NoBias) {
+    check_gradients("dense 4 nobias", {1, 1, 6});
+}
+TEST(DenseGradient, Softmax) {
+    check_gradients("dense 4 softmax", {1, 1, 6});
+}
+TEST(DenseGradient, Sigmoid) {
+    check_gradients("dense 3 sigmoid", {2, 2, 2}, {.batch = 3});
+}
 
-TEST(OtherGradient, Flatten) { check_gradients("flatten", {3, 4, 2}); }
-TEST(OtherGradient, BatchNormConv) { check_gradients("batchnorm", {4, 4, 3}, {.batch = 3}); }
-TEST(OtherGradient, BatchNormDense) { check_gradients("batchnorm", {1, 1, 5}, {.batch = 6}); }
-TEST(OtherGradient, Dropout) { check_gradients("dropout 0.5", {4, 4, 2}); }
-TEST(OtherGradient, Relu) { check_gradients("relu", {4, 4, 2}); }
-TEST(OtherGradient, LeakyRelu) { check_gradients("leakyrelu=0.1", {4, 4, 2}); }
-TEST(OtherGradient, Sigmoid) { check_gradients("sigmoid", {4, 4, 2}); }
-TEST(OtherGradient, Tanh) { check_gradients("tanh", {4, 4, 2}); }
-TEST(OtherGradient, Softmax) { check_gradients("softmax", {3, 3, 4}); }
+TEST(OtherGradient, Flatten) {
+    check_gradients("flatten", {3, 4, 2});
+}
+TEST(OtherGradient, BatchNormConv) {
+    check_gradients("batchnorm", {4, 4, 3}, {.batch = 3});
+}
+TEST(OtherGradient, BatchNormDense) {
+    check_gradients("batchnorm", {1, 1, 5}, {.batch = 6});
+}
+TEST(OtherGradient, Dropout) {
+    check_gradients("dropout 0.5", {4, 4, 2});
+}
+TEST(OtherGradient, Relu) {
+    check_gradients("relu", {4, 4, 2});
+}
+TEST(OtherGradient, LeakyRelu) {
+    check_gradients("leakyrelu=0.1", {4, 4, 2});
+}
+TEST(OtherGradient, Sigmoid) {
+    check_gradients("sigmoid", {4, 4, 2});
+}
+TEST(OtherGradient, Tanh) {
+    check_gradients("tanh", {4, 4, 2});
+}
+TEST(OtherGradient, Softmax) {
+    check_gradients("softmax", {3, 3, 4});
+}
 
 }  // namespace lenz::testing

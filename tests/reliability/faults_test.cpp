@@ -28,8 +28,9 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 struct TempDir {
-    fs::path path = fs::temp_directory_path() / ("lenz-faults-" + std::to_string(::getpid()) + "-" +
-                                                 ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::path path =
+        fs::temp_directory_path() / ("lenz-faults-" + std::to_string(::getpid()) + "-" +
+                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
     TempDir() {
         fs::remove_all(path);
         fs::create_directories(path);
@@ -71,15 +72,17 @@ struct Fixture {
     std::string model = dir / "tiny.lenz";
     std::string data = dir / "data";
     Fixture() {
-        std::ofstream(model) << "input 12x12x1\nconv 4 3x3 relu\nmaxpool 2\nflatten\ndropout 0.1\ndense 4 softmax\n";
+        std::ofstream(model)
+            << "input 12x12x1\nconv 4 3x3 relu\nmaxpool 2\nflatten\ndropout 0.1\ndense 4 softmax\n";
         fs::create_directories(data);
         write_idx_pair(data, "train", 600, 1);
         write_idx_pair(data, "t10k", 120, 2);
     }
     // The arguments every run shares; resume must repeat them.
     std::vector<std::string> train_args(int epochs) const {
-        return {"train", model, "--data", data, "--limit-train", "512", "--limit-test", "100", "--epochs",
-                std::to_string(epochs), "--batch", "32", "--seed", "3"};
+        return {"train",   model,          "--data", data,       "--limit-train",
+                "512",     "--limit-test", "100",    "--epochs", std::to_string(epochs),
+                "--batch", "32",           "--seed", "3"};
     }
 };
 
@@ -113,7 +116,9 @@ int wait_for(pid_t pid) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-int run_to_end(const std::vector<std::string>& args, const std::string& log) { return wait_for(spawn(args, log)); }
+int run_to_end(const std::vector<std::string>& args, const std::string& log) {
+    return wait_for(spawn(args, log));
+}
 
 std::string read_text(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
@@ -146,7 +151,8 @@ TEST(Faults, SigkillDuringTrainingAndCheckpointWritesLosesNothing) {
     Fixture fx;
     constexpr int kEpochs = 40;
     const std::string straight = fx.dir / "straight";
-    ASSERT_EQ(run_to_end(with(fx.train_args(kEpochs), {"--out", straight, "--quiet"}), fx.dir / "straight.log"), 0)
+    ASSERT_EQ(
+        run_to_end(with(fx.train_args(kEpochs), {"--out", straight, "--quiet"}), fx.dir / "straight.log"), 0)
         << read_text(fx.dir / "straight.log");
 
     const std::string out = fx.dir / "killed";
@@ -184,8 +190,9 @@ TEST(Faults, SigkillDuringTrainingAndCheckpointWritesLosesNothing) {
             FAIL() << "after kill " << kills << " the checkpoint does not load: " << e.what();
         }
     }
-    std::printf("[          ] %d kills (%d while a checkpoint was being written), last checkpoint at step %lld\n",
-                kills, mid_write, static_cast<long long>(last_step));
+    std::printf(
+        "[          ] %d kills (%d while a checkpoint was being written), last checkpoint at step %lld\n",
+        kills, mid_write, static_cast<long long>(last_step));
     EXPECT_GE(kills + finished_early, 1);
 
     // Resume to the end: the same weights and optimizer state as the run that was never killed.
@@ -196,7 +203,8 @@ TEST(Faults, SigkillDuringTrainingAndCheckpointWritesLosesNothing) {
         << read_text(fx.dir / "final.log");
     expect_same_tensors(straight + "/model.safetensors", checkpoint);
     for (const auto& e : fs::directory_iterator(out))
-        EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << "left behind: " << e.path();
+        EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos)
+            << "left behind: " << e.path();
 }
 
 TEST(Faults, CtrlCCheckpointsExits130AndSaysHowToResume) {
@@ -233,8 +241,9 @@ TEST(Faults, DivergingLossStopsWithEpochBatchAndAdviceAndKeepsTheCheckpoint) {
         << read_text(fx.dir / "ok.log");
     const std::string before = read_text(out + "/model.safetensors");
     const std::string log = fx.dir / "nan.log";
-    const int status = run_to_end(
-        with(fx.train_args(2), {"--out", out, "--quiet", "--optimizer", "sgd", "--lr", "1e38", "--warmup", "0"}), log);
+    const int status = run_to_end(with(fx.train_args(2), {"--out", out, "--quiet", "--optimizer", "sgd",
+                                                          "--lr", "1e38", "--warmup", "0"}),
+                                  log);
     const std::string text = read_text(log);
     EXPECT_EQ(status, 1) << text;
     EXPECT_NE(text.find("at epoch 1, batch"), std::string::npos) << text;

@@ -42,7 +42,8 @@ TEST(Limits, PngHeaderPromisingMoreThanTheFileHoldsIsRefused) {
     idat.resize(size);
     const std::string png =
         std::string("\x89PNG\r\n\x1a\n", 8) + chunk("IHDR", ihdr) + chunk("IDAT", idat) + chunk("IEND", "");
-    const std::string path = (fs::temp_directory_path() / ("lenz-limits-" + std::to_string(::getpid()) + ".png")).string();
+    const std::string path =
+        (fs::temp_directory_path() / ("lenz-limits-" + std::to_string(::getpid()) + ".png")).string();
     std::ofstream(path, std::ios::binary) << png;
     try {
         read_image(path);

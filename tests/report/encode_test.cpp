@@ -12,7 +12,8 @@ namespace lenz {
 namespace {
 
 Image read_back(const std::string& bytes, const std::string& name) {
-    const auto path = std::filesystem::temp_directory_path() / ("lenz-report-" + std::to_string(::getpid()) + name);
+    const auto path =
+        std::filesystem::temp_directory_path() / ("lenz-report-" + std::to_string(::getpid()) + name);
     std::ofstream(path, std::ios::binary) << bytes;
     Image image = read_image(path.string());
     std::filesystem::remove(path);

@@ -29,7 +29,8 @@ inline std::string markup_problem(const std::string& text) {
         if (tag[0] == '/') {
             const std::string name = tag.substr(1);
             if (open.empty() || open.back() != name)
-                return "</" + name + "> closes " + (open.empty() ? std::string("nothing") : "<" + open.back() + ">");
+                return "</" + name + "> closes " +
+                       (open.empty() ? std::string("nothing") : "<" + open.back() + ">");
             open.pop_back();
             continue;
         }

@@ -35,13 +35,15 @@ ChartSeries series(const std::string& name, std::vector<double> x, std::vector<d
 }
 
 TEST(Html, Escape) {
-    EXPECT_EQ(html_escape("T-shirt/top <a & \"b\" 'c'>"), "T-shirt/top &lt;a &amp; &quot;b&quot; &#39;c&#39;&gt;");
+    EXPECT_EQ(html_escape("T-shirt/top <a & \"b\" 'c'>"),
+              "T-shirt/top &lt;a &amp; &quot;b&quot; &#39;c&#39;&gt;");
     EXPECT_EQ(percent_text(0.92134), "92.13 %");
 }
 
 TEST(Svg, LineChartIsWellFormedWithAxesLegendAndValues) {
     LineChart chart = chart_of("Accuracy", "accuracy", true);
-    chart.series = {series("training", {1, 2, 3}, {0.81, 0.88, 0.9123}), series("test", {1, 2, 3}, {0.80, 0.86, 0.8977})};
+    chart.series = {series("training", {1, 2, 3}, {0.81, 0.88, 0.9123}),
+                    series("test", {1, 2, 3}, {0.80, 0.86, 0.8977})};
     const std::string svg = svg_line_chart(chart);
     EXPECT_EQ(markup_problem(svg), "") << svg;
     EXPECT_EQ(svg.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\"", 0), 0u);
@@ -115,8 +117,10 @@ TEST(Report, WholePageIsSelfContainedAndShowsTheMetrics) {
     }
     for (size_t k = 0; k < r.per_class_accuracy.size(); ++k)
         EXPECT_NE(h.find(percent_text(r.per_class_accuracy[k])), std::string::npos);
-    for (const std::string& name : f.data.class_names) EXPECT_NE(h.find(html_escape(name)), std::string::npos);
-    for (const char* id : {"id=\"training\"", "id=\"evaluation\"", "id=\"mistakes\"", "id=\"inside\"", "id=\"model\""})
+    for (const std::string& name : f.data.class_names)
+        EXPECT_NE(h.find(html_escape(name)), std::string::npos);
+    for (const char* id :
+         {"id=\"training\"", "id=\"evaluation\"", "id=\"mistakes\"", "id=\"inside\"", "id=\"model\""})
         EXPECT_NE(h.find(id), std::string::npos) << id;
     EXPECT_EQ(count_of(h, "image-rendering:pixelated"), 3);
     EXPECT_GT(count_of(h, "src=\"data:image/png;base64,"), 5);

@@ -16,7 +16,9 @@ std::set<std::tuple<int, int, int>> colours(const Image& image) {
     return seen;
 }
 
-bool has(const Image& image, Rgb c) { return colours(image).count({c.r, c.g, c.b}) > 0; }
+bool has(const Image& image, Rgb c) {
+    return colours(image).count({c.r, c.g, c.b}) > 0;
+}
 
 TEST(Font, EveryPrintableCharacterHasInkExceptSpace) {
     for (int c = 33; c <= 126; ++c) {
@@ -96,9 +98,10 @@ TEST(Tiles, ProbabilityChartHighlightsTheBestClass) {
 }
 
 Model small_model() {
-    Model m = parse_model("input 12x12x3\nconv 4 3 padding=same relu\nmaxpool 2\nbatchnorm\nconv 6 3 relu\n"
-                          "globalavgpool\nflatten\ndropout 0.5\ndense 5 softmax\n",
-                          "small.lenz");
+    Model m = parse_model(
+        "input 12x12x3\nconv 4 3 padding=same relu\nmaxpool 2\nbatchnorm\nconv 6 3 relu\n"
+        "globalavgpool\nflatten\ndropout 0.5\ndense 5 softmax\n",
+        "small.lenz");
     m.init_params(7);
     return m;
 }
@@ -110,7 +113,8 @@ TEST(Activations, LastLayerOutputMatchesInference) {
     const auto outputs = layer_outputs(m, input.data());
     ASSERT_EQ(static_cast<int64_t>(outputs.size()), m.size());
     for (int64_t i = 0; i < m.size(); ++i)
-        EXPECT_EQ(static_cast<int64_t>(outputs[static_cast<size_t>(i)].size()), m.layer(i).output_shape().elements());
+        EXPECT_EQ(static_cast<int64_t>(outputs[static_cast<size_t>(i)].size()),
+                  m.layer(i).output_shape().elements());
     Inference inference(m, 1);
     const float* expected = inference.run(input.data(), 1);
     for (int k = 0; k < 5; ++k) EXPECT_NEAR(outputs.back()[static_cast<size_t>(k)], expected[k], 1e-5);

@@ -31,11 +31,13 @@ TEST(ReportInBrowser, RendersWithoutConsoleErrors) {
 
     const fs::path shot = dir / "screenshot.png", log = dir / "chromium.log";
     // A fresh profile and no background services: nothing but the file is loaded.
-    const std::string cmd = std::string("timeout 60 ") + kChromium +
-                            " --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking"
-                            " --disable-component-update --disable-sync --user-data-dir=" + (dir / "profile").string() +
-                            " --enable-logging=stderr --v=0 --hide-scrollbars --screenshot=" + shot.string() +
-                            " --window-size=1200,2000 file://" + report.string() + " >" + log.string() + " 2>&1";
+    const std::string cmd =
+        std::string("timeout 60 ") + kChromium +
+        " --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking"
+        " --disable-component-update --disable-sync --user-data-dir=" +
+        (dir / "profile").string() +
+        " --enable-logging=stderr --v=0 --hide-scrollbars --screenshot=" + shot.string() +
+        " --window-size=1200,2000 file://" + report.string() + " >" + log.string() + " 2>&1";
     const int status = std::system(cmd.c_str());
     std::stringstream out;
     out << std::ifstream(log).rdbuf();
@@ -65,8 +67,10 @@ TEST(ReportInBrowser, RendersWithoutConsoleErrors) {
     EXPECT_GT(inked, pixels / 20);
     // The dark header band is at the top, as the stylesheet says.
     EXPECT_LT(image.pixels[static_cast<size_t>((20 * image.width + 600) * image.channels)], 64);
-    if (!getenv("LENZ_KEEP_SCREENSHOT")) fs::remove_all(dir);
-    else std::printf("kept %s\n", shot.c_str());
+    if (!getenv("LENZ_KEEP_SCREENSHOT"))
+        fs::remove_all(dir);
+    else
+        std::printf("kept %s\n", shot.c_str());
 }
 
 }  // namespace

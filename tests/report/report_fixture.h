@@ -21,7 +21,8 @@ inline ImageSet synthetic_test_set(int64_t count) {
         for (int64_t y = 0; y < 28; ++y)
             for (int64_t x = 0; x < 28; ++x) {
                 const double d = std::hypot(y - cy, x - cx);
-                const double v = d < r ? 200 + 40 * std::sin(0.9 * x + 0.4 * n) : 20 * std::cos(0.5 * (x + y + n));
+                const double v =
+                    d < r ? 200 + 40 * std::sin(0.9 * x + 0.4 * n) : 20 * std::cos(0.5 * (x + y + n));
                 set.pixels.push_back(static_cast<uint8_t>(std::clamp(v, 0.0, 255.0)));
             }
     }
@@ -29,9 +30,10 @@ inline ImageSet synthetic_test_set(int64_t count) {
 }
 
 struct ReportFixture {
-    Model model = parse_model("input 28x28x1\nconv 8 3 padding=same relu\nmaxpool 2\nconv 16 3 relu\nmaxpool 2\n"
-                              "dense 10 softmax\n",
-                              "tiny.lenz");
+    Model model = parse_model(
+        "input 28x28x1\nconv 8 3 padding=same relu\nmaxpool 2\nconv 16 3 relu\nmaxpool 2\n"
+        "dense 10 softmax\n",
+        "tiny.lenz");
     ImageSet test = synthetic_test_set(120);
     ReportData data;
 

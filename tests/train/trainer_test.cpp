@@ -25,7 +25,7 @@ const DataSplit& fashion() {
     return data;
 }
 
-#define REQUIRE_FASHION()                                                                       \
+#define REQUIRE_FASHION()                                                                      \
     if (fashion().train.size() == 0) GTEST_SKIP() << "dataset-fashion-mnist is not installed"; \
     static_assert(true)
 
@@ -55,7 +55,8 @@ TrainConfig quick_config(const std::string& dir, int64_t epochs) {
 
 std::vector<float> weights_of(Model& m) {
     std::vector<float> out;
-    for (auto& p : m.named_params()) out.insert(out.end(), p.ref.value->data(), p.ref.value->data() + p.ref.value->size());
+    for (auto& p : m.named_params())
+        out.insert(out.end(), p.ref.value->data(), p.ref.value->data() + p.ref.value->size());
     return out;
 }
 
@@ -150,7 +151,8 @@ void expect_mid_epoch_resume_matches(int64_t stop_step, bool by_sigint) {
         train(stopped, fashion(), first);
         FAIL() << "training did not stop";
     } catch (const Interrupted& e) {
-        EXPECT_NE(std::string(e.what()).find("(step " + std::to_string(stop_step) + ")"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("(step " + std::to_string(stop_step) + ")"), std::string::npos)
+            << e.what();
         EXPECT_EQ(e.checkpoint, first.out_dir + "/model.safetensors");
     }
     const LoadedModel at_stop = load_model(first.out_dir + "/model.safetensors");

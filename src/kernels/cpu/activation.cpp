@@ -54,7 +54,8 @@ void activation_forward(const ActivationSpec& act, float* y, int64_t count) {
     }
 }
 
-void activation_backward(const ActivationSpec& act, const float* y, const float* dy, float* dpre, int64_t count) {
+void activation_backward(const ActivationSpec& act, const float* y, const float* dy, float* dpre,
+                         int64_t count) {
     const float a = act.alpha;
     switch (act.kind) {
         case Activation::none:
@@ -109,8 +110,8 @@ void apply_activation(const ActivationSpec& act, float* y, int64_t N, int64_t C,
         activation_forward(act, y, N * C * P);
 }
 
-void apply_activation_backward(const ActivationSpec& act, const float* y, const float* dy, float* dpre, int64_t N,
-                               int64_t C, int64_t P) {
+void apply_activation_backward(const ActivationSpec& act, const float* y, const float* dy, float* dpre,
+                               int64_t N, int64_t C, int64_t P) {
     if (act.kind == Activation::softmax)
         softmax_backward(y, dy, dpre, N, C, P);
     else

@@ -11,7 +11,8 @@ namespace lenz::cpu {
 // y: (count) in place. Not for softmax.
 void activation_forward(const ActivationSpec& act, float* y, int64_t count);
 // dpre = dy * f'(from y). dpre may alias dy. Not for softmax.
-void activation_backward(const ActivationSpec& act, const float* y, const float* dy, float* dpre, int64_t count);
+void activation_backward(const ActivationSpec& act, const float* y, const float* dy, float* dpre,
+                         int64_t count);
 
 // y: (N, C, P): softmax over C at each of the P positions, in place, max-subtracted for stability.
 void softmax_forward(float* y, int64_t N, int64_t C, int64_t P);
@@ -20,7 +21,7 @@ void softmax_backward(const float* y, const float* dy, float* dpre, int64_t N, i
 
 // Applies `act` to y: (N, C, P), including softmax.
 void apply_activation(const ActivationSpec& act, float* y, int64_t N, int64_t C, int64_t P);
-void apply_activation_backward(const ActivationSpec& act, const float* y, const float* dy, float* dpre, int64_t N,
-                               int64_t C, int64_t P);
+void apply_activation_backward(const ActivationSpec& act, const float* y, const float* dy, float* dpre,
+                               int64_t N, int64_t C, int64_t P);
 
 }  // namespace lenz::cpu

@@ -33,12 +33,24 @@ dnnl::stream& cpu_stream() {
     return stream;
 }
 
-memory::dims dims4(int64_t a, int64_t b, int64_t c, int64_t d) { return {a, b, c, d}; }
-memory::desc plain_src(const ConvGeometry& g, int64_t N) { return {dims4(N, g.C, g.H, g.W), f32, tag::nchw}; }
-memory::desc plain_dst(const ConvGeometry& g, int64_t N) { return {dims4(N, g.OC, g.OH, g.OW), f32, tag::nchw}; }
-memory::desc plain_weights(const ConvGeometry& g) { return {dims4(g.OC, g.C, g.KH, g.KW), f32, tag::oihw}; }
-memory::desc plain_bias(const ConvGeometry& g) { return {{g.OC}, f32, tag::x}; }
-memory::desc any_desc(const memory::dims& d) { return {d, f32, tag::any}; }
+memory::dims dims4(int64_t a, int64_t b, int64_t c, int64_t d) {
+    return {a, b, c, d};
+}
+memory::desc plain_src(const ConvGeometry& g, int64_t N) {
+    return {dims4(N, g.C, g.H, g.W), f32, tag::nchw};
+}
+memory::desc plain_dst(const ConvGeometry& g, int64_t N) {
+    return {dims4(N, g.OC, g.OH, g.OW), f32, tag::nchw};
+}
+memory::desc plain_weights(const ConvGeometry& g) {
+    return {dims4(g.OC, g.C, g.KH, g.KW), f32, tag::oihw};
+}
+memory::desc plain_bias(const ConvGeometry& g) {
+    return {{g.OC}, f32, tag::x};
+}
+memory::desc any_desc(const memory::dims& d) {
+    return {d, f32, tag::any};
+}
 
 struct Window {
     memory::dims strides, pad_l, pad_r;
@@ -48,7 +60,9 @@ Window window(const ConvGeometry& g) {
     return {{g.SH, g.SW}, {g.PT, g.PL}, {std::max<int64_t>(pb, 0), std::max<int64_t>(pr, 0)}};
 }
 
-int64_t floats_of(const memory::desc& d) { return static_cast<int64_t>((d.get_size() + 3) / 4); }
+int64_t floats_of(const memory::desc& d) {
+    return static_cast<int64_t>((d.get_size() + 3) / 4);
+}
 
 // Floats to reserve for `wanted` when the data lives as `plain`: nothing if they are the same layout.
 int64_t copy_floats(const memory::desc& wanted, const memory::desc& plain) {
@@ -57,10 +71,11 @@ int64_t copy_floats(const memory::desc& wanted, const memory::desc& plain) {
 
 std::string key_of(const char* what, const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act) {
     char buf[256];
-    std::snprintf(buf, sizeof buf, "%s %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %d %d %g", what,
-                  (long long)N, (long long)g.C, (long long)g.H, (long long)g.W, (long long)g.OC, (long long)g.OH,
-                  (long long)g.OW, (long long)g.KH, (long long)g.KW, (long long)g.SH, (long long)g.SW, (long long)g.PT,
-                  (long long)g.PL, bias ? 1 : 0, static_cast<int>(act.kind), static_cast<double>(act.alpha));
+    std::snprintf(
+        buf, sizeof buf, "%s %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %d %d %g", what,
+        (long long)N, (long long)g.C, (long long)g.H, (long long)g.W, (long long)g.OC, (long long)g.OH,
+        (long long)g.OW, (long long)g.KH, (long long)g.KW, (long long)g.SH, (long long)g.SW, (long long)g.PT,
+        (long long)g.PL, bias ? 1 : 0, static_cast<int>(act.kind), static_cast<double>(act.alpha));
     return buf;
 }
 
@@ -70,7 +85,9 @@ dnnl::primitive_attr user_scratchpad() {
     return attr;
 }
 
-bool fusable(const ActivationSpec& act) { return act.kind != Activation::softmax && act.kind != Activation::none; }
+bool fusable(const ActivationSpec& act) {
+    return act.kind != Activation::softmax && act.kind != Activation::none;
+}
 
 dnnl::algorithm eltwise_of(const ActivationSpec& act) {
     switch (act.kind) {
@@ -86,25 +103,29 @@ dnnl::algorithm eltwise_of(const ActivationSpec& act) {
 dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, int64_t N, bool bias,
                                                      const ActivationSpec& act) {
     const Window w = window(g);
-    const auto d = bias ? dnnl::convolution_forward::desc(
-                              dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-                              any_desc(dims4(N, g.C, g.H, g.W)), any_desc(dims4(g.OC, g.C, g.KH, g.KW)), plain_bias(g),
-                              any_desc(dims4(N, g.OC, g.OH, g.OW)), w.strides, w.pad_l, w.pad_r)
-                        : dnnl::convolution_forward::desc(
-                              dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-                              any_desc(dims4(N, g.C, g.H, g.W)), any_desc(dims4(g.OC, g.C, g.KH, g.KW)),
-                              any_desc(dims4(N, g.OC, g.OH, g.OW)), w.strides, w.pad_l, w.pad_r);
+    const auto d = bias
+                       ? dnnl::convolution_forward::desc(
+                             dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                             any_desc(dims4(N, g.C, g.H, g.W)), any_desc(dims4(g.OC, g.C, g.KH, g.KW)),
+                             plain_bias(g), any_desc(dims4(N, g.OC, g.OH, g.OW)), w.strides, w.pad_l, w.pad_r)
+                       : dnnl::convolution_forward::desc(
+                             dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                             any_desc(dims4(N, g.C, g.H, g.W)), any_desc(dims4(g.OC, g.C, g.KH, g.KW)),
+                             any_desc(dims4(N, g.OC, g.OH, g.OW)), w.strides, w.pad_l, w.pad_r);
     dnnl::primitive_attr attr = user_scratchpad();
     if (fusable(act)) {
         dnnl::post_ops ops;
-        ops.append_eltwise(1.0f, eltwise_of(act), act.kind == Activation::leaky_relu ? act.alpha : 0.0f, 0.0f);
+        ops.append_eltwise(1.0f, eltwise_of(act), act.kind == Activation::leaky_relu ? act.alpha : 0.0f,
+                           0.0f);
         attr.set_post_ops(ops);
     }
     return {d, attr, cpu_engine()};
 }
 
 // Regions are carved at 64-byte boundaries.
-int64_t aligned(int64_t floats) { return (floats + 15) / 16 * 16; }
+int64_t aligned(int64_t floats) {
+    return (floats + 15) / 16 * 16;
+}
 
 struct Forward {
     dnnl::convolution_forward::primitive_desc pd;
@@ -137,8 +158,11 @@ T& cached(const std::string& key, const std::function<T()>& make) {
 Forward& forward_for(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act) {
     return cached<Forward>(key_of("fwd", g, N, bias, act), [&] {
         auto pd = forward_pd(g, N, bias, act);
-        return Forward{pd, dnnl::convolution_forward(pd), copy_floats(pd.src_desc(), plain_src(g, N)),
-                       copy_floats(pd.weights_desc(), plain_weights(g)), copy_floats(pd.dst_desc(), plain_dst(g, N)),
+        return Forward{pd,
+                       dnnl::convolution_forward(pd),
+                       copy_floats(pd.src_desc(), plain_src(g, N)),
+                       copy_floats(pd.weights_desc(), plain_weights(g)),
+                       copy_floats(pd.dst_desc(), plain_dst(g, N)),
                        floats_of(pd.scratchpad_desc())};
     });
 }
@@ -146,9 +170,10 @@ Forward& forward_for(const ConvGeometry& g, int64_t N, bool bias, const Activati
 BackwardData& backward_data_for(const ConvGeometry& g, int64_t N) {
     return cached<BackwardData>(key_of("bwd_data", g, N, false, {}), [&] {
         const Window w = window(g);
-        dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, any_desc(dims4(N, g.C, g.H, g.W)),
-                                                any_desc(dims4(g.OC, g.C, g.KH, g.KW)),
-                                                any_desc(dims4(N, g.OC, g.OH, g.OW)), w.strides, w.pad_l, w.pad_r);
+        dnnl::convolution_backward_data::desc d(
+            dnnl::algorithm::convolution_direct, any_desc(dims4(N, g.C, g.H, g.W)),
+            any_desc(dims4(g.OC, g.C, g.KH, g.KW)), any_desc(dims4(N, g.OC, g.OH, g.OW)), w.strides, w.pad_l,
+            w.pad_r);
         dnnl::convolution_backward_data::primitive_desc pd(d, user_scratchpad(), cpu_engine(),
                                                            forward_pd(g, N, false, {}));
         return BackwardData{pd,
@@ -166,10 +191,11 @@ BackwardWeights& backward_weights_for(const ConvGeometry& g, int64_t N, bool bia
         const Window w = window(g);
         const auto src = any_desc(dims4(N, g.C, g.H, g.W)), wei = any_desc(dims4(g.OC, g.C, g.KH, g.KW)),
                    dst = any_desc(dims4(N, g.OC, g.OH, g.OW));
-        const auto d = bias ? dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, src, wei,
-                                                                       plain_bias(g), dst, w.strides, w.pad_l, w.pad_r)
-                            : dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, src, wei,
-                                                                       dst, w.strides, w.pad_l, w.pad_r);
+        const auto d =
+            bias ? dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, src, wei,
+                                                            plain_bias(g), dst, w.strides, w.pad_l, w.pad_r)
+                 : dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, src, wei,
+                                                            dst, w.strides, w.pad_l, w.pad_r);
         dnnl::convolution_backward_weights::primitive_desc pd(d, user_scratchpad(), cpu_engine(),
                                                               forward_pd(g, N, bias, {}));
         return BackwardWeights{pd,
@@ -185,7 +211,7 @@ BackwardWeights& backward_weights_for(const ConvGeometry& g, int64_t N, bool bia
 
 // Carves consecutive regions out of the workspace.
 class Carver {
-public:
+  public:
     explicit Carver(float* base) : next_(base) {}
     float* take(int64_t floats) {
         float* p = next_;
@@ -193,7 +219,7 @@ public:
         return p;
     }
 
-private:
+  private:
     float* next_;
 };
 
@@ -219,7 +245,6 @@ std::vector<int64_t> chunk_sizes(const ConvGeometry& g, int64_t N) {
     return sizes;
 }
 
-
 // Workspace layout. Weights are reordered once per call, at the start; each chunk of images then
 // carves what it needs from the rest. In backward, a chunk's diff_dst copy serves both the weights
 // and the data gradient when oneDNN wants the same layout for both (the usual case).
@@ -231,8 +256,10 @@ ForwardLayout forward_layout(const ConvGeometry& g, int64_t N, bool bias, const 
     ForwardLayout l{aligned(first.weights_copy), 0};
     for (int64_t n : chunk_sizes(g, N)) {
         const Forward& f = forward_for(g, n, bias, act);
-        const int64_t own_weights = f.pd.weights_desc() == first.pd.weights_desc() ? 0 : aligned(f.weights_copy);
-        l.per_chunk = std::max(l.per_chunk, own_weights + aligned(f.src_copy) + aligned(f.dst_copy) + aligned(f.scratch));
+        const int64_t own_weights =
+            f.pd.weights_desc() == first.pd.weights_desc() ? 0 : aligned(f.weights_copy);
+        l.per_chunk = std::max(l.per_chunk,
+                               own_weights + aligned(f.src_copy) + aligned(f.dst_copy) + aligned(f.scratch));
     }
     return l;
 }
@@ -247,7 +274,8 @@ BackwardLayout backward_layout(const ConvGeometry& g, int64_t N, bool bias) {
         const BackwardWeights& bw = backward_weights_for(g, n, bias);
         const BackwardData& bd = backward_data_for(g, n);
         const int64_t for_weights = aligned(bw.src_copy) + aligned(bw.diff_weights_floats) +
-                                    aligned(bw.diff_weights_plain) + aligned(bw.diff_bias_floats) + aligned(bw.scratch);
+                                    aligned(bw.diff_weights_plain) + aligned(bw.diff_bias_floats) +
+                                    aligned(bw.scratch);
         const int64_t for_data =
             (bd.pd.diff_dst_desc() == bw.pd.diff_dst_desc() ? 0 : aligned(bd.diff_dst_copy)) +
             (bd.pd.weights_desc() == first.pd.weights_desc() ? 0 : aligned(bd.weights_copy)) +
@@ -280,13 +308,16 @@ void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const floa
         Forward& f = forward_for(g, n, b != nullptr, act);
         Carver carve(workspace + layout.weights);
         const bool shared = f.pd.weights_desc() == first.pd.weights_desc();
-        memory wei = shared ? weights : as_layout(f.pd.weights_desc(), plain_weights(g), w, carve.take(f.weights_copy));
+        memory wei = shared ? weights
+                            : as_layout(f.pd.weights_desc(), plain_weights(g), w, carve.take(f.weights_copy));
         memory src = as_layout(f.pd.src_desc(), plain_src(g, n), x + n0 * image, carve.take(f.src_copy));
         float* out = y + n0 * out_image;
         memory dst(f.pd.dst_desc(), cpu_engine(), f.dst_copy == 0 ? out : carve.take(f.dst_copy));
         memory scratch(f.pd.scratchpad_desc(), cpu_engine(), carve.take(f.scratch));
-        std::unordered_map<int, memory> args{
-            {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}};
+        std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},
+                                             {DNNL_ARG_WEIGHTS, wei},
+                                             {DNNL_ARG_DST, dst},
+                                             {DNNL_ARG_SCRATCHPAD, scratch}};
         if (b) args.emplace(DNNL_ARG_BIAS, memory(plain_bias(g), cpu_engine(), const_cast<float*>(b)));
         f.primitive.execute(cpu_stream(), args);
         if (f.dst_copy != 0) {
@@ -310,12 +341,13 @@ void conv2d_backward(const ConvGeometry& g, int64_t N, const float* x, const flo
         const int64_t n = std::min(chunk, N - n0);
         BackwardWeights& bw = backward_weights_for(g, n, db != nullptr);
         Carver carve(workspace + layout.weights);
-        memory diff_dst_w =
-            as_layout(bw.pd.diff_dst_desc(), plain_dst(g, n), dy + n0 * out_image, carve.take(bw.diff_dst_copy));
+        memory diff_dst_w = as_layout(bw.pd.diff_dst_desc(), plain_dst(g, n), dy + n0 * out_image,
+                                      carve.take(bw.diff_dst_copy));
         float* rest = carve.take(0);
         {
             Carver region(rest);
-            memory src = as_layout(bw.pd.src_desc(), plain_src(g, n), x + n0 * image, region.take(bw.src_copy));
+            memory src =
+                as_layout(bw.pd.src_desc(), plain_src(g, n), x + n0 * image, region.take(bw.src_copy));
             float* dw_out = region.take(bw.diff_weights_floats);
             float* dw_plain = region.take(bw.diff_weights_plain);
             float* db_out = region.take(bw.diff_bias_floats);

@@ -14,8 +14,8 @@ void dense_forward(int64_t N, int64_t I, int64_t U, const float* x, const float*
     apply_activation(act, y, N, U, 1);
 }
 
-void dense_backward(int64_t N, int64_t I, int64_t U, const float* x, const float* dy, const float* w, float* dx,
-                    float* dw, float* db) {
+void dense_backward(int64_t N, int64_t I, int64_t U, const float* x, const float* dy, const float* w,
+                    float* dx, float* dw, float* db) {
     gemm(true, false, U, I, N, 1.0f, dy, U, x, I, 1.0f, dw, I);  // dw += dy^T x
     if (db)
         for (int64_t n = 0; n < N; ++n)

@@ -14,8 +14,8 @@ using ImageGradientSink = std::function<void(int64_t n, const float* image_dx)>;
 // Runs build(n, scratch) then sink(n, scratch) for every image, images split over threads, each
 // thread with its own `image_floats` of scratch from `workspace` (threads * image_floats floats).
 template <class Build>
-void for_each_image_gradient(int64_t N, int64_t image_floats, float* workspace, int threads, const ImageGradientSink& sink,
-                             Build build) {
+void for_each_image_gradient(int64_t N, int64_t image_floats, float* workspace, int threads,
+                             const ImageGradientSink& sink, Build build) {
 #pragma omp parallel num_threads(threads)
     {
         float* scratch = workspace + omp_get_thread_num() * image_floats;

@@ -12,7 +12,8 @@ struct Window {
 
 Window window_at(const ConvGeometry& g, int64_t oh, int64_t ow) {
     const int64_t hs = oh * g.SH - g.PT, ws = ow * g.SW - g.PL;
-    return {std::max<int64_t>(hs, 0), std::min(hs + g.KH, g.H), std::max<int64_t>(ws, 0), std::min(ws + g.KW, g.W)};
+    return {std::max<int64_t>(hs, 0), std::min(hs + g.KH, g.H), std::max<int64_t>(ws, 0),
+            std::min(ws + g.KW, g.W)};
 }
 
 // Index within the plane of the first maximum of the window.
@@ -53,7 +54,8 @@ void maxpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y)
         float* out = y + nc * g.OH * g.OW;
         const bool plain = is_plain_2x2(g);
         for (int64_t oh = 0; oh < g.OH; ++oh)
-            for (int64_t ow = 0; ow < g.OW; ++ow) out[oh * g.OW + ow] = plane[argmax_at(g, plane, oh, ow, plain)];
+            for (int64_t ow = 0; ow < g.OW; ++ow)
+                out[oh * g.OW + ow] = plane[argmax_at(g, plane, oh, ow, plain)];
     }
 }
 
@@ -73,8 +75,8 @@ void avgpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y)
     }
 }
 
-void maxpool_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy, const ImageGradientSink& sink,
-                      float* workspace, int threads) {
+void maxpool_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy,
+                      const ImageGradientSink& sink, float* workspace, int threads) {
     const int64_t plane = g.H * g.W, out_plane = g.OH * g.OW;
     const bool plain = is_plain_2x2(g);
     const bool tiles_exactly = plain && g.H == 2 * g.OH && g.W == 2 * g.OW;
@@ -102,13 +104,14 @@ void maxpool_backward(const ConvGeometry& g, int64_t N, const float* x, const fl
             const float* dout = dy + (n * g.C + c) * out_plane;
             float* dplane = dx + c * plane;
             for (int64_t oh = 0; oh < g.OH; ++oh)
-                for (int64_t ow = 0; ow < g.OW; ++ow) dplane[argmax_at(g, in, oh, ow, plain)] += dout[oh * g.OW + ow];
+                for (int64_t ow = 0; ow < g.OW; ++ow)
+                    dplane[argmax_at(g, in, oh, ow, plain)] += dout[oh * g.OW + ow];
         }
     });
 }
 
-void avgpool_backward(const ConvGeometry& g, int64_t N, const float* dy, const ImageGradientSink& sink, float* workspace,
-                      int threads) {
+void avgpool_backward(const ConvGeometry& g, int64_t N, const float* dy, const ImageGradientSink& sink,
+                      float* workspace, int threads) {
     const int64_t plane = g.H * g.W, out_plane = g.OH * g.OW;
     for_each_image_gradient(N, g.C * plane, workspace, threads, sink, [&](int64_t n, float* dx) {
         std::memset(dx, 0, sizeof(float) * static_cast<size_t>(g.C * plane));
@@ -118,7 +121,8 @@ void avgpool_backward(const ConvGeometry& g, int64_t N, const float* dy, const I
             for (int64_t oh = 0; oh < g.OH; ++oh)
                 for (int64_t ow = 0; ow < g.OW; ++ow) {
                     const Window w = window_at(g, oh, ow);
-                    const float share = dout[oh * g.OW + ow] / static_cast<float>((w.h1 - w.h0) * (w.w1 - w.w0));
+                    const float share =
+                        dout[oh * g.OW + ow] / static_cast<float>((w.h1 - w.h0) * (w.w1 - w.w0));
                     for (int64_t h = w.h0; h < w.h1; ++h)
                         for (int64_t col = w.w0; col < w.w1; ++col) dplane[h * g.W + col] += share;
                 }

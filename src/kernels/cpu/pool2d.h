@@ -11,10 +11,10 @@ void maxpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y)
 void avgpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y);
 // Backward: each image of dx (C, H, W) goes to `sink`; scratch: threads * C*H*W floats.
 // Max routes each dy to the first maximum of its window, recomputed from x.
-void maxpool_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy, const ImageGradientSink& sink,
+void maxpool_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy,
+                      const ImageGradientSink& sink, float* workspace, int threads);
+void avgpool_backward(const ConvGeometry& g, int64_t N, const float* dy, const ImageGradientSink& sink,
                       float* workspace, int threads);
-void avgpool_backward(const ConvGeometry& g, int64_t N, const float* dy, const ImageGradientSink& sink, float* workspace,
-                      int threads);
 
 // x: (N, C, P) -> y: (N, C)
 void global_avgpool_forward(int64_t N, int64_t C, int64_t P, const float* x, float* y);

@@ -27,24 +27,34 @@ static int64_t weight_index(const ConvGeometry& g, int64_t oc, int64_t c, int64_
     return ((oc * g.C + c) * g.KH + kh) * g.KW + kw;
 }
 
-void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const float* w, const float* b, float* y) {
+void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const float* w, const float* b,
+                    float* y) {
     for (int64_t n = 0; n < N; ++n)
         for (int64_t oc = 0; oc < g.OC; ++oc)
             for (int64_t p = 0; p < g.OH * g.OW; ++p) y[(n * g.OC + oc) * g.OH * g.OW + p] = b ? b[oc] : 0.0f;
-    for_each_tap(g, N, [&](int64_t n, int64_t oc, int64_t oh, int64_t ow, int64_t c, int64_t kh, int64_t kw,
-                           int64_t xi) { y[out_index(g, n, oc, oh, ow)] += x[xi] * w[weight_index(g, oc, c, kh, kw)]; });
+    for_each_tap(
+        g, N,
+        [&](int64_t n, int64_t oc, int64_t oh, int64_t ow, int64_t c, int64_t kh, int64_t kw, int64_t xi) {
+            y[out_index(g, n, oc, oh, ow)] += x[xi] * w[weight_index(g, oc, c, kh, kw)];
+        });
 }
 
 void conv2d_backward_data(const ConvGeometry& g, int64_t N, const float* dy, const float* w, float* dx) {
     std::memset(dx, 0, sizeof(float) * static_cast<size_t>(N * g.C * g.H * g.W));
-    for_each_tap(g, N, [&](int64_t n, int64_t oc, int64_t oh, int64_t ow, int64_t c, int64_t kh, int64_t kw,
-                           int64_t xi) { dx[xi] += dy[out_index(g, n, oc, oh, ow)] * w[weight_index(g, oc, c, kh, kw)]; });
+    for_each_tap(
+        g, N,
+        [&](int64_t n, int64_t oc, int64_t oh, int64_t ow, int64_t c, int64_t kh, int64_t kw, int64_t xi) {
+            dx[xi] += dy[out_index(g, n, oc, oh, ow)] * w[weight_index(g, oc, c, kh, kw)];
+        });
 }
 
 void conv2d_backward_weights(const ConvGeometry& g, int64_t N, const float* x, const float* dy, float* dw,
                              float* db) {
-    for_each_tap(g, N, [&](int64_t n, int64_t oc, int64_t oh, int64_t ow, int64_t c, int64_t kh, int64_t kw,
-                           int64_t xi) { dw[weight_index(g, oc, c, kh, kw)] += x[xi] * dy[out_index(g, n, oc, oh, ow)]; });
+    for_each_tap(
+        g, N,
+        [&](int64_t n, int64_t oc, int64_t oh, int64_t ow, int64_t c, int64_t kh, int64_t kw, int64_t xi) {
+            dw[weight_index(g, oc, c, kh, kw)] += x[xi] * dy[out_index(g, n, oc, oh, ow)];
+        });
     if (db)
         for (int64_t n = 0; n < N; ++n)
             for (int64_t oc = 0; oc < g.OC; ++oc)
