@@ -9,25 +9,16 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "cli/run_lenz.h"
+
 namespace lenz {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-    int status;
-    std::string out;  // stdout and stderr together
-};
-
+using Result = testing::CommandResult;
 Result run(const std::string& args) {
-    const std::string cmd = std::string(LENZ_BINARY) + " " + args + " 2>&1";
-    FILE* pipe = ::popen(cmd.c_str(), "r");
-    std::string out;
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
-    const int status = ::pclose(pipe);
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
+    return testing::run_lenz(args);
 }
 
 std::string temp_file(const std::string& name, const std::string& content) {

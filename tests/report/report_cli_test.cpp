@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "cli/run_lenz.h"
 #include "lenz/data.h"
 #include "report/html_check.h"
 
@@ -18,19 +19,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-    int status;
-    std::string out;
-};
-
+using Result = testing::CommandResult;
 Result run(const std::string& args) {
-    FILE* pipe = ::popen((std::string(LENZ_BINARY) + " " + args + " 2>&1").c_str(), "r");
-    std::string out;
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
-    const int status = ::pclose(pipe);
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
+    return testing::run_lenz(args);
 }
 
 std::string slurp(const fs::path& p) {
