@@ -92,17 +92,19 @@ struct TrainConfig {
     // Called after each optimizer step with the steps taken so far; returning false stops training
     // as Ctrl-C does (a mid-epoch checkpoint, then Interrupted). For tests and embedding programs.
     std::function<bool(int64_t step)> on_step;
-    // Catch SIGINT while training: the current step finishes, DIR/model.safetensors is written
-    // (mid-epoch if need be, so --resume continues from that exact step) and train() throws
-    // Interrupted. The first Ctrl-C restores the default handler, so a second one kills at once.
+    // Catch SIGINT and SIGTERM while training: the current step finishes, DIR/model.safetensors is
+    // written (mid-epoch if need be, so --resume continues from that exact step) and train() throws
+    // Interrupted. The first signal restores the default handler, so a second one kills at once.
     bool catch_sigint = false;
 };
 
-// Training was stopped early (Ctrl-C or on_step) after a checkpoint was written; what() says where.
+// Training was stopped early (Ctrl-C, SIGTERM or on_step) after a checkpoint was written; what()
+// says where. signal_number is the signal that asked for it, 0 for on_step.
 struct Interrupted : Error {
-    Interrupted(const std::string& what, std::string checkpoint_path)
-        : Error(what), checkpoint(std::move(checkpoint_path)) {}
+    Interrupted(const std::string& what, std::string checkpoint_path, int signal = 0)
+        : Error(what), checkpoint(std::move(checkpoint_path)), signal_number(signal) {}
     std::string checkpoint;
+    int signal_number;
 };
 
 // Per-channel mean and standard deviation of a training set; stored in checkpoints so that

@@ -1,6 +1,7 @@
 // `lenz train MODEL --data ...`: trains, evaluates after every epoch, checkpoints atomically.
 #include "lenz/train.h"
 
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 
@@ -113,7 +114,8 @@ int run_train(TrainArgs a) {
         std::fflush(stdout);
     }
     if (a.report) c.on_epoch = report_writer(model, data, c, a.model);
-    // Ctrl-C: the trainer finishes the step and checkpoints; exit 130 (128 + SIGINT), as shells expect.
+    // Ctrl-C or SIGTERM: the trainer finishes the step and checkpoints; exit 128 + the signal (130
+    // for Ctrl-C), as shells expect.
     c.catch_sigint = true;
     std::vector<EpochMetrics> history;
     try {
@@ -123,7 +125,7 @@ int run_train(TrainArgs a) {
                      "interrupted: %s\nto continue: lenz train %s --resume %s (with the same --data, --batch "
                      "and --limit-train)\n",
                      e.what(), a.model.c_str(), c.out_dir.c_str());
-        return 130;
+        return 128 + (e.signal_number ? e.signal_number : SIGINT);
     }
     if (!a.quiet && !history.empty())
         std::printf(

@@ -183,12 +183,13 @@ class Progress {
     Clock::time_point last_ = Clock::now();
 };
 
-// Set by the SIGINT handler, read by the training loop between steps. SA_RESETHAND puts the default
-// handler back as the first signal arrives, so a second Ctrl-C kills a run that does not stop.
+// The signal that asked training to stop (SIGINT from Ctrl-C, or SIGTERM from `kill` or a job
+// scheduler), read by the training loop between steps. SA_RESETHAND puts the default handler back
+// as the first signal arrives, so a second one kills a run that does not stop.
 volatile std::sig_atomic_t g_sigint = 0;
 
-extern "C" void on_sigint(int) {
-    g_sigint = 1;
+extern "C" void on_sigint(int signal_number) {
+    g_sigint = signal_number;
 }
 
 class SigintCatcher {
@@ -201,16 +202,42 @@ class SigintCatcher {
         sigemptyset(&action.sa_mask);
         action.sa_flags = SA_RESETHAND | SA_RESTART;
         ::sigaction(SIGINT, &action, &previous_);
+        ::sigaction(SIGTERM, &action, &previous_term_);
     }
     ~SigintCatcher() {
-        if (enabled_) ::sigaction(SIGINT, &previous_, nullptr);
+        if (!enabled_) return;
+        ::sigaction(SIGINT, &previous_, nullptr);
+        ::sigaction(SIGTERM, &previous_term_, nullptr);
     }
     bool caught() const { return enabled_ && g_sigint != 0; }
+    int signal_number() const { return caught() ? static_cast<int>(g_sigint) : 0; }
 
   private:
     bool enabled_;
     struct sigaction previous_ {};
+    struct sigaction previous_term_ {};
 };
+
+// metrics.jsonl describes this run: a fresh run starts it anew, a resumed one keeps the lines of the
+// epochs it continues from (a stop after an epoch's line but before the next can leave later ones).
+void keep_metrics_up_to(const std::string& path, int64_t last_epoch) {
+    std::vector<std::string> kept;
+    {
+        std::ifstream in(path);
+        std::string line;
+        while (last_epoch > 0 && std::getline(in, line)) {
+            try {
+                if (nlohmann::json::parse(line).value("epoch", int64_t{0}) <= last_epoch)
+                    kept.push_back(line);
+            } catch (const nlohmann::json::exception&) {
+                // a line cut short by a crash: dropped
+            }
+        }
+    }
+    std::ofstream out(path, std::ios::trunc);
+    for (const std::string& line : kept) out << line << "\n";
+    if (!out) throw IoError(path + ": cannot write");
+}
 
 // Removes temporary files that a killed run left behind (write_checkpoint names them
 // "<name>.tmp.<pid>"); they are never the only copy of anything.
@@ -330,6 +357,8 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
         {"threads", threads()},          {"data", data.description}};
     info.training_json = run_settings.dump();
 
+    keep_metrics_up_to(metrics_path, first_epoch - 1);
+
     const int64_t image = train_set.image_elements();
     std::vector<float> input(static_cast<size_t>(batch * image));
     std::vector<int32_t> labels(static_cast<size_t>(batch));
@@ -405,7 +434,7 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
                                       std::to_string(b + 1) + " of " + std::to_string(steps_per_epoch) +
                                       " (step " + std::to_string(step + 1) + "); checkpoint written to " +
                                       model_path,
-                                  model_path);
+                                  model_path, sigint.signal_number());
             }
             // A stop at the epoch's last step finishes the epoch (evaluation, checkpoint) first.
         }
@@ -450,7 +479,7 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
         if ((stop_requested || sigint.caught()) && epoch < config.epochs)
             throw Interrupted("training stopped after epoch " + std::to_string(epoch) + " (step " +
                                   std::to_string(step) + "); checkpoint written to " + model_path,
-                              model_path);
+                              model_path, sigint.signal_number());
     }
     return history;
 }

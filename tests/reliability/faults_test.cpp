@@ -234,6 +234,21 @@ TEST(Faults, CtrlCCheckpointsExits130AndSaysHowToResume) {
     EXPECT_EQ(load_model(out + "/model.safetensors").info.epoch, stopped.info.epoch + 1);
 }
 
+TEST(Faults, SigtermCheckpointsLikeCtrlCAndExits143) {
+    Fixture fx;
+    const std::string out = fx.dir / "run";
+    const std::string log = fx.dir / "sigterm.log";
+    const pid_t pid = spawn(with(fx.train_args(400), {"--out", out}), log);
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (!fs::exists(out + "/model.safetensors") && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(5ms);
+    std::this_thread::sleep_for(30ms);
+    ::kill(pid, SIGTERM);  // what `kill` and job schedulers send
+    ASSERT_EQ(wait_for(pid), 128 + SIGTERM) << read_text(log);
+    EXPECT_NE(read_text(log).find("--resume " + out), std::string::npos) << read_text(log);
+    EXPECT_GT(load_model(out + "/model.safetensors").info.step, 0);
+}
+
 TEST(Faults, DivergingLossStopsWithEpochBatchAndAdviceAndKeepsTheCheckpoint) {
     Fixture fx;
     const std::string out = fx.dir / "run";

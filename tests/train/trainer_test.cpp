@@ -222,6 +222,22 @@ TEST(Trainer, ResumeWithAnotherBatchSizeIsRefused) {
     fs::remove_all(c.out_dir);
 }
 
+TEST(Trainer, AFreshRunIntoTheSameFolderStartsItsOwnMetricsLog) {
+    REQUIRE_FASHION();
+    const TrainConfig c = quick_config(out_dir("fresh"), 1);
+    for (int run = 0; run < 2; ++run) {
+        Model m = parse_model(kSmallModel, "m");
+        m.init_params(5);
+        train(m, fashion(), c);
+    }
+    std::ifstream log(c.out_dir + "/metrics.jsonl");
+    std::string line;
+    int lines = 0;
+    while (std::getline(log, line)) ++lines;
+    EXPECT_EQ(lines, 1) << "the second run appended to the first run's log";
+    fs::remove_all(c.out_dir);
+}
+
 TEST(Trainer, DataThatDoesNotFitTheModelIsAnErrorBeforeTraining) {
     REQUIRE_FASHION();
     Model rgb = parse_model("input 28x28x3\nflatten\ndense 10 softmax\n", "m");
