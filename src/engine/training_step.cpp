@@ -1,5 +1,5 @@
 // One training step: forward keeping every activation, softmax cross-entropy on the logits, and
-// backward through the layers with two ping-pong gradient buffers.
+// backward through the layers, each gradient written over the activation it belongs to.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
