@@ -16,10 +16,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-using Result = testing::CommandResult;
-Result run(const std::string& args) {
-    return testing::run_lenz(args);
-}
+using testing::CommandResult;
+using testing::run_lenz;
 
 std::string temp_file(const std::string& name, const std::string& content) {
     const fs::path p = fs::temp_directory_path() / ("lenz-cli-" + std::to_string(::getpid()) + "-" + name);
@@ -27,17 +25,17 @@ std::string temp_file(const std::string& name, const std::string& content) {
     return p.string();
 }
 
-void expect_one_line_error(const Result& r, const std::string& needle) {
+void expect_one_line_error(const CommandResult& r, const std::string& needle) {
     EXPECT_EQ(r.status, 1) << r.out;
     EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
     EXPECT_NE(r.out.find(needle), std::string::npos) << r.out;
 }
 
 TEST(Cli, SummaryOfTheWorkedExample) {
-    const Result r = run(LENZ_SOURCE_DIR "/models/seed.lenz --batch 50 --explain");
+    const CommandResult r = run_lenz(LENZ_SOURCE_DIR "/models/seed.lenz --batch 50 --explain");
     // summary is the subcommand; the line above runs it without one and must fail
     EXPECT_NE(r.status, 0);
-    const Result s = run("summary " LENZ_SOURCE_DIR "/models/seed.lenz --batch 50 --explain");
+    const CommandResult s = run_lenz("summary " LENZ_SOURCE_DIR "/models/seed.lenz --batch 50 --explain");
     EXPECT_EQ(s.status, 0) << s.out;
     for (const char* piece :
          {"903,400", "3,613,600", "1,399,500,000", "100x150x100", "50x75x200", "25x38x400", "6,000,000",
@@ -46,7 +44,7 @@ TEST(Cli, SummaryOfTheWorkedExample) {
 }
 
 TEST(Cli, SummaryJson) {
-    const Result r = run("summary " LENZ_SOURCE_DIR "/models/seed.lenz --batch 50 --json");
+    const CommandResult r = run_lenz("summary " LENZ_SOURCE_DIR "/models/seed.lenz --batch 50 --json");
     ASSERT_EQ(r.status, 0) << r.out;
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["params"], 903400);
@@ -56,26 +54,26 @@ TEST(Cli, SummaryJson) {
 }
 
 TEST(Cli, SummaryFit) {
-    const Result r = run("summary " LENZ_SOURCE_DIR "/models/seed.lenz --fit 8GB --json");
+    const CommandResult r = run_lenz("summary " LENZ_SOURCE_DIR "/models/seed.lenz --fit 8GB --json");
     ASSERT_EQ(r.status, 0) << r.out;
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_GT(j["batch"].get<int64_t>(), 50);
     EXPECT_LE(j["training_bytes_plan"].get<int64_t>(), 8000000000);
-    expect_one_line_error(run("summary " LENZ_SOURCE_DIR "/models/seed.lenz --fit 1MB"),
+    expect_one_line_error(run_lenz("summary " LENZ_SOURCE_DIR "/models/seed.lenz --fit 1MB"),
                           "not even a batch of 1");
 }
 
 TEST(Cli, BadModelFilesGiveOneLineNamingFileLineColumn) {
     const std::string path = temp_file("bad.lenz", "input 28x28x1\nconv 32 3x3\nconv 8 40x40\n");
-    expect_one_line_error(run("summary " + path),
+    expect_one_line_error(run_lenz("summary " + path),
                           "bad.lenz:3:1: conv: kernel 40x40 is larger than its padded input");
     const std::string unknown = temp_file("unknown.lenz", "input 28x28x1\nfoo 3\n");
-    expect_one_line_error(run("summary " + unknown), "unknown.lenz:2:1: unknown layer 'foo'");
+    expect_one_line_error(run_lenz("summary " + unknown), "unknown.lenz:2:1: unknown layer 'foo'");
     const std::string binary = temp_file("binary.lenz", std::string("\x7f"
                                                                     "ELF\0\0\0",
                                                                     7));
-    expect_one_line_error(run("summary " + binary), "binary.lenz");
-    expect_one_line_error(run("summary /nonexistent.lenz"), "cannot open");
+    expect_one_line_error(run_lenz("summary " + binary), "binary.lenz");
+    expect_one_line_error(run_lenz("summary /nonexistent.lenz"), "cannot open");
     fs::remove(path);
     fs::remove(unknown);
     fs::remove(binary);
@@ -83,8 +81,8 @@ TEST(Cli, BadModelFilesGiveOneLineNamingFileLineColumn) {
 
 TEST(Cli, BadCheckpointsAndImagesGiveOneLine) {
     const std::string ckpt = temp_file("bad.safetensors", "\x10\0\0\0\0\0\0\0{\"a\":");
-    expect_one_line_error(run("predict " + ckpt + " x.png"), "bad.safetensors");
-    expect_one_line_error(run("eval " + ckpt), "bad.safetensors");
+    expect_one_line_error(run_lenz("predict " + ckpt + " x.png"), "bad.safetensors");
+    expect_one_line_error(run_lenz("eval " + ckpt), "bad.safetensors");
     fs::remove(ckpt);
 }
 
@@ -92,7 +90,7 @@ TEST(Cli, TrainRefusesDataThatDoesNotFit) {
     if (!fs::exists("/usr/share/datasets/fashion-mnist"))
         GTEST_SKIP() << "dataset-fashion-mnist is not installed";
     const std::string model = temp_file("rgb.lenz", "input 32x32x3\nconv 4 3x3\nflatten\ndense 10 softmax\n");
-    expect_one_line_error(run("train " + model + " --data fashion-mnist --out /tmp/lenz-cli-never"),
+    expect_one_line_error(run_lenz("train " + model + " --data fashion-mnist --out /tmp/lenz-cli-never"),
                           "28x28x1 but the model's input is 32x32x3");
     EXPECT_FALSE(fs::exists("/tmp/lenz-cli-never/model.safetensors"));
     fs::remove(model);
@@ -102,27 +100,28 @@ TEST(Cli, TrainEvalPredictRoundTrip) {
     if (!fs::exists("/usr/share/datasets/fashion-mnist"))
         GTEST_SKIP() << "dataset-fashion-mnist is not installed";
     const fs::path dir = fs::temp_directory_path() / ("lenz-cli-run-" + std::to_string(::getpid()));
-    const Result t = run("train " LENZ_SOURCE_DIR
-                         "/models/fashion.lenz --epochs 1 --limit-train 2048 --limit-test 500 "
-                         "--out " +
-                         dir.string());
+    const CommandResult t = run_lenz("train " LENZ_SOURCE_DIR
+                                     "/models/fashion.lenz --epochs 1 --limit-train 2048 --limit-test 500 "
+                                     "--out " +
+                                     dir.string());
     ASSERT_EQ(t.status, 0) << t.out;
     EXPECT_NE(t.out.find("epoch 1/1"), std::string::npos) << t.out;
-    const Result e = run("eval " + (dir / "model.safetensors").string() + " --json");
+    const CommandResult e = run_lenz("eval " + (dir / "model.safetensors").string() + " --json");
     ASSERT_EQ(e.status, 0) << e.out;
     const auto j = nlohmann::json::parse(e.out);
     EXPECT_GT(j["accuracy"].get<double>(), 0.5);
     EXPECT_EQ(j["confusion"].size(), 10u);
     const std::string png = (dir / "sample.png").string();
-    ASSERT_EQ(run("sample --index 1 --out " + png).status, 0);
-    const Result p = run("predict " + (dir / "model.safetensors").string() + " " + png + " --top 2 --json");
+    ASSERT_EQ(run_lenz("sample --index 1 --out " + png).status, 0);
+    const CommandResult p =
+        run_lenz("predict " + (dir / "model.safetensors").string() + " " + png + " --top 2 --json");
     ASSERT_EQ(p.status, 0) << p.out;
     const auto pj = nlohmann::json::parse(p.out);
     ASSERT_EQ(pj[0]["predictions"].size(), 2u);
     EXPECT_GE(pj[0]["predictions"][0]["probability"].get<double>(),
               pj[0]["predictions"][1]["probability"].get<double>());
-    const Result bad_image =
-        run("predict " + (dir / "model.safetensors").string() + " " + (dir / "metrics.jsonl").string());
+    const CommandResult bad_image =
+        run_lenz("predict " + (dir / "model.safetensors").string() + " " + (dir / "metrics.jsonl").string());
     expect_one_line_error(bad_image, "metrics.jsonl");
     fs::remove_all(dir);
 }

@@ -19,10 +19,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-using Result = testing::CommandResult;
-Result run(const std::string& args) {
-    return testing::run_lenz(args);
-}
+using testing::CommandResult;
+using testing::run_lenz;
 
 std::string slurp(const fs::path& p) {
     std::stringstream s;
@@ -40,9 +38,9 @@ TEST(ReportCli, TrainEvalAndVisualize) {
     std::ofstream(model) << "input 28x28x1\nconv 4 3 relu\nmaxpool 2\nflatten\ndense 10 softmax\n";
     const fs::path run_dir = dir / "run";
 
-    const Result t =
-        run("train " + model.string() + " --epochs 2 --limit-train 512 --limit-test 200 --batch 64 --out " +
-            run_dir.string());
+    const CommandResult t =
+        run_lenz("train " + model.string() +
+                 " --epochs 2 --limit-train 512 --limit-test 200 --batch 64 --out " + run_dir.string());
     ASSERT_EQ(t.status, 0) << t.out;
     EXPECT_NE(t.out.find("report: " + run_dir.string() + "/report.html"), std::string::npos) << t.out;
     const std::string report = slurp(run_dir / "report.html");
@@ -52,15 +50,15 @@ TEST(ReportCli, TrainEvalAndVisualize) {
     EXPECT_NE(report.find("200 test images"), std::string::npos);
     EXPECT_NE(report.find("Ankle boot"), std::string::npos);
 
-    const Result none =
-        run("train " + model.string() + " --epochs 1 --limit-train 256 --limit-test 100 --no-report --out " +
-            (dir / "quiet").string());
+    const CommandResult none = run_lenz("train " + model.string() +
+                                        " --epochs 1 --limit-train 256 --limit-test 100 --no-report --out " +
+                                        (dir / "quiet").string());
     ASSERT_EQ(none.status, 0) << none.out;
     EXPECT_FALSE(fs::exists(dir / "quiet" / "report.html"));
 
     const fs::path eval_report = dir / "eval.html";
-    const Result e =
-        run("eval " + (run_dir / "model.safetensors").string() + " --report " + eval_report.string());
+    const CommandResult e =
+        run_lenz("eval " + (run_dir / "model.safetensors").string() + " --report " + eval_report.string());
     ASSERT_EQ(e.status, 0) << e.out;
     const std::string er = slurp(eval_report);
     EXPECT_EQ(testing::markup_problem(er), "");
@@ -68,10 +66,10 @@ TEST(ReportCli, TrainEvalAndVisualize) {
     EXPECT_NE(er.find("id=\"training\""), std::string::npos);  // metrics.jsonl sits beside the checkpoint
 
     const fs::path sample = dir / "sample.png";
-    ASSERT_EQ(run("sample --index 0 --out " + sample.string()).status, 0);
+    ASSERT_EQ(run_lenz("sample --index 0 --out " + sample.string()).status, 0);
     const fs::path pictures = dir / "pictures";
-    const Result v = run("visualize " + (run_dir / "model.safetensors").string() + " " + sample.string() +
-                         " --out " + pictures.string());
+    const CommandResult v = run_lenz("visualize " + (run_dir / "model.safetensors").string() + " " +
+                                     sample.string() + " --out " + pictures.string());
     ASSERT_EQ(v.status, 0) << v.out;
     for (const char* name : {"input.png", "probabilities.png", "filters.png", "01-conv-26x26x4.png",
                              "02-maxpool-13x13x4.png", "overview.png"}) {
