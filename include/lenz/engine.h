@@ -14,8 +14,14 @@ enum class OptimizerKind { sgd, momentum, adam, adamw };
 int optimizer_state_copies(OptimizerKind kind);
 const char* optimizer_name(OptimizerKind kind);
 
+// Each layer's input and output layout: channels-last between two consecutive layers that both take
+// it (a convolution feeding a convolution), plain (N, C, H, W) everywhere else, the model's input and
+// output included. Both plans below use these.
+std::vector<Layouts> plan_layouts(const Model& model);
+
 struct InferencePlan {
     int64_t batch = 1;
+    std::vector<Layouts> layouts;  // per layer, from plan_layouts
     // Where each layer reads and writes, in floats from the arena's start (layer i: in[i] -> out[i]).
     std::vector<int64_t> in_offset, out_offset;
     int64_t arena_floats = 0;      // the largest pair of consecutive activations, input included
@@ -28,6 +34,7 @@ InferencePlan plan_inference(const Model& model, int64_t batch);
 
 struct TrainingPlan {
     int64_t batch = 1;
+    std::vector<Layouts> layouts;   // per layer, from plan_layouts
     int64_t param_floats = 0;       // trainable parameters and running statistics
     int64_t gradient_floats = 0;    // one per trainable parameter
     int64_t optimizer_floats = 0;   // momentum / Adam moments
@@ -70,7 +77,6 @@ class TrainingStep {
     // Forward only, in training mode or not; returns the final activation (probabilities if the model ends in
     // softmax).
     const float* forward(const float* input, int64_t batch, bool training, uint64_t step_seed);
-    float* layer_output(int64_t i) { return outputs_[static_cast<size_t>(i)]; }
 
   private:
     Model& model_;
@@ -79,6 +85,7 @@ class TrainingStep {
     std::vector<Buffer> activations_;             // one per layer that is not reshape-only
     std::vector<float*> outputs_;                 // output of layer i (aliases for reshape-only layers)
     std::vector<ActivationSpec> activations_of_;  // per layer, for the backward pass
+    std::vector<Layouts> layouts_;                // per layer
     Buffer workspace_;
 };
 

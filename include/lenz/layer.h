@@ -29,11 +29,21 @@ struct ParamRef {
     bool trainable;
 };
 
+// How the engine lays out an activation (and its gradient) in memory: (N, C, H, W), the layout of
+// every layer's contract, or channels-last (N, H, W, C). The engine uses channels-last only between
+// two layers that both take it (convolutions): oneDNN's kernels then read and write it directly,
+// with no reordering on either side.
+enum class Layout { nchw, nhwc };
+struct Layouts {
+    Layout input = Layout::nchw, output = Layout::nchw;
+};
+
 // What one forward or backward call may use. Memory is planned by the caller; layers never allocate.
 struct Pass {
     int64_t batch = 1;
     bool training = false;
-    float* workspace = nullptr;  // at least workspace_floats(batch, training) floats
+    float* workspace = nullptr;  // at least workspace_floats(batch, training, layouts) floats
+    Layouts layouts;             // of x and dx, y and dy; nchw unless the layer takes channels-last
     uint64_t seed = 0;           // dropout masks: derived from this per step
     // Forward only: leave out a fused softmax; the loss computes it from the logits, stably.
     bool logits_only = false;
@@ -80,7 +90,11 @@ class Layer {
     virtual bool in_place() const { return false; }
     // Scratch space one call needs, in floats; the engine gives each call one shared workspace.
     // In training this includes room to build one image of dx per thread (or the batch's, for dense).
-    virtual int64_t workspace_floats(int64_t /*batch*/, bool /*training*/) const { return 0; }
+    virtual int64_t workspace_floats(int64_t /*batch*/, bool /*training*/, Layouts /*layouts*/) const {
+        return 0;
+    }
+    // Whether forward and backward also take channels-last input and output (Pass::layouts).
+    virtual bool takes_channels_last() const { return false; }
     // What training keeps for backward beyond the input and output (masks, batch statistics).
     virtual int64_t saved_floats(int64_t /*batch*/) const { return 0; }
     virtual void prepare_training(int64_t /*batch*/) {}

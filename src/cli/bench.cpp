@@ -168,19 +168,23 @@ nlohmann::json bench_layers(const BenchArgs& a) {
           Setup{a.models_dir + "/seed.lenz", 50}}) {
         Model model = load_model_file(setup.model);
         model.init_params(1);
+        // Each layer in the layouts the engine gives it (channels-last between two convolutions).
+        const std::vector<Layouts> layouts = plan_layouts(model);
         for (int64_t i = 0; i < model.size(); ++i) {
             Layer& layer = model.layer(i);
             if (layer.kind() != "conv") continue;
             layer.allocate_gradients();
             const int64_t B = setup.batch;
             Buffer x(B * layer.input_shape().elements()), y(B * layer.output_shape().elements());
-            Buffer dy(y.size()), dx(i == 0 ? 0 : x.size()), ws(layer.workspace_floats(B, true));
+            Buffer dy(y.size()), dx(i == 0 ? 0 : x.size()),
+                ws(layer.workspace_floats(B, true, layouts[static_cast<size_t>(i)]));
             Rng rng(4);
             for (int64_t k = 0; k < x.size(); ++k) x[k] = rng.normal();
             Pass pass;
             pass.batch = B;
             pass.training = true;
             pass.workspace = ws.data();
+            pass.layouts = layouts[static_cast<size_t>(i)];
             const int reps = B == 1 ? 20 : 3;
             std::vector<double> fwd, bwd;
             for (int r = 0; r < reps + 1; ++r) {

@@ -24,6 +24,7 @@ const float* Inference::run(const float* input, int64_t batch) {
     for (int64_t i = 0; i < model_.size(); ++i) {
         Layer& layer = model_.layer(i);
         if (layer.reshape_only()) continue;
+        pass.layouts = plan_.layouts[static_cast<size_t>(i)];
         // Offsets were planned for the largest batch; outputs at the far end still fit below it.
         layer.forward(base + plan_.in_offset[static_cast<size_t>(i)],
                       base + plan_.out_offset[static_cast<size_t>(i)], pass);

@@ -53,9 +53,20 @@ static int64_t all_params(const Model& model) {
     return n;
 }
 
+std::vector<Layouts> plan_layouts(const Model& model) {
+    std::vector<Layouts> layouts(static_cast<size_t>(model.size()));
+    for (int64_t i = 0; i + 1 < model.size(); ++i)
+        if (model.layer(i).takes_channels_last() && model.layer(i + 1).takes_channels_last()) {
+            layouts[static_cast<size_t>(i)].output = Layout::nhwc;
+            layouts[static_cast<size_t>(i + 1)].input = Layout::nhwc;
+        }
+    return layouts;
+}
+
 InferencePlan plan_inference(const Model& model, int64_t batch) {
     InferencePlan plan;
     plan.batch = batch;
+    plan.layouts = plan_layouts(model);
     plan.input_floats = checked_mul(batch, model.input_shape().elements(), "input batch");
     plan.param_floats = all_params(model);
     // First pass: the arena size. The live tensor sits at one end; a new output goes to the other.
@@ -67,7 +78,9 @@ InferencePlan plan_inference(const Model& model, int64_t batch) {
         if (!layer.reshape_only() && !layer.in_place())
             plan.arena_floats = std::max(plan.arena_floats, checked_add(live, out, "arena"));
         live = out;
-        plan.workspace_floats = std::max(plan.workspace_floats, layer.workspace_floats(batch, false));
+        plan.workspace_floats =
+            std::max(plan.workspace_floats,
+                     layer.workspace_floats(batch, false, plan.layouts[static_cast<size_t>(i)]));
     }
     // Second pass: offsets, alternating ends.
     bool at_start = true;
@@ -87,6 +100,7 @@ InferencePlan plan_inference(const Model& model, int64_t batch) {
 TrainingPlan plan_training(const Model& model, int64_t batch, OptimizerKind optimizer) {
     TrainingPlan plan;
     plan.batch = batch;
+    plan.layouts = plan_layouts(model);
     plan.param_floats = all_params(model);
     int64_t trainable = 0;
     for (int64_t i = 0; i < model.size(); ++i)
@@ -100,7 +114,8 @@ TrainingPlan plan_training(const Model& model, int64_t batch, OptimizerKind opti
         if (!layer.reshape_only())
             plan.activation_floats = checked_add(plan.activation_floats, out, "activations");
         plan.saved_floats = checked_add(plan.saved_floats, layer.saved_floats(batch), "saved tensors");
-        plan.workspace_floats = std::max(plan.workspace_floats, layer.workspace_floats(batch, true));
+        plan.workspace_floats = std::max(
+            plan.workspace_floats, layer.workspace_floats(batch, true, plan.layouts[static_cast<size_t>(i)]));
     }
     plan.bytes();  // throws here, before anyone allocates, if the total overflows
     return plan;

@@ -85,6 +85,7 @@ TrainingStep::TrainingStep(Model& model, int64_t max_batch) : model_(model), max
     }
     workspace_ = Buffer(plan.workspace_floats);
     for (int64_t i = 0; i < model.size(); ++i) activations_of_.push_back(model.layer(i).activation());
+    layouts_ = plan.layouts;
 }
 
 const float* TrainingStep::forward(const float* input, int64_t batch, bool training, uint64_t step_seed) {
@@ -101,6 +102,7 @@ const float* TrainingStep::forward(const float* input, int64_t batch, bool train
     for (int64_t i = 0; i < model_.size(); ++i) {
         Layer& layer = model_.layer(i);
         pass.seed = Rng::derive(step_seed, 0xD20, static_cast<uint64_t>(i)).next();
+        pass.layouts = layouts_[static_cast<size_t>(i)];
         if (!layer.reshape_only()) layer.forward(x, outputs_[static_cast<size_t>(i)], pass);
         x = outputs_[static_cast<size_t>(i)];
     }
@@ -127,6 +129,7 @@ TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels
         Layer& layer = model_.layer(i);
         pass.seed = Rng::derive(step_seed, 0xD20, static_cast<uint64_t>(i)).next();
         pass.logits_only = fused_softmax && i == last;
+        pass.layouts = layouts_[static_cast<size_t>(i)];
         if (!layer.reshape_only()) layer.forward(x, outputs_[static_cast<size_t>(i)], pass);
         x = outputs_[static_cast<size_t>(i)];
     }
@@ -163,6 +166,7 @@ TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels
         if (layer.reshape_only()) continue;  // the gradient keeps its memory; only the shape changes
         float* below = i == 0 ? nullptr : outputs_[static_cast<size_t>(i - 1)];
         pass.dx_activation = i == 0 ? nullptr : slot_activation(i - 1);
+        pass.layouts = layouts_[static_cast<size_t>(i)];
         float* y = outputs_[static_cast<size_t>(i)];
         layer.backward(i == 0 ? input_.data() : below, y, y, below, pass);
     }

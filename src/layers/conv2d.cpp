@@ -60,15 +60,20 @@ class Conv2d final : public Layer {
                std::to_string(geometry_.C) + ")";
     }
 
-    int64_t workspace_floats(int64_t batch, bool training) const override {
+    int64_t workspace_floats(int64_t batch, bool training, Layouts layouts) const override {
         // Training also runs the forward without a fused softmax (logits for the loss).
-        int64_t floats = cpu::conv2d_forward_workspace(geometry_, batch, config_.bias, config_.activation);
+        int64_t floats =
+            cpu::conv2d_forward_workspace(geometry_, batch, config_.bias, config_.activation, layouts);
         if (training) {
-            floats = std::max(floats, cpu::conv2d_forward_workspace(geometry_, batch, config_.bias, {}));
-            floats = std::max(floats, cpu::conv2d_backward_workspace(geometry_, batch, config_.bias));
+            floats =
+                std::max(floats, cpu::conv2d_forward_workspace(geometry_, batch, config_.bias, {}, layouts));
+            floats =
+                std::max(floats, cpu::conv2d_backward_workspace(geometry_, batch, config_.bias, layouts));
         }
         return floats;
     }
+    // A softmax over channels is computed on (N, C, H, W).
+    bool takes_channels_last() const override { return config_.activation.kind != Activation::softmax; }
 
     std::vector<ParamRef> params() override {
         std::vector<ParamRef> p{
@@ -89,7 +94,8 @@ class Conv2d final : public Layer {
 
     void forward(const float* x, float* y, const Pass& pass) override {
         cpu::conv2d_forward(geometry_, pass.batch, x, weight_.data(), config_.bias ? bias_.data() : nullptr,
-                            pass.logits_only ? ActivationSpec{} : config_.activation, y, pass.workspace);
+                            pass.logits_only ? ActivationSpec{} : config_.activation, y, pass.workspace,
+                            pass.layouts);
     }
     void backward(const float* x, const float* y, float* dy, float* dx, const Pass& pass) override {
         if (!pass.dy_is_preactivation)
@@ -101,7 +107,7 @@ class Conv2d final : public Layer {
                 store_input_gradient(pass, input_shape(), n, image_dx, dx);
             };
         cpu::conv2d_backward(geometry_, pass.batch, x, dy, weight_.data(), store, dweight_.data(),
-                             config_.bias ? dbias_.data() : nullptr, pass.workspace);
+                             config_.bias ? dbias_.data() : nullptr, pass.workspace, pass.layouts);
     }
 
     ActivationSpec activation() const override { return config_.activation; }

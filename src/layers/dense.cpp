@@ -44,7 +44,7 @@ class Dense final : public Layer {
         return std::to_string(inputs()) + " · " + std::to_string(config_.units);
     }
 
-    int64_t workspace_floats(int64_t batch, bool training) const override {
+    int64_t workspace_floats(int64_t batch, bool training, Layouts) const override {
         return training ? checked_mul(batch, inputs(), "dense workspace") : 0;
     }
 

@@ -23,7 +23,7 @@ class GlobalPool final : public Layer {
         else
             cpu::global_avgpool_forward(pass.batch, in.c, in.h * in.w, x, y);
     }
-    int64_t workspace_floats(int64_t, bool training) const override {
+    int64_t workspace_floats(int64_t, bool training, Layouts) const override {
         return training ? threads() * input_shape().elements() : 0;
     }
 

@@ -18,13 +18,19 @@ namespace {
 struct Case {
     int64_t N, C, H, W, OC, KH, KW, SH, SW;
     Padding padding;
-    int threads;  // the engine's thread count while the kernel runs
+    int threads;        // the engine's thread count while the kernel runs
+    Layouts layouts{};  // how x/dx and y/dy are held
 };
+
+const char* name_of(Layout l) {
+    return l == Layout::nhwc ? "nhwc" : "nchw";
+}
 
 std::string describe(const Case& c) {
     std::ostringstream o;
     o << "N=" << c.N << " C=" << c.C << " H=" << c.H << " W=" << c.W << " OC=" << c.OC << " K=" << c.KH << "x"
-      << c.KW << " S=" << c.SH << "x" << c.SW << " padding=" << c.padding.str() << " threads=" << c.threads;
+      << c.KW << " S=" << c.SH << "x" << c.SW << " padding=" << c.padding.str() << " threads=" << c.threads
+      << " layouts=" << name_of(c.layouts.input) << "->" << name_of(c.layouts.output);
     return o.str();
 }
 
@@ -44,6 +50,23 @@ void expect_close(const std::vector<float>& want, const std::vector<float>& got,
             << what << " differs first at index " << i << " for " << describe(c);
 }
 
+// (N, C, P) <-> (N, P, C), P positions: the reference works on (N, C, H, W).
+std::vector<float> transposed(const std::vector<float>& v, int64_t N, int64_t rows, int64_t cols) {
+    std::vector<float> t(v.size());
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t r = 0; r < rows; ++r)
+            for (int64_t k = 0; k < cols; ++k)
+                t[static_cast<size_t>((n * cols + k) * rows + r)] =
+                    v[static_cast<size_t>((n * rows + r) * cols + k)];
+    return t;
+}
+std::vector<float> as_held(const std::vector<float>& nchw, Layout l, int64_t N, int64_t C, int64_t P) {
+    return l == Layout::nhwc ? transposed(nchw, N, C, P) : nchw;
+}
+std::vector<float> as_nchw(const std::vector<float>& held, Layout l, int64_t N, int64_t C, int64_t P) {
+    return l == Layout::nhwc ? transposed(held, N, P, C) : held;
+}
+
 void check(const Case& c) {
     set_threads(c.threads);
     const ConvGeometry g = resolve_window({c.KH, c.KW, c.SH, c.SW, c.padding}, {c.H, c.W, c.C}, c.OC, "conv");
@@ -56,10 +79,14 @@ void check(const Case& c) {
 
     std::vector<float> y_ref(static_cast<size_t>(y_size)), y_fast(static_cast<size_t>(y_size));
     reference::conv2d_forward(g, c.N, x.data(), w.data(), b.data(), y_ref.data());
-    std::vector<float> ws(static_cast<size_t>(std::max(cpu::conv2d_forward_workspace(g, c.N, true, {}),
-                                                       cpu::conv2d_backward_workspace(g, c.N, true))));
-    cpu::conv2d_forward(g, c.N, x.data(), w.data(), b.data(), {}, y_fast.data(), ws.data());
-    expect_close(y_ref, y_fast, "forward", c, g.patch());
+    std::vector<float> ws(
+        static_cast<size_t>(std::max(cpu::conv2d_forward_workspace(g, c.N, true, {}, c.layouts),
+                                     cpu::conv2d_backward_workspace(g, c.N, true, c.layouts))));
+    const int64_t in_positions = c.H * c.W, out_positions = g.positions();
+    const auto x_held = as_held(x, c.layouts.input, c.N, c.C, in_positions);
+    const auto dy_held = as_held(dy, c.layouts.output, c.N, c.OC, out_positions);
+    cpu::conv2d_forward(g, c.N, x_held.data(), w.data(), b.data(), {}, y_fast.data(), ws.data(), c.layouts);
+    expect_close(y_ref, as_nchw(y_fast, c.layouts.output, c.N, c.OC, out_positions), "forward", c, g.patch());
 
     std::vector<float> dx_ref(x.size()), dx_fast(x.size(), 123.0f);
     std::vector<float> dw_ref(w.size()), dw_fast(w.size()), db_ref(b.size()), db_fast(b.size());
@@ -67,12 +94,13 @@ void check(const Case& c) {
     reference::conv2d_backward_weights(g, c.N, x.data(), dy.data(), dw_ref.data(), db_ref.data());
     const int64_t image = c.C * c.H * c.W;
     cpu::conv2d_backward(
-        g, c.N, x.data(), dy.data(), w.data(),
+        g, c.N, x_held.data(), dy_held.data(), w.data(),
         [&](int64_t n, const float* image_dx) {
             std::copy(image_dx, image_dx + image, dx_fast.data() + n * image);
         },
-        dw_fast.data(), db_fast.data(), ws.data());
-    expect_close(dx_ref, dx_fast, "dx", c, g.OC * g.KH * g.KW);
+        dw_fast.data(), db_fast.data(), ws.data(), c.layouts);
+    expect_close(dx_ref, as_nchw(dx_fast, c.layouts.input, c.N, c.C, in_positions), "dx", c,
+                 g.OC * g.KH * g.KW);
     expect_close(dw_ref, dw_fast, "dweight", c, c.N * g.positions());
     expect_close(db_ref, db_fast, "dbias", c, c.N * g.positions());
 }
@@ -102,6 +130,36 @@ TEST(Conv2dKernel, NonSquareAndLargeImageTiles) {
     check(
         {5, 1, 3, 3, 2, 1, 1, 1, 1, Padding{PaddingMode::valid}, 2});  // pointwise, more images than threads
     check({2, 100, 150, 150, 8, 3, 3, 2, 2, Padding{PaddingMode::same}, 2});  // dx one image at a time
+    set_threads(0);
+}
+
+// Between two convolutions the engine holds activations channels-last; every side may be either.
+TEST(Conv2dKernel, ChannelsLastOnEitherSideMatchesReference) {
+    const Padding same{PaddingMode::same}, valid{PaddingMode::valid};
+    const Layout nchw = Layout::nchw, nhwc = Layout::nhwc;
+    int cases = 0;
+    for (Layouts layouts : {Layouts{nhwc, nhwc}, Layouts{nchw, nhwc}, Layouts{nhwc, nchw}})
+        for (int threads : {1, 2})
+            for (int64_t k : {1, 3})
+                for (int64_t s : {1, 2})
+                    for (const Padding& p : {same, valid})
+                        for (int64_t c : {1, 3, 20}) {
+                            check({2, c, 7 + s, 6, 5, k, k, s, s, p, threads, layouts});
+                            ++cases;
+                        }
+    EXPECT_EQ(cases, 144);
+    // Chunks of several images, and the seed model's first two layers at a smaller size.
+    check({40, 24, 12, 12, 16, 3, 3, 1, 1, same, 2, {nhwc, nhwc}});
+    check({2, 3, 40, 60, 100, 3, 3, 2, 2, same, 2, {nchw, nhwc}});
+    check({2, 100, 20, 30, 200, 3, 3, 2, 2, same, 2, {nhwc, nhwc}});
+    set_threads(0);
+}
+
+// Plain on both sides, with so much channel padding that the forward pass runs channels-last
+// inside and reorders on both sides.
+TEST(Conv2dKernel, ChannelPaddedLayersMatchReference) {
+    check({3, 100, 20, 30, 200, 3, 3, 2, 2, Padding{PaddingMode::same}, 2});
+    check({2, 20, 9, 9, 7, 3, 3, 1, 1, Padding{PaddingMode::valid}, 1});
     set_threads(0);
 }
 

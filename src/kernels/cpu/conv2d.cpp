@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/cpu/activation.h"
+#include "lenz/error.h"
 
 namespace lenz::cpu {
 namespace {
@@ -36,11 +37,15 @@ dnnl::stream& cpu_stream() {
 memory::dims dims4(int64_t a, int64_t b, int64_t c, int64_t d) {
     return {a, b, c, d};
 }
-memory::desc plain_src(const ConvGeometry& g, int64_t N) {
-    return {dims4(N, g.C, g.H, g.W), f32, tag::nchw};
+// The caller's activations, laid out as the engine keeps them.
+tag tag_of(Layout layout) {
+    return layout == Layout::nhwc ? tag::nhwc : tag::nchw;
 }
-memory::desc plain_dst(const ConvGeometry& g, int64_t N) {
-    return {dims4(N, g.OC, g.OH, g.OW), f32, tag::nchw};
+memory::desc user_src(const ConvGeometry& g, int64_t N, Layout layout) {
+    return {dims4(N, g.C, g.H, g.W), f32, tag_of(layout)};
+}
+memory::desc user_dst(const ConvGeometry& g, int64_t N, Layout layout) {
+    return {dims4(N, g.OC, g.OH, g.OW), f32, tag_of(layout)};
 }
 memory::desc plain_weights(const ConvGeometry& g) {
     return {dims4(g.OC, g.C, g.KH, g.KW), f32, tag::oihw};
@@ -64,18 +69,20 @@ int64_t floats_of(const memory::desc& d) {
     return static_cast<int64_t>((d.get_size() + 3) / 4);
 }
 
-// Floats to reserve for `wanted` when the data lives as `plain`: nothing if they are the same layout.
-int64_t copy_floats(const memory::desc& wanted, const memory::desc& plain) {
-    return wanted == plain ? 0 : floats_of(wanted);
+// Floats to reserve for `wanted` when the data lives as `user`: nothing if they are the same layout.
+int64_t copy_floats(const memory::desc& wanted, const memory::desc& user) {
+    return wanted == user ? 0 : floats_of(wanted);
 }
 
-std::string key_of(const char* what, const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act) {
+std::string key_of(const char* what, const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
+                   Layouts layouts) {
     char buf[256];
     std::snprintf(
-        buf, sizeof buf, "%s %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %d %d %g", what,
-        (long long)N, (long long)g.C, (long long)g.H, (long long)g.W, (long long)g.OC, (long long)g.OH,
+        buf, sizeof buf, "%s %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %d %d %g %d %d",
+        what, (long long)N, (long long)g.C, (long long)g.H, (long long)g.W, (long long)g.OC, (long long)g.OH,
         (long long)g.OW, (long long)g.KH, (long long)g.KW, (long long)g.SH, (long long)g.SW, (long long)g.PT,
-        (long long)g.PL, bias ? 1 : 0, static_cast<int>(act.kind), static_cast<double>(act.alpha));
+        (long long)g.PL, bias ? 1 : 0, static_cast<int>(act.kind), static_cast<double>(act.alpha),
+        static_cast<int>(layouts.input), static_cast<int>(layouts.output));
     return buf;
 }
 
@@ -100,18 +107,52 @@ dnnl::algorithm eltwise_of(const ActivationSpec& act) {
     }
 }
 
+// oneDNN's own choice for activations is a blocked layout (nChw16c on AVX-512) that pads channels
+// to a multiple of 16, so a layer with 100 input channels computes 112. Channels-last (nhwc) pads
+// nothing, and where oneDNN has brgemm kernels for it, a forward pass with much padding runs far
+// faster (seed conv2: 155 -> 245 GFLOP/s). With little padding (seed conv3: 200 -> 208) the two
+// measured the same, and the extra reorder then costs more than it gains. The choice depends on the
+// geometry only, never on timing, so that results are the same from one run to the next.
+bool prefers_channels_last(const ConvGeometry& g) {
+    static std::map<std::string, bool> decided;
+    const std::string key = key_of("layout", g, 1, false, {}, {});
+    if (auto it = decided.find(key); it != decided.end()) return it->second;
+    bool channels_last = false;
+    if (const int64_t padded = (g.C + 15) / 16 * 16; g.C >= 16 && padded * 20 > g.C * 21) {  // > 5 %
+        const Window w = window(g);
+        const auto nhwc = [&](const memory::dims& d) { return memory::desc(d, f32, tag::nhwc); };
+        dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training,
+                                          dnnl::algorithm::convolution_direct, nhwc(dims4(1, g.C, g.H, g.W)),
+                                          any_desc(dims4(g.OC, g.C, g.KH, g.KW)),
+                                          nhwc(dims4(1, g.OC, g.OH, g.OW)), w.strides, w.pad_l, w.pad_r);
+        dnnl::convolution_forward::primitive_desc pd(d, cpu_engine());
+        channels_last = std::string(pd.impl_info_str()).rfind("brg", 0) == 0;
+    }
+    decided.emplace(key, channels_last);
+    return channels_last;
+}
+
+// The activation layout a primitive asks oneDNN for. Channels-last whenever the caller holds either
+// side that way: then that side needs no reorder, and oneDNN runs a primitive whose source and
+// destination differ in layout with its reference code, hundreds of times slower. Otherwise the
+// forward pass takes channels-last where it wins (above), and backward lets oneDNN choose.
+tag primitive_layout(const ConvGeometry& g, Layouts layouts, bool forward) {
+    if (layouts.input == Layout::nhwc || layouts.output == Layout::nhwc) return tag::nhwc;
+    return forward && prefers_channels_last(g) ? tag::nhwc : tag::any;
+}
+
 dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, int64_t N, bool bias,
-                                                     const ActivationSpec& act) {
+                                                     const ActivationSpec& act, tag layout) {
     const Window w = window(g);
-    const auto d = bias
-                       ? dnnl::convolution_forward::desc(
-                             dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-                             any_desc(dims4(N, g.C, g.H, g.W)), any_desc(dims4(g.OC, g.C, g.KH, g.KW)),
-                             plain_bias(g), any_desc(dims4(N, g.OC, g.OH, g.OW)), w.strides, w.pad_l, w.pad_r)
-                       : dnnl::convolution_forward::desc(
-                             dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-                             any_desc(dims4(N, g.C, g.H, g.W)), any_desc(dims4(g.OC, g.C, g.KH, g.KW)),
-                             any_desc(dims4(N, g.OC, g.OH, g.OW)), w.strides, w.pad_l, w.pad_r);
+    const memory::desc src(dims4(N, g.C, g.H, g.W), f32, layout),
+        dst(dims4(N, g.OC, g.OH, g.OW), f32, layout);
+    const auto d = bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
+                                                          dnnl::algorithm::convolution_direct, src,
+                                                          any_desc(dims4(g.OC, g.C, g.KH, g.KW)),
+                                                          plain_bias(g), dst, w.strides, w.pad_l, w.pad_r)
+                        : dnnl::convolution_forward::desc(
+                              dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src,
+                              any_desc(dims4(g.OC, g.C, g.KH, g.KW)), dst, w.strides, w.pad_l, w.pad_r);
     dnnl::primitive_attr attr = user_scratchpad();
     if (fusable(act)) {
         dnnl::post_ops ops;
@@ -136,7 +177,7 @@ struct Forward {
 struct BackwardData {
     dnnl::convolution_backward_data::primitive_desc pd;
     dnnl::convolution_backward_data primitive;
-    int64_t diff_dst_copy, weights_copy, diff_src_floats, diff_src_plain, scratch;
+    int64_t diff_dst_copy, weights_copy, diff_src_floats, diff_src_user, scratch;
 };
 
 struct BackwardWeights {
@@ -155,53 +196,56 @@ T& cached(const std::string& key, const std::function<T()>& make) {
     return *it->second;
 }
 
-Forward& forward_for(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act) {
-    return cached<Forward>(key_of("fwd", g, N, bias, act), [&] {
-        auto pd = forward_pd(g, N, bias, act);
+Forward& forward_for(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
+                     Layouts layouts) {
+    return cached<Forward>(key_of("fwd", g, N, bias, act, layouts), [&] {
+        auto pd = forward_pd(g, N, bias, act, primitive_layout(g, layouts, true));
         return Forward{pd,
                        dnnl::convolution_forward(pd),
-                       copy_floats(pd.src_desc(), plain_src(g, N)),
+                       copy_floats(pd.src_desc(), user_src(g, N, layouts.input)),
                        copy_floats(pd.weights_desc(), plain_weights(g)),
-                       copy_floats(pd.dst_desc(), plain_dst(g, N)),
+                       copy_floats(pd.dst_desc(), user_dst(g, N, layouts.output)),
                        floats_of(pd.scratchpad_desc())};
     });
 }
 
-BackwardData& backward_data_for(const ConvGeometry& g, int64_t N) {
-    return cached<BackwardData>(key_of("bwd_data", g, N, false, {}), [&] {
+BackwardData& backward_data_for(const ConvGeometry& g, int64_t N, Layouts layouts) {
+    return cached<BackwardData>(key_of("bwd_data", g, N, false, {}, layouts), [&] {
         const Window w = window(g);
+        const tag layout = primitive_layout(g, layouts, false);
         dnnl::convolution_backward_data::desc d(
-            dnnl::algorithm::convolution_direct, any_desc(dims4(N, g.C, g.H, g.W)),
-            any_desc(dims4(g.OC, g.C, g.KH, g.KW)), any_desc(dims4(N, g.OC, g.OH, g.OW)), w.strides, w.pad_l,
-            w.pad_r);
+            dnnl::algorithm::convolution_direct, memory::desc(dims4(N, g.C, g.H, g.W), f32, layout),
+            any_desc(dims4(g.OC, g.C, g.KH, g.KW)), memory::desc(dims4(N, g.OC, g.OH, g.OW), f32, layout),
+            w.strides, w.pad_l, w.pad_r);
         dnnl::convolution_backward_data::primitive_desc pd(d, user_scratchpad(), cpu_engine(),
-                                                           forward_pd(g, N, false, {}));
+                                                           forward_pd(g, N, false, {}, layout));
         return BackwardData{pd,
                             dnnl::convolution_backward_data(pd),
-                            copy_floats(pd.diff_dst_desc(), plain_dst(g, N)),
+                            copy_floats(pd.diff_dst_desc(), user_dst(g, N, layouts.output)),
                             copy_floats(pd.weights_desc(), plain_weights(g)),
                             floats_of(pd.diff_src_desc()),
-                            copy_floats(pd.diff_src_desc(), plain_src(g, N)),
+                            copy_floats(pd.diff_src_desc(), user_src(g, N, layouts.input)),
                             floats_of(pd.scratchpad_desc())};
     });
 }
 
-BackwardWeights& backward_weights_for(const ConvGeometry& g, int64_t N, bool bias) {
-    return cached<BackwardWeights>(key_of("bwd_weights", g, N, bias, {}), [&] {
+BackwardWeights& backward_weights_for(const ConvGeometry& g, int64_t N, bool bias, Layouts layouts) {
+    return cached<BackwardWeights>(key_of("bwd_weights", g, N, bias, {}, layouts), [&] {
         const Window w = window(g);
-        const auto src = any_desc(dims4(N, g.C, g.H, g.W)), wei = any_desc(dims4(g.OC, g.C, g.KH, g.KW)),
-                   dst = any_desc(dims4(N, g.OC, g.OH, g.OW));
+        const tag layout = primitive_layout(g, layouts, false);
+        const memory::desc src(dims4(N, g.C, g.H, g.W), f32, layout),
+            wei = any_desc(dims4(g.OC, g.C, g.KH, g.KW)), dst(dims4(N, g.OC, g.OH, g.OW), f32, layout);
         const auto d =
             bias ? dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, src, wei,
                                                             plain_bias(g), dst, w.strides, w.pad_l, w.pad_r)
                  : dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, src, wei,
                                                             dst, w.strides, w.pad_l, w.pad_r);
         dnnl::convolution_backward_weights::primitive_desc pd(d, user_scratchpad(), cpu_engine(),
-                                                              forward_pd(g, N, bias, {}));
+                                                              forward_pd(g, N, bias, {}, layout));
         return BackwardWeights{pd,
                                dnnl::convolution_backward_weights(pd),
-                               copy_floats(pd.src_desc(), plain_src(g, N)),
-                               copy_floats(pd.diff_dst_desc(), plain_dst(g, N)),
+                               copy_floats(pd.src_desc(), user_src(g, N, layouts.input)),
+                               copy_floats(pd.diff_dst_desc(), user_dst(g, N, layouts.output)),
                                floats_of(pd.diff_weights_desc()),
                                copy_floats(pd.diff_weights_desc(), plain_weights(g)),
                                bias ? g.OC : 0,
@@ -223,14 +267,14 @@ class Carver {
     float* next_;
 };
 
-// A memory object for `wanted` holding the data at `plain_ptr` (laid out as `plain`), reordered
-// into `copy` first when the layouts differ.
-memory as_layout(const memory::desc& wanted, const memory::desc& plain, const float* plain_ptr, float* copy) {
-    memory user(plain, cpu_engine(), const_cast<float*>(plain_ptr));
-    if (wanted == plain) return user;
-    memory blocked(wanted, cpu_engine(), copy);
-    dnnl::reorder(user, blocked).execute(cpu_stream(), user, blocked);
-    return blocked;
+// A memory object for `wanted` holding the caller's data at `user_ptr` (laid out as `user`),
+// reordered into `copy` first when the layouts differ.
+memory as_layout(const memory::desc& wanted, const memory::desc& user, const float* user_ptr, float* copy) {
+    memory given(user, cpu_engine(), const_cast<float*>(user_ptr));
+    if (wanted == user) return given;
+    memory reordered(wanted, cpu_engine(), copy);
+    dnnl::reorder(given, reordered).execute(cpu_stream(), given, reordered);
+    return reordered;
 }
 
 int64_t chunk_images(const ConvGeometry& g, int64_t N) {
@@ -248,14 +292,15 @@ std::vector<int64_t> chunk_sizes(const ConvGeometry& g, int64_t N) {
 // Workspace layout. Weights are reordered once per call, at the start; each chunk of images then
 // carves what it needs from the rest. In backward, a chunk's diff_dst copy serves both the weights
 // and the data gradient when oneDNN wants the same layout for both (the usual case).
-struct ForwardLayout {
+struct ForwardWorkspace {
     int64_t weights, per_chunk;
 };
-ForwardLayout forward_layout(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act) {
-    const Forward& first = forward_for(g, chunk_images(g, N), bias, act);
-    ForwardLayout l{aligned(first.weights_copy), 0};
+ForwardWorkspace forward_workspace(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
+                                   Layouts layouts) {
+    const Forward& first = forward_for(g, chunk_images(g, N), bias, act, layouts);
+    ForwardWorkspace l{aligned(first.weights_copy), 0};
     for (int64_t n : chunk_sizes(g, N)) {
-        const Forward& f = forward_for(g, n, bias, act);
+        const Forward& f = forward_for(g, n, bias, act, layouts);
         const int64_t own_weights =
             f.pd.weights_desc() == first.pd.weights_desc() ? 0 : aligned(f.weights_copy);
         l.per_chunk = std::max(l.per_chunk,
@@ -264,22 +309,22 @@ ForwardLayout forward_layout(const ConvGeometry& g, int64_t N, bool bias, const 
     return l;
 }
 
-struct BackwardLayout {
+struct BackwardWorkspace {
     int64_t weights, per_chunk;
 };
-BackwardLayout backward_layout(const ConvGeometry& g, int64_t N, bool bias) {
-    const BackwardData& first = backward_data_for(g, chunk_images(g, N));
-    BackwardLayout l{aligned(first.weights_copy), 0};
+BackwardWorkspace backward_workspace(const ConvGeometry& g, int64_t N, bool bias, Layouts layouts) {
+    const BackwardData& first = backward_data_for(g, chunk_images(g, N), layouts);
+    BackwardWorkspace l{aligned(first.weights_copy), 0};
     for (int64_t n : chunk_sizes(g, N)) {
-        const BackwardWeights& bw = backward_weights_for(g, n, bias);
-        const BackwardData& bd = backward_data_for(g, n);
+        const BackwardWeights& bw = backward_weights_for(g, n, bias, layouts);
+        const BackwardData& bd = backward_data_for(g, n, layouts);
         const int64_t for_weights = aligned(bw.src_copy) + aligned(bw.diff_weights_floats) +
                                     aligned(bw.diff_weights_plain) + aligned(bw.diff_bias_floats) +
                                     aligned(bw.scratch);
         const int64_t for_data =
             (bd.pd.diff_dst_desc() == bw.pd.diff_dst_desc() ? 0 : aligned(bd.diff_dst_copy)) +
             (bd.pd.weights_desc() == first.pd.weights_desc() ? 0 : aligned(bd.weights_copy)) +
-            aligned(bd.diff_src_floats) + aligned(bd.diff_src_plain) + aligned(bd.scratch);
+            aligned(bd.diff_src_floats) + aligned(bd.diff_src_user) + aligned(bd.scratch);
         l.per_chunk = std::max(l.per_chunk, aligned(bw.diff_dst_copy) + std::max(for_weights, for_data));
     }
     return l;
@@ -287,30 +332,34 @@ BackwardLayout backward_layout(const ConvGeometry& g, int64_t N, bool bias) {
 
 }  // namespace
 
-int64_t conv2d_forward_workspace(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act) {
-    const ForwardLayout l = forward_layout(g, N, bias, act);
+int64_t conv2d_forward_workspace(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
+                                 Layouts layouts) {
+    const ForwardWorkspace l = forward_workspace(g, N, bias, act, layouts);
     return l.weights + l.per_chunk;
 }
 
-int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, bool bias) {
-    const BackwardLayout l = backward_layout(g, N, bias);
+int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, bool bias, Layouts layouts) {
+    const BackwardWorkspace l = backward_workspace(g, N, bias, layouts);
     return l.weights + l.per_chunk;
 }
 
 void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const float* w, const float* b,
-                    const ActivationSpec& act, float* y, float* workspace) {
+                    const ActivationSpec& act, float* y, float* workspace, Layouts layouts) {
+    if (act.kind == Activation::softmax && layouts.output != Layout::nchw)
+        throw ShapeError("conv: a softmax over channels needs the (N, C, H, W) layout");
     const int64_t chunk = chunk_images(g, N), image = g.C * g.H * g.W, out_image = g.OC * g.OH * g.OW;
-    const Forward& first = forward_for(g, chunk, b != nullptr, act);
-    const ForwardLayout layout = forward_layout(g, N, b != nullptr, act);
+    const Forward& first = forward_for(g, chunk, b != nullptr, act, layouts);
+    const ForwardWorkspace layout = forward_workspace(g, N, b != nullptr, act, layouts);
     const memory weights = as_layout(first.pd.weights_desc(), plain_weights(g), w, workspace);
     for (int64_t n0 = 0; n0 < N; n0 += chunk) {
         const int64_t n = std::min(chunk, N - n0);
-        Forward& f = forward_for(g, n, b != nullptr, act);
+        Forward& f = forward_for(g, n, b != nullptr, act, layouts);
         Carver carve(workspace + layout.weights);
         const bool shared = f.pd.weights_desc() == first.pd.weights_desc();
         memory wei = shared ? weights
                             : as_layout(f.pd.weights_desc(), plain_weights(g), w, carve.take(f.weights_copy));
-        memory src = as_layout(f.pd.src_desc(), plain_src(g, n), x + n0 * image, carve.take(f.src_copy));
+        memory src =
+            as_layout(f.pd.src_desc(), user_src(g, n, layouts.input), x + n0 * image, carve.take(f.src_copy));
         float* out = y + n0 * out_image;
         memory dst(f.pd.dst_desc(), cpu_engine(), f.dst_copy == 0 ? out : carve.take(f.dst_copy));
         memory scratch(f.pd.scratchpad_desc(), cpu_engine(), carve.take(f.scratch));
@@ -321,7 +370,7 @@ void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const floa
         if (b) args.emplace(DNNL_ARG_BIAS, memory(plain_bias(g), cpu_engine(), const_cast<float*>(b)));
         f.primitive.execute(cpu_stream(), args);
         if (f.dst_copy != 0) {
-            memory user(plain_dst(g, n), cpu_engine(), out);
+            memory user(user_dst(g, n, layouts.output), cpu_engine(), out);
             dnnl::reorder(dst, user).execute(cpu_stream(), dst, user);
         }
     }
@@ -330,24 +379,25 @@ void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const floa
 }
 
 void conv2d_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy, const float* w,
-                     const ImageGradientSink& store_dx, float* dw, float* db, float* workspace) {
+                     const ImageGradientSink& store_dx, float* dw, float* db, float* workspace,
+                     Layouts layouts) {
     const int64_t chunk = chunk_images(g, N), image = g.C * g.H * g.W, out_image = g.OC * g.OH * g.OW;
-    const BackwardData& first = backward_data_for(g, chunk);
-    const BackwardLayout layout = backward_layout(g, N, db != nullptr);
+    const BackwardData& first = backward_data_for(g, chunk, layouts);
+    const BackwardWorkspace layout = backward_workspace(g, N, db != nullptr, layouts);
     memory weights;
     if (store_dx) weights = as_layout(first.pd.weights_desc(), plain_weights(g), w, workspace);
     // Chunk by chunk: the weight gradient reads the chunk's x first, then its dx may overwrite it.
     for (int64_t n0 = 0; n0 < N; n0 += chunk) {
         const int64_t n = std::min(chunk, N - n0);
-        BackwardWeights& bw = backward_weights_for(g, n, db != nullptr);
+        BackwardWeights& bw = backward_weights_for(g, n, db != nullptr, layouts);
         Carver carve(workspace + layout.weights);
-        memory diff_dst_w = as_layout(bw.pd.diff_dst_desc(), plain_dst(g, n), dy + n0 * out_image,
-                                      carve.take(bw.diff_dst_copy));
+        memory diff_dst_w = as_layout(bw.pd.diff_dst_desc(), user_dst(g, n, layouts.output),
+                                      dy + n0 * out_image, carve.take(bw.diff_dst_copy));
         float* rest = carve.take(0);
         {
             Carver region(rest);
-            memory src =
-                as_layout(bw.pd.src_desc(), plain_src(g, n), x + n0 * image, region.take(bw.src_copy));
+            memory src = as_layout(bw.pd.src_desc(), user_src(g, n, layouts.input), x + n0 * image,
+                                   region.take(bw.src_copy));
             float* dw_out = region.take(bw.diff_weights_floats);
             float* dw_plain = region.take(bw.diff_weights_plain);
             float* db_out = region.take(bw.diff_bias_floats);
@@ -370,30 +420,30 @@ void conv2d_backward(const ConvGeometry& g, int64_t N, const float* x, const flo
                 for (int64_t oc = 0; oc < g.OC; ++oc) db[oc] += db_out[oc];
         }
         if (!store_dx) continue;
-        BackwardData& bd = backward_data_for(g, n);
+        BackwardData& bd = backward_data_for(g, n, layouts);
         Carver region(rest);  // the weight gradient's region is free again
         memory diff_dst = bd.pd.diff_dst_desc() == bw.pd.diff_dst_desc()
                               ? diff_dst_w
-                              : as_layout(bd.pd.diff_dst_desc(), plain_dst(g, n), dy + n0 * out_image,
-                                          region.take(bd.diff_dst_copy));
+                              : as_layout(bd.pd.diff_dst_desc(), user_dst(g, n, layouts.output),
+                                          dy + n0 * out_image, region.take(bd.diff_dst_copy));
         memory wei = bd.pd.weights_desc() == first.pd.weights_desc()
                          ? weights
                          : as_layout(bd.pd.weights_desc(), plain_weights(g), w, region.take(bd.weights_copy));
         memory diff_src(bd.pd.diff_src_desc(), cpu_engine(), region.take(bd.diff_src_floats));
-        float* plain_copy = region.take(bd.diff_src_plain);
+        float* user_copy = region.take(bd.diff_src_user);
         memory scratch(bd.pd.scratchpad_desc(), cpu_engine(), region.take(bd.scratch));
         bd.primitive.execute(cpu_stream(), {{DNNL_ARG_DIFF_DST, diff_dst},
                                             {DNNL_ARG_WEIGHTS, wei},
                                             {DNNL_ARG_DIFF_SRC, diff_src},
                                             {DNNL_ARG_SCRATCHPAD, scratch}});
-        const float* plain = static_cast<const float*>(diff_src.get_data_handle());
-        if (bd.diff_src_plain) {
-            memory user(plain_src(g, n), cpu_engine(), plain_copy);
+        const float* image_dx = static_cast<const float*>(diff_src.get_data_handle());
+        if (bd.diff_src_user) {
+            memory user(user_src(g, n, layouts.input), cpu_engine(), user_copy);
             dnnl::reorder(diff_src, user).execute(cpu_stream(), diff_src, user);
-            plain = plain_copy;
+            image_dx = user_copy;
         }
         cpu_stream().wait();
-        for (int64_t i = 0; i < n; ++i) store_dx(n0 + i, plain + i * image);
+        for (int64_t i = 0; i < n; ++i) store_dx(n0 + i, image_dx + i * image);
     }
 }
 

@@ -1,7 +1,8 @@
 // Convolution on the CPU through oneDNN, which picks the best kernel for this processor at run
-// time (AVX-512, AVX2, SSE4.1, or its portable code). Tensors stay in Lenz's plain layouts:
-// (N, C, H, W) activations and (OC, C, KH, KW) weights; when oneDNN prefers a blocked layout the
-// data is reordered through the workspace, which the memory plan counts.
+// time (AVX-512, AVX2, SSE4.1, or its portable code). Activations come as the engine lays them out,
+// (N, C, H, W) or channels-last (N, H, W, C) (`layouts`: x and dx as input, y and dy as output);
+// weights are (OC, C, KH, KW). When oneDNN prefers another layout the data is reordered through the
+// workspace, which the memory plan counts.
 #pragma once
 #include "kernels/conv_geometry.h"
 #include "kernels/cpu/image_gradient.h"
@@ -10,15 +11,18 @@
 namespace lenz::cpu {
 
 // Floats of workspace a call needs (blocked copies and oneDNN's scratchpad), for batch N.
-int64_t conv2d_forward_workspace(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act);
-int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, bool bias);
+int64_t conv2d_forward_workspace(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
+                                 Layouts layouts);
+int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, bool bias, Layouts layouts);
 
-// x: (N, C, H, W)  w: (OC, C, KH, KW)  b: (OC) or nullptr  y: (N, OC, OH, OW), activation fused.
+// x: (N, C, H, W)  w: (OC, C, KH, KW)  b: (OC) or nullptr  y: (N, OC, OH, OW), activation fused
+// (a softmax over channels only with y in (N, C, H, W)).
 void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const float* w, const float* b,
-                    const ActivationSpec& act, float* y, float* workspace);
+                    const ActivationSpec& act, float* y, float* workspace, Layouts layouts = {});
 // dy: (N, OC, OH, OW), the gradient before the activation. Accumulates dw and db (unless nullptr)
 // first, then hands each image of dx to store_dx (unless empty); x may be overwritten from then on.
 void conv2d_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy, const float* w,
-                     const ImageGradientSink& store_dx, float* dw, float* db, float* workspace);
+                     const ImageGradientSink& store_dx, float* dw, float* db, float* workspace,
+                     Layouts layouts = {});
 
 }  // namespace lenz::cpu

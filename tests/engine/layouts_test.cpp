@@ -1,0 +1,118 @@
+// Between two convolutions the engine keeps activations channels-last. The results must be those of
+// the plain (N, C, H, W) path: forward outputs, the loss, and every parameter gradient.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "lenz/engine.h"
+#include "lenz/report.h"
+#include "lenz/threads.h"
+
+namespace lenz {
+namespace {
+
+bool is_nhwc(Layout l) {
+    return l == Layout::nhwc;
+}
+
+TEST(Layouts, ChannelsLastOnlyBetweenTwoConvolutions) {
+    Model m = parse_model(
+        "input 16x16x3\nconv 8 3x3 relu\nconv 8 3x3 relu\nconv 4 3x3\nmaxpool 2\nconv 4 3x3 padding=same\n"
+        "relu\nconv 6 1x1 softmax\n",
+        "m");
+    const std::vector<Layouts> l = plan_layouts(m);
+    ASSERT_EQ(l.size(), 7u);
+    // conv -> conv -> conv: channels-last on the two edges between them, plain on the outer sides.
+    EXPECT_FALSE(is_nhwc(l[0].input));
+    EXPECT_TRUE(is_nhwc(l[0].output));
+    EXPECT_TRUE(is_nhwc(l[1].input));
+    EXPECT_TRUE(is_nhwc(l[1].output));
+    EXPECT_TRUE(is_nhwc(l[2].input));
+    EXPECT_FALSE(is_nhwc(l[2].output));  // into maxpool
+    // conv -> relu layer -> conv (softmax over channels): plain throughout.
+    for (size_t i = 3; i < l.size(); ++i) EXPECT_FALSE(is_nhwc(l[i].input) || is_nhwc(l[i].output)) << i;
+}
+
+TEST(Layouts, SeedModelChainsAllThreeConvolutions) {
+    Model m = load_model_file(LENZ_SOURCE_DIR "/models/seed.lenz");
+    const std::vector<Layouts> l = plan_layouts(m);
+    ASSERT_EQ(l.size(), 3u);
+    EXPECT_TRUE(!is_nhwc(l[0].input) && is_nhwc(l[0].output));
+    EXPECT_TRUE(is_nhwc(l[1].input) && is_nhwc(l[1].output));
+    EXPECT_TRUE(is_nhwc(l[2].input) && !is_nhwc(l[2].output));
+}
+
+// The same network twice: activations fused into the convolutions (a channels-last chain), and as
+// standalone layers (which take only (N, C, H, W), so nothing is channels-last).
+const char* kChained =
+    "input 14x12x3\nconv 20 3x3 padding=same tanh\nconv 24 3x3 stride=2 padding=same tanh\n"
+    "conv 7 3x3 tanh\nflatten\ndense 5 softmax\n";
+const char* kPlain =
+    "input 14x12x3\nconv 20 3x3 padding=same\ntanh\nconv 24 3x3 stride=2 padding=same\ntanh\n"
+    "conv 7 3x3\ntanh\nflatten\ndense 5 softmax\n";
+
+// Same weights in both: the parameters come in the same order.
+void copy_params(Model& from, Model& to) {
+    auto a = from.named_params(), b = to.named_params();
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+        ASSERT_EQ(a[i].ref.value->size(), b[i].ref.value->size()) << a[i].name;
+        std::copy(a[i].ref.value->data(), a[i].ref.value->data() + a[i].ref.value->size(),
+                  b[i].ref.value->data());
+    }
+}
+
+Buffer random_batch(int64_t floats) {
+    Rng rng(11);
+    Buffer x(floats);
+    for (int64_t i = 0; i < x.size(); ++i) x[i] = rng.uniform(-1, 1);
+    return x;
+}
+
+TEST(Layouts, ChainedInferenceMatchesThePlainPath) {
+    Model chained = parse_model(kChained, "chained"), plain = parse_model(kPlain, "plain");
+    chained.init_params(7);
+    plain.init_params(7);
+    copy_params(chained, plain);
+    ASSERT_TRUE(is_nhwc(plan_layouts(chained)[1].input));
+    const int64_t N = 3, image = 14 * 12 * 3;
+    const Buffer x = random_batch(N * image);
+    Inference inference(chained, N);
+    const float* got = inference.run(x.data(), N);
+    for (int64_t n = 0; n < N; ++n) {
+        // layer_outputs runs every layer on its own, in (N, C, H, W).
+        const std::vector<float> want = layer_outputs(plain, x.data() + n * image).back();
+        ASSERT_EQ(want.size(), 5u);
+        for (int64_t k = 0; k < 5; ++k) EXPECT_NEAR(got[n * 5 + k], want[static_cast<size_t>(k)], 1e-5) << n;
+    }
+}
+
+TEST(Layouts, ChainedTrainingGradientsMatchThePlainPath) {
+    for (int threads : {1, 2}) {
+        set_threads(threads);
+        Model chained = parse_model(kChained, "chained"), plain = parse_model(kPlain, "plain");
+        chained.init_params(9);
+        plain.init_params(9);
+        copy_params(chained, plain);
+        const int64_t N = 4;
+        const Buffer x = random_batch(N * 14 * 12 * 3);
+        const int32_t labels[N] = {0, 3, 1, 4};
+        TrainingStep a(chained, N), b(plain, N);
+        const auto ra = a.run(x.data(), labels, N, 1), rb = b.run(x.data(), labels, N, 1);
+        EXPECT_NEAR(ra.loss_sum, rb.loss_sum, 1e-5 * std::abs(rb.loss_sum));
+        auto ga = chained.named_params(), gb = plain.named_params();
+        for (size_t p = 0; p < ga.size(); ++p) {
+            const Buffer &da = *ga[p].ref.grad, &db = *gb[p].ref.grad;
+            double norm = 0;
+            for (int64_t i = 0; i < db.size(); ++i)
+                norm = std::max(norm, std::abs(static_cast<double>(db[i])));
+            ASSERT_GT(norm, 1e-6) << gb[p].name << ": no gradient reached it";
+            for (int64_t i = 0; i < db.size(); ++i)
+                ASSERT_NEAR(da[i], db[i], 1e-4 * norm) << ga[p].name << "[" << i << "], threads " << threads;
+        }
+    }
+    set_threads(0);
+}
+
+}  // namespace
+}  // namespace lenz
