@@ -181,6 +181,18 @@ def main():
     print("speed-up: images/s Lenz / images/s PyTorch (latency workloads: ms PyTorch / ms Lenz), per repetition, median;"
           " > 1 means Lenz is faster.")
     print(f"command: {command_line}")
+    # Where the resident memory goes: the process's own (anonymous) pages against shared-library
+    # code read in from disk (file-backed), at the end of the run, next to Lenz's own plan.
+    print()
+    print("| workload | Lenz plan | Lenz anonymous / file-backed at the end | PyTorch anonymous / file-backed |")
+    print("|---|---|---|---|")
+    for w in workloads:
+        res = {e: [r["result"] for r in runs if r["workload"] == w and r["engine"] == e and "result" in r]
+               for e in ("lenz", "torch")}
+        split = lambda e: " / ".join(fmt_mb([x[k] for x in res[e] if k in x])  # noqa: E731
+                                      for k in ("anon_rss_above_start_bytes", "file_rss_above_start_bytes"))
+        plan = fmt_mb([x[k] for x in res["lenz"] for k in ("inference_bytes_plan", "training_bytes_plan") if k in x])
+        print(f"| {w} | {plan} | {split('lenz')} | {split('torch')} |")
 
     if a.out:
         out = a.out if os.path.isabs(a.out) else os.path.abspath(a.out)

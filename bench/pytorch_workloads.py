@@ -102,6 +102,7 @@ def main():
     except OSError:
         hwm_reset = False
     rss_before = proc_status_bytes("VmRSS:")
+    anon_before, file_before = proc_status_bytes("RssAnon:"), proc_status_bytes("RssFile:")
 
     w = a.workload
     if w.startswith("fmnist"):
@@ -151,6 +152,9 @@ def main():
     if not all(math.isfinite(t) for t in times):
         raise SystemExit("non-finite timing")
     r["peak_rss_above_start_bytes"] = proc_status_bytes("VmHWM:") - rss_before
+    # At the end: the process's own memory (anonymous) and shared-library pages read in (file-backed).
+    r["anon_rss_above_start_bytes"] = proc_status_bytes("RssAnon:") - anon_before
+    r["file_rss_above_start_bytes"] = proc_status_bytes("RssFile:") - file_before
     r["hwm_reset"] = hwm_reset
     r["workload"] = w
     r["threads"] = torch.get_num_threads()

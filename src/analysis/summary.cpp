@@ -172,7 +172,7 @@ void explain(std::ostringstream& o, const Summary& s) {
     o << "  one prediction: arena " << with_commas(f4(ip.arena_floats))
       << " (the largest pair; outputs go to the arena's two ends in turn)\n"
       << "    + workspace " << with_commas(f4(ip.workspace_floats))
-      << " (oneDNN's blocked copies and scratchpad; it does not grow with the batch)\n"
+      << " (oneDNN's reordered copies and scratchpad; it does not grow with the batch)\n"
       << "    + parameters " << with_commas(f4(ip.param_floats)) << " = " << bytes_both(ip.bytes()) << "\n";
     const TrainingPlan& tp = s.training_plan;
     const int copies = optimizer_state_copies(s.options.optimizer);
@@ -233,7 +233,7 @@ std::string format_summary(const Summary& s, const std::string& model_name, bool
     row("input batch", tp.input_floats, "");
     row("activations", tp.activation_floats, "every layer's output, kept for backward");
     row("saved for backward", tp.saved_floats, "dropout masks, batchnorm statistics");
-    row("workspace", tp.workspace_floats, "kernel scratch: blocked copies, dx of one chunk of images");
+    row("workspace", tp.workspace_floats, "kernel scratch: reordered copies, dx of one chunk of images");
     o << "    (gradients of activations overwrite the activations they belong to: no extra buffers)\n";
     o << "(plan for " << s.threads << " thread" << (s.threads == 1 ? "" : "s")
       << "; 1 MB = 1,000,000 bytes)\n";

@@ -40,6 +40,19 @@ int64_t proc_status_bytes(const char* key) {
     return 0;
 }
 
+// Resident memory from the start of a workload: the peak, and at the end how much of it is the
+// process's own (anonymous: what it allocated, oneDNN's generated code included) and how much is
+// pages of shared-library code read in from disk (file-backed, shared with other processes).
+struct ResidentMemory {
+    int64_t rss = proc_status_bytes("VmRSS:"), anon = proc_status_bytes("RssAnon:"),
+            file = proc_status_bytes("RssFile:");
+    void report(nlohmann::json& r) const {
+        r["peak_rss_above_start_bytes"] = proc_status_bytes("VmHWM:") - rss;
+        r["anon_rss_above_start_bytes"] = proc_status_bytes("RssAnon:") - anon;
+        r["file_rss_above_start_bytes"] = proc_status_bytes("RssFile:") - file;
+    }
+};
+
 std::vector<float> random_input(int64_t n, uint64_t seed) {
     Rng rng(seed);
     std::vector<float> v(static_cast<size_t>(n));
@@ -57,7 +70,7 @@ double seconds(Clock::time_point a, Clock::time_point b) {
 }
 
 nlohmann::json bench_train(const std::string& model_path, int64_t batch, int64_t steps, int64_t warmup) {
-    const int64_t rss_before = proc_status_bytes("VmRSS:");
+    const ResidentMemory start;
     Model model = load_model_file(model_path);
     model.init_params(1);
     TrainingStep step(model, batch);
@@ -75,17 +88,18 @@ nlohmann::json bench_train(const std::string& model_path, int64_t batch, int64_t
     }
     double total = 0;
     for (double t : times) total += t;
-    return {{"batch", batch},
-            {"steps", steps},
-            {"step_ms_median", 1000 * median(times)},
-            {"images_per_s", batch / median(times)},
-            {"images_per_s_mean", batch * static_cast<double>(times.size()) / total},
-            {"peak_rss_above_start_bytes", proc_status_bytes("VmHWM:") - rss_before},
-            {"training_bytes_plan", plan_training(model, batch, OptimizerKind::momentum).bytes()}};
+    nlohmann::json r{{"batch", batch},
+                     {"steps", steps},
+                     {"step_ms_median", 1000 * median(times)},
+                     {"images_per_s", batch / median(times)},
+                     {"images_per_s_mean", batch * static_cast<double>(times.size()) / total},
+                     {"training_bytes_plan", plan_training(model, batch, OptimizerKind::momentum).bytes()}};
+    start.report(r);
+    return r;
 }
 
 nlohmann::json bench_infer(const std::string& model_path, int64_t batch, int64_t runs, int64_t warmup) {
-    const int64_t rss_before = proc_status_bytes("VmRSS:");
+    const ResidentMemory start;
     Model model = load_model_file(model_path);
     model.init_params(1);
     Inference inference(model, batch);
@@ -96,12 +110,13 @@ nlohmann::json bench_infer(const std::string& model_path, int64_t batch, int64_t
         inference.run(x.data(), batch);
         if (r >= warmup) times.push_back(seconds(t0, Clock::now()));
     }
-    return {{"batch", batch},
-            {"runs", runs},
-            {"latency_ms", 1000 * median(times)},
-            {"images_per_s", batch / median(times)},
-            {"peak_rss_above_start_bytes", proc_status_bytes("VmHWM:") - rss_before},
-            {"inference_bytes_plan", plan_inference(model, batch).bytes()}};
+    nlohmann::json r{{"batch", batch},
+                     {"runs", runs},
+                     {"latency_ms", 1000 * median(times)},
+                     {"images_per_s", batch / median(times)},
+                     {"inference_bytes_plan", plan_inference(model, batch).bytes()}};
+    start.report(r);
+    return r;
 }
 
 // Peak FP32 rate of this machine: independent FMA chains that never touch memory, on every thread.

@@ -21,7 +21,7 @@ using tag = memory::format_tag;
 constexpr auto f32 = memory::data_type::f32;
 
 // Batches run in chunks of images holding at most this many input (or output) floats (8 MB, or one image),
-// so that blocked copies and the plain copy of dx stay small whatever the batch: the workspace
+// so that reordered copies and the copy of dx stay small whatever the batch: the workspace
 // then never grows with the batch, and a chunk is still big enough to keep the cores busy.
 constexpr int64_t kChunkFloats = int64_t{1} << 21;
 

@@ -10,7 +10,7 @@
 
 namespace lenz::cpu {
 
-// Floats of workspace a call needs (blocked copies and oneDNN's scratchpad), for batch N.
+// Floats of workspace a call needs (reordered copies and oneDNN's scratchpad), for batch N.
 int64_t conv2d_forward_workspace(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
                                  Layouts layouts);
 int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, bool bias, Layouts layouts);
