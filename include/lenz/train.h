@@ -75,6 +75,13 @@ struct EpochMetrics {
     double seconds = 0, images_per_second = 0;
 };
 
+struct EvalResult {
+    double loss = 0, accuracy = 0;
+    std::vector<std::vector<int64_t>> confusion;  // [true][predicted]
+    std::vector<double> per_class_accuracy;
+    int64_t count = 0;
+};
+
 struct TrainConfig {
     int64_t epochs = 5;
     int64_t batch = 64;
@@ -87,8 +94,9 @@ struct TrainConfig {
     bool quiet = false;
     int64_t limit_train = 0;  // use only the first N training images (0: all), for quick runs
     int64_t limit_test = 0;
-    // Called after each epoch's checkpoint is written; returning false stops training there.
-    std::function<bool(const EpochMetrics&)> on_epoch;
+    // Called after each epoch's checkpoint is written, with the epoch's figures and its evaluation on
+    // the test set; returning false stops training there.
+    std::function<bool(const EpochMetrics&, const EvalResult&)> on_epoch;
     // Called after each optimizer step with the steps taken so far; returning false stops training
     // as Ctrl-C does (a mid-epoch checkpoint, then Interrupted). For tests and embedding programs.
     std::function<bool(int64_t step)> on_step;
@@ -116,13 +124,6 @@ Normalization compute_normalization(const ImageSet& set);
 // pixels (C, H, W) u8 -> out (C, H, W) float, normalised.
 void normalize_image(const uint8_t* pixels, int64_t channels, int64_t plane, const Normalization& norm,
                      float* out);
-
-struct EvalResult {
-    double loss = 0, accuracy = 0;
-    std::vector<std::vector<int64_t>> confusion;  // [true][predicted]
-    std::vector<double> per_class_accuracy;
-    int64_t count = 0;
-};
 
 // Forward over a whole set in inference mode, in batches.
 EvalResult evaluate(Model& model, const ImageSet& set, const Normalization& norm, int64_t batch = 256);

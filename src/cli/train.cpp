@@ -23,10 +23,12 @@ struct TrainArgs {
     bool flip = false, quiet = false, report = true;
 };
 
-// Rewrites DIR/report.html after each epoch: the curves so far, then an evaluation of the current
-// weights on the same test images the trainer scores (confusion matrix, mistakes, feature maps).
-std::function<bool(const EpochMetrics&)> report_writer(Model& model, const DataSplit& data,
-                                                       const TrainConfig& c, const std::string& model_path) {
+// Rewrites DIR/report.html after each epoch: the curves so far, the trainer's evaluation of the
+// epoch (confusion matrix, per-class accuracy), then the mistakes and feature maps of the current
+// weights on the same test images.
+std::function<bool(const EpochMetrics&, const EvalResult&)> report_writer(Model& model, const DataSplit& data,
+                                                                          const TrainConfig& c,
+                                                                          const std::string& model_path) {
     auto test = std::make_shared<ImageSet>(data.test);
     if (c.limit_test && c.limit_test < test->size()) {
         test->pixels.resize(static_cast<size_t>(c.limit_test * test->image_elements()));
@@ -43,11 +45,12 @@ std::function<bool(const EpochMetrics&)> report_writer(Model& model, const DataS
     // The trainer normalises with the training set's statistics; so does this (same function, same data).
     const Normalization norm = compute_normalization(data.train);
     const int64_t epochs = c.epochs;
-    return [&model, test, base, dir, norm, epochs](const EpochMetrics& m) {
+    return [&model, test, base, dir, norm, epochs](const EpochMetrics& m, const EvalResult& evaluation) {
         std::erase_if(base->history, [&](const EpochMetrics& h) { return h.epoch >= m.epoch; });
         base->history.push_back(m);
         ReportData d = *base;
         d.status = "after epoch " + std::to_string(m.epoch) + " of " + std::to_string(epochs);
+        d.evaluation = evaluation;  // the trainer's, so the test set is not run through twice
         add_evaluation(d, model, *test, norm);
         write_report((std::filesystem::path(dir) / "report.html").string(), d);
         return true;

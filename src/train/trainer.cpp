@@ -475,7 +475,7 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
                 m.images_per_second, duration_text(train_seconds).c_str(), lr);
             std::fflush(stdout);
         }
-        if (config.on_epoch && !config.on_epoch(m)) break;
+        if (config.on_epoch && !config.on_epoch(m, test)) break;
         if ((stop_requested || sigint.caught()) && epoch < config.epochs)
             throw Interrupted("training stopped after epoch " + std::to_string(epoch) + " (step " +
                                   std::to_string(step) + "); checkpoint written to " + model_path,

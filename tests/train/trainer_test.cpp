@@ -109,7 +109,9 @@ TEST(Trainer, ResumeReachesTheSameWeights) {
     train(straight, fashion(), c2);
 
     TrainConfig first = quick_config(out_dir("stopped"), 2);
-    first.on_epoch = [](const EpochMetrics& m) { return m.epoch < 1; };  // stops after epoch 1, as if killed
+    first.on_epoch = [](const EpochMetrics& m, const EvalResult&) {
+        return m.epoch < 1;
+    };  // stops after epoch 1, as if killed
     Model stopped = parse_model(kSmallModel, "m");
     stopped.init_params(5);
     EXPECT_EQ(train(stopped, fashion(), first).size(), 1u);
