@@ -94,6 +94,9 @@ struct TrainConfig {
     bool quiet = false;
     int64_t limit_train = 0;  // use only the first N training images (0: all), for quick runs
     int64_t limit_test = 0;
+    // The caller's options as a JSON object, recorded in checkpoints ("options" in the run's
+    // settings) so that a resuming caller can take them up again.
+    std::string options_json = "{}";
     // Called after each epoch's checkpoint is written, with the epoch's figures and its evaluation on
     // the test set; returning false stops training there.
     std::function<bool(const EpochMetrics&, const EvalResult&)> on_epoch;

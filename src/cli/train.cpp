@@ -4,9 +4,12 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "lenz/checkpoint.h"
 #include "lenz/error.h"
 #include "lenz/report.h"
 #include "lenz/summary.h"
@@ -21,7 +24,59 @@ struct TrainArgs {
     double lr = -1, momentum = 0.9, weight_decay = 0, warmup = 0.5, gamma = 0.1, val_split = 0;
     uint64_t seed = 1;
     bool flip = false, quiet = false, report = true;
+    std::set<std::string> given;  // the options this command line set itself
 };
+
+// The options that define a run, by their command-line names. Checkpoints record them, and --resume
+// takes up every one its own command line does not give, so a resumed run is the same run.
+template <class Visit>
+void each_run_option(TrainArgs& a, Visit visit) {
+    visit("--data", a.data);
+    visit("--val-split", a.val_split);
+    visit("--limit-train", a.limit_train);
+    visit("--limit-test", a.limit_test);
+    visit("--epochs", a.epochs);
+    visit("--batch", a.batch);
+    visit("--seed", a.seed);
+    visit("--optimizer", a.optimizer);
+    visit("--lr", a.lr);
+    visit("--momentum", a.momentum);
+    visit("--weight-decay", a.weight_decay);
+    visit("--schedule", a.schedule);
+    visit("--warmup", a.warmup);
+    visit("--step-every", a.step_every);
+    visit("--gamma", a.gamma);
+    visit("--augment-crop", a.crop);
+    visit("--augment-flip", a.flip);
+}
+
+std::string run_options_json(TrainArgs a) {
+    nlohmann::json j = nlohmann::json::object();
+    each_run_option(a, [&](const char* name, const auto& value) { j[name] = value; });
+    return j.dump();
+}
+
+// Takes up the options recorded in DIR/model.safetensors that the command line leaves out.
+// Checkpoints from before options were recorded leave everything as given.
+void take_up_run_options(TrainArgs& a, const std::string& dir) {
+    const std::string path = (std::filesystem::path(dir) / "model.safetensors").string();
+    if (!std::filesystem::exists(path)) return;  // the trainer says there is nothing to resume
+    const CheckpointInfo info = load_model(read_checkpoint(path)).info;
+    nlohmann::json stored;
+    try {
+        stored = nlohmann::json::parse(info.training_json).value("options", nlohmann::json::object());
+    } catch (const nlohmann::json::exception&) {
+        throw FormatError(path + ": the run's settings in the metadata are not JSON");
+    }
+    each_run_option(a, [&](const char* name, auto& value) {
+        if (a.given.count(name) || !stored.contains(name)) return;
+        try {
+            value = stored[name].get<std::decay_t<decltype(value)>>();
+        } catch (const nlohmann::json::exception&) {
+            throw FormatError(path + ": the run's " + name + " in the metadata has the wrong type");
+        }
+    });
+}
 
 // Rewrites DIR/report.html after each epoch: the curves so far, the trainer's evaluation of the
 // epoch (confusion matrix, per-class accuracy), then the mistakes and feature maps of the current
@@ -60,20 +115,22 @@ std::function<bool(const EpochMetrics&, const EvalResult&)> report_writer(Model&
 int run_train(TrainArgs a) {
     Model model = load_model_file(a.model);
     TrainConfig c;
+    if (!a.resume.empty()) {
+        c.resume = true;
+        c.out_dir = a.resume;
+        if (!a.out.empty() && a.out != a.resume)
+            throw Error("--resume DIR continues in DIR; leave out --out");
+        take_up_run_options(a, a.resume);
+    } else {
+        c.out_dir = a.out.empty() ? "runs/" + std::filesystem::path(a.model).stem().string() : a.out;
+    }
     c.epochs = a.epochs;
     c.batch = a.batch;
     c.seed = a.seed;
     c.limit_train = a.limit_train;
     c.limit_test = a.limit_test;
     c.quiet = a.quiet;
-    if (!a.resume.empty()) {
-        c.resume = true;
-        c.out_dir = a.resume;
-        if (!a.out.empty() && a.out != a.resume)
-            throw Error("--resume DIR continues in DIR; leave out --out");
-    } else {
-        c.out_dir = a.out.empty() ? "runs/" + std::filesystem::path(a.model).stem().string() : a.out;
-    }
+    c.options_json = run_options_json(a);
     const std::string& o = a.optimizer;
     c.optimizer.kind = o == "sgd"                           ? OptimizerKind::sgd
                        : o == "momentum" || o == "nesterov" ? OptimizerKind::momentum
@@ -124,10 +181,8 @@ int run_train(TrainArgs a) {
     try {
         history = train(model, data, c);
     } catch (const Interrupted& e) {
-        std::fprintf(stderr,
-                     "interrupted: %s\nto continue: lenz train %s --resume %s (with the same --data, --batch "
-                     "and --limit-train)\n",
-                     e.what(), a.model.c_str(), c.out_dir.c_str());
+        std::fprintf(stderr, "interrupted: %s\nto continue: lenz train %s --resume %s\n", e.what(),
+                     a.model.c_str(), c.out_dir.c_str());
         return 128 + (e.signal_number ? e.signal_number : SIGINT);
     }
     if (!a.quiet && !history.empty())
@@ -179,7 +234,11 @@ void add_train(CLI::App& app, Runner& run) {
     cmd->add_flag("--report,!--no-report", a->report,
                   "write DIR/report.html after each epoch: curves, confusion matrix, mistakes, feature maps "
                   "(default on)");
-    cmd->callback([&run, a] { run = [a] { return run_train(*a); }; });
+    cmd->callback([&run, a, cmd] {
+        for (const CLI::Option* option : cmd->get_options())
+            if (option->count() > 0) a->given.insert(option->get_name());
+        run = [a] { return run_train(*a); };
+    });
 }
 
 }  // namespace lenz::cli

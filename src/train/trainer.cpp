@@ -355,6 +355,11 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
         {"seed", config.seed},           {"optimizer", optimizer_name(config.optimizer.kind)},
         {"lr", config.schedule.base_lr}, {"weight_decay", config.optimizer.weight_decay},
         {"threads", threads()},          {"data", data.description}};
+    try {
+        run_settings["options"] = nlohmann::json::parse(config.options_json);
+    } catch (const nlohmann::json::exception&) {
+        throw Error("TrainConfig::options_json is not JSON: " + config.options_json.substr(0, 80));
+    }
     info.training_json = run_settings.dump();
 
     keep_metrics_up_to(metrics_path, first_epoch - 1);

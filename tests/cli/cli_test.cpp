@@ -128,3 +128,39 @@ TEST(Cli, TrainEvalPredictRoundTrip) {
 
 }  // namespace
 }  // namespace lenz
+
+namespace lenz {
+namespace {
+
+// A resumed run takes up the options it was started with, unless the command line gives them anew.
+TEST(Cli, ResumeTakesUpTheRunsOwnOptions) {
+    if (!fs::exists("/usr/share/datasets/fashion-mnist"))
+        GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+    const fs::path dir = fs::temp_directory_path() / ("lenz-cli-resume-" + std::to_string(::getpid()));
+    const std::string model = LENZ_SOURCE_DIR "/models/fashion.lenz";
+    const CommandResult first =
+        run_lenz("train " + model +
+                 " --epochs 1 --batch 32 --limit-train 640 --limit-test 100 --optimizer momentum --lr 0.01 "
+                 "--augment-flip --no-report --out " +
+                 dir.string());
+    ASSERT_EQ(first.status, 0) << first.out;
+    // Only --epochs given: batch 32 (not the default 64), momentum and lr 0.01 come from the checkpoint.
+    const CommandResult resumed =
+        run_lenz("train " + model + " --resume " + dir.string() + " --epochs 2 --no-report");
+    ASSERT_EQ(resumed.status, 0) << resumed.out;
+    EXPECT_NE(
+        resumed.out.find("sgd+momentum, lr 0.01 (cosine schedule, 0.5 warm-up epochs), batch 32, 2 epochs"),
+        std::string::npos)
+        << resumed.out;
+    EXPECT_NE(resumed.out.find("epoch 2/2"), std::string::npos) << resumed.out;
+    // Given anew, an option wins: another learning rate for a third epoch.
+    const CommandResult again =
+        run_lenz("train " + model + " --resume " + dir.string() + " --epochs 3 --lr 0.005 --no-report");
+    ASSERT_EQ(again.status, 0) << again.out;
+    EXPECT_NE(again.out.find("sgd+momentum, lr 0.005"), std::string::npos) << again.out;
+    EXPECT_NE(again.out.find("batch 32, 3 epochs"), std::string::npos) << again.out;
+    fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace lenz
