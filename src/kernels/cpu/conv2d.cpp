@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -29,8 +30,10 @@ dnnl::engine& cpu_engine() {
     static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
     return engine;
 }
+// One stream per calling thread: oneDNN streams are not to be shared between threads, and programs
+// may run separate models on separate threads at once.
 dnnl::stream& cpu_stream() {
-    static dnnl::stream stream(cpu_engine());
+    thread_local dnnl::stream stream(cpu_engine());
     return stream;
 }
 
@@ -114,7 +117,9 @@ dnnl::algorithm eltwise_of(const ActivationSpec& act) {
 // measured the same, and the extra reorder then costs more than it gains. The choice depends on the
 // geometry only, never on timing, so that results are the same from one run to the next.
 bool prefers_channels_last(const ConvGeometry& g) {
+    static std::mutex guard;
     static std::map<std::string, bool> decided;
+    const std::lock_guard<std::mutex> lock(guard);
     const std::string key = key_of("layout", g, 1, false, {}, {});
     if (auto it = decided.find(key); it != decided.end()) return it->second;
     bool channels_last = false;
@@ -190,10 +195,13 @@ struct BackwardWeights {
 };
 
 // Primitives are built once per shape and batch, then reused: building one costs far more than
-// running a small convolution.
+// running a small convolution. Threads may ask at once; executing a primitive is thread-safe, since
+// each call brings its own memory and scratchpad.
 template <class T>
 T& cached(const std::string& key, const std::function<T()>& make) {
+    static std::mutex guard;
     static std::map<std::string, std::unique_ptr<T>> cache;
+    const std::lock_guard<std::mutex> lock(guard);
     auto it = cache.find(key);
     if (it == cache.end()) it = cache.emplace(key, std::make_unique<T>(make())).first;
     return *it->second;

@@ -1,0 +1,58 @@
+// Programs may run separate models on separate threads at once (a server answering requests); each
+// Inference then brings its own memory, and the kernels' shared caches must hold up.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "lenz/engine.h"
+
+namespace lenz {
+namespace {
+
+// Every thread's model has its own image size, so the threads build new kernels at the same time.
+std::string model_text(int t) {
+    const int side = 24 + 2 * t;
+    return "input " + std::to_string(side) + "x" + std::to_string(side + 4) +
+           "x3\nconv 20 3x3 stride=2 padding=same relu\nconv 24 3x3 padding=same relu\nmaxpool 2\n"
+           "conv 8 3x3 relu\nflatten\ndense 6 softmax\n";
+}
+
+TEST(Concurrency, SeparateInferencesOnSeparateThreadsGiveTheSequentialResults) {
+    constexpr int kThreads = 8, kRuns = 3;
+    constexpr int64_t kClasses = 6;
+    std::vector<Model> models;
+    std::vector<Buffer> inputs;
+    for (int t = 0; t < kThreads; ++t) {
+        models.push_back(parse_model(model_text(t), "m" + std::to_string(t)));
+        models.back().init_params(static_cast<uint64_t>(t + 1));
+        Rng rng(static_cast<uint64_t>(100 + t));
+        inputs.emplace_back(2 * models.back().input_shape().elements());
+        for (int64_t i = 0; i < inputs.back().size(); ++i) inputs.back()[i] = rng.uniform(-1, 1);
+    }
+    // All at once, each thread with its own Inference, built concurrently too.
+    std::vector<std::vector<float>> got(kThreads);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t)
+        threads.emplace_back([&, t] {
+            Inference inference(models[static_cast<size_t>(t)], 2);
+            for (int r = 0; r < kRuns; ++r) {
+                const float* out = inference.run(inputs[static_cast<size_t>(t)].data(), 2);
+                got[static_cast<size_t>(t)].assign(out, out + 2 * kClasses);
+            }
+        });
+    for (std::thread& th : threads) th.join();
+    // Then one after another.
+    for (int t = 0; t < kThreads; ++t) {
+        Inference inference(models[static_cast<size_t>(t)], 2);
+        const float* want = inference.run(inputs[static_cast<size_t>(t)].data(), 2);
+        for (int64_t k = 0; k < 2 * kClasses; ++k)
+            EXPECT_NEAR(got[static_cast<size_t>(t)][static_cast<size_t>(k)], want[k], 1e-6f)
+                << "thread " << t;
+    }
+}
+
+}  // namespace
+}  // namespace lenz
