@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <variant>
 
 #include "lenz/layer.h"
 
@@ -40,6 +41,26 @@ struct DenseConfig {
     ActivationSpec activation;
     bool bias = true;
 };
+
+struct GlobalPoolConfig {
+    PoolKind kind = PoolKind::average;
+};
+struct FlattenConfig {};
+struct DropoutConfig {
+    double rate = 0.5;
+};
+struct BatchNormConfig {};
+struct ActivationConfig {
+    ActivationSpec activation;
+};
+
+// Any layer's settings: what one line of the model file says.
+using LayerConfig = std::variant<Conv2dConfig, Pool2dConfig, GlobalPoolConfig, FlattenConfig, DenseConfig,
+                                 DropoutConfig, BatchNormConfig, ActivationConfig>;
+
+std::unique_ptr<Layer> make_layer(const LayerConfig& config);
+// The settings of one layer line of the model file, e.g. layer.spec(): "conv 32 3x3 padding=same relu".
+LayerConfig parse_layer_config(const std::string& line);
 
 std::unique_ptr<Layer> make_conv2d(const Conv2dConfig& config);
 std::unique_ptr<Layer> make_pool2d(const Pool2dConfig& config);

@@ -201,7 +201,7 @@ Shape parse_input(const LineParser& p) {
     return shape;
 }
 
-std::unique_ptr<Layer> parse_layer(const LineParser& p) {
+LayerConfig parse_layer(const LineParser& p) {
     const std::string& kw = p.keyword().text;
     if (kw == "conv") {
         Conv2dConfig c;
@@ -214,7 +214,7 @@ std::unique_ptr<Layer> parse_layer(const LineParser& p) {
         if (o.padding) c.padding = *o.padding;
         if (o.activation) c.activation = *o.activation;
         c.bias = !o.nobias;
-        return make_conv2d(c);
+        return c;
     }
     if (kw == "maxpool" || kw == "avgpool") {
         Pool2dConfig c;
@@ -224,13 +224,13 @@ std::unique_ptr<Layer> parse_layer(const LineParser& p) {
         const auto o = p.options(2, true, false);
         if (o.stride) std::tie(c.stride_h, c.stride_w) = *o.stride;
         if (o.padding) c.padding = *o.padding;
-        return make_pool2d(c);
+        return c;
     }
     if (kw == "globalavgpool" || kw == "globalmaxpool" || kw == "flatten" || kw == "batchnorm") {
         p.no_more(1);
-        if (kw == "flatten") return make_flatten();
-        if (kw == "batchnorm") return make_batchnorm();
-        return make_global_pool(kw == "globalmaxpool" ? PoolKind::max : PoolKind::average);
+        if (kw == "flatten") return FlattenConfig{};
+        if (kw == "batchnorm") return BatchNormConfig{};
+        return GlobalPoolConfig{kw == "globalmaxpool" ? PoolKind::max : PoolKind::average};
     }
     if (kw == "dense") {
         DenseConfig c;
@@ -238,16 +238,16 @@ std::unique_ptr<Layer> parse_layer(const LineParser& p) {
         const auto o = p.options(2, false, true);
         if (o.activation) c.activation = *o.activation;
         c.bias = !o.nobias;
-        return make_dense(c);
+        return c;
     }
     if (kw == "dropout") {
         const double rate = p.rate(p.positional(1, "a rate such as dropout 0.5"));
         p.no_more(2);
-        return make_dropout(rate);
+        return DropoutConfig{rate};
     }
     if (auto act = p.activation(p.keyword())) {
         p.no_more(1);
-        return make_activation(*act);
+        return ActivationConfig{*act};
     }
     if (kw == "input") p.fail(p.keyword().column, "input may appear only once, on the first line");
     p.fail(p.keyword().column, "unknown layer '" + kw +
@@ -283,7 +283,7 @@ Model parse_model(const std::string& text, const std::string& filename) {
         if (model->size() >= kMaxLayers) p.fail(1, "more than " + std::to_string(kMaxLayers) + " layers");
         std::unique_ptr<Layer> layer;
         try {
-            layer = parse_layer(p);
+            layer = make_layer(parse_layer(p));
             layer->connect(model->output_shape());
             layer->output_shape().elements();
         } catch (const ShapeError& e) {
@@ -298,6 +298,12 @@ Model parse_model(const std::string& text, const std::string& filename) {
         throw ParseError(filename + ":" + std::to_string(number) +
                          ":1: the model has an input but no layers");
     return std::move(*model);
+}
+
+LayerConfig parse_layer_config(const std::string& line) {
+    std::vector<Token> tokens = tokenize(line);
+    if (tokens.empty()) throw ParseError("empty layer line");
+    return parse_layer(LineParser("layer", 1, std::move(tokens)));
 }
 
 Model load_model_file(const std::string& path) {

@@ -1,0 +1,24 @@
+// Any layer from its settings: the model file's parser and format importers go through here.
+#include <type_traits>
+
+#include "lenz/layers.h"
+
+namespace lenz {
+
+std::unique_ptr<Layer> make_layer(const LayerConfig& config) {
+    return std::visit(
+        [](const auto& c) -> std::unique_ptr<Layer> {
+            using T = std::decay_t<decltype(c)>;
+            if constexpr (std::is_same_v<T, Conv2dConfig>) return make_conv2d(c);
+            if constexpr (std::is_same_v<T, Pool2dConfig>) return make_pool2d(c);
+            if constexpr (std::is_same_v<T, GlobalPoolConfig>) return make_global_pool(c.kind);
+            if constexpr (std::is_same_v<T, FlattenConfig>) return make_flatten();
+            if constexpr (std::is_same_v<T, DenseConfig>) return make_dense(c);
+            if constexpr (std::is_same_v<T, DropoutConfig>) return make_dropout(c.rate);
+            if constexpr (std::is_same_v<T, BatchNormConfig>) return make_batchnorm();
+            if constexpr (std::is_same_v<T, ActivationConfig>) return make_activation(c.activation);
+        },
+        config);
+}
+
+}  // namespace lenz
