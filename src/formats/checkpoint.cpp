@@ -11,6 +11,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/atomic_file.h"
 #include "lenz/error.h"
 
 namespace lenz {
@@ -26,18 +27,6 @@ std::string shape_str(const std::vector<int64_t>& shape) {
     std::string s = "[";
     for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
     return s + "]";
-}
-
-void write_all(int fd, const char* data, size_t size, const std::string& path) {
-    while (size > 0) {
-        const ssize_t n = ::write(fd, data, size);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            throw IoError(path + ": cannot write: " + std::strerror(errno));
-        }
-        data += n;
-        size -= static_cast<size_t>(n);
-    }
 }
 
 // Test hook: LENZ_TEST_SLOW_CHECKPOINT=MS sleeps MS milliseconds before each tensor is written, so
@@ -213,11 +202,7 @@ void write_checkpoint(const std::string& path, Model& model, const CheckpointInf
     for (int i = 0; i < 8; ++i)
         len_bytes[i] = static_cast<unsigned char>(static_cast<uint64_t>(text.size()) >> (8 * i));
 
-    const std::filesystem::path target(path);
-    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) throw IoError(tmp + ": cannot create the checkpoint: " + std::strerror(errno));
-    try {
+    write_atomically(path, "the checkpoint", [&](int fd, const std::string& tmp) {
         write_all(fd, reinterpret_cast<const char*>(len_bytes), 8, tmp);
         write_all(fd, text.data(), text.size(), tmp);
         for (const Entry& e : entries) {
@@ -225,28 +210,7 @@ void write_checkpoint(const std::string& path, Model& model, const CheckpointInf
             write_all(fd, reinterpret_cast<const char*>(e.buffer->data()),
                       static_cast<size_t>(e.buffer->bytes()), tmp);
         }
-        if (::fsync(fd) != 0) throw IoError(tmp + ": cannot flush to disk: " + std::strerror(errno));
-    } catch (...) {
-        ::close(fd);
-        ::unlink(tmp.c_str());
-        throw;
-    }
-    if (::close(fd) != 0) {
-        ::unlink(tmp.c_str());
-        throw IoError(tmp + ": cannot close: " + std::strerror(errno));
-    }
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        const int err = errno;
-        ::unlink(tmp.c_str());
-        throw IoError(path + ": cannot replace the checkpoint: " + std::strerror(err));
-    }
-    // Make the rename itself durable.
-    const std::string dir = target.has_parent_path() ? target.parent_path().string() : ".";
-    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        ::fsync(dfd);
-        ::close(dfd);
-    }
+    });
 }
 
 LoadedModel load_model(const CheckpointFile& file) {

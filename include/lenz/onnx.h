@@ -1,0 +1,33 @@
+// ONNX in and out: a model with its weights as an ONNX graph (opset 13) that other runtimes load,
+// and ONNX graphs from other tools (PyTorch's torch.onnx.export, tf2onnx) as Lenz models.
+//
+// Export writes every Lenz layer as the ONNX operators that compute the same thing: Conv with
+// explicit pads, MaxPool/AveragePool (padding never counted), GlobalAveragePool/GlobalMaxPool,
+// Flatten, Gemm, BatchNormalization, Dropout, Relu/LeakyRelu/Sigmoid/Tanh/Softmax(axis 1). The
+// input is (N, C, H, W) with N free. Class names, normalisation and the model text go in the
+// model's metadata, so an exported file imports back to the same model.
+//
+// Import takes graphs that are a chain of those operators (plus MatMul + Add as a dense layer,
+// Identity, and Reshape to (N, -1)); anything else is a one-line error naming the node and its
+// operator. Activations right after a convolution or dense layer are fused into it, as the model
+// file writes them.
+#pragma once
+#include <string>
+
+#include "lenz/checkpoint.h"
+
+namespace lenz {
+
+std::string encode_onnx(Model& model, const CheckpointInfo& info);
+// Atomically, like checkpoints.
+void write_onnx(const std::string& path, Model& model, const CheckpointInfo& info);
+
+// Builds the model and loads its weights. Without Lenz metadata, the classes are named 0..K-1 and
+// the normalisation maps pixels to [0, 1].
+LoadedModel parse_onnx(const std::string& bytes, const std::string& name);
+LoadedModel read_onnx(const std::string& path);
+
+// A model file by its extension: .onnx, .safetensors (a checkpoint) or the text format.
+Model load_any_model(const std::string& path);
+
+}  // namespace lenz

@@ -1,0 +1,58 @@
+#include "core/atomic_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "lenz/error.h"
+
+namespace lenz {
+
+void write_all(int fd, const char* data, size_t size, const std::string& path) {
+    while (size > 0) {
+        const ssize_t n = ::write(fd, data, size);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw IoError(path + ": cannot write: " + std::strerror(errno));
+        }
+        data += n;
+        size -= static_cast<size_t>(n);
+    }
+}
+
+void write_atomically(const std::string& path, const std::string& what,
+                      const std::function<void(int fd, const std::string& tmp)>& fill) {
+    const std::filesystem::path target(path);
+    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw IoError(tmp + ": cannot create " + what + ": " + std::strerror(errno));
+    try {
+        fill(fd, tmp);
+        if (::fsync(fd) != 0) throw IoError(tmp + ": cannot flush to disk: " + std::strerror(errno));
+    } catch (...) {
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        throw;
+    }
+    if (::close(fd) != 0) {
+        ::unlink(tmp.c_str());
+        throw IoError(tmp + ": cannot close: " + std::strerror(errno));
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        const int err = errno;
+        ::unlink(tmp.c_str());
+        throw IoError(path + ": cannot replace " + what + ": " + std::strerror(err));
+    }
+    // Make the rename itself durable.
+    const std::string dir = target.has_parent_path() ? target.parent_path().string() : ".";
+    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        ::fsync(dfd);
+        ::close(dfd);
+    }
+}
+
+}  // namespace lenz

@@ -1,0 +1,17 @@
+// Files that are either wholly the old version or wholly the new one, whatever happens mid-write.
+#pragma once
+#include <functional>
+#include <string>
+
+namespace lenz {
+
+// Writes size bytes to fd, retrying short writes; throws IoError naming `path`.
+void write_all(int fd, const char* data, size_t size, const std::string& path);
+
+// Calls fill(fd, tmp) to write a temporary file in path's folder, flushes it to disk, renames it
+// over `path` and makes the rename durable. On any failure the temporary file is removed and
+// `path` is left as it was. `what` names the file in errors ("the checkpoint").
+void write_atomically(const std::string& path, const std::string& what,
+                      const std::function<void(int fd, const std::string& tmp)>& fill);
+
+}  // namespace lenz
