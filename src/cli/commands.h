@@ -13,5 +13,7 @@ void add_eval(CLI::App& app, Runner& run);
 void add_predict(CLI::App& app, Runner& run);
 void add_bench(CLI::App& app, Runner& run);
 void add_visualize(CLI::App& app, Runner& run);
+void add_export(CLI::App& app, Runner& run);
+void add_import(CLI::App& app, Runner& run);
 
 }  // namespace lenz::cli

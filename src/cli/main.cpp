@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
     lenz::cli::add_predict(app, run);
     lenz::cli::add_bench(app, run);
     lenz::cli::add_visualize(app, run);
+    lenz::cli::add_export(app, run);
+    lenz::cli::add_import(app, run);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "lenz/error.h"
+#include "lenz/onnx.h"
 
 namespace lenz::cli {
 namespace {
@@ -28,7 +29,7 @@ OptimizerKind optimizer_kind(const std::string& name) {
 }
 
 int run_summary(const SummaryArgs& a) {
-    Model model = load_model_file(a.model);
+    Model model = load_any_model(a.model);
     SummaryOptions options;
     options.batch = a.batch;
     options.dtype = a.dtype;
