@@ -178,6 +178,7 @@ class GraphReader {
             node_ = &n;
             const std::string& op = n.op_type();
             if (!n.domain().empty() && n.domain() != "ai.onnx") fail("operator domain '" + n.domain() + "'");
+            if (n.output_size() < 1 || n.output(0).empty()) fail("has no output");
             if (op == "Constant") {
                 constant(n);
                 continue;
@@ -191,7 +192,7 @@ class GraphReader {
             }
             const onnx::NodeProto* next = i + 1 < nodes ? &graph.node(i + 1) : nullptr;
             if (op == "MatMul" && next && next->op_type() == "Add" && next->input_size() == 2 &&
-                next->input(0) == n.output(0) && tensors_.count(next->input(1))) {
+                next->output_size() >= 1 && next->input(0) == n.output(0) && tensors_.count(next->input(1))) {
                 matmul(next);
                 ++i;
             } else {
@@ -266,14 +267,16 @@ class GraphReader {
         }
         int64_t n = 1;
         for (int64_t d : dims) n = checked_mul(n, d, "tensor size");
-        std::vector<float> v(static_cast<size_t>(n));
+        // Sizes are checked against the bytes present before anything is allocated.
+        std::vector<float> v;
         if (t.data_type() == onnx::TensorProto::FLOAT && t.has_raw_data()) {
-            if (static_cast<int64_t>(t.raw_data().size()) != 4 * n)
+            if (static_cast<int64_t>(t.raw_data().size()) != checked_mul(4, n, "tensor size"))
                 fail("tensor '" + t.name() + "' holds " + std::to_string(t.raw_data().size()) +
                      " bytes, its shape needs " + std::to_string(4 * n));
+            v.resize(static_cast<size_t>(n));
             std::memcpy(v.data(), t.raw_data().data(), t.raw_data().size());
         } else if (t.data_type() == onnx::TensorProto::FLOAT && t.float_data_size() == n) {
-            std::copy(t.float_data().begin(), t.float_data().end(), v.begin());
+            v.assign(t.float_data().begin(), t.float_data().end());
         } else {
             fail("tensor '" + t.name() + "' is not float32 data of its shape");
         }
@@ -669,7 +672,12 @@ LoadedModel parse_onnx(const std::string& bytes, const std::string& name) {
     if (bytes.empty() || !proto.ParseFromString(bytes))
         throw FormatError(name + ": not an ONNX model (the protobuf does not parse)");
     if (!proto.has_graph()) throw FormatError(name + ": the ONNX model has no graph");
-    GraphReader::Result r = GraphReader(proto, name).read();
+    GraphReader::Result r;
+    try {
+        r = GraphReader(proto, name).read();
+    } catch (const ShapeError& e) {  // sizes that overflow
+        throw FormatError(name + ": " + e.what());
+    }
     std::map<std::string, std::string> meta;
     for (const auto& e : proto.metadata_props()) meta[e.key()] = e.value();
     Model model(r.input);

@@ -196,6 +196,11 @@ TEST(Onnx, BadFilesAreOneLineErrors) {
     }
     {
         onnx::ModelProto p = classifier_proto();
+        p.mutable_graph()->mutable_node(3)->clear_output();  // found by fuzz_onnx
+        expect_one_line_error(bytes_of(p), "has no output");
+    }
+    {
+        onnx::ModelProto p = classifier_proto();
         p.mutable_graph()->mutable_initializer(0)->mutable_raw_data()->resize(12);
         expect_one_line_error(bytes_of(p), "bytes");
     }
