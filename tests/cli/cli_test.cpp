@@ -164,3 +164,34 @@ TEST(Cli, ResumeTakesUpTheRunsOwnOptions) {
 
 }  // namespace
 }  // namespace lenz
+
+namespace lenz {
+namespace {
+
+// PyTorch's export in, Lenz's summary and checkpoint out, and back out as ONNX.
+TEST(Cli, OnnxImportSummaryAndExport) {
+    const std::string onnx = LENZ_SOURCE_DIR "/tests/golden/onnx/pytorch_classifier.onnx";
+    const CommandResult s = run_lenz("summary " + onnx);
+    ASSERT_EQ(s.status, 0) << s.out;
+    EXPECT_NE(s.out.find("conv 8 3x3 stride=2 padding=1 relu"), std::string::npos) << s.out;
+    EXPECT_NE(s.out.find("1,549 trainable"), std::string::npos) << s.out;
+    const fs::path dir = fs::temp_directory_path() / ("lenz-cli-onnx-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    const std::string ckpt = (dir / "imported.safetensors").string(), out = (dir / "again.onnx").string();
+    const CommandResult i = run_lenz("import " + onnx + " " + ckpt);
+    ASSERT_EQ(i.status, 0) << i.out;
+    EXPECT_NE(i.out.find("Lenz checkpoint with 10 layers"), std::string::npos) << i.out;
+    const CommandResult e = run_lenz("export " + ckpt + " " + out);
+    ASSERT_EQ(e.status, 0) << e.out;
+    EXPECT_NE(e.out.find("ONNX (opset 13)"), std::string::npos) << e.out;
+    const CommandResult again = run_lenz("summary " + out);
+    ASSERT_EQ(again.status, 0) << again.out;
+    EXPECT_NE(again.out.find("1,549 trainable"), std::string::npos) << again.out;
+    const std::string garbage = temp_file("garbage.onnx", "not a protobuf");
+    expect_one_line_error(run_lenz("import " + garbage + " " + ckpt), "garbage.onnx");
+    fs::remove(garbage);
+    fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace lenz
