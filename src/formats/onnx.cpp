@@ -457,7 +457,6 @@ class GraphReader {
         } else if (op == "MatMul") {
             matmul(nullptr);
         } else if (op == "BatchNormalization") {
-            if (!was_4d) fail("needs an (N, C, H, W) input");
             if (int_attr("training_mode", 0) != 0) fail("training_mode 1 is not supported");
             const int64_t ch = shape_.c;
             std::vector<float> var = floats(weight_input(4, "running variance"), {ch});

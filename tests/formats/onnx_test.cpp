@@ -65,7 +65,7 @@ TEST(Onnx, PyTorchExportsImportAndComputeWhatPyTorchComputed) {
 const char* kEveryLayer =
     "input 23x19x3\nconv 8 3x3 stride=2 padding=same relu\nmaxpool 3x3 stride=2 padding=same\nbatchnorm\n"
     "conv 12 2x2 padding=1x0 leakyrelu=0.2\ndropout 0.25\navgpool 2x2 padding=1\ntanh\nconv 6 1x1 nobias\n"
-    "sigmoid\nglobalmaxpool\ndense 7 nobias\nrelu\ndense 4 softmax\n";
+    "sigmoid\nglobalmaxpool\ndense 7 nobias\nrelu\nbatchnorm\ndense 4 softmax\n";
 
 TEST(Onnx, ExportsPassTheOnnxCheckerAndImportBackToTheSameModel) {
     Model model = parse_model(kEveryLayer, "every");
@@ -107,7 +107,8 @@ TEST(Onnx, ExportsPassTheOnnxCheckerAndImportBackToTheSameModel) {
         back.model.to_text(),
         "input 23x19x3\nconv 8 3x3 stride=2 padding=1 relu\nmaxpool 3x3 stride=2 padding=same\nbatchnorm\n"
         "conv 12 2x2 padding=1x0 leakyrelu=0.2\ndropout 0.25\navgpool 2x2 padding=1\ntanh\n"
-        "conv 6 1x1 sigmoid nobias\nglobalmaxpool\nflatten\ndense 7 relu nobias\ndense 4 softmax\n");
+        "conv 6 1x1 sigmoid nobias\nglobalmaxpool\nflatten\ndense 7 relu nobias\nbatchnorm\ndense 4 "
+        "softmax\n");
     EXPECT_EQ(back.info.class_names, info.class_names);
     EXPECT_EQ(back.info.normalization.stddev, info.normalization.stddev);
     Rng rng(3);
