@@ -29,5 +29,7 @@ LoadedModel read_onnx(const std::string& path);
 
 // A model file by its extension: .onnx, .safetensors (a checkpoint) or the text format.
 Model load_any_model(const std::string& path);
+// A trained model by its extension: an .onnx file, or else a checkpoint.
+LoadedModel load_trained_model(const std::string& path);
 
 }  // namespace lenz

@@ -8,6 +8,7 @@
 #include "cli/options.h"
 #include "lenz/checkpoint.h"
 #include "lenz/error.h"
+#include "lenz/onnx.h"
 #include "lenz/report.h"
 #include "lenz/summary.h"
 #include "lenz/train.h"
@@ -48,7 +49,7 @@ void write_eval_report(const EvalArgs& a, LoadedModel& loaded, const DataSplit& 
 }
 
 int run_eval(const EvalArgs& a) {
-    LoadedModel loaded = load_model(a.checkpoint);
+    LoadedModel loaded = load_trained_model(a.checkpoint);
     const DataSplit data = load_data_for(loaded.model, a.data, a.val_split, a.seed);
     const EvalResult r = evaluate(loaded.model, data.test, loaded.info.normalization, a.batch);
     const std::vector<std::string>& names =
@@ -89,7 +90,8 @@ void add_eval(CLI::App& app, Runner& run) {
     auto a = std::make_shared<EvalArgs>();
     CLI::App* cmd =
         app.add_subcommand("eval", "Accuracy, per-class accuracy and confusion matrix on a test set");
-    cmd->add_option("checkpoint", a->checkpoint, "checkpoint (.safetensors) written by lenz train")
+    cmd->add_option("checkpoint", a->checkpoint,
+                    "checkpoint (.safetensors) written by lenz train, or an ONNX model (.onnx)")
         ->required();
     add_data_option(cmd, a->data);
     cmd->add_option("--val-split", a->val_split, "image folders without test/: the fraction held out")

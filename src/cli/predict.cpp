@@ -11,6 +11,7 @@
 #include "cli/options.h"
 #include "lenz/checkpoint.h"
 #include "lenz/error.h"
+#include "lenz/onnx.h"
 
 namespace lenz::cli {
 namespace {
@@ -23,7 +24,7 @@ struct PredictArgs {
 };
 
 int run_predict(const PredictArgs& a) {
-    LoadedModel loaded = load_model(a.checkpoint);
+    LoadedModel loaded = load_trained_model(a.checkpoint);
     Model& model = loaded.model;
     const Shape in = model.input_shape();
     const int64_t K = model.output_shape().elements();
@@ -107,7 +108,8 @@ int run_sample(const SampleArgs& a) {
 void add_predict(CLI::App& app, Runner& run) {
     auto a = std::make_shared<PredictArgs>();
     CLI::App* cmd = app.add_subcommand("predict", "Classify PNG/JPEG images with a trained checkpoint");
-    cmd->add_option("checkpoint", a->checkpoint, "checkpoint (.safetensors) written by lenz train")
+    cmd->add_option("checkpoint", a->checkpoint,
+                    "checkpoint (.safetensors) written by lenz train, or an ONNX model (.onnx)")
         ->required();
     cmd->add_option("images", a->images,
                     "PNG or JPEG files (resized and centre-cropped to the model's input)")

@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "lenz/checkpoint.h"
 #include "lenz/error.h"
+#include "lenz/onnx.h"
 #include "lenz/report.h"
 
 namespace lenz::cli {
@@ -33,7 +34,7 @@ Image stack(const std::vector<const Image*>& parts) {
 }
 
 int run_visualize(const VisualizeArgs& a) {
-    LoadedModel loaded = load_model(a.checkpoint);
+    LoadedModel loaded = load_trained_model(a.checkpoint);
     Model& model = loaded.model;
     const Image source = read_image(a.image);
     const ModelPictures pictures = picture_model(model, source, loaded.info.normalization);
@@ -90,7 +91,8 @@ void add_visualize(CLI::App& app, Runner& run) {
     CLI::App* cmd = app.add_subcommand(
         "visualize",
         "PNG pictures of one image's feature maps, the first layer's filters and the class probabilities");
-    cmd->add_option("checkpoint", a->checkpoint, "checkpoint (.safetensors) written by lenz train")
+    cmd->add_option("checkpoint", a->checkpoint,
+                    "checkpoint (.safetensors) written by lenz train, or an ONNX model (.onnx)")
         ->required();
     cmd->add_option("image", a->image, "PNG or JPEG file (resized and centre-cropped to the model's input)")
         ->required();

@@ -757,6 +757,11 @@ void write_onnx(const std::string& path, Model& model, const CheckpointInfo& inf
                      [&](int fd, const std::string& tmp) { write_all(fd, bytes.data(), bytes.size(), tmp); });
 }
 
+LoadedModel load_trained_model(const std::string& path) {
+    if (std::filesystem::path(path).extension() == ".onnx") return read_onnx(path);
+    return load_model(path);
+}
+
 Model load_any_model(const std::string& path) {
     const std::string ext = std::filesystem::path(path).extension().string();
     if (ext == ".onnx") return read_onnx(path).model;

@@ -187,6 +187,14 @@ TEST(Cli, OnnxImportSummaryAndExport) {
     const CommandResult again = run_lenz("summary " + out);
     ASSERT_EQ(again.status, 0) << again.out;
     EXPECT_NE(again.out.find("1,549 trainable"), std::string::npos) << again.out;
+    // predict (and eval, visualize) take the .onnx file itself as they take the checkpoint.
+    if (fs::exists("/usr/share/datasets/fashion-mnist")) {
+        const std::string png = (dir / "sample.png").string();
+        ASSERT_EQ(run_lenz("sample --index 2 --out " + png).status, 0);
+        const CommandResult from_onnx = run_lenz("predict " + onnx + " " + png + " --top 2");
+        ASSERT_EQ(from_onnx.status, 0) << from_onnx.out;
+        EXPECT_EQ(from_onnx.out, run_lenz("predict " + ckpt + " " + png + " --top 2").out);
+    }
     const std::string garbage = temp_file("garbage.onnx", "not a protobuf");
     expect_one_line_error(run_lenz("import " + garbage + " " + ckpt), "garbage.onnx");
     fs::remove(garbage);
