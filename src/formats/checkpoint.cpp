@@ -11,7 +11,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "core/atomic_file.h"
+#include "core/files.h"
 #include "lenz/error.h"
 
 namespace lenz {
@@ -145,20 +145,8 @@ CheckpointFile parse_checkpoint(const std::string& bytes, const std::string& pat
 }
 
 CheckpointFile read_checkpoint(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw IoError(path + ": cannot open the checkpoint: " + std::strerror(errno));
-    in.seekg(0, std::ios::end);
-    const int64_t size = in.tellg();
-    in.seekg(0);
-    if (size < 0) throw IoError(path + ": cannot tell the checkpoint's size");
-    // Checked before reading, so that a huge file is refused without reading it into memory.
-    if (size > kMaxFileBytes) throw FormatError(path + ": larger than the 16 GB limit for a checkpoint");
-    std::string bytes(static_cast<size_t>(size), '\0');
-    in.read(bytes.data(), size);
-    if (in.gcount() != size)
-        throw IoError(path + ": could not read the checkpoint (" + std::to_string(in.gcount()) + " of " +
-                      std::to_string(size) + " bytes)");
-    return parse_checkpoint(bytes, path);
+    return parse_checkpoint(
+        read_whole_file(path, kMaxFileBytes, "the checkpoint", "the 16 GB limit for a checkpoint"), path);
 }
 
 void write_checkpoint(const std::string& path, Model& model, const CheckpointInfo& info,

@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
-#include "core/atomic_file.h"
+#include "core/files.h"
 #include "layers/window.h"
 #include "lenz/error.h"
 #include "lenz/layers.h"
@@ -738,17 +738,8 @@ LoadedModel parse_onnx(const std::string& bytes, const std::string& name) {
 }
 
 LoadedModel read_onnx(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw IoError(path + ": cannot open the ONNX file");
-    in.seekg(0, std::ios::end);
-    const int64_t size = in.tellg();
-    in.seekg(0);
-    if (size < 0) throw IoError(path + ": cannot tell the file's size");
-    if (size > kMaxOnnxBytes) throw FormatError(path + ": larger than 2 GB, the limit of one ONNX protobuf");
-    std::string bytes(static_cast<size_t>(size), '\0');
-    in.read(bytes.data(), size);
-    if (in.gcount() != size) throw IoError(path + ": could not read the whole file");
-    return parse_onnx(bytes, path);
+    return parse_onnx(
+        read_whole_file(path, kMaxOnnxBytes, "the ONNX file", "2 GB, the limit of one ONNX protobuf"), path);
 }
 
 void write_onnx(const std::string& path, Model& model, const CheckpointInfo& info) {

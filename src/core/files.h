@@ -1,9 +1,16 @@
-// Files that are either wholly the old version or wholly the new one, whatever happens mid-write.
+// Whole files in and out: read with a size limit checked before reading, written so that they are
+// either wholly the old version or wholly the new one, whatever happens mid-write.
 #pragma once
+#include <cstdint>
 #include <functional>
 #include <string>
 
 namespace lenz {
+
+// The whole file, refused (FormatError "larger than <limit>") before reading if it is over
+// max_bytes; `what` names it in errors ("the checkpoint").
+std::string read_whole_file(const std::string& path, int64_t max_bytes, const std::string& what,
+                            const std::string& limit);
 
 // Writes size bytes to fd, retrying short writes; throws IoError naming `path`.
 void write_all(int fd, const char* data, size_t size, const std::string& path);

@@ -1,4 +1,4 @@
-#include "core/atomic_file.h"
+#include "core/files.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -6,10 +6,29 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "lenz/error.h"
 
 namespace lenz {
+
+std::string read_whole_file(const std::string& path, int64_t max_bytes, const std::string& what,
+                            const std::string& limit) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw IoError(path + ": cannot open " + what + ": " + std::strerror(errno));
+    in.seekg(0, std::ios::end);
+    const int64_t size = in.tellg();
+    in.seekg(0);
+    if (size < 0) throw IoError(path + ": cannot tell " + what + "'s size");
+    // Checked before reading, so that a huge file is refused without reading it into memory.
+    if (size > max_bytes) throw FormatError(path + ": larger than " + limit);
+    std::string bytes(static_cast<size_t>(size), '\0');
+    in.read(bytes.data(), size);
+    if (in.gcount() != size)
+        throw IoError(path + ": could not read " + what + " (" + std::to_string(in.gcount()) + " of " +
+                      std::to_string(size) + " bytes)");
+    return bytes;
+}
 
 void write_all(int fd, const char* data, size_t size, const std::string& path) {
     while (size > 0) {
