@@ -11,6 +11,7 @@
 #include "cli/options.h"
 #include "lenz/checkpoint.h"
 #include "lenz/error.h"
+#include "lenz/onnx.h"
 #include "lenz/report.h"
 #include "lenz/summary.h"
 #include "lenz/threads.h"
@@ -113,7 +114,11 @@ std::function<bool(const EpochMetrics&, const EvalResult&)> report_writer(Model&
 }
 
 int run_train(TrainArgs a) {
-    Model model = load_model_file(a.model);
+    // A model file starts from fresh weights (--seed); a trained model (.onnx, or a checkpoint) from
+    // its own, for fine-tuning.
+    const std::string ext = std::filesystem::path(a.model).extension().string();
+    const bool pretrained = ext == ".onnx" || ext == ".safetensors";
+    Model model = load_any_model(a.model);
     TrainConfig c;
     if (!a.resume.empty()) {
         c.resume = true;
@@ -150,7 +155,7 @@ int run_train(TrainArgs a) {
     c.augment.crop_padding = a.crop;
     c.augment.horizontal_flip = a.flip;
 
-    model.init_params(a.seed);
+    if (!pretrained) model.init_params(a.seed);
     const DataSplit data = load_data_for(model, a.data, a.val_split, a.seed);
     check_data_fits(model, data.train, "training");
     check_data_fits(model, data.test, "test");
@@ -197,7 +202,10 @@ int run_train(TrainArgs a) {
 void add_train(CLI::App& app, Runner& run) {
     auto a = std::make_shared<TrainArgs>();
     CLI::App* cmd = app.add_subcommand("train", "Train a model on a data set");
-    cmd->add_option("model", a->model, "model file (.lenz)")->required();
+    cmd->add_option(
+           "model", a->model,
+           "model file (.lenz), or a trained model to fine-tune from its weights (.onnx or a checkpoint)")
+        ->required();
     add_data_option(cmd, a->data);
     cmd->add_option("--epochs", a->epochs, "passes over the training set (default 5)")
         ->check(CLI::Range(1, 100000));

@@ -203,3 +203,38 @@ TEST(Cli, OnnxImportSummaryAndExport) {
 
 }  // namespace
 }  // namespace lenz
+
+namespace lenz {
+namespace {
+
+// `lenz train` starts from a trained model's weights when given one (.onnx or a checkpoint).
+TEST(Cli, TrainFineTunesFromAnOnnxModel) {
+    if (!fs::exists("/usr/share/datasets/fashion-mnist"))
+        GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+    const fs::path dir = fs::temp_directory_path() / ("lenz-cli-finetune-" + std::to_string(::getpid()));
+    const std::string first = (dir / "first").string(), onnx = (dir / "first.onnx").string();
+    ASSERT_EQ(run_lenz("train " LENZ_SOURCE_DIR "/models/fashion.lenz --epochs 1 --limit-train 1024 "
+                       "--limit-test 300 --no-report --quiet --out " +
+                       first)
+                  .status,
+              0);
+    ASSERT_EQ(run_lenz("export " + first + "/model.safetensors " + onnx + " --quiet").status, 0);
+    const CommandResult trained = run_lenz("eval " + onnx + " --json");
+    ASSERT_EQ(trained.status, 0) << trained.out;
+    // With a learning rate of nearly nothing, the fine-tuned model is the exported one.
+    const CommandResult tuned =
+        run_lenz("train " + onnx + " --epochs 1 --lr 1e-12 --limit-train 256 --no-report --quiet --out " +
+                 (dir / "tuned").string());
+    ASSERT_EQ(tuned.status, 0) << tuned.out;
+    const CommandResult after =
+        run_lenz("eval " + (dir / "tuned" / "model.safetensors").string() + " --json");
+    ASSERT_EQ(after.status, 0) << after.out;
+    const double before_acc = nlohmann::json::parse(trained.out)["accuracy"].get<double>();
+    const double after_acc = nlohmann::json::parse(after.out)["accuracy"].get<double>();
+    EXPECT_GT(before_acc, 0.5);  // a trained model, not fresh weights (about 0.1)
+    EXPECT_NEAR(after_acc, before_acc, 1e-3);
+    fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace lenz
