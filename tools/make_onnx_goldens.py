@@ -8,7 +8,8 @@ tests/golden/onnx/*.onnx and the matching .json (the input and PyTorch's output,
 The network uses every operator Lenz imports as PyTorch writes it: Conv with symmetric pads and
 stride 2, BatchNormalization (after a pool, so the exporter cannot fold it into the convolution),
 MaxPool, AveragePool with padding that is not counted, LeakyReLU, Sigmoid, GlobalAveragePool,
-Flatten, Gemm, Tanh and Softmax; and a second one ending in a channel softmax over a feature map.
+Flatten, Gemm, Tanh and Softmax; a second one ending in a channel softmax over a feature map; and a
+third that flattens with x.view(x.size(0), -1).
 """
 import json
 import os
@@ -39,6 +40,20 @@ def feature_map():
     return nn.Sequential(nn.Conv2d(2, 6, (3, 5), padding=(1, 2)), nn.Tanh(), nn.Conv2d(6, 4, 1), nn.Softmax(dim=1))
 
 
+class ViewNet(nn.Module):
+    """x.view(x.size(0), -1), which PyTorch exports with a free batch as Shape, Gather, Unsqueeze,
+    Concat and Reshape."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.fc = nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.conv(x))
+        return self.fc(x.view(x.size(0), -1))
+
+
 def export(name, model, shape):
     model.eval()
     for m in model.modules():  # batch norm statistics that are not the defaults
@@ -63,3 +78,4 @@ def export(name, model, shape):
 os.makedirs(OUT, exist_ok=True)
 export("pytorch_classifier", classifier(), (2, 3, 30, 26))
 export("pytorch_feature_map", feature_map(), (1, 2, 7, 9))
+export("pytorch_view", ViewNet(), (3, 1, 8, 8))

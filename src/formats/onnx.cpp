@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -183,6 +184,7 @@ class GraphReader {
                 constant(n);
                 continue;
             }
+            if (shape_arithmetic(n)) continue;
             if (n.input_size() == 0 || n.input(0) != current_)
                 fail("does not take the previous layer's output (" + current_ +
                      "): Lenz imports models that are one chain of layers");
@@ -241,6 +243,48 @@ class GraphReader {
                 return;
             }
         fail("only tensor constants are supported");
+    }
+
+    // PyTorch writes x.view(x.size(0), -1) as Shape -> Gather -> Unsqueeze -> Concat -> Reshape: the
+    // shape of the running tensor, with the batch size kept symbolic, worked out here.
+    static constexpr int64_t kBatch = std::numeric_limits<int64_t>::min();
+    bool shape_arithmetic(const onnx::NodeProto& n) {
+        const std::string& op = n.op_type();
+        std::vector<int64_t> v;
+        if (op == "Shape") {
+            if (n.input_size() != 1 || n.input(0) != current_)
+                fail("takes the shape of another tensor than the last layer's");
+            v = rank_ == 4 ? std::vector<int64_t>{kBatch, shape_.c, shape_.h, shape_.w}
+                           : std::vector<int64_t>{kBatch, shape_.elements()};
+        } else if (op == "Gather") {
+            if (n.input_size() != 2 || int_attr("axis", 0) != 0)
+                fail("only a gather along axis 0 of a shape is supported");
+            const std::vector<int64_t> data = shape_values(n.input(0)), index = shape_values(n.input(1));
+            for (int64_t i : index) {
+                if (i < -static_cast<int64_t>(data.size()) || i >= static_cast<int64_t>(data.size()))
+                    fail("index out of range");
+                v.push_back(data[static_cast<size_t>(i < 0 ? i + static_cast<int64_t>(data.size()) : i)]);
+            }
+        } else if (op == "Unsqueeze") {
+            if (n.input_size() < 1) fail("has no input");
+            v = shape_values(n.input(0));
+        } else if (op == "Concat") {
+            if (int_attr("axis", 0) != 0) fail("only a concatenation along axis 0 of shapes is supported");
+            for (const std::string& in : n.input()) {
+                const std::vector<int64_t> part = shape_values(in);
+                v.insert(v.end(), part.begin(), part.end());
+            }
+        } else {
+            return false;
+        }
+        if (v.size() > 8) fail("too long a shape");
+        dims_[n.output(0)] = v;
+        return true;
+    }
+    std::vector<int64_t> shape_values(const std::string& name) const {
+        if (auto it = dims_.find(name); it != dims_.end()) return it->second;
+        if (const onnx::TensorProto* t = tensor(name)) return integers(*t);
+        fail("'" + name + "' is neither a constant nor a shape");
     }
 
     const onnx::TensorProto* tensor(const std::string& name) const {
@@ -428,8 +472,9 @@ class GraphReader {
             if (int_attr("axis", 1) != 1) fail("only axis 1 is supported");
             flatten();
         } else if (op == "Reshape") {
-            const onnx::TensorProto& t = weight_input(1, "shape");
-            const auto target = integers(t);
+            if (n.input_size() < 2) fail("has no shape");
+            std::vector<int64_t> target = shape_values(n.input(1));
+            if (!target.empty() && target[0] == kBatch) target[0] = 0;  // the batch stays as it is
             const bool to_rows = target.size() == 2 &&
                                  (target[0] == 0 || target[0] == -1 || target[0] == 1) &&
                                  (target[1] == -1 || target[1] == shape_.elements());
@@ -539,6 +584,7 @@ class GraphReader {
     int64_t opset_ = 1;
     std::map<std::string, const onnx::TensorProto*> tensors_;
     std::map<std::string, onnx::TensorProto> constants_;
+    std::map<std::string, std::vector<int64_t>> dims_;  // shape arithmetic: see shape_arithmetic
     const onnx::NodeProto* node_ = nullptr;
     std::string current_;
     Shape shape_{};

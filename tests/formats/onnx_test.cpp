@@ -43,7 +43,7 @@ std::string file_bytes(const std::filesystem::path& p) {
 }
 
 TEST(Onnx, PyTorchExportsImportAndComputeWhatPyTorchComputed) {
-    for (const std::string name : {"pytorch_classifier", "pytorch_feature_map"}) {
+    for (const std::string name : {"pytorch_classifier", "pytorch_feature_map", "pytorch_view"}) {
         LoadedModel loaded = read_onnx((kGolden / (name + ".onnx")).string());
         const Golden g = load_golden(name);
         const std::vector<float> got = run(loaded.model, g.input, g.batch);
@@ -194,6 +194,15 @@ TEST(Onnx, BadFilesAreOneLineErrors) {
         p.mutable_graph()->mutable_initializer(0)->set_dims(1,
                                                             9);  // the first conv's weight, 9 input channels
         expect_one_line_error(bytes_of(p), "has shape");
+    }
+    {
+        onnx::ModelProto p;
+        ASSERT_TRUE(p.ParseFromString(file_bytes(kGolden / "pytorch_view.onnx")));
+        for (auto& node : *p.mutable_graph()->mutable_node())
+            if (node.op_type() == "Concat")
+                for (auto& a : *node.mutable_attribute())
+                    if (a.name() == "axis") a.set_i(1);
+        expect_one_line_error(bytes_of(p), "along axis 0");
     }
     {
         onnx::ModelProto p = classifier_proto();
