@@ -13,6 +13,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 
 #include "core/files.h"
 #include "layers/window.h"
@@ -43,6 +44,13 @@ class GraphWriter {
         for (const std::string& in : inputs) n.add_input(in);
         n.add_output(output);
         return n;
+    }
+    void shape(const std::string& name, const std::vector<int64_t>& values) {
+        onnx::TensorProto& t = *graph_.add_initializer();
+        t.set_name(name);
+        t.set_data_type(onnx::TensorProto::INT64);
+        t.add_dims(static_cast<int64_t>(values.size()));
+        for (int64_t v : values) t.add_int64_data(v);
     }
     void initializer(const std::string& name, const std::vector<int64_t>& dims, const float* data,
                      int64_t n) {
@@ -142,6 +150,15 @@ std::vector<int64_t> window_numbers(const Layer& layer) {
     return all;
 }
 
+// A layer's model-file line without its padding, which ONNX holds as pads instead.
+std::string spec_without_padding(const Layer& layer) {
+    std::istringstream in(layer.spec());
+    std::string word, out;
+    while (in >> word)
+        if (word.rfind("padding=", 0) != 0) out += (out.empty() ? "" : " ") + word;
+    return out;
+}
+
 std::map<std::string, const Buffer*> params_of(Layer& layer) {
     std::map<std::string, const Buffer*> p;
     for (const ParamRef& r : layer.params()) p[r.name] = r.value;
@@ -196,6 +213,7 @@ class GraphReader {
             if (op == "MatMul" && next && next->op_type() == "Add" && next->input_size() == 2 &&
                 next->output_size() >= 1 && next->input(0) == n.output(0) && tensors_.count(next->input(1))) {
                 matmul(next);
+                fusable_ = true;
                 ++i;
             } else {
                 layer(n);
@@ -231,6 +249,7 @@ class GraphReader {
         for (int64_t d : {dims[1], dims[2], dims[3]})
             if (d > kMaxDimension)
                 throw FormatError(file_ + ": input size " + std::to_string(d) + " is too large");
+        fixed_batch_ = dims[0] > 0 ? dims[0] : 0;
         result_.input = {dims[2], dims[3], dims[1]};
         shape_ = result_.input;
         current_ = input->name();
@@ -254,6 +273,7 @@ class GraphReader {
         if (op == "Shape") {
             if (n.input_size() != 1 || n.input(0) != current_)
                 fail("takes the shape of another tensor than the last layer's");
+            if (attribute("start") || attribute("end")) fail("start and end are not supported");
             v = rank_ == 4 ? std::vector<int64_t>{kBatch, shape_.c, shape_.h, shape_.w}
                            : std::vector<int64_t>{kBatch, shape_.elements()};
         } else if (op == "Gather") {
@@ -273,6 +293,7 @@ class GraphReader {
             for (const std::string& in : n.input()) {
                 const std::vector<int64_t> part = shape_values(in);
                 v.insert(v.end(), part.begin(), part.end());
+                if (v.size() > 8) fail("too long a shape");
             }
         } else {
             return false;
@@ -280,6 +301,11 @@ class GraphReader {
         if (v.size() > 8) fail("too long a shape");
         dims_[n.output(0)] = v;
         return true;
+    }
+    // A reshape's first dimension that leaves the batch as it is: 0 (copy), the batch worked out by
+    // Shape, or the graph's own fixed batch size.
+    bool keeps_batch(int64_t first) const {
+        return first == 0 || first == kBatch || (fixed_batch_ > 0 && first == fixed_batch_);
     }
     std::vector<int64_t> shape_values(const std::string& name) const {
         if (auto it = dims_.find(name); it != dims_.end()) return it->second;
@@ -337,6 +363,7 @@ class GraphReader {
             v.resize(t.raw_data().size() / 8);
             std::memcpy(v.data(), t.raw_data().data(), t.raw_data().size());
         } else {
+            if (t.int64_data_size() > 8) fail("tensor '" + t.name() + "' is too long for a shape");
             v.assign(t.int64_data().begin(), t.int64_data().end());
         }
         return v;
@@ -474,12 +501,19 @@ class GraphReader {
         } else if (op == "Reshape") {
             if (n.input_size() < 2) fail("has no shape");
             std::vector<int64_t> target = shape_values(n.input(1));
-            if (!target.empty() && target[0] == kBatch) target[0] = 0;  // the batch stays as it is
-            const bool to_rows = target.size() == 2 &&
-                                 (target[0] == 0 || target[0] == -1 || target[0] == 1) &&
-                                 (target[1] == -1 || target[1] == shape_.elements());
-            if (!to_rows) fail("only a reshape to (N, -1) is supported");
-            flatten();
+            const int64_t elements = shape_.elements();
+            if (target.size() == 4 && rank_ == 2 && keeps_batch(target[0]) && target[1] == elements &&
+                target[2] == 1 && target[3] == 1) {
+                current_ = n.output(0);  // (N, E) -> (N, E, 1, 1): Lenz holds it as 1x1xE already
+                rank_ = 4;
+            } else {
+                const bool to_rows =
+                    target.size() == 2 &&
+                    ((keeps_batch(target[0]) && (target[1] == -1 || target[1] == elements)) ||
+                     (target[0] == -1 && target[1] == elements));
+                if (!to_rows) fail("only a reshape to (N, -1) or from (N, C) to (N, C, 1, 1) is supported");
+                flatten();
+            }
         } else if (op == "Gemm") {
             if (float_attr("alpha", 1) != 1 || float_attr("beta", 1) != 1 || int_attr("transA", 0) != 0)
                 fail("only alpha 1, beta 1 and transA 0 are supported");
@@ -507,7 +541,10 @@ class GraphReader {
             std::vector<float> var = floats(weight_input(4, "running variance"), {ch});
             // Lenz's epsilon is fixed: fold another into the variance, which gives the same outputs.
             const float extra = float_attr("epsilon", 1e-5f) - static_cast<float>(kBatchNormEpsilon);
-            for (float& v : var) v += extra;
+            for (float& v : var) {
+                v += extra;
+                if (!(v > 0)) fail("a variance is not positive once epsilon is folded into it");
+            }
             add(BatchNormConfig{}, {{"weight", floats(weight_input(1, "scale"), {ch})},
                                     {"bias", floats(weight_input(2, "bias"), {ch})},
                                     {"running_mean", floats(weight_input(3, "running mean"), {ch})},
@@ -585,6 +622,7 @@ class GraphReader {
     std::map<std::string, const onnx::TensorProto*> tensors_;
     std::map<std::string, onnx::TensorProto> constants_;
     std::map<std::string, std::vector<int64_t>> dims_;  // shape arithmetic: see shape_arithmetic
+    int64_t fixed_batch_ = 0;                           // the input's batch size when the graph fixes it
     const onnx::NodeProto* node_ = nullptr;
     std::string current_;
     Shape shape_{};
@@ -596,6 +634,7 @@ class GraphReader {
 }  // namespace
 
 std::string encode_onnx(Model& model, const CheckpointInfo& info) {
+    if (model.size() == 0) throw ShapeError("ONNX: the model has no layers to export");
     onnx::ModelProto proto;
     proto.set_ir_version(7);
     proto.set_producer_name("lenz");
@@ -630,6 +669,15 @@ std::string encode_onnx(Model& model, const CheckpointInfo& info) {
             return name + "." + param;
         };
         const LayerConfig config = parse_layer_config(layer.spec());
+        const bool windowed = std::holds_alternative<Conv2dConfig>(config) ||
+                              std::holds_alternative<Pool2dConfig>(config) ||
+                              std::holds_alternative<GlobalPoolConfig>(config);
+        if (windowed && rank == 2) {  // after flatten or dense: (N, C) -> (N, C, 1, 1), as Lenz holds it
+            w.shape(name + ".unflatten.shape", {0, layer.input_shape().c, 1, 1});
+            w.node("Reshape", name + ".unflatten", {x, name + ".unflatten.shape"}, name + ".unflatten");
+            x = name + ".unflatten";
+            rank = 4;
+        }
         std::string y;
         if (const auto* c = std::get_if<Conv2dConfig>(&config)) {
             const Window win =
@@ -734,8 +782,7 @@ LoadedModel parse_onnx(const std::string& bytes, const std::string& name) {
             bool same = described.size() == model.size() && described.input_shape() == model.input_shape();
             for (int64_t i = 0; same && i < model.size(); ++i) {
                 same = described.layer(i).output_shape() == model.layer(i).output_shape() &&
-                       described.layer(i).kind() == model.layer(i).kind() &&
-                       described.layer(i).param_count() == model.layer(i).param_count() &&
+                       spec_without_padding(described.layer(i)) == spec_without_padding(model.layer(i)) &&
                        window_numbers(described.layer(i)) == window_numbers(model.layer(i));
                 if (same) r.layers[static_cast<size_t>(i)] = parse_layer_config(described.layer(i).spec());
             }

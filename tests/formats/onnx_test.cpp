@@ -218,3 +218,69 @@ TEST(Onnx, BadFilesAreOneLineErrors) {
 
 }  // namespace
 }  // namespace lenz
+
+namespace lenz {
+namespace {
+
+onnx::ModelProto proto_of(const std::string& bytes) {
+    onnx::ModelProto p;
+    EXPECT_TRUE(p.ParseFromString(bytes));
+    return p;
+}
+
+// From a review: each of these once imported as something other than what the graph computes.
+TEST(Onnx, TheGraphWinsOverStaleMetadata) {
+    Model model = load_model_file(LENZ_SOURCE_DIR "/models/fashion.lenz");
+    model.init_params(2);
+    onnx::ModelProto p = proto_of(encode_onnx(model, {}));
+    for (auto& node : *p.mutable_graph()->mutable_node())
+        if (node.op_type() == "Relu") {
+            node.set_op_type("Sigmoid");  // edited with another tool; lenz.model still says relu
+            break;
+        }
+    LoadedModel back = parse_onnx(bytes_of(p), "edited.onnx");
+    EXPECT_NE(back.model.to_text().find("conv 32 3x3 padding=1 sigmoid"), std::string::npos)
+        << back.model.to_text();
+}
+
+TEST(Onnx, ReshapesThatDoNotKeepTheBatchAreRefused) {
+    onnx::ModelProto p = proto_of(file_bytes(kGolden / "pytorch_view.onnx"));
+    onnx::TensorProto& shape = *p.mutable_graph()->add_initializer();
+    shape.set_name("one_row");
+    shape.set_data_type(onnx::TensorProto::INT64);
+    shape.add_dims(2);
+    shape.add_int64_data(1);  // (1, -1) with a free batch: every image in one row
+    shape.add_int64_data(-1);
+    for (auto& node : *p.mutable_graph()->mutable_node())
+        if (node.op_type() == "Reshape") node.set_input(1, "one_row");
+    expect_one_line_error(bytes_of(p), "only a reshape to (N, -1)");
+
+    onnx::ModelProto q = proto_of(file_bytes(kGolden / "pytorch_view.onnx"));
+    for (auto& node : *q.mutable_graph()->mutable_node())
+        if (node.op_type() == "Shape") {
+            onnx::AttributeProto& start = *node.add_attribute();  // opset 15: (C, H, W) only
+            start.set_name("start");
+            start.set_type(onnx::AttributeProto::INT);
+            start.set_i(1);
+        }
+    expect_one_line_error(bytes_of(q), "start and end");
+}
+
+TEST(Onnx, ConvolutionsAfterADenseLayerExportAsFourDimensional) {
+    Model model = parse_model(
+        "input 6x5x2\nflatten\ndense 16 relu\nconv 4 1x1 tanh\nglobalmaxpool\ndense 3 softmax\n", "m");
+    model.init_params(4);
+    const std::string bytes = encode_onnx(model, {});
+    onnx::ModelProto p = proto_of(bytes);
+    EXPECT_NO_THROW(onnx::checker::check_model(p));
+    EXPECT_NO_THROW(onnx::shape_inference::InferShapes(p));
+    LoadedModel back = parse_onnx(bytes, "m.onnx");
+    Rng rng(9);
+    std::vector<float> x(2 * 6 * 5 * 2);
+    for (float& v : x) v = rng.uniform(-1, 1);
+    const std::vector<float> want = run(model, x, 2), got = run(back.model, x, 2);
+    for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-6) << i;
+}
+
+}  // namespace
+}  // namespace lenz
