@@ -20,8 +20,8 @@ void say_written(const ConvertArgs& a, Model& model, const char* what) {
     if (a.quiet) return;
     int64_t params = 0;
     for (int64_t i = 0; i < model.size(); ++i) params += model.layer(i).param_count();
-    std::printf("%s: %s with %lld layers and %lld parameters (input %s, output %s)\n", a.to.c_str(), what,
-                static_cast<long long>(model.size()), static_cast<long long>(params),
+    std::printf("%s: %s with %lld layers and %s parameters (input %s, output %s)\n", a.to.c_str(), what,
+                static_cast<long long>(model.size()), with_commas(params).c_str(),
                 model.input_shape().str().c_str(), model.output_shape().str().c_str());
 }
 
