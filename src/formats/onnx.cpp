@@ -188,6 +188,12 @@ class GraphReader {
     };
 
     Result read() {
+        // Older opsets gave BatchNormalization, Gemm and Reshape other meanings; reading them with
+        // today's would be a silent wrong answer.
+        if (opset_ < 9)
+            throw FormatError(
+                file_ + ": ONNX opset " + std::to_string(opset_) +
+                " is older than 9, the oldest Lenz reads (convert it with onnx's version_converter)");
         const onnx::GraphProto& graph = proto_.graph();
         read_input(graph);
         const int nodes = graph.node_size();

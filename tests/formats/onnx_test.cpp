@@ -206,6 +206,11 @@ TEST(Onnx, BadFilesAreOneLineErrors) {
     }
     {
         onnx::ModelProto p = classifier_proto();
+        p.mutable_opset_import(0)->set_version(7);
+        expect_one_line_error(bytes_of(p), "opset 7 is older than 9");
+    }
+    {
+        onnx::ModelProto p = classifier_proto();
         p.mutable_graph()->mutable_node(3)->clear_output();  // found by fuzz_onnx
         expect_one_line_error(bytes_of(p), "has no output");
     }
