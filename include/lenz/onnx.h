@@ -10,8 +10,8 @@
 // Import takes graphs that are a chain of those operators (plus MatMul + Add as a dense layer,
 // Identity, and Reshape to (N, -1), whether the shape is a constant or worked out with Shape,
 // Gather, Unsqueeze and Concat as PyTorch writes x.view(x.size(0), -1)); anything else is a
-// one-line error naming the node and its operator. Activations right after a convolution or dense layer are fused into it, as the model
-// file writes them.
+// one-line error naming the node and its operator. Activations right after a convolution or
+// dense layer are fused into it, as the model file writes them.
 #pragma once
 #include <string>
 

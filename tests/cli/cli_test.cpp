@@ -19,8 +19,13 @@ namespace fs = std::filesystem;
 using testing::CommandResult;
 using testing::run_lenz;
 
+// A path of this process's own under the temporary folder.
+fs::path temp_path(const std::string& name) {
+    return fs::temp_directory_path() / ("lenz-cli-" + std::to_string(::getpid()) + "-" + name);
+}
+
 std::string temp_file(const std::string& name, const std::string& content) {
-    const fs::path p = fs::temp_directory_path() / ("lenz-cli-" + std::to_string(::getpid()) + "-" + name);
+    const fs::path p = temp_path(name);
     std::ofstream(p, std::ios::binary) << content;
     return p.string();
 }
@@ -99,7 +104,7 @@ TEST(Cli, TrainRefusesDataThatDoesNotFit) {
 TEST(Cli, TrainEvalPredictRoundTrip) {
     if (!fs::exists("/usr/share/datasets/fashion-mnist"))
         GTEST_SKIP() << "dataset-fashion-mnist is not installed";
-    const fs::path dir = fs::temp_directory_path() / ("lenz-cli-run-" + std::to_string(::getpid()));
+    const fs::path dir = temp_path("run");
     const CommandResult t = run_lenz("train " LENZ_SOURCE_DIR
                                      "/models/fashion.lenz --epochs 1 --limit-train 2048 --limit-test 500 "
                                      "--out " +
@@ -126,17 +131,11 @@ TEST(Cli, TrainEvalPredictRoundTrip) {
     fs::remove_all(dir);
 }
 
-}  // namespace
-}  // namespace lenz
-
-namespace lenz {
-namespace {
-
 // A resumed run takes up the options it was started with, unless the command line gives them anew.
 TEST(Cli, ResumeTakesUpTheRunsOwnOptions) {
     if (!fs::exists("/usr/share/datasets/fashion-mnist"))
         GTEST_SKIP() << "dataset-fashion-mnist is not installed";
-    const fs::path dir = fs::temp_directory_path() / ("lenz-cli-resume-" + std::to_string(::getpid()));
+    const fs::path dir = temp_path("resume");
     const std::string model = LENZ_SOURCE_DIR "/models/fashion.lenz";
     const CommandResult first =
         run_lenz("train " + model +
@@ -162,12 +161,6 @@ TEST(Cli, ResumeTakesUpTheRunsOwnOptions) {
     fs::remove_all(dir);
 }
 
-}  // namespace
-}  // namespace lenz
-
-namespace lenz {
-namespace {
-
 // PyTorch's export in, Lenz's summary and checkpoint out, and back out as ONNX.
 TEST(Cli, OnnxImportSummaryAndExport) {
     const std::string onnx = LENZ_SOURCE_DIR "/tests/golden/onnx/pytorch_classifier.onnx";
@@ -175,7 +168,7 @@ TEST(Cli, OnnxImportSummaryAndExport) {
     ASSERT_EQ(s.status, 0) << s.out;
     EXPECT_NE(s.out.find("conv 8 3x3 stride=2 padding=1 relu"), std::string::npos) << s.out;
     EXPECT_NE(s.out.find("1,549 trainable"), std::string::npos) << s.out;
-    const fs::path dir = fs::temp_directory_path() / ("lenz-cli-onnx-" + std::to_string(::getpid()));
+    const fs::path dir = temp_path("onnx");
     fs::create_directories(dir);
     const std::string ckpt = (dir / "imported.safetensors").string(), out = (dir / "again.onnx").string();
     const CommandResult i = run_lenz("import " + onnx + " " + ckpt);
@@ -201,17 +194,11 @@ TEST(Cli, OnnxImportSummaryAndExport) {
     fs::remove_all(dir);
 }
 
-}  // namespace
-}  // namespace lenz
-
-namespace lenz {
-namespace {
-
 // `lenz train` starts from a trained model's weights when given one (.onnx or a checkpoint).
 TEST(Cli, TrainFineTunesFromAnOnnxModel) {
     if (!fs::exists("/usr/share/datasets/fashion-mnist"))
         GTEST_SKIP() << "dataset-fashion-mnist is not installed";
-    const fs::path dir = fs::temp_directory_path() / ("lenz-cli-finetune-" + std::to_string(::getpid()));
+    const fs::path dir = temp_path("finetune");
     const std::string first = (dir / "first").string(), onnx = (dir / "first.onnx").string();
     ASSERT_EQ(run_lenz("train " LENZ_SOURCE_DIR "/models/fashion.lenz --epochs 1 --limit-train 1024 "
                        "--limit-test 300 --no-report --quiet --out " +

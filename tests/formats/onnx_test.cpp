@@ -221,12 +221,6 @@ TEST(Onnx, BadFilesAreOneLineErrors) {
     }
 }
 
-}  // namespace
-}  // namespace lenz
-
-namespace lenz {
-namespace {
-
 onnx::ModelProto proto_of(const std::string& bytes) {
     onnx::ModelProto p;
     EXPECT_TRUE(p.ParseFromString(bytes));
