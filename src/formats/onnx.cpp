@@ -212,6 +212,7 @@ class GraphReader {
                 fail("does not take the previous layer's output (" + current_ +
                      "): Lenz imports models that are one chain of layers");
             if (op == "Identity") {
+                if (fusable_output_ == current_) fusable_output_ = n.output(0);
                 current_ = n.output(0);
                 continue;
             }
@@ -219,7 +220,6 @@ class GraphReader {
             if (op == "MatMul" && next && next->op_type() == "Add" && next->input_size() == 2 &&
                 next->output_size() >= 1 && next->input(0) == n.output(0) && tensors_.count(next->input(1))) {
                 matmul(next);
-                fusable_ = true;
                 ++i;
             } else {
                 layer(n);
@@ -360,6 +360,10 @@ class GraphReader {
             if (!std::isfinite(f)) fail("tensor '" + t.name() + "' holds a value that is not finite");
         return v;
     }
+    // A dense layer's bias: (units), or (1, units) as Gemm and Add broadcast it.
+    std::vector<float> bias_floats(const onnx::TensorProto& t, int64_t units) const {
+        return floats(t, t.dims_size() == 2 ? std::vector<int64_t>{1, units} : std::vector<int64_t>{units});
+    }
     std::vector<int64_t> integers(const onnx::TensorProto& t) const {
         std::vector<int64_t> v;
         if (t.data_type() != onnx::TensorProto::INT64) fail("tensor '" + t.name() + "' is not int64");
@@ -452,18 +456,16 @@ class GraphReader {
 
     void activation(const ActivationSpec& act) {
         // Right after a convolution or dense layer without one, fused as the model file writes it.
-        if (!result_.layers.empty() && fusable_) {
+        if (!result_.layers.empty() && current_ == fusable_output_) {
             LayerConfig& last = result_.layers.back();
             if (auto* c = std::get_if<Conv2dConfig>(&last); c && c->activation.kind == Activation::none) {
                 c->activation = act;
                 current_ = node_->output(0);
-                fusable_ = false;
                 return;
             }
             if (auto* d = std::get_if<DenseConfig>(&last); d && d->activation.kind == Activation::none) {
                 d->activation = act;
                 current_ = node_->output(0);
-                fusable_ = false;
                 return;
             }
         }
@@ -473,7 +475,6 @@ class GraphReader {
     void layer(const onnx::NodeProto& n) {
         const std::string& op = n.op_type();
         const bool was_4d = rank_ == 4;
-        fusable_after_ = false;
         if (op == "Conv") {
             if (!was_4d) fail("needs an (N, C, H, W) input");
             if (int_attr("group", 1) != 1) fail("grouped convolutions are not supported");
@@ -486,7 +487,7 @@ class GraphReader {
             std::map<std::string, std::vector<float>> w{{"weight", floats(wt, {oc, shape_.c, kh, kw})}};
             if (c.bias) w["bias"] = floats(weight_input(2, "bias"), {oc});
             add(c, std::move(w));
-            fusable_after_ = true;
+            fusable_output_ = current_;
         } else if (op == "MaxPool" || op == "AveragePool") {
             if (!was_4d) fail("needs an (N, C, H, W) input");
             if (n.output_size() > 1 && !n.output(1).empty()) fail("the indices output is not supported");
@@ -533,12 +534,10 @@ class GraphReader {
             DenseConfig d{units, {}, n.input_size() > 2 && !n.input(2).empty()};
             std::map<std::string, std::vector<float>> weights{{"weight", std::move(w)}};
             if (d.bias) {
-                const onnx::TensorProto& b = weight_input(2, "bias");
-                weights["bias"] = floats(
-                    b, b.dims_size() == 2 ? std::vector<int64_t>{1, units} : std::vector<int64_t>{units});
+                weights["bias"] = bias_floats(weight_input(2, "bias"), units);
             }
             add(d, std::move(weights));
-            fusable_after_ = true;
+            fusable_output_ = current_;
         } else if (op == "MatMul") {
             matmul(nullptr);
         } else if (op == "BatchNormalization") {
@@ -586,7 +585,6 @@ class GraphReader {
                 "Flatten, Reshape to (N, -1), Gemm, MatMul (+ Add), BatchNormalization, Dropout, Identity, "
                 "Constant, Relu, LeakyRelu, Sigmoid, Tanh and Softmax");
         }
-        fusable_ = fusable_after_;
     }
 
     void flatten() {
@@ -614,12 +612,11 @@ class GraphReader {
         DenseConfig d{units, {}, add_bias != nullptr};
         if (add_bias) {
             const onnx::TensorProto& b = *tensor(add_bias->input(1));
-            weights["bias"] =
-                floats(b, b.dims_size() == 2 ? std::vector<int64_t>{1, units} : std::vector<int64_t>{units});
+            weights["bias"] = bias_floats(b, units);
         }
         add(d, std::move(weights));
         if (add_bias) current_ = add_bias->output(0);
-        fusable_after_ = true;
+        fusable_output_ = current_;
     }
 
     const onnx::ModelProto& proto_;
@@ -633,7 +630,8 @@ class GraphReader {
     std::string current_;
     Shape shape_{};
     int rank_ = 4;
-    bool fusable_ = false, fusable_after_ = false;
+    // What the last convolution or dense layer wrote: an activation reading it joins that layer.
+    std::string fusable_output_;
     Result result_;
 };
 
