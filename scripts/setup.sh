@@ -2,7 +2,7 @@
 # Installs the Debian packages Lenz needs to build, test and train (only those that are missing).
 set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config libgtest-dev libbenchmark-dev libcli11-dev
-  nlohmann-json3-dev libdnnl-dev libonnx-dev libprotobuf-dev libpng-dev libjpeg-dev zlib1g-dev libomp-dev clang libclang-rt-14-dev
+  nlohmann-json3-dev libdnnl-dev ocl-icd-opencl-dev libonnx-dev libprotobuf-dev libpng-dev libjpeg-dev zlib1g-dev libomp-dev clang libclang-rt-14-dev
   dataset-fashion-mnist
   chromium)  # headless, for the test that renders report.html; large, but only a test needs it
 missing=()
