@@ -1,10 +1,16 @@
 // SGD (plain, momentum, Nesterov), Adam and AdamW, with PyTorch's update rules so that results
 // can be compared with it step by step.
+#include <algorithm>
 #include <cmath>
 
 #include "lenz/train.h"
 
 namespace lenz {
+
+const char* optimizer_name(const OptimizerConfig& config) {
+    return config.kind == OptimizerKind::momentum && config.nesterov ? "sgd+nesterov"
+                                                                     : optimizer_name(config.kind);
+}
 
 Optimizer::Optimizer(Model& model, const OptimizerConfig& config) : config_(config) {
     const int copies = optimizer_state_copies(config.kind);
@@ -78,7 +84,10 @@ void Optimizer::step(double learning_rate) {
 
 double learning_rate_at(const ScheduleConfig& c, int64_t step, int64_t steps_per_epoch, int64_t total_steps) {
     const double warmup_steps = c.warmup_epochs * static_cast<double>(steps_per_epoch);
-    if (step < warmup_steps) return c.base_lr * (static_cast<double>(step) + 1.0) / warmup_steps;
+    // Step s ends at (s + 1) / warmup_steps of the ramp; with a fractional warm-up the last ramp step
+    // would overshoot the peak, so the ramp is capped there.
+    if (step < warmup_steps)
+        return c.base_lr * std::min(1.0, (static_cast<double>(step) + 1.0) / warmup_steps);
     switch (c.kind) {
         case ScheduleKind::constant:
             return c.base_lr;

@@ -1,6 +1,8 @@
 // One optimizer step against values computed by hand, and the learning-rate schedules.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "lenz/train.h"
 
 namespace lenz {
@@ -96,6 +98,53 @@ TEST(Schedule, WarmupIsLinearThenTheSchedule) {
     ScheduleConfig cos{.kind = ScheduleKind::cosine, .base_lr = 1.0, .warmup_epochs = 1};
     EXPECT_DOUBLE_EQ(learning_rate_at(cos, 10, 10, 110), 1.0);  // the cosine starts after warm-up
     EXPECT_NEAR(learning_rate_at(cos, 60, 10, 110), 0.5, 1e-12);
+}
+
+// The schedule as a function, over whole and fractional warm-ups: never above the peak, no jump where
+// warm-up ends, and at the floor when the run ends. A fractional warm-up (0.1 epoch of 12 steps)
+// once ramped to 10x the peak.
+TEST(Schedule, NeverAboveThePeakAndContinuousAtTheEndOfWarmup) {
+    const int64_t steps_per_epoch = 12, total = 36;
+    for (ScheduleKind kind : {ScheduleKind::constant, ScheduleKind::cosine, ScheduleKind::step})
+        for (double warmup : {0.0, 0.05, 0.1, 0.5, 1.0, 1.37, 2.0}) {
+            SCOPED_TRACE(::testing::Message() << "kind " << static_cast<int>(kind) << ", warm-up " << warmup);
+            const ScheduleConfig c{.kind = kind,
+                                   .base_lr = 0.002,
+                                   .warmup_epochs = warmup,
+                                   .step_every = 1,
+                                   .step_gamma = 0.5,
+                                   .final_fraction = 0.01};
+            double previous = 0;
+            for (int64_t s = 0; s < total; ++s) {
+                const double lr = learning_rate_at(c, s, steps_per_epoch, total);
+                EXPECT_GT(lr, 0.0) << "step " << s;
+                EXPECT_LE(lr, c.base_lr * (1 + 1e-12)) << "step " << s;
+                // The ramp climbs by at most one warm-up step's share, and nothing after it jumps up.
+                const double warmup_steps = warmup * steps_per_epoch;
+                if (s > 0 && warmup_steps > 0) {
+                    EXPECT_LE(lr - previous, c.base_lr / warmup_steps + 1e-12) << "step " << s;
+                }
+                if (s > 0 && s >= warmup_steps) {
+                    EXPECT_LE(lr, previous * (1 + 1e-12)) << "step " << s;
+                }
+                previous = lr;
+            }
+            const double end = learning_rate_at(c, total, steps_per_epoch, total);
+            if (kind == ScheduleKind::cosine) {
+                EXPECT_NEAR(end, c.base_lr * c.final_fraction, 1e-15);
+            }
+            if (kind == ScheduleKind::step) {
+                EXPECT_NEAR(end, c.base_lr * std::pow(0.5, 3), 1e-15);
+            }
+        }
+}
+
+TEST(Schedule, FractionalWarmupReachesThePeakAndStops) {
+    // 0.1 of an epoch of 12 steps: 1.2 warm-up steps. Step 0 is at 1/1.2 of the peak, step 1 at the peak.
+    const ScheduleConfig c{.kind = ScheduleKind::constant, .base_lr = 0.002, .warmup_epochs = 0.1};
+    EXPECT_NEAR(learning_rate_at(c, 0, 12, 36), 0.002 / 1.2, 1e-15);
+    EXPECT_DOUBLE_EQ(learning_rate_at(c, 1, 12, 36), 0.002);
+    EXPECT_DOUBLE_EQ(learning_rate_at(c, 2, 12, 36), 0.002);
 }
 
 TEST(Schedule, Step) {
