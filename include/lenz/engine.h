@@ -79,6 +79,9 @@ class TrainingStep {
     const float* forward(const float* input, int64_t batch, bool training, uint64_t step_seed);
 
   private:
+    void check_batch(
+        int64_t batch) const;  // 1..max_batch, else ShapeError: buffers are planned for max_batch
+
     Model& model_;
     int64_t max_batch_;
     Buffer input_;

@@ -1,6 +1,9 @@
 // Memory plans: what the engine will allocate, computed from the layers' own shape and scratch
 // figures before anything is allocated. `lenz summary` prints these; the runners allocate them.
+#include <string>
+
 #include "lenz/engine.h"
+#include "lenz/error.h"
 
 namespace lenz {
 
@@ -29,6 +32,11 @@ const char* optimizer_name(OptimizerKind kind) {
             return "adamw";
     }
     return "";
+}
+
+// Every buffer is sized for the batch: a batch of 0 or less would plan nothing, then run off its end.
+static void check_plan_batch(int64_t batch) {
+    if (batch <= 0) throw ShapeError("batch " + std::to_string(batch) + " must be at least 1");
 }
 
 static int64_t float_bytes(std::initializer_list<int64_t> parts) {
@@ -64,6 +72,7 @@ std::vector<Layouts> plan_layouts(const Model& model) {
 }
 
 InferencePlan plan_inference(const Model& model, int64_t batch) {
+    check_plan_batch(batch);
     InferencePlan plan;
     plan.batch = batch;
     plan.layouts = plan_layouts(model);
@@ -98,6 +107,7 @@ InferencePlan plan_inference(const Model& model, int64_t batch) {
 }
 
 TrainingPlan plan_training(const Model& model, int64_t batch, OptimizerKind optimizer) {
+    check_plan_batch(batch);
     TrainingPlan plan;
     plan.batch = batch;
     plan.layouts = plan_layouts(model);

@@ -88,10 +88,14 @@ TrainingStep::TrainingStep(Model& model, int64_t max_batch) : model_(model), max
     layouts_ = plan.layouts;
 }
 
-const float* TrainingStep::forward(const float* input, int64_t batch, bool training, uint64_t step_seed) {
+void TrainingStep::check_batch(int64_t batch) const {
     if (batch <= 0 || batch > max_batch_)
         throw ShapeError("training batch " + std::to_string(batch) + " is outside 1.." +
                          std::to_string(max_batch_));
+}
+
+const float* TrainingStep::forward(const float* input, int64_t batch, bool training, uint64_t step_seed) {
+    check_batch(batch);
     std::memcpy(input_.data(), input,
                 sizeof(float) * static_cast<size_t>(batch * model_.input_shape().elements()));
     Pass pass;
@@ -118,6 +122,7 @@ TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels
     const bool fused_softmax = model_.ends_with_softmax() && !standalone_softmax;
     const int64_t last = standalone_softmax ? L - 2 : L - 1;
 
+    check_batch(batch);
     std::memcpy(input_.data(), input,
                 sizeof(float) * static_cast<size_t>(batch * model_.input_shape().elements()));
     Pass pass;

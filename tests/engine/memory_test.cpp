@@ -1,6 +1,8 @@
 // The engine allocates what the plan says: no more, no less.
 #include <gtest/gtest.h>
 
+#include <vector>
+
 #include "lenz/buffer.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
@@ -53,6 +55,33 @@ TEST(Memory, TrainingStepAllocatesThePlanLessOptimizerState) {
     m.init_params(1);
     TrainingStep step(m, 32);
     EXPECT_EQ(buffer_bytes_live() - before, plan_training(m, 32, OptimizerKind::sgd).bytes());
+}
+
+// Buffers are planned for a largest batch; every way in checks the batch against it. TrainingStep::run
+// once did not, and batch 8 on a step planned for 2 wrote past its buffers.
+TEST(Memory, EveryEntryPointChecksTheBatch) {
+    Model m = parse_model("input 4x4x1\nconv 2 3x3 padding=same relu\nflatten\ndense 3 softmax\n", "m");
+    m.init_params(1);
+    EXPECT_THROW(plan_inference(m, 0), ShapeError);
+    EXPECT_THROW(plan_training(m, -1, OptimizerKind::adam), ShapeError);
+    EXPECT_THROW(Inference(m, 0), ShapeError);
+    EXPECT_THROW(TrainingStep(m, 0), ShapeError);
+
+    Buffer x(8 * 16);
+    std::vector<int32_t> labels(8, 1);
+    Inference inference(m, 2);
+    EXPECT_THROW(inference.run(x.data(), 3), ShapeError);
+    EXPECT_THROW(inference.run(x.data(), 0), ShapeError);
+    TrainingStep step(m, 2);
+    EXPECT_THROW(step.forward(x.data(), 8, true, 0), ShapeError);
+    try {
+        step.run(x.data(), labels.data(), 8, 0);
+        FAIL() << "a training step planned for 2 ran a batch of 8";
+    } catch (const ShapeError& e) {
+        EXPECT_STREQ(e.what(), "training batch 8 is outside 1..2");
+    }
+    EXPECT_THROW(step.run(x.data(), labels.data(), 0, 0), ShapeError);
+    EXPECT_NO_THROW(step.run(x.data(), labels.data(), 2, 0));
 }
 
 TEST(Memory, RefusesImpossibleAllocationsWithAClearMessage) {
