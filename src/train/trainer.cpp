@@ -294,7 +294,9 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
     remove_stale_temporaries(config.out_dir);
 
     const int64_t batch = std::min(config.batch, n_train);
-    const int64_t steps_per_epoch = n_train / batch;  // the incomplete last batch is dropped
+    // Every image trains every epoch, as PyTorch's DataLoader does by default: the last step of an
+    // epoch takes the images left over (n_train % batch of them), and its loss is their mean.
+    const int64_t steps_per_epoch = (n_train + batch - 1) / batch;
     const int64_t total_steps = steps_per_epoch * config.epochs;
     TrainingStep step_runner(model, batch);
     Optimizer optimizer(model, config.optimizer);
@@ -352,7 +354,7 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
     }
     nlohmann::json run_settings = {
         {"epochs", config.epochs},       {"batch", batch},
-        {"seed", config.seed},           {"optimizer", optimizer_name(config.optimizer.kind)},
+        {"seed", config.seed},           {"optimizer", optimizer_name(config.optimizer)},
         {"lr", config.schedule.base_lr}, {"weight_decay", config.optimizer.weight_decay},
         {"threads", threads()},          {"data", data.description}};
     try {
@@ -392,13 +394,14 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
         bool stop_requested = false;
         for (int64_t b = start_batch; b < steps_per_epoch; ++b, ++step) {
             Rng aug_rng = Rng::derive(config.seed, 0xA06, static_cast<uint64_t>(step));
-            for (int64_t i = 0; i < batch; ++i) {
+            const int64_t this_batch = std::min(batch, n_train - b * batch);
+            for (int64_t i = 0; i < this_batch; ++i) {
                 const int64_t index = order[static_cast<size_t>(b * batch + i)];
                 load_example(train_set, index, info.normalization, config.augment, aug_rng,
                              input.data() + i * image);
                 labels[static_cast<size_t>(i)] = train_set.labels[static_cast<size_t>(index)];
             }
-            const TrainingStep::Result r = step_runner.run(input.data(), labels.data(), batch,
+            const TrainingStep::Result r = step_runner.run(input.data(), labels.data(), this_batch,
                                                            Rng::derive(config.seed, 0xD0, step).next());
             if (!std::isfinite(r.loss_sum))
                 throw Error(
@@ -410,7 +413,7 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
             optimizer.step(lr);
             loss_sum += r.loss_sum;
             correct += r.correct;
-            seen += batch;
+            seen += this_batch;
             const double elapsed = seconds_since(start);
             const double ips = static_cast<double>(seen - seen_before) / std::max(elapsed, 1e-9);
             progress.update(epoch, config.epochs, b + 1, steps_per_epoch, loss_sum / seen,
@@ -451,7 +454,8 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
         m.train_accuracy = static_cast<double>(correct) / std::max<int64_t>(seen, 1);
         m.learning_rate = lr;
         m.seconds = train_seconds;
-        m.images_per_second = seen / std::max(train_seconds, 1e-9);
+        // Only the images trained here: a resumed epoch's earlier part ran in another process.
+        m.images_per_second = static_cast<double>(seen - seen_before) / std::max(train_seconds, 1e-9);
         const EvalResult test = evaluate(model, test_set, info.normalization);
         m.test_loss = test.loss;
         m.test_accuracy = test.accuracy;

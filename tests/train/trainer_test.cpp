@@ -170,6 +170,10 @@ void expect_mid_epoch_resume_matches(int64_t stop_step, bool by_sigint) {
     EXPECT_EQ(history.back().epoch, 2);
     EXPECT_EQ(history.back().train_loss, straight_history.back().train_loss);
     EXPECT_EQ(history.back().test_accuracy, straight_history.back().test_accuracy);
+    // The resumed epoch's speed counts only the images trained after the resume.
+    const int64_t trained_here = ((stop_step / 32 + 1) * 32 - stop_step) * 32;
+    EXPECT_NEAR(history.front().images_per_second * history.front().seconds, trained_here,
+                1e-6 * trained_here);
     const auto a = weights_of(straight), b = weights_of(resumed);
     ASSERT_EQ(a.size(), b.size());
     EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
@@ -202,6 +206,20 @@ TEST(Trainer, StopAtAnEpochsLastStepFinishesTheEpochFirst) {
     EXPECT_EQ(loaded.info.epoch, 1);
     EXPECT_EQ(loaded.info.step, 32);
     EXPECT_TRUE(fs::exists(c.out_dir + "/best.safetensors"));  // the epoch was evaluated
+    fs::remove_all(c.out_dir);
+}
+
+// 1000 images at batch 32: 31 full steps and one of the 8 images left over, every epoch.
+TEST(Trainer, TheLastPartialBatchTrainsToo) {
+    REQUIRE_FASHION();
+    Model m = parse_model(kSmallModel, "m");
+    m.init_params(5);
+    TrainConfig c = quick_config(out_dir("partial"), 2);
+    c.limit_train = 1000;
+    const auto history = train(m, fashion(), c);
+    ASSERT_EQ(history.size(), 2u);
+    EXPECT_EQ(load_model(c.out_dir + "/model.safetensors").info.step, 64);
+    EXPECT_NEAR(history[1].images_per_second * history[1].seconds, 1000, 1e-6 * 1000);
     fs::remove_all(c.out_dir);
 }
 
