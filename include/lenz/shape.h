@@ -21,6 +21,8 @@ int64_t checked_add(int64_t a, int64_t b, const char* what = "size");
 
 // "12,613,600"
 std::string with_commas(int64_t v);
+// "1 layer", "3 layers", "60,000 images": the count with commas and the noun in the right number.
+std::string count_of(int64_t n, const std::string& noun);
 // "12.6 MB" (decimal megabytes, as the course notes use), "569.2 MB", "1.21 GB"
 std::string human_bytes(int64_t bytes);
 

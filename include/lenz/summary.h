@@ -25,6 +25,9 @@ struct LayerCost {
     bool allocates;  // false for reshape-only and in-place layers (textbook inference rule)
     std::string param_formula, mult_formula;
 };
+// What a table shows for a layer's output bytes: "(view)" for a flatten, which only renames its
+// input and owns no memory, else the bytes with commas. The CLI table and the report agree on it.
+std::string output_bytes_text(const LayerCost& cost);
 
 struct Summary {
     SummaryOptions options;

@@ -19,6 +19,8 @@ struct OptimizerConfig {
     double beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8;  // Adam, AdamW
     double weight_decay = 0.0;  // L2 added to the gradient (SGD, Adam); decoupled for AdamW
 };
+// "adam", "sgd+momentum", "sgd+nesterov", ...: as runs print and record it.
+const char* optimizer_name(const OptimizerConfig& config);
 
 // Updates the trainable parameters of a model from their gradients. State (momentum, moments)
 // lives here, one Buffer per parameter, so it can be checkpointed.

@@ -12,6 +12,10 @@
 
 namespace lenz {
 
+std::string output_bytes_text(const LayerCost& cost) {
+    return cost.kind == "flatten" ? "(view)" : with_commas(cost.output_bytes);
+}
+
 Summary summarize(const Model& model, const SummaryOptions& options) {
     if (options.batch <= 0) throw ShapeError("batch must be positive, got " + std::to_string(options.batch));
     Summary s;
@@ -188,7 +192,8 @@ void explain(std::ostringstream& o, const Summary& s) {
 
 std::string format_summary(const Summary& s, const std::string& model_name, bool explain_too) {
     std::ostringstream o;
-    o << "Model " << model_name << ": input " << s.input.str() << ", " << s.layers.size() << " layers\n\n";
+    o << "Model " << model_name << ": input " << s.input.str() << ", "
+      << count_of(static_cast<int64_t>(s.layers.size()), "layer") << "\n\n";
     const size_t wname = 44;
     o << pad_left("#", 3) << "  " << pad_right("layer", wname) << pad_right("output", 14)
       << pad_left("params", 12) << pad_left("mults (MACs)", 17) << pad_left("output bytes", 15) << "\n";
@@ -198,9 +203,7 @@ std::string format_summary(const Summary& s, const std::string& model_name, bool
         const std::string name = c.spec.size() > wname - 2 ? c.spec.substr(0, wname - 5) + "..." : c.spec;
         o << pad_left(std::to_string(c.index), 3) << "  " << pad_right(name, wname)
           << pad_right(c.output.str(), 14) << pad_left(c.params ? with_commas(c.params) : "-", 12)
-          << pad_left(c.mults ? with_commas(c.mults) : "-", 17)
-          << pad_left(c.allocates || c.kind != "flatten" ? with_commas(c.output_bytes) : "(view)", 15)
-          << "\n";
+          << pad_left(c.mults ? with_commas(c.mults) : "-", 17) << pad_left(output_bytes_text(c), 15) << "\n";
     }
     const int64_t eb = s.options.dtype_bytes;
     o << "\nParameters        " << with_commas(s.params) << " trainable";
@@ -293,12 +296,11 @@ std::string summary_json(const Summary& s, const std::string& model_name) {
     return j.dump(2);
 }
 
+// One row per layer, as JSON's `layers`: the input is no layer (its shape and bytes are in the JSON).
 std::string summary_csv(const Summary& s) {
     std::ostringstream o;
     o << "index,name,kind,output_h,output_w,output_c,params,non_trainable_params,mults,backward_input_mults,"
          "backward_weight_mults,output_bytes\n";
-    o << "0,input,input," << s.input.h << "," << s.input.w << "," << s.input.c << ",0,0,0,0,0,"
-      << s.input_bytes << "\n";
     for (const LayerCost& c : s.layers)
         o << c.index << ",\"" << c.spec << "\"," << c.kind << "," << c.output.h << "," << c.output.w << ","
           << c.output.c << "," << c.params << "," << c.non_trainable << "," << c.mults << ","

@@ -1,14 +1,69 @@
 // The `lenz` command: parses the command line, runs one subcommand, turns errors into one line.
+// Exit status, as Unix tools have it: 0 success, 1 an error while running, 2 a usage error (an
+// unknown command or option, a bad or missing value), 128 + the signal after Ctrl-C or SIGTERM.
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "cli/commands.h"
 #include "lenz/error.h"
 #include "lenz/threads.h"
 
+namespace {
+
+constexpr int kUsageError = 2;
+
+std::string command_names(CLI::App& app) {
+    std::string names;
+    for (const CLI::App* sub : app.get_subcommands({}))
+        names += (names.empty() ? "" : ", ") + sub->get_name();
+    return names;
+}
+
+int usage_error(const std::string& message) {
+    std::fprintf(stderr, "lenz: error: %s\n", message.c_str());
+    return kUsageError;
+}
+
+// `lenz help [COMMAND]`: the same text as --help.
+int print_help(CLI::App& app, const std::string& command) {
+    if (command.empty()) {
+        // Not app.help(): that shows the chosen command's help once a command was parsed.
+        std::fputs(app.get_formatter()->make_help(&app, "lenz", CLI::AppFormatMode::Normal).c_str(), stdout);
+        return 0;
+    }
+    for (CLI::App* sub : app.get_subcommands({}))
+        if (sub->get_name() == command) {
+            std::fputs(sub->help("lenz").c_str(), stdout);
+            return 0;
+        }
+    return usage_error("unknown command '" + command + "' (commands: " + command_names(app) + ")");
+}
+
+// CLI11 says what is wrong; this puts it on one line with the command it belongs to. Unknown
+// options fall through to the top level, where CLI11 would report a missing argument first.
+int parse_error(CLI::App& app, const CLI::ParseError& e) {
+    const std::vector<CLI::App*> chosen = app.get_subcommands();
+    const std::string context = chosen.empty() ? "" : chosen.front()->get_name() + ": ";
+    for (const std::string& word : app.remaining())
+        if (word.size() > 1 && word[0] == '-') return usage_error(context + "unknown option '" + word + "'");
+    if (chosen.empty()) {
+        // A word that is not a command lands among the unparsed arguments.
+        for (const std::string& word : app.remaining())
+            if (!word.empty() && word[0] != '-')
+                return usage_error("unknown command '" + word + "' (commands: " + command_names(app) + ")");
+        return usage_error(std::string(e.what()));
+    }
+    return usage_error(context + e.what() + " (see 'lenz help " + chosen.front()->get_name() + "')");
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-    CLI::App app{"Lenz: convolutional networks for images, and what they cost"};
-    app.require_subcommand(1);
+    CLI::App app{"Lenz: convolutional networks for images, and what they cost", "lenz"};
+    app.set_version_flag("--version", "lenz " LENZ_VERSION);
+    // Global options work before or after the command: subcommands hand what they do not know up.
+    app.fallthrough();
     int thread_count = 0;
     app.add_option("--threads", thread_count, "threads to use (default: every core available)")
         ->check(CLI::Range(0, 1024));
@@ -21,11 +76,35 @@ int main(int argc, char** argv) {
     lenz::cli::add_visualize(app, run);
     lenz::cli::add_export(app, run);
     lenz::cli::add_import(app, run);
+    // Listed with the commands, but read before CLI11 parses: there `lenz help train` would run train.
+    app.add_subcommand("help", "Show the help of lenz or of one command: lenz help [COMMAND]")->callback([&] {
+        run = [&app] { return print_help(app, ""); };
+    });
+    for (CLI::App* sub : app.get_subcommands({}))
+        sub->footer(
+            "Global options, anywhere on the line:\n  --threads INT    threads to use (default: every core)");
+    app.footer("Run 'lenz help COMMAND' for a command's options.");
+
+    if (argc < 2) {
+        std::fputs(app.help().c_str(), stdout);
+        return kUsageError;  // no command given
+    }
+    if (std::string(argv[1]) == "help") {
+        if (argc > 3) return usage_error("help takes one command at most: lenz help [COMMAND]");
+        return print_help(app, argc == 3 ? argv[2] : "");
+    }
     try {
         app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
+    } catch (const CLI::CallForHelp& e) {
         return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        return parse_error(app, e);
     }
+    if (!run) return usage_error("no command given (commands: " + command_names(app) + ")");
     try {
         lenz::set_threads(thread_count);
         return run();

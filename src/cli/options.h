@@ -8,6 +8,15 @@
 
 namespace lenz::cli {
 
+// A number above zero. CLI11's own PositiveNumber names its bound as the largest double, 300 digits long.
+inline const CLI::Validator positive_number(
+    [](std::string& text) -> std::string {
+        double value = 0;
+        if (!CLI::detail::lexical_cast(text, value)) return "'" + text + "' is not a number";
+        return value > 0 ? std::string() : "must be greater than 0, got " + text;
+    },
+    "> 0", "POSITIVE");
+
 // "--data" with the data sets it understands, explained once.
 inline CLI::Option* add_data_option(CLI::App* cmd, std::string& data) {
     return cmd->add_option(

@@ -79,7 +79,9 @@ int run_summary(const SummaryArgs& a) {
 void add_summary(CLI::App& app, Runner& run) {
     auto args = std::make_shared<SummaryArgs>();
     CLI::App* cmd = app.add_subcommand("summary", "What a model costs: parameters, multiplications, memory");
-    cmd->add_option("model", args->model, "model file (.lenz)")->required();
+    cmd->add_option("model", args->model,
+                    "model file (.lenz), ONNX model (.onnx) or checkpoint (.safetensors)")
+        ->required();
     cmd->add_option("--batch", args->batch, "training batch size for the memory figures")
         ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
     cmd->add_flag("--json", args->json, "one JSON object (stable keys)");

@@ -161,17 +161,22 @@ int run_train(TrainArgs a) {
     check_data_fits(model, data.test, "test");
     if (!a.quiet) {
         const Summary s = summarize(model, {.batch = c.batch, .optimizer = c.optimizer.kind});
-        std::printf("Training %s on %s: %lld training and %lld test images, %zu classes\n", a.model.c_str(),
-                    data.description.c_str(), static_cast<long long>(data.train.size()),
-                    static_cast<long long>(data.test.size()), data.train.class_names.size());
+        // The images the run really uses: --limit-train and --limit-test cut the sets in the trainer.
+        auto used = [](int64_t available, int64_t limit) {
+            return limit ? std::min(limit, available) : available;
+        };
+        std::printf("Training %s on %s: %s and %s, %s\n", a.model.c_str(), data.description.c_str(),
+                    count_of(used(data.train.size(), a.limit_train), "training image").c_str(),
+                    count_of(used(data.test.size(), a.limit_test), "test image").c_str(),
+                    count_of(static_cast<int64_t>(data.train.class_names.size()), "class").c_str());
         std::printf("  %s parameters, %s MACs per image; training plan %s at batch %lld\n",
                     with_commas(s.params).c_str(), with_commas(s.mults).c_str(),
                     human_bytes(s.training_plan.bytes()).c_str(), static_cast<long long>(c.batch));
-        std::printf(
-            "  %s, lr %g (%s schedule, %g warm-up epochs), batch %lld, %lld epochs, seed %llu, %d threads\n",
-            optimizer_name(c.optimizer.kind), c.schedule.base_lr, a.schedule.c_str(),
-            c.schedule.warmup_epochs, static_cast<long long>(c.batch), static_cast<long long>(c.epochs),
-            static_cast<unsigned long long>(c.seed), threads());
+        std::printf("  %s, lr %g (%s schedule, %g warm-up epochs), batch %lld, %s, seed %llu, %s\n",
+                    optimizer_name(c.optimizer), c.schedule.base_lr, a.schedule.c_str(),
+                    c.schedule.warmup_epochs, static_cast<long long>(c.batch),
+                    count_of(c.epochs, "epoch").c_str(), static_cast<unsigned long long>(c.seed),
+                    count_of(threads(), "thread").c_str());
         std::printf("  checkpoints and metrics.jsonl in %s/\n", c.out_dir.c_str());
         if (a.report)
             std::printf("  report: %s/report.html, updated after each epoch (--no-report to skip)\n",
@@ -211,7 +216,7 @@ void add_train(CLI::App& app, Runner& run) {
         ->check(CLI::Range(1, 100000));
     cmd->add_option("--batch", a->batch, "images per step (default 64)")->check(CLI::Range(1, 1 << 20));
     cmd->add_option("--lr", a->lr, "peak learning rate (default 0.002 for adam/adamw, 0.05 for sgd)")
-        ->check(CLI::PositiveNumber);
+        ->check(positive_number);
     cmd->add_option("--optimizer", a->optimizer, "adam (default), adamw, sgd, momentum or nesterov")
         ->check(CLI::IsMember({"sgd", "momentum", "nesterov", "adam", "adamw"}));
     cmd->add_option("--momentum", a->momentum, "momentum for momentum/nesterov (default 0.9)")

@@ -42,6 +42,11 @@ std::string with_commas(int64_t v) {
     return v < 0 ? "-" + out : out;
 }
 
+std::string count_of(int64_t n, const std::string& noun) {
+    const bool sibilant = !noun.empty() && noun.back() == 's';  // "class" -> "classes"
+    return with_commas(n) + " " + noun + (n == 1 ? "" : sibilant ? "es" : "s");
+}
+
 std::string human_bytes(int64_t bytes) {
     const char* units[] = {"B", "kB", "MB", "GB", "TB", "PB", "EB"};
     double v = static_cast<double>(bytes);

@@ -71,8 +71,8 @@ std::string summary_table_html(const Summary& s) {
         h += "<tr><td>" + std::to_string(c.index) + "</td><td><code>" + html_escape(c.spec) +
              "</code></td><td>" + c.output.str() + "</td><td class=\"num\">" +
              (c.params ? with_commas(c.params) : "-") + "</td><td class=\"num\">" +
-             (c.mults ? with_commas(c.mults) : "-") + "</td><td class=\"num\">" +
-             with_commas(c.output_bytes) + "</td></tr>\n";
+             (c.mults ? with_commas(c.mults) : "-") + "</td><td class=\"num\">" + output_bytes_text(c) +
+             "</td></tr>\n";
     h += "</tbody>\n<tfoot><tr><td></td><td>total</td><td></td><td class=\"num\">" + with_commas(s.params) +
          "</td><td class=\"num\">" + with_commas(s.mults) + "</td><td></td></tr></tfoot>\n</table>\n";
 

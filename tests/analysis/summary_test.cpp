@@ -71,10 +71,11 @@ TEST(Summary, JsonHasTheStableKeys) {
     EXPECT_EQ(j["layers"][1]["output_bytes"], 3000000);
 }
 
-TEST(Summary, CsvHasOneRowPerLayerPlusInput) {
+TEST(Summary, CsvHasOneRowPerLayerAsTheJsonList) {
     Model m = seed_model();
     const std::string csv = summary_csv(summarize(m, {}));
-    EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 5);
+    EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 4);  // the header and the 3 layers, as JSON's list
+    EXPECT_EQ(csv.find("\n0,input"), std::string::npos) << csv;
     EXPECT_NE(csv.find("2,\"conv 200 3x3 stride=2 padding=same relu\",conv,50,75,200,180200,0,675000000"),
               std::string::npos)
         << csv;
