@@ -21,6 +21,11 @@ Image read_image(const std::string& path);
 void write_png(const std::string& path, const Image& image);
 // The bytes of that PNG file, in memory (for data: URIs). Throws ShapeError.
 std::string encode_png(const Image& image);
+// The bytes of a baseline JPEG of grey or RGB pixels, quality 1..100. Throws ShapeError.
+std::string encode_jpeg(const Image& image, int quality);
+// PNG or JPEG, chosen by the name's extension (.png, .jpg, .jpeg); any other name is refused
+// (IoError) rather than written in a format it does not say.
+void write_image(const std::string& path, const Image& image);
 
 // Converts to exactly height x width x channels: grey<->RGB by luminance/replication; the image is
 // resized so that its shorter side fits, centre-cropped to the target aspect, then bilinear-resampled.
@@ -53,7 +58,8 @@ struct DataOptions {
     // For image folders without test/: fraction of each class held out as test (0 = none allowed).
     double val_split = 0.0;
     uint64_t seed = 1;
-    // Image folders are converted to this size and channel count (from the model's input).
+    // Image folders are converted to this size and channel count (from the model's input); all 0:
+    // the first training image's own size and channels.
     int64_t height = 0, width = 0, channels = 0;
 };
 

@@ -266,6 +266,16 @@ int run_bench(const BenchArgs& a) {
                         row["backward_ms"].get<double>(), row["backward_gflops"].get<double>(),
                         100 * row["backward_peak_fraction"].get<double>());
         }
+        // Above the peak is impossible: the peak's own measurement ran while the machine was busy.
+        bool above_peak = false;
+        for (auto& row : r["layers"])
+            above_peak |= row["forward_peak_fraction"].get<double>() > 1 ||
+                          row["backward_peak_fraction"].get<double>() > 1;
+        if (above_peak)
+            std::fprintf(
+                stderr,
+                "lenz: warning: a layer ran above the measured peak, so the peak was measured while "
+                "the machine was busy; the percentages are too high. Run again on an idle machine.\n");
         return 0;
     }
     const std::string fashion = a.models_dir + "/fashion.lenz", seed = a.models_dir + "/seed.lenz";

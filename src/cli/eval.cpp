@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "cli/commands.h"
 #include "cli/options.h"
@@ -17,7 +18,7 @@ namespace lenz::cli {
 namespace {
 
 struct EvalArgs {
-    std::string checkpoint, data = "fashion-mnist", report;
+    std::string checkpoint, data, report;  // data: empty = the data set the checkpoint was trained on
     double val_split = 0;
     uint64_t seed = 1;
     int64_t batch = 256;
@@ -48,9 +49,37 @@ void write_eval_report(const EvalArgs& a, LoadedModel& loaded, const DataSplit& 
     write_report(a.report, d);
 }
 
-int run_eval(const EvalArgs& a) {
+// Without --data: the data set, validation split and seed recorded in the checkpoint by lenz train;
+// Fashion-MNIST for a model that records none (an ONNX file). The error says which was tried.
+DataSplit load_eval_data(const EvalArgs& a, const LoadedModel& loaded, const std::set<std::string>& given) {
+    if (!a.data.empty()) return load_data_for(loaded.model, a.data, a.val_split, a.seed);
+    const nlohmann::json options = nlohmann::json::parse(loaded.info.training_json, nullptr, false)
+                                       .value("options", nlohmann::json::object());
+    const bool recorded = options.is_object() && options.contains("--data") && options["--data"].is_string();
+    const std::string spec = recorded ? options["--data"].get<std::string>() : "fashion-mnist";
+    double val_split = a.val_split;
+    uint64_t seed = a.seed;
+    if (recorded && !given.count("--val-split") && options.contains("--val-split") &&
+        options["--val-split"].is_number())
+        val_split = options["--val-split"].get<double>();
+    if (recorded && !given.count("--seed") && options.contains("--seed") &&
+        options["--seed"].is_number_unsigned())
+        seed = options["--seed"].get<uint64_t>();
+    try {
+        DataSplit data = load_data_for(loaded.model, spec, val_split, seed);
+        check_data_fits(loaded.model, data.test, "test");
+        return data;
+    } catch (const Error& e) {
+        throw Error(std::string(e.what()) + " (no --data given; " +
+                    (recorded ? "this is the data set " + a.checkpoint + " was trained on"
+                              : a.checkpoint + " records no data set, so Fashion-MNIST was tried") +
+                    ")");
+    }
+}
+
+int run_eval(const EvalArgs& a, const std::set<std::string>& given) {
     LoadedModel loaded = load_trained_model(a.checkpoint);
-    const DataSplit data = load_data_for(loaded.model, a.data, a.val_split, a.seed);
+    const DataSplit data = load_eval_data(a, loaded, given);
     const EvalResult r = evaluate(loaded.model, data.test, loaded.info.normalization, a.batch);
     const std::vector<std::string>& names =
         data.test.class_names.empty() ? loaded.info.class_names : data.test.class_names;
@@ -67,8 +96,8 @@ int run_eval(const EvalArgs& a) {
         std::cout << j.dump(2) << "\n";
         return 0;
     }
-    std::printf("%s on %s: %lld test images\n", a.checkpoint.c_str(), data.description.c_str(),
-                static_cast<long long>(r.count));
+    std::printf("%s on %s: %s\n", a.checkpoint.c_str(), data.description.c_str(),
+                count_of(r.count, "test image").c_str());
     std::printf("accuracy %.2f%%   loss %.4f\n\nper class:\n", 100 * r.accuracy, r.loss);
     for (size_t k = 0; k < r.per_class_accuracy.size(); ++k)
         std::printf("  %2zu %-14s %6.2f%%\n", k, name(k).c_str(), 100 * r.per_class_accuracy[k]);
@@ -93,7 +122,12 @@ void add_eval(CLI::App& app, Runner& run) {
     cmd->add_option("checkpoint", a->checkpoint,
                     "checkpoint (.safetensors) written by lenz train, or an ONNX model (.onnx)")
         ->required();
-    add_data_option(cmd, a->data);
+    add_data_option(cmd, a->data)
+        ->description(
+            "the data set to evaluate on (default: the one the checkpoint was trained on; Fashion-MNIST for "
+            "a "
+            "model that records none): fashion-mnist, mnist, a folder with the four IDX files, or an image "
+            "folder");
     cmd->add_option("--val-split", a->val_split, "image folders without test/: the fraction held out")
         ->check(CLI::Range(0.0, 0.9));
     cmd->add_option("--seed", a->seed, "seed of the --val-split (as in training)");
@@ -102,7 +136,12 @@ void add_eval(CLI::App& app, Runner& run) {
     cmd->add_option(
         "--report", a->report,
         "also write a self-contained HTML report to this file (confusion matrix, mistakes, feature maps)");
-    cmd->callback([&run, a] { run = [a] { return run_eval(*a); }; });
+    cmd->callback([&run, a, cmd] {
+        std::set<std::string> given;  // the options this command line set itself
+        for (const CLI::Option* option : cmd->get_options())
+            if (option->count() > 0) given.insert(option->get_name());
+        run = [a, given] { return run_eval(*a, given); };
+    });
 }
 
 }  // namespace lenz::cli

@@ -1,4 +1,4 @@
-// `lenz export CHECKPOINT OUT.onnx` and `lenz import MODEL.onnx OUT.safetensors`: models in and out
+// `lenz export MODEL OUT.onnx` and `lenz import MODEL.onnx OUT.safetensors`: models in and out
 // of other tools through ONNX.
 #include "lenz/onnx.h"
 
@@ -13,6 +13,7 @@ namespace {
 
 struct ConvertArgs {
     std::string from, to;
+    uint64_t seed = 1;
     bool quiet = false;
 };
 
@@ -20,13 +21,22 @@ void say_written(const ConvertArgs& a, Model& model, const char* what) {
     if (a.quiet) return;
     int64_t params = 0;
     for (int64_t i = 0; i < model.size(); ++i) params += model.layer(i).param_count();
-    std::printf("%s: %s with %lld layers and %s parameters (input %s, output %s)\n", a.to.c_str(), what,
-                static_cast<long long>(model.size()), with_commas(params).c_str(),
+    std::printf("%s: %s with %s and %s parameters (input %s, output %s)\n", a.to.c_str(), what,
+                count_of(model.size(), "layer").c_str(), with_commas(params).c_str(),
                 model.input_shape().str().c_str(), model.output_shape().str().c_str());
 }
 
+// A checkpoint exports its weights; a model file (.lenz) exports fresh ones from --seed, with no
+// input normalisation, for a model that is to be trained or run elsewhere.
+LoadedModel model_to_export(const ConvertArgs& a) {
+    if (std::filesystem::path(a.from).extension() != ".lenz") return load_model(a.from);
+    LoadedModel fresh{load_model_file(a.from), {}};
+    fresh.model.init_params(a.seed);
+    return fresh;
+}
+
 int run_export(const ConvertArgs& a) {
-    LoadedModel loaded = load_model(a.from);
+    LoadedModel loaded = model_to_export(a);
     write_onnx(a.to, loaded.model, loaded.info);
     say_written(a, loaded.model, "ONNX (opset 13)");
     return 0;
@@ -44,8 +54,12 @@ int run_import(const ConvertArgs& a) {
 
 void add_export(CLI::App& app, Runner& run) {
     auto a = std::make_shared<ConvertArgs>();
-    CLI::App* cmd = app.add_subcommand("export", "Write a checkpoint's model and weights as ONNX");
-    cmd->add_option("checkpoint", a->from, "checkpoint (.safetensors) written by lenz train")->required();
+    CLI::App* cmd = app.add_subcommand("export", "Write a model and its weights as ONNX");
+    cmd->add_option(
+           "model", a->from,
+           "checkpoint (.safetensors) written by lenz train, or a model file (.lenz) with fresh weights")
+        ->required();
+    cmd->add_option("--seed", a->seed, "a model file's weights come from this seed (default 1)");
     cmd->add_option("out", a->to, "the ONNX file to write (.onnx)")->required();
     cmd->add_flag("--quiet", a->quiet, "print nothing but errors");
     cmd->callback([&run, a] { run = [a] { return run_export(*a); }; });

@@ -36,8 +36,20 @@ int run_predict(const PredictArgs& a) {
     Inference inference(model, 1);
     std::vector<float> input(static_cast<size_t>(in.elements()));
     nlohmann::json all = nlohmann::json::array();
+    int failed = 0;
     for (const std::string& path : a.images) {
-        const Image fitted = fit_image(read_image(path), in.h, in.w, in.c);
+        // A bad image is reported and skipped; the others are still classified, and the exit status
+        // says something failed (as cp and ls do with several arguments).
+        Image fitted;
+        try {
+            fitted = fit_image(read_image(path), in.h, in.w, in.c);
+        } catch (const Error& e) {
+            std::fflush(stdout);
+            std::fprintf(stderr, "lenz: error: %s\n", e.what());
+            if (a.json) all.push_back({{"image", path}, {"error", e.what()}});
+            ++failed;
+            continue;
+        }
         // (H, W, C) interleaved -> (C, H, W) planar
         std::vector<uint8_t> planar(static_cast<size_t>(in.elements()));
         for (int64_t c = 0; c < in.c; ++c)
@@ -72,16 +84,19 @@ int run_predict(const PredictArgs& a) {
         }
     }
     if (a.json) std::cout << all.dump(2) << "\n";
-    return 0;
+    return failed ? 1 : 0;
 }
 
 struct SampleArgs {
     std::string data = "fashion-mnist", out = "sample.png", split = "test";
     int64_t index = 0;
+    double val_split = 0;
+    uint64_t seed = 1;
 };
 
 int run_sample(const SampleArgs& a) {
-    const DataSplit data = load_dataset(a.data, {});
+    // An image folder's images keep the first one's size: no model says what to fit them to.
+    const DataSplit data = load_dataset(a.data, {.val_split = a.val_split, .seed = a.seed});
     const ImageSet& set = a.split == "train" ? data.train : data.test;
     if (a.index < 0 || a.index >= set.size())
         throw ShapeError("--index " + std::to_string(a.index) + " is outside the " + a.split + " set's 0.." +
@@ -93,7 +108,7 @@ int run_sample(const SampleArgs& a) {
         for (int64_t p = 0; p < plane; ++p)
             img.pixels[static_cast<size_t>(p * set.channels + c)] =
                 set.pixels[static_cast<size_t>(a.index * set.image_elements() + c * plane + p)];
-    write_png(a.out, img);
+    write_image(a.out, img);
     const int32_t label = set.labels[static_cast<size_t>(a.index)];
     std::printf("wrote %s: %s image %lld, class %d (%s)\n", a.out.c_str(), a.split.c_str(),
                 static_cast<long long>(a.index), label,
@@ -120,12 +135,15 @@ void add_predict(CLI::App& app, Runner& run) {
 
     auto s = std::make_shared<SampleArgs>();
     CLI::App* sample =
-        app.add_subcommand("sample", "Write one image of a data set as PNG, to try predict on");
+        app.add_subcommand("sample", "Write one image of a data set as PNG or JPEG, to try predict on");
     add_data_option(sample, s->data);
     sample->add_option("--split", s->split, "test (default) or train")
         ->check(CLI::IsMember({"test", "train"}));
     sample->add_option("--index", s->index, "which image (default 0)");
-    sample->add_option("--out", s->out, "PNG file to write (default sample.png)");
+    sample->add_option("--val-split", s->val_split, "image folders without test/: the fraction held out")
+        ->check(CLI::Range(0.0, 0.9));
+    sample->add_option("--seed", s->seed, "seed of the --val-split (as in training)");
+    sample->add_option("--out", s->out, "image file to write: .png (default sample.png) or .jpg");
     sample->callback([&run, s] { run = [s] { return run_sample(*s); }; });
 }
 

@@ -12,8 +12,15 @@
 
 namespace lenz {
 
+void check_not_directory(const std::string& path, const std::string& what) {
+    std::error_code error;
+    if (std::filesystem::is_directory(path, error))
+        throw IoError(path + ": is a directory, not a file (expected " + what + ")");
+}
+
 std::string read_whole_file(const std::string& path, int64_t max_bytes, const std::string& what,
                             const std::string& limit) {
+    check_not_directory(path, what);
     std::ifstream in(path, std::ios::binary);
     if (!in) throw IoError(path + ": cannot open " + what + ": " + std::strerror(errno));
     in.seekg(0, std::ios::end);

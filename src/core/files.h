@@ -7,6 +7,11 @@
 
 namespace lenz {
 
+// Throws IoError "PATH: is a directory, not a file (expected WHAT)" for a directory, where opening succeeds
+// and reading fails later with a misleading message ("empty", "too large"). `what` names the file expected
+// ("a model file").
+void check_not_directory(const std::string& path, const std::string& what);
+
 // The whole file, refused (FormatError "larger than <limit>") before reading if it is over
 // max_bytes; `what` names it in errors ("the checkpoint").
 std::string read_whole_file(const std::string& path, int64_t max_bytes, const std::string& what,

@@ -279,8 +279,18 @@ DataSplit load_with_val_split(const fs::path& root, const DataOptions& options) 
     return split;
 }
 
-DataSplit load_image_folder(const fs::path& dir, const DataOptions& options) {
-    check_image_options(dir.string(), options);
+// Without a model to fit them to (height, width and channels all 0), images keep the size and
+// channels of the first training image; the others are fitted to it.
+DataOptions with_native_size(const fs::path& train_root, DataOptions options) {
+    if (options.height != 0 || options.width != 0 || options.channels != 0) return options;
+    const Image first = read_image(list_classes(train_root).front().images.front().string());
+    options.height = first.height;
+    options.width = first.width;
+    options.channels = first.channels == 1 ? 1 : 3;
+    return options;
+}
+
+DataSplit load_image_folder(const fs::path& dir, const DataOptions& requested) {
     const bool has_train = is_dir(dir / "train");
     const bool has_test = is_dir(dir / "test");
     if (has_test && !has_train) {
@@ -288,6 +298,8 @@ DataSplit load_image_folder(const fs::path& dir, const DataOptions& options) {
                           ": has test/ but no train/ (expected DIR/train/CLASS/*.png and "
                           "DIR/test/CLASS/*.png)");
     }
+    const DataOptions options = with_native_size(has_train ? dir / "train" : dir, requested);
+    check_image_options(dir.string(), options);
     if (has_test) return load_train_test(dir, options);
     if (options.val_split < 0.0 || options.val_split >= 1.0 || std::isnan(options.val_split)) {
         throw Error(dir.string() + ": val_split " + std::to_string(options.val_split) +

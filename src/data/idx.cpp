@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "core/files.h"
 #include "lenz/data.h"
 #include "lenz/error.h"
 
@@ -161,6 +162,7 @@ std::vector<uint8_t> read_gzip(std::FILE* file, const std::string& path, const s
 
 // The whole file, decompressed if it starts with the gzip magic bytes 1f 8b.
 std::vector<uint8_t> read_maybe_gzipped(const std::string& path) {
+    check_not_directory(path, "an IDX file");
     std::FILE* file = std::fopen(path.c_str(), "rb");
     if (!file) throw IoError(path + ": cannot open: " + std::strerror(errno));
     FileCloser closer{file};

@@ -3,10 +3,13 @@
 // Limits: an image file is at most 2^30 bytes, and an image at most 1<<15 pixels per side and 2^28
 // pixels; both are checked from the header before the pixel buffer is allocated. A PNG header must
 // also promise no more pixels than the file's compressed data can hold.
+#include <cctype>
 #include <cerrno>
 #include <csetjmp>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -15,6 +18,7 @@
 #include <jpeglib.h>
 #include <png.h>
 
+#include "core/files.h"
 #include "lenz/data.h"
 #include "lenz/error.h"
 
@@ -31,6 +35,7 @@ struct FileCloser {
 };
 
 std::vector<uint8_t> read_file(const std::string& path) {
+    check_not_directory(path, "an image file");
     std::FILE* file = std::fopen(path.c_str(), "rb");
     if (!file) throw IoError(path + ": cannot open: " + std::strerror(errno));
     FileCloser closer{file};
@@ -193,15 +198,81 @@ Image read_image(const std::string& path) {
         (data.empty() ? std::string(" an empty file") : start) + ")");
 }
 
-std::string encode_png(const Image& image) {
+namespace {
+
+// Both encoders take 8-bit grey or RGB of a size their formats can hold.
+void check_encodable(const Image& image, const char* format, uint64_t max_side) {
     if ((image.channels != 1 && image.channels != 3) || image.height <= 0 || image.width <= 0 ||
-        static_cast<uint64_t>(image.height) > kMaxSide || static_cast<uint64_t>(image.width) > kMaxSide ||
+        static_cast<uint64_t>(image.height) > max_side || static_cast<uint64_t>(image.width) > max_side ||
         image.pixels.size() != static_cast<size_t>(image.height * image.width * image.channels)) {
-        throw ShapeError("cannot encode a PNG of " + std::to_string(image.height) + "x" +
-                         std::to_string(image.width) + "x" + std::to_string(image.channels) + " from " +
+        throw ShapeError(std::string("cannot encode a ") + format + " of " + std::to_string(image.height) +
+                         "x" + std::to_string(image.width) + "x" + std::to_string(image.channels) + " from " +
                          std::to_string(image.pixels.size()) +
                          " bytes (expected 1 or 3 channels, H*W*C bytes)");
     }
+}
+
+// Everything the encoder touches after setjmp lives in the caller, as for decoding.
+bool encode_jpeg_into(jpeg_compress_struct* info, JpegError* error, const Image* image, int quality,
+                      unsigned char** buffer, unsigned long* size) {
+    if (setjmp(error->jump)) return false;
+    jpeg_create_compress(info);
+    jpeg_mem_dest(info, buffer, size);
+    info->image_width = static_cast<JDIMENSION>(image->width);
+    info->image_height = static_cast<JDIMENSION>(image->height);
+    info->input_components = static_cast<int>(image->channels);
+    info->in_color_space = image->channels == 3 ? JCS_RGB : JCS_GRAYSCALE;
+    jpeg_set_defaults(info);
+    jpeg_set_quality(info, quality, TRUE);
+    jpeg_start_compress(info, TRUE);
+    const size_t row_bytes = static_cast<size_t>(image->width * image->channels);
+    while (info->next_scanline < info->image_height) {
+        // libjpeg's API takes non-const rows but only reads them.
+        JSAMPROW row = const_cast<uint8_t*>(image->pixels.data()) + info->next_scanline * row_bytes;
+        jpeg_write_scanlines(info, &row, 1);
+    }
+    jpeg_finish_compress(info);
+    return true;
+}
+
+void write_bytes(const std::string& path, const std::string& encoded) {
+    const size_t size = encoded.size();
+    std::FILE* file = std::fopen(path.c_str(), "wb");
+    if (!file) throw IoError(path + ": cannot create: " + std::strerror(errno));
+    bool written = std::fwrite(encoded.data(), 1, size, file) == size;
+    int saved_errno = errno;
+    if (std::fclose(file) != 0 && written) {
+        written = false;
+        saved_errno = errno;
+    }
+    if (!written) throw IoError(path + ": write failed: " + std::strerror(saved_errno));
+}
+
+}  // namespace
+
+std::string encode_jpeg(const Image& image, int quality) {
+    check_encodable(image, "JPEG", JPEG_MAX_DIMENSION);
+    jpeg_compress_struct info{};
+    JpegError error{};
+    info.err = jpeg_std_error(&error.manager);
+    error.manager.error_exit = jpeg_fail;
+    unsigned char* buffer = nullptr;
+    unsigned long size = 0;
+    struct Release {
+        jpeg_compress_struct* info;
+        unsigned char** buffer;
+        ~Release() {
+            jpeg_destroy_compress(info);
+            std::free(*buffer);  // jpeg_mem_dest's buffer outlives the compressor
+        }
+    } release_on_exit{&info, &buffer};
+    if (!encode_jpeg_into(&info, &error, &image, quality, &buffer, &size))
+        throw FormatError(std::string("cannot encode JPEG: ") + error.message);
+    return std::string(reinterpret_cast<const char*>(buffer), size);
+}
+
+std::string encode_png(const Image& image) {
+    check_encodable(image, "PNG", kMaxSide);
     png_image png{};
     png.version = PNG_IMAGE_VERSION;
     png.height = static_cast<png_uint_32>(image.height);
@@ -224,16 +295,22 @@ void write_png(const std::string& path, const Image& image) {
     } catch (const Error& e) {
         throw ShapeError(path + ": " + e.what());
     }
-    const size_t size = encoded.size();
-    std::FILE* file = std::fopen(path.c_str(), "wb");
-    if (!file) throw IoError(path + ": cannot create: " + std::strerror(errno));
-    bool written = std::fwrite(encoded.data(), 1, size, file) == size;
-    int saved_errno = errno;
-    if (std::fclose(file) != 0 && written) {
-        written = false;
-        saved_errno = errno;
+    write_bytes(path, encoded);
+}
+
+void write_image(const std::string& path, const Image& image) {
+    std::string ext = std::filesystem::path(path).extension().string();
+    for (char& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (ext == ".png") return write_png(path, image);
+    if (ext != ".jpg" && ext != ".jpeg")
+        throw IoError(path + ": cannot tell the image format from the name (expected .png, .jpg or .jpeg)");
+    std::string encoded;
+    try {
+        encoded = encode_jpeg(image, 95);
+    } catch (const Error& e) {
+        throw ShapeError(path + ": " + e.what());
     }
-    if (!written) throw IoError(path + ": write failed: " + std::strerror(saved_errno));
+    write_bytes(path, encoded);
 }
 
 }  // namespace lenz

@@ -6,6 +6,7 @@
 #include <optional>
 #include <sstream>
 
+#include "core/files.h"
 #include "layers/window.h"
 #include "lenz/error.h"
 #include "lenz/model.h"
@@ -307,6 +308,7 @@ LayerConfig parse_layer_config(const std::string& line) {
 }
 
 Model load_model_file(const std::string& path) {
+    check_not_directory(path, "a model file");
     std::ifstream f(path, std::ios::binary);
     if (!f) throw IoError(path + ": cannot open the model file");
     std::string text;

@@ -21,7 +21,10 @@ double nice_step(double range, double target) {
 std::string number(double v, int decimals) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
-    return buf;
+    // A tick reached by adding steps can land a hair below zero and print as "-0".
+    const std::string text = buf;
+    if (text[0] == '-' && text.find_first_not_of("-0.") == std::string::npos) return text.substr(1);
+    return text;
 }
 
 int decimals_for(double step) {

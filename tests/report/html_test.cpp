@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 
 #include "lenz/report.h"
@@ -67,6 +68,22 @@ TEST(Svg, OnePointAndNoPointsStillDrawAxes) {
     EXPECT_NE(svg_line_chart(one).find("<title>training, epoch 1: 0.5000</title>"), std::string::npos);
     const LineChart none = chart_of("Loss", "loss", false);
     EXPECT_EQ(markup_problem(svg_line_chart(none)), "");
+}
+
+// Ticks are reached by adding steps, so a tick meant to be 0 can come out a hair below it: it must
+// still read "0", never "-0" (seen on a one-epoch report).
+TEST(Svg, NoTickReadsMinusZero) {
+    for (const std::vector<double>& ys :
+         std::vector<std::vector<double>>{{0.0}, {-0.3, 0.7}, {-1e-3, 2e-3}, {0.5}}) {
+        for (bool percent : {false, true}) {
+            LineChart chart = chart_of("Loss", "loss", percent);
+            std::vector<double> xs;
+            for (size_t i = 0; i < ys.size(); ++i) xs.push_back(static_cast<double>(i + 1));
+            chart.series = {series("training", xs, ys)};
+            const std::string svg = svg_line_chart(chart);
+            EXPECT_FALSE(std::regex_search(svg, std::regex(">-0(\\.0+)?( %)?<"))) << svg;
+        }
+    }
 }
 
 TEST(Html, ConfusionMatrixAndPerClassShowTheCounts) {
