@@ -1,6 +1,6 @@
 // Google Benchmark micro-benchmarks of the kernels alone, without the engine around them: the
 // convolutions of the course notes' worked example (seed.lenz) forward and backward, and the GEMM
-// of a dense layer. Each reports GFLOP/s as a counter. Build with -DLENZ_BUILD_BENCH=ON, then
+// of a dense layer. Each reports GFLOP per second as the counter "GFLOP". Build with -DLENZ_BUILD_BENCH=ON, then
 //   build/lenz_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 // `lenz bench` times whole workloads; this is for working on one kernel.
 #include <benchmark/benchmark.h>
@@ -32,7 +32,7 @@ std::vector<float> filled(int64_t n) {
 }
 
 void set_gflops(benchmark::State& state, double flops_per_iteration) {
-    state.counters["GFLOP/s"] =
+    state.counters["GFLOP"] =
         benchmark::Counter(flops_per_iteration / 1e9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
@@ -57,7 +57,7 @@ void conv_backward(benchmark::State& state) {
     std::vector<float> dy = filled(N * g.OC * g.positions()), dw(w.size()), db(static_cast<size_t>(g.OC));
     std::vector<float> dx(x.size());
     std::vector<float> workspace(static_cast<size_t>(cpu::conv2d_backward_workspace(g, N, true, {})));
-    const ImageGradientSink store_dx = [&](int64_t n, const float* image_dx) {
+    const cpu::ImageGradientSink store_dx = [&](int64_t n, const float* image_dx) {
         std::copy(image_dx, image_dx + g.C * g.H * g.W, dx.begin() + n * g.C * g.H * g.W);
     };
     for (auto _ : state) {
