@@ -120,48 +120,45 @@ nlohmann::json bench_infer(const std::string& model_path, int64_t batch, int64_t
 }
 
 // Peak FP32 rate of this machine: independent FMA chains that never touch memory, on every thread.
-__attribute__((target("avx2,fma"))) double fma_gflops_avx2(int threads) {
-    const int64_t iterations = 20'000'000;
-    const auto t0 = Clock::now();
-    double sink = 0;
-#pragma omp parallel num_threads(threads) reduction(+ : sink)
-    {
-        __m256 acc[10];
-        for (int i = 0; i < 10; ++i) acc[i] = _mm256_set1_ps(static_cast<float>(i));
-        const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
-        for (int64_t it = 0; it < iterations; ++it)
-            for (int i = 0; i < 10; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
-        float out[8];
-        __m256 total = acc[0];
-        for (int i = 1; i < 10; ++i) total = _mm256_add_ps(total, acc[i]);
-        _mm256_storeu_ps(out, total);
-        sink += out[0];
-    }
-    const double s = seconds(t0, Clock::now());
-    if (sink == 12345.0) std::printf(" ");  // keeps the loop from being optimised away
-    return threads * static_cast<double>(iterations) * 10 * 8 * 2 / s / 1e9;
+// Each chain function holds its own target attribute: an OpenMP region is outlined into a function
+// of its own, which would not inherit it.
+constexpr int64_t kFmaIterations = 20'000'000;
+
+__attribute__((target("avx2,fma"))) float fma_chains_avx2() {  // 10 chains of 8 floats
+    __m256 acc[10];
+    for (int i = 0; i < 10; ++i) acc[i] = _mm256_set1_ps(static_cast<float>(i));
+    const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+    for (int64_t it = 0; it < kFmaIterations; ++it)
+        for (int i = 0; i < 10; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
+    __m256 total = acc[0];
+    for (int i = 1; i < 10; ++i) total = _mm256_add_ps(total, acc[i]);
+    float out[8];
+    _mm256_storeu_ps(out, total);
+    return out[0];
 }
 
-__attribute__((target("avx512f"))) double fma_gflops_avx512(int threads) {
-    const int64_t iterations = 20'000'000;
+__attribute__((target("avx512f"))) float fma_chains_avx512() {  // 12 chains of 16 floats
+    __m512 acc[12];
+    for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i));
+    const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+    for (int64_t it = 0; it < kFmaIterations; ++it)
+        for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+    __m512 total = acc[0];
+    for (int i = 1; i < 12; ++i) total = _mm512_add_ps(total, acc[i]);
+    float out[16];
+    _mm512_storeu_ps(out, total);
+    return out[0];
+}
+
+// flops_per_iteration: chains x lanes x 2 (an FMA is two operations).
+double fma_gflops(int threads, float (*chains)(), double flops_per_iteration) {
     const auto t0 = Clock::now();
     double sink = 0;
 #pragma omp parallel num_threads(threads) reduction(+ : sink)
-    {
-        __m512 acc[12];
-        for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i));
-        const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-        for (int64_t it = 0; it < iterations; ++it)
-            for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
-        __m512 total = acc[0];
-        for (int i = 1; i < 12; ++i) total = _mm512_add_ps(total, acc[i]);
-        float out[16];
-        _mm512_storeu_ps(out, total);
-        sink += out[0];
-    }
+    sink += chains();
     const double s = seconds(t0, Clock::now());
-    if (sink == 12345.0) std::printf(" ");
-    return threads * static_cast<double>(iterations) * 12 * 16 * 2 / s / 1e9;
+    if (sink == 12345.0) std::printf(" ");  // keeps the chains from being optimised away
+    return threads * static_cast<double>(kFmaIterations) * flops_per_iteration / s / 1e9;
 }
 
 // The widest FMA this processor has: the peak oneDNN's kernels can approach. The best of five
@@ -170,9 +167,9 @@ double peak_gflops(int threads) {
     double best = 0;
     for (int run = 0; run < 5; ++run) {
         if (__builtin_cpu_supports("avx512f"))
-            best = std::max(best, fma_gflops_avx512(threads));
+            best = std::max(best, fma_gflops(threads, fma_chains_avx512, 12 * 16 * 2));
         else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-            best = std::max(best, fma_gflops_avx2(threads));
+            best = std::max(best, fma_gflops(threads, fma_chains_avx2, 10 * 8 * 2));
     }
     return best;
 }
