@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds Lenz and runs every test: the release build, then the unit tests again under
-# AddressSanitizer + UndefinedBehaviorSanitizer.
+# AddressSanitizer + UndefinedBehaviorSanitizer, then the concurrency tests and one short training
+# run under ThreadSanitizer. LENZ_SKIP_ASAN=1 or LENZ_SKIP_TSAN=1 leave a sanitizer pass out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -14,4 +15,20 @@ if [ "${LENZ_SKIP_ASAN:-0}" != "1" ]; then
   # end-to-end runs (training, CLI, kill tests, the kernels at other ISAs), whose code the unit tests
   # under the sanitizers already cover piece by piece.
   ASAN_OPTIONS=detect_leaks=0 ctest --preset asan -j2 -E 'Trainer\.|Cli\.|Faults\.|kernels_at_'
+fi
+if [ "${LENZ_SKIP_TSAN:-0}" != "1" ]; then
+  # ThreadSanitizer with clang and its OpenMP runtime, whose tool Archer tells ThreadSanitizer about
+  # OpenMP's barriers; the runtime and oneDNN themselves are not instrumented, so their accesses are
+  # left out. What it checks: separate models on separate threads (Concurrency.*) and the OpenMP
+  # loops of a whole training run, with evaluation and checkpoints.
+  cmake --preset tsan >/dev/null
+  cmake --build --preset tsan --target lenz lenz_tests
+  archer=$(ls /usr/lib/llvm-*/lib/libarcher.so | head -n 1)
+  export OMP_TOOL_LIBRARIES="$archer" TSAN_OPTIONS="halt_on_error=1 ignore_noninstrumented_modules=1"
+  build-tsan/lenz_tests --gtest_filter='Concurrency.*'
+  tsan_run=$(mktemp -d)
+  build-tsan/lenz train models/fashion.lenz --data fashion-mnist --epochs 1 --limit-train 512 --limit-test 256 \
+    --threads 2 --no-report --quiet --out "$tsan_run"
+  rm -rf "$tsan_run"
+  echo "ThreadSanitizer: Concurrency.* and a training run, no races"
 fi

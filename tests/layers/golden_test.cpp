@@ -154,7 +154,8 @@ TEST_P(Golden, MatchesPyTorch) {
     expect_close(name, "y", y.data(), floats(g.at("y")), y.size(), out_dims);
 
     if (g.contains("params_after")) {
-        for (const auto& [pname, values] : g.at("params_after").items()) {
+        for (const auto& [key, values] : g.at("params_after").items()) {
+            const std::string& pname = key;  // clang 14 cannot capture a structured binding
             auto it = std::find_if(params.begin(), params.end(),
                                    [&](const ParamRef& p) { return p.name == pname; });
             ASSERT_NE(it, params.end()) << name << ": no parameter " << pname;
