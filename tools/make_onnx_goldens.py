@@ -10,6 +10,13 @@ stride 2, BatchNormalization (after a pool, so the exporter cannot fold it into 
 MaxPool, AveragePool with padding that is not counted, LeakyReLU, Sigmoid, GlobalAveragePool,
 Flatten, Gemm, Tanh and Softmax; a second one ending in a channel softmax over a feature map; and a
 third that flattens with x.view(x.size(0), -1).
+
+Then what PyTorch 1.13 writes around such chains: a Pad of all zeros before every AveragePool and
+the Shape/ConstantOfShape/Slice/Transpose/Cast subgraph of nn.ZeroPad2d (pytorch_avgpool); a
+normalisation (x - mean) / std at the input (pytorch_normalized); fresh BatchNorm layers whose
+identical initializers PyTorch merges, reading them through Identity nodes (pytorch_fresh_batchnorm);
+and, for import's errors, a residual block (pytorch_residual, .onnx only) and AvgPool2d's default
+count_include_pad=True on padding (pytorch_avgpool_counted, .onnx only).
 """
 import json
 import os
@@ -54,10 +61,63 @@ class ViewNet(nn.Module):
         return self.fc(x.view(x.size(0), -1))
 
 
-def export(name, model, shape):
+class Normalized(nn.Module):
+    """torchvision's normalisation written in forward: the mean an initializer, the std a Constant."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        self.body = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 3),
+                                  nn.Softmax(dim=1))
+
+    def forward(self, x):
+        return self.body((x - self.mean) / self.std)
+
+
+def avgpool():
+    return nn.Sequential(nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(2, 6, 2), nn.ReLU(), nn.AvgPool2d(2),
+                         nn.Conv2d(6, 4, 3, padding=1), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(4 * 2 * 2, 3))
+
+
+class FreshBatchNorm(nn.Module):
+    """Batch norm layers as constructed (weights 1, biases and means 0, variances 1) after pooling,
+    where the exporter cannot fold them into a convolution."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.b1 = nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)
+        self.c2, self.b2 = nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        x = self.b1(torch.max_pool2d(torch.relu(self.c1(x)), 2))
+        x = self.b2(torch.max_pool2d(self.c2(x), 2))
+        return self.fc(torch.flatten(x, 1))
+
+
+class Residual(nn.Module):
+    """One ResNet basic block with a downsampling shortcut, as in resnet18's layer2."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+        self.c1, self.b1 = nn.Conv2d(4, 8, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.c2, self.b2 = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.down = nn.Sequential(nn.Conv2d(4, 8, 1, stride=2, bias=False), nn.BatchNorm2d(8))
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = self.b2(self.c2(torch.relu(self.b1(self.c1(x)))))
+        y = torch.relu(y + self.down(x))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(y, 1), 1))
+
+
+def export(name, model, shape, fresh=False, golden=True):
     model.eval()
     for m in model.modules():  # batch norm statistics that are not the defaults
-        if isinstance(m, nn.BatchNorm2d):
+        if isinstance(m, nn.BatchNorm2d) and not fresh:
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2.0)
             m.weight.data.uniform_(0.5, 1.5)
@@ -68,6 +128,9 @@ def export(name, model, shape):
     path = os.path.join(OUT, name + ".onnx")
     torch.onnx.export(model, x, path, opset_version=13, input_names=["input"], output_names=["output"],
                       dynamic_axes={"input": {0: "N"}, "output": {0: "N"}})
+    if not golden:
+        print(path)
+        return
     with open(os.path.join(OUT, name + ".json"), "w") as f:
         json.dump({"input_shape": list(shape), "input": [round(float(v), 8) for v in x.flatten()],
                    "output_shape": list(y.shape), "output": [float(v) for v in y.flatten()]}, f)
@@ -79,3 +142,9 @@ os.makedirs(OUT, exist_ok=True)
 export("pytorch_classifier", classifier(), (2, 3, 30, 26))
 export("pytorch_feature_map", feature_map(), (1, 2, 7, 9))
 export("pytorch_view", ViewNet(), (3, 1, 8, 8))
+export("pytorch_avgpool", avgpool(), (2, 2, 9, 8))
+export("pytorch_normalized", Normalized(), (2, 3, 6, 6))
+export("pytorch_fresh_batchnorm", FreshBatchNorm(), (2, 3, 12, 12), fresh=True)
+export("pytorch_residual", Residual(), (1, 3, 8, 8), fresh=True, golden=False)
+export("pytorch_avgpool_counted",
+       nn.Sequential(nn.Conv2d(1, 2, 3), nn.AvgPool2d(3, stride=2, padding=1)), (1, 1, 8, 8), golden=False)

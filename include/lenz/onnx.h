@@ -7,11 +7,13 @@
 // input is (N, C, H, W) with N free. Class names, normalisation and the model text go in the
 // model's metadata, so an exported file imports back to the same model.
 //
-// Import takes graphs that are a chain of those operators (plus MatMul + Add as a dense layer,
-// Identity, and Reshape to (N, -1), whether the shape is a constant or worked out with Shape,
-// Gather, Unsqueeze and Concat as PyTorch writes x.view(x.size(0), -1)); anything else is a
-// one-line error naming the node and its operator. Activations right after a convolution or
-// dense layer are fused into it, as the model file writes them.
+// Import first folds what depends only on initializers, Constant nodes and shapes (Identity,
+// Shape, Gather, Unsqueeze, Squeeze, Concat, Reshape, Slice, Transpose, Cast, ConstantOfShape,
+// arithmetic: e.g. PyTorch's x.view(x.size(0), -1) with a free batch, or nn.ZeroPad2d's pads).
+// What is left must be a chain of the operators above (plus MatMul + Add as a dense layer, Reshape
+// to (N, -1) and zero Pad before Conv); anything else is a one-line error naming the node in the way
+// (for a branch, the node where it joins). Activations right after a convolution or dense layer
+// are fused into it, as the model file writes them.
 #pragma once
 #include <string>
 

@@ -13,9 +13,11 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #include "core/files.h"
+#include "formats/onnx_fold.h"
 #include "layers/window.h"
 #include "lenz/error.h"
 #include "lenz/layers.h"
@@ -172,10 +174,18 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // Import
 
-// Reads one ONNX graph, node by node, into Lenz layer settings and their weights.
+using onnx_fold::dims_str;
+using onnx_fold::Folded;
+using onnx_fold::FoldError;
+using onnx_fold::plain_ints;
+using onnx_fold::Symbol;
+
+// Reads one ONNX graph into Lenz layer settings and their weights: folds what is constant, then
+// walks what is computed from the input as a chain of layers.
 class GraphReader {
   public:
-    GraphReader(const onnx::ModelProto& proto, const std::string& file) : proto_(proto), file_(file) {
+    GraphReader(const onnx::ModelProto& proto, const std::string& file, int64_t file_bytes)
+        : proto_(proto), file_(file), folder_(file_bytes / 4 + (int64_t{1} << 22)) {
         for (const auto& op : proto.opset_import())
             if (op.domain().empty() || op.domain() == "ai.onnx") opset_ = op.version();
         for (const auto& t : proto.graph().initializer()) tensors_[t.name()] = &t;
@@ -196,35 +206,24 @@ class GraphReader {
                 " is older than 9, the oldest Lenz reads (convert it with onnx's version_converter)");
         const onnx::GraphProto& graph = proto_.graph();
         read_input(graph);
-        const int nodes = graph.node_size();
-        for (int i = 0; i < nodes; ++i) {
+        classify(graph);
+        for (int i = 0; i < graph.node_size(); ++i) {
             const onnx::NodeProto& n = graph.node(i);
             node_ = &n;
-            const std::string& op = n.op_type();
             if (!n.domain().empty() && n.domain() != "ai.onnx") fail("operator domain '" + n.domain() + "'");
             if (n.output_size() < 1 || n.output(0).empty()) fail("has no output");
-            if (op == "Constant") {
-                constant(n);
+            const std::vector<std::string> computed = computed_inputs(n);
+            if (computed.empty()) {
+                fold(n);
                 continue;
             }
-            if (shape_arithmetic(n)) continue;
-            if (n.input_size() == 0 || n.input(0) != current_)
-                fail("does not take the previous layer's output (" + current_ +
-                     "): Lenz imports models that are one chain of layers");
-            if (op == "Identity") {
-                if (fusable_output_ == current_) fusable_output_ = n.output(0);
-                current_ = n.output(0);
-                continue;
-            }
-            const onnx::NodeProto* next = i + 1 < nodes ? &graph.node(i + 1) : nullptr;
-            if (op == "MatMul" && next && next->op_type() == "Add" && next->input_size() == 2 &&
-                next->output_size() >= 1 && next->input(0) == n.output(0) && tensors_.count(next->input(1))) {
-                matmul(next);
-                ++i;
-            } else {
-                layer(n);
-            }
+            if (computed.size() > 1) fail(joins(computed));
+            if (computed[0] != current_) blame_branch(graph, i);
+            layer(n);
+            if (current_ == n.output(0) && !pad_) shapes_[current_] = running_dims();
         }
+        if (pad_)
+            fail_at(*pad_->node, "is not followed by Conv, MaxPool or AveragePool, which could take it");
         if (graph.output_size() != 1 || graph.output(0).name() != current_)
             throw FormatError(file_ + ": the graph's output must be the last layer's (" + current_ + ")");
         if (result_.layers.empty()) throw FormatError(file_ + ": the graph has no layers");
@@ -232,9 +231,10 @@ class GraphReader {
     }
 
   private:
-    [[noreturn]] void fail(const std::string& what) const {
-        throw FormatError(file_ + ": node '" + node_->name() + "' (" + node_->op_type() + "): " + what);
+    [[noreturn]] void fail_at(const onnx::NodeProto& n, const std::string& what) const {
+        throw FormatError(file_ + ": node '" + n.name() + "' (" + n.op_type() + "): " + what);
     }
+    [[noreturn]] void fail(const std::string& what) const { fail_at(*node_, what); }
 
     void read_input(const onnx::GraphProto& graph) {
         const onnx::ValueInfoProto* input = nullptr;
@@ -259,124 +259,235 @@ class GraphReader {
         result_.input = {dims[2], dims[3], dims[1]};
         shape_ = result_.input;
         current_ = input->name();
+        shapes_[current_] = running_dims();
+    }
+
+    // Which tensors are computed from the input (the rest are constants to fold). Shape's output
+    // is not: it depends on sizes only, which import knows.
+    void classify(const onnx::GraphProto& graph) {
+        computed_.insert(current_);
+        for (const auto& n : graph.node())
+            if (n.op_type() != "Shape" && !computed_inputs(n).empty())
+                computed_.insert(n.output().begin(), n.output().end());
+    }
+    std::vector<std::string> computed_inputs(const onnx::NodeProto& n) const {
+        std::vector<std::string> in;
+        if (n.op_type() != "Shape")
+            for (const std::string& name : n.input())
+                if (computed_.count(name) && std::find(in.begin(), in.end(), name) == in.end())
+                    in.push_back(name);
+        return in;
+    }
+    std::string joins(const std::vector<std::string>& computed) const {
+        std::string names;
+        for (size_t k = 0; k < computed.size(); ++k)
+            names += (k == 0 ? "'" : k + 1 == computed.size() ? " and '" : ", '") + computed[k] + "'";
+        return "joins the computed tensors " + names +
+               " (a residual connection or branches): Lenz imports models that are one chain of layers";
+    }
+    // A node that reads another tensor than the chain's last one starts a branch; where the
+    // branches join is what Lenz cannot do, so that node gets the blame.
+    [[noreturn]] void blame_branch(const onnx::GraphProto& graph, int from) const {
+        for (int j = from + 1; j < graph.node_size(); ++j) {
+            const std::vector<std::string> computed = computed_inputs(graph.node(j));
+            if (computed.size() > 1) fail_at(graph.node(j), joins(computed));
+        }
+        fail("does not take the previous layer's output (" + current_ +
+             "): Lenz imports models that are one chain of layers");
+    }
+
+    // The running tensor's dimensions as Shape reports them, the batch first.
+    std::vector<int64_t> running_dims() const {
+        return rank_ == 4 ? std::vector<int64_t>{0, shape_.c, shape_.h, shape_.w}
+                          : std::vector<int64_t>{0, shape_.elements()};
+    }
+
+    // ---- constants
+
+    bool is_constant(const std::string& name) const { return folded_.count(name) || tensors_.count(name); }
+    Folded value_of(const std::string& name) const {
+        if (auto it = folded_.find(name); it != folded_.end()) return it->second;
+        auto it = tensors_.find(name);
+        if (it == tensors_.end()) fail("'" + name + "' is not a constant in the file");
+        try {
+            return onnx_fold::decode(*it->second, name);
+        } catch (const FoldError& e) {
+            fail(e.what());
+        }
+    }
+    std::vector<int64_t> dims_of(const std::string& name) const {
+        if (auto it = folded_.find(name); it != folded_.end()) return it->second.dims;
+        const onnx::TensorProto& t = *tensors_.at(name);
+        return {t.dims().begin(), t.dims().end()};
+    }
+    // An optional input, folded, or nothing when the node leaves it out.
+    std::optional<Folded> input_value(const onnx::NodeProto& n, int index) const {
+        if (n.input_size() <= index || n.input(index).empty()) return std::nullopt;
+        return value_of(n.input(index));
+    }
+
+    void fold(const onnx::NodeProto& n) {
+        const std::string& op = n.op_type();
+        try {
+            if (op == "Constant") return constant(n);
+            if (op == "Identity") {
+                if (n.input_size() != 1) throw FoldError("needs one input");
+                const std::string& in = n.input(0);
+                if (tensors_.count(in)) {  // shares the tensor: nothing is copied
+                    tensors_[n.output(0)] = tensors_.at(in);
+                    return;
+                }
+                Folded v = value_of(in);
+                folder_.claim(v.size());
+                return store(n, std::move(v));
+            }
+            if (op == "Shape") return store(n, shape_of(n));
+            const auto input = [&](int index) {
+                std::optional<Folded> v = input_value(n, index);
+                if (!v) throw FoldError("has no input " + std::to_string(index));
+                return std::move(*v);
+            };
+            // Before opset 13 (Unsqueeze, Squeeze) and 10 (Slice), these lists were attributes.
+            const auto ints_input_or_attr = [&](int index, const std::string& attr, int since) {
+                if (opset_ < since) return ints_attr(attr, {});
+                std::optional<Folded> v = input_value(n, index);
+                return v ? plain_ints(*v, attr) : std::vector<int64_t>{};
+            };
+            if (op == "Gather") return store(n, folder_.gather(input(0), input(1), int_attr("axis", 0)));
+            if (op == "Concat") {
+                if (!attribute("axis")) throw FoldError("has no axis");
+                std::vector<Folded> parts;
+                for (int k = 0; k < n.input_size(); ++k) parts.push_back(input(k));
+                return store(n, folder_.concat(parts, int_attr("axis", 0)));
+            }
+            if (op == "Unsqueeze")
+                return store(n, folder_.unsqueeze(input(0), ints_input_or_attr(1, "axes", 13)));
+            if (op == "Squeeze")
+                return store(n, folder_.squeeze(input(0), ints_input_or_attr(1, "axes", 13)));
+            if (op == "Reshape")
+                return store(n, folder_.reshape(input(0), plain_ints(input(1), "the shape"),
+                                                int_attr("allowzero", 0) != 0));
+            if (op == "Slice")
+                return store(
+                    n, folder_.slice(input(0), ints_input_or_attr(1, "starts", 10),
+                                     ints_input_or_attr(2, "ends", 10), ints_input_or_attr(3, "axes", 10),
+                                     ints_input_or_attr(4, "steps", 10)));
+            if (op == "Transpose") return store(n, folder_.transpose(input(0), ints_attr("perm", {})));
+            if (op == "Cast") return store(n, folder_.cast(input(0), int_attr("to", 0)));
+            if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div")
+                return store(n, folder_.arithmetic(op, input(0), input(1)));
+            if (op == "ConstantOfShape") {
+                Folded zero{"value", onnx::TensorProto::FLOAT, {1}, {0.0f}, {}, {}};
+                const auto* value = attribute("value");
+                return store(n, folder_.constant_of_shape(
+                                    input(0), value ? onnx_fold::decode(value->t(), "value") : zero));
+            }
+        } catch (const FoldError& e) {
+            fail(e.what());
+        }
+        fail(
+            "computes a constant with an operator Lenz does not fold (it folds Constant, Identity, Shape, "
+            "Gather, Unsqueeze, Squeeze, Concat, Reshape, Slice, Transpose, Cast, ConstantOfShape, Add, Sub, "
+            "Mul and Div)");
+    }
+    void store(const onnx::NodeProto& n, Folded v) {
+        v.name = n.output(0);
+        folded_[n.output(0)] = std::move(v);
     }
 
     void constant(const onnx::NodeProto& n) {
-        for (const auto& a : n.attribute())
+        for (const auto& a : n.attribute()) {
             if (a.name() == "value" && a.has_t()) {
-                constants_[n.output(0)] = a.t();
+                tensors_[n.output(0)] = &a.t();
                 return;
             }
-        fail("only tensor constants are supported");
+            Folded v{n.output(0), onnx::TensorProto::FLOAT, {}, {}, {}, {}};
+            if (a.name() == "value_float") {
+                v.f = {a.f()};
+            } else if (a.name() == "value_floats") {
+                v.f.assign(a.floats().begin(), a.floats().end());
+                v.dims = {a.floats_size()};
+            } else if (a.name() == "value_int" || a.name() == "value_ints") {
+                v.type = onnx::TensorProto::INT64;
+                v.i = a.name() == "value_int" ? std::vector<int64_t>{a.i()}
+                                              : std::vector<int64_t>(a.ints().begin(), a.ints().end());
+                if (a.name() == "value_ints") v.dims = {a.ints_size()};
+            } else {
+                continue;
+            }
+            return store(n, std::move(v));
+        }
+        fail("only tensor, float and integer constants are supported");
     }
 
-    // PyTorch writes x.view(x.size(0), -1) as Shape -> Gather -> Unsqueeze -> Concat -> Reshape: the
-    // shape of the running tensor, with the batch size kept symbolic, worked out here.
-    static constexpr int64_t kBatch = std::numeric_limits<int64_t>::min();
-    bool shape_arithmetic(const onnx::NodeProto& n) {
-        const std::string& op = n.op_type();
-        std::vector<int64_t> v;
-        if (op == "Shape") {
-            if (n.input_size() != 1 || n.input(0) != current_)
-                fail("takes the shape of another tensor than the last layer's");
-            if (attribute("start") || attribute("end")) fail("start and end are not supported");
-            v = rank_ == 4 ? std::vector<int64_t>{kBatch, shape_.c, shape_.h, shape_.w}
-                           : std::vector<int64_t>{kBatch, shape_.elements()};
-        } else if (op == "Gather") {
-            if (n.input_size() != 2 || int_attr("axis", 0) != 0)
-                fail("only a gather along axis 0 of a shape is supported");
-            const std::vector<int64_t> data = shape_values(n.input(0)), index = shape_values(n.input(1));
-            for (int64_t i : index) {
-                if (i < -static_cast<int64_t>(data.size()) || i >= static_cast<int64_t>(data.size()))
-                    fail("index out of range");
-                v.push_back(data[static_cast<size_t>(i < 0 ? i + static_cast<int64_t>(data.size()) : i)]);
-            }
-        } else if (op == "Unsqueeze") {
-            if (n.input_size() < 1) fail("has no input");
-            v = shape_values(n.input(0));
-        } else if (op == "Concat") {
-            if (int_attr("axis", 0) != 0) fail("only a concatenation along axis 0 of shapes is supported");
-            for (const std::string& in : n.input()) {
-                const std::vector<int64_t> part = shape_values(in);
-                v.insert(v.end(), part.begin(), part.end());
-                if (v.size() > 8) fail("too long a shape");
-            }
+    // Shape of a tensor whose size import knows: a constant, or one of the chain's (batch first).
+    Folded shape_of(const onnx::NodeProto& n) {
+        if (n.input_size() != 1) throw FoldError("needs one input");
+        Folded v{n.output(0), onnx::TensorProto::INT64, {}, {}, {}, {}};
+        if (auto it = shapes_.find(n.input(0)); it != shapes_.end()) {
+            v.i = it->second;
+            v.symbols.assign(v.i.size(), Symbol::known);
+            v.symbols[0] = Symbol::batch;
+        } else if (is_constant(n.input(0))) {
+            v.i = dims_of(n.input(0));
         } else {
-            return false;
+            throw FoldError("takes the shape of '" + n.input(0) +
+                            "', which Lenz does not know at this point");
         }
-        if (v.size() > 8) fail("too long a shape");
-        dims_[n.output(0)] = v;
-        return true;
+        // Opset 15's start and end pick a range of the dimensions, clamped as Slice clamps.
+        const int64_t rank = static_cast<int64_t>(v.i.size());
+        const auto clamp = [&](int64_t k) { return std::clamp<int64_t>(k < 0 ? k + rank : k, 0, rank); };
+        const int64_t start = clamp(int_attr("start", 0)),
+                      end = std::max(start, clamp(int_attr("end", rank)));
+        v.i = {v.i.begin() + start, v.i.begin() + end};
+        if (!v.symbols.empty()) v.symbols = {v.symbols.begin() + start, v.symbols.begin() + end};
+        v.dims = {end - start};
+        folder_.claim(v.size());
+        return v;
+    }
+
+    // A shape input (Reshape's target): the batch as it came from Shape is kBatch.
+    static constexpr int64_t kBatch = std::numeric_limits<int64_t>::min();
+    std::vector<int64_t> shape_values(const std::string& name) const {
+        const Folded v = value_of(name);
+        if (v.type != onnx::TensorProto::INT64 || v.dims.size() != 1 || v.size() > 8)
+            fail("'" + name + "' is not a shape (int64, at most 8 values)");
+        std::vector<int64_t> out = v.i;
+        for (size_t k = 0; k < out.size(); ++k) {
+            const Symbol s = v.symbols.empty() ? Symbol::known : v.symbols[k];
+            if (s == Symbol::unknown) fail("the shape '" + name + "' is worked out from the batch size");
+            if (s == Symbol::batch) out[k] = kBatch;
+            if (s == Symbol::known && out[k] < -1) fail("the shape '" + name + "' has a negative dimension");
+        }
+        return out;
     }
     // A reshape's first dimension that leaves the batch as it is: 0 (copy), the batch worked out by
     // Shape, or the graph's own fixed batch size.
     bool keeps_batch(int64_t first) const {
         return first == 0 || first == kBatch || (fixed_batch_ > 0 && first == fixed_batch_);
     }
-    std::vector<int64_t> shape_values(const std::string& name) const {
-        if (auto it = dims_.find(name); it != dims_.end()) return it->second;
-        if (const onnx::TensorProto* t = tensor(name)) return integers(*t);
-        fail("'" + name + "' is neither a constant nor a shape");
-    }
 
-    const onnx::TensorProto* tensor(const std::string& name) const {
-        if (auto it = tensors_.find(name); it != tensors_.end()) return it->second;
-        if (auto it = constants_.find(name); it != constants_.end()) return &it->second;
-        return nullptr;
-    }
-    const onnx::TensorProto& weight_input(int index, const std::string& what) const {
+    // A constant input of the node being read (a weight, a bias): its name.
+    const std::string& weight_input(int index, const std::string& what) const {
         if (node_->input_size() <= index || node_->input(index).empty()) fail("has no " + what);
-        const onnx::TensorProto* t = tensor(node_->input(index));
-        if (!t) fail("its " + what + " '" + node_->input(index) + "' is not a constant in the file");
-        return *t;
+        const std::string& name = node_->input(index);
+        if (!is_constant(name)) fail("its " + what + " '" + name + "' is not a constant in the file");
+        return name;
     }
-
-    std::vector<float> floats(const onnx::TensorProto& t, const std::vector<int64_t>& want) const {
-        if (t.data_location() == onnx::TensorProto::EXTERNAL)
-            fail("tensor '" + t.name() + "' is stored in an external file, which Lenz does not read");
-        std::vector<int64_t> dims(t.dims().begin(), t.dims().end());
-        if (dims != want) {
-            std::string w, g;
-            for (int64_t d : want) w += (w.empty() ? "" : "x") + std::to_string(d);
-            for (int64_t d : dims) g += (g.empty() ? "" : "x") + std::to_string(d);
-            fail("tensor '" + t.name() + "' has shape " + (g.empty() ? "()" : g) + ", expected " + w);
-        }
-        int64_t n = 1;
-        for (int64_t d : dims) n = checked_mul(n, d, "tensor size");
-        // Sizes are checked against the bytes present before anything is allocated.
-        std::vector<float> v;
-        if (t.data_type() == onnx::TensorProto::FLOAT && t.has_raw_data()) {
-            if (static_cast<int64_t>(t.raw_data().size()) != checked_mul(4, n, "tensor size"))
-                fail("tensor '" + t.name() + "' holds " + std::to_string(t.raw_data().size()) +
-                     " bytes, its shape needs " + std::to_string(4 * n));
-            v.resize(static_cast<size_t>(n));
-            std::memcpy(v.data(), t.raw_data().data(), t.raw_data().size());
-        } else if (t.data_type() == onnx::TensorProto::FLOAT && t.float_data_size() == n) {
-            v.assign(t.float_data().begin(), t.float_data().end());
-        } else {
-            fail("tensor '" + t.name() + "' is not float32 data of its shape");
-        }
-        for (float f : v)
-            if (!std::isfinite(f)) fail("tensor '" + t.name() + "' holds a value that is not finite");
-        return v;
+    std::vector<float> floats(const std::string& name, const std::vector<int64_t>& want) const {
+        const std::vector<int64_t> dims = dims_of(name);
+        if (dims != want)
+            fail("tensor '" + name + "' has shape " + dims_str(dims) + ", expected " + dims_str(want));
+        Folded v = value_of(name);
+        if (!v.is_float()) fail("tensor '" + name + "' is not float32");
+        for (float f : v.f)
+            if (!std::isfinite(f)) fail("tensor '" + name + "' holds a value that is not finite");
+        return std::move(v.f);
     }
     // A dense layer's bias: (units), or (1, units) as Gemm and Add broadcast it.
-    std::vector<float> bias_floats(const onnx::TensorProto& t, int64_t units) const {
-        return floats(t, t.dims_size() == 2 ? std::vector<int64_t>{1, units} : std::vector<int64_t>{units});
-    }
-    std::vector<int64_t> integers(const onnx::TensorProto& t) const {
-        std::vector<int64_t> v;
-        if (t.data_type() != onnx::TensorProto::INT64) fail("tensor '" + t.name() + "' is not int64");
-        if (t.has_raw_data()) {
-            if (t.raw_data().size() % 8 || t.raw_data().size() > 64)
-                fail("tensor '" + t.name() + "' is malformed");
-            v.resize(t.raw_data().size() / 8);
-            std::memcpy(v.data(), t.raw_data().data(), t.raw_data().size());
-        } else {
-            if (t.int64_data_size() > 8) fail("tensor '" + t.name() + "' is too long for a shape");
-            v.assign(t.int64_data().begin(), t.int64_data().end());
-        }
-        return v;
+    std::vector<float> bias_floats(const std::string& name, int64_t units) const {
+        return floats(
+            name, dims_of(name).size() == 2 ? std::vector<int64_t>{1, units} : std::vector<int64_t>{units});
     }
 
     const onnx::AttributeProto* attribute(const std::string& name) const {
@@ -396,13 +507,25 @@ class GraphReader {
         const auto* a = attribute(name);
         return a ? std::vector<int64_t>(a->ints().begin(), a->ints().end()) : otherwise;
     }
+    // The integers of a constant input (pads, axes).
+    std::vector<int64_t> ints_input(const onnx::NodeProto& n, int index, const std::string& what) const {
+        const std::optional<Folded> v = input_value(n, index);
+        if (!v) return {};
+        try {
+            return plain_ints(*v, what);
+        } catch (const FoldError& e) {
+            fail(e.what());
+        }
+    }
+
+    // ---- layers
 
     // Kernel, strides and pads of Conv and the pools, as Lenz padding for the current input size.
     struct WindowSettings {
         int64_t kh, kw, sh, sw;
         Padding padding;
     };
-    WindowSettings window(std::vector<int64_t> kernel, bool pooling) const {
+    WindowSettings window(std::vector<int64_t> kernel, bool pooling) {
         if (kernel.size() != 2) fail("only 2-D windows are supported");
         const auto strides = ints_attr("strides", {1, 1});
         const auto dilations = ints_attr("dilations", {1, 1});
@@ -414,16 +537,25 @@ class GraphReader {
         WindowSettings s{kernel[0], kernel[1], strides[0], strides[1], {}};
         const auto* auto_pad = attribute("auto_pad");
         const std::string mode = auto_pad ? auto_pad->s() : "NOTSET";
+        std::vector<int64_t> pads{0, 0, 0, 0};
         if (mode == "SAME_UPPER") {
+            if (pad_)
+                fail_at(*pad_->node,
+                        "comes before a window with auto_pad SAME_UPPER, which Lenz cannot add it to");
             s.padding.mode = PaddingMode::same;  // the odd pixel at the bottom/right, as Lenz and Keras
             return s;
         }
-        if (mode == "VALID") return s;
-        if (mode != "NOTSET") fail("auto_pad " + mode + " is not supported (SAME_UPPER, VALID and pads are)");
-        const auto pads = ints_attr("pads", {0, 0, 0, 0});
+        if (mode == "NOTSET")
+            pads = ints_attr("pads", pads);
+        else if (mode != "VALID")
+            fail("auto_pad " + mode + " is not supported (SAME_UPPER, VALID and pads are)");
         if (pads.size() != 4) fail("pads must have four values");
         for (int64_t p : pads)
             if (p < 0 || p > kMaxDimension) fail("pads must be between 0 and the size limit");
+        if (pad_) {  // zero padding before a convolution is the convolution's own
+            for (size_t k = 0; k < 4; ++k) pads[k] += pad_->pads[k];
+            pad_.reset();
+        }
         if (pads == std::vector<int64_t>{0, 0, 0, 0}) return s;
         if (pads[0] == pads[2] && pads[1] == pads[3]) {
             s.padding = {PaddingMode::pixels, pads[0], pads[1]};
@@ -475,16 +607,40 @@ class GraphReader {
     void layer(const onnx::NodeProto& n) {
         const std::string& op = n.op_type();
         const bool was_4d = rank_ == 4;
-        if (op == "Conv") {
+        if (op != "Add" && n.input(0) != current_)
+            fail("takes the previous layer's output (" + current_ + ") as another input than its first");
+        if (pad_ && op != "Conv" && op != "Pad" && op != "Identity") {
+            if (op == "AveragePool")
+                fail_at(
+                    *pad_->node,
+                    "pads with zeros that the AveragePool after it counts in its averages (PyTorch's "
+                    "count_include_pad=True); Lenz averages real pixels only: use count_include_pad=False");
+            if (op == "MaxPool")
+                fail_at(
+                    *pad_->node,
+                    "pads with zeros that the MaxPool after it takes as values; Lenz, like ONNX's own pads, "
+                    "pads max pooling with -infinity");
+            fail_at(*pad_->node, "is followed by " + op + " '" + n.name() +
+                                     "': Lenz takes zero padding only into the Conv right after it");
+        }
+        if (op == "Identity") {
+            if (fusable_output_ == current_) fusable_output_ = n.output(0);
+            current_ = n.output(0);
+        } else if (op == "Pad") {
+            pad(n);
+        } else if (op == "Add") {
+            bias(n);
+        } else if (op == "Conv") {
             if (!was_4d) fail("needs an (N, C, H, W) input");
             if (int_attr("group", 1) != 1) fail("grouped convolutions are not supported");
-            const onnx::TensorProto& wt = weight_input(1, "weight");
-            if (wt.dims_size() != 4) fail("the weight must be (OC, C, KH, KW)");
-            const int64_t oc = wt.dims(0), kh = wt.dims(2), kw = wt.dims(3);
+            const std::string& weight = weight_input(1, "weight");
+            const std::vector<int64_t> wd = dims_of(weight);
+            if (wd.size() != 4) fail("the weight must be (OC, C, KH, KW)");
+            const int64_t oc = wd[0], kh = wd[2], kw = wd[3];
             const WindowSettings s = window(ints_attr("kernel_shape", {kh, kw}), false);
             if (s.kh != kh || s.kw != kw) fail("kernel_shape does not match the weight");
             Conv2dConfig c{oc, kh, kw, s.sh, s.sw, s.padding, {}, n.input_size() > 2 && !n.input(2).empty()};
-            std::map<std::string, std::vector<float>> w{{"weight", floats(wt, {oc, shape_.c, kh, kw})}};
+            std::map<std::string, std::vector<float>> w{{"weight", floats(weight, {oc, shape_.c, kh, kw})}};
             if (c.bias) w["bias"] = floats(weight_input(2, "bias"), {oc});
             add(c, std::move(w));
             fusable_output_ = current_;
@@ -525,21 +681,28 @@ class GraphReader {
             if (float_attr("alpha", 1) != 1 || float_attr("beta", 1) != 1 || int_attr("transA", 0) != 0)
                 fail("only alpha 1, beta 1 and transA 0 are supported");
             if (rank_ != 2) fail("needs an (N, features) input: flatten first");
-            const onnx::TensorProto& wt = weight_input(1, "weight");
-            if (wt.dims_size() != 2) fail("the weight must be two-dimensional");
+            const std::string& weight = weight_input(1, "weight");
+            const std::vector<int64_t> wd = dims_of(weight);
+            if (wd.size() != 2) fail("the weight must be two-dimensional");
             const bool trans = int_attr("transB", 0) != 0;
-            const int64_t units = trans ? wt.dims(0) : wt.dims(1), inputs = shape_.elements();
-            std::vector<float> w =
-                trans ? floats(wt, {units, inputs}) : transposed(floats(wt, {inputs, units}), inputs, units);
+            const int64_t units = trans ? wd[0] : wd[1], inputs = shape_.elements();
+            std::vector<float> w = trans ? floats(weight, {units, inputs})
+                                         : transposed(floats(weight, {inputs, units}), inputs, units);
             DenseConfig d{units, {}, n.input_size() > 2 && !n.input(2).empty()};
             std::map<std::string, std::vector<float>> weights{{"weight", std::move(w)}};
-            if (d.bias) {
-                weights["bias"] = bias_floats(weight_input(2, "bias"), units);
-            }
+            if (d.bias) weights["bias"] = bias_floats(weight_input(2, "bias"), units);
             add(d, std::move(weights));
             fusable_output_ = current_;
         } else if (op == "MatMul") {
-            matmul(nullptr);
+            // By a constant (inputs, units): a dense layer; an Add right after gives it its bias.
+            if (rank_ != 2) fail("needs an (N, features) input: flatten first");
+            const std::string& weight = weight_input(1, "weight");
+            const std::vector<int64_t> wd = dims_of(weight);
+            if (wd.size() != 2) fail("the weight must be two-dimensional");
+            const int64_t inputs = shape_.elements(), units = wd[1];
+            add(DenseConfig{units, {}, false},
+                {{"weight", transposed(floats(weight, {inputs, units}), inputs, units)}});
+            fusable_output_ = current_;
         } else if (op == "BatchNormalization") {
             if (int_attr("training_mode", 0) != 0) fail("training_mode 1 is not supported");
             const int64_t ch = shape_.c;
@@ -556,10 +719,7 @@ class GraphReader {
                                     {"running_var", std::move(var)}});
         } else if (op == "Dropout") {
             double rate = float_attr("ratio", 0.5f);
-            if (n.input_size() > 1 && !n.input(1).empty()) {
-                const std::vector<float> r = floats(weight_input(1, "ratio"), {});
-                rate = r[0];
-            }
+            if (n.input_size() > 1 && !n.input(1).empty()) rate = floats(weight_input(1, "ratio"), {})[0];
             if (!(rate >= 0 && rate < 1)) fail("the ratio must be in [0, 1)");
             if (rate == 0) {
                 current_ = n.output(0);  // no-op
@@ -582,9 +742,59 @@ class GraphReader {
         } else {
             fail(
                 "not supported; Lenz imports Conv, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, "
-                "Flatten, Reshape to (N, -1), Gemm, MatMul (+ Add), BatchNormalization, Dropout, Identity, "
-                "Constant, Relu, LeakyRelu, Sigmoid, Tanh and Softmax");
+                "Flatten, Reshape to (N, -1), Gemm, MatMul (+ Add), BatchNormalization, Dropout, Relu, "
+                "LeakyRelu, Sigmoid, Tanh and Softmax, and zero Pad before Conv");
         }
+    }
+
+    // Zero padding, which the Conv after it takes into its own pads; no padding at all is a no-op
+    // (PyTorch 1.13 writes one before every AveragePool).
+    void pad(const onnx::NodeProto& n) {
+        if (rank_ != 4) fail("needs an (N, C, H, W) input");
+        const std::vector<int64_t> pads = opset_ < 11 ? ints_attr("pads", {}) : ints_input(n, 1, "pads");
+        std::vector<int64_t> axes = opset_ >= 18 ? ints_input(n, 3, "axes") : std::vector<int64_t>{};
+        if (axes.empty()) axes = {0, 1, 2, 3};
+        if (pads.size() != 2 * axes.size()) fail("pads must have a begin and an end for each padded axis");
+        std::vector<int64_t> begin(4, 0), end(4, 0);
+        for (size_t j = 0; j < axes.size(); ++j) {
+            if (axes[j] < -4 || axes[j] >= 4) fail("axis " + std::to_string(axes[j]) + " is out of range");
+            const auto a = static_cast<size_t>(axes[j] < 0 ? axes[j] + 4 : axes[j]);
+            for (int64_t p : {pads[j], pads[j + axes.size()]})
+                if (p < 0 || p > kMaxDimension)
+                    fail("pads must be between 0 and the size limit (no cropping)");
+            begin[a] += pads[j];
+            end[a] += pads[j + axes.size()];
+        }
+        current_ = n.output(0);
+        if (begin == std::vector<int64_t>(4, 0) && end == std::vector<int64_t>(4, 0)) return;
+        if (begin[0] || begin[1] || end[0] || end[1]) fail("only the height and width can be padded");
+        const auto* mode = attribute("mode");
+        if (mode && mode->s() != "constant")
+            fail("mode '" + mode->s() + "' is not supported; zero padding (mode constant) is");
+        float value = float_attr("value", 0.0f);
+        if (opset_ >= 11) {
+            const std::optional<Folded> v = input_value(n, 2);
+            if (v && (!v->is_float() || v->size() != 1)) fail("the padding value must be one float");
+            if (v) value = v->f[0];
+        }
+        if (value != 0) fail("pads with " + std::to_string(value) + "; only zero padding is supported");
+        const std::vector<int64_t> more{begin[2], begin[3], end[2], end[3]};
+        if (!pad_) pad_ = PendingPad{&n, {0, 0, 0, 0}};
+        for (size_t k = 0; k < 4; ++k) pad_->pads[k] += more[k];
+    }
+
+    // Add of a constant right after MatMul: the dense layer's bias.
+    void bias(const onnx::NodeProto& n) {
+        if (n.input_size() != 2) fail("needs two inputs");
+        const int constant_at = n.input(0) == current_ ? 1 : 0;
+        auto* d = result_.layers.empty() || current_ != fusable_output_
+                      ? nullptr
+                      : std::get_if<DenseConfig>(&result_.layers.back());
+        if (!d || d->bias || d->activation.kind != Activation::none)
+            fail("Add of a constant is supported only as the bias after MatMul");
+        result_.weights.back()["bias"] = bias_floats(weight_input(constant_at, "bias"), d->units);
+        d->bias = true;
+        current_ = fusable_output_ = n.output(0);
     }
 
     void flatten() {
@@ -601,37 +811,27 @@ class GraphReader {
         return t;
     }
 
-    // MatMul by a constant (inputs, units), with the bias of a following Add: a dense layer.
-    void matmul(const onnx::NodeProto* add_bias) {
-        if (rank_ != 2) fail("needs an (N, features) input: flatten first");
-        const onnx::TensorProto& wt = weight_input(1, "weight");
-        if (wt.dims_size() != 2) fail("the weight must be two-dimensional");
-        const int64_t inputs = shape_.elements(), units = wt.dims(1);
-        std::map<std::string, std::vector<float>> weights{
-            {"weight", transposed(floats(wt, {inputs, units}), inputs, units)}};
-        DenseConfig d{units, {}, add_bias != nullptr};
-        if (add_bias) {
-            const onnx::TensorProto& b = *tensor(add_bias->input(1));
-            weights["bias"] = bias_floats(b, units);
-        }
-        add(d, std::move(weights));
-        if (add_bias) current_ = add_bias->output(0);
-        fusable_output_ = current_;
-    }
-
     const onnx::ModelProto& proto_;
     std::string file_;
     int64_t opset_ = 1;
-    std::map<std::string, const onnx::TensorProto*> tensors_;
-    std::map<std::string, onnx::TensorProto> constants_;
-    std::map<std::string, std::vector<int64_t>> dims_;  // shape arithmetic: see shape_arithmetic
-    int64_t fixed_batch_ = 0;                           // the input's batch size when the graph fixes it
+    onnx_fold::Folder folder_;
+    std::map<std::string, const onnx::TensorProto*> tensors_;  // initializers, Constant values, Identity
+    std::map<std::string, Folded> folded_;                     // what folding computed
+    std::set<std::string> computed_;                           // tensors computed from the input
+    std::map<std::string, std::vector<int64_t>> shapes_;       // of the chain's tensors, as Shape gives them
+    int64_t fixed_batch_ = 0;  // the input's batch size when the graph fixes it
     const onnx::NodeProto* node_ = nullptr;
     std::string current_;
     Shape shape_{};
     int rank_ = 4;
     // What the last convolution or dense layer wrote: an activation reading it joins that layer.
     std::string fusable_output_;
+    // Zero padding read from Pad nodes, waiting for the Conv it goes into (top, left, bottom, right).
+    struct PendingPad {
+        const onnx::NodeProto* node;
+        std::vector<int64_t> pads;
+    };
+    std::optional<PendingPad> pad_;
     Result result_;
 };
 
@@ -771,7 +971,7 @@ LoadedModel parse_onnx(const std::string& bytes, const std::string& name) {
     if (!proto.has_graph()) throw FormatError(name + ": the ONNX model has no graph");
     GraphReader::Result r;
     try {
-        r = GraphReader(proto, name).read();
+        r = GraphReader(proto, name, static_cast<int64_t>(bytes.size())).read();
     } catch (const ShapeError& e) {  // sizes that overflow
         throw FormatError(name + ": " + e.what());
     }

@@ -43,7 +43,8 @@ std::string file_bytes(const std::filesystem::path& p) {
 }
 
 TEST(Onnx, PyTorchExportsImportAndComputeWhatPyTorchComputed) {
-    for (const std::string name : {"pytorch_classifier", "pytorch_feature_map", "pytorch_view"}) {
+    for (const std::string name : {"pytorch_classifier", "pytorch_feature_map", "pytorch_view",
+                                   "pytorch_avgpool", "pytorch_fresh_batchnorm"}) {
         LoadedModel loaded = read_onnx((kGolden / (name + ".onnx")).string());
         const Golden g = load_golden(name);
         const std::vector<float> got = run(loaded.model, g.input, g.batch);
@@ -202,7 +203,7 @@ TEST(Onnx, BadFilesAreOneLineErrors) {
             if (node.op_type() == "Concat")
                 for (auto& a : *node.mutable_attribute())
                     if (a.name() == "axis") a.set_i(1);
-        expect_one_line_error(bytes_of(p), "along axis 0");
+        expect_one_line_error(bytes_of(p), "(Concat): axis 1 is outside the tensor's 1 dimensions");
     }
     {
         onnx::ModelProto p = classifier_proto();
@@ -262,7 +263,7 @@ TEST(Onnx, ReshapesThatDoNotKeepTheBatchAreRefused) {
             start.set_type(onnx::AttributeProto::INT);
             start.set_i(1);
         }
-    expect_one_line_error(bytes_of(q), "start and end");
+    expect_one_line_error(bytes_of(q), "only a reshape to (N, -1)");  // (C, -1) with Gather's index 0
 }
 
 TEST(Onnx, ConvolutionsAfterADenseLayerExportAsFourDimensional) {
@@ -279,6 +280,53 @@ TEST(Onnx, ConvolutionsAfterADenseLayerExportAsFourDimensional) {
     for (float& v : x) v = rng.uniform(-1, 1);
     const std::vector<float> want = run(model, x, 2), got = run(back.model, x, 2);
     for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-6) << i;
+}
+
+// ---- Finding: ONNX files PyTorch writes every day, plain chains, must import.
+
+TEST(Onnx, PyTorchsPadsBeforeAveragePoolAndConvolutionImport) {
+    // AvgPool2d(2) comes with a Pad of all zeros; ZeroPad2d((0, 1, 0, 1)), with the ConstantOfShape,
+    // Slice, Transpose and Cast that work out its pads, goes into the convolution after it.
+    const LoadedModel loaded = read_onnx((kGolden / "pytorch_avgpool.onnx").string());
+    EXPECT_EQ(loaded.model.to_text(),
+              "input 9x8x2\nconv 6 2x2 padding=same relu\navgpool 2x2\nconv 4 3x3 padding=1\navgpool 2x2\n"
+              "flatten\ndense 3\n");
+}
+
+TEST(Onnx, ZeroPaddingThatAPoolWouldCountIsRefused) {
+    // AvgPool2d(3, stride=2, padding=1) counts its zero padding, which Lenz's average pooling never does.
+    expect_one_line_error(file_bytes(kGolden / "pytorch_avgpool_counted.onnx"),
+                          "node '/1/Pad' (Pad): pads with zeros that the AveragePool after it counts");
+    onnx::ModelProto p = proto_of(file_bytes(kGolden / "pytorch_avgpool_counted.onnx"));
+    for (auto& node : *p.mutable_graph()->mutable_node())
+        if (node.op_type() == "AveragePool") node.set_op_type("MaxPool");
+    expect_one_line_error(bytes_of(p), "(Pad): pads with zeros that the MaxPool after it takes as values");
+}
+
+TEST(Onnx, SharedInitializersReadThroughIdentityImport) {
+    // Fresh batch norm layers: PyTorch keeps one copy of their equal weights (ones) and biases,
+    // means (zeros), and gives the others as Identity nodes at the top of the graph.
+    const LoadedModel loaded = read_onnx((kGolden / "pytorch_fresh_batchnorm.onnx").string());
+    EXPECT_EQ(loaded.model.to_text(),
+              "input 12x12x3\nconv 4 3x3 relu\nmaxpool 2x2\nbatchnorm\nconv 4 3x3\nmaxpool 2x2\nbatchnorm\n"
+              "flatten\ndense 2\n");
+}
+
+TEST(Onnx, AGraphThatIsNoChainBlamesWhereItsBranchesJoin) {
+    // A ResNet block: the Identity nodes at the top and the shortcut's convolution are fine; the
+    // Add that joins the two paths is what Lenz cannot do.
+    expect_one_line_error(file_bytes(kGolden / "pytorch_residual.onnx"),
+                          "node '/Add' (Add): joins the computed tensors '/c2/Conv_output_0' and "
+                          "'/down/down.0/Conv_output_0' (a residual connection or branches)");
+    // A join reached first along the chain.
+    onnx::ModelProto p = classifier_proto();
+    onnx::NodeProto& node = *p.mutable_graph()->mutable_node(3);  // batch norm -> pooled x unpooled
+    node.set_op_type("Mul");
+    node.clear_attribute();
+    node.clear_input();
+    node.add_input(p.graph().node(2).output(0));
+    node.add_input(p.graph().node(1).output(0));
+    expect_one_line_error(bytes_of(p), "(Mul): joins the computed tensors");
 }
 
 }  // namespace
