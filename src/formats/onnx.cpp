@@ -195,6 +195,7 @@ class GraphReader {
         Shape input;
         std::vector<LayerConfig> layers;
         std::vector<std::map<std::string, std::vector<float>>> weights;  // per layer, by parameter name
+        std::optional<Normalization> normalization;                      // when the graph holds it
     };
 
     Result read() {
@@ -227,6 +228,7 @@ class GraphReader {
         if (graph.output_size() != 1 || graph.output(0).name() != current_)
             throw FormatError(file_ + ": the graph's output must be the last layer's (" + current_ + ")");
         if (result_.layers.empty()) throw FormatError(file_ + ": the graph has no layers");
+        if (!scale_.empty()) result_.normalization = input_normalization();
         return result_;
     }
 
@@ -607,7 +609,8 @@ class GraphReader {
     void layer(const onnx::NodeProto& n) {
         const std::string& op = n.op_type();
         const bool was_4d = rank_ == 4;
-        if (op != "Add" && n.input(0) != current_)
+        const bool elementwise_op = op == "Add" || op == "Sub" || op == "Mul" || op == "Div";
+        if (!elementwise_op && n.input(0) != current_)
             fail("takes the previous layer's output (" + current_ + ") as another input than its first");
         if (pad_ && op != "Conv" && op != "Pad" && op != "Identity") {
             if (op == "AveragePool")
@@ -628,8 +631,8 @@ class GraphReader {
             current_ = n.output(0);
         } else if (op == "Pad") {
             pad(n);
-        } else if (op == "Add") {
-            bias(n);
+        } else if (elementwise_op) {
+            elementwise(n);
         } else if (op == "Conv") {
             if (!was_4d) fail("needs an (N, C, H, W) input");
             if (int_attr("group", 1) != 1) fail("grouped convolutions are not supported");
@@ -743,7 +746,8 @@ class GraphReader {
             fail(
                 "not supported; Lenz imports Conv, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, "
                 "Flatten, Reshape to (N, -1), Gemm, MatMul (+ Add), BatchNormalization, Dropout, Relu, "
-                "LeakyRelu, Sigmoid, Tanh and Softmax, and zero Pad before Conv");
+                "LeakyRelu, Sigmoid, Tanh and Softmax, zero Pad before Conv, and Sub, Div, Mul and Add by "
+                "constants at the input (normalisation)");
         }
     }
 
@@ -783,18 +787,81 @@ class GraphReader {
         for (size_t k = 0; k < 4; ++k) pad_->pads[k] += more[k];
     }
 
-    // Add of a constant right after MatMul: the dense layer's bias.
-    void bias(const onnx::NodeProto& n) {
+    // Sub, Div, Mul or Add by a constant: a dense layer's bias right after MatMul, or at the graph's
+    // input, the pixels' normalisation (which Lenz keeps beside the model, as training computed it).
+    void elementwise(const onnx::NodeProto& n) {
+        const std::string& op = n.op_type();
         if (n.input_size() != 2) fail("needs two inputs");
         const int constant_at = n.input(0) == current_ ? 1 : 0;
-        auto* d = result_.layers.empty() || current_ != fusable_output_
-                      ? nullptr
-                      : std::get_if<DenseConfig>(&result_.layers.back());
-        if (!d || d->bias || d->activation.kind != Activation::none)
-            fail("Add of a constant is supported only as the bias after MatMul");
-        result_.weights.back()["bias"] = bias_floats(weight_input(constant_at, "bias"), d->units);
-        d->bias = true;
-        current_ = fusable_output_ = n.output(0);
+        if (op == "Add" && !result_.layers.empty() && current_ == fusable_output_)
+            if (auto* d = std::get_if<DenseConfig>(&result_.layers.back());
+                d && !d->bias && d->activation.kind == Activation::none) {
+                result_.weights.back()["bias"] = bias_floats(weight_input(constant_at, "bias"), d->units);
+                d->bias = true;
+                current_ = fusable_output_ = n.output(0);
+                return;
+            }
+        if (!result_.layers.empty() || rank_ != 4)
+            fail(op + " by a constant is supported only at the graph's input, as normalisation" +
+                 (op == "Add" ? ", or as the bias after MatMul" : ""));
+        const std::vector<double> k = per_channel(weight_input(constant_at, "operand"));
+        if (scale_.empty()) {
+            scale_.assign(k.size(), 1.0);
+            shift_.assign(k.size(), 0.0);
+        }
+        for (size_t c = 0; c < k.size(); ++c) {  // the input so far is scale * x + shift
+            if (op == "Add") {
+                shift_[c] += k[c];
+            } else if (op == "Sub" && constant_at == 1) {
+                shift_[c] -= k[c];
+            } else if (op == "Sub") {
+                scale_[c] = -scale_[c];
+                shift_[c] = k[c] - shift_[c];
+            } else if (op == "Mul") {
+                scale_[c] *= k[c];
+                shift_[c] *= k[c];
+            } else if (constant_at == 1 && k[c] != 0) {
+                scale_[c] /= k[c];
+                shift_[c] /= k[c];
+            } else {
+                fail("divides by the input or by zero, which is no normalisation");
+            }
+        }
+        normalization_node_ = &n;
+        current_ = n.output(0);
+    }
+    // A constant that broadcasts over (N, C, H, W) channel by channel, one value per channel.
+    std::vector<double> per_channel(const std::string& name) const {
+        const Folded v = value_of(name);
+        const auto channels = static_cast<size_t>(shape_.c);
+        bool fits = v.is_float() && v.dims.size() <= 4;
+        for (size_t k = 0; fits && k < v.dims.size(); ++k)
+            fits = v.dims[k] == 1 || (4 - v.dims.size() + k == 1 && v.dims[k] == shape_.c);
+        if (!fits)
+            fail("'" + name + "' (" + dims_str(v.dims) +
+                 ") is not a float32 value per channel, shaped (1, C, 1, 1) or (C, 1, 1), or one for all");
+        std::vector<double> out(channels);
+        for (size_t c = 0; c < channels; ++c) {
+            out[c] = v.f[v.size() == 1 ? 0 : c];
+            if (!std::isfinite(out[c])) fail("'" + name + "' holds a value that is not finite");
+        }
+        return out;
+    }
+    // Lenz feeds a graph pixels / 255; the affine map at its front is the normalisation
+    // (x - mean) / std, that is scale = 1 / std and shift = -mean / std.
+    Normalization input_normalization() const {
+        Normalization norm;
+        for (size_t c = 0; c < scale_.size(); ++c) {
+            const auto stddev = static_cast<float>(1 / scale_[c]),
+                       mean = static_cast<float>(-shift_[c] / scale_[c]);
+            if (!(scale_[c] > 0) || !(stddev > 0) || !std::isfinite(stddev) || !std::isfinite(mean))
+                fail_at(*normalization_node_,
+                        "the normalisation at the input must scale every channel by a "
+                        "positive number");
+            norm.mean.push_back(mean);
+            norm.stddev.push_back(stddev);
+        }
+        return norm;
     }
 
     void flatten() {
@@ -832,6 +899,9 @@ class GraphReader {
         std::vector<int64_t> pads;
     };
     std::optional<PendingPad> pad_;
+    // The normalisation at the graph's input so far, per channel: x -> scale * x + shift.
+    std::vector<double> scale_, shift_;
+    const onnx::NodeProto* normalization_node_ = nullptr;
     Result result_;
 };
 
@@ -853,15 +923,39 @@ std::string encode_onnx(Model& model, const CheckpointInfo& info) {
     };
     meta("lenz.model", model.to_text());
     meta("lenz.classes", json(info.class_names).dump());
-    meta("lenz.normalization",
-         json{{"mean", info.normalization.mean}, {"std", info.normalization.stddev}}.dump());
 
     onnx::GraphProto& graph = *proto.mutable_graph();
     graph.set_name("lenz");
     const Shape in = model.input_shape();
-    set_tensor_type(*graph.add_input(), "input", {in.c, in.h, in.w});
+    onnx::ValueInfoProto& input = *graph.add_input();
+    set_tensor_type(input, "input", {in.c, in.h, in.w});
+    input.set_doc_string("pixel values / 255 (0 to 1), channels first: the graph normalises them itself");
     GraphWriter w(graph);
     std::string x = "input";
+    // The normalisation training computed goes in the graph, so that any runtime computes what
+    // `lenz predict` does from the same pixels: (x - mean) / std per channel.
+    const Normalization& norm = info.normalization;
+    const auto channels = static_cast<size_t>(in.c);
+    if (!norm.mean.empty() || !norm.stddev.empty()) {
+        if (norm.mean.size() != channels || norm.stddev.size() != channels)
+            throw ShapeError("ONNX: the normalisation has " + std::to_string(norm.mean.size()) +
+                             " means and " + std::to_string(norm.stddev.size()) +
+                             " deviations for a model with " + std::to_string(channels) + " input channels");
+        for (size_t c = 0; c < channels; ++c)
+            if (!(norm.stddev[c] > 0) || !std::isfinite(norm.stddev[c]) || !std::isfinite(norm.mean[c]))
+                throw ShapeError(
+                    "ONNX: the normalisation's deviations must be positive and its means finite");
+        const bool identity =
+            std::all_of(norm.mean.begin(), norm.mean.end(), [](float m) { return m == 0; }) &&
+            std::all_of(norm.stddev.begin(), norm.stddev.end(), [](float s) { return s == 1; });
+        if (!identity) {
+            w.initializer("normalize.mean", {1, in.c, 1, 1}, norm.mean.data(), in.c);
+            w.initializer("normalize.std", {1, in.c, 1, 1}, norm.stddev.data(), in.c);
+            w.node("Sub", "normalize.sub", {x, "normalize.mean"}, "normalize.centred");
+            w.node("Div", "normalize.div", {"normalize.centred", "normalize.std"}, "normalize");
+            x = "normalize";
+        }
+    }
     int rank = 4;  // of x, batch included
     for (int64_t i = 0; i < model.size(); ++i) {
         Layer& layer = model.layer(i);
@@ -1012,7 +1106,10 @@ LoadedModel parse_onnx(const std::string& bytes, const std::string& name) {
     try {
         if (meta.count("lenz.classes"))
             info.class_names = json::parse(meta["lenz.classes"]).get<std::vector<std::string>>();
-        if (meta.count("lenz.normalization")) {
+        // Files Lenz wrote before the graph held the normalisation kept it here.
+        if (r.normalization) {
+            info.normalization = *r.normalization;
+        } else if (meta.count("lenz.normalization")) {
             const json n = json::parse(meta["lenz.normalization"]);
             info.normalization.mean = n.at("mean").get<std::vector<float>>();
             info.normalization.stddev = n.at("std").get<std::vector<float>>();

@@ -1,4 +1,4 @@
-// Runs the `lenz` binary under test as a user would, capturing what it prints.
+// Runs the `lenz` binary under test as a user would (or another command), capturing what it prints.
 #pragma once
 #include <sys/wait.h>
 
@@ -13,8 +13,9 @@ struct CommandResult {
     std::string out;  // stdout and stderr together
 };
 
-inline CommandResult run_lenz(const std::string& args) {
-    const std::string cmd = std::string(LENZ_BINARY) + " " + args + " 2>&1";
+// Any command line, through the shell.
+inline CommandResult run_command(const std::string& command) {
+    const std::string cmd = command + " 2>&1";
     FILE* pipe = ::popen(cmd.c_str(), "r");
     if (!pipe) return {-1, "popen failed"};
     std::string out;
@@ -23,6 +24,10 @@ inline CommandResult run_lenz(const std::string& args) {
     while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
     const int status = ::pclose(pipe);
     return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
+}
+
+inline CommandResult run_lenz(const std::string& args) {
+    return run_command(std::string(LENZ_BINARY) + " " + args);
 }
 
 }  // namespace lenz::testing

@@ -7,11 +7,15 @@
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
 #include <onnx/shape_inference/implementation.h>
+#include <unistd.h>
 
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "cli/run_lenz.h"
+#include "lenz/data.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
 
@@ -31,6 +35,17 @@ Golden load_golden(const std::string& name) {
             j["output"].get<std::vector<float>>()};
 }
 
+// The graph's input as Lenz feeds the imported model: normalised, the graph's front nodes folded.
+std::vector<float> normalized(const LoadedModel& loaded, std::vector<float> input) {
+    const Shape in = loaded.model.input_shape();
+    const int64_t plane = in.h * in.w;
+    for (size_t k = 0; k < input.size(); ++k) {
+        const auto c = static_cast<size_t>(static_cast<int64_t>(k) / plane % in.c);
+        input[k] = (input[k] - loaded.info.normalization.mean[c]) / loaded.info.normalization.stddev[c];
+    }
+    return input;
+}
+
 std::vector<float> run(Model& model, const std::vector<float>& input, int64_t batch) {
     Inference inference(model, batch);
     const float* out = inference.run(input.data(), batch);
@@ -44,10 +59,10 @@ std::string file_bytes(const std::filesystem::path& p) {
 
 TEST(Onnx, PyTorchExportsImportAndComputeWhatPyTorchComputed) {
     for (const std::string name : {"pytorch_classifier", "pytorch_feature_map", "pytorch_view",
-                                   "pytorch_avgpool", "pytorch_fresh_batchnorm"}) {
+                                   "pytorch_avgpool", "pytorch_normalized", "pytorch_fresh_batchnorm"}) {
         LoadedModel loaded = read_onnx((kGolden / (name + ".onnx")).string());
         const Golden g = load_golden(name);
-        const std::vector<float> got = run(loaded.model, g.input, g.batch);
+        const std::vector<float> got = run(loaded.model, normalized(loaded, g.input), g.batch);
         ASSERT_EQ(got.size(), g.output.size()) << name;
         for (size_t i = 0; i < got.size(); ++i)
             EXPECT_NEAR(got[i], g.output[i], 2e-5) << name << " [" << i << "]";
@@ -88,8 +103,9 @@ TEST(Onnx, ExportsPassTheOnnxCheckerAndImportBackToTheSameModel) {
     for (const auto& v : proto.graph().value_info()) {
         const std::string& name = v.name();
         const size_t dot = name.find('.');
-        if (dot == std::string::npos || name.find('.', dot + 1) != std::string::npos)
-            continue;  // "3.batchnorm"
+        if (!std::isdigit(static_cast<unsigned char>(name[0])) || dot == std::string::npos ||
+            name.find('.', dot + 1) != std::string::npos)
+            continue;  // "3.batchnorm", not "3.batchnorm.weight" or "normalize"
         const Shape want = model.layer(std::stoll(name.substr(0, dot)) - 1).output_shape();
         const auto& s = v.type().tensor_type().shape();
         if (s.dim_size() == 4) {
@@ -111,6 +127,7 @@ TEST(Onnx, ExportsPassTheOnnxCheckerAndImportBackToTheSameModel) {
         "conv 6 1x1 sigmoid nobias\nglobalmaxpool\nflatten\ndense 7 relu nobias\nbatchnorm\ndense 4 "
         "softmax\n");
     EXPECT_EQ(back.info.class_names, info.class_names);
+    EXPECT_EQ(back.info.normalization.mean, info.normalization.mean);
     EXPECT_EQ(back.info.normalization.stddev, info.normalization.stddev);
     Rng rng(3);
     std::vector<float> x(3 * 23 * 19 * 3);
@@ -280,6 +297,129 @@ TEST(Onnx, ConvolutionsAfterADenseLayerExportAsFourDimensional) {
     for (float& v : x) v = rng.uniform(-1, 1);
     const std::vector<float> want = run(model, x, 2), got = run(back.model, x, 2);
     for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-6) << i;
+}
+
+// ---- Finding: an exported model must compute the same thing in every runtime, so the
+// normalisation training computed is part of the graph, not only of the metadata.
+
+TEST(Onnx, ExportedGraphsNormaliseTheirInput) {
+    Model model = parse_model("input 5x4x3\nconv 2 3x3 relu\nflatten\ndense 3 softmax\n", "m");
+    model.init_params(1);
+    CheckpointInfo info;
+    info.normalization = {{0.5f, 0.4f, 0.3f}, {0.2f, 0.25f, 0.3f}};
+    const onnx::ModelProto p = proto_of(encode_onnx(model, info));
+    ASSERT_GE(p.graph().node_size(), 2);
+    EXPECT_EQ(p.graph().node(0).op_type(), "Sub");
+    EXPECT_EQ(p.graph().node(0).input(0), "input");
+    EXPECT_EQ(p.graph().node(1).op_type(), "Div");
+    for (const auto& e : p.metadata_props()) EXPECT_NE(e.key(), "lenz.normalization");  // one place only
+
+    // Without a normalisation (mean 0, std 1) there is nothing to write.
+    const onnx::ModelProto plain = proto_of(encode_onnx(model, {}));
+    EXPECT_EQ(plain.graph().node(0).op_type(), "Conv");
+    info.normalization = {{0.5f}, {0.2f}};
+    EXPECT_THROW(encode_onnx(model, info), ShapeError);  // one channel's worth for three
+}
+
+// Files Lenz wrote before kept the normalisation in the metadata only.
+TEST(Onnx, OlderExportsKeepTheNormalisationFromTheirMetadata) {
+    Model model = parse_model("input 5x4x3\nconv 2 3x3 relu\nflatten\ndense 3 softmax\n", "m");
+    model.init_params(1);
+    onnx::ModelProto p = proto_of(encode_onnx(model, {}));
+    onnx::StringStringEntryProto& e = *p.add_metadata_props();
+    e.set_key("lenz.normalization");
+    e.set_value(R"({"mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3]})");
+    const LoadedModel old = parse_onnx(bytes_of(p), "old.onnx");
+    EXPECT_EQ(old.info.normalization.mean, (std::vector<float>{0.5f, 0.4f, 0.3f}));
+    EXPECT_EQ(old.info.normalization.stddev, (std::vector<float>{0.2f, 0.25f, 0.3f}));
+}
+
+TEST(Onnx, APyTorchNormalisationAtTheInputBecomesTheModelsNormalisation) {
+    const LoadedModel loaded = read_onnx((kGolden / "pytorch_normalized.onnx").string());
+    EXPECT_EQ(loaded.model.to_text(), "input 6x6x3\nconv 4 3x3 relu\nflatten\ndense 3 softmax\n");
+    const std::vector<float> mean{0.485f, 0.456f, 0.406f}, stddev{0.229f, 0.224f, 0.225f};
+    for (size_t c = 0; c < 3; ++c) {
+        EXPECT_NEAR(loaded.info.normalization.mean[c], mean[c], 1e-6) << c;
+        EXPECT_NEAR(loaded.info.normalization.stddev[c], stddev[c], 1e-6) << c;
+    }
+    onnx::ModelProto p = proto_of(file_bytes(kGolden / "pytorch_normalized.onnx"));
+    p.mutable_graph()->mutable_node(0)->set_input(0, "mean");  // mean - x: no normalisation
+    p.mutable_graph()->mutable_node(0)->set_input(1, "input");
+    expect_one_line_error(bytes_of(p), "(Div): the normalisation at the input must scale every channel");
+}
+
+// A path of this process's own under the temporary folder.
+std::filesystem::path temp_path(const std::string& name) {
+    return std::filesystem::temp_directory_path() / ("lenz-onnx-" + std::to_string(::getpid()) + "-" + name);
+}
+
+// The user's trial: `lenz predict` on a checkpoint, and the file `lenz export` wrote run by an
+// evaluator that shares no code with Lenz (NumPy; tests/formats/onnx_reference.py), on one PNG.
+TEST(Onnx, AnExportedModelComputesWhatLenzPredictsInAnIndependentEvaluator) {
+    using testing::run_command;
+    using testing::run_lenz;
+    const std::string python = "/usr/bin/python3",
+                      evaluator = LENZ_SOURCE_DIR "/tests/formats/onnx_reference.py";
+    ASSERT_EQ(run_command(python + " -c 'import numpy, onnx'").status, 0)
+        << "needs python3-numpy and python3-onnx: run scripts/setup.sh";
+    const std::filesystem::path dir = temp_path("predict");
+    std::filesystem::create_directories(dir);
+    const std::string ckpt = (dir / "model.safetensors").string(), exported = (dir / "model.onnx").string(),
+                      png = (dir / "image.png").string();
+
+    Model model = parse_model(
+        "input 12x10x3\nconv 6 3x3 padding=same relu\nmaxpool 2x2\nbatchnorm\nconv 8 3x3 stride=2 padding=1 "
+        "leakyrelu=0.1\navgpool 2x2 padding=1\nflatten\ndense 12 tanh\ndense 3 softmax\n",
+        "trial");
+    model.init_params(11);
+    CheckpointInfo info;
+    info.class_names = {"cat", "dog", "bird"};
+    info.normalization = {{0.52f, 0.41f, 0.33f}, {0.12f, 0.2f, 0.09f}};  // what training would compute
+    write_checkpoint(ckpt, model, info, nullptr);
+    Image image{12, 10, 3, {}};
+    for (int64_t k = 0; k < 12 * 10 * 3; ++k)
+        image.pixels.push_back(static_cast<uint8_t>((k * 37 + k / 30 * 11) % 256));
+    write_png(png, image);
+
+    ASSERT_EQ(run_lenz("export " + ckpt + " " + exported + " --quiet").status, 0);
+    const auto predicted = [&](const std::string& model_path) {
+        const testing::CommandResult r = run_lenz("predict " + model_path + " " + png + " --top 3 --json");
+        EXPECT_EQ(r.status, 0) << r.out;
+        std::vector<double> p(3, -1);
+        const nlohmann::json out = nlohmann::json::parse(r.out);
+        for (const auto& c : out[0]["predictions"]) {
+            const auto at =
+                std::find(info.class_names.begin(), info.class_names.end(), c["class"].get<std::string>());
+            p[static_cast<size_t>(at - info.class_names.begin())] = c["probability"].get<double>();
+        }
+        return p;
+    };
+    const std::vector<double> lenz = predicted(ckpt);
+
+    const testing::CommandResult r = run_command(python + " " + evaluator + " " + exported + " " + png);
+    ASSERT_EQ(r.status, 0) << r.out;  // the ONNX checker (full_check) passed, and every operator ran
+    const std::string last_line = r.out.substr(r.out.rfind('{'));
+    const std::vector<double> reference =
+        nlohmann::json::parse(last_line)["output"].get<std::vector<double>>();
+    ASSERT_EQ(reference.size(), 3u) << r.out;
+    for (size_t k = 0; k < 3; ++k) EXPECT_NEAR(reference[k], lenz[k], 1e-5) << info.class_names[k];
+
+    // Lenz reading its own export back computes the same again: the front nodes became the
+    // model's normalisation.
+    const std::vector<double> again = predicted(exported);
+    for (size_t k = 0; k < 3; ++k) EXPECT_NEAR(again[k], lenz[k], 1e-6) << info.class_names[k];
+
+    // The check can fail: the same model without the normalisation gives other probabilities.
+    Inference inference(model, 1);
+    std::vector<float> raw(image.pixels.size());
+    for (int64_t c = 0; c < 3; ++c)
+        for (int64_t i = 0; i < 12 * 10; ++i)
+            raw[static_cast<size_t>(c * 120 + i)] = image.pixels[static_cast<size_t>(i * 3 + c)] / 255.0f;
+    const float* unnormalised = inference.run(raw.data(), 1);
+    double differs = 0;
+    for (size_t k = 0; k < 3; ++k) differs = std::max(differs, std::abs(unnormalised[k] - lenz[k]));
+    EXPECT_GT(differs, 0.05);
+    std::filesystem::remove_all(dir);
 }
 
 // ---- Finding: ONNX files PyTorch writes every day, plain chains, must import.
