@@ -152,10 +152,25 @@ TEST(Dataset, UnreadableImageIsNamed) {
     EXPECT_NE(message.find("broken.png"), std::string::npos) << message;
 }
 
-TEST(Dataset, ImageFolderNeedsTheInputShape) {
+TEST(Dataset, ImageFolderNeedsTheWholeInputShape) {
     TempDir dir;
     make_train_test_tree(dir);
-    EXPECT_THROW(load_dataset(dir.path(), DataOptions{}), ShapeError);
+    DataOptions half;
+    half.height = 4;
+    EXPECT_THROW(load_dataset(dir.path(), half), ShapeError);
+}
+
+// With no shape at all (lenz sample: no model to fit to), images take the first training image's
+// size and channels: train/ant/a.png, 3x9 RGB.
+TEST(Dataset, ImageFolderWithoutAShapeKeepsTheFirstImagesSize) {
+    TempDir dir;
+    make_train_test_tree(dir);
+    const DataSplit split = load_dataset(dir.path(), DataOptions{});
+    EXPECT_EQ(split.train.height, 3);
+    EXPECT_EQ(split.train.width, 9);
+    EXPECT_EQ(split.train.channels, 3);
+    EXPECT_EQ(split.train.size(), 5);
+    EXPECT_EQ(split.test.height, 3);
 }
 
 TEST(Dataset, NoTestFolderSuggestsValSplit) {
