@@ -108,19 +108,22 @@ def window_has_near_tie(x, kh, kw, sh, sw, pads):
 # ---------------------------------------------------------------------------------------------
 # Case builders: each returns a dict of named float64 tensors, or None to ask for a fresh draw.
 
-def conv_case(d, shape, filters, k, stride=1, padding="valid", act=None, bias=True):
+def conv_case(d, shape, filters, k, stride=1, padding="valid", act=None, bias=True, groups=1, dilation=1):
     n, c, h, w = shape
     kh, kw = pair(k)
     sh, sw = pair(stride)
+    dh, dw = pair(dilation)
     x = d.uniform(shape).requires_grad_()
-    bound = 1.0 / math.sqrt(c * kh * kw)
-    weight = d.uniform((filters, c, kh, kw), -bound * 1.5, bound * 1.5).requires_grad_()
+    bound = 1.0 / math.sqrt(c // groups * kh * kw)
+    weight = d.uniform((filters, c // groups, kh, kw), -bound * 1.5, bound * 1.5).requires_grad_()
     b = d.uniform((filters,), -0.3, 0.3).requires_grad_() if bias else None
-    if padding == "same":
-        z = F.conv2d(pad_same(x, kh, kw, sh, sw), weight, b, stride=(sh, sw))
+    if padding == "same":  # Keras' rule on the span of the dilated kernel
+        span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+        z = F.conv2d(pad_same(x, span_h, span_w, sh, sw), weight, b, stride=(sh, sw), dilation=(dh, dw),
+                     groups=groups)
     else:
         p = (0, 0) if padding == "valid" else pair(padding)
-        z = F.conv2d(x, weight, b, stride=(sh, sw), padding=p)
+        z = F.conv2d(x, weight, b, stride=(sh, sw), padding=p, dilation=(dh, dw), groups=groups)
     if near_zero(z, act):
         return None
     params = {"weight": weight}
@@ -239,6 +242,16 @@ CASES = [
      lambda d, s: conv_case(d, s, 2, 3, 2, "same", "relu")),
     ("conv_5x5_same_on_3x3", "conv 2 5x5 padding=same", (2, 2, 3, 3),
      lambda d, s: conv_case(d, s, 2, 5, 1, "same")),
+    ("conv_groups_2", "conv 6 3x3 padding=same groups=2 relu", (2, 4, 5, 6),
+     lambda d, s: conv_case(d, s, 6, 3, 1, "same", "relu", groups=2)),
+    ("conv_depthwise_s2", "conv 3 3x3 stride=2 padding=same groups=3", (2, 3, 7, 6),
+     lambda d, s: conv_case(d, s, 3, 3, 2, "same", groups=3)),
+    ("conv_depthwise_x2_p1", "conv 6 3x3 padding=1 groups=3 tanh", (2, 3, 5, 5),
+     lambda d, s: conv_case(d, s, 6, 3, 1, 1, "tanh", groups=3)),
+    ("conv_dilated_same", "conv 3 3x3 padding=same dilation=2", (2, 2, 7, 6),
+     lambda d, s: conv_case(d, s, 3, 3, 1, "same", dilation=2)),
+    ("conv_dilated_2x3_groups", "conv 4 3x2 groups=2 dilation=2x3", (2, 4, 8, 9),
+     lambda d, s: conv_case(d, s, 4, (3, 2), 1, "valid", groups=2, dilation=(2, 3))),
     # Pooling
     ("maxpool_2", "maxpool 2x2", (2, 2, 6, 6),
      lambda d, s: pool_case(d, s, "max", 2)),

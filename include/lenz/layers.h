@@ -25,6 +25,10 @@ struct Conv2dConfig {
     Padding padding;
     ActivationSpec activation;
     bool bias = true;
+    // Filters and input channels split into this many groups; each filter sees only its group's
+    // channels. groups = input channels (and filters a multiple of them) is a depthwise convolution.
+    int64_t groups = 1;
+    int64_t dilation_h = 1, dilation_w = 1;  // kernel taps this many pixels apart
 };
 
 enum class PoolKind { max, average };

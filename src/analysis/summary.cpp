@@ -2,6 +2,7 @@
 // so what it prints is what runs.
 #include "lenz/summary.h"
 
+#include <algorithm>
 #include <cmath>
 #include <iomanip>
 #include <nlohmann/json.hpp>
@@ -108,6 +109,11 @@ void explain(std::ostringstream& o, const Summary& s) {
     o << "\nHow these figures come about\n";
     o << "\nParameters: per filter, its weights (kernel height · width · input channels) plus one bias;\n"
          "they do not depend on the image size.\n";
+    // A grouped convolution's filter sees only its group's channels: the formulas show C/G.
+    if (std::any_of(s.layers.begin(), s.layers.end(),
+                    [](const LayerCost& c) { return c.spec.find(" groups=") != std::string::npos; }))
+        o << "A convolution with groups=G splits its input channels into G groups; each filter sees the\n"
+             "channels of one group only, so its depth is C/G (1 for a depthwise convolution).\n";
     std::string sum_terms;
     for (const LayerCost& c : s.layers) {
         if (c.params == 0) continue;

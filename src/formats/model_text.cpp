@@ -120,16 +120,18 @@ class LineParser {
 
     // Options after the positional arguments: key=value and flags, each at most once.
     struct Options {
-        std::optional<std::pair<int64_t, int64_t>> stride;
+        std::optional<std::pair<int64_t, int64_t>> stride, dilation;
         std::optional<Padding> padding;
         std::optional<ActivationSpec> activation;
+        std::optional<int64_t> groups;
         bool nobias = false;
     };
-    Options options(size_t first, bool window, bool act_and_bias) const {
+    // window: stride= and padding=; act_and_bias: an activation and nobias; conv: groups= and dilation=.
+    Options options(size_t first, bool window, bool act_and_bias, bool conv = false) const {
         Options o;
         const std::string expected =
             std::string("expected ") + (window ? "stride=S, padding=same|valid|P" : "") +
-            (window && act_and_bias ? ", " : "") +
+            (conv ? ", groups=G, dilation=D" : "") + (window && act_and_bias ? ", " : "") +
             (act_and_bias ? "an activation (relu, leakyrelu[=A], sigmoid, tanh, softmax) or nobias" : "");
         for (size_t i = first; i < tokens_.size(); ++i) {
             const Token& t = tokens_[i];
@@ -145,6 +147,12 @@ class LineParser {
             } else if (window && key == "padding" && eq != std::string::npos) {
                 once(o.padding.has_value());
                 o.padding = padding(t.text.substr(eq + 1), value_column);
+            } else if (conv && key == "groups" && eq != std::string::npos) {
+                once(o.groups.has_value());
+                o.groups = integer_in(t.text.substr(eq + 1), value_column, "groups");
+            } else if (conv && key == "dilation" && eq != std::string::npos) {
+                once(o.dilation.has_value());
+                o.dilation = pair(t.text.substr(eq + 1), value_column, "dilation");
             } else if (act_and_bias && t.text == "nobias") {
                 once(o.nobias);
                 o.nobias = true;
@@ -210,10 +218,12 @@ LayerConfig parse_layer(const LineParser& p) {
             p.integer(p.positional(1, "the number of filters, e.g. conv 32 3x3"), "the number of filters");
         const Token& k = p.positional(2, "the kernel size, e.g. 3 or 3x3");
         std::tie(c.kernel_h, c.kernel_w) = p.pair(k.text, k.column, "kernel size");
-        const auto o = p.options(3, true, true);
+        const auto o = p.options(3, true, true, true);
         if (o.stride) std::tie(c.stride_h, c.stride_w) = *o.stride;
         if (o.padding) c.padding = *o.padding;
         if (o.activation) c.activation = *o.activation;
+        if (o.groups) c.groups = *o.groups;
+        if (o.dilation) std::tie(c.dilation_h, c.dilation_w) = *o.dilation;
         c.bias = !o.nobias;
         return c;
     }

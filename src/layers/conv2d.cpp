@@ -21,6 +21,9 @@ class Conv2d final : public Layer {
         if (config.filters <= 0 || config.filters > kMaxDimension)
             throw ShapeError("conv: the number of filters must be between 1 and 2^24, got " +
                              std::to_string(config.filters));
+        if (config.groups <= 0 || config.filters % config.groups != 0)
+            throw ShapeError("conv: groups=" + std::to_string(config.groups) + " does not divide the " +
+                             std::to_string(config.filters) + " filters");
     }
 
     std::string kind() const override { return "conv"; }
@@ -32,6 +35,11 @@ class Conv2d final : public Layer {
                                    ? std::to_string(config_.stride_h)
                                    : size_pair(config_.stride_h, config_.stride_w));
         if (config_.padding.mode != PaddingMode::valid) s += " padding=" + config_.padding.str();
+        if (config_.groups != 1) s += " groups=" + std::to_string(config_.groups);
+        if (config_.dilation_h != 1 || config_.dilation_w != 1)
+            s += " dilation=" + (config_.dilation_h == config_.dilation_w
+                                     ? std::to_string(config_.dilation_h)
+                                     : size_pair(config_.dilation_h, config_.dilation_w));
         if (config_.activation.kind != Activation::none) s += " " + config_.activation.str();
         if (!config_.bias) s += " nobias";
         return s;
@@ -47,9 +55,10 @@ class Conv2d final : public Layer {
     int64_t input_grad_mults() const override { return mult_count(); }
     int64_t weight_grad_mults() const override { return mult_count(); }
     int64_t other_ops() const override { return config_.bias ? output_shape().elements() : 0; }
+    // With groups, a filter's depth is its group's channels, C/G: that is what the formulas show.
     std::string param_formula() const override {
         const std::string patch = std::to_string(geometry_.KH) + "·" + std::to_string(geometry_.KW) + "·" +
-                                  std::to_string(geometry_.C);
+                                  std::to_string(geometry_.group_channels());
         return (config_.bias ? "(" + patch + " + 1)" : "(" + patch + ")") + " · " +
                std::to_string(config_.filters);
     }
@@ -57,7 +66,7 @@ class Conv2d final : public Layer {
         const Shape o = output_shape();
         return std::to_string(o.h) + "·" + std::to_string(o.w) + "·" + std::to_string(o.c) + " · (" +
                std::to_string(geometry_.KH) + "·" + std::to_string(geometry_.KW) + "·" +
-               std::to_string(geometry_.C) + ")";
+               std::to_string(geometry_.group_channels()) + ")";
     }
 
     int64_t workspace_floats(int64_t batch, bool training, Layouts layouts) const override {
@@ -76,8 +85,11 @@ class Conv2d final : public Layer {
     bool takes_channels_last() const override { return config_.activation.kind != Activation::softmax; }
 
     std::vector<ParamRef> params() override {
-        std::vector<ParamRef> p{
-            {"weight", {geometry_.OC, geometry_.C, geometry_.KH, geometry_.KW}, &weight_, &dweight_, true}};
+        std::vector<ParamRef> p{{"weight",
+                                 {geometry_.OC, geometry_.group_channels(), geometry_.KH, geometry_.KW},
+                                 &weight_,
+                                 &dweight_,
+                                 true}};
         if (config_.bias) p.push_back({"bias", {geometry_.OC}, &bias_, &dbias_, true});
         return p;
     }
@@ -114,16 +126,20 @@ class Conv2d final : public Layer {
 
   protected:
     Shape infer(Shape in) const override {
-        geometry_ = resolve_window(
-            {config_.kernel_h, config_.kernel_w, config_.stride_h, config_.stride_w, config_.padding}, in,
-            config_.filters, "conv");
+        if (in.c % config_.groups != 0)
+            throw ShapeError("conv: groups=" + std::to_string(config_.groups) + " does not divide the " +
+                             std::to_string(in.c) + " input channels");
+        geometry_ = resolve_window({config_.kernel_h, config_.kernel_w, config_.stride_h, config_.stride_w,
+                                    config_.padding, false, config_.dilation_h, config_.dilation_w},
+                                   in, config_.filters, "conv");
+        geometry_.G = config_.groups;
         return {geometry_.OH, geometry_.OW, config_.filters};
     }
 
   private:
     Conv2dConfig config_;
     mutable ConvGeometry geometry_{};
-    Buffer weight_, bias_, dweight_, dbias_;  // weight: (OC, C, KH, KW)
+    Buffer weight_, bias_, dweight_, dbias_;  // weight: (OC, C/G, KH, KW)
 };
 
 }  // namespace

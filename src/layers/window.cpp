@@ -32,11 +32,14 @@ struct Axis {
     int64_t out, pad_before;
 };
 
-Axis resolve_axis(int64_t n, int64_t k, int64_t s, const Padding& p, int64_t pixels, const std::string& layer,
-                  const std::string& padded_desc, bool pooling) {
-    if (k <= 0 || s <= 0) throw ShapeError(layer + ": kernel and stride must be positive");
-    if (k > kMaxDimension || s > kMaxDimension)
-        throw ShapeError(layer + ": kernel or stride larger than 2^24");
+// k: the kernel's taps, d: their spacing; the window spans d * (k - 1) + 1 pixels.
+Axis resolve_axis(int64_t n, int64_t taps, int64_t d, int64_t s, const Padding& p, int64_t pixels,
+                  const std::string& layer, const std::string& padded_desc, bool pooling) {
+    if (taps <= 0 || s <= 0) throw ShapeError(layer + ": kernel and stride must be positive");
+    if (d <= 0) throw ShapeError(layer + ": dilation must be positive");
+    if (taps > kMaxDimension || s > kMaxDimension || d > kMaxDimension)
+        throw ShapeError(layer + ": kernel, stride or dilation larger than 2^24");
+    const int64_t k = d * (taps - 1) + 1;
     switch (p.mode) {
         case PaddingMode::same: {
             const int64_t out = (n + s - 1) / s;
@@ -67,13 +70,20 @@ ConvGeometry resolve_window(const WindowSpec& spec, Shape in, int64_t out_channe
     const bool pooling = spec.pooling;
     const int64_t ph = spec.padding.mode == PaddingMode::pixels ? spec.padding.h : 0;
     const int64_t pw = spec.padding.mode == PaddingMode::pixels ? spec.padding.w : 0;
-    const std::string too_big =
-        layer + ": kernel " + size_pair(spec.kernel_h, spec.kernel_w) + " is larger than its padded input " +
-        size_pair(in.h + 2 * ph, in.w + 2 * pw) + " (padding=" + spec.padding.str() + ")";
-    const Axis ah =
-        resolve_axis(in.h, spec.kernel_h, spec.stride_h, spec.padding, ph, layer, too_big, pooling);
-    const Axis aw =
-        resolve_axis(in.w, spec.kernel_w, spec.stride_w, spec.padding, pw, layer, too_big, pooling);
+    const bool dilated = spec.dilation_h != 1 || spec.dilation_w != 1;
+    const std::string too_big = layer + ": kernel " + size_pair(spec.kernel_h, spec.kernel_w) +
+                                (dilated ? " (dilated to " +
+                                               size_pair(spec.dilation_h * (spec.kernel_h - 1) + 1,
+                                                         spec.dilation_w * (spec.kernel_w - 1) + 1) +
+                                               ")"
+                                         : "") +
+                                " is larger than its padded input " +
+                                size_pair(in.h + 2 * ph, in.w + 2 * pw) + " (padding=" + spec.padding.str() +
+                                ")";
+    const Axis ah = resolve_axis(in.h, spec.kernel_h, spec.dilation_h, spec.stride_h, spec.padding, ph, layer,
+                                 too_big, pooling);
+    const Axis aw = resolve_axis(in.w, spec.kernel_w, spec.dilation_w, spec.stride_w, spec.padding, pw, layer,
+                                 too_big, pooling);
     ConvGeometry g{};
     g.C = in.c;
     g.H = in.h;
@@ -87,6 +97,8 @@ ConvGeometry resolve_window(const WindowSpec& spec, Shape in, int64_t out_channe
     g.SW = spec.stride_w;
     g.PT = ah.pad_before;
     g.PL = aw.pad_before;
+    g.DH = spec.dilation_h;
+    g.DW = spec.dilation_w;
     return g;
 }
 

@@ -13,13 +13,15 @@ struct WindowSpec {
     int64_t kernel_h, kernel_w, stride_h, stride_w;
     Padding padding;
     bool pooling = false;  // pooling needs a real pixel in every window: explicit padding < kernel
+    int64_t dilation_h = 1, dilation_w = 1;  // convolution: a kernel of k taps spans d * (k - 1) + 1
 };
 
 // Largest height, width or channel count a layer accepts: beyond it a typo is far likelier than intent.
 inline constexpr int64_t kMaxDimension = int64_t{1} << 24;
 
 // valid: floor((n - k) / s) + 1; same (Keras): ceil(n / s), the odd pixel of padding at the bottom/right;
-// pixels P: floor((n + 2P - k) / s) + 1. Throws ShapeError prefixed with `layer` when it does not fit.
+// pixels P: floor((n + 2P - k) / s) + 1, with k the span of a dilated kernel. Throws ShapeError
+// prefixed with `layer` when it does not fit.
 ConvGeometry resolve_window(const WindowSpec& spec, Shape in, int64_t out_channels, const std::string& layer);
 
 // "3x3" and "3x5"; "2" style for the model file when square is handled by callers.

@@ -44,6 +44,24 @@ TEST(ModelText, ParsesEveryLayerAndRoundTrips) {
     EXPECT_EQ(m.layer(1).spec(), "conv 8 3x5 stride=2x1 padding=1x2 leakyrelu=0.2 nobias");
 }
 
+TEST(ModelText, GroupedDepthwiseAndDilatedConvolutionsRoundTrip) {
+    Model m = parse_model(
+        "input 16x16x8\nconv 16 3x3 padding=same groups=8 relu\nconv 8 1x1 groups=2\n"
+        "conv 8 3x3 padding=same dilation=2\nconv 4 3x2 dilation=2x3\n",
+        "m.lenz");
+    EXPECT_EQ(m.layer(0).spec(), "conv 16 3x3 padding=same groups=8 relu");
+    EXPECT_EQ(m.layer(2).spec(), "conv 8 3x3 padding=same dilation=2");
+    EXPECT_EQ(m.layer(3).spec(), "conv 4 3x2 dilation=2x3");
+    EXPECT_EQ(m.layer(0).param_count(), (3 * 3 * 1 + 1) * 16);  // depthwise: each filter sees 1 channel
+    EXPECT_EQ(m.layer(1).param_count(), (1 * 1 * 8 + 1) * 8);   // 2 groups of 8 of the 16 channels
+    EXPECT_EQ(m.layer(0).mult_count(), 16 * 16 * 16 * 9);
+    EXPECT_EQ(m.layer(2).output_shape(), (Shape{16, 16, 8}));  // same padding covers the 5x5 span
+    EXPECT_EQ(m.layer(3).output_shape(), (Shape{12, 13, 4}));  // valid: spans 5x4
+    EXPECT_EQ(parse_model(m.to_text(), "again").to_text(), m.to_text());
+    EXPECT_EQ(parse_error("input 8x8x6\nconv 8 3 groups=4\n"),
+              "m.lenz:2:1: conv: groups=4 does not divide the 6 input channels (input 8x8x6)");
+}
+
 TEST(ModelText, GlobalMaxPool) {
     Model m = parse_model("input 8x8x4\nglobalmaxpool\n", "m");
     EXPECT_EQ(m.output_shape(), (Shape{1, 1, 4}));
@@ -57,8 +75,8 @@ TEST(ModelText, CrLfLineEndings) {
 TEST(ModelTextErrors, NameFileLineColumnAndExpectation) {
     EXPECT_EQ(
         parse_error("input 28x28x1\nconv 32 3x3 strde=2\n"),
-        "m.lenz:2:13: conv: unknown option 'strde=2' (expected stride=S, padding=same|valid|P, an activation "
-        "(relu, leakyrelu[=A], sigmoid, tanh, softmax) or nobias)");
+        "m.lenz:2:13: conv: unknown option 'strde=2' (expected stride=S, padding=same|valid|P, groups=G, "
+        "dilation=D, an activation (relu, leakyrelu[=A], sigmoid, tanh, softmax) or nobias)");
     EXPECT_EQ(
         parse_error("input 28x28x1\npool 2\n"),
         "m.lenz:2:1: unknown layer 'pool' (expected conv, maxpool, avgpool, globalavgpool, globalmaxpool, "
@@ -98,6 +116,14 @@ TEST(ModelTextErrors, EveryMistakeIsAParseError) {
         "input 28x28x1\nconv 99999999999 3\n",   // absurd filter count
         "input 99999999x99999999x99999999\nconv 1 1\n",
         "input 16000000x16000000x16000000\nconv 1 3\n",  // overflows 64-bit sizes
+        "input 8x8x6\nconv 6 3 groups=0\n",
+        "input 8x8x6\nconv 6 3 groups=4\n",  // does not divide the filters
+        "input 8x8x6\nconv 8 3 groups=4\n",  // does not divide the input channels
+        "input 8x8x6\nconv 6 3 groups=2 groups=2\n",
+        "input 8x8x6\nconv 6 3 dilation=0\n",
+        "input 8x8x6\nconv 6 3 dilation=4\n",   // spans 9x9 on 8x8
+        "input 8x8x6\nmaxpool 2 dilation=2\n",  // convolutions only
+        "input 8x8x6\ndense 4 groups=2\n",
     };
     for (const char* text : bad) {
         const std::string msg = parse_error(text);

@@ -18,8 +18,9 @@ namespace {
 struct Case {
     int64_t N, C, H, W, OC, KH, KW, SH, SW;
     Padding padding;
-    int threads;        // the engine's thread count while the kernel runs
-    Layouts layouts{};  // how x/dx and y/dy are held
+    int threads;           // the engine's thread count while the kernel runs
+    Layouts layouts{};     // how x/dx and y/dy are held
+    int64_t G = 1, D = 1;  // groups, dilation (both axes)
 };
 
 const char* name_of(Layout l) {
@@ -30,7 +31,8 @@ std::string describe(const Case& c) {
     std::ostringstream o;
     o << "N=" << c.N << " C=" << c.C << " H=" << c.H << " W=" << c.W << " OC=" << c.OC << " K=" << c.KH << "x"
       << c.KW << " S=" << c.SH << "x" << c.SW << " padding=" << c.padding.str() << " threads=" << c.threads
-      << " layouts=" << name_of(c.layouts.input) << "->" << name_of(c.layouts.output);
+      << " layouts=" << name_of(c.layouts.input) << "->" << name_of(c.layouts.output) << " groups=" << c.G
+      << " dilation=" << c.D;
     return o.str();
 }
 
@@ -69,7 +71,9 @@ std::vector<float> as_nchw(const std::vector<float>& held, Layout l, int64_t N, 
 
 void check(const Case& c) {
     set_threads(c.threads);
-    const ConvGeometry g = resolve_window({c.KH, c.KW, c.SH, c.SW, c.padding}, {c.H, c.W, c.C}, c.OC, "conv");
+    ConvGeometry g =
+        resolve_window({c.KH, c.KW, c.SH, c.SW, c.padding, false, c.D, c.D}, {c.H, c.W, c.C}, c.OC, "conv");
+    g.G = c.G;
     Rng rng(42);
     const auto x = random_vector(c.N * c.C * c.H * c.W, rng);
     const auto w = random_vector(c.OC * g.patch(), rng);
@@ -100,7 +104,7 @@ void check(const Case& c) {
         },
         dw_fast.data(), db_fast.data(), ws.data(), c.layouts);
     expect_close(dx_ref, as_nchw(dx_fast, c.layouts.input, c.N, c.C, in_positions), "dx", c,
-                 g.OC * g.KH * g.KW);
+                 g.OC / g.G * g.KH * g.KW);
     expect_close(dw_ref, dw_fast, "dweight", c, c.N * g.positions());
     expect_close(db_ref, db_fast, "dbias", c, c.N * g.positions());
 }
@@ -160,6 +164,33 @@ TEST(Conv2dKernel, ChannelsLastOnEitherSideMatchesReference) {
 TEST(Conv2dKernel, ChannelPaddedLayersMatchReference) {
     check({3, 100, 20, 30, 200, 3, 3, 2, 2, Padding{PaddingMode::same}, 2});
     check({2, 20, 9, 9, 7, 3, 3, 1, 1, Padding{PaddingMode::valid}, 1});
+    set_threads(0);
+}
+
+// Grouped, depthwise (groups = channels, with one or two filters per channel) and dilated
+// convolutions, in both layouts: what MobileNet, ShuffleNet and DeepLab-style layers are made of.
+TEST(Conv2dKernel, GroupedDepthwiseAndDilatedMatchReference) {
+    const Padding same{PaddingMode::same}, valid{PaddingMode::valid};
+    const Layout nchw = Layout::nchw, nhwc = Layout::nhwc;
+    struct Groups {
+        int64_t C, OC, G;
+    };
+    int cases = 0;
+    for (Groups grouping :
+         {Groups{4, 6, 2}, Groups{6, 6, 6}, Groups{8, 16, 8}, Groups{24, 24, 24}, Groups{4, 4, 1}})
+        for (int64_t d : {1, 2})
+            for (int64_t k : {1, 3})
+                for (int64_t s : {1, 2})
+                    for (const Padding& p : {same, valid})
+                        for (Layouts layouts : {Layouts{nchw, nchw}, Layouts{nhwc, nhwc}}) {
+                            if (grouping.G == 1 && d == 1) continue;  // the sweeps above
+                            check(
+                                {2, grouping.C, 9, 8, grouping.OC, k, k, s, s, p, 2, layouts, grouping.G, d});
+                            ++cases;
+                        }
+    EXPECT_EQ(cases, 144);
+    check({3, 32, 16, 16, 32, 3, 3, 1, 1, same, 1, {nhwc, nhwc}, 32, 1});  // MobileNet's depthwise 3x3
+    check({2, 6, 11, 7, 6, 3, 2, 1, 2, Padding{PaddingMode::pixels, 2, 1}, 2, {}, 3, 3});
     set_threads(0);
 }
 

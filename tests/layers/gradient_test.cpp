@@ -30,6 +30,21 @@ TEST(ConvGradient, Softmax) {
 TEST(ConvGradient, KernelLargerThanInputWithSame) {
     check_gradients("conv 2 5x5 padding=same", {3, 3, 2});
 }
+TEST(ConvGradient, Grouped) {
+    check_gradients("conv 6 3x3 padding=same groups=2 relu", {5, 6, 4});
+}
+TEST(ConvGradient, Depthwise) {
+    check_gradients("conv 4 3x3 stride=2 padding=same groups=4", {7, 6, 4});
+}
+TEST(ConvGradient, DepthwiseWithTwoFiltersPerChannel) {
+    check_gradients("conv 6 3x3 padding=1 groups=3 tanh", {5, 5, 3});
+}
+TEST(ConvGradient, Dilated) {
+    check_gradients("conv 3 3x3 padding=same dilation=2", {7, 6, 2});
+}
+TEST(ConvGradient, DilatedNonSquareAndGrouped) {
+    check_gradients("conv 4 3x2 dilation=2x3 groups=2 sigmoid", {8, 9, 4});
+}
 
 TEST(PoolGradient, Max) {
     check_gradients("maxpool 2", {6, 6, 2});

@@ -50,8 +50,13 @@ memory::desc user_src(const ConvGeometry& g, int64_t N, Layout layout) {
 memory::desc user_dst(const ConvGeometry& g, int64_t N, Layout layout) {
     return {dims4(N, g.OC, g.OH, g.OW), f32, tag_of(layout)};
 }
+// Weights as the layer keeps them, (OC, C/G, KH, KW); oneDNN names the groups as a dimension of their own.
+memory::dims weight_dims(const ConvGeometry& g) {
+    if (g.G == 1) return dims4(g.OC, g.C, g.KH, g.KW);
+    return {g.G, g.OC / g.G, g.group_channels(), g.KH, g.KW};
+}
 memory::desc plain_weights(const ConvGeometry& g) {
-    return {dims4(g.OC, g.C, g.KH, g.KW), f32, tag::oihw};
+    return {weight_dims(g), f32, g.G == 1 ? tag::oihw : tag::goihw};
 }
 memory::desc plain_bias(const ConvGeometry& g) {
     return {{g.OC}, f32, tag::x};
@@ -60,12 +65,17 @@ memory::desc any_desc(const memory::dims& d) {
     return {d, f32, tag::any};
 }
 
+// oneDNN counts dilation from 0 (taps next to each other), Lenz and PyTorch from 1.
 struct Window {
-    memory::dims strides, pad_l, pad_r;
+    memory::dims strides, dilates, pad_l, pad_r;
 };
 Window window(const ConvGeometry& g) {
-    const int64_t pb = (g.OH - 1) * g.SH + g.KH - g.H - g.PT, pr = (g.OW - 1) * g.SW + g.KW - g.W - g.PL;
-    return {{g.SH, g.SW}, {g.PT, g.PL}, {std::max<int64_t>(pb, 0), std::max<int64_t>(pr, 0)}};
+    const int64_t pb = (g.OH - 1) * g.SH + g.span_h() - g.H - g.PT,
+                  pr = (g.OW - 1) * g.SW + g.span_w() - g.W - g.PL;
+    return {{g.SH, g.SW},
+            {g.DH - 1, g.DW - 1},
+            {g.PT, g.PL},
+            {std::max<int64_t>(pb, 0), std::max<int64_t>(pr, 0)}};
 }
 
 int64_t floats_of(const memory::desc& d) {
@@ -79,13 +89,15 @@ int64_t copy_floats(const memory::desc& wanted, const memory::desc& user) {
 
 std::string key_of(const char* what, const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
                    Layouts layouts) {
-    char buf[256];
+    char buf[320];
     std::snprintf(
-        buf, sizeof buf, "%s %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %d %d %g %d %d",
+        buf, sizeof buf,
+        "%s %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld g%lld d%lldx%lld %d %d %g %d %d",
         what, (long long)N, (long long)g.C, (long long)g.H, (long long)g.W, (long long)g.OC, (long long)g.OH,
         (long long)g.OW, (long long)g.KH, (long long)g.KW, (long long)g.SH, (long long)g.SW, (long long)g.PT,
-        (long long)g.PL, bias ? 1 : 0, static_cast<int>(act.kind), static_cast<double>(act.alpha),
-        static_cast<int>(layouts.input), static_cast<int>(layouts.output));
+        (long long)g.PL, (long long)g.G, (long long)g.DH, (long long)g.DW, bias ? 1 : 0,
+        static_cast<int>(act.kind), static_cast<double>(act.alpha), static_cast<int>(layouts.input),
+        static_cast<int>(layouts.output));
     return buf;
 }
 
@@ -128,8 +140,8 @@ bool prefers_channels_last(const ConvGeometry& g) {
         const auto nhwc = [&](const memory::dims& d) { return memory::desc(d, f32, tag::nhwc); };
         dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training,
                                           dnnl::algorithm::convolution_direct, nhwc(dims4(1, g.C, g.H, g.W)),
-                                          any_desc(dims4(g.OC, g.C, g.KH, g.KW)),
-                                          nhwc(dims4(1, g.OC, g.OH, g.OW)), w.strides, w.pad_l, w.pad_r);
+                                          any_desc(weight_dims(g)), nhwc(dims4(1, g.OC, g.OH, g.OW)),
+                                          w.strides, w.dilates, w.pad_l, w.pad_r);
         dnnl::convolution_forward::primitive_desc pd(d, cpu_engine());
         channels_last = std::string(pd.impl_info_str()).rfind("brg", 0) == 0;
     }
@@ -156,11 +168,11 @@ dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, int6
         dst(dims4(N, g.OC, g.OH, g.OW), f32, layout);
     const auto d = bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
                                                           dnnl::algorithm::convolution_direct, src,
-                                                          any_desc(dims4(g.OC, g.C, g.KH, g.KW)),
-                                                          plain_bias(g), dst, w.strides, w.pad_l, w.pad_r)
+                                                          any_desc(weight_dims(g)), plain_bias(g), dst,
+                                                          w.strides, w.dilates, w.pad_l, w.pad_r)
                         : dnnl::convolution_forward::desc(
                               dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src,
-                              any_desc(dims4(g.OC, g.C, g.KH, g.KW)), dst, w.strides, w.pad_l, w.pad_r);
+                              any_desc(weight_dims(g)), dst, w.strides, w.dilates, w.pad_l, w.pad_r);
     dnnl::primitive_attr attr = user_scratchpad();
     if (fusable(act)) {
         dnnl::post_ops ops;
@@ -226,8 +238,8 @@ BackwardData& backward_data_for(const ConvGeometry& g, int64_t N, Layouts layout
         const tag layout = primitive_layout(g, layouts, false);
         dnnl::convolution_backward_data::desc d(
             dnnl::algorithm::convolution_direct, memory::desc(dims4(N, g.C, g.H, g.W), f32, layout),
-            any_desc(dims4(g.OC, g.C, g.KH, g.KW)), memory::desc(dims4(N, g.OC, g.OH, g.OW), f32, layout),
-            w.strides, w.pad_l, w.pad_r);
+            any_desc(weight_dims(g)), memory::desc(dims4(N, g.OC, g.OH, g.OW), f32, layout), w.strides,
+            w.dilates, w.pad_l, w.pad_r);
         dnnl::convolution_backward_data::primitive_desc pd(d, user_scratchpad(), cpu_engine(),
                                                            forward_pd(g, N, false, {}, layout));
         return BackwardData{pd,
@@ -245,12 +257,13 @@ BackwardWeights& backward_weights_for(const ConvGeometry& g, int64_t N, bool bia
         const Window w = window(g);
         const tag layout = primitive_layout(g, layouts, false);
         const memory::desc src(dims4(N, g.C, g.H, g.W), f32, layout),
-            wei = any_desc(dims4(g.OC, g.C, g.KH, g.KW)), dst(dims4(N, g.OC, g.OH, g.OW), f32, layout);
+            wei = any_desc(weight_dims(g)), dst(dims4(N, g.OC, g.OH, g.OW), f32, layout);
         const auto d =
             bias ? dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, src, wei,
-                                                            plain_bias(g), dst, w.strides, w.pad_l, w.pad_r)
+                                                            plain_bias(g), dst, w.strides, w.dilates, w.pad_l,
+                                                            w.pad_r)
                  : dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, src, wei,
-                                                            dst, w.strides, w.pad_l, w.pad_r);
+                                                            dst, w.strides, w.dilates, w.pad_l, w.pad_r);
         dnnl::convolution_backward_weights::primitive_desc pd(d, user_scratchpad(), cpu_engine(),
                                                               forward_pd(g, N, bias, {}, layout));
         return BackwardWeights{pd,
@@ -420,7 +433,7 @@ void conv2d_backward(const ConvGeometry& g, int64_t N, const float* x, const flo
                                                  {DNNL_ARG_SCRATCHPAD, scratch}};
             if (db) args.emplace(DNNL_ARG_DIFF_BIAS, memory(plain_bias(g), cpu_engine(), db_out));
             bw.primitive.execute(cpu_stream(), args);
-            if (bw.diff_weights_plain) {  // back to (OC, C, KH, KW)
+            if (bw.diff_weights_plain) {  // back to (OC, C/G, KH, KW)
                 memory user(plain_weights(g), cpu_engine(), dw_plain);
                 dnnl::reorder(diff_wei, user).execute(cpu_stream(), diff_wei, user);
                 dw_out = dw_plain;

@@ -1,8 +1,8 @@
 // Convolution on the CPU through oneDNN, which picks the best kernel for this processor at run
 // time (AVX-512, AVX2, SSE4.1, or its portable code). Activations come as the engine lays them out,
 // (N, C, H, W) or channels-last (N, H, W, C) (`layouts`: x and dx as input, y and dy as output);
-// weights are (OC, C, KH, KW). When oneDNN prefers another layout the data is reordered through the
-// workspace, which the memory plan counts.
+// weights are (OC, C/G, KH, KW) for G groups (G = C: depthwise); kernels may be dilated. When oneDNN prefers
+// another layout the data is reordered through the workspace, which the memory plan counts.
 #pragma once
 #include "kernels/conv_geometry.h"
 #include "kernels/cpu/image_gradient.h"
@@ -15,7 +15,7 @@ int64_t conv2d_forward_workspace(const ConvGeometry& g, int64_t N, bool bias, co
                                  Layouts layouts);
 int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, bool bias, Layouts layouts);
 
-// x: (N, C, H, W)  w: (OC, C, KH, KW)  b: (OC) or nullptr  y: (N, OC, OH, OW), activation fused
+// x: (N, C, H, W)  w: (OC, C/G, KH, KW)  b: (OC) or nullptr  y: (N, OC, OH, OW), activation fused
 // (a softmax over channels only with y in (N, C, H, W)).
 void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const float* w, const float* b,
                     const ActivationSpec& act, float* y, float* workspace, Layouts layouts = {});
