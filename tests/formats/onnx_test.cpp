@@ -198,8 +198,11 @@ TEST(Onnx, BadFilesAreOneLineErrors) {
     }
     {
         onnx::ModelProto p = classifier_proto();
-        for (auto& a : *p.mutable_graph()->mutable_node(0)->mutable_attribute())
-            if (a.name() == "dilations") a.set_ints(0, 2);
+        onnx::AttributeProto& dilations = *p.mutable_graph()->mutable_node(2)->add_attribute();  // MaxPool
+        dilations.set_name("dilations");
+        dilations.set_type(onnx::AttributeProto::INTS);
+        dilations.add_ints(2);
+        dilations.add_ints(2);
         expect_one_line_error(bytes_of(p), "dilated");
     }
     {
