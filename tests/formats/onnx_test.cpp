@@ -371,8 +371,9 @@ TEST(Onnx, AnExportedModelComputesWhatLenzPredictsInAnIndependentEvaluator) {
                       png = (dir / "image.png").string();
 
     Model model = parse_model(
-        "input 12x10x3\nconv 6 3x3 padding=same relu\nmaxpool 2x2\nbatchnorm\nconv 8 3x3 stride=2 padding=1 "
-        "leakyrelu=0.1\navgpool 2x2 padding=1\nflatten\ndense 12 tanh\ndense 3 softmax\n",
+        "input 12x10x3\nconv 6 3x3 padding=same relu\nmaxpool 2x2\nbatchnorm\n"
+        "conv 8 3x3 stride=2 padding=1 leakyrelu=0.1\navgpool 2x2 padding=1\nflatten\ndense 12 tanh\n"
+        "dense 3 softmax\n",
         "trial");
     model.init_params(11);
     CheckpointInfo info;
