@@ -22,9 +22,11 @@ std::vector<Layouts> plan_layouts(const Model& model);
 struct InferencePlan {
     int64_t batch = 1;
     std::vector<Layouts> layouts;  // per layer, from plan_layouts
-    // Where each layer reads and writes, in floats from the arena's start (layer i: in[i] -> out[i]).
-    std::vector<int64_t> in_offset, out_offset;
-    int64_t arena_floats = 0;      // the largest pair of consecutive activations, input included
+    // Where each value lives, in floats from the arena's start (value 0: the input; i + 1: layer i's output).
+    std::vector<int64_t> value_offset;
+    // A chain: the largest pair of consecutive activations, input included; a graph: what the
+    // planner packs the values into, each alive from its writer to its last reader.
+    int64_t arena_floats = 0;
     int64_t workspace_floats = 0;  // the largest scratch any one layer needs
     int64_t param_floats = 0;      // trainable parameters plus running statistics
     int64_t input_floats = 0;
@@ -41,8 +43,10 @@ struct TrainingPlan {
     int64_t input_floats = 0;       // the input batch
     int64_t activation_floats = 0;  // every layer's output for the batch, kept for backward
     int64_t saved_floats = 0;       // masks and batch statistics kept for backward
-    // Gradients need no buffers of their own: each overwrites the activation it belongs to once
-    // that activation has been used, so backward runs in the memory forward left behind.
+    // Gradients of values that several layers read (or a layer of several inputs): they add up in a
+    // buffer of their own. Every other gradient needs no buffer: it overwrites the activation it
+    // belongs to once that activation has been used, so backward runs in the memory forward left behind.
+    int64_t value_gradient_floats = 0;
     int64_t workspace_floats = 0;
     int64_t bytes() const;  // throws ShapeError if it overflows 64 bits
 };
@@ -62,6 +66,7 @@ class Inference {
     Model& model_;
     InferencePlan plan_;
     Buffer arena_, workspace_;
+    std::vector<char> views_;  // per layer: reshape-only and skipped (ValueGraph::view)
 };
 
 // Forward, softmax cross-entropy and backward for one mini-batch; gradients land in the layers.
@@ -81,12 +86,17 @@ class TrainingStep {
   private:
     void check_batch(
         int64_t batch) const;  // 1..max_batch, else ShapeError: buffers are planned for max_batch
+    // Runs layers 0..last; logits_last leaves out the last layer's fused softmax.
+    void forward_layers(int64_t last, Pass& pass, uint64_t step_seed, bool logits_last);
 
     Model& model_;
     int64_t max_batch_;
     Buffer input_;
-    std::vector<Buffer> activations_;             // one per layer that is not reshape-only
-    std::vector<float*> outputs_;                 // output of layer i (aliases for reshape-only layers)
+    std::vector<Buffer> activations_;             // one per layer that is not a view
+    std::vector<Buffer> value_gradients_;         // one per value with a gradient of its own
+    std::vector<float*> values_;                  // per value: its memory (views share their input's)
+    std::vector<float*> gradients_;               // per value: its own gradient buffer, or nullptr
+    std::vector<char> views_;                     // per layer: reshape-only, sharing its input's memory
     std::vector<ActivationSpec> activations_of_;  // per layer, for the backward pass
     std::vector<Layouts> layouts_;                // per layer
     Buffer workspace_;

@@ -54,6 +54,9 @@ struct Pass {
     // gradients to save memory). Layers therefore finish reading image n of x before they store image
     // n of dx, through store_input_gradient(), which also applies this derivative of the layer before.
     const ActivationSpec* dx_activation = nullptr;
+    // Backward only: add dx to what the destination holds instead of overwriting it. The engine sets
+    // it where a value feeds several layers: their input gradients add up in a buffer of its own.
+    bool accumulate_dx = false;
 };
 
 class Layer {
@@ -66,11 +69,17 @@ class Layer {
     virtual std::string spec() const = 0;
 
     // Infers and stores the output shape; throws ShapeError (without file position) if `in` does not fit.
-    void connect(Shape in) {
-        output_ = infer(in);
-        input_ = in;
+    void connect(Shape in) { connect(std::vector<Shape>{in}); }
+    // The same for every input of a layer that reads several values (add, concat, mul).
+    void connect(const std::vector<Shape>& inputs) {
+        output_ = infer_inputs(inputs);
+        input_ = inputs.at(0);
+        inputs_ = inputs;
     }
-    Shape input_shape() const { return input_; }
+    // How many values the layer reads: 1, or for add, concat and mul, 2 or more.
+    virtual bool reads_several() const { return false; }
+    Shape input_shape() const { return input_; }  // the first input
+    const std::vector<Shape>& input_shapes() const { return inputs_; }
     Shape output_shape() const { return output_; }
 
     virtual int64_t param_count() const { return 0; }  // trainable
@@ -109,15 +118,27 @@ class Layer {
     // Accumulates parameter gradients; writes dx unless it is nullptr (the first layer).
     // dy is scratch: a layer may overwrite it (with the gradient before its activation).
     virtual void backward(const float* x, const float* y, float* dy, float* dx, const Pass& pass) = 0;
+    // The engine's calls: one pointer per input. A layer of one input gets it handed to the above;
+    // layers that read several values override these. dxs[k] is nullptr where no gradient is wanted.
+    virtual void forward_inputs(const std::vector<const float*>& xs, float* y, const Pass& pass) {
+        forward(xs.at(0), y, pass);
+    }
+    virtual void backward_inputs(const std::vector<const float*>& xs, const float* y, float* dy,
+                                 const std::vector<float*>& dxs, const Pass& pass) {
+        backward(xs.at(0), y, dy, dxs.at(0), pass);
+    }
 
     virtual ActivationSpec activation() const { return {}; }
 
   protected:
     virtual Shape infer(Shape in) const = 0;
+    // Layers that read several values override this; the others take exactly one.
+    virtual Shape infer_inputs(const std::vector<Shape>& inputs) const;
 
   private:
     Shape input_{};
     Shape output_{};
+    std::vector<Shape> inputs_;
 };
 
 }  // namespace lenz

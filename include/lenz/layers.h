@@ -57,10 +57,17 @@ struct BatchNormConfig {};
 struct ActivationConfig {
     ActivationSpec activation;
 };
+// The layers that read several values; which values is the model's business (Model::add).
+struct AddConfig {
+    ActivationSpec activation;
+};
+struct ConcatConfig {};
+struct MulConfig {};
 
 // Any layer's settings: what one line of the model file says.
-using LayerConfig = std::variant<Conv2dConfig, Pool2dConfig, GlobalPoolConfig, FlattenConfig, DenseConfig,
-                                 DropoutConfig, BatchNormConfig, ActivationConfig>;
+using LayerConfig =
+    std::variant<Conv2dConfig, Pool2dConfig, GlobalPoolConfig, FlattenConfig, DenseConfig, DropoutConfig,
+                 BatchNormConfig, ActivationConfig, AddConfig, ConcatConfig, MulConfig>;
 
 std::unique_ptr<Layer> make_layer(const LayerConfig& config);
 // The settings of one layer line of the model file, e.g. layer.spec(): "conv 32 3x3 padding=same relu".
@@ -74,5 +81,8 @@ std::unique_ptr<Layer> make_dense(const DenseConfig& config);
 std::unique_ptr<Layer> make_dropout(double rate);
 std::unique_ptr<Layer> make_batchnorm();
 std::unique_ptr<Layer> make_activation(const ActivationSpec& activation);
+std::unique_ptr<Layer> make_add(const AddConfig& config);
+std::unique_ptr<Layer> make_concat();
+std::unique_ptr<Layer> make_mul();
 
 }  // namespace lenz

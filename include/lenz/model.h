@@ -1,7 +1,11 @@
-// A model: an input shape and an ordered list of layers whose shapes are inferred as they are added.
+// A model: an input shape and layers in order, each reading values written before it, so the order
+// is a topological order of the graph and cycles cannot be written. Value 0 is the model's input;
+// value i + 1 is the output of layer i. A chain is the common case: each layer reads the value
+// just before it. The model's output is the last layer's.
 #pragma once
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "lenz/layer.h"
@@ -15,9 +19,23 @@ class Model {
     Model(Model&&) = default;
     Model& operator=(Model&&) = default;
 
-    // Connects the layer to the current output; throws ShapeError "layer 3 (conv 64 3x3): ..." if it does not
-    // fit.
+    // Connects the layer to the latest value (or to `inputs`, value ids written before it) and names
+    // its output (names: letters, digits, '_', '-', '.'). Throws ShapeError "layer 3 (conv 64 3x3):
+    // ..." if it does not fit, and Error for an unknown value or a name given twice.
     Model& add(std::unique_ptr<Layer> layer);
+    Model& add(std::unique_ptr<Layer> layer, std::vector<int64_t> inputs, const std::string& name = "");
+
+    // The values layer i reads.
+    const std::vector<int64_t>& inputs(int64_t i) const { return inputs_[static_cast<size_t>(i)]; }
+    Shape value_shape(int64_t value) const;
+    // The value's name ("" if it has none; value 0 is "input") and the value of a name (-1 if none).
+    const std::string& value_name(int64_t value) const { return names_[static_cast<size_t>(value)]; }
+    int64_t find_value(const std::string& name) const;
+    // Each layer reads only the value just before it.
+    bool is_chain() const;
+    // Layer i as its line of the model file, with what it reads: "conv 64 3x3 from=stem name=b1",
+    // "add stem b2 relu".
+    std::string layer_text(int64_t i) const;
 
     Shape input_shape() const { return input_; }
     Shape output_shape() const { return layers_.empty() ? input_ : layers_.back()->output_shape(); }
@@ -44,9 +62,19 @@ class Model {
     bool ends_with_softmax() const;
 
   private:
+    // A name for layer_text to refer to the value by: its own, or "_N" for value N.
+    std::string reference(int64_t value) const;
+
     Shape input_;
     std::vector<std::unique_ptr<Layer>> layers_;
+    std::vector<std::vector<int64_t>> inputs_;  // per layer
+    std::vector<std::string> names_;            // per value
+    std::vector<char> referenced_;              // per value: read other than by the next layer alone
+    std::unordered_map<std::string, int64_t> name_index_;
 };
+
+// Names of values in the model file and the builder API: letters, digits, '_', '-' and '.'.
+bool is_value_name(const std::string& name);
 
 // The `.lenz` text format (see README). Errors: ParseError "file:line:col: what (expected ...)".
 Model parse_model(const std::string& text, const std::string& filename);

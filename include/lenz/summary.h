@@ -24,6 +24,10 @@ struct LayerCost {
     int64_t params, non_trainable, mults, input_grad_mults, weight_grad_mults, other_ops, output_bytes;
     bool allocates;  // false for reshape-only and in-place layers (textbook inference rule)
     std::string param_formula, mult_formula;
+    std::string text;                 // the model file's line, with what it reads: "add stem b2 relu"
+    std::string value;                // the name of its output ("_3" where the file gives none)
+    std::vector<std::string> inputs;  // the names of the values it reads ("input" for the model's)
+    int64_t last_read = 0;            // the last layer (1-based) that reads its output
 };
 // What a table shows for a layer's output bytes: "(view)" for a flatten, which only renames its
 // input and owns no memory, else the bytes with commas. The CLI table and the report agree on it.
@@ -38,7 +42,12 @@ struct Summary {
     int64_t backward_input_mults = 0, backward_weight_mults = 0;  // no input gradient for layer 1
     int64_t other_ops = 0;
     // Textbook: the largest pair of consecutive activations (indices into layers; -1 = the input).
+    // For a graph, pair_bytes is the largest total of values alive at one layer, at peak_layer
+    // (index into layers), where the values peak_values (value ids; 0 = the input) are alive.
     int64_t pair_first = -1, pair_second = -1, pair_bytes = 0;
+    bool graph = false;
+    int64_t peak_layer = -1;
+    std::vector<int64_t> peak_values;
     int64_t inference_bytes_textbook = 0;
     int64_t training_activation_bytes_per_image = 0;
     int64_t training_bytes_textbook = 0;

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "engine/value_graph.h"
 #include "lenz/error.h"
 #include "lenz/threads.h"
 
@@ -15,6 +16,36 @@ namespace lenz {
 
 std::string output_bytes_text(const LayerCost& cost) {
     return cost.kind == "flatten" ? "(view)" : with_commas(cost.output_bytes);
+}
+
+// The notes' rule for a graph: a value lives from the layer that writes it to the last that reads
+// it; the peak is the largest total alive at one layer (its inputs and output included). Views and
+// in-place layers share their input's memory. For a chain this is the largest consecutive pair.
+static void textbook_peak_of_graph(const Model& model, const ValueGraph& graph, int64_t eb, Summary& s) {
+    const int64_t L = model.size();
+    std::vector<int64_t> last(static_cast<size_t>(L + 1), -1);  // per storage root: its last reader
+    for (int64_t v = 0; v <= L; ++v) {
+        const int64_t root = graph.inference_storage(v);
+        last[static_cast<size_t>(root)] =
+            std::max(last[static_cast<size_t>(root)], graph.last_read[static_cast<size_t>(v)]);
+    }
+    s.pair_bytes = 0;
+    for (int64_t i = 0; i < L; ++i) {
+        if (graph.view[static_cast<size_t>(i)] || graph.in_place[static_cast<size_t>(i)]) continue;
+        int64_t alive = 0;
+        std::vector<int64_t> values;
+        for (int64_t r = 0; r <= i + 1; ++r)
+            if (graph.inference_storage(r) == r && r - 1 <= i && last[static_cast<size_t>(r)] >= i) {
+                alive =
+                    checked_add(alive, checked_mul(model.value_shape(r).elements(), eb, "memory"), "memory");
+                values.push_back(r);
+            }
+        if (alive > s.pair_bytes) {
+            s.pair_bytes = alive;
+            s.peak_layer = i;
+            s.peak_values = values;
+        }
+    }
 }
 
 Summary summarize(const Model& model, const SummaryOptions& options) {
@@ -29,6 +60,8 @@ Summary summarize(const Model& model, const SummaryOptions& options) {
     int64_t live_index = -1;
     s.pair_bytes = s.input_bytes;
     int64_t per_image = s.input_bytes;
+    const ValueGraph graph = analyse(model);
+    s.graph = !model.is_chain();
     for (int64_t i = 0; i < model.size(); ++i) {
         const Layer& l = model.layer(i);
         LayerCost c{i + 1,
@@ -44,7 +77,15 @@ Summary summarize(const Model& model, const SummaryOptions& options) {
                     checked_mul(l.output_shape().elements(), eb, "output bytes"),
                     !l.reshape_only() && !l.in_place(),
                     l.param_formula(),
-                    l.mult_formula()};
+                    l.mult_formula(),
+                    model.layer_text(i),
+                    model.value_name(i + 1).empty() ? "_" + std::to_string(i + 1) : model.value_name(i + 1),
+                    {},
+                    graph.last_read[static_cast<size_t>(i + 1)] + 1};
+        for (int64_t v : model.inputs(i))
+            c.inputs.push_back(v == 0                        ? "input"
+                               : model.value_name(v).empty() ? "_" + std::to_string(v)
+                                                             : model.value_name(v));
         s.params = checked_add(s.params, c.params, "parameters");
         s.non_trainable = checked_add(s.non_trainable, c.non_trainable, "parameters");
         s.mults = checked_add(s.mults, c.mults, "multiplications");
@@ -64,9 +105,10 @@ Summary summarize(const Model& model, const SummaryOptions& options) {
         }
         live_bytes = c.output_bytes;
         if (c.allocates || l.in_place()) live_index = i;
-        if (!l.reshape_only()) per_image = checked_add(per_image, c.output_bytes, "memory");
+        if (!graph.view[static_cast<size_t>(i)]) per_image = checked_add(per_image, c.output_bytes, "memory");
         s.layers.push_back(std::move(c));
     }
+    if (s.graph) textbook_peak_of_graph(model, graph, eb, s);
     s.param_bytes = checked_mul(s.params, eb, "parameter bytes");
     const int64_t state_bytes = checked_mul(s.non_trainable, eb, "parameter bytes");
     s.inference_bytes_textbook = checked_add(checked_add(s.pair_bytes, s.param_bytes), state_bytes, "memory");
@@ -150,9 +192,32 @@ void explain(std::ostringstream& o, const Summary& s) {
                                     : "  (in place: no new memory)")
           << "\n";
 
-    o << "\nOne prediction: once a layer's output is computed its input can be released, so at most two\n"
-         "consecutive activations live at once. Outputs are NOT added up.\n";
-    if (s.pair_second >= 0) {
+    if (s.graph) {
+        o << "\nOne prediction: a value lives from the layer that writes it until the last layer that reads\n"
+             "it; at each layer its inputs, its output and every value a later layer still reads are alive\n"
+             "at once. Outputs are NOT added up, but a skip connection keeps its value alive:\n";
+        for (const LayerCost& c : s.layers)
+            if (c.last_read > c.index + 1 && c.last_read <= static_cast<int64_t>(s.layers.size()))
+                o << "  " << c.value << " (layer " << c.index << ") stays alive until layer " << c.last_read
+                  << " (" << s.layers[static_cast<size_t>(c.last_read - 1)].kind << ") reads it\n";
+        if (s.peak_layer >= 0) {
+            std::string terms, names;
+            for (int64_t v : s.peak_values) {
+                const int64_t bytes =
+                    v == 0 ? s.input_bytes : s.layers[static_cast<size_t>(v - 1)].output_bytes;
+                terms += (terms.empty() ? "" : " + ") + with_commas(bytes);
+                names += (names.empty() ? "" : ", ") +
+                         (v == 0 ? std::string("input") : s.layers[static_cast<size_t>(v - 1)].value);
+            }
+            o << "  peak at layer " << s.peak_layer + 1 << " ("
+              << s.layers[static_cast<size_t>(s.peak_layer)].kind << "), alive: " << names
+              << "\n    = " << terms << " = " << with_commas(s.pair_bytes) << " bytes\n";
+        }
+    } else {
+        o << "\nOne prediction: once a layer's output is computed its input can be released, so at most two\n"
+             "consecutive activations live at once. Outputs are NOT added up.\n";
+    }
+    if (!s.graph && s.pair_second >= 0) {
         const int64_t first =
             s.pair_first < 0 ? s.input_bytes : s.layers[static_cast<size_t>(s.pair_first)].output_bytes;
         o << "  largest pair: " << layer_label(s, s.pair_first) << " + " << layer_label(s, s.pair_second)
@@ -180,7 +245,8 @@ void explain(std::ostringstream& o, const Summary& s) {
     o << "\nEngine plan (float32, " << s.threads << " threads): what Lenz really allocates.\n";
     const InferencePlan& ip = s.inference_plan;
     o << "  one prediction: arena " << with_commas(f4(ip.arena_floats))
-      << " (the largest pair; outputs go to the arena's two ends in turn)\n"
+      << (s.graph ? " (each value placed in the arena for its lifetime, beside those alive with it)\n"
+                  : " (the largest pair; outputs go to the arena's two ends in turn)\n")
       << "    + workspace " << with_commas(f4(ip.workspace_floats))
       << " (oneDNN's reordered copies and scratchpad; it does not grow with the batch)\n"
       << "    + parameters " << with_commas(f4(ip.param_floats)) << " = " << bytes_both(ip.bytes()) << "\n";
@@ -206,7 +272,7 @@ std::string format_summary(const Summary& s, const std::string& model_name, bool
     o << pad_left("0", 3) << "  " << pad_right("input", wname) << pad_right(s.input.str(), 14)
       << pad_left("-", 12) << pad_left("-", 17) << pad_left(with_commas(s.input_bytes), 15) << "\n";
     for (const LayerCost& c : s.layers) {
-        const std::string name = c.spec.size() > wname - 2 ? c.spec.substr(0, wname - 5) + "..." : c.spec;
+        const std::string name = c.text.size() > wname - 2 ? c.text.substr(0, wname - 5) + "..." : c.text;
         o << pad_left(std::to_string(c.index), 3) << "  " << pad_right(name, wname)
           << pad_right(c.output.str(), 14) << pad_left(c.params ? with_commas(c.params) : "-", 12)
           << pad_left(c.mults ? with_commas(c.mults) : "-", 17) << pad_left(output_bytes_text(c), 15) << "\n";
@@ -241,9 +307,15 @@ std::string format_summary(const Summary& s, const std::string& model_name, bool
                                                            : "none");
     row("input batch", tp.input_floats, "");
     row("activations", tp.activation_floats, "every layer's output, kept for backward");
+    if (tp.value_gradient_floats)
+        row("shared gradients", tp.value_gradient_floats,
+            "of values several layers read: their shares add up");
     row("saved for backward", tp.saved_floats, "dropout masks, batchnorm statistics");
     row("workspace", tp.workspace_floats, "kernel scratch: reordered copies, dx of one chunk of images");
-    o << "    (gradients of activations overwrite the activations they belong to: no extra buffers)\n";
+    o << (tp.value_gradient_floats
+              ? "    (other gradients of activations overwrite the activations they belong to)\n"
+              : "    (gradients of activations overwrite the activations they belong to: no extra "
+                "buffers)\n");
     o << "(plan for " << s.threads << " thread" << (s.threads == 1 ? "" : "s")
       << "; 1 MB = 1,000,000 bytes)\n";
     if (explain_too) explain(o, s);
@@ -256,6 +328,8 @@ std::string summary_json(const Summary& s, const std::string& model_name) {
     for (const LayerCost& c : s.layers)
         layers.push_back({{"index", c.index},
                           {"name", c.spec},
+                          {"value", c.value},
+                          {"inputs", c.inputs},
                           {"kind", c.kind},
                           {"output_shape", {c.output.h, c.output.w, c.output.c}},
                           {"params", c.params},
@@ -293,6 +367,7 @@ std::string summary_json(const Summary& s, const std::string& model_name) {
                 {"optimizer_state", f4(tp.optimizer_floats)},
                 {"input_batch", f4(tp.input_floats)},
                 {"activations", f4(tp.activation_floats)},
+                {"shared_gradients", f4(tp.value_gradient_floats)},
                 {"saved_for_backward", f4(tp.saved_floats)},
                 {"workspace", f4(tp.workspace_floats)}}},
               {"batch", s.options.batch},

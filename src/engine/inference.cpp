@@ -1,5 +1,7 @@
 #include <cstring>
+#include <vector>
 
+#include "engine/value_graph.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
 
@@ -9,27 +11,30 @@ Inference::Inference(Model& model, int64_t max_batch)
     : model_(model),
       plan_(plan_inference(model, max_batch)),
       arena_(plan_.arena_floats),
-      workspace_(plan_.workspace_floats) {}
+      workspace_(plan_.workspace_floats),
+      views_(analyse(model).view) {}
 
 const float* Inference::run(const float* input, int64_t batch) {
     if (batch <= 0 || batch > plan_.batch)
         throw ShapeError("inference batch " + std::to_string(batch) + " is outside 1.." +
                          std::to_string(plan_.batch));
-    std::memcpy(arena_.data(), input,
+    std::memcpy(arena_.data() + plan_.value_offset[0], input,
                 sizeof(float) * static_cast<size_t>(batch * model_.input_shape().elements()));
     Pass pass;
     pass.batch = batch;
     pass.workspace = workspace_.data();
     float* base = arena_.data();
+    std::vector<const float*> xs;
     for (int64_t i = 0; i < model_.size(); ++i) {
+        if (views_[static_cast<size_t>(i)]) continue;  // its output is its input under another shape
         Layer& layer = model_.layer(i);
-        if (layer.reshape_only()) continue;
         pass.layouts = plan_.layouts[static_cast<size_t>(i)];
-        // Offsets were planned for the largest batch; outputs at the far end still fit below it.
-        layer.forward(base + plan_.in_offset[static_cast<size_t>(i)],
-                      base + plan_.out_offset[static_cast<size_t>(i)], pass);
+        xs.clear();
+        for (int64_t v : model_.inputs(i)) xs.push_back(base + plan_.value_offset[static_cast<size_t>(v)]);
+        // Offsets were planned for the largest batch; a smaller one uses the start of each buffer.
+        layer.forward_inputs(xs, base + plan_.value_offset[static_cast<size_t>(i + 1)], pass);
     }
-    return model_.size() ? base + plan_.out_offset.back() : base;
+    return base + plan_.value_offset.back();
 }
 
 }  // namespace lenz

@@ -2,6 +2,7 @@
 // figures before anything is allocated. `lenz summary` prints these; the runners allocate them.
 #include <string>
 
+#include "engine/value_graph.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
 
@@ -51,7 +52,7 @@ int64_t InferencePlan::bytes() const {
 
 int64_t TrainingPlan::bytes() const {
     return float_bytes({param_floats, gradient_floats, optimizer_floats, input_floats, activation_floats,
-                        saved_floats, workspace_floats});
+                        value_gradient_floats, saved_floats, workspace_floats});
 }
 
 static int64_t all_params(const Model& model) {
@@ -61,24 +62,30 @@ static int64_t all_params(const Model& model) {
     return n;
 }
 
+// A value is channels-last when its writer and every reader take it so; the model's input and
+// output, and whatever a layer of several inputs reads, stay (N, C, H, W).
 std::vector<Layouts> plan_layouts(const Model& model) {
-    std::vector<Layouts> layouts(static_cast<size_t>(model.size()));
-    for (int64_t i = 0; i + 1 < model.size(); ++i)
-        if (model.layer(i).takes_channels_last() && model.layer(i + 1).takes_channels_last()) {
-            layouts[static_cast<size_t>(i)].output = Layout::nhwc;
-            layouts[static_cast<size_t>(i + 1)].input = Layout::nhwc;
-        }
+    const ValueGraph graph = analyse(model);
+    const int64_t L = model.size();
+    std::vector<Layout> value_layout(static_cast<size_t>(L + 1), Layout::nchw);
+    for (int64_t v = 1; v < L; ++v) {
+        const auto& readers = graph.readers[static_cast<size_t>(v)];
+        bool nhwc = model.layer(v - 1).takes_channels_last() && !readers.empty();
+        for (int64_t r : readers) nhwc = nhwc && model.layer(r).takes_channels_last();
+        if (nhwc) value_layout[static_cast<size_t>(v)] = Layout::nhwc;
+    }
+    std::vector<Layouts> layouts(static_cast<size_t>(L));
+    for (int64_t i = 0; i < L; ++i)
+        layouts[static_cast<size_t>(i)] = {value_layout[static_cast<size_t>(model.inputs(i)[0])],
+                                           value_layout[static_cast<size_t>(i + 1)]};
     return layouts;
 }
 
-InferencePlan plan_inference(const Model& model, int64_t batch) {
-    check_plan_batch(batch);
-    InferencePlan plan;
-    plan.batch = batch;
-    plan.layouts = plan_layouts(model);
-    plan.input_floats = checked_mul(batch, model.input_shape().elements(), "input batch");
-    plan.param_floats = all_params(model);
-    // First pass: the arena size. The live tensor sits at one end; a new output goes to the other.
+namespace {
+
+// A chain's arena: the live value at one end, the next output at the other, so the arena is exactly
+// the largest pair of consecutive activations (the course notes' rule).
+void place_chain(const Model& model, int64_t batch, InferencePlan& plan) {
     int64_t live = plan.input_floats;
     plan.arena_floats = live;
     for (int64_t i = 0; i < model.size(); ++i) {
@@ -87,22 +94,61 @@ InferencePlan plan_inference(const Model& model, int64_t batch) {
         if (!layer.reshape_only() && !layer.in_place())
             plan.arena_floats = std::max(plan.arena_floats, checked_add(live, out, "arena"));
         live = out;
-        plan.workspace_floats =
-            std::max(plan.workspace_floats,
-                     layer.workspace_floats(batch, false, plan.layouts[static_cast<size_t>(i)]));
     }
-    // Second pass: offsets, alternating ends.
     bool at_start = true;
     int64_t offset = 0;
+    plan.value_offset.assign(1, 0);
     for (int64_t i = 0; i < model.size(); ++i) {
         const Layer& layer = model.layer(i);
-        plan.in_offset.push_back(offset);
         if (!layer.reshape_only() && !layer.in_place()) {
             at_start = !at_start;
             offset = at_start ? 0 : plan.arena_floats - batch * layer.output_shape().elements();
         }
-        plan.out_offset.push_back(offset);
+        plan.value_offset.push_back(offset);
     }
+}
+
+// A graph's arena: each buffer lives from its writer to its last reader and is placed by the planner.
+void place_graph(const Model& model, int64_t batch, InferencePlan& plan) {
+    const ValueGraph graph = analyse(model);
+    const int64_t L = model.size();
+    std::vector<Lifetime> buffers;
+    std::vector<int64_t> buffer_of(static_cast<size_t>(L + 1), -1);
+    for (int64_t v = 0; v <= L; ++v) {
+        const int64_t root = graph.inference_storage(v);
+        if (root == v) {
+            buffer_of[static_cast<size_t>(v)] = static_cast<int64_t>(buffers.size());
+            buffers.push_back(
+                {checked_mul(batch, model.value_shape(v).elements(), "activation"), v - 1, v - 1});
+        }
+        Lifetime& b = buffers[static_cast<size_t>(buffer_of[static_cast<size_t>(root)])];
+        b.last = std::max(b.last, graph.last_read[static_cast<size_t>(v)]);
+    }
+    const ArenaLayout layout = place_buffers(buffers);
+    plan.arena_floats = layout.floats;
+    plan.value_offset.resize(static_cast<size_t>(L + 1));
+    for (int64_t v = 0; v <= L; ++v)
+        plan.value_offset[static_cast<size_t>(v)] =
+            layout.offsets[static_cast<size_t>(buffer_of[static_cast<size_t>(graph.inference_storage(v))])];
+}
+
+}  // namespace
+
+InferencePlan plan_inference(const Model& model, int64_t batch) {
+    check_plan_batch(batch);
+    InferencePlan plan;
+    plan.batch = batch;
+    plan.layouts = plan_layouts(model);
+    plan.input_floats = checked_mul(batch, model.input_shape().elements(), "input batch");
+    plan.param_floats = all_params(model);
+    for (int64_t i = 0; i < model.size(); ++i)
+        plan.workspace_floats =
+            std::max(plan.workspace_floats,
+                     model.layer(i).workspace_floats(batch, false, plan.layouts[static_cast<size_t>(i)]));
+    if (model.is_chain())
+        place_chain(model, batch, plan);
+    else
+        place_graph(model, batch, plan);
     return plan;
 }
 
@@ -118,11 +164,14 @@ TrainingPlan plan_training(const Model& model, int64_t batch, OptimizerKind opti
     plan.gradient_floats = trainable;
     plan.optimizer_floats = checked_mul(trainable, optimizer_state_copies(optimizer));
     plan.input_floats = checked_mul(batch, model.input_shape().elements(), "input batch");
+    const ValueGraph graph = analyse(model);
     for (int64_t i = 0; i < model.size(); ++i) {
         const Layer& layer = model.layer(i);
         const int64_t out = checked_mul(batch, layer.output_shape().elements(), "activation");
-        if (!layer.reshape_only())
+        if (!graph.view[static_cast<size_t>(i)])
             plan.activation_floats = checked_add(plan.activation_floats, out, "activations");
+        if (graph.own_gradient[static_cast<size_t>(i + 1)])
+            plan.value_gradient_floats = checked_add(plan.value_gradient_floats, out, "gradients");
         plan.saved_floats = checked_add(plan.saved_floats, layer.saved_floats(batch), "saved tensors");
         plan.workspace_floats = std::max(
             plan.workspace_floats, layer.workspace_floats(batch, true, plan.layouts[static_cast<size_t>(i)]));

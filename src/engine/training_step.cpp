@@ -5,6 +5,8 @@
 #include <cstring>
 #include <vector>
 
+#include "engine/value_graph.h"
+#include "kernels/cpu/activation.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
 #include "lenz/layers.h"
@@ -69,22 +71,31 @@ double softmax_cross_entropy(const float* logits, const int32_t* labels, int64_t
 
 TrainingStep::TrainingStep(Model& model, int64_t max_batch) : model_(model), max_batch_(max_batch) {
     const TrainingPlan plan = plan_training(model, max_batch, OptimizerKind::sgd);
+    const ValueGraph graph = analyse(model);
     model.allocate_gradients();
+    const int64_t L = model.size();
     input_ = Buffer(plan.input_floats);
-    float* previous = input_.data();
-    for (int64_t i = 0; i < model.size(); ++i) {
+    values_.assign(static_cast<size_t>(L + 1), nullptr);
+    gradients_.assign(static_cast<size_t>(L + 1), nullptr);
+    values_[0] = input_.data();
+    views_ = graph.view;
+    for (int64_t i = 0; i < L; ++i) {
         Layer& layer = model.layer(i);
-        if (layer.reshape_only()) {
-            outputs_.push_back(previous);
-            continue;
+        const int64_t floats = max_batch * layer.output_shape().elements();
+        if (views_[static_cast<size_t>(i)]) {
+            values_[static_cast<size_t>(i + 1)] = values_[static_cast<size_t>(model.inputs(i)[0])];
+        } else {
+            activations_.emplace_back(floats);
+            values_[static_cast<size_t>(i + 1)] = activations_.back().data();
+            layer.prepare_training(max_batch);
         }
-        activations_.emplace_back(max_batch * layer.output_shape().elements());
-        previous = activations_.back().data();
-        outputs_.push_back(previous);
-        layer.prepare_training(max_batch);
+        if (graph.own_gradient[static_cast<size_t>(i + 1)]) {
+            value_gradients_.emplace_back(floats);
+            gradients_[static_cast<size_t>(i + 1)] = value_gradients_.back().data();
+        }
     }
     workspace_ = Buffer(plan.workspace_floats);
-    for (int64_t i = 0; i < model.size(); ++i) activations_of_.push_back(model.layer(i).activation());
+    for (int64_t i = 0; i < L; ++i) activations_of_.push_back(model.layer(i).activation());
     layouts_ = plan.layouts;
 }
 
@@ -92,6 +103,20 @@ void TrainingStep::check_batch(int64_t batch) const {
     if (batch <= 0 || batch > max_batch_)
         throw ShapeError("training batch " + std::to_string(batch) + " is outside 1.." +
                          std::to_string(max_batch_));
+}
+
+void TrainingStep::forward_layers(int64_t last, Pass& pass, uint64_t step_seed, bool logits_last) {
+    std::vector<const float*> xs;
+    for (int64_t i = 0; i <= last; ++i) {
+        if (views_[static_cast<size_t>(i)]) continue;  // its output is its input under another shape
+        Layer& layer = model_.layer(i);
+        pass.seed = Rng::derive(step_seed, 0xD20, static_cast<uint64_t>(i)).next();
+        pass.logits_only = logits_last && i == last;
+        pass.layouts = layouts_[static_cast<size_t>(i)];
+        xs.clear();
+        for (int64_t v : model_.inputs(i)) xs.push_back(values_[static_cast<size_t>(v)]);
+        layer.forward_inputs(xs, values_[static_cast<size_t>(i + 1)], pass);
+    }
 }
 
 const float* TrainingStep::forward(const float* input, int64_t batch, bool training, uint64_t step_seed) {
@@ -102,15 +127,8 @@ const float* TrainingStep::forward(const float* input, int64_t batch, bool train
     pass.batch = batch;
     pass.training = training;
     pass.workspace = workspace_.data();
-    const float* x = input_.data();
-    for (int64_t i = 0; i < model_.size(); ++i) {
-        Layer& layer = model_.layer(i);
-        pass.seed = Rng::derive(step_seed, 0xD20, static_cast<uint64_t>(i)).next();
-        pass.layouts = layouts_[static_cast<size_t>(i)];
-        if (!layer.reshape_only()) layer.forward(x, outputs_[static_cast<size_t>(i)], pass);
-        x = outputs_[static_cast<size_t>(i)];
-    }
-    return x;
+    forward_layers(model_.size() - 1, pass, step_seed, false);
+    return values_.back();
 }
 
 TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels, int64_t batch,
@@ -120,6 +138,8 @@ TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels
     // Where the logits are: a standalone softmax is left out; a fused one is skipped in the last layer.
     const bool standalone_softmax = model_.ends_with_softmax() && model_.layer(L - 1).kind() == "softmax";
     const bool fused_softmax = model_.ends_with_softmax() && !standalone_softmax;
+    if (standalone_softmax && model_.inputs(L - 1)[0] != L - 1)
+        throw ShapeError("a final softmax must read the layer before it to train it with cross-entropy");
     const int64_t last = standalone_softmax ? L - 2 : L - 1;
 
     check_batch(batch);
@@ -129,32 +149,27 @@ TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels
     pass.batch = batch;
     pass.training = true;
     pass.workspace = workspace_.data();
-    const float* x = input_.data();
-    for (int64_t i = 0; i <= last; ++i) {
-        Layer& layer = model_.layer(i);
-        pass.seed = Rng::derive(step_seed, 0xD20, static_cast<uint64_t>(i)).next();
-        pass.logits_only = fused_softmax && i == last;
-        pass.layouts = layouts_[static_cast<size_t>(i)];
-        if (!layer.reshape_only()) layer.forward(x, outputs_[static_cast<size_t>(i)], pass);
-        x = outputs_[static_cast<size_t>(i)];
-    }
+    forward_layers(last, pass, step_seed, fused_softmax);
 
     for (int64_t n = 0; n < batch; ++n)
         if (labels[n] < 0 || labels[n] >= classes)
             throw ShapeError("label " + std::to_string(labels[n]) + " is outside the model's " +
                              std::to_string(classes) + " classes");
 
-    // The activation whose output a gradient slot holds: walk back over reshape-only layers.
-    auto slot_activation = [&](int64_t i) -> const ActivationSpec* {
-        while (i >= 0 && model_.layer(i).reshape_only()) --i;
-        return i < 0 ? nullptr : &activations_of_[static_cast<size_t>(i)];
+    // The activation whose output a value's memory holds: walk back over reshape-only views.
+    auto stored_activation = [&](int64_t value) -> const ActivationSpec* {
+        int64_t producer = value - 1;
+        while (producer >= 0 && views_[static_cast<size_t>(producer)])
+            producer = model_.inputs(producer)[0] - 1;
+        return producer < 0 ? nullptr : &activations_of_[static_cast<size_t>(producer)];
     };
 
     // The loss gradient overwrites the logits; from then on every layer finds the gradient of its
-    // output, already through its activation's derivative, where its output was.
+    // output, already through its activation's derivative, where its output was (or, for a value
+    // several layers read, in its own gradient buffer, where the readers' shares add up).
     Result result;
-    float* logits = outputs_[static_cast<size_t>(last)];
-    const ActivationSpec* last_act = fused_softmax ? nullptr : slot_activation(last);
+    float* logits = values_[static_cast<size_t>(last + 1)];
+    const ActivationSpec* last_act = fused_softmax ? nullptr : stored_activation(last + 1);
     const bool elementwise = !last_act || last_act->kind != Activation::softmax;
     if (!elementwise)
         throw ShapeError("softmax must be the model's last activation to train it with cross-entropy");
@@ -164,16 +179,45 @@ TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels
     for (int64_t i = 0; i < L; ++i)
         for (ParamRef& p : model_.layer(i).params())
             if (p.grad) p.grad->zero();
+    for (size_t v = 0; v < gradients_.size(); ++v)
+        if (gradients_[v])
+            std::memset(gradients_[v], 0,
+                        sizeof(float) * static_cast<size_t>(
+                                            batch * model_.value_shape(static_cast<int64_t>(v)).elements()));
     pass.logits_only = false;
     pass.dy_is_preactivation = true;
+    std::vector<const float*> xs;
+    std::vector<float*> dxs;
     for (int64_t i = last; i >= 0; --i) {
+        float* own = gradients_[static_cast<size_t>(i + 1)];
+        // A view's gradient keeps its memory (only the shape changes), unless its readers' shares
+        // were added up apart.
+        if (views_[static_cast<size_t>(i)] && !own) continue;
         Layer& layer = model_.layer(i);
-        if (layer.reshape_only()) continue;  // the gradient keeps its memory; only the shape changes
-        float* below = i == 0 ? nullptr : outputs_[static_cast<size_t>(i - 1)];
-        pass.dx_activation = i == 0 ? nullptr : slot_activation(i - 1);
+        const Shape out = layer.output_shape();
+        float* y = values_[static_cast<size_t>(i + 1)];
+        float* dy = own ? own : y;
+        if (own && activations_of_[static_cast<size_t>(i)].kind != Activation::none)
+            cpu::apply_activation_backward(activations_of_[static_cast<size_t>(i)], y, dy, dy, batch, out.c,
+                                           out.h * out.w);
+        xs.clear();
+        dxs.clear();
+        pass.dx_activation = nullptr;
+        pass.accumulate_dx = false;
+        for (int64_t v : model_.inputs(i)) {
+            xs.push_back(values_[static_cast<size_t>(v)]);
+            if (v == 0) {
+                dxs.push_back(nullptr);  // nobody needs the gradient of the image
+            } else if (float* g = gradients_[static_cast<size_t>(v)]) {
+                dxs.push_back(g);
+                pass.accumulate_dx = true;
+            } else {
+                dxs.push_back(values_[static_cast<size_t>(v)]);
+                pass.dx_activation = stored_activation(v);
+            }
+        }
         pass.layouts = layouts_[static_cast<size_t>(i)];
-        float* y = outputs_[static_cast<size_t>(i)];
-        layer.backward(i == 0 ? input_.data() : below, y, y, below, pass);
+        layer.backward_inputs(xs, y, dy, dxs, pass);
     }
     return result;
 }

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <sstream>
 
@@ -173,6 +174,9 @@ class LineParser {
     }
 
     size_t size() const { return tokens_.size(); }
+    const Token& token(size_t i) const { return tokens_[i]; }
+    // After the graph words are taken out: what the layer's own parser reads.
+    void keep_only(std::vector<Token> tokens) { tokens_ = std::move(tokens); }
 
   private:
     const std::string& file_;
@@ -260,17 +264,112 @@ LayerConfig parse_layer(const LineParser& p) {
         p.no_more(1);
         return ActivationConfig{*act};
     }
+    // The names these read are taken out by the model's parser before this.
+    if (kw == "add") {
+        AddConfig c;
+        if (p.size() > 1) {
+            const auto act = p.activation(p.token(1));
+            if (!act)
+                p.fail(p.token(1).column,
+                       "add: unknown option '" + p.token(1).text + "' (expected an activation)");
+            c.activation = *act;
+        }
+        p.no_more(2);
+        return c;
+    }
+    if (kw == "concat" || kw == "mul") {
+        p.no_more(1);
+        if (kw == "concat") return ConcatConfig{};
+        return MulConfig{};
+    }
     if (kw == "input") p.fail(p.keyword().column, "input may appear only once, on the first line");
     p.fail(p.keyword().column, "unknown layer '" + kw +
                                    "' (expected conv, maxpool, avgpool, globalavgpool, globalmaxpool, "
                                    "flatten, dense, dropout, batchnorm, "
-                                   "relu, leakyrelu, sigmoid, tanh or softmax)");
+                                   "relu, leakyrelu, sigmoid, tanh, softmax, add, concat or mul)");
+}
+
+// The line that names each value (name=...), so that a use before it can say where it comes.
+std::map<std::string, int> name_definitions(const std::string& text) {
+    std::map<std::string, int> lines;
+    std::istringstream in(text);
+    std::string line;
+    for (int number = 1; std::getline(in, line); ++number)
+        for (const Token& t : tokenize(line))
+            if (t.text.rfind("name=", 0) == 0) lines.emplace(t.text.substr(5), number);
+    return lines;
+}
+
+bool reads_several(const std::string& keyword) {
+    return keyword == "add" || keyword == "concat" || keyword == "mul";
+}
+
+// What a line reads and how it names its output: name=NAME and from=NAME on any layer, and the names
+// an add, concat or mul lists. These tokens are taken out, so the rest parses as a layer of its own.
+struct Wiring {
+    std::vector<int64_t> inputs;
+    std::string name;
+};
+Wiring take_wiring(LineParser& p, const Model& model, const std::map<std::string, int>& defined_on) {
+    const std::string& kw = p.keyword().text;
+    const bool merge = reads_several(kw);
+    Wiring w;
+    auto value_of = [&](const std::string& name, int column) {
+        const int64_t v = model.find_value(name);
+        if (v >= 0) return v;
+        if (!is_value_name(name))
+            p.fail(column, kw + ": '" + name + "' is not a name (letters, digits, '_', '-' and '.')");
+        const auto later = defined_on.find(name);
+        if (later != defined_on.end())
+            p.fail(column, kw + ": '" + name + "' is used before it is defined (on line " +
+                               std::to_string(later->second) +
+                               "); a layer reads only what is written above it");
+        p.fail(column, kw + ": unknown name '" + name + "'");
+    };
+    std::optional<int64_t> from;
+    std::vector<Token> rest{p.keyword()};
+    for (size_t i = 1; i < p.size(); ++i) {
+        const Token& t = p.token(i);
+        if (t.text.rfind("name=", 0) == 0) {
+            if (!w.name.empty()) p.fail(t.column, kw + ": option 'name' given twice");
+            w.name = t.text.substr(5);
+            if (!is_value_name(w.name))
+                p.fail(t.column + 5,
+                       kw + ": '" + w.name + "' is not a name (letters, digits, '_', '-' and '.')");
+            if (model.find_value(w.name) >= 0)
+                p.fail(t.column + 5,
+                       kw + ": the name '" + w.name + "' is already given" +
+                           (w.name == "input" ? " (to the model's input)"
+                                              : " (on line " + std::to_string(defined_on.at(w.name)) + ")"));
+        } else if (t.text.rfind("from=", 0) == 0) {
+            if (merge) p.fail(t.column, kw + ": reads the names it lists; from= is for layers of one input");
+            if (from) p.fail(t.column, kw + ": option 'from' given twice");
+            from = value_of(t.text.substr(5), t.column + 5);
+        } else if (merge && t.text.find('=') == std::string::npos && !p.activation(t)) {
+            w.inputs.push_back(value_of(t.text, t.column));
+        } else {
+            rest.push_back(t);
+        }
+    }
+    if (merge) {
+        if (w.inputs.size() < 2)
+            p.fail(p.end_column(), kw + ": expected two or more names to " +
+                                       (kw == "concat" ? "concatenate" : kw) + ", e.g. " + kw + " a b");
+        if (kw == "mul" && w.inputs.size() != 2)
+            p.fail(p.keyword().column,
+                   "mul: expected two names, a value and its gate, got " + std::to_string(w.inputs.size()));
+    } else {
+        w.inputs.push_back(from ? *from : model.size());
+    }
+    p.keep_only(std::move(rest));
+    return w;
 }
 
 }  // namespace
 
 Model parse_model(const std::string& text, const std::string& filename) {
     std::optional<Model> model;
+    const std::map<std::string, int> defined_on = name_definitions(text);
     std::istringstream in(text);
     std::string line;
     int number = 0;
@@ -292,16 +391,22 @@ Model parse_model(const std::string& text, const std::string& filename) {
             continue;
         }
         if (model->size() >= kMaxLayers) p.fail(1, "more than " + std::to_string(kMaxLayers) + " layers");
+        const Wiring wiring = take_wiring(p, *model, defined_on);
+        std::vector<Shape> shapes;
+        std::string on;
+        for (int64_t v : wiring.inputs) {
+            shapes.push_back(model->value_shape(v));
+            on += (on.empty() ? "" : " and ") + shapes.back().str();
+        }
         std::unique_ptr<Layer> layer;
         try {
             layer = make_layer(parse_layer(p));
-            layer->connect(model->output_shape());
+            layer->connect(shapes);
             layer->output_shape().elements();
         } catch (const ShapeError& e) {
-            p.fail(p.keyword().column,
-                   std::string(e.what()) + " (input " + model->output_shape().str() + ")");
+            p.fail(p.keyword().column, std::string(e.what()) + " (input " + on + ")");
         }
-        model->add(std::move(layer));
+        model->add(std::move(layer), wiring.inputs, wiring.name);
     }
     if (!model)
         throw ParseError(filename + ":1:1: empty model: expected the input size first, e.g. input 28x28x1");

@@ -17,6 +17,9 @@ std::unique_ptr<Layer> make_layer(const LayerConfig& config) {
             if constexpr (std::is_same_v<T, DropoutConfig>) return make_dropout(c.rate);
             if constexpr (std::is_same_v<T, BatchNormConfig>) return make_batchnorm();
             if constexpr (std::is_same_v<T, ActivationConfig>) return make_activation(c.activation);
+            if constexpr (std::is_same_v<T, AddConfig>) return make_add(c);
+            if constexpr (std::is_same_v<T, ConcatConfig>) return make_concat();
+            if constexpr (std::is_same_v<T, MulConfig>) return make_mul();
         },
         config);
 }

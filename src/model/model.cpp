@@ -1,26 +1,98 @@
 #include "lenz/model.h"
 
+#include <algorithm>
+#include <cctype>
+
 #include "lenz/error.h"
 
 namespace lenz {
 
-Model::Model(Shape input) : input_(input) {
+bool is_value_name(const std::string& name) {
+    return !name.empty() && std::all_of(name.begin(), name.end(), [](char ch) {
+        return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '.';
+    });
+}
+
+Model::Model(Shape input) : input_(input), names_{"input"}, referenced_{0}, name_index_{{"input", 0}} {
     if (input.h <= 0 || input.w <= 0 || input.c <= 0)
         throw ShapeError("input " + input.str() + ": every size must be positive");
     input.elements();
 }
 
 Model& Model::add(std::unique_ptr<Layer> layer) {
-    const Shape in = output_shape();
+    return add(std::move(layer), {size()});
+}
+
+Model& Model::add(std::unique_ptr<Layer> layer, std::vector<int64_t> inputs, const std::string& name) {
+    const int64_t index = size();
+    const std::string where = "layer " + std::to_string(index + 1) + " (" + layer->spec() + ")";
+    if (inputs.empty()) inputs.push_back(index);
+    std::vector<Shape> shapes;
+    for (int64_t v : inputs) {
+        if (v < 0 || v > index)
+            throw Error(where + ": reads value " + std::to_string(v) + ", not written before it");
+        shapes.push_back(value_shape(v));
+    }
+    if (!name.empty()) {
+        if (!is_value_name(name))
+            throw Error(where + ": '" + name + "' is not a name (letters, digits, '_', '-' and '.')");
+        if (find_value(name) >= 0) throw Error(where + ": the name '" + name + "' is given twice");
+    }
     try {
-        layer->connect(in);
+        layer->connect(shapes);
         layer->output_shape().elements();
     } catch (const ShapeError& e) {
-        throw ShapeError("layer " + std::to_string(layers_.size() + 1) + " (" + layer->spec() +
-                         ") on input " + in.str() + ": " + e.what());
+        std::string on;
+        for (const Shape& s : shapes) on += (on.empty() ? "" : " and ") + s.str();
+        throw ShapeError(where + " on input " + on + ": " + e.what());
     }
+    const bool next_in_chain = !layer->reads_several() && inputs.size() == 1 && inputs[0] == index;
+    for (int64_t v : inputs)
+        if (!next_in_chain) referenced_[static_cast<size_t>(v)] = 1;
     layers_.push_back(std::move(layer));
+    inputs_.push_back(std::move(inputs));
+    names_.push_back(name);
+    referenced_.push_back(0);
+    if (!name.empty()) name_index_.emplace(name, size());
     return *this;
+}
+
+Shape Model::value_shape(int64_t value) const {
+    return value == 0 ? input_ : layers_[static_cast<size_t>(value - 1)]->output_shape();
+}
+
+int64_t Model::find_value(const std::string& name) const {
+    const auto it = name_index_.find(name);
+    return it == name_index_.end() ? -1 : it->second;
+}
+
+bool Model::is_chain() const {
+    for (int64_t i = 0; i < size(); ++i)
+        if (inputs(i).size() != 1 || inputs(i)[0] != i) return false;
+    return true;
+}
+
+std::string Model::reference(int64_t value) const {
+    const std::string& own = value_name(value);
+    if (!own.empty()) return own;
+    std::string name = "_" + std::to_string(value);
+    while (find_value(name) >= 0) name += "_";  // never one of the file's own names
+    return name;
+}
+
+std::string Model::layer_text(int64_t i) const {
+    const Layer& layer = *layers_[static_cast<size_t>(i)];
+    std::string text = layer.spec();
+    if (layer.reads_several()) {
+        std::string refs;
+        for (int64_t v : inputs(i)) refs += " " + reference(v);
+        text.insert(layer.kind().size(), refs);
+    } else if (inputs(i)[0] != i) {
+        text += " from=" + reference(inputs(i)[0]);
+    }
+    if (referenced_[static_cast<size_t>(i + 1)] || !value_name(i + 1).empty())
+        text += " name=" + reference(i + 1);
+    return text;
 }
 
 void Model::init_params(uint64_t seed) {
@@ -45,7 +117,7 @@ std::vector<Model::NamedParam> Model::named_params() {
 
 std::string Model::to_text() const {
     std::string s = "input " + input_.str() + "\n";
-    for (const auto& layer : layers_) s += layer->spec() + "\n";
+    for (int64_t i = 0; i < size(); ++i) s += layer_text(i) + "\n";
     return s;
 }
 

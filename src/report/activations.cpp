@@ -15,24 +15,26 @@ std::vector<std::vector<float>> layer_outputs(Model& model, const float* input) 
     for (int64_t i = 0; i < model.size(); ++i)
         workspace_floats = std::max(workspace_floats, model.layer(i).workspace_floats(1, false, {}));
     Buffer workspace(workspace_floats);
-    Buffer x(model.input_shape().elements());
-    std::copy(input, input + x.size(), x.data());
     Pass pass;
     pass.batch = 1;
     pass.training = false;
     pass.workspace = workspace.data();
-    std::vector<std::vector<float>> outputs;
+    // values[v]: value v of the graph, (C, H, W); value 0 is the input, value i + 1 layer i's output.
+    std::vector<std::vector<float>> values{std::vector<float>(input, input + model.input_shape().elements())};
+    std::vector<const float*> xs;
     for (int64_t i = 0; i < model.size(); ++i) {
         Layer& layer = model.layer(i);
-        Buffer y(layer.output_shape().elements());
+        std::vector<float> y(static_cast<size_t>(layer.output_shape().elements()));
+        xs.clear();
+        for (int64_t v : model.inputs(i)) xs.push_back(values[static_cast<size_t>(v)].data());
         if (layer.reshape_only())
-            std::copy(x.data(), x.data() + x.size(), y.data());
+            std::copy(xs[0], xs[0] + y.size(), y.data());
         else
-            layer.forward(x.data(), y.data(), pass);
-        outputs.emplace_back(y.data(), y.data() + y.size());
-        x = std::move(y);
+            layer.forward_inputs(xs, y.data(), pass);
+        values.push_back(std::move(y));
     }
-    return outputs;
+    values.erase(values.begin());
+    return values;
 }
 
 std::vector<double> class_probabilities(const Model& model, const std::vector<float>& last_output) {

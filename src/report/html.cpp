@@ -68,7 +68,7 @@ std::string summary_table_html(const Summary& s) {
          "<td class=\"num\">" +
          with_commas(s.input_bytes) + "</td></tr>\n";
     for (const LayerCost& c : s.layers)
-        h += "<tr><td>" + std::to_string(c.index) + "</td><td><code>" + html_escape(c.spec) +
+        h += "<tr><td>" + std::to_string(c.index) + "</td><td><code>" + html_escape(c.text) +
              "</code></td><td>" + c.output.str() + "</td><td class=\"num\">" +
              (c.params ? with_commas(c.params) : "-") + "</td><td class=\"num\">" +
              (c.mults ? with_commas(c.mults) : "-") + "</td><td class=\"num\">" + output_bytes_text(c) +

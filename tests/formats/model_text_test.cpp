@@ -62,6 +62,79 @@ TEST(ModelText, GroupedDepthwiseAndDilatedConvolutionsRoundTrip) {
               "m.lenz:2:1: conv: groups=4 does not divide the 6 input channels (input 8x8x6)");
 }
 
+// The graph forms: name=, from=, add, concat and mul; these forms are a contract.
+TEST(ModelText, GraphsRoundTripWithTheirNames) {
+    const std::string text =
+        "input 8x8x3\n"
+        "conv 8 3x3 padding=same relu name=stem\n"
+        "conv 8 3x3 padding=same relu\n"
+        "conv 8 3x3 padding=same name=b2\n"
+        "add stem b2 relu name=block\n"
+        "conv 4 1x1 from=stem name=side.branch-1\n"
+        "concat block side.branch-1 stem\n"
+        "globalavgpool name=pooled\n"
+        "dense 20 sigmoid\n"
+        "conv 20 1x1 from=_6\n";
+    const std::string with_gate =
+        "input 8x8x3\nconv 4 3x3 padding=same name=x\nglobalavgpool\ndense 4 sigmoid name=gate\nmul x gate\n";
+    Model m = parse_model(with_gate, "m.lenz");
+    EXPECT_EQ(m.inputs(3), (std::vector<int64_t>{1, 3}));
+    EXPECT_EQ(m.output_shape(), (Shape{8, 8, 4}));
+    EXPECT_EQ(m.to_text(), with_gate);
+    EXPECT_EQ(parse_error(text), "m.lenz:10:18: conv: unknown name '_6'");
+
+    Model g = parse_model(text.substr(0, text.rfind("conv 20")), "m.lenz");
+    EXPECT_FALSE(g.is_chain());
+    EXPECT_EQ(g.inputs(3), (std::vector<int64_t>{1, 3}));  // add stem b2
+    EXPECT_EQ(g.inputs(4), (std::vector<int64_t>{1}));     // from=stem
+    EXPECT_EQ(g.output_shape(), (Shape{1, 1, 20}));
+    EXPECT_EQ(g.layer(5).output_shape(), (Shape{8, 8, 20}));  // 8 + 4 + 8 channels
+    EXPECT_EQ(g.layer_text(3), "add stem b2 relu name=block");
+    Model again = parse_model(g.to_text(), "again");
+    EXPECT_EQ(again.to_text(), g.to_text());
+    EXPECT_EQ(again.inputs(5), (std::vector<int64_t>{4, 5, 1}));
+
+    // A model built in C++ without names gets names where a layer reads other than the line above.
+    Model built({4, 4, 2});
+    Conv2dConfig pointwise;
+    pointwise.filters = 2;
+    pointwise.kernel_h = pointwise.kernel_w = 1;
+    built.add(make_conv2d(pointwise));
+    built.add(make_conv2d(pointwise));
+    built.add(make_add({}), {1, 2});
+    EXPECT_EQ(built.to_text(), "input 4x4x2\nconv 2 1x1 name=_1\nconv 2 1x1 name=_2\nadd _1 _2\n");
+    EXPECT_EQ(parse_model(built.to_text(), "b").to_text(), built.to_text());
+}
+
+TEST(ModelTextErrors, GraphMistakesNameTheLineAndColumn) {
+    const std::string head = "input 8x8x3\nconv 4 3x3 padding=same name=a\n";
+    EXPECT_EQ(parse_error(head + "conv 4 3x3 from=b\n"), "m.lenz:3:17: conv: unknown name 'b'");
+    EXPECT_EQ(parse_error(head + "add a b\nconv 4 1x1 name=b\n"),
+              "m.lenz:3:7: add: 'b' is used before it is defined (on line 4); a layer reads only what is "
+              "written above it");
+    EXPECT_EQ(parse_error(head + "conv 4 1x1 name=a\n"),
+              "m.lenz:3:17: conv: the name 'a' is already given (on line 2)");
+    EXPECT_EQ(parse_error(head + "conv 4 1x1 name=input\n"),
+              "m.lenz:3:17: conv: the name 'input' is already given (to the model's input)");
+    EXPECT_EQ(parse_error(head + "conv 5 1x1 name=c\nadd a c\n"),
+              "m.lenz:4:1: add: inputs of different shapes, 8x8x4 and 8x8x5 (input 8x8x4 and 8x8x5)");
+    EXPECT_EQ(parse_error(head + "maxpool 2 name=c\nconcat a c\n"),
+              "m.lenz:4:1: concat: inputs of different sizes, 8x8x4 and 4x4x4 (height and width must match) "
+              "(input 8x8x4 and 4x4x4)");
+    EXPECT_EQ(parse_error(head + "globalavgpool\ndense 3 name=g\nmul a g\n"),
+              "m.lenz:5:1: mul: the gate 1x1x3 is neither 8x8x4 nor 1x1x4 (one weight per channel) "
+              "(input 8x8x4 and 1x1x3)");
+    EXPECT_EQ(parse_error(head + "conv 4 1x1 groups=3\n"),
+              "m.lenz:3:1: conv: groups=3 does not divide the 4 filters (input 8x8x4)");
+    for (const char* bad : {"add a\n", "concat a\n", "mul a a a\n", "add a a from=a\n", "conv 4 1x1 name=\n",
+                            "conv 4 1x1 name=a/b\n", "conv 4 1x1 from=a from=a\n", "add a a nobias\n",
+                            "conv 4 1x1 name=x name=y\n"}) {
+        const std::string msg = parse_error(head + bad);
+        EXPECT_EQ(msg.rfind("m.lenz:3:", 0), 0u) << bad << " -> " << msg;
+        EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    }
+}
+
 TEST(ModelText, GlobalMaxPool) {
     Model m = parse_model("input 8x8x4\nglobalmaxpool\n", "m");
     EXPECT_EQ(m.output_shape(), (Shape{1, 1, 4}));
@@ -80,7 +153,7 @@ TEST(ModelTextErrors, NameFileLineColumnAndExpectation) {
     EXPECT_EQ(
         parse_error("input 28x28x1\npool 2\n"),
         "m.lenz:2:1: unknown layer 'pool' (expected conv, maxpool, avgpool, globalavgpool, globalmaxpool, "
-        "flatten, dense, dropout, batchnorm, relu, leakyrelu, sigmoid, tanh or softmax)");
+        "flatten, dense, dropout, batchnorm, relu, leakyrelu, sigmoid, tanh, softmax, add, concat or mul)");
     EXPECT_EQ(
         parse_error("input 3x3x1\nconv 1 5x5\n"),
         "m.lenz:2:1: conv: kernel 5x5 is larger than its padded input 3x3 (padding=valid) (input 3x3x1)");

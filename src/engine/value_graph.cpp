@@ -1,0 +1,89 @@
+#include "engine/value_graph.h"
+
+#include <algorithm>
+#include <numeric>
+
+namespace lenz {
+
+ValueGraph analyse(const Model& model) {
+    const int64_t L = model.size();
+    ValueGraph g;
+    g.readers.resize(static_cast<size_t>(L + 1));
+    g.last_read.assign(static_cast<size_t>(L + 1), -1);
+    for (int64_t i = 0; i < L; ++i)
+        for (int64_t v : model.inputs(i)) {
+            g.readers[static_cast<size_t>(v)].push_back(i);
+            g.last_read[static_cast<size_t>(v)] = i;
+        }
+    g.last_read[static_cast<size_t>(L)] = L;
+    g.view.assign(static_cast<size_t>(L), 0);
+    g.in_place.assign(static_cast<size_t>(L), 0);
+    g.own_gradient.assign(static_cast<size_t>(L + 1), 0);
+    g.inference_storage_.resize(static_cast<size_t>(L + 1));
+    g.training_storage_.resize(static_cast<size_t>(L + 1));
+    std::iota(g.inference_storage_.begin(), g.inference_storage_.end(), 0);
+    std::iota(g.training_storage_.begin(), g.training_storage_.end(), 0);
+    for (int64_t i = 0; i < L; ++i) {
+        const Layer& layer = model.layer(i);
+        const int64_t in = model.inputs(i)[0];
+        const bool sole_reader = !layer.reads_several() && g.readers[static_cast<size_t>(in)].size() == 1;
+        g.view[static_cast<size_t>(i)] = layer.reshape_only() && sole_reader;
+        g.in_place[static_cast<size_t>(i)] = layer.in_place() && sole_reader;
+        if (g.view[static_cast<size_t>(i)])
+            g.training_storage_[static_cast<size_t>(i + 1)] = g.training_storage_[static_cast<size_t>(in)];
+        if (g.view[static_cast<size_t>(i)] || g.in_place[static_cast<size_t>(i)])
+            g.inference_storage_[static_cast<size_t>(i + 1)] = g.inference_storage_[static_cast<size_t>(in)];
+        if (layer.reads_several())
+            for (int64_t v : model.inputs(i)) g.own_gradient[static_cast<size_t>(v)] = 1;
+    }
+    for (int64_t v = 0; v <= L; ++v)
+        if (g.readers[static_cast<size_t>(v)].size() > 1) g.own_gradient[static_cast<size_t>(v)] = 1;
+    g.own_gradient[0] = 0;  // nobody needs the gradient of the model's input
+    return g;
+}
+
+namespace {
+
+bool overlap_in_time(const Lifetime& a, const Lifetime& b) {
+    return a.first <= b.last && b.first <= a.last;
+}
+
+// Places each buffer, in the given order, at the lowest offset where it fits between the buffers
+// already placed that are alive at the same time.
+ArenaLayout place_in_order(const std::vector<Lifetime>& buffers, const std::vector<size_t>& order) {
+    ArenaLayout layout;
+    layout.offsets.assign(buffers.size(), 0);
+    std::vector<size_t> placed;
+    for (size_t b : order) {
+        std::vector<std::pair<int64_t, int64_t>> taken;  // [start, end) of buffers alive with b
+        for (size_t p : placed)
+            if (overlap_in_time(buffers[b], buffers[p]))
+                taken.emplace_back(layout.offsets[p], layout.offsets[p] + buffers[p].floats);
+        std::sort(taken.begin(), taken.end());
+        int64_t offset = 0;
+        for (const auto& [start, end] : taken) {
+            if (start >= offset + buffers[b].floats) break;  // fits in the gap before this one
+            offset = std::max(offset, end);
+        }
+        layout.offsets[b] = offset;
+        layout.floats = std::max(layout.floats, offset + buffers[b].floats);
+        placed.push_back(b);
+    }
+    return layout;
+}
+
+}  // namespace
+
+ArenaLayout place_buffers(const std::vector<Lifetime>& buffers) {
+    std::vector<size_t> by_size(buffers.size()), by_first(buffers.size());
+    std::iota(by_size.begin(), by_size.end(), 0);
+    std::iota(by_first.begin(), by_first.end(), 0);
+    std::stable_sort(by_size.begin(), by_size.end(),
+                     [&](size_t a, size_t b) { return buffers[a].floats > buffers[b].floats; });
+    std::stable_sort(by_first.begin(), by_first.end(),
+                     [&](size_t a, size_t b) { return buffers[a].first < buffers[b].first; });
+    ArenaLayout a = place_in_order(buffers, by_size), b = place_in_order(buffers, by_first);
+    return a.floats <= b.floats ? a : b;
+}
+
+}  // namespace lenz

@@ -1,0 +1,197 @@
+// Graphs, not chains: residual connections, branches that concatenate, gates that multiply, values
+// read by several layers. The engine's gradients against finite differences of the whole model's
+// loss, inference against the training forward, and allocation against the plan.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "lenz/buffer.h"
+#include "lenz/engine.h"
+#include "lenz/error.h"
+
+namespace lenz {
+namespace {
+
+// A residual block, as ResNet has it: the stem's output is added to what two convolutions make of it.
+const char* kResidual =
+    "input 6x5x3\n"
+    "conv 4 3x3 padding=same tanh name=stem\n"
+    "conv 4 3x3 padding=same sigmoid\n"
+    "conv 4 3x3 padding=same name=b2\n"
+    "add stem b2 tanh\n"
+    "globalavgpool\n"
+    "flatten\n"
+    "dense 3 softmax\n";
+
+// Two branches from one value, concatenated (GoogLeNet, DenseNet), and a 1x1 conv reading the stem
+// a third time.
+const char* kBranches =
+    "input 6x6x2\n"
+    "conv 3 3x3 padding=same tanh name=stem\n"
+    "conv 2 1x1 sigmoid name=a\n"
+    "conv 4 3x3 padding=same tanh from=stem name=b\n"
+    "concat a b stem\n"
+    "avgpool 2 name=cat\n"
+    "conv 2 1x1 from=stem name=side\n"
+    "globalavgpool from=side name=pooled\n"
+    "globalavgpool from=cat name=pooled_cat\n"
+    "concat pooled pooled_cat\n"
+    "flatten\n"
+    "dense 3\n";
+
+// Squeeze-and-excitation: a per-channel gate computed from the value it scales.
+const char* kSqueezeExcite =
+    "input 5x5x3\n"
+    "conv 4 3x3 padding=same tanh name=x\n"
+    "globalavgpool\n"
+    "dense 2 tanh\n"
+    "dense 4 sigmoid name=gate\n"
+    "conv 4 1x1 tanh from=x name=y\n"
+    "mul y gate\n"
+    "flatten name=flat\n"
+    "dense 3 tanh from=flat name=left\n"
+    "dense 3 from=flat name=right\n"
+    "add left right\n";
+
+Model graph_model(const std::string& text) {
+    Model m = parse_model(text, "graph.lenz");
+    m.init_params(11);
+    return m;
+}
+
+Buffer random_input(const Model& m, int64_t batch, uint64_t seed) {
+    Rng rng(seed);
+    Buffer x(batch * m.input_shape().elements());
+    for (int64_t i = 0; i < x.size(); ++i) x[i] = rng.uniform(-1.0f, 1.0f);
+    return x;
+}
+
+// Every parameter's gradient from TrainingStep::run against central differences of the mean
+// cross-entropy, with a kink guard as in the layer checks.
+void expect_parameter_gradients_match(const std::string& text) {
+    SCOPED_TRACE(text);
+    constexpr int64_t N = 3;
+    Model m = graph_model(text);
+    const Buffer x = random_input(m, N, 5);
+    std::vector<int32_t> labels{0, 2, 1};
+    TrainingStep step(m, N);
+    auto loss = [&] { return step.run(x.data(), labels.data(), N, 1).loss_sum / N; };
+    loss();
+    std::vector<std::vector<float>> analytic;
+    for (Model::NamedParam& p : m.named_params())
+        analytic.emplace_back(p.ref.grad->data(), p.ref.grad->data() + p.ref.grad->size());
+    int checked = 0, total = 0;
+    size_t k = 0;
+    for (Model::NamedParam& p : m.named_params()) {
+        Buffer& value = *p.ref.value;
+        // At most about 16 entries of each tensor, spread over it: every layer is covered, fast.
+        const int64_t stride = std::max<int64_t>(1, value.size() / 16);
+        for (int64_t i = 0; i < value.size(); i += stride, ++total) {
+            const float saved = value[i];
+            auto at = [&](double delta) {
+                value[i] = static_cast<float>(saved + delta);
+                const double l = loss();
+                value[i] = saved;
+                return l;
+            };
+            const double h = 3e-3;
+            const double big = (at(h) - at(-h)) / (2 * h), small = (at(h / 4) - at(-h / 4)) / (h / 2);
+            if (std::abs(big - small) > 0.02 * (std::abs(small) + 1e-2)) continue;
+            ++checked;
+            ASSERT_NEAR(small, analytic[k][static_cast<size_t>(i)], 0.03 * std::abs(small) + 2e-4)
+                << p.name << "[" << i << "]";
+        }
+        ++k;
+    }
+    EXPECT_GT(checked, total * 9 / 10);
+}
+
+TEST(Graph, ResidualGradientsMatchFiniteDifferences) {
+    expect_parameter_gradients_match(kResidual);
+}
+
+TEST(Graph, BranchesAndConcatGradientsMatchFiniteDifferences) {
+    expect_parameter_gradients_match(kBranches);
+}
+
+TEST(Graph, SqueezeExciteAndSharedFlattenGradientsMatchFiniteDifferences) {
+    expect_parameter_gradients_match(kSqueezeExcite);
+}
+
+// The arena packs values by lifetime; nothing may be overwritten while a later layer still reads it.
+TEST(Graph, InferenceMatchesTheTrainingForward) {
+    for (const char* text : {kResidual, kBranches, kSqueezeExcite}) {
+        SCOPED_TRACE(text);
+        Model m = graph_model(text);
+        const Buffer x = random_input(m, 4, 9);
+        Inference inference(m, 4);
+        const float* a = inference.run(x.data(), 4);
+        const int64_t K = m.output_shape().elements();
+        std::vector<float> first(a, a + 4 * K);
+        TrainingStep step(m, 4);
+        const float* b = step.forward(x.data(), 4, false, 0);
+        for (int64_t i = 0; i < 4 * K; ++i) EXPECT_NEAR(first[static_cast<size_t>(i)], b[i], 1e-5f) << i;
+        // A smaller batch on the same plan.
+        const float* c = inference.run(x.data(), 2);
+        for (int64_t i = 0; i < 2 * K; ++i) EXPECT_NEAR(c[i], b[i], 1e-5f) << i;
+    }
+}
+
+TEST(Graph, EngineAllocatesExactlyThePlan) {
+    for (const char* text : {kResidual, kBranches, kSqueezeExcite}) {
+        SCOPED_TRACE(text);
+        Model m = graph_model(text);
+        int64_t before = buffer_bytes_live();
+        {
+            Inference inference(m, 5);
+            EXPECT_EQ(buffer_bytes_live() - before,
+                      plan_inference(m, 5).bytes() - 4 * plan_inference(m, 5).param_floats);
+        }
+        before = buffer_bytes_live();
+        Model fresh = parse_model(text, "graph.lenz");
+        fresh.init_params(1);
+        const int64_t params = buffer_bytes_live() - before;
+        TrainingStep step(fresh, 5);
+        EXPECT_EQ(buffer_bytes_live() - before, plan_training(fresh, 5, OptimizerKind::sgd).bytes())
+            << params;
+    }
+}
+
+// While the skip connection is alive, the arena holds it beside the branch: more than any pair of
+// consecutive values, and no more than every value at once.
+TEST(Graph, ResidualArenaHoldsTheSkipConnection) {
+    Model m = parse_model(
+        "input 8x8x4\nconv 4 3x3 padding=same name=stem\nconv 8 3x3 padding=same\nconv 4 3x3 padding=same "
+        "name=b\nadd stem b\n",
+        "m");
+    const InferencePlan plan = plan_inference(m, 1);
+    // Alive while conv 3 runs: stem (256), conv 2's output (512) and conv 3's (256).
+    EXPECT_EQ(plan.arena_floats, 256 + 512 + 256);
+}
+
+TEST(Graph, TrainingLearnsAResidualModel) {
+    // Two classes told apart by the sign of the mean: a few steps of SGD must lower the loss.
+    Model m = graph_model(kResidual);
+    constexpr int64_t N = 8;
+    Buffer x(N * m.input_shape().elements());
+    std::vector<int32_t> labels(N);
+    for (int64_t n = 0; n < N; ++n) {
+        labels[static_cast<size_t>(n)] = static_cast<int32_t>(n % 2) * 2;
+        for (int64_t i = 0; i < m.input_shape().elements(); ++i)
+            x[n * m.input_shape().elements() + i] = (n % 2 ? 0.5f : -0.5f) + 0.1f * static_cast<float>(i % 3);
+    }
+    TrainingStep step(m, N);
+    const double first = step.run(x.data(), labels.data(), N, 0).loss_sum;
+    for (int s = 0; s < 30; ++s) {
+        step.run(x.data(), labels.data(), N, 0);
+        for (Model::NamedParam& p : m.named_params())
+            for (int64_t i = 0; i < p.ref.value->size(); ++i) (*p.ref.value)[i] -= 0.5f * (*p.ref.grad)[i];
+    }
+    EXPECT_LT(step.run(x.data(), labels.data(), N, 0).loss_sum, 0.5 * first);
+}
+
+}  // namespace
+}  // namespace lenz
