@@ -146,5 +146,11 @@ export("pytorch_avgpool", avgpool(), (2, 2, 9, 8))
 export("pytorch_normalized", Normalized(), (2, 3, 6, 6))
 export("pytorch_fresh_batchnorm", FreshBatchNorm(), (2, 3, 12, 12), fresh=True)
 export("pytorch_residual", Residual(), (1, 3, 8, 8), fresh=True, golden=False)
+# Grouped, depthwise and dilated convolutions (MobileNet's and DeepLab's).
+export("pytorch_depthwise",
+       nn.Sequential(nn.Conv2d(3, 12, 3, padding=1), nn.ReLU(),
+                     nn.Conv2d(12, 12, 3, padding=2, dilation=2, groups=12), nn.ReLU(),
+                     nn.Conv2d(12, 24, 3, stride=2, padding=1, groups=3), nn.Tanh(),
+                     nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(24, 4)), (2, 3, 11, 10))
 export("pytorch_avgpool_counted",
        nn.Sequential(nn.Conv2d(1, 2, 3), nn.AvgPool2d(3, stride=2, padding=1)), (1, 1, 8, 8), golden=False)

@@ -100,15 +100,16 @@ void set_tensor_type(onnx::ValueInfoProto& v, const std::string& name, const std
 struct Window {
     std::vector<int64_t> kernel, strides, pads;  // pads: top, left, bottom, right
 };
+// dh, dw: a convolution's dilation, whose kernel spans dh * (kh - 1) + 1 rows.
 Window window_of(const Layer& layer, int64_t kh, int64_t kw, int64_t sh, int64_t sw, const Padding& padding,
-                 bool pooling) {
-    // Pixels: the same on every side, and ONNX's floor((n + 2P - k) / s) + 1 is Lenz's formula.
+                 bool pooling, int64_t dh = 1, int64_t dw = 1) {
+    // Pixels: the same on every side, and ONNX's floor((n + 2P - span) / s) + 1 is Lenz's formula.
     if (padding.mode == PaddingMode::pixels)
         return {{kh, kw}, {sh, sw}, {padding.h, padding.w, padding.h, padding.w}};
     const Shape in = layer.input_shape();
-    const ConvGeometry g = resolve_window({kh, kw, sh, sw, padding, pooling}, in, 1, layer.kind());
-    const int64_t bottom = std::max<int64_t>((g.OH - 1) * sh + kh - in.h - g.PT, 0);
-    const int64_t right = std::max<int64_t>((g.OW - 1) * sw + kw - in.w - g.PL, 0);
+    const ConvGeometry g = resolve_window({kh, kw, sh, sw, padding, pooling, dh, dw}, in, 1, layer.kind());
+    const int64_t bottom = std::max<int64_t>((g.OH - 1) * sh + g.span_h() - in.h - g.PT, 0);
+    const int64_t right = std::max<int64_t>((g.OW - 1) * sw + g.span_w() - in.w - g.PL, 0);
     return {{kh, kw}, {sh, sw}, {g.PT, g.PL, bottom, right}};
 }
 
@@ -526,17 +527,19 @@ class GraphReader {
     struct WindowSettings {
         int64_t kh, kw, sh, sw;
         Padding padding;
+        int64_t dh = 1, dw = 1;  // dilation, convolutions only
     };
     WindowSettings window(std::vector<int64_t> kernel, bool pooling) {
         if (kernel.size() != 2) fail("only 2-D windows are supported");
         const auto strides = ints_attr("strides", {1, 1});
         const auto dilations = ints_attr("dilations", {1, 1});
         if (strides.size() != 2) fail("strides must have two values");
-        if (dilations != std::vector<int64_t>{1, 1}) fail("dilated windows are not supported");
+        if (dilations.size() != 2) fail("dilations must have two values");
+        if (pooling && dilations != std::vector<int64_t>{1, 1}) fail("dilated pooling is not supported");
         if (int_attr("ceil_mode", 0) != 0) fail("ceil_mode is not supported");
-        for (int64_t v : {kernel[0], kernel[1], strides[0], strides[1]})
-            if (v <= 0 || v > kMaxDimension) fail("kernel and strides must be positive");
-        WindowSettings s{kernel[0], kernel[1], strides[0], strides[1], {}};
+        for (int64_t v : {kernel[0], kernel[1], strides[0], strides[1], dilations[0], dilations[1]})
+            if (v <= 0 || v > kMaxDimension) fail("kernel, strides and dilations must be positive");
+        WindowSettings s{kernel[0], kernel[1], strides[0], strides[1], {}, dilations[0], dilations[1]};
         const auto* auto_pad = attribute("auto_pad");
         const std::string mode = auto_pad ? auto_pad->s() : "NOTSET";
         std::vector<int64_t> pads{0, 0, 0, 0};
@@ -565,9 +568,9 @@ class GraphReader {
         }
         const Padding same{PaddingMode::same};
         const ConvGeometry g =
-            resolve_window({s.kh, s.kw, s.sh, s.sw, same, pooling}, shape_, 1, node_->op_type());
-        const int64_t bottom = std::max<int64_t>((g.OH - 1) * s.sh + s.kh - shape_.h - g.PT, 0);
-        const int64_t right = std::max<int64_t>((g.OW - 1) * s.sw + s.kw - shape_.w - g.PL, 0);
+            resolve_window({s.kh, s.kw, s.sh, s.sw, same, pooling, s.dh, s.dw}, shape_, 1, node_->op_type());
+        const int64_t bottom = std::max<int64_t>((g.OH - 1) * s.sh + g.span_h() - shape_.h - g.PT, 0);
+        const int64_t right = std::max<int64_t>((g.OW - 1) * s.sw + g.span_w() - shape_.w - g.PL, 0);
         if (pads != std::vector<int64_t>{g.PT, g.PL, bottom, right})
             fail("uneven pads that are not 'same' (the extra pixel at the bottom/right) are not supported");
         s.padding = same;
@@ -635,15 +638,21 @@ class GraphReader {
             elementwise(n);
         } else if (op == "Conv") {
             if (!was_4d) fail("needs an (N, C, H, W) input");
-            if (int_attr("group", 1) != 1) fail("grouped convolutions are not supported");
+            const int64_t groups = int_attr("group", 1);
+            if (groups <= 0 || shape_.c % groups != 0)
+                fail("group " + std::to_string(groups) + " does not divide the " + std::to_string(shape_.c) +
+                     " input channels");
             const std::string& weight = weight_input(1, "weight");
             const std::vector<int64_t> wd = dims_of(weight);
-            if (wd.size() != 4) fail("the weight must be (OC, C, KH, KW)");
+            if (wd.size() != 4) fail("the weight must be (OC, C/group, KH, KW)");
             const int64_t oc = wd[0], kh = wd[2], kw = wd[3];
             const WindowSettings s = window(ints_attr("kernel_shape", {kh, kw}), false);
             if (s.kh != kh || s.kw != kw) fail("kernel_shape does not match the weight");
-            Conv2dConfig c{oc, kh, kw, s.sh, s.sw, s.padding, {}, n.input_size() > 2 && !n.input(2).empty()};
-            std::map<std::string, std::vector<float>> w{{"weight", floats(weight, {oc, shape_.c, kh, kw})}};
+            Conv2dConfig c{oc,     kh,        kw,  s.sh,
+                           s.sw,   s.padding, {},  n.input_size() > 2 && !n.input(2).empty(),
+                           groups, s.dh,      s.dw};
+            std::map<std::string, std::vector<float>> w{
+                {"weight", floats(weight, {oc, shape_.c / groups, kh, kw})}};
             if (c.bias) w["bias"] = floats(weight_input(2, "bias"), {oc});
             add(c, std::move(w));
             fusable_output_ = current_;
@@ -909,6 +918,9 @@ class GraphReader {
 
 std::string encode_onnx(Model& model, const CheckpointInfo& info) {
     if (model.size() == 0) throw ShapeError("ONNX: the model has no layers to export");
+    if (!model.is_chain())
+        throw ShapeError(
+            "ONNX: exporting a graph (add, concat, mul or from=) is not supported yet; chains are");
     onnx::ModelProto proto;
     proto.set_ir_version(7);
     proto.set_producer_name("lenz");
@@ -978,17 +990,17 @@ std::string encode_onnx(Model& model, const CheckpointInfo& info) {
         }
         std::string y;
         if (const auto* c = std::get_if<Conv2dConfig>(&config)) {
-            const Window win =
-                window_of(layer, c->kernel_h, c->kernel_w, c->stride_h, c->stride_w, c->padding, false);
+            const Window win = window_of(layer, c->kernel_h, c->kernel_w, c->stride_h, c->stride_w,
+                                         c->padding, false, c->dilation_h, c->dilation_w);
             std::vector<std::string> inputs{
-                x, init("weight", {c->filters, layer.input_shape().c, c->kernel_h, c->kernel_w})};
+                x, init("weight", {c->filters, layer.input_shape().c / c->groups, c->kernel_h, c->kernel_w})};
             if (c->bias) inputs.push_back(init("bias", {c->filters}));
             onnx::NodeProto& n = w.node("Conv", name, inputs, name);
             set_ints(n, "kernel_shape", win.kernel);
             set_ints(n, "strides", win.strides);
             set_ints(n, "pads", win.pads);
-            set_ints(n, "dilations", {1, 1});
-            set_int(n, "group", 1);
+            set_ints(n, "dilations", {c->dilation_h, c->dilation_w});
+            set_int(n, "group", c->groups);
             y = write_activation(w, c->activation, name + "." + c->activation.str(), name,
                                  name + "." + c->activation.str());
         } else if (const auto* p = std::get_if<Pool2dConfig>(&config)) {
