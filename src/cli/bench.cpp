@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
 #include "lenz/threads.h"
@@ -28,6 +29,7 @@ struct BenchArgs {
     std::string models_dir = "models";
     int64_t batches = 30;
     int64_t repeats = 0;  // 0: the workload's default
+    double peak = 0;      // layers: the peak to compare with; 0: measure it
     bool json = false;
 };
 
@@ -176,7 +178,7 @@ double peak_gflops(int threads) {
 
 // Forward and backward GFLOP/s of every convolution of both models, against the measured peak.
 nlohmann::json bench_layers(const BenchArgs& a) {
-    const double peak = peak_gflops(threads());
+    const double peak = a.peak > 0 ? a.peak : peak_gflops(threads());
     nlohmann::json rows = nlohmann::json::array();
     struct Setup {
         std::string model;
@@ -245,13 +247,27 @@ int run_bench(const BenchArgs& a) {
         nlohmann::json r = bench_layers(a);
         r["workload"] = "layers";
         r["threads"] = threads();
+        // Above the peak is impossible: a measured peak ran while the machine was busy, or the one
+        // given with --peak is too low.
+        bool above_peak = false;
+        for (auto& row : r["layers"])
+            above_peak |= row["forward_peak_fraction"].get<double>() > 1 ||
+                          row["backward_peak_fraction"].get<double>() > 1;
+        if (above_peak)
+            std::fprintf(stderr, "%s",
+                         a.peak > 0
+                             ? "lenz: warning: a layer ran above the --peak given, which is too low; the "
+                               "percentages are too high.\n"
+                             : "lenz: warning: a layer ran above the measured peak, so the peak was "
+                               "measured while the machine was busy; the percentages are too high. Run "
+                               "again on an idle machine.\n");
         if (a.json) {
             std::cout << r.dump() << "\n";
             return 0;
         }
-        std::printf(
-            "measured FP32 peak: %.1f GFLOP/s on %d threads (best of 5); each layer: its fastest run\n",
-            r["peak_gflops"].get<double>(), threads());
+        std::printf("%s FP32 peak: %.1f GFLOP/s on %d threads%s; each layer: its fastest run\n",
+                    a.peak > 0 ? "given" : "measured", r["peak_gflops"].get<double>(), threads(),
+                    a.peak > 0 ? "" : " (best of 5)");
         std::printf("%-48s %5s %10s %8s %6s %10s %8s %6s\n", "layer", "batch", "fwd ms", "GFLOP/s", "peak",
                     "bwd ms", "GFLOP/s", "peak");
         for (auto& row : r["layers"]) {
@@ -263,16 +279,6 @@ int run_bench(const BenchArgs& a) {
                         row["backward_ms"].get<double>(), row["backward_gflops"].get<double>(),
                         100 * row["backward_peak_fraction"].get<double>());
         }
-        // Above the peak is impossible: the peak's own measurement ran while the machine was busy.
-        bool above_peak = false;
-        for (auto& row : r["layers"])
-            above_peak |= row["forward_peak_fraction"].get<double>() > 1 ||
-                          row["backward_peak_fraction"].get<double>() > 1;
-        if (above_peak)
-            std::fprintf(
-                stderr,
-                "lenz: warning: a layer ran above the measured peak, so the peak was measured while "
-                "the machine was busy; the percentages are too high. Run again on an idle machine.\n");
         return 0;
     }
     const std::string fashion = a.models_dir + "/fashion.lenz", seed = a.models_dir + "/seed.lenz";
@@ -320,6 +326,10 @@ void add_bench(CLI::App& app, Runner& run) {
     cmd->add_option("--repeats", a->repeats, "timed runs (inference, seed-train)")
         ->check(CLI::Range(1, 100000));
     cmd->add_option("--models", a->models_dir, "folder holding fashion.lenz and seed.lenz (default models)");
+    cmd->add_option(
+           "--peak", a->peak,
+           "layers: compare with this many GFLOP/s (say, the processor's rated peak) instead of measuring")
+        ->check(positive_number);
     cmd->add_flag("--json", a->json, "one JSON object with workload, threads, images_per_s / latency_ms");
     cmd->callback([&run, a] { run = [a] { return run_bench(*a); }; });
 }

@@ -344,9 +344,10 @@ DataSplit load_dataset(const std::string& spec, const DataOptions& options) {
         return split;
     }
     if (!is_dir(spec)) {
+        std::error_code ec;
         throw IoError(spec +
-                      ": no such data set or folder (expected fashion-mnist, mnist, a folder of IDX files "
-                      "or a folder of images)");
+                      (fs::exists(spec, ec) ? ": is a file, not a folder" : ": no such data set or folder") +
+                      " (expected fashion-mnist, mnist, a folder of IDX files or a folder of images)");
     }
     if (load_idx_folder(spec, split)) {
         const bool fashion = lower(spec).find("fashion") != std::string::npos;

@@ -278,6 +278,8 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
 
     namespace fs = std::filesystem;
     std::error_code ec;
+    if (fs::exists(config.out_dir, ec) && !fs::is_directory(config.out_dir, ec))
+        throw IoError(config.out_dir + ": is a file, not a folder (expected the output folder)");
     fs::create_directories(config.out_dir, ec);
     if (ec) throw IoError(config.out_dir + ": cannot create the output folder: " + ec.message());
     const std::string model_path = (fs::path(config.out_dir) / "model.safetensors").string();

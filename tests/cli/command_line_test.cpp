@@ -138,6 +138,22 @@ TEST(CommandLine, ADirectoryWhereAFileIsExpectedSaysSo) {
     }
 }
 
+TEST(CommandLine, AFileWhereAFolderIsExpectedSaysSo) {
+    const TempDir dir("file-as-dir");
+    std::ofstream(dir.file("plain.txt")) << "not a folder";
+    for (const std::string& args :
+         {"train " + kFashion + " --data " + dir.file("plain.txt"),
+          "eval " + kOnnxClassifier + " --data " + dir.file("plain.txt"),
+          "train " + kFashion + " --limit-train 64 --limit-test 64 --epochs 1 --out " +
+              dir.file("plain.txt")}) {
+        SCOPED_TRACE(args);
+        const CommandResult r = run_lenz(args);
+        EXPECT_EQ(r.status, 1) << r.out;
+        EXPECT_NE(r.out.find(dir.file("plain.txt") + ": is a file, not a folder"), std::string::npos)
+            << r.out;
+    }
+}
+
 TEST(CommandLine, PredictGoesOnPastABadImage) {
     const TempDir dir("predict");
     Image grey{28, 28, 1, std::vector<uint8_t>(28 * 28, 90)};
@@ -224,6 +240,23 @@ TEST(CommandLine, TrainingHeaderAndEvalOnTheRecordedDataSet) {
     const CommandResult fashion =
         run_lenz("eval " + dir.file("run/model.safetensors") + " --data fashion-mnist");
     EXPECT_EQ(fashion.status, 1) << "28x28 grey images do not fit an 8x8 RGB model";
+}
+
+// Above 100 % of the peak only happens when the peak is wrong; bench says so. Two tiny models
+// stand in for fashion.lenz and seed.lenz, and --peak sets an impossibly low peak.
+TEST(CommandLine, BenchLayersWarnsAboveThePeak) {
+    const TempDir dir("bench");
+    std::ofstream(dir.file("fashion.lenz")) << "input 8x8x1\nconv 4 3x3 padding=same relu\nconv 4 3x3\n";
+    std::ofstream(dir.file("seed.lenz")) << "input 6x6x3\nconv 2 3x3 stride=2 padding=same\n";
+    const CommandResult low =
+        run_lenz("bench layers --models " + dir.path.string() + " --peak 0.000001 --threads 1");
+    EXPECT_EQ(low.status, 0) << low.out;
+    EXPECT_NE(low.out.find("lenz: warning: a layer ran above the --peak given"), std::string::npos)
+        << low.out;
+    const CommandResult high = run_lenz("bench layers --models " + dir.path.string() + " --peak 1e9 --json");
+    ASSERT_EQ(high.status, 0) << high.out;
+    EXPECT_EQ(high.out.find("warning"), std::string::npos) << high.out;
+    EXPECT_EQ(nlohmann::json::parse(high.out)["peak_gflops"], 1e9);
 }
 
 TEST(CommandLine, EvalWithoutDataOnAModelThatRecordsNoneSaysWhatItTried) {

@@ -116,6 +116,19 @@ TEST(Html, SummaryTableHasTheLayersAndMemoryFigures) {
     EXPECT_NE(h.find("training batch 32"), std::string::npos);
 }
 
+// A flatten only renames its input: the report says "(view)" as the CLI table does, not 12,544 bytes.
+TEST(Html, AFlattenIsAViewAsInTheCliTable) {
+    const Model m =
+        parse_model("input 28x28x1\nconv 16 3x3 padding=same\nmaxpool 2\nflatten\ndense 10\n", "t.lenz");
+    const Summary s = summarize(m, {});
+    const std::string h = summary_table_html(s);
+    EXPECT_NE(h.find("<td><code>flatten</code></td><td>1x1x3136</td><td class=\"num\">-</td><td "
+                     "class=\"num\">-</td><td class=\"num\">(view)</td>"),
+              std::string::npos)
+        << h;
+    EXPECT_NE(format_summary(s, "t.lenz", false).find("(view)"), std::string::npos);
+}
+
 TEST(Report, WholePageIsSelfContainedAndShowsTheMetrics) {
     testing::ReportFixture f;
     const std::string h = render_report(f.data);
