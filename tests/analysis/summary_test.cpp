@@ -71,6 +71,32 @@ TEST(Summary, JsonHasTheStableKeys) {
     EXPECT_EQ(j["layers"][1]["output_bytes"], 3000000);
 }
 
+// The notes' rule on a graph, by hand: while conv 3 runs, the stem (kept for the add), conv 2's
+// output and conv 3's output are alive: 3 x 28·28·16·4 = 150,528 bytes, plus 9,770 parameters.
+TEST(Summary, ResidualBlockKeepsItsSkipConnectionAlive) {
+    Model m = load_model_file(LENZ_SOURCE_DIR "/models/residual-block.lenz");
+    const Summary s = summarize(m, {.batch = 32});
+    EXPECT_TRUE(s.graph);
+    EXPECT_EQ(s.params, 160 + 2320 + 2320 + 4640 + 330);
+    EXPECT_EQ(s.pair_bytes, 3 * 28 * 28 * 16 * 4);
+    EXPECT_EQ(s.inference_bytes_textbook, 3 * 28 * 28 * 16 * 4 + 9770 * 4);
+    EXPECT_EQ(s.peak_layer, 2);
+    EXPECT_EQ(s.layers[3].text, "add stem branch relu");
+    EXPECT_EQ(s.layers[3].inputs, (std::vector<std::string>{"stem", "branch"}));
+    EXPECT_EQ(s.layers[0].last_read, 4);
+    // Training: every output but the flatten's, as for a chain.
+    const int64_t per_image = 4 * (28 * 28 * 1 + 4 * 28 * 28 * 16 + 14 * 14 * 16 + 14 * 14 * 32 + 32 + 10);
+    EXPECT_EQ(s.training_activation_bytes_per_image, per_image);
+    EXPECT_EQ(s.training_bytes_textbook, 32 * per_image + 2 * 9770 * 4);
+    const std::string explained = format_summary(s, "residual-block.lenz", true);
+    EXPECT_NE(explained.find("stem (layer 1) stays alive until layer 4 (add) reads it"), std::string::npos)
+        << explained;
+    const auto j = nlohmann::json::parse(summary_json(s, "r"));
+    EXPECT_EQ(j["layers"][3]["inputs"], nlohmann::json({"stem", "branch"}));
+    EXPECT_EQ(j["layers"][0]["value"], "stem");
+    EXPECT_EQ(j["layers"][3]["name"], "add relu");  // the existing key keeps its meaning
+}
+
 TEST(Summary, CsvHasOneRowPerLayerAsTheJsonList) {
     Model m = seed_model();
     const std::string csv = summary_csv(summarize(m, {}));
