@@ -132,11 +132,20 @@ def conv_case(d, shape, filters, k, stride=1, padding="valid", act=None, bias=Tr
     return dict(x=x, y=activate(z, act), params=params)
 
 
-def pool_case(d, shape, kind, k, stride=None, padding="valid"):
+def pool_case(d, shape, kind, k, stride=None, padding="valid", ceil=False):
     n, c, h, w = shape
     kh, kw = pair(k)
     sh, sw = pair(stride if stride is not None else k)
     x = d.uniform(shape).requires_grad_()
+    if ceil:  # PyTorch's own ceil_mode, padding never counted: Lenz's semantics exactly
+        p = (0, 0) if padding == "valid" else pair(padding)
+        if kind == "max":
+            if window_has_near_tie(x.detach(), kh, kw, sh, sw, (p[1], p[1] + sw, p[0], p[0] + sh)):
+                return None
+            y = F.max_pool2d(x, (kh, kw), (sh, sw), padding=p, ceil_mode=True)
+        else:
+            y = F.avg_pool2d(x, (kh, kw), (sh, sw), padding=p, ceil_mode=True, count_include_pad=False)
+        return dict(x=x, y=y, params={})
     if padding == "same":
         top, bottom = same_pads(h, kh, sh)
         left, right = same_pads(w, kw, sw)
@@ -269,6 +278,10 @@ CASES = [
      lambda d, s: pool_case(d, s, "avg", 3, 1, 1)),
     ("avgpool_2x3_s1x2", "avgpool 2x3 stride=1x2", (1, 2, 4, 7),
      lambda d, s: pool_case(d, s, "avg", (2, 3), (1, 2))),
+    ("maxpool_3_s2_ceil", "maxpool 3x3 stride=2 ceil", (2, 2, 8, 7),
+     lambda d, s: pool_case(d, s, "max", 3, 2, ceil=True)),
+    ("avgpool_2_ceil_p1", "avgpool 2x2 padding=1 ceil", (2, 2, 5, 6),
+     lambda d, s: pool_case(d, s, "avg", 2, 2, 1, ceil=True)),
     ("globalavgpool", "globalavgpool", (2, 3, 4, 5),
      lambda d, s: global_pool_case(d, s, "avg")),
     ("globalmaxpool", "globalmaxpool", (2, 3, 4, 5),

@@ -154,3 +154,8 @@ export("pytorch_depthwise",
                      nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(24, 4)), (2, 3, 11, 10))
 export("pytorch_avgpool_counted",
        nn.Sequential(nn.Conv2d(1, 2, 3), nn.AvgPool2d(3, stride=2, padding=1)), (1, 1, 8, 8), golden=False)
+# ceil_mode pooling, as SqueezeNet, GoogLeNet and Inception have it.
+export("pytorch_ceil_pool",
+       nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.MaxPool2d(3, stride=2, ceil_mode=True),
+                     nn.AvgPool2d(2, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
+                     nn.Flatten(), nn.Linear(4 * 4 * 4, 3)), (2, 3, 16, 15))

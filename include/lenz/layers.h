@@ -38,6 +38,9 @@ struct Pool2dConfig {
     int64_t kernel_h = 2, kernel_w = 2;
     int64_t stride_h = 0, stride_w = 0;  // 0: the kernel size
     Padding padding;
+    // Round the output size up, as ONNX's and PyTorch's ceil_mode: a last window that starts inside
+    // the input (or its padding before) but runs past its end still counts, over its real pixels.
+    bool ceil = false;
 };
 
 struct DenseConfig {

@@ -125,14 +125,17 @@ class LineParser {
         std::optional<Padding> padding;
         std::optional<ActivationSpec> activation;
         std::optional<int64_t> groups;
-        bool nobias = false;
+        bool nobias = false, ceil = false;
     };
-    // window: stride= and padding=; act_and_bias: an activation and nobias; conv: groups= and dilation=.
-    Options options(size_t first, bool window, bool act_and_bias, bool conv = false) const {
+    // window: stride= and padding=; act_and_bias: an activation and nobias; conv: groups= and
+    // dilation=; pool: ceil.
+    Options options(size_t first, bool window, bool act_and_bias, bool conv = false,
+                    bool pool = false) const {
         Options o;
         const std::string expected =
             std::string("expected ") + (window ? "stride=S, padding=same|valid|P" : "") +
-            (conv ? ", groups=G, dilation=D" : "") + (window && act_and_bias ? ", " : "") +
+            (conv ? ", groups=G, dilation=D" : "") + (pool ? " or ceil" : "") +
+            (window && act_and_bias ? ", " : "") +
             (act_and_bias ? "an activation (relu, leakyrelu[=A], sigmoid, tanh, softmax) or nobias" : "");
         for (size_t i = first; i < tokens_.size(); ++i) {
             const Token& t = tokens_[i];
@@ -154,6 +157,9 @@ class LineParser {
             } else if (conv && key == "dilation" && eq != std::string::npos) {
                 once(o.dilation.has_value());
                 o.dilation = pair(t.text.substr(eq + 1), value_column, "dilation");
+            } else if (pool && t.text == "ceil") {
+                once(o.ceil);
+                o.ceil = true;
             } else if (act_and_bias && t.text == "nobias") {
                 once(o.nobias);
                 o.nobias = true;
@@ -236,9 +242,10 @@ LayerConfig parse_layer(const LineParser& p) {
         c.kind = kw == "maxpool" ? PoolKind::max : PoolKind::average;
         const Token& k = p.positional(1, "the pool size, e.g. 2 or 2x2");
         std::tie(c.kernel_h, c.kernel_w) = p.pair(k.text, k.column, "pool size");
-        const auto o = p.options(2, true, false);
+        const auto o = p.options(2, true, false, false, true);
         if (o.stride) std::tie(c.stride_h, c.stride_w) = *o.stride;
         if (o.padding) c.padding = *o.padding;
+        c.ceil = o.ceil;
         return c;
     }
     if (kw == "globalavgpool" || kw == "globalmaxpool" || kw == "flatten" || kw == "batchnorm") {

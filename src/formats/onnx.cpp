@@ -528,6 +528,7 @@ class GraphReader {
         int64_t kh, kw, sh, sw;
         Padding padding;
         int64_t dh = 1, dw = 1;  // dilation, convolutions only
+        bool ceil = false;       // pools: ceil_mode
     };
     WindowSettings window(std::vector<int64_t> kernel, bool pooling) {
         if (kernel.size() != 2) fail("only 2-D windows are supported");
@@ -536,14 +537,16 @@ class GraphReader {
         if (strides.size() != 2) fail("strides must have two values");
         if (dilations.size() != 2) fail("dilations must have two values");
         if (pooling && dilations != std::vector<int64_t>{1, 1}) fail("dilated pooling is not supported");
-        if (int_attr("ceil_mode", 0) != 0) fail("ceil_mode is not supported");
+        const bool ceil = int_attr("ceil_mode", 0) != 0;
+        if (ceil && !pooling) fail("ceil_mode is for pooling");
         for (int64_t v : {kernel[0], kernel[1], strides[0], strides[1], dilations[0], dilations[1]})
             if (v <= 0 || v > kMaxDimension) fail("kernel, strides and dilations must be positive");
-        WindowSettings s{kernel[0], kernel[1], strides[0], strides[1], {}, dilations[0], dilations[1]};
+        WindowSettings s{kernel[0], kernel[1], strides[0], strides[1], {}, dilations[0], dilations[1], ceil};
         const auto* auto_pad = attribute("auto_pad");
         const std::string mode = auto_pad ? auto_pad->s() : "NOTSET";
         std::vector<int64_t> pads{0, 0, 0, 0};
         if (mode == "SAME_UPPER") {
+            if (ceil) fail("ceil_mode with auto_pad SAME_UPPER is not supported");
             if (pad_)
                 fail_at(*pad_->node,
                         "comes before a window with auto_pad SAME_UPPER, which Lenz cannot add it to");
@@ -566,6 +569,7 @@ class GraphReader {
             s.padding = {PaddingMode::pixels, pads[0], pads[1]};
             return s;
         }
+        if (ceil) fail("ceil_mode with uneven pads is not supported");
         const Padding same{PaddingMode::same};
         const ConvGeometry g =
             resolve_window({s.kh, s.kw, s.sh, s.sw, same, pooling, s.dh, s.dw}, shape_, 1, node_->op_type());
@@ -666,7 +670,7 @@ class GraphReader {
                 s.padding.mode != PaddingMode::valid)
                 fail("count_include_pad=1 is not supported: Lenz averages over real pixels only");
             add(Pool2dConfig{op == "MaxPool" ? PoolKind::max : PoolKind::average, s.kh, s.kw, s.sh, s.sw,
-                             s.padding});
+                             s.padding, s.ceil});
         } else if (op == "GlobalAveragePool" || op == "GlobalMaxPool") {
             if (!was_4d) fail("needs an (N, C, H, W) input");
             add(GlobalPoolConfig{op == "GlobalMaxPool" ? PoolKind::max : PoolKind::average});
@@ -1014,6 +1018,8 @@ std::string encode_onnx(Model& model, const CheckpointInfo& info) {
             set_ints(n, "pads", win.pads);
             if (p->kind == PoolKind::average)
                 set_int(n, "count_include_pad", 0);  // Lenz never counts padding
+            // With 'same' the output is already rounded up; the pads written say so exactly.
+            if (p->ceil && p->padding.mode != PaddingMode::same) set_int(n, "ceil_mode", 1);
             y = name;
         } else if (const auto* g = std::get_if<GlobalPoolConfig>(&config)) {
             w.node(g->kind == PoolKind::max ? "GlobalMaxPool" : "GlobalAveragePool", name, {x}, name);

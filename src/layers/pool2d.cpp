@@ -24,6 +24,7 @@ class Pool2d final : public Layer {
                                    ? std::to_string(config_.stride_h)
                                    : size_pair(config_.stride_h, config_.stride_w));
         if (config_.padding.mode != PaddingMode::valid) s += " padding=" + config_.padding.str();
+        if (config_.ceil) s += " ceil";
         return s;
     }
 
@@ -55,9 +56,9 @@ class Pool2d final : public Layer {
 
   protected:
     Shape infer(Shape in) const override {
-        geometry_ = resolve_window(
-            {config_.kernel_h, config_.kernel_w, config_.stride_h, config_.stride_w, config_.padding, true},
-            in, in.c, kind());
+        geometry_ = resolve_window({config_.kernel_h, config_.kernel_w, config_.stride_h, config_.stride_w,
+                                    config_.padding, true, 1, 1, config_.ceil},
+                                   in, in.c, kind());
         return {geometry_.OH, geometry_.OW, in.c};
     }
 

@@ -34,7 +34,7 @@ struct Axis {
 
 // k: the kernel's taps, d: their spacing; the window spans d * (k - 1) + 1 pixels.
 Axis resolve_axis(int64_t n, int64_t taps, int64_t d, int64_t s, const Padding& p, int64_t pixels,
-                  const std::string& layer, const std::string& padded_desc, bool pooling) {
+                  const std::string& layer, const std::string& padded_desc, bool pooling, bool ceil) {
     if (taps <= 0 || s <= 0) throw ShapeError(layer + ": kernel and stride must be positive");
     if (d <= 0) throw ShapeError(layer + ": dilation must be positive");
     if (taps > kMaxDimension || s > kMaxDimension || d > kMaxDimension)
@@ -56,7 +56,11 @@ Axis resolve_axis(int64_t n, int64_t taps, int64_t d, int64_t s, const Padding& 
                                  " (a window of padding only has nothing to pool)");
             const int64_t padded = n + 2 * pad;
             if (padded < k) throw ShapeError(padded_desc);
-            return {(padded - k) / s + 1, pad};
+            if (!ceil) return {(padded - k) / s + 1, pad};
+            // Rounded up, less a last window that would start past the input and its padding before.
+            int64_t out = (padded - k + s - 1) / s + 1;
+            if ((out - 1) * s >= n + pad) --out;
+            return {out, pad};
         }
     }
     return {0, 0};
@@ -81,9 +85,9 @@ ConvGeometry resolve_window(const WindowSpec& spec, Shape in, int64_t out_channe
                                 size_pair(in.h + 2 * ph, in.w + 2 * pw) + " (padding=" + spec.padding.str() +
                                 ")";
     const Axis ah = resolve_axis(in.h, spec.kernel_h, spec.dilation_h, spec.stride_h, spec.padding, ph, layer,
-                                 too_big, pooling);
+                                 too_big, pooling, spec.ceil);
     const Axis aw = resolve_axis(in.w, spec.kernel_w, spec.dilation_w, spec.stride_w, spec.padding, pw, layer,
-                                 too_big, pooling);
+                                 too_big, pooling, spec.ceil);
     ConvGeometry g{};
     g.C = in.c;
     g.H = in.h;

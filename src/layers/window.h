@@ -14,6 +14,7 @@ struct WindowSpec {
     Padding padding;
     bool pooling = false;  // pooling needs a real pixel in every window: explicit padding < kernel
     int64_t dilation_h = 1, dilation_w = 1;  // convolution: a kernel of k taps spans d * (k - 1) + 1
+    bool ceil = false;                       // pooling: round the output size up (ceil_mode)
 };
 
 // Largest height, width or channel count a layer accepts: beyond it a typo is far likelier than intent.

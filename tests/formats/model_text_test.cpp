@@ -135,6 +135,16 @@ TEST(ModelTextErrors, GraphMistakesNameTheLineAndColumn) {
     }
 }
 
+// ceil rounds the output size up, less a last window that would start past the input (PyTorch's rule).
+TEST(ModelText, CeilModePooling) {
+    Model m = parse_model("input 8x7x2\nmaxpool 3 stride=2 ceil\navgpool 2 padding=1 ceil\n", "m.lenz");
+    EXPECT_EQ(m.layer(0).spec(), "maxpool 3x3 stride=2 ceil");
+    EXPECT_EQ(m.layer(0).output_shape(), (Shape{4, 3, 2}));  // floor would give 3x3: (8 - 3) / 2 + 1 = 3
+    EXPECT_EQ(m.layer(1).output_shape(), (Shape{3, 2, 2}));  // 4: padded 6 -> 3 + 1, the 4th would start past
+    EXPECT_EQ(parse_model(m.to_text(), "again").to_text(), m.to_text());
+    EXPECT_NE(parse_error("input 8x8x1\nconv 2 3 ceil\n").find("unknown option 'ceil'"), std::string::npos);
+}
+
 TEST(ModelText, GlobalMaxPool) {
     Model m = parse_model("input 8x8x4\nglobalmaxpool\n", "m");
     EXPECT_EQ(m.output_shape(), (Shape{1, 1, 4}));

@@ -60,7 +60,7 @@ std::string file_bytes(const std::filesystem::path& p) {
 TEST(Onnx, PyTorchExportsImportAndComputeWhatPyTorchComputed) {
     for (const std::string name :
          {"pytorch_classifier", "pytorch_feature_map", "pytorch_view", "pytorch_avgpool",
-          "pytorch_normalized", "pytorch_fresh_batchnorm", "pytorch_depthwise"}) {
+          "pytorch_normalized", "pytorch_fresh_batchnorm", "pytorch_depthwise", "pytorch_ceil_pool"}) {
         LoadedModel loaded = read_onnx((kGolden / (name + ".onnx")).string());
         const Golden g = load_golden(name);
         const std::vector<float> got = run(loaded.model, normalized(loaded, g.input), g.batch);

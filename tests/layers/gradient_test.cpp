@@ -109,4 +109,11 @@ TEST(OtherGradient, Softmax) {
     check_gradients("softmax", {3, 3, 4});
 }
 
+TEST(PoolGradient, CeilModeMax) {
+    check_gradients("maxpool 3x3 stride=2 ceil", {8, 7, 2});
+}
+TEST(PoolGradient, CeilModeAverageWithPadding) {
+    check_gradients("avgpool 2x2 padding=1 ceil", {5, 6, 2});
+}
+
 }  // namespace lenz::testing
