@@ -6,9 +6,9 @@
 #   scripts/fresh-check.sh [--rev REV] [--keep]
 #     --rev REV  the revision to check (default HEAD; also FRESH_REV)
 #     --keep     keep the root afterwards (unmounted) to look inside (also FRESH_KEEP=1)
-# Needs root (mmdebstrap, mount, chroot), a Debian mirror, and about 12 GB free under /var/tmp
+# Needs root (mmdebstrap, mount, chroot), a Debian mirror, and about 4 GB free under /var/tmp
 # (FRESH_TMPDIR to put the root elsewhere). The root is unmounted and removed on exit, failure or
-# Ctrl-C. On 2 cores it takes about 30 minutes: see the README's quick start for measured times.
+# Ctrl-C. It prints wall and CPU seconds of each command; the README's quick start has figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -152,6 +152,15 @@ mount --bind /dev "$root/dev" && mount --make-private "$root/dev"
 mount --bind /dev/pts "$root/dev/pts" && mount --make-private "$root/dev/pts"
 mount -t tmpfs -o mode=1777,nosuid,nodev shm "$root/dev/shm"
 
+# User + system CPU seconds of this shell's finished children (the builds, the tests), into $cpu:
+# unlike wall time, not stretched by whatever else the machine runs. `times` in this shell, not a
+# subshell, which would have no children.
+cpu_now() {
+  times >"$work/times"
+  cpu=$(awk 'NR == 2 { s = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] }
+    printf "%d\n", s }' "$work/times")
+}
+
 # As root after a login: a clean environment (no CI, no LENZ_* from the caller), in the clone.
 in_root() {
   run_waiting env -i HOME=/root USER=root LOGNAME=root SHELL=/bin/bash TERM="${TERM:-dumb}" \
@@ -162,14 +171,19 @@ in_root() {
 stage="run.sh"
 echo "fresh-check: ./scripts/run.sh"
 t0=$(date +%s)
+cpu_now; c0=$cpu
 in_root ./scripts/run.sh
 t_run=$(($(date +%s) - t0))
+cpu_now; c_run=$((cpu - c0))
 
 stage="test.sh"
 echo "fresh-check: ./scripts/test.sh"
 t0=$(date +%s)
+cpu_now; c0=$cpu
 in_root ./scripts/test.sh
 t_test=$(($(date +%s) - t0))
+cpu_now; c_test=$((cpu - c0))
 
 stage="cleanup"
-echo "fresh-check: revision ${commit:0:12}: root ${t_root} s, run.sh ${t_run} s, test.sh ${t_test} s, passed"
+echo "fresh-check: revision ${commit:0:12}: root ${t_root} s, run.sh ${t_run} s (CPU ${c_run} s)," \
+  "test.sh ${t_test} s (CPU ${c_test} s), passed"
