@@ -88,12 +88,19 @@ def activate(z, act):
         return torch.tanh(z)
     if act == "softmax":
         return torch.softmax(z, dim=1)
+    if act == "relu6":
+        return torch.clamp(z, 0.0, 6.0)
+    if act == "hardsigmoid":
+        return torch.clamp(z / 6 + 0.5, 0.0, 1.0)
     raise ValueError(act)
 
 
+# Pre-activations too close to a kink (where float32 rounding could pick the other side) are redrawn.
 def near_zero(z, act):
-    return act is not None and (act == "relu" or act.startswith("leakyrelu")) and bool(
-        (z.abs() < MARGIN).any())
+    kinks = {"relu": [0.0], "relu6": [0.0, 6.0], "hardsigmoid": [-3.0, 3.0]}
+    if act is not None and act.startswith("leakyrelu"):
+        act = "relu"
+    return act in kinks and any(bool(((z - k).abs() < MARGIN).any()) for k in kinks[act])
 
 
 def window_has_near_tie(x, kh, kw, sh, sw, pads):
@@ -215,8 +222,8 @@ def batchnorm_case(d, shape, training):
     return dict(x=x, y=y, params=params, after=after)
 
 
-def activation_case(d, shape, act):
-    x = d.uniform(shape, -3.0, 3.0).requires_grad_()
+def activation_case(d, shape, act, scale=3.0):
+    x = d.uniform(shape, -scale, scale).requires_grad_()
     if near_zero(x, act):
         return None
     return dict(x=x, y=activate(x, act), params={})
@@ -311,6 +318,12 @@ CASES = [
     ("sigmoid", "sigmoid", (2, 2, 3, 4), lambda d, s: activation_case(d, s, "sigmoid")),
     ("tanh", "tanh", (2, 2, 3, 4), lambda d, s: activation_case(d, s, "tanh")),
     ("softmax", "softmax", (2, 4, 3, 3), lambda d, s: activation_case(d, s, "softmax")),
+    ("relu6", "relu6", (2, 2, 3, 4), lambda d, s: activation_case(d, s, "relu6", scale=8)),
+    ("hardsigmoid", "hardsigmoid", (2, 2, 3, 4), lambda d, s: activation_case(d, s, "hardsigmoid", scale=5)),
+    ("conv_relu6", "conv 3 3x3 padding=same relu6", (2, 2, 5, 5),
+     lambda d, s: conv_case(d, s, 3, 3, 1, "same", "relu6")),
+    ("dense_hardsigmoid", "dense 4 hardsigmoid", (3, 5, 1, 1),
+     lambda d, s: dense_case(d, s, 4, "hardsigmoid")),
 ]
 
 TRAINING = {"batchnorm_inference": False}  # every other case runs a training forward

@@ -159,3 +159,8 @@ export("pytorch_ceil_pool",
        nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.MaxPool2d(3, stride=2, ceil_mode=True),
                      nn.AvgPool2d(2, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
                      nn.Flatten(), nn.Linear(4 * 4 * 4, 3)), (2, 3, 16, 15))
+# MobileNet's activations: ReLU6 (Clip to [0, 6]) and Hardsigmoid.
+export("pytorch_mobile_activations",
+       nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU6(), nn.Conv2d(6, 6, 3, padding=1, groups=6),
+                     nn.Hardsigmoid(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 4), nn.ReLU6()),
+       (2, 3, 7, 6))

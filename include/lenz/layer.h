@@ -12,7 +12,9 @@
 
 namespace lenz {
 
-enum class Activation { none, relu, leaky_relu, sigmoid, tanh, softmax };
+// relu6 = min(max(x, 0), 6) (MobileNet v2); hard_sigmoid = min(max(x / 6 + 1/2, 0), 1) (MobileNet v3,
+// PyTorch's Hardsigmoid). Every one has a derivative computable from its output.
+enum class Activation { none, relu, leaky_relu, sigmoid, tanh, softmax, relu6, hard_sigmoid };
 
 struct ActivationSpec {
     Activation kind = Activation::none;

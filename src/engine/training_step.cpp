@@ -26,6 +26,10 @@ float derivative_from_output(const ActivationSpec& act, float y) {
             return y * (1.0f - y);
         case Activation::tanh:
             return 1.0f - y * y;
+        case Activation::relu6:
+            return y > 0.0f && y < 6.0f ? 1.0f : 0.0f;
+        case Activation::hard_sigmoid:
+            return y > 0.0f && y < 1.0f ? 1.0f / 6.0f : 0.0f;
         case Activation::none:
         case Activation::softmax:
             return 1.0f;

@@ -85,6 +85,8 @@ class LineParser {
         if (s == "relu") return ActivationSpec{Activation::relu};
         if (s == "sigmoid") return ActivationSpec{Activation::sigmoid};
         if (s == "tanh") return ActivationSpec{Activation::tanh};
+        if (s == "relu6") return ActivationSpec{Activation::relu6};
+        if (s == "hardsigmoid") return ActivationSpec{Activation::hard_sigmoid};
         if (s == "softmax") return ActivationSpec{Activation::softmax};
         if (s == "leakyrelu") return ActivationSpec{Activation::leaky_relu, 0.01f};
         if (s.rfind("leakyrelu=", 0) == 0) {
@@ -136,7 +138,9 @@ class LineParser {
             std::string("expected ") + (window ? "stride=S, padding=same|valid|P" : "") +
             (conv ? ", groups=G, dilation=D" : "") + (pool ? " or ceil" : "") +
             (window && act_and_bias ? ", " : "") +
-            (act_and_bias ? "an activation (relu, leakyrelu[=A], sigmoid, tanh, softmax) or nobias" : "");
+            (act_and_bias
+                 ? "an activation (relu, leakyrelu[=A], sigmoid, tanh, softmax, relu6, hardsigmoid) or nobias"
+                 : "");
         for (size_t i = first; i < tokens_.size(); ++i) {
             const Token& t = tokens_[i];
             const size_t eq = t.text.find('=');
@@ -290,10 +294,11 @@ LayerConfig parse_layer(const LineParser& p) {
         return MulConfig{};
     }
     if (kw == "input") p.fail(p.keyword().column, "input may appear only once, on the first line");
-    p.fail(p.keyword().column, "unknown layer '" + kw +
-                                   "' (expected conv, maxpool, avgpool, globalavgpool, globalmaxpool, "
-                                   "flatten, dense, dropout, batchnorm, "
-                                   "relu, leakyrelu, sigmoid, tanh, softmax, add, concat or mul)");
+    p.fail(p.keyword().column,
+           "unknown layer '" + kw +
+               "' (expected conv, maxpool, avgpool, globalavgpool, globalmaxpool, "
+               "flatten, dense, dropout, batchnorm, "
+               "relu, leakyrelu, sigmoid, tanh, softmax, relu6, hardsigmoid, add, concat or mul)");
 }
 
 // The line that names each value (name=...), so that a use before it can say where it comes.

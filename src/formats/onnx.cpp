@@ -63,6 +63,11 @@ class GraphWriter {
         t.set_raw_data(
             std::string(reinterpret_cast<const char*>(data), sizeof(float) * static_cast<size_t>(n)));
     }
+    // A float scalar initializer; returns its name.
+    const std::string& scalar(const std::string& name, float value) {
+        initializer(name, {}, &value, 1);
+        return name;
+    }
 
   private:
     onnx::GraphProto& graph_;
@@ -134,6 +139,15 @@ std::string write_activation(GraphWriter& w, const ActivationSpec& act, const st
         case Activation::softmax:
             set_int(w.node("Softmax", name, {x}, out), "axis", 1);  // over the channels at each position
             break;
+        case Activation::relu6:  // Clip's bounds are inputs since opset 11
+            w.node("Clip", name, {x, w.scalar(name + ".min", 0.0f), w.scalar(name + ".max", 6.0f)}, out);
+            break;
+        case Activation::hard_sigmoid: {
+            onnx::NodeProto& n = w.node("HardSigmoid", name, {x}, out);
+            set_float(n, "alpha", 1.0f / 6.0f);
+            set_float(n, "beta", 0.5f);
+            break;
+        }
     }
     return out;
 }
@@ -750,6 +764,24 @@ class GraphReader {
             activation({Activation::sigmoid});
         } else if (op == "Tanh") {
             activation({Activation::tanh});
+        } else if (op == "Clip") {
+            // The bounds are inputs since opset 11 (attributes before); ReLU6 is Clip to [0, 6].
+            const auto bound = [&](int index, const char* attr, float missing) {
+                if (opset_ < 11) return float_attr(attr, missing);
+                const std::optional<Folded> v = input_value(n, index);
+                if (!v) return missing;
+                if (!v->is_float() || v->f.size() != 1)
+                    fail(std::string("the ") + attr + " bound must be one float");
+                return v->f[0];
+            };
+            if (bound(1, "min", -1e30f) != 0.0f || bound(2, "max", 1e30f) != 6.0f)
+                fail("only Clip to [0, 6] (ReLU6) is supported");
+            activation({Activation::relu6});
+        } else if (op == "HardSigmoid") {
+            if (std::abs(float_attr("alpha", 0.2f) - 1.0f / 6.0f) > 1e-6f ||
+                std::abs(float_attr("beta", 0.5f) - 0.5f) > 1e-6f)
+                fail("only HardSigmoid with alpha 1/6 and beta 0.5 (PyTorch's Hardsigmoid) is supported");
+            activation({Activation::hard_sigmoid});
         } else if (op == "Softmax") {
             const int64_t axis = int_attr("axis", opset_ >= 13 ? -1 : 1);
             const bool over_channels = rank_ == 2 ? (axis == 1 || axis == -1) : (axis == 1 && opset_ >= 13);

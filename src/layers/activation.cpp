@@ -64,6 +64,10 @@ std::string ActivationSpec::str() const {
             return "tanh";
         case Activation::softmax:
             return "softmax";
+        case Activation::relu6:
+            return "relu6";
+        case Activation::hard_sigmoid:
+            return "hardsigmoid";
     }
     return "";
 }

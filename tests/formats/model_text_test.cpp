@@ -34,6 +34,8 @@ TEST(ModelText, ParsesEveryLayerAndRoundTrips) {
         "dense 20 sigmoid\n"
         "dense 10 nobias\n"
         "softmax\n";
+    const std::string mobile = "input 8x8x3\nconv 4 3x3 relu6\nhardsigmoid\nrelu6\ndense 3 hardsigmoid\n";
+    EXPECT_EQ(parse_model(mobile, "m.lenz").to_text(), mobile);
     Model m = parse_model(text, "m.lenz");
     EXPECT_EQ(m.size(), 13);
     EXPECT_EQ(m.layer(1).output_shape(), (Shape{16, 30, 8}));
@@ -159,11 +161,14 @@ TEST(ModelTextErrors, NameFileLineColumnAndExpectation) {
     EXPECT_EQ(
         parse_error("input 28x28x1\nconv 32 3x3 strde=2\n"),
         "m.lenz:2:13: conv: unknown option 'strde=2' (expected stride=S, padding=same|valid|P, groups=G, "
-        "dilation=D, an activation (relu, leakyrelu[=A], sigmoid, tanh, softmax) or nobias)");
+        "dilation=D, an activation (relu, leakyrelu[=A], sigmoid, tanh, softmax, relu6, hardsigmoid) or "
+        "nobias)");
     EXPECT_EQ(
         parse_error("input 28x28x1\npool 2\n"),
         "m.lenz:2:1: unknown layer 'pool' (expected conv, maxpool, avgpool, globalavgpool, globalmaxpool, "
-        "flatten, dense, dropout, batchnorm, relu, leakyrelu, sigmoid, tanh, softmax, add, concat or mul)");
+        "flatten, dense, dropout, batchnorm, relu, leakyrelu, sigmoid, tanh, softmax, relu6, hardsigmoid, "
+        "add, "
+        "concat or mul)");
     EXPECT_EQ(
         parse_error("input 3x3x1\nconv 1 5x5\n"),
         "m.lenz:2:1: conv: kernel 5x5 is larger than its padded input 3x3 (padding=valid) (input 3x3x1)");

@@ -58,9 +58,9 @@ std::string file_bytes(const std::filesystem::path& p) {
 }
 
 TEST(Onnx, PyTorchExportsImportAndComputeWhatPyTorchComputed) {
-    for (const std::string name :
-         {"pytorch_classifier", "pytorch_feature_map", "pytorch_view", "pytorch_avgpool",
-          "pytorch_normalized", "pytorch_fresh_batchnorm", "pytorch_depthwise", "pytorch_ceil_pool"}) {
+    for (const std::string name : {"pytorch_classifier", "pytorch_feature_map", "pytorch_view",
+                                   "pytorch_avgpool", "pytorch_normalized", "pytorch_fresh_batchnorm",
+                                   "pytorch_depthwise", "pytorch_ceil_pool", "pytorch_mobile_activations"}) {
         LoadedModel loaded = read_onnx((kGolden / (name + ".onnx")).string());
         const Golden g = load_golden(name);
         const std::vector<float> got = run(loaded.model, normalized(loaded, g.input), g.batch);
@@ -80,22 +80,34 @@ TEST(Onnx, PyTorchExportsImportAndComputeWhatPyTorchComputed) {
 
 // Grouped, depthwise and dilated convolutions come in with PyTorch's group and dilations and go out
 // the same way: the export imports back to the same layers and computes the same.
-TEST(Onnx, GroupedAndDilatedConvolutionsRoundTrip) {
-    LoadedModel loaded = read_onnx((kGolden / "pytorch_depthwise.onnx").string());
-    EXPECT_EQ(loaded.model.to_text(),
-              "input 11x10x3\nconv 12 3x3 padding=1 relu\nconv 12 3x3 padding=2 groups=12 dilation=2 relu\n"
-              "conv 24 3x3 stride=2 padding=1 groups=3 tanh\nglobalavgpool\nflatten\ndense 4\n");
-    const std::filesystem::path out =
-        std::filesystem::temp_directory_path() / ("lenz-onnx-groups-" + std::to_string(::getpid()) + ".onnx");
+// Exports a PyTorch file's import again, imports that, and expects the same layers and outputs.
+void expect_round_trip(const std::string& name, const std::string& text) {
+    SCOPED_TRACE(name);
+    LoadedModel loaded = read_onnx((kGolden / (name + ".onnx")).string());
+    EXPECT_EQ(loaded.model.to_text(), text);
+    const std::filesystem::path out = std::filesystem::temp_directory_path() /
+                                      ("lenz-onnx-" + name + "-" + std::to_string(::getpid()) + ".onnx");
     write_onnx(out.string(), loaded.model, loaded.info);
     LoadedModel back = read_onnx(out.string());
     std::filesystem::remove(out);
     EXPECT_EQ(back.model.to_text(), loaded.model.to_text());
-    const Golden g = load_golden("pytorch_depthwise");
+    const Golden g = load_golden(name);
     const std::vector<float> a = run(loaded.model, normalized(loaded, g.input), g.batch);
     const std::vector<float> b = run(back.model, normalized(back, g.input), g.batch);
     ASSERT_EQ(a.size(), b.size());
     for (size_t i = 0; i < a.size(); ++i) EXPECT_FLOAT_EQ(a[i], b[i]) << i;
+}
+
+// Grouped, depthwise and dilated convolutions come in with PyTorch's group and dilations and go out
+// the same way; so do MobileNet's ReLU6 (Clip to [0, 6]) and Hardsigmoid.
+TEST(Onnx, GroupedDilatedAndMobileLayersRoundTrip) {
+    expect_round_trip(
+        "pytorch_depthwise",
+        "input 11x10x3\nconv 12 3x3 padding=1 relu\nconv 12 3x3 padding=2 groups=12 dilation=2 relu\n"
+        "conv 24 3x3 stride=2 padding=1 groups=3 tanh\nglobalavgpool\nflatten\ndense 4\n");
+    expect_round_trip("pytorch_mobile_activations",
+                      "input 7x6x3\nconv 6 3x3 padding=1 relu6\nconv 6 3x3 padding=1 groups=6 hardsigmoid\n"
+                      "globalavgpool\nflatten\ndense 4 relu6\n");
 }
 
 // A graph cannot be written as ONNX yet: refused in one line, not written wrong.

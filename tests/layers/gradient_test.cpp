@@ -116,4 +116,13 @@ TEST(PoolGradient, CeilModeAverageWithPadding) {
     check_gradients("avgpool 2x2 padding=1 ceil", {5, 6, 2});
 }
 
+TEST(ActivationGradient, Relu6FusedAndStandalone) {
+    check_gradients("conv 4 3x3 padding=same relu6", {5, 5, 2});
+    check_gradients("relu6", {3, 4, 2});
+}
+TEST(ActivationGradient, HardSigmoidFusedAndStandalone) {
+    check_gradients("dense 5 hardsigmoid", {2, 2, 3});
+    check_gradients("hardsigmoid", {3, 4, 2});
+}
+
 }  // namespace lenz::testing

@@ -51,6 +51,10 @@ void activation_forward(const ActivationSpec& act, float* y, int64_t count) {
             return map1(y, y, count, [](float v) { return 1.0f / (1.0f + std::exp(-v)); });
         case Activation::tanh:
             return map1(y, y, count, [](float v) { return std::tanh(v); });
+        case Activation::relu6:
+            return map1(y, y, count, [](float v) { return std::min(std::max(v, 0.0f), 6.0f); });
+        case Activation::hard_sigmoid:
+            return map1(y, y, count, [](float v) { return std::min(std::max(v / 6.0f + 0.5f, 0.0f), 1.0f); });
     }
 }
 
@@ -71,6 +75,12 @@ void activation_backward(const ActivationSpec& act, const float* y, const float*
             return map2(y, dy, dpre, count, [](float v, float g) { return g * v * (1.0f - v); });
         case Activation::tanh:
             return map2(y, dy, dpre, count, [](float v, float g) { return g * (1.0f - v * v); });
+        // The slope is known from the output wherever it is strictly inside the clipped range.
+        case Activation::relu6:
+            return map2(y, dy, dpre, count, [](float v, float g) { return v > 0.0f && v < 6.0f ? g : 0.0f; });
+        case Activation::hard_sigmoid:
+            return map2(y, dy, dpre, count,
+                        [](float v, float g) { return v > 0.0f && v < 1.0f ? g / 6.0f : 0.0f; });
     }
 }
 

@@ -111,15 +111,28 @@ bool fusable(const ActivationSpec& act) {
     return act.kind != Activation::softmax && act.kind != Activation::none;
 }
 
-dnnl::algorithm eltwise_of(const ActivationSpec& act) {
+// The activation as oneDNN post-ops, applied to each tile as it is computed.
+dnnl::post_ops post_ops_of(const ActivationSpec& act) {
+    dnnl::post_ops ops;
     switch (act.kind) {
         case Activation::sigmoid:
-            return dnnl::algorithm::eltwise_logistic;
+            ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_logistic, 0.0f, 0.0f);
+            break;
         case Activation::tanh:
-            return dnnl::algorithm::eltwise_tanh;
-        default:
-            return dnnl::algorithm::eltwise_relu;  // relu, and leaky relu with alpha
+            ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_tanh, 0.0f, 0.0f);
+            break;
+        case Activation::relu6:
+            ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip, 0.0f, 6.0f);
+            break;
+        case Activation::hard_sigmoid:  // oneDNN 2.6 has no hardsigmoid: x / 6 + 1/2, then clipped to [0, 1]
+            ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_linear, 1.0f / 6.0f, 0.5f);
+            ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip, 0.0f, 1.0f);
+            break;
+        default:  // relu, and leaky relu with its slope
+            ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu,
+                               act.kind == Activation::leaky_relu ? act.alpha : 0.0f, 0.0f);
     }
+    return ops;
 }
 
 // oneDNN's own choice for activations is a blocked layout (nChw16c on AVX-512) that pads channels
@@ -174,12 +187,7 @@ dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, int6
                               dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src,
                               any_desc(weight_dims(g)), dst, w.strides, w.dilates, w.pad_l, w.pad_r);
     dnnl::primitive_attr attr = user_scratchpad();
-    if (fusable(act)) {
-        dnnl::post_ops ops;
-        ops.append_eltwise(1.0f, eltwise_of(act), act.kind == Activation::leaky_relu ? act.alpha : 0.0f,
-                           0.0f);
-        attr.set_post_ops(ops);
-    }
+    if (fusable(act)) attr.set_post_ops(post_ops_of(act));
     return {d, attr, cpu_engine()};
 }
 
