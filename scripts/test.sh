@@ -20,7 +20,7 @@ if [ "${LENZ_SKIP_TSAN:-0}" != "1" ]; then
   # ThreadSanitizer with clang and its OpenMP runtime, whose tool Archer tells ThreadSanitizer about
   # OpenMP's barriers; the runtime and oneDNN themselves are not instrumented, so their accesses are
   # left out. What it checks: separate models on separate threads (Concurrency.*) and the OpenMP
-  # loops of a whole training run, with evaluation and checkpoints.
+  # loops of whole training runs, with evaluation and checkpoints, on a chain and on a graph.
   cmake --preset tsan >/dev/null
   cmake --build --preset tsan --target lenz lenz_tests
   archer=$(ls /usr/lib/llvm-*/lib/libarcher.so | head -n 1)
@@ -29,6 +29,9 @@ if [ "${LENZ_SKIP_TSAN:-0}" != "1" ]; then
   tsan_run=$(mktemp -d)
   build-tsan/lenz train models/fashion.lenz --data fashion-mnist --epochs 1 --limit-train 512 --limit-test 256 \
     --threads 2 --no-report --quiet --out "$tsan_run"
+  # A graph: the residual block's add and its shared gradient buffers.
+  build-tsan/lenz train models/residual-block.lenz --data fashion-mnist --epochs 1 --limit-train 256 \
+    --limit-test 128 --threads 2 --no-report --quiet --out "$tsan_run/residual"
   rm -rf "$tsan_run"
-  echo "ThreadSanitizer: Concurrency.* and a training run, no races"
+  echo "ThreadSanitizer: Concurrency.* and two training runs (a chain and a graph), no races"
 fi
