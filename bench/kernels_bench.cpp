@@ -1,6 +1,7 @@
 // Google Benchmark micro-benchmarks of the kernels alone, without the engine around them: the
 // convolutions of the course notes' worked example (seed.lenz) forward and backward, and the GEMM
-// of a dense layer. Each reports GFLOP per second as the counter "GFLOP". Build with -DLENZ_BUILD_BENCH=ON, then
+// of a dense layer. Each reports GFLOP per second as the counter "GFLOP". Build with -DLENZ_BUILD_BENCH=ON,
+// then
 //   build/lenz_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 // `lenz bench` times whole workloads; this is for working on one kernel.
 #include <benchmark/benchmark.h>
