@@ -92,12 +92,18 @@ def activate(z, act):
         return torch.clamp(z, 0.0, 6.0)
     if act == "hardsigmoid":
         return torch.clamp(z / 6 + 0.5, 0.0, 1.0)
+    if act == "hardswish":
+        return F.hardswish(z)
+    if act == "silu":
+        return F.silu(z)
+    if act == "gelu":  # the exact form, with erf (PyTorch's default)
+        return F.gelu(z)
     raise ValueError(act)
 
 
 # Pre-activations too close to a kink (where float32 rounding could pick the other side) are redrawn.
 def near_zero(z, act):
-    kinks = {"relu": [0.0], "relu6": [0.0, 6.0], "hardsigmoid": [-3.0, 3.0]}
+    kinks = {"relu": [0.0], "relu6": [0.0, 6.0], "hardsigmoid": [-3.0, 3.0], "hardswish": [-3.0, 3.0]}
     if act is not None and act.startswith("leakyrelu"):
         act = "relu"
     return act in kinks and any(bool(((z - k).abs() < MARGIN).any()) for k in kinks[act])
@@ -229,6 +235,29 @@ def activation_case(d, shape, act, scale=3.0):
     return dict(x=x, y=activate(x, act), params={})
 
 
+def shuffle_case(d, shape, groups):
+    x = d.uniform(shape).requires_grad_()
+    n, c, h, w = shape
+    y = x.reshape(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+    return dict(x=x, y=y, params={})
+
+
+def slice_case(d, shape, begin, end):
+    x = d.uniform(shape).requires_grad_()
+    return dict(x=x, y=x[:, begin:end], params={})
+
+
+def layernorm_case(d, shape, eps):
+    """ConvNeXt's LayerNorm2d: channels last, F.layer_norm over C, channels first again."""
+    c = shape[1]
+    x = (d.uniform(shape, -2.0, 2.0) + d.uniform((shape[0], 1, shape[2], shape[3]), -1.0, 1.0))
+    x = quantize(x).requires_grad_()
+    weight = d.uniform((c,), 0.5, 1.5).requires_grad_()
+    bias = d.uniform((c,), -0.5, 0.5).requires_grad_()
+    y = F.layer_norm(x.permute(0, 2, 3, 1), (c,), weight, bias, eps).permute(0, 3, 1, 2)
+    return dict(x=x, y=y, params={"weight": weight, "bias": bias})
+
+
 # ---------------------------------------------------------------------------------------------
 # The cases: name -> (spec line as the model file writes it, input shape N,C,H,W, builder, training).
 
@@ -324,6 +353,14 @@ CASES = [
      lambda d, s: conv_case(d, s, 3, 3, 1, "same", "relu6")),
     ("dense_hardsigmoid", "dense 4 hardsigmoid", (3, 5, 1, 1),
      lambda d, s: dense_case(d, s, 4, "hardsigmoid")),
+    ("hardswish", "hardswish", (2, 2, 3, 4), lambda d, s: activation_case(d, s, "hardswish", scale=5)),
+    ("silu", "silu", (2, 2, 3, 4), lambda d, s: activation_case(d, s, "silu", scale=5)),
+    ("gelu", "gelu", (2, 2, 3, 4), lambda d, s: activation_case(d, s, "gelu", scale=4)),
+    # Channel shuffling and slicing, layer normalisation
+    ("shuffle_3", "shuffle 3", (2, 6, 2, 3), lambda d, s: shuffle_case(d, s, 3)),
+    ("slice_middle", "slice 1:4", (2, 5, 3, 2), lambda d, s: slice_case(d, s, 1, 4)),
+    ("layernorm_conv", "layernorm eps=1e-06", (2, 5, 3, 4), lambda d, s: layernorm_case(d, s, 1e-6)),
+    ("layernorm_dense", "layernorm", (3, 7, 1, 1), lambda d, s: layernorm_case(d, s, 1e-5)),
 ]
 
 TRAINING = {"batchnorm_inference": False}  # every other case runs a training forward

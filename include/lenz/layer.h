@@ -13,8 +13,29 @@
 namespace lenz {
 
 // relu6 = min(max(x, 0), 6) (MobileNet v2); hard_sigmoid = min(max(x / 6 + 1/2, 0), 1) (MobileNet v3,
-// PyTorch's Hardsigmoid). Every one has a derivative computable from its output.
-enum class Activation { none, relu, leaky_relu, sigmoid, tanh, softmax, relu6, hard_sigmoid };
+// PyTorch's Hardsigmoid). Each of these has a derivative computable from its output, so a layer may
+// fuse it and keep only its output for training.
+// hard_swish = x · relu6(x + 3) / 6 (MobileNet v3), silu = x · sigmoid(x) (EfficientNet; also called
+// swish), gelu = x · Φ(x) with the exact normal CDF (ConvNeXt). These are not monotonic, or not
+// invertible from their output, so their derivative needs the input: they are layers of their own.
+enum class Activation {
+    none,
+    relu,
+    leaky_relu,
+    sigmoid,
+    tanh,
+    softmax,
+    relu6,
+    hard_sigmoid,
+    hard_swish,
+    silu,
+    gelu
+};
+
+// Whether f'(x) follows from f(x), which is what fusing an activation into a layer requires.
+inline bool derivative_follows_from_output(Activation kind) {
+    return kind != Activation::hard_swish && kind != Activation::silu && kind != Activation::gelu;
+}
 
 struct ActivationSpec {
     Activation kind = Activation::none;
@@ -130,6 +151,8 @@ class Layer {
         backward(xs.at(0), y, dy, dxs.at(0), pass);
     }
 
+    // The activation applied last, whose derivative the engine folds into the gradient it stores
+    // over this layer's output (none for one whose derivative needs the input).
     virtual ActivationSpec activation() const { return {}; }
 
   protected:

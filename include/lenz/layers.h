@@ -66,11 +66,23 @@ struct AddConfig {
 };
 struct ConcatConfig {};
 struct MulConfig {};
+// ShuffleNet's reordering: channels in `groups` groups, read group-interleaved.
+struct ChannelShuffleConfig {
+    int64_t groups = 2;
+};
+// Channels begin (inclusive) to end (exclusive).
+struct ChannelSliceConfig {
+    int64_t begin = 0, end = 1;
+};
+// Normalisation over the channels at each position (ConvNeXt), with a scale and shift per channel.
+struct LayerNormConfig {
+    double epsilon = 1e-5;  // PyTorch's default; ConvNeXt uses 1e-6
+};
 
 // Any layer's settings: what one line of the model file says.
-using LayerConfig =
-    std::variant<Conv2dConfig, Pool2dConfig, GlobalPoolConfig, FlattenConfig, DenseConfig, DropoutConfig,
-                 BatchNormConfig, ActivationConfig, AddConfig, ConcatConfig, MulConfig>;
+using LayerConfig = std::variant<Conv2dConfig, Pool2dConfig, GlobalPoolConfig, FlattenConfig, DenseConfig,
+                                 DropoutConfig, BatchNormConfig, ActivationConfig, AddConfig, ConcatConfig,
+                                 MulConfig, ChannelShuffleConfig, ChannelSliceConfig, LayerNormConfig>;
 
 std::unique_ptr<Layer> make_layer(const LayerConfig& config);
 // The settings of one layer line of the model file, e.g. layer.spec(): "conv 32 3x3 padding=same relu".
@@ -87,5 +99,8 @@ std::unique_ptr<Layer> make_activation(const ActivationSpec& activation);
 std::unique_ptr<Layer> make_add(const AddConfig& config);
 std::unique_ptr<Layer> make_concat();
 std::unique_ptr<Layer> make_mul();
+std::unique_ptr<Layer> make_channel_shuffle(const ChannelShuffleConfig& config);
+std::unique_ptr<Layer> make_channel_slice(const ChannelSliceConfig& config);
+std::unique_ptr<Layer> make_layernorm(const LayerNormConfig& config);
 
 }  // namespace lenz

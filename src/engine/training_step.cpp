@@ -32,6 +32,9 @@ float derivative_from_output(const ActivationSpec& act, float y) {
             return y > 0.0f && y < 1.0f ? 1.0f / 6.0f : 0.0f;
         case Activation::none:
         case Activation::softmax:
+        case Activation::hard_swish:  // never fused: their layers apply the derivative themselves
+        case Activation::silu:
+        case Activation::gelu:
             return 1.0f;
     }
     return 1.0f;

@@ -87,6 +87,9 @@ class LineParser {
         if (s == "tanh") return ActivationSpec{Activation::tanh};
         if (s == "relu6") return ActivationSpec{Activation::relu6};
         if (s == "hardsigmoid") return ActivationSpec{Activation::hard_sigmoid};
+        if (s == "hardswish") return ActivationSpec{Activation::hard_swish};
+        if (s == "silu" || s == "swish") return ActivationSpec{Activation::silu};
+        if (s == "gelu") return ActivationSpec{Activation::gelu};
         if (s == "softmax") return ActivationSpec{Activation::softmax};
         if (s == "leakyrelu") return ActivationSpec{Activation::leaky_relu, 0.01f};
         if (s.rfind("leakyrelu=", 0) == 0) {
@@ -99,6 +102,16 @@ class LineParser {
             return ActivationSpec{Activation::leaky_relu, static_cast<float>(v)};
         }
         return std::nullopt;
+    }
+
+    // An activation as an option of another layer, which keeps only its output for training.
+    std::optional<ActivationSpec> fused_activation(const Token& t) const {
+        auto act = activation(t);
+        if (act && !derivative_follows_from_output(act->kind))
+            fail(t.column, keyword().text + ": " + act->str() +
+                               " needs its input to train, so it is a layer of its own: write '" +
+                               act->str() + "' on the next line");
+        return act;
     }
 
     Padding padding(const std::string& s, int column) const {
@@ -167,7 +180,7 @@ class LineParser {
             } else if (act_and_bias && t.text == "nobias") {
                 once(o.nobias);
                 o.nobias = true;
-            } else if (auto act = act_and_bias ? activation(t) : std::nullopt) {
+            } else if (auto act = act_and_bias ? fused_activation(t) : std::nullopt) {
                 if (o.activation) fail(t.column, keyword().text + ": only one activation per layer");
                 o.activation = act;
             } else {
@@ -275,11 +288,48 @@ LayerConfig parse_layer(const LineParser& p) {
         p.no_more(1);
         return ActivationConfig{*act};
     }
+    if (kw == "shuffle") {
+        const int64_t groups = p.integer(p.positional(1, "the number of groups, e.g. shuffle 2"), "groups");
+        p.no_more(2);
+        return ChannelShuffleConfig{groups};
+    }
+    if (kw == "slice") {
+        const Token& t = p.positional(1, "the channels begin:end, e.g. slice 0:58");
+        const size_t colon = t.text.find(':');
+        if (colon == std::string::npos)
+            p.fail(t.column, "slice: expected the channels as begin:end, e.g. 0:58, got '" + t.text + "'");
+        const std::string begin = t.text.substr(0, colon);
+        ChannelSliceConfig c;
+        c.begin = begin == "0" ? 0 : p.integer_in(begin, t.column, "first channel");
+        c.end = p.integer_in(t.text.substr(colon + 1), t.column + static_cast<int>(colon) + 1, "end channel");
+        if (c.end <= c.begin)
+            p.fail(t.column, "slice: the end channel must be after the first, got '" + t.text + "'");
+        p.no_more(2);
+        return c;
+    }
+    if (kw == "layernorm") {
+        LayerNormConfig c;
+        if (p.size() > 1) {
+            const Token& t = p.token(1);
+            if (t.text.rfind("eps=", 0) != 0)
+                p.fail(t.column,
+                       "layernorm: unknown option '" + t.text + "' (expected eps=E, e.g. eps=1e-6)");
+            char* end = nullptr;
+            const std::string value = t.text.substr(4);
+            c.epsilon = std::strtod(value.c_str(), &end);
+            if (value.empty() || *end != '\0' || !std::isfinite(c.epsilon) || c.epsilon <= 0.0 ||
+                c.epsilon >= 1.0)
+                p.fail(t.column + 4,
+                       "layernorm: expected eps between 0 and 1 such as 1e-6, got '" + value + "'");
+        }
+        p.no_more(2);
+        return c;
+    }
     // The names these read are taken out by the model's parser before this.
     if (kw == "add") {
         AddConfig c;
         if (p.size() > 1) {
-            const auto act = p.activation(p.token(1));
+            const auto act = p.fused_activation(p.token(1));
             if (!act)
                 p.fail(p.token(1).column,
                        "add: unknown option '" + p.token(1).text + "' (expected an activation)");
@@ -298,7 +348,8 @@ LayerConfig parse_layer(const LineParser& p) {
            "unknown layer '" + kw +
                "' (expected conv, maxpool, avgpool, globalavgpool, globalmaxpool, "
                "flatten, dense, dropout, batchnorm, "
-               "relu, leakyrelu, sigmoid, tanh, softmax, relu6, hardsigmoid, add, concat or mul)");
+               "relu, leakyrelu, sigmoid, tanh, softmax, relu6, hardsigmoid, hardswish, silu, gelu, "
+               "shuffle, slice, layernorm, add, concat or mul)");
 }
 
 // The line that names each value (name=...), so that a use before it can say where it comes.

@@ -148,6 +148,10 @@ std::string write_activation(GraphWriter& w, const ActivationSpec& act, const st
             set_float(n, "beta", 0.5f);
             break;
         }
+        case Activation::hard_swish:  // opset 13 spells these out as subgraphs (the ONNX issue)
+        case Activation::silu:
+        case Activation::gelu:
+            throw ShapeError("ONNX: exporting " + act.str() + " is not supported yet");
     }
     return out;
 }
@@ -1088,6 +1092,9 @@ std::string encode_onnx(Model& model, const CheckpointInfo& info) {
             y = name;
         } else if (const auto* a = std::get_if<ActivationConfig>(&config)) {
             y = write_activation(w, a->activation, name, x, name);
+        } else {
+            throw ShapeError("ONNX: exporting " + layer.kind() + " (layer " + std::to_string(i + 1) +
+                             ") is not supported yet");
         }
         x = y;
     }

@@ -1,5 +1,6 @@
-// A standalone activation layer (relu, leakyrelu, sigmoid, tanh, softmax over channels).
-// In place at inference: it allocates nothing.
+// A standalone activation layer (relu, leakyrelu, sigmoid, tanh, softmax over channels, relu6,
+// hardsigmoid, hardswish, silu, gelu). In place at inference: it allocates nothing. In training it
+// keeps its input apart, which the derivative of hardswish, silu and gelu needs.
 #include "kernels/cpu/activation.h"
 
 #include <cstring>
@@ -25,14 +26,19 @@ class ActivationLayer final : public Layer {
         if (x != y) std::memcpy(y, x, sizeof(float) * static_cast<size_t>(pass.batch * s.elements()));
         cpu::apply_activation(act_, y, pass.batch, s.c, s.h * s.w);
     }
-    void backward(const float*, const float* y, float* dy, float* dx, const Pass& pass) override {
+    void backward(const float* x, const float* y, float* dy, float* dx, const Pass& pass) override {
         if (!dx) return;
         const Shape s = input_shape();
-        if (!pass.dy_is_preactivation)
+        if (!derivative_follows_from_output(act_.kind))  // the engine folds in only what the output gives
+            cpu::activation_backward_from_input(act_, x, dy, dy, pass.batch * s.elements());
+        else if (!pass.dy_is_preactivation)
             cpu::apply_activation_backward(act_, y, dy, dy, pass.batch, s.c, s.h * s.w);
         for (int64_t n = 0; n < pass.batch; ++n) store_input_gradient(pass, s, n, dy + n * s.elements(), dx);
     }
-    ActivationSpec activation() const override { return act_; }
+    // The activation the engine may fold into the gradient from this layer's output.
+    ActivationSpec activation() const override {
+        return derivative_follows_from_output(act_.kind) ? act_ : ActivationSpec{};
+    }
 
   protected:
     Shape infer(Shape in) const override {
@@ -68,6 +74,12 @@ std::string ActivationSpec::str() const {
             return "relu6";
         case Activation::hard_sigmoid:
             return "hardsigmoid";
+        case Activation::hard_swish:
+            return "hardswish";
+        case Activation::silu:
+            return "silu";
+        case Activation::gelu:
+            return "gelu";
     }
     return "";
 }

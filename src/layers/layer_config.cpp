@@ -20,6 +20,9 @@ std::unique_ptr<Layer> make_layer(const LayerConfig& config) {
             if constexpr (std::is_same_v<T, AddConfig>) return make_add(c);
             if constexpr (std::is_same_v<T, ConcatConfig>) return make_concat();
             if constexpr (std::is_same_v<T, MulConfig>) return make_mul();
+            if constexpr (std::is_same_v<T, ChannelShuffleConfig>) return make_channel_shuffle(c);
+            if constexpr (std::is_same_v<T, ChannelSliceConfig>) return make_channel_slice(c);
+            if constexpr (std::is_same_v<T, LayerNormConfig>) return make_layernorm(c);
         },
         config);
 }

@@ -56,6 +56,37 @@ const char* kSqueezeExcite =
     "dense 3 from=flat name=right\n"
     "add left right\n";
 
+// ShuffleNet v2's unit: split the channels, transform one half, concatenate, shuffle.
+const char* kShuffleUnit =
+    "input 5x5x4\n"
+    "conv 6 3x3 padding=same tanh name=x\n"
+    "slice 0:3 name=kept\n"
+    "slice 3:6 from=x\n"
+    "conv 3 1x1 relu\n"
+    "conv 3 3x3 padding=same groups=3\n"
+    "hardswish\n"
+    "conv 3 1x1 name=changed\n"
+    "concat kept changed\n"
+    "shuffle 2\n"
+    "globalavgpool\n"
+    "dense 3\n";
+
+// ConvNeXt's block: depthwise 7x7 (here 3x3), layer norm, pointwise up, gelu, pointwise down, residual;
+// and EfficientNet's silu.
+const char* kConvNeXtBlock =
+    "input 5x5x3\n"
+    "conv 4 3x3 padding=same name=stem\n"
+    "conv 4 3x3 padding=same groups=4\n"
+    "layernorm eps=1e-06\n"
+    "conv 8 1x1\n"
+    "gelu\n"
+    "conv 4 1x1 name=branch\n"
+    "add stem branch\n"
+    "silu\n"
+    "layernorm\n"
+    "globalavgpool\n"
+    "dense 3\n";
+
 Model graph_model(const std::string& text) {
     Model m = parse_model(text, "graph.lenz");
     m.init_params(11);
@@ -121,9 +152,17 @@ TEST(Graph, SqueezeExciteAndSharedFlattenGradientsMatchFiniteDifferences) {
     expect_parameter_gradients_match(kSqueezeExcite);
 }
 
+TEST(Graph, ShuffleUnitGradientsMatchFiniteDifferences) {
+    expect_parameter_gradients_match(kShuffleUnit);
+}
+
+TEST(Graph, ConvNeXtBlockGradientsMatchFiniteDifferences) {
+    expect_parameter_gradients_match(kConvNeXtBlock);
+}
+
 // The arena packs values by lifetime; nothing may be overwritten while a later layer still reads it.
 TEST(Graph, InferenceMatchesTheTrainingForward) {
-    for (const char* text : {kResidual, kBranches, kSqueezeExcite}) {
+    for (const char* text : {kResidual, kBranches, kSqueezeExcite, kShuffleUnit, kConvNeXtBlock}) {
         SCOPED_TRACE(text);
         Model m = graph_model(text);
         const Buffer x = random_input(m, 4, 9);
@@ -141,7 +180,7 @@ TEST(Graph, InferenceMatchesTheTrainingForward) {
 }
 
 TEST(Graph, EngineAllocatesExactlyThePlan) {
-    for (const char* text : {kResidual, kBranches, kSqueezeExcite}) {
+    for (const char* text : {kResidual, kBranches, kSqueezeExcite, kShuffleUnit, kConvNeXtBlock}) {
         SCOPED_TRACE(text);
         Model m = graph_model(text);
         int64_t before = buffer_bytes_live();

@@ -46,6 +46,36 @@ TEST(ModelText, ParsesEveryLayerAndRoundTrips) {
     EXPECT_EQ(m.layer(1).spec(), "conv 8 3x5 stride=2x1 padding=1x2 leakyrelu=0.2 nobias");
 }
 
+TEST(ModelText, ShuffleNetAndConvNeXtLayersRoundTrip) {
+    const std::string text =
+        "input 8x8x6\nconv 8 1x1 name=a\nslice 0:4 name=left\nslice 4:8 from=a\nhardswish\nsilu\ngelu "
+        "name=g\n"
+        "concat left g\nshuffle 2\nlayernorm eps=1e-06\nlayernorm\n";
+    Model m = parse_model(text, "m.lenz");
+    EXPECT_EQ(m.layer(1).output_shape(), (Shape{8, 8, 4}));
+    EXPECT_EQ(m.output_shape(), (Shape{8, 8, 8}));
+    int64_t params = 0;
+    for (int64_t i = 0; i < m.size(); ++i) params += m.layer(i).param_count();
+    EXPECT_EQ(params, 8 * 6 + 8 + 2 * 2 * 8);
+    EXPECT_EQ(m.layer(2).spec(), "slice 4:8");
+    EXPECT_EQ(parse_model(m.to_text(), "again").to_text(), m.to_text());
+    // swish is silu's other name
+    EXPECT_EQ(parse_model("input 2x2x1\nswish\n", "m").layer(0).spec(), "silu");
+}
+
+TEST(ModelTextErrors, ChannelLayerMistakes) {
+    EXPECT_EQ(parse_error("input 8x8x6\nshuffle 4\n"),
+              "m.lenz:2:1: shuffle: 4 groups do not divide the input's 6 channels (input 8x8x6)");
+    EXPECT_EQ(
+        parse_error("input 8x8x6\nslice 2:9\n"),
+        "m.lenz:2:1: slice: channels 2:9 are not a range inside the input's 6 channels (begin:end, 0 <= "
+        "begin < end <= 6) (input 8x8x6)");
+    EXPECT_EQ(
+        parse_error("input 8x8x6\nconv 4 3 silu\n"),
+        "m.lenz:2:10: conv: silu needs its input to train, so it is a layer of its own: write 'silu' on "
+        "the next line");
+}
+
 TEST(ModelText, GroupedDepthwiseAndDilatedConvolutionsRoundTrip) {
     Model m = parse_model(
         "input 16x16x8\nconv 16 3x3 padding=same groups=8 relu\nconv 8 1x1 groups=2\n"
@@ -167,8 +197,7 @@ TEST(ModelTextErrors, NameFileLineColumnAndExpectation) {
         parse_error("input 28x28x1\npool 2\n"),
         "m.lenz:2:1: unknown layer 'pool' (expected conv, maxpool, avgpool, globalavgpool, globalmaxpool, "
         "flatten, dense, dropout, batchnorm, relu, leakyrelu, sigmoid, tanh, softmax, relu6, hardsigmoid, "
-        "add, "
-        "concat or mul)");
+        "hardswish, silu, gelu, shuffle, slice, layernorm, add, concat or mul)");
     EXPECT_EQ(
         parse_error("input 3x3x1\nconv 1 5x5\n"),
         "m.lenz:2:1: conv: kernel 5x5 is larger than its padded input 3x3 (padding=valid) (input 3x3x1)");
@@ -212,6 +241,20 @@ TEST(ModelTextErrors, EveryMistakeIsAParseError) {
         "input 8x8x6\nconv 6 3 dilation=4\n",   // spans 9x9 on 8x8
         "input 8x8x6\nmaxpool 2 dilation=2\n",  // convolutions only
         "input 8x8x6\ndense 4 groups=2\n",
+        "input 8x8x6\nshuffle 4\n",  // does not divide the channels
+        "input 8x8x6\nshuffle 0\n",
+        "input 8x8x6\nshuffle\n",
+        "input 8x8x6\nslice 0:7\n",  // past the channels
+        "input 8x8x6\nslice 3:3\n",
+        "input 8x8x6\nslice 4:2\n",
+        "input 8x8x6\nslice 3\n",
+        "input 8x8x6\nslice -1:2\n",
+        "input 8x8x6\nslice 1:2 3\n",
+        "input 8x8x6\nlayernorm eps=0\n",
+        "input 8x8x6\nlayernorm eps=x\n",
+        "input 8x8x6\nlayernorm 3\n",
+        "input 8x8x6\ndense 4 gelu\n",  // needs its input: a layer of its own
+        "input 8x8x6\nsilu 2\n",
     };
     for (const char* text : bad) {
         const std::string msg = parse_error(text);

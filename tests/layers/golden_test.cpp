@@ -199,7 +199,7 @@ INSTANTIATE_TEST_SUITE_P(PyTorch, Golden, ::testing::ValuesIn(golden_cases()), c
 
 // Guards against a missing or empty fixture directory silently instantiating no cases.
 TEST(GoldenFiles, Present) {
-    EXPECT_GE(golden_cases().size(), 30u) << "in " << golden_dir();
+    EXPECT_GE(golden_cases().size(), 54u) << "in " << golden_dir();
 }
 
 }  // namespace

@@ -18,13 +18,21 @@ struct GradCheckOptions {
     bool training = true;
     double step = 4e-3;
     double tolerance = 2e-2;  // relative, with an absolute floor below
+    // Move every trainable parameter off its initial value (a scale of exactly 1 would hide a
+    // backward that forgets it).
+    bool perturb_params = false;
 };
 
 class LayerHarness {
   public:
-    LayerHarness(const std::string& spec, Shape in, int64_t batch, uint64_t seed = 7)
+    LayerHarness(const std::string& spec, Shape in, int64_t batch, uint64_t seed = 7,
+                 bool perturb_params = false)
         : model_(parse_model("input " + in.str() + "\n" + spec + "\n", "<test>")), batch_(batch) {
         model_.init_params(seed);
+        Rng noise(seed + 2);
+        for (ParamRef& p : layer().params())
+            if (perturb_params && p.trainable)
+                for (int64_t i = 0; i < p.value->size(); ++i) (*p.value)[i] += noise.uniform(-0.5f, 0.5f);
         layer().allocate_gradients();
         layer().prepare_training(batch);
         workspace_ = Buffer(std::max<int64_t>(layer().workspace_floats(batch, true, {}), 1));
@@ -90,7 +98,7 @@ inline void expect_matches_finite_differences(LayerHarness& h, Buffer& value, co
 
 inline void check_gradients(const std::string& spec, Shape in, GradCheckOptions o = {}) {
     SCOPED_TRACE("layer '" + spec + "' on input " + in.str());
-    LayerHarness h(spec, in, o.batch);
+    LayerHarness h(spec, in, o.batch, 7, o.perturb_params);
     Rng rng(123);
     Buffer r(h.y().size());
     for (int64_t i = 0; i < r.size(); ++i) r[i] = rng.uniform(-1.0f, 1.0f);

@@ -125,4 +125,23 @@ TEST(ActivationGradient, HardSigmoidFusedAndStandalone) {
     check_gradients("hardsigmoid", {3, 4, 2});
 }
 
+TEST(ActivationGradient, HardSwishSiluGelu) {
+    check_gradients("hardswish", {3, 4, 2});
+    check_gradients("silu", {3, 4, 2});
+    check_gradients("gelu", {3, 4, 2});
+}
+
+TEST(ChannelGradient, Shuffle) {
+    check_gradients("shuffle 3", {2, 3, 6});
+}
+TEST(ChannelGradient, Slice) {
+    check_gradients("slice 2:5", {3, 2, 6});
+}
+TEST(ChannelGradient, LayerNormOverChannels) {
+    GradCheckOptions o;
+    o.perturb_params = true;
+    check_gradients("layernorm", {3, 4, 5}, o);
+    check_gradients("layernorm eps=1e-6", {1, 1, 6}, o);  // after dense: over the features
+}
+
 }  // namespace lenz::testing

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 namespace lenz::cpu {
 
@@ -10,6 +11,9 @@ namespace {
 // Below this many elements a thread team costs more than it saves (and OpenMP's `if` clause would
 // still enter the runtime on every call, which conv kernels make once per output row).
 constexpr int64_t kParallelElements = 1 << 16;
+
+constexpr float kSqrtHalf = 0.70710678118654752f;
+constexpr float kInvSqrtTwoPi = 0.39894228040143268f;
 
 // out[i] = op(a[i]) and out[i] = op(a[i], b[i]). The pointers are plain arguments, not lambda
 // captures, so the compiler can vectorise (captured pointers must be re-read after every store).
@@ -55,6 +59,13 @@ void activation_forward(const ActivationSpec& act, float* y, int64_t count) {
             return map1(y, y, count, [](float v) { return std::min(std::max(v, 0.0f), 6.0f); });
         case Activation::hard_sigmoid:
             return map1(y, y, count, [](float v) { return std::min(std::max(v / 6.0f + 0.5f, 0.0f), 1.0f); });
+        case Activation::hard_swish:
+            return map1(y, y, count,
+                        [](float v) { return v * std::min(std::max(v + 3.0f, 0.0f), 6.0f) / 6.0f; });
+        case Activation::silu:
+            return map1(y, y, count, [](float v) { return v / (1.0f + std::exp(-v)); });
+        case Activation::gelu:
+            return map1(y, y, count, [](float v) { return 0.5f * v * (1.0f + std::erf(v * kSqrtHalf)); });
     }
 }
 
@@ -81,6 +92,32 @@ void activation_backward(const ActivationSpec& act, const float* y, const float*
         case Activation::hard_sigmoid:
             return map2(y, dy, dpre, count,
                         [](float v, float g) { return v > 0.0f && v < 1.0f ? g / 6.0f : 0.0f; });
+        case Activation::hard_swish:
+        case Activation::silu:
+        case Activation::gelu:
+            throw std::logic_error(act.str() + ": the derivative needs the input, not the output");
+    }
+}
+
+void activation_backward_from_input(const ActivationSpec& act, const float* x, const float* dy, float* dpre,
+                                    int64_t count) {
+    switch (act.kind) {
+        case Activation::hard_swish:  // (2x + 3) / 6 on the ramp, as PyTorch (x = ±3 belongs to it)
+            return map2(x, dy, dpre, count, [](float v, float g) {
+                return v < -3.0f ? 0.0f : v > 3.0f ? g : g * (2.0f * v + 3.0f) / 6.0f;
+            });
+        case Activation::silu:  // σ(x) · (1 + x · (1 - σ(x)))
+            return map2(x, dy, dpre, count, [](float v, float g) {
+                const float s = 1.0f / (1.0f + std::exp(-v));
+                return g * s * (1.0f + v * (1.0f - s));
+            });
+        case Activation::gelu:  // Φ(x) + x · φ(x)
+            return map2(x, dy, dpre, count, [](float v, float g) {
+                const float cdf = 0.5f * (1.0f + std::erf(v * kSqrtHalf));
+                return g * (cdf + v * kInvSqrtTwoPi * std::exp(-0.5f * v * v));
+            });
+        default:
+            throw std::logic_error(act.str() + ": its derivative is taken from the output");
     }
 }
 

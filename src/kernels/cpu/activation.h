@@ -1,6 +1,5 @@
-// Element-wise activations and channel softmax, forward in place and backward from the output.
-// Every activation here has a derivative computable from its output alone, which is why layers
-// keep only y, not the pre-activation.
+// Element-wise activations and channel softmax, forward in place and backward from the output,
+// which is all that layers with a fused activation keep. hardswish, silu and gelu need the input.
 #pragma once
 #include <cstdint>
 
@@ -10,9 +9,12 @@ namespace lenz::cpu {
 
 // y: (count) in place. Not for softmax.
 void activation_forward(const ActivationSpec& act, float* y, int64_t count);
-// dpre = dy * f'(from y). dpre may alias dy. Not for softmax.
+// dpre = dy * f'(from y). dpre may alias dy. Not for softmax, nor for those that need the input.
 void activation_backward(const ActivationSpec& act, const float* y, const float* dy, float* dpre,
                          int64_t count);
+// dpre = dy * f'(x), for hardswish, silu and gelu. dpre may alias dy.
+void activation_backward_from_input(const ActivationSpec& act, const float* x, const float* dy, float* dpre,
+                                    int64_t count);
 
 // y: (N, C, P): softmax over C at each of the P positions, in place, max-subtracted for stability.
 void softmax_forward(float* y, int64_t N, int64_t C, int64_t P);

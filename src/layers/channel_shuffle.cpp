@@ -1,0 +1,74 @@
+// Channel shuffle (ShuffleNet): the channels, seen as G groups of C / G, are read group-interleaved,
+// so that the next grouped convolution mixes every group. Output channel j·G + g is input channel
+// g·(C / G) + j, as PyTorch's ChannelShuffle. No parameters; it only copies.
+#include <cstring>
+
+#include "kernels/cpu/image_gradient.h"
+#include "layers/input_gradient.h"
+#include "layers/window.h"
+#include "lenz/error.h"
+#include "lenz/layers.h"
+#include "lenz/threads.h"
+
+namespace lenz {
+namespace {
+
+class ChannelShuffle final : public Layer {
+  public:
+    explicit ChannelShuffle(const ChannelShuffleConfig& config) : groups_(config.groups) {}
+
+    std::string kind() const override { return "shuffle"; }
+    std::string spec() const override { return "shuffle " + std::to_string(groups_); }
+
+    void forward(const float* x, float* y, const Pass& pass) override {
+        const Shape s = input_shape();
+        const int64_t per_group = s.c / groups_, plane = s.h * s.w;
+#pragma omp parallel for schedule(static) if (pass.batch * s.elements() >= (1 << 16))
+        for (int64_t n = 0; n < pass.batch; ++n)
+            for (int64_t g = 0; g < groups_; ++g)
+                for (int64_t j = 0; j < per_group; ++j)
+                    std::memcpy(y + (n * s.c + j * groups_ + g) * plane,
+                                x + (n * s.c + g * per_group + j) * plane,
+                                sizeof(float) * static_cast<size_t>(plane));
+    }
+    int64_t workspace_floats(int64_t, bool training, Layouts) const override {
+        return training ? threads() * input_shape().elements() : 0;
+    }
+    // The inverse permutation, one image at a time (dx may be x's memory).
+    void backward(const float*, const float*, float* dy, float* dx, const Pass& pass) override {
+        if (!dx) return;
+        const Shape s = input_shape();
+        const int64_t per_group = s.c / groups_, plane = s.h * s.w;
+        const cpu::ImageGradientSink store = [&](int64_t n, const float* image_dx) {
+            store_input_gradient(pass, s, n, image_dx, dx);
+        };
+        cpu::for_each_image_gradient(pass.batch, s.elements(), pass.workspace, threads(), store,
+                                     [&](int64_t n, float* image_dx) {
+                                         for (int64_t g = 0; g < groups_; ++g)
+                                             for (int64_t j = 0; j < per_group; ++j)
+                                                 std::memcpy(image_dx + (g * per_group + j) * plane,
+                                                             dy + (n * s.c + j * groups_ + g) * plane,
+                                                             sizeof(float) * static_cast<size_t>(plane));
+                                     });
+    }
+
+  protected:
+    Shape infer(Shape in) const override {
+        check_input(in, kind());
+        if (groups_ < 1 || in.c % groups_ != 0)
+            throw ShapeError("shuffle: " + std::to_string(groups_) + " groups do not divide the input's " +
+                             std::to_string(in.c) + " channels");
+        return in;
+    }
+
+  private:
+    int64_t groups_;
+};
+
+}  // namespace
+
+std::unique_ptr<Layer> make_channel_shuffle(const ChannelShuffleConfig& config) {
+    return std::make_unique<ChannelShuffle>(config);
+}
+
+}  // namespace lenz

@@ -1,0 +1,73 @@
+// A slice of the channels, begin (inclusive) to end (exclusive): how ShuffleNet v2 splits a feature
+// map in two (two slices read the same value). No parameters; it only copies.
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/cpu/image_gradient.h"
+#include "layers/input_gradient.h"
+#include "layers/window.h"
+#include "lenz/error.h"
+#include "lenz/layers.h"
+#include "lenz/threads.h"
+
+namespace lenz {
+namespace {
+
+class ChannelSlice final : public Layer {
+  public:
+    explicit ChannelSlice(const ChannelSliceConfig& config) : config_(config) {}
+
+    std::string kind() const override { return "slice"; }
+    std::string spec() const override {
+        return "slice " + std::to_string(config_.begin) + ":" + std::to_string(config_.end);
+    }
+
+    void forward(const float* x, float* y, const Pass& pass) override {
+        const int64_t in_image = input_shape().elements(), out_image = output_shape().elements();
+        const int64_t skip = config_.begin * input_shape().h * input_shape().w;
+#pragma omp parallel for schedule(static) if (pass.batch * out_image >= (1 << 16))
+        for (int64_t n = 0; n < pass.batch; ++n)
+            std::memcpy(y + n * out_image, x + n * in_image + skip,
+                        sizeof(float) * static_cast<size_t>(out_image));
+    }
+    int64_t workspace_floats(int64_t, bool training, Layouts) const override {
+        return training ? threads() * input_shape().elements() : 0;
+    }
+    // Zero outside the slice, dy inside it.
+    void backward(const float*, const float*, float* dy, float* dx, const Pass& pass) override {
+        if (!dx) return;
+        const Shape s = input_shape();
+        const int64_t out_image = output_shape().elements(), skip = config_.begin * s.h * s.w;
+        const cpu::ImageGradientSink store = [&](int64_t n, const float* image_dx) {
+            store_input_gradient(pass, s, n, image_dx, dx);
+        };
+        cpu::for_each_image_gradient(pass.batch, s.elements(), pass.workspace, threads(), store,
+                                     [&](int64_t n, float* image_dx) {
+                                         std::fill(image_dx, image_dx + s.elements(), 0.0f);
+                                         std::memcpy(image_dx + skip, dy + n * out_image,
+                                                     sizeof(float) * static_cast<size_t>(out_image));
+                                     });
+    }
+
+  protected:
+    Shape infer(Shape in) const override {
+        check_input(in, kind());
+        if (config_.begin < 0 || config_.begin >= config_.end || config_.end > in.c)
+            throw ShapeError("slice: channels " + std::to_string(config_.begin) + ":" +
+                             std::to_string(config_.end) + " are not a range inside the input's " +
+                             std::to_string(in.c) +
+                             " channels (begin:end, 0 <= begin < end <= " + std::to_string(in.c) + ")");
+        return {in.h, in.w, config_.end - config_.begin};
+    }
+
+  private:
+    ChannelSliceConfig config_;
+};
+
+}  // namespace
+
+std::unique_ptr<Layer> make_channel_slice(const ChannelSliceConfig& config) {
+    return std::make_unique<ChannelSlice>(config);
+}
+
+}  // namespace lenz
