@@ -97,6 +97,21 @@ TEST(Summary, ResidualBlockKeepsItsSkipConnectionAlive) {
     EXPECT_EQ(j["layers"][3]["name"], "add relu");  // the existing key keeps its meaning
 }
 
+// ResNet-18 at 224x224x3, every figure equal to the independent count over torchvision's modules
+// that tools/resnet18_costs.py makes (torch.fx graph, sizes from a real forward).
+TEST(Summary, ResNet18MatchesAnIndependentCountOverTorchvision) {
+    Model m = load_model_file(LENZ_SOURCE_DIR "/models/resnet18.lenz");
+    const Summary s = summarize(m, {.batch = 1});
+    EXPECT_EQ(s.params, 11689512);  // torchvision: sum(p.numel())
+    EXPECT_EQ(s.non_trainable, 9600);
+    EXPECT_EQ(s.mults, 1816557056);  // 1,814,073,344 in convolutions and the classifier, the rest batch norm
+    EXPECT_EQ(s.inference_bytes_textbook, 53218976);
+    EXPECT_EQ(s.training_bytes_textbook, 124067552);
+    EXPECT_EQ(s.layers.back().output, (Shape{1, 1, 1000}));
+    // The peak is in the first stage: the 112x112x64 stem's output before max pooling.
+    EXPECT_EQ(s.pair_bytes, 6422528);
+}
+
 TEST(Summary, CsvHasOneRowPerLayerAsTheJsonList) {
     Model m = seed_model();
     const std::string csv = summary_csv(summarize(m, {}));
