@@ -19,6 +19,11 @@ const char* optimizer_name(OptimizerKind kind);
 // output included. Both plans below use these.
 std::vector<Layouts> plan_layouts(const Model& model);
 
+// Per value (0: the input, i + 1: layer i's output): whether training computes its gradient, that
+// is, whether a layer that trains (Model::trains) wrote it or lies upstream of it. Backward stops
+// where no value below needs one: at the image, and at layers that only frozen layers feed.
+std::vector<char> gradient_needed(const Model& model);
+
 struct InferencePlan {
     int64_t batch = 1;
     std::vector<Layouts> layouts;  // per layer, from plan_layouts
@@ -38,11 +43,11 @@ struct TrainingPlan {
     int64_t batch = 1;
     std::vector<Layouts> layouts;   // per layer, from plan_layouts
     int64_t param_floats = 0;       // trainable parameters and running statistics
-    int64_t gradient_floats = 0;    // one per trainable parameter
-    int64_t optimizer_floats = 0;   // momentum / Adam moments
+    int64_t gradient_floats = 0;    // one per trainable parameter of the layers that are not frozen
+    int64_t optimizer_floats = 0;   // momentum / Adam moments, for the same parameters
     int64_t input_floats = 0;       // the input batch
     int64_t activation_floats = 0;  // every layer's output for the batch, kept for backward
-    int64_t saved_floats = 0;       // masks and batch statistics kept for backward
+    int64_t saved_floats = 0;       // masks and batch statistics kept for backward (none if frozen)
     // Gradients of values that several layers read (or a layer of several inputs): they add up in a
     // buffer of their own. Every other gradient needs no buffer: it overwrites the activation it
     // belongs to once that activation has been used, so backward runs in the memory forward left behind.
@@ -99,6 +104,7 @@ class TrainingStep {
     std::vector<char> views_;                     // per layer: reshape-only, sharing its input's memory
     std::vector<ActivationSpec> activations_of_;  // per layer, for the backward pass
     std::vector<Layouts> layouts_;                // per layer
+    std::vector<char> needs_gradient_;            // per value, from gradient_needed
     Buffer workspace_;
 };
 

@@ -43,8 +43,25 @@ class Model {
     Layer& layer(int64_t i) { return *layers_[static_cast<size_t>(i)]; }
     const Layer& layer(int64_t i) const { return *layers_[static_cast<size_t>(i)]; }
 
+    // Puts `layer` in place of layer i, reading the same values, and connects the layers after it
+    // again (their output shapes may change). The layers after it must have no parameters, as the
+    // activation after a classifier's last dense layer. The new layer's parameters are not allocated.
+    void replace_layer(int64_t i, std::unique_ptr<Layer> layer);
+
+    // Fine-tuning: the first `layers` layers keep their weights. Training runs them as inference
+    // does (batch norm with its running statistics, no dropout), gives them no gradients and no
+    // optimizer state, and runs no backward through layers that only frozen layers feed.
+    void freeze(int64_t layers);
+    int64_t frozen_layers() const { return frozen_; }
+    bool frozen(int64_t i) const { return i < frozen_; }
+    // Layer i has trainable parameters and is not frozen.
+    bool trains(int64_t i) const;
+
     // Allocates and initialises every parameter from `seed` (the same seed gives the same weights).
     void init_params(uint64_t seed);
+    // Layer i's parameters only, with the weights init_params(seed) would give it.
+    void init_layer_params(int64_t i, uint64_t seed);
+    // One gradient per trainable parameter of the layers that are not frozen.
     void allocate_gradients();
 
     // Parameters named "<layer number>.<kind>.<name>", numbered from 1 as in the summary: "1.conv.weight".
@@ -71,6 +88,7 @@ class Model {
     std::vector<std::string> names_;            // per value
     std::vector<char> referenced_;              // per value: read other than by the next layer alone
     std::unordered_map<std::string, int64_t> name_index_;
+    int64_t frozen_ = 0;
 };
 
 // Names of values in the model file and the builder API: letters, digits, '_', '-' and '.'.

@@ -22,8 +22,9 @@ struct OptimizerConfig {
 // "adam", "sgd+momentum", "sgd+nesterov", ...: as runs print and record it.
 const char* optimizer_name(const OptimizerConfig& config);
 
-// Updates the trainable parameters of a model from their gradients. State (momentum, moments)
-// lives here, one Buffer per parameter, so it can be checkpointed.
+// Updates the trainable parameters of a model from their gradients, except those of frozen layers
+// (Model::freeze), which it leaves bit for bit as they are. State (momentum, moments) lives here,
+// one Buffer per parameter it updates, so it can be checkpointed.
 class Optimizer {
   public:
     Optimizer(Model& model, const OptimizerConfig& config);
@@ -135,6 +136,16 @@ EvalResult evaluate(Model& model, const ImageSet& set, const Normalization& norm
 
 // Checks that the data fits the model (input shape, labels within the output) before any work.
 void check_data_fits(const Model& model, const ImageSet& set, const std::string& which);
+
+// Fine-tuning. The layer that `name_or_number` names: the one whose output has that name (name= in
+// the model file), else the layer of that number, counted from 1 as the summary's table does; -1 if
+// none (the input is no layer).
+int64_t find_layer(const Model& model, const std::string& name_or_number);
+// Puts a fresh dense layer of `classes` units in place of the model's last one, which must be the
+// last layer or be followed only by a standalone activation (softmax), keeping its activation and
+// bias; its weights come from `seed` as Model::init_params makes them. Every other weight stays.
+// Returns the layer's index; throws ShapeError if the model does not end in a dense layer.
+int64_t replace_head(Model& model, int64_t classes, uint64_t seed);
 
 // Runs the epochs, writes DIR/model.safetensors after each epoch (atomically), DIR/best.safetensors
 // at the best test accuracy, and DIR/metrics.jsonl; returns the metrics of every epoch run.

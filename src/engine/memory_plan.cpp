@@ -152,6 +152,16 @@ InferencePlan plan_inference(const Model& model, int64_t batch) {
     return plan;
 }
 
+std::vector<char> gradient_needed(const Model& model) {
+    std::vector<char> needed(static_cast<size_t>(model.size() + 1), 0);
+    for (int64_t i = 0; i < model.size(); ++i) {
+        char& out = needed[static_cast<size_t>(i + 1)];
+        out = model.trains(i);
+        for (int64_t v : model.inputs(i)) out = out || needed[static_cast<size_t>(v)];
+    }
+    return needed;
+}
+
 TrainingPlan plan_training(const Model& model, int64_t batch, OptimizerKind optimizer) {
     check_plan_batch(batch);
     TrainingPlan plan;
@@ -159,22 +169,27 @@ TrainingPlan plan_training(const Model& model, int64_t batch, OptimizerKind opti
     plan.layouts = plan_layouts(model);
     plan.param_floats = all_params(model);
     int64_t trainable = 0;
-    for (int64_t i = 0; i < model.size(); ++i)
+    for (int64_t i = model.frozen_layers(); i < model.size(); ++i)
         trainable = checked_add(trainable, model.layer(i).param_count());
     plan.gradient_floats = trainable;
     plan.optimizer_floats = checked_mul(trainable, optimizer_state_copies(optimizer));
     plan.input_floats = checked_mul(batch, model.input_shape().elements(), "input batch");
     const ValueGraph graph = analyse(model);
+    const std::vector<char> needed = gradient_needed(model);
     for (int64_t i = 0; i < model.size(); ++i) {
         const Layer& layer = model.layer(i);
+        // A frozen layer runs as at inference: nothing saved for a backward it never runs.
+        const bool frozen = model.frozen(i);
         const int64_t out = checked_mul(batch, layer.output_shape().elements(), "activation");
         if (!graph.view[static_cast<size_t>(i)])
             plan.activation_floats = checked_add(plan.activation_floats, out, "activations");
-        if (graph.own_gradient[static_cast<size_t>(i + 1)])
+        if (graph.own_gradient[static_cast<size_t>(i + 1)] && needed[static_cast<size_t>(i + 1)])
             plan.value_gradient_floats = checked_add(plan.value_gradient_floats, out, "gradients");
-        plan.saved_floats = checked_add(plan.saved_floats, layer.saved_floats(batch), "saved tensors");
-        plan.workspace_floats = std::max(
-            plan.workspace_floats, layer.workspace_floats(batch, true, plan.layouts[static_cast<size_t>(i)]));
+        if (!frozen)
+            plan.saved_floats = checked_add(plan.saved_floats, layer.saved_floats(batch), "saved tensors");
+        plan.workspace_floats =
+            std::max(plan.workspace_floats,
+                     layer.workspace_floats(batch, !frozen, plan.layouts[static_cast<size_t>(i)]));
     }
     plan.bytes();  // throws here, before anyone allocates, if the total overflows
     return plan;

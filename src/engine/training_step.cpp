@@ -80,6 +80,7 @@ TrainingStep::TrainingStep(Model& model, int64_t max_batch) : model_(model), max
     const TrainingPlan plan = plan_training(model, max_batch, OptimizerKind::sgd);
     const ValueGraph graph = analyse(model);
     model.allocate_gradients();
+    needs_gradient_ = gradient_needed(model);
     const int64_t L = model.size();
     input_ = Buffer(plan.input_floats);
     values_.assign(static_cast<size_t>(L + 1), nullptr);
@@ -94,9 +95,9 @@ TrainingStep::TrainingStep(Model& model, int64_t max_batch) : model_(model), max
         } else {
             activations_.emplace_back(floats);
             values_[static_cast<size_t>(i + 1)] = activations_.back().data();
-            layer.prepare_training(max_batch);
+            if (!model.frozen(i)) layer.prepare_training(max_batch);
         }
-        if (graph.own_gradient[static_cast<size_t>(i + 1)]) {
+        if (graph.own_gradient[static_cast<size_t>(i + 1)] && needs_gradient_[static_cast<size_t>(i + 1)]) {
             value_gradients_.emplace_back(floats);
             gradients_[static_cast<size_t>(i + 1)] = value_gradients_.back().data();
         }
@@ -114,16 +115,21 @@ void TrainingStep::check_batch(int64_t batch) const {
 
 void TrainingStep::forward_layers(int64_t last, Pass& pass, uint64_t step_seed, bool logits_last) {
     std::vector<const float*> xs;
+    const bool training = pass.training;
     for (int64_t i = 0; i <= last; ++i) {
         if (views_[static_cast<size_t>(i)]) continue;  // its output is its input under another shape
         Layer& layer = model_.layer(i);
         pass.seed = Rng::derive(step_seed, 0xD20, static_cast<uint64_t>(i)).next();
         pass.logits_only = logits_last && i == last;
         pass.layouts = layouts_[static_cast<size_t>(i)];
+        // Frozen layers run as at inference, as Keras runs layers with trainable=False: batch norm
+        // normalises with its running statistics and leaves them as they are; dropout keeps everything.
+        pass.training = training && !model_.frozen(i);
         xs.clear();
         for (int64_t v : model_.inputs(i)) xs.push_back(values_[static_cast<size_t>(v)]);
         layer.forward_inputs(xs, values_[static_cast<size_t>(i + 1)], pass);
     }
+    pass.training = training;
 }
 
 const float* TrainingStep::forward(const float* input, int64_t batch, bool training, uint64_t step_seed) {
@@ -183,7 +189,7 @@ TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels
     result.loss_sum = softmax_cross_entropy(logits, labels, batch, classes, logits, &result.correct,
                                             last_act ? *last_act : ActivationSpec{});
 
-    for (int64_t i = 0; i < L; ++i)
+    for (int64_t i = model_.frozen_layers(); i < L; ++i)
         for (ParamRef& p : model_.layer(i).params())
             if (p.grad) p.grad->zero();
     for (size_t v = 0; v < gradients_.size(); ++v)
@@ -196,6 +202,9 @@ TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels
     std::vector<const float*> xs;
     std::vector<float*> dxs;
     for (int64_t i = last; i >= 0; --i) {
+        // Nothing that trains wrote this value or lies upstream of it: no backward here (frozen layers,
+        // and the layers before the first one with weights).
+        if (!needs_gradient_[static_cast<size_t>(i + 1)]) continue;
         float* own = gradients_[static_cast<size_t>(i + 1)];
         // A view's gradient keeps its memory (only the shape changes), unless its readers' shares
         // were added up apart.
@@ -213,8 +222,8 @@ TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels
         pass.accumulate_dx = false;
         for (int64_t v : model_.inputs(i)) {
             xs.push_back(values_[static_cast<size_t>(v)]);
-            if (v == 0) {
-                dxs.push_back(nullptr);  // nobody needs the gradient of the image
+            if (!needs_gradient_[static_cast<size_t>(v)]) {
+                dxs.push_back(nullptr);  // the image's, or a value only frozen layers lead to
             } else if (float* g = gradients_[static_cast<size_t>(v)]) {
                 dxs.push_back(g);
                 pass.accumulate_dx = true;

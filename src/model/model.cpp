@@ -95,15 +95,51 @@ std::string Model::layer_text(int64_t i) const {
     return text;
 }
 
-void Model::init_params(uint64_t seed) {
-    for (size_t i = 0; i < layers_.size(); ++i) {
-        Rng rng = Rng::derive(seed, 0x1417, i + 1);
-        layers_[i]->init_params(rng);
+void Model::replace_layer(int64_t i, std::unique_ptr<Layer> layer) {
+    if (i < 0 || i >= size()) throw Error("replace_layer: no layer " + std::to_string(i + 1));
+    for (int64_t j = i + 1; j < size(); ++j)
+        if (this->layer(j).param_count() > 0 || this->layer(j).state_count() > 0)
+            throw Error("layer " + std::to_string(i + 1) + " cannot be replaced: layer " +
+                        std::to_string(j + 1) + " (" + this->layer(j).spec() +
+                        ") after it has parameters sized by it");
+    auto shapes_of = [&](int64_t j) {
+        std::vector<Shape> shapes;
+        for (int64_t v : inputs(j)) shapes.push_back(value_shape(v));
+        return shapes;
+    };
+    const std::string where = "layer " + std::to_string(i + 1) + " (" + layer->spec() + ")";
+    try {
+        layer->connect(shapes_of(i));
+        layer->output_shape().elements();
+    } catch (const ShapeError& e) {
+        throw ShapeError(where + ": " + e.what());
     }
+    layers_[static_cast<size_t>(i)] = std::move(layer);
+    for (int64_t j = i + 1; j < size(); ++j) layers_[static_cast<size_t>(j)]->connect(shapes_of(j));
+}
+
+void Model::freeze(int64_t layers) {
+    if (layers < 0 || layers > size())
+        throw Error("cannot freeze " + std::to_string(layers) + " layers of a model of " +
+                    std::to_string(size()));
+    frozen_ = layers;
+}
+
+bool Model::trains(int64_t i) const {
+    return !frozen(i) && layer(i).param_count() > 0;
+}
+
+void Model::init_params(uint64_t seed) {
+    for (int64_t i = 0; i < size(); ++i) init_layer_params(i, seed);
+}
+
+void Model::init_layer_params(int64_t i, uint64_t seed) {
+    Rng rng = Rng::derive(seed, 0x1417, static_cast<uint64_t>(i + 1));
+    layers_[static_cast<size_t>(i)]->init_params(rng);
 }
 
 void Model::allocate_gradients() {
-    for (auto& layer : layers_) layer->allocate_gradients();
+    for (int64_t i = frozen_; i < size(); ++i) layers_[static_cast<size_t>(i)]->allocate_gradients();
 }
 
 std::vector<Model::NamedParam> Model::named_params() {

@@ -15,7 +15,8 @@ const char* optimizer_name(const OptimizerConfig& config) {
 Optimizer::Optimizer(Model& model, const OptimizerConfig& config) : config_(config) {
     const int copies = optimizer_state_copies(config.kind);
     for (Model::NamedParam& p : model.named_params()) {
-        if (!p.ref.trainable) continue;
+        // Frozen layers get no slot: no state, and no weight decay moves them.
+        if (!p.ref.trainable || model.frozen(p.layer - 1)) continue;
         Slot slot{p.name, p.ref.value, p.ref.grad, Buffer(copies >= 1 ? p.ref.value->size() : 0),
                   Buffer(copies >= 2 ? p.ref.value->size() : 0)};
         slots_.push_back(std::move(slot));

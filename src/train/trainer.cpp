@@ -318,6 +318,13 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
         if (loaded.model.to_text() != model.to_text())
             throw FormatError(model_path + ": the checkpoint holds another model:\n" +
                               loaded.model.to_text());
+        // Frozen layers have no optimizer state, so the frozen set is part of what the run is.
+        const nlohmann::json stored = nlohmann::json::parse(loaded.info.training_json, nullptr, false);
+        const int64_t stored_frozen = stored.is_object() ? stored.value("frozen_layers", int64_t{0}) : 0;
+        if (stored_frozen != model.frozen_layers())
+            throw FormatError(model_path + ": the run froze " + std::to_string(stored_frozen) +
+                              " layers, this one freezes " + std::to_string(model.frozen_layers()) +
+                              "; resume with the same --freeze");
         for (size_t i = 0; i < model.named_params().size(); ++i) {
             auto dst = model.named_params()[i];
             file.read_tensor(dst.name, dst.ref.dims, *dst.ref.value);
@@ -359,6 +366,7 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
         {"seed", config.seed},           {"optimizer", optimizer_name(config.optimizer)},
         {"lr", config.schedule.base_lr}, {"weight_decay", config.optimizer.weight_decay},
         {"threads", threads()},          {"data", data.description}};
+    if (model.frozen_layers() > 0) run_settings["frozen_layers"] = model.frozen_layers();
     try {
         run_settings["options"] = nlohmann::json::parse(config.options_json);
     } catch (const nlohmann::json::exception&) {
