@@ -3,9 +3,17 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 
+#include "lenz/error.h"
+
 namespace lenz::cli {
 
 using Runner = std::function<int()>;
+
+// A bad value on the command line found only once the command runs (e.g. a layer name the model
+// does not have): main prints it like CLI11's own and exits 2.
+struct UsageError : Error {
+    using Error::Error;
+};
 
 void add_summary(CLI::App& app, Runner& run);
 void add_train(CLI::App& app, Runner& run);

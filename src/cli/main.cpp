@@ -108,6 +108,8 @@ int main(int argc, char** argv) {
     try {
         lenz::set_threads(thread_count);
         return run();
+    } catch (const lenz::cli::UsageError& e) {
+        return usage_error(e.what());
     } catch (const lenz::Error& e) {
         std::fprintf(stderr, "lenz: error: %s\n", e.what());
         return 1;

@@ -21,6 +21,8 @@ namespace {
 
 struct TrainArgs {
     std::string model, data = "fashion-mnist", out, resume, optimizer = "adam", schedule = "cosine";
+    std::string freeze;  // --freeze NAME: train only the layers after NAME
+    bool new_head = false;
     int64_t epochs = 5, batch = 64, limit_train = 0, limit_test = 0, step_every = 10, crop = 0;
     double lr = -1, momentum = 0.9, weight_decay = 0, warmup = 0.5, gamma = 0.1, val_split = 0;
     uint64_t seed = 1;
@@ -49,6 +51,8 @@ void each_run_option(TrainArgs& a, Visit visit) {
     visit("--gamma", a.gamma);
     visit("--augment-crop", a.crop);
     visit("--augment-flip", a.flip);
+    visit("--new-head", a.new_head);
+    visit("--freeze", a.freeze);
 }
 
 std::string run_options_json(TrainArgs a) {
@@ -113,6 +117,30 @@ std::function<bool(const EpochMetrics&, const EvalResult&)> report_writer(Model&
     };
 }
 
+// --freeze NAME: the layers up to and including NAME keep their weights; a NAME that names no layer
+// is a usage error, as a bad value of any option.
+void freeze_through(Model& model, const std::string& name, const std::string& model_path) {
+    const int64_t layer = find_layer(model, name);
+    if (layer < 0) {
+        std::string names;
+        int64_t count = 0;
+        for (int64_t v = 1; v <= model.size(); ++v)
+            if (!model.value_name(v).empty() && ++count <= 6)
+                names += (names.empty() ? "" : ", ") + model.value_name(v);
+        if (count > 6) names += ", ...";
+        throw UsageError("train: --freeze: no layer named '" + name + "' in " + model_path + " (" +
+                         (names.empty() ? "" : "names: " + names + "; ") + "or a layer number 1-" +
+                         std::to_string(model.size()) + ")");
+    }
+    bool trains_after = false;
+    for (int64_t i = layer + 1; i < model.size(); ++i) trains_after = trains_after || model.trains(i);
+    if (!trains_after)
+        throw UsageError("train: --freeze " + name + ": no layer with weights after layer " +
+                         std::to_string(layer + 1) + " (" + model.layer(layer).spec() +
+                         "), nothing would train");
+    model.freeze(layer + 1);
+}
+
 int run_train(TrainArgs a) {
     // A model file starts from fresh weights (--seed); a trained model (.onnx, or a checkpoint) from
     // its own, for fine-tuning.
@@ -157,6 +185,17 @@ int run_train(TrainArgs a) {
 
     if (!pretrained) model.init_params(a.seed);
     const DataSplit data = load_data_for(model, a.data, a.val_split, a.seed);
+    const int64_t classes = static_cast<int64_t>(data.train.class_names.size());
+    int64_t head = -1;
+    if (a.new_head) {
+        if (classes == 0) throw Error("--new-head: the data set " + a.data + " names no classes");
+        try {
+            head = replace_head(model, classes, a.seed);
+        } catch (const ShapeError& e) {
+            throw ShapeError("--new-head: " + a.model + ": " + e.what());
+        }
+    }
+    if (!a.freeze.empty()) freeze_through(model, a.freeze, a.model);
     check_data_fits(model, data.train, "training");
     check_data_fits(model, data.test, "test");
     if (!a.quiet) {
@@ -172,6 +211,20 @@ int run_train(TrainArgs a) {
         std::printf("  %s parameters, %s MACs per image; training plan %s at batch %lld\n",
                     with_commas(s.params).c_str(), with_commas(s.mults).c_str(),
                     human_bytes(s.training_plan.bytes()).c_str(), static_cast<long long>(c.batch));
+        if (head >= 0)
+            std::printf("  new head: layer %lld is now %s, freshly initialised for %s\n",
+                        static_cast<long long>(head + 1), model.layer(head).spec().c_str(),
+                        count_of(classes, "class").c_str());
+        if (model.frozen_layers() > 0) {
+            int64_t frozen = 0;
+            for (int64_t i = 0; i < model.frozen_layers(); ++i) frozen += model.layer(i).param_count();
+            const int64_t last = model.frozen_layers();
+            const std::string& name = model.value_name(last);
+            std::printf("  %s parameters train, %s frozen in layers 1-%lld (through %s)\n",
+                        with_commas(s.params - frozen).c_str(), with_commas(frozen).c_str(),
+                        static_cast<long long>(last),
+                        name.empty() ? model.layer(last - 1).spec().c_str() : name.c_str());
+        }
         std::printf("  %s, lr %g (%s schedule, %g warm-up epochs), batch %lld, %s, seed %llu, %s\n",
                     optimizer_name(c.optimizer), c.schedule.base_lr, a.schedule.c_str(),
                     c.schedule.warmup_epochs, static_cast<long long>(c.batch),
@@ -243,6 +296,15 @@ void add_train(CLI::App& app, Runner& run) {
         ->check(CLI::Range(0, 1 << 30));
     cmd->add_option("--limit-test", a->limit_test, "use only the first N test images")
         ->check(CLI::Range(0, 1 << 30));
+    cmd->add_flag("--new-head", a->new_head,
+                  "fine-tuning: replace the model's last dense layer with a fresh one sized for the data "
+                  "set's classes (its activation kept)");
+    cmd->add_option("--freeze", a->freeze,
+                    "fine-tuning: train only the layers after NAME (its name= in the model file, or its "
+                    "number in the summary); NAME and the layers before it keep their weights, and run as "
+                    "at inference: batch norm uses its running statistics and does not update them, as "
+                    "Keras does for trainable=False")
+        ->type_name("NAME");
     cmd->add_flag("--quiet", a->quiet, "print nothing but errors");
     cmd->add_flag("--report,!--no-report", a->report,
                   "write DIR/report.html after each epoch: curves, confusion matrix, mistakes, feature maps "
