@@ -12,8 +12,8 @@ each tensor's size from running it once on a 1x3x224x224 input. The rules are th
   batch norm one per output value (its scale);
 - one prediction (textbook): walk the nodes in order; a tensor lives from the node that makes it to
   the last node that reads it; at each node add up the living tensors (its inputs and its output
-  included); take the largest sum and add the parameter bytes. In-place ReLUs and flatten allocate
-  nothing;
+  included); take the largest sum and add the parameter bytes. In-place ReLUs, `out += identity`
+  and flatten allocate nothing;
 - training one image (textbook): the input and every node's output except views (flatten) and
   ReLUs that torchvision applies in place after an addition (Lenz fuses those into the add), plus
   parameters and one gradient per trainable parameter.
@@ -68,6 +68,8 @@ def allocates(n):
         return False
     if n.op == "call_module" and isinstance(modules[n.target], torch.nn.ReLU):
         return False  # torchvision's ReLUs are in place
+    if is_add(n):
+        return False  # `out += identity`: into the branch's output
     return True
 
 

@@ -118,7 +118,8 @@ class Layer {
 
     // Flatten only renames dimensions: no memory, no work.
     virtual bool reshape_only() const { return false; }
-    // Standalone activations and dropout overwrite their input at inference.
+    // May overwrite its input at inference, where nobody else reads it: standalone activations and
+    // dropout; add and mul, one of their inputs of the output's shape (analyse() picks it).
     virtual bool in_place() const { return false; }
     // Scratch space one call needs, in floats; the engine gives each call one shared workspace.
     // In training this includes room to build one image of dx per thread (or the batch's, for dense).

@@ -75,7 +75,7 @@ Summary summarize(const Model& model, const SummaryOptions& options) {
                     l.weight_grad_mults(),
                     l.other_ops(),
                     checked_mul(l.output_shape().elements(), eb, "output bytes"),
-                    !l.reshape_only() && !l.in_place(),
+                    !graph.view[static_cast<size_t>(i)] && !graph.in_place[static_cast<size_t>(i)],
                     l.param_formula(),
                     l.mult_formula(),
                     model.layer_text(i),
@@ -104,7 +104,7 @@ Summary summarize(const Model& model, const SummaryOptions& options) {
             }
         }
         live_bytes = c.output_bytes;
-        if (c.allocates || l.in_place()) live_index = i;
+        if (c.allocates || graph.in_place[static_cast<size_t>(i)]) live_index = i;
         if (!graph.view[static_cast<size_t>(i)]) per_image = checked_add(per_image, c.output_bytes, "memory");
         s.layers.push_back(std::move(c));
     }

@@ -25,10 +25,19 @@ ValueGraph analyse(const Model& model) {
     std::iota(g.training_storage_.begin(), g.training_storage_.end(), 0);
     for (int64_t i = 0; i < L; ++i) {
         const Layer& layer = model.layer(i);
-        const int64_t in = model.inputs(i)[0];
+        int64_t in = model.inputs(i)[0];
         const bool sole_reader = !layer.reads_several() && g.readers[static_cast<size_t>(in)].size() == 1;
         g.view[static_cast<size_t>(i)] = layer.reshape_only() && sole_reader;
         g.in_place[static_cast<size_t>(i)] = layer.in_place() && sole_reader;
+        // add and mul write over the first input of their output's shape that only they read.
+        if (layer.reads_several() && layer.in_place())
+            for (int64_t v : model.inputs(i))
+                if (g.readers[static_cast<size_t>(v)].size() == 1 &&
+                    model.value_shape(v) == layer.output_shape()) {
+                    g.in_place[static_cast<size_t>(i)] = 1;
+                    in = v;
+                    break;
+                }
         if (g.view[static_cast<size_t>(i)])
             g.training_storage_[static_cast<size_t>(i + 1)] = g.training_storage_[static_cast<size_t>(in)];
         if (g.view[static_cast<size_t>(i)] || g.in_place[static_cast<size_t>(i)])

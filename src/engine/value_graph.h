@@ -16,7 +16,7 @@ struct ValueGraph {
     // input nobody else reads). Such a layer costs nothing and is skipped.
     std::vector<char> view;
     // Per layer, inference only: it overwrites its input (standalone activations and dropout whose
-    // input nobody else reads).
+    // input nobody else reads; add and mul, one of their inputs that nobody else reads).
     std::vector<char> in_place;
     // Per value, training: its gradient has a buffer of its own, where the gradients from each reader
     // add up (several readers, or a reader of several values). Every other value's gradient

@@ -1,5 +1,6 @@
 // Elementwise sum of two or more values of the same shape (a residual connection), with an
 // activation fused after it as conv and dense have ("add stem b2 relu").
+#include <algorithm>
 #include <cstring>
 
 #include "kernels/cpu/activation.h"
@@ -26,12 +27,16 @@ class Add final : public MergeLayer {
     }
     ActivationSpec activation() const override { return config_.activation; }
 
-    // xs: k of (N, C, H, W) -> y: (N, C, H, W)
+    bool in_place() const override { return true; }
+
+    // xs: k of (N, C, H, W) -> y: (N, C, H, W), which may be one of the xs (in place).
     void forward_inputs(const std::vector<const float*>& xs, float* y, const Pass& pass) override {
         const Shape s = output_shape();
         const int64_t count = pass.batch * s.elements();
-        if (y != xs[0]) std::memcpy(y, xs[0], sizeof(float) * static_cast<size_t>(count));
-        for (size_t k = 1; k < xs.size(); ++k) {
+        const size_t first = static_cast<size_t>(std::find(xs.begin(), xs.end(), y) - xs.begin()) % xs.size();
+        if (y != xs[first]) std::memcpy(y, xs[first], sizeof(float) * static_cast<size_t>(count));
+        for (size_t k = 0; k < xs.size(); ++k) {
+            if (k == first) continue;
             const float* x = xs[k];
 #pragma omp parallel for simd schedule(static) if (count >= (1 << 16))
             for (int64_t i = 0; i < count; ++i) y[i] += x[i];

@@ -15,6 +15,8 @@ class Mul final : public MergeLayer {
     int64_t other_ops() const override { return output_shape().elements(); }
 
     // x: (N, C, H, W), gate: (N, C, H, W) or (N, C, 1, 1) -> y: (N, C, H, W)
+    bool in_place() const override { return true; }  // each value is read before it is written
+
     void forward_inputs(const std::vector<const float*>& xs, float* y, const Pass& pass) override {
         const Shape s = output_shape();
         const int64_t P = s.h * s.w, C = s.c;

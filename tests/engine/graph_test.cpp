@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/value_graph.h"
 #include "lenz/buffer.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
@@ -209,6 +210,38 @@ TEST(Graph, ResidualArenaHoldsTheSkipConnection) {
     const InferencePlan plan = plan_inference(m, 1);
     // Alive while conv 3 runs: stem (256), conv 2's output (512) and conv 3's (256).
     EXPECT_EQ(plan.arena_floats, 256 + 512 + 256);
+}
+
+// At inference add and mul write over an input that only they read: ResNet's `out += identity`.
+TEST(Graph, AddAndMulWriteOverAnInputNobodyElseReads) {
+    Model m = parse_model(
+        "input 8x8x4\nconv 4 3x3 padding=same name=stem\nconv 4 3x3 padding=same name=b\nadd stem b name=s\n"
+        "add s s\nmul stem b\n",
+        "m");
+    const ValueGraph g = analyse(m);
+    EXPECT_FALSE(g.in_place[2]);  // stem and b are read again by the mul
+    EXPECT_FALSE(g.in_place[3]);  // `add s s` reads s twice: writing over it would change its second read
+    EXPECT_FALSE(g.in_place[4]);
+    Model r = parse_model(
+        "input 8x8x4\nconv 4 3x3 padding=same name=stem\nconv 4 3x3 padding=same name=b\nadd stem b name=s\n"
+        "conv 4 1x1 name=gate\nmul s gate\n",
+        "r");
+    const ValueGraph h = analyse(r);
+    EXPECT_TRUE(h.in_place[2]);  // over b, the input that only the add reads (the stem feeds conv b too)
+    EXPECT_EQ(h.inference_storage(3), 2);
+    const InferencePlan plan = plan_inference(r, 2);
+    EXPECT_EQ(plan.value_offset[3], plan.value_offset[2]);
+    EXPECT_TRUE(h.in_place[4]);  // mul over its gate (s is read by the gate's conv too)
+    EXPECT_EQ(h.inference_storage(5), 4);
+    // And the results are those of the training forward, which keeps every value apart.
+    r.init_params(3);
+    const Buffer x = random_input(r, 2, 4);
+    Inference inference(r, 2);
+    const float* a = inference.run(x.data(), 2);
+    std::vector<float> first(a, a + 2 * 256);
+    TrainingStep step(r, 2);
+    const float* b = step.forward(x.data(), 2, false, 0);
+    for (int64_t i = 0; i < 2 * 256; ++i) ASSERT_NEAR(first[static_cast<size_t>(i)], b[i], 1e-5f) << i;
 }
 
 TEST(Graph, TrainingLearnsAResidualModel) {
