@@ -7,41 +7,12 @@
 #include <vector>
 
 #include "lenz/buffer.h"
+#include "lenz/layer_config.h"
+#include "lenz/layout.h"
 #include "lenz/random.h"
 #include "lenz/shape.h"
 
 namespace lenz {
-
-// relu6 = min(max(x, 0), 6) (MobileNet v2); hard_sigmoid = min(max(x / 6 + 1/2, 0), 1) (MobileNet v3,
-// PyTorch's Hardsigmoid). Each of these has a derivative computable from its output, so a layer may
-// fuse it and keep only its output for training.
-// hard_swish = x · relu6(x + 3) / 6 (MobileNet v3), silu = x · sigmoid(x) (EfficientNet; also called
-// swish), gelu = x · Φ(x) with the exact normal CDF (ConvNeXt). These are not monotonic, or not
-// invertible from their output, so their derivative needs the input: they are layers of their own.
-enum class Activation {
-    none,
-    relu,
-    leaky_relu,
-    sigmoid,
-    tanh,
-    softmax,
-    relu6,
-    hard_sigmoid,
-    hard_swish,
-    silu,
-    gelu
-};
-
-// Whether f'(x) follows from f(x), which is what fusing an activation into a layer requires.
-inline bool derivative_follows_from_output(Activation kind) {
-    return kind != Activation::hard_swish && kind != Activation::silu && kind != Activation::gelu;
-}
-
-struct ActivationSpec {
-    Activation kind = Activation::none;
-    float alpha = 0.01f;      // leaky_relu slope for x < 0
-    std::string str() const;  // "relu", "leakyrelu=0.1", "" for none
-};
 
 // One trainable (or running-statistics) tensor of a layer, named as in checkpoints.
 struct ParamRef {
@@ -50,15 +21,6 @@ struct ParamRef {
     Buffer* value;
     Buffer* grad;  // nullptr for non-trainable tensors
     bool trainable;
-};
-
-// How the engine lays out an activation (and its gradient) in memory: (N, C, H, W), the layout of
-// every layer's contract, or channels-last (N, H, W, C). The engine uses channels-last only between
-// two layers that both take it (convolutions): oneDNN's kernels then read and write it directly,
-// with no reordering on either side.
-enum class Layout { nchw, nhwc };
-struct Layouts {
-    Layout input = Layout::nchw, output = Layout::nchw;
 };
 
 // What one forward or backward call may use. Memory is planned by the caller; layers never allocate.
@@ -90,6 +52,8 @@ class Layer {
     virtual std::string kind() const = 0;
     // The layer as one line of the model file; parsing it gives back the same layer.
     virtual std::string spec() const = 0;
+    // Its settings as a value: what parse_layer_config(spec()) gives, with defaults filled in.
+    virtual LayerConfig config() const = 0;
 
     // Infers and stores the output shape; throws ShapeError (without file position) if `in` does not fit.
     void connect(Shape in) { connect(std::vector<Shape>{in}); }

@@ -28,6 +28,7 @@ struct LayerCost {
     std::string value;                // the name of its output ("_3" where the file gives none)
     std::vector<std::string> inputs;  // the names of the values it reads ("input" for the model's)
     int64_t last_read = 0;            // the last layer (1-based) that reads its output
+    LayerConfig config{};             // its settings, typed
 };
 // What a table shows for a layer's output bytes: "(view)" for a flatten, which only renames its
 // input and owns no memory, else the bytes with commas. The CLI table and the report agree on it.

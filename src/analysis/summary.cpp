@@ -81,7 +81,8 @@ Summary summarize(const Model& model, const SummaryOptions& options) {
                     model.layer_text(i),
                     model.value_name(i + 1).empty() ? "_" + std::to_string(i + 1) : model.value_name(i + 1),
                     {},
-                    graph.last_read[static_cast<size_t>(i + 1)] + 1};
+                    graph.last_read[static_cast<size_t>(i + 1)] + 1,
+                    l.config()};
         for (int64_t v : model.inputs(i))
             c.inputs.push_back(v == 0                        ? "input"
                                : model.value_name(v).empty() ? "_" + std::to_string(v)
@@ -152,8 +153,10 @@ void explain(std::ostringstream& o, const Summary& s) {
     o << "\nParameters: per filter, its weights (kernel height · width · input channels) plus one bias;\n"
          "they do not depend on the image size.\n";
     // A grouped convolution's filter sees only its group's channels: the formulas show C/G.
-    if (std::any_of(s.layers.begin(), s.layers.end(),
-                    [](const LayerCost& c) { return c.spec.find(" groups=") != std::string::npos; }))
+    if (std::any_of(s.layers.begin(), s.layers.end(), [](const LayerCost& c) {
+            const auto* conv = std::get_if<Conv2dConfig>(&c.config);
+            return conv && conv->groups > 1;
+        }))
         o << "A convolution with groups=G splits its input channels into G groups; each filter sees the\n"
              "channels of one group only, so its depth is C/G (1 for a depthwise convolution).\n";
     std::string sum_terms;

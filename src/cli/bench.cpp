@@ -193,7 +193,7 @@ nlohmann::json bench_layers(const BenchArgs& a) {
         const std::vector<Layouts> layouts = plan_layouts(model);
         for (int64_t i = 0; i < model.size(); ++i) {
             Layer& layer = model.layer(i);
-            if (layer.kind() != "conv") continue;
+            if (!std::holds_alternative<Conv2dConfig>(layer.config())) continue;
             layer.allocate_gradients();
             const int64_t B = setup.batch;
             Buffer x(B * layer.input_shape().elements()), y(B * layer.output_shape().elements());

@@ -149,7 +149,8 @@ TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels
     const int64_t L = model_.size();
     const int64_t classes = model_.output_shape().elements();
     // Where the logits are: a standalone softmax is left out; a fused one is skipped in the last layer.
-    const bool standalone_softmax = model_.ends_with_softmax() && model_.layer(L - 1).kind() == "softmax";
+    const bool standalone_softmax =
+        model_.ends_with_softmax() && std::holds_alternative<ActivationConfig>(model_.layer(L - 1).config());
     const bool fused_softmax = model_.ends_with_softmax() && !standalone_softmax;
     if (standalone_softmax && model_.inputs(L - 1)[0] != L - 1)
         throw ShapeError("a final softmax must read the layer before it to train it with cross-entropy");

@@ -158,7 +158,7 @@ std::string write_activation(GraphWriter& w, const ActivationSpec& act, const st
 
 // The window of a convolution or pooling layer (empty for other layers), to compare two layers.
 std::vector<int64_t> window_numbers(const Layer& layer) {
-    const LayerConfig config = parse_layer_config(layer.spec());
+    const LayerConfig config = layer.config();
     Window w;
     if (const auto* c = std::get_if<Conv2dConfig>(&config))
         w = window_of(layer, c->kernel_h, c->kernel_w, c->stride_h, c->stride_w, c->padding, false);
@@ -1018,7 +1018,7 @@ std::string encode_onnx(Model& model, const CheckpointInfo& info) {
             w.initializer(name + "." + param, dims, b.data(), b.size());
             return name + "." + param;
         };
-        const LayerConfig config = parse_layer_config(layer.spec());
+        const LayerConfig config = layer.config();
         const bool windowed = std::holds_alternative<Conv2dConfig>(config) ||
                               std::holds_alternative<Pool2dConfig>(config) ||
                               std::holds_alternative<GlobalPoolConfig>(config);
@@ -1139,7 +1139,7 @@ LoadedModel parse_onnx(const std::string& bytes, const std::string& name) {
                 same = described.layer(i).output_shape() == model.layer(i).output_shape() &&
                        spec_without_padding(described.layer(i)) == spec_without_padding(model.layer(i)) &&
                        window_numbers(described.layer(i)) == window_numbers(model.layer(i));
-                if (same) r.layers[static_cast<size_t>(i)] = parse_layer_config(described.layer(i).spec());
+                if (same) r.layers[static_cast<size_t>(i)] = described.layer(i).config();
             }
             if (same) model = std::move(described);
         } catch (const Error&) {

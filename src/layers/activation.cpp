@@ -17,6 +17,7 @@ class ActivationLayer final : public Layer {
     explicit ActivationLayer(const ActivationSpec& act) : act_(act) {}
 
     std::string kind() const override { return ActivationSpec{act_.kind}.str(); }
+    LayerConfig config() const override { return ActivationConfig{act_}; }
     std::string spec() const override { return act_.str(); }
     bool in_place() const override { return true; }
     int64_t other_ops() const override { return input_shape().elements(); }

@@ -17,6 +17,7 @@ class Add final : public MergeLayer {
     explicit Add(const AddConfig& config) : config_(config) {}
 
     std::string kind() const override { return "add"; }
+    LayerConfig config() const override { return config_; }
     std::string spec() const override {
         return config_.activation.kind == Activation::none ? "add" : "add " + config_.activation.str();
     }

@@ -17,6 +17,7 @@ constexpr double kMomentum = 0.1;
 class BatchNorm final : public Layer {
   public:
     std::string kind() const override { return "batchnorm"; }
+    LayerConfig config() const override { return BatchNormConfig{}; }
     std::string spec() const override { return "batchnorm"; }
 
     int64_t channels() const { return input_shape().c; }

@@ -18,6 +18,7 @@ class ChannelShuffle final : public Layer {
     explicit ChannelShuffle(const ChannelShuffleConfig& config) : groups_(config.groups) {}
 
     std::string kind() const override { return "shuffle"; }
+    LayerConfig config() const override { return ChannelShuffleConfig{groups_}; }
     std::string spec() const override { return "shuffle " + std::to_string(groups_); }
 
     void forward(const float* x, float* y, const Pass& pass) override {

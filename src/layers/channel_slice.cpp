@@ -18,6 +18,7 @@ class ChannelSlice final : public Layer {
     explicit ChannelSlice(const ChannelSliceConfig& config) : config_(config) {}
 
     std::string kind() const override { return "slice"; }
+    LayerConfig config() const override { return config_; }
     std::string spec() const override {
         return "slice " + std::to_string(config_.begin) + ":" + std::to_string(config_.end);
     }

@@ -13,6 +13,7 @@ namespace {
 class Concat final : public MergeLayer {
   public:
     std::string kind() const override { return "concat"; }
+    LayerConfig config() const override { return ConcatConfig{}; }
     std::string spec() const override { return "concat"; }
 
     // xs[k]: (N, C_k, H, W) -> y: (N, sum C_k, H, W)

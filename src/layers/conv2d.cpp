@@ -27,6 +27,7 @@ class Conv2d final : public Layer {
     }
 
     std::string kind() const override { return "conv"; }
+    LayerConfig config() const override { return config_; }
     std::string spec() const override {
         std::string s =
             "conv " + std::to_string(config_.filters) + " " + size_pair(config_.kernel_h, config_.kernel_w);

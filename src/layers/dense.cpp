@@ -21,6 +21,7 @@ class Dense final : public Layer {
     }
 
     std::string kind() const override { return "dense"; }
+    LayerConfig config() const override { return config_; }
     std::string spec() const override {
         std::string s = "dense " + std::to_string(config_.units);
         if (config_.activation.kind != Activation::none) s += " " + config_.activation.str();

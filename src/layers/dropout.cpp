@@ -19,6 +19,7 @@ class Dropout final : public Layer {
     }
 
     std::string kind() const override { return "dropout"; }
+    LayerConfig config() const override { return DropoutConfig{rate_}; }
     std::string spec() const override {
         std::ostringstream s;
         s << "dropout " << rate_;

@@ -12,6 +12,7 @@ namespace {
 class Flatten final : public Layer {
   public:
     std::string kind() const override { return "flatten"; }
+    LayerConfig config() const override { return FlattenConfig{}; }
     std::string spec() const override { return "flatten"; }
     bool reshape_only() const override { return true; }
 

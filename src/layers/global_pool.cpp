@@ -13,6 +13,7 @@ class GlobalPool final : public Layer {
     explicit GlobalPool(PoolKind kind) : kind_(kind) {}
 
     std::string kind() const override { return kind_ == PoolKind::max ? "globalmaxpool" : "globalavgpool"; }
+    LayerConfig config() const override { return GlobalPoolConfig{kind_}; }
     std::string spec() const override { return kind(); }
     int64_t other_ops() const override { return input_shape().elements(); }
 

@@ -21,6 +21,7 @@ class LayerNorm final : public Layer {
     explicit LayerNorm(const LayerNormConfig& config) : config_(config) {}
 
     std::string kind() const override { return "layernorm"; }
+    LayerConfig config() const override { return config_; }
     std::string spec() const override {
         if (config_.epsilon == LayerNormConfig{}.epsilon) return kind();
         char text[32];

@@ -11,6 +11,7 @@ namespace {
 class Mul final : public MergeLayer {
   public:
     std::string kind() const override { return "mul"; }
+    LayerConfig config() const override { return MulConfig{}; }
     std::string spec() const override { return "mul"; }
     int64_t other_ops() const override { return output_shape().elements(); }
 

@@ -17,6 +17,7 @@ class Pool2d final : public Layer {
     }
 
     std::string kind() const override { return config_.kind == PoolKind::max ? "maxpool" : "avgpool"; }
+    LayerConfig config() const override { return config_; }
     std::string spec() const override {
         std::string s = kind() + " " + size_pair(config_.kernel_h, config_.kernel_w);
         if (config_.stride_h != config_.kernel_h || config_.stride_w != config_.kernel_w)

@@ -49,7 +49,7 @@ std::vector<double> class_probabilities(const Model& model, const std::vector<fl
 
 int64_t first_conv_layer(Model& model) {
     for (int64_t i = 0; i < model.size(); ++i)
-        if (model.layer(i).kind() == "conv") return i;
+        if (std::holds_alternative<Conv2dConfig>(model.layer(i).config())) return i;
     return -1;
 }
 

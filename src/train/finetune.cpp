@@ -24,14 +24,14 @@ int64_t replace_head(Model& model, int64_t classes, uint64_t seed) {
     const int64_t L = model.size();
     int64_t head = L - 1;
     // A standalone activation (softmax) after the dense layer stays, reading the new one.
-    if (head > 0 && std::holds_alternative<ActivationConfig>(parse_layer_config(model.layer(head).spec())) &&
+    if (head > 0 && std::holds_alternative<ActivationConfig>(model.layer(head).config()) &&
         model.inputs(head)[0] == head)
         --head;
-    if (head < 0 || model.layer(head).kind() != "dense")
+    if (head < 0 || !std::holds_alternative<DenseConfig>(model.layer(head).config()))
         throw ShapeError("the model does not end in a dense layer (its last layer is " +
                          (L ? "layer " + std::to_string(L) + ", " + model.layer(L - 1).spec() : "none") +
                          "); a new head replaces a final dense layer");
-    DenseConfig config = std::get<DenseConfig>(parse_layer_config(model.layer(head).spec()));
+    DenseConfig config = std::get<DenseConfig>(model.layer(head).config());
     config.units = classes;
     model.replace_layer(head, make_dense(config));
     model.init_layer_params(head, seed);

@@ -63,6 +63,25 @@ TEST(ModelText, ShuffleNetAndConvNeXtLayersRoundTrip) {
     EXPECT_EQ(parse_model("input 2x2x1\nswish\n", "m").layer(0).spec(), "silu");
 }
 
+// Layer::config() is the typed form of spec(): a layer made from it writes the same line, for
+// every layer type and option.
+TEST(ModelText, EveryLayerGivesItsTypedConfigBack) {
+    const std::string text =
+        "input 12x12x4\nconv 8 3x5 stride=2x1 padding=1x2 groups=2 dilation=1x2 leakyrelu=0.2 nobias\n"
+        "batchnorm\nrelu6\nmaxpool 3 stride=2 padding=1 ceil\navgpool 2 padding=same\nlayernorm eps=1e-06\n"
+        "slice 2:6 name=s\nshuffle 2\ngelu name=g\nadd s g hardsigmoid\nconcat s g\nmul s g\n"
+        "globalmaxpool\nflatten\ndropout 0.25\ndense 5 softmax\n";
+    Model m = parse_model(text, "m.lenz");
+    for (int64_t i = 0; i < m.size(); ++i)
+        EXPECT_EQ(make_layer(m.layer(i).config())->spec(), m.layer(i).spec()) << "layer " << i + 1;
+    const auto conv = std::get<Conv2dConfig>(m.layer(0).config());
+    EXPECT_EQ(conv.groups, 2);
+    EXPECT_EQ(conv.dilation_w, 2);
+    EXPECT_FALSE(conv.bias);
+    EXPECT_EQ(std::get<ChannelSliceConfig>(m.layer(6).config()).end, 6);
+    EXPECT_EQ(std::get<ActivationConfig>(m.layer(8).config()).activation.kind, Activation::gelu);
+}
+
 TEST(ModelTextErrors, ChannelLayerMistakes) {
     EXPECT_EQ(parse_error("input 8x8x6\nshuffle 4\n"),
               "m.lenz:2:1: shuffle: 4 groups do not divide the input's 6 channels (input 8x8x6)");

@@ -6,7 +6,8 @@
 #pragma once
 #include "kernels/conv_geometry.h"
 #include "kernels/cpu/image_gradient.h"
-#include "lenz/layer.h"
+#include "lenz/activation.h"
+#include "lenz/layout.h"
 
 namespace lenz::cpu {
 

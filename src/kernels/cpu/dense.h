@@ -2,7 +2,7 @@
 #pragma once
 #include <cstdint>
 
-#include "lenz/layer.h"
+#include "lenz/activation.h"
 
 namespace lenz::cpu {
 

@@ -1,0 +1,89 @@
+// Configurations of the layer types: what one line of the model file says, as a value. The parser
+// produces them, Layer::config() gives them back, and format importers and exporters work on them.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <variant>
+
+#include "lenz/activation.h"
+
+namespace lenz {
+
+enum class PaddingMode { valid, same, pixels };
+
+struct Padding {
+    PaddingMode mode = PaddingMode::valid;
+    int64_t h = 0, w = 0;     // pixels on each side, for PaddingMode::pixels
+    std::string str() const;  // "same", "valid", "1", "1x2"
+};
+
+struct Conv2dConfig {
+    int64_t filters = 1;
+    int64_t kernel_h = 3, kernel_w = 3;
+    int64_t stride_h = 1, stride_w = 1;
+    Padding padding;
+    ActivationSpec activation;
+    bool bias = true;
+    // Filters and input channels split into this many groups; each filter sees only its group's
+    // channels. groups = input channels (and filters a multiple of them) is a depthwise convolution.
+    int64_t groups = 1;
+    int64_t dilation_h = 1, dilation_w = 1;  // kernel taps this many pixels apart
+};
+
+enum class PoolKind { max, average };
+
+struct Pool2dConfig {
+    PoolKind kind = PoolKind::max;
+    int64_t kernel_h = 2, kernel_w = 2;
+    int64_t stride_h = 0, stride_w = 0;  // 0: the kernel size
+    Padding padding;
+    // Round the output size up, as ONNX's and PyTorch's ceil_mode: a last window that starts inside
+    // the input (or its padding before) but runs past its end still counts, over its real pixels.
+    bool ceil = false;
+};
+
+struct DenseConfig {
+    int64_t units = 1;
+    ActivationSpec activation;
+    bool bias = true;
+};
+
+struct GlobalPoolConfig {
+    PoolKind kind = PoolKind::average;
+};
+struct FlattenConfig {};
+struct DropoutConfig {
+    double rate = 0.5;
+};
+struct BatchNormConfig {};
+struct ActivationConfig {
+    ActivationSpec activation;
+};
+// The layers that read several values; which values is the model's business (Model::add).
+struct AddConfig {
+    ActivationSpec activation;
+};
+struct ConcatConfig {};
+struct MulConfig {};
+// ShuffleNet's reordering: channels in `groups` groups, read group-interleaved.
+struct ChannelShuffleConfig {
+    int64_t groups = 2;
+};
+// Channels begin (inclusive) to end (exclusive).
+struct ChannelSliceConfig {
+    int64_t begin = 0, end = 1;
+};
+// Normalisation over the channels at each position (ConvNeXt), with a scale and shift per channel.
+struct LayerNormConfig {
+    double epsilon = 1e-5;  // PyTorch's default; ConvNeXt uses 1e-6
+};
+
+// Any layer's settings: what one line of the model file says.
+using LayerConfig = std::variant<Conv2dConfig, Pool2dConfig, GlobalPoolConfig, FlattenConfig, DenseConfig,
+                                 DropoutConfig, BatchNormConfig, ActivationConfig, AddConfig, ConcatConfig,
+                                 MulConfig, ChannelShuffleConfig, ChannelSliceConfig, LayerNormConfig>;
+
+// The settings of one layer line of the model file, e.g. layer.spec(): "conv 32 3x3 padding=same relu".
+LayerConfig parse_layer_config(const std::string& line);
+
+}  // namespace lenz
