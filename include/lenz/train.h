@@ -76,6 +76,23 @@ struct EpochMetrics {
     double test_loss = 0, test_accuracy = 0;
     double learning_rate = 0;
     double seconds = 0, images_per_second = 0;
+    bool best = false;  // the best test accuracy of the run so far (written to best.safetensors)
+};
+
+// Where a step leaves the run: what a progress line shows.
+struct StepProgress {
+    int64_t epoch = 0, epochs = 0;   // 1-based
+    int64_t batch = 0, batches = 0;  // the batch just done, 1-based, of the epoch's
+    int64_t step = 0;                // optimizer steps taken so far in the whole run
+    double loss = 0, accuracy = 0;   // the epoch's running means
+    double images_per_second = 0;    // in this epoch, in this process
+    double seconds_left = 0;         // at this pace, to the end of the run
+};
+
+// Where a resumed run takes up: after `epoch` completed epochs, at `step`; mid-epoch when batch > 0.
+struct ResumePoint {
+    std::string checkpoint;
+    int64_t epoch = 0, batch = 0, batches = 0, step = 0;
 };
 
 struct EvalResult {
@@ -94,18 +111,21 @@ struct TrainConfig {
     AugmentConfig augment;
     std::string out_dir = "runs/latest";
     bool resume = false;
-    bool quiet = false;
     int64_t limit_train = 0;  // use only the first N training images (0: all), for quick runs
     int64_t limit_test = 0;
     // The caller's options as a JSON object, recorded in checkpoints ("options" in the run's
     // settings) so that a resuming caller can take them up again.
     std::string options_json = "{}";
-    // Called after each epoch's checkpoint is written, with the epoch's figures and its evaluation on
-    // the test set; returning false stops training there.
+    // What train() reports as it goes, for the caller to show (the library prints nothing). Each may
+    // be empty.
+    // After each epoch's checkpoint is written, with the epoch's figures and its evaluation on the
+    // test set; returning false stops training there.
     std::function<bool(const EpochMetrics&, const EvalResult&)> on_epoch;
-    // Called after each optimizer step with the steps taken so far; returning false stops training
-    // as Ctrl-C does (a mid-epoch checkpoint, then Interrupted). For tests and embedding programs.
-    std::function<bool(int64_t step)> on_step;
+    // After each optimizer step; returning false stops training as Ctrl-C does (a mid-epoch
+    // checkpoint, then Interrupted).
+    std::function<bool(const StepProgress&)> on_step;
+    // Before the first step of a resumed run, with where it takes up.
+    std::function<void(const ResumePoint&)> on_resume;
     // Catch SIGINT and SIGTERM while training: the current step finishes, DIR/model.safetensors is
     // written (mid-epoch if need be, so --resume continues from that exact step) and train() throws
     // Interrupted. The first signal restores the default handler, so a second one kills at once.

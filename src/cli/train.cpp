@@ -1,6 +1,9 @@
 // `lenz train MODEL --data ...`: trains, evaluates after every epoch, checkpoints atomically.
 #include "lenz/train.h"
 
+#include <unistd.h>
+
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -117,6 +120,60 @@ std::function<bool(const EpochMetrics&, const EvalResult&)> report_writer(Model&
     };
 }
 
+std::string duration_text(double s) {
+    char buf[32];
+    if (s < 60)
+        std::snprintf(buf, sizeof buf, "%.0fs", s);
+    else if (s < 3600)
+        std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+    else
+        std::snprintf(buf, sizeof buf, "%dh%02dm", static_cast<int>(s) / 3600,
+                      static_cast<int>(s) % 3600 / 60);
+    return buf;
+}
+
+// What the trainer reports, as lines on the terminal: a live progress line on stderr (only on a
+// terminal, at most four times a second, cleared before anything else is printed), one line per
+// epoch and a line where a resumed run takes up, on stdout.
+struct TrainingPrinter {
+    bool live = ::isatty(STDERR_FILENO);
+    std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
+
+    void clear_progress() const {
+        if (live) std::fprintf(stderr, "\r%100s\r", "");
+    }
+    void step(const StepProgress& p) {
+        const auto now = std::chrono::steady_clock::now();
+        if (!live || now - last < std::chrono::milliseconds(250)) return;
+        last = now;
+        std::fprintf(stderr, "\repoch %lld/%lld  %3.0f%%  %6.0f img/s  loss %.4f  acc %.2f%%  ETA %s   ",
+                     static_cast<long long>(p.epoch), static_cast<long long>(p.epochs),
+                     100.0 * static_cast<double>(p.batch) / static_cast<double>(p.batches),
+                     p.images_per_second, p.loss, 100 * p.accuracy, duration_text(p.seconds_left).c_str());
+        std::fflush(stderr);
+    }
+    void epoch(const EpochMetrics& m, int64_t epochs) const {
+        clear_progress();
+        std::printf(
+            "epoch %lld/%lld  train loss %.4f  acc %.2f%%  |  test loss %.4f  acc %.2f%%%s  |  %.0f "
+            "img/s  %s  lr %.2g\n",
+            static_cast<long long>(m.epoch), static_cast<long long>(epochs), m.train_loss,
+            100 * m.train_accuracy, m.test_loss, 100 * m.test_accuracy, m.best ? " (best)" : "",
+            m.images_per_second, duration_text(m.seconds).c_str(), m.learning_rate);
+        std::fflush(stdout);
+    }
+    static void resumed(const ResumePoint& r) {
+        if (r.batch > 0)
+            std::printf("resuming %s in epoch %lld at batch %lld of %lld (step %lld)\n", r.checkpoint.c_str(),
+                        static_cast<long long>(r.epoch + 1), static_cast<long long>(r.batch + 1),
+                        static_cast<long long>(r.batches), static_cast<long long>(r.step));
+        else
+            std::printf("resuming %s after epoch %lld (step %lld)\n", r.checkpoint.c_str(),
+                        static_cast<long long>(r.epoch), static_cast<long long>(r.step));
+        std::fflush(stdout);
+    }
+};
+
 // --freeze NAME: the layers up to and including NAME keep their weights; a NAME that names no layer
 // is a usage error, as a bad value of any option.
 void freeze_through(Model& model, const std::string& name, const std::string& model_path) {
@@ -162,7 +219,6 @@ int run_train(TrainArgs a) {
     c.seed = a.seed;
     c.limit_train = a.limit_train;
     c.limit_test = a.limit_test;
-    c.quiet = a.quiet;
     c.options_json = run_options_json(a);
     const std::string& o = a.optimizer;
     c.optimizer.kind = o == "sgd"                           ? OptimizerKind::sgd
@@ -236,7 +292,21 @@ int run_train(TrainArgs a) {
                         c.out_dir.c_str());
         std::fflush(stdout);
     }
-    if (a.report) c.on_epoch = report_writer(model, data, c, a.model);
+    std::function<bool(const EpochMetrics&, const EvalResult&)> report;
+    if (a.report) report = report_writer(model, data, c, a.model);
+    auto printer = std::make_shared<TrainingPrinter>();
+    const int64_t epochs = c.epochs;
+    c.on_epoch = [printer, report, epochs, quiet = a.quiet](const EpochMetrics& m, const EvalResult& e) {
+        if (!quiet) printer->epoch(m, epochs);
+        return !report || report(m, e);
+    };
+    if (!a.quiet) {
+        c.on_step = [printer](const StepProgress& p) {
+            printer->step(p);
+            return true;
+        };
+        c.on_resume = &TrainingPrinter::resumed;
+    }
     // Ctrl-C or SIGTERM: the trainer finishes the step and checkpoints; exit 128 + the signal (130
     // for Ctrl-C), as shells expect.
     c.catch_sigint = true;
@@ -244,6 +314,7 @@ int run_train(TrainArgs a) {
     try {
         history = train(model, data, c);
     } catch (const Interrupted& e) {
+        if (!a.quiet) printer->clear_progress();
         std::fprintf(stderr, "interrupted: %s\nto continue: lenz train %s --resume %s\n", e.what(),
                      a.model.c_str(), c.out_dir.c_str());
         return 128 + (e.signal_number ? e.signal_number : SIGINT);

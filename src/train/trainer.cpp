@@ -1,12 +1,10 @@
 // The training loop: shuffled mini-batches, augmentation, optimizer steps on a schedule, an
-// evaluation and an atomic checkpoint after every epoch, a live progress line, and Ctrl-C handling
-// that checkpoints mid-epoch so that --resume continues from the exact step.
-#include <unistd.h>
-
+// evaluation and an atomic checkpoint after every epoch, and Ctrl-C handling that checkpoints
+// mid-epoch so that --resume continues from the exact step. It prints nothing: it reports each
+// step, epoch and resumption to the caller (TrainConfig's on_step, on_epoch, on_resume).
 #include <chrono>
 #include <cmath>
 #include <csignal>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -122,18 +120,6 @@ double seconds_since(Clock::time_point t) {
     return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-std::string duration_text(double s) {
-    char buf[32];
-    if (s < 60)
-        std::snprintf(buf, sizeof buf, "%.0fs", s);
-    else if (s < 3600)
-        std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
-    else
-        std::snprintf(buf, sizeof buf, "%dh%02dm", static_cast<int>(s) / 3600,
-                      static_cast<int>(s) % 3600 / 60);
-    return buf;
-}
-
 // Fills `out` (C, H, W) with image `index`, normalised and, if asked, randomly cropped and flipped.
 void load_example(const ImageSet& set, int64_t index, const Normalization& norm, const AugmentConfig& aug,
                   Rng& rng, float* out) {
@@ -161,27 +147,6 @@ void load_example(const ImageSet& set, int64_t index, const Normalization& norm,
             }
     }
 }
-
-class Progress {
-  public:
-    explicit Progress(bool quiet) : live_(!quiet && ::isatty(STDERR_FILENO)) {}
-    void update(int64_t epoch, int64_t epochs, int64_t done, int64_t total, double loss, double acc,
-                double ips, double eta) {
-        if (!live_ || seconds_since(last_) < 0.25) return;
-        last_ = Clock::now();
-        std::fprintf(stderr, "\repoch %lld/%lld  %3.0f%%  %6.0f img/s  loss %.4f  acc %.2f%%  ETA %s   ",
-                     static_cast<long long>(epoch), static_cast<long long>(epochs), 100.0 * done / total, ips,
-                     loss, 100 * acc, duration_text(eta).c_str());
-        std::fflush(stderr);
-    }
-    void clear() {
-        if (live_) std::fprintf(stderr, "\r%100s\r", "");
-    }
-
-  private:
-    bool live_;
-    Clock::time_point last_ = Clock::now();
-};
 
 // The signal that asked training to stop (SIGINT from Ctrl-C, or SIGTERM from `kill` or a job
 // scheduler), read by the training loop between steps. SA_RESETHAND puts the default handler back
@@ -350,16 +315,8 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
             if (first_batch > 0 && metrics.contains("partial")) partial = metrics["partial"];
         } catch (const nlohmann::json::exception&) {
         }
-        if (!config.quiet) {
-            if (first_batch > 0)
-                std::printf("resuming %s in epoch %lld at batch %lld of %lld (step %lld)\n",
-                            model_path.c_str(), static_cast<long long>(first_epoch),
-                            static_cast<long long>(first_batch + 1), static_cast<long long>(steps_per_epoch),
-                            static_cast<long long>(step));
-            else
-                std::printf("resuming %s after epoch %lld (step %lld)\n", model_path.c_str(),
-                            static_cast<long long>(loaded.info.epoch), static_cast<long long>(step));
-        }
+        if (config.on_resume)
+            config.on_resume({model_path, loaded.info.epoch, first_batch, steps_per_epoch, step});
     }
     nlohmann::json run_settings = {
         {"epochs", config.epochs},       {"batch", batch},
@@ -380,7 +337,6 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
     std::vector<float> input(static_cast<size_t>(batch * image));
     std::vector<int32_t> labels(static_cast<size_t>(batch));
     std::vector<EpochMetrics> history;
-    Progress progress(config.quiet);
     SigintCatcher sigint(config.catch_sigint);
 
     for (int64_t epoch = first_epoch; epoch <= config.epochs; ++epoch) {
@@ -426,15 +382,21 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
             seen += this_batch;
             const double elapsed = seconds_since(start);
             const double ips = static_cast<double>(seen - seen_before) / std::max(elapsed, 1e-9);
-            progress.update(epoch, config.epochs, b + 1, steps_per_epoch, loss_sum / seen,
-                            static_cast<double>(correct) / seen, ips,
-                            (static_cast<double>(total_steps - step - 1) * batch) / ips);
-            const bool hook_stops = config.on_step && !config.on_step(step + 1);
+            const StepProgress progress{
+                epoch,
+                config.epochs,
+                b + 1,
+                steps_per_epoch,
+                step + 1,
+                loss_sum / static_cast<double>(seen),
+                static_cast<double>(correct) / static_cast<double>(seen),
+                ips,
+                static_cast<double>(total_steps - step - 1) * static_cast<double>(batch) / ips};
+            const bool hook_stops = config.on_step && !config.on_step(progress);
             if (hook_stops || sigint.caught()) stop_requested = true;
             if (stop_requested && b + 1 < steps_per_epoch) {
                 // Mid-epoch checkpoint: epoch counts completed epochs, step the steps taken, and the
                 // running sums let the resumed epoch report the same metrics.
-                progress.clear();
                 nlohmann::json mj = nlohmann::json::parse(info.metrics_json, nullptr, false);
                 if (!mj.is_object()) mj = nlohmann::json::object();
                 mj["best_test_accuracy"] = best_accuracy;
@@ -457,7 +419,6 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
             // A stop at the epoch's last step finishes the epoch (evaluation, checkpoint) first.
         }
         const double train_seconds = seconds_since(start);
-        progress.clear();
         EpochMetrics m;
         m.epoch = epoch;
         m.train_loss = loss_sum / std::max<int64_t>(seen, 1);
@@ -469,30 +430,20 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
         const EvalResult test = evaluate(model, test_set, info.normalization);
         m.test_loss = test.loss;
         m.test_accuracy = test.accuracy;
+        m.best = m.test_accuracy > best_accuracy;
+        if (m.best) best_accuracy = m.test_accuracy;
         history.push_back(m);
-
-        const bool best = m.test_accuracy > best_accuracy;
-        if (best) best_accuracy = m.test_accuracy;
         nlohmann::json mj = metrics_json(m);
         mj["best_test_accuracy"] = best_accuracy;
         info.epoch = epoch;
         info.step = optimizer.steps_taken();
         info.metrics_json = mj.dump();
         write_checkpoint(model_path, model, info, &optimizer);
-        if (best) write_checkpoint(best_path, model, info, nullptr);
+        if (m.best) write_checkpoint(best_path, model, info, nullptr);
         {
             std::ofstream log(metrics_path, std::ios::app);
             if (!log || !(log << metrics_json(m).dump() << "\n"))
                 throw IoError(metrics_path + ": cannot append");
-        }
-        if (!config.quiet) {
-            std::printf(
-                "epoch %lld/%lld  train loss %.4f  acc %.2f%%  |  test loss %.4f  acc %.2f%%%s  |  %.0f "
-                "img/s  %s  lr %.2g\n",
-                static_cast<long long>(epoch), static_cast<long long>(config.epochs), m.train_loss,
-                100 * m.train_accuracy, m.test_loss, 100 * m.test_accuracy, best ? " (best)" : "",
-                m.images_per_second, duration_text(train_seconds).c_str(), lr);
-            std::fflush(stdout);
         }
         if (config.on_epoch && !config.on_epoch(m, test)) break;
         if ((stop_requested || sigint.caught()) && epoch < config.epochs)

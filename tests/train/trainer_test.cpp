@@ -45,7 +45,6 @@ TrainConfig quick_config(const std::string& dir, int64_t epochs) {
     c.limit_train = 1024;
     c.limit_test = 256;
     c.out_dir = dir;
-    c.quiet = true;
     c.schedule.base_lr = 2e-3;
     c.schedule.warmup_epochs = 0.5;
     c.augment.crop_padding = 2;
@@ -140,12 +139,16 @@ void expect_mid_epoch_resume_matches(int64_t stop_step, bool by_sigint) {
     TrainConfig first = quick_config(out_dir("stopped-mid"), 2);
     if (by_sigint) {
         first.catch_sigint = true;  // the real handler: the hook only raises the signal
-        first.on_step = [stop_step](int64_t step) {
+        first.on_step = [stop_step](const StepProgress& p) {
+            const int64_t step = p.step;
             if (step == stop_step) std::raise(SIGINT);
             return true;
         };
     } else {
-        first.on_step = [stop_step](int64_t step) { return step != stop_step; };
+        first.on_step = [stop_step](const StepProgress& p) {
+            const int64_t step = p.step;
+            return step != stop_step;
+        };
     }
     Model stopped = parse_model(kSmallModel, "m");
     stopped.init_params(5);
@@ -200,7 +203,7 @@ TEST(Trainer, StopAtAnEpochsLastStepFinishesTheEpochFirst) {
     Model m = parse_model(kSmallModel, "m");
     m.init_params(5);
     TrainConfig c = quick_config(out_dir("stop-at-end"), 2);
-    c.on_step = [](int64_t step) { return step != 32; };
+    c.on_step = [](const StepProgress& p) { return p.step != 32; };
     EXPECT_THROW(train(m, fashion(), c), Interrupted);
     const LoadedModel loaded = load_model(c.out_dir + "/model.safetensors");
     EXPECT_EQ(loaded.info.epoch, 1);
@@ -223,12 +226,64 @@ TEST(Trainer, TheLastPartialBatchTrainsToo) {
     fs::remove_all(c.out_dir);
 }
 
+// The library prints nothing: it reports each step, epoch and resumption, and the caller shows them.
+TEST(Trainer, ReportsStepsEpochsAndResumptionAndPrintsNothing) {
+    REQUIRE_FASHION();
+    Model m = parse_model(kSmallModel, "m");
+    m.init_params(5);
+    TrainConfig c = quick_config(out_dir("events"), 2);
+    std::vector<StepProgress> steps;
+    std::vector<EpochMetrics> epochs;
+    c.on_step = [&](const StepProgress& p) {
+        steps.push_back(p);
+        return p.step != 40;  // stop in epoch 2, after its 8th batch
+    };
+    c.on_epoch = [&](const EpochMetrics& e, const EvalResult&) {
+        epochs.push_back(e);
+        return true;
+    };
+    ::testing::internal::CaptureStdout();
+    ::testing::internal::CaptureStderr();
+    EXPECT_THROW(train(m, fashion(), c), Interrupted);
+    EXPECT_EQ(::testing::internal::GetCapturedStdout(), "");
+    EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+    ASSERT_EQ(steps.size(), 40u);
+    EXPECT_EQ(steps[31].epoch, 1);
+    EXPECT_EQ(steps[31].batch, 32);
+    EXPECT_EQ(steps[31].batches, 32);
+    EXPECT_EQ(steps[32].epoch, 2);
+    EXPECT_EQ(steps[32].batch, 1);
+    EXPECT_EQ(steps[39].epochs, 2);
+    for (const StepProgress& p : steps) {
+        EXPECT_GT(p.loss, 0.0);
+        EXPECT_GE(p.accuracy, 0.0);
+        EXPECT_LE(p.accuracy, 1.0);
+        EXPECT_GT(p.images_per_second, 0.0);
+        EXPECT_GE(p.seconds_left, 0.0);
+    }
+    ASSERT_EQ(epochs.size(), 1u);
+    EXPECT_TRUE(epochs[0].best);  // the first epoch is the best so far
+
+    TrainConfig again = quick_config(c.out_dir, 2);
+    again.resume = true;
+    std::vector<ResumePoint> resumed;
+    again.on_resume = [&](const ResumePoint& r) { resumed.push_back(r); };
+    EXPECT_EQ(train(m, fashion(), again).size(), 1u);
+    ASSERT_EQ(resumed.size(), 1u);
+    EXPECT_EQ(resumed[0].epoch, 1);
+    EXPECT_EQ(resumed[0].batch, 8);
+    EXPECT_EQ(resumed[0].batches, 32);
+    EXPECT_EQ(resumed[0].step, 40);
+    EXPECT_EQ(resumed[0].checkpoint, c.out_dir + "/model.safetensors");
+    fs::remove_all(c.out_dir);
+}
+
 TEST(Trainer, ResumeWithAnotherBatchSizeIsRefused) {
     REQUIRE_FASHION();
     Model m = parse_model(kSmallModel, "m");
     m.init_params(5);
     TrainConfig c = quick_config(out_dir("other-batch"), 2);
-    c.on_step = [](int64_t step) { return step != 40; };
+    c.on_step = [](const StepProgress& p) { return p.step != 40; };
     EXPECT_THROW(train(m, fashion(), c), Interrupted);
     TrainConfig again = quick_config(c.out_dir, 2);
     again.resume = true;
