@@ -32,9 +32,6 @@ struct Pass {
     uint64_t seed = 0;           // dropout masks: derived from this per step
     // Forward only: leave out a fused softmax; the loss computes it from the logits, stably.
     bool logits_only = false;
-    // Backward only: dy is already the gradient before this layer's activation (the engine folds
-    // each activation's derivative in when it stores a gradient, and softmax into the loss).
-    bool dy_is_preactivation = false;
     // Backward only: dx may be the layer's own input x (the engine overwrites activations with their
     // gradients to save memory). Layers therefore finish reading image n of x before they store image
     // n of dx, through store_input_gradient(), which also applies this derivative of the layer before.
@@ -104,7 +101,9 @@ class Layer {
     // x: (N, C, H, W) of input_shape, y: (N, OC, OH, OW) of output_shape. Writes y, never allocates.
     virtual void forward(const float* x, float* y, const Pass& pass) = 0;
     // Accumulates parameter gradients; writes dx unless it is nullptr (the first layer).
-    // dy is scratch: a layer may overwrite it (with the gradient before its activation).
+    // dy is the gradient before this layer's activation(): whoever hands it over has folded that
+    // activation's derivative in already (the engine, as it stores gradients; the loss, for the last
+    // layer), so no layer applies its own. dy is scratch: a layer may overwrite it.
     virtual void backward(const float* x, const float* y, float* dy, float* dx, const Pass& pass) = 0;
     // The engine's calls: one pointer per input. A layer of one input gets it handed to the above;
     // layers that read several values override these. dxs[k] is nullptr where no gradient is wanted.

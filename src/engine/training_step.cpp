@@ -199,7 +199,6 @@ TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels
                         sizeof(float) * static_cast<size_t>(
                                             batch * model_.value_shape(static_cast<int64_t>(v)).elements()));
     pass.logits_only = false;
-    pass.dy_is_preactivation = true;
     std::vector<const float*> xs;
     std::vector<float*> dxs;
     for (int64_t i = last; i >= 0; --i) {

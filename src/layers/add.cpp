@@ -46,12 +46,10 @@ class Add final : public MergeLayer {
             cpu::apply_activation(config_.activation, y, pass.batch, s.c, s.h * s.w);
     }
     // Every input's gradient is dy itself; it adds to what each destination holds already.
-    void backward_inputs(const std::vector<const float*>&, const float* y, float* dy,
+    void backward_inputs(const std::vector<const float*>&, const float*, float* dy,
                          const std::vector<float*>& dxs, const Pass& pass) override {
         const Shape s = output_shape();
         const int64_t count = pass.batch * s.elements();
-        if (!pass.dy_is_preactivation && config_.activation.kind != Activation::none)
-            cpu::apply_activation_backward(config_.activation, y, dy, dy, pass.batch, s.c, s.h * s.w);
         for (float* dx : dxs) {
             if (!dx) continue;
 #pragma omp parallel for simd schedule(static) if (count >= (1 << 16))

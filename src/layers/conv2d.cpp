@@ -110,10 +110,7 @@ class Conv2d final : public Layer {
                             pass.logits_only ? ActivationSpec{} : config_.activation, y, pass.workspace,
                             pass.layouts);
     }
-    void backward(const float* x, const float* y, float* dy, float* dx, const Pass& pass) override {
-        if (!pass.dy_is_preactivation)
-            cpu::apply_activation_backward(config_.activation, y, dy, dy, pass.batch, geometry_.OC,
-                                           geometry_.positions());
+    void backward(const float* x, const float*, float* dy, float* dx, const Pass& pass) override {
         cpu::ImageGradientSink store;
         if (dx)
             store = [&](int64_t n, const float* image_dx) {

@@ -69,9 +69,7 @@ class Dense final : public Layer {
                            config_.bias ? bias_.data() : nullptr,
                            pass.logits_only ? ActivationSpec{} : config_.activation, y);
     }
-    void backward(const float* x, const float* y, float* dy, float* dx, const Pass& pass) override {
-        if (!pass.dy_is_preactivation)
-            cpu::apply_activation_backward(config_.activation, y, dy, dy, pass.batch, config_.units, 1);
+    void backward(const float* x, const float*, float* dy, float* dx, const Pass& pass) override {
         // dx is built in the workspace, then stored image by image (dx may be x itself).
         cpu::dense_backward(pass.batch, inputs(), config_.units, x, dy, weight_.data(),
                             dx ? pass.workspace : nullptr, dweight_.data(),

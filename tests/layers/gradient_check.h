@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "layers/fold_activation.h"
 #include "lenz/buffer.h"
 #include "lenz/layer.h"
 #include "lenz/model.h"
@@ -109,6 +110,7 @@ inline void check_gradients(const std::string& spec, Shape in, GradCheckOptions 
     Buffer dx(h.x().size());
     for (ParamRef& p : h.layer().params())
         if (p.grad) p.grad->zero();
+    fold_own_activation(h.layer(), h.y().data(), dy.data(), h.batch());
     h.layer().backward(h.x().data(), h.y().data(), dy.data(), dx.data(), h.pass(o.training));
 
     expect_matches_finite_differences(h, h.x(), dx, r, "dx", o);

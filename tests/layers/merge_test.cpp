@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "layers/fold_activation.h"
 #include "lenz/error.h"
 #include "lenz/layers.h"
 
@@ -13,7 +14,6 @@ namespace {
 Pass one_pass(int64_t batch) {
     Pass p;
     p.batch = batch;
-    p.dy_is_preactivation = false;
     return p;
 }
 
@@ -28,6 +28,7 @@ TEST(Merge, AddSumsThenActivates) {
     EXPECT_EQ(y, (std::vector<float>{0, 1}));  // relu(-1.5) = 0, relu(1)
     // Backward: the relu passes dy where y > 0; every input gets the same gradient, added to what it holds.
     std::vector<float> dy{5, 7}, da{1, 1}, db(2), dc(2);
+    testing::fold_own_activation(*add, y.data(), dy.data(), 1);
     add->backward_inputs({a.data(), b.data(), c.data()}, y.data(), dy.data(),
                          {da.data(), db.data(), dc.data()}, one_pass(1));
     EXPECT_EQ(da, (std::vector<float>{1, 8}));
