@@ -53,17 +53,23 @@ ValueGraph analyse(const Model& model) {
 
 namespace {
 
+constexpr size_t kLargestFirstUpTo = 4096;
+
 bool overlap_in_time(const Lifetime& a, const Lifetime& b) {
     return a.first <= b.last && b.first <= a.last;
 }
 
 // Places each buffer, in the given order, at the lowest offset where it fits between the buffers
-// already placed that are alive at the same time.
-ArenaLayout place_in_order(const std::vector<Lifetime>& buffers, const std::vector<size_t>& order) {
+// already placed that are alive at the same time. In order of first use, a placed buffer that ends
+// before the next one starts can never overlap a later one and is dropped from the search, so the
+// work grows with the buffers alive at once, not with all of them.
+ArenaLayout place_in_order(const std::vector<Lifetime>& buffers, const std::vector<size_t>& order,
+                           bool by_first_use) {
     ArenaLayout layout;
     layout.offsets.assign(buffers.size(), 0);
     std::vector<size_t> placed;
     for (size_t b : order) {
+        if (by_first_use) std::erase_if(placed, [&](size_t p) { return buffers[p].last < buffers[b].first; });
         std::vector<std::pair<int64_t, int64_t>> taken;  // [start, end) of buffers alive with b
         for (size_t p : placed)
             if (overlap_in_time(buffers[b], buffers[p]))
@@ -91,7 +97,10 @@ ArenaLayout place_buffers(const std::vector<Lifetime>& buffers) {
                      [&](size_t a, size_t b) { return buffers[a].floats > buffers[b].floats; });
     std::stable_sort(by_first.begin(), by_first.end(),
                      [&](size_t a, size_t b) { return buffers[a].first < buffers[b].first; });
-    ArenaLayout a = place_in_order(buffers, by_size), b = place_in_order(buffers, by_first);
+    ArenaLayout b = place_in_order(buffers, by_first, true);
+    // Largest first compares every pair of buffers: beyond a few thousand, first use order alone.
+    if (buffers.size() > kLargestFirstUpTo) return b;
+    ArenaLayout a = place_in_order(buffers, by_size, false);
     return a.floats <= b.floats ? a : b;
 }
 

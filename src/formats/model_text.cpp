@@ -15,8 +15,10 @@
 namespace lenz {
 namespace {
 
-constexpr int64_t kMaxModelFileBytes = 1 << 20;  // a model file is a few lines; 1 MB is already absurd
-constexpr int64_t kMaxLayers = 10000;
+// Real models have hundreds of layers; the limits leave room for generated graphs 100 times deeper
+// while keeping a hostile file from holding the parser for long.
+constexpr int64_t kMaxModelFileBytes = 8 << 20;
+constexpr int64_t kMaxLayers = 200000;
 
 struct Token {
     std::string text;
@@ -494,7 +496,7 @@ Model load_model_file(const std::string& path) {
     while (f.read(buf, sizeof buf) || f.gcount() > 0) {
         text.append(buf, static_cast<size_t>(f.gcount()));
         if (static_cast<int64_t>(text.size()) > kMaxModelFileBytes)
-            throw ParseError(path + ": larger than 1 MB; not a model file?");
+            throw ParseError(path + ": larger than 8 MB; not a model file?");
     }
     if (text.find('\0') != std::string::npos)
         throw ParseError(path + ": contains NUL bytes; not a text model file");

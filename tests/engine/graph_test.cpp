@@ -12,6 +12,7 @@
 #include "lenz/buffer.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
+#include "lenz/summary.h"
 
 namespace lenz {
 namespace {
@@ -242,6 +243,29 @@ TEST(Graph, AddAndMulWriteOverAnInputNobodyElseReads) {
     TrainingStep step(r, 2);
     const float* b = step.forward(x.data(), 2, false, 0);
     for (int64_t i = 0; i < 2 * 256; ++i) ASSERT_NEAR(first[static_cast<size_t>(i)], b[i], 1e-5f) << i;
+}
+
+// 100,000 layers: 50,000 residual steps. Nothing recurses (file order is the topological order),
+// and the planner and the summary sweep the layers instead of comparing every pair of values.
+TEST(Graph, AHundredThousandLayersPlanAndRun) {
+    std::string text = "input 4x4x2\nrelu name=v0\n";
+    for (int k = 0; k < 49999; ++k)
+        text += "tanh name=t" + std::to_string(k) + "\nadd v" + std::to_string(k) + " t" + std::to_string(k) +
+                " name=v" + std::to_string(k + 1) + "\n";
+    text += "globalavgpool\n";
+    Model m = parse_model(text, "deep.lenz");
+    ASSERT_EQ(m.size(), 100000);
+    const Summary s = summarize(m, {.batch = 2});
+    EXPECT_EQ(s.pair_bytes, 2 * 32 * 4);  // at a tanh: its input (which the add reads too) and its output
+    const InferencePlan plan = plan_inference(m, 2);
+    EXPECT_EQ(plan.arena_floats, 2 * 2 * 32);  // the add writes over the tanh.s output
+    Inference inference(m, 2);
+    const Buffer x = random_input(m, 2, 1);
+    const float* y = inference.run(x.data(), 2);
+    for (int i = 0; i < 4; ++i) EXPECT_TRUE(std::isfinite(y[i]));
+    TrainingStep step(m, 2);
+    std::vector<int32_t> labels{0, 1};
+    EXPECT_TRUE(std::isfinite(step.run(x.data(), labels.data(), 2, 1).loss_sum));
 }
 
 TEST(Graph, TrainingLearnsAResidualModel) {

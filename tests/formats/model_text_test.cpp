@@ -283,6 +283,12 @@ TEST(ModelTextErrors, EveryMistakeIsAParseError) {
     }
 }
 
+TEST(ModelTextErrors, MoreThanTwoHundredThousandLayers) {
+    std::string text = "input 2x2x1\n";
+    for (int i = 0; i < 200001; ++i) text += "relu\n";
+    EXPECT_EQ(parse_error(text), "m.lenz:200002:1: more than 200000 layers");
+}
+
 TEST(ModelTextErrors, MissingFile) {
     EXPECT_THROW(load_model_file("/nonexistent/model.lenz"), IoError);
 }
