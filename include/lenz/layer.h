@@ -87,8 +87,8 @@ class Layer {
     virtual int64_t workspace_floats(int64_t /*batch*/, bool /*training*/, Layouts /*layouts*/) const {
         return 0;
     }
-    // Whether forward and backward also take channels-last input and output (Pass::layouts).
-    virtual bool takes_channels_last() const { return false; }
+    // Which layouts forward and backward take (Pass::layouts).
+    virtual ChannelsLast channels_last() const { return ChannelsLast::no; }
     // What training keeps for backward beyond the input and output (masks, batch statistics).
     virtual int64_t saved_floats(int64_t /*batch*/) const { return 0; }
     virtual void prepare_training(int64_t /*batch*/) {}

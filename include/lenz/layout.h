@@ -4,12 +4,18 @@
 namespace lenz {
 
 // How the engine lays out an activation (and its gradient) in memory: (N, C, H, W), the layout of
-// every layer's contract, or channels-last (N, H, W, C). The engine uses channels-last only between
-// two layers that both take it (convolutions): oneDNN's kernels then read and write it directly,
-// with no reordering on either side.
+// every layer's contract, or channels-last (N, H, W, C). The engine uses channels-last only where
+// the layer that writes a value and every layer that reads it take it: between convolutions,
+// through the batch norm, activations and residual additions between them, oneDNN's kernels then
+// read and write it directly, with no reordering on either side.
 enum class Layout { nchw, nhwc };
 struct Layouts {
     Layout input = Layout::nchw, output = Layout::nchw;
 };
+
+// What a layer's forward and backward take: (N, C, H, W) only; either layout on either side
+// (convolutions, which oneDNN reads and writes both ways); or either layout, the same for the output
+// and every input of the output's height and width (element-wise layers, batch norm, concat).
+enum class ChannelsLast { no, converts, keeps };
 
 }  // namespace lenz

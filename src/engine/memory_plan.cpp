@@ -1,5 +1,6 @@
 // Memory plans: what the engine will allocate, computed from the layers' own shape and scratch
 // figures before anything is allocated. `lenz summary` prints these; the runners allocate them.
+#include <algorithm>
 #include <string>
 
 #include "engine/value_graph.h"
@@ -63,16 +64,41 @@ static int64_t all_params(const Model& model) {
 }
 
 // A value is channels-last when its writer and every reader take it so; the model's input and
-// output, and whatever a layer of several inputs reads, stay (N, C, H, W).
+// output stay (N, C, H, W). A layer that keeps the layout (element-wise, batch norm, concat) has
+// its output and every input of the output's size in one layout: where they disagree, all of them
+// go back to (N, C, H, W), until no layer has a disagreement. (A value of 1x1 pixels is the same
+// in memory either way and is left out of the agreement.)
 std::vector<Layouts> plan_layouts(const Model& model) {
     const ValueGraph graph = analyse(model);
     const int64_t L = model.size();
     std::vector<Layout> value_layout(static_cast<size_t>(L + 1), Layout::nchw);
     for (int64_t v = 1; v < L; ++v) {
         const auto& readers = graph.readers[static_cast<size_t>(v)];
-        bool nhwc = model.layer(v - 1).takes_channels_last() && !readers.empty();
-        for (int64_t r : readers) nhwc = nhwc && model.layer(r).takes_channels_last();
+        bool nhwc = model.layer(v - 1).channels_last() != ChannelsLast::no && !readers.empty();
+        for (int64_t r : readers) nhwc = nhwc && model.layer(r).channels_last() != ChannelsLast::no;
         if (nhwc) value_layout[static_cast<size_t>(v)] = Layout::nhwc;
+    }
+    auto plane_of = [&](int64_t v) {
+        const Shape s = model.value_shape(v);
+        return s.h * s.w;
+    };
+    for (bool changed = true; changed;) {  // each pass only turns values back to (N, C, H, W)
+        changed = false;
+        for (int64_t i = 0; i < L; ++i) {
+            if (model.layer(i).channels_last() != ChannelsLast::keeps) continue;
+            std::vector<int64_t> tied{i + 1};
+            for (int64_t v : model.inputs(i))
+                if (plane_of(v) == plane_of(i + 1)) tied.push_back(v);
+            const bool all_nhwc = std::all_of(tied.begin(), tied.end(), [&](int64_t v) {
+                return value_layout[static_cast<size_t>(v)] == Layout::nhwc;
+            });
+            if (all_nhwc) continue;
+            for (int64_t v : tied)
+                if (value_layout[static_cast<size_t>(v)] == Layout::nhwc) {
+                    value_layout[static_cast<size_t>(v)] = Layout::nchw;
+                    changed = true;
+                }
+        }
     }
     std::vector<Layouts> layouts(static_cast<size_t>(L));
     for (int64_t i = 0; i < L; ++i)

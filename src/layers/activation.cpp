@@ -20,6 +20,10 @@ class ActivationLayer final : public Layer {
     LayerConfig config() const override { return ActivationConfig{act_}; }
     std::string spec() const override { return act_.str(); }
     bool in_place() const override { return true; }
+    // Element by element, except softmax, which runs over each position's channels.
+    ChannelsLast channels_last() const override {
+        return act_.kind == Activation::softmax ? ChannelsLast::no : ChannelsLast::keeps;
+    }
     int64_t other_ops() const override { return input_shape().elements(); }
 
     void forward(const float* x, float* y, const Pass& pass) override {

@@ -29,6 +29,9 @@ class Add final : public MergeLayer {
     ActivationSpec activation() const override { return config_.activation; }
 
     bool in_place() const override { return true; }
+    ChannelsLast channels_last() const override {
+        return config_.activation.kind == Activation::softmax ? ChannelsLast::no : ChannelsLast::keeps;
+    }
 
     // xs: k of (N, C, H, W) -> y: (N, C, H, W), which may be one of the xs (in place).
     void forward_inputs(const std::vector<const float*>& xs, float* y, const Pass& pass) override {

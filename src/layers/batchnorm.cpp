@@ -1,12 +1,16 @@
 // Batch normalisation over channels (per feature after dense): in training, normalise with the
 // batch's mean and variance and update running statistics (momentum 0.1, as PyTorch); at inference,
 // use the running statistics. Trainable: scale (gamma) and shift (beta).
+#include <omp.h>
+
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "layers/input_gradient.h"
 #include "layers/window.h"
 #include "lenz/layers.h"
+#include "lenz/threads.h"
 
 namespace lenz {
 namespace {
@@ -58,7 +62,17 @@ class BatchNorm final : public Layer {
         dbeta_ = Buffer(channels());
     }
 
+    // Channels-last too: the statistics are per channel either way, only the walk differs.
+    ChannelsLast channels_last() const override { return ChannelsLast::keeps; }
+    // Channels-last: each thread's per-channel sums and the statistics (doubles), then the scale and
+    // shift (floats), all per channel.
+    int64_t workspace_floats(int64_t, bool, Layouts layouts) const override {
+        if (layouts.input != Layout::nhwc) return 0;
+        return 2 * (2 * threads() + 4) * channels() + 2 * channels();
+    }
+
     void forward(const float* x, float* y, const Pass& pass) override {
+        if (pass.layouts.input == Layout::nhwc) return forward_channels_last(x, y, pass);
         const int64_t C = channels(), P = input_shape().h * input_shape().w, N = pass.batch;
         const double count = static_cast<double>(N * P);
 #pragma omp parallel for schedule(static) if (N * C * P > 65536)
@@ -100,6 +114,7 @@ class BatchNorm final : public Layer {
     // dx = gamma * inv_std / M * (M * dy - sum(dy) - xhat * sum(dy * xhat)), M = N * H * W.
     // First the sums per channel, then dx image by image, formed in place in dy (scratch) and stored.
     void backward(const float* x, const float*, float* dy, float* dx, const Pass& pass) override {
+        if (pass.layouts.input == Layout::nhwc) return backward_channels_last(x, dy, dx, pass);
         const int64_t C = channels(), P = input_shape().h * input_shape().w, N = pass.batch;
         const double count = static_cast<double>(N * P);
         stats_.resize(static_cast<size_t>(4 * C));  // allocates on the first call only
@@ -153,6 +168,118 @@ class BatchNorm final : public Layer {
     }
 
   private:
+    // The batch's mean and 1/std per channel in training (updating the running statistics), the
+    // running ones otherwise.
+    void statistics_of(const double* sum, const double* sum_sq, double count, bool training, double* mean,
+                       double* inv_std) {
+        for (int64_t c = 0; c < channels(); ++c) {
+            if (training) {
+                mean[c] = sum[c] / count;
+                const double var = std::max(sum_sq[c] / count - mean[c] * mean[c], 0.0);
+                inv_std[c] = 1.0 / std::sqrt(var + kEpsilon);
+                batch_mean_[c] = static_cast<float>(mean[c]);
+                batch_inv_std_[c] = static_cast<float>(inv_std[c]);
+                const double unbiased = count > 1 ? var * count / (count - 1) : var;
+                running_mean_[c] =
+                    static_cast<float>((1 - kMomentum) * running_mean_[c] + kMomentum * mean[c]);
+                running_var_[c] =
+                    static_cast<float>((1 - kMomentum) * running_var_[c] + kMomentum * unbiased);
+            } else {
+                mean[c] = running_mean_[c];
+                inv_std[c] = 1.0 / std::sqrt(running_var_[c] + kEpsilon);
+            }
+        }
+    }
+
+    // Per-channel sums over the rows (N·H·W of them, C values each) of a and, if given, a·b: each
+    // thread sums its own rows, then the threads' sums are added in thread order, so the result
+    // depends on the thread count but not on timing.
+    void channel_sums(double* partial, const float* a, const float* b, int64_t rows, double* sum_a,
+                      double* sum_ab, const double* centre = nullptr, const double* scale = nullptr) {
+        const int64_t C = channels();
+        const int teams = threads();
+        std::fill(partial, partial + teams * 2 * C, 0.0);
+#pragma omp parallel num_threads(teams) if (rows * C > 65536)
+        {
+            double* mine = partial + omp_get_thread_num() * 2 * C;
+#pragma omp for schedule(static)
+            for (int64_t r = 0; r < rows; ++r) {
+                const float* u = a + r * C;
+                const float* v = b ? b + r * C : nullptr;
+                for (int64_t c = 0; c < C; ++c) {
+                    mine[c] += u[c];
+                    if (v)
+                        mine[C + c] +=
+                            centre ? u[c] * (v[c] - centre[c]) * scale[c] : static_cast<double>(u[c]) * v[c];
+                }
+            }
+        }
+        std::fill(sum_a, sum_a + C, 0.0);
+        std::fill(sum_ab, sum_ab + C, 0.0);
+        for (int t = 0; t < teams; ++t)
+            for (int64_t c = 0; c < C; ++c) {
+                sum_a[c] += partial[t * 2 * C + c];
+                sum_ab[c] += partial[t * 2 * C + C + c];
+            }
+    }
+
+    void forward_channels_last(const float* x, float* y, const Pass& pass) {
+        const int64_t C = channels(), rows = pass.batch * input_shape().h * input_shape().w;
+        double* partial = reinterpret_cast<double*>(pass.workspace);
+        double *sum = partial + 2 * threads() * C, *sum_sq = sum + C, *mean = sum_sq + C, *inv_std = mean + C;
+        float* scale = reinterpret_cast<float*>(inv_std + C);
+        float* shift = scale + C;
+        if (pass.training) channel_sums(partial, x, x, rows, sum, sum_sq);
+        statistics_of(sum, sum_sq, static_cast<double>(rows), pass.training, mean, inv_std);
+        for (int64_t c = 0; c < C; ++c) {
+            scale[c] = static_cast<float>(gamma_[c] * inv_std[c]);
+            shift[c] = static_cast<float>(beta_[c] - mean[c] * gamma_[c] * inv_std[c]);
+        }
+#pragma omp parallel for schedule(static) num_threads(threads()) if (rows * C > 65536)
+        for (int64_t r = 0; r < rows; ++r) {
+            const float* v = x + r * C;
+            float* out = y + r * C;
+#pragma omp simd
+            for (int64_t c = 0; c < C; ++c) out[c] = v[c] * scale[c] + shift[c];
+        }
+    }
+
+    // As backward(), on rows of C channels.
+    void backward_channels_last(const float* x, float* dy, float* dx, const Pass& pass) {
+        const int64_t C = channels(), P = input_shape().h * input_shape().w, N = pass.batch, rows = N * P;
+        const double count = static_cast<double>(rows);
+        double* partial = reinterpret_cast<double*>(pass.workspace);
+        double *sum_dy = partial + 2 * threads() * C, *sum_dy_xhat = sum_dy + C, *mean = sum_dy_xhat + C,
+               *inv_std = mean + C;
+        for (int64_t c = 0; c < C; ++c) {
+            mean[c] = pass.training ? batch_mean_[c] : running_mean_[c];
+            inv_std[c] = pass.training ? batch_inv_std_[c] : 1.0 / std::sqrt(running_var_[c] + kEpsilon);
+        }
+        channel_sums(partial, dy, x, rows, sum_dy, sum_dy_xhat, mean, inv_std);
+        for (int64_t c = 0; c < C; ++c) {
+            dgamma_[c] += static_cast<float>(sum_dy_xhat[c]);
+            dbeta_[c] += static_cast<float>(sum_dy[c]);
+        }
+        if (!dx) return;
+#pragma omp parallel for schedule(static) num_threads(threads()) if (rows * C > 65536)
+        for (int64_t n = 0; n < N; ++n) {
+            for (int64_t r = n * P; r < (n + 1) * P; ++r) {
+                const float* v = x + r * C;
+                float* g = dy + r * C;
+                for (int64_t c = 0; c < C; ++c) {
+                    if (!pass.training) {
+                        g[c] = static_cast<float>(gamma_[c] * inv_std[c] * g[c]);
+                        continue;
+                    }
+                    const double xhat = (v[c] - mean[c]) * inv_std[c];
+                    g[c] = static_cast<float>(gamma_[c] * inv_std[c] / count *
+                                              (count * g[c] - sum_dy[c] - xhat * sum_dy_xhat[c]));
+                }
+            }
+            store_input_gradient(pass, input_shape(), n, dy + n * P * C, dx);
+        }
+    }
+
     Buffer gamma_, beta_, running_mean_, running_var_;  // (C)
     Buffer dgamma_, dbeta_;
     Buffer batch_mean_, batch_inv_std_;  // (C), from the last training forward

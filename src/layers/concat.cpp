@@ -16,8 +16,20 @@ class Concat final : public MergeLayer {
     LayerConfig config() const override { return ConcatConfig{}; }
     std::string spec() const override { return "concat"; }
 
+    // Channels-last: each position's channels are the inputs' channels there, one after another.
+    ChannelsLast channels_last() const override { return ChannelsLast::keeps; }
+
     // xs[k]: (N, C_k, H, W) -> y: (N, sum C_k, H, W)
     void forward_inputs(const std::vector<const float*>& xs, float* y, const Pass& pass) override {
+        if (pass.layouts.output == Layout::nhwc) {
+            for_each_slice(
+                pass.batch,
+                [&](size_t k, float* out, int64_t at, int64_t count) {
+                    std::memcpy(out, xs[k] + at, sizeof(float) * static_cast<size_t>(count));
+                },
+                y);
+            return;
+        }
         const int64_t out_image = output_shape().elements();
 #pragma omp parallel for schedule(static) if (pass.batch * out_image >= (1 << 16))
         for (int64_t n = 0; n < pass.batch; ++n) {
@@ -33,6 +45,16 @@ class Concat final : public MergeLayer {
     // Each input's gradient is its slice of dy, added to what its destination holds.
     void backward_inputs(const std::vector<const float*>&, const float*, float* dy,
                          const std::vector<float*>& dxs, const Pass& pass) override {
+        if (pass.layouts.output == Layout::nhwc) {
+            for_each_slice(
+                pass.batch,
+                [&](size_t k, float* slice, int64_t at, int64_t count) {
+                    if (float* dx = dxs[k])
+                        for (int64_t i = 0; i < count; ++i) dx[at + i] += slice[i];
+                },
+                dy);
+            return;
+        }
         const int64_t out_image = output_shape().elements();
 #pragma omp parallel for schedule(static) if (pass.batch * out_image >= (1 << 16))
         for (int64_t n = 0; n < pass.batch; ++n) {
@@ -45,6 +67,23 @@ class Concat final : public MergeLayer {
                     for (int64_t i = 0; i < image; ++i) dst[i] += slice[i];
                 }
                 offset += image;
+            }
+        }
+    }
+
+  private:
+    // Channels-last: visit(k, where input k's channels sit in `out`, their offset in input k, how many)
+    // for every position of every image.
+    template <class Visit>
+    void for_each_slice(int64_t batch, Visit visit, float* out) const {
+        const int64_t positions = batch * output_shape().h * output_shape().w, C = output_shape().c;
+#pragma omp parallel for schedule(static) if (positions * C >= (1 << 16))
+        for (int64_t p = 0; p < positions; ++p) {
+            int64_t offset = 0;
+            for (size_t k = 0; k < input_shapes().size(); ++k) {
+                const int64_t ck = input_shapes()[k].c;
+                visit(k, out + p * C + offset, p * ck, ck);
+                offset += ck;
             }
         }
     }

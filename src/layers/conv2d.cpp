@@ -83,7 +83,9 @@ class Conv2d final : public Layer {
         return floats;
     }
     // A softmax over channels is computed on (N, C, H, W).
-    bool takes_channels_last() const override { return config_.activation.kind != Activation::softmax; }
+    ChannelsLast channels_last() const override {
+        return config_.activation.kind == Activation::softmax ? ChannelsLast::no : ChannelsLast::converts;
+    }
 
     std::vector<ParamRef> params() override {
         std::vector<ParamRef> p{{"weight",

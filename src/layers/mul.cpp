@@ -17,6 +17,9 @@ class Mul final : public MergeLayer {
 
     // x: (N, C, H, W), gate: (N, C, H, W) or (N, C, 1, 1) -> y: (N, C, H, W)
     bool in_place() const override { return true; }  // each value is read before it is written
+    // A full-size gate is element by element; a per-channel one (1x1xC, the same in either layout)
+    // is indexed by each value's channel.
+    ChannelsLast channels_last() const override { return ChannelsLast::keeps; }
 
     void forward_inputs(const std::vector<const float*>& xs, float* y, const Pass& pass) override {
         const Shape s = output_shape();
@@ -24,6 +27,14 @@ class Mul final : public MergeLayer {
         const float* x = xs[0];
         const float* gate = xs[1];
         const bool broadcast = gate_is_per_channel();
+        if (broadcast && pass.layouts.input == Layout::nhwc) {
+#pragma omp parallel for schedule(static) if (pass.batch * C * P >= (1 << 16))
+            for (int64_t np = 0; np < pass.batch * P; ++np) {
+                const float* g = gate + np / P * C;
+                for (int64_t c = 0; c < C; ++c) y[np * C + c] = x[np * C + c] * g[c];
+            }
+            return;
+        }
 #pragma omp parallel for schedule(static) if (pass.batch * C * P >= (1 << 16))
         for (int64_t nc = 0; nc < pass.batch * C; ++nc)
             for (int64_t p = 0; p < P; ++p)
@@ -40,6 +51,22 @@ class Mul final : public MergeLayer {
         const bool broadcast = gate_is_per_channel();
         float* dx = dxs[0];
         float* dgate = dxs[1];
+        if (broadcast && pass.layouts.input == Layout::nhwc) {
+#pragma omp parallel for schedule(static) if (pass.batch * C * P >= (1 << 16))
+            for (int64_t nc = 0; nc < pass.batch * C; ++nc) {
+                const int64_t n = nc / C, c = nc % C;
+                const float* d = dy + n * P * C + c;  // channel c of image n: every C-th value
+                const float* v = x + n * P * C + c;
+                if (dgate) {
+                    double sum = 0;
+                    for (int64_t p = 0; p < P; ++p) sum += static_cast<double>(d[p * C]) * v[p * C];
+                    dgate[nc] += static_cast<float>(sum);
+                }
+                if (dx)
+                    for (int64_t p = 0; p < P; ++p) dx[n * P * C + p * C + c] += d[p * C] * gate[nc];
+            }
+            return;
+        }
 #pragma omp parallel for schedule(static) if (pass.batch * C * P >= (1 << 16))
         for (int64_t nc = 0; nc < pass.batch * C; ++nc) {
             const float* d = dy + nc * P;

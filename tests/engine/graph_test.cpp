@@ -12,6 +12,7 @@
 #include "lenz/buffer.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
+#include "lenz/report.h"
 #include "lenz/summary.h"
 
 namespace lenz {
@@ -89,6 +90,27 @@ const char* kConvNeXtBlock =
     "globalavgpool\n"
     "dense 3\n";
 
+// Channels-last from the first convolution to the last: batch norm, a standalone relu, a residual
+// add, a per-channel gate (mul) and a concatenation keep the layout, so no value between the
+// convolutions is reordered.
+const char* kChannelsLast =
+    "input 6x6x3\n"
+    "conv 4 3x3 padding=same nobias name=stem\n"
+    "batchnorm\n"
+    "relu name=a\n"
+    "conv 4 3x3 padding=same name=b\n"
+    "add a b relu name=r\n"
+    "globalavgpool from=input\n"
+    "dense 4 sigmoid name=gate\n"
+    "mul r gate name=m\n"
+    "conv 3 1x1 tanh name=c1\n"
+    "conv 2 3x3 padding=same from=m name=c2\n"
+    "concat c1 c2\n"
+    "conv 4 3x3 padding=same\n"
+    "globalavgpool\n"
+    "flatten\n"
+    "dense 3\n";
+
 Model graph_model(const std::string& text) {
     Model m = parse_model(text, "graph.lenz");
     m.init_params(11);
@@ -115,10 +137,12 @@ void expect_parameter_gradients_match(const std::string& text) {
     loss();
     std::vector<std::vector<float>> analytic;
     for (Model::NamedParam& p : m.named_params())
-        analytic.emplace_back(p.ref.grad->data(), p.ref.grad->data() + p.ref.grad->size());
+        if (p.ref.trainable)
+            analytic.emplace_back(p.ref.grad->data(), p.ref.grad->data() + p.ref.grad->size());
     int checked = 0, total = 0;
     size_t k = 0;
     for (Model::NamedParam& p : m.named_params()) {
+        if (!p.ref.trainable) continue;  // batch norm's running statistics
         Buffer& value = *p.ref.value;
         // At most about 16 entries of each tensor, spread over it: every layer is covered, fast.
         const int64_t stride = std::max<int64_t>(1, value.size() / 16);
@@ -158,13 +182,32 @@ TEST(Graph, ShuffleUnitGradientsMatchFiniteDifferences) {
     expect_parameter_gradients_match(kShuffleUnit);
 }
 
+TEST(Graph, ChannelsLastThroughBatchNormAddMulAndConcat) {
+    Model m = graph_model(kChannelsLast);
+    const std::vector<Layouts> layouts = plan_layouts(m);
+    for (int64_t i : {1, 2, 3, 4, 7, 8, 9, 10})  // batchnorm .. concat: input and output channels-last
+        EXPECT_TRUE(layouts[static_cast<size_t>(i)].input == Layout::nhwc &&
+                    layouts[static_cast<size_t>(i)].output == Layout::nhwc)
+            << "layer " << i + 1;
+    EXPECT_EQ(layouts[0].input, Layout::nchw);    // the model's input
+    EXPECT_EQ(layouts[11].output, Layout::nchw);  // into the global pool
+    expect_parameter_gradients_match(kChannelsLast);
+    // The plain (N, C, H, W) path of the report's feature maps computes the same.
+    const Buffer x = random_input(m, 1, 3);
+    const std::vector<std::vector<float>> plain = layer_outputs(m, x.data());
+    Inference inference(m, 1);
+    const float* y = inference.run(x.data(), 1);
+    for (int64_t k = 0; k < 3; ++k) EXPECT_NEAR(y[k], plain.back()[static_cast<size_t>(k)], 1e-5f) << k;
+}
+
 TEST(Graph, ConvNeXtBlockGradientsMatchFiniteDifferences) {
     expect_parameter_gradients_match(kConvNeXtBlock);
 }
 
 // The arena packs values by lifetime; nothing may be overwritten while a later layer still reads it.
 TEST(Graph, InferenceMatchesTheTrainingForward) {
-    for (const char* text : {kResidual, kBranches, kSqueezeExcite, kShuffleUnit, kConvNeXtBlock}) {
+    for (const char* text :
+         {kResidual, kBranches, kSqueezeExcite, kShuffleUnit, kConvNeXtBlock, kChannelsLast}) {
         SCOPED_TRACE(text);
         Model m = graph_model(text);
         const Buffer x = random_input(m, 4, 9);
