@@ -20,7 +20,7 @@ if [ "${LENZ_SKIP_TSAN:-0}" != "1" ]; then
   # ThreadSanitizer with clang and its OpenMP runtime, whose tool Archer tells ThreadSanitizer about
   # OpenMP's barriers; the runtime and oneDNN themselves are not instrumented, so their accesses are
   # left out. What it checks: separate models on separate threads (Concurrency.*) and the OpenMP
-  # loops of whole training runs, with evaluation and checkpoints, on a chain and on a graph.
+  # loops of whole training runs, with evaluation and checkpoints, on a chain and on graphs.
   cmake --preset tsan >/dev/null
   cmake --build --preset tsan --target lenz lenz_tests
   archer=$(ls /usr/lib/llvm-*/lib/libarcher.so | head -n 1)
@@ -32,6 +32,9 @@ if [ "${LENZ_SKIP_TSAN:-0}" != "1" ]; then
   # A graph: the residual block's add and its shared gradient buffers.
   build-tsan/lenz train models/residual-block.lenz --data fashion-mnist --epochs 1 --limit-train 256 \
     --limit-test 128 --threads 2 --no-report --quiet --out "$tsan_run/residual"
+  # Channels-last batch norm (per-thread sums), depthwise convolutions, squeeze-and-excitation gates.
+  build-tsan/lenz train models/fashion-mobile.lenz --data fashion-mnist --epochs 1 --limit-train 256 \
+    --limit-test 128 --threads 2 --no-report --quiet --out "$tsan_run/mobile"
   rm -rf "$tsan_run"
-  echo "ThreadSanitizer: Concurrency.* and two training runs (a chain and a graph), no races"
+  echo "ThreadSanitizer: Concurrency.* and three training runs (a chain and two graphs), no races"
 fi
