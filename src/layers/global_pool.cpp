@@ -16,13 +16,15 @@ class GlobalPool final : public Layer {
     LayerConfig config() const override { return GlobalPoolConfig{kind_}; }
     std::string spec() const override { return kind(); }
     int64_t other_ops() const override { return input_shape().elements(); }
+    // Either layout in; the output has one pixel, the same in memory either way.
+    ChannelsLast channels_last() const override { return ChannelsLast::converts; }
 
     void forward(const float* x, float* y, const Pass& pass) override {
         const Shape in = input_shape();
         if (kind_ == PoolKind::max)
-            cpu::global_maxpool_forward(pass.batch, in.c, in.h * in.w, x, y);
+            cpu::global_maxpool_forward(pass.batch, in.c, in.h * in.w, x, y, pass.layouts.input);
         else
-            cpu::global_avgpool_forward(pass.batch, in.c, in.h * in.w, x, y);
+            cpu::global_avgpool_forward(pass.batch, in.c, in.h * in.w, x, y, pass.layouts.input);
     }
     int64_t workspace_floats(int64_t, bool training, Layouts) const override {
         return training ? threads() * input_shape().elements() : 0;
@@ -36,9 +38,10 @@ class GlobalPool final : public Layer {
         };
         if (kind_ == PoolKind::max)
             cpu::global_maxpool_backward(pass.batch, in.c, in.h * in.w, x, dy, store, pass.workspace,
-                                         threads());
+                                         threads(), pass.layouts.input);
         else
-            cpu::global_avgpool_backward(pass.batch, in.c, in.h * in.w, dy, store, pass.workspace, threads());
+            cpu::global_avgpool_backward(pass.batch, in.c, in.h * in.w, dy, store, pass.workspace, threads(),
+                                         pass.layouts.input);
     }
 
   protected:

@@ -189,9 +189,15 @@ TEST(Graph, ChannelsLastThroughBatchNormAddMulAndConcat) {
         EXPECT_TRUE(layouts[static_cast<size_t>(i)].input == Layout::nhwc &&
                     layouts[static_cast<size_t>(i)].output == Layout::nhwc)
             << "layer " << i + 1;
-    EXPECT_EQ(layouts[0].input, Layout::nchw);    // the model's input
-    EXPECT_EQ(layouts[11].output, Layout::nchw);  // into the global pool
+    EXPECT_EQ(layouts[0].input, Layout::nchw);   // the model's input
+    EXPECT_EQ(layouts[12].input, Layout::nhwc);  // the global pool reads either layout
     expect_parameter_gradients_match(kChannelsLast);
+    // Global max pooling, channels-last: the gradient goes to each channel's first maximum.
+    const char* max_pooled =
+        "input 5x5x2\nconv 3 3x3 padding=same\nconv 4 3x3 padding=same\nglobalmaxpool\n"
+        "flatten\ndense 3\n";
+    EXPECT_EQ(plan_layouts(graph_model(max_pooled))[2].input, Layout::nhwc);
+    expect_parameter_gradients_match(max_pooled);
     // The plain (N, C, H, W) path of the report's feature maps computes the same.
     const Buffer x = random_input(m, 1, 3);
     const std::vector<std::vector<float>> plain = layer_outputs(m, x.data());

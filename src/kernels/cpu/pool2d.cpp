@@ -130,36 +130,63 @@ void avgpool_backward(const ConvGeometry& g, int64_t N, const float* dy, const I
     });
 }
 
-void global_avgpool_forward(int64_t N, int64_t C, int64_t P, const float* x, float* y) {
+namespace {
+
+// Where value (c, p) of an image sits: c·P + p, or channels-last p·C + c.
+struct PlaneStrides {
+    int64_t channel, position;
+};
+PlaneStrides strides_of(Layout layout, int64_t C, int64_t P) {
+    return layout == Layout::nhwc ? PlaneStrides{1, C} : PlaneStrides{P, 1};
+}
+
+// The first position of the largest value of channel c in one image.
+int64_t first_max(const float* image, int64_t c, int64_t P, PlaneStrides s) {
+    const float* v = image + c * s.channel;
+    int64_t best = 0;
+    for (int64_t p = 1; p < P; ++p)
+        if (v[p * s.position] > v[best * s.position]) best = p;
+    return best;
+}
+
+}  // namespace
+
+void global_avgpool_forward(int64_t N, int64_t C, int64_t P, const float* x, float* y, Layout layout) {
+    const PlaneStrides s = strides_of(layout, C, P);
     for (int64_t nc = 0; nc < N * C; ++nc) {
+        const float* v = x + nc / C * C * P + nc % C * s.channel;
         double sum = 0.0;
-        for (int64_t p = 0; p < P; ++p) sum += x[nc * P + p];
+        for (int64_t p = 0; p < P; ++p) sum += v[p * s.position];
         y[nc] = static_cast<float>(sum / static_cast<double>(P));
     }
 }
 
-void global_maxpool_forward(int64_t N, int64_t C, int64_t P, const float* x, float* y) {
-    for (int64_t nc = 0; nc < N * C; ++nc) y[nc] = *std::max_element(x + nc * P, x + (nc + 1) * P);
+void global_maxpool_forward(int64_t N, int64_t C, int64_t P, const float* x, float* y, Layout layout) {
+    const PlaneStrides s = strides_of(layout, C, P);
+    for (int64_t nc = 0; nc < N * C; ++nc) {
+        const float* image = x + nc / C * C * P;
+        y[nc] = image[nc % C * s.channel + first_max(image, nc % C, P, s) * s.position];
+    }
 }
 
 void global_avgpool_backward(int64_t N, int64_t C, int64_t P, const float* dy, const ImageGradientSink& sink,
-                             float* workspace, int threads) {
+                             float* workspace, int threads, Layout layout) {
+    const PlaneStrides s = strides_of(layout, C, P);
     for_each_image_gradient(N, C * P, workspace, threads, sink, [&](int64_t n, float* dx) {
         for (int64_t c = 0; c < C; ++c) {
             const float share = dy[n * C + c] / static_cast<float>(P);
-            std::fill(dx + c * P, dx + (c + 1) * P, share);
+            for (int64_t p = 0; p < P; ++p) dx[c * s.channel + p * s.position] = share;
         }
     });
 }
 
 void global_maxpool_backward(int64_t N, int64_t C, int64_t P, const float* x, const float* dy,
-                             const ImageGradientSink& sink, float* workspace, int threads) {
+                             const ImageGradientSink& sink, float* workspace, int threads, Layout layout) {
+    const PlaneStrides s = strides_of(layout, C, P);
     for_each_image_gradient(N, C * P, workspace, threads, sink, [&](int64_t n, float* dx) {
-        for (int64_t c = 0; c < C; ++c) {
-            const float* plane = x + (n * C + c) * P;
-            std::fill(dx + c * P, dx + (c + 1) * P, 0.0f);
-            dx[c * P + (std::max_element(plane, plane + P) - plane)] = dy[n * C + c];
-        }
+        std::fill(dx, dx + C * P, 0.0f);
+        for (int64_t c = 0; c < C; ++c)
+            dx[c * s.channel + first_max(x + n * C * P, c, P, s) * s.position] = dy[n * C + c];
     });
 }
 

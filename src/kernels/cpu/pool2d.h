@@ -3,6 +3,7 @@
 #pragma once
 #include "kernels/conv_geometry.h"
 #include "kernels/cpu/image_gradient.h"
+#include "lenz/layout.h"
 
 namespace lenz::cpu {
 
@@ -16,12 +17,13 @@ void maxpool_backward(const ConvGeometry& g, int64_t N, const float* x, const fl
 void avgpool_backward(const ConvGeometry& g, int64_t N, const float* dy, const ImageGradientSink& sink,
                       float* workspace, int threads);
 
-// x: (N, C, P) -> y: (N, C)
-void global_avgpool_forward(int64_t N, int64_t C, int64_t P, const float* x, float* y);
-void global_maxpool_forward(int64_t N, int64_t C, int64_t P, const float* x, float* y);
+// x: (N, C, P), or (N, P, C) channels-last -> y: (N, C), the same either way
+void global_avgpool_forward(int64_t N, int64_t C, int64_t P, const float* x, float* y, Layout layout);
+void global_maxpool_forward(int64_t N, int64_t C, int64_t P, const float* x, float* y, Layout layout);
+// Each image of dx, in x's layout, goes to `sink`; scratch: threads * C*P floats.
 void global_avgpool_backward(int64_t N, int64_t C, int64_t P, const float* dy, const ImageGradientSink& sink,
-                             float* workspace, int threads);
+                             float* workspace, int threads, Layout layout);
 void global_maxpool_backward(int64_t N, int64_t C, int64_t P, const float* x, const float* dy,
-                             const ImageGradientSink& sink, float* workspace, int threads);
+                             const ImageGradientSink& sink, float* workspace, int threads, Layout layout);
 
 }  // namespace lenz::cpu
