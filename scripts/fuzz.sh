@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-10}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(fuzz_model_text fuzz_checkpoint fuzz_idx fuzz_image fuzz_onnx)
+[ ${#targets[@]} -eq 0 ] && targets=(fuzz_model_text fuzz_checkpoint fuzz_idx fuzz_image fuzz_onnx fuzz_npy)
 
 if [ ! -f build-fuzz/build.ninja ]; then
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DLENZ_FUZZ=ON -DLENZ_BUILD_TESTS=OFF \
