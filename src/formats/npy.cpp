@@ -103,7 +103,9 @@ NpyArray parse_npy(const std::string& bytes, const std::string& name) {
                           std::to_string(count * 4) + " bytes) but the file has " +
                           std::to_string(data_bytes) + " bytes of data");
     array.data.resize(static_cast<size_t>(count));
-    std::memcpy(array.data.data(), bytes.data() + start + header_bytes, data_bytes);  // little-endian host
+    if (data_bytes > 0)  // an empty array's data() may be null, which memcpy may not be given
+        std::memcpy(array.data.data(), bytes.data() + start + header_bytes,
+                    data_bytes);  // little-endian host
     return array;
 }
 
@@ -129,7 +131,8 @@ std::string encode_npy(const NpyArray& array) {
     out += static_cast<char>(header.size() & 0xff);
     out += static_cast<char>(header.size() >> 8);
     out += header;
-    out.append(reinterpret_cast<const char*>(array.data.data()), array.data.size() * sizeof(float));
+    if (!array.data.empty())
+        out.append(reinterpret_cast<const char*>(array.data.data()), array.data.size() * sizeof(float));
     return out;
 }
 
