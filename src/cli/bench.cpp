@@ -16,6 +16,7 @@
 #include "cli/options.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
+#include "lenz/onnx.h"
 #include "lenz/threads.h"
 #include "lenz/train.h"
 
@@ -30,8 +31,18 @@ struct BenchArgs {
     int64_t batches = 30;
     int64_t repeats = 0;  // 0: the workload's default
     double peak = 0;      // layers: the peak to compare with; 0: measure it
+    int64_t batch = 1;    // a model file's inference batch
     bool json = false;
 };
+
+// A model file with weights: its own (a checkpoint, an .onnx file), or those --seed 1 gives a .lenz file.
+Model load_for_bench(const std::string& path) {
+    const std::string ext = std::filesystem::path(path).extension().string();
+    if (ext == ".onnx" || ext == ".safetensors") return load_any_model(path);
+    Model model = load_model_file(path);
+    model.init_params(1);
+    return model;
+}
 
 // Resident memory now and at its peak, from /proc (kB -> bytes).
 int64_t proc_status_bytes(const char* key) {
@@ -102,8 +113,7 @@ nlohmann::json bench_train(const std::string& model_path, int64_t batch, int64_t
 
 nlohmann::json bench_infer(const std::string& model_path, int64_t batch, int64_t runs, int64_t warmup) {
     const ResidentMemory start;
-    Model model = load_model_file(model_path);
-    model.init_params(1);
+    Model model = load_for_bench(model_path);
     Inference inference(model, batch);
     const auto x = random_input(batch * model.input_shape().elements(), 3);
     std::vector<double> times;
@@ -295,9 +305,13 @@ int run_bench(const BenchArgs& a) {
         r = bench_infer(seed, 1, rep(20), 2);
     else if (w == "seed-train")
         r = bench_train(seed, 50, rep(3), 1);
+    else if (std::filesystem::is_regular_file(w))  // any model file: inference at --batch
+        r = bench_infer(w, a.batch, rep(20), 3);
     else
-        throw Error("unknown workload '" + w +
-                    "' (expected fmnist-train, fmnist-infer, fmnist-latency, seed-infer, seed-train)");
+        throw Error(
+            "unknown workload '" + w +
+            "' (expected fmnist-train, fmnist-infer, fmnist-latency, seed-infer, seed-train, layers or "
+            "a model file)");
     r["workload"] = w;
     r["threads"] = threads();
     if (a.json) {
@@ -319,8 +333,11 @@ void add_bench(CLI::App& app, Runner& run) {
     CLI::App* cmd =
         app.add_subcommand("bench", "Throughput and latency of standard workloads (synthetic data)");
     cmd->add_option("workload", a->workload,
-                    "fmnist-train, fmnist-infer, fmnist-latency, seed-infer, seed-train or layers")
+                    "fmnist-train, fmnist-infer, fmnist-latency, seed-infer, seed-train, layers, or a model "
+                    "file (.lenz, weights from seed 1; a checkpoint; .onnx) timed at inference")
         ->required();
+    cmd->add_option("--batch", a->batch, "a model file: images per inference run (default 1)")
+        ->check(CLI::Range(int64_t{1}, int64_t{1} << 16));
     cmd->add_option("--batches", a->batches, "training steps to time (fmnist-train; default 30)")
         ->check(CLI::Range(1, 100000));
     cmd->add_option("--repeats", a->repeats, "timed runs (inference, seed-train)")

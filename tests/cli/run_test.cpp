@@ -81,6 +81,22 @@ TEST(Run, AModelFileRunsWithTheWeightsOfItsSeed) {
     EXPECT_EQ(shown.out.rfind("output (3, 10) float32\n  [0] ", 0), 0u) << shown.out;
 }
 
+// lenz bench MODEL times any model file as the named workloads do, with the same keys.
+TEST(Run, BenchTimesAnyModelFile) {
+    for (const std::string& model :
+         {std::string(LENZ_SOURCE_DIR "/models/fashion.lenz"), kGolden + "pytorch_view.onnx"}) {
+        const CommandResult r = run_lenz("bench " + model + " --batch 3 --repeats 2 --json");
+        ASSERT_EQ(r.status, 0) << r.out;
+        const nlohmann::json j = nlohmann::json::parse(r.out);
+        EXPECT_EQ(j["workload"], model);
+        EXPECT_EQ(j["batch"], 3);
+        EXPECT_EQ(j["runs"], 2);
+        EXPECT_GT(j["latency_ms"].get<double>(), 0.0);
+        EXPECT_NEAR(j["images_per_s"].get<double>(), 3000.0 / j["latency_ms"].get<double>(),
+                    1e-6 * j["images_per_s"].get<double>());
+    }
+}
+
 TEST(Run, ArraysThatDoNotFitAreOneLineErrors) {
     Scratch dir;
     write_npy(dir.file("wrong.npy"), NpyArray{{2, 3, 28, 28}, std::vector<float>(2 * 3 * 28 * 28)});
