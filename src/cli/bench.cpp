@@ -308,7 +308,7 @@ int run_bench(const BenchArgs& a) {
     else if (std::filesystem::is_regular_file(w))  // any model file: inference at --batch
         r = bench_infer(w, a.batch, rep(20), 3);
     else
-        throw Error(
+        throw UsageError(
             "unknown workload '" + w +
             "' (expected fmnist-train, fmnist-infer, fmnist-latency, seed-infer, seed-train, layers or "
             "a model file)");

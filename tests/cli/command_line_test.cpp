@@ -71,6 +71,7 @@ const char* kTinyModel = "input 8x8x3\nconv 4 3x3 padding=same relu\nmaxpool 2\n
 
 TEST(CommandLine, UsageErrorsAreOneLineAndExitTwo) {
     expect_usage_error("frobnicate", "unknown command 'frobnicate'");
+    expect_usage_error("bench nonesuch", "unknown workload 'nonesuch'");
     expect_usage_error("train " + kFashion + " --bogus", "unknown option '--bogus'");
     expect_usage_error("train " + kFashion + " --epochs 0", "--epochs");
     expect_usage_error("train " + kFashion + " --batch -1", "--batch");
