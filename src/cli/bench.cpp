@@ -16,7 +16,6 @@
 #include "cli/options.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
-#include "lenz/onnx.h"
 #include "lenz/threads.h"
 #include "lenz/train.h"
 
@@ -34,15 +33,6 @@ struct BenchArgs {
     int64_t batch = 1;    // a model file's inference batch
     bool json = false;
 };
-
-// A model file with weights: its own (a checkpoint, an .onnx file), or those --seed 1 gives a .lenz file.
-Model load_for_bench(const std::string& path) {
-    const std::string ext = std::filesystem::path(path).extension().string();
-    if (ext == ".onnx" || ext == ".safetensors") return load_any_model(path);
-    Model model = load_model_file(path);
-    model.init_params(1);
-    return model;
-}
 
 // Resident memory now and at its peak, from /proc (kB -> bytes).
 int64_t proc_status_bytes(const char* key) {
@@ -84,8 +74,7 @@ double seconds(Clock::time_point a, Clock::time_point b) {
 
 nlohmann::json bench_train(const std::string& model_path, int64_t batch, int64_t steps, int64_t warmup) {
     const ResidentMemory start;
-    Model model = load_model_file(model_path);
-    model.init_params(1);
+    Model model = load_with_weights(model_path, 1).model;
     TrainingStep step(model, batch);
     Optimizer opt(model, {.kind = OptimizerKind::momentum, .momentum = 0.9});
     const int64_t classes = model.output_shape().elements();
@@ -113,7 +102,7 @@ nlohmann::json bench_train(const std::string& model_path, int64_t batch, int64_t
 
 nlohmann::json bench_infer(const std::string& model_path, int64_t batch, int64_t runs, int64_t warmup) {
     const ResidentMemory start;
-    Model model = load_for_bench(model_path);
+    Model model = load_with_weights(model_path, 1).model;
     Inference inference(model, batch);
     const auto x = random_input(batch * model.input_shape().elements(), 3);
     std::vector<double> times;

@@ -1,10 +1,13 @@
 // Options several subcommands share, and helpers to print tables.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <string>
 
+#include "lenz/checkpoint.h"
 #include "lenz/data.h"
 #include "lenz/model.h"
+#include "lenz/onnx.h"
 
 namespace lenz::cli {
 
@@ -33,6 +36,16 @@ inline DataSplit load_data_for(const Model& model, const std::string& spec, doub
     o.width = model.input_shape().w;
     o.channels = model.input_shape().c;
     return load_dataset(spec, o);
+}
+
+// A model with weights: a trained one's own (a checkpoint, an .onnx file, with the normalisation it
+// holds), or for a .lenz file those init_params(seed) gives, as lenz train would start from.
+inline LoadedModel load_with_weights(const std::string& path, uint64_t seed) {
+    const std::string ext = std::filesystem::path(path).extension().string();
+    if (ext == ".onnx" || ext == ".safetensors") return load_trained_model(path);
+    LoadedModel loaded{load_model_file(path), {}};
+    loaded.model.init_params(seed);
+    return loaded;
 }
 
 }  // namespace lenz::cli

@@ -28,16 +28,6 @@ std::string shape_text(const std::vector<int64_t>& shape) {
     return s + (shape.size() == 1 ? ",)" : ")");
 }
 
-// What the model file computes: a .lenz file with weights from --seed, or a trained model (a
-// checkpoint, an .onnx file) with the normalisation it holds, which an exported graph applies itself.
-LoadedModel load_for_run(const std::string& path, uint64_t seed) {
-    const std::string ext = std::filesystem::path(path).extension().string();
-    if (ext == ".onnx" || ext == ".safetensors") return load_trained_model(path);
-    LoadedModel loaded{load_model_file(path), {}};
-    loaded.model.init_params(seed);
-    return loaded;
-}
-
 int run_run(const RunArgs& a) {
     std::string input_path = a.input;
     if (const size_t eq = a.input.find('='); eq != std::string::npos && !std::filesystem::exists(a.input)) {
@@ -45,7 +35,7 @@ int run_run(const RunArgs& a) {
             throw UsageError("--input " + a.input + ": the model has one input, named 'input'");
         input_path = a.input.substr(eq + 1);
     }
-    LoadedModel loaded = load_for_run(a.model, a.seed);
+    LoadedModel loaded = load_with_weights(a.model, a.seed);
     Model& model = loaded.model;
     NpyArray x = read_npy(input_path);
     const Shape in = model.input_shape();

@@ -77,9 +77,8 @@ class BatchNorm final : public Layer {
         const double count = static_cast<double>(N * P);
 #pragma omp parallel for schedule(static) if (N * C * P > 65536)
         for (int64_t c = 0; c < C; ++c) {
-            double mean, inv_std;
-            if (pass.training) {
-                double sum = 0.0, sq = 0.0;
+            double sum = 0.0, sq = 0.0, mean, inv_std;
+            if (pass.training)
                 for (int64_t n = 0; n < N; ++n) {
                     const float* v = x + (n * C + c) * P;
                     for (int64_t p = 0; p < P; ++p) {
@@ -87,20 +86,7 @@ class BatchNorm final : public Layer {
                         sq += static_cast<double>(v[p]) * v[p];
                     }
                 }
-                mean = sum / count;
-                const double var = std::max(sq / count - mean * mean, 0.0);
-                inv_std = 1.0 / std::sqrt(var + kEpsilon);
-                batch_mean_[c] = static_cast<float>(mean);
-                batch_inv_std_[c] = static_cast<float>(inv_std);
-                // PyTorch keeps the unbiased variance in its running estimate.
-                const double unbiased = count > 1 ? var * count / (count - 1) : var;
-                running_mean_[c] = static_cast<float>((1 - kMomentum) * running_mean_[c] + kMomentum * mean);
-                running_var_[c] =
-                    static_cast<float>((1 - kMomentum) * running_var_[c] + kMomentum * unbiased);
-            } else {
-                mean = running_mean_[c];
-                inv_std = 1.0 / std::sqrt(running_var_[c] + kEpsilon);
-            }
+            statistics_of(c, sum, sq, count, pass.training, mean, inv_std);
             const float scale = static_cast<float>(gamma_[c] * inv_std);
             const float shift = static_cast<float>(beta_[c] - mean * gamma_[c] * inv_std);
             for (int64_t n = 0; n < N; ++n) {
@@ -168,27 +154,24 @@ class BatchNorm final : public Layer {
     }
 
   private:
-    // The batch's mean and 1/std per channel in training (updating the running statistics), the
+    // Channel c's mean and 1/std: the batch's in training (updating the running statistics), the
     // running ones otherwise.
-    void statistics_of(const double* sum, const double* sum_sq, double count, bool training, double* mean,
-                       double* inv_std) {
-        for (int64_t c = 0; c < channels(); ++c) {
-            if (training) {
-                mean[c] = sum[c] / count;
-                const double var = std::max(sum_sq[c] / count - mean[c] * mean[c], 0.0);
-                inv_std[c] = 1.0 / std::sqrt(var + kEpsilon);
-                batch_mean_[c] = static_cast<float>(mean[c]);
-                batch_inv_std_[c] = static_cast<float>(inv_std[c]);
-                const double unbiased = count > 1 ? var * count / (count - 1) : var;
-                running_mean_[c] =
-                    static_cast<float>((1 - kMomentum) * running_mean_[c] + kMomentum * mean[c]);
-                running_var_[c] =
-                    static_cast<float>((1 - kMomentum) * running_var_[c] + kMomentum * unbiased);
-            } else {
-                mean[c] = running_mean_[c];
-                inv_std[c] = 1.0 / std::sqrt(running_var_[c] + kEpsilon);
-            }
+    void statistics_of(int64_t c, double sum, double sum_sq, double count, bool training, double& mean,
+                       double& inv_std) {
+        if (!training) {
+            mean = running_mean_[c];
+            inv_std = 1.0 / std::sqrt(running_var_[c] + kEpsilon);
+            return;
         }
+        mean = sum / count;
+        const double var = std::max(sum_sq / count - mean * mean, 0.0);
+        inv_std = 1.0 / std::sqrt(var + kEpsilon);
+        batch_mean_[c] = static_cast<float>(mean);
+        batch_inv_std_[c] = static_cast<float>(inv_std);
+        // PyTorch keeps the unbiased variance in its running estimate.
+        const double unbiased = count > 1 ? var * count / (count - 1) : var;
+        running_mean_[c] = static_cast<float>((1 - kMomentum) * running_mean_[c] + kMomentum * mean);
+        running_var_[c] = static_cast<float>((1 - kMomentum) * running_var_[c] + kMomentum * unbiased);
     }
 
     // Per-channel sums over the rows (N·H·W of them, C values each) of a and, if given, a·b: each
@@ -230,8 +213,9 @@ class BatchNorm final : public Layer {
         float* scale = reinterpret_cast<float*>(inv_std + C);
         float* shift = scale + C;
         if (pass.training) channel_sums(partial, x, x, rows, sum, sum_sq);
-        statistics_of(sum, sum_sq, static_cast<double>(rows), pass.training, mean, inv_std);
         for (int64_t c = 0; c < C; ++c) {
+            statistics_of(c, pass.training ? sum[c] : 0.0, pass.training ? sum_sq[c] : 0.0,
+                          static_cast<double>(rows), pass.training, mean[c], inv_std[c]);
             scale[c] = static_cast<float>(gamma_[c] * inv_std[c]);
             shift[c] = static_cast<float>(beta_[c] - mean[c] * gamma_[c] * inv_std[c]);
         }
