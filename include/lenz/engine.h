@@ -6,6 +6,7 @@
 
 #include "lenz/buffer.h"
 #include "lenz/model.h"
+#include "lenz/precision.h"
 
 namespace lenz {
 
@@ -26,6 +27,7 @@ std::vector<char> gradient_needed(const Model& model);
 
 struct InferencePlan {
     int64_t batch = 1;
+    Precision precision = Precision::f32;
     std::vector<Layouts> layouts;  // per layer, from plan_layouts
     // Where each value lives, in floats from the arena's start (value 0: the input; i + 1: layer i's output).
     std::vector<int64_t> value_offset;
@@ -37,10 +39,12 @@ struct InferencePlan {
     int64_t input_floats = 0;
     int64_t bytes() const;  // throws ShapeError if it overflows 64 bits
 };
-InferencePlan plan_inference(const Model& model, int64_t batch);
+// A precision the CPU lacks is an Error (require_precision).
+InferencePlan plan_inference(const Model& model, int64_t batch, Precision precision = Precision::f32);
 
 struct TrainingPlan {
     int64_t batch = 1;
+    Precision precision = Precision::f32;
     std::vector<Layouts> layouts;   // per layer, from plan_layouts
     int64_t param_floats = 0;       // trainable parameters and running statistics
     int64_t gradient_floats = 0;    // one per trainable parameter of the layers that are not frozen
@@ -55,13 +59,14 @@ struct TrainingPlan {
     int64_t workspace_floats = 0;
     int64_t bytes() const;  // throws ShapeError if it overflows 64 bits
 };
-TrainingPlan plan_training(const Model& model, int64_t batch, OptimizerKind optimizer);
+TrainingPlan plan_training(const Model& model, int64_t batch, OptimizerKind optimizer,
+                           Precision precision = Precision::f32);
 
 // Inference in one arena: outputs alternate between the arena's two ends, in-place layers
 // overwrite their input, flatten only renames. Allocates exactly plan_inference(model, batch).
 class Inference {
   public:
-    Inference(Model& model, int64_t max_batch);
+    Inference(Model& model, int64_t max_batch, Precision precision = Precision::f32);
     // input: (N, C, H, W), N <= max_batch. Returns (N, output) inside the arena, valid until the next run.
     const float* run(const float* input, int64_t batch);
     const InferencePlan& plan() const { return plan_; }
@@ -77,7 +82,7 @@ class Inference {
 // Forward, softmax cross-entropy and backward for one mini-batch; gradients land in the layers.
 class TrainingStep {
   public:
-    TrainingStep(Model& model, int64_t max_batch);
+    TrainingStep(Model& model, int64_t max_batch, Precision precision = Precision::f32);
     struct Result {
         double loss_sum = 0.0;  // summed over the batch
         int64_t correct = 0;
@@ -96,6 +101,7 @@ class TrainingStep {
 
     Model& model_;
     int64_t max_batch_;
+    Precision precision_;
     Buffer input_;
     std::vector<Buffer> activations_;             // one per layer that is not a view
     std::vector<Buffer> value_gradients_;         // one per value with a gradient of its own

@@ -9,6 +9,7 @@
 #include "lenz/buffer.h"
 #include "lenz/layer_config.h"
 #include "lenz/layout.h"
+#include "lenz/precision.h"
 #include "lenz/random.h"
 #include "lenz/shape.h"
 
@@ -27,9 +28,10 @@ struct ParamRef {
 struct Pass {
     int64_t batch = 1;
     bool training = false;
-    float* workspace = nullptr;  // at least workspace_floats(batch, training, layouts) floats
+    float* workspace = nullptr;  // at least workspace_floats(batch, training, layouts, precision) floats
     Layouts layouts;             // of x and dx, y and dy; nchw unless the layer takes channels-last
-    uint64_t seed = 0;           // dropout masks: derived from this per step
+    Precision precision = Precision::f32;  // of convolutions and matrix products
+    uint64_t seed = 0;                     // dropout masks: derived from this per step
     // Forward only: leave out a fused softmax; the loss computes it from the logits, stably.
     bool logits_only = false;
     // Backward only: dx may be the layer's own input x (the engine overwrites activations with their
@@ -84,7 +86,8 @@ class Layer {
     virtual bool in_place() const { return false; }
     // Scratch space one call needs, in floats; the engine gives each call one shared workspace.
     // In training this includes room to build one image of dx per thread (or the batch's, for dense).
-    virtual int64_t workspace_floats(int64_t /*batch*/, bool /*training*/, Layouts /*layouts*/) const {
+    virtual int64_t workspace_floats(int64_t /*batch*/, bool /*training*/, Layouts /*layouts*/,
+                                     Precision /*precision*/) const {
         return 0;
     }
     // Which layouts forward and backward take (Pass::layouts).

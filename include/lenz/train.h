@@ -113,6 +113,8 @@ struct TrainConfig {
     bool resume = false;
     int64_t limit_train = 0;  // use only the first N training images (0: all), for quick runs
     int64_t limit_test = 0;
+    // Of convolutions and dense layers (mixed precision: float32 weights, optimizer and the rest).
+    Precision precision = Precision::f32;
     // The caller's options as a JSON object, recorded in checkpoints ("options" in the run's
     // settings) so that a resuming caller can take them up again.
     std::string options_json = "{}";
@@ -152,7 +154,8 @@ void normalize_image(const uint8_t* pixels, int64_t channels, int64_t plane, con
                      float* out);
 
 // Forward over a whole set in inference mode, in batches.
-EvalResult evaluate(Model& model, const ImageSet& set, const Normalization& norm, int64_t batch = 256);
+EvalResult evaluate(Model& model, const ImageSet& set, const Normalization& norm, int64_t batch = 256,
+                    Precision precision = Precision::f32);
 
 // Checks that the data fits the model (input shape, labels within the output) before any work.
 void check_data_fits(const Model& model, const ImageSet& set, const std::string& which);

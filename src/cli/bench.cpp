@@ -31,6 +31,7 @@ struct BenchArgs {
     int64_t repeats = 0;  // 0: the workload's default
     double peak = 0;      // layers: the peak to compare with; 0: measure it
     int64_t batch = 1;    // a model file's inference batch
+    std::string dtype = "float32";
     bool json = false;
 };
 
@@ -72,10 +73,11 @@ double seconds(Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double>(b - a).count();
 }
 
-nlohmann::json bench_train(const std::string& model_path, int64_t batch, int64_t steps, int64_t warmup) {
+nlohmann::json bench_train(const std::string& model_path, int64_t batch, int64_t steps, int64_t warmup,
+                           Precision precision) {
     const ResidentMemory start;
     Model model = load_with_weights(model_path, 1).model;
-    TrainingStep step(model, batch);
+    TrainingStep step(model, batch, precision);
     Optimizer opt(model, {.kind = OptimizerKind::momentum, .momentum = 0.9});
     const int64_t classes = model.output_shape().elements();
     const auto x = random_input(batch * model.input_shape().elements(), 2);
@@ -90,20 +92,22 @@ nlohmann::json bench_train(const std::string& model_path, int64_t batch, int64_t
     }
     double total = 0;
     for (double t : times) total += t;
-    nlohmann::json r{{"batch", batch},
-                     {"steps", steps},
-                     {"step_ms_median", 1000 * median(times)},
-                     {"images_per_s", batch / median(times)},
-                     {"images_per_s_mean", batch * static_cast<double>(times.size()) / total},
-                     {"training_bytes_plan", plan_training(model, batch, OptimizerKind::momentum).bytes()}};
+    nlohmann::json r{
+        {"batch", batch},
+        {"steps", steps},
+        {"step_ms_median", 1000 * median(times)},
+        {"images_per_s", batch / median(times)},
+        {"images_per_s_mean", batch * static_cast<double>(times.size()) / total},
+        {"training_bytes_plan", plan_training(model, batch, OptimizerKind::momentum, precision).bytes()}};
     start.report(r);
     return r;
 }
 
-nlohmann::json bench_infer(const std::string& model_path, int64_t batch, int64_t runs, int64_t warmup) {
+nlohmann::json bench_infer(const std::string& model_path, int64_t batch, int64_t runs, int64_t warmup,
+                           Precision precision) {
     const ResidentMemory start;
     Model model = load_with_weights(model_path, 1).model;
-    Inference inference(model, batch);
+    Inference inference(model, batch, precision);
     const auto x = random_input(batch * model.input_shape().elements(), 3);
     std::vector<double> times;
     for (int64_t r = 0; r < warmup + runs; ++r) {
@@ -115,7 +119,7 @@ nlohmann::json bench_infer(const std::string& model_path, int64_t batch, int64_t
                      {"runs", runs},
                      {"latency_ms", 1000 * median(times)},
                      {"images_per_s", batch / median(times)},
-                     {"inference_bytes_plan", plan_inference(model, batch).bytes()}};
+                     {"inference_bytes_plan", plan_inference(model, batch, precision).bytes()}};
     start.report(r);
     return r;
 }
@@ -197,7 +201,7 @@ nlohmann::json bench_layers(const BenchArgs& a) {
             const int64_t B = setup.batch;
             Buffer x(B * layer.input_shape().elements()), y(B * layer.output_shape().elements());
             Buffer dy(y.size()), dx(i == 0 ? 0 : x.size()),
-                ws(layer.workspace_floats(B, true, layouts[static_cast<size_t>(i)]));
+                ws(layer.workspace_floats(B, true, layouts[static_cast<size_t>(i)], Precision::f32));
             Rng rng(4);
             for (int64_t k = 0; k < x.size(); ++k) x[k] = rng.normal();
             Pass pass;
@@ -284,18 +288,19 @@ int run_bench(const BenchArgs& a) {
     nlohmann::json r;
     const std::string& w = a.workload;
     const auto rep = [&](int64_t d) { return a.repeats > 0 ? a.repeats : d; };
+    const Precision p = precision_of(a.dtype);
     if (w == "fmnist-train")
-        r = bench_train(fashion, 64, a.batches, 3);
+        r = bench_train(fashion, 64, a.batches, 3, p);
     else if (w == "fmnist-infer")
-        r = bench_infer(fashion, 256, rep(20), 3);
+        r = bench_infer(fashion, 256, rep(20), 3, p);
     else if (w == "fmnist-latency")
-        r = bench_infer(fashion, 1, rep(500), 20);
+        r = bench_infer(fashion, 1, rep(500), 20, p);
     else if (w == "seed-infer")
-        r = bench_infer(seed, 1, rep(20), 2);
+        r = bench_infer(seed, 1, rep(20), 2, p);
     else if (w == "seed-train")
-        r = bench_train(seed, 50, rep(3), 1);
+        r = bench_train(seed, 50, rep(3), 1, p);
     else if (std::filesystem::is_regular_file(w))  // any model file: inference at --batch
-        r = bench_infer(w, a.batch, rep(20), 3);
+        r = bench_infer(w, a.batch, rep(20), 3, p);
     else
         throw UsageError(
             "unknown workload '" + w +
@@ -303,6 +308,7 @@ int run_bench(const BenchArgs& a) {
             "a model file)");
     r["workload"] = w;
     r["threads"] = threads();
+    r["dtype"] = precision_name(p);
     if (a.json) {
         std::cout << r.dump() << "\n";
     } else {
@@ -336,6 +342,7 @@ void add_bench(CLI::App& app, Runner& run) {
            "--peak", a->peak,
            "layers: compare with this many GFLOP/s (say, the processor's rated peak) instead of measuring")
         ->check(positive_number);
+    add_dtype_option(cmd, a->dtype);
     cmd->add_flag("--json", a->json, "one JSON object with workload, threads, images_per_s / latency_ms");
     cmd->callback([&run, a] { run = [a] { return run_bench(*a); }; });
 }

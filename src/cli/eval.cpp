@@ -23,6 +23,7 @@ struct EvalArgs {
     uint64_t seed = 1;
     int64_t batch = 256;
     bool json = false;
+    std::string dtype = "float32";
 };
 
 // The evaluation part of the training report; the curves too when the run's metrics.jsonl sits
@@ -78,9 +79,10 @@ DataSplit load_eval_data(const EvalArgs& a, const LoadedModel& loaded, const std
 }
 
 int run_eval(const EvalArgs& a, const std::set<std::string>& given) {
+    const Precision precision = precision_of(a.dtype);
     LoadedModel loaded = load_trained_model(a.checkpoint);
     const DataSplit data = load_eval_data(a, loaded, given);
-    const EvalResult r = evaluate(loaded.model, data.test, loaded.info.normalization, a.batch);
+    const EvalResult r = evaluate(loaded.model, data.test, loaded.info.normalization, a.batch, precision);
     const std::vector<std::string>& names =
         data.test.class_names.empty() ? loaded.info.class_names : data.test.class_names;
     auto name = [&](size_t k) { return k < names.size() ? names[k] : "class " + std::to_string(k); };
@@ -133,6 +135,7 @@ void add_eval(CLI::App& app, Runner& run) {
     cmd->add_option("--seed", a->seed, "seed of the --val-split (as in training)");
     cmd->add_option("--batch", a->batch, "images per forward pass")->check(CLI::Range(1, 1 << 16));
     cmd->add_flag("--json", a->json, "one JSON object");
+    add_dtype_option(cmd, a->dtype);
     cmd->add_option(
         "--report", a->report,
         "also write a self-contained HTML report to this file (confusion matrix, mistakes, feature maps)");

@@ -8,6 +8,7 @@
 #include "lenz/data.h"
 #include "lenz/model.h"
 #include "lenz/onnx.h"
+#include "lenz/precision.h"
 
 namespace lenz::cli {
 
@@ -36,6 +37,21 @@ inline DataSplit load_data_for(const Model& model, const std::string& spec, doub
     o.width = model.input_shape().w;
     o.channels = model.input_shape().c;
     return load_dataset(spec, o);
+}
+
+// "--dtype": the precision of convolutions and matrix products. Checked here against the CPU, so
+// that a run stops before it loads anything.
+inline CLI::Option* add_dtype_option(CLI::App* cmd, std::string& dtype) {
+    return cmd
+        ->add_option("--dtype", dtype,
+                     "float32 (default) or bf16: convolutions and dense layers multiply in bf16 and add up "
+                     "in float32; needs AVX512-BF16 or AMX")
+        ->check(CLI::IsMember({"float32", "bf16", "bfloat16"}));
+}
+inline Precision precision_of(const std::string& dtype) {
+    const Precision p = parse_precision(dtype);
+    require_precision(p);
+    return p;
 }
 
 // A model with weights: a trained one's own (a checkpoint, an .onnx file, with the normalisation it

@@ -21,9 +21,11 @@ struct PredictArgs {
     std::vector<std::string> images;
     int64_t top = 3;
     bool json = false;
+    std::string dtype = "float32";
 };
 
 int run_predict(const PredictArgs& a) {
+    const Precision precision = precision_of(a.dtype);
     LoadedModel loaded = load_trained_model(a.checkpoint);
     Model& model = loaded.model;
     const Shape in = model.input_shape();
@@ -33,7 +35,7 @@ int run_predict(const PredictArgs& a) {
                    ? loaded.info.class_names[static_cast<size_t>(k)]
                    : "class " + std::to_string(k);
     };
-    Inference inference(model, 1);
+    Inference inference(model, 1, precision);
     std::vector<float> input(static_cast<size_t>(in.elements()));
     nlohmann::json all = nlohmann::json::array();
     int failed = 0;
@@ -131,6 +133,7 @@ void add_predict(CLI::App& app, Runner& run) {
         ->required();
     cmd->add_option("--top", a->top, "how many classes to show (default 3)")->check(CLI::Range(1, 1 << 20));
     cmd->add_flag("--json", a->json, "per image, a list of {class, probability}");
+    add_dtype_option(cmd, a->dtype);
     cmd->callback([&run, a] { run = [a] { return run_predict(*a); }; });
 
     auto s = std::make_shared<SampleArgs>();

@@ -20,6 +20,7 @@ constexpr int64_t kImagesPerRun = 64;  // the plan's batch: memory stays bounded
 struct RunArgs {
     std::string model, input, output;
     uint64_t seed = 1;
+    std::string dtype = "float32";
 };
 
 std::string shape_text(const std::vector<int64_t>& shape) {
@@ -35,6 +36,7 @@ int run_run(const RunArgs& a) {
             throw UsageError("--input " + a.input + ": the model has one input, named 'input'");
         input_path = a.input.substr(eq + 1);
     }
+    const Precision precision = precision_of(a.dtype);
     LoadedModel loaded = load_with_weights(a.model, a.seed);
     Model& model = loaded.model;
     NpyArray x = read_npy(input_path);
@@ -60,7 +62,7 @@ int run_run(const RunArgs& a) {
                                        : std::vector<int64_t>{N, out.c, out.h, out.w};
     y.data.resize(static_cast<size_t>(N * out.elements()));
     if (N > 0) {
-        Inference inference(model, std::min(N, kImagesPerRun));
+        Inference inference(model, std::min(N, kImagesPerRun), precision);
         for (int64_t first = 0; first < N; first += kImagesPerRun) {
             const int64_t count = std::min(kImagesPerRun, N - first);
             const float* result = inference.run(x.data.data() + first * in.elements(), count);
@@ -95,6 +97,7 @@ void add_run(CLI::App& app, Runner& run) {
     cmd->add_option("--input", a->input, "the input array, x.npy or input=x.npy")->required();
     cmd->add_option("--output", a->output, "write the output array here (.npy) instead of printing it");
     cmd->add_option("--seed", a->seed, "weights of a .lenz model (default 1, as lenz train)");
+    add_dtype_option(cmd, a->dtype);
     cmd->callback([a, &run] { run = [a] { return run_run(*a); }; });
 }
 

@@ -25,6 +25,7 @@ namespace {
 struct TrainArgs {
     std::string model, data = "fashion-mnist", out, resume, optimizer = "adam", schedule = "cosine";
     std::string freeze;  // --freeze NAME: train only the layers after NAME
+    std::string dtype = "float32";
     bool new_head = false;
     int64_t epochs = 5, batch = 64, limit_train = 0, limit_test = 0, step_every = 10, crop = 0;
     double lr = -1, momentum = 0.9, weight_decay = 0, warmup = 0.5, gamma = 0.1, val_split = 0;
@@ -56,6 +57,7 @@ void each_run_option(TrainArgs& a, Visit visit) {
     visit("--augment-flip", a.flip);
     visit("--new-head", a.new_head);
     visit("--freeze", a.freeze);
+    visit("--dtype", a.dtype);
 }
 
 std::string run_options_json(TrainArgs a) {
@@ -220,6 +222,7 @@ int run_train(TrainArgs a) {
     c.limit_train = a.limit_train;
     c.limit_test = a.limit_test;
     c.options_json = run_options_json(a);
+    c.precision = precision_of(a.dtype);
     const std::string& o = a.optimizer;
     c.optimizer.kind = o == "sgd"                           ? OptimizerKind::sgd
                        : o == "momentum" || o == "nesterov" ? OptimizerKind::momentum
@@ -281,11 +284,12 @@ int run_train(TrainArgs a) {
                         static_cast<long long>(last),
                         name.empty() ? model.layer(last - 1).spec().c_str() : name.c_str());
         }
-        std::printf("  %s, lr %g (%s schedule, %g warm-up epochs), batch %lld, %s, seed %llu, %s\n",
+        std::printf("  %s, lr %g (%s schedule, %g warm-up epochs), batch %lld, %s, seed %llu, %s%s\n",
                     optimizer_name(c.optimizer), c.schedule.base_lr, a.schedule.c_str(),
                     c.schedule.warmup_epochs, static_cast<long long>(c.batch),
                     count_of(c.epochs, "epoch").c_str(), static_cast<unsigned long long>(c.seed),
-                    count_of(threads(), "thread").c_str());
+                    count_of(threads(), "thread").c_str(),
+                    c.precision == Precision::bf16 ? ", bf16 convolutions and dense layers" : "");
         std::printf("  checkpoints and metrics.jsonl in %s/\n", c.out_dir.c_str());
         if (a.report)
             std::printf("  report: %s/report.html, updated after each epoch (--no-report to skip)\n",
@@ -376,6 +380,7 @@ void add_train(CLI::App& app, Runner& run) {
                     "at inference: batch norm uses its running statistics and does not update them, as "
                     "Keras does for trainable=False")
         ->type_name("NAME");
+    add_dtype_option(cmd, a->dtype);
     cmd->add_flag("--quiet", a->quiet, "print nothing but errors");
     cmd->add_flag("--report,!--no-report", a->report,
                   "write DIR/report.html after each epoch: curves, confusion matrix, mistakes, feature maps "

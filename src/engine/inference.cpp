@@ -7,9 +7,9 @@
 
 namespace lenz {
 
-Inference::Inference(Model& model, int64_t max_batch)
+Inference::Inference(Model& model, int64_t max_batch, Precision precision)
     : model_(model),
-      plan_(plan_inference(model, max_batch)),
+      plan_(plan_inference(model, max_batch, precision)),
       arena_(plan_.arena_floats),
       workspace_(plan_.workspace_floats),
       views_(analyse(model).view) {}
@@ -23,6 +23,7 @@ const float* Inference::run(const float* input, int64_t batch) {
     Pass pass;
     pass.batch = batch;
     pass.workspace = workspace_.data();
+    pass.precision = plan_.precision;
     float* base = arena_.data();
     std::vector<const float*> xs;
     for (int64_t i = 0; i < model_.size(); ++i) {

@@ -160,17 +160,19 @@ void place_graph(const Model& model, int64_t batch, InferencePlan& plan) {
 
 }  // namespace
 
-InferencePlan plan_inference(const Model& model, int64_t batch) {
+InferencePlan plan_inference(const Model& model, int64_t batch, Precision precision) {
     check_plan_batch(batch);
+    require_precision(precision);
     InferencePlan plan;
     plan.batch = batch;
+    plan.precision = precision;
     plan.layouts = plan_layouts(model);
     plan.input_floats = checked_mul(batch, model.input_shape().elements(), "input batch");
     plan.param_floats = all_params(model);
     for (int64_t i = 0; i < model.size(); ++i)
-        plan.workspace_floats =
-            std::max(plan.workspace_floats,
-                     model.layer(i).workspace_floats(batch, false, plan.layouts[static_cast<size_t>(i)]));
+        plan.workspace_floats = std::max(
+            plan.workspace_floats,
+            model.layer(i).workspace_floats(batch, false, plan.layouts[static_cast<size_t>(i)], precision));
     if (model.is_chain())
         place_chain(model, batch, plan);
     else
@@ -188,10 +190,12 @@ std::vector<char> gradient_needed(const Model& model) {
     return needed;
 }
 
-TrainingPlan plan_training(const Model& model, int64_t batch, OptimizerKind optimizer) {
+TrainingPlan plan_training(const Model& model, int64_t batch, OptimizerKind optimizer, Precision precision) {
     check_plan_batch(batch);
+    require_precision(precision);
     TrainingPlan plan;
     plan.batch = batch;
+    plan.precision = precision;
     plan.layouts = plan_layouts(model);
     plan.param_floats = all_params(model);
     int64_t trainable = 0;
@@ -215,7 +219,7 @@ TrainingPlan plan_training(const Model& model, int64_t batch, OptimizerKind opti
             plan.saved_floats = checked_add(plan.saved_floats, layer.saved_floats(batch), "saved tensors");
         plan.workspace_floats =
             std::max(plan.workspace_floats,
-                     layer.workspace_floats(batch, !frozen, plan.layouts[static_cast<size_t>(i)]));
+                     layer.workspace_floats(batch, !frozen, plan.layouts[static_cast<size_t>(i)], precision));
     }
     plan.bytes();  // throws here, before anyone allocates, if the total overflows
     return plan;

@@ -76,8 +76,9 @@ double softmax_cross_entropy(const float* logits, const int32_t* labels, int64_t
     return total;
 }
 
-TrainingStep::TrainingStep(Model& model, int64_t max_batch) : model_(model), max_batch_(max_batch) {
-    const TrainingPlan plan = plan_training(model, max_batch, OptimizerKind::sgd);
+TrainingStep::TrainingStep(Model& model, int64_t max_batch, Precision precision)
+    : model_(model), max_batch_(max_batch), precision_(precision) {
+    const TrainingPlan plan = plan_training(model, max_batch, OptimizerKind::sgd, precision);
     const ValueGraph graph = analyse(model);
     model.allocate_gradients();
     needs_gradient_ = gradient_needed(model);
@@ -140,6 +141,7 @@ const float* TrainingStep::forward(const float* input, int64_t batch, bool train
     pass.batch = batch;
     pass.training = training;
     pass.workspace = workspace_.data();
+    pass.precision = precision_;
     forward_layers(model_.size() - 1, pass, step_seed, false);
     return values_.back();
 }
@@ -163,6 +165,7 @@ TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels
     pass.batch = batch;
     pass.training = true;
     pass.workspace = workspace_.data();
+    pass.precision = precision_;
     forward_layers(last, pass, step_seed, fused_softmax);
 
     for (int64_t n = 0; n < batch; ++n)

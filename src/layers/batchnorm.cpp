@@ -66,7 +66,7 @@ class BatchNorm final : public Layer {
     ChannelsLast channels_last() const override { return ChannelsLast::keeps; }
     // Channels-last: each thread's per-channel sums and the statistics (doubles), then the scale and
     // shift (floats), all per channel.
-    int64_t workspace_floats(int64_t, bool, Layouts layouts) const override {
+    int64_t workspace_floats(int64_t, bool, Layouts layouts, Precision) const override {
         if (layouts.input != Layout::nhwc) return 0;
         return 2 * (2 * threads() + 4) * channels() + 2 * channels();
     }

@@ -32,7 +32,7 @@ class ChannelShuffle final : public Layer {
                                 x + (n * s.c + g * per_group + j) * plane,
                                 sizeof(float) * static_cast<size_t>(plane));
     }
-    int64_t workspace_floats(int64_t, bool training, Layouts) const override {
+    int64_t workspace_floats(int64_t, bool training, Layouts, Precision) const override {
         return training ? threads() * input_shape().elements() : 0;
     }
     // The inverse permutation, one image at a time (dx may be x's memory).

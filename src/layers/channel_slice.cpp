@@ -31,7 +31,7 @@ class ChannelSlice final : public Layer {
             std::memcpy(y + n * out_image, x + n * in_image + skip,
                         sizeof(float) * static_cast<size_t>(out_image));
     }
-    int64_t workspace_floats(int64_t, bool training, Layouts) const override {
+    int64_t workspace_floats(int64_t, bool training, Layouts, Precision) const override {
         return training ? threads() * input_shape().elements() : 0;
     }
     // Zero outside the slice, dy inside it.

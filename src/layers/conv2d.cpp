@@ -70,15 +70,16 @@ class Conv2d final : public Layer {
                std::to_string(geometry_.group_channels()) + ")";
     }
 
-    int64_t workspace_floats(int64_t batch, bool training, Layouts layouts) const override {
+    int64_t workspace_floats(int64_t batch, bool training, Layouts layouts,
+                             Precision precision) const override {
         // Training also runs the forward without a fused softmax (logits for the loss).
-        int64_t floats =
-            cpu::conv2d_forward_workspace(geometry_, batch, config_.bias, config_.activation, layouts);
+        int64_t floats = cpu::conv2d_forward_workspace(geometry_, batch, config_.bias, config_.activation,
+                                                       layouts, precision);
         if (training) {
-            floats =
-                std::max(floats, cpu::conv2d_forward_workspace(geometry_, batch, config_.bias, {}, layouts));
-            floats =
-                std::max(floats, cpu::conv2d_backward_workspace(geometry_, batch, config_.bias, layouts));
+            floats = std::max(floats, cpu::conv2d_forward_workspace(geometry_, batch, config_.bias, {},
+                                                                    layouts, precision));
+            floats = std::max(
+                floats, cpu::conv2d_backward_workspace(geometry_, batch, config_.bias, layouts, precision));
         }
         return floats;
     }
@@ -110,7 +111,7 @@ class Conv2d final : public Layer {
     void forward(const float* x, float* y, const Pass& pass) override {
         cpu::conv2d_forward(geometry_, pass.batch, x, weight_.data(), config_.bias ? bias_.data() : nullptr,
                             pass.logits_only ? ActivationSpec{} : config_.activation, y, pass.workspace,
-                            pass.layouts);
+                            pass.layouts, pass.precision);
     }
     void backward(const float* x, const float*, float* dy, float* dx, const Pass& pass) override {
         cpu::ImageGradientSink store;
@@ -119,7 +120,8 @@ class Conv2d final : public Layer {
                 store_input_gradient(pass, input_shape(), n, image_dx, dx);
             };
         cpu::conv2d_backward(geometry_, pass.batch, x, dy, weight_.data(), store, dweight_.data(),
-                             config_.bias ? dbias_.data() : nullptr, pass.workspace, pass.layouts);
+                             config_.bias ? dbias_.data() : nullptr, pass.workspace, pass.layouts,
+                             pass.precision);
     }
 
     ActivationSpec activation() const override { return config_.activation; }

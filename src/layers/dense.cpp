@@ -45,8 +45,10 @@ class Dense final : public Layer {
         return std::to_string(inputs()) + " · " + std::to_string(config_.units);
     }
 
-    int64_t workspace_floats(int64_t batch, bool training, Layouts) const override {
-        return training ? checked_mul(batch, inputs(), "dense workspace") : 0;
+    // Training builds dx in the workspace's start; bf16 copies of the operands follow.
+    int64_t workspace_floats(int64_t batch, bool training, Layouts, Precision precision) const override {
+        return checked_add(training ? checked_mul(batch, inputs(), "dense workspace") : 0,
+                           cpu::dense_workspace(batch, inputs(), config_.units, training, precision));
     }
 
     std::vector<ParamRef> params() override {
@@ -65,15 +67,16 @@ class Dense final : public Layer {
     }
 
     void forward(const float* x, float* y, const Pass& pass) override {
-        cpu::dense_forward(pass.batch, inputs(), config_.units, x, weight_.data(),
-                           config_.bias ? bias_.data() : nullptr,
-                           pass.logits_only ? ActivationSpec{} : config_.activation, y);
+        cpu::dense_forward(
+            pass.batch, inputs(), config_.units, x, weight_.data(), config_.bias ? bias_.data() : nullptr,
+            pass.logits_only ? ActivationSpec{} : config_.activation, y, pass.workspace, pass.precision);
     }
     void backward(const float* x, const float*, float* dy, float* dx, const Pass& pass) override {
         // dx is built in the workspace, then stored image by image (dx may be x itself).
         cpu::dense_backward(pass.batch, inputs(), config_.units, x, dy, weight_.data(),
                             dx ? pass.workspace : nullptr, dweight_.data(),
-                            config_.bias ? dbias_.data() : nullptr);
+                            config_.bias ? dbias_.data() : nullptr, pass.workspace + pass.batch * inputs(),
+                            pass.precision);
         if (dx)
             for (int64_t n = 0; n < pass.batch; ++n)
                 store_input_gradient(pass, input_shape(), n, pass.workspace + n * inputs(), dx);

@@ -26,7 +26,7 @@ class GlobalPool final : public Layer {
         else
             cpu::global_avgpool_forward(pass.batch, in.c, in.h * in.w, x, y, pass.layouts.input);
     }
-    int64_t workspace_floats(int64_t, bool training, Layouts) const override {
+    int64_t workspace_floats(int64_t, bool training, Layouts, Precision) const override {
         return training ? threads() * input_shape().elements() : 0;
     }
 

@@ -61,7 +61,7 @@ class LayerNorm final : public Layer {
 
     // Forward: each thread's (mean, 1/std) per position. Training adds the whole batch's, which
     // backward recomputes from x rather than keeping them between the passes.
-    int64_t workspace_floats(int64_t batch, bool training, Layouts) const override {
+    int64_t workspace_floats(int64_t batch, bool training, Layouts, Precision) const override {
         return 2 * positions() * (threads() + (training ? batch : 0));
     }
 

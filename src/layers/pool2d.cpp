@@ -40,7 +40,7 @@ class Pool2d final : public Layer {
         else
             cpu::avgpool_forward(geometry_, pass.batch, x, y);
     }
-    int64_t workspace_floats(int64_t, bool training, Layouts) const override {
+    int64_t workspace_floats(int64_t, bool training, Layouts, Precision) const override {
         return training ? threads() * input_shape().elements() : 0;
     }
 

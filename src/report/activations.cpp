@@ -13,7 +13,8 @@ std::vector<std::vector<float>> layer_outputs(Model& model, const float* input) 
     // layers' training state (dropout masks, gradients) for batch 1 under a running trainer.
     int64_t workspace_floats = 0;
     for (int64_t i = 0; i < model.size(); ++i)
-        workspace_floats = std::max(workspace_floats, model.layer(i).workspace_floats(1, false, {}));
+        workspace_floats =
+            std::max(workspace_floats, model.layer(i).workspace_floats(1, false, {}, Precision::f32));
     Buffer workspace(workspace_floats);
     Pass pass;
     pass.batch = 1;

@@ -65,12 +65,13 @@ void check_data_fits(const Model& model, const ImageSet& set, const std::string&
     if (set.size() == 0) throw ShapeError("the " + which + " set is empty");
 }
 
-EvalResult evaluate(Model& model, const ImageSet& set, const Normalization& norm, int64_t batch) {
+EvalResult evaluate(Model& model, const ImageSet& set, const Normalization& norm, int64_t batch,
+                    Precision precision) {
     check_data_fits(model, set, "test");
     const int64_t K = model.output_shape().elements();
     const int64_t image = set.image_elements(), plane = set.height * set.width;
     batch = std::min(batch, set.size());
-    Inference inference(model, batch);
+    Inference inference(model, batch, precision);
     std::vector<float> input(static_cast<size_t>(batch * image));
     EvalResult r;
     r.confusion.assign(static_cast<size_t>(K), std::vector<int64_t>(static_cast<size_t>(K), 0));
@@ -265,7 +266,7 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
     // epoch takes the images left over (n_train % batch of them), and its loss is their mean.
     const int64_t steps_per_epoch = (n_train + batch - 1) / batch;
     const int64_t total_steps = steps_per_epoch * config.epochs;
-    TrainingStep step_runner(model, batch);
+    TrainingStep step_runner(model, batch, config.precision);
     Optimizer optimizer(model, config.optimizer);
 
     CheckpointInfo info;
@@ -318,11 +319,15 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
         if (config.on_resume)
             config.on_resume({model_path, loaded.info.epoch, first_batch, steps_per_epoch, step});
     }
-    nlohmann::json run_settings = {
-        {"epochs", config.epochs},       {"batch", batch},
-        {"seed", config.seed},           {"optimizer", optimizer_name(config.optimizer)},
-        {"lr", config.schedule.base_lr}, {"weight_decay", config.optimizer.weight_decay},
-        {"threads", threads()},          {"data", data.description}};
+    nlohmann::json run_settings = {{"epochs", config.epochs},
+                                   {"batch", batch},
+                                   {"seed", config.seed},
+                                   {"optimizer", optimizer_name(config.optimizer)},
+                                   {"lr", config.schedule.base_lr},
+                                   {"weight_decay", config.optimizer.weight_decay},
+                                   {"threads", threads()},
+                                   {"data", data.description},
+                                   {"dtype", precision_name(config.precision)}};
     if (model.frozen_layers() > 0) run_settings["frozen_layers"] = model.frozen_layers();
     try {
         run_settings["options"] = nlohmann::json::parse(config.options_json);
@@ -427,7 +432,7 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
         m.seconds = train_seconds;
         // Only the images trained here: a resumed epoch's earlier part ran in another process.
         m.images_per_second = static_cast<double>(seen - seen_before) / std::max(train_seconds, 1e-9);
-        const EvalResult test = evaluate(model, test_set, info.normalization);
+        const EvalResult test = evaluate(model, test_set, info.normalization, 256, config.precision);
         m.test_loss = test.loss;
         m.test_accuracy = test.accuracy;
         m.best = m.test_accuracy > best_accuracy;

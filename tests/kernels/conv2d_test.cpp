@@ -9,6 +9,8 @@
 
 #include "kernels/reference/conv2d.h"
 #include "layers/window.h"
+#include "lenz/error.h"
+#include "lenz/precision.h"
 #include "lenz/random.h"
 #include "lenz/threads.h"
 
@@ -69,16 +71,26 @@ std::vector<float> as_nchw(const std::vector<float>& held, Layout l, int64_t N, 
     return l == Layout::nhwc ? transposed(held, N, P, C) : held;
 }
 
-void check(const Case& c) {
-    set_threads(c.threads);
+// A case's geometry and random operands, in (N, C, H, W).
+struct Operands {
+    ConvGeometry g;
+    std::vector<float> x, w, b, dy;
+};
+Operands operands_for(const Case& c, uint64_t seed) {
     ConvGeometry g =
         resolve_window({c.KH, c.KW, c.SH, c.SW, c.padding, false, c.D, c.D}, {c.H, c.W, c.C}, c.OC, "conv");
     g.G = c.G;
-    Rng rng(42);
-    const auto x = random_vector(c.N * c.C * c.H * c.W, rng);
-    const auto w = random_vector(c.OC * g.patch(), rng);
-    const auto b = random_vector(c.OC, rng);
-    const auto dy = random_vector(c.N * c.OC * g.positions(), rng);
+    Rng rng(seed);
+    auto x = random_vector(c.N * c.C * c.H * c.W, rng);
+    auto w = random_vector(c.OC * g.patch(), rng);
+    auto b = random_vector(c.OC, rng);
+    auto dy = random_vector(c.N * c.OC * g.positions(), rng);
+    return {g, std::move(x), std::move(w), std::move(b), std::move(dy)};
+}
+
+void check(const Case& c) {
+    set_threads(c.threads);
+    const auto [g, x, w, b, dy] = operands_for(c, 42);
     const int64_t y_size = c.N * c.OC * g.positions();
 
     std::vector<float> y_ref(static_cast<size_t>(y_size)), y_fast(static_cast<size_t>(y_size));
@@ -191,6 +203,93 @@ TEST(Conv2dKernel, GroupedDepthwiseAndDilatedMatchReference) {
     EXPECT_EQ(cases, 144);
     check({3, 32, 16, 16, 32, 3, 3, 1, 1, same, 1, {nhwc, nhwc}, 32, 1});  // MobileNet's depthwise 3x3
     check({2, 6, 11, 7, 6, 3, 2, 1, 2, Padding{PaddingMode::pixels, 2, 1}, 2, {}, 3, 3});
+    set_threads(0);
+}
+
+// bf16 rounds each input and weight to 8 significant bits (unit roundoff u = 2^-8), so a product
+// x·w is off by at most (2u + u²)|x·w|, and float32 accumulation adds far less. Each output of a
+// bf16 convolution is therefore within (2u + u²)·Σ|x|·|w| of the exact sum: that bound, computed
+// by the reference loops on |x| and |w|, is what each element is held to (dx and dw alike).
+void check_bf16(const Case& c) {
+    set_threads(c.threads);
+    const auto [g, x, w, b, dy] = operands_for(c, 7);
+    auto magnitudes = [](std::vector<float> v) {
+        for (float& f : v) f = std::abs(f);
+        return v;
+    };
+    const auto ax = magnitudes(x), aw = magnitudes(w), ady = magnitudes(dy);
+    const float rounding = 2.0f / 256 + 1.0f / 65536, f32_slack = 1e-5f;
+    auto expect_within = [&](const std::vector<float>& want, const std::vector<float>& got,
+                             const std::vector<float>& magnitude_sums, const char* what) {
+        float largest_error = 0;
+        for (size_t i = 0; i < want.size(); ++i) {
+            const float error = std::abs(want[i] - got[i]);
+            ASSERT_LE(error, rounding * magnitude_sums[i] + f32_slack * (1 + magnitude_sums[i]))
+                << what << " beyond bf16's bound at index " << i << " for " << describe(c);
+            largest_error = std::max(largest_error, error / (1 + magnitude_sums[i]));
+        }
+        // float32 would be within 1e-6 here: a larger error shows the bf16 kernels really ran.
+        EXPECT_GT(largest_error, 1e-5f) << what << " for " << describe(c);
+    };
+
+    const int64_t y_size = c.N * c.OC * g.positions(), in_positions = c.H * c.W;
+    std::vector<float> y_ref(static_cast<size_t>(y_size)), y_bound(y_ref.size()), y_bf16(y_ref.size());
+    std::vector<float> zero_bias(b.size(), 0.0f);
+    reference::conv2d_forward(g, c.N, x.data(), w.data(), b.data(), y_ref.data());
+    reference::conv2d_forward(g, c.N, ax.data(), aw.data(), zero_bias.data(), y_bound.data());
+    std::vector<float> ws(static_cast<size_t>(
+        std::max(cpu::conv2d_forward_workspace(g, c.N, true, {}, c.layouts, Precision::bf16),
+                 cpu::conv2d_backward_workspace(g, c.N, true, c.layouts, Precision::bf16))));
+    const auto x_held = as_held(x, c.layouts.input, c.N, c.C, in_positions);
+    const auto dy_held = as_held(dy, c.layouts.output, c.N, c.OC, g.positions());
+    cpu::conv2d_forward(g, c.N, x_held.data(), w.data(), b.data(), {}, y_bf16.data(), ws.data(), c.layouts,
+                        Precision::bf16);
+    expect_within(y_ref, as_nchw(y_bf16, c.layouts.output, c.N, c.OC, g.positions()), y_bound, "forward");
+
+    std::vector<float> dx_ref(x.size()), dx_bound(x.size()), dx_bf16(x.size());
+    std::vector<float> dw_ref(w.size()), dw_bound(w.size()), dw_bf16(w.size());
+    std::vector<float> db_ref(b.size()), db_bound(b.size()), db_bf16(b.size());
+    reference::conv2d_backward_data(g, c.N, dy.data(), w.data(), dx_ref.data());
+    reference::conv2d_backward_data(g, c.N, ady.data(), aw.data(), dx_bound.data());
+    reference::conv2d_backward_weights(g, c.N, x.data(), dy.data(), dw_ref.data(), db_ref.data());
+    reference::conv2d_backward_weights(g, c.N, ax.data(), ady.data(), dw_bound.data(), db_bound.data());
+    const int64_t image = c.C * c.H * c.W;
+    cpu::conv2d_backward(
+        g, c.N, x_held.data(), dy_held.data(), w.data(),
+        [&](int64_t n, const float* image_dx) {
+            std::copy(image_dx, image_dx + image, dx_bf16.data() + n * image);
+        },
+        dw_bf16.data(), db_bf16.data(), ws.data(), c.layouts, Precision::bf16);
+    expect_within(dx_ref, as_nchw(dx_bf16, c.layouts.input, c.N, c.C, in_positions), dx_bound, "dx");
+    expect_within(dw_ref, dw_bf16, dw_bound, "dweight");
+}
+
+// Where the CPU has bf16 (AVX512-BF16 or AMX), every layout, grouping and chunking case keeps to
+// the rounding bound; where it has not (or DNNL_MAX_CPU_ISA holds oneDNN below it, as the
+// kernels_at_* tests do), asking for bf16 is one line that says what the CPU has.
+TEST(Conv2dKernel, Bf16KeepsToItsRoundingBoundOrIsRefused) {
+    if (!cpu_supports(Precision::bf16)) {
+        try {
+            require_precision(Precision::bf16);
+            FAIL() << "bf16 accepted on a CPU without it";
+        } catch (const Error& e) {
+            EXPECT_NE(
+                std::string(e.what()).find("bf16 needs a CPU with AVX512-BF16 or AMX; this one goes up to"),
+                std::string::npos)
+                << e.what();
+        }
+        return;
+    }
+    const Padding same{PaddingMode::same}, valid{PaddingMode::valid};
+    const Layout nchw = Layout::nchw, nhwc = Layout::nhwc;
+    for (Layouts layouts : {Layouts{nchw, nchw}, Layouts{nhwc, nhwc}, Layouts{nchw, nhwc}})
+        for (int64_t c : {3, 20, 64}) {
+            check_bf16({2, c, 9, 8, 16, 3, 3, 1, 1, same, 2, layouts});
+            check_bf16({3, c, 10, 10, 24, 1, 1, 2, 2, valid, 1, layouts});
+        }
+    check_bf16({2, 32, 12, 12, 32, 3, 3, 1, 1, same, 2, {nhwc, nhwc}, 32, 1});  // depthwise
+    check_bf16({2, 16, 11, 9, 32, 3, 3, 2, 1, same, 2, {}, 4, 2});              // grouped, dilated
+    check_bf16({40, 24, 12, 12, 16, 3, 3, 1, 1, same, 2, {nhwc, nhwc}});        // several chunks
     set_threads(0);
 }
 

@@ -144,7 +144,7 @@ TEST_P(Golden, MatchesPyTorch) {
 
     const std::vector<float> x = floats(g.at("x"));
     ASSERT_EQ(static_cast<int64_t>(x.size()), N * in.elements()) << name << ": x";
-    Buffer workspace(std::max<int64_t>(layer.workspace_floats(N, true, {}), 1));
+    Buffer workspace(std::max<int64_t>(layer.workspace_floats(N, true, {}, Precision::f32), 1));
     Pass pass;
     pass.batch = N;
     pass.training = training;

@@ -36,7 +36,7 @@ class LayerHarness {
                 for (int64_t i = 0; i < p.value->size(); ++i) (*p.value)[i] += noise.uniform(-0.5f, 0.5f);
         layer().allocate_gradients();
         layer().prepare_training(batch);
-        workspace_ = Buffer(std::max<int64_t>(layer().workspace_floats(batch, true, {}), 1));
+        workspace_ = Buffer(std::max<int64_t>(layer().workspace_floats(batch, true, {}, Precision::f32), 1));
         Rng rng(seed + 1);
         x_ = Buffer(batch * in.elements());
         for (int64_t i = 0; i < x_.size(); ++i) x_[i] = rng.uniform(-1.0f, 1.0f);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/cpu/activation.h"
+#include "kernels/cpu/onednn.h"
 #include "lenz/error.h"
 
 namespace lenz::cpu {
@@ -21,21 +22,17 @@ using dnnl::memory;
 using tag = memory::format_tag;
 constexpr auto f32 = memory::data_type::f32;
 
+// What the primitive multiplies: float32, or bf16 copies of the activations and weights (the
+// caller's memory stays float32; reorders convert on the way in, and outputs and gradients are
+// written in float32 directly, accumulated in float32 by oneDNN).
+memory::data_type compute_type(Precision precision) {
+    return precision == Precision::bf16 ? memory::data_type::bf16 : f32;
+}
+
 // Batches run in chunks of images holding at most this many input (or output) floats (8 MB, or one image),
 // so that reordered copies and the copy of dx stay small whatever the batch: the workspace
 // then never grows with the batch, and a chunk is still big enough to keep the cores busy.
 constexpr int64_t kChunkFloats = int64_t{1} << 21;
-
-dnnl::engine& cpu_engine() {
-    static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-    return engine;
-}
-// One stream per calling thread: oneDNN streams are not to be shared between threads, and programs
-// may run separate models on separate threads at once.
-dnnl::stream& cpu_stream() {
-    thread_local dnnl::stream stream(cpu_engine());
-    return stream;
-}
 
 memory::dims dims4(int64_t a, int64_t b, int64_t c, int64_t d) {
     return {a, b, c, d};
@@ -61,8 +58,8 @@ memory::desc plain_weights(const ConvGeometry& g) {
 memory::desc plain_bias(const ConvGeometry& g) {
     return {{g.OC}, f32, tag::x};
 }
-memory::desc any_desc(const memory::dims& d) {
-    return {d, f32, tag::any};
+memory::desc any_desc(const memory::dims& d, memory::data_type type = f32) {
+    return {d, type, tag::any};
 }
 
 // oneDNN counts dilation from 0 (taps next to each other), Lenz and PyTorch from 1.
@@ -78,26 +75,23 @@ Window window(const ConvGeometry& g) {
             {std::max<int64_t>(pb, 0), std::max<int64_t>(pr, 0)}};
 }
 
-int64_t floats_of(const memory::desc& d) {
-    return static_cast<int64_t>((d.get_size() + 3) / 4);
-}
-
 // Floats to reserve for `wanted` when the data lives as `user`: nothing if they are the same layout.
 int64_t copy_floats(const memory::desc& wanted, const memory::desc& user) {
     return wanted == user ? 0 : floats_of(wanted);
 }
 
 std::string key_of(const char* what, const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
-                   Layouts layouts) {
+                   Layouts layouts, Precision precision) {
     char buf[320];
-    std::snprintf(
-        buf, sizeof buf,
-        "%s %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld g%lld d%lldx%lld %d %d %g %d %d",
-        what, (long long)N, (long long)g.C, (long long)g.H, (long long)g.W, (long long)g.OC, (long long)g.OH,
-        (long long)g.OW, (long long)g.KH, (long long)g.KW, (long long)g.SH, (long long)g.SW, (long long)g.PT,
-        (long long)g.PL, (long long)g.G, (long long)g.DH, (long long)g.DW, bias ? 1 : 0,
-        static_cast<int>(act.kind), static_cast<double>(act.alpha), static_cast<int>(layouts.input),
-        static_cast<int>(layouts.output));
+    std::snprintf(buf, sizeof buf,
+                  "%s %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld g%lld d%lldx%lld %d "
+                  "%d %g %d %d %d",
+                  what, (long long)N, (long long)g.C, (long long)g.H, (long long)g.W, (long long)g.OC,
+                  (long long)g.OH, (long long)g.OW, (long long)g.KH, (long long)g.KW, (long long)g.SH,
+                  (long long)g.SW, (long long)g.PT, (long long)g.PL, (long long)g.G, (long long)g.DH,
+                  (long long)g.DW, bias ? 1 : 0, static_cast<int>(act.kind), static_cast<double>(act.alpha),
+                  static_cast<int>(layouts.input), static_cast<int>(layouts.output),
+                  static_cast<int>(precision));
     return buf;
 }
 
@@ -141,20 +135,20 @@ dnnl::post_ops post_ops_of(const ActivationSpec& act) {
 // faster (seed conv2: 155 -> 245 GFLOP/s). With little padding (seed conv3: 200 -> 208) the two
 // measured the same, and the extra reorder then costs more than it gains. The choice depends on the
 // geometry only, never on timing, so that results are the same from one run to the next.
-bool prefers_channels_last(const ConvGeometry& g) {
+bool prefers_channels_last(const ConvGeometry& g, Precision precision) {
     static std::mutex guard;
     static std::map<std::string, bool> decided;
     const std::lock_guard<std::mutex> lock(guard);
-    const std::string key = key_of("layout", g, 1, false, {}, {});
+    const std::string key = key_of("layout", g, 1, false, {}, {}, precision);
     if (auto it = decided.find(key); it != decided.end()) return it->second;
     bool channels_last = false;
     if (const int64_t padded = (g.C + 15) / 16 * 16; g.C >= 16 && padded * 20 > g.C * 21) {  // > 5 %
         const Window w = window(g);
-        const auto nhwc = [&](const memory::dims& d) { return memory::desc(d, f32, tag::nhwc); };
-        dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training,
-                                          dnnl::algorithm::convolution_direct, nhwc(dims4(1, g.C, g.H, g.W)),
-                                          any_desc(weight_dims(g)), nhwc(dims4(1, g.OC, g.OH, g.OW)),
-                                          w.strides, w.dilates, w.pad_l, w.pad_r);
+        const auto type = compute_type(precision);
+        dnnl::convolution_forward::desc d(
+            dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+            memory::desc(dims4(1, g.C, g.H, g.W), type, tag::nhwc), any_desc(weight_dims(g), type),
+            memory::desc(dims4(1, g.OC, g.OH, g.OW), f32, tag::nhwc), w.strides, w.dilates, w.pad_l, w.pad_r);
         dnnl::convolution_forward::primitive_desc pd(d, cpu_engine());
         channels_last = std::string(pd.impl_info_str()).rfind("brg", 0) == 0;
     }
@@ -168,24 +162,26 @@ bool prefers_channels_last(const ConvGeometry& g) {
 // layer with few input channels, such as the first: oneDNN's channels-last kernel there is 4x slower
 // (seed conv1: 2.1 ms an image against 0.46 ms), more than reordering dy costs. Otherwise the
 // forward pass takes channels-last where it wins (above), and backward lets oneDNN choose.
-tag primitive_layout(const ConvGeometry& g, Layouts layouts, bool forward) {
+tag primitive_layout(const ConvGeometry& g, Layouts layouts, bool forward, Precision precision) {
     if (!forward && g.C < 16) return tag::any;
     if (layouts.input == Layout::nhwc || layouts.output == Layout::nhwc) return tag::nhwc;
-    return forward && prefers_channels_last(g) ? tag::nhwc : tag::any;
+    return forward && prefers_channels_last(g, precision) ? tag::nhwc : tag::any;
 }
 
 dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, int64_t N, bool bias,
-                                                     const ActivationSpec& act, tag layout) {
+                                                     const ActivationSpec& act, tag layout,
+                                                     Precision precision) {
     const Window w = window(g);
-    const memory::desc src(dims4(N, g.C, g.H, g.W), f32, layout),
+    const auto type = compute_type(precision);
+    const memory::desc src(dims4(N, g.C, g.H, g.W), type, layout),
         dst(dims4(N, g.OC, g.OH, g.OW), f32, layout);
     const auto d = bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
                                                           dnnl::algorithm::convolution_direct, src,
-                                                          any_desc(weight_dims(g)), plain_bias(g), dst,
+                                                          any_desc(weight_dims(g), type), plain_bias(g), dst,
                                                           w.strides, w.dilates, w.pad_l, w.pad_r)
                         : dnnl::convolution_forward::desc(
                               dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src,
-                              any_desc(weight_dims(g)), dst, w.strides, w.dilates, w.pad_l, w.pad_r);
+                              any_desc(weight_dims(g), type), dst, w.strides, w.dilates, w.pad_l, w.pad_r);
     dnnl::primitive_attr attr = user_scratchpad();
     if (fusable(act)) attr.set_post_ops(post_ops_of(act));
     return {d, attr, cpu_engine()};
@@ -214,23 +210,10 @@ struct BackwardWeights {
     int64_t src_copy, diff_dst_copy, diff_weights_floats, diff_weights_plain, diff_bias_floats, scratch;
 };
 
-// Primitives are built once per shape and batch, then reused: building one costs far more than
-// running a small convolution. Threads may ask at once; executing a primitive is thread-safe, since
-// each call brings its own memory and scratchpad.
-template <class T>
-T& cached(const std::string& key, const std::function<T()>& make) {
-    static std::mutex guard;
-    static std::map<std::string, std::unique_ptr<T>> cache;
-    const std::lock_guard<std::mutex> lock(guard);
-    auto it = cache.find(key);
-    if (it == cache.end()) it = cache.emplace(key, std::make_unique<T>(make())).first;
-    return *it->second;
-}
-
-Forward& forward_for(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
-                     Layouts layouts) {
-    return cached<Forward>(key_of("fwd", g, N, bias, act, layouts), [&] {
-        auto pd = forward_pd(g, N, bias, act, primitive_layout(g, layouts, true));
+Forward& forward_for(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act, Layouts layouts,
+                     Precision precision) {
+    return cached<Forward>(key_of("fwd", g, N, bias, act, layouts, precision), [&] {
+        auto pd = forward_pd(g, N, bias, act, primitive_layout(g, layouts, true, precision), precision);
         return Forward{pd,
                        dnnl::convolution_forward(pd),
                        copy_floats(pd.src_desc(), user_src(g, N, layouts.input)),
@@ -240,16 +223,17 @@ Forward& forward_for(const ConvGeometry& g, int64_t N, bool bias, const Activati
     });
 }
 
-BackwardData& backward_data_for(const ConvGeometry& g, int64_t N, Layouts layouts) {
-    return cached<BackwardData>(key_of("bwd_data", g, N, false, {}, layouts), [&] {
+BackwardData& backward_data_for(const ConvGeometry& g, int64_t N, Layouts layouts, Precision precision) {
+    return cached<BackwardData>(key_of("bwd_data", g, N, false, {}, layouts, precision), [&] {
         const Window w = window(g);
-        const tag layout = primitive_layout(g, layouts, false);
+        const tag layout = primitive_layout(g, layouts, false, precision);
+        const auto type = compute_type(precision);
         dnnl::convolution_backward_data::desc d(
             dnnl::algorithm::convolution_direct, memory::desc(dims4(N, g.C, g.H, g.W), f32, layout),
-            any_desc(weight_dims(g)), memory::desc(dims4(N, g.OC, g.OH, g.OW), f32, layout), w.strides,
+            any_desc(weight_dims(g), type), memory::desc(dims4(N, g.OC, g.OH, g.OW), type, layout), w.strides,
             w.dilates, w.pad_l, w.pad_r);
         dnnl::convolution_backward_data::primitive_desc pd(d, user_scratchpad(), cpu_engine(),
-                                                           forward_pd(g, N, false, {}, layout));
+                                                           forward_pd(g, N, false, {}, layout, precision));
         return BackwardData{pd,
                             dnnl::convolution_backward_data(pd),
                             copy_floats(pd.diff_dst_desc(), user_dst(g, N, layouts.output)),
@@ -260,12 +244,14 @@ BackwardData& backward_data_for(const ConvGeometry& g, int64_t N, Layouts layout
     });
 }
 
-BackwardWeights& backward_weights_for(const ConvGeometry& g, int64_t N, bool bias, Layouts layouts) {
-    return cached<BackwardWeights>(key_of("bwd_weights", g, N, bias, {}, layouts), [&] {
+BackwardWeights& backward_weights_for(const ConvGeometry& g, int64_t N, bool bias, Layouts layouts,
+                                      Precision precision) {
+    return cached<BackwardWeights>(key_of("bwd_weights", g, N, bias, {}, layouts, precision), [&] {
         const Window w = window(g);
-        const tag layout = primitive_layout(g, layouts, false);
-        const memory::desc src(dims4(N, g.C, g.H, g.W), f32, layout),
-            wei = any_desc(weight_dims(g)), dst(dims4(N, g.OC, g.OH, g.OW), f32, layout);
+        const tag layout = primitive_layout(g, layouts, false, precision);
+        const auto type = compute_type(precision);
+        const memory::desc src(dims4(N, g.C, g.H, g.W), type, layout),
+            wei = any_desc(weight_dims(g)), dst(dims4(N, g.OC, g.OH, g.OW), type, layout);
         const auto d =
             bias ? dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, src, wei,
                                                             plain_bias(g), dst, w.strides, w.dilates, w.pad_l,
@@ -273,7 +259,7 @@ BackwardWeights& backward_weights_for(const ConvGeometry& g, int64_t N, bool bia
                  : dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, src, wei,
                                                             dst, w.strides, w.dilates, w.pad_l, w.pad_r);
         dnnl::convolution_backward_weights::primitive_desc pd(d, user_scratchpad(), cpu_engine(),
-                                                              forward_pd(g, N, bias, {}, layout));
+                                                              forward_pd(g, N, bias, {}, layout, precision));
         return BackwardWeights{pd,
                                dnnl::convolution_backward_weights(pd),
                                copy_floats(pd.src_desc(), user_src(g, N, layouts.input)),
@@ -328,11 +314,11 @@ struct ForwardWorkspace {
     int64_t weights, per_chunk;
 };
 ForwardWorkspace forward_workspace(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
-                                   Layouts layouts) {
-    const Forward& first = forward_for(g, chunk_images(g, N), bias, act, layouts);
+                                   Layouts layouts, Precision precision) {
+    const Forward& first = forward_for(g, chunk_images(g, N), bias, act, layouts, precision);
     ForwardWorkspace l{aligned(first.weights_copy), 0};
     for (int64_t n : chunk_sizes(g, N)) {
-        const Forward& f = forward_for(g, n, bias, act, layouts);
+        const Forward& f = forward_for(g, n, bias, act, layouts, precision);
         const int64_t own_weights =
             f.pd.weights_desc() == first.pd.weights_desc() ? 0 : aligned(f.weights_copy);
         l.per_chunk = std::max(l.per_chunk,
@@ -344,12 +330,13 @@ ForwardWorkspace forward_workspace(const ConvGeometry& g, int64_t N, bool bias, 
 struct BackwardWorkspace {
     int64_t weights, per_chunk;
 };
-BackwardWorkspace backward_workspace(const ConvGeometry& g, int64_t N, bool bias, Layouts layouts) {
-    const BackwardData& first = backward_data_for(g, chunk_images(g, N), layouts);
+BackwardWorkspace backward_workspace(const ConvGeometry& g, int64_t N, bool bias, Layouts layouts,
+                                     Precision precision) {
+    const BackwardData& first = backward_data_for(g, chunk_images(g, N), layouts, precision);
     BackwardWorkspace l{aligned(first.weights_copy), 0};
     for (int64_t n : chunk_sizes(g, N)) {
-        const BackwardWeights& bw = backward_weights_for(g, n, bias, layouts);
-        const BackwardData& bd = backward_data_for(g, n, layouts);
+        const BackwardWeights& bw = backward_weights_for(g, n, bias, layouts, precision);
+        const BackwardData& bd = backward_data_for(g, n, layouts, precision);
         const int64_t for_weights = aligned(bw.src_copy) + aligned(bw.diff_weights_floats) +
                                     aligned(bw.diff_weights_plain) + aligned(bw.diff_bias_floats) +
                                     aligned(bw.scratch);
@@ -365,27 +352,29 @@ BackwardWorkspace backward_workspace(const ConvGeometry& g, int64_t N, bool bias
 }  // namespace
 
 int64_t conv2d_forward_workspace(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
-                                 Layouts layouts) {
-    const ForwardWorkspace l = forward_workspace(g, N, bias, act, layouts);
+                                 Layouts layouts, Precision precision) {
+    const ForwardWorkspace l = forward_workspace(g, N, bias, act, layouts, precision);
     return l.weights + l.per_chunk;
 }
 
-int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, bool bias, Layouts layouts) {
-    const BackwardWorkspace l = backward_workspace(g, N, bias, layouts);
+int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, bool bias, Layouts layouts,
+                                  Precision precision) {
+    const BackwardWorkspace l = backward_workspace(g, N, bias, layouts, precision);
     return l.weights + l.per_chunk;
 }
 
 void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const float* w, const float* b,
-                    const ActivationSpec& act, float* y, float* workspace, Layouts layouts) {
+                    const ActivationSpec& act, float* y, float* workspace, Layouts layouts,
+                    Precision precision) {
     if (act.kind == Activation::softmax && layouts.output != Layout::nchw)
         throw ShapeError("conv: a softmax over channels needs the (N, C, H, W) layout");
     const int64_t chunk = chunk_images(g, N), image = g.C * g.H * g.W, out_image = g.OC * g.OH * g.OW;
-    const Forward& first = forward_for(g, chunk, b != nullptr, act, layouts);
-    const ForwardWorkspace layout = forward_workspace(g, N, b != nullptr, act, layouts);
+    const Forward& first = forward_for(g, chunk, b != nullptr, act, layouts, precision);
+    const ForwardWorkspace layout = forward_workspace(g, N, b != nullptr, act, layouts, precision);
     const memory weights = as_layout(first.pd.weights_desc(), plain_weights(g), w, workspace);
     for (int64_t n0 = 0; n0 < N; n0 += chunk) {
         const int64_t n = std::min(chunk, N - n0);
-        Forward& f = forward_for(g, n, b != nullptr, act, layouts);
+        Forward& f = forward_for(g, n, b != nullptr, act, layouts, precision);
         Carver carve(workspace + layout.weights);
         const bool shared = f.pd.weights_desc() == first.pd.weights_desc();
         memory wei = shared ? weights
@@ -412,16 +401,16 @@ void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const floa
 
 void conv2d_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy, const float* w,
                      const ImageGradientSink& store_dx, float* dw, float* db, float* workspace,
-                     Layouts layouts) {
+                     Layouts layouts, Precision precision) {
     const int64_t chunk = chunk_images(g, N), image = g.C * g.H * g.W, out_image = g.OC * g.OH * g.OW;
-    const BackwardData& first = backward_data_for(g, chunk, layouts);
-    const BackwardWorkspace layout = backward_workspace(g, N, db != nullptr, layouts);
+    const BackwardData& first = backward_data_for(g, chunk, layouts, precision);
+    const BackwardWorkspace layout = backward_workspace(g, N, db != nullptr, layouts, precision);
     memory weights;
     if (store_dx) weights = as_layout(first.pd.weights_desc(), plain_weights(g), w, workspace);
     // Chunk by chunk: the weight gradient reads the chunk's x first, then its dx may overwrite it.
     for (int64_t n0 = 0; n0 < N; n0 += chunk) {
         const int64_t n = std::min(chunk, N - n0);
-        BackwardWeights& bw = backward_weights_for(g, n, db != nullptr, layouts);
+        BackwardWeights& bw = backward_weights_for(g, n, db != nullptr, layouts, precision);
         Carver carve(workspace + layout.weights);
         memory diff_dst_w = as_layout(bw.pd.diff_dst_desc(), user_dst(g, n, layouts.output),
                                       dy + n0 * out_image, carve.take(bw.diff_dst_copy));
@@ -452,7 +441,7 @@ void conv2d_backward(const ConvGeometry& g, int64_t N, const float* x, const flo
                 for (int64_t oc = 0; oc < g.OC; ++oc) db[oc] += db_out[oc];
         }
         if (!store_dx) continue;
-        BackwardData& bd = backward_data_for(g, n, layouts);
+        BackwardData& bd = backward_data_for(g, n, layouts, precision);
         Carver region(rest);  // the weight gradient's region is free again
         memory diff_dst = bd.pd.diff_dst_desc() == bw.pd.diff_dst_desc()
                               ? diff_dst_w

@@ -8,22 +8,25 @@
 #include "kernels/cpu/image_gradient.h"
 #include "lenz/activation.h"
 #include "lenz/layout.h"
+#include "lenz/precision.h"
 
 namespace lenz::cpu {
 
 // Floats of workspace a call needs (reordered copies and oneDNN's scratchpad), for batch N.
 int64_t conv2d_forward_workspace(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
-                                 Layouts layouts);
-int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, bool bias, Layouts layouts);
+                                 Layouts layouts, Precision precision = Precision::f32);
+int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, bool bias, Layouts layouts,
+                                  Precision precision = Precision::f32);
 
 // x: (N, C, H, W)  w: (OC, C/G, KH, KW)  b: (OC) or nullptr  y: (N, OC, OH, OW), activation fused
 // (a softmax over channels only with y in (N, C, H, W)).
 void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const float* w, const float* b,
-                    const ActivationSpec& act, float* y, float* workspace, Layouts layouts = {});
+                    const ActivationSpec& act, float* y, float* workspace, Layouts layouts = {},
+                    Precision precision = Precision::f32);
 // dy: (N, OC, OH, OW), the gradient before the activation. Accumulates dw and db (unless nullptr)
 // first, then hands each image of dx to store_dx (unless empty); x may be overwritten from then on.
 void conv2d_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy, const float* w,
                      const ImageGradientSink& store_dx, float* dw, float* db, float* workspace,
-                     Layouts layouts = {});
+                     Layouts layouts = {}, Precision precision = Precision::f32);
 
 }  // namespace lenz::cpu

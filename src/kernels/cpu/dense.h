@@ -1,17 +1,25 @@
-// Fully connected layer as one GEMM per product over the whole batch; the GEMM threads itself.
+// Fully connected layer as one matrix product per pass over the whole batch; the product threads
+// itself. In float32 it is oneDNN's sgemm; in bf16, oneDNN's matmul on bf16 copies of the operands
+// (made in the workspace), adding up in float32.
 #pragma once
 #include <cstdint>
 
 #include "lenz/activation.h"
+#include "lenz/precision.h"
 
 namespace lenz::cpu {
 
+// Floats of workspace the bf16 copies take (none in float32): x and w forward, dy too backward.
+int64_t dense_workspace(int64_t N, int64_t I, int64_t U, bool training, Precision precision);
+
 // x: (N, I)  w: (U, I)  b: (U) or nullptr  y: (N, U)
 void dense_forward(int64_t N, int64_t I, int64_t U, const float* x, const float* w, const float* b,
-                   const ActivationSpec& act, float* y);
+                   const ActivationSpec& act, float* y, float* workspace = nullptr,
+                   Precision precision = Precision::f32);
 // dy: (N, U) before the activation. Accumulates dw (U, I) and db (U) first, then writes dx (N, I)
 // unless nullptr; dx may therefore be x itself.
 void dense_backward(int64_t N, int64_t I, int64_t U, const float* x, const float* dy, const float* w,
-                    float* dx, float* dw, float* db);
+                    float* dx, float* dw, float* db, float* workspace = nullptr,
+                    Precision precision = Precision::f32);
 
 }  // namespace lenz::cpu

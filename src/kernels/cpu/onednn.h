@@ -1,0 +1,41 @@
+// What the oneDNN-backed kernels share: one engine, a stream per thread, and a cache of primitives.
+#pragma once
+#include <dnnl.hpp>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace lenz::cpu {
+
+inline dnnl::engine& cpu_engine() {
+    static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+    return engine;
+}
+// One stream per calling thread: oneDNN streams are not to be shared between threads, and programs
+// may run separate models on separate threads at once.
+inline dnnl::stream& cpu_stream() {
+    thread_local dnnl::stream stream(cpu_engine());
+    return stream;
+}
+
+// Primitives are built once per shape and batch, then reused: building one costs far more than
+// running a small convolution. Threads may ask at once; executing a primitive is thread-safe, since
+// each call brings its own memory and scratchpad.
+template <class T>
+T& cached(const std::string& key, const std::function<T()>& make) {
+    static std::mutex guard;
+    static std::map<std::string, std::unique_ptr<T>> cache;
+    const std::lock_guard<std::mutex> lock(guard);
+    auto it = cache.find(key);
+    if (it == cache.end()) it = cache.emplace(key, std::make_unique<T>(make())).first;
+    return *it->second;
+}
+
+// Floats of memory a descriptor takes (bf16 data: half as many as its elements), rounded up.
+inline int64_t floats_of(const dnnl::memory::desc& d) {
+    return static_cast<int64_t>((d.get_size() + 3) / 4);
+}
+
+}  // namespace lenz::cpu

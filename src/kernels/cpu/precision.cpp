@@ -1,0 +1,52 @@
+// Which precisions this CPU runs in hardware, asked of oneDNN so that DNNL_MAX_CPU_ISA limits it too.
+#include "lenz/precision.h"
+
+#include <dnnl.hpp>
+
+#include "lenz/error.h"
+
+namespace lenz {
+namespace {
+
+// oneDNN's instruction-set levels are nested bit masks: a level includes every bit of those below it.
+bool has(dnnl::cpu_isa effective, dnnl::cpu_isa wanted) {
+    const auto e = static_cast<unsigned>(effective), w = static_cast<unsigned>(wanted);
+    return (e & w) == w;
+}
+
+const char* isa_name(dnnl::cpu_isa isa) {
+    using dnnl::cpu_isa;
+    if (has(isa, cpu_isa::avx512_core_amx)) return "AMX";
+    if (has(isa, cpu_isa::avx512_core_bf16)) return "AVX512-BF16";
+    if (has(isa, cpu_isa::avx512_core_vnni)) return "AVX-512 with VNNI, without BF16";
+    if (has(isa, cpu_isa::avx512_core)) return "AVX-512, without BF16";
+    if (has(isa, cpu_isa::avx2)) return "AVX2";
+    if (has(isa, cpu_isa::avx)) return "AVX";
+    if (has(isa, cpu_isa::sse41)) return "SSE4.1";
+    return "no vector extension oneDNN uses";
+}
+
+}  // namespace
+
+const char* precision_name(Precision precision) {
+    return precision == Precision::bf16 ? "bf16" : "float32";
+}
+
+Precision parse_precision(const std::string& name) {
+    if (name == "float32" || name == "f32") return Precision::f32;
+    if (name == "bf16" || name == "bfloat16") return Precision::bf16;
+    throw Error("unknown precision '" + name + "' (expected float32 or bf16)");
+}
+
+bool cpu_supports(Precision precision) {
+    return precision == Precision::f32 || has(dnnl::get_effective_cpu_isa(), dnnl::cpu_isa::avx512_core_bf16);
+}
+
+void require_precision(Precision precision) {
+    if (cpu_supports(precision)) return;
+    throw Error(std::string(precision_name(precision)) +
+                " needs a CPU with AVX512-BF16 or AMX; this one goes up to " +
+                isa_name(dnnl::get_effective_cpu_isa()) + " (use --dtype float32)");
+}
+
+}  // namespace lenz

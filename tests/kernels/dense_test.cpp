@@ -1,0 +1,87 @@
+// The dense kernel in bf16 against plain loops, held to bf16's rounding bound (see conv2d_test.cpp).
+#include "kernels/cpu/dense.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "lenz/precision.h"
+#include "lenz/random.h"
+
+namespace lenz {
+namespace {
+
+struct Matrices {
+    int64_t N, I, U;
+    std::vector<float> x, w, b, dy;
+};
+
+Matrices random_case(int64_t N, int64_t I, int64_t U) {
+    Rng rng(11);
+    auto fill = [&](int64_t n) {
+        std::vector<float> v(static_cast<size_t>(n));
+        for (float& f : v) f = rng.uniform(-1.0f, 1.0f);
+        return v;
+    };
+    return {N, I, U, fill(N * I), fill(U * I), fill(U), fill(N * U)};
+}
+
+// Checks got (R, C) against init(c) + Σ_k a(r, k)·b(k, c): within (2u + u²)·Σ|a|·|b| of it
+// (u = 2^-8). Returns whether some element is off by more than float32 would be: bf16 really ran.
+template <class Init, class A, class B>
+bool expect_bf16_product(int64_t R, int64_t C, int64_t K, Init init, A a, B b,
+                         const std::vector<float>& got) {
+    bool rounded = false;
+    for (int64_t r = 0; r < R; ++r)
+        for (int64_t c = 0; c < C; ++c) {
+            double exact = init(c), magnitudes = 0;
+            for (int64_t k = 0; k < K; ++k) {
+                const double p = double(a(r, k)) * b(k, c);
+                exact += p;
+                magnitudes += std::abs(p);
+            }
+            const double error = std::abs(got[static_cast<size_t>(r * C + c)] - exact);
+            EXPECT_LE(error, (2.0 / 256 + 1.0 / 65536) * magnitudes + 1e-5 * (1 + magnitudes))
+                << "at (" << r << ", " << c << ")";
+            rounded = rounded || error > 1e-5 * (1 + magnitudes);
+        }
+    return rounded;
+}
+
+TEST(DenseKernel, Bf16KeepsToItsRoundingBound) {
+    if (!cpu_supports(Precision::bf16))
+        GTEST_SKIP() << "no bf16 on this CPU (the refusal is tested with conv)";
+    for (auto [N, I, U] : {std::tuple{3, 50, 7}, std::tuple{64, 3136, 128}, std::tuple{1, 9, 1}}) {
+        const Matrices m = random_case(N, I, U);
+        std::vector<float> ws(static_cast<size_t>(cpu::dense_workspace(N, I, U, true, Precision::bf16)));
+        std::vector<float> y(static_cast<size_t>(N * U));
+        cpu::dense_forward(N, I, U, m.x.data(), m.w.data(), m.b.data(), {}, y.data(), ws.data(),
+                           Precision::bf16);
+        const auto at = [](const std::vector<float>& v, int64_t cols) {
+            return [&v, cols](int64_t r, int64_t c) { return v[static_cast<size_t>(r * cols + c)]; };
+        };
+        const auto transposed = [](auto f) { return [f](int64_t r, int64_t c) { return f(c, r); }; };
+        const auto bias = [&](int64_t u) { return double(m.b[static_cast<size_t>(u)]); };
+        // y = x · w^T + b
+        EXPECT_TRUE(expect_bf16_product(N, U, I, bias, at(m.x, I), transposed(at(m.w, I)), y) || N * I < 100);
+
+        // dw accumulates onto what it holds; dx overwrites; db is summed in float32.
+        std::vector<float> dw(m.w.size(), 0.5f), db(m.b.size(), 0.25f), dx(m.x.size(), 99.0f);
+        cpu::dense_backward(N, I, U, m.x.data(), m.dy.data(), m.w.data(), dx.data(), dw.data(), db.data(),
+                            ws.data(), Precision::bf16);
+        for (int64_t u = 0; u < U; ++u) {
+            double db_exact = 0.25;
+            for (int64_t n = 0; n < N; ++n) db_exact += m.dy[static_cast<size_t>(n * U + u)];
+            EXPECT_NEAR(db[static_cast<size_t>(u)], db_exact, 1e-4);
+        }
+        const auto zero = [](int64_t) { return 0.0; };
+        bool rounded = expect_bf16_product(
+            U, I, N, [](int64_t) { return 0.5; }, transposed(at(m.dy, U)), at(m.x, I), dw);    // dy^T · x
+        rounded = expect_bf16_product(N, I, U, zero, at(m.dy, U), at(m.w, I), dx) || rounded;  // dy · w
+        EXPECT_TRUE(rounded || N * I < 100) << N << "x" << I << "x" << U;
+    }
+}
+
+}  // namespace
+}  // namespace lenz
