@@ -3,11 +3,14 @@
 
     /usr/bin/python3 bench/compare.py [--repeats 5] [--threads 2] [--lenz build/lenz]
                                       [--out bench/results.json] [--workloads a,b] [--quick]
+                                      [--dtypes float32,bf16]
 
-For each workload, for each repetition: one `lenz bench WORKLOAD --json` process, then one
-`bench/pytorch_workloads.py WORKLOAD --json` process (lenz, torch, lenz, torch, ...), so that both
-see the same machine load. It prints a markdown table of the medians and of the median of the
-per-repetition ratios, and writes every raw run to --out as JSON. Standard library only.
+For each workload, for each repetition, for each precision: one `lenz bench WORKLOAD --dtype D
+--json` process, then one `bench/pytorch_workloads.py WORKLOAD --json` process (with --bf16 for
+bf16: autocast and channels-last), alternating, so that all see the same machine load. It prints a
+markdown table of the medians and of the median of the per-repetition ratios (Lenz against PyTorch
+in the same precision), then each engine's best precision against the other's, and writes every
+raw run to --out as JSON. Standard library only.
 """
 import argparse
 import json
@@ -97,7 +100,12 @@ def main():
     p.add_argument("--quick", action="store_true", help="smoke test: one repetition, small timed counts")
     p.add_argument("--timeout", type=float, default=900, help="seconds allowed per process (default 900)")
     p.add_argument("--python", default=sys.executable or "/usr/bin/python3", help="interpreter for the PyTorch side")
+    p.add_argument("--dtypes", default="float32,bf16",
+                   help="precisions to compare, each against the same in PyTorch (default float32,bf16)")
     a = p.parse_args()
+    dtypes = [d.strip() for d in a.dtypes.split(",") if d.strip()]
+    if not dtypes or any(d not in ("float32", "bf16") for d in dtypes):
+        p.error("--dtypes takes float32 and/or bf16")
 
     workloads = [w.strip() for w in a.workloads.split(",") if w.strip()]
     unknown = [w for w in workloads if w not in WORKLOADS]
@@ -120,13 +128,15 @@ def main():
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     for w in workloads:
         extra = QUICK_ARGS[w] if a.quick else []
-        cmds = {"lenz": [lenz, "--threads", str(a.threads), "bench", w, "--json"] + extra,
-                "torch": [a.python, torch_script, w, "--threads", str(a.threads), "--json"] + extra}
+        cmds = {}
+        for d in dtypes:
+            cmds[("lenz", d)] = [lenz, "--threads", str(a.threads), "bench", w, "--dtype", d, "--json"] + extra
+            cmds[("torch", d)] = ([a.python, torch_script, w, "--threads", str(a.threads), "--json"]
+                                  + (["--bf16"] if d == "bf16" else []) + extra)
         for r in range(a.repeats):
-            for engine in ("lenz", "torch"):
-                cmd = cmds[engine]
-                print(f"[{w} {r + 1}/{a.repeats}] {engine} ...", end="", file=sys.stderr, flush=True)
-                rec = {"workload": w, "repetition": r, "engine": engine, "cmd": cmd}
+            for (engine, d), cmd in cmds.items():
+                print(f"[{w} {d} {r + 1}/{a.repeats}] {engine} ...", end="", file=sys.stderr, flush=True)
+                rec = {"workload": w, "dtype": d, "repetition": r, "engine": engine, "cmd": cmd}
                 try:
                     rec["result"], rec["wall_s"] = run_one(cmd, a.timeout)
                     print(f" {value(rec['result'], METRIC[w]):.4g} {'ms' if METRIC[w] == 'ms' else 'img/s'}"
@@ -139,18 +149,19 @@ def main():
                           f"  {str(e).replace(chr(10), chr(10) + '  ')}", file=sys.stderr, flush=True)
                 runs.append(rec)
 
-    # Summary per workload.
-    summary, rows = {}, []
-    for w in workloads:
+    # Summary per workload and precision.
+    summary, rows, best_rows = {}, [], []
+    for w, d in [(w, d) for w in workloads for d in dtypes]:
         metric = METRIC[w]
-        ok = {e: {r["repetition"]: r["result"] for r in runs if r["workload"] == w and r["engine"] == e and "result" in r}
+        ok = {e: {r["repetition"]: r["result"] for r in runs
+                  if r["workload"] == w and r["dtype"] == d and r["engine"] == e and "result" in r}
               for e in ("lenz", "torch")}
         pairs = sorted(set(ok["lenz"]) & set(ok["torch"]))
         ratios = [ratio(ok["lenz"][i], ok["torch"][i], metric) for i in pairs]
         vals = {e: [value(x, metric) for x in ok[e].values()] for e in ok}
         steps = {e: [x["step_ms_median"] for x in ok[e].values() if "step_ms_median" in x] for e in ok}
         mem = {e: [x["peak_rss_above_start_bytes"] for x in ok[e].values() if "peak_rss_above_start_bytes" in x] for e in ok}
-        summary[w] = {
+        summary[f"{w} {d}"] = {
             "metric": "latency_ms" if metric == "ms" else "images_per_s",
             "lenz_median": statistics.median(vals["lenz"]) if vals["lenz"] else None,
             "torch_median": statistics.median(vals["torch"]) if vals["torch"] else None,
@@ -165,34 +176,55 @@ def main():
                 rs += f" ({min(ratios):.2f}-{max(ratios):.2f})"
         else:
             rs = "n/a"
-        rows.append(f"| {w} | {fmt_value(vals['lenz'], metric, steps['lenz'])} | {fmt_value(vals['torch'], metric, steps['torch'])}"
+        rows.append(f"| {w} | {d} | {fmt_value(vals['lenz'], metric, steps['lenz'])} | {fmt_value(vals['torch'], metric, steps['torch'])}"
                     f" | {rs} | {fmt_mb(mem['lenz'])} / {fmt_mb(mem['torch'])} |")
+
+    # Each engine at its best precision, as a user who picks the fastest setting of each would see.
+    for w in workloads:
+        metric = METRIC[w]
+        better = min if metric == "ms" else max
+        best = {}
+        for e in ("lenz", "torch"):
+            medians = {d: summary[f"{w} {d}"][f"{e}_median"] for d in dtypes if summary[f"{w} {d}"][f"{e}_median"]}
+            if medians:
+                d = better(medians, key=medians.get)
+                best[e] = (d, medians[d])
+        if len(best) == 2:
+            (ld, lv), (td, tv) = best["lenz"], best["torch"]
+            r = (lv / tv) if metric == "ips" else (tv / lv)
+            best_rows.append(f"| {w} | {ld} | {td} | {r:.2f}x |")
 
     torch_version = next((r["result"].get("torch") for r in runs if r["engine"] == "torch" and "result" in r), "?")
     print()
     print(f"Lenz vs PyTorch {torch_version}, {a.threads} thread(s), {a.repeats} alternating repetition(s) per workload"
           + (" (--quick: reduced counts)" if a.quick else ""))
     print()
-    print("| workload | Lenz (median) | PyTorch (median) | speed-up (median ratio, range) | peak memory above start, Lenz / PyTorch |")
-    print("|---|---|---|---|---|")
+    print("| workload | precision | Lenz (median) | PyTorch (median) | speed-up (median ratio, range) | peak memory above start, Lenz / PyTorch |")
+    print("|---|---|---|---|---|---|")
     for row in rows:
         print(row)
     print()
     print("speed-up: images/s Lenz / images/s PyTorch (latency workloads: ms PyTorch / ms Lenz), per repetition, median;"
-          " > 1 means Lenz is faster.")
+          " > 1 means Lenz is faster. PyTorch bf16: autocast to bfloat16, channels-last.")
+    if len(dtypes) > 1:
+        print()
+        print("| workload | Lenz's fastest precision | PyTorch's fastest | speed-up, best against best (ratio of medians) |")
+        print("|---|---|---|---|")
+        for row in best_rows:
+            print(row)
     print(f"command: {command_line}")
     # Where the resident memory goes: the process's own (anonymous) pages against shared-library
     # code read in from disk (file-backed), at the end of the run, next to Lenz's own plan.
     print()
     print("| workload | Lenz plan | Lenz anonymous / file-backed at the end | PyTorch anonymous / file-backed |")
     print("|---|---|---|---|")
-    for w in workloads:
-        res = {e: [r["result"] for r in runs if r["workload"] == w and r["engine"] == e and "result" in r]
+    for w, d in [(w, d) for w in workloads for d in dtypes]:
+        res = {e: [r["result"] for r in runs if r["workload"] == w and r["dtype"] == d and r["engine"] == e and "result" in r]
                for e in ("lenz", "torch")}
         split = lambda e: " / ".join(fmt_mb([x[k] for x in res[e] if k in x])  # noqa: E731
                                       for k in ("anon_rss_above_start_bytes", "file_rss_above_start_bytes"))
         plan = fmt_mb([x[k] for x in res["lenz"] for k in ("inference_bytes_plan", "training_bytes_plan") if k in x])
-        print(f"| {w} | {plan} | {split('lenz')} | {split('torch')} |")
+        print(f"| {w} {d} | {plan} | {split('lenz')} | {split('torch')} |")
 
     if a.out:
         out = a.out if os.path.isabs(a.out) else os.path.abspath(a.out)

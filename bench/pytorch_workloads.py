@@ -1,14 +1,18 @@
 #!/usr/bin/python3
 """The PyTorch side of `lenz bench`: the same five workloads, shapes and counts, in PyTorch (CPU).
 
-    /usr/bin/python3 bench/pytorch_workloads.py WORKLOAD [--threads N] [--batches N] [--repeats N] [--json]
+    /usr/bin/python3 bench/pytorch_workloads.py WORKLOAD [--threads N] [--batches N] [--repeats N]
+                                                [--bf16] [--json]
 
 WORKLOAD is fmnist-train, fmnist-infer, fmnist-latency, seed-infer or seed-train. With --json it
 prints one JSON line with the keys `lenz bench --json` prints: workload, threads, batch,
 images_per_s, latency_ms (inference) or step_ms_median (training), peak_rss_above_start_bytes.
 
-The models mirror models/fashion.lenz and models/seed.lenz; see bench/README.md.
+The models mirror models/fashion.lenz and models/seed.lenz; see bench/README.md. --bf16 is the
+configuration PyTorch's own performance guide recommends for CPUs with bf16: autocast to bfloat16
+around the forward pass and the loss, model and input in channels-last memory format.
 """
+import contextlib
 import argparse
 import json
 import math
@@ -78,6 +82,7 @@ def main():
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     p.add_argument("--batches", type=int, default=30, help="training steps to time (fmnist-train; default 30)")
     p.add_argument("--repeats", type=int, default=0, help="timed runs (inference, seed-train); 0: the workload's default")
+    p.add_argument("--bf16", action="store_true", help="autocast to bfloat16, channels-last (PyTorch's best CPU setup)")
     p.add_argument("--json", action="store_true", help="one JSON line, as lenz bench --json")
     a = p.parse_args()
     if a.threads < 1 or a.batches < 1 or a.repeats < 0:
@@ -110,11 +115,18 @@ def main():
     else:
         model, shape, softmax = build_seed(torch, nn, F), (3, 200, 300), False
 
+    fast = contextlib.nullcontext
+    if a.bf16:
+        model = model.to(memory_format=torch.channels_last)
+        fast = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+
     if w.endswith("train"):
         batch, steps, warmup = (64, a.batches, 3) if w == "fmnist-train" else (50, rep(3), 1)
         model.train()
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         x = torch.randn(batch, *shape)
+        if a.bf16:
+            x = x.to(memory_format=torch.channels_last)
         # Lenz: label i % classes, classes = every output element of one image (10 for
         # Fashion-MNIST, 25*38*400 = 380,000 for the seed model, whose last layer is a conv + relu).
         with torch.no_grad():
@@ -124,8 +136,9 @@ def main():
         for s in range(warmup + steps):
             t0 = time.perf_counter()
             opt.zero_grad(set_to_none=False)
-            out = model(x).reshape(batch, -1)
-            loss = F.cross_entropy(out, labels)
+            with fast():
+                out = model(x).reshape(batch, -1)
+                loss = F.cross_entropy(out, labels)
             loss.backward()
             opt.step()
             if s >= warmup:
@@ -138,8 +151,10 @@ def main():
                                "seed-infer": (1, rep(20), 2)}[w]
         model.eval()
         x = torch.randn(batch, *shape)
+        if a.bf16:
+            x = x.to(memory_format=torch.channels_last)
         times = []
-        with torch.inference_mode():
+        with torch.inference_mode(), fast():
             for i in range(warmup + runs):
                 t0 = time.perf_counter()
                 y = model(x)
@@ -157,6 +172,7 @@ def main():
     r["file_rss_above_start_bytes"] = proc_status_bytes("RssFile:") - file_before
     r["hwm_reset"] = hwm_reset
     r["workload"] = w
+    r["dtype"] = "bf16" if a.bf16 else "float32"
     r["threads"] = torch.get_num_threads()
     r["torch"] = torch.__version__
 

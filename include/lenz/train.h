@@ -68,6 +68,9 @@ double learning_rate_at(const ScheduleConfig& config, int64_t step, int64_t step
 struct AugmentConfig {
     int64_t crop_padding = 0;  // random crop after zero-padding this many pixels on each side
     bool horizontal_flip = false;
+    // Random erasing (Zhong et al., 2017): with this probability, a rectangle of 2-40 % of the image,
+    // of aspect ratio 0.3-3.3, is set to the data set's mean (0 after normalisation). 0: off.
+    double erase_probability = 0;
 };
 
 struct EpochMetrics {

@@ -155,6 +155,21 @@ __attribute__((target("avx512f"))) float fma_chains_avx512() {  // 12 chains of 
     return out[0];
 }
 
+// AVX512-BF16's dot product: each instruction multiplies 16 pairs of bf16 pairs and adds them to 16
+// float32 lanes, 64 operations. 12 chains of bf16 products that never touch memory.
+__attribute__((target("avx512f,avx512bf16"))) float bf16_dot_chains() {
+    __m512 acc[12];
+    for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i));
+    const __m512bh a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-3f), _mm512_set1_ps(1e-3f));
+    for (int64_t it = 0; it < kFmaIterations; ++it)
+        for (int i = 0; i < 12; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, a);
+    __m512 total = acc[0];
+    for (int i = 1; i < 12; ++i) total = _mm512_add_ps(total, acc[i]);
+    float out[16];
+    _mm512_storeu_ps(out, total);
+    return out[0];
+}
+
 // flops_per_iteration: chains x lanes x 2 (an FMA is two operations).
 double fma_gflops(int threads, float (*chains)(), double flops_per_iteration) {
     const auto t0 = Clock::now();
@@ -167,11 +182,14 @@ double fma_gflops(int threads, float (*chains)(), double flops_per_iteration) {
 }
 
 // The widest FMA this processor has: the peak oneDNN's kernels can approach. The best of five
-// runs, since a busy machine only ever lowers it.
-double peak_gflops(int threads) {
+// runs, since a busy machine only ever lowers it. In bf16, the AVX512-BF16 dot product's (a CPU with
+// AMX has more, in its tiles, which this loop does not measure).
+double peak_gflops(int threads, Precision precision) {
     double best = 0;
     for (int run = 0; run < 5; ++run) {
-        if (__builtin_cpu_supports("avx512f"))
+        if (precision == Precision::bf16)
+            best = std::max(best, fma_gflops(threads, bf16_dot_chains, 12 * 16 * 4));
+        else if (__builtin_cpu_supports("avx512f"))
             best = std::max(best, fma_gflops(threads, fma_chains_avx512, 12 * 16 * 2));
         else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
             best = std::max(best, fma_gflops(threads, fma_chains_avx2, 10 * 8 * 2));
@@ -180,8 +198,8 @@ double peak_gflops(int threads) {
 }
 
 // Forward and backward GFLOP/s of every convolution of both models, against the measured peak.
-nlohmann::json bench_layers(const BenchArgs& a) {
-    const double peak = a.peak > 0 ? a.peak : peak_gflops(threads());
+nlohmann::json bench_layers(const BenchArgs& a, Precision precision) {
+    const double peak = a.peak > 0 ? a.peak : peak_gflops(threads(), precision);
     nlohmann::json rows = nlohmann::json::array();
     struct Setup {
         std::string model;
@@ -201,7 +219,7 @@ nlohmann::json bench_layers(const BenchArgs& a) {
             const int64_t B = setup.batch;
             Buffer x(B * layer.input_shape().elements()), y(B * layer.output_shape().elements());
             Buffer dy(y.size()), dx(i == 0 ? 0 : x.size()),
-                ws(layer.workspace_floats(B, true, layouts[static_cast<size_t>(i)], Precision::f32));
+                ws(layer.workspace_floats(B, true, layouts[static_cast<size_t>(i)], precision));
             Rng rng(4);
             for (int64_t k = 0; k < x.size(); ++k) x[k] = rng.normal();
             Pass pass;
@@ -209,6 +227,7 @@ nlohmann::json bench_layers(const BenchArgs& a) {
             pass.training = true;
             pass.workspace = ws.data();
             pass.layouts = layouts[static_cast<size_t>(i)];
+            pass.precision = precision;
             const int reps = B == 1 ? 20 : 3;
             std::vector<double> fwd, bwd;
             for (int r = 0; r < reps + 1; ++r) {
@@ -246,10 +265,12 @@ nlohmann::json bench_layers(const BenchArgs& a) {
 }
 
 int run_bench(const BenchArgs& a) {
+    const Precision p = precision_of(a.dtype);
     if (a.workload == "layers") {
-        nlohmann::json r = bench_layers(a);
+        nlohmann::json r = bench_layers(a, p);
         r["workload"] = "layers";
         r["threads"] = threads();
+        r["dtype"] = precision_name(p);
         // Above the peak is impossible: a measured peak ran while the machine was busy, or the one
         // given with --peak is too low.
         bool above_peak = false;
@@ -268,9 +289,10 @@ int run_bench(const BenchArgs& a) {
             std::cout << r.dump() << "\n";
             return 0;
         }
-        std::printf("%s FP32 peak: %.1f GFLOP/s on %d threads%s; each layer: its fastest run\n",
-                    a.peak > 0 ? "given" : "measured", r["peak_gflops"].get<double>(), threads(),
-                    a.peak > 0 ? "" : " (best of 5)");
+        std::printf("%s %s peak: %.1f GFLOP/s on %d threads%s; each layer: its fastest run\n",
+                    a.peak > 0 ? "given" : "measured",
+                    p == Precision::bf16 ? "AVX512-BF16 dot-product" : "FP32", r["peak_gflops"].get<double>(),
+                    threads(), a.peak > 0 ? "" : " (best of 5)");
         std::printf("%-48s %5s %10s %8s %6s %10s %8s %6s\n", "layer", "batch", "fwd ms", "GFLOP/s", "peak",
                     "bwd ms", "GFLOP/s", "peak");
         for (auto& row : r["layers"]) {
@@ -288,7 +310,6 @@ int run_bench(const BenchArgs& a) {
     nlohmann::json r;
     const std::string& w = a.workload;
     const auto rep = [&](int64_t d) { return a.repeats > 0 ? a.repeats : d; };
-    const Precision p = precision_of(a.dtype);
     if (w == "fmnist-train")
         r = bench_train(fashion, 64, a.batches, 3, p);
     else if (w == "fmnist-infer")

@@ -28,7 +28,7 @@ struct TrainArgs {
     std::string dtype = "float32";
     bool new_head = false;
     int64_t epochs = 5, batch = 64, limit_train = 0, limit_test = 0, step_every = 10, crop = 0;
-    double lr = -1, momentum = 0.9, weight_decay = 0, warmup = 0.5, gamma = 0.1, val_split = 0;
+    double lr = -1, momentum = 0.9, weight_decay = 0, warmup = 0.5, gamma = 0.1, val_split = 0, erase = 0;
     uint64_t seed = 1;
     bool flip = false, quiet = false, report = true;
     std::set<std::string> given;  // the options this command line set itself
@@ -55,6 +55,7 @@ void each_run_option(TrainArgs& a, Visit visit) {
     visit("--gamma", a.gamma);
     visit("--augment-crop", a.crop);
     visit("--augment-flip", a.flip);
+    visit("--augment-erase", a.erase);
     visit("--new-head", a.new_head);
     visit("--freeze", a.freeze);
     visit("--dtype", a.dtype);
@@ -241,6 +242,7 @@ int run_train(TrainArgs a) {
     c.schedule.step_gamma = a.gamma;
     c.augment.crop_padding = a.crop;
     c.augment.horizontal_flip = a.flip;
+    c.augment.erase_probability = a.erase;
 
     if (!pretrained) model.init_params(a.seed);
     const DataSplit data = load_data_for(model, a.data, a.val_split, a.seed);
@@ -365,6 +367,10 @@ void add_train(CLI::App& app, Runner& run) {
     cmd->add_option("--augment-crop", a->crop, "random crops after padding this many pixels (off by default)")
         ->check(CLI::Range(0, 64));
     cmd->add_flag("--augment-flip", a->flip, "random horizontal flips (off by default)");
+    cmd->add_option("--augment-erase", a->erase,
+                    "random erasing: the probability that a rectangle of 2-40 % of the image is set to the "
+                    "mean (off by default; 0.5 is usual)")
+        ->check(CLI::Range(0.0, 1.0));
     cmd->add_option("--val-split", a->val_split, "image folders without test/: fraction held out for testing")
         ->check(CLI::Range(0.0, 0.9));
     cmd->add_option("--limit-train", a->limit_train, "use only the first N training images")

@@ -57,6 +57,37 @@ TEST(Memory, TrainingStepAllocatesThePlanLessOptimizerState) {
     EXPECT_EQ(buffer_bytes_live() - before, plan_training(m, 32, OptimizerKind::sgd).bytes());
 }
 
+// In bf16 the plans grow by the bf16 copies in the workspace, and the engine still allocates
+// exactly them, at inference and in training, for the seed model and the default model (whose
+// dense layers multiply in bf16 too); running allocates nothing more.
+TEST(Memory, Bf16AllocatesExactlyItsPlan) {
+    if (!cpu_supports(Precision::bf16)) GTEST_SKIP() << "this CPU has no bf16";
+    for (const char* path : {LENZ_SOURCE_DIR "/models/seed.lenz", LENZ_SOURCE_DIR "/models/fashion.lenz"}) {
+        SCOPED_TRACE(path);
+        Model m = load_model_file(path);
+        m.init_params(1);
+        int64_t before = buffer_bytes_live();
+        {
+            Inference inference(m, 2, Precision::bf16);
+            const InferencePlan& plan = inference.plan();  // the weights were there already:
+            EXPECT_EQ(buffer_bytes_live() - before, plan.bytes() - 4 * plan.param_floats);
+            EXPECT_NE(plan_inference(m, 2, Precision::bf16).workspace_floats,
+                      plan_inference(m, 2).workspace_floats);
+            Buffer x(2 * m.input_shape().elements());
+            buffer_reset_peak();
+            const int64_t peak_before = buffer_bytes_peak();
+            inference.run(x.data(), 2);
+            EXPECT_EQ(buffer_bytes_peak(), peak_before) << "running allocated memory";
+        }
+        Model fresh = load_model_file(path);
+        before = buffer_bytes_live();
+        fresh.init_params(1);
+        TrainingStep step(fresh, 4, Precision::bf16);
+        EXPECT_EQ(buffer_bytes_live() - before,
+                  plan_training(fresh, 4, OptimizerKind::sgd, Precision::bf16).bytes());
+    }
+}
+
 // Buffers are planned for a largest batch; every way in checks the batch against it. TrainingStep::run
 // once did not, and batch 8 on a step planned for 2 wrote past its buffers.
 TEST(Memory, EveryEntryPointChecksTheBatch) {
