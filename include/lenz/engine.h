@@ -88,7 +88,8 @@ class TrainingStep {
         int64_t correct = 0;
     };
     // input: (N, C, H, W); labels in [0, classes). Zeroes, then fills every parameter gradient.
-    Result run(const float* input, const int32_t* labels, int64_t batch, uint64_t step_seed);
+    Result run(const float* input, const int32_t* labels, int64_t batch, uint64_t step_seed,
+               float label_smoothing = 0.0f);
     // Forward only, in training mode or not; returns the final activation (probabilities if the model ends in
     // softmax).
     const float* forward(const float* input, int64_t batch, bool training, uint64_t step_seed);
@@ -114,11 +115,13 @@ class TrainingStep {
     Buffer workspace_;
 };
 
-// Softmax cross-entropy on logits (N, K), computed with the log-sum-exp trick. Writes
-// dlogits = (softmax - onehot) / N, times the derivative of `output_activation` (element-wise, taken
-// from the logits array, which holds that activation's output) and returns the summed loss;
-// counts argmax hits in `correct`. dlogits may be logits itself.
+// Softmax cross-entropy on logits (N, K), computed with the log-sum-exp trick, against targets
+// q = (1 - e) onehot + e / K (label smoothing e, as PyTorch's CrossEntropyLoss(label_smoothing=e);
+// e = 0: the one-hot label). Writes dlogits = (softmax - q) / N, times the derivative of
+// `output_activation` (element-wise, taken from the logits array, which holds that activation's
+// output) and returns the summed loss; counts argmax hits in `correct`. dlogits may be logits itself.
 double softmax_cross_entropy(const float* logits, const int32_t* labels, int64_t N, int64_t K, float* dlogits,
-                             int64_t* correct, const ActivationSpec& output_activation = {});
+                             int64_t* correct, const ActivationSpec& output_activation = {},
+                             float label_smoothing = 0.0f);
 
 }  // namespace lenz

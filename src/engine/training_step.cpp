@@ -43,7 +43,9 @@ float derivative_from_output(const ActivationSpec& act, float y) {
 }  // namespace
 
 double softmax_cross_entropy(const float* logits, const int32_t* labels, int64_t N, int64_t K, float* dlogits,
-                             int64_t* correct, const ActivationSpec& output_activation) {
+                             int64_t* correct, const ActivationSpec& output_activation,
+                             float label_smoothing) {
+    const float spread = label_smoothing / static_cast<float>(K), on_label = 1.0f - label_smoothing + spread;
     // Images are independent: spread them over threads, then add their losses in order so the
     // reported loss does not depend on the thread count either.
     std::vector<double> losses(static_cast<size_t>(N));
@@ -54,18 +56,23 @@ double softmax_cross_entropy(const float* logits, const int32_t* labels, int64_t
         float* d = dlogits + n * K;
         const int64_t best = std::max_element(z, z + K) - z;
         const float top = z[best];
-        float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (int64_t k = 0; k < K; ++k) sum += std::exp(z[k] - top);
+        float sum = 0.0f, shifted_sum = 0.0f;
+#pragma omp simd reduction(+ : sum, shifted_sum)
+        for (int64_t k = 0; k < K; ++k) {
+            sum += std::exp(z[k] - top);
+            shifted_sum += z[k] - top;
+        }
         const int32_t label = labels[n];
         const double log_sum = std::log(static_cast<double>(sum));
-        losses[static_cast<size_t>(n)] = log_sum - (z[label] - top);
+        // -Σ q_k log p_k, with log p_k = (z_k - top) - log_sum and Σ q_k = 1.
+        losses[static_cast<size_t>(n)] =
+            log_sum - (1.0 - label_smoothing) * (z[label] - top) - static_cast<double>(spread) * shifted_sum;
         hits[static_cast<size_t>(n)] = best == label;
         const float inv_sum = 1.0f / sum, inv_n = 1.0f / static_cast<float>(N);
         for (int64_t k = 0; k < K; ++k) {  // reads z[k] before d[k] overwrites it
             const float p = std::exp(z[k] - top) * inv_sum;
             const float slope = derivative_from_output(output_activation, z[k]);
-            d[k] = (p - (k == label ? 1.0f : 0.0f)) * inv_n * slope;
+            d[k] = (p - (k == label ? on_label : spread)) * inv_n * slope;
         }
     }
     double total = 0.0;
@@ -147,7 +154,7 @@ const float* TrainingStep::forward(const float* input, int64_t batch, bool train
 }
 
 TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels, int64_t batch,
-                                       uint64_t step_seed) {
+                                       uint64_t step_seed, float label_smoothing) {
     const int64_t L = model_.size();
     const int64_t classes = model_.output_shape().elements();
     // Where the logits are: a standalone softmax is left out; a fused one is skipped in the last layer.
@@ -191,7 +198,7 @@ TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels
     if (!elementwise)
         throw ShapeError("softmax must be the model's last activation to train it with cross-entropy");
     result.loss_sum = softmax_cross_entropy(logits, labels, batch, classes, logits, &result.correct,
-                                            last_act ? *last_act : ActivationSpec{});
+                                            last_act ? *last_act : ActivationSpec{}, label_smoothing);
 
     for (int64_t i = model_.frozen_layers(); i < L; ++i)
         for (ParamRef& p : model_.layer(i).params())

@@ -300,7 +300,8 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
                                    {"weight_decay", config.optimizer.weight_decay},
                                    {"threads", threads()},
                                    {"data", data.description},
-                                   {"dtype", precision_name(config.precision)}};
+                                   {"dtype", precision_name(config.precision)},
+                                   {"label_smoothing", config.label_smoothing}};
     if (model.frozen_layers() > 0) run_settings["frozen_layers"] = model.frozen_layers();
     try {
         run_settings["options"] = nlohmann::json::parse(config.options_json);
@@ -346,7 +347,8 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
                 labels[static_cast<size_t>(i)] = train_set.labels[static_cast<size_t>(index)];
             }
             const TrainingStep::Result r = step_runner.run(input.data(), labels.data(), this_batch,
-                                                           Rng::derive(config.seed, 0xD0, step).next());
+                                                           Rng::derive(config.seed, 0xD0, step).next(),
+                                                           static_cast<float>(config.label_smoothing));
             if (!std::isfinite(r.loss_sum))
                 throw Error(
                     "the loss became " + std::string(std::isnan(r.loss_sum) ? "NaN" : "infinite") +
