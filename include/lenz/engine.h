@@ -36,6 +36,10 @@ struct InferencePlan {
     int64_t arena_floats = 0;
     int64_t workspace_floats = 0;  // the largest scratch any one layer needs
     int64_t param_floats = 0;      // trainable parameters plus running statistics
+    // Weights converted once for the run (Layer::prepare; bf16 copies), per layer from its offset
+    // (-1: the layer prepares nothing).
+    int64_t prepared_floats = 0;
+    std::vector<int64_t> prepared_offset;
     int64_t input_floats = 0;
     int64_t bytes() const;  // throws ShapeError if it overflows 64 bits
 };
@@ -64,6 +68,8 @@ TrainingPlan plan_training(const Model& model, int64_t batch, OptimizerKind opti
 
 // Inference in one arena: outputs alternate between the arena's two ends, in-place layers
 // overwrite their input, flatten only renames. Allocates exactly plan_inference(model, batch).
+// Layers prepare their weights when it is made (bf16 copies): change the model's weights, and make
+// a new Inference to run them.
 class Inference {
   public:
     Inference(Model& model, int64_t max_batch, Precision precision = Precision::f32);
@@ -75,7 +81,7 @@ class Inference {
   private:
     Model& model_;
     InferencePlan plan_;
-    Buffer arena_, workspace_;
+    Buffer arena_, workspace_, prepared_;
     std::vector<char> views_;  // per layer: reshape-only and skipped (ValueGraph::view)
 };
 

@@ -31,7 +31,10 @@ struct Pass {
     float* workspace = nullptr;  // at least workspace_floats(batch, training, layouts, precision) floats
     Layouts layouts;             // of x and dx, y and dy; nchw unless the layer takes channels-last
     Precision precision = Precision::f32;  // of convolutions and matrix products
-    uint64_t seed = 0;                     // dropout masks: derived from this per step
+    // Inference only: what prepare() wrote for this layer, for batch prepared_batch (or nullptr).
+    const float* prepared = nullptr;
+    int64_t prepared_batch = 0;
+    uint64_t seed = 0;  // dropout masks: derived from this per step
     // Forward only: leave out a fused softmax; the loss computes it from the logits, stably.
     bool logits_only = false;
     // Backward only: dx may be the layer's own input x (the engine overwrites activations with their
@@ -90,6 +93,14 @@ class Layer {
                                      Precision /*precision*/) const {
         return 0;
     }
+    // Inference: weights converted once when the runner is made (bf16 copies, in the layout the
+    // kernel wants), instead of at every call: how many floats they take, and writing them. The
+    // runner then hands them back in Pass::prepared; the weights must not change meanwhile.
+    virtual int64_t prepared_floats(int64_t /*batch*/, Layouts /*layouts*/, Precision /*precision*/) const {
+        return 0;
+    }
+    virtual void prepare(float* /*prepared*/, int64_t /*batch*/, Layouts /*layouts*/,
+                         Precision /*precision*/) {}
     // Which layouts forward and backward take (Pass::layouts).
     virtual ChannelsLast channels_last() const { return ChannelsLast::no; }
     // What training keeps for backward beyond the input and output (masks, batch statistics).

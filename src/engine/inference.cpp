@@ -12,7 +12,13 @@ Inference::Inference(Model& model, int64_t max_batch, Precision precision)
       plan_(plan_inference(model, max_batch, precision)),
       arena_(plan_.arena_floats),
       workspace_(plan_.workspace_floats),
-      views_(analyse(model).view) {}
+      prepared_(plan_.prepared_floats),
+      views_(analyse(model).view) {
+    for (int64_t i = 0; i < model_.size(); ++i)
+        if (const int64_t offset = plan_.prepared_offset[static_cast<size_t>(i)]; offset >= 0)
+            model_.layer(i).prepare(prepared_.data() + offset, plan_.batch,
+                                    plan_.layouts[static_cast<size_t>(i)], plan_.precision);
+}
 
 const float* Inference::run(const float* input, int64_t batch) {
     if (batch <= 0 || batch > plan_.batch)
@@ -30,6 +36,10 @@ const float* Inference::run(const float* input, int64_t batch) {
         if (views_[static_cast<size_t>(i)]) continue;  // its output is its input under another shape
         Layer& layer = model_.layer(i);
         pass.layouts = plan_.layouts[static_cast<size_t>(i)];
+        // A layer that prepared nothing reads its weights as they are.
+        const int64_t offset = plan_.prepared_offset[static_cast<size_t>(i)];
+        pass.prepared = offset >= 0 ? prepared_.data() + offset : nullptr;
+        pass.prepared_batch = plan_.batch;
         xs.clear();
         for (int64_t v : model_.inputs(i)) xs.push_back(base + plan_.value_offset[static_cast<size_t>(v)]);
         // Offsets were planned for the largest batch; a smaller one uses the start of each buffer.

@@ -48,7 +48,7 @@ static int64_t float_bytes(std::initializer_list<int64_t> parts) {
 }
 
 int64_t InferencePlan::bytes() const {
-    return float_bytes({arena_floats, workspace_floats, param_floats});
+    return float_bytes({arena_floats, workspace_floats, param_floats, prepared_floats});
 }
 
 int64_t TrainingPlan::bytes() const {
@@ -169,10 +169,16 @@ InferencePlan plan_inference(const Model& model, int64_t batch, Precision precis
     plan.layouts = plan_layouts(model);
     plan.input_floats = checked_mul(batch, model.input_shape().elements(), "input batch");
     plan.param_floats = all_params(model);
-    for (int64_t i = 0; i < model.size(); ++i)
-        plan.workspace_floats = std::max(
-            plan.workspace_floats,
-            model.layer(i).workspace_floats(batch, false, plan.layouts[static_cast<size_t>(i)], precision));
+    for (int64_t i = 0; i < model.size(); ++i) {
+        const Layouts layouts = plan.layouts[static_cast<size_t>(i)];
+        plan.workspace_floats = std::max(plan.workspace_floats,
+                                         model.layer(i).workspace_floats(batch, false, layouts, precision));
+        // Each layer's region on a 64-byte boundary, as the kernels' own copies are.
+        const int64_t prepared = model.layer(i).prepared_floats(batch, layouts, precision);
+        plan.prepared_offset.push_back(prepared > 0 ? plan.prepared_floats : -1);
+        plan.prepared_floats =
+            checked_add(plan.prepared_floats, (prepared + 15) / 16 * 16, "prepared weights");
+    }
     if (model.is_chain())
         place_chain(model, batch, plan);
     else

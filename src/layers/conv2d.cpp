@@ -83,6 +83,14 @@ class Conv2d final : public Layer {
         }
         return floats;
     }
+    int64_t prepared_floats(int64_t batch, Layouts layouts, Precision precision) const override {
+        return cpu::conv2d_prepared_floats(geometry_, batch, config_.bias, config_.activation, layouts,
+                                           precision);
+    }
+    void prepare(float* prepared, int64_t batch, Layouts layouts, Precision precision) override {
+        cpu::conv2d_prepare_weights(geometry_, batch, config_.bias, config_.activation, layouts, precision,
+                                    weight_.data(), prepared);
+    }
     // A softmax over channels is computed on (N, C, H, W).
     ChannelsLast channels_last() const override {
         return config_.activation.kind == Activation::softmax ? ChannelsLast::no : ChannelsLast::converts;
@@ -111,7 +119,7 @@ class Conv2d final : public Layer {
     void forward(const float* x, float* y, const Pass& pass) override {
         cpu::conv2d_forward(geometry_, pass.batch, x, weight_.data(), config_.bias ? bias_.data() : nullptr,
                             pass.logits_only ? ActivationSpec{} : config_.activation, y, pass.workspace,
-                            pass.layouts, pass.precision);
+                            pass.layouts, pass.precision, {pass.prepared, pass.prepared_batch});
     }
     void backward(const float* x, const float*, float* dy, float* dx, const Pass& pass) override {
         cpu::ImageGradientSink store;

@@ -51,6 +51,13 @@ class Dense final : public Layer {
                            cpu::dense_workspace(batch, inputs(), config_.units, training, precision));
     }
 
+    int64_t prepared_floats(int64_t, Layouts, Precision precision) const override {
+        return cpu::dense_prepared_floats(inputs(), config_.units, precision);
+    }
+    void prepare(float* prepared, int64_t, Layouts, Precision precision) override {
+        cpu::dense_prepare_weights(inputs(), config_.units, precision, weight_.data(), prepared);
+    }
+
     std::vector<ParamRef> params() override {
         std::vector<ParamRef> p{{"weight", {config_.units, inputs()}, &weight_, &dweight_, true}};
         if (config_.bias) p.push_back({"bias", {config_.units}, &bias_, &dbias_, true});
@@ -67,9 +74,10 @@ class Dense final : public Layer {
     }
 
     void forward(const float* x, float* y, const Pass& pass) override {
-        cpu::dense_forward(
-            pass.batch, inputs(), config_.units, x, weight_.data(), config_.bias ? bias_.data() : nullptr,
-            pass.logits_only ? ActivationSpec{} : config_.activation, y, pass.workspace, pass.precision);
+        cpu::dense_forward(pass.batch, inputs(), config_.units, x, weight_.data(),
+                           config_.bias ? bias_.data() : nullptr,
+                           pass.logits_only ? ActivationSpec{} : config_.activation, y, pass.workspace,
+                           pass.precision, pass.prepared);
     }
     void backward(const float* x, const float*, float* dy, float* dx, const Pass& pass) override {
         // dx is built in the workspace, then stored image by image (dx may be x itself).

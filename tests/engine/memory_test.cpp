@@ -1,6 +1,7 @@
 // The engine allocates what the plan says: no more, no less.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <vector>
 
 #include "lenz/buffer.h"
@@ -85,6 +86,35 @@ TEST(Memory, Bf16AllocatesExactlyItsPlan) {
         TrainingStep step(fresh, 4, Precision::bf16);
         EXPECT_EQ(buffer_bytes_live() - before,
                   plan_training(fresh, 4, OptimizerKind::sgd, Precision::bf16).bytes());
+    }
+}
+
+// Inference in bf16 converts the weights once, when it is made (Layer::prepare), where training
+// converts them at every call: both must compute the same bits, at the planned batch and at a
+// smaller one (whose primitives may want the weights laid out otherwise, and then convert them as
+// training does), on a chain with dense layers and on a residual graph.
+TEST(Memory, Bf16InferenceWithPreparedWeightsComputesWhatTrainingDoes) {
+    if (!cpu_supports(Precision::bf16)) GTEST_SKIP() << "this CPU has no bf16";
+    for (const char* path :
+         {LENZ_SOURCE_DIR "/models/fashion.lenz", LENZ_SOURCE_DIR "/models/residual-block.lenz",
+          LENZ_SOURCE_DIR "/models/seed.lenz"}) {
+        SCOPED_TRACE(path);
+        Model m = load_model_file(path);
+        m.init_params(2);
+        Inference inference(m, 3, Precision::bf16);
+        EXPECT_GT(inference.plan().prepared_floats, 0);
+        TrainingStep step(m, 3, Precision::bf16);
+        Rng rng(8);
+        Buffer x(3 * m.input_shape().elements());
+        for (int64_t i = 0; i < x.size(); ++i) x[i] = rng.uniform(-1, 1);
+        const int64_t out = m.output_shape().elements();
+        for (int64_t batch : {3, 1}) {
+            const float* a = inference.run(x.data(), batch);
+            const std::vector<float> prepared(a, a + batch * out);
+            const float* b = step.forward(x.data(), batch, false, 0);
+            EXPECT_EQ(std::memcmp(prepared.data(), b, sizeof(float) * prepared.size()), 0)
+                << "batch " << batch;
+        }
     }
 }
 

@@ -363,15 +363,36 @@ int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, bool bias, L
     return l.weights + l.per_chunk;
 }
 
+int64_t conv2d_prepared_floats(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
+                               Layouts layouts, Precision precision) {
+    if (precision == Precision::f32) return 0;
+    return floats_of(forward_for(g, chunk_images(g, N), bias, act, layouts, precision).pd.weights_desc());
+}
+
+void conv2d_prepare_weights(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
+                            Layouts layouts, Precision precision, const float* w, float* prepared) {
+    if (precision == Precision::f32) return;
+    const Forward& f = forward_for(g, chunk_images(g, N), bias, act, layouts, precision);
+    memory plain(plain_weights(g), cpu_engine(), const_cast<float*>(w)),
+        converted(f.pd.weights_desc(), cpu_engine(), prepared);
+    dnnl::reorder(plain, converted).execute(cpu_stream(), plain, converted);
+    cpu_stream().wait();
+}
+
 void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const float* w, const float* b,
                     const ActivationSpec& act, float* y, float* workspace, Layouts layouts,
-                    Precision precision) {
+                    Precision precision, PreparedWeights prepared) {
     if (act.kind == Activation::softmax && layouts.output != Layout::nchw)
         throw ShapeError("conv: a softmax over channels needs the (N, C, H, W) layout");
     const int64_t chunk = chunk_images(g, N), image = g.C * g.H * g.W, out_image = g.OC * g.OH * g.OW;
     const Forward& first = forward_for(g, chunk, b != nullptr, act, layouts, precision);
     const ForwardWorkspace layout = forward_workspace(g, N, b != nullptr, act, layouts, precision);
-    const memory weights = as_layout(first.pd.weights_desc(), plain_weights(g), w, workspace);
+    const bool fits = prepared.data &&
+                      forward_for(g, chunk_images(g, prepared.batch), b != nullptr, act, layouts, precision)
+                              .pd.weights_desc() == first.pd.weights_desc();
+    const memory weights =
+        fits ? memory(first.pd.weights_desc(), cpu_engine(), const_cast<float*>(prepared.data))
+             : as_layout(first.pd.weights_desc(), plain_weights(g), w, workspace);
     for (int64_t n0 = 0; n0 < N; n0 += chunk) {
         const int64_t n = std::min(chunk, N - n0);
         Forward& f = forward_for(g, n, b != nullptr, act, layouts, precision);

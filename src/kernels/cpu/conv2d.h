@@ -18,11 +18,24 @@ int64_t conv2d_forward_workspace(const ConvGeometry& g, int64_t N, bool bias, co
 int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, bool bias, Layouts layouts,
                                   Precision precision = Precision::f32);
 
+// Weights converted once for inference (bf16: what every call would otherwise convert), laid out as
+// the primitive for batch N wants them: how many floats they take (none in float32), and writing them.
+int64_t conv2d_prepared_floats(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
+                               Layouts layouts, Precision precision);
+void conv2d_prepare_weights(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
+                            Layouts layouts, Precision precision, const float* w, float* prepared);
+// Weights that conv2d_prepare_weights wrote for batch `batch` (data nullptr: none).
+struct PreparedWeights {
+    const float* data = nullptr;
+    int64_t batch = 0;
+};
+
 // x: (N, C, H, W)  w: (OC, C/G, KH, KW)  b: (OC) or nullptr  y: (N, OC, OH, OW), activation fused
-// (a softmax over channels only with y in (N, C, H, W)).
+// (a softmax over channels only with y in (N, C, H, W)). Prepared weights are used where this call's
+// primitive wants them as they are; otherwise w is converted in the workspace, as without them.
 void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const float* w, const float* b,
                     const ActivationSpec& act, float* y, float* workspace, Layouts layouts = {},
-                    Precision precision = Precision::f32);
+                    Precision precision = Precision::f32, PreparedWeights prepared = {});
 // dy: (N, OC, OH, OW), the gradient before the activation. Accumulates dw and db (unless nullptr)
 // first, then hands each image of dx to store_dx (unless empty); x may be overwritten from then on.
 void conv2d_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy, const float* w,

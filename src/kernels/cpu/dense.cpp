@@ -70,11 +70,23 @@ int64_t dense_workspace(int64_t N, int64_t I, int64_t U, bool training, Precisio
     return bf16_floats(N * I) + bf16_floats(U * I) + (training ? bf16_floats(N * U) : 0);
 }
 
+int64_t dense_prepared_floats(int64_t I, int64_t U, Precision precision) {
+    return precision == Precision::bf16 ? bf16_floats(U * I) : 0;
+}
+
+void dense_prepare_weights(int64_t I, int64_t U, Precision precision, const float* w, float* prepared) {
+    if (precision == Precision::f32) return;
+    to_bf16(w, U, I, prepared);
+    cpu_stream().wait();
+}
+
 void dense_forward(int64_t N, int64_t I, int64_t U, const float* x, const float* w, const float* b,
-                   const ActivationSpec& act, float* y, float* workspace, Precision precision) {
+                   const ActivationSpec& act, float* y, float* workspace, Precision precision,
+                   const float* prepared) {
     if (precision == Precision::bf16) {
-        float* w_copy = workspace + bf16_floats(N * I);
-        const memory xb = to_bf16(x, N, I, workspace), wb = to_bf16(w, U, I, w_copy);
+        float* w_copy = prepared ? const_cast<float*>(prepared) : workspace + bf16_floats(N * I);
+        const memory xb = to_bf16(x, N, I, workspace);
+        if (!prepared) to_bf16(w, U, I, w_copy);
         const memory::desc w_t = matrix(U, I, bf16, true), y_desc = matrix(N, U, f32);
         std::unordered_map<int, memory> args{{DNNL_ARG_SRC, xb},
                                              {DNNL_ARG_WEIGHTS, memory(w_t, cpu_engine(), w_copy)},

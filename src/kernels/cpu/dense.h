@@ -12,10 +12,15 @@ namespace lenz::cpu {
 // Floats of workspace the bf16 copies take (none in float32): x and w forward, dy too backward.
 int64_t dense_workspace(int64_t N, int64_t I, int64_t U, bool training, Precision precision);
 
-// x: (N, I)  w: (U, I)  b: (U) or nullptr  y: (N, U)
+// Weights converted once for inference (bf16 only): floats they take, and writing them.
+int64_t dense_prepared_floats(int64_t I, int64_t U, Precision precision);
+void dense_prepare_weights(int64_t I, int64_t U, Precision precision, const float* w, float* prepared);
+
+// x: (N, I)  w: (U, I)  b: (U) or nullptr  y: (N, U). In bf16, `prepared` (from
+// dense_prepare_weights) saves converting w.
 void dense_forward(int64_t N, int64_t I, int64_t U, const float* x, const float* w, const float* b,
                    const ActivationSpec& act, float* y, float* workspace = nullptr,
-                   Precision precision = Precision::f32);
+                   Precision precision = Precision::f32, const float* prepared = nullptr);
 // dy: (N, U) before the activation. Accumulates dw (U, I) and db (U) first, then writes dx (N, I)
 // unless nullptr; dx may therefore be x itself.
 void dense_backward(int64_t N, int64_t I, int64_t U, const float* x, const float* dy, const float* w,
