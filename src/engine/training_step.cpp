@@ -57,11 +57,9 @@ double softmax_cross_entropy(const float* logits, const int32_t* labels, int64_t
         const int64_t best = std::max_element(z, z + K) - z;
         const float top = z[best];
         float sum = 0.0f, shifted_sum = 0.0f;
-#pragma omp simd reduction(+ : sum, shifted_sum)
-        for (int64_t k = 0; k < K; ++k) {
-            sum += std::exp(z[k] - top);
-            shifted_sum += z[k] - top;
-        }
+#pragma omp simd reduction(+ : sum)
+        for (int64_t k = 0; k < K; ++k) sum += std::exp(z[k] - top);
+        for (int64_t k = 0; k < K; ++k) shifted_sum += z[k] - top;  // for label smoothing
         const int32_t label = labels[n];
         const double log_sum = std::log(static_cast<double>(sum));
         // -Σ q_k log p_k, with log p_k = (z_k - top) - log_sum and Σ q_k = 1.
