@@ -3,9 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <dnnl.hpp>
-#include <functional>
 #include <map>
-#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -390,9 +388,13 @@ void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const floa
     const int64_t chunk = chunk_images(g, N), image = g.C * g.H * g.W, out_image = g.OC * g.OH * g.OW;
     const Forward& first = forward_for(g, chunk, b != nullptr, act, layouts, precision);
     const ForwardWorkspace layout = forward_workspace(g, N, b != nullptr, act, layouts, precision);
-    const bool fits = prepared.data &&
-                      forward_for(g, chunk_images(g, prepared.batch), b != nullptr, act, layouts, precision)
-                              .pd.weights_desc() == first.pd.weights_desc();
+    // Prepared for the same chunk size, they fit; for another, only if that primitive wants the same.
+    const int64_t prepared_chunk = chunk_images(g, prepared.batch);
+    const bool fits =
+        prepared.data &&
+        (prepared_chunk == chunk ||
+         forward_for(g, prepared_chunk, b != nullptr, act, layouts, precision).pd.weights_desc() ==
+             first.pd.weights_desc());
     const memory weights =
         fits ? memory(first.pd.weights_desc(), cpu_engine(), const_cast<float*>(prepared.data))
              : as_layout(first.pd.weights_desc(), plain_weights(g), w, workspace);
