@@ -15,9 +15,19 @@ Then what PyTorch 1.13 writes around such chains: a Pad of all zeros before ever
 the Shape/ConstantOfShape/Slice/Transpose/Cast subgraph of nn.ZeroPad2d (pytorch_avgpool); a
 normalisation (x - mean) / std at the input (pytorch_normalized); fresh BatchNorm layers whose
 identical initializers PyTorch merges, reading them through Identity nodes (pytorch_fresh_batchnorm);
-and, for import's errors, a residual block (pytorch_residual, .onnx only) and AvgPool2d's default
-count_include_pad=True on padding (pytorch_avgpool_counted, .onnx only).
+a residual block (pytorch_residual) and AvgPool2d's default count_include_pad=True on padding
+(pytorch_avgpool_counted).
+
+Then the blocks of torchvision's graph CNNs, each between a stem convolution and a pooled linear
+head, with every parameter moved off its default (ConvNeXt's layer scale starts at 1e-6 and would
+hide its block): Inception's branches (concat, counted average-pool padding, ceil max pool),
+DenseNet's dense block and transition, MobileNet v3's inverted residual (hard-swish written as
+HardSigmoid and Mul, squeeze-and-excitation), EfficientNet's MBConv (SiLU written as Sigmoid and
+Mul), ShuffleNet v2's units (Slice, the channel shuffle as Reshape/Transpose/Reshape, and the
+mean over H and W as ReduceMean), and ConvNeXt's block (permutes, GELU as Erf arithmetic, linear
+layers as MatMul, layer norm spelt out at opset 13 and as LayerNormalization at opset 17).
 """
+import functools
 import json
 import os
 
@@ -114,7 +124,50 @@ class Residual(nn.Module):
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(y, 1), 1))
 
 
-def export(name, model, shape, fresh=False, golden=True):
+class Block(nn.Module):
+    """A stem convolution to `channels`, the blocks, and a pooled linear head of 3 classes."""
+
+    def __init__(self, channels, *blocks, out_channels=None, mean_head=False):
+        super().__init__()
+        self.stem = nn.Conv2d(3, channels, 3, padding=1)
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(out_channels or channels, 3)
+        self.mean_head = mean_head
+
+    def forward(self, x):
+        x = self.blocks(self.stem(x))
+        x = x.mean([2, 3]) if self.mean_head else torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+        return self.fc(x)
+
+
+class InceptionLike(nn.Module):
+    """Four branches joined along the channels, as GoogLeNet's and Inception v3's modules."""
+
+    def __init__(self):
+        super().__init__()
+        self.b1 = nn.Conv2d(3, 4, 1)
+        self.b2 = nn.Sequential(nn.Conv2d(3, 4, 1), nn.ReLU(), nn.Conv2d(4, 6, 3, padding=1))
+        self.b3 = nn.Sequential(nn.AvgPool2d(3, stride=1, padding=1), nn.Conv2d(3, 2, 1))  # counts padding
+        self.b4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True), nn.Conv2d(3, 2, 1))
+        self.fc = nn.Linear(14, 3)
+
+    def forward(self, x):
+        x = torch.relu(torch.cat([self.b1(x), self.b2(x), self.b3(x), self.b4(x)], 1))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+def randomized(model):
+    """Moves every one-dimensional parameter (biases, norm scales and shifts, layer scales) off its
+    default, so that a block that imports wrongly cannot hide behind a zero or a one."""
+    g = torch.Generator().manual_seed(11)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 1:
+                p.copy_(torch.empty(p.shape).uniform_(0.5, 1.5, generator=g) * torch.sign(torch.rand(p.shape, generator=g) - 0.3))
+    return model
+
+
+def export(name, model, shape, fresh=False, golden=True, opset=13):
     model.eval()
     for m in model.modules():  # batch norm statistics that are not the defaults
         if isinstance(m, nn.BatchNorm2d) and not fresh:
@@ -126,7 +179,7 @@ def export(name, model, shape, fresh=False, golden=True):
     with torch.no_grad():
         y = model(x)
     path = os.path.join(OUT, name + ".onnx")
-    torch.onnx.export(model, x, path, opset_version=13, input_names=["input"], output_names=["output"],
+    torch.onnx.export(model, x, path, opset_version=opset, input_names=["input"], output_names=["output"],
                       dynamic_axes={"input": {0: "N"}, "output": {0: "N"}})
     if not golden:
         print(path)
@@ -145,7 +198,7 @@ export("pytorch_view", ViewNet(), (3, 1, 8, 8))
 export("pytorch_avgpool", avgpool(), (2, 2, 9, 8))
 export("pytorch_normalized", Normalized(), (2, 3, 6, 6))
 export("pytorch_fresh_batchnorm", FreshBatchNorm(), (2, 3, 12, 12), fresh=True)
-export("pytorch_residual", Residual(), (1, 3, 8, 8), fresh=True, golden=False)
+export("pytorch_residual", Residual(), (1, 3, 8, 8), fresh=True)
 # Grouped, depthwise and dilated convolutions (MobileNet's and DeepLab's).
 export("pytorch_depthwise",
        nn.Sequential(nn.Conv2d(3, 12, 3, padding=1), nn.ReLU(),
@@ -153,7 +206,7 @@ export("pytorch_depthwise",
                      nn.Conv2d(12, 24, 3, stride=2, padding=1, groups=3), nn.Tanh(),
                      nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(24, 4)), (2, 3, 11, 10))
 export("pytorch_avgpool_counted",
-       nn.Sequential(nn.Conv2d(1, 2, 3), nn.AvgPool2d(3, stride=2, padding=1)), (1, 1, 8, 8), golden=False)
+       nn.Sequential(nn.Conv2d(1, 2, 3), nn.AvgPool2d(3, stride=2, padding=1)), (1, 1, 8, 8))
 # ceil_mode pooling, as SqueezeNet, GoogLeNet and Inception have it.
 export("pytorch_ceil_pool",
        nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.MaxPool2d(3, stride=2, ceil_mode=True),
@@ -164,3 +217,28 @@ export("pytorch_mobile_activations",
        nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU6(), nn.Conv2d(6, 6, 3, padding=1, groups=6),
                      nn.Hardsigmoid(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 4), nn.ReLU6()),
        (2, 3, 7, 6))
+
+# The blocks of torchvision's graph CNNs.
+from torchvision.models.convnext import CNBlock, LayerNorm2d  # noqa: E402
+from torchvision.models.densenet import _DenseBlock, _Transition  # noqa: E402
+from torchvision.models.efficientnet import MBConv, MBConvConfig  # noqa: E402
+from torchvision.models.mobilenetv3 import InvertedResidual, InvertedResidualConfig  # noqa: E402
+from torchvision.models.shufflenetv2 import InvertedResidual as ShuffleUnit  # noqa: E402
+
+export("pytorch_inception", randomized(InceptionLike()), (2, 3, 9, 8))
+export("pytorch_densenet", randomized(Block(8, _DenseBlock(2, 8, 2, 4, 0.0), _Transition(16, 8))), (2, 3, 8, 8))
+hs_norm = functools.partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
+export("pytorch_mobilenet_v3",
+       randomized(Block(8, InvertedResidual(InvertedResidualConfig(8, 3, 24, 8, True, "HS", 1, 1, 1.0), hs_norm),
+                        InvertedResidual(InvertedResidualConfig(8, 5, 16, 16, True, "RE", 2, 1, 1.0), hs_norm),
+                        out_channels=16)), (2, 3, 9, 9))
+export("pytorch_efficientnet",
+       randomized(Block(8, MBConv(MBConvConfig(4, 3, 1, 8, 8, 1), 0.0, hs_norm),
+                        MBConv(MBConvConfig(6, 5, 2, 8, 16, 1), 0.0, hs_norm), out_channels=16)), (2, 3, 8, 7))
+export("pytorch_shufflenet",
+       randomized(Block(8, ShuffleUnit(8, 16, 2), ShuffleUnit(16, 16, 1), out_channels=16, mean_head=True)),
+       (2, 3, 8, 8))
+for opset in (13, 17):
+    export("pytorch_convnext" + ("" if opset == 13 else "_opset17"),
+           randomized(Block(8, CNBlock(8, 1e-6, 0.0), LayerNorm2d(8), nn.Conv2d(8, 12, 2, stride=2), out_channels=12)),
+           (2, 3, 8, 8), opset=opset)

@@ -40,6 +40,10 @@ struct Pool2dConfig {
     // Round the output size up, as ONNX's and PyTorch's ceil_mode: a last window that starts inside
     // the input (or its padding before) but runs past its end still counts, over its real pixels.
     bool ceil = false;
+    // Average pooling divides by the whole window, padding included, as PyTorch's
+    // count_include_pad=True (its default, which Inception v3 relies on); otherwise by the real
+    // pixels only, as Keras. Not together with ceil.
+    bool count_padding = false;
 };
 
 struct DenseConfig {

@@ -2,7 +2,7 @@
 // and ONNX graphs from other tools (PyTorch's torch.onnx.export, tf2onnx) as Lenz models.
 //
 // Export writes every Lenz layer as the ONNX operators that compute the same thing: Conv with
-// explicit pads, MaxPool/AveragePool (padding never counted), GlobalAveragePool/GlobalMaxPool,
+// explicit pads, MaxPool/AveragePool (count_include_pad as the layer says), GlobalAveragePool/GlobalMaxPool,
 // Flatten, Gemm, BatchNormalization, Dropout, Relu/LeakyRelu/Sigmoid/Tanh/Softmax(axis 1). The
 // input is (N, C, H, W) with N free, holding pixel values / 255; the graph starts by normalising
 // them as training did (Sub mean, Div std, per channel), so that every runtime computes what
@@ -11,11 +11,14 @@
 // Import first folds what depends only on initializers, Constant nodes and shapes (Identity,
 // Shape, Gather, Unsqueeze, Squeeze, Concat, Reshape, Slice, Transpose, Cast, ConstantOfShape,
 // arithmetic: e.g. PyTorch's x.view(x.size(0), -1) with a free batch, or nn.ZeroPad2d's pads).
-// What is left must be a chain of the operators above (plus MatMul + Add as a dense layer, Reshape
-// to (N, -1), zero Pad before Conv, and Sub/Div/Mul/Add by per-channel constants at the input,
-// which become the normalisation); anything else is a one-line error naming the node in the way
-// (for a branch, the node where it joins). Activations right after a convolution or dense layer
-// are fused into it, as the model file writes them.
+// Then it fuses the subgraphs exporters write for one operator (SiLU, hard-swish, GELU, layer norm,
+// channel shuffle; onnx_fusion.h), and reads what is left as a graph of Lenz layers: the operators
+// above, plus ReduceMean over H and W, LayerNormalization, HardSwish, Gelu, Add/Mul/Concat joins,
+// Split and Slice on channels, permutes to channels-last and back (ConvNeXt), MatMul (+ Add) as a
+// dense layer or a 1x1 convolution, zero Pad before Conv and AveragePool, and arithmetic with
+// per-channel constants (the normalisation at the input, biases, a depthwise scale). Anything else
+// is a one-line error naming the node. Activations right after a convolution, dense layer or add
+// are fused into it, as the model file writes them; nodes that lead nowhere are left out.
 #pragma once
 #include <string>
 

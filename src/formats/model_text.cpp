@@ -142,17 +142,17 @@ class LineParser {
         std::optional<Padding> padding;
         std::optional<ActivationSpec> activation;
         std::optional<int64_t> groups;
-        bool nobias = false, ceil = false;
+        bool nobias = false, ceil = false, count_padding = false;
     };
     // window: stride= and padding=; act_and_bias: an activation and nobias; conv: groups= and
-    // dilation=; pool: ceil.
-    Options options(size_t first, bool window, bool act_and_bias, bool conv = false,
-                    bool pool = false) const {
+    // dilation=; pool: ceil; average: count-padding.
+    Options options(size_t first, bool window, bool act_and_bias, bool conv = false, bool pool = false,
+                    bool average = false) const {
         Options o;
         const std::string expected =
             std::string("expected ") + (window ? "stride=S, padding=same|valid|P" : "") +
-            (conv ? ", groups=G, dilation=D" : "") + (pool ? " or ceil" : "") +
-            (window && act_and_bias ? ", " : "") +
+            (conv ? ", groups=G, dilation=D" : "") + (average ? ", count-padding" : "") +
+            (pool ? " or ceil" : "") + (window && act_and_bias ? ", " : "") +
             (act_and_bias
                  ? "an activation (relu, leakyrelu[=A], sigmoid, tanh, softmax, relu6, hardsigmoid) or nobias"
                  : "");
@@ -179,6 +179,9 @@ class LineParser {
             } else if (pool && t.text == "ceil") {
                 once(o.ceil);
                 o.ceil = true;
+            } else if (average && t.text == "count-padding") {
+                once(o.count_padding);
+                o.count_padding = true;
             } else if (act_and_bias && t.text == "nobias") {
                 once(o.nobias);
                 o.nobias = true;
@@ -261,10 +264,11 @@ LayerConfig parse_layer(const LineParser& p) {
         c.kind = kw == "maxpool" ? PoolKind::max : PoolKind::average;
         const Token& k = p.positional(1, "the pool size, e.g. 2 or 2x2");
         std::tie(c.kernel_h, c.kernel_w) = p.pair(k.text, k.column, "pool size");
-        const auto o = p.options(2, true, false, false, true);
+        const auto o = p.options(2, true, false, false, true, kw == "avgpool");
         if (o.stride) std::tie(c.stride_h, c.stride_w) = *o.stride;
         if (o.padding) c.padding = *o.padding;
         c.ceil = o.ceil;
+        c.count_padding = o.count_padding;
         return c;
     }
     if (kw == "globalavgpool" || kw == "globalmaxpool" || kw == "flatten" || kw == "batchnorm") {

@@ -232,8 +232,7 @@ std::string encode_onnx(Model& model, const CheckpointInfo& info) {
             set_ints(n, "kernel_shape", win.kernel);
             set_ints(n, "strides", win.strides);
             set_ints(n, "pads", win.pads);
-            if (p->kind == PoolKind::average)
-                set_int(n, "count_include_pad", 0);  // Lenz never counts padding
+            if (p->kind == PoolKind::average) set_int(n, "count_include_pad", p->count_padding ? 1 : 0);
             // With 'same' the output is already rounded up; the pads written say so exactly.
             if (p->ceil && p->padding.mode != PaddingMode::same) set_int(n, "ceil_mode", 1);
             y = name;

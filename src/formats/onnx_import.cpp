@@ -1,9 +1,12 @@
-// ONNX import through the ONNX project's own protobuf classes (libonnx): constant subgraphs folded
-// (onnx_fold.h), the computed nodes read as a chain of Lenz layers, activations and pads fused into
-// the layers before them, and the normalisation at the input recovered. See include/lenz/onnx.h.
+// ONNX import through the ONNX project's own protobuf classes (libonnx). Constant subgraphs are
+// folded (onnx_fold.h), subgraphs that spell out one operator are fused (onnx_fusion.h), and the
+// computed nodes become a graph of Lenz layers: activations fused into the convolution, dense or
+// add before them, zero pads into the window after them, and the normalisation at the input
+// recovered. See include/lenz/onnx.h.
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -11,10 +14,13 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "core/files.h"
 #include "formats/onnx_common.h"
 #include "formats/onnx_fold.h"
+#include "formats/onnx_fusion.h"
 #include "layers/window.h"
 #include "lenz/error.h"
 #include "lenz/layers.h"
@@ -31,26 +37,55 @@ using onnx_fold::plain_ints;
 using onnx_fold::Symbol;
 using onnx_io::kBatchNormEpsilon;
 using onnx_io::kMaxOnnxBytes;
-using onnx_io::kOpset;
 using onnx_io::spec_without_padding;
 using onnx_io::window_numbers;
 
-// Reads one ONNX graph into Lenz layer settings and their weights: folds what is constant, then
-// walks what is computed from the input as a chain of layers.
+using Weights = std::map<std::string, std::vector<float>>;  // a layer's parameters by name
+
+// A tensor computed from the graph's input, as ONNX sees it, and the Lenz value that holds it.
+struct Tensor {
+    int64_t value = 0;  // 0: the model's input; i + 1: layer i's output
+    Shape shape{};      // the value's shape in Lenz: H x W x C
+    int rank = 4;       // 4: (N, C, H, W); 2: (N, features)
+    // Permuted to (N, H, W, C), as ConvNeXt does around its layer norms and linear layers; the
+    // value itself stays as Lenz holds every value.
+    bool channels_last = false;
+    // Zero padding a Pad node added, still to go into the window that reads it: top, left, bottom, right.
+    std::vector<int64_t> pads;
+    const onnx::NodeProto* pad_node = nullptr;
+
+    bool spatial() const { return rank == 4 && (shape.h > 1 || shape.w > 1); }
+    // The axis ONNX indexes the channels by.
+    int64_t channel_axis() const { return rank == 4 && channels_last ? 3 : 1; }
+    // The dimensions as ONNX's Shape reports them, the batch (0 here) first.
+    std::vector<int64_t> dims() const {
+        if (rank == 2) return {0, shape.elements()};
+        const int64_t h = shape.h + (pads.empty() ? 0 : pads[0] + pads[2]),
+                      w = shape.w + (pads.empty() ? 0 : pads[1] + pads[3]);
+        return channels_last ? std::vector<int64_t>{0, h, w, shape.c}
+                             : std::vector<int64_t>{0, shape.c, h, w};
+    }
+};
+
+// Reads one ONNX graph into a Lenz model and its weights: folds what is constant, fuses what
+// spells out one operator, then turns each computed node into a layer in the graph's order.
 class GraphReader {
   public:
     GraphReader(const onnx::ModelProto& proto, const std::string& file, int64_t file_bytes)
-        : proto_(proto), file_(file), folder_(file_bytes / 4 + (int64_t{1} << 22)) {
+        : proto_(proto),
+          file_(file),
+          folder_(file_bytes / 4 + (int64_t{1} << 22)),
+          fused_(onnx_fusion::fuse(proto.graph())) {
+        for (const auto& n : fused_.made) made_.insert(&n);
         for (const auto& op : proto.opset_import())
             if (op.domain().empty() || op.domain() == "ai.onnx") opset_ = op.version();
         for (const auto& t : proto.graph().initializer()) tensors_[t.name()] = &t;
     }
 
     struct Result {
-        Shape input;
-        std::vector<LayerConfig> layers;
-        std::vector<std::map<std::string, std::vector<float>>> weights;  // per layer, by parameter name
-        std::optional<Normalization> normalization;                      // when the graph holds it
+        Model model{Shape{1, 1, 1}};
+        std::vector<Weights> weights;                // per layer
+        std::optional<Normalization> normalization;  // when the graph holds it
     };
 
     Result read() {
@@ -61,30 +96,28 @@ class GraphReader {
                 file_ + ": ONNX opset " + std::to_string(opset_) +
                 " is older than 9, the oldest Lenz reads (convert it with onnx's version_converter)");
         const onnx::GraphProto& graph = proto_.graph();
+        check_order(graph);
         read_input(graph);
-        classify(graph);
-        for (int i = 0; i < graph.node_size(); ++i) {
-            const onnx::NodeProto& n = graph.node(i);
-            node_ = &n;
-            if (!n.domain().empty() && n.domain() != "ai.onnx") fail("operator domain '" + n.domain() + "'");
-            if (n.output_size() < 1 || n.output(0).empty()) fail("has no output");
-            const std::vector<std::string> computed = computed_inputs(n);
-            if (computed.empty()) {
-                fold(n);
-                continue;
+        count_uses(graph);
+        classify();
+        for (const onnx::NodeProto* n : fused_.nodes) {
+            node_ = n;
+            const bool fused = n->domain() == onnx_fusion::kDomain && is_fused(n);
+            if (!fused && !n->domain().empty() && n->domain() != "ai.onnx")
+                fail("operator domain '" + n->domain() + "'");
+            if (!std::any_of(n->output().begin(), n->output().end(),
+                             [&](const std::string& o) { return uses(o); }))
+                continue;  // dead: nothing leads from it to the graph's output
+            if (computed_inputs(*n).empty()) {
+                if (fused) fail("is a subgraph of constants that Lenz does not fold");
+                fold(*n);
+            } else {
+                layer(*n, fused);
             }
-            if (computed.size() > 1) fail(joins(computed));
-            if (computed[0] != current_) blame_branch(graph, i);
-            layer(n);
-            if (current_ == n.output(0) && !pad_) shapes_[current_] = running_dims();
         }
-        if (pad_)
-            fail_at(*pad_->node, "is not followed by Conv, MaxPool or AveragePool, which could take it");
-        if (graph.output_size() != 1 || graph.output(0).name() != current_)
-            throw FormatError(file_ + ": the graph's output must be the last layer's (" + current_ + ")");
-        if (result_.layers.empty()) throw FormatError(file_ + ": the graph has no layers");
+        read_output(graph);
         if (!scale_.empty()) result_.normalization = input_normalization();
-        return result_;
+        return std::move(result_);
     }
 
   private:
@@ -92,6 +125,27 @@ class GraphReader {
         throw FormatError(file_ + ": node '" + n.name() + "' (" + n.op_type() + "): " + what);
     }
     [[noreturn]] void fail(const std::string& what) const { fail_at(*node_, what); }
+
+    bool is_fused(const onnx::NodeProto* n) const { return made_.count(n) > 0; }
+
+    // ONNX keeps nodes in topological order: each reads what the graph's inputs, its initializers
+    // or nodes before it wrote, and each tensor has one writer. A cycle breaks the first rule.
+    void check_order(const onnx::GraphProto& graph) const {
+        std::unordered_set<std::string> written;
+        for (const auto& v : graph.input()) written.insert(v.name());
+        for (const auto& t : graph.initializer()) written.insert(t.name());
+        for (const auto& n : graph.node()) {
+            if (n.output_size() < 1 || n.output(0).empty()) fail_at(n, "has no output");
+            for (const std::string& in : n.input())
+                if (!in.empty() && !written.count(in))
+                    fail_at(n, "reads '" + in +
+                                   "', which no node before it writes (the graph is not in topological "
+                                   "order, has a cycle, or lacks that tensor)");
+            for (const std::string& out : n.output())
+                if (!out.empty() && !written.insert(out).second)
+                    fail_at(n, "writes '" + out + "', which the graph already has from elsewhere");
+        }
+    }
 
     void read_input(const onnx::GraphProto& graph) {
         const onnx::ValueInfoProto* input = nullptr;
@@ -113,50 +167,68 @@ class GraphReader {
             if (d > kMaxDimension)
                 throw FormatError(file_ + ": input size " + std::to_string(d) + " is too large");
         fixed_batch_ = dims[0] > 0 ? dims[0] : 0;
-        result_.input = {dims[2], dims[3], dims[1]};
-        shape_ = result_.input;
-        current_ = input->name();
-        shapes_[current_] = running_dims();
+        const Shape shape{dims[2], dims[3], dims[1]};
+        result_.model = Model(shape);
+        input_name_ = input->name();
+        Tensor in;
+        in.shape = shape;
+        computed_[input_name_] = in;
+    }
+
+    // The model's output is the graph's one output, which must be what the last layer wrote.
+    void read_output(const onnx::GraphProto& graph) {
+        if (result_.model.size() == 0) throw FormatError(file_ + ": the graph has no layers");
+        if (graph.output_size() != 1)
+            throw FormatError(file_ + ": the graph has " + std::to_string(graph.output_size()) +
+                              " outputs; Lenz models have one");
+        const std::string& name = graph.output(0).name();
+        const auto it = computed_.find(name);
+        if (it == computed_.end())
+            throw FormatError(file_ + ": the graph's output '" + name + "' is a constant");
+        const Tensor& t = it->second;
+        if (t.value != result_.model.size())
+            throw FormatError(file_ + ": the graph's output '" + name +
+                              "' is not what its last computed node writes, which Lenz needs");
+        if (!t.pads.empty()) fail_at(*t.pad_node, "pads the graph's output, which Lenz does not do");
+        if (t.channels_last && t.spatial())
+            throw FormatError(file_ + ": the graph's output '" + name +
+                              "' is permuted to (N, H, W, C); Lenz gives (N, C, H, W)");
+    }
+
+    // How many nodes read each tensor, counting only nodes that lead to the graph's output (the
+    // output itself counts as a reader): walking backwards, a node is live when something reads
+    // one of its outputs, and only then do its inputs count.
+    void count_uses(const onnx::GraphProto& graph) {
+        for (const auto& out : graph.output()) ++uses_[out.name()];
+        for (auto it = fused_.nodes.rbegin(); it != fused_.nodes.rend(); ++it) {
+            const onnx::NodeProto& n = **it;
+            if (std::none_of(n.output().begin(), n.output().end(),
+                             [&](const std::string& o) { return uses(o); }))
+                continue;
+            for (const std::string& in : n.input())
+                if (!in.empty()) ++uses_[in];
+        }
     }
 
     // Which tensors are computed from the input (the rest are constants to fold). Shape's output
     // is not: it depends on sizes only, which import knows.
-    void classify(const onnx::GraphProto& graph) {
-        computed_.insert(current_);
-        for (const auto& n : graph.node())
-            if (n.op_type() != "Shape" && !computed_inputs(n).empty())
-                computed_.insert(n.output().begin(), n.output().end());
+    void classify() {
+        computed_names_.insert(input_name_);
+        for (const onnx::NodeProto* n : fused_.nodes)
+            if (n->op_type() != "Shape" && !computed_inputs(*n).empty())
+                computed_names_.insert(n->output().begin(), n->output().end());
     }
     std::vector<std::string> computed_inputs(const onnx::NodeProto& n) const {
         std::vector<std::string> in;
         if (n.op_type() != "Shape")
             for (const std::string& name : n.input())
-                if (computed_.count(name) && std::find(in.begin(), in.end(), name) == in.end())
+                if (computed_names_.count(name) && std::find(in.begin(), in.end(), name) == in.end())
                     in.push_back(name);
         return in;
     }
-    std::string joins(const std::vector<std::string>& computed) const {
-        std::string names;
-        for (size_t k = 0; k < computed.size(); ++k)
-            names += (k == 0 ? "'" : k + 1 == computed.size() ? " and '" : ", '") + computed[k] + "'";
-        return "joins the computed tensors " + names +
-               " (a residual connection or branches): Lenz imports models that are one chain of layers";
-    }
-    // A node that reads another tensor than the chain's last one starts a branch; where the
-    // branches join is what Lenz cannot do, so that node gets the blame.
-    [[noreturn]] void blame_branch(const onnx::GraphProto& graph, int from) const {
-        for (int j = from + 1; j < graph.node_size(); ++j) {
-            const std::vector<std::string> computed = computed_inputs(graph.node(j));
-            if (computed.size() > 1) fail_at(graph.node(j), joins(computed));
-        }
-        fail("does not take the previous layer's output (" + current_ +
-             "): Lenz imports models that are one chain of layers");
-    }
-
-    // The running tensor's dimensions as Shape reports them, the batch first.
-    std::vector<int64_t> running_dims() const {
-        return rank_ == 4 ? std::vector<int64_t>{0, shape_.c, shape_.h, shape_.w}
-                          : std::vector<int64_t>{0, shape_.elements()};
+    int uses(const std::string& name) const {
+        const auto it = uses_.find(name);
+        return it == uses_.end() ? 0 : it->second;
     }
 
     // ---- constants
@@ -281,8 +353,8 @@ class GraphReader {
     Folded shape_of(const onnx::NodeProto& n) {
         if (n.input_size() != 1) throw FoldError("needs one input");
         Folded v{n.output(0), onnx::TensorProto::INT64, {}, {}, {}, {}};
-        if (auto it = shapes_.find(n.input(0)); it != shapes_.end()) {
-            v.i = it->second;
+        if (auto it = computed_.find(n.input(0)); it != computed_.end()) {
+            v.i = it->second.dims();
             v.symbols.assign(v.i.size(), Symbol::known);
             v.symbols[0] = Symbol::batch;
         } else if (is_constant(n.input(0))) {
@@ -377,14 +449,225 @@ class GraphReader {
 
     // ---- layers
 
-    // Kernel, strides and pads of Conv and the pools, as Lenz padding for the current input size.
+    const Tensor& tensor(const std::string& name) const {
+        const auto it = computed_.find(name);
+        if (it == computed_.end()) fail("reads '" + name + "', which no layer Lenz made writes");
+        return it->second;
+    }
+    // The node's one computed input, which must be its first; any others are constants.
+    const Tensor& only_input(const onnx::NodeProto& n) const {
+        const std::vector<std::string> computed = computed_inputs(n);
+        if (computed.size() != 1)
+            fail("reads " + std::to_string(computed.size()) + " computed tensors; Lenz reads one here");
+        if (n.input(0) != computed[0])
+            fail("reads the computed tensor '" + computed[0] +
+                 "' where Lenz needs a constant (weights, a shape)");
+        return tensor(n.input(0));
+    }
+    // The node's output is `t` under another name: a view, or an operator Lenz has nothing to do for.
+    void alias(const Tensor& t) { computed_[node_->output(output_)] = t; }
+
+    // Adds a layer reading `inputs`, checking that it fits them; its output is the node's output.
+    void add(const LayerConfig& config, const std::vector<const Tensor*>& inputs, Weights weights = {},
+             int rank = 0) {
+        std::vector<int64_t> values;
+        for (const Tensor* t : inputs) values.push_back(t->value);
+        try {
+            result_.model.add(make_layer(config), values);
+        } catch (const ShapeError& e) {
+            fail(e.what());
+        }
+        result_.weights.push_back(std::move(weights));
+        last_config_ = config;
+        const Tensor& first = *inputs.front();
+        Tensor out;
+        out.value = result_.model.size();
+        out.shape = result_.model.output_shape();
+        out.rank = rank ? rank : first.rank;
+        out.channels_last = out.rank == 4 && first.channels_last;
+        computed_[node_->output(output_)] = out;
+    }
+    // The layer that wrote `t`, when `t` is that layer's output, the last layer's, and nothing but
+    // the node being read reads it: a layer whose activation, bias or padding can still change.
+    LayerConfig* last_layer_writing(const std::string& name) {
+        const Tensor& t = tensor(name);
+        if (t.value == 0 || t.value != result_.model.size() || !t.pads.empty() || uses(name) != 1)
+            return nullptr;
+        return &last_config_;
+    }
+    // Puts the last layer's changed settings in place, and makes the node's output the same value.
+    void replace_last(const Tensor& t) {
+        try {
+            result_.model.replace_layer(result_.model.size() - 1, make_layer(last_config_));
+        } catch (const ShapeError& e) {
+            fail(e.what());
+        }
+        alias(t);
+    }
+    void activation(const onnx::NodeProto& n, const ActivationSpec& act) {
+        const Tensor& in = only_input(n);
+        // Right after a convolution, dense layer or addition without one, fused as the model file
+        // writes it; activations whose derivative needs their input stay layers of their own.
+        if (derivative_follows_from_output(act.kind))
+            if (LayerConfig* last = last_layer_writing(n.input(0))) {
+                ActivationSpec* slot = nullptr;
+                if (auto* c = std::get_if<Conv2dConfig>(last)) slot = &c->activation;
+                if (auto* d = std::get_if<DenseConfig>(last)) slot = &d->activation;
+                if (auto* a = std::get_if<AddConfig>(last)) slot = &a->activation;
+                if (slot && slot->kind == Activation::none) {
+                    *slot = act;
+                    return replace_last(in);
+                }
+            }
+        add(ActivationConfig{act}, {&in});
+    }
+
+    void layer(const onnx::NodeProto& n, bool fused) {
+        const std::string& op = n.op_type();
+        for (const std::string& name : computed_inputs(n))
+            if (const Tensor& t = tensor(name);
+                !t.pads.empty() && op != "Conv" && op != "AveragePool" && op != "Pad" && op != "Identity") {
+                if (op == "MaxPool")
+                    fail_at(
+                        *t.pad_node,
+                        "pads with zeros that the MaxPool after it takes as values; Lenz, like ONNX's own "
+                        "pads, pads max pooling with -infinity");
+                fail_at(*t.pad_node, "is followed by " + op + " '" + n.name() +
+                                         "': Lenz takes zero padding only into the Conv or AveragePool right "
+                                         "after it");
+            }
+        if (fused) return fused_layer(n);
+        // The operators read by a method of their own.
+        using Reader = void (GraphReader::*)(const onnx::NodeProto&);
+        static const std::unordered_map<std::string, Reader> readers{
+            {"Pad", &GraphReader::pad},
+            {"Concat", &GraphReader::concat},
+            {"Split", &GraphReader::split},
+            {"Slice", &GraphReader::slice},
+            {"Transpose", &GraphReader::transpose},
+            {"Conv", &GraphReader::conv},
+            {"MaxPool", &GraphReader::pool},
+            {"AveragePool", &GraphReader::pool},
+            {"ReduceMean", &GraphReader::reduce_mean},
+            {"Reshape", &GraphReader::reshape},
+            {"Gemm", &GraphReader::gemm},
+            {"MatMul", &GraphReader::matmul},
+            {"BatchNormalization", &GraphReader::batch_norm},
+            {"Clip", &GraphReader::clip}};
+        if (const auto it = readers.find(op); it != readers.end()) {
+            (this->*it->second)(n);
+        } else if (op == "Identity") {
+            alias(only_input(n));
+        } else if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") {
+            computed_inputs(n).size() == 1 ? by_constant(n) : join(n);
+        } else if (op == "GlobalAveragePool" || op == "GlobalMaxPool") {
+            const Tensor& in = spatial_input(n);
+            add(GlobalPoolConfig{op == "GlobalMaxPool" ? PoolKind::max : PoolKind::average}, {&in});
+        } else if (op == "Flatten") {
+            if (int_attr("axis", 1) != 1) fail("only axis 1 is supported");
+            flatten(only_input(n));
+        } else if (op == "LayerNormalization") {
+            if (n.output_size() > 1 &&
+                std::any_of(n.output().begin() + 1, n.output().end(),
+                            [&](const std::string& o) { return !o.empty() && uses(o); }))
+                fail("only the normalised output may be used (not the mean or inverse deviation)");
+            layer_norm(n, int_attr("axis", -1), float_attr("epsilon", 1e-5f), false);
+        } else if (op == "Dropout") {
+            const Tensor& in = only_input(n);
+            if (n.output_size() > 1 && !n.output(1).empty() && uses(n.output(1)))
+                fail("the mask output is not supported");
+            double rate = float_attr("ratio", 0.5f);
+            if (n.input_size() > 1 && !n.input(1).empty()) rate = floats(weight_input(1, "ratio"), {})[0];
+            if (!(rate >= 0 && rate < 1)) fail("the ratio must be in [0, 1)");
+            if (rate == 0)
+                alias(in);
+            else
+                add(DropoutConfig{rate}, {&in});
+        } else if (op == "Relu") {
+            activation(n, {Activation::relu});
+        } else if (op == "LeakyRelu") {
+            activation(n, {Activation::leaky_relu, float_attr("alpha", 0.01f)});
+        } else if (op == "Sigmoid") {
+            activation(n, {Activation::sigmoid});
+        } else if (op == "Tanh") {
+            activation(n, {Activation::tanh});
+        } else if (op == "HardSigmoid") {
+            hard_sigmoid_attributes();
+            activation(n, {Activation::hard_sigmoid});
+        } else if (op == "HardSwish") {
+            activation(n, {Activation::hard_swish});
+        } else if (op == "Gelu") {
+            const auto* approximate = attribute("approximate");
+            if (approximate && approximate->s() != "none")
+                fail("only the exact GELU is supported (approximate 'none')");
+            activation(n, {Activation::gelu});
+        } else if (op == "Softmax") {
+            const Tensor& in = only_input(n);
+            const int64_t axis = int_attr("axis", opset_ >= 13 ? -1 : 1);
+            // Before opset 13 a softmax covered every axis from `axis` on.
+            const bool channels_last_axis = in.rank == 2 || in.channels_last || !in.spatial();
+            if (!is_channel_axis(in, axis) || (opset_ < 13 && !channels_last_axis))
+                fail("only a softmax over the channels is supported");
+            activation(n, {Activation::softmax});
+        } else {
+            fail(
+                "not supported; Lenz imports Conv, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, "
+                "ReduceMean over H and W, Flatten, Reshape, Gemm, MatMul, BatchNormalization, "
+                "LayerNormalization, Dropout, Relu, LeakyRelu, Sigmoid, Tanh, Clip (ReLU6), HardSigmoid, "
+                "HardSwish, Gelu, Softmax, Add, Mul, Concat, Split and Slice on channels, Transpose to and "
+                "from channels-last, zero Pad before Conv and AveragePool, and arithmetic with constants");
+        }
+    }
+
+    void fused_layer(const onnx::NodeProto& n) {
+        const std::string& op = n.op_type();
+        const auto scalar = [&](int index, const char* what) {
+            const Folded v = value_of(weight_input(index, what));
+            if (!v.is_float() || v.size() != 1) fail(std::string("its ") + what + " is not one float");
+            return v.f[0];
+        };
+        if (op == "Silu") {
+            activation(n, {Activation::silu});
+        } else if (op == "HardSwish") {
+            hard_sigmoid_attributes();
+            activation(n, {Activation::hard_swish});
+        } else if (op == "Gelu") {
+            if (std::abs(scalar(1, "divisor") - std::sqrt(2.0f)) > 1e-6f || scalar(2, "one") != 1.0f ||
+                scalar(3, "half") != 0.5f)
+                fail("looks like GELU, x * (Erf(x / a) + b) * c, but a, b, c are not sqrt(2), 1, 0.5");
+            activation(n, {Activation::gelu});
+        } else if (op == "LayerNorm") {
+            if (scalar(4, "exponent") != 2.0f)
+                fail("looks like a layer norm but squares with another exponent");
+            const float epsilon = scalar(3, "epsilon");
+            if (!(epsilon >= 0)) fail("looks like a layer norm but its epsilon is negative");
+            layer_norm(n, int_attr("axis", -1), epsilon, true);
+        } else if (op == "ChannelShuffle") {
+            channel_shuffle(n);
+        } else {
+            fail("is no operator fusion makes");
+        }
+    }
+
+    // ---- one input: windows
+
+    const Tensor& spatial_input(const onnx::NodeProto& n) const {
+        const Tensor& in = only_input(n);
+        if (in.rank != 4) fail("needs an (N, C, H, W) input");
+        if (in.channels_last && in.spatial())
+            fail("reads a tensor permuted to (N, H, W, C); it needs (N, C, H, W)");
+        return in;
+    }
+
+    // Kernel, strides and pads of Conv and the pools, as Lenz padding for the input's size.
     struct WindowSettings {
         int64_t kh, kw, sh, sw;
         Padding padding;
-        int64_t dh = 1, dw = 1;  // dilation, convolutions only
-        bool ceil = false;       // pools: ceil_mode
+        int64_t dh = 1, dw = 1;         // dilation, convolutions only
+        bool ceil = false;              // pools: ceil_mode
+        bool pads_of_pad_node = false;  // the pads include zeros a Pad node before added
     };
-    WindowSettings window(std::vector<int64_t> kernel, bool pooling) {
+    WindowSettings window(const Tensor& in, std::vector<int64_t> kernel, bool pooling) {
         if (kernel.size() != 2) fail("only 2-D windows are supported");
         const auto strides = ints_attr("strides", {1, 1});
         const auto dilations = ints_attr("dilations", {1, 1});
@@ -401,8 +684,8 @@ class GraphReader {
         std::vector<int64_t> pads{0, 0, 0, 0};
         if (mode == "SAME_UPPER") {
             if (ceil) fail("ceil_mode with auto_pad SAME_UPPER is not supported");
-            if (pad_)
-                fail_at(*pad_->node,
+            if (!in.pads.empty())
+                fail_at(*in.pad_node,
                         "comes before a window with auto_pad SAME_UPPER, which Lenz cannot add it to");
             s.padding.mode = PaddingMode::same;  // the odd pixel at the bottom/right, as Lenz and Keras
             return s;
@@ -414,9 +697,11 @@ class GraphReader {
         if (pads.size() != 4) fail("pads must have four values");
         for (int64_t p : pads)
             if (p < 0 || p > kMaxDimension) fail("pads must be between 0 and the size limit");
-        if (pad_) {  // zero padding before a convolution is the convolution's own
-            for (size_t k = 0; k < 4; ++k) pads[k] += pad_->pads[k];
-            pad_.reset();
+        if (!in.pads.empty()) {
+            if (pooling && pads != std::vector<int64_t>{0, 0, 0, 0})
+                fail_at(*in.pad_node, "pads before a pool that pads too, which Lenz cannot count apart");
+            for (size_t k = 0; k < 4; ++k) pads[k] += in.pads[k];
+            s.pads_of_pad_node = true;
         }
         if (pads == std::vector<int64_t>{0, 0, 0, 0}) return s;
         if (pads[0] == pads[2] && pads[1] == pads[3]) {
@@ -425,221 +710,61 @@ class GraphReader {
         }
         if (ceil) fail("ceil_mode with uneven pads is not supported");
         const Padding same{PaddingMode::same};
-        const ConvGeometry g =
-            resolve_window({s.kh, s.kw, s.sh, s.sw, same, pooling, s.dh, s.dw}, shape_, 1, node_->op_type());
-        const int64_t bottom = std::max<int64_t>((g.OH - 1) * s.sh + g.span_h() - shape_.h - g.PT, 0);
-        const int64_t right = std::max<int64_t>((g.OW - 1) * s.sw + g.span_w() - shape_.w - g.PL, 0);
+        const ConvGeometry g = resolve_window({s.kh, s.kw, s.sh, s.sw, same, pooling, s.dh, s.dw}, in.shape,
+                                              1, node_->op_type());
+        const int64_t bottom = std::max<int64_t>((g.OH - 1) * s.sh + g.span_h() - in.shape.h - g.PT, 0);
+        const int64_t right = std::max<int64_t>((g.OW - 1) * s.sw + g.span_w() - in.shape.w - g.PL, 0);
         if (pads != std::vector<int64_t>{g.PT, g.PL, bottom, right})
             fail("uneven pads that are not 'same' (the extra pixel at the bottom/right) are not supported");
         s.padding = same;
         return s;
     }
 
-    // Adds a layer, checking that it fits the current input; the weights are checked on loading.
-    void add(const LayerConfig& config, std::map<std::string, std::vector<float>> weights = {}) {
-        try {
-            std::unique_ptr<Layer> l = make_layer(config);
-            l->connect(shape_);
-            shape_ = l->output_shape();
-        } catch (const ShapeError& e) {
-            fail(e.what());
-        }
-        result_.layers.push_back(config);
-        result_.weights.push_back(std::move(weights));
-        current_ = node_->output(0);
+    void conv(const onnx::NodeProto& n) {
+        const Tensor& in = spatial_input(n);
+        const int64_t groups = int_attr("group", 1);
+        if (groups <= 0 || in.shape.c % groups != 0)
+            fail("group " + std::to_string(groups) + " does not divide the " + std::to_string(in.shape.c) +
+                 " input channels");
+        const std::string& weight = weight_input(1, "weight");
+        const std::vector<int64_t> wd = dims_of(weight);
+        if (wd.size() != 4) fail("the weight must be (OC, C/group, KH, KW)");
+        const int64_t oc = wd[0], kh = wd[2], kw = wd[3];
+        const WindowSettings s = window(in, ints_attr("kernel_shape", {kh, kw}), false);
+        if (s.kh != kh || s.kw != kw) fail("kernel_shape does not match the weight");
+        Conv2dConfig c{oc,     kh,        kw,  s.sh,
+                       s.sw,   s.padding, {},  n.input_size() > 2 && !n.input(2).empty(),
+                       groups, s.dh,      s.dw};
+        Weights w{{"weight", floats(weight, {oc, in.shape.c / groups, kh, kw})}};
+        if (c.bias) w["bias"] = floats(weight_input(2, "bias"), {oc});
+        Tensor unpadded = in;
+        unpadded.pads.clear();
+        add(c, {&unpadded}, std::move(w));
     }
 
-    void activation(const ActivationSpec& act) {
-        // Right after a convolution or dense layer without one, fused as the model file writes it.
-        if (!result_.layers.empty() && current_ == fusable_output_) {
-            LayerConfig& last = result_.layers.back();
-            if (auto* c = std::get_if<Conv2dConfig>(&last); c && c->activation.kind == Activation::none) {
-                c->activation = act;
-                current_ = node_->output(0);
-                return;
-            }
-            if (auto* d = std::get_if<DenseConfig>(&last); d && d->activation.kind == Activation::none) {
-                d->activation = act;
-                current_ = node_->output(0);
-                return;
-            }
-        }
-        add(ActivationConfig{act});
-    }
-
-    void layer(const onnx::NodeProto& n) {
+    void pool(const onnx::NodeProto& n) {
         const std::string& op = n.op_type();
-        const bool was_4d = rank_ == 4;
-        const bool elementwise_op = op == "Add" || op == "Sub" || op == "Mul" || op == "Div";
-        if (!elementwise_op && n.input(0) != current_)
-            fail("takes the previous layer's output (" + current_ + ") as another input than its first");
-        if (pad_ && op != "Conv" && op != "Pad" && op != "Identity") {
-            if (op == "AveragePool")
-                fail_at(
-                    *pad_->node,
-                    "pads with zeros that the AveragePool after it counts in its averages (PyTorch's "
-                    "count_include_pad=True); Lenz averages real pixels only: use count_include_pad=False");
-            if (op == "MaxPool")
-                fail_at(
-                    *pad_->node,
-                    "pads with zeros that the MaxPool after it takes as values; Lenz, like ONNX's own pads, "
-                    "pads max pooling with -infinity");
-            fail_at(*pad_->node, "is followed by " + op + " '" + n.name() +
-                                     "': Lenz takes zero padding only into the Conv right after it");
+        const Tensor& in = spatial_input(n);
+        if (n.output_size() > 1 && !n.output(1).empty()) fail("the indices output is not supported");
+        if (int_attr("storage_order", 0) != 0) fail("storage_order 1 is not supported");
+        const WindowSettings s = window(in, ints_attr("kernel_shape", {}), true);
+        Pool2dConfig p{
+            op == "MaxPool" ? PoolKind::max : PoolKind::average, s.kh, s.kw, s.sh, s.sw, s.padding, s.ceil};
+        const bool padded = s.padding.mode != PaddingMode::valid;
+        if (op == "AveragePool" && padded && (s.pads_of_pad_node || int_attr("count_include_pad", 0) != 0)) {
+            if (s.ceil) fail("counting the padding together with ceil_mode is not supported");
+            p.count_padding = true;
         }
-        if (op == "Identity") {
-            if (fusable_output_ == current_) fusable_output_ = n.output(0);
-            current_ = n.output(0);
-        } else if (op == "Pad") {
-            pad(n);
-        } else if (elementwise_op) {
-            elementwise(n);
-        } else if (op == "Conv") {
-            if (!was_4d) fail("needs an (N, C, H, W) input");
-            const int64_t groups = int_attr("group", 1);
-            if (groups <= 0 || shape_.c % groups != 0)
-                fail("group " + std::to_string(groups) + " does not divide the " + std::to_string(shape_.c) +
-                     " input channels");
-            const std::string& weight = weight_input(1, "weight");
-            const std::vector<int64_t> wd = dims_of(weight);
-            if (wd.size() != 4) fail("the weight must be (OC, C/group, KH, KW)");
-            const int64_t oc = wd[0], kh = wd[2], kw = wd[3];
-            const WindowSettings s = window(ints_attr("kernel_shape", {kh, kw}), false);
-            if (s.kh != kh || s.kw != kw) fail("kernel_shape does not match the weight");
-            Conv2dConfig c{oc,     kh,        kw,  s.sh,
-                           s.sw,   s.padding, {},  n.input_size() > 2 && !n.input(2).empty(),
-                           groups, s.dh,      s.dw};
-            std::map<std::string, std::vector<float>> w{
-                {"weight", floats(weight, {oc, shape_.c / groups, kh, kw})}};
-            if (c.bias) w["bias"] = floats(weight_input(2, "bias"), {oc});
-            add(c, std::move(w));
-            fusable_output_ = current_;
-        } else if (op == "MaxPool" || op == "AveragePool") {
-            if (!was_4d) fail("needs an (N, C, H, W) input");
-            if (n.output_size() > 1 && !n.output(1).empty()) fail("the indices output is not supported");
-            if (int_attr("storage_order", 0) != 0) fail("storage_order 1 is not supported");
-            const auto kernel = ints_attr("kernel_shape", {});
-            const WindowSettings s = window(kernel, true);
-            if (op == "AveragePool" && int_attr("count_include_pad", 0) != 0 &&
-                s.padding.mode != PaddingMode::valid)
-                fail("count_include_pad=1 is not supported: Lenz averages over real pixels only");
-            add(Pool2dConfig{op == "MaxPool" ? PoolKind::max : PoolKind::average, s.kh, s.kw, s.sh, s.sw,
-                             s.padding, s.ceil});
-        } else if (op == "GlobalAveragePool" || op == "GlobalMaxPool") {
-            if (!was_4d) fail("needs an (N, C, H, W) input");
-            add(GlobalPoolConfig{op == "GlobalMaxPool" ? PoolKind::max : PoolKind::average});
-        } else if (op == "Flatten") {
-            if (int_attr("axis", 1) != 1) fail("only axis 1 is supported");
-            flatten();
-        } else if (op == "Reshape") {
-            if (n.input_size() < 2) fail("has no shape");
-            std::vector<int64_t> target = shape_values(n.input(1));
-            const int64_t elements = shape_.elements();
-            if (target.size() == 4 && rank_ == 2 && keeps_batch(target[0]) && target[1] == elements &&
-                target[2] == 1 && target[3] == 1) {
-                current_ = n.output(0);  // (N, E) -> (N, E, 1, 1): Lenz holds it as 1x1xE already
-                rank_ = 4;
-            } else {
-                const bool to_rows =
-                    target.size() == 2 &&
-                    ((keeps_batch(target[0]) && (target[1] == -1 || target[1] == elements)) ||
-                     (target[0] == -1 && target[1] == elements));
-                if (!to_rows) fail("only a reshape to (N, -1) or from (N, C) to (N, C, 1, 1) is supported");
-                flatten();
-            }
-        } else if (op == "Gemm") {
-            if (float_attr("alpha", 1) != 1 || float_attr("beta", 1) != 1 || int_attr("transA", 0) != 0)
-                fail("only alpha 1, beta 1 and transA 0 are supported");
-            if (rank_ != 2) fail("needs an (N, features) input: flatten first");
-            const std::string& weight = weight_input(1, "weight");
-            const std::vector<int64_t> wd = dims_of(weight);
-            if (wd.size() != 2) fail("the weight must be two-dimensional");
-            const bool trans = int_attr("transB", 0) != 0;
-            const int64_t units = trans ? wd[0] : wd[1], inputs = shape_.elements();
-            std::vector<float> w = trans ? floats(weight, {units, inputs})
-                                         : transposed(floats(weight, {inputs, units}), inputs, units);
-            DenseConfig d{units, {}, n.input_size() > 2 && !n.input(2).empty()};
-            std::map<std::string, std::vector<float>> weights{{"weight", std::move(w)}};
-            if (d.bias) weights["bias"] = bias_floats(weight_input(2, "bias"), units);
-            add(d, std::move(weights));
-            fusable_output_ = current_;
-        } else if (op == "MatMul") {
-            // By a constant (inputs, units): a dense layer; an Add right after gives it its bias.
-            if (rank_ != 2) fail("needs an (N, features) input: flatten first");
-            const std::string& weight = weight_input(1, "weight");
-            const std::vector<int64_t> wd = dims_of(weight);
-            if (wd.size() != 2) fail("the weight must be two-dimensional");
-            const int64_t inputs = shape_.elements(), units = wd[1];
-            add(DenseConfig{units, {}, false},
-                {{"weight", transposed(floats(weight, {inputs, units}), inputs, units)}});
-            fusable_output_ = current_;
-        } else if (op == "BatchNormalization") {
-            if (int_attr("training_mode", 0) != 0) fail("training_mode 1 is not supported");
-            const int64_t ch = shape_.c;
-            std::vector<float> var = floats(weight_input(4, "running variance"), {ch});
-            // Lenz's epsilon is fixed: fold another into the variance, which gives the same outputs.
-            const float extra = float_attr("epsilon", 1e-5f) - static_cast<float>(kBatchNormEpsilon);
-            for (float& v : var) {
-                v += extra;
-                if (!(v > 0)) fail("a variance is not positive once epsilon is folded into it");
-            }
-            add(BatchNormConfig{}, {{"weight", floats(weight_input(1, "scale"), {ch})},
-                                    {"bias", floats(weight_input(2, "bias"), {ch})},
-                                    {"running_mean", floats(weight_input(3, "running mean"), {ch})},
-                                    {"running_var", std::move(var)}});
-        } else if (op == "Dropout") {
-            double rate = float_attr("ratio", 0.5f);
-            if (n.input_size() > 1 && !n.input(1).empty()) rate = floats(weight_input(1, "ratio"), {})[0];
-            if (!(rate >= 0 && rate < 1)) fail("the ratio must be in [0, 1)");
-            if (rate == 0) {
-                current_ = n.output(0);  // no-op
-            } else {
-                add(DropoutConfig{rate});
-            }
-        } else if (op == "Relu") {
-            activation({Activation::relu});
-        } else if (op == "LeakyRelu") {
-            activation({Activation::leaky_relu, float_attr("alpha", 0.01f)});
-        } else if (op == "Sigmoid") {
-            activation({Activation::sigmoid});
-        } else if (op == "Tanh") {
-            activation({Activation::tanh});
-        } else if (op == "Clip") {
-            // The bounds are inputs since opset 11 (attributes before); ReLU6 is Clip to [0, 6].
-            const auto bound = [&](int index, const char* attr, float missing) {
-                if (opset_ < 11) return float_attr(attr, missing);
-                const std::optional<Folded> v = input_value(n, index);
-                if (!v) return missing;
-                if (!v->is_float() || v->f.size() != 1)
-                    fail(std::string("the ") + attr + " bound must be one float");
-                return v->f[0];
-            };
-            if (bound(1, "min", -1e30f) != 0.0f || bound(2, "max", 1e30f) != 6.0f)
-                fail("only Clip to [0, 6] (ReLU6) is supported");
-            activation({Activation::relu6});
-        } else if (op == "HardSigmoid") {
-            if (std::abs(float_attr("alpha", 0.2f) - 1.0f / 6.0f) > 1e-6f ||
-                std::abs(float_attr("beta", 0.5f) - 0.5f) > 1e-6f)
-                fail("only HardSigmoid with alpha 1/6 and beta 0.5 (PyTorch's Hardsigmoid) is supported");
-            activation({Activation::hard_sigmoid});
-        } else if (op == "Softmax") {
-            const int64_t axis = int_attr("axis", opset_ >= 13 ? -1 : 1);
-            const bool over_channels = rank_ == 2 ? (axis == 1 || axis == -1) : (axis == 1 && opset_ >= 13);
-            if (!over_channels) fail("only a softmax over the channels (axis 1) is supported");
-            activation({Activation::softmax});
-        } else {
-            fail(
-                "not supported; Lenz imports Conv, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, "
-                "Flatten, Reshape to (N, -1), Gemm, MatMul (+ Add), BatchNormalization, Dropout, Relu, "
-                "LeakyRelu, Sigmoid, Tanh and Softmax, zero Pad before Conv, and Sub, Div, Mul and Add by "
-                "constants at the input (normalisation)");
-        }
+        Tensor unpadded = in;
+        unpadded.pads.clear();
+        add(p, {&unpadded});
     }
 
-    // Zero padding, which the Conv after it takes into its own pads; no padding at all is a no-op
-    // (PyTorch 1.13 writes one before every AveragePool).
+    // Zero padding, which the Conv or AveragePool after it takes into its own pads; no padding at
+    // all is a no-op (PyTorch 1.13 writes one before every AveragePool).
     void pad(const onnx::NodeProto& n) {
-        if (rank_ != 4) fail("needs an (N, C, H, W) input");
+        const Tensor& in = only_input(n);
+        if (in.rank != 4 || (in.channels_last && in.spatial())) fail("needs an (N, C, H, W) input");
         const std::vector<int64_t> pads = opset_ < 11 ? ints_attr("pads", {}) : ints_input(n, 1, "pads");
         std::vector<int64_t> axes = opset_ >= 18 ? ints_input(n, 3, "axes") : std::vector<int64_t>{};
         if (axes.empty()) axes = {0, 1, 2, 3};
@@ -654,8 +779,7 @@ class GraphReader {
             begin[a] += pads[j];
             end[a] += pads[j + axes.size()];
         }
-        current_ = n.output(0);
-        if (begin == std::vector<int64_t>(4, 0) && end == std::vector<int64_t>(4, 0)) return;
+        if (begin == std::vector<int64_t>(4, 0) && end == std::vector<int64_t>(4, 0)) return alias(in);
         if (begin[0] || begin[1] || end[0] || end[1]) fail("only the height and width can be padded");
         const auto* mode = attribute("mode");
         if (mode && mode->s() != "constant")
@@ -667,29 +791,348 @@ class GraphReader {
             if (v) value = v->f[0];
         }
         if (value != 0) fail("pads with " + std::to_string(value) + "; only zero padding is supported");
+        Tensor out = in;
+        if (out.pads.empty()) {
+            out.pads.assign(4, 0);
+            out.pad_node = &n;
+        }
         const std::vector<int64_t> more{begin[2], begin[3], end[2], end[3]};
-        if (!pad_) pad_ = PendingPad{&n, {0, 0, 0, 0}};
-        for (size_t k = 0; k < 4; ++k) pad_->pads[k] += more[k];
+        for (size_t k = 0; k < 4; ++k) out.pads[k] += more[k];
+        alias(out);
     }
 
-    // Sub, Div, Mul or Add by a constant: a dense layer's bias right after MatMul, or at the graph's
-    // input, the pixels' normalisation (which Lenz keeps beside the model, as training computed it).
-    void elementwise(const onnx::NodeProto& n) {
+    // ---- one input: reshaping and reducing
+
+    void flatten(const Tensor& in) {
+        if (in.rank == 2) return alias(in);
+        if (in.channels_last && in.spatial())
+            fail("flattens a tensor permuted to (N, H, W, C), whose order Lenz does not keep");
+        add(FlattenConfig{}, {&in}, {}, 2);
+    }
+
+    void reduce_mean(const onnx::NodeProto& n) {
+        const Tensor& in = only_input(n);
+        std::vector<int64_t> axes = opset_ >= 18 ? ints_input(n, 1, "axes") : ints_attr("axes", {});
+        for (int64_t& a : axes)
+            if (a < 0) a += in.rank;
+        std::sort(axes.begin(), axes.end());
+        const std::vector<int64_t> spatial =
+            in.channels_last ? std::vector<int64_t>{1, 2} : std::vector<int64_t>{2, 3};
+        if (in.rank != 4 || axes != spatial)
+            fail("only a mean over the height and width (a global average pool) is supported");
+        add(GlobalPoolConfig{PoolKind::average}, {&in}, {}, int_attr("keepdims", 1) != 0 ? 4 : 2);
+    }
+
+    void reshape(const onnx::NodeProto& n) {
+        const Tensor& in = only_input(n);
+        if (n.input_size() < 2) fail("has no shape");
+        const std::vector<int64_t> target = shape_values(n.input(1));
+        const int64_t elements = in.shape.elements();
+        if (target.size() == 4 && !in.spatial() && keeps_batch(target[0]) && target[1] == elements &&
+            target[2] == 1 && target[3] == 1) {
+            Tensor out = in;  // (N, E) -> (N, E, 1, 1): Lenz holds it as 1x1xE already
+            out.rank = 4;
+            out.channels_last = false;
+            return alias(out);
+        }
+        const bool to_rows =
+            target.size() == 2 && ((keeps_batch(target[0]) && (target[1] == -1 || target[1] == elements)) ||
+                                   (target[0] == -1 && target[1] == elements));
+        if (!to_rows) fail("only a reshape to (N, -1) or from (N, C) to (N, C, 1, 1) is supported");
+        flatten(in);
+    }
+
+    void transpose(const onnx::NodeProto& n) {
+        const Tensor& in = only_input(n);
+        const std::vector<int64_t> perm = ints_attr("perm", {});
+        Tensor out = in;
+        if (in.rank == 4 && !in.channels_last && perm == std::vector<int64_t>{0, 2, 3, 1})
+            out.channels_last = true;
+        else if (in.rank == 4 && in.channels_last && perm == std::vector<int64_t>{0, 3, 1, 2})
+            out.channels_last = false;
+        else
+            fail("only a permutation to channels-last (0, 2, 3, 1) and back (0, 3, 1, 2) is supported");
+        alias(out);
+    }
+
+    // ShuffleNet's: (N, C, H, W) viewed as (N, g, C/g, H, W), its two group axes swapped, viewed back.
+    void channel_shuffle(const onnx::NodeProto& n) {
+        const Tensor& in = spatial_input(n);
+        const std::vector<int64_t> split = shape_values(n.input(1)), merged = shape_values(n.input(2));
+        const Shape s = in.shape;
+        const bool splits = split.size() == 5 && keeps_batch(split[0]) && split[1] > 0 &&
+                            s.c % split[1] == 0 && (split[2] == s.c / split[1] || split[2] == -1) &&
+                            split[3] == s.h && split[4] == s.w;
+        const bool merges = merged.size() == 4 && keeps_batch(merged[0]) &&
+                            (merged[1] == s.c || merged[1] == -1) && merged[2] == s.h && merged[3] == s.w;
+        if (!splits || !merges || ints_attr("perm", {}) != std::vector<int64_t>{0, 2, 1, 3, 4})
+            fail(
+                "a Reshape/Transpose/Reshape that is not a channel shuffle (N, g, C/g, H, W) -> (N, C/g, g, "
+                "H, W)");
+        add(ChannelShuffleConfig{split[1]}, {&in});
+    }
+
+    // ---- one input: dense layers and normalisation
+
+    void gemm(const onnx::NodeProto& n) {
+        const Tensor& in = only_input(n);
+        if (float_attr("alpha", 1) != 1 || float_attr("beta", 1) != 1 || int_attr("transA", 0) != 0)
+            fail("only alpha 1, beta 1 and transA 0 are supported");
+        if (in.rank != 2) fail("needs an (N, features) input: flatten first");
+        const std::string& weight = weight_input(1, "weight");
+        const std::vector<int64_t> wd = dims_of(weight);
+        if (wd.size() != 2) fail("the weight must be two-dimensional");
+        const bool trans = int_attr("transB", 0) != 0;
+        const int64_t units = trans ? wd[0] : wd[1], inputs = in.shape.elements();
+        std::vector<float> w = trans ? floats(weight, {units, inputs})
+                                     : transposed(floats(weight, {inputs, units}), inputs, units);
+        DenseConfig d{units, {}, n.input_size() > 2 && !n.input(2).empty()};
+        Weights weights{{"weight", std::move(w)}};
+        if (d.bias) weights["bias"] = bias_floats(weight_input(2, "bias"), units);
+        add(d, {&in}, std::move(weights));
+    }
+
+    // By a constant (inputs, units): a dense layer, or on a channels-last map a 1x1 convolution;
+    // an Add right after gives it its bias.
+    void matmul(const onnx::NodeProto& n) {
+        const Tensor& in = only_input(n);
+        const std::string& weight = weight_input(1, "weight");
+        const std::vector<int64_t> wd = dims_of(weight);
+        if (wd.size() != 2) fail("the weight must be two-dimensional");
+        if (in.rank == 4 && in.channels_last) {
+            const int64_t inputs = in.shape.c, units = wd[1];
+            Conv2dConfig c{units, 1, 1, 1, 1, {}, {}, false};
+            return add(c, {&in}, {{"weight", transposed(floats(weight, {inputs, units}), inputs, units)}});
+        }
+        if (in.rank != 2) fail("needs an (N, features) input, or a map permuted to (N, H, W, C)");
+        const int64_t inputs = in.shape.elements(), units = wd[1];
+        DenseConfig d{units, {}, false};
+        add(d, {&in}, {{"weight", transposed(floats(weight, {inputs, units}), inputs, units)}});
+    }
+
+    void batch_norm(const onnx::NodeProto& n) {
+        const Tensor& in = only_input(n);
+        if (in.channels_last && in.spatial()) fail("normalises axis 1 of a tensor permuted to (N, H, W, C)");
+        if (int_attr("training_mode", 0) != 0) fail("training_mode 1 is not supported");
+        const int64_t ch = in.rank == 2 ? in.shape.elements() : in.shape.c;
+        std::vector<float> var = floats(weight_input(4, "running variance"), {ch});
+        // Lenz's epsilon is fixed: fold another into the variance, which gives the same outputs.
+        const float extra = float_attr("epsilon", 1e-5f) - static_cast<float>(kBatchNormEpsilon);
+        for (float& v : var) {
+            v += extra;
+            if (!(v > 0)) fail("a variance is not positive once epsilon is folded into it");
+        }
+        add(BatchNormConfig{}, {&in},
+            {{"weight", floats(weight_input(1, "scale"), {ch})},
+             {"bias", floats(weight_input(2, "bias"), {ch})},
+             {"running_mean", floats(weight_input(3, "running mean"), {ch})},
+             {"running_var", std::move(var)}});
+    }
+
+    // Over the channels alone, at each position. ONNX's LayerNormalization normalises every axis
+    // from `axis` on: that is the channels where they come last (or are all that is left); the
+    // fused subgraph reduces the one axis it names.
+    void layer_norm(const onnx::NodeProto& n, int64_t axis, float epsilon, bool one_axis) {
+        const Tensor& in = only_input(n);
+        const bool channels_last_axis = in.rank == 2 || in.channels_last || !in.spatial();
+        if (!is_channel_axis(in, axis) || (!one_axis && !channels_last_axis))
+            fail("only a normalisation over the channels (the last axis, channels-last) is supported");
+        const int64_t ch = channels(in);
+        Weights w{{"weight", channel_floats(weight_input(1, "scale"), ch)}};
+        w["bias"] = n.input_size() > 2 && !n.input(2).empty()
+                        ? channel_floats(weight_input(2, "bias"), ch)
+                        : std::vector<float>(static_cast<size_t>(ch), 0.0f);
+        add(LayerNormConfig{shortest_decimal(epsilon)}, {&in}, std::move(w));
+    }
+    // One float per channel, in a tensor of any rank whose other dimensions are 1.
+    std::vector<float> channel_floats(const std::string& name, int64_t ch) const {
+        const std::vector<int64_t> dims = dims_of(name);
+        std::vector<int64_t> want(dims.size(), 1);
+        for (size_t k = 0; k < dims.size(); ++k)
+            if (dims[k] != 1) want[k] = ch;
+        return floats(name, dims.empty() ? std::vector<int64_t>{ch} : want);
+    }
+
+    void clip(const onnx::NodeProto& n) {
+        // The bounds are inputs since opset 11 (attributes before); ReLU6 is Clip to [0, 6].
+        const auto bound = [&](int index, const char* attr, float missing) {
+            if (opset_ < 11) return float_attr(attr, missing);
+            const std::optional<Folded> v = input_value(n, index);
+            if (!v) return missing;
+            if (!v->is_float() || v->f.size() != 1)
+                fail(std::string("the ") + attr + " bound must be one float");
+            return v->f[0];
+        };
+        if (bound(1, "min", -1e30f) != 0.0f || bound(2, "max", 1e30f) != 6.0f)
+            fail("only Clip to [0, 6] (ReLU6) is supported");
+        activation(n, {Activation::relu6});
+    }
+    void hard_sigmoid_attributes() const {
+        if (std::abs(float_attr("alpha", 0.2f) - 1.0f / 6.0f) > 1e-6f ||
+            std::abs(float_attr("beta", 0.5f) - 0.5f) > 1e-6f)
+            fail("only HardSigmoid with alpha 1/6 and beta 0.5 (PyTorch's Hardsigmoid) is supported");
+    }
+
+    // ---- channels
+
+    // The channel axis of `in` as ONNX numbers it, from a possibly negative axis.
+    bool is_channel_axis(const Tensor& in, int64_t axis) const {
+        return axis == in.channel_axis() || axis + in.rank == in.channel_axis();
+    }
+    int64_t channels(const Tensor& in) const { return in.rank == 2 ? in.shape.elements() : in.shape.c; }
+
+    void concat(const onnx::NodeProto& n) {
+        std::vector<const Tensor*> inputs;
+        for (const std::string& name : n.input()) {
+            if (!computed_names_.count(name)) fail("joins a constant '" + name + "' to computed tensors");
+            inputs.push_back(&tensor(name));
+        }
+        for (const Tensor* t : inputs)
+            if (t->rank != inputs[0]->rank || t->channels_last != inputs[0]->channels_last)
+                fail("joins tensors of different ranks or orders");
+        if (!attribute("axis") || !is_channel_axis(*inputs[0], int_attr("axis", 1)))
+            fail("only a concatenation along the channels is supported");
+        if (inputs.size() == 1) return alias(*inputs[0]);  // DenseNet's first layer joins its one input
+        add(ConcatConfig{}, inputs);
+    }
+
+    // Channels [begin, end) of `in`, or `in` itself when that is all of them.
+    void channel_slice(const Tensor& in, int64_t begin, int64_t end) {
+        if (begin == 0 && end == channels(in)) return alias(in);
+        if (in.rank != 4) fail("slices the features of a (N, features) tensor, which Lenz does not do");
+        add(ChannelSliceConfig{begin, end}, {&in});
+    }
+
+    // Along the channels: each output that something reads becomes a channel slice.
+    void split(const onnx::NodeProto& n) {
+        const Tensor& in = only_input(n);
+        if (!is_channel_axis(in, int_attr("axis", 0))) fail("only a split along the channels is supported");
+        std::vector<int64_t> sizes = opset_ >= 13 ? ints_input(n, 1, "split") : ints_attr("split", {});
+        const int64_t c = channels(in), parts = n.output_size();
+        if (sizes.empty()) {
+            if (c % parts != 0)
+                fail(std::to_string(c) + " channels do not split into " + std::to_string(parts) +
+                     " equal parts");
+            sizes.assign(static_cast<size_t>(parts), c / parts);
+        }
+        int64_t total = 0;
+        for (int64_t s : sizes) {
+            if (s < 0) fail("a split size is negative");
+            total += s;
+        }
+        if (static_cast<int64_t>(sizes.size()) != parts || total != c)
+            fail("the split sizes do not add up to the " + std::to_string(c) + " channels over the outputs");
+        const Tensor source = in;
+        int64_t begin = 0;
+        for (int k = 0; k < n.output_size(); ++k) {
+            const int64_t end = begin + sizes[static_cast<size_t>(k)];
+            if (!n.output(k).empty() && uses(n.output(k)) > 0) {
+                output_ = k;
+                channel_slice(source, begin, end);
+                output_ = 0;
+            }
+            begin = end;
+        }
+    }
+
+    void slice(const onnx::NodeProto& n) {
+        const Tensor& in = only_input(n);
+        const auto list = [&](int index, const char* attr) {
+            return opset_ < 10 ? ints_attr(attr, {}) : ints_input(n, index, attr);
+        };
+        const std::vector<int64_t> starts = list(1, "starts"), ends = list(2, "ends"),
+                                   steps = list(4, "steps");
+        std::vector<int64_t> axes = list(3, "axes");
+        if (axes.empty())
+            for (size_t k = 0; k < starts.size(); ++k) axes.push_back(static_cast<int64_t>(k));
+        if (starts.size() != ends.size() || axes.size() != starts.size() ||
+            (!steps.empty() && steps.size() != starts.size()))
+            fail("starts, ends, axes and steps differ in length");
+        const std::vector<int64_t> dims = in.dims();
+        int64_t begin = 0, end = channels(in);
+        for (size_t k = 0; k < axes.size(); ++k) {
+            const int64_t axis = axes[k] < 0 ? axes[k] + in.rank : axes[k];
+            if (axis < 0 || axis >= in.rank) fail("axis " + std::to_string(axes[k]) + " is out of range");
+            if (!steps.empty() && steps[k] != 1) fail("only a step of 1 is supported");
+            const int64_t size =
+                axis == 0 ? std::numeric_limits<int64_t>::max() : dims[static_cast<size_t>(axis)];
+            const auto clamp = [&](int64_t v) { return std::clamp<int64_t>(v < 0 ? v + size : v, 0, size); };
+            const int64_t from = clamp(starts[k]), to = std::max(from, clamp(ends[k]));
+            if (axis == in.channel_axis()) {
+                begin = from;
+                end = to;
+            } else if (from != 0 || to != size) {
+                fail("only a slice of the channels is supported");
+            }
+        }
+        if (begin >= end) fail("slices no channels");
+        channel_slice(in, begin, end);
+    }
+
+    // ---- two computed inputs
+
+    void join(const onnx::NodeProto& n) {
+        const std::string& op = n.op_type();
+        const std::vector<std::string> computed = computed_inputs(n);
+        if (n.input_size() != 2 || computed.size() != 2) fail("needs two inputs");
+        const Tensor& a = tensor(n.input(0));
+        const Tensor& b = tensor(n.input(1));
+        if (a.rank != b.rank || (a.channels_last != b.channels_last && (a.spatial() || b.spatial())))
+            fail("joins tensors of different ranks or orders");
+        if (op == "Add") return add(AddConfig{}, {&a, &b});
+        if (op == "Mul") {
+            // Lenz's mul takes the map first and a per-channel gate second.
+            const bool a_is_gate = !a.spatial() && b.spatial();
+            return add(MulConfig{},
+                       a_is_gate ? std::vector<const Tensor*>{&b, &a} : std::vector<const Tensor*>{&a, &b});
+        }
+        fail(op + " of two computed tensors is not supported (Add and Mul are)");
+    }
+
+    // ---- one computed input and a constant
+
+    // Sub, Div, Mul or Add by a constant: at the graph's input, the pixels' normalisation (which
+    // Lenz keeps beside the model, as training computed it); Add or Sub after a convolution or
+    // dense layer, its bias; Mul or Div by a value per channel, a depthwise 1x1 convolution.
+    void by_constant(const onnx::NodeProto& n) {
         const std::string& op = n.op_type();
         if (n.input_size() != 2) fail("needs two inputs");
-        const int constant_at = n.input(0) == current_ ? 1 : 0;
-        if (op == "Add" && !result_.layers.empty() && current_ == fusable_output_)
-            if (auto* d = std::get_if<DenseConfig>(&result_.layers.back());
-                d && !d->bias && d->activation.kind == Activation::none) {
-                result_.weights.back()["bias"] = bias_floats(weight_input(constant_at, "bias"), d->units);
-                d->bias = true;
-                current_ = fusable_output_ = n.output(0);
-                return;
-            }
-        if (!result_.layers.empty() || rank_ != 4)
-            fail(op + " by a constant is supported only at the graph's input, as normalisation" +
-                 (op == "Add" ? ", or as the bias after MatMul" : ""));
-        const std::vector<double> k = per_channel(weight_input(constant_at, "operand"));
+        const int constant_at = computed_names_.count(n.input(0)) ? 1 : 0;
+        const std::string& input = n.input(1 - constant_at);
+        const Tensor& in = tensor(input);
+        if (in.value == 0 && result_.model.size() == 0 && uses(input) == 1 && in.rank == 4 &&
+            !in.channels_last)
+            return normalization(n, in, constant_at);
+        const std::vector<double> k = per_channel(weight_input(constant_at, "operand"), in);
+        if (op == "Add" || op == "Sub") {
+            if (op == "Sub" && constant_at == 0) fail("subtracts a computed tensor from a constant");
+            LayerConfig* last = last_layer_writing(input);
+            Conv2dConfig* c = last ? std::get_if<Conv2dConfig>(last) : nullptr;
+            DenseConfig* d = last ? std::get_if<DenseConfig>(last) : nullptr;
+            if ((!c || c->activation.kind != Activation::none) &&
+                (!d || d->activation.kind != Activation::none))
+                fail(op +
+                     " of a constant is supported at the graph's input (normalisation) and right after a "
+                     "convolution or dense layer (its bias)");
+            std::vector<float>& bias = result_.weights.back()["bias"];
+            bias.resize(k.size(), 0.0f);
+            for (size_t j = 0; j < k.size(); ++j) bias[j] += static_cast<float>(op == "Add" ? k[j] : -k[j]);
+            (c ? c->bias : d->bias) = true;
+            return replace_last(in);
+        }
+        if (op == "Div" && constant_at == 0) fail("divides a constant by a computed tensor");
+        std::vector<float> scale(k.size());
+        for (size_t j = 0; j < k.size(); ++j) {
+            if (op == "Div" && k[j] == 0) fail("divides by zero");
+            scale[j] = static_cast<float>(op == "Mul" ? k[j] : 1 / k[j]);
+        }
+        const int64_t ch = static_cast<int64_t>(k.size());
+        add(Conv2dConfig{ch, 1, 1, 1, 1, {}, {}, false, ch}, {&in}, {{"weight", std::move(scale)}});
+    }
+
+    void normalization(const onnx::NodeProto& n, const Tensor& in, int constant_at) {
+        const std::string& op = n.op_type();
+        const std::vector<double> k = per_channel(weight_input(constant_at, "operand"), in);
         if (scale_.empty()) {
             scale_.assign(k.size(), 1.0);
             shift_.assign(k.size(), 0.0);
@@ -713,20 +1156,22 @@ class GraphReader {
             }
         }
         normalization_node_ = &n;
-        current_ = n.output(0);
+        alias(in);
     }
-    // A constant that broadcasts over (N, C, H, W) channel by channel, one value per channel.
-    std::vector<double> per_channel(const std::string& name) const {
+    // A constant that broadcasts over `in` channel by channel: one value per channel, or one for all.
+    std::vector<double> per_channel(const std::string& name, const Tensor& in) const {
         const Folded v = value_of(name);
-        const auto channels = static_cast<size_t>(shape_.c);
-        bool fits = v.is_float() && v.dims.size() <= 4;
-        for (size_t k = 0; fits && k < v.dims.size(); ++k)
-            fits = v.dims[k] == 1 || (4 - v.dims.size() + k == 1 && v.dims[k] == shape_.c);
+        const int64_t rank = in.rank, channel_axis = in.channel_axis(), ch = channels(in);
+        bool fits = v.is_float() && static_cast<int64_t>(v.dims.size()) <= rank;
+        for (size_t k = 0; fits && k < v.dims.size(); ++k) {
+            const int64_t axis = rank - static_cast<int64_t>(v.dims.size()) + static_cast<int64_t>(k);
+            fits = v.dims[k] == 1 || (axis == channel_axis && v.dims[k] == ch);
+        }
         if (!fits)
-            fail("'" + name + "' (" + dims_str(v.dims) +
-                 ") is not a float32 value per channel, shaped (1, C, 1, 1) or (C, 1, 1), or one for all");
-        std::vector<double> out(channels);
-        for (size_t c = 0; c < channels; ++c) {
+            fail("'" + name + "' (" + dims_str(v.dims) + ") is not a float32 value per channel of " +
+                 dims_str(in.dims()) + " (e.g. (1, C, 1, 1)), nor one for all");
+        std::vector<double> out(static_cast<size_t>(ch));
+        for (size_t c = 0; c < out.size(); ++c) {
             out[c] = v.f[v.size() == 1 ? 0 : c];
             if (!std::isfinite(out[c])) fail("'" + name + "' holds a value that is not finite");
         }
@@ -741,18 +1186,19 @@ class GraphReader {
                        mean = static_cast<float>(-shift_[c] / scale_[c]);
             if (!(scale_[c] > 0) || !(stddev > 0) || !std::isfinite(stddev) || !std::isfinite(mean))
                 fail_at(*normalization_node_,
-                        "the normalisation at the input must scale every channel by a "
-                        "positive number");
+                        "the normalisation at the input must scale every channel by a positive number");
             norm.mean.push_back(mean);
             norm.stddev.push_back(stddev);
         }
         return norm;
     }
 
-    void flatten() {
-        if (rank_ == 4) add(FlattenConfig{});
-        current_ = node_->output(0);
-        rank_ = 2;
+    // The double a float was written from (1e-5 rather than 9.99999974737875e-06), so that the model
+    // file prints what the exporter's source said.
+    static double shortest_decimal(float f) {
+        char text[32];
+        const auto end = std::to_chars(text, text + sizeof text, f).ptr;
+        return std::strtod(std::string(text, end).c_str(), nullptr);
     }
 
     static std::vector<float> transposed(const std::vector<float>& v, int64_t rows, int64_t cols) {
@@ -767,23 +1213,18 @@ class GraphReader {
     std::string file_;
     int64_t opset_ = 1;
     onnx_fold::Folder folder_;
+    onnx_fusion::FusedGraph fused_;
+    std::unordered_set<const onnx::NodeProto*> made_;          // the nodes fusion made
     std::map<std::string, const onnx::TensorProto*> tensors_;  // initializers, Constant values, Identity
     std::map<std::string, Folded> folded_;                     // what folding computed
-    std::set<std::string> computed_;                           // tensors computed from the input
-    std::map<std::string, std::vector<int64_t>> shapes_;       // of the chain's tensors, as Shape gives them
+    std::unordered_set<std::string> computed_names_;           // tensors computed from the input
+    std::unordered_map<std::string, Tensor> computed_;         // those read so far, as Lenz holds them
+    std::unordered_map<std::string, int> uses_;                // how many nodes (and outputs) read a tensor
+    std::string input_name_;
     int64_t fixed_batch_ = 0;  // the input's batch size when the graph fixes it
     const onnx::NodeProto* node_ = nullptr;
-    std::string current_;
-    Shape shape_{};
-    int rank_ = 4;
-    // What the last convolution or dense layer wrote: an activation reading it joins that layer.
-    std::string fusable_output_;
-    // Zero padding read from Pad nodes, waiting for the Conv it goes into (top, left, bottom, right).
-    struct PendingPad {
-        const onnx::NodeProto* node;
-        std::vector<int64_t> pads;
-    };
-    std::optional<PendingPad> pad_;
+    int output_ = 0;           // which output of node_ a layer being added writes (Split has several)
+    LayerConfig last_config_;  // the last layer's settings, while its activation or bias may change
     // The normalisation at the graph's input so far, per channel: x -> scale * x + shift.
     std::vector<double> scale_, shift_;
     const onnx::NodeProto* normalization_node_ = nullptr;
@@ -805,19 +1246,17 @@ LoadedModel parse_onnx(const std::string& bytes, const std::string& name) {
     }
     std::map<std::string, std::string> meta;
     for (const auto& e : proto.metadata_props()) meta[e.key()] = e.value();
-    Model model(r.input);
-    for (const LayerConfig& c : r.layers) model.add(make_layer(c));
+    Model& model = r.model;
     // A file Lenz wrote says how the model file put it ("padding=same" rather than the pixels the
-    // graph holds); that text is taken when it describes the very layers the graph holds.
+    // graph holds, and its names); that text is taken when it describes the very layers the graph holds.
     if (meta.count("lenz.model")) try {
             Model described = parse_model(meta["lenz.model"], name + " (lenz.model metadata)");
             bool same = described.size() == model.size() && described.input_shape() == model.input_shape();
-            for (int64_t i = 0; same && i < model.size(); ++i) {
-                same = described.layer(i).output_shape() == model.layer(i).output_shape() &&
+            for (int64_t i = 0; same && i < model.size(); ++i)
+                same = described.inputs(i) == model.inputs(i) &&
+                       described.layer(i).output_shape() == model.layer(i).output_shape() &&
                        spec_without_padding(described.layer(i)) == spec_without_padding(model.layer(i)) &&
                        window_numbers(described.layer(i)) == window_numbers(model.layer(i));
-                if (same) r.layers[static_cast<size_t>(i)] = described.layer(i).config();
-            }
             if (same) model = std::move(described);
         } catch (const Error&) {
             // Metadata that does not parse is ignored: the graph itself is the model.

@@ -3,6 +3,7 @@
 
 #include "layers/input_gradient.h"
 #include "layers/window.h"
+#include "lenz/error.h"
 #include "lenz/layers.h"
 #include "lenz/threads.h"
 
@@ -26,6 +27,7 @@ class Pool2d final : public Layer {
                                    : size_pair(config_.stride_h, config_.stride_w));
         if (config_.padding.mode != PaddingMode::valid) s += " padding=" + config_.padding.str();
         if (config_.ceil) s += " ceil";
+        if (config_.count_padding) s += " count-padding";
         return s;
     }
 
@@ -38,7 +40,7 @@ class Pool2d final : public Layer {
         if (config_.kind == PoolKind::max)
             cpu::maxpool_forward(geometry_, pass.batch, x, y);
         else
-            cpu::avgpool_forward(geometry_, pass.batch, x, y);
+            cpu::avgpool_forward(geometry_, pass.batch, x, y, config_.count_padding);
     }
     int64_t workspace_floats(int64_t, bool training, Layouts, Precision) const override {
         return training ? threads() * input_shape().elements() : 0;
@@ -52,11 +54,14 @@ class Pool2d final : public Layer {
         if (config_.kind == PoolKind::max)
             cpu::maxpool_backward(geometry_, pass.batch, x, dy, store, pass.workspace, threads());
         else
-            cpu::avgpool_backward(geometry_, pass.batch, dy, store, pass.workspace, threads());
+            cpu::avgpool_backward(geometry_, pass.batch, dy, store, pass.workspace, threads(),
+                                  config_.count_padding);
     }
 
   protected:
     Shape infer(Shape in) const override {
+        if (config_.count_padding && (config_.kind != PoolKind::average || config_.ceil))
+            throw ShapeError(kind() + ": count-padding is for average pooling without ceil");
         geometry_ = resolve_window({config_.kernel_h, config_.kernel_w, config_.stride_h, config_.stride_w,
                                     config_.padding, true, 1, 1, config_.ceil},
                                    in, in.c, kind());

@@ -196,6 +196,19 @@ TEST(ModelText, CeilModePooling) {
     EXPECT_NE(parse_error("input 8x8x1\nconv 2 3 ceil\n").find("unknown option 'ceil'"), std::string::npos);
 }
 
+// count-padding divides an average by the whole window, as PyTorch's count_include_pad=True.
+TEST(ModelText, AveragePoolingThatCountsPadding) {
+    Model m = parse_model("input 8x8x2\navgpool 3 stride=1 padding=1 count-padding\n", "m.lenz");
+    EXPECT_EQ(m.layer(0).spec(), "avgpool 3x3 stride=1 padding=1 count-padding");
+    EXPECT_EQ(parse_model(m.to_text(), "again").to_text(), m.to_text());
+    EXPECT_NE(parse_error("input 8x8x1\nmaxpool 3 padding=1 count-padding\n")
+                  .find("unknown option 'count-padding'"),
+              std::string::npos);
+    EXPECT_NE(parse_error("input 8x8x1\navgpool 3 padding=1 ceil count-padding\n")
+                  .find("count-padding is for average pooling without ceil"),
+              std::string::npos);
+}
+
 TEST(ModelText, GlobalMaxPool) {
     Model m = parse_model("input 8x8x4\nglobalmaxpool\n", "m");
     EXPECT_EQ(m.output_shape(), (Shape{1, 1, 4}));

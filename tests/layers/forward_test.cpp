@@ -73,6 +73,14 @@ TEST(PoolForward, AverageIgnoresPadding) {
     expect_values(a.forward(false), {3, 4.5f, 7.5f, 9});
 }
 
+TEST(PoolForward, AverageCountsPaddingWhenAsked) {
+    // The same input padded by one all round, window 3, stride 2: every window divides by 9 (PyTorch's
+    // count_include_pad=True); the top-left one holds 1, 2, 4 and 5 and five zeros of padding.
+    LayerHarness a("avgpool 3 stride=2 padding=1 count-padding", {3, 3, 1}, 1);
+    set(a.x(), {1, 2, 3, 4, 5, 6, 7, 8, 9});
+    expect_values(a.forward(false), {12.0f / 9, 16.0f / 9, 24.0f / 9, 28.0f / 9});
+}
+
 TEST(PoolForward, Global) {
     LayerHarness a("globalavgpool", {5, 5, 1}, 1);
     for (int64_t i = 0; i < 25; ++i) a.x()[i] = static_cast<float>(i);

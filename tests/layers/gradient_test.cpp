@@ -61,6 +61,9 @@ TEST(PoolGradient, AverageSamePadding) {
 TEST(PoolGradient, AverageExplicitPadding) {
     check_gradients("avgpool 3 stride=1 padding=1", {5, 5, 2});
 }
+TEST(PoolGradient, AverageCountingPadding) {
+    check_gradients("avgpool 3 stride=1 padding=1 count-padding", {5, 5, 2});
+}
 TEST(PoolGradient, GlobalAverage) {
     check_gradients("globalavgpool", {4, 5, 3});
 }

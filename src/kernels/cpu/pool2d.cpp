@@ -16,6 +16,12 @@ Window window_at(const ConvGeometry& g, int64_t oh, int64_t ow) {
             std::min(ws + g.KW, g.W)};
 }
 
+// What an average divides by: the whole window, padding included (never past it, as without ceil
+// every window lies within the padded input), or the real pixels in it.
+float divisor(const ConvGeometry& g, const Window& w, bool count_padding) {
+    return static_cast<float>(count_padding ? g.KH * g.KW : (w.h1 - w.h0) * (w.w1 - w.w0));
+}
+
 // Index within the plane of the first maximum of the window.
 int64_t argmax_in(const ConvGeometry& g, const float* plane, const Window& w) {
     int64_t best = w.h0 * g.W + w.w0;
@@ -59,7 +65,7 @@ void maxpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y)
     }
 }
 
-void avgpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y) {
+void avgpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y, bool count_padding) {
 #pragma omp parallel for schedule(static) if (N * g.C > 1)
     for (int64_t nc = 0; nc < N * g.C; ++nc) {
         const float* plane = x + nc * g.H * g.W;
@@ -70,7 +76,7 @@ void avgpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y)
                 float sum = 0.0f;
                 for (int64_t h = w.h0; h < w.h1; ++h)
                     for (int64_t c = w.w0; c < w.w1; ++c) sum += plane[h * g.W + c];
-                out[oh * g.OW + ow] = sum / static_cast<float>((w.h1 - w.h0) * (w.w1 - w.w0));
+                out[oh * g.OW + ow] = sum / divisor(g, w, count_padding);
             }
     }
 }
@@ -111,7 +117,7 @@ void maxpool_backward(const ConvGeometry& g, int64_t N, const float* x, const fl
 }
 
 void avgpool_backward(const ConvGeometry& g, int64_t N, const float* dy, const ImageGradientSink& sink,
-                      float* workspace, int threads) {
+                      float* workspace, int threads, bool count_padding) {
     const int64_t plane = g.H * g.W, out_plane = g.OH * g.OW;
     for_each_image_gradient(N, g.C * plane, workspace, threads, sink, [&](int64_t n, float* dx) {
         std::memset(dx, 0, sizeof(float) * static_cast<size_t>(g.C * plane));
@@ -121,8 +127,7 @@ void avgpool_backward(const ConvGeometry& g, int64_t N, const float* dy, const I
             for (int64_t oh = 0; oh < g.OH; ++oh)
                 for (int64_t ow = 0; ow < g.OW; ++ow) {
                     const Window w = window_at(g, oh, ow);
-                    const float share =
-                        dout[oh * g.OW + ow] / static_cast<float>((w.h1 - w.h0) * (w.w1 - w.w0));
+                    const float share = dout[oh * g.OW + ow] / divisor(g, w, count_padding);
                     for (int64_t h = w.h0; h < w.h1; ++h)
                         for (int64_t col = w.w0; col < w.w1; ++col) dplane[h * g.W + col] += share;
                 }

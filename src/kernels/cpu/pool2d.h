@@ -1,5 +1,5 @@
-// Pooling works on each channel on its own. Padded positions never win a max and are not counted
-// in an average (Keras semantics; PyTorch's count_include_pad=False).
+// Pooling works on each channel on its own. Padded positions never win a max, and an average
+// counts them only with count_padding (PyTorch's count_include_pad=True; Keras never does).
 #pragma once
 #include "kernels/conv_geometry.h"
 #include "kernels/cpu/image_gradient.h"
@@ -9,13 +9,13 @@ namespace lenz::cpu {
 
 // x: (N, C, H, W) -> y: (N, C, OH, OW); g.OC == g.C
 void maxpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y);
-void avgpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y);
+void avgpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y, bool count_padding);
 // Backward: each image of dx (C, H, W) goes to `sink`; scratch: threads * C*H*W floats.
 // Max routes each dy to the first maximum of its window, recomputed from x.
 void maxpool_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy,
                       const ImageGradientSink& sink, float* workspace, int threads);
 void avgpool_backward(const ConvGeometry& g, int64_t N, const float* dy, const ImageGradientSink& sink,
-                      float* workspace, int threads);
+                      float* workspace, int threads, bool count_padding);
 
 // x: (N, C, P), or (N, P, C) channels-last -> y: (N, C), the same either way
 void global_avgpool_forward(int64_t N, int64_t C, int64_t P, const float* x, float* y, Layout layout);
