@@ -259,7 +259,11 @@ void explain(std::ostringstream& o, const Summary& s) {
                   : " (the largest pair; outputs go to the arena's two ends in turn)\n")
       << "    + workspace " << with_commas(f4(ip.workspace_floats))
       << " (oneDNN's reordered copies and scratchpad; it does not grow with the batch)\n"
-      << "    + parameters " << with_commas(f4(ip.param_floats)) << " = " << bytes_both(ip.bytes()) << "\n";
+      << "    + parameters " << with_commas(f4(ip.param_floats));
+    if (ip.prepared_floats)
+        o << "\n    + packed weights " << with_commas(f4(ip.prepared_floats))
+          << " (convolution weights reordered once, as oneDNN's kernels read them)";
+    o << " = " << bytes_both(ip.bytes()) << "\n";
     const TrainingPlan& tp = s.training_plan;
     const int copies = optimizer_state_copies(s.options.optimizer);
     o << "  training: the textbook terms, plus optimizer state (" << copies << " cop"
@@ -300,7 +304,9 @@ std::string format_summary(const Summary& s, const std::string& model_name, bool
     const InferencePlan& ip = s.inference_plan;
     o << "                  plan     " << bytes_both(ip.bytes()) << " = arena "
       << with_commas(f4(ip.arena_floats)) << " + workspace " << with_commas(f4(ip.workspace_floats))
-      << " + parameters " << with_commas(f4(ip.param_floats)) << "\n";
+      << " + parameters " << with_commas(f4(ip.param_floats));
+    if (ip.prepared_floats) o << " + packed weights " << with_commas(f4(ip.prepared_floats));
+    o << "\n";
     const TrainingPlan& tp = s.training_plan;
     o << "Training, batch " << s.options.batch << "  textbook " << bytes_both(s.training_bytes_textbook)
       << "\n";
@@ -368,7 +374,8 @@ std::string summary_json(const Summary& s, const std::string& model_name) {
               {"inference_plan",
                {{"arena", f4(ip.arena_floats)},
                 {"workspace", f4(ip.workspace_floats)},
-                {"params", f4(ip.param_floats)}}},
+                {"params", f4(ip.param_floats)},
+                {"packed_weights", f4(ip.prepared_floats)}}},
               {"training_bytes_textbook", s.training_bytes_textbook},
               {"training_bytes_plan", tp.bytes()},
               {"training_plan",

@@ -137,7 +137,9 @@ TEST(Summary, InferencePlanArenaIsTheTextbookPair) {
     Model m = seed_model();
     const Summary s = summarize(m, {});
     EXPECT_EQ(4 * s.inference_plan.arena_floats, 9000000);
-    EXPECT_EQ(s.inference_plan.bytes(), s.inference_bytes_textbook + 4 * s.inference_plan.workspace_floats);
+    EXPECT_EQ(s.inference_plan.bytes(), s.inference_bytes_textbook + 4 * s.inference_plan.workspace_floats +
+                                            4 * s.inference_plan.prepared_floats);
+    EXPECT_GE(s.inference_plan.prepared_floats, 903400);  // the weights, packed once for oneDNN's kernels
 }
 
 TEST(Summary, InPlaceAndReshapeLayersAllocateNothingForOnePrediction) {

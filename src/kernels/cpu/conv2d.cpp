@@ -366,14 +366,13 @@ int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, bool bias, L
 
 int64_t conv2d_prepared_floats(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
                                Layouts layouts, Precision precision) {
-    if (precision == Precision::f32) return 0;
-    return floats_of(forward_for(g, chunk_images(g, N), bias, act, layouts, precision).pd.weights_desc());
+    return forward_for(g, chunk_images(g, N), bias, act, layouts, precision).weights_copy;
 }
 
 void conv2d_prepare_weights(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
                             Layouts layouts, Precision precision, const float* w, float* prepared) {
-    if (precision == Precision::f32) return;
     const Forward& f = forward_for(g, chunk_images(g, N), bias, act, layouts, precision);
+    if (f.weights_copy == 0) return;  // the primitive reads the weights as the layer keeps them
     memory plain(plain_weights(g), cpu_engine(), const_cast<float*>(w)),
         converted(f.pd.weights_desc(), cpu_engine(), prepared);
     dnnl::reorder(plain, converted).execute(cpu_stream(), plain, converted);

@@ -18,8 +18,9 @@ int64_t conv2d_forward_workspace(const ConvGeometry& g, int64_t N, bool bias, co
 int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, bool bias, Layouts layouts,
                                   Precision precision = Precision::f32);
 
-// Weights converted once for inference (bf16: what every call would otherwise convert), laid out as
-// the primitive for batch N wants them: how many floats they take (none in float32), and writing them.
+// Weights converted once for inference, laid out as the primitive for batch N wants them (oneDNN's
+// blocked layouts; bf16 copies), which every call would otherwise reorder: how many floats they take
+// (none when the primitive reads them as the layer keeps them), and writing them.
 int64_t conv2d_prepared_floats(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
                                Layouts layouts, Precision precision);
 void conv2d_prepare_weights(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
