@@ -40,6 +40,13 @@ struct InferencePlan {
     // (-1: the layer prepares nothing).
     int64_t prepared_floats = 0;
     std::vector<int64_t> prepared_offset;
+    // Layers folded into the convolution before them (Layer::can_absorb): a batch norm on its
+    // running statistics, then an activation, where nothing else reads what is folded. Per layer:
+    // the layer that computes it (-1: itself; a folded layer does not run, and its output is the
+    // other's); what it computes for others; and the layer whose affine map it folds in (-1: none).
+    std::vector<int64_t> absorbed_by;
+    std::vector<Absorption> absorbs;
+    std::vector<int64_t> affine_from;
     int64_t input_floats = 0;
     int64_t bytes() const;  // throws ShapeError if it overflows 64 bits
 };

@@ -24,6 +24,15 @@ struct ParamRef {
     bool trainable;
 };
 
+// Inference only: what a layer computes on behalf of layers that read only its output, which the
+// engine folds into it and then does not run: a per-channel affine map (a batch norm on its
+// running statistics), which goes into the prepared weights and bias, then an activation.
+struct Absorption {
+    bool affine = false;
+    ActivationSpec activation;
+    bool any() const { return affine || activation.kind != Activation::none; }
+};
+
 // What one forward or backward call may use. Memory is planned by the caller; layers never allocate.
 struct Pass {
     int64_t batch = 1;
@@ -34,6 +43,8 @@ struct Pass {
     // Inference only: what prepare() wrote for this layer, for batch prepared_batch (or nullptr).
     const float* prepared = nullptr;
     int64_t prepared_batch = 0;
+    // Inference only: the layers after this one that it computes too (prepared for in prepare()).
+    Absorption absorbed;
     uint64_t seed = 0;  // dropout masks: derived from this per step
     // Forward only: leave out a fused softmax; the loss computes it from the logits, stably.
     bool logits_only = false;
@@ -96,11 +107,25 @@ class Layer {
     // Inference: weights converted once when the runner is made (bf16 copies, in the layout the
     // kernel wants), instead of at every call: how many floats they take, and writing them. The
     // runner then hands them back in Pass::prepared; the weights must not change meanwhile.
-    virtual int64_t prepared_floats(int64_t /*batch*/, Layouts /*layouts*/, Precision /*precision*/) const {
+    // With an absorption, the prepared weights hold it: scale and shift (one per output channel)
+    // are the affine map's, nullptr without one.
+    virtual int64_t prepared_floats(int64_t /*batch*/, Layouts /*layouts*/, Precision /*precision*/,
+                                    const Absorption& /*absorbed*/) const {
         return 0;
     }
-    virtual void prepare(float* /*prepared*/, int64_t /*batch*/, Layouts /*layouts*/,
-                         Precision /*precision*/) {}
+    virtual void prepare(float* /*prepared*/, int64_t /*batch*/, Layouts /*layouts*/, Precision /*precision*/,
+                         const Absorption& /*absorbed*/, const float* /*scale*/, const float* /*shift*/) {}
+    // Inference: whether this layer can compute `absorbed` after its own output (a convolution
+    // without an activation of its own can), and the workspace it then needs.
+    virtual bool can_absorb(const Absorption& /*absorbed*/) const { return false; }
+    virtual int64_t inference_workspace_floats(int64_t batch, Layouts layouts, Precision precision,
+                                               const Absorption& /*absorbed*/) const {
+        return workspace_floats(batch, false, layouts, precision);
+    }
+    // Inference: the layer is y = scale·x + shift per channel (batch norm, on its running
+    // statistics), so the layer before it may absorb it; affine_map writes scale and shift.
+    virtual bool per_channel_affine() const { return false; }
+    virtual void affine_map(float* /*scale*/, float* /*shift*/) const {}
     // Which layouts forward and backward take (Pass::layouts).
     virtual ChannelsLast channels_last() const { return ChannelsLast::no; }
     // What training keeps for backward beyond the input and output (masks, batch statistics).

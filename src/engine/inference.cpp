@@ -14,10 +14,20 @@ Inference::Inference(Model& model, int64_t max_batch, Precision precision)
       workspace_(plan_.workspace_floats),
       prepared_(plan_.prepared_floats),
       views_(analyse(model).view) {
-    for (int64_t i = 0; i < model_.size(); ++i)
-        if (const int64_t offset = plan_.prepared_offset[static_cast<size_t>(i)]; offset >= 0)
-            model_.layer(i).prepare(prepared_.data() + offset, plan_.batch,
-                                    plan_.layouts[static_cast<size_t>(i)], plan_.precision);
+    for (int64_t i = 0; i < model_.size(); ++i) {
+        const auto at = static_cast<size_t>(i);
+        const int64_t offset = plan_.prepared_offset[at];
+        if (offset < 0) continue;
+        std::vector<float> scale, shift;  // of a folded batch norm, on its running statistics
+        if (const int64_t from = plan_.affine_from[at]; from >= 0) {
+            scale.resize(static_cast<size_t>(model_.layer(i).output_shape().c));
+            shift.resize(scale.size());
+            model_.layer(from).affine_map(scale.data(), shift.data());
+        }
+        model_.layer(i).prepare(prepared_.data() + offset, plan_.batch, plan_.layouts[at], plan_.precision,
+                                plan_.absorbs[at], scale.empty() ? nullptr : scale.data(),
+                                shift.empty() ? nullptr : shift.data());
+    }
 }
 
 const float* Inference::run(const float* input, int64_t batch) {
@@ -33,13 +43,15 @@ const float* Inference::run(const float* input, int64_t batch) {
     float* base = arena_.data();
     std::vector<const float*> xs;
     for (int64_t i = 0; i < model_.size(); ++i) {
-        if (views_[static_cast<size_t>(i)]) continue;  // its output is its input under another shape
+        // Its output is its input under another shape, or another layer computed it.
+        if (views_[static_cast<size_t>(i)] || plan_.absorbed_by[static_cast<size_t>(i)] >= 0) continue;
         Layer& layer = model_.layer(i);
         pass.layouts = plan_.layouts[static_cast<size_t>(i)];
         // A layer that prepared nothing reads its weights as they are.
         const int64_t offset = plan_.prepared_offset[static_cast<size_t>(i)];
         pass.prepared = offset >= 0 ? prepared_.data() + offset : nullptr;
         pass.prepared_batch = plan_.batch;
+        pass.absorbed = plan_.absorbs[static_cast<size_t>(i)];
         xs.clear();
         for (int64_t v : model_.inputs(i)) xs.push_back(base + plan_.value_offset[static_cast<size_t>(v)]);
         // Offsets were planned for the largest batch; a smaller one uses the start of each buffer.

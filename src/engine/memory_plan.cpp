@@ -109,15 +109,53 @@ std::vector<Layouts> plan_layouts(const Model& model) {
 
 namespace {
 
+// Inference folds a batch norm and then an activation into the convolution whose output only it
+// reads (through the batch norm, for the activation): the convolution computes act(scale·conv(x) +
+// shift) in one pass over its output, and the folded layers, which run not at all, pass its memory
+// on as in-place layers do.
+void plan_absorption(const Model& model, ValueGraph& graph, InferencePlan& plan) {
+    const auto L = static_cast<size_t>(model.size());
+    plan.absorbed_by.assign(L, -1);
+    plan.absorbs.assign(L, {});
+    plan.affine_from.assign(L, -1);
+    for (int64_t i = 0; i < model.size(); ++i) {
+        const Layer& layer = model.layer(i);
+        const int64_t in = model.inputs(i)[0];
+        if (layer.reads_several() || in == 0 || graph.readers[static_cast<size_t>(in)].size() != 1) continue;
+        int64_t host = in - 1;
+        if (plan.absorbed_by[static_cast<size_t>(host)] >= 0)
+            host = plan.absorbed_by[static_cast<size_t>(host)];
+        Absorption wanted = plan.absorbs[static_cast<size_t>(host)];
+        const LayerConfig config = layer.config();
+        const auto* activation = std::get_if<ActivationConfig>(&config);
+        if (layer.per_channel_affine() && !wanted.any())
+            wanted.affine = true;  // the map comes before any activation
+        else if (activation && wanted.activation.kind == Activation::none)
+            wanted.activation = activation->activation;
+        else
+            continue;
+        if (!model.layer(host).can_absorb(wanted)) continue;
+        plan.absorbs[static_cast<size_t>(host)] = wanted;
+        if (layer.per_channel_affine()) plan.affine_from[static_cast<size_t>(host)] = i;
+        plan.absorbed_by[static_cast<size_t>(i)] = host;
+        graph.absorb(i, in);
+    }
+    graph.settle();
+}
+
 // A chain's arena: the live value at one end, the next output at the other, so the arena is exactly
-// the largest pair of consecutive activations (the course notes' rule).
-void place_chain(const Model& model, int64_t batch, InferencePlan& plan) {
+// the largest pair of consecutive activations (the course notes' rule), less what folded layers
+// no longer write.
+void place_chain(const Model& model, const ValueGraph& graph, int64_t batch, InferencePlan& plan) {
+    const auto shares_input = [&](int64_t i) {
+        return graph.view[static_cast<size_t>(i)] || graph.in_place[static_cast<size_t>(i)];
+    };
     int64_t live = plan.input_floats;
     plan.arena_floats = live;
     for (int64_t i = 0; i < model.size(); ++i) {
         const Layer& layer = model.layer(i);
         const int64_t out = checked_mul(batch, layer.output_shape().elements(), "activation");
-        if (!layer.reshape_only() && !layer.in_place())
+        if (!shares_input(i))
             plan.arena_floats = std::max(plan.arena_floats, checked_add(live, out, "arena"));
         live = out;
     }
@@ -126,7 +164,7 @@ void place_chain(const Model& model, int64_t batch, InferencePlan& plan) {
     plan.value_offset.assign(1, 0);
     for (int64_t i = 0; i < model.size(); ++i) {
         const Layer& layer = model.layer(i);
-        if (!layer.reshape_only() && !layer.in_place()) {
+        if (!shares_input(i)) {
             at_start = !at_start;
             offset = at_start ? 0 : plan.arena_floats - batch * layer.output_shape().elements();
         }
@@ -135,8 +173,7 @@ void place_chain(const Model& model, int64_t batch, InferencePlan& plan) {
 }
 
 // A graph's arena: each buffer lives from its writer to its last reader and is placed by the planner.
-void place_graph(const Model& model, int64_t batch, InferencePlan& plan) {
-    const ValueGraph graph = analyse(model);
+void place_graph(const Model& model, const ValueGraph& graph, int64_t batch, InferencePlan& plan) {
     const int64_t L = model.size();
     std::vector<Lifetime> buffers;
     std::vector<int64_t> buffer_of(static_cast<size_t>(L + 1), -1);
@@ -169,20 +206,27 @@ InferencePlan plan_inference(const Model& model, int64_t batch, Precision precis
     plan.layouts = plan_layouts(model);
     plan.input_floats = checked_mul(batch, model.input_shape().elements(), "input batch");
     plan.param_floats = all_params(model);
+    ValueGraph graph = analyse(model);
+    plan_absorption(model, graph, plan);
     for (int64_t i = 0; i < model.size(); ++i) {
-        const Layouts layouts = plan.layouts[static_cast<size_t>(i)];
-        plan.workspace_floats = std::max(plan.workspace_floats,
-                                         model.layer(i).workspace_floats(batch, false, layouts, precision));
+        const auto at = static_cast<size_t>(i);
+        plan.prepared_offset.push_back(-1);
+        if (plan.absorbed_by[at] >= 0) continue;  // does not run
+        const Layer& layer = model.layer(i);
+        const Layouts layouts = plan.layouts[at];
+        plan.workspace_floats =
+            std::max(plan.workspace_floats,
+                     layer.inference_workspace_floats(batch, layouts, precision, plan.absorbs[at]));
         // Each layer's region on a 64-byte boundary, as the kernels' own copies are.
-        const int64_t prepared = model.layer(i).prepared_floats(batch, layouts, precision);
-        plan.prepared_offset.push_back(prepared > 0 ? plan.prepared_floats : -1);
+        const int64_t prepared = layer.prepared_floats(batch, layouts, precision, plan.absorbs[at]);
+        if (prepared > 0) plan.prepared_offset.back() = plan.prepared_floats;
         plan.prepared_floats =
             checked_add(plan.prepared_floats, (prepared + 15) / 16 * 16, "prepared weights");
     }
     if (model.is_chain())
-        place_chain(model, batch, plan);
+        place_chain(model, graph, batch, plan);
     else
-        place_graph(model, batch, plan);
+        place_graph(model, graph, batch, plan);
     return plan;
 }
 

@@ -27,6 +27,17 @@ struct ValueGraph {
     // pass their input's memory on) and in training (only views pass it on).
     int64_t inference_storage(int64_t value) const { return inference_storage_[static_cast<size_t>(value)]; }
     int64_t training_storage(int64_t value) const { return training_storage_[static_cast<size_t>(value)]; }
+    // Inference: layer i is folded into the layer that wrote its input `in`, and shares its memory.
+    // Once every such layer is marked, settle() passes that memory on to the values that shared
+    // theirs (an add in place over a folded batch norm's output).
+    void absorb(int64_t i, int64_t in) {
+        in_place[static_cast<size_t>(i)] = 1;
+        inference_storage_[static_cast<size_t>(i + 1)] = inference_storage_[static_cast<size_t>(in)];
+    }
+    void settle() {  // each value's storage is itself or an earlier value, settled before it
+        for (int64_t& storage : inference_storage_)
+            storage = inference_storage_[static_cast<size_t>(storage)];
+    }
 
     std::vector<int64_t> inference_storage_, training_storage_;
 };

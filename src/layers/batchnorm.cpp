@@ -64,6 +64,14 @@ class BatchNorm final : public Layer {
 
     // Channels-last too: the statistics are per channel either way, only the walk differs.
     ChannelsLast channels_last() const override { return ChannelsLast::keeps; }
+    bool per_channel_affine() const override { return true; }
+    void affine_map(float* scale, float* shift) const override {
+        for (int64_t c = 0; c < channels(); ++c) {  // as forward computes them at inference
+            const double inv_std = 1.0 / std::sqrt(running_var_[c] + kEpsilon);
+            scale[c] = static_cast<float>(gamma_[c] * inv_std);
+            shift[c] = static_cast<float>(beta_[c] - running_mean_[c] * gamma_[c] * inv_std);
+        }
+    }
     // Channels-last: each thread's per-channel sums and the statistics (doubles), then the scale and
     // shift (floats), all per channel.
     int64_t workspace_floats(int64_t, bool, Layouts layouts, Precision) const override {

@@ -83,13 +83,26 @@ class Conv2d final : public Layer {
         }
         return floats;
     }
-    int64_t prepared_floats(int64_t batch, Layouts layouts, Precision precision) const override {
-        return cpu::conv2d_prepared_floats(geometry_, batch, config_.bias, config_.activation, layouts,
-                                           precision);
+    // At inference a convolution without an activation of its own takes over a batch norm after it
+    // (folded into its weights and a bias) and an activation (applied per tile).
+    bool can_absorb(const Absorption& a) const override {
+        return config_.activation.kind == Activation::none && cpu::conv2d_fuses(a.activation);
     }
-    void prepare(float* prepared, int64_t batch, Layouts layouts, Precision precision) override {
-        cpu::conv2d_prepare_weights(geometry_, batch, config_.bias, config_.activation, layouts, precision,
-                                    weight_.data(), prepared);
+    int64_t inference_workspace_floats(int64_t batch, Layouts layouts, Precision precision,
+                                       const Absorption& a) const override {
+        return cpu::conv2d_forward_workspace(geometry_, batch, has_bias(a), activation_with(a), layouts,
+                                             precision, a.affine);
+    }
+    int64_t prepared_floats(int64_t batch, Layouts layouts, Precision precision,
+                            const Absorption& a) const override {
+        return cpu::conv2d_prepared_floats(geometry_, batch, has_bias(a), activation_with(a), layouts,
+                                           precision, a.affine);
+    }
+    void prepare(float* prepared, int64_t batch, Layouts layouts, Precision precision, const Absorption& a,
+                 const float* scale, const float* shift) override {
+        cpu::conv2d_prepare_weights(geometry_, batch, has_bias(a), activation_with(a), layouts, precision,
+                                    weight_.data(), config_.bias ? bias_.data() : nullptr, scale, shift,
+                                    prepared);
     }
     // A softmax over channels is computed on (N, C, H, W).
     ChannelsLast channels_last() const override {
@@ -117,9 +130,16 @@ class Conv2d final : public Layer {
     }
 
     void forward(const float* x, float* y, const Pass& pass) override {
-        cpu::conv2d_forward(geometry_, pass.batch, x, weight_.data(), config_.bias ? bias_.data() : nullptr,
-                            pass.logits_only ? ActivationSpec{} : config_.activation, y, pass.workspace,
-                            pass.layouts, pass.precision, {pass.prepared, pass.prepared_batch});
+        const Absorption& a = pass.absorbed;
+        const bool folded = a.affine && pass.prepared;
+        const float* bias =
+            folded ? cpu::conv2d_prepared_bias(geometry_, pass.prepared_batch, true, activation_with(a),
+                                               pass.layouts, pass.precision, pass.prepared)
+            : config_.bias ? bias_.data()
+                           : nullptr;
+        cpu::conv2d_forward(geometry_, pass.batch, x, weight_.data(), bias,
+                            pass.logits_only ? ActivationSpec{} : activation_with(a), y, pass.workspace,
+                            pass.layouts, pass.precision, {pass.prepared, pass.prepared_batch, folded});
     }
     void backward(const float* x, const float*, float* dy, float* dx, const Pass& pass) override {
         cpu::ImageGradientSink store;
@@ -147,6 +167,12 @@ class Conv2d final : public Layer {
     }
 
   private:
+    // What inference computes with `a` absorbed: a bias where a map is folded in, its activation.
+    bool has_bias(const Absorption& a) const { return config_.bias || a.affine; }
+    ActivationSpec activation_with(const Absorption& a) const {
+        return a.activation.kind != Activation::none ? a.activation : config_.activation;
+    }
+
     Conv2dConfig config_;
     mutable ConvGeometry geometry_{};
     Buffer weight_, bias_, dweight_, dbias_;  // weight: (OC, C/G, KH, KW)

@@ -51,10 +51,11 @@ class Dense final : public Layer {
                            cpu::dense_workspace(batch, inputs(), config_.units, training, precision));
     }
 
-    int64_t prepared_floats(int64_t, Layouts, Precision precision) const override {
+    int64_t prepared_floats(int64_t, Layouts, Precision precision, const Absorption&) const override {
         return cpu::dense_prepared_floats(inputs(), config_.units, precision);
     }
-    void prepare(float* prepared, int64_t, Layouts, Precision precision) override {
+    void prepare(float* prepared, int64_t, Layouts, Precision precision, const Absorption&, const float*,
+                 const float*) override {
         cpu::dense_prepare_weights(inputs(), config_.units, precision, weight_.data(), prepared);
     }
 

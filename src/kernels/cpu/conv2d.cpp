@@ -120,9 +120,24 @@ dnnl::post_ops post_ops_of(const ActivationSpec& act) {
             ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_linear, 1.0f / 6.0f, 0.5f);
             ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip, 0.0f, 1.0f);
             break;
-        default:  // relu, and leaky relu with its slope
+        // The three below only where inference folds a standalone activation layer in.
+        case Activation::hard_swish:
+            ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_hardswish, 0.0f, 0.0f);
+            break;
+        case Activation::silu:  // swish with beta 1: x · sigmoid(x)
+            ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_swish, 1.0f, 0.0f);
+            break;
+        case Activation::gelu:
+            ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
+            break;
+        case Activation::relu:
+        case Activation::leaky_relu:
             ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu,
                                act.kind == Activation::leaky_relu ? act.alpha : 0.0f, 0.0f);
+            break;
+        case Activation::none:
+        case Activation::softmax:
+            break;
     }
     return ops;
 }
@@ -314,14 +329,17 @@ std::vector<int64_t> chunk_sizes(const ConvGeometry& g, int64_t N) {
 struct ForwardWorkspace {
     int64_t weights, per_chunk;
 };
+// Folded weights are reordered from the prepared ones, whatever layout the primitive wants.
 ForwardWorkspace forward_workspace(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
-                                   Layouts layouts, Precision precision) {
+                                   Layouts layouts, Precision precision, bool folded) {
+    const auto copy = [&](const Forward& f) {
+        return aligned(folded ? floats_of(f.pd.weights_desc()) : f.weights_copy);
+    };
     const Forward& first = forward_for(g, chunk_images(g, N), bias, act, layouts, precision);
-    ForwardWorkspace l{aligned(first.weights_copy), 0};
+    ForwardWorkspace l{copy(first), 0};
     for (int64_t n : chunk_sizes(g, N)) {
         const Forward& f = forward_for(g, n, bias, act, layouts, precision);
-        const int64_t own_weights =
-            f.pd.weights_desc() == first.pd.weights_desc() ? 0 : aligned(f.weights_copy);
+        const int64_t own_weights = f.pd.weights_desc() == first.pd.weights_desc() ? 0 : copy(f);
         l.per_chunk = std::max(l.per_chunk,
                                own_weights + aligned(f.src_copy) + aligned(f.dst_copy) + aligned(f.scratch));
     }
@@ -353,8 +371,8 @@ BackwardWorkspace backward_workspace(const ConvGeometry& g, int64_t N, bool bias
 }  // namespace
 
 int64_t conv2d_forward_workspace(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
-                                 Layouts layouts, Precision precision) {
-    const ForwardWorkspace l = forward_workspace(g, N, bias, act, layouts, precision);
+                                 Layouts layouts, Precision precision, bool folded) {
+    const ForwardWorkspace l = forward_workspace(g, N, bias, act, layouts, precision, folded);
     return l.weights + l.per_chunk;
 }
 
@@ -364,15 +382,41 @@ int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, bool bias, L
     return l.weights + l.per_chunk;
 }
 
+bool conv2d_fuses(const ActivationSpec& act) {
+    return act.kind != Activation::softmax;
+}
+
 int64_t conv2d_prepared_floats(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
-                               Layouts layouts, Precision precision) {
-    return forward_for(g, chunk_images(g, N), bias, act, layouts, precision).weights_copy;
+                               Layouts layouts, Precision precision, bool folded) {
+    const Forward& f = forward_for(g, chunk_images(g, N), bias, act, layouts, precision);
+    return folded ? aligned(floats_of(f.pd.weights_desc())) + g.OC : f.weights_copy;
+}
+
+const float* conv2d_prepared_bias(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
+                                  Layouts layouts, Precision precision, const float* prepared) {
+    const Forward& f = forward_for(g, chunk_images(g, N), bias, act, layouts, precision);
+    return prepared + aligned(floats_of(f.pd.weights_desc()));
 }
 
 void conv2d_prepare_weights(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
-                            Layouts layouts, Precision precision, const float* w, float* prepared) {
+                            Layouts layouts, Precision precision, const float* w, const float* b,
+                            const float* scale, const float* shift, float* prepared) {
     const Forward& f = forward_for(g, chunk_images(g, N), bias, act, layouts, precision);
-    if (f.weights_copy == 0) return;  // the primitive reads the weights as the layer keeps them
+    std::vector<float> folded;  // once per runner, when it is made
+    if (scale) {
+        // scale·(w * x + b) + shift: each filter's weights times its channel's scale, a new bias.
+        const int64_t per_filter = g.patch();
+        folded.assign(w, w + g.OC * per_filter);
+        float* folded_bias = prepared + aligned(floats_of(f.pd.weights_desc()));
+        for (int64_t oc = 0; oc < g.OC; ++oc) {
+            for (int64_t k = 0; k < per_filter; ++k)
+                folded[static_cast<size_t>(oc * per_filter + k)] *= scale[oc];
+            folded_bias[oc] = (b ? b[oc] : 0.0f) * scale[oc] + shift[oc];
+        }
+        w = folded.data();
+    } else if (f.weights_copy == 0) {
+        return;  // the primitive reads the weights as the layer keeps them
+    }
     memory plain(plain_weights(g), cpu_engine(), const_cast<float*>(w)),
         converted(f.pd.weights_desc(), cpu_engine(), prepared);
     dnnl::reorder(plain, converted).execute(cpu_stream(), plain, converted);
@@ -386,7 +430,8 @@ void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const floa
         throw ShapeError("conv: a softmax over channels needs the (N, C, H, W) layout");
     const int64_t chunk = chunk_images(g, N), image = g.C * g.H * g.W, out_image = g.OC * g.OH * g.OW;
     const Forward& first = forward_for(g, chunk, b != nullptr, act, layouts, precision);
-    const ForwardWorkspace layout = forward_workspace(g, N, b != nullptr, act, layouts, precision);
+    const ForwardWorkspace layout =
+        forward_workspace(g, N, b != nullptr, act, layouts, precision, prepared.folded);
     // Prepared for the same chunk size, they fit; for another, only if that primitive wants the same.
     const int64_t prepared_chunk = chunk_images(g, prepared.batch);
     const bool fits =
@@ -394,16 +439,22 @@ void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const floa
         (prepared_chunk == chunk ||
          forward_for(g, prepared_chunk, b != nullptr, act, layouts, precision).pd.weights_desc() ==
              first.pd.weights_desc());
+    // Folded weights exist only as prepared; others are reordered from the layer's own.
+    const memory::desc source_desc =
+        prepared.folded
+            ? forward_for(g, prepared_chunk, b != nullptr, act, layouts, precision).pd.weights_desc()
+            : plain_weights(g);
+    const float* source = prepared.folded ? prepared.data : w;
     const memory weights =
         fits ? memory(first.pd.weights_desc(), cpu_engine(), const_cast<float*>(prepared.data))
-             : as_layout(first.pd.weights_desc(), plain_weights(g), w, workspace);
+             : as_layout(first.pd.weights_desc(), source_desc, source, workspace);
     for (int64_t n0 = 0; n0 < N; n0 += chunk) {
         const int64_t n = std::min(chunk, N - n0);
         Forward& f = forward_for(g, n, b != nullptr, act, layouts, precision);
         Carver carve(workspace + layout.weights);
         const bool shared = f.pd.weights_desc() == first.pd.weights_desc();
         memory wei = shared ? weights
-                            : as_layout(f.pd.weights_desc(), plain_weights(g), w, carve.take(f.weights_copy));
+                            : as_layout(f.pd.weights_desc(), source_desc, source, carve.take(f.weights_copy));
         memory src =
             as_layout(f.pd.src_desc(), user_src(g, n, layouts.input), x + n0 * image, carve.take(f.src_copy));
         float* out = y + n0 * out_image;

@@ -13,22 +13,34 @@
 namespace lenz::cpu {
 
 // Floats of workspace a call needs (reordered copies and oneDNN's scratchpad), for batch N.
+// folded: the weights come from prepared ones with a map folded in (reordered from those, never
+// from the layer's own, when a chunk's primitive wants another layout).
 int64_t conv2d_forward_workspace(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
-                                 Layouts layouts, Precision precision = Precision::f32);
+                                 Layouts layouts, Precision precision = Precision::f32, bool folded = false);
 int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, bool bias, Layouts layouts,
                                   Precision precision = Precision::f32);
 
+// Whether the forward pass can apply `act` to each tile as it computes it (every activation but softmax).
+bool conv2d_fuses(const ActivationSpec& act);
+
 // Weights converted once for inference, laid out as the primitive for batch N wants them (oneDNN's
 // blocked layouts; bf16 copies), which every call would otherwise reorder: how many floats they take
-// (none when the primitive reads them as the layer keeps them), and writing them.
+// (none when the primitive reads them as the layer keeps them), and writing them. `folded`: a
+// per-channel map scale·y + shift is folded in, into the weights and a bias kept after them.
 int64_t conv2d_prepared_floats(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
-                               Layouts layouts, Precision precision);
+                               Layouts layouts, Precision precision, bool folded);
+// b: the layer's bias or nullptr; scale and shift: the map to fold in, or nullptr.
 void conv2d_prepare_weights(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
-                            Layouts layouts, Precision precision, const float* w, float* prepared);
+                            Layouts layouts, Precision precision, const float* w, const float* b,
+                            const float* scale, const float* shift, float* prepared);
+// Where the folded bias lies in what conv2d_prepare_weights wrote with a map.
+const float* conv2d_prepared_bias(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
+                                  Layouts layouts, Precision precision, const float* prepared);
 // Weights that conv2d_prepare_weights wrote for batch `batch` (data nullptr: none).
 struct PreparedWeights {
     const float* data = nullptr;
     int64_t batch = 0;
+    bool folded = false;  // a map is folded in: the layer's own weights no longer apply
 };
 
 // x: (N, C, H, W)  w: (OC, C/G, KH, KW)  b: (OC) or nullptr  y: (N, OC, OH, OW), activation fused

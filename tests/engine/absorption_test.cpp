@@ -1,0 +1,114 @@
+// Inference folds a batch norm and an activation into the convolution before them: the outputs of
+// running every layer, in less memory, with the folded layers not run at all.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "lenz/buffer.h"
+#include "lenz/engine.h"
+#include "lenz/random.h"
+
+namespace lenz {
+namespace {
+
+// Batch-norm statistics, scales and shifts away from their defaults, so that a wrong fold shows.
+void perturb_batchnorms(Model& m, uint64_t seed) {
+    Rng rng(seed);
+    for (int64_t i = 0; i < m.size(); ++i) {
+        if (m.layer(i).kind() != "batchnorm") continue;
+        for (ParamRef& p : m.layer(i).params())
+            for (int64_t k = 0; k < p.value->size(); ++k)
+                (*p.value)[k] = p.name == "running_var" ? rng.uniform(0.5f, 1.5f)
+                                : p.name == "weight"    ? rng.uniform(0.5f, 1.5f)
+                                                        : rng.uniform(-0.5f, 0.5f);
+    }
+}
+
+int64_t absorbed_count(const InferencePlan& plan) {
+    return std::count_if(plan.absorbed_by.begin(), plan.absorbed_by.end(),
+                         [](int64_t by) { return by >= 0; });
+}
+
+// A chain (plain layouts around the pool) and a residual graph that stays channels-last, with a
+// depthwise convolution and the activations that only inference fuses (hard-swish, SiLU, GELU).
+const char* const kChain =
+    "input 12x10x3\nconv 16 3x3 padding=same nobias\nbatchnorm\nrelu\nconv 16 3x3 padding=same\nbatchnorm\n"
+    "maxpool 2\nconv 24 1x1\nbatchnorm\nhardswish\nflatten\ndense 5\n";
+const char* const kGraph =
+    "input 12x12x8\nconv 32 3x3 padding=same nobias\nbatchnorm\nrelu name=a\nconv 32 3x3 padding=same "
+    "nobias\n"
+    "batchnorm\nrelu\nconv 32 3x3 padding=same nobias\nbatchnorm name=b\nadd a b relu\n"
+    "conv 32 3x3 padding=same groups=32\nbatchnorm\nsilu\nconv 16 1x1\ngelu\nglobalavgpool\ndense 4\n";
+
+TEST(Absorption, FoldedLayersComputeWhatRunningEveryLayerDoes) {
+    for (const char* text : {kChain, kGraph}) {
+        SCOPED_TRACE(text);
+        Model m = parse_model(text, "m.lenz");
+        m.init_params(7);
+        perturb_batchnorms(m, 9);
+        Rng rng(11);
+        Buffer x(3 * m.input_shape().elements());
+        for (int64_t i = 0; i < x.size(); ++i) x[i] = rng.uniform(-1, 1);
+        const int64_t classes = m.output_shape().elements();
+        Inference inference(m, 3);  // prepared for 3 images, run on 3 and on 1
+        for (int64_t batch : {3, 1}) {
+            const float* folded = inference.run(x.data(), batch);
+            const std::vector<float> got(folded, folded + batch * classes);
+            TrainingStep step(m, batch);
+            const float* every = step.forward(x.data(), batch, false, 0);
+            float largest = 0;
+            for (int64_t k = 0; k < batch * classes; ++k) largest = std::max(largest, std::abs(every[k]));
+            for (int64_t k = 0; k < batch * classes; ++k)  // folding reassociates float sums
+                EXPECT_NEAR(got[static_cast<size_t>(k)], every[k], 1e-5f * largest)
+                    << "batch " << batch << " [" << k << "]";
+        }
+    }
+}
+
+TEST(Absorption, WhatFoldsAndIntoWhat) {
+    Model chain = parse_model(kChain, "m.lenz");
+    const InferencePlan c = plan_inference(chain, 2);
+    // batchnorm and relu into conv 1; batchnorm into conv 4; batchnorm and hardswish into conv 8.
+    EXPECT_EQ(c.absorbed_by, (std::vector<int64_t>{-1, 0, 0, -1, 3, -1, -1, 6, 6, -1, -1}));
+    EXPECT_TRUE(c.absorbs[0].affine);
+    EXPECT_EQ(c.absorbs[0].activation.kind, Activation::relu);
+    EXPECT_EQ(c.absorbs[6].activation.kind, Activation::hard_swish);
+    EXPECT_EQ(c.affine_from[3], 4);
+    // The graph: every batch norm and activation after a convolution, but not the add's relu (the
+    // add has it already) and not the batch norm named b's output, which the add reads.
+    const InferencePlan g = plan_inference(parse_model(kGraph, "m.lenz"), 2);
+    EXPECT_EQ(absorbed_count(g), 8);
+    EXPECT_EQ(g.absorbed_by[7], 6);  // b itself is folded: the add reads the convolution's output
+    EXPECT_EQ(g.absorbs[12].activation.kind, Activation::gelu);
+
+    // Nothing folds where another layer reads the convolution's output, or after an activation.
+    const InferencePlan shared = plan_inference(
+        parse_model("input 8x8x4\nconv 4 3x3 padding=same name=c\nbatchnorm name=n\nadd c n\n", "m"), 1);
+    EXPECT_EQ(absorbed_count(shared), 0);
+    const InferencePlan after_relu =
+        plan_inference(parse_model("input 8x8x4\nconv 4 3x3 relu\nbatchnorm\n", "m"), 1);
+    EXPECT_EQ(absorbed_count(after_relu), 0);
+}
+
+TEST(Absorption, AllocatesExactlyThePlanWhereFoldedLayersTakeNoMemory) {
+    for (const char* text : {kChain, kGraph}) {
+        SCOPED_TRACE(text);
+        Model m = parse_model(text, "m.lenz");
+        m.init_params(1);
+        const int64_t before = buffer_bytes_live();
+        Inference inference(m, 4);
+        EXPECT_EQ(buffer_bytes_live() - before, inference.plan().bytes() - 4 * inference.plan().param_floats);
+    }
+    // The chain's arena is that of the same chain without the layers that fold.
+    std::string bare = kChain;
+    for (const std::string line : {"batchnorm\n", "relu\n", "hardswish\n"})
+        for (size_t at; (at = bare.find(line)) != std::string::npos;) bare.erase(at, line.size());
+    EXPECT_EQ(plan_inference(parse_model(kChain, "m"), 4).arena_floats,
+              plan_inference(parse_model(bare, "bare"), 4).arena_floats);
+}
+
+}  // namespace
+}  // namespace lenz
