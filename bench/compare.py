@@ -13,7 +13,6 @@ in the same precision), then each engine's best precision against the other's, a
 raw run to --out as JSON. Standard library only.
 """
 import argparse
-import json
 import os
 import platform
 import shlex
@@ -23,7 +22,9 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from runs import ROOT, RunFailed, fmt_mb, run_one, write_report  # noqa: E402
+
 WORKLOADS = ["fmnist-train", "fmnist-infer", "fmnist-latency", "seed-infer", "seed-train"]
 # The number each workload is judged by: "ips" (images/s, higher is better) or "ms" (latency,
 # lower is better). Either way the ratio is > 1 when Lenz is faster.
@@ -33,35 +34,6 @@ METRIC = {"fmnist-train": "ips", "fmnist-infer": "ips", "fmnist-latency": "ms", 
 QUICK_ARGS = {"fmnist-train": ["--batches", "3"], "fmnist-infer": ["--repeats", "3"],
               "fmnist-latency": ["--repeats", "50"], "seed-infer": ["--repeats", "2"],
               "seed-train": ["--repeats", "1"]}
-
-
-class RunFailed(Exception):
-    pass
-
-
-def run_one(cmd, timeout):
-    """Runs one benchmark process; returns (parsed JSON line, wall seconds)."""
-    t0 = time.perf_counter()
-    try:
-        p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-    except FileNotFoundError as e:
-        raise RunFailed(f"cannot start {cmd[0]}: {e}")
-    except subprocess.TimeoutExpired:
-        raise RunFailed(f"timed out after {timeout} s")
-    wall = time.perf_counter() - t0
-    tail = "\n".join((p.stderr or "").strip().splitlines()[-8:])
-    if p.returncode != 0:
-        raise RunFailed(f"exit status {p.returncode}" + (f"; stderr:\n{tail}" if tail else ""))
-    lines = [ln for ln in p.stdout.splitlines() if ln.strip().startswith("{")]
-    if not lines:
-        raise RunFailed("no JSON line on stdout; stdout:\n" + p.stdout[-1000:] + (f"\nstderr:\n{tail}" if tail else ""))
-    try:
-        result = json.loads(lines[-1])
-    except json.JSONDecodeError as e:
-        raise RunFailed(f"unreadable JSON ({e}): {lines[-1][:500]}")
-    if "images_per_s" not in result:
-        raise RunFailed(f"JSON without images_per_s: {lines[-1][:500]}")
-    return result, wall
 
 
 def value(result, metric):
@@ -84,10 +56,6 @@ def fmt_value(result_values, metric, step_ms=None):
     if step_ms:
         s += f" ({statistics.median(step_ms):.1f} ms/step)"
     return s
-
-
-def fmt_mb(values):
-    return f"{statistics.median(values) / 1e6:.1f} MB" if values else "?"
 
 
 def main():
@@ -138,13 +106,13 @@ def main():
                 print(f"[{w} {d} {r + 1}/{a.repeats}] {engine} ...", end="", file=sys.stderr, flush=True)
                 rec = {"workload": w, "dtype": d, "repetition": r, "engine": engine, "cmd": cmd}
                 try:
-                    rec["result"], rec["wall_s"] = run_one(cmd, a.timeout)
+                    rec["result"], rec["wall_s"], rec["peak_rss_bytes"] = run_one(cmd, a.timeout)
                     print(f" {value(rec['result'], METRIC[w]):.4g} {'ms' if METRIC[w] == 'ms' else 'img/s'}"
                           f" ({rec['wall_s']:.1f} s)", file=sys.stderr, flush=True)
                 except RunFailed as e:
                     rec["error"] = str(e)
                     failures.append(rec)
-                    print(f" FAILED", file=sys.stderr, flush=True)
+                    print(" FAILED", file=sys.stderr, flush=True)
                     print(f"compare.py: {engine} failed on {w} (repetition {r + 1}): {' '.join(map(shlex.quote, cmd))}\n"
                           f"  {str(e).replace(chr(10), chr(10) + '  ')}", file=sys.stderr, flush=True)
                 runs.append(rec)
@@ -242,9 +210,7 @@ def main():
             "summary": summary,
             "runs": runs,
         }
-        os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
-        with open(out, "w") as f:
-            json.dump(report, f, indent=1)
+        write_report(out, report)
         print(f"raw runs: {a.out}")
     if failures:
         print(f"compare.py: {len(failures)} run(s) failed; see the messages above", file=sys.stderr)
