@@ -20,9 +20,11 @@ initialises to a constant is made random, so that Lenz mishandling it shows in t
 - every BatchNorm's running statistics. Drawn blindly (mean N(0, 0.1), variance U(0.5, 1.5)) they
   do not match the activations: the signal then explodes through deep ResNets (ResNet-152's logits
   reach 2e10) or vanishes (EfficientNet-B0's output is the same for any two inputs to 1e-7). So one
-  training-mode forward of 4 other N(0, 1) images (seed 1) first sets them to those images'
-  statistics, then each channel's mean moves by N(0, 0.1) standard deviations and its variance is
-  scaled by U(0.5, 1.5). A batch norm folded the wrong way, or not applied, changes the output.
+  training-mode forward of 4 other N(0, 1) images (seed 1) sets them to those images' statistics:
+  means away from 0 and variances away from 1, so a batch norm folded the wrong way, or not applied,
+  changes the output. They are not moved further: perturbed statistics compound through deep
+  residual stacks until PyTorch's own float32 output differs from its float64 one by more than the
+  check's tolerance (EfficientNet-V2-S by 58 % of its largest value), which makes the check meaningless.
 
 The model is exported in eval mode with training=TrainingMode.PRESERVE, which keeps every
 BatchNormalization node; --fold-bn exports with PyTorch's default (EVAL), which folds a batch norm
@@ -109,7 +111,7 @@ def build(name):
 
 
 def calibrate_batchnorm(model, size):
-    """Running statistics from one training-mode forward, then moved off them (module docstring)."""
+    """Running statistics from one training-mode forward (module docstring)."""
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     momenta = [bn.momentum for bn in bns]
     for bn in bns:
@@ -120,13 +122,8 @@ def calibrate_batchnorm(model, size):
     with torch.no_grad():
         model(images)
     model.eval()
-    gen = torch.Generator().manual_seed(2)
-    with torch.no_grad():
-        for bn, momentum in zip(bns, momenta):
-            bn.momentum = momentum
-            c = bn.num_features
-            bn.running_mean.add_(torch.randn(c, generator=gen) * 0.1 * bn.running_var.sqrt())
-            bn.running_var.mul_(torch.rand(c, generator=gen) + 0.5)
+    for bn, momentum in zip(bns, momenta):
+        bn.momentum = momentum
 
 
 def macs_per_image(module, output, batch):
