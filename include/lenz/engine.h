@@ -81,7 +81,9 @@ class Inference {
   public:
     Inference(Model& model, int64_t max_batch, Precision precision = Precision::f32);
     // input: (N, C, H, W), N <= max_batch. Returns (N, output) inside the arena, valid until the next run.
-    const float* run(const float* input, int64_t batch);
+    // With layer_seconds (model.size() entries), adds each layer's wall time to its entry; layers that
+    // do not run (views, those folded into another) add nothing.
+    const float* run(const float* input, int64_t batch, std::vector<double>* layer_seconds = nullptr);
     const InferencePlan& plan() const { return plan_; }
     int64_t allocated_bytes() const { return arena_.bytes() + workspace_.bytes(); }
 

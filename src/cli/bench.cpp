@@ -33,6 +33,7 @@ struct BenchArgs {
     int64_t batch = 1;    // a model file's inference batch
     std::string dtype = "float32";
     bool json = false;
+    bool profile = false;  // a model file: time each layer too
 };
 
 // Resident memory now and at its peak, from /proc (kB -> bytes).
@@ -103,8 +104,49 @@ nlohmann::json bench_train(const std::string& model_path, int64_t batch, int64_t
     return r;
 }
 
+// Each layer's share of an inference run, from `runs` more runs after the timed ones (timing each
+// layer adds a clock read per layer, so the latency above is measured without it). The kernels'
+// threads finish before a layer returns, so a layer's time is its own.
+nlohmann::json layer_profile(Inference& inference, const Model& model, const std::vector<float>& x,
+                             int64_t batch, int64_t runs) {
+    std::vector<double> seconds(static_cast<size_t>(model.size()), 0.0);
+    for (int64_t r = 0; r < runs; ++r) inference.run(x.data(), batch, &seconds);
+    const InferencePlan& plan = inference.plan();
+    nlohmann::json layers = nlohmann::json::array();
+    for (int64_t i = 0; i < model.size(); ++i) {
+        std::string folded;  // what this layer computes for others
+        for (int64_t k = i + 1; k < model.size(); ++k)
+            if (plan.absorbed_by[static_cast<size_t>(k)] == i)
+                folded += (folded.empty() ? "" : ", ") + model.layer(k).spec();
+        if (seconds[static_cast<size_t>(i)] == 0.0) continue;
+        layers.push_back({{"layer", i + 1},
+                          {"spec", model.layer_text(i)},
+                          {"folded", folded},
+                          {"ms", 1000 * seconds[static_cast<size_t>(i)] / static_cast<double>(runs)}});
+    }
+    return layers;
+}
+
+// The layers by time, longest first, with their share of the whole.
+void print_profile(const nlohmann::json& layers) {
+    std::vector<nlohmann::json> rows(layers.begin(), layers.end());
+    double total = 0;
+    for (const auto& row : rows) total += row["ms"].get<double>();
+    std::stable_sort(rows.begin(), rows.end(), [](const nlohmann::json& a, const nlohmann::json& b) {
+        return a["ms"].get<double>() > b["ms"].get<double>();
+    });
+    std::printf("%6s %9s %6s  %s\n", "layer", "ms", "share", "what (+ folded into it)");
+    for (const auto& row : rows) {
+        std::string what = row["spec"].get<std::string>();
+        if (!row["folded"].get<std::string>().empty()) what += "  + " + row["folded"].get<std::string>();
+        std::printf("%6lld %9.3f %5.1f%%  %s\n", static_cast<long long>(row["layer"].get<int64_t>()),
+                    row["ms"].get<double>(), 100 * row["ms"].get<double>() / total, what.c_str());
+    }
+    std::printf("%6s %9.3f        (the layers' sum, timed one by one)\n", "total", total);
+}
+
 nlohmann::json bench_infer(const std::string& model_path, int64_t batch, int64_t runs, int64_t warmup,
-                           Precision precision) {
+                           Precision precision, bool profile) {
     const ResidentMemory start;
     Model model = load_with_weights(model_path, 1).model;
     Inference inference(model, batch, precision);
@@ -121,6 +163,7 @@ nlohmann::json bench_infer(const std::string& model_path, int64_t batch, int64_t
                      {"images_per_s", batch / median(times)},
                      {"inference_bytes_plan", plan_inference(model, batch, precision).bytes()}};
     start.report(r);
+    if (profile) r["layers"] = layer_profile(inference, model, x, batch, runs);
     return r;
 }
 
@@ -313,15 +356,15 @@ int run_bench(const BenchArgs& a) {
     if (w == "fmnist-train")
         r = bench_train(fashion, 64, a.batches, 3, p);
     else if (w == "fmnist-infer")
-        r = bench_infer(fashion, 256, rep(20), 3, p);
+        r = bench_infer(fashion, 256, rep(20), 3, p, a.profile);
     else if (w == "fmnist-latency")
-        r = bench_infer(fashion, 1, rep(500), 20, p);
+        r = bench_infer(fashion, 1, rep(500), 20, p, a.profile);
     else if (w == "seed-infer")
-        r = bench_infer(seed, 1, rep(20), 2, p);
+        r = bench_infer(seed, 1, rep(20), 2, p, a.profile);
     else if (w == "seed-train")
         r = bench_train(seed, 50, rep(3), 1, p);
     else if (std::filesystem::is_regular_file(w))  // any model file: inference at --batch
-        r = bench_infer(w, a.batch, rep(20), 3, p);
+        r = bench_infer(w, a.batch, rep(20), 3, p, a.profile);
     else
         throw UsageError(
             "unknown workload '" + w +
@@ -338,6 +381,7 @@ int run_bench(const BenchArgs& a) {
         if (r.contains("step_ms_median")) std::printf("step %.1f ms, ", r["step_ms_median"].get<double>());
         std::printf("%.0f images/s, peak memory above start %.1f MB\n", r["images_per_s"].get<double>(),
                     r["peak_rss_above_start_bytes"].get<int64_t>() / 1e6);
+        if (r.contains("layers")) print_profile(r["layers"]);
     }
     return 0;
 }
@@ -365,6 +409,8 @@ void add_bench(CLI::App& app, Runner& run) {
         ->check(positive_number);
     add_dtype_option(cmd, a->dtype);
     cmd->add_flag("--json", a->json, "one JSON object with workload, threads, images_per_s / latency_ms");
+    cmd->add_flag("--profile", a->profile,
+                  "inference: each layer's time as well (layers folded into another are named beside it)");
     cmd->callback([&run, a] { run = [a] { return run_bench(*a); }; });
 }
 

@@ -1,3 +1,4 @@
+#include <chrono>
 #include <cstring>
 #include <vector>
 
@@ -30,7 +31,7 @@ Inference::Inference(Model& model, int64_t max_batch, Precision precision)
     }
 }
 
-const float* Inference::run(const float* input, int64_t batch) {
+const float* Inference::run(const float* input, int64_t batch, std::vector<double>* layer_seconds) {
     if (batch <= 0 || batch > plan_.batch)
         throw ShapeError("inference batch " + std::to_string(batch) + " is outside 1.." +
                          std::to_string(plan_.batch));
@@ -55,7 +56,11 @@ const float* Inference::run(const float* input, int64_t batch) {
         xs.clear();
         for (int64_t v : model_.inputs(i)) xs.push_back(base + plan_.value_offset[static_cast<size_t>(v)]);
         // Offsets were planned for the largest batch; a smaller one uses the start of each buffer.
+        const auto start = std::chrono::steady_clock::now();
         layer.forward_inputs(xs, base + plan_.value_offset[static_cast<size_t>(i + 1)], pass);
+        if (layer_seconds)
+            (*layer_seconds)[static_cast<size_t>(i)] +=
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
     return base + plan_.value_offset.back();
 }

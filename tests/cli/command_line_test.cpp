@@ -260,6 +260,24 @@ TEST(CommandLine, BenchLayersWarnsAboveThePeak) {
     EXPECT_EQ(nlohmann::json::parse(high.out)["peak_gflops"], 1e9);
 }
 
+// --profile times each layer that runs and names the layers folded into it.
+TEST(CommandLine, BenchProfileTimesEachLayerThatRuns) {
+    const TempDir dir("profile");
+    std::ofstream(dir.file("m.lenz")) << "input 16x16x3\nconv 8 3x3 padding=same nobias\nbatchnorm\nrelu\n"
+                                         "maxpool 2\nflatten\ndense 4\n";
+    const CommandResult r = run_lenz("bench " + dir.file("m.lenz") + " --profile --repeats 3 --json");
+    ASSERT_EQ(r.status, 0) << r.out;
+    const nlohmann::json layers = nlohmann::json::parse(r.out)["layers"];
+    ASSERT_EQ(layers.size(), 3u) << layers.dump();  // conv (with batchnorm and relu), maxpool, dense
+    EXPECT_EQ(layers[0]["layer"], 1);
+    EXPECT_EQ(layers[0]["folded"], "batchnorm, relu");
+    EXPECT_EQ(layers[1]["spec"], "maxpool 2x2");
+    for (const auto& row : layers) EXPECT_GT(row["ms"].get<double>(), 0.0) << row.dump();
+    const CommandResult text = run_lenz("bench " + dir.file("m.lenz") + " --profile --repeats 3");
+    EXPECT_NE(text.out.find("conv 8 3x3 padding=same nobias  + batchnorm, relu"), std::string::npos)
+        << text.out;
+}
+
 TEST(CommandLine, EvalWithoutDataOnAModelThatRecordsNoneSaysWhatItTried) {
     // An ONNX model records no data set: Fashion-MNIST is tried, and the message says so when it fails.
     const TempDir dir("eval-onnx");
