@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Builds Lenz and runs every test: the release build, then the unit tests again under
-# AddressSanitizer + UndefinedBehaviorSanitizer, then the concurrency tests and one short training
-# run under ThreadSanitizer. LENZ_SKIP_ASAN=1 or LENZ_SKIP_TSAN=1 leave a sanitizer pass out.
+# Builds Lenz and runs every test: the release build (and the ONNX project's backend tests on it),
+# then the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer, then the concurrency
+# tests and one short training run under ThreadSanitizer. LENZ_SKIP_ASAN=1 or LENZ_SKIP_TSAN=1 leave
+# a sanitizer pass out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 cmake --preset release >/dev/null
 cmake --build --preset release
 ctest --preset release -j2
+# The ONNX project's own backend tests (Debian's libonnx-testdata) on the release binary: a wrong
+# number or a crash fails; refusals are allowed, and listed in docs/onnx-conformance.md.
+/usr/bin/python3 tools/onnx_conformance.py --check
 if [ "${LENZ_SKIP_ASAN:-0}" != "1" ]; then
   cmake --preset asan >/dev/null
   cmake --build --preset asan
