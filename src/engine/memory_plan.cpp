@@ -64,10 +64,11 @@ static int64_t all_params(const Model& model) {
 }
 
 // A value is channels-last when its writer and every reader take it so; the model's input and
-// output stay (N, C, H, W). A layer that keeps the layout (element-wise, batch norm, concat) has
-// its output and every input of the output's size in one layout: where they disagree, all of them
-// go back to (N, C, H, W), until no layer has a disagreement. (A value of 1x1 pixels is the same
-// in memory either way and is left out of the agreement.)
+// output stay (N, C, H, W). A layer that keeps the layout (element-wise, batch norm, concat, pools)
+// has its output and every input of the output's size (a pool's input, whatever its size) in one
+// layout: where they disagree, all of them go back to (N, C, H, W), until no layer has a
+// disagreement. (A value of 1x1 pixels is the same in memory either way and is left out of the
+// agreement.)
 std::vector<Layouts> plan_layouts(const Model& model) {
     const ValueGraph graph = analyse(model);
     const int64_t L = model.size();
@@ -87,8 +88,10 @@ std::vector<Layouts> plan_layouts(const Model& model) {
         for (int64_t i = 0; i < L; ++i) {
             if (model.layer(i).channels_last() != ChannelsLast::keeps) continue;
             std::vector<int64_t> tied{i + 1};
+            // A pool's one input ties too, whatever its size, unless the output is a single pixel.
             for (int64_t v : model.inputs(i))
-                if (plane_of(v) == plane_of(i + 1)) tied.push_back(v);
+                if (plane_of(v) == plane_of(i + 1) || (!model.layer(i).reads_several() && plane_of(i + 1) > 1))
+                    tied.push_back(v);
             const bool all_nhwc = std::all_of(tied.begin(), tied.end(), [&](int64_t v) {
                 return value_layout[static_cast<size_t>(v)] == Layout::nhwc;
             });

@@ -38,10 +38,12 @@ class Pool2d final : public Layer {
 
     void forward(const float* x, float* y, const Pass& pass) override {
         if (config_.kind == PoolKind::max)
-            cpu::maxpool_forward(geometry_, pass.batch, x, y);
+            cpu::maxpool_forward(geometry_, pass.batch, x, y, pass.layouts.input);
         else
-            cpu::avgpool_forward(geometry_, pass.batch, x, y, config_.count_padding);
+            cpu::avgpool_forward(geometry_, pass.batch, x, y, config_.count_padding, pass.layouts.input);
     }
+    // Channels-last between convolutions (a ResNet's stem), so that neither side reorders.
+    ChannelsLast channels_last() const override { return ChannelsLast::keeps; }
     int64_t workspace_floats(int64_t, bool training, Layouts, Precision) const override {
         return training ? threads() * input_shape().elements() : 0;
     }
@@ -52,10 +54,11 @@ class Pool2d final : public Layer {
             store_input_gradient(pass, input_shape(), n, image_dx, dx);
         };
         if (config_.kind == PoolKind::max)
-            cpu::maxpool_backward(geometry_, pass.batch, x, dy, store, pass.workspace, threads());
+            cpu::maxpool_backward(geometry_, pass.batch, x, dy, store, pass.workspace, threads(),
+                                  pass.layouts.input);
         else
             cpu::avgpool_backward(geometry_, pass.batch, dy, store, pass.workspace, threads(),
-                                  config_.count_padding);
+                                  config_.count_padding, pass.layouts.input);
     }
 
   protected:

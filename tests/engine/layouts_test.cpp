@@ -28,9 +28,11 @@ TEST(Layouts, ChannelsLastOnlyBetweenTwoConvolutions) {
     EXPECT_TRUE(is_nhwc(l[1].input));
     EXPECT_TRUE(is_nhwc(l[1].output));
     EXPECT_TRUE(is_nhwc(l[2].input));
-    EXPECT_FALSE(is_nhwc(l[2].output));  // into maxpool
-    // conv -> relu layer -> conv (softmax over channels): plain throughout.
-    for (size_t i = 3; i < l.size(); ++i) EXPECT_FALSE(is_nhwc(l[i].input) || is_nhwc(l[i].output)) << i;
+    // through the max pool into the next convolution
+    EXPECT_TRUE(is_nhwc(l[2].output) && is_nhwc(l[3].input) && is_nhwc(l[3].output) && is_nhwc(l[4].input));
+    // conv -> relu layer -> conv (softmax over channels): plain from there.
+    EXPECT_FALSE(is_nhwc(l[4].output));
+    for (size_t i = 5; i < l.size(); ++i) EXPECT_FALSE(is_nhwc(l[i].input) || is_nhwc(l[i].output)) << i;
 }
 
 TEST(Layouts, SeedModelChainsAllThreeConvolutions) {
@@ -42,14 +44,16 @@ TEST(Layouts, SeedModelChainsAllThreeConvolutions) {
     EXPECT_TRUE(is_nhwc(l[2].input) && !is_nhwc(l[2].output));
 }
 
-// The same network twice: activations fused into the convolutions (a channels-last chain), and as
-// standalone layers (which take only (N, C, H, W), so nothing is channels-last).
+// The same network twice: activations fused into the convolutions (a channels-last chain, through
+// both pools), and as standalone layers (which take only (N, C, H, W), so nothing is channels-last).
 const char* kChained =
-    "input 14x12x3\nconv 20 3x3 padding=same tanh\nconv 24 3x3 stride=2 padding=same tanh\n"
-    "conv 7 3x3 tanh\nflatten\ndense 5 softmax\n";
+    "input 14x12x3\nconv 20 3x3 padding=same tanh\nmaxpool 3 stride=2 padding=1\n"
+    "conv 24 3x3 stride=2 padding=same tanh\navgpool 3 stride=1 padding=1 count-padding\n"
+    "conv 7 3x3 tanh\navgpool 2x1\nflatten\ndense 5 softmax\n";
 const char* kPlain =
-    "input 14x12x3\nconv 20 3x3 padding=same\ntanh\nconv 24 3x3 stride=2 padding=same\ntanh\n"
-    "conv 7 3x3\ntanh\nflatten\ndense 5 softmax\n";
+    "input 14x12x3\nconv 20 3x3 padding=same\ntanh\nmaxpool 3 stride=2 padding=1\n"
+    "conv 24 3x3 stride=2 padding=same\ntanh\navgpool 3 stride=1 padding=1 count-padding\n"
+    "conv 7 3x3\ntanh\navgpool 2x1\nflatten\ndense 5 softmax\n";
 
 // Same weights in both: the parameters come in the same order.
 void copy_params(Model& from, Model& to) {
@@ -74,7 +78,9 @@ TEST(Layouts, ChainedInferenceMatchesThePlainPath) {
     chained.init_params(7);
     plain.init_params(7);
     copy_params(chained, plain);
-    ASSERT_TRUE(is_nhwc(plan_layouts(chained)[1].input));
+    const std::vector<Layouts> layouts = plan_layouts(chained);
+    ASSERT_TRUE(is_nhwc(layouts[1].input) && is_nhwc(layouts[1].output));  // the max pool
+    ASSERT_TRUE(is_nhwc(layouts[3].input) && is_nhwc(layouts[3].output));  // the average pool
     const int64_t N = 3, image = 14 * 12 * 3;
     const Buffer x = random_batch(N * image);
     Inference inference(chained, N);

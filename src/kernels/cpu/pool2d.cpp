@@ -53,7 +53,9 @@ int64_t argmax_at(const ConvGeometry& g, const float* plane, int64_t oh, int64_t
 
 }  // namespace
 
-void maxpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y) {
+namespace {
+
+void maxpool_forward_nchw(const ConvGeometry& g, int64_t N, const float* x, float* y) {
 #pragma omp parallel for schedule(static) if (N * g.C > 1)
     for (int64_t nc = 0; nc < N * g.C; ++nc) {
         const float* plane = x + nc * g.H * g.W;
@@ -65,7 +67,7 @@ void maxpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y)
     }
 }
 
-void avgpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y, bool count_padding) {
+void avgpool_forward_nchw(const ConvGeometry& g, int64_t N, const float* x, float* y, bool count_padding) {
 #pragma omp parallel for schedule(static) if (N * g.C > 1)
     for (int64_t nc = 0; nc < N * g.C; ++nc) {
         const float* plane = x + nc * g.H * g.W;
@@ -81,8 +83,8 @@ void avgpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y,
     }
 }
 
-void maxpool_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy,
-                      const ImageGradientSink& sink, float* workspace, int threads) {
+void maxpool_backward_nchw(const ConvGeometry& g, int64_t N, const float* x, const float* dy,
+                           const ImageGradientSink& sink, float* workspace, int threads) {
     const int64_t plane = g.H * g.W, out_plane = g.OH * g.OW;
     const bool plain = is_plain_2x2(g);
     const bool tiles_exactly = plain && g.H == 2 * g.OH && g.W == 2 * g.OW;
@@ -116,8 +118,8 @@ void maxpool_backward(const ConvGeometry& g, int64_t N, const float* x, const fl
     });
 }
 
-void avgpool_backward(const ConvGeometry& g, int64_t N, const float* dy, const ImageGradientSink& sink,
-                      float* workspace, int threads, bool count_padding) {
+void avgpool_backward_nchw(const ConvGeometry& g, int64_t N, const float* dy, const ImageGradientSink& sink,
+                           float* workspace, int threads, bool count_padding) {
     const int64_t plane = g.H * g.W, out_plane = g.OH * g.OW;
     for_each_image_gradient(N, g.C * plane, workspace, threads, sink, [&](int64_t n, float* dx) {
         std::memset(dx, 0, sizeof(float) * static_cast<size_t>(g.C * plane));
@@ -133,6 +135,115 @@ void avgpool_backward(const ConvGeometry& g, int64_t N, const float* dy, const I
                 }
         }
     });
+}
+
+// Channels-last: a window's pixels are rows of C channels, which the loops below run along.
+void maxpool_forward_nhwc(const ConvGeometry& g, int64_t N, const float* x, float* y) {
+    const int64_t C = g.C;
+#pragma omp parallel for schedule(static) if (N * g.OH > 1)
+    for (int64_t row = 0; row < N * g.OH; ++row) {
+        const int64_t n = row / g.OH, oh = row % g.OH;
+        const float* image = x + n * g.H * g.W * C;
+        for (int64_t ow = 0; ow < g.OW; ++ow) {
+            const Window w = window_at(g, oh, ow);
+            float* out = y + (row * g.OW + ow) * C;
+            const float* first = image + (w.h0 * g.W + w.w0) * C;
+            std::copy(first, first + C, out);
+            for (int64_t h = w.h0; h < w.h1; ++h)
+                for (int64_t col = w.w0; col < w.w1; ++col) {
+                    const float* in = image + (h * g.W + col) * C;
+#pragma omp simd
+                    for (int64_t c = 0; c < C; ++c) out[c] = in[c] > out[c] ? in[c] : out[c];
+                }
+        }
+    }
+}
+
+void avgpool_forward_nhwc(const ConvGeometry& g, int64_t N, const float* x, float* y, bool count_padding) {
+    const int64_t C = g.C;
+#pragma omp parallel for schedule(static) if (N * g.OH > 1)
+    for (int64_t row = 0; row < N * g.OH; ++row) {
+        const int64_t n = row / g.OH, oh = row % g.OH;
+        const float* image = x + n * g.H * g.W * C;
+        for (int64_t ow = 0; ow < g.OW; ++ow) {
+            const Window w = window_at(g, oh, ow);
+            float* out = y + (row * g.OW + ow) * C;
+            std::fill(out, out + C, 0.0f);
+            for (int64_t h = w.h0; h < w.h1; ++h)
+                for (int64_t col = w.w0; col < w.w1; ++col) {
+                    const float* in = image + (h * g.W + col) * C;
+#pragma omp simd
+                    for (int64_t c = 0; c < C; ++c) out[c] += in[c];
+                }
+            const float scale = 1.0f / divisor(g, w, count_padding);
+#pragma omp simd
+            for (int64_t c = 0; c < C; ++c) out[c] *= scale;
+        }
+    }
+}
+
+void maxpool_backward_nhwc(const ConvGeometry& g, int64_t N, const float* x, const float* dy,
+                           const ImageGradientSink& sink, float* workspace, int threads) {
+    const int64_t C = g.C, image = g.H * g.W * C;
+    for_each_image_gradient(N, image, workspace, threads, sink, [&](int64_t n, float* dx) {
+        std::fill(dx, dx + image, 0.0f);
+        const float* in = x + n * image;
+        for (int64_t oh = 0; oh < g.OH; ++oh)
+            for (int64_t ow = 0; ow < g.OW; ++ow) {
+                const Window w = window_at(g, oh, ow);
+                const float* d = dy + ((n * g.OH + oh) * g.OW + ow) * C;
+                for (int64_t c = 0; c < C; ++c) {  // the first maximum in scan order, as in (N, C, H, W)
+                    int64_t best = (w.h0 * g.W + w.w0) * C + c;
+                    for (int64_t h = w.h0; h < w.h1; ++h)
+                        for (int64_t col = w.w0; col < w.w1; ++col) {
+                            const int64_t at = (h * g.W + col) * C + c;
+                            if (in[at] > in[best]) best = at;
+                        }
+                    dx[best] += d[c];
+                }
+            }
+    });
+}
+
+void avgpool_backward_nhwc(const ConvGeometry& g, int64_t N, const float* dy, const ImageGradientSink& sink,
+                           float* workspace, int threads, bool count_padding) {
+    const int64_t C = g.C, image = g.H * g.W * C;
+    for_each_image_gradient(N, image, workspace, threads, sink, [&](int64_t n, float* dx) {
+        std::fill(dx, dx + image, 0.0f);
+        for (int64_t oh = 0; oh < g.OH; ++oh)
+            for (int64_t ow = 0; ow < g.OW; ++ow) {
+                const Window w = window_at(g, oh, ow);
+                const float* d = dy + ((n * g.OH + oh) * g.OW + ow) * C;
+                const float scale = 1.0f / divisor(g, w, count_padding);
+                for (int64_t h = w.h0; h < w.h1; ++h)
+                    for (int64_t col = w.w0; col < w.w1; ++col) {
+                        float* out = dx + (h * g.W + col) * C;
+#pragma omp simd
+                        for (int64_t c = 0; c < C; ++c) out[c] += d[c] * scale;
+                    }
+            }
+    });
+}
+
+}  // namespace
+
+void maxpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y, Layout layout) {
+    layout == Layout::nhwc ? maxpool_forward_nhwc(g, N, x, y) : maxpool_forward_nchw(g, N, x, y);
+}
+void avgpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y, bool count_padding,
+                     Layout layout) {
+    layout == Layout::nhwc ? avgpool_forward_nhwc(g, N, x, y, count_padding)
+                           : avgpool_forward_nchw(g, N, x, y, count_padding);
+}
+void maxpool_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy,
+                      const ImageGradientSink& sink, float* workspace, int threads, Layout layout) {
+    layout == Layout::nhwc ? maxpool_backward_nhwc(g, N, x, dy, sink, workspace, threads)
+                           : maxpool_backward_nchw(g, N, x, dy, sink, workspace, threads);
+}
+void avgpool_backward(const ConvGeometry& g, int64_t N, const float* dy, const ImageGradientSink& sink,
+                      float* workspace, int threads, bool count_padding, Layout layout) {
+    layout == Layout::nhwc ? avgpool_backward_nhwc(g, N, dy, sink, workspace, threads, count_padding)
+                           : avgpool_backward_nchw(g, N, dy, sink, workspace, threads, count_padding);
 }
 
 namespace {

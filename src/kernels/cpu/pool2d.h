@@ -7,15 +7,16 @@
 
 namespace lenz::cpu {
 
-// x: (N, C, H, W) -> y: (N, C, OH, OW); g.OC == g.C
-void maxpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y);
-void avgpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y, bool count_padding);
-// Backward: each image of dx (C, H, W) goes to `sink`; scratch: threads * C*H*W floats.
-// Max routes each dy to the first maximum of its window, recomputed from x.
+// x: (N, C, H, W) -> y: (N, C, OH, OW), or both channels-last (N, H, W, C); g.OC == g.C
+void maxpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y, Layout layout);
+void avgpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y, bool count_padding,
+                     Layout layout);
+// Backward: each image of dx, in x's layout, goes to `sink`; scratch: threads * C*H*W floats.
+// Max routes each dy to the first maximum of its window (in row-major scan order), recomputed from x.
 void maxpool_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy,
-                      const ImageGradientSink& sink, float* workspace, int threads);
+                      const ImageGradientSink& sink, float* workspace, int threads, Layout layout);
 void avgpool_backward(const ConvGeometry& g, int64_t N, const float* dy, const ImageGradientSink& sink,
-                      float* workspace, int threads, bool count_padding);
+                      float* workspace, int threads, bool count_padding, Layout layout);
 
 // x: (N, C, P), or (N, P, C) channels-last -> y: (N, C), the same either way
 void global_avgpool_forward(int64_t N, int64_t C, int64_t P, const float* x, float* y, Layout layout);
