@@ -135,9 +135,21 @@ Folded decode(const onnx::TensorProto& t, const std::string& name) {
                 throw wrong();
             }
             return v;
+        case onnx::TensorProto::BOOL:  // held as int64 0 and 1 (Dropout's training_mode)
+            if (t.has_raw_data()) {
+                std::vector<uint8_t> bytes(static_cast<size_t>(n));
+                raw(1, bytes.data());
+                for (uint8_t b : bytes) v.i.push_back(b != 0);
+            } else if (t.int32_data_size() == n) {
+                for (int32_t b : t.int32_data()) v.i.push_back(b != 0);
+            } else {
+                throw wrong();
+            }
+            v.type = onnx::TensorProto::INT64;
+            return v;
         default:
             throw FoldError("tensor '" + name + "' has ONNX data type " + std::to_string(t.data_type()) +
-                            "; Lenz reads float32, int64 and int32");
+                            "; Lenz reads float32, int64, int32 and bool");
     }
 }
 

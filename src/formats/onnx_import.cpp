@@ -576,6 +576,11 @@ class GraphReader {
             const Tensor& in = only_input(n);
             if (n.output_size() > 1 && !n.output(1).empty() && uses(n.output(1)))
                 fail("the mask output is not supported");
+            // Opset 12's training_mode input: true would drop values at run time, which a model
+            // that Lenz runs for inference must not do silently.
+            if (const std::optional<Folded> training = input_value(n, 2);
+                training && (training->is_float() || training->i.size() != 1 || training->i[0] != 0))
+                fail("training_mode must be false (inference); Lenz applies dropout only when it trains");
             double rate = float_attr("ratio", 0.5f);
             if (n.input_size() > 1 && !n.input(1).empty()) rate = floats(weight_input(1, "ratio"), {})[0];
             if (!(rate >= 0 && rate < 1)) fail("the ratio must be in [0, 1)");
