@@ -18,17 +18,24 @@ void check_not_directory(const std::string& path, const std::string& what) {
         throw IoError(path + ": is a directory, not a file (expected " + what + ")");
 }
 
-std::string read_whole_file(const std::string& path, int64_t max_bytes, const std::string& what,
-                            const std::string& limit) {
+int64_t file_size_at_most(const std::string& path, int64_t max_bytes, const std::string& what,
+                          const std::string& limit) {
     check_not_directory(path, what);
     std::ifstream in(path, std::ios::binary);
     if (!in) throw IoError(path + ": cannot open " + what + ": " + std::strerror(errno));
     in.seekg(0, std::ios::end);
     const int64_t size = in.tellg();
-    in.seekg(0);
     if (size < 0) throw IoError(path + ": cannot tell " + what + "'s size");
     // Checked before reading, so that a huge file is refused without reading it into memory.
     if (size > max_bytes) throw FormatError(path + ": larger than " + limit);
+    return size;
+}
+
+std::string read_whole_file(const std::string& path, int64_t max_bytes, const std::string& what,
+                            const std::string& limit) {
+    const int64_t size = file_size_at_most(path, max_bytes, what, limit);
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw IoError(path + ": cannot open " + what + ": " + std::strerror(errno));
     std::string bytes(static_cast<size_t>(size), '\0');
     in.read(bytes.data(), size);
     if (in.gcount() != size)

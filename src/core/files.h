@@ -16,6 +16,9 @@ void check_not_directory(const std::string& path, const std::string& what);
 // max_bytes; `what` names it in errors ("the checkpoint").
 std::string read_whole_file(const std::string& path, int64_t max_bytes, const std::string& what,
                             const std::string& limit);
+// The file's size, with the same checks, for a reader that streams it.
+int64_t file_size_at_most(const std::string& path, int64_t max_bytes, const std::string& what,
+                          const std::string& limit);
 
 // Writes size bytes to fd, retrying short writes; throws IoError naming `path`.
 void write_all(int fd, const char* data, size_t size, const std::string& path);

@@ -3,11 +3,14 @@
 // computed nodes become a graph of Lenz layers: activations fused into the convolution, dense or
 // add before them, zero pads into the window after them, and the normalisation at the input
 // recovered. See include/lenz/onnx.h.
+#include <fcntl.h>
+#include <google/protobuf/io/zero_copy_stream_impl.h>
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cerrno>
 #include <cstring>
 #include <limits>
 #include <map>
@@ -1238,14 +1241,18 @@ class GraphReader {
 
 }  // namespace
 
-LoadedModel parse_onnx(const std::string& bytes, const std::string& name) {
-    onnx::ModelProto proto;
-    if (bytes.empty() || !proto.ParseFromString(bytes))
-        throw FormatError(name + ": not an ONNX model (the protobuf does not parse)");
+namespace {
+
+[[noreturn]] void not_onnx(const std::string& name) {
+    throw FormatError(name + ": not an ONNX model (the protobuf does not parse)");
+}
+
+// The model a parsed file describes, with its weights.
+LoadedModel load_proto(const onnx::ModelProto& proto, const std::string& name, int64_t file_bytes) {
     if (!proto.has_graph()) throw FormatError(name + ": the ONNX model has no graph");
     GraphReader::Result r;
     try {
-        r = GraphReader(proto, name, static_cast<int64_t>(bytes.size())).read();
+        r = GraphReader(proto, name, file_bytes).read();
     } catch (const ShapeError& e) {  // sizes that overflow
         throw FormatError(name + ": " + e.what());
     }
@@ -1266,10 +1273,12 @@ LoadedModel parse_onnx(const std::string& bytes, const std::string& name) {
         } catch (const Error&) {
             // Metadata that does not parse is ignored: the graph itself is the model.
         }
-    model.init_params(1);
-    for (int64_t i = 0; i < model.size(); ++i)
+    // Layer by layer, each layer's imported weights freed once copied, so that the file's weights
+    // are never held three times over (the protobuf, the imported copies and the model's).
+    for (int64_t i = 0; i < model.size(); ++i) {
+        model.init_layer_params(i, 1);
+        auto& w = r.weights[static_cast<size_t>(i)];
         for (ParamRef& p : model.layer(i).params()) {
-            auto& w = r.weights[static_cast<size_t>(i)];
             auto it = w.find(p.name);
             if (it == w.end()) continue;  // batchnorm statistics a format leaves out keep their start values
             if (static_cast<int64_t>(it->second.size()) != p.value->size())
@@ -1278,6 +1287,8 @@ LoadedModel parse_onnx(const std::string& bytes, const std::string& name) {
                                   " values, the layer needs " + std::to_string(p.value->size()));
             std::copy(it->second.begin(), it->second.end(), p.value->data());
         }
+        Weights().swap(w);
+    }
     LoadedModel loaded{std::move(model), {}};
     CheckpointInfo& info = loaded.info;
     const int64_t classes = loaded.model.output_shape().elements();
@@ -1309,9 +1320,27 @@ LoadedModel parse_onnx(const std::string& bytes, const std::string& name) {
     return loaded;
 }
 
+}  // namespace
+
+LoadedModel parse_onnx(const std::string& bytes, const std::string& name) {
+    onnx::ModelProto proto;
+    if (bytes.empty() || !proto.ParseFromString(bytes)) not_onnx(name);
+    return load_proto(proto, name, static_cast<int64_t>(bytes.size()));
+}
+
+// Parsed straight from the file, which is never held in memory as a whole next to its parse.
 LoadedModel read_onnx(const std::string& path) {
-    return parse_onnx(
-        read_whole_file(path, kMaxOnnxBytes, "the ONNX file", "2 GB, the limit of one ONNX protobuf"), path);
+    const int64_t size =
+        file_size_at_most(path, kMaxOnnxBytes, "the ONNX file", "2 GB, the limit of one ONNX protobuf");
+    onnx::ModelProto proto;
+    {
+        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) throw IoError(path + ": cannot open the ONNX file: " + std::strerror(errno));
+        google::protobuf::io::FileInputStream stream(fd);
+        stream.SetCloseOnDelete(true);
+        if (size == 0 || !proto.ParseFromZeroCopyStream(&stream)) not_onnx(path);
+    }
+    return load_proto(proto, path, size);
 }
 
 }  // namespace lenz
