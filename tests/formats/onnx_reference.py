@@ -5,12 +5,14 @@
 
 Checks the model with the ONNX project's checker (full_check: shape inference too), reads the PNG
 (8-bit grey or RGB, decoded here with zlib), feeds its pixels / 255 channels first, as Lenz's ONNX
-files take them, and prints {"output": [...]} as JSON. Needs Debian's python3-numpy and python3-onnx.
+files take them, checks every tensor's shape against what ONNX's shape inference says, and prints
+{"output": [...]} as JSON. Needs Debian's python3-numpy and python3-onnx.
 
 It implements only what Lenz's exports and small PyTorch CNNs use; anything else is an error, never
 a guess. The image must already be the model's input size (Lenz's predict would resize it).
 """
 import json
+import math
 import struct
 import sys
 import zlib
@@ -76,13 +78,13 @@ def attributes(node):
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
-def window_view(x, kh, kw, sh, sw):
-    """(N, C, H, W) -> (N, C, OH, OW, KH, KW) windows, no padding."""
+def window_view(x, kh, kw, sh, sw, dh=1, dw=1):
+    """(N, C, H, W) -> (N, C, OH, OW, KH, KW) windows, no padding; taps dh, dw pixels apart."""
     n, c, h, w = x.shape
-    oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+    oh, ow = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
     s = x.strides
     return np.lib.stride_tricks.as_strided(x, (n, c, oh, ow, kh, kw),
-                                           (s[0], s[1], s[2] * sh, s[3] * sw, s[2], s[3]))
+                                           (s[0], s[1], s[2] * sh, s[3] * sw, s[2] * dh, s[3] * dw))
 
 
 def pad_hw(x, pads, value):
@@ -91,24 +93,41 @@ def pad_hw(x, pads, value):
 
 
 def window_settings(a, kernel):
-    if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID") or a.get("ceil_mode", 0):
-        raise ValueError("auto_pad and ceil_mode are not implemented here")
-    if list(a.get("dilations", [1, 1])) != [1, 1]:
-        raise ValueError("dilations are not implemented here")
+    if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID"):
+        raise ValueError("auto_pad is not implemented here")
     return list(kernel), list(a.get("strides", [1, 1])), list(a.get("pads", [0, 0, 0, 0]))
 
 
 def conv(x, w, b, a):
-    if a.get("group", 1) != 1:
-        raise ValueError("grouped convolutions are not implemented here")
     (kh, kw), (sh, sw), pads = window_settings(a, w.shape[2:])
-    windows = window_view(pad_hw(x, pads, 0.0), kh, kw, sh, sw)  # (N, C, OH, OW, KH, KW)
-    y = np.einsum("nchwij,ocij->nohw", windows, w)
+    dh, dw = a.get("dilations", [1, 1])
+    groups = a.get("group", 1)
+    windows = window_view(pad_hw(x, pads, 0.0), kh, kw, sh, sw, dh, dw)  # (N, C, OH, OW, KH, KW)
+    cg, og = x.shape[1] // groups, w.shape[0] // groups  # input and output channels per group
+    y = np.concatenate([np.einsum("nchwij,ocij->nohw", windows[:, g * cg:(g + 1) * cg],
+                                  w[g * og:(g + 1) * og]) for g in range(groups)], axis=1)
     return y if b is None else y + b.reshape(1, -1, 1, 1)
+
+
+def ceil_pads(size, kernel, stride, before, after):
+    """The padding ceil_mode adds after `after`: enough for a last window that starts inside the
+    input or its padding before (PyTorch's rule, which ONNX Runtime follows)."""
+    out = -(-(size + before + after - kernel) // stride) + 1
+    if (out - 1) * stride >= size + before:
+        out -= 1
+    return max((out - 1) * stride + kernel - (size + before + after), 0)
 
 
 def pool(x, a, kind):
     (kh, kw), (sh, sw), pads = window_settings(a, a["kernel_shape"])
+    if list(a.get("dilations", [1, 1])) != [1, 1]:
+        raise ValueError("dilated pooling is not implemented here")
+    if a.get("ceil_mode", 0):
+        if kind == "average" and a.get("count_include_pad", 0):
+            raise ValueError("ceil_mode with count_include_pad is not implemented here")
+        top, left, bottom, right = pads
+        pads = [top, left, bottom + ceil_pads(x.shape[2], kh, sh, top, bottom),
+                right + ceil_pads(x.shape[3], kw, sw, left, right)]
     if kind == "max":
         return window_view(pad_hw(x, pads, -np.inf), kh, kw, sh, sw).max(axis=(4, 5))
     total = window_view(pad_hw(x, pads, 0.0), kh, kw, sh, sw).sum(axis=(4, 5))
@@ -116,6 +135,13 @@ def pool(x, a, kind):
         return total / (kh * kw)
     real = window_view(pad_hw(np.ones_like(x[:1, :1]), pads, 0.0), kh, kw, sh, sw).sum(axis=(4, 5))
     return total / real
+
+
+def slice_axes(x, starts, ends, axes, steps):
+    index = [slice(None)] * x.ndim
+    for k, axis in enumerate(axes if axes is not None else range(len(starts))):
+        index[axis] = slice(int(starts[k]), int(ends[k]), 1 if steps is None else int(steps[k]))
+    return x[tuple(index)]
 
 
 def softmax(x, axis):
@@ -138,6 +164,8 @@ def run_node(node, v):
         return x[0].mean(axis=(2, 3), keepdims=True)
     if op == "GlobalMaxPool":
         return x[0].max(axis=(2, 3), keepdims=True)
+    if op == "ReduceMean":
+        return x[0].mean(axis=tuple(a["axes"]), keepdims=bool(a.get("keepdims", 1)))
     if op == "Flatten":
         axis = a.get("axis", 1)
         return x[0].reshape(int(np.prod(x[0].shape[:axis])), -1)
@@ -149,10 +177,22 @@ def run_node(node, v):
         B = x[1].T if a.get("transB", 0) else x[1]
         y = a.get("alpha", 1.0) * (A @ B)
         return y if len(x) < 3 or x[2] is None else y + a.get("beta", 1.0) * x[2]
+    if op == "Transpose":
+        return x[0].transpose(a["perm"])
+    if op == "Concat":
+        return np.concatenate(x, axis=a["axis"])
+    if op == "Slice":
+        return slice_axes(x[0], x[1], x[2], *(x[3:] + [None, None])[:2])
     if op == "MatMul":
         return x[0] @ x[1]
     if op in ("Add", "Sub", "Mul", "Div"):
         return {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}[op](x[0], x[1])
+    if op == "Pow":
+        return np.power(x[0], x[1])
+    if op == "Sqrt":
+        return np.sqrt(x[0])
+    if op == "Erf":
+        return np.vectorize(math.erf)(x[0])
     if op == "BatchNormalization":
         data, scale, bias, mean, var = x[:5]
         shape = (1, -1) + (1,) * (data.ndim - 2)
@@ -167,6 +207,11 @@ def run_node(node, v):
         return 1 / (1 + np.exp(-x[0]))
     if op == "Tanh":
         return np.tanh(x[0])
+    if op == "HardSigmoid":
+        return np.clip(a.get("alpha", 0.2) * x[0] + a.get("beta", 0.5), 0, 1)
+    if op == "Clip":
+        low = x[1] if len(x) > 1 and x[1] is not None else -np.inf
+        return np.clip(x[0], low, x[2] if len(x) > 2 and x[2] is not None else np.inf)
     if op == "Softmax":
         return softmax(x[0], a.get("axis", -1))
     raise ValueError("operator %s is not implemented here" % op)
@@ -186,13 +231,30 @@ def run(model, image):
     values[feeds[0].name] = (image.transpose(2, 0, 1)[np.newaxis] / 255.0).astype(np.float64)
     for node in graph.node:
         values[node.output[0]] = run_node(node, values)
-    return values[graph.output[0].name]
+    return values
+
+
+def check_shapes(model, values):
+    """Every tensor has the shape ONNX's shape inference gives it (the batch, a name, aside)."""
+    inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True).graph
+    checked = 0
+    for info in list(inferred.value_info) + list(inferred.output):
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in info.type.tensor_type.shape.dim]
+        got = values[info.name].shape
+        if len(dims) != len(got) or any(d is not None and d != g for d, g in zip(dims, got)):
+            raise ValueError("%s: shape inference says %s, the evaluation gave %s" % (info.name, dims, got))
+        checked += 1
+    if checked < len(model.graph.node):
+        raise ValueError("shape inference left %d of %d tensors without a shape" %
+                         (len(model.graph.node) - checked, len(model.graph.node)))
 
 
 def main():
     model = onnx.load(sys.argv[1])
     onnx.checker.check_model(model, full_check=True)
-    output = run(model, read_png(sys.argv[2]))
+    values = run(model, read_png(sys.argv[2]))
+    check_shapes(model, values)
+    output = values[model.graph.output[0].name]
     print(json.dumps({"output": [float(v) for v in output.flatten()]}))
 
 
