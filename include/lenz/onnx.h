@@ -1,12 +1,21 @@
 // ONNX in and out: a model with its weights as an ONNX graph (opset 13) that other runtimes load,
 // and ONNX graphs from other tools (PyTorch's torch.onnx.export, tf2onnx) as Lenz models.
 //
-// Export writes every Lenz layer as the ONNX operators that compute the same thing: Conv with
-// explicit pads, MaxPool/AveragePool (count_include_pad as the layer says), GlobalAveragePool/GlobalMaxPool,
-// Flatten, Gemm, BatchNormalization, Dropout, Relu/LeakyRelu/Sigmoid/Tanh/Softmax(axis 1). The
-// input is (N, C, H, W) with N free, holding pixel values / 255; the graph starts by normalising
-// them as training did (Sub mean, Div std, per channel), so that every runtime computes what
-// `lenz predict` does from the same image. Class names and the model text go in the metadata.
+// Export writes every Lenz model, chain or graph, each layer reading the tensors of the values it
+// reads, as the ONNX operators that compute the same thing, spelled as PyTorch 1.13 writes them at
+// opset 13 so that import reads each back as the same layer: Conv with explicit pads,
+// MaxPool/AveragePool (count_include_pad as the layer says), GlobalAveragePool/GlobalMaxPool (a global
+// average that a dense layer reads as ReduceMean over H and W), Flatten, Gemm, BatchNormalization,
+// Dropout, Relu/LeakyRelu/Sigmoid/Tanh/Clip/HardSigmoid/Softmax(axis 1); add as Add (a chain of
+// them for more than two inputs), concat as Concat, mul as Mul with a gate of (N, C, 1, 1), slice as
+// Slice on axis 1, shuffle as Reshape/Transpose/Reshape; and what opset 13 has no operator for as
+// PyTorch's subgraphs: layer norm (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, Mul, Add over
+// axis 1), hard-swish and SiLU (x * HardSigmoid(x), x * Sigmoid(x)), GELU (x * (Erf(x / sqrt 2) + 1)
+// * 0.5). A value of (N, features) from flatten or dense is reshaped to (N, C, 1, 1) where a layer
+// needs a map. The input is (N, C, H, W) with N free, holding pixel values / 255; the graph starts
+// by normalising them as training did (Sub mean, Div std, per channel), so that every runtime
+// computes what `lenz predict` does from the same image. Class names and the model text go in the
+// metadata.
 //
 // Import first folds what depends only on initializers, Constant nodes and shapes (Identity,
 // Shape, Gather, Unsqueeze, Squeeze, Concat, Reshape, Slice, Transpose, Cast, ConstantOfShape,
