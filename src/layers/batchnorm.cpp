@@ -7,6 +7,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu/activation.h"
 #include "layers/input_gradient.h"
 #include "layers/window.h"
 #include "lenz/layers.h"
@@ -65,6 +66,11 @@ class BatchNorm final : public Layer {
     // Channels-last too: the statistics are per channel either way, only the walk differs.
     ChannelsLast channels_last() const override { return ChannelsLast::keeps; }
     bool per_channel_affine() const override { return true; }
+    // At inference an activation after it (DenseNet's batch norm, relu, convolution) is applied to
+    // each row as it is written, instead of in a pass of its own.
+    bool can_absorb(const Absorption& a) const override {
+        return !a.affine && a.activation.kind != Activation::softmax;
+    }
     void affine_map(float* scale, float* shift) const override {
         for (int64_t c = 0; c < channels(); ++c) {  // as forward computes them at inference
             const double inv_std = 1.0 / std::sqrt(running_var_[c] + kEpsilon);
@@ -101,6 +107,7 @@ class BatchNorm final : public Layer {
                 const float* v = x + (n * C + c) * P;
                 float* out = y + (n * C + c) * P;
                 for (int64_t p = 0; p < P; ++p) out[p] = v[p] * scale + shift;
+                cpu::activation_forward(pass.absorbed.activation, out, P);
             }
         }
     }
@@ -233,6 +240,7 @@ class BatchNorm final : public Layer {
             float* out = y + r * C;
 #pragma omp simd
             for (int64_t c = 0; c < C; ++c) out[c] = v[c] * scale[c] + shift[c];
+            cpu::activation_forward(pass.absorbed.activation, out, C);
         }
     }
 

@@ -42,9 +42,13 @@ const char* const kGraph =
     "nobias\n"
     "batchnorm\nrelu\nconv 32 3x3 padding=same nobias\nbatchnorm name=b\nadd a b relu\n"
     "conv 32 3x3 padding=same groups=32\nbatchnorm\nsilu\nconv 16 1x1\ngelu\nglobalavgpool\ndense 4\n";
+// A batch norm after an activation (DenseNet's order) cannot fold into the convolution, but takes
+// the activation after it.
+const char* const kNormThenActivate =
+    "input 10x10x4\nconv 8 3x3 relu\nbatchnorm\nrelu6\nconv 8 1x1\nbatchnorm\ngelu\nglobalavgpool\ndense 3\n";
 
 TEST(Absorption, FoldedLayersComputeWhatRunningEveryLayerDoes) {
-    for (const char* text : {kChain, kGraph}) {
+    for (const char* text : {kChain, kGraph, kNormThenActivate}) {
         SCOPED_TRACE(text);
         Model m = parse_model(text, "m.lenz");
         m.init_params(7);
@@ -83,6 +87,11 @@ TEST(Absorption, WhatFoldsAndIntoWhat) {
     EXPECT_EQ(absorbed_count(g), 8);
     EXPECT_EQ(g.absorbed_by[7], 6);  // b itself is folded: the add reads the convolution's output
     EXPECT_EQ(g.absorbs[12].activation.kind, Activation::gelu);
+
+    const InferencePlan n = plan_inference(parse_model(kNormThenActivate, "m.lenz"), 2);
+    EXPECT_EQ(n.absorbed_by, (std::vector<int64_t>{-1, -1, 1, -1, 3, 3, -1, -1}));
+    EXPECT_FALSE(n.absorbs[1].affine);
+    EXPECT_EQ(n.absorbs[1].activation.kind, Activation::relu6);
 
     // Nothing folds where another layer reads the convolution's output, or after an activation.
     const InferencePlan shared = plan_inference(
