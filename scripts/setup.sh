@@ -5,6 +5,7 @@ packages=(build-essential cmake ninja-build pkg-config libgtest-dev libbenchmark
   nlohmann-json3-dev libdnnl-dev ocl-icd-opencl-dev libonnx-dev libprotobuf-dev libpng-dev libjpeg-dev zlib1g-dev libomp-dev clang libclang-rt-14-dev
   dataset-fashion-mnist
   python3-numpy python3-onnx  # the ONNX test's independent evaluator (tests/formats/onnx_reference.py)
+  python3-torch python3-torchvision  # torchvision's classifiers exported for scripts/zoo-ci.sh (tools/zoo_export.py)
   libonnx-testdata  # the ONNX project's own backend tests, for tools/onnx_conformance.py
   chromium)  # headless, for the test that renders report.html; large, but only a test needs it
 missing=()

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds Lenz and runs every test: the release build (and the ONNX project's backend tests on it),
 # then the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer, then the concurrency
-# tests and one short training run under ThreadSanitizer. LENZ_SKIP_ASAN=1 or LENZ_SKIP_TSAN=1 leave
-# a sanitizer pass out.
+# tests and one short training run under ThreadSanitizer. The release binary is also checked on
+# torchvision's classifiers (scripts/zoo-ci.sh). LENZ_SKIP_ASAN=1 or LENZ_SKIP_TSAN=1 leave a
+# sanitizer pass out, LENZ_SKIP_ZOO=1 the classifiers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -12,6 +13,11 @@ ctest --preset release -j2
 # The ONNX project's own backend tests (Debian's libonnx-testdata) on the release binary: a wrong
 # number or a crash fails; refusals are allowed, and listed in docs/onnx-conformance.md.
 /usr/bin/python3 tools/onnx_conformance.py --check
+# torchvision's classifiers, one of each family at small inputs, against PyTorch: parameters, MACs,
+# outputs, and a fine-tuning step on two (scripts/zoo-ci.sh says which and why; about 1.5 minutes).
+if [ "${LENZ_SKIP_ZOO:-0}" != "1" ]; then
+  ./scripts/zoo-ci.sh build/lenz
+fi
 if [ "${LENZ_SKIP_ASAN:-0}" != "1" ]; then
   cmake --preset asan >/dev/null
   cmake --build --preset asan
