@@ -157,12 +157,13 @@ class InceptionLike(nn.Module):
 
 
 def randomized(model):
-    """Moves every one-dimensional parameter (biases, norm scales and shifts, layer scales) off its
-    default, so that a block that imports wrongly cannot hide behind a zero or a one."""
+    """Moves every one-dimensional parameter (biases, norm scales and shifts) and ConvNeXt's layer
+    scale ((C, 1, 1), 1e-6 by default, which would hide its whole block) off its default, so that a
+    block that imports wrongly cannot hide behind a zero, a one or a tiny scale."""
     g = torch.Generator().manual_seed(11)
     with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() == 1:
+        for name, p in model.named_parameters():
+            if p.dim() == 1 or name.endswith("layer_scale"):
                 p.copy_(torch.empty(p.shape).uniform_(0.5, 1.5, generator=g) * torch.sign(torch.rand(p.shape, generator=g) - 0.3))
     return model
 

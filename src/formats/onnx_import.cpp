@@ -8,9 +8,9 @@
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
-#include <cerrno>
 #include <cstring>
 #include <limits>
 #include <map>
@@ -562,7 +562,10 @@ class GraphReader {
         } else if (op == "Identity") {
             alias(only_input(n));
         } else if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") {
-            computed_inputs(n).size() == 1 ? by_constant(n) : join(n);
+            // x + x and x * x read one computed tensor twice: a join all the same.
+            const bool both_computed =
+                n.input_size() == 2 && computed_names_.count(n.input(0)) && computed_names_.count(n.input(1));
+            both_computed ? join(n) : by_constant(n);
         } else if (op == "GlobalAveragePool" || op == "GlobalMaxPool") {
             const Tensor& in = spatial_input(n);
             add(GlobalPoolConfig{op == "GlobalMaxPool" ? PoolKind::max : PoolKind::average}, {&in});
@@ -1081,8 +1084,6 @@ class GraphReader {
 
     void join(const onnx::NodeProto& n) {
         const std::string& op = n.op_type();
-        const std::vector<std::string> computed = computed_inputs(n);
-        if (n.input_size() != 2 || computed.size() != 2) fail("needs two inputs");
         const Tensor& a = tensor(n.input(0));
         const Tensor& b = tensor(n.input(1));
         if (a.rank != b.rank || (a.channels_last != b.channels_last && (a.spatial() || b.spatial())))

@@ -40,5 +40,32 @@ TEST(OnnxImport, DropoutInTrainingModeIsRefusedAndOtherwiseImports) {
     }
 }
 
+// PyTorch writes x + x and x * x as a node reading one tensor twice: a join of that value with itself.
+TEST(OnnxImport, AJoinOfATensorWithItselfImports) {
+    for (const std::string op : {"add", "mul"}) {
+        Model model =
+            parse_model("input 4x4x2\nconv 2 1x1 name=x\n" + op + " x x\nflatten\ndense 2\n", "m.lenz");
+        model.init_params(1);
+        onnx::ModelProto p;
+        ASSERT_TRUE(p.ParseFromString(encode_onnx(model, {})));
+        p.clear_metadata_props();  // the graph alone
+        // Lenz's export reads the second operand through an Identity; read the tensor itself twice.
+        auto& nodes = *p.mutable_graph()->mutable_node();
+        for (int k = 0; k < nodes.size(); ++k)
+            if (nodes[k].op_type() == "Identity") {
+                const std::string from = nodes[k].input(0), to = nodes[k].output(0);
+                for (auto& n : nodes)
+                    for (auto& in : *n.mutable_input())
+                        if (in == to) in = from;
+                nodes.DeleteSubrange(k, 1);
+                break;
+            }
+        std::string bytes;
+        ASSERT_TRUE(p.SerializeToString(&bytes));
+        EXPECT_EQ(parse_onnx(bytes, "m.onnx").model.to_text(),
+                  "input 4x4x2\nconv 2 1x1 name=_1\n" + op + " _1 _1\nflatten\ndense 2\n");
+    }
+}
+
 }  // namespace
 }  // namespace lenz
