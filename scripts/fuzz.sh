@@ -21,13 +21,15 @@ mkdir -p build-fuzz/crashes
 status=0
 for t in "${targets[@]}"; do
   seeds="fuzz/corpus/${t#fuzz_}"
+  # The ONNX target also starts from PyTorch's exports of torchvision's blocks (the zoo's small members).
+  [ "$t" = fuzz_onnx ] && seeds="$seeds tests/golden/onnx"
   work="build-fuzz/corpus/${t#fuzz_}"
   mkdir -p "$work"
   log="build-fuzz/$t.log"
   # -rss_limit_mb: every reader caps its allocations far below this, so passing it is a finding.
   # detect_leaks=0: LeakSanitizer needs ptrace, which some sandboxes forbid.
   if ASAN_OPTIONS=detect_leaks=0 OMP_NUM_THREADS=1 "build-fuzz/fuzz/$t" -max_total_time="$seconds" -rss_limit_mb=3072 \
-      -timeout=20 -print_final_stats=1 -artifact_prefix="build-fuzz/crashes/$t-" "$work" "$seeds" >"$log" 2>&1; then
+      -timeout=20 -print_final_stats=1 -artifact_prefix="build-fuzz/crashes/$t-" "$work" $seeds >"$log" 2>&1; then
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
     echo "$t: ${seconds}s, $runs executions, no findings"
   else

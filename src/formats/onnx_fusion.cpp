@@ -35,9 +35,11 @@ class Matcher {
     static constexpr int kRemoved = -2;
 
     const onnx::NodeProto& node(int i) const { return graph_.node(i); }
+    // An unfused node of the default domain with one output (what fusion replaces, or anchors on).
     bool is(int i, const char* op) const {
         const onnx::NodeProto& n = node(i);
-        return n.op_type() == op && (n.domain().empty() || n.domain() == "ai.onnx") && fused_[i] == -1;
+        return n.op_type() == op && (n.domain().empty() || n.domain() == "ai.onnx") && fused_[i] == -1 &&
+               n.output_size() == 1 && !n.output(0).empty();
     }
     int uses(const std::string& tensor) const {
         const auto it = uses_.find(tensor);
@@ -47,8 +49,7 @@ class Matcher {
     // (-1 otherwise): a node fusion may swallow.
     int inner(const std::string& tensor, const char* op, int readers = 1) const {
         const auto it = producer_.find(tensor);
-        if (it == producer_.end() || !is(it->second, op) || uses(tensor) != readers) return -1;
-        return node(it->second).output_size() == 1 ? it->second : -1;
+        return it == producer_.end() || !is(it->second, op) || uses(tensor) != readers ? -1 : it->second;
     }
     // For a node of two inputs in either order: the index of the input an inner `op` writes (0 or 1,
     // or -1), and that node.
@@ -132,14 +133,16 @@ class Matcher {
         if (g < 0 || node(normalized).input_size() != 2) return false;
         const int deviation = inner(node(normalized).input(0), "Sub", 2),
                   root = inner(node(normalized).input(1), "Sqrt");
-        if (deviation < 0 || root < 0 || node(deviation).input_size() != 2) return false;
+        if (deviation < 0 || root < 0 || node(deviation).input_size() != 2 || node(root).input_size() != 1)
+            return false;
         int variance_plus = inner(node(root).input(0), "Add"), variance = -1;
         if (variance_plus < 0) return false;
         const int v = operand(variance_plus, "ReduceMean", variance);
-        if (v < 0) return false;
+        if (v < 0 || node(variance).input_size() != 1) return false;
         const int power = inner(node(variance).input(0), "Pow");
         const int mean = inner(node(deviation).input(1), "ReduceMean");
-        if (power < 0 || mean < 0 || node(power).input_size() != 2) return false;
+        if (power < 0 || mean < 0 || node(power).input_size() != 2 || node(mean).input_size() != 1)
+            return false;
         const std::string& x = node(deviation).input(0);
         if (node(power).input(0) != node(deviation).output(0) || node(mean).input(0) != x) return false;
         const std::optional<int64_t> axis = reduced_axis(mean);
