@@ -6,7 +6,7 @@
 # sanitizer pass out, LENZ_SKIP_ZOO=1 the classifiers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh
+./scripts/setup.sh --tests
 cmake --preset release >/dev/null
 cmake --build --preset release
 ctest --preset release -j2

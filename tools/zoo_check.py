@@ -17,7 +17,11 @@ For each DIR/NAME.onnx with its NAME.json, NAME.input.npy and NAME.output.npy:
   An export made with --fold-bn has fewer parameters and multiplications than PyTorch's model, so
   for it the counts are shown but not required to match.
 - `lenz run DIR/NAME.onnx --input NAME.input.npy` must reproduce PyTorch's output: the largest
-  |lenz - torch| over the largest |torch| must be at most 1e-4. `lenz run` feeds the array to the
+  |lenz - torch| over the largest |torch| must be at most 1e-4. Through a hundred layers float32
+  rounding alone can exceed that: on deep ResNets PyTorch's own float32 output is up to 2.6e-4 from
+  its float64 one. So where zoo_export.py wrote the float64 output (NAME.output64.npy), a model
+  also passes when Lenz is no further from it than 1.5 times PyTorch's float32 output is (and both
+  distances are in the table). `lenz run` feeds the array to the
   graph's input as it is (an ONNX file's normalisation is the one its graph holds; torchvision's
   classifiers hold none).
 - --train: for the models of --train-models (default every model checked), one fine-tuning step
@@ -64,13 +68,16 @@ from runs import RunFailed, run_one  # noqa: E402
 ORT_SCRIPT = os.path.join(ROOT, "bench", "ort", "ort_bench.js")
 TRAINING_BATCH = 32
 TOLERANCE = 1e-4  # of the largest |output|
+# Or, where float32 rounding alone exceeds that: Lenz's distance from the float64 output may be this
+# many times PyTorch float32's own.
+FLOAT32_MARGIN = 1.5
 WARMUP = 3  # untimed runs before the timed ones, lenz bench's own for a model file
 # The fine-tuning check's image folder: CLASSES classes, per class TRAIN_IMAGES training and
 # TEST_IMAGES test images; one epoch at batch CLASSES * TRAIN_IMAGES is one step.
 CLASSES, TRAIN_IMAGES, TEST_IMAGES = 2, 1, 1
 
 BASE_COLUMNS = ["model", "parameters", "MACs", "inference textbook (batch 1)", "inference plan",
-                f"training textbook (batch {TRAINING_BATCH})", "training plan", "max rel. diff"]
+                f"training textbook (batch {TRAINING_BATCH})", "training plan", "max rel. diff", "vs float64 (PyTorch's float32)"]
 TRAIN_COLUMN = "fine-tuning step"
 
 
@@ -263,6 +270,15 @@ def check(name, directory, binary, scratch, args):
             close = diff <= TOLERANCE
             record["max_rel_diff"] = diff
             row["max rel. diff"] = f"{diff:.1e}"
+            row["vs float64 (PyTorch's float32)"] = "-"
+            exact = stem + ".output64.npy"
+            if os.path.exists(exact) and "torch_float32_error" in expected:
+                want64 = np.load(exact)
+                lenz_error = float(np.abs(got.astype(np.float64) - want64).max() / np.abs(want64).max())
+                record["lenz_float64_error"] = lenz_error
+                record["torch_float32_error"] = expected["torch_float32_error"]
+                row["vs float64 (PyTorch's float32)"] = f"{lenz_error:.1e} ({expected['torch_float32_error']:.1e})"
+                close = close or lenz_error <= FLOAT32_MARGIN * expected["torch_float32_error"]
             if not close:
                 errors.append(f"output differs by {diff:.1e} of its largest value (tolerance {TOLERANCE:g})")
 

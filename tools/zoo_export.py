@@ -10,6 +10,8 @@ For each model it writes, in DIR (default out/zoo):
 - NAME.onnx: the model, batch free (input "input", output "logits");
 - NAME.input.npy: float32 (2, 3, S, S) drawn from N(0, 1) with seed 0, the same for every model of a size;
 - NAME.output.npy: PyTorch's float32 output on it, under torch.no_grad();
+- NAME.output64.npy: the same model's output in float64, the reference that float32 rounding is
+  measured against (the JSON's torch_float32_error is PyTorch's own float32 output's distance from it);
 - NAME.json: model, input_size, opset, fold_bn, params and macs (the counts below).
 
 Weights: torch.manual_seed(0) before building each model (weights=None), then whatever torchvision
@@ -185,10 +187,15 @@ def export(name, size, opset, fold_bn, out_dir):
         if os.path.exists(path):
             os.remove(path)
         raise
+    # The same model in float64: how far float32 rounding alone takes PyTorch from the exact result.
+    with torch.no_grad():
+        y64 = model.double()(x.double()).numpy()
     np.save(os.path.join(out_dir, name + ".input.npy"), x.numpy())
     np.save(os.path.join(out_dir, name + ".output.npy"), y.numpy().astype(np.float32))
+    np.save(os.path.join(out_dir, name + ".output64.npy"), y64)
     info = {"model": name, "input_size": size, "opset": opset, "fold_bn": fold_bn,
-            "params": sum(p.numel() for p in model.parameters()), "macs": macs}
+            "params": sum(p.numel() for p in model.parameters()), "macs": macs,
+            "torch_float32_error": float(np.abs(y.numpy() - y64).max() / np.abs(y64).max())}
     with open(os.path.join(out_dir, name + ".json"), "w") as f:
         json.dump(info, f, indent=2)
         f.write("\n")
