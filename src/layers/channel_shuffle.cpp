@@ -21,9 +21,20 @@ class ChannelShuffle final : public Layer {
     LayerConfig config() const override { return ChannelShuffleConfig{groups_}; }
     std::string spec() const override { return "shuffle " + std::to_string(groups_); }
 
+    // Channels-last too: each pixel's channels are permuted in place of each channel's plane.
+    ChannelsLast channels_last() const override { return ChannelsLast::keeps; }
+
     void forward(const float* x, float* y, const Pass& pass) override {
         const Shape s = input_shape();
         const int64_t per_group = s.c / groups_, plane = s.h * s.w;
+        if (pass.layouts.input == Layout::nhwc) {
+#pragma omp parallel for schedule(static) if (pass.batch * s.elements() >= (1 << 16))
+            for (int64_t r = 0; r < pass.batch * plane; ++r)
+                for (int64_t g = 0; g < groups_; ++g)
+                    for (int64_t j = 0; j < per_group; ++j)
+                        y[r * s.c + j * groups_ + g] = x[r * s.c + g * per_group + j];
+            return;
+        }
 #pragma omp parallel for schedule(static) if (pass.batch * s.elements() >= (1 << 16))
         for (int64_t n = 0; n < pass.batch; ++n)
             for (int64_t g = 0; g < groups_; ++g)
@@ -43,14 +54,23 @@ class ChannelShuffle final : public Layer {
         const cpu::ImageGradientSink store = [&](int64_t n, const float* image_dx) {
             store_input_gradient(pass, s, n, image_dx, dx);
         };
-        cpu::for_each_image_gradient(pass.batch, s.elements(), pass.workspace, threads(), store,
-                                     [&](int64_t n, float* image_dx) {
-                                         for (int64_t g = 0; g < groups_; ++g)
-                                             for (int64_t j = 0; j < per_group; ++j)
-                                                 std::memcpy(image_dx + (g * per_group + j) * plane,
-                                                             dy + (n * s.c + j * groups_ + g) * plane,
-                                                             sizeof(float) * static_cast<size_t>(plane));
-                                     });
+        const bool channels_last = pass.layouts.input == Layout::nhwc;
+        cpu::for_each_image_gradient(
+            pass.batch, s.elements(), pass.workspace, threads(), store, [&](int64_t n, float* image_dx) {
+                if (channels_last) {
+                    const float* d = dy + n * s.elements();
+                    for (int64_t p = 0; p < plane; ++p)
+                        for (int64_t g = 0; g < groups_; ++g)
+                            for (int64_t j = 0; j < per_group; ++j)
+                                image_dx[p * s.c + g * per_group + j] = d[p * s.c + j * groups_ + g];
+                    return;
+                }
+                for (int64_t g = 0; g < groups_; ++g)
+                    for (int64_t j = 0; j < per_group; ++j)
+                        std::memcpy(image_dx + (g * per_group + j) * plane,
+                                    dy + (n * s.c + j * groups_ + g) * plane,
+                                    sizeof(float) * static_cast<size_t>(plane));
+            });
     }
 
   protected:

@@ -23,8 +23,20 @@ class ChannelSlice final : public Layer {
         return "slice " + std::to_string(config_.begin) + ":" + std::to_string(config_.end);
     }
 
+    // Channels-last too, so that ShuffleNet's units stay channels-last between their convolutions.
+    ChannelsLast channels_last() const override { return ChannelsLast::keeps; }
+
     void forward(const float* x, float* y, const Pass& pass) override {
         const int64_t in_image = input_shape().elements(), out_image = output_shape().elements();
+        if (pass.layouts.input == Layout::nhwc) {  // each pixel's run of the sliced channels
+            const int64_t rows = pass.batch * input_shape().h * input_shape().w, in_c = input_shape().c,
+                          out_c = output_shape().c;
+#pragma omp parallel for schedule(static) if (pass.batch * out_image >= (1 << 16))
+            for (int64_t r = 0; r < rows; ++r)
+                std::memcpy(y + r * out_c, x + r * in_c + config_.begin,
+                            sizeof(float) * static_cast<size_t>(out_c));
+            return;
+        }
         const int64_t skip = config_.begin * input_shape().h * input_shape().w;
 #pragma omp parallel for schedule(static) if (pass.batch * out_image >= (1 << 16))
         for (int64_t n = 0; n < pass.batch; ++n)
@@ -42,12 +54,20 @@ class ChannelSlice final : public Layer {
         const cpu::ImageGradientSink store = [&](int64_t n, const float* image_dx) {
             store_input_gradient(pass, s, n, image_dx, dx);
         };
-        cpu::for_each_image_gradient(pass.batch, s.elements(), pass.workspace, threads(), store,
-                                     [&](int64_t n, float* image_dx) {
-                                         std::fill(image_dx, image_dx + s.elements(), 0.0f);
-                                         std::memcpy(image_dx + skip, dy + n * out_image,
-                                                     sizeof(float) * static_cast<size_t>(out_image));
-                                     });
+        const bool channels_last = pass.layouts.input == Layout::nhwc;
+        const int64_t pixels = s.h * s.w, out_c = output_shape().c;
+        cpu::for_each_image_gradient(
+            pass.batch, s.elements(), pass.workspace, threads(), store, [&](int64_t n, float* image_dx) {
+                std::fill(image_dx, image_dx + s.elements(), 0.0f);
+                if (!channels_last) {
+                    std::memcpy(image_dx + skip, dy + n * out_image,
+                                sizeof(float) * static_cast<size_t>(out_image));
+                    return;
+                }
+                for (int64_t p = 0; p < pixels; ++p)
+                    std::memcpy(image_dx + p * s.c + config_.begin, dy + n * out_image + p * out_c,
+                                sizeof(float) * static_cast<size_t>(out_c));
+            });
     }
 
   protected:

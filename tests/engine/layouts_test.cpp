@@ -54,6 +54,15 @@ const char* kPlain =
     "input 14x12x3\nconv 20 3x3 padding=same\ntanh\nmaxpool 3 stride=2 padding=1\n"
     "conv 24 3x3 stride=2 padding=same\ntanh\navgpool 3 stride=1 padding=1 count-padding\n"
     "conv 7 3x3\ntanh\navgpool 2x1\nflatten\ndense 5 softmax\n";
+// A ShuffleNet unit's channel slice, concat and shuffle, channels-last between its convolutions.
+const char* kShuffleChained =
+    "input 14x12x3\nconv 8 3x3 padding=same tanh name=a\nslice 0:4 name=s\nslice 4:8 from=a\n"
+    "conv 4 3x3 padding=same tanh name=b\nconcat s b\nshuffle 2\nconv 5 3x3 stride=2 tanh\nflatten\n"
+    "dense 5 softmax\n";
+const char* kShufflePlain =
+    "input 14x12x3\nconv 8 3x3 padding=same\ntanh name=a\nslice 0:4 name=s\nslice 4:8 from=a\n"
+    "conv 4 3x3 padding=same\ntanh name=b\nconcat s b\nshuffle 2\nconv 5 3x3 stride=2\ntanh\nflatten\n"
+    "dense 5 softmax\n";
 
 // Same weights in both: the parameters come in the same order.
 void copy_params(Model& from, Model& to) {
@@ -71,6 +80,32 @@ Buffer random_batch(int64_t floats) {
     Buffer x(floats);
     for (int64_t i = 0; i < x.size(); ++i) x[i] = rng.uniform(-1, 1);
     return x;
+}
+
+TEST(Layouts, ShuffleUnitStaysChannelsLastAndMatchesThePlainPath) {
+    Model chained = parse_model(kShuffleChained, "chained"), plain = parse_model(kShufflePlain, "plain");
+    const std::vector<Layouts> layouts = plan_layouts(chained);
+    for (size_t i : {1, 2, 4, 5})  // the slices, the concat and the shuffle
+        EXPECT_TRUE(is_nhwc(layouts[i].input) && is_nhwc(layouts[i].output)) << i;
+    chained.init_params(5);
+    plain.init_params(5);
+    copy_params(chained, plain);
+    const int64_t N = 2, image = 14 * 12 * 3;
+    const Buffer x = random_batch(N * image);
+    Inference inference(chained, N);
+    const float* got = inference.run(x.data(), N);
+    for (int64_t n = 0; n < N; ++n) {
+        const std::vector<float> want = layer_outputs(plain, x.data() + n * image).back();
+        for (int64_t k = 0; k < 5; ++k) EXPECT_NEAR(got[n * 5 + k], want[static_cast<size_t>(k)], 1e-5) << n;
+    }
+    const int32_t labels[N] = {1, 4};
+    TrainingStep a(chained, N), b(plain, N);
+    const auto ra = a.run(x.data(), labels, N, 1), rb = b.run(x.data(), labels, N, 1);
+    EXPECT_NEAR(ra.loss_sum, rb.loss_sum, 1e-5 * std::abs(rb.loss_sum));
+    auto ga = chained.named_params(), gb = plain.named_params();
+    for (size_t p = 0; p < ga.size(); ++p)
+        for (int64_t i = 0; i < gb[p].ref.grad->size(); ++i)
+            ASSERT_NEAR((*ga[p].ref.grad)[i], (*gb[p].ref.grad)[i], 1e-4) << ga[p].name << "[" << i << "]";
 }
 
 TEST(Layouts, ChainedInferenceMatchesThePlainPath) {
