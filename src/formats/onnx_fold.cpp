@@ -95,19 +95,34 @@ Folded decode(const onnx::TensorProto& t, const std::string& name) {
         throw FoldError("tensor '" + name + "' is stored in an external file, which Lenz does not read");
     Folded v{name, t.data_type(), {t.dims().begin(), t.dims().end()}, {}, {}, {}};
     const int64_t n = element_count(v.dims);
-    // Sizes are checked against the data present before anything is allocated.
-    const auto raw = [&](int64_t width, void* into) {
+    // Sizes are checked against the data present before anything is allocated (a shape of two
+    // billion values over a few bytes must not make import zero 8 GB first).
+    const auto check_raw = [&](int64_t width) {
         if (static_cast<int64_t>(t.raw_data().size()) != checked_mul(width, n, "tensor size"))
             throw FoldError("tensor '" + name + "' holds " + std::to_string(t.raw_data().size()) +
                             " bytes, its shape needs " + std::to_string(width * n));
-        std::memcpy(into, t.raw_data().data(), t.raw_data().size());
     };
+    if (t.has_raw_data()) switch (t.data_type()) {
+            case onnx::TensorProto::FLOAT:
+            case onnx::TensorProto::INT32:
+                check_raw(4);
+                break;
+            case onnx::TensorProto::INT64:
+                check_raw(8);
+                break;
+            case onnx::TensorProto::BOOL:
+                check_raw(1);
+                break;
+            default:
+                break;
+        }
+    const auto raw = [&](void* into) { std::memcpy(into, t.raw_data().data(), t.raw_data().size()); };
     const auto wrong = [&] { return FoldError("tensor '" + name + "' does not hold its shape's values"); };
     switch (t.data_type()) {
         case onnx::TensorProto::FLOAT:
             if (t.has_raw_data()) {
                 v.f.resize(static_cast<size_t>(n));
-                raw(4, v.f.data());
+                raw(v.f.data());
             } else if (t.float_data_size() == n) {
                 v.f.assign(t.float_data().begin(), t.float_data().end());
             } else {
@@ -117,7 +132,7 @@ Folded decode(const onnx::TensorProto& t, const std::string& name) {
         case onnx::TensorProto::INT64:
             if (t.has_raw_data()) {
                 v.i.resize(static_cast<size_t>(n));
-                raw(8, v.i.data());
+                raw(v.i.data());
             } else if (t.int64_data_size() == n) {
                 v.i.assign(t.int64_data().begin(), t.int64_data().end());
             } else {
@@ -127,7 +142,7 @@ Folded decode(const onnx::TensorProto& t, const std::string& name) {
         case onnx::TensorProto::INT32:
             if (t.has_raw_data()) {
                 std::vector<int32_t> narrow(static_cast<size_t>(n));
-                raw(4, narrow.data());
+                raw(narrow.data());
                 v.i.assign(narrow.begin(), narrow.end());
             } else if (t.int32_data_size() == n) {
                 v.i.assign(t.int32_data().begin(), t.int32_data().end());
@@ -138,7 +153,7 @@ Folded decode(const onnx::TensorProto& t, const std::string& name) {
         case onnx::TensorProto::BOOL:  // held as int64 0 and 1 (Dropout's training_mode)
             if (t.has_raw_data()) {
                 std::vector<uint8_t> bytes(static_cast<size_t>(n));
-                raw(1, bytes.data());
+                raw(bytes.data());
                 for (uint8_t b : bytes) v.i.push_back(b != 0);
             } else if (t.int32_data_size() == n) {
                 for (int32_t b : t.int32_data()) v.i.push_back(b != 0);
