@@ -88,6 +88,19 @@ class Conv2d final : public Layer {
     bool can_absorb(const Absorption& a) const override {
         return config_.activation.kind == Activation::none && cpu::conv2d_fuses(a.activation);
     }
+    // A 1x1 depthwise convolution without an activation (ConvNeXt's layer scale, as imported) is a
+    // per-channel map, which inference folds into the convolution before it.
+    bool per_channel_affine() const override {
+        const ConvGeometry& g = geometry_;
+        return g.KH == 1 && g.KW == 1 && g.SH == 1 && g.SW == 1 && g.PT == 0 && g.PL == 0 && g.G == g.C &&
+               g.OC == g.C && config_.activation.kind == Activation::none;
+    }
+    void affine_map(float* scale, float* shift) const override {
+        for (int64_t c = 0; c < geometry_.OC; ++c) {
+            scale[c] = weight_[c];
+            shift[c] = config_.bias ? bias_[c] : 0.0f;
+        }
+    }
     int64_t inference_workspace_floats(int64_t batch, Layouts layouts, Precision precision,
                                        const Absorption& a) const override {
         return cpu::conv2d_forward_workspace(geometry_, batch, has_bias(a), activation_with(a), layouts,

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <utility>
 
 #include "layers/input_gradient.h"
 #include "layers/window.h"
@@ -59,6 +60,10 @@ class LayerNorm final : public Layer {
         dbeta_ = Buffer(channels());
     }
 
+    // Channels-last is its natural layout: each position's channels lie side by side (ConvNeXt's
+    // blocks then stay channels-last from one convolution to the next).
+    ChannelsLast channels_last() const override { return ChannelsLast::keeps; }
+
     // Forward: each thread's (mean, 1/std) per position. Training adds the whole batch's, which
     // backward recomputes from x rather than keeping them between the passes.
     int64_t workspace_floats(int64_t batch, bool training, Layouts, Precision) const override {
@@ -67,6 +72,17 @@ class LayerNorm final : public Layer {
 
     void forward(const float* x, float* y, const Pass& pass) override {
         const int64_t C = channels(), P = positions(), N = pass.batch;
+        if (pass.layouts.input == Layout::nhwc) {
+#pragma omp parallel for schedule(static) num_threads(threads()) if (N * C * P >= (1 << 16))
+            for (int64_t r = 0; r < N * P; ++r) {
+                const float* v = x + r * C;
+                float* out = y + r * C;
+                const auto [mean, inv_std] = row_statistics(v);
+#pragma omp simd
+                for (int64_t c = 0; c < C; ++c) out[c] = (v[c] - mean) * inv_std * gamma_[c] + beta_[c];
+            }
+            return;
+        }
 #pragma omp parallel for schedule(static) num_threads(threads()) if (N * C * P >= (1 << 16))
         for (int64_t n = 0; n < N; ++n) {
             float* mean = pass.workspace + 2 * P * omp_get_thread_num();
@@ -86,6 +102,7 @@ class LayerNorm final : public Layer {
     // dx = (1/std) / C · (C · g - sum(g) - xhat · sum(g · xhat)). First the batch's statistics, then
     // the parameter gradients channel by channel, then dx image by image, formed in dy (scratch).
     void backward(const float* x, const float*, float* dy, float* dx, const Pass& pass) override {
+        if (pass.layouts.input == Layout::nhwc) return backward_channels_last(x, dy, dx, pass);
         const int64_t C = channels(), P = positions(), N = pass.batch;
         const bool parallel = N * C * P >= (1 << 16);
         float* batch_mean = pass.workspace + 2 * P * threads();
@@ -148,6 +165,54 @@ class LayerNorm final : public Layer {
     }
 
   private:
+    // As backward(), on rows of C channels: the parameter gradients over every row, then dx row by
+    // row in dy (scratch), stored image by image.
+    void backward_channels_last(const float* x, float* dy, float* dx, const Pass& pass) {
+        const int64_t C = channels(), P = positions(), N = pass.batch;
+        for (int64_t r = 0; r < N * P; ++r) {
+            const float* v = x + r * C;
+            const float* g = dy + r * C;
+            const auto [mean, inv_std] = row_statistics(v);
+#pragma omp simd
+            for (int64_t c = 0; c < C; ++c) {
+                dgamma_[c] += g[c] * (v[c] - mean) * inv_std;
+                dbeta_[c] += g[c];
+            }
+        }
+        if (!dx) return;
+        const float count = static_cast<float>(C);
+#pragma omp parallel for schedule(static) num_threads(threads()) if (N * C * P >= (1 << 16))
+        for (int64_t n = 0; n < N; ++n) {
+            for (int64_t p = 0; p < P; ++p) {
+                const float* v = x + (n * P + p) * C;
+                float* g = dy + (n * P + p) * C;
+                const auto [mean, inv_std] = row_statistics(v);
+                float sum_g = 0.0f, sum_g_xhat = 0.0f;
+                for (int64_t c = 0; c < C; ++c) {
+                    g[c] *= gamma_[c];
+                    sum_g += g[c];
+                    sum_g_xhat += g[c] * (v[c] - mean) * inv_std;
+                }
+#pragma omp simd
+                for (int64_t c = 0; c < C; ++c)
+                    g[c] = inv_std / count * (count * g[c] - sum_g - (v[c] - mean) * inv_std * sum_g_xhat);
+            }
+            store_input_gradient(pass, input_shape(), n, dy + n * C * P, dx);
+        }
+    }
+
+    // Mean and 1/std of one position's C channels, side by side; two passes for accuracy.
+    std::pair<float, float> row_statistics(const float* v) const {
+        const int64_t C = channels();
+        float sum = 0.0f;
+        for (int64_t c = 0; c < C; ++c) sum += v[c];
+        const float mean = sum / static_cast<float>(C);
+        float squares = 0.0f;
+        for (int64_t c = 0; c < C; ++c) squares += (v[c] - mean) * (v[c] - mean);
+        return {mean,
+                1.0f / std::sqrt(squares / static_cast<float>(C) + static_cast<float>(config_.epsilon))};
+    }
+
     // Mean and 1/std over the channels at each position of one image (C, P), two passes for accuracy.
     void statistics(const float* image, float* mean, float* inv_std) const {
         const int64_t C = channels(), P = positions();

@@ -44,11 +44,15 @@ const char* const kGraph =
     "conv 32 3x3 padding=same groups=32\nbatchnorm\nsilu\nconv 16 1x1\ngelu\nglobalavgpool\ndense 4\n";
 // A batch norm after an activation (DenseNet's order) cannot fold into the convolution, but takes
 // the activation after it.
+// ConvNeXt's layer scale, imported as a 1x1 depthwise convolution: a per-channel map too.
+const char* const kLayerScale =
+    "input 8x8x4\nconv 8 3x3 padding=same\nconv 8 1x1 groups=8 nobias\nrelu\nconv 8 1x1 groups=8\nflatten\n"
+    "dense 3\n";
 const char* const kNormThenActivate =
     "input 10x10x4\nconv 8 3x3 relu\nbatchnorm\nrelu6\nconv 8 1x1\nbatchnorm\ngelu\nglobalavgpool\ndense 3\n";
 
 TEST(Absorption, FoldedLayersComputeWhatRunningEveryLayerDoes) {
-    for (const char* text : {kChain, kGraph, kNormThenActivate}) {
+    for (const char* text : {kChain, kGraph, kNormThenActivate, kLayerScale}) {
         SCOPED_TRACE(text);
         Model m = parse_model(text, "m.lenz");
         m.init_params(7);
@@ -92,6 +96,12 @@ TEST(Absorption, WhatFoldsAndIntoWhat) {
     EXPECT_EQ(n.absorbed_by, (std::vector<int64_t>{-1, -1, 1, -1, 3, 3, -1, -1}));
     EXPECT_FALSE(n.absorbs[1].affine);
     EXPECT_EQ(n.absorbs[1].activation.kind, Activation::relu6);
+
+    // The first layer scale and the relu fold into the convolution; the second scale comes after
+    // an activation and runs.
+    const InferencePlan s = plan_inference(parse_model(kLayerScale, "m.lenz"), 2);
+    EXPECT_EQ(s.absorbed_by, (std::vector<int64_t>{-1, 0, 0, -1, -1, -1}));
+    EXPECT_EQ(s.affine_from[0], 1);
 
     // Nothing folds where another layer reads the convolution's output, or after an activation.
     const InferencePlan shared = plan_inference(
