@@ -91,8 +91,8 @@ const std::vector<int64_t>& plain_ints(const Folded& v, const std::string& what)
 }
 
 Folded decode(const onnx::TensorProto& t, const std::string& name) {
-    if (t.data_location() == onnx::TensorProto::EXTERNAL)
-        throw FoldError("tensor '" + name + "' is stored in an external file, which Lenz does not read");
+    if (t.data_location() == onnx::TensorProto::EXTERNAL)  // the importer reads those first
+        throw FoldError("tensor '" + name + "' is stored in an external file, which is not read here");
     Folded v{name, t.data_type(), {t.dims().begin(), t.dims().end()}, {}, {}, {}};
     const int64_t n = element_count(v.dims);
     // Sizes are checked against the data present before anything is allocated (a shape of two

@@ -12,6 +12,8 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -70,13 +72,65 @@ struct Tensor {
     }
 };
 
+// A tensor whose bytes ONNX keeps in a file beside the model (PyTorch does so above 2 GB), read
+// into a copy that holds them: only from the model's own folder, since the path comes from a
+// stranger (the onnx package itself once followed "../" out of it, CVE-2022-25882).
+onnx::TensorProto with_external_data(const onnx::TensorProto& t, const std::string& name,
+                                     const std::string& folder) {
+    const auto refuse = [&](const std::string& why) -> onnx::TensorProto {
+        throw FoldError("tensor '" + name + "' is stored in an external file " + why);
+    };
+    if (folder.empty()) refuse("(Lenz reads external data only beside a model it reads from a file)");
+    std::string location;
+    int64_t offset = 0, length = -1;
+    for (const auto& entry : t.external_data()) {
+        try {
+            if (entry.key() == "location") location = entry.value();
+            if (entry.key() == "offset") offset = std::stoll(entry.value());
+            if (entry.key() == "length") length = std::stoll(entry.value());
+        } catch (const std::exception&) {
+            refuse("whose " + entry.key() + " '" + entry.value() + "' is not a number");
+        }
+    }
+    namespace fs = std::filesystem;
+    const fs::path relative(location);
+    if (location.empty() || relative.is_absolute() ||
+        std::any_of(relative.begin(), relative.end(), [](const fs::path& part) { return part == ".."; }))
+        refuse("at '" + location +
+               "'; Lenz reads external data only from the model's own folder, by a relative "
+               "path without '..'");
+    std::error_code error;
+    const fs::path base = fs::canonical(folder, error), file = fs::weakly_canonical(base / relative, error);
+    const auto [outside, _] = std::mismatch(base.begin(), base.end(), file.begin(), file.end());
+    if (error || outside != base.end() || !fs::is_regular_file(file, error))
+        refuse("at '" + location + "', which is not a file in the model's folder");
+    const auto size = static_cast<int64_t>(fs::file_size(file, error));
+    if (length < 0) length = size - offset;
+    if (error || offset < 0 || length < 0 || offset > size || length > size - offset)
+        refuse("at '" + location + "', whose offset and length do not fit its " + std::to_string(size) +
+               " bytes");
+    std::ifstream in(file, std::ios::binary);
+    in.seekg(offset);
+    std::string bytes(static_cast<size_t>(length), '\0');
+    if (!in.read(bytes.data(), length)) refuse("at '" + location + "', which could not be read");
+    onnx::TensorProto inlined;
+    inlined.set_name(t.name());
+    inlined.set_data_type(t.data_type());
+    *inlined.mutable_dims() = t.dims();
+    inlined.set_raw_data(std::move(bytes));
+    return inlined;
+}
+
 // Reads one ONNX graph into a Lenz model and its weights: folds what is constant, fuses what
 // spells out one operator, then turns each computed node into a layer in the graph's order.
 class GraphReader {
   public:
-    GraphReader(const onnx::ModelProto& proto, const std::string& file, int64_t file_bytes)
+    // data_folder: where tensors stored outside the file may be read from ("": nowhere).
+    GraphReader(const onnx::ModelProto& proto, const std::string& file, int64_t file_bytes,
+                std::string data_folder)
         : proto_(proto),
           file_(file),
+          data_folder_(std::move(data_folder)),
           folder_(file_bytes / 4 + (int64_t{1} << 22)),
           fused_(onnx_fusion::fuse(proto.graph())) {
         for (const auto& n : fused_.made) made_.insert(&n);
@@ -242,6 +296,8 @@ class GraphReader {
         auto it = tensors_.find(name);
         if (it == tensors_.end()) fail("'" + name + "' is not a constant in the file");
         try {
+            if (it->second->data_location() == onnx::TensorProto::EXTERNAL)
+                return onnx_fold::decode(with_external_data(*it->second, name, data_folder_), name);
             return onnx_fold::decode(*it->second, name);
         } catch (const FoldError& e) {
             fail(e.what());
@@ -1220,6 +1276,7 @@ class GraphReader {
 
     const onnx::ModelProto& proto_;
     std::string file_;
+    std::string data_folder_;
     int64_t opset_ = 1;
     onnx_fold::Folder folder_;
     onnx_fusion::FusedGraph fused_;
@@ -1249,11 +1306,12 @@ namespace {
 }
 
 // The model a parsed file describes, with its weights.
-LoadedModel load_proto(const onnx::ModelProto& proto, const std::string& name, int64_t file_bytes) {
+LoadedModel load_proto(const onnx::ModelProto& proto, const std::string& name, int64_t file_bytes,
+                       const std::string& data_folder) {
     if (!proto.has_graph()) throw FormatError(name + ": the ONNX model has no graph");
     GraphReader::Result r;
     try {
-        r = GraphReader(proto, name, file_bytes).read();
+        r = GraphReader(proto, name, file_bytes, data_folder).read();
     } catch (const ShapeError& e) {  // sizes that overflow
         throw FormatError(name + ": " + e.what());
     }
@@ -1326,7 +1384,7 @@ LoadedModel load_proto(const onnx::ModelProto& proto, const std::string& name, i
 LoadedModel parse_onnx(const std::string& bytes, const std::string& name) {
     onnx::ModelProto proto;
     if (bytes.empty() || !proto.ParseFromString(bytes)) not_onnx(name);
-    return load_proto(proto, name, static_cast<int64_t>(bytes.size()));
+    return load_proto(proto, name, static_cast<int64_t>(bytes.size()), "");
 }
 
 // Parsed straight from the file, which is never held in memory as a whole next to its parse.
@@ -1341,7 +1399,8 @@ LoadedModel read_onnx(const std::string& path) {
         stream.SetCloseOnDelete(true);
         if (size == 0 || !proto.ParseFromZeroCopyStream(&stream)) not_onnx(path);
     }
-    return load_proto(proto, path, size);
+    const std::filesystem::path folder = std::filesystem::path(path).parent_path();
+    return load_proto(proto, path, size, folder.empty() ? "." : folder.string());
 }
 
 }  // namespace lenz

@@ -1,7 +1,10 @@
 // ONNX import: settings that would change what a graph computes are refused, not dropped.
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
+#include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "lenz/error.h"
@@ -65,6 +68,63 @@ TEST(OnnxImport, AJoinOfATensorWithItselfImports) {
         EXPECT_EQ(parse_onnx(bytes, "m.onnx").model.to_text(),
                   "input 4x4x2\nconv 2 1x1 name=_1\n" + op + " _1 _1\nflatten\ndense 2\n");
     }
+}
+
+// Tensors stored beside the model (PyTorch's export above 2 GB) are read from the model's own folder,
+// and from nowhere else: an absolute path, a "../" and a symbolic link out of the folder are refused.
+TEST(OnnxImport, ExternalDataIsReadOnlyFromTheModelsFolder) {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::temp_directory_path() / ("lenz-external-" + std::to_string(::getpid()));
+    fs::create_directories(dir / "weights");
+    Model model = parse_model("input 6x6x2\nconv 3 3x3 relu\nflatten\ndense 2\n", "m.lenz");
+    model.init_params(4);
+    onnx::ModelProto p;
+    ASSERT_TRUE(p.ParseFromString(encode_onnx(model, {})));
+    p.clear_metadata_props();
+    // The convolution's weight moves to weights/conv.bin, after 8 bytes of something else.
+    onnx::TensorProto* weight = nullptr;
+    for (auto& t : *p.mutable_graph()->mutable_initializer())
+        if (t.name() == "1.conv.weight") weight = &t;
+    ASSERT_NE(weight, nullptr);
+    const std::string bytes = weight->raw_data();
+    std::ofstream(dir / "weights" / "conv.bin", std::ios::binary) << std::string(8, 'x') << bytes;
+    fs::create_symlink("/etc/hostname", dir / "weights" / "escape.bin");
+    weight->clear_raw_data();
+    weight->set_data_location(onnx::TensorProto::EXTERNAL);
+    const auto write = [&](const std::string& location, const std::string& offset) {
+        weight->clear_external_data();
+        for (const auto& [key, value] : {std::pair<std::string, std::string>{"location", location},
+                                         {"offset", offset},
+                                         {"length", std::to_string(bytes.size())}}) {
+            auto& entry = *weight->add_external_data();
+            entry.set_key(key);
+            entry.set_value(value);
+        }
+        std::string out;
+        p.SerializeToString(&out);
+        std::ofstream(dir / "m.onnx", std::ios::binary) << out;
+        return (dir / "m.onnx").string();
+    };
+    LoadedModel loaded = read_onnx(write("weights/conv.bin", "8"));
+    const float* w = loaded.model.named_params()[0].ref.value->data();
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(w), bytes.size()), bytes);
+    for (const auto& [location, why] : {std::pair<std::string, std::string>{"/etc/passwd", "own folder"},
+                                        {"../../../../etc/passwd", "own folder"},
+                                        {"weights/../weights/conv.bin", "own folder"},
+                                        {"weights/escape.bin", "not a file in the model's folder"},
+                                        {"weights/none.bin", "not a file in the model's folder"}}) {
+        try {
+            read_onnx(write(location, "8"));
+            ADD_FAILURE() << "read external data at " << location;
+        } catch (const FormatError& e) {
+            EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+        }
+    }
+    EXPECT_THROW(read_onnx(write("weights/conv.bin", "16")), FormatError);  // runs past the file's end
+    std::string in_memory;
+    p.SerializeToString(&in_memory);
+    EXPECT_THROW(parse_onnx(in_memory, "m.onnx"), FormatError);  // no folder to read it from
+    fs::remove_all(dir);
 }
 
 }  // namespace
