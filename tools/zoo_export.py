@@ -32,8 +32,9 @@ The model is exported in eval mode with training=TrainingMode.PRESERVE, which ke
 BatchNormalization node; --fold-bn exports with PyTorch's default (EVAL), which folds a batch norm
 into the convolution before it, so the file's parameter count differs from PyTorch's (each folded
 convolution gains a bias of C values, the batch norm's 2C go). The JSON keeps PyTorch's counts either
-way. A model whose export fails is skipped with a message; so is one over ONNX's 2 GB limit for a
-single protobuf (regnet_y_128gf), which PyTorch would write as external data that Lenz does not read.
+way. A model whose export fails is skipped with a message. One over ONNX's 2 GB limit for a single
+protobuf (regnet_y_128gf) is written with its tensors as external data, in one file beside it
+(NAME.onnx.data), which Lenz reads from the model's folder.
 
 Costs, per image, counted with forward hooks on PyTorch's own modules during the reference forward:
 - params: sum(p.numel() for p in model.parameters()); BatchNorm running statistics are not parameters;
@@ -53,10 +54,12 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 import warnings
 
 import numpy as np
+import onnx
 import torch
 import torchvision
 from torchvision.models.convnext import CNBlock
@@ -166,20 +169,21 @@ def reference(model, x):
 def export(name, size, opset, fold_bn, out_dir):
     """Writes NAME.onnx, .input.npy, .output.npy and .json; returns the JSON's contents."""
     model = build(name)
-    tensor_bytes = 4 * sum(t.numel() for t in model.state_dict().values())
-    if tensor_bytes >= ONNX_LIMIT:
-        raise RuntimeError(f"{tensor_bytes:,} bytes of weights: over ONNX's 2 GB limit for one protobuf "
-                           "(PyTorch would write external data, which Lenz does not read)")
+    large = 4 * sum(t.numel() for t in model.state_dict().values()) >= ONNX_LIMIT
     calibrate_batchnorm(model, size)
     x = torch.randn(BATCH, 3, size, size, generator=torch.Generator().manual_seed(0))
     y, macs = reference(model, x)
     path = os.path.join(out_dir, name + ".onnx")
+    # Above 2 GB PyTorch writes one file per tensor beside the model: into a folder of its own,
+    # gathered below into one data file beside the model.
+    scratch = tempfile.TemporaryDirectory(dir=out_dir) if large else None
+    exported = os.path.join(scratch.name, name + ".onnx") if large else path
     try:
         with warnings.catch_warnings():
             # PRESERVE warns about constant folding in training mode; the model is in eval mode.
             warnings.filterwarnings("ignore", message="It is recommended that constant folding be turned off")
             torch.onnx.export(
-                model, x, path, opset_version=opset, do_constant_folding=True,
+                model, x, exported, opset_version=opset, do_constant_folding=True,
                 training=torch.onnx.TrainingMode.EVAL if fold_bn else torch.onnx.TrainingMode.PRESERVE,
                 input_names=["input"], output_names=["logits"],
                 dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
@@ -187,6 +191,12 @@ def export(name, size, opset, fold_bn, out_dir):
         if os.path.exists(path):
             os.remove(path)
         raise
+    if large:
+        proto = onnx.load(exported, load_external_data=True)
+        onnx.save(proto, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                  location=name + ".onnx.data")
+        del proto
+        scratch.cleanup()
     # The same model in float64: how far float32 rounding alone takes PyTorch from the exact result.
     with torch.no_grad():
         y64 = model.double()(x.double()).numpy()
