@@ -29,7 +29,7 @@ For each DIR/NAME.onnx with its NAME.json, NAME.input.npy and NAME.output.npy:
   input size that the script writes (2 classes, one training and one test image each; batch 2,
   1 epoch, no warm-up, so that the one step moves the weights), and its training loss must be
   finite. The column says "ok" or gives the first line of Lenz's error. `--new-head` replaces a
-  final dense layer, so a model that ends otherwise (SqueezeNet's classifier is a convolution) fails.
+  final dense layer, or a final convolution followed only by layers without weights (SqueezeNet's classifier).
 - --speed: for the models of --speed-models (default every model checked), for each batch of
   --batches and each of --speed-repeats repetitions, one `lenz --threads T bench DIR/NAME.onnx
   --batch B --repeats R --json` process, then one `node bench/ort/ort_bench.js DIR/NAME.onnx --batch

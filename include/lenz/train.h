@@ -169,10 +169,11 @@ void check_data_fits(const Model& model, const ImageSet& set, const std::string&
 // the model file), else the layer of that number, counted from 1 as the summary's table does; -1 if
 // none (the input is no layer).
 int64_t find_layer(const Model& model, const std::string& name_or_number);
-// Puts a fresh dense layer of `classes` units in place of the model's last one, which must be the
-// last layer or be followed only by a standalone activation (softmax), keeping its activation and
-// bias; its weights come from `seed` as Model::init_params makes them. Every other weight stays.
-// Returns the layer's index; throws ShapeError if the model does not end in a dense layer.
+// Puts a fresh layer of `classes` outputs in place of the model's last layer with weights, a dense
+// layer or a convolution (SqueezeNet's classifier), which only layers without weights may follow
+// in a chain (a softmax, relu, global pool, flatten), keeping its settings; its weights come from
+// `seed` as Model::init_params makes them. Every other weight stays. Returns the layer's index;
+// throws ShapeError if the model ends otherwise.
 int64_t replace_head(Model& model, int64_t classes, uint64_t seed);
 
 // Runs the epochs, writes DIR/model.safetensors after each epoch (atomically), DIR/best.safetensors

@@ -220,13 +220,14 @@ TEST_F(FineTuneCli, MistakesAreOneLineErrors) {
 
 TEST_F(FineTuneCli, NewHeadNeedsADenseLayerAtTheEnd) {
     std::ofstream(dir_->file("convhead.lenz")) << "input 8x8x3\nconv 4 3x3 padding=same relu\nconv 3 1x1\n"
-                                                  "globalavgpool\nflatten\n";
+                                                  "batchnorm\nglobalavgpool\nflatten\n";
     const CommandResult r = run_lenz("train " + dir_->file("convhead.lenz") + " --data " +
                                      dir_->file("three") + " --new-head --out " + dir_->file("never-conv"));
     EXPECT_EQ(r.status, 1) << r.out;
     EXPECT_EQ(line_count(r.out), 1u) << r.out;
     EXPECT_NE(r.out.find("--new-head: "), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("does not end in a dense layer (its last layer is layer 4, flatten)"),
+    EXPECT_NE(r.out.find("does not end in a dense layer or a convolution (its last layer with weights is "
+                         "layer 3, batchnorm)"),
               std::string::npos)
         << r.out;
 }

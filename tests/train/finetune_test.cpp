@@ -100,20 +100,34 @@ TEST(FineTune, NewHeadKeepsAStandaloneSoftmaxAfterIt) {
     EXPECT_EQ(m.output_shape().elements(), 5);
 }
 
-TEST(FineTune, NewHeadNeedsADenseLayerAtTheEnd) {
-    Model conv_head = parse_model("input 8x8x3\nconv 4 3x3\nconv 3 1x1\nglobalavgpool\n", "m");
+// SqueezeNet's classifier is a 1x1 convolution, relu, global average and flatten: the convolution
+// is the head, and the layers after it follow its new size.
+TEST(FineTune, NewHeadReplacesAClassifierConvolution) {
+    Model conv_head = parse_model("input 8x8x3\nconv 4 3x3\nconv 3 1x1 relu\nglobalavgpool\nflatten\n", "m");
     conv_head.init_params(1);
+    const std::vector<float> backbone = copy_of(*conv_head.named_params()[0].ref.value);
+    EXPECT_EQ(replace_head(conv_head, 5, 1), 1);
+    EXPECT_EQ(conv_head.to_text(), "input 8x8x3\nconv 4 3x3\nconv 5 1x1 relu\nglobalavgpool\nflatten\n");
+    EXPECT_EQ(conv_head.output_shape().elements(), 5);
+    EXPECT_EQ(copy_of(*conv_head.named_params()[0].ref.value), backbone);
+}
+
+TEST(FineTune, NewHeadNeedsADenseLayerOrAConvolutionLast) {
+    // A batch norm is the last layer with weights: no head to resize.
+    Model norm_last = parse_model("input 8x8x3\nconv 4 3x3\nbatchnorm\nglobalavgpool\n", "m");
+    norm_last.init_params(1);
     try {
-        replace_head(conv_head, 3, 1);
+        replace_head(norm_last, 3, 1);
         FAIL() << "no error";
     } catch (const ShapeError& e) {
-        EXPECT_NE(std::string(e.what()).find("does not end in a dense layer"), std::string::npos) << e.what();
-        EXPECT_NE(std::string(e.what()).find("layer 3, globalavgpool"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("does not end in a dense layer or a convolution"),
+                  std::string::npos)
+            << e.what();
+        EXPECT_NE(std::string(e.what()).find("layer 2, batchnorm"), std::string::npos) << e.what();
     }
-    // A dense layer with weights after it is not a head either.
-    Model two = parse_model("input 4x4x1\ndense 3\nbatchnorm\n", "m");
-    two.init_params(1);
-    EXPECT_THROW(replace_head(two, 3, 1), ShapeError);
+    Model grouped = parse_model("input 8x8x4\nconv 4 1x1 groups=2\n", "m");
+    grouped.init_params(1);
+    EXPECT_THROW(replace_head(grouped, 3, 1), ShapeError);
 }
 
 TEST(FineTune, FrozenLayersKeepWeightsAndStatisticsBitForBit) {
