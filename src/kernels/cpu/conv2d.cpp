@@ -1,9 +1,8 @@
 #include "kernels/cpu/conv2d.h"
 
 #include <algorithm>
-#include <cstdio>
+#include <cstring>
 #include <dnnl.hpp>
-#include <map>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -78,19 +77,52 @@ int64_t copy_floats(const memory::desc& wanted, const memory::desc& user) {
     return wanted == user ? 0 : floats_of(wanted);
 }
 
-std::string key_of(const char* what, const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
-                   Layouts layouts, Precision precision) {
-    char buf[320];
-    std::snprintf(buf, sizeof buf,
-                  "%s %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld g%lld d%lldx%lld %d "
-                  "%d %g %d %d %d",
-                  what, (long long)N, (long long)g.C, (long long)g.H, (long long)g.W, (long long)g.OC,
-                  (long long)g.OH, (long long)g.OW, (long long)g.KH, (long long)g.KW, (long long)g.SH,
-                  (long long)g.SW, (long long)g.PT, (long long)g.PL, (long long)g.G, (long long)g.DH,
-                  (long long)g.DW, bias ? 1 : 0, static_cast<int>(act.kind), static_cast<double>(act.alpha),
-                  static_cast<int>(layouts.input), static_cast<int>(layouts.output),
-                  static_cast<int>(precision));
-    return buf;
+// What a primitive is built for: the geometry, batch, bias, activation, layouts and precision.
+struct PrimitiveKey {
+    enum Kind : int64_t { forward, backward_data, backward_weights, layout } kind;
+    int64_t N, C, H, W, OC, OH, OW, KH, KW, SH, SW, PT, PL, G, DH, DW;
+    int64_t bias, activation, alpha_bits, input_layout, output_layout, precision;
+    bool operator==(const PrimitiveKey&) const = default;
+};
+struct PrimitiveKeyHash {
+    size_t operator()(const PrimitiveKey& k) const {
+        // The fields are 64-bit words with no padding between them: mixed a word at a time.
+        int64_t words[sizeof k / sizeof(int64_t)];
+        std::memcpy(words, &k, sizeof k);
+        uint64_t h = 0x9e3779b97f4a7c15u;
+        for (int64_t w : words) h = (h ^ static_cast<uint64_t>(w)) * 0xff51afd7ed558ccdu;
+        return static_cast<size_t>(h ^ (h >> 32));
+    }
+};
+static_assert(sizeof(PrimitiveKey) == 23 * sizeof(int64_t), "PrimitiveKey must have no padding to hash");
+
+PrimitiveKey key_of(PrimitiveKey::Kind kind, const ConvGeometry& g, int64_t N, bool bias,
+                    const ActivationSpec& act, Layouts layouts, Precision precision) {
+    uint32_t alpha_bits;
+    std::memcpy(&alpha_bits, &act.alpha, sizeof alpha_bits);
+    return {kind,
+            N,
+            g.C,
+            g.H,
+            g.W,
+            g.OC,
+            g.OH,
+            g.OW,
+            g.KH,
+            g.KW,
+            g.SH,
+            g.SW,
+            g.PT,
+            g.PL,
+            g.G,
+            g.DH,
+            g.DW,
+            bias ? 1 : 0,
+            static_cast<int64_t>(act.kind),
+            act.kind == Activation::leaky_relu ? static_cast<int64_t>(alpha_bits) : 0,
+            static_cast<int64_t>(layouts.input),
+            static_cast<int64_t>(layouts.output),
+            static_cast<int64_t>(precision)};
 }
 
 dnnl::primitive_attr user_scratchpad() {
@@ -150,9 +182,9 @@ dnnl::post_ops post_ops_of(const ActivationSpec& act) {
 // geometry only, never on timing, so that results are the same from one run to the next.
 bool prefers_channels_last(const ConvGeometry& g, Precision precision) {
     static std::mutex guard;
-    static std::map<std::string, bool> decided;
+    static std::unordered_map<PrimitiveKey, bool, PrimitiveKeyHash> decided;
     const std::lock_guard<std::mutex> lock(guard);
-    const std::string key = key_of("layout", g, 1, false, {}, {}, precision);
+    const PrimitiveKey key = key_of(PrimitiveKey::layout, g, 1, false, {}, {}, precision);
     if (auto it = decided.find(key); it != decided.end()) return it->second;
     bool channels_last = false;
     if (const int64_t padded = (g.C + 15) / 16 * 16; g.C >= 16 && padded * 20 > g.C * 21) {  // > 5 %
@@ -225,36 +257,38 @@ struct BackwardWeights {
 
 Forward& forward_for(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act, Layouts layouts,
                      Precision precision) {
-    return cached<Forward>(key_of("fwd", g, N, bias, act, layouts, precision), [&] {
-        auto pd = forward_pd(g, N, bias, act, primitive_layout(g, layouts, true, precision), precision);
-        return Forward{pd,
-                       dnnl::convolution_forward(pd),
-                       copy_floats(pd.src_desc(), user_src(g, N, layouts.input)),
-                       copy_floats(pd.weights_desc(), plain_weights(g)),
-                       copy_floats(pd.dst_desc(), user_dst(g, N, layouts.output)),
-                       floats_of(pd.scratchpad_desc())};
-    });
+    return cached<Forward, PrimitiveKey, PrimitiveKeyHash>(
+        key_of(PrimitiveKey::forward, g, N, bias, act, layouts, precision), [&] {
+            auto pd = forward_pd(g, N, bias, act, primitive_layout(g, layouts, true, precision), precision);
+            return Forward{pd,
+                           dnnl::convolution_forward(pd),
+                           copy_floats(pd.src_desc(), user_src(g, N, layouts.input)),
+                           copy_floats(pd.weights_desc(), plain_weights(g)),
+                           copy_floats(pd.dst_desc(), user_dst(g, N, layouts.output)),
+                           floats_of(pd.scratchpad_desc())};
+        });
 }
 
 BackwardData& backward_data_for(const ConvGeometry& g, int64_t N, Layouts layouts, Precision precision) {
-    return cached<BackwardData>(key_of("bwd_data", g, N, false, {}, layouts, precision), [&] {
-        const Window w = window(g);
-        const tag layout = primitive_layout(g, layouts, false, precision);
-        const auto type = compute_type(precision);
-        dnnl::convolution_backward_data::desc d(
-            dnnl::algorithm::convolution_direct, memory::desc(dims4(N, g.C, g.H, g.W), f32, layout),
-            any_desc(weight_dims(g), type), memory::desc(dims4(N, g.OC, g.OH, g.OW), type, layout), w.strides,
-            w.dilates, w.pad_l, w.pad_r);
-        dnnl::convolution_backward_data::primitive_desc pd(d, user_scratchpad(), cpu_engine(),
-                                                           forward_pd(g, N, false, {}, layout, precision));
-        return BackwardData{pd,
-                            dnnl::convolution_backward_data(pd),
-                            copy_floats(pd.diff_dst_desc(), user_dst(g, N, layouts.output)),
-                            copy_floats(pd.weights_desc(), plain_weights(g)),
-                            floats_of(pd.diff_src_desc()),
-                            copy_floats(pd.diff_src_desc(), user_src(g, N, layouts.input)),
-                            floats_of(pd.scratchpad_desc())};
-    });
+    return cached<BackwardData, PrimitiveKey, PrimitiveKeyHash>(
+        key_of(PrimitiveKey::backward_data, g, N, false, {}, layouts, precision), [&] {
+            const Window w = window(g);
+            const tag layout = primitive_layout(g, layouts, false, precision);
+            const auto type = compute_type(precision);
+            dnnl::convolution_backward_data::desc d(
+                dnnl::algorithm::convolution_direct, memory::desc(dims4(N, g.C, g.H, g.W), f32, layout),
+                any_desc(weight_dims(g), type), memory::desc(dims4(N, g.OC, g.OH, g.OW), type, layout),
+                w.strides, w.dilates, w.pad_l, w.pad_r);
+            dnnl::convolution_backward_data::primitive_desc pd(
+                d, user_scratchpad(), cpu_engine(), forward_pd(g, N, false, {}, layout, precision));
+            return BackwardData{pd,
+                                dnnl::convolution_backward_data(pd),
+                                copy_floats(pd.diff_dst_desc(), user_dst(g, N, layouts.output)),
+                                copy_floats(pd.weights_desc(), plain_weights(g)),
+                                floats_of(pd.diff_src_desc()),
+                                copy_floats(pd.diff_src_desc(), user_src(g, N, layouts.input)),
+                                floats_of(pd.scratchpad_desc())};
+        });
 }
 
 BackwardWeights& backward_weights_for(const ConvGeometry& g, int64_t N, bool bias, Layouts layouts,
@@ -262,29 +296,30 @@ BackwardWeights& backward_weights_for(const ConvGeometry& g, int64_t N, bool bia
     // With few input channels (a first layer's 3), oneDNN's bf16 weight gradient ran at 4 % of the
     // bf16 peak (seed conv 1: 219 ms at batch 50): such a layer keeps it in float32.
     if (g.C < 16) precision = Precision::f32;
-    return cached<BackwardWeights>(key_of("bwd_weights", g, N, bias, {}, layouts, precision), [&] {
-        const Window w = window(g);
-        const tag layout = primitive_layout(g, layouts, false, precision);
-        const auto type = compute_type(precision);
-        const memory::desc src(dims4(N, g.C, g.H, g.W), type, layout),
-            wei = any_desc(weight_dims(g)), dst(dims4(N, g.OC, g.OH, g.OW), type, layout);
-        const auto d =
-            bias ? dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, src, wei,
-                                                            plain_bias(g), dst, w.strides, w.dilates, w.pad_l,
-                                                            w.pad_r)
-                 : dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, src, wei,
-                                                            dst, w.strides, w.dilates, w.pad_l, w.pad_r);
-        dnnl::convolution_backward_weights::primitive_desc pd(d, user_scratchpad(), cpu_engine(),
-                                                              forward_pd(g, N, bias, {}, layout, precision));
-        return BackwardWeights{pd,
-                               dnnl::convolution_backward_weights(pd),
-                               copy_floats(pd.src_desc(), user_src(g, N, layouts.input)),
-                               copy_floats(pd.diff_dst_desc(), user_dst(g, N, layouts.output)),
-                               floats_of(pd.diff_weights_desc()),
-                               copy_floats(pd.diff_weights_desc(), plain_weights(g)),
-                               bias ? g.OC : 0,
-                               floats_of(pd.scratchpad_desc())};
-    });
+    return cached<BackwardWeights, PrimitiveKey, PrimitiveKeyHash>(
+        key_of(PrimitiveKey::backward_weights, g, N, bias, {}, layouts, precision), [&] {
+            const Window w = window(g);
+            const tag layout = primitive_layout(g, layouts, false, precision);
+            const auto type = compute_type(precision);
+            const memory::desc src(dims4(N, g.C, g.H, g.W), type, layout),
+                wei = any_desc(weight_dims(g)), dst(dims4(N, g.OC, g.OH, g.OW), type, layout);
+            const auto d =
+                bias ? dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, src, wei,
+                                                                plain_bias(g), dst, w.strides, w.dilates,
+                                                                w.pad_l, w.pad_r)
+                     : dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, src, wei,
+                                                                dst, w.strides, w.dilates, w.pad_l, w.pad_r);
+            dnnl::convolution_backward_weights::primitive_desc pd(
+                d, user_scratchpad(), cpu_engine(), forward_pd(g, N, bias, {}, layout, precision));
+            return BackwardWeights{pd,
+                                   dnnl::convolution_backward_weights(pd),
+                                   copy_floats(pd.src_desc(), user_src(g, N, layouts.input)),
+                                   copy_floats(pd.diff_dst_desc(), user_dst(g, N, layouts.output)),
+                                   floats_of(pd.diff_weights_desc()),
+                                   copy_floats(pd.diff_weights_desc(), plain_weights(g)),
+                                   bias ? g.OC : 0,
+                                   floats_of(pd.scratchpad_desc())};
+        });
 }
 
 // Carves consecutive regions out of the workspace.

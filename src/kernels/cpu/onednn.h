@@ -2,10 +2,10 @@
 #pragma once
 #include <dnnl.hpp>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 
 namespace lenz::cpu {
 
@@ -22,11 +22,12 @@ inline dnnl::stream& cpu_stream() {
 
 // Primitives are built once per shape and batch, then reused: building one costs far more than
 // running a small convolution. Threads may ask at once; executing a primitive is thread-safe, since
-// each call brings its own memory and scratchpad.
-template <class T>
-T& cached(const std::string& key, const std::function<T()>& make) {
+// each call brings its own memory and scratchpad. Looking one up happens at every call, so the key
+// is whatever the caller can compare and hash cheaply (a convolution's: a struct of integers).
+template <class T, class Key, class Hash = std::hash<Key>, class Make>
+T& cached(const Key& key, Make&& make) {
     static std::mutex guard;
-    static std::map<std::string, std::unique_ptr<T>> cache;
+    static std::unordered_map<Key, std::unique_ptr<T>, Hash> cache;
     const std::lock_guard<std::mutex> lock(guard);
     auto it = cache.find(key);
     if (it == cache.end()) it = cache.emplace(key, std::make_unique<T>(make())).first;
