@@ -182,6 +182,18 @@ TEST(Graph, ShuffleUnitGradientsMatchFiniteDifferences) {
     expect_parameter_gradients_match(kShuffleUnit);
 }
 
+// Pools between convolutions run channels-last: the 2x2 max pool's own path, a 3x3 one with
+// padding, and an average that counts its padding.
+TEST(Graph, ChannelsLastPoolGradientsMatchFiniteDifferences) {
+    const char* pools =
+        "input 8x8x2\nconv 4 3x3 padding=same tanh\nmaxpool 2\nconv 4 3x3 padding=same tanh\n"
+        "maxpool 3 stride=2 padding=1\nconv 4 1x1 tanh\navgpool 3 stride=1 padding=1 count-padding\n"
+        "conv 3 1x1 tanh\nflatten\ndense 3 softmax\n";
+    const std::vector<Layouts> layouts = plan_layouts(parse_model(pools, "m"));
+    for (size_t pool : {1, 3, 5}) ASSERT_EQ(layouts[pool].input, Layout::nhwc) << pool;
+    expect_parameter_gradients_match(pools);
+}
+
 TEST(Graph, ChannelsLastThroughBatchNormAddMulAndConcat) {
     Model m = graph_model(kChannelsLast);
     const std::vector<Layouts> layouts = plan_layouts(m);

@@ -47,13 +47,14 @@ TEST(Layouts, SeedModelChainsAllThreeConvolutions) {
 // The same network twice: activations fused into the convolutions (a channels-last chain, through
 // both pools), and as standalone layers (which take only (N, C, H, W), so nothing is channels-last).
 const char* kChained =
-    "input 14x12x3\nconv 20 3x3 padding=same tanh\nmaxpool 3 stride=2 padding=1\n"
-    "conv 24 3x3 stride=2 padding=same tanh\navgpool 3 stride=1 padding=1 count-padding\n"
-    "conv 7 3x3 tanh\navgpool 2x1\nflatten\ndense 5 softmax\n";
+    "input 14x12x3\nconv 20 3x3 padding=same tanh\nmaxpool 2\nconv 24 3x3 stride=2 padding=same tanh\n"
+    "avgpool 3 stride=1 padding=1 count-padding\nmaxpool 3 stride=2 padding=1\nconv 7 1x1 tanh\navgpool 2x2\n"
+    "flatten\ndense 5 softmax\n";
 const char* kPlain =
-    "input 14x12x3\nconv 20 3x3 padding=same\ntanh\nmaxpool 3 stride=2 padding=1\n"
-    "conv 24 3x3 stride=2 padding=same\ntanh\navgpool 3 stride=1 padding=1 count-padding\n"
-    "conv 7 3x3\ntanh\navgpool 2x1\nflatten\ndense 5 softmax\n";
+    "input 14x12x3\nconv 20 3x3 padding=same\ntanh\nmaxpool 2\nconv 24 3x3 stride=2 padding=same\ntanh\n"
+    "avgpool 3 stride=1 padding=1 count-padding\nmaxpool 3 stride=2 padding=1\nconv 7 1x1\ntanh\navgpool "
+    "2x2\n"
+    "flatten\ndense 5 softmax\n";
 // A ShuffleNet unit's channel slice, concat and shuffle, channels-last between its convolutions.
 const char* kShuffleChained =
     "input 14x12x3\nconv 8 3x3 padding=same tanh name=a\nslice 0:4 name=s\nslice 4:8 from=a\n"
@@ -114,8 +115,8 @@ TEST(Layouts, ChainedInferenceMatchesThePlainPath) {
     plain.init_params(7);
     copy_params(chained, plain);
     const std::vector<Layouts> layouts = plan_layouts(chained);
-    ASSERT_TRUE(is_nhwc(layouts[1].input) && is_nhwc(layouts[1].output));  // the max pool
-    ASSERT_TRUE(is_nhwc(layouts[3].input) && is_nhwc(layouts[3].output));  // the average pool
+    for (size_t pool : {1, 3, 4})  // 2x2 max, average counting its padding, 3x3 max
+        ASSERT_TRUE(is_nhwc(layouts[pool].input) && is_nhwc(layouts[pool].output)) << pool;
     const int64_t N = 3, image = 14 * 12 * 3;
     const Buffer x = random_batch(N * image);
     Inference inference(chained, N);

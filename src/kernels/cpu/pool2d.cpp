@@ -140,7 +140,21 @@ void avgpool_backward_nchw(const ConvGeometry& g, int64_t N, const float* dy, co
 // Channels-last: a window's pixels are rows of C channels, which the loops below run along.
 void maxpool_forward_nhwc(const ConvGeometry& g, int64_t N, const float* x, float* y) {
     const int64_t C = g.C;
-#pragma omp parallel for schedule(static) if (N * g.OH > 1)
+    if (is_plain_2x2(g)) {  // the common case, without the window bookkeeping
+#pragma omp parallel for schedule(static) if (N * g.OH * g.OW * C >= (1 << 14))
+        for (int64_t row = 0; row < N * g.OH; ++row) {
+            const int64_t n = row / g.OH, oh = row % g.OH;
+            for (int64_t ow = 0; ow < g.OW; ++ow) {
+                const float* a = x + ((n * g.H + 2 * oh) * g.W + 2 * ow) * C;
+                const float *b = a + C, *c = a + g.W * C, *d = c + C;
+                float* out = y + (row * g.OW + ow) * C;
+#pragma omp simd
+                for (int64_t k = 0; k < C; ++k) out[k] = std::max(std::max(a[k], b[k]), std::max(c[k], d[k]));
+            }
+        }
+        return;
+    }
+#pragma omp parallel for schedule(static) if (N * g.OH * g.OW * C >= (1 << 14))
     for (int64_t row = 0; row < N * g.OH; ++row) {
         const int64_t n = row / g.OH, oh = row % g.OH;
         const float* image = x + n * g.H * g.W * C;
@@ -185,6 +199,32 @@ void avgpool_forward_nhwc(const ConvGeometry& g, int64_t N, const float* x, floa
 void maxpool_backward_nhwc(const ConvGeometry& g, int64_t N, const float* x, const float* dy,
                            const ImageGradientSink& sink, float* workspace, int threads) {
     const int64_t C = g.C, image = g.H * g.W * C;
+    if (is_plain_2x2(g) && g.H == 2 * g.OH && g.W == 2 * g.OW) {
+        // Every input in exactly one window: each gets its window's dy where it is the window's first
+        // maximum (in scan order, as in (N, C, H, W)) and 0 elsewhere; no zeroing pass.
+        for_each_image_gradient(N, image, workspace, threads, sink, [&](int64_t n, float* dx) {
+            const float* in = x + n * image;
+            for (int64_t oh = 0; oh < g.OH; ++oh)
+                for (int64_t ow = 0; ow < g.OW; ++ow) {
+                    const int64_t at = (2 * oh * g.W + 2 * ow) * C, below = g.W * C;
+                    const float *a = in + at, *b = a + C, *c = a + below, *d = c + C;
+                    float *da = dx + at, *db = da + C, *dc = da + below, *dd = dc + C;
+                    const float* grad = dy + ((n * g.OH + oh) * g.OW + ow) * C;
+#pragma omp simd
+                    for (int64_t k = 0; k < C; ++k) {
+                        const float best_ab = b[k] > a[k] ? b[k] : a[k];
+                        const bool is_b = b[k] > a[k], is_c = c[k] > best_ab;
+                        const float best_abc = is_c ? c[k] : best_ab;
+                        const bool is_d = d[k] > best_abc;
+                        da[k] = !is_b && !is_c && !is_d ? grad[k] : 0.0f;
+                        db[k] = is_b && !is_c && !is_d ? grad[k] : 0.0f;
+                        dc[k] = is_c && !is_d ? grad[k] : 0.0f;
+                        dd[k] = is_d ? grad[k] : 0.0f;
+                    }
+                }
+        });
+        return;
+    }
     for_each_image_gradient(N, image, workspace, threads, sink, [&](int64_t n, float* dx) {
         std::fill(dx, dx + image, 0.0f);
         const float* in = x + n * image;
