@@ -77,7 +77,8 @@ class LayerNorm final : public Layer {
             for (int64_t r = 0; r < N * P; ++r) {
                 const float* v = x + r * C;
                 float* out = y + r * C;
-                const auto [mean, inv_std] = row_statistics(v);
+                const std::pair<float, float> stats = row_statistics(v);
+                const float mean = stats.first, inv_std = stats.second;
 #pragma omp simd
                 for (int64_t c = 0; c < C; ++c) out[c] = (v[c] - mean) * inv_std * gamma_[c] + beta_[c];
             }
@@ -172,7 +173,8 @@ class LayerNorm final : public Layer {
         for (int64_t r = 0; r < N * P; ++r) {
             const float* v = x + r * C;
             const float* g = dy + r * C;
-            const auto [mean, inv_std] = row_statistics(v);
+            const std::pair<float, float> stats = row_statistics(v);
+            const float mean = stats.first, inv_std = stats.second;
 #pragma omp simd
             for (int64_t c = 0; c < C; ++c) {
                 dgamma_[c] += g[c] * (v[c] - mean) * inv_std;
@@ -186,7 +188,8 @@ class LayerNorm final : public Layer {
             for (int64_t p = 0; p < P; ++p) {
                 const float* v = x + (n * P + p) * C;
                 float* g = dy + (n * P + p) * C;
-                const auto [mean, inv_std] = row_statistics(v);
+                const std::pair<float, float> stats = row_statistics(v);
+                const float mean = stats.first, inv_std = stats.second;
                 float sum_g = 0.0f, sum_g_xhat = 0.0f;
                 for (int64_t c = 0; c < C; ++c) {
                     g[c] *= gamma_[c];
@@ -201,7 +204,8 @@ class LayerNorm final : public Layer {
         }
     }
 
-    // Mean and 1/std of one position's C channels, side by side; two passes for accuracy.
+    // Mean and 1/std of one position's C channels, side by side; two passes for accuracy. (Callers
+    // name the two as plain variables: clang's OpenMP regions cannot capture structured bindings.)
     std::pair<float, float> row_statistics(const float* v) const {
         const int64_t C = channels();
         float sum = 0.0f;
