@@ -309,18 +309,20 @@ int64_t first_max(const float* image, int64_t c, int64_t P, PlaneStrides s) {
 
 void global_avgpool_forward(int64_t N, int64_t C, int64_t P, const float* x, float* y, Layout layout) {
     if (layout == Layout::nhwc) {
-        // Sixteen channels at a time, a cache line of each pixel's row, summed in double as below.
+        // Sixteen channels at a time, a cache line of each pixel's row, summed in double as below;
+        // the blocks are independent, so large maps (EfficientNet's squeeze-and-excitation) share them.
         constexpr int64_t kBlock = 16;
-        for (int64_t n = 0; n < N; ++n)
-            for (int64_t c0 = 0; c0 < C; c0 += kBlock) {
-                const int64_t width = std::min(kBlock, C - c0);
-                double sum[kBlock] = {};
-                const float* v = x + n * P * C + c0;
-                for (int64_t p = 0; p < P; ++p)
-                    for (int64_t k = 0; k < width; ++k) sum[k] += v[p * C + k];
-                for (int64_t k = 0; k < width; ++k)
-                    y[n * C + c0 + k] = static_cast<float>(sum[k] / static_cast<double>(P));
-            }
+        const int64_t blocks = (C + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (N * P * C >= (1 << 16))
+        for (int64_t nb = 0; nb < N * blocks; ++nb) {
+            const int64_t n = nb / blocks, c0 = nb % blocks * kBlock, width = std::min(kBlock, C - c0);
+            double sum[kBlock] = {};
+            const float* v = x + n * P * C + c0;
+            for (int64_t p = 0; p < P; ++p)
+                for (int64_t k = 0; k < width; ++k) sum[k] += v[p * C + k];
+            for (int64_t k = 0; k < width; ++k)
+                y[n * C + c0 + k] = static_cast<float>(sum[k] / static_cast<double>(P));
+        }
         return;
     }
     const PlaneStrides s = strides_of(layout, C, P);
