@@ -90,7 +90,8 @@ std::vector<Layouts> plan_layouts(const Model& model) {
             std::vector<int64_t> tied{i + 1};
             // A pool's one input ties too, whatever its size, unless the output is a single pixel.
             for (int64_t v : model.inputs(i))
-                if (plane_of(v) == plane_of(i + 1) || (!model.layer(i).reads_several() && plane_of(i + 1) > 1))
+                if (plane_of(v) == plane_of(i + 1) ||
+                    (!model.layer(i).reads_several() && plane_of(i + 1) > 1))
                     tied.push_back(v);
             const bool all_nhwc = std::all_of(tied.begin(), tied.end(), [&](int64_t v) {
                 return value_layout[static_cast<size_t>(v)] == Layout::nhwc;
