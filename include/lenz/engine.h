@@ -2,6 +2,7 @@
 // these), the inference runner that lives in one arena, and one training step.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "lenz/buffer.h"
@@ -10,15 +11,13 @@
 
 namespace lenz {
 
+struct InferenceSchedule;  // src/engine/schedule.h
+struct Layouts;
+
 // How many copies of the parameters an optimizer keeps: SGD 0, SGD with momentum 1, Adam/AdamW 2.
 enum class OptimizerKind { sgd, momentum, adam, adamw };
 int optimizer_state_copies(OptimizerKind kind);
 const char* optimizer_name(OptimizerKind kind);
-
-// Each layer's input and output layout: channels-last between two consecutive layers that both take
-// it (a convolution feeding a convolution), plain (N, C, H, W) everywhere else, the model's input and
-// output included. Both plans below use these.
-std::vector<Layouts> plan_layouts(const Model& model);
 
 // Per value (0: the input, i + 1: layer i's output): whether training computes its gradient, that
 // is, whether a layer that trains (Model::trains) wrote it or lies upstream of it. Backward stops
@@ -28,25 +27,14 @@ std::vector<char> gradient_needed(const Model& model);
 struct InferencePlan {
     int64_t batch = 1;
     Precision precision = Precision::f32;
-    std::vector<Layouts> layouts;  // per layer, from plan_layouts
-    // Where each value lives, in floats from the arena's start (value 0: the input; i + 1: layer i's output).
-    std::vector<int64_t> value_offset;
     // A chain: the largest pair of consecutive activations, input included; a graph: what the
     // planner packs the values into, each alive from its writer to its last reader.
     int64_t arena_floats = 0;
     int64_t workspace_floats = 0;  // the largest scratch any one layer needs
     int64_t param_floats = 0;      // trainable parameters plus running statistics
-    // Weights converted once for the run (Layer::prepare; bf16 copies), per layer from its offset
-    // (-1: the layer prepares nothing).
+    // Weights converted once for the run (Layer::prepare: packed as the kernels read them, bf16
+    // copies, with a folded batch norm).
     int64_t prepared_floats = 0;
-    std::vector<int64_t> prepared_offset;
-    // Layers folded into the convolution before them (Layer::can_absorb): a batch norm on its
-    // running statistics, then an activation, where nothing else reads what is folded. Per layer:
-    // the layer that computes it (-1: itself; a folded layer does not run, and its output is the
-    // other's); what it computes for others; and the layer whose affine map it folds in (-1: none).
-    std::vector<int64_t> absorbed_by;
-    std::vector<Absorption> absorbs;
-    std::vector<int64_t> affine_from;
     int64_t input_floats = 0;
     int64_t bytes() const;  // throws ShapeError if it overflows 64 bits
 };
@@ -56,7 +44,6 @@ InferencePlan plan_inference(const Model& model, int64_t batch, Precision precis
 struct TrainingPlan {
     int64_t batch = 1;
     Precision precision = Precision::f32;
-    std::vector<Layouts> layouts;   // per layer, from plan_layouts
     int64_t param_floats = 0;       // trainable parameters and running statistics
     int64_t gradient_floats = 0;    // one per trainable parameter of the layers that are not frozen
     int64_t optimizer_floats = 0;   // momentum / Adam moments, for the same parameters
@@ -80,16 +67,20 @@ TrainingPlan plan_training(const Model& model, int64_t batch, OptimizerKind opti
 class Inference {
   public:
     Inference(Model& model, int64_t max_batch, Precision precision = Precision::f32);
+    ~Inference();
+    Inference(const Inference&) = delete;
+    Inference& operator=(const Inference&) = delete;
     // input: (N, C, H, W), N <= max_batch. Returns (N, output) inside the arena, valid until the next run.
     // With layer_seconds (model.size() entries), adds each layer's wall time to its entry; layers that
     // do not run (views, those folded into another) add nothing.
     const float* run(const float* input, int64_t batch, std::vector<double>* layer_seconds = nullptr);
-    const InferencePlan& plan() const { return plan_; }
+    const InferencePlan& plan() const;
+    const InferenceSchedule& schedule() const { return *schedule_; }  // the engine's own detail
     int64_t allocated_bytes() const { return arena_.bytes() + workspace_.bytes(); }
 
   private:
     Model& model_;
-    InferencePlan plan_;
+    std::unique_ptr<const InferenceSchedule> schedule_;  // the engine's plan of the run
     Buffer arena_, workspace_, prepared_;
     std::vector<char> views_;  // per layer: reshape-only and skipped (ValueGraph::view)
 };
@@ -98,6 +89,9 @@ class Inference {
 class TrainingStep {
   public:
     TrainingStep(Model& model, int64_t max_batch, Precision precision = Precision::f32);
+    ~TrainingStep();
+    TrainingStep(const TrainingStep&) = delete;
+    TrainingStep& operator=(const TrainingStep&) = delete;
     struct Result {
         double loss_sum = 0.0;  // summed over the batch
         int64_t correct = 0;
@@ -112,8 +106,8 @@ class TrainingStep {
   private:
     void check_batch(
         int64_t batch) const;  // 1..max_batch, else ShapeError: buffers are planned for max_batch
-    // Runs layers 0..last; logits_last leaves out the last layer's fused softmax.
-    void forward_layers(int64_t last, Pass& pass, uint64_t step_seed, bool logits_last);
+    // Runs layers 0..last at `batch`; logits_last leaves out the last layer's fused softmax.
+    void forward_layers(int64_t last, int64_t batch, bool training, uint64_t step_seed, bool logits_last);
 
     Model& model_;
     int64_t max_batch_;
@@ -125,7 +119,7 @@ class TrainingStep {
     std::vector<float*> gradients_;               // per value: its own gradient buffer, or nullptr
     std::vector<char> views_;                     // per layer: reshape-only, sharing its input's memory
     std::vector<ActivationSpec> activations_of_;  // per layer, for the backward pass
-    std::vector<Layouts> layouts_;                // per layer
+    std::vector<Layouts> layouts_;                // per layer (the engine's own, src/engine/schedule.h)
     std::vector<char> needs_gradient_;            // per value, from gradient_needed
     Buffer workspace_;
 };

@@ -8,8 +8,6 @@
 
 #include "lenz/buffer.h"
 #include "lenz/layer_config.h"
-#include "lenz/layout.h"
-#include "lenz/precision.h"
 #include "lenz/random.h"
 #include "lenz/shape.h"
 
@@ -24,38 +22,12 @@ struct ParamRef {
     bool trainable;
 };
 
-// Inference only: what a layer computes on behalf of layers that read only its output, which the
-// engine folds into it and then does not run: a per-channel affine map (a batch norm on its
-// running statistics), which goes into the prepared weights and bias, then an activation.
-struct Absorption {
-    bool affine = false;
-    ActivationSpec activation;
-    bool any() const { return affine || activation.kind != Activation::none; }
-};
-
-// What one forward or backward call may use. Memory is planned by the caller; layers never allocate.
-struct Pass {
-    int64_t batch = 1;
-    bool training = false;
-    float* workspace = nullptr;  // at least workspace_floats(batch, training, layouts, precision) floats
-    Layouts layouts;             // of x and dx, y and dy; nchw unless the layer takes channels-last
-    Precision precision = Precision::f32;  // of convolutions and matrix products
-    // Inference only: what prepare() wrote for this layer, for batch prepared_batch (or nullptr).
-    const float* prepared = nullptr;
-    int64_t prepared_batch = 0;
-    // Inference only: the layers after this one that it computes too (prepared for in prepare()).
-    Absorption absorbed;
-    uint64_t seed = 0;  // dropout masks: derived from this per step
-    // Forward only: leave out a fused softmax; the loss computes it from the logits, stably.
-    bool logits_only = false;
-    // Backward only: dx may be the layer's own input x (the engine overwrites activations with their
-    // gradients to save memory). Layers therefore finish reading image n of x before they store image
-    // n of dx, through store_input_gradient(), which also applies this derivative of the layer before.
-    const ActivationSpec* dx_activation = nullptr;
-    // Backward only: add dx to what the destination holds instead of overwriting it. The engine sets
-    // it where a value feeds several layers: their input gradients add up in a buffer of its own.
-    bool accumulate_dx = false;
-};
+// The engine's side of the contract, defined with the CPU engine (src/layers/pass.h): how a call
+// is run (batch, layouts, workspace, what is folded in), and where an input's gradient goes.
+struct Pass;
+struct Absorption;
+class InputGradient;
+enum class ChannelsLast : unsigned char;
 
 class Layer {
   public:
@@ -98,36 +70,26 @@ class Layer {
     // May overwrite its input at inference, where nobody else reads it: standalone activations and
     // dropout; add and mul, one of their inputs of the output's shape (analyse() picks it).
     virtual bool in_place() const { return false; }
-    // Scratch space one call needs, in floats; the engine gives each call one shared workspace.
-    // In training this includes room to build one image of dx per thread (or the batch's, for dense).
-    virtual int64_t workspace_floats(int64_t /*batch*/, bool /*training*/, Layouts /*layouts*/,
-                                     Precision /*precision*/) const {
-        return 0;
-    }
+    // Scratch space one call (pass.batch, pass.training, ...) needs, in floats; the engine gives
+    // each call one shared workspace. In training this includes room to build one image of dx per
+    // thread (or the batch's, for dense); at inference, room for what the layer absorbed.
+    virtual int64_t workspace_floats(const Pass& pass) const;
     // Inference: weights converted once when the runner is made (bf16 copies, in the layout the
-    // kernel wants), instead of at every call: how many floats they take, and writing them. The
-    // runner then hands them back in Pass::prepared; the weights must not change meanwhile.
-    // With an absorption, the prepared weights hold it: scale and shift (one per output channel)
-    // are the affine map's, nullptr without one.
-    virtual int64_t prepared_floats(int64_t /*batch*/, Layouts /*layouts*/, Precision /*precision*/,
-                                    const Absorption& /*absorbed*/) const {
-        return 0;
-    }
-    virtual void prepare(float* /*prepared*/, int64_t /*batch*/, Layouts /*layouts*/, Precision /*precision*/,
-                         const Absorption& /*absorbed*/, const float* /*scale*/, const float* /*shift*/) {}
+    // kernel wants, with what the layer absorbed), instead of at every call: how many floats they
+    // take, and writing them. The runner then hands them back in Pass::prepared; the weights must
+    // not change meanwhile. scale and shift (one per output channel) are those of an absorbed affine
+    // map, nullptr without one.
+    virtual int64_t prepared_floats(const Pass& pass) const;
+    virtual void prepare(float* prepared, const Pass& pass, const float* scale, const float* shift);
     // Inference: whether this layer can compute `absorbed` after its own output (a convolution
-    // without an activation of its own can), and the workspace it then needs.
-    virtual bool can_absorb(const Absorption& /*absorbed*/) const { return false; }
-    virtual int64_t inference_workspace_floats(int64_t batch, Layouts layouts, Precision precision,
-                                               const Absorption& /*absorbed*/) const {
-        return workspace_floats(batch, false, layouts, precision);
-    }
+    // without an activation of its own can).
+    virtual bool can_absorb(const Absorption& absorbed) const;
     // Inference: the layer is y = scale·x + shift per channel (batch norm, on its running
     // statistics), so the layer before it may absorb it; affine_map writes scale and shift.
     virtual bool per_channel_affine() const { return false; }
     virtual void affine_map(float* /*scale*/, float* /*shift*/) const {}
-    // Which layouts forward and backward take (Pass::layouts).
-    virtual ChannelsLast channels_last() const { return ChannelsLast::no; }
+    // Which layouts forward and backward take (Pass::layouts); the default: (N, C, H, W) only.
+    virtual ChannelsLast channels_last() const;
     // What training keeps for backward beyond the input and output (masks, batch statistics).
     virtual int64_t saved_floats(int64_t /*batch*/) const { return 0; }
     virtual void prepare_training(int64_t /*batch*/) {}
@@ -139,20 +101,17 @@ class Layer {
 
     // x: (N, C, H, W) of input_shape, y: (N, OC, OH, OW) of output_shape. Writes y, never allocates.
     virtual void forward(const float* x, float* y, const Pass& pass) = 0;
-    // Accumulates parameter gradients; writes dx unless it is nullptr (the first layer).
-    // dy is the gradient before this layer's activation(): whoever hands it over has folded that
-    // activation's derivative in already (the engine, as it stores gradients; the loss, for the last
-    // layer), so no layer applies its own. dy is scratch: a layer may overwrite it.
-    virtual void backward(const float* x, const float* y, float* dy, float* dx, const Pass& pass) = 0;
+    // Accumulates parameter gradients and hands the input's gradient to dx, image by image (dx is
+    // empty for the first layer). dy is the gradient before this layer's activation(): whoever hands
+    // it over has folded that activation's derivative in already (the executor, for the last layer
+    // the loss), so no layer applies its own. dy is scratch: a layer may overwrite it.
+    virtual void backward(const float* x, const float* y, float* dy, const InputGradient& dx,
+                          const Pass& pass) = 0;
     // The engine's calls: one pointer per input. A layer of one input gets it handed to the above;
-    // layers that read several values override these. dxs[k] is nullptr where no gradient is wanted.
-    virtual void forward_inputs(const std::vector<const float*>& xs, float* y, const Pass& pass) {
-        forward(xs.at(0), y, pass);
-    }
+    // layers that read several values override these. dxs[k] is empty where no gradient is wanted.
+    virtual void forward_inputs(const std::vector<const float*>& xs, float* y, const Pass& pass);
     virtual void backward_inputs(const std::vector<const float*>& xs, const float* y, float* dy,
-                                 const std::vector<float*>& dxs, const Pass& pass) {
-        backward(xs.at(0), y, dy, dxs.at(0), pass);
-    }
+                                 const std::vector<InputGradient>& dxs, const Pass& pass);
 
     // The activation applied last, whose derivative the engine folds into the gradient it stores
     // over this layer's output (none for one whose derivative needs the input).

@@ -14,6 +14,7 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "engine/schedule.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
 #include "lenz/threads.h"
@@ -111,12 +112,12 @@ nlohmann::json layer_profile(Inference& inference, const Model& model, const std
                              int64_t batch, int64_t runs) {
     std::vector<double> seconds(static_cast<size_t>(model.size()), 0.0);
     for (int64_t r = 0; r < runs; ++r) inference.run(x.data(), batch, &seconds);
-    const InferencePlan& plan = inference.plan();
+    const InferenceSchedule& schedule = inference.schedule();
     nlohmann::json layers = nlohmann::json::array();
     for (int64_t i = 0; i < model.size(); ++i) {
         std::string folded;  // what this layer computes for others
         for (int64_t k = i + 1; k < model.size(); ++k)
-            if (plan.absorbed_by[static_cast<size_t>(k)] == i)
+            if (schedule.absorbed_by[static_cast<size_t>(k)] == i)
                 folded += (folded.empty() ? "" : ", ") + model.layer(k).spec();
         if (seconds[static_cast<size_t>(i)] == 0.0) continue;
         layers.push_back({{"layer", i + 1},
@@ -261,16 +262,13 @@ nlohmann::json bench_layers(const BenchArgs& a, Precision precision) {
             layer.allocate_gradients();
             const int64_t B = setup.batch;
             Buffer x(B * layer.input_shape().elements()), y(B * layer.output_shape().elements());
-            Buffer dy(y.size()), dx(i == 0 ? 0 : x.size()),
-                ws(layer.workspace_floats(B, true, layouts[static_cast<size_t>(i)], precision));
+            Pass pass = training_pass(model, layouts, i, B, precision);
+            Buffer dy(y.size()), dx(i == 0 ? 0 : x.size()), ws(layer.workspace_floats(pass));
+            pass.workspace = ws.data();
+            const InputGradient dx_to =
+                i == 0 ? InputGradient() : InputGradient::overwriting(dx.data(), layer.input_shape());
             Rng rng(4);
             for (int64_t k = 0; k < x.size(); ++k) x[k] = rng.normal();
-            Pass pass;
-            pass.batch = B;
-            pass.training = true;
-            pass.workspace = ws.data();
-            pass.layouts = layouts[static_cast<size_t>(i)];
-            pass.precision = precision;
             const int reps = B == 1 ? 20 : 3;
             std::vector<double> fwd, bwd;
             for (int r = 0; r < reps + 1; ++r) {
@@ -279,7 +277,7 @@ nlohmann::json bench_layers(const BenchArgs& a, Precision precision) {
                 auto t1 = Clock::now();
                 for (int64_t k = 0; k < dy.size(); ++k) dy[k] = 0.01f;
                 auto t2 = Clock::now();
-                layer.backward(x.data(), y.data(), dy.data(), i == 0 ? nullptr : dx.data(), pass);
+                layer.backward(x.data(), y.data(), dy.data(), dx_to, pass);
                 auto t3 = Clock::now();
                 if (r > 0) {
                     fwd.push_back(seconds(t0, t1));

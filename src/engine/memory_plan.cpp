@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "engine/schedule.h"
 #include "engine/value_graph.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
@@ -117,19 +118,19 @@ namespace {
 // reads (through the batch norm, for the activation): the convolution computes act(scale·conv(x) +
 // shift) in one pass over its output, and the folded layers, which run not at all, pass its memory
 // on as in-place layers do.
-void plan_absorption(const Model& model, ValueGraph& graph, InferencePlan& plan) {
+void plan_absorption(const Model& model, ValueGraph& graph, InferenceSchedule& schedule) {
     const auto L = static_cast<size_t>(model.size());
-    plan.absorbed_by.assign(L, -1);
-    plan.absorbs.assign(L, {});
-    plan.affine_from.assign(L, -1);
+    schedule.absorbed_by.assign(L, -1);
+    schedule.absorbs.assign(L, {});
+    schedule.affine_from.assign(L, -1);
     for (int64_t i = 0; i < model.size(); ++i) {
         const Layer& layer = model.layer(i);
         const int64_t in = model.inputs(i)[0];
         if (layer.reads_several() || in == 0 || graph.readers[static_cast<size_t>(in)].size() != 1) continue;
         int64_t host = in - 1;
-        if (plan.absorbed_by[static_cast<size_t>(host)] >= 0)
-            host = plan.absorbed_by[static_cast<size_t>(host)];
-        Absorption wanted = plan.absorbs[static_cast<size_t>(host)];
+        if (schedule.absorbed_by[static_cast<size_t>(host)] >= 0)
+            host = schedule.absorbed_by[static_cast<size_t>(host)];
+        Absorption wanted = schedule.absorbs[static_cast<size_t>(host)];
         const LayerConfig config = layer.config();
         const auto* activation = std::get_if<ActivationConfig>(&config);
         if (layer.per_channel_affine() && !wanted.any())
@@ -139,9 +140,9 @@ void plan_absorption(const Model& model, ValueGraph& graph, InferencePlan& plan)
         else
             continue;
         if (!model.layer(host).can_absorb(wanted)) continue;
-        plan.absorbs[static_cast<size_t>(host)] = wanted;
-        if (layer.per_channel_affine()) plan.affine_from[static_cast<size_t>(host)] = i;
-        plan.absorbed_by[static_cast<size_t>(i)] = host;
+        schedule.absorbs[static_cast<size_t>(host)] = wanted;
+        if (layer.per_channel_affine()) schedule.affine_from[static_cast<size_t>(host)] = i;
+        schedule.absorbed_by[static_cast<size_t>(i)] = host;
         graph.absorb(i, in);
     }
     graph.settle();
@@ -150,7 +151,8 @@ void plan_absorption(const Model& model, ValueGraph& graph, InferencePlan& plan)
 // A chain's arena: the live value at one end, the next output at the other, so the arena is exactly
 // the largest pair of consecutive activations (the course notes' rule), less what folded layers
 // no longer write.
-void place_chain(const Model& model, const ValueGraph& graph, int64_t batch, InferencePlan& plan) {
+void place_chain(const Model& model, const ValueGraph& graph, int64_t batch, InferenceSchedule& schedule) {
+    InferencePlan& plan = schedule.plan;
     const auto shares_input = [&](int64_t i) {
         return graph.view[static_cast<size_t>(i)] || graph.in_place[static_cast<size_t>(i)];
     };
@@ -165,19 +167,19 @@ void place_chain(const Model& model, const ValueGraph& graph, int64_t batch, Inf
     }
     bool at_start = true;
     int64_t offset = 0;
-    plan.value_offset.assign(1, 0);
+    schedule.value_offset.assign(1, 0);
     for (int64_t i = 0; i < model.size(); ++i) {
         const Layer& layer = model.layer(i);
         if (!shares_input(i)) {
             at_start = !at_start;
             offset = at_start ? 0 : plan.arena_floats - batch * layer.output_shape().elements();
         }
-        plan.value_offset.push_back(offset);
+        schedule.value_offset.push_back(offset);
     }
 }
 
 // A graph's arena: each buffer lives from its writer to its last reader and is placed by the planner.
-void place_graph(const Model& model, const ValueGraph& graph, int64_t batch, InferencePlan& plan) {
+void place_graph(const Model& model, const ValueGraph& graph, int64_t batch, InferenceSchedule& schedule) {
     const int64_t L = model.size();
     std::vector<Lifetime> buffers;
     std::vector<int64_t> buffer_of(static_cast<size_t>(L + 1), -1);
@@ -192,46 +194,73 @@ void place_graph(const Model& model, const ValueGraph& graph, int64_t batch, Inf
         b.last = std::max(b.last, graph.last_read[static_cast<size_t>(v)]);
     }
     const ArenaLayout layout = place_buffers(buffers);
-    plan.arena_floats = layout.floats;
-    plan.value_offset.resize(static_cast<size_t>(L + 1));
+    schedule.plan.arena_floats = layout.floats;
+    schedule.value_offset.resize(static_cast<size_t>(L + 1));
     for (int64_t v = 0; v <= L; ++v)
-        plan.value_offset[static_cast<size_t>(v)] =
+        schedule.value_offset[static_cast<size_t>(v)] =
             layout.offsets[static_cast<size_t>(buffer_of[static_cast<size_t>(graph.inference_storage(v))])];
 }
 
 }  // namespace
 
-InferencePlan plan_inference(const Model& model, int64_t batch, Precision precision) {
+Pass InferenceSchedule::pass(int64_t layer, int64_t batch) const {
+    const auto at = static_cast<size_t>(layer);
+    Pass pass;
+    pass.batch = batch;
+    pass.precision = plan.precision;
+    pass.layouts = layouts[at];
+    pass.absorbed = absorbs[at];
+    if (absorbs[at].activation.kind != Activation::none) pass.activation = absorbs[at].activation;
+    pass.prepared_batch = plan.batch;
+    return pass;
+}
+
+InferenceSchedule schedule_inference(const Model& model, int64_t batch, Precision precision) {
     check_plan_batch(batch);
     require_precision(precision);
-    InferencePlan plan;
+    InferenceSchedule schedule;
+    InferencePlan& plan = schedule.plan;
     plan.batch = batch;
     plan.precision = precision;
-    plan.layouts = plan_layouts(model);
+    schedule.layouts = plan_layouts(model);
     plan.input_floats = checked_mul(batch, model.input_shape().elements(), "input batch");
     plan.param_floats = all_params(model);
     ValueGraph graph = analyse(model);
-    plan_absorption(model, graph, plan);
+    plan_absorption(model, graph, schedule);
     for (int64_t i = 0; i < model.size(); ++i) {
-        const auto at = static_cast<size_t>(i);
-        plan.prepared_offset.push_back(-1);
-        if (plan.absorbed_by[at] >= 0) continue;  // does not run
+        schedule.prepared_offset.push_back(-1);
+        if (schedule.absorbed_by[static_cast<size_t>(i)] >= 0) continue;  // does not run
         const Layer& layer = model.layer(i);
-        const Layouts layouts = plan.layouts[at];
-        plan.workspace_floats =
-            std::max(plan.workspace_floats,
-                     layer.inference_workspace_floats(batch, layouts, precision, plan.absorbs[at]));
+        const Pass pass = schedule.pass(i, batch);
+        plan.workspace_floats = std::max(plan.workspace_floats, layer.workspace_floats(pass));
         // Each layer's region on a 64-byte boundary, as the kernels' own copies are.
-        const int64_t prepared = layer.prepared_floats(batch, layouts, precision, plan.absorbs[at]);
-        if (prepared > 0) plan.prepared_offset.back() = plan.prepared_floats;
+        const int64_t prepared = layer.prepared_floats(pass);
+        if (prepared > 0) schedule.prepared_offset.back() = plan.prepared_floats;
         plan.prepared_floats =
             checked_add(plan.prepared_floats, (prepared + 15) / 16 * 16, "prepared weights");
     }
     if (model.is_chain())
-        place_chain(model, graph, batch, plan);
+        place_chain(model, graph, batch, schedule);
     else
-        place_graph(model, graph, batch, plan);
-    return plan;
+        place_graph(model, graph, batch, schedule);
+    return schedule;
+}
+
+InferencePlan plan_inference(const Model& model, int64_t batch, Precision precision) {
+    return schedule_inference(model, batch, precision).plan;
+}
+
+Pass training_pass(const Model& model, const std::vector<Layouts>& layouts, int64_t layer, int64_t batch,
+                   Precision precision, bool logits) {
+    Pass pass;
+    pass.batch = batch;
+    // Frozen layers run as at inference, as Keras runs layers with trainable=False: batch norm
+    // normalises with its running statistics and leaves them as they are; dropout keeps everything.
+    pass.training = !model.frozen(layer);
+    pass.precision = precision;
+    pass.layouts = layouts[static_cast<size_t>(layer)];
+    if (logits) pass.activation = ActivationSpec{};
+    return pass;
 }
 
 std::vector<char> gradient_needed(const Model& model) {
@@ -250,7 +279,7 @@ TrainingPlan plan_training(const Model& model, int64_t batch, OptimizerKind opti
     TrainingPlan plan;
     plan.batch = batch;
     plan.precision = precision;
-    plan.layouts = plan_layouts(model);
+    const std::vector<Layouts> layouts = plan_layouts(model);
     plan.param_floats = all_params(model);
     int64_t trainable = 0;
     for (int64_t i = model.frozen_layers(); i < model.size(); ++i)
@@ -273,7 +302,7 @@ TrainingPlan plan_training(const Model& model, int64_t batch, OptimizerKind opti
             plan.saved_floats = checked_add(plan.saved_floats, layer.saved_floats(batch), "saved tensors");
         plan.workspace_floats =
             std::max(plan.workspace_floats,
-                     layer.workspace_floats(batch, !frozen, plan.layouts[static_cast<size_t>(i)], precision));
+                     layer.workspace_floats(training_pass(model, layouts, i, batch, precision)));
     }
     plan.bytes();  // throws here, before anyone allocates, if the total overflows
     return plan;

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "engine/schedule.h"
 #include "engine/value_graph.h"
 #include "kernels/cpu/activation.h"
 #include "lenz/engine.h"
@@ -110,8 +111,10 @@ TrainingStep::TrainingStep(Model& model, int64_t max_batch, Precision precision)
     }
     workspace_ = Buffer(plan.workspace_floats);
     for (int64_t i = 0; i < L; ++i) activations_of_.push_back(model.layer(i).activation());
-    layouts_ = plan.layouts;
+    layouts_ = plan_layouts(model);
 }
+
+TrainingStep::~TrainingStep() = default;
 
 void TrainingStep::check_batch(int64_t batch) const {
     if (batch <= 0 || batch > max_batch_)
@@ -119,35 +122,26 @@ void TrainingStep::check_batch(int64_t batch) const {
                          std::to_string(max_batch_));
 }
 
-void TrainingStep::forward_layers(int64_t last, Pass& pass, uint64_t step_seed, bool logits_last) {
+void TrainingStep::forward_layers(int64_t last, int64_t batch, bool training, uint64_t step_seed,
+                                  bool logits_last) {
     std::vector<const float*> xs;
-    const bool training = pass.training;
     for (int64_t i = 0; i <= last; ++i) {
         if (views_[static_cast<size_t>(i)]) continue;  // its output is its input under another shape
-        Layer& layer = model_.layer(i);
+        Pass pass = training_pass(model_, layouts_, i, batch, precision_, logits_last && i == last);
+        pass.training = pass.training && training;
+        pass.workspace = workspace_.data();
         pass.seed = Rng::derive(step_seed, 0xD20, static_cast<uint64_t>(i)).next();
-        pass.logits_only = logits_last && i == last;
-        pass.layouts = layouts_[static_cast<size_t>(i)];
-        // Frozen layers run as at inference, as Keras runs layers with trainable=False: batch norm
-        // normalises with its running statistics and leaves them as they are; dropout keeps everything.
-        pass.training = training && !model_.frozen(i);
         xs.clear();
         for (int64_t v : model_.inputs(i)) xs.push_back(values_[static_cast<size_t>(v)]);
-        layer.forward_inputs(xs, values_[static_cast<size_t>(i + 1)], pass);
+        model_.layer(i).forward_inputs(xs, values_[static_cast<size_t>(i + 1)], pass);
     }
-    pass.training = training;
 }
 
 const float* TrainingStep::forward(const float* input, int64_t batch, bool training, uint64_t step_seed) {
     check_batch(batch);
     std::memcpy(input_.data(), input,
                 sizeof(float) * static_cast<size_t>(batch * model_.input_shape().elements()));
-    Pass pass;
-    pass.batch = batch;
-    pass.training = training;
-    pass.workspace = workspace_.data();
-    pass.precision = precision_;
-    forward_layers(model_.size() - 1, pass, step_seed, false);
+    forward_layers(model_.size() - 1, batch, training, step_seed, false);
     return values_.back();
 }
 
@@ -166,12 +160,7 @@ TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels
     check_batch(batch);
     std::memcpy(input_.data(), input,
                 sizeof(float) * static_cast<size_t>(batch * model_.input_shape().elements()));
-    Pass pass;
-    pass.batch = batch;
-    pass.training = true;
-    pass.workspace = workspace_.data();
-    pass.precision = precision_;
-    forward_layers(last, pass, step_seed, fused_softmax);
+    forward_layers(last, batch, true, step_seed, fused_softmax);
 
     for (int64_t n = 0; n < batch; ++n)
         if (labels[n] < 0 || labels[n] >= classes)
@@ -206,9 +195,8 @@ TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels
             std::memset(gradients_[v], 0,
                         sizeof(float) * static_cast<size_t>(
                                             batch * model_.value_shape(static_cast<int64_t>(v)).elements()));
-    pass.logits_only = false;
     std::vector<const float*> xs;
-    std::vector<float*> dxs;
+    std::vector<InputGradient> dxs;
     for (int64_t i = last; i >= 0; --i) {
         // Nothing that trains wrote this value or lies upstream of it: no backward here (frozen layers,
         // and the layers before the first one with weights).
@@ -226,21 +214,19 @@ TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels
                                            out.h * out.w);
         xs.clear();
         dxs.clear();
-        pass.dx_activation = nullptr;
-        pass.accumulate_dx = false;
         for (int64_t v : model_.inputs(i)) {
             xs.push_back(values_[static_cast<size_t>(v)]);
-            if (!needs_gradient_[static_cast<size_t>(v)]) {
-                dxs.push_back(nullptr);  // the image's, or a value only frozen layers lead to
-            } else if (float* g = gradients_[static_cast<size_t>(v)]) {
-                dxs.push_back(g);
-                pass.accumulate_dx = true;
-            } else {
-                dxs.push_back(values_[static_cast<size_t>(v)]);
-                pass.dx_activation = stored_activation(v);
-            }
+            const Shape shape = model_.value_shape(v);
+            if (!needs_gradient_[static_cast<size_t>(v)])
+                dxs.emplace_back();  // the image's, or a value only frozen layers lead to
+            else if (float* g = gradients_[static_cast<size_t>(v)])
+                dxs.push_back(InputGradient::accumulating(g, shape));
+            else  // over the value itself, through the derivative of the activation that wrote it
+                dxs.push_back(
+                    InputGradient::overwriting(values_[static_cast<size_t>(v)], shape, stored_activation(v)));
         }
-        pass.layouts = layouts_[static_cast<size_t>(i)];
+        Pass pass = training_pass(model_, layouts_, i, batch, precision_);
+        pass.workspace = workspace_.data();
         layer.backward_inputs(xs, y, dy, dxs, pass);
     }
     return result;

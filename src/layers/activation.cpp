@@ -5,7 +5,7 @@
 
 #include <cstring>
 
-#include "layers/input_gradient.h"
+#include "layers/pass.h"
 #include "layers/window.h"
 #include "lenz/layers.h"
 
@@ -31,12 +31,13 @@ class ActivationLayer final : public Layer {
         if (x != y) std::memcpy(y, x, sizeof(float) * static_cast<size_t>(pass.batch * s.elements()));
         cpu::apply_activation(act_, y, pass.batch, s.c, s.h * s.w);
     }
-    void backward(const float* x, const float*, float* dy, float* dx, const Pass& pass) override {
+    void backward(const float* x, const float*, float* dy, const InputGradient& dx,
+                  const Pass& pass) override {
         if (!dx) return;
         const Shape s = input_shape();
         if (!derivative_follows_from_output(act_.kind))  // the engine folds in only what the output gives
             cpu::activation_backward_from_input(act_, x, dy, dy, pass.batch * s.elements());
-        for (int64_t n = 0; n < pass.batch; ++n) store_input_gradient(pass, s, n, dy + n * s.elements(), dx);
+        for (int64_t n = 0; n < pass.batch; ++n) dx.store(n, dy + n * s.elements());
     }
     // The activation the engine may fold into the gradient from this layer's output.
     ActivationSpec activation() const override {

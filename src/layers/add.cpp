@@ -45,16 +45,18 @@ class Add final : public MergeLayer {
 #pragma omp parallel for simd schedule(static) if (count >= (1 << 16))
             for (int64_t i = 0; i < count; ++i) y[i] += x[i];
         }
-        if (config_.activation.kind != Activation::none && !pass.logits_only)
-            cpu::apply_activation(config_.activation, y, pass.batch, s.c, s.h * s.w);
+        if (const ActivationSpec act = pass.final_activation(config_.activation);
+            act.kind != Activation::none)
+            cpu::apply_activation(act, y, pass.batch, s.c, s.h * s.w);
     }
     // Every input's gradient is dy itself; it adds to what each destination holds already.
     void backward_inputs(const std::vector<const float*>&, const float*, float* dy,
-                         const std::vector<float*>& dxs, const Pass& pass) override {
+                         const std::vector<InputGradient>& dxs, const Pass& pass) override {
         const Shape s = output_shape();
         const int64_t count = pass.batch * s.elements();
-        for (float* dx : dxs) {
-            if (!dx) continue;
+        for (const InputGradient& gradient : dxs) {
+            if (!gradient) continue;
+            float* dx = gradient.sum();
 #pragma omp parallel for simd schedule(static) if (count >= (1 << 16))
             for (int64_t i = 0; i < count; ++i) dx[i] += dy[i];
         }

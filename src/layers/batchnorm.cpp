@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "kernels/cpu/activation.h"
-#include "layers/input_gradient.h"
+#include "layers/pass.h"
 #include "layers/window.h"
 #include "lenz/layers.h"
 #include "lenz/threads.h"
@@ -80,8 +80,8 @@ class BatchNorm final : public Layer {
     }
     // Channels-last: each thread's per-channel sums and the statistics (doubles), then the scale and
     // shift (floats), all per channel.
-    int64_t workspace_floats(int64_t, bool, Layouts layouts, Precision) const override {
-        if (layouts.input != Layout::nhwc) return 0;
+    int64_t workspace_floats(const Pass& pass) const override {
+        if (pass.layouts.input != Layout::nhwc) return 0;
         return 2 * (2 * threads() + 4) * channels() + 2 * channels();
     }
 
@@ -89,6 +89,7 @@ class BatchNorm final : public Layer {
         if (pass.layouts.input == Layout::nhwc) return forward_channels_last(x, y, pass);
         const int64_t C = channels(), P = input_shape().h * input_shape().w, N = pass.batch;
         const double count = static_cast<double>(N * P);
+        const ActivationSpec activation_applied = pass.final_activation({});  // one absorbed, if any
 #pragma omp parallel for schedule(static) if (N * C * P > 65536)
         for (int64_t c = 0; c < C; ++c) {
             double sum = 0.0, sq = 0.0, mean, inv_std;
@@ -107,14 +108,15 @@ class BatchNorm final : public Layer {
                 const float* v = x + (n * C + c) * P;
                 float* out = y + (n * C + c) * P;
                 for (int64_t p = 0; p < P; ++p) out[p] = v[p] * scale + shift;
-                cpu::activation_forward(pass.absorbed.activation, out, P);
+                cpu::activation_forward(activation_applied, out, P);
             }
         }
     }
 
     // dx = gamma * inv_std / M * (M * dy - sum(dy) - xhat * sum(dy * xhat)), M = N * H * W.
     // First the sums per channel, then dx image by image, formed in place in dy (scratch) and stored.
-    void backward(const float* x, const float*, float* dy, float* dx, const Pass& pass) override {
+    void backward(const float* x, const float*, float* dy, const InputGradient& dx,
+                  const Pass& pass) override {
         if (pass.layouts.input == Layout::nhwc) return backward_channels_last(x, dy, dx, pass);
         const int64_t C = channels(), P = input_shape().h * input_shape().w, N = pass.batch;
         const double count = static_cast<double>(N * P);
@@ -158,7 +160,7 @@ class BatchNorm final : public Layer {
                     g[p] = static_cast<float>(k * (count * g[p] - sum_dy[c] - xhat * sum_dy_xhat[c]));
                 }
             }
-            store_input_gradient(pass, input_shape(), n, dy + n * C * P, dx);
+            dx.store(n, dy + n * C * P);
         }
     }
 
@@ -223,6 +225,7 @@ class BatchNorm final : public Layer {
 
     void forward_channels_last(const float* x, float* y, const Pass& pass) {
         const int64_t C = channels(), rows = pass.batch * input_shape().h * input_shape().w;
+        const ActivationSpec activation_applied = pass.final_activation({});  // one absorbed, if any
         double* partial = reinterpret_cast<double*>(pass.workspace);
         double *sum = partial + 2 * threads() * C, *sum_sq = sum + C, *mean = sum_sq + C, *inv_std = mean + C;
         float* scale = reinterpret_cast<float*>(inv_std + C);
@@ -240,12 +243,12 @@ class BatchNorm final : public Layer {
             float* out = y + r * C;
 #pragma omp simd
             for (int64_t c = 0; c < C; ++c) out[c] = v[c] * scale[c] + shift[c];
-            cpu::activation_forward(pass.absorbed.activation, out, C);
+            cpu::activation_forward(activation_applied, out, C);
         }
     }
 
     // As backward(), on rows of C channels.
-    void backward_channels_last(const float* x, float* dy, float* dx, const Pass& pass) {
+    void backward_channels_last(const float* x, float* dy, const InputGradient& dx, const Pass& pass) {
         const int64_t C = channels(), P = input_shape().h * input_shape().w, N = pass.batch, rows = N * P;
         const double count = static_cast<double>(rows);
         double* partial = reinterpret_cast<double*>(pass.workspace);
@@ -276,7 +279,7 @@ class BatchNorm final : public Layer {
                                               (count * g[c] - sum_dy[c] - xhat * sum_dy_xhat[c]));
                 }
             }
-            store_input_gradient(pass, input_shape(), n, dy + n * P * C, dx);
+            dx.store(n, dy + n * P * C);
         }
     }
 

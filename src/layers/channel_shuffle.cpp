@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "kernels/cpu/image_gradient.h"
-#include "layers/input_gradient.h"
+#include "layers/pass.h"
 #include "layers/window.h"
 #include "lenz/error.h"
 #include "lenz/layers.h"
@@ -43,17 +43,15 @@ class ChannelShuffle final : public Layer {
                                 x + (n * s.c + g * per_group + j) * plane,
                                 sizeof(float) * static_cast<size_t>(plane));
     }
-    int64_t workspace_floats(int64_t, bool training, Layouts, Precision) const override {
-        return training ? threads() * input_shape().elements() : 0;
+    int64_t workspace_floats(const Pass& pass) const override {
+        return pass.training ? threads() * input_shape().elements() : 0;
     }
     // The inverse permutation, one image at a time (dx may be x's memory).
-    void backward(const float*, const float*, float* dy, float* dx, const Pass& pass) override {
+    void backward(const float*, const float*, float* dy, const InputGradient& dx, const Pass& pass) override {
         if (!dx) return;
         const Shape s = input_shape();
         const int64_t per_group = s.c / groups_, plane = s.h * s.w;
-        const cpu::ImageGradientSink store = [&](int64_t n, const float* image_dx) {
-            store_input_gradient(pass, s, n, image_dx, dx);
-        };
+        const cpu::ImageGradientSink store = [&](int64_t n, const float* image_dx) { dx.store(n, image_dx); };
         const bool channels_last = pass.layouts.input == Layout::nhwc;
         cpu::for_each_image_gradient(
             pass.batch, s.elements(), pass.workspace, threads(), store, [&](int64_t n, float* image_dx) {

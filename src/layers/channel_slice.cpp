@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "kernels/cpu/image_gradient.h"
-#include "layers/input_gradient.h"
+#include "layers/pass.h"
 #include "layers/window.h"
 #include "lenz/error.h"
 #include "lenz/layers.h"
@@ -43,17 +43,15 @@ class ChannelSlice final : public Layer {
             std::memcpy(y + n * out_image, x + n * in_image + skip,
                         sizeof(float) * static_cast<size_t>(out_image));
     }
-    int64_t workspace_floats(int64_t, bool training, Layouts, Precision) const override {
-        return training ? threads() * input_shape().elements() : 0;
+    int64_t workspace_floats(const Pass& pass) const override {
+        return pass.training ? threads() * input_shape().elements() : 0;
     }
     // Zero outside the slice, dy inside it.
-    void backward(const float*, const float*, float* dy, float* dx, const Pass& pass) override {
+    void backward(const float*, const float*, float* dy, const InputGradient& dx, const Pass& pass) override {
         if (!dx) return;
         const Shape s = input_shape();
         const int64_t out_image = output_shape().elements(), skip = config_.begin * s.h * s.w;
-        const cpu::ImageGradientSink store = [&](int64_t n, const float* image_dx) {
-            store_input_gradient(pass, s, n, image_dx, dx);
-        };
+        const cpu::ImageGradientSink store = [&](int64_t n, const float* image_dx) { dx.store(n, image_dx); };
         const bool channels_last = pass.layouts.input == Layout::nhwc;
         const int64_t pixels = s.h * s.w, out_c = output_shape().c;
         cpu::for_each_image_gradient(

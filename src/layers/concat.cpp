@@ -44,13 +44,14 @@ class Concat final : public MergeLayer {
     }
     // Each input's gradient is its slice of dy, added to what its destination holds.
     void backward_inputs(const std::vector<const float*>&, const float*, float* dy,
-                         const std::vector<float*>& dxs, const Pass& pass) override {
+                         const std::vector<InputGradient>& dxs, const Pass& pass) override {
         if (pass.layouts.output == Layout::nhwc) {
             for_each_slice(
                 pass.batch,
                 [&](size_t k, float* slice, int64_t at, int64_t count) {
-                    if (float* dx = dxs[k])
-                        for (int64_t i = 0; i < count; ++i) dx[at + i] += slice[i];
+                    if (!dxs[k]) return;
+                    float* dx = dxs[k].sum();
+                    for (int64_t i = 0; i < count; ++i) dx[at + i] += slice[i];
                 },
                 dy);
             return;
@@ -61,11 +62,7 @@ class Concat final : public MergeLayer {
             int64_t offset = 0;
             for (size_t k = 0; k < dxs.size(); ++k) {
                 const int64_t image = input_shapes()[k].elements();
-                if (float* dx = dxs[k]) {
-                    const float* slice = dy + n * out_image + offset;
-                    float* dst = dx + n * image;
-                    for (int64_t i = 0; i < image; ++i) dst[i] += slice[i];
-                }
+                if (dxs[k]) dxs[k].store(n, dy + n * out_image + offset);
                 offset += image;
             }
         }

@@ -6,7 +6,7 @@
 
 #include "kernels/cpu/activation.h"
 #include "layers/init.h"
-#include "layers/input_gradient.h"
+#include "layers/pass.h"
 #include "layers/window.h"
 #include "lenz/error.h"
 #include "lenz/layers.h"
@@ -70,16 +70,17 @@ class Conv2d final : public Layer {
                std::to_string(geometry_.group_channels()) + ")";
     }
 
-    int64_t workspace_floats(int64_t batch, bool training, Layouts layouts,
-                             Precision precision) const override {
-        // Training also runs the forward without a fused softmax (logits for the loss).
-        int64_t floats = cpu::conv2d_forward_workspace(geometry_, batch, config_.bias, config_.activation,
-                                                       layouts, precision);
-        if (training) {
-            floats = std::max(floats, cpu::conv2d_forward_workspace(geometry_, batch, config_.bias, {},
-                                                                    layouts, precision));
-            floats = std::max(
-                floats, cpu::conv2d_backward_workspace(geometry_, batch, config_.bias, layouts, precision));
+    // At inference with what it absorbed; training also runs the forward without a fused softmax
+    // (logits for the loss), and the backward.
+    int64_t workspace_floats(const Pass& pass) const override {
+        const Absorption& a = pass.absorbed;
+        int64_t floats = cpu::conv2d_forward_workspace(geometry_, pass.batch, has_bias(a), activation_with(a),
+                                                       pass.layouts, pass.precision, a.affine);
+        if (pass.training) {
+            floats = std::max(floats, cpu::conv2d_forward_workspace(geometry_, pass.batch, config_.bias, {},
+                                                                    pass.layouts, pass.precision));
+            floats = std::max(floats, cpu::conv2d_backward_workspace(geometry_, pass.batch, config_.bias,
+                                                                     pass.layouts, pass.precision));
         }
         return floats;
     }
@@ -101,21 +102,16 @@ class Conv2d final : public Layer {
             shift[c] = config_.bias ? bias_[c] : 0.0f;
         }
     }
-    int64_t inference_workspace_floats(int64_t batch, Layouts layouts, Precision precision,
-                                       const Absorption& a) const override {
-        return cpu::conv2d_forward_workspace(geometry_, batch, has_bias(a), activation_with(a), layouts,
-                                             precision, a.affine);
+    int64_t prepared_floats(const Pass& pass) const override {
+        const Absorption& a = pass.absorbed;
+        return cpu::conv2d_prepared_floats(geometry_, pass.batch, has_bias(a), activation_with(a),
+                                           pass.layouts, pass.precision, a.affine);
     }
-    int64_t prepared_floats(int64_t batch, Layouts layouts, Precision precision,
-                            const Absorption& a) const override {
-        return cpu::conv2d_prepared_floats(geometry_, batch, has_bias(a), activation_with(a), layouts,
-                                           precision, a.affine);
-    }
-    void prepare(float* prepared, int64_t batch, Layouts layouts, Precision precision, const Absorption& a,
-                 const float* scale, const float* shift) override {
-        cpu::conv2d_prepare_weights(geometry_, batch, has_bias(a), activation_with(a), layouts, precision,
-                                    weight_.data(), config_.bias ? bias_.data() : nullptr, scale, shift,
-                                    prepared);
+    void prepare(float* prepared, const Pass& pass, const float* scale, const float* shift) override {
+        const Absorption& a = pass.absorbed;
+        cpu::conv2d_prepare_weights(geometry_, pass.batch, has_bias(a), activation_with(a), pass.layouts,
+                                    pass.precision, weight_.data(), config_.bias ? bias_.data() : nullptr,
+                                    scale, shift, prepared);
     }
     // A softmax over channels is computed on (N, C, H, W).
     ChannelsLast channels_last() const override {
@@ -143,23 +139,20 @@ class Conv2d final : public Layer {
     }
 
     void forward(const float* x, float* y, const Pass& pass) override {
-        const Absorption& a = pass.absorbed;
-        const bool folded = a.affine && pass.prepared;
-        const float* bias =
-            folded ? cpu::conv2d_prepared_bias(geometry_, pass.prepared_batch, true, activation_with(a),
-                                               pass.layouts, pass.precision, pass.prepared)
-            : config_.bias ? bias_.data()
-                           : nullptr;
-        cpu::conv2d_forward(geometry_, pass.batch, x, weight_.data(), bias,
-                            pass.logits_only ? ActivationSpec{} : activation_with(a), y, pass.workspace,
+        const bool folded = pass.absorbed.affine && pass.prepared;
+        const ActivationSpec activation = pass.final_activation(config_.activation);
+        const float* bias = folded
+                                ? cpu::conv2d_prepared_bias(geometry_, pass.prepared_batch, true, activation,
+                                                            pass.layouts, pass.precision, pass.prepared)
+                            : config_.bias ? bias_.data()
+                                           : nullptr;
+        cpu::conv2d_forward(geometry_, pass.batch, x, weight_.data(), bias, activation, y, pass.workspace,
                             pass.layouts, pass.precision, {pass.prepared, pass.prepared_batch, folded});
     }
-    void backward(const float* x, const float*, float* dy, float* dx, const Pass& pass) override {
+    void backward(const float* x, const float*, float* dy, const InputGradient& dx,
+                  const Pass& pass) override {
         cpu::ImageGradientSink store;
-        if (dx)
-            store = [&](int64_t n, const float* image_dx) {
-                store_input_gradient(pass, input_shape(), n, image_dx, dx);
-            };
+        if (dx) store = [&](int64_t n, const float* image_dx) { dx.store(n, image_dx); };
         cpu::conv2d_backward(geometry_, pass.batch, x, dy, weight_.data(), store, dweight_.data(),
                              config_.bias ? dbias_.data() : nullptr, pass.workspace, pass.layouts,
                              pass.precision);

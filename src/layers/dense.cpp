@@ -4,7 +4,7 @@
 
 #include "kernels/cpu/activation.h"
 #include "layers/init.h"
-#include "layers/input_gradient.h"
+#include "layers/pass.h"
 #include "layers/window.h"
 #include "lenz/error.h"
 #include "lenz/layers.h"
@@ -46,17 +46,17 @@ class Dense final : public Layer {
     }
 
     // Training builds dx in the workspace's start; bf16 copies of the operands follow.
-    int64_t workspace_floats(int64_t batch, bool training, Layouts, Precision precision) const override {
-        return checked_add(training ? checked_mul(batch, inputs(), "dense workspace") : 0,
-                           cpu::dense_workspace(batch, inputs(), config_.units, training, precision));
+    int64_t workspace_floats(const Pass& pass) const override {
+        return checked_add(
+            pass.training ? checked_mul(pass.batch, inputs(), "dense workspace") : 0,
+            cpu::dense_workspace(pass.batch, inputs(), config_.units, pass.training, pass.precision));
     }
 
-    int64_t prepared_floats(int64_t, Layouts, Precision precision, const Absorption&) const override {
-        return cpu::dense_prepared_floats(inputs(), config_.units, precision);
+    int64_t prepared_floats(const Pass& pass) const override {
+        return cpu::dense_prepared_floats(inputs(), config_.units, pass.precision);
     }
-    void prepare(float* prepared, int64_t, Layouts, Precision precision, const Absorption&, const float*,
-                 const float*) override {
-        cpu::dense_prepare_weights(inputs(), config_.units, precision, weight_.data(), prepared);
+    void prepare(float* prepared, const Pass& pass, const float*, const float*) override {
+        cpu::dense_prepare_weights(inputs(), config_.units, pass.precision, weight_.data(), prepared);
     }
 
     std::vector<ParamRef> params() override {
@@ -76,19 +76,18 @@ class Dense final : public Layer {
 
     void forward(const float* x, float* y, const Pass& pass) override {
         cpu::dense_forward(pass.batch, inputs(), config_.units, x, weight_.data(),
-                           config_.bias ? bias_.data() : nullptr,
-                           pass.logits_only ? ActivationSpec{} : config_.activation, y, pass.workspace,
-                           pass.precision, pass.prepared);
+                           config_.bias ? bias_.data() : nullptr, pass.final_activation(config_.activation),
+                           y, pass.workspace, pass.precision, pass.prepared);
     }
-    void backward(const float* x, const float*, float* dy, float* dx, const Pass& pass) override {
+    void backward(const float* x, const float*, float* dy, const InputGradient& dx,
+                  const Pass& pass) override {
         // dx is built in the workspace, then stored image by image (dx may be x itself).
         cpu::dense_backward(pass.batch, inputs(), config_.units, x, dy, weight_.data(),
                             dx ? pass.workspace : nullptr, dweight_.data(),
                             config_.bias ? dbias_.data() : nullptr, pass.workspace + pass.batch * inputs(),
                             pass.precision);
         if (dx)
-            for (int64_t n = 0; n < pass.batch; ++n)
-                store_input_gradient(pass, input_shape(), n, pass.workspace + n * inputs(), dx);
+            for (int64_t n = 0; n < pass.batch; ++n) dx.store(n, pass.workspace + n * inputs());
     }
 
     ActivationSpec activation() const override { return config_.activation; }

@@ -3,7 +3,7 @@
 #include <cstring>
 #include <sstream>
 
-#include "layers/input_gradient.h"
+#include "layers/pass.h"
 #include "layers/window.h"
 #include "lenz/error.h"
 #include "lenz/layers.h"
@@ -48,13 +48,13 @@ class Dropout final : public Layer {
             y[i] = x[i] * mask_[i];
         }
     }
-    void backward(const float*, const float*, float* dy, float* dx, const Pass& pass) override {
+    void backward(const float*, const float*, float* dy, const InputGradient& dx, const Pass& pass) override {
         if (!dx) return;
         const int64_t image = input_shape().elements();
         for (int64_t n = 0; n < pass.batch; ++n) {
             float* g = dy + n * image;  // dy is scratch: the gradient is formed in place
             for (int64_t i = 0; i < image; ++i) g[i] *= mask_[n * image + i];
-            store_input_gradient(pass, input_shape(), n, g, dx);
+            dx.store(n, g);
         }
     }
 

@@ -2,7 +2,7 @@
 // Only the shape changes: the engine hands the same memory on and never calls forward.
 #include <cstring>
 
-#include "layers/input_gradient.h"
+#include "layers/pass.h"
 #include "layers/window.h"
 #include "lenz/layers.h"
 
@@ -20,10 +20,9 @@ class Flatten final : public Layer {
         if (x != y)
             std::memcpy(y, x, sizeof(float) * static_cast<size_t>(pass.batch * input_shape().elements()));
     }
-    void backward(const float*, const float*, float* dy, float* dx, const Pass& pass) override {
+    void backward(const float*, const float*, float* dy, const InputGradient& dx, const Pass& pass) override {
         if (!dx) return;
-        for (int64_t n = 0; n < pass.batch; ++n)
-            store_input_gradient(pass, input_shape(), n, dy + n * input_shape().elements(), dx);
+        for (int64_t n = 0; n < pass.batch; ++n) dx.store(n, dy + n * input_shape().elements());
     }
 
   protected:

@@ -1,6 +1,6 @@
 // Global average and global max pooling: each channel becomes one number (H x W x C -> 1 x 1 x C).
 #include "kernels/cpu/pool2d.h"
-#include "layers/input_gradient.h"
+#include "layers/pass.h"
 #include "layers/window.h"
 #include "lenz/layers.h"
 #include "lenz/threads.h"
@@ -26,16 +26,15 @@ class GlobalPool final : public Layer {
         else
             cpu::global_avgpool_forward(pass.batch, in.c, in.h * in.w, x, y, pass.layouts.input);
     }
-    int64_t workspace_floats(int64_t, bool training, Layouts, Precision) const override {
-        return training ? threads() * input_shape().elements() : 0;
+    int64_t workspace_floats(const Pass& pass) const override {
+        return pass.training ? threads() * input_shape().elements() : 0;
     }
 
-    void backward(const float* x, const float*, float* dy, float* dx, const Pass& pass) override {
+    void backward(const float* x, const float*, float* dy, const InputGradient& dx,
+                  const Pass& pass) override {
         if (!dx) return;
         const Shape in = input_shape();
-        const cpu::ImageGradientSink store = [&](int64_t n, const float* image_dx) {
-            store_input_gradient(pass, in, n, image_dx, dx);
-        };
+        const cpu::ImageGradientSink store = [&](int64_t n, const float* image_dx) { dx.store(n, image_dx); };
         if (kind_ == PoolKind::max)
             cpu::global_maxpool_backward(pass.batch, in.c, in.h * in.w, x, dy, store, pass.workspace,
                                          threads(), pass.layouts.input);

@@ -9,7 +9,7 @@
 #include <cstdio>
 #include <utility>
 
-#include "layers/input_gradient.h"
+#include "layers/pass.h"
 #include "layers/window.h"
 #include "lenz/layers.h"
 #include "lenz/threads.h"
@@ -66,8 +66,8 @@ class LayerNorm final : public Layer {
 
     // Forward: each thread's (mean, 1/std) per position. Training adds the whole batch's, which
     // backward recomputes from x rather than keeping them between the passes.
-    int64_t workspace_floats(int64_t batch, bool training, Layouts, Precision) const override {
-        return 2 * positions() * (threads() + (training ? batch : 0));
+    int64_t workspace_floats(const Pass& pass) const override {
+        return 2 * positions() * (threads() + (pass.training ? pass.batch : 0));
     }
 
     void forward(const float* x, float* y, const Pass& pass) override {
@@ -102,7 +102,8 @@ class LayerNorm final : public Layer {
     // With xhat = (x - mean) / std and g = dy · gamma, per position over the C channels:
     // dx = (1/std) / C · (C · g - sum(g) - xhat · sum(g · xhat)). First the batch's statistics, then
     // the parameter gradients channel by channel, then dx image by image, formed in dy (scratch).
-    void backward(const float* x, const float*, float* dy, float* dx, const Pass& pass) override {
+    void backward(const float* x, const float*, float* dy, const InputGradient& dx,
+                  const Pass& pass) override {
         if (pass.layouts.input == Layout::nhwc) return backward_channels_last(x, dy, dx, pass);
         const int64_t C = channels(), P = positions(), N = pass.batch;
         const bool parallel = N * C * P >= (1 << 16);
@@ -155,7 +156,7 @@ class LayerNorm final : public Layer {
                     g[p] = inv_std[p] / count * (count * g[p] - sum_g[p] - xhat * sum_g_xhat[p]);
                 }
             }
-            store_input_gradient(pass, input_shape(), n, dy + n * C * P, dx);
+            dx.store(n, dy + n * C * P);
         }
     }
 
@@ -168,7 +169,7 @@ class LayerNorm final : public Layer {
   private:
     // As backward(), on rows of C channels: the parameter gradients over every row, then dx row by
     // row in dy (scratch), stored image by image.
-    void backward_channels_last(const float* x, float* dy, float* dx, const Pass& pass) {
+    void backward_channels_last(const float* x, float* dy, const InputGradient& dx, const Pass& pass) {
         const int64_t C = channels(), P = positions(), N = pass.batch;
         for (int64_t r = 0; r < N * P; ++r) {
             const float* v = x + r * C;
@@ -200,7 +201,7 @@ class LayerNorm final : public Layer {
                 for (int64_t c = 0; c < C; ++c)
                     g[c] = inv_std / count * (count * g[c] - sum_g - (v[c] - mean) * inv_std * sum_g_xhat);
             }
-            store_input_gradient(pass, input_shape(), n, dy + n * C * P, dx);
+            dx.store(n, dy + n * C * P);
         }
     }
 

@@ -3,6 +3,7 @@
 #pragma once
 #include <string>
 
+#include "layers/pass.h"
 #include "lenz/error.h"
 #include "lenz/layer.h"
 
@@ -12,7 +13,7 @@ class MergeLayer : public Layer {
   public:
     bool reads_several() const final { return true; }
     void forward(const float*, float*, const Pass&) final { throw Error(kind() + " reads several inputs"); }
-    void backward(const float*, const float*, float*, float*, const Pass&) final {
+    void backward(const float*, const float*, float*, const InputGradient&, const Pass&) final {
         throw Error(kind() + " reads several inputs");
     }
 

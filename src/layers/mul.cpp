@@ -43,14 +43,14 @@ class Mul final : public MergeLayer {
     // dx = dy * gate; dgate = dy * x, summed over positions for a per-channel gate. Both add to what
     // their destinations hold. dgate is computed first: dx may be stored over x.
     void backward_inputs(const std::vector<const float*>& xs, const float*, float* dy,
-                         const std::vector<float*>& dxs, const Pass& pass) override {
+                         const std::vector<InputGradient>& dxs, const Pass& pass) override {
         const Shape s = output_shape();
         const int64_t P = s.h * s.w, C = s.c;
         const float* x = xs[0];
         const float* gate = xs[1];
         const bool broadcast = gate_is_per_channel();
-        float* dx = dxs[0];
-        float* dgate = dxs[1];
+        float* dx = dxs[0] ? dxs[0].sum() : nullptr;
+        float* dgate = dxs[1] ? dxs[1].sum() : nullptr;
         if (broadcast && pass.layouts.input == Layout::nhwc) {
 #pragma omp parallel for schedule(static) if (pass.batch * C * P >= (1 << 16))
             for (int64_t nc = 0; nc < pass.batch * C; ++nc) {

@@ -1,7 +1,7 @@
 // Max and average pooling: a window slides over each channel on its own; no parameters.
 #include "kernels/cpu/pool2d.h"
 
-#include "layers/input_gradient.h"
+#include "layers/pass.h"
 #include "layers/window.h"
 #include "lenz/error.h"
 #include "lenz/layers.h"
@@ -44,15 +44,14 @@ class Pool2d final : public Layer {
     }
     // Channels-last between convolutions (a ResNet's stem), so that neither side reorders.
     ChannelsLast channels_last() const override { return ChannelsLast::keeps; }
-    int64_t workspace_floats(int64_t, bool training, Layouts, Precision) const override {
-        return training ? threads() * input_shape().elements() : 0;
+    int64_t workspace_floats(const Pass& pass) const override {
+        return pass.training ? threads() * input_shape().elements() : 0;
     }
 
-    void backward(const float* x, const float*, float* dy, float* dx, const Pass& pass) override {
+    void backward(const float* x, const float*, float* dy, const InputGradient& dx,
+                  const Pass& pass) override {
         if (!dx) return;
-        const cpu::ImageGradientSink store = [&](int64_t n, const float* image_dx) {
-            store_input_gradient(pass, input_shape(), n, image_dx, dx);
-        };
+        const cpu::ImageGradientSink store = [&](int64_t n, const float* image_dx) { dx.store(n, image_dx); };
         if (config_.kind == PoolKind::max)
             cpu::maxpool_backward(geometry_, pass.batch, x, dy, store, pass.workspace, threads(),
                                   pass.layouts.input);

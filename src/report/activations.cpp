@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "layers/pass.h"
 #include "lenz/buffer.h"
 #include "lenz/error.h"
 #include "lenz/report.h"
@@ -11,14 +12,11 @@ namespace lenz {
 std::vector<std::vector<float>> layer_outputs(Model& model, const float* input) {
     // Our own buffers and Layer::forward in inference mode: TrainingStep would re-prepare the
     // layers' training state (dropout masks, gradients) for batch 1 under a running trainer.
+    Pass pass;  // batch 1, (N, C, H, W), float32
     int64_t workspace_floats = 0;
     for (int64_t i = 0; i < model.size(); ++i)
-        workspace_floats =
-            std::max(workspace_floats, model.layer(i).workspace_floats(1, false, {}, Precision::f32));
+        workspace_floats = std::max(workspace_floats, model.layer(i).workspace_floats(pass));
     Buffer workspace(workspace_floats);
-    Pass pass;
-    pass.batch = 1;
-    pass.training = false;
     pass.workspace = workspace.data();
     // values[v]: value v of the graph, (C, H, W); value 0 is the input, value i + 1 layer i's output.
     std::vector<std::vector<float>> values{std::vector<float>(input, input + model.input_shape().elements())};

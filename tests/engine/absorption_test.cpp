@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/schedule.h"
 #include "lenz/buffer.h"
 #include "lenz/engine.h"
 #include "lenz/random.h"
@@ -27,7 +28,7 @@ void perturb_batchnorms(Model& m, uint64_t seed) {
     }
 }
 
-int64_t absorbed_count(const InferencePlan& plan) {
+int64_t absorbed_count(const InferenceSchedule& plan) {
     return std::count_if(plan.absorbed_by.begin(), plan.absorbed_by.end(),
                          [](int64_t by) { return by >= 0; });
 }
@@ -78,7 +79,7 @@ TEST(Absorption, FoldedLayersComputeWhatRunningEveryLayerDoes) {
 
 TEST(Absorption, WhatFoldsAndIntoWhat) {
     Model chain = parse_model(kChain, "m.lenz");
-    const InferencePlan c = plan_inference(chain, 2);
+    const InferenceSchedule c = schedule_inference(chain, 2);
     // batchnorm and relu into conv 1; batchnorm into conv 4; batchnorm and hardswish into conv 8.
     EXPECT_EQ(c.absorbed_by, (std::vector<int64_t>{-1, 0, 0, -1, 3, -1, -1, 6, 6, -1, -1}));
     EXPECT_TRUE(c.absorbs[0].affine);
@@ -87,28 +88,28 @@ TEST(Absorption, WhatFoldsAndIntoWhat) {
     EXPECT_EQ(c.affine_from[3], 4);
     // The graph: every batch norm and activation after a convolution, but not the add's relu (the
     // add has it already) and not the batch norm named b's output, which the add reads.
-    const InferencePlan g = plan_inference(parse_model(kGraph, "m.lenz"), 2);
+    const InferenceSchedule g = schedule_inference(parse_model(kGraph, "m.lenz"), 2);
     EXPECT_EQ(absorbed_count(g), 8);
     EXPECT_EQ(g.absorbed_by[7], 6);  // b itself is folded: the add reads the convolution's output
     EXPECT_EQ(g.absorbs[12].activation.kind, Activation::gelu);
 
-    const InferencePlan n = plan_inference(parse_model(kNormThenActivate, "m.lenz"), 2);
+    const InferenceSchedule n = schedule_inference(parse_model(kNormThenActivate, "m.lenz"), 2);
     EXPECT_EQ(n.absorbed_by, (std::vector<int64_t>{-1, -1, 1, -1, 3, 3, -1, -1}));
     EXPECT_FALSE(n.absorbs[1].affine);
     EXPECT_EQ(n.absorbs[1].activation.kind, Activation::relu6);
 
     // The first layer scale and the relu fold into the convolution; the second scale comes after
     // an activation and runs.
-    const InferencePlan s = plan_inference(parse_model(kLayerScale, "m.lenz"), 2);
+    const InferenceSchedule s = schedule_inference(parse_model(kLayerScale, "m.lenz"), 2);
     EXPECT_EQ(s.absorbed_by, (std::vector<int64_t>{-1, 0, 0, -1, -1, -1}));
     EXPECT_EQ(s.affine_from[0], 1);
 
     // Nothing folds where another layer reads the convolution's output, or after an activation.
-    const InferencePlan shared = plan_inference(
+    const InferenceSchedule shared = schedule_inference(
         parse_model("input 8x8x4\nconv 4 3x3 padding=same name=c\nbatchnorm name=n\nadd c n\n", "m"), 1);
     EXPECT_EQ(absorbed_count(shared), 0);
-    const InferencePlan after_relu =
-        plan_inference(parse_model("input 8x8x4\nconv 4 3x3 relu\nbatchnorm\n", "m"), 1);
+    const InferenceSchedule after_relu =
+        schedule_inference(parse_model("input 8x8x4\nconv 4 3x3 relu\nbatchnorm\n", "m"), 1);
     EXPECT_EQ(absorbed_count(after_relu), 0);
 }
 

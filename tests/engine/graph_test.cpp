@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/schedule.h"
 #include "engine/value_graph.h"
 #include "lenz/buffer.h"
 #include "lenz/engine.h"
@@ -291,8 +292,8 @@ TEST(Graph, AddAndMulWriteOverAnInputNobodyElseReads) {
     const ValueGraph h = analyse(r);
     EXPECT_TRUE(h.in_place[2]);  // over b, the input that only the add reads (the stem feeds conv b too)
     EXPECT_EQ(h.inference_storage(3), 2);
-    const InferencePlan plan = plan_inference(r, 2);
-    EXPECT_EQ(plan.value_offset[3], plan.value_offset[2]);
+    const InferenceSchedule schedule = schedule_inference(r, 2);
+    EXPECT_EQ(schedule.value_offset[3], schedule.value_offset[2]);
     EXPECT_TRUE(h.in_place[4]);  // mul over its gate (s is read by the gate's conv too)
     EXPECT_EQ(h.inference_storage(5), 4);
     // And the results are those of the training forward, which keeps every value apart.

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "engine/schedule.h"
 #include "lenz/engine.h"
 #include "lenz/report.h"
 #include "lenz/threads.h"

@@ -2,6 +2,7 @@
 // activation into dy, from the layer's output. Tests that call backward directly do the same.
 #pragma once
 #include "kernels/cpu/activation.h"
+#include "layers/pass.h"
 #include "lenz/layer.h"
 
 namespace lenz::testing {

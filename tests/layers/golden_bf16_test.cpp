@@ -18,6 +18,7 @@
 #include <variant>
 #include <vector>
 
+#include "layers/pass.h"
 #include "lenz/layers.h"
 #include "lenz/model.h"
 #include "lenz/precision.h"
@@ -80,19 +81,20 @@ Outputs run_layer(const LayerConfig& config, Shape in, int64_t N,
     std::vector<ParamRef> params = layer->params();
     for (size_t i = 0; i < params.size(); ++i)
         std::copy(values[i].begin(), values[i].end(), params[i].value->data());
-    Buffer workspace(std::max<int64_t>(layer->workspace_floats(N, true, {}, precision), 1));
     Pass pass;
     pass.batch = N;
     pass.training = true;
-    pass.workspace = workspace.data();
     pass.precision = precision;
+    Buffer workspace(std::max<int64_t>(layer->workspace_floats(pass), 1));
+    pass.workspace = workspace.data();
     Outputs out;
     out.y.resize(static_cast<size_t>(N * layer->output_shape().elements()));
     layer->forward(x.data(), out.y.data(), pass);
     if (!backward) return out;
     std::vector<float> dy_scratch = dy;
     out.dx.resize(x.size());
-    layer->backward(x.data(), out.y.data(), dy_scratch.data(), out.dx.data(), pass);
+    layer->backward(x.data(), out.y.data(), dy_scratch.data(),
+                    InputGradient::overwriting(out.dx.data(), layer->input_shape()), pass);
     for (ParamRef& p : params)
         if (p.trainable) out.grads.emplace_back(p.grad->data(), p.grad->data() + p.grad->size());
     return out;

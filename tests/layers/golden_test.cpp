@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "layers/fold_activation.h"
+#include "layers/pass.h"
 #include "lenz/buffer.h"
 #include "lenz/layer.h"
 #include "lenz/model.h"
@@ -144,9 +145,10 @@ TEST_P(Golden, MatchesPyTorch) {
 
     const std::vector<float> x = floats(g.at("x"));
     ASSERT_EQ(static_cast<int64_t>(x.size()), N * in.elements()) << name << ": x";
-    Buffer workspace(std::max<int64_t>(layer.workspace_floats(N, true, {}, Precision::f32), 1));
     Pass pass;
     pass.batch = N;
+    pass.training = true;
+    Buffer workspace(std::max<int64_t>(layer.workspace_floats(pass), 1));
     pass.training = training;
     pass.workspace = workspace.data();
 
@@ -176,7 +178,7 @@ TEST_P(Golden, MatchesPyTorch) {
     Buffer dx(N * in.elements());
     std::fill(dx.data(), dx.data() + dx.size(), NAN);  // every value must be written
     testing::fold_own_activation(layer, y.data(), dy.data(), N);
-    layer.backward(x.data(), y.data(), dy.data(), dx.data(), pass);
+    layer.backward(x.data(), y.data(), dy.data(), InputGradient::overwriting(dx.data(), in), pass);
     expect_close(name, "dx", dx.data(), floats(g.at("dx")), dx.size(), in_dims);
 
     const nlohmann::json& grads = g.at("grads");

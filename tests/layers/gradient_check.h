@@ -8,6 +8,7 @@
 #include <string>
 
 #include "layers/fold_activation.h"
+#include "layers/pass.h"
 #include "lenz/buffer.h"
 #include "lenz/layer.h"
 #include "lenz/model.h"
@@ -36,7 +37,7 @@ class LayerHarness {
                 for (int64_t i = 0; i < p.value->size(); ++i) (*p.value)[i] += noise.uniform(-0.5f, 0.5f);
         layer().allocate_gradients();
         layer().prepare_training(batch);
-        workspace_ = Buffer(std::max<int64_t>(layer().workspace_floats(batch, true, {}, Precision::f32), 1));
+        workspace_ = Buffer(std::max<int64_t>(layer().workspace_floats(pass(true)), 1));
         Rng rng(seed + 1);
         x_ = Buffer(batch * in.elements());
         for (int64_t i = 0; i < x_.size(); ++i) x_[i] = rng.uniform(-1.0f, 1.0f);
@@ -111,7 +112,8 @@ inline void check_gradients(const std::string& spec, Shape in, GradCheckOptions 
     for (ParamRef& p : h.layer().params())
         if (p.grad) p.grad->zero();
     fold_own_activation(h.layer(), h.y().data(), dy.data(), h.batch());
-    h.layer().backward(h.x().data(), h.y().data(), dy.data(), dx.data(), h.pass(o.training));
+    h.layer().backward(h.x().data(), h.y().data(), dy.data(),
+                       InputGradient::overwriting(dx.data(), h.layer().input_shape()), h.pass(o.training));
 
     expect_matches_finite_differences(h, h.x(), dx, r, "dx", o);
     for (ParamRef& p : h.layer().params()) {

@@ -5,11 +5,20 @@
 #include <vector>
 
 #include "layers/fold_activation.h"
+#include "layers/pass.h"
 #include "lenz/error.h"
 #include "lenz/layers.h"
 
 namespace lenz {
 namespace {
+
+// The executor hands a layer of several inputs buffers its shares add up in.
+std::vector<InputGradient> sums(std::initializer_list<std::pair<std::vector<float>*, Shape>> buffers) {
+    std::vector<InputGradient> gradients;
+    for (const auto& [buffer, shape] : buffers)
+        gradients.push_back(InputGradient::accumulating(buffer->data(), shape));
+    return gradients;
+}
 
 Pass one_pass(int64_t batch) {
     Pass p;
@@ -30,7 +39,7 @@ TEST(Merge, AddSumsThenActivates) {
     std::vector<float> dy{5, 7}, da{1, 1}, db(2), dc(2);
     testing::fold_own_activation(*add, y.data(), dy.data(), 1);
     add->backward_inputs({a.data(), b.data(), c.data()}, y.data(), dy.data(),
-                         {da.data(), db.data(), dc.data()}, one_pass(1));
+                         sums({{&da, {1, 2, 1}}, {&db, {1, 2, 1}}, {&dc, {1, 2, 1}}}), one_pass(1));
     EXPECT_EQ(da, (std::vector<float>{1, 8}));
     EXPECT_EQ(db, (std::vector<float>{0, 7}));
     EXPECT_EQ(dc, (std::vector<float>{0, 7}));
@@ -46,7 +55,8 @@ TEST(Merge, ConcatStacksChannelsImageByImage) {
     concat->forward_inputs({a.data(), b.data()}, y.data(), one_pass(2));
     EXPECT_EQ(y, (std::vector<float>{1, 2, 10, 11, 12, 13, 3, 4, 20, 21, 22, 23}));
     std::vector<float> dy{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, da(4), db(8);
-    concat->backward_inputs({a.data(), b.data()}, y.data(), dy.data(), {da.data(), db.data()}, one_pass(2));
+    concat->backward_inputs({a.data(), b.data()}, y.data(), dy.data(),
+                            sums({{&da, {1, 2, 1}}, {&db, {1, 2, 2}}}), one_pass(2));
     EXPECT_EQ(da, (std::vector<float>{1, 2, 7, 8}));
     EXPECT_EQ(db, (std::vector<float>{3, 4, 5, 6, 9, 10, 11, 12}));
 }
@@ -61,8 +71,8 @@ TEST(Merge, MulBroadcastsAPerChannelGate) {
     mul->forward_inputs({x.data(), gate.data()}, y.data(), one_pass(1));
     EXPECT_EQ(y, (std::vector<float>{10, 20, 1.5f, 2}));
     std::vector<float> dy{1, 1, 2, -1}, dx(4), dgate(2);
-    mul->backward_inputs({x.data(), gate.data()}, y.data(), dy.data(), {dx.data(), dgate.data()},
-                         one_pass(1));
+    mul->backward_inputs({x.data(), gate.data()}, y.data(), dy.data(),
+                         sums({{&dx, {1, 2, 2}}, {&dgate, {1, 1, 2}}}), one_pass(1));
     EXPECT_EQ(dx, (std::vector<float>{10, 10, 1, -0.5f}));
     EXPECT_EQ(dgate, (std::vector<float>{1 + 2, 6 - 4}));  // summed over the positions of each channel
 }

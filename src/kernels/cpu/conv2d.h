@@ -6,8 +6,8 @@
 #pragma once
 #include "kernels/conv_geometry.h"
 #include "kernels/cpu/image_gradient.h"
+#include "kernels/layout.h"
 #include "lenz/activation.h"
-#include "lenz/layout.h"
 #include "lenz/precision.h"
 
 namespace lenz::cpu {

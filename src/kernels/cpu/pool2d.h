@@ -3,7 +3,7 @@
 #pragma once
 #include "kernels/conv_geometry.h"
 #include "kernels/cpu/image_gradient.h"
-#include "lenz/layout.h"
+#include "kernels/layout.h"
 
 namespace lenz::cpu {
 

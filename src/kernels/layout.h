@@ -1,4 +1,5 @@
-// Memory layouts of activations: what the engine plans and the kernels are told.
+// Memory layouts of activations: what the engine plans and the kernels are told. This is the CPU
+// backend's notion (oneDNN's kernels are fastest channels-last); the public headers do not carry it.
 #pragma once
 
 namespace lenz {
@@ -12,10 +13,5 @@ enum class Layout { nchw, nhwc };
 struct Layouts {
     Layout input = Layout::nchw, output = Layout::nchw;
 };
-
-// What a layer's forward and backward take: (N, C, H, W) only; either layout on either side
-// (convolutions, which oneDNN reads and writes both ways); or either layout, the same for the output
-// and every input of the output's height and width (element-wise layers, batch norm, concat).
-enum class ChannelsLast { no, converts, keeps };
 
 }  // namespace lenz

@@ -1,0 +1,44 @@
+// The engine's own plan of a run, beyond the figures the public plans report: each layer's
+// layouts, where each value lives, what is folded into what, and the Pass each call gets. The
+// runners execute it; `lenz bench --profile` and the tests read it.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "layers/pass.h"
+#include "lenz/engine.h"
+
+namespace lenz {
+
+// Each layer's input and output layout: channels-last between two consecutive layers that both take
+// it (a convolution feeding a convolution), plain (N, C, H, W) everywhere else, the model's input and
+// output included. Inference and training both use these.
+std::vector<Layouts> plan_layouts(const Model& model);
+
+struct InferenceSchedule {
+    InferencePlan plan;            // the figures
+    std::vector<Layouts> layouts;  // per layer, from plan_layouts
+    // Where each value lives, in floats from the arena's start (value 0: the input; i + 1: layer i's output).
+    std::vector<int64_t> value_offset;
+    // Per layer: where its prepared weights start (Layer::prepare), -1 where it prepares nothing.
+    std::vector<int64_t> prepared_offset;
+    // Layers folded into the layer before them (Layer::can_absorb): a batch norm on its running
+    // statistics, then an activation, where nothing else reads what is folded. Per layer: the layer
+    // that computes it (-1: itself; a folded layer does not run, and its output is the other's);
+    // what it computes for others; and the layer whose affine map it folds in (-1: none).
+    std::vector<int64_t> absorbed_by;
+    std::vector<Absorption> absorbs;
+    std::vector<int64_t> affine_from;
+
+    // What layer i is told when it runs at batch `batch` (at most plan.batch), prepare() included.
+    Pass pass(int64_t layer, int64_t batch) const;
+};
+// A precision the CPU lacks is an Error (require_precision).
+InferenceSchedule schedule_inference(const Model& model, int64_t batch, Precision precision = Precision::f32);
+
+// What layer i is told in a training step (Layer::workspace_floats, forward, backward); `logits`:
+// leave out its fused activation, because the loss reads the logits.
+Pass training_pass(const Model& model, const std::vector<Layouts>& layouts, int64_t layer, int64_t batch,
+                   Precision precision, bool logits = false);
+
+}  // namespace lenz

@@ -1,0 +1,107 @@
+// What the executor tells a layer for one forward or backward call, and where the layer hands the
+// gradient of its input over. These are the CPU engine's terms (layouts, folding, workspace): the
+// public Layer interface only names them.
+#pragma once
+#include <cstdint>
+#include <cstring>
+#include <optional>
+
+#include "kernels/cpu/activation.h"
+#include "kernels/layout.h"
+#include "lenz/activation.h"
+#include "lenz/error.h"
+#include "lenz/precision.h"
+#include "lenz/shape.h"
+
+namespace lenz {
+
+// What a layer's forward and backward take: (N, C, H, W) only; either layout on either side
+// (convolutions, which oneDNN reads and writes both ways); or either layout, the same for the output
+// and every input of the output's height and width (element-wise layers, batch norm, concat).
+enum class ChannelsLast : unsigned char { no, converts, keeps };
+
+// Inference only: what a layer computes on behalf of layers that read only its output, which the
+// engine folds into it and then does not run: a per-channel affine map (a batch norm on its
+// running statistics), which goes into the prepared weights and bias, then an activation.
+struct Absorption {
+    bool affine = false;
+    ActivationSpec activation;
+    bool any() const { return affine || activation.kind != Activation::none; }
+};
+
+// What one forward or backward call may use. Memory is planned by the caller; layers never allocate.
+struct Pass {
+    int64_t batch = 1;
+    bool training = false;
+    float* workspace = nullptr;            // at least workspace_floats(*this) floats
+    Layouts layouts;                       // of x and dx, y and dy; nchw unless the layer takes channels-last
+    Precision precision = Precision::f32;  // of convolutions and matrix products
+    // Inference only: what prepare() wrote for this layer, for batch prepared_batch (or nullptr).
+    const float* prepared = nullptr;
+    int64_t prepared_batch = 0;
+    // Inference only: the layers after this one that it computes too (prepared for in prepare()).
+    Absorption absorbed;
+    uint64_t seed = 0;  // dropout masks: derived from this per step
+
+    // Forward: the executor's choice of the activation a layer applies to its output last, where it
+    // is not the layer's own: none where the loss reads the logits (it computes the softmax itself,
+    // stably), or the activation of a layer folded into this one.
+    std::optional<ActivationSpec> activation;
+    // What a layer whose own activation is `own` applies last. Layers that fuse an activation call
+    // this rather than applying their setting.
+    ActivationSpec final_activation(const ActivationSpec& own) const { return activation.value_or(own); }
+};
+
+// Where a layer's backward hands over the gradient of one of its inputs. The executor decides what
+// that means, so that no layer has to:
+// - overwriting: the input has one reader, so its gradient is stored over the input's activation,
+//   times the derivative of the activation that wrote it (computed from that activation itself,
+//   read just before it is overwritten);
+// - accumulating: the input has several readers (or feeds a layer of several inputs), and each adds
+//   its share to a buffer of the input's own.
+// Because of the first, a layer finishes reading image n of its input before it stores image n.
+class InputGradient {
+  public:
+    InputGradient() = default;  // no gradient wanted: the image's, or a value only frozen layers lead to
+    static InputGradient overwriting(float* activation, Shape shape,
+                                     const ActivationSpec* derivative = nullptr) {
+        return InputGradient(activation, shape, derivative, false);
+    }
+    static InputGradient accumulating(float* sum, Shape shape) {
+        return InputGradient(sum, shape, nullptr, true);
+    }
+
+    explicit operator bool() const { return data_ != nullptr; }
+
+    // image_dx: the gradient for image n, (C, H, W) of the input in the pass's input layout.
+    void store(int64_t n, const float* image_dx) const {
+        const int64_t elements = shape_.elements();
+        float* dst = data_ + n * elements;
+        if (accumulate_) {
+#pragma omp simd
+            for (int64_t i = 0; i < elements; ++i) dst[i] += image_dx[i];
+        } else if (derivative_ && derivative_->kind != Activation::none) {
+            cpu::apply_activation_backward(*derivative_, dst, image_dx, dst, 1, shape_.c,
+                                           shape_.h * shape_.w);
+        } else if (dst != image_dx) {
+            std::memcpy(dst, image_dx, sizeof(float) * static_cast<size_t>(elements));
+        }
+    }
+    // Layers of several inputs (add, concat, mul), whose inputs' gradients always accumulate: the
+    // whole (N, C, H, W) buffer they add their shares to, element by element.
+    float* sum() const {
+        if (!accumulate_) throw Error("internal: the gradient of a merged input must accumulate");
+        return data_;
+    }
+
+  private:
+    InputGradient(float* data, Shape shape, const ActivationSpec* derivative, bool accumulate)
+        : data_(data), shape_(shape), derivative_(derivative), accumulate_(accumulate) {}
+
+    float* data_ = nullptr;
+    Shape shape_{};
+    const ActivationSpec* derivative_ = nullptr;
+    bool accumulate_ = false;
+};
+
+}  // namespace lenz
