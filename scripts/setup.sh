@@ -10,6 +10,8 @@ if [ "${1:-}" = --tests ]; then
     python3-numpy python3-onnx  # the ONNX test's independent evaluator (tests/formats/onnx_reference.py)
     python3-torch python3-torchvision  # torchvision's classifiers exported for scripts/zoo-ci.sh (tools/zoo_export.py)
     libonnx-testdata  # the ONNX project's own backend tests, for tools/onnx_conformance.py
+    pybind11-dev python3-pybind11 python3-dev python3-pytest  # the Python module and its tests (tests/python)
+    python3-pip python3-venv python3-setuptools python3-wheel  # its pip route, tested in a venv
     chromium)  # headless, for the test that renders report.html; large, but only a test needs it
 fi
 missing=()

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Builds Lenz and runs every test: the release build (and the ONNX project's backend tests on it),
-# then the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer, then the concurrency
-# tests and one short training run under ThreadSanitizer. The release binary is also checked on
+# Builds Lenz and runs every test: the release build (and the Python module's tests and the ONNX
+# project's backend tests on it), then the unit tests again under AddressSanitizer +
+# UndefinedBehaviorSanitizer, then the concurrency tests and one short training run under
+# ThreadSanitizer. The release binary is also checked on
 # torchvision's classifiers (scripts/zoo-ci.sh). LENZ_SKIP_ASAN=1 or LENZ_SKIP_TSAN=1 leave a
 # sanitizer pass out, LENZ_SKIP_ZOO=1 the classifiers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh --tests
-cmake --preset release >/dev/null
+cmake --preset release -DLENZ_PYTHON=ON >/dev/null
 cmake --build --preset release
 ctest --preset release -j2
+# The Python module (pytest): the release build's module against build/lenz and PyTorch, the
+# notebook example, and pip's route in a virtual environment (well under a minute).
+PYTHONPATH=build/python LENZ_BUILD_DIR=build /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/python
 # The ONNX project's own backend tests (Debian's libonnx-testdata) on the release binary: a wrong
 # number or a crash fails; refusals are allowed, and listed in docs/onnx-conformance.md.
 /usr/bin/python3 tools/onnx_conformance.py --check

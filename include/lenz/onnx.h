@@ -49,5 +49,8 @@ LoadedModel read_onnx(const std::string& path);
 Model load_any_model(const std::string& path);
 // A trained model by its extension: an .onnx file, or else a checkpoint.
 LoadedModel load_trained_model(const std::string& path);
+// A model with weights: a trained one's own (a checkpoint, an .onnx file, with the normalisation it
+// holds), or for a model file (.lenz) those init_params(seed) gives, as lenz train starts from.
+LoadedModel load_with_weights(const std::string& path, uint64_t seed);
 
 }  // namespace lenz

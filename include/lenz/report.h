@@ -94,6 +94,21 @@ struct ModelPictures {
 };
 ModelPictures picture_model(Model& model, const Image& input, const Normalization& norm);
 
+// What `lenz visualize` draws for one image (src/report/visualize.cpp), in order, each named as its
+// file without ".png": "input" (the image as the model sees it, enlarged), "probabilities",
+// "filters" (when the model has a convolution), a grid per conv and pooling layer
+// ("03-conv-14x14x64"), and "overview" (all of these stacked).
+struct NamedPicture {
+    std::string name;
+    Image image;
+};
+struct Visualization {
+    std::vector<NamedPicture> pictures;
+    std::vector<double> probabilities;
+};
+Visualization visualize(Model& model, const Image& source, const Normalization& norm,
+                        const std::vector<std::string>& class_names);
+
 // ---- Encoding (src/report/encode.cpp) ----
 
 std::string base64(std::string_view bytes);
@@ -159,6 +174,12 @@ std::string render_report(const ReportData& data);
 void write_report(const std::string& path, const ReportData& data);
 // The epochs of a run's metrics.jsonl (the last line for each epoch wins; a missing file gives none).
 std::vector<EpochMetrics> read_metrics_jsonl(const std::string& path);
+// What lenz train writes after each epoch, as TrainConfig::on_epoch: config.out_dir/report.html,
+// with the curves so far, the trainer's evaluation of the epoch (confusion matrix, per-class
+// accuracy), then the mistakes and feature maps of the current weights on the same test images
+// (config.limit_test of them). Throws Error for a data split without test images.
+std::function<bool(const EpochMetrics&, const EvalResult&)> epoch_report_writer(
+    Model& model, const DataSplit& data, const TrainConfig& config, const std::string& model_name);
 // Fills evaluation (unless the caller already has it), misclassified and pictures (of test image
 // `picture_index`) from a model and a test set.
 void add_evaluation(ReportData& data, Model& model, const ImageSet& test, const Normalization& norm,

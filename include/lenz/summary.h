@@ -58,8 +58,13 @@ struct Summary {
 };
 
 Summary summarize(const Model& model, const SummaryOptions& options);
+// Options for the textbook figures in `dtype`: "float32", "float16", "bfloat16" or "int8". Throws
+// ParseError naming the choices.
+SummaryOptions summary_options(int64_t batch, const std::string& dtype, OptimizerKind optimizer);
 
 std::string format_summary(const Summary& s, const std::string& model_name, bool explain);
+// What --explain adds to the table: each figure's derivation ("How these figures come about ...").
+std::string summary_explanation(const Summary& s);
 std::string summary_json(const Summary& s, const std::string& model_name);
 std::string summary_csv(const Summary& s);
 

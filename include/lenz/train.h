@@ -21,6 +21,11 @@ struct OptimizerConfig {
 };
 // "adam", "sgd+momentum", "sgd+nesterov", ...: as runs print and record it.
 const char* optimizer_name(const OptimizerConfig& config);
+// "sgd", "momentum", "nesterov", "adam" or "adamw", as the command line spells them, with the other
+// settings at their defaults. Throws ParseError naming the choices.
+OptimizerConfig parse_optimizer(const std::string& name);
+// The peak learning rate a run takes when none is given: 0.002 for Adam and AdamW, 0.05 for SGD.
+double default_learning_rate(OptimizerKind kind);
 
 // Updates the trainable parameters of a model from their gradients, except those of frozen layers
 // (Model::freeze), which it leaves bit for bit as they are. State (momentum, moments) lives here,
@@ -61,6 +66,9 @@ struct ScheduleConfig {
     double final_fraction = 0.0;  // cosine: the learning rate at the end, as a fraction of base_lr
 };
 
+// "cosine", "step" or "constant". Throws ParseError naming the choices.
+ScheduleKind parse_schedule(const std::string& name);
+
 // The learning rate for step `step` (0-based) of `total_steps`, with `steps_per_epoch`.
 double learning_rate_at(const ScheduleConfig& config, int64_t step, int64_t steps_per_epoch,
                         int64_t total_steps);
@@ -81,6 +89,12 @@ struct EpochMetrics {
     double seconds = 0, images_per_second = 0;
     bool best = false;  // the best test accuracy of the run so far (written to best.safetensors)
 };
+
+// One line on an epoch, as lenz train prints it: "epoch 1/5  train loss 0.5123  acc 81.20%  |  test
+// loss ...". Without a test set (NaN test figures) the test part is left out.
+std::string epoch_line(const EpochMetrics& m, int64_t epochs);
+// "42s", "3m05s", "1h02m".
+std::string duration_text(double seconds);
 
 // Where a step leaves the run: what a progress line shows.
 struct StepProgress {
@@ -167,6 +181,8 @@ void check_data_fits(const Model& model, const ImageSet& set, const std::string&
 
 // Fine-tuning. The layer that `name_or_number` names: the one whose output has that name (name= in
 // the model file), else the layer of that number, counted from 1 as the summary's table does; -1 if
+// load_dataset with image folders converted to the model's input size and channels.
+DataSplit load_dataset_for(const Model& model, const std::string& spec, double val_split, uint64_t seed);
 // none (the input is no layer).
 int64_t find_layer(const Model& model, const std::string& name_or_number);
 // Puts a fresh layer of `classes` outputs in place of the model's last layer with weights, a dense
@@ -177,7 +193,9 @@ int64_t find_layer(const Model& model, const std::string& name_or_number);
 int64_t replace_head(Model& model, int64_t classes, uint64_t seed);
 
 // Runs the epochs, writes DIR/model.safetensors after each epoch (atomically), DIR/best.safetensors
-// at the best test accuracy, and DIR/metrics.jsonl; returns the metrics of every epoch run.
+// at the best test accuracy, and DIR/metrics.jsonl; returns the metrics of every epoch run. An empty
+// test set (the Python module's fit without validation data) evaluates nothing: the epochs' test
+// figures are NaN, none is the best and no best.safetensors is written.
 // With config.resume it continues from DIR/model.safetensors, at the step it was written after
 // (mid-epoch checkpoints included), and reaches the uninterrupted run's weights bit for bit.
 std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const TrainConfig& config);

@@ -338,6 +338,26 @@ std::string format_summary(const Summary& s, const std::string& model_name, bool
     return o.str();
 }
 
+SummaryOptions summary_options(int64_t batch, const std::string& dtype, OptimizerKind optimizer) {
+    SummaryOptions o;
+    o.batch = batch;
+    o.dtype = dtype;
+    o.dtype_bytes = dtype == "float32"                          ? 4
+                    : dtype == "float16" || dtype == "bfloat16" ? 2
+                    : dtype == "int8"                           ? 1
+                                                                : 0;
+    if (o.dtype_bytes == 0)
+        throw ParseError("unknown dtype '" + dtype + "' (expected float32, float16, bfloat16 or int8)");
+    o.optimizer = optimizer;
+    return o;
+}
+
+std::string summary_explanation(const Summary& s) {
+    std::ostringstream o;
+    explain(o, s);
+    return o.str();
+}
+
 std::string summary_json(const Summary& s, const std::string& model_name) {
     using nlohmann::json;
     json layers = json::array();

@@ -53,7 +53,7 @@ void write_eval_report(const EvalArgs& a, LoadedModel& loaded, const DataSplit& 
 // Without --data: the data set, validation split and seed recorded in the checkpoint by lenz train;
 // Fashion-MNIST for a model that records none (an ONNX file). The error says which was tried.
 DataSplit load_eval_data(const EvalArgs& a, const LoadedModel& loaded, const std::set<std::string>& given) {
-    if (!a.data.empty()) return load_data_for(loaded.model, a.data, a.val_split, a.seed);
+    if (!a.data.empty()) return load_dataset_for(loaded.model, a.data, a.val_split, a.seed);
     const nlohmann::json options = nlohmann::json::parse(loaded.info.training_json, nullptr, false)
                                        .value("options", nlohmann::json::object());
     const bool recorded = options.is_object() && options.contains("--data") && options["--data"].is_string();
@@ -67,7 +67,7 @@ DataSplit load_eval_data(const EvalArgs& a, const LoadedModel& loaded, const std
         options["--seed"].is_number_unsigned())
         seed = options["--seed"].get<uint64_t>();
     try {
-        DataSplit data = load_data_for(loaded.model, spec, val_split, seed);
+        DataSplit data = load_dataset_for(loaded.model, spec, val_split, seed);
         check_data_fits(loaded.model, data.test, "test");
         return data;
     } catch (const Error& e) {

@@ -1,7 +1,6 @@
 // Options several subcommands share, and helpers to print tables.
 #pragma once
 #include <CLI/CLI.hpp>
-#include <filesystem>
 #include <string>
 
 #include "lenz/checkpoint.h"
@@ -29,16 +28,6 @@ inline CLI::Option* add_data_option(CLI::App* cmd, std::string& data) {
         "four IDX files, or an image folder (one sub-folder per class, with train/ and test/)");
 }
 
-inline DataSplit load_data_for(const Model& model, const std::string& spec, double val_split, uint64_t seed) {
-    DataOptions o;
-    o.val_split = val_split;
-    o.seed = seed;
-    o.height = model.input_shape().h;
-    o.width = model.input_shape().w;
-    o.channels = model.input_shape().c;
-    return load_dataset(spec, o);
-}
-
 // "--dtype": the precision of convolutions and matrix products. Checked here against the CPU, so
 // that a run stops before it loads anything.
 inline CLI::Option* add_dtype_option(CLI::App* cmd, std::string& dtype) {
@@ -52,16 +41,6 @@ inline Precision precision_of(const std::string& dtype) {
     const Precision p = parse_precision(dtype);
     require_precision(p);
     return p;
-}
-
-// A model with weights: a trained one's own (a checkpoint, an .onnx file, with the normalisation it
-// holds), or for a .lenz file those init_params(seed) gives, as lenz train would start from.
-inline LoadedModel load_with_weights(const std::string& path, uint64_t seed) {
-    const std::string ext = std::filesystem::path(path).extension().string();
-    if (ext == ".onnx" || ext == ".safetensors") return load_trained_model(path);
-    LoadedModel loaded{load_model_file(path), {}};
-    loaded.model.init_params(seed);
-    return loaded;
 }
 
 }  // namespace lenz::cli

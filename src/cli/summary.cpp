@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "lenz/error.h"
 #include "lenz/onnx.h"
+#include "lenz/train.h"
 
 namespace lenz::cli {
 namespace {
@@ -20,21 +21,9 @@ struct SummaryArgs {
     std::string fit;
 };
 
-OptimizerKind optimizer_kind(const std::string& name) {
-    if (name == "sgd") return OptimizerKind::sgd;
-    if (name == "momentum" || name == "nesterov") return OptimizerKind::momentum;
-    if (name == "adam") return OptimizerKind::adam;
-    if (name == "adamw") return OptimizerKind::adamw;
-    throw ParseError("unknown optimizer '" + name + "' (expected sgd, momentum, nesterov, adam or adamw)");
-}
-
 int run_summary(const SummaryArgs& a) {
     Model model = load_any_model(a.model);
-    SummaryOptions options;
-    options.batch = a.batch;
-    options.dtype = a.dtype;
-    options.dtype_bytes = a.dtype == "float32" ? 4 : a.dtype == "float16" || a.dtype == "bfloat16" ? 2 : 1;
-    options.optimizer = optimizer_kind(a.optimizer);
+    SummaryOptions options = summary_options(a.batch, a.dtype, parse_optimizer(a.optimizer).kind);
     if (!a.fit.empty()) {
         const int64_t bytes = parse_memory_size(a.fit);
         const int64_t batch = largest_batch_that_fits(model, bytes, options.optimizer);

@@ -91,52 +91,6 @@ void take_up_run_options(TrainArgs& a, const std::string& dir) {
     });
 }
 
-// Rewrites DIR/report.html after each epoch: the curves so far, the trainer's evaluation of the
-// epoch (confusion matrix, per-class accuracy), then the mistakes and feature maps of the current
-// weights on the same test images.
-std::function<bool(const EpochMetrics&, const EvalResult&)> report_writer(Model& model, const DataSplit& data,
-                                                                          const TrainConfig& c,
-                                                                          const std::string& model_path) {
-    auto test = std::make_shared<ImageSet>(data.test);
-    if (c.limit_test && c.limit_test < test->size()) {
-        test->pixels.resize(static_cast<size_t>(c.limit_test * test->image_elements()));
-        test->labels.resize(static_cast<size_t>(c.limit_test));
-    }
-    auto base = std::make_shared<ReportData>();
-    base->model_name = std::filesystem::path(model_path).stem().string();
-    base->data_name = data.description;
-    base->class_names = data.train.class_names;
-    base->summary = summarize(model, {.batch = c.batch, .optimizer = c.optimizer.kind});
-    // A resumed run's earlier epochs are only in metrics.jsonl.
-    const std::string dir = c.out_dir;
-    if (c.resume) base->history = read_metrics_jsonl((std::filesystem::path(dir) / "metrics.jsonl").string());
-    // The trainer normalises with the training set's statistics; so does this (same function, same data).
-    const Normalization norm = compute_normalization(data.train);
-    const int64_t epochs = c.epochs;
-    return [&model, test, base, dir, norm, epochs](const EpochMetrics& m, const EvalResult& evaluation) {
-        std::erase_if(base->history, [&](const EpochMetrics& h) { return h.epoch >= m.epoch; });
-        base->history.push_back(m);
-        ReportData d = *base;
-        d.status = "after epoch " + std::to_string(m.epoch) + " of " + std::to_string(epochs);
-        d.evaluation = evaluation;  // the trainer's, so the test set is not run through twice
-        add_evaluation(d, model, *test, norm);
-        write_report((std::filesystem::path(dir) / "report.html").string(), d);
-        return true;
-    };
-}
-
-std::string duration_text(double s) {
-    char buf[32];
-    if (s < 60)
-        std::snprintf(buf, sizeof buf, "%.0fs", s);
-    else if (s < 3600)
-        std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
-    else
-        std::snprintf(buf, sizeof buf, "%dh%02dm", static_cast<int>(s) / 3600,
-                      static_cast<int>(s) % 3600 / 60);
-    return buf;
-}
-
 // What the trainer reports, as lines on the terminal: a live progress line on stderr (only on a
 // terminal, at most four times a second, cleared before anything else is printed), one line per
 // epoch and a line where a resumed run takes up, on stdout.
@@ -159,12 +113,7 @@ struct TrainingPrinter {
     }
     void epoch(const EpochMetrics& m, int64_t epochs) const {
         clear_progress();
-        std::printf(
-            "epoch %lld/%lld  train loss %.4f  acc %.2f%%  |  test loss %.4f  acc %.2f%%%s  |  %.0f "
-            "img/s  %s  lr %.2g\n",
-            static_cast<long long>(m.epoch), static_cast<long long>(epochs), m.train_loss,
-            100 * m.train_accuracy, m.test_loss, 100 * m.test_accuracy, m.best ? " (best)" : "",
-            m.images_per_second, duration_text(m.seconds).c_str(), m.learning_rate);
+        std::printf("%s\n", epoch_line(m, epochs).c_str());
         std::fflush(stdout);
     }
     static void resumed(const ResumePoint& r) {
@@ -226,19 +175,11 @@ int run_train(TrainArgs a) {
     c.limit_test = a.limit_test;
     c.options_json = run_options_json(a);
     c.precision = precision_of(a.dtype);
-    const std::string& o = a.optimizer;
-    c.optimizer.kind = o == "sgd"                           ? OptimizerKind::sgd
-                       : o == "momentum" || o == "nesterov" ? OptimizerKind::momentum
-                       : o == "adamw"                       ? OptimizerKind::adamw
-                                                            : OptimizerKind::adam;
-    c.optimizer.nesterov = o == "nesterov";
+    c.optimizer = parse_optimizer(a.optimizer);
     c.optimizer.momentum = a.momentum;
     c.optimizer.weight_decay = a.weight_decay;
-    c.schedule.kind = a.schedule == "constant" ? ScheduleKind::constant
-                      : a.schedule == "step"   ? ScheduleKind::step
-                                               : ScheduleKind::cosine;
-    const bool adaptive = c.optimizer.kind == OptimizerKind::adam || c.optimizer.kind == OptimizerKind::adamw;
-    c.schedule.base_lr = a.lr > 0 ? a.lr : adaptive ? 2e-3 : 0.05;
+    c.schedule.kind = parse_schedule(a.schedule);
+    c.schedule.base_lr = a.lr > 0 ? a.lr : default_learning_rate(c.optimizer.kind);
     c.schedule.warmup_epochs = a.warmup;
     c.schedule.step_every = a.step_every;
     c.schedule.step_gamma = a.gamma;
@@ -248,7 +189,7 @@ int run_train(TrainArgs a) {
     c.label_smoothing = a.label_smoothing;
 
     if (!pretrained) model.init_params(a.seed);
-    const DataSplit data = load_data_for(model, a.data, a.val_split, a.seed);
+    const DataSplit data = load_dataset_for(model, a.data, a.val_split, a.seed);
     const int64_t classes = static_cast<int64_t>(data.train.class_names.size());
     int64_t head = -1;
     if (a.new_head) {
@@ -302,7 +243,8 @@ int run_train(TrainArgs a) {
         std::fflush(stdout);
     }
     std::function<bool(const EpochMetrics&, const EvalResult&)> report;
-    if (a.report) report = report_writer(model, data, c, a.model);
+    if (a.report)
+        report = epoch_report_writer(model, data, c, std::filesystem::path(a.model).stem().string());
     auto printer = std::make_shared<TrainingPrinter>();
     const int64_t epochs = c.epochs;
     c.on_epoch = [printer, report, epochs, quiet = a.quiet](const EpochMetrics& m, const EvalResult& e) {

@@ -11,6 +11,14 @@ LoadedModel load_trained_model(const std::string& path) {
     return load_model(path);
 }
 
+LoadedModel load_with_weights(const std::string& path, uint64_t seed) {
+    const std::string ext = std::filesystem::path(path).extension().string();
+    if (ext == ".onnx" || ext == ".safetensors") return load_trained_model(path);
+    LoadedModel loaded{load_model_file(path), {}};
+    loaded.model.init_params(seed);
+    return loaded;
+}
+
 Model load_any_model(const std::string& path) {
     const std::string ext = std::filesystem::path(path).extension().string();
     if (ext == ".onnx") return read_onnx(path).model;

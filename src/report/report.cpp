@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "lenz/error.h"
@@ -250,6 +251,38 @@ void add_evaluation(ReportData& data, Model& model, const ImageSet& test, const 
         data.picture_caption = "test image " + std::to_string(picture_index) + ": " +
                                name_of(data, test.labels[static_cast<size_t>(picture_index)]);
     }
+}
+
+std::function<bool(const EpochMetrics&, const EvalResult&)> epoch_report_writer(
+    Model& model, const DataSplit& data, const TrainConfig& c, const std::string& model_name) {
+    if (data.test.size() == 0)
+        throw Error("the report needs a test set: without one there is nothing to show");
+    auto test = std::make_shared<ImageSet>(data.test);
+    if (c.limit_test && c.limit_test < test->size()) {
+        test->pixels.resize(static_cast<size_t>(c.limit_test * test->image_elements()));
+        test->labels.resize(static_cast<size_t>(c.limit_test));
+    }
+    auto base = std::make_shared<ReportData>();
+    base->model_name = model_name;
+    base->data_name = data.description;
+    base->class_names = data.train.class_names;
+    base->summary = summarize(model, {.batch = c.batch, .optimizer = c.optimizer.kind});
+    // A resumed run's earlier epochs are only in metrics.jsonl.
+    const std::string dir = c.out_dir;
+    if (c.resume) base->history = read_metrics_jsonl((std::filesystem::path(dir) / "metrics.jsonl").string());
+    // The trainer normalises with the training set's statistics; so does this (same function, same data).
+    const Normalization norm = compute_normalization(data.train);
+    const int64_t epochs = c.epochs;
+    return [&model, test, base, dir, norm, epochs](const EpochMetrics& m, const EvalResult& evaluation) {
+        std::erase_if(base->history, [&](const EpochMetrics& h) { return h.epoch >= m.epoch; });
+        base->history.push_back(m);
+        ReportData d = *base;
+        d.status = "after epoch " + std::to_string(m.epoch) + " of " + std::to_string(epochs);
+        d.evaluation = evaluation;  // the trainer's, so the test set is not run through twice
+        add_evaluation(d, model, *test, norm);
+        write_report((std::filesystem::path(dir) / "report.html").string(), d);
+        return true;
+    };
 }
 
 std::string render_report(const ReportData& d) {

@@ -12,6 +12,34 @@ const char* optimizer_name(const OptimizerConfig& config) {
                                                                      : optimizer_name(config.kind);
 }
 
+OptimizerConfig parse_optimizer(const std::string& name) {
+    OptimizerConfig config;
+    if (name == "sgd")
+        config.kind = OptimizerKind::sgd;
+    else if (name == "momentum" || name == "nesterov")
+        config.kind = OptimizerKind::momentum;
+    else if (name == "adam")
+        config.kind = OptimizerKind::adam;
+    else if (name == "adamw")
+        config.kind = OptimizerKind::adamw;
+    else
+        throw ParseError("unknown optimizer '" + name +
+                         "' (expected sgd, momentum, nesterov, adam or adamw)");
+    config.nesterov = name == "nesterov";
+    return config;
+}
+
+double default_learning_rate(OptimizerKind kind) {
+    return kind == OptimizerKind::adam || kind == OptimizerKind::adamw ? 2e-3 : 0.05;
+}
+
+ScheduleKind parse_schedule(const std::string& name) {
+    if (name == "cosine") return ScheduleKind::cosine;
+    if (name == "step") return ScheduleKind::step;
+    if (name == "constant") return ScheduleKind::constant;
+    throw ParseError("unknown schedule '" + name + "' (expected cosine, step or constant)");
+}
+
 Optimizer::Optimizer(Model& model, const OptimizerConfig& config) : config_(config) {
     const int copies = optimizer_state_copies(config.kind);
     for (Model::NamedParam& p : model.named_params()) {

@@ -5,9 +5,11 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <limits>
 #include <numeric>
 
 #include "lenz/checkpoint.h"
@@ -69,6 +71,41 @@ void check_data_fits(const Model& model, const ImageSet& set, const std::string&
 EvalResult evaluate(Model& model, const ImageSet& set, const Normalization& norm, int64_t batch,
                     Precision precision) {
     check_data_fits(model, set, "test");
+DataSplit load_dataset_for(const Model& model, const std::string& spec, double val_split, uint64_t seed) {
+    DataOptions o;
+    o.val_split = val_split;
+    o.seed = seed;
+    o.height = model.input_shape().h;
+    o.width = model.input_shape().w;
+    o.channels = model.input_shape().c;
+    return load_dataset(spec, o);
+}
+
+std::string duration_text(double s) {
+    char buf[32];
+    if (s < 60)
+        std::snprintf(buf, sizeof buf, "%.0fs", s);
+    else if (s < 3600)
+        std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+    else
+        std::snprintf(buf, sizeof buf, "%dh%02dm", static_cast<int>(s) / 3600,
+                      static_cast<int>(s) % 3600 / 60);
+    return buf;
+}
+
+std::string epoch_line(const EpochMetrics& m, int64_t epochs) {
+    char buf[256];
+    int n = std::snprintf(buf, sizeof buf, "epoch %lld/%lld  train loss %.4f  acc %.2f%%  |  ",
+                          static_cast<long long>(m.epoch), static_cast<long long>(epochs), m.train_loss,
+                          100 * m.train_accuracy);
+    if (!std::isnan(m.test_accuracy))
+        n += std::snprintf(buf + n, sizeof buf - static_cast<size_t>(n), "test loss %.4f  acc %.2f%%%s  |  ",
+                           m.test_loss, 100 * m.test_accuracy, m.best ? " (best)" : "");
+    std::snprintf(buf + n, sizeof buf - static_cast<size_t>(n), "%.0f img/s  %s  lr %.2g",
+                  m.images_per_second, duration_text(m.seconds).c_str(), m.learning_rate);
+    return buf;
+}
+
     const int64_t K = model.output_shape().elements();
     const int64_t image = set.image_elements(), plane = set.height * set.width;
     batch = std::min(batch, set.size());
@@ -204,7 +241,8 @@ nlohmann::json metrics_json(const EpochMetrics& m) {
 
 std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const TrainConfig& config) {
     check_data_fits(model, data.train, "training");
-    check_data_fits(model, data.test, "test");
+    const bool has_test = data.test.size() > 0;
+    if (has_test) check_data_fits(model, data.test, "test");
     if (config.batch <= 0 || config.epochs <= 0) throw ShapeError("epochs and batch must be positive");
     const ImageSet& train_set = data.train;
     const int64_t n_train =
@@ -407,7 +445,9 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
         m.seconds = train_seconds;
         // Only the images trained here: a resumed epoch's earlier part ran in another process.
         m.images_per_second = static_cast<double>(seen - seen_before) / std::max(train_seconds, 1e-9);
-        const EvalResult test = evaluate(model, test_set, info.normalization, 256, config.precision);
+        EvalResult test;
+        test.loss = test.accuracy = std::numeric_limits<double>::quiet_NaN();
+        if (has_test) test = evaluate(model, test_set, info.normalization, 256, config.precision);
         m.test_loss = test.loss;
         m.test_accuracy = test.accuracy;
         m.best = m.test_accuracy > best_accuracy;

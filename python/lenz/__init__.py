@@ -1,0 +1,224 @@
+"""Lenz from Python: CNN models, their costs, training and pictures, on NumPy arrays.
+
+    import lenz
+    model = lenz.Model("models/fashion.lenz")
+    model.summary(batch=64)                 # what it costs, as `lenz summary --json` (a table in notebooks)
+    (x, y), (x_test, y_test) = lenz.datasets.fashion_mnist()
+    history = model.fit(x, y, epochs=1, validation=(x_test, y_test))
+    probabilities = model.predict(x_test[:10])
+
+Images are arrays of shape (N, height, width, channels): uint8 pixels (0-255), or float32 pixels / 255
+(the scale the ONNX export takes). Labels are integers from 0. Errors are lenz.Error (a ValueError)
+with the command line's one-line messages.
+"""
+
+import os
+import tempfile
+
+from . import _core, datasets
+from ._core import Error
+
+__all__ = ["Error", "Model", "Summary", "datasets", "load", "set_threads", "threads", "visualize"]
+
+
+def threads():
+    """How many threads the engine uses (default: every core the process may run on)."""
+    return _core.threads()
+
+
+def set_threads(n):
+    """Sets the engine's threads; 0 or less: every core."""
+    _core.set_threads(int(n))
+
+
+class Summary(dict):
+    """What a model costs: the keys of `lenz summary --json`. print() shows the command line's table;
+    a notebook shows it as HTML, with each figure's derivation behind a toggle."""
+
+    def __init__(self, data, text, html):
+        super().__init__(data)
+        self.text = text
+        self._html = html
+
+    def __str__(self):
+        return self.text
+
+    def _repr_html_(self):
+        return self._html
+
+
+class Model:
+    """A network: its layers and weights, with the class names and input normalisation it was trained with.
+
+    lenz.Model(path) reads a model file (.lenz, with fresh weights from `seed`), a checkpoint
+    (.safetensors) or an ONNX model (.onnx), each with its own weights.
+    """
+
+    def __init__(self, path, seed=1):
+        self._core = _core.Model.load(os.fspath(path), int(seed))
+        self.history = []
+
+    @classmethod
+    def from_text(cls, text, seed=1):
+        """A model from the text of a .lenz file ("input 28x28x1\\nconv 32 3 relu\\n..."), fresh weights from `seed`."""
+        return cls._wrap(_core.Model.from_text(text, int(seed)))
+
+    @classmethod
+    def _wrap(cls, core):
+        model = cls.__new__(cls)
+        model._core = core
+        model.history = []
+        return model
+
+    @property
+    def input_shape(self):
+        """(height, width, channels) of one image."""
+        return self._core.input_shape
+
+    @property
+    def classes(self):
+        """How many classes the model tells apart (its last layer's outputs)."""
+        return self._core.outputs
+
+    @property
+    def class_names(self):
+        return self._core.class_names
+
+    @class_names.setter
+    def class_names(self, names):
+        self._core.class_names = list(names)
+
+    @property
+    def text(self):
+        """The model in the .lenz text format."""
+        return self._core.text
+
+    def __repr__(self):
+        h, w, c = self.input_shape
+        return f"lenz.Model({self._core.name!r}: input {h}x{w}x{c}, {self.classes} classes)"
+
+    def summary(self, batch=1, optimizer="adam", dtype="float32"):
+        """Parameters, multiplications and memory (textbook and as the engine plans it) for a training
+        batch of `batch` with `optimizer`; a dict with the keys of `lenz summary --json`."""
+        data, text, html = self._core.summary(int(batch), optimizer, dtype)
+        import json
+
+        return Summary(json.loads(data), text, html)
+
+    def predict(self, x, batch=64):
+        """Class probabilities, (N, classes) float32, for images x (N, H, W, C), computed `batch` at a time.
+        A C-contiguous array is read in place."""
+        return self._core.predict(x, int(batch))
+
+    def fit(
+        self,
+        x,
+        y=None,
+        *,
+        epochs=5,
+        batch=64,
+        optimizer="adam",
+        lr=None,
+        momentum=0.9,
+        weight_decay=0.0,
+        schedule="cosine",
+        warmup=0.5,
+        step_every=10,
+        gamma=0.1,
+        augment_crop=0,
+        augment_flip=False,
+        augment_erase=0.0,
+        label_smoothing=0.0,
+        seed=1,
+        validation=None,
+        val_split=0.0,
+        limit_train=0,
+        limit_test=0,
+        dtype="float32",
+        out=None,
+        report=True,
+        progress=None,
+        verbose=False,
+    ):
+        """Trains on images x (N, H, W, C) with labels y, or on a data set as `lenz train --data` takes
+        it ("fashion-mnist", "mnist", a folder), with the options of `lenz train` under the same names.
+
+        validation=(x_test, y_test) is evaluated after each epoch. out=DIR keeps the run's checkpoints
+        and metrics.jsonl there, and report.html after each epoch when there is a test set (report=False
+        leaves it out); by default they go to a temporary folder, removed after. progress, if
+        given, is called after every step with a dict (epoch, batch, batches, step, loss, accuracy, ...);
+        returning False stops training there. Ctrl-C stops it after the current step, raising
+        KeyboardInterrupt; the model keeps that step's weights. verbose=True prints a line per epoch.
+        Returns the history: a dict per epoch, with the keys of metrics.jsonl."""
+        options = dict(
+            epochs=epochs,
+            batch=batch,
+            optimizer=optimizer,
+            lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            schedule=schedule,
+            warmup=warmup,
+            step_every=step_every,
+            gamma=gamma,
+            augment_crop=augment_crop,
+            augment_flip=augment_flip,
+            augment_erase=augment_erase,
+            label_smoothing=label_smoothing,
+            seed=seed,
+            val_split=val_split,
+            limit_train=limit_train,
+            limit_test=limit_test,
+            dtype=dtype,
+        )
+        if isinstance(x, os.PathLike):
+            x = os.fspath(x)
+        if out is not None:
+            history = self._core.fit(x, y, validation, options, progress, os.fspath(out), verbose, report)
+        else:
+            with tempfile.TemporaryDirectory(prefix="lenz-fit-") as folder:
+                history = self._core.fit(x, y, validation, options, progress, folder, verbose, False)
+        self.history += history
+        return history
+
+    def evaluate(self, x, y=None, batch=256):
+        """Accuracy, loss, per-class accuracy and the confusion matrix on images x with labels y, or on
+        the test set of a data set by name; the keys of `lenz eval --json`."""
+        if isinstance(x, os.PathLike):
+            x = os.fspath(x)
+        return self._core.evaluate(x, y, int(batch))
+
+    def report(self, path, x, y=None):
+        """Writes the HTML report `lenz eval --report` writes, on images x with labels y (or a data set's
+        test set by name): accuracy, confusion matrix, mistakes, feature maps, the summary, and the
+        curves of this model's fits so far."""
+        if isinstance(x, os.PathLike):
+            x = os.fspath(x)
+        self._core.report(os.fspath(path), x, y)
+
+    def save(self, path):
+        """Writes a checkpoint (.safetensors) that `lenz predict`, `lenz eval` and lenz.load read."""
+        self._core.save(os.fspath(path))
+
+    def export_onnx(self, path):
+        """Writes the model as ONNX (opset 13), as `lenz export` does: its input is (N, C, H, W) pixels / 255."""
+        self._core.export_onnx(os.fspath(path))
+
+
+def load(path):
+    """A trained model: a checkpoint (.safetensors) or an ONNX model (.onnx)."""
+    path = os.fspath(path)
+    if os.path.splitext(path)[1] not in (".safetensors", ".onnx"):
+        raise Error(f"{path}: expected a trained model (.safetensors or .onnx); lenz.Model(path) reads model files")
+    return Model._wrap(_core.Model.load_trained(path))
+
+
+def visualize(model, image, out=None):
+    """The pictures `lenz visualize` draws for one image (a path, or a uint8 array (H, W) or (H, W, C)):
+    a dict of RGB arrays (H, W, 3), "input", "probabilities", "filters", one per conv and pooling
+    layer ("01-conv-26x26x32", ...) and "overview". out=DIR also writes each as DIR/NAME.png."""
+    if isinstance(model, (str, os.PathLike)):
+        model = load(model)
+    if isinstance(image, os.PathLike):
+        image = os.fspath(image)
+    return dict(model._core.visualize(image, "" if out is None else os.fspath(out)))

@@ -1,0 +1,84 @@
+# Wrong arrays are lenz.Error saying what was expected, never a crash.
+import numpy as np
+import pytest
+
+import lenz
+from conftest import ROOT
+
+X = np.zeros((4, 28, 28, 1), np.uint8)
+Y = np.arange(4)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return lenz.Model(str(ROOT / "models/fashion.lenz"))
+
+
+@pytest.mark.parametrize(
+    "x, message",
+    [
+        (X.astype(np.float64), r"expected uint8 pixels \(0-255\) or float32 pixels / 255, got dtype float64"),
+        (X.astype(np.int32), "got dtype int32"),
+        (X.astype(">f4"), "got dtype >f4"),
+        (X[:, :, :, 0], r"expected an array of shape \(N, 28, 28, 1\) .* got shape \(4, 28, 28\)"),
+        (X.reshape(4, 1, 28, 28), r"got shape \(4, 1, 28, 28\)"),
+        (np.zeros((28, 28, 1), np.uint8), r"got shape \(28, 28, 1\)"),
+        (np.zeros((4, 32, 32, 3), np.uint8), r"got shape \(4, 32, 32, 3\)"),
+        (np.zeros((8, 28, 28, 1), np.uint8)[::2], "expected a C-contiguous array"),
+        (np.asfortranarray(np.zeros((4, 28, 28, 1), np.float32)), "expected a C-contiguous array"),
+        (X.tolist(), "expected images as a NumPy array, .* got list"),
+        ("not an array", "expected images as a NumPy array"),
+    ],
+)
+def test_bad_images(model, x, message):
+    with pytest.raises(lenz.Error, match=message):
+        model.predict(x)
+    if not isinstance(x, str):  # fit takes a string as a data set's name
+        with pytest.raises(lenz.Error, match=message):
+            model.fit(x, Y, epochs=1)
+    with pytest.raises(lenz.Error):
+        model.evaluate(x, Y)
+
+
+@pytest.mark.parametrize(
+    "y, message",
+    [
+        (np.zeros(4, np.float32), "expected integer labels"),
+        (np.zeros(3, np.int64), r"expected labels of shape \(4,\), one per image, got \(3,\)"),
+        (np.zeros((4, 1), np.int64), r"got \(4, 1\)"),
+        (np.array([0, 1, -1, 2]), "label -1 of image 2 is not a class number"),
+        (np.array([0, 1, 10, 2]), "has label 10, outside the model's 10 outputs"),
+        ([0, 1, 2, 3], "expected labels as a NumPy array"),
+        (None, r"images need their labels"),
+    ],
+)
+def test_bad_labels(model, y, message):
+    with pytest.raises(lenz.Error, match=message):
+        model.fit(X, y, epochs=1)
+
+
+def test_bad_float_pixels(model):
+    x = np.zeros((4, 28, 28, 1), np.float32)
+    x[2, 3, 4, 0] = 255.0
+    with pytest.raises(lenz.Error, match="float32 images hold pixels / 255, from 0 to 1; image 2 has 255"):
+        model.fit(x, Y, epochs=1)
+    x[2, 3, 4, 0] = np.nan
+    with pytest.raises(lenz.Error, match="image 2 has nan"):
+        model.fit(x, Y, epochs=1)
+
+
+def test_bad_options(model):
+    with pytest.raises(lenz.Error, match="epochs and batch must be at least 1"):
+        model.fit(X, Y, epochs=0)
+    with pytest.raises(lenz.Error, match="unknown optimizer 'adagrad'"):
+        model.fit(X, Y, optimizer="adagrad")
+    with pytest.raises(lenz.Error, match="unknown schedule"):
+        model.fit(X, Y, schedule="linear")
+    with pytest.raises(lenz.Error, match=r"validation=\(images, labels\)"):
+        model.fit(X, Y, validation=X)
+    with pytest.raises(lenz.Error, match="leave out y"):
+        model.fit("fashion-mnist", Y)
+    with pytest.raises(lenz.Error, match="batch must be at least 1"):
+        model.predict(X, batch=0)
+    with pytest.raises(lenz.Error, match="no-such-data"):
+        model.fit("no-such-data")
