@@ -12,6 +12,7 @@ Images are arrays of shape (N, height, width, channels): uint8 pixels (0-255), o
 with the command line's one-line messages.
 """
 
+import json
 import os
 import tempfile
 
@@ -101,8 +102,6 @@ class Model:
         """Parameters, multiplications and memory (textbook and as the engine plans it) for a training
         batch of `batch` with `optimizer`; a dict with the keys of `lenz summary --json`."""
         data, text, html = self._core.summary(int(batch), optimizer, dtype)
-        import json
-
         return Summary(json.loads(data), text, html)
 
     def predict(self, x, batch=64):

@@ -274,6 +274,10 @@ class PyModel {
                     class_probabilities(model(), std::vector<float>(y + i * K, y + (i + 1) * K));
                 std::copy(p.begin(), p.end(), out + (start + i) * K);
             }
+            if (start + n < images.count) {  // Ctrl-C between batches
+                py::gil_scoped_acquire gil;
+                if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+            }
         }
         return result;
     }

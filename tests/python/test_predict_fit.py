@@ -2,6 +2,7 @@
 import _thread
 import json
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -111,3 +112,16 @@ def test_other_threads_run_while_the_engine_computes(fashion):
     worker.join()
     # With the GIL held through predict this loop would not run until it returned.
     assert ticks > 1000
+
+
+def test_ctrl_c_stops_predict_between_batches(fashion):
+    (x, _), _ = fashion
+    model = lenz.Model(FASHION)
+    images = np.concatenate([x] * 4)  # seconds of work
+    timer = threading.Timer(0.2, _thread.interrupt_main)
+    timer.start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        model.predict(images, batch=64)
+    timer.join()
+    assert time.monotonic() - started < 2  # stopped within a batch, not at the end
