@@ -12,6 +12,7 @@ if [ "${1:-}" = --tests ]; then
     libonnx-testdata  # the ONNX project's own backend tests, for tools/onnx_conformance.py
     pybind11-dev python3-pybind11 python3-dev python3-pytest  # the Python module and its tests (tests/python)
     python3-pip python3-venv python3-setuptools python3-wheel  # its pip route, tested in a venv
+    libopenmpi-dev openmpi-bin  # training under mpirun (tests/distributed); lenz builds without it too
     chromium)  # headless, for the test that renders report.html; large, but only a test needs it
 fi
 missing=()

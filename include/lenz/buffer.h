@@ -14,10 +14,14 @@ class Buffer {
   public:
     Buffer() = default;
     explicit Buffer(int64_t floats);  // zero-filled; throws ShapeError past kMaxBufferBytes
+    // `floats` floats of memory another Buffer owns (a slice of one flat store): the view neither
+    // frees it nor counts it as held; the owner must outlive it.
+    static Buffer view(float* data, int64_t floats) { return Buffer(data, floats); }
     ~Buffer();
     Buffer(const Buffer&) = delete;
     Buffer& operator=(const Buffer&) = delete;
-    Buffer(Buffer&& o) noexcept : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+    Buffer(Buffer&& o) noexcept
+        : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)), owns_(o.owns_) {}
     Buffer& operator=(Buffer&& o) noexcept;
 
     float* data() { return data_; }
@@ -31,8 +35,12 @@ class Buffer {
     }
 
   private:
+    Buffer(float* data, int64_t floats) : data_(data), size_(floats), owns_(false) {}
+    void release();
+
     float* data_ = nullptr;
     int64_t size_ = 0;
+    bool owns_ = true;
 };
 
 // Bytes held by live Buffers right now, and the most held at once since the last reset.

@@ -2,7 +2,9 @@
 // these), the inference runner that lives in one arena, and one training step.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "lenz/buffer.h"
@@ -99,6 +101,18 @@ class TrainingStep {
     // input: (N, C, H, W); labels in [0, classes). Zeroes, then fills every parameter gradient.
     Result run(const float* input, const int32_t* labels, int64_t batch, uint64_t step_seed,
                float label_smoothing = 0.0f);
+    // Called during run()'s backward with layer i once backward has finished layer i and every
+    // layer after it (their parameter gradients are final), and with 0 at the end: where the
+    // gradients' sums across ranks start (GradientSync).
+    void set_backward_progress(std::function<void(int64_t layer)> progress) {
+        progress_ = std::move(progress);
+    }
+    // Synchronised batch norm (MPI): `sum` adds per-channel statistics up across the processes, whose
+    // shares of each batch set_share() gives; batch norm then normalises over the whole batch.
+    void set_statistics_sum(std::function<void(double* values, int64_t count)> sum) {
+        statistics_sum_ = std::move(sum);
+    }
+    void set_share(double share) { share_ = share; }
     // Forward only, in training mode or not; returns the final activation (probabilities if the model ends in
     // softmax).
     const float* forward(const float* input, int64_t batch, bool training, uint64_t step_seed);
@@ -122,6 +136,9 @@ class TrainingStep {
     std::vector<Layouts> layouts_;                // per layer (the engine's own, src/engine/schedule.h)
     std::vector<char> needs_gradient_;            // per value, from gradient_needed
     Buffer workspace_;
+    std::function<void(int64_t)> progress_;
+    std::function<void(double*, int64_t)> statistics_sum_;
+    double share_ = 1;
 };
 
 // Softmax cross-entropy on logits (N, K), computed with the log-sum-exp trick, against targets

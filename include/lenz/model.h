@@ -61,8 +61,15 @@ class Model {
     void init_params(uint64_t seed);
     // Layer i's parameters only, with the weights init_params(seed) would give it.
     void init_layer_params(int64_t i, uint64_t seed);
-    // One gradient per trainable parameter of the layers that are not frozen.
+    // One gradient per trainable parameter of the layers that are not frozen, zeroed, all in one
+    // flat store, layer after layer in file order (each layer's gradient Buffers are views into
+    // it): one buffer to zero, and to sum across processes (MPI) in a few large pieces.
     void allocate_gradients();
+    float* gradient_store() { return gradients_.data(); }
+    int64_t gradient_floats() const { return gradients_.size(); }
+    // Where layer i's gradients start in the store; layer i's end where layer i + 1's start, and
+    // gradient_offset(size()) is gradient_floats().
+    int64_t gradient_offset(int64_t layer) const { return gradient_offset_[static_cast<size_t>(layer)]; }
 
     // Parameters named "<layer number>.<kind>.<name>", numbered from 1 as in the summary: "1.conv.weight".
     struct NamedParam {
@@ -89,6 +96,8 @@ class Model {
     std::vector<char> referenced_;              // per value: read other than by the next layer alone
     std::unordered_map<std::string, int64_t> name_index_;
     int64_t frozen_ = 0;
+    Buffer gradients_;                     // the flat gradient store (allocate_gradients)
+    std::vector<int64_t> gradient_offset_;  // per layer, and one past the last
 };
 
 // Names of values in the model file and the builder API: letters, digits, '_', '-' and '.'.

@@ -147,6 +147,9 @@ struct TrainConfig {
     std::function<bool(const StepProgress&)> on_step;
     // Before the first step of a resumed run, with where it takes up.
     std::function<void(const ResumePoint&)> on_resume;
+    // Under MPI: batch norm normalises over the whole global batch, its statistics summed across
+    // the ranks at every step, instead of over each rank's share (PyTorch's SyncBatchNorm).
+    bool sync_batchnorm = false;
     // Catch SIGINT and SIGTERM while training: the current step finishes, DIR/model.safetensors is
     // written (mid-epoch if need be, so --resume continues from that exact step) and train() throws
     // Interrupted. The first signal restores the default handler, so a second one kills at once.
@@ -178,11 +181,11 @@ EvalResult evaluate(Model& model, const ImageSet& set, const Normalization& norm
 
 // Checks that the data fits the model (input shape, labels within the output) before any work.
 void check_data_fits(const Model& model, const ImageSet& set, const std::string& which);
+// load_dataset with image folders converted to the model's input size and channels.
+DataSplit load_dataset_for(const Model& model, const std::string& spec, double val_split, uint64_t seed);
 
 // Fine-tuning. The layer that `name_or_number` names: the one whose output has that name (name= in
 // the model file), else the layer of that number, counted from 1 as the summary's table does; -1 if
-// load_dataset with image folders converted to the model's input size and channels.
-DataSplit load_dataset_for(const Model& model, const std::string& spec, double val_split, uint64_t seed);
 // none (the input is no layer).
 int64_t find_layer(const Model& model, const std::string& name_or_number);
 // Puts a fresh layer of `classes` outputs in place of the model's last layer with weights, a dense

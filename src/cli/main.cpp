@@ -1,12 +1,14 @@
 // The `lenz` command: parses the command line, runs one subcommand, turns errors into one line.
 // Exit status, as Unix tools have it: 0 success, 1 an error while running, 2 a usage error (an
 // unknown command or option, a bad or missing value), 128 + the signal after Ctrl-C or SIGTERM.
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <string>
 
 #include "cli/commands.h"
 #include "lenz/error.h"
+#include "lenz/ranks.h"
 #include "lenz/threads.h"
 
 namespace {
@@ -107,12 +109,21 @@ int main(int argc, char** argv) {
     }
     if (!run) return usage_error("no command given (commands: " + command_names(app) + ")");
     try {
+        // Training and evaluation under an MPI launcher join the other ranks (README "Several
+        // machines"); the ranks on one machine share its cores unless --threads says otherwise.
+        if (app.got_subcommand("train") || app.got_subcommand("eval")) {
+            const lenz::Ranks& ranks = lenz::Ranks::world();
+            if (thread_count == 0 && ranks.distributed()) {
+                lenz::set_threads(0);  // every core
+                thread_count = std::max(1, lenz::threads() / ranks.local_size());
+            }
+        }
         lenz::set_threads(thread_count);
         return run();
     } catch (const lenz::cli::UsageError& e) {
         return usage_error(e.what());
     } catch (const lenz::Error& e) {
-        std::fprintf(stderr, "lenz: error: %s\n", e.what());
+        std::fprintf(stderr, "lenz: error: %s%s\n", lenz::Ranks::world().prefix().c_str(), e.what());
         return 1;
     } catch (const std::bad_alloc&) {
         std::fprintf(stderr, "lenz: error: out of memory\n");

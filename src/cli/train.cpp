@@ -15,6 +15,7 @@
 #include "lenz/checkpoint.h"
 #include "lenz/error.h"
 #include "lenz/onnx.h"
+#include "lenz/ranks.h"
 #include "lenz/report.h"
 #include "lenz/summary.h"
 #include "lenz/threads.h"
@@ -31,7 +32,7 @@ struct TrainArgs {
     double lr = -1, momentum = 0.9, weight_decay = 0, warmup = 0.5, gamma = 0.1, val_split = 0, erase = 0;
     double label_smoothing = 0;
     uint64_t seed = 1;
-    bool flip = false, quiet = false, report = true;
+    bool flip = false, quiet = false, report = true, sync_batchnorm = false;
     std::set<std::string> given;  // the options this command line set itself
 };
 
@@ -61,6 +62,7 @@ void each_run_option(TrainArgs& a, Visit visit) {
     visit("--new-head", a.new_head);
     visit("--freeze", a.freeze);
     visit("--dtype", a.dtype);
+    visit("--sync-batchnorm", a.sync_batchnorm);
 }
 
 std::string run_options_json(TrainArgs a) {
@@ -187,6 +189,7 @@ int run_train(TrainArgs a) {
     c.augment.horizontal_flip = a.flip;
     c.augment.erase_probability = a.erase;
     c.label_smoothing = a.label_smoothing;
+    c.sync_batchnorm = a.sync_batchnorm;
 
     if (!pretrained) model.init_params(a.seed);
     const DataSplit data = load_dataset_for(model, a.data, a.val_split, a.seed);
@@ -203,6 +206,9 @@ int run_train(TrainArgs a) {
     if (!a.freeze.empty()) freeze_through(model, a.freeze, a.model);
     check_data_fits(model, data.train, "training");
     check_data_fits(model, data.test, "test");
+    // Under MPI, rank 0 alone speaks; the others train quietly beside it.
+    const Ranks& ranks = Ranks::world();
+    if (ranks.rank() != 0) a.quiet = true;
     if (!a.quiet) {
         const Summary s = summarize(model, {.batch = c.batch, .optimizer = c.optimizer.kind});
         // The images the run really uses: --limit-train and --limit-test cut the sets in the trainer.
@@ -236,6 +242,10 @@ int run_train(TrainArgs a) {
                     count_of(c.epochs, "epoch").c_str(), static_cast<unsigned long long>(c.seed),
                     count_of(threads(), "thread").c_str(),
                     c.precision == Precision::bf16 ? ", bf16 convolutions and dense layers" : "");
+        if (ranks.distributed())
+            std::printf("  %d ranks (MPI), %s each: every batch of %lld split %lld per rank\n", ranks.size(),
+                        count_of(threads(), "thread").c_str(), static_cast<long long>(c.batch),
+                        static_cast<long long>(c.batch / ranks.size()));
         std::printf("  checkpoints and metrics.jsonl in %s/\n", c.out_dir.c_str());
         if (a.report)
             std::printf("  report: %s/report.html, updated after each epoch (--no-report to skip)\n",
@@ -265,6 +275,7 @@ int run_train(TrainArgs a) {
     try {
         history = train(model, data, c);
     } catch (const Interrupted& e) {
+        if (ranks.rank() != 0) return 128 + (e.signal_number ? e.signal_number : SIGINT);
         if (!a.quiet) printer->clear_progress();
         std::fprintf(stderr, "interrupted: %s\nto continue: lenz train %s --resume %s\n", e.what(),
                      a.model.c_str(), c.out_dir.c_str());
@@ -336,6 +347,10 @@ void add_train(CLI::App& app, Runner& run) {
                     "Keras does for trainable=False")
         ->type_name("NAME");
     add_dtype_option(cmd, a->dtype);
+    cmd->add_flag(
+        "--sync-batchnorm", a->sync_batchnorm,
+        "under mpirun: batch norm normalises over the whole batch, summing its statistics across the "
+        "ranks at every step (default: each rank's share, as PyTorch DDP)");
     cmd->add_flag("--quiet", a->quiet, "print nothing but errors");
     cmd->add_flag("--report,!--no-report", a->report,
                   "write DIR/report.html after each epoch: curves, confusion matrix, mistakes, feature maps "

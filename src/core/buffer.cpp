@@ -33,21 +33,23 @@ Buffer::Buffer(int64_t floats) {
     }
 }
 
-Buffer::~Buffer() {
-    if (data_) {
+void Buffer::release() {
+    if (data_ && owns_) {
         live_bytes.fetch_sub(bytes());
         std::free(data_);
     }
 }
 
+Buffer::~Buffer() {
+    release();
+}
+
 Buffer& Buffer::operator=(Buffer&& o) noexcept {
     if (this != &o) {
-        if (data_) {
-            live_bytes.fetch_sub(bytes());
-            std::free(data_);
-        }
+        release();
         data_ = std::exchange(o.data_, nullptr);
         size_ = std::exchange(o.size_, 0);
+        owns_ = o.owns_;
     }
     return *this;
 }

@@ -131,6 +131,8 @@ void TrainingStep::forward_layers(int64_t last, int64_t batch, bool training, ui
         pass.training = pass.training && training;
         pass.workspace = workspace_.data();
         pass.seed = Rng::derive(step_seed, 0xD20, static_cast<uint64_t>(i)).next();
+        if (statistics_sum_ && training) pass.sum_across = &statistics_sum_;
+        pass.share = share_;
         xs.clear();
         for (int64_t v : model_.inputs(i)) xs.push_back(values_[static_cast<size_t>(v)]);
         model_.layer(i).forward_inputs(xs, values_[static_cast<size_t>(i + 1)], pass);
@@ -187,9 +189,9 @@ TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels
     result.loss_sum = softmax_cross_entropy(logits, labels, batch, classes, logits, &result.correct,
                                             last_act ? *last_act : ActivationSpec{}, label_smoothing);
 
-    for (int64_t i = model_.frozen_layers(); i < L; ++i)
-        for (ParamRef& p : model_.layer(i).params())
-            if (p.grad) p.grad->zero();
+    if (model_.gradient_floats() > 0)
+        std::memset(model_.gradient_store(), 0,
+                    sizeof(float) * static_cast<size_t>(model_.gradient_floats()));
     for (size_t v = 0; v < gradients_.size(); ++v)
         if (gradients_[v])
             std::memset(gradients_[v], 0,
@@ -198,6 +200,7 @@ TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels
     std::vector<const float*> xs;
     std::vector<InputGradient> dxs;
     for (int64_t i = last; i >= 0; --i) {
+        if (progress_) progress_(i + 1);
         // Nothing that trains wrote this value or lies upstream of it: no backward here (frozen layers,
         // and the layers before the first one with weights).
         if (!needs_gradient_[static_cast<size_t>(i + 1)]) continue;
@@ -227,8 +230,11 @@ TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels
         }
         Pass pass = training_pass(model_, layouts_, i, batch, precision_);
         pass.workspace = workspace_.data();
+        if (statistics_sum_) pass.sum_across = &statistics_sum_;
+        pass.share = share_;
         layer.backward_inputs(xs, y, dy, dxs, pass);
     }
+    if (progress_) progress_(0);
     return result;
 }
 

@@ -88,20 +88,30 @@ class BatchNorm final : public Layer {
     void forward(const float* x, float* y, const Pass& pass) override {
         if (pass.layouts.input == Layout::nhwc) return forward_channels_last(x, y, pass);
         const int64_t C = channels(), P = input_shape().h * input_shape().w, N = pass.batch;
-        const double count = static_cast<double>(N * P);
         const ActivationSpec activation_applied = pass.final_activation({});  // one absorbed, if any
+        // Training: each channel's sum and sum of squares, then (synchronised) everyone's.
+        sums_.assign(static_cast<size_t>(2 * C + 1), 0.0);  // allocates on the first call only
+        double* sum = sums_.data();
+        double* sum_sq = sum + C;
+        if (pass.training) {
 #pragma omp parallel for schedule(static) if (N * C * P > 65536)
-        for (int64_t c = 0; c < C; ++c) {
-            double sum = 0.0, sq = 0.0, mean, inv_std;
-            if (pass.training)
+            for (int64_t c = 0; c < C; ++c)
                 for (int64_t n = 0; n < N; ++n) {
                     const float* v = x + (n * C + c) * P;
                     for (int64_t p = 0; p < P; ++p) {
-                        sum += v[p];
-                        sq += static_cast<double>(v[p]) * v[p];
+                        sum[c] += v[p];
+                        sum_sq[c] += static_cast<double>(v[p]) * v[p];
                     }
                 }
-            statistics_of(c, sum, sq, count, pass.training, mean, inv_std);
+            sums_.back() = static_cast<double>(N * P);
+            if (pass.sum_across) (*pass.sum_across)(sums_.data(), 2 * C + 1);
+        }
+        const double count = sums_.back();
+        batch_count_ = count;
+#pragma omp parallel for schedule(static) if (N * C * P > 65536)
+        for (int64_t c = 0; c < C; ++c) {
+            double mean, inv_std;
+            statistics_of(c, sum[c], sum_sq[c], count, pass.training, mean, inv_std);
             const float scale = static_cast<float>(gamma_[c] * inv_std);
             const float shift = static_cast<float>(beta_[c] - mean * gamma_[c] * inv_std);
             for (int64_t n = 0; n < N; ++n) {
@@ -119,7 +129,6 @@ class BatchNorm final : public Layer {
                   const Pass& pass) override {
         if (pass.layouts.input == Layout::nhwc) return backward_channels_last(x, dy, dx, pass);
         const int64_t C = channels(), P = input_shape().h * input_shape().w, N = pass.batch;
-        const double count = static_cast<double>(N * P);
         stats_.resize(static_cast<size_t>(4 * C));  // allocates on the first call only
         double* mean = stats_.data();
         double* inv_std = mean + C;
@@ -145,6 +154,7 @@ class BatchNorm final : public Layer {
             dbeta_[c] += static_cast<float>(s);
         }
         if (!dx) return;
+        const double count = sum_across_ranks(sum_dy, sum_dy_xhat, pass);
 #pragma omp parallel for schedule(static) if (N * C * P > 65536)
         for (int64_t n = 0; n < N; ++n) {
             for (int64_t c = 0; c < C; ++c) {
@@ -191,6 +201,27 @@ class BatchNorm final : public Layer {
         running_var_[c] = static_cast<float>((1 - kMomentum) * running_var_[c] + kMomentum * unbiased);
     }
 
+    // Backward's per-channel sums of dy and dy·xhat, and the images they are over: this process's,
+    // or (synchronised) every process's. There each process's dy is of its own mean loss, which
+    // its share of the batch weights in the whole batch's: the sums are weighted by the shares, and
+    // given back as this process's dy would make them.
+    double sum_across_ranks(double* sum_dy, double* sum_dy_xhat, const Pass& pass) {
+        const int64_t C = channels();
+        if (!pass.training || !pass.sum_across)
+            return static_cast<double>(pass.batch * input_shape().h * input_shape().w);
+        sums_.resize(static_cast<size_t>(2 * C));
+        for (int64_t c = 0; c < C; ++c) {
+            sums_[static_cast<size_t>(c)] = sum_dy[c] * pass.share;
+            sums_[static_cast<size_t>(C + c)] = sum_dy_xhat[c] * pass.share;
+        }
+        (*pass.sum_across)(sums_.data(), 2 * C);
+        for (int64_t c = 0; c < C; ++c) {
+            sum_dy[c] = sums_[static_cast<size_t>(c)] / pass.share;
+            sum_dy_xhat[c] = sums_[static_cast<size_t>(C + c)] / pass.share;
+        }
+        return batch_count_;
+    }
+
     // Per-channel sums over the rows (N·H·W of them, C values each) of a and, if given, a·b: each
     // thread sums its own rows, then the threads' sums are added in thread order, so the result
     // depends on the thread count but not on timing.
@@ -230,10 +261,21 @@ class BatchNorm final : public Layer {
         double *sum = partial + 2 * threads() * C, *sum_sq = sum + C, *mean = sum_sq + C, *inv_std = mean + C;
         float* scale = reinterpret_cast<float*>(inv_std + C);
         float* shift = scale + C;
-        if (pass.training) channel_sums(partial, x, x, rows, sum, sum_sq);
+        double count = static_cast<double>(rows);
+        if (pass.training) {
+            channel_sums(partial, x, x, rows, sum, sum_sq);
+            if (pass.sum_across) {  // everyone's sums, and images
+                sums_.assign(sum, sum + 2 * C);
+                sums_.push_back(count);
+                (*pass.sum_across)(sums_.data(), 2 * C + 1);
+                std::copy(sums_.begin(), sums_.end() - 1, sum);
+                count = sums_.back();
+            }
+        }
+        batch_count_ = count;
         for (int64_t c = 0; c < C; ++c) {
-            statistics_of(c, pass.training ? sum[c] : 0.0, pass.training ? sum_sq[c] : 0.0,
-                          static_cast<double>(rows), pass.training, mean[c], inv_std[c]);
+            statistics_of(c, pass.training ? sum[c] : 0.0, pass.training ? sum_sq[c] : 0.0, count,
+                          pass.training, mean[c], inv_std[c]);
             scale[c] = static_cast<float>(gamma_[c] * inv_std[c]);
             shift[c] = static_cast<float>(beta_[c] - mean[c] * gamma_[c] * inv_std[c]);
         }
@@ -250,7 +292,6 @@ class BatchNorm final : public Layer {
     // As backward(), on rows of C channels.
     void backward_channels_last(const float* x, float* dy, const InputGradient& dx, const Pass& pass) {
         const int64_t C = channels(), P = input_shape().h * input_shape().w, N = pass.batch, rows = N * P;
-        const double count = static_cast<double>(rows);
         double* partial = reinterpret_cast<double*>(pass.workspace);
         double *sum_dy = partial + 2 * threads() * C, *sum_dy_xhat = sum_dy + C, *mean = sum_dy_xhat + C,
                *inv_std = mean + C;
@@ -264,6 +305,7 @@ class BatchNorm final : public Layer {
             dbeta_[c] += static_cast<float>(sum_dy[c]);
         }
         if (!dx) return;
+        const double count = sum_across_ranks(sum_dy, sum_dy_xhat, pass);
 #pragma omp parallel for schedule(static) num_threads(threads()) if (rows * C > 65536)
         for (int64_t n = 0; n < N; ++n) {
             for (int64_t r = n * P; r < (n + 1) * P; ++r) {
@@ -287,6 +329,8 @@ class BatchNorm final : public Layer {
     Buffer dgamma_, dbeta_;
     Buffer batch_mean_, batch_inv_std_;  // (C), from the last training forward
     std::vector<double> stats_;          // backward's per-channel statistics and sums: (4, C)
+    std::vector<double> sums_;           // per-channel sums to add up across processes
+    double batch_count_ = 0;             // the values per channel the last training forward normalised over
 };
 
 }  // namespace

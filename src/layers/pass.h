@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <optional>
 
 #include "kernels/cpu/activation.h"
@@ -42,6 +43,13 @@ struct Pass {
     // Inference only: the layers after this one that it computes too (prepared for in prepare()).
     Absorption absorbed;
     uint64_t seed = 0;  // dropout masks: derived from this per step
+    // Training under MPI with synchronised batch norm: adds `count` values up across the processes
+    // that share the batch, in place (nullptr: this process's images are the batch). Every process
+    // calls it at the same points, so a layer calls it unconditionally when it is set.
+    const std::function<void(double* values, int64_t count)>* sum_across = nullptr;
+    // This process's share of the batch's images, by which its parameter gradients are weighted
+    // when they are summed across processes.
+    double share = 1;
 
     // Forward: the executor's choice of the activation a layer applies to its output last, where it
     // is not the layer's own: none where the loss reads the logits (it computes the softmax itself,

@@ -139,7 +139,24 @@ void Model::init_layer_params(int64_t i, uint64_t seed) {
 }
 
 void Model::allocate_gradients() {
-    for (int64_t i = frozen_; i < size(); ++i) layers_[static_cast<size_t>(i)]->allocate_gradients();
+    gradient_offset_.assign(static_cast<size_t>(size() + 1), 0);
+    int64_t floats = 0;
+    for (int64_t i = 0; i < size(); ++i) {
+        gradient_offset_[static_cast<size_t>(i)] = floats;
+        if (frozen(i)) continue;
+        for (const ParamRef& p : layers_[static_cast<size_t>(i)]->params())
+            if (p.grad) floats = checked_add(floats, p.value->size(), "gradients");
+    }
+    gradient_offset_.back() = floats;
+    gradients_ = Buffer(floats);
+    for (int64_t i = frozen_; i < size(); ++i) {
+        int64_t at = gradient_offset_[static_cast<size_t>(i)];
+        for (ParamRef& p : layers_[static_cast<size_t>(i)]->params()) {
+            if (!p.grad) continue;
+            *p.grad = Buffer::view(gradients_.data() + at, p.value->size());
+            at += p.value->size();
+        }
+    }
 }
 
 std::vector<Model::NamedParam> Model::named_params() {

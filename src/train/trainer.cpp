@@ -6,14 +6,17 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <numeric>
 
+#include "distributed/gradient_sync.h"
 #include "lenz/checkpoint.h"
 #include "lenz/error.h"
+#include "lenz/ranks.h"
 #include "lenz/threads.h"
 #include "lenz/train.h"
 #include "train/augment.h"
@@ -68,9 +71,6 @@ void check_data_fits(const Model& model, const ImageSet& set, const std::string&
     if (set.size() == 0) throw ShapeError("the " + which + " set is empty");
 }
 
-EvalResult evaluate(Model& model, const ImageSet& set, const Normalization& norm, int64_t batch,
-                    Precision precision) {
-    check_data_fits(model, set, "test");
 DataSplit load_dataset_for(const Model& model, const std::string& spec, double val_split, uint64_t seed) {
     DataOptions o;
     o.val_split = val_split;
@@ -106,17 +106,25 @@ std::string epoch_line(const EpochMetrics& m, int64_t epochs) {
     return buf;
 }
 
+// Under MPI each rank evaluates its share of the images; the sums are then added up across ranks,
+// so every rank returns the whole set's figures.
+EvalResult evaluate(Model& model, const ImageSet& set, const Normalization& norm, int64_t batch,
+                    Precision precision) {
+    check_data_fits(model, set, "test");
+    Ranks& ranks = Ranks::world();
     const int64_t K = model.output_shape().elements();
     const int64_t image = set.image_elements(), plane = set.height * set.width;
-    batch = std::min(batch, set.size());
+    const int64_t first = set.size() * ranks.rank() / ranks.size(),
+                  last = set.size() * (ranks.rank() + 1) / ranks.size();
+    batch = std::max<int64_t>(1, std::min(batch, last - first));
     Inference inference(model, batch, precision);
     std::vector<float> input(static_cast<size_t>(batch * image));
-    EvalResult r;
-    r.confusion.assign(static_cast<size_t>(K), std::vector<int64_t>(static_cast<size_t>(K), 0));
-    double loss = 0;
-    int64_t correct = 0;
-    for (int64_t start = 0; start < set.size(); start += batch) {
-        const int64_t n = std::min(batch, set.size() - start);
+    // The loss, the hits and the confusion matrix ([true][predicted]), to add up across ranks.
+    std::vector<double> sums(static_cast<size_t>(2 + K * K), 0.0);
+    double& loss = sums[0];
+    double& correct = sums[1];
+    for (int64_t start = first; start < last; start += batch) {
+        const int64_t n = std::min(batch, last - start);
         for (int64_t i = 0; i < n; ++i)
             normalize_image(set.pixels.data() + (start + i) * image, set.channels, plane, norm,
                             input.data() + i * image);
@@ -136,14 +144,19 @@ std::string epoch_line(const EpochMetrics& m, int64_t epochs) {
             }
             loss -= std::log(std::max(p, 1e-30));
             correct += best == label;
-            ++r.confusion[static_cast<size_t>(label)][static_cast<size_t>(best)];
+            sums[static_cast<size_t>(2 + label * K + best)] += 1;
         }
     }
+    ranks.sum(sums.data(), static_cast<int64_t>(sums.size()));
+    EvalResult r;
     r.count = set.size();
     r.loss = loss / static_cast<double>(set.size());
-    r.accuracy = static_cast<double>(correct) / static_cast<double>(set.size());
+    r.accuracy = correct / static_cast<double>(set.size());
+    r.confusion.assign(static_cast<size_t>(K), std::vector<int64_t>(static_cast<size_t>(K), 0));
     for (int64_t k = 0; k < K; ++k) {
-        const auto& row = r.confusion[static_cast<size_t>(k)];
+        auto& row = r.confusion[static_cast<size_t>(k)];
+        for (int64_t j = 0; j < K; ++j)
+            row[static_cast<size_t>(j)] = std::llround(sums[static_cast<size_t>(2 + k * K + j)]);
         const int64_t total = std::accumulate(row.begin(), row.end(), int64_t{0});
         r.per_class_accuracy.push_back(total ? static_cast<double>(row[static_cast<size_t>(k)]) / total
                                              : 0.0);
@@ -226,6 +239,35 @@ void remove_stale_temporaries(const std::filesystem::path& dir) {
     }
 }
 
+// Creates the output folder, or checks the one there (fail now, not after an epoch of work, if it
+// is not writable), and removes what a killed run left behind.
+void prepare_output_folder(const std::string& out_dir) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (fs::exists(out_dir, ec) && !fs::is_directory(out_dir, ec))
+        throw IoError(out_dir + ": is a file, not a folder (expected the output folder)");
+    fs::create_directories(out_dir, ec);
+    if (ec) throw IoError(out_dir + ": cannot create the output folder: " + ec.message());
+    {  // fail now, not after an epoch of work, if the folder is not writable
+        const std::string probe = (fs::path(out_dir) / ".write-test").string();
+        std::ofstream f(probe);
+        if (!f || !(f << "ok") || !f.flush()) throw IoError(out_dir + ": the output folder is not writable");
+        f.close();
+        fs::remove(probe, ec);
+    }
+    remove_stale_temporaries(out_dir);
+}
+
+// Replaces every rank's non-trainable tensors (batch norm's running statistics) by their mean.
+void average_state(Model& model, Ranks& ranks) {
+    for (Model::NamedParam& p : model.named_params()) {
+        if (p.ref.trainable) continue;
+        Buffer& value = *p.ref.value;
+        ranks.sum(value.data(), value.size());
+        for (int64_t i = 0; i < value.size(); ++i) value[i] /= static_cast<float>(ranks.size());
+    }
+}
+
 nlohmann::json metrics_json(const EpochMetrics& m) {
     return {{"epoch", m.epoch},
             {"train_loss", m.train_loss},
@@ -253,31 +295,41 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
         test_set.labels.resize(static_cast<size_t>(config.limit_test));
     }
 
+    // Under MPI, every rank trains on its share of each batch; rank 0 alone writes the folder.
+    Ranks& ranks = Ranks::world();
+    const bool lead = ranks.rank() == 0;
+    if (config.batch % ranks.size() != 0)
+        throw ShapeError("--batch " + std::to_string(config.batch) + " does not divide among " +
+                         std::to_string(ranks.size()) +
+                         " ranks (the global batch is split evenly: use a multiple of " +
+                         std::to_string(ranks.size()) + ")");
     namespace fs = std::filesystem;
-    std::error_code ec;
-    if (fs::exists(config.out_dir, ec) && !fs::is_directory(config.out_dir, ec))
-        throw IoError(config.out_dir + ": is a file, not a folder (expected the output folder)");
-    fs::create_directories(config.out_dir, ec);
-    if (ec) throw IoError(config.out_dir + ": cannot create the output folder: " + ec.message());
     const std::string model_path = (fs::path(config.out_dir) / "model.safetensors").string();
     const std::string best_path = (fs::path(config.out_dir) / "best.safetensors").string();
     const std::string metrics_path = (fs::path(config.out_dir) / "metrics.jsonl").string();
-    {  // fail now, not after an epoch of work, if the folder is not writable
-        const std::string probe = (fs::path(config.out_dir) / ".write-test").string();
-        std::ofstream f(probe);
-        if (!f || !(f << "ok") || !f.flush())
-            throw IoError(config.out_dir + ": the output folder is not writable");
-        f.close();
-        fs::remove(probe, ec);
-    }
-    remove_stale_temporaries(config.out_dir);
+    if (lead) prepare_output_folder(config.out_dir);
 
     const int64_t batch = std::min(config.batch, n_train);
     // Every image trains every epoch, as PyTorch's DataLoader does by default: the last step of an
     // epoch takes the images left over (n_train % batch of them), and its loss is their mean.
     const int64_t steps_per_epoch = (n_train + batch - 1) / batch;
     const int64_t total_steps = steps_per_epoch * config.epochs;
-    TrainingStep step_runner(model, batch, config.precision);
+    // This rank's share of a global batch of n images: [n·rank/ranks, n·(rank + 1)/ranks).
+    const auto share_of = [&](int64_t n, int rank) { return n * rank / ranks.size(); };
+    TrainingStep step_runner(model, share_of(batch, ranks.rank() + 1) - share_of(batch, ranks.rank()),
+                             config.precision);
+    // Gradients are summed across the ranks while backward runs (all-reduce in buckets).
+    GradientSync gradient_sync(model, ranks);
+    step_runner.set_backward_progress([&](int64_t layer) { gradient_sync.backward_reached(layer); });
+    if (config.sync_batchnorm && ranks.distributed()) {
+        // Every rank takes part in every batch norm's sums, so none may sit out the last step.
+        const int64_t last = n_train % batch;
+        if (last > 0 && last < ranks.size())
+            throw ShapeError("--sync-batchnorm: the last batch of each epoch has " + std::to_string(last) +
+                             " images, fewer than the " + std::to_string(ranks.size()) +
+                             " ranks (change --batch or --limit-train)");
+        step_runner.set_statistics_sum([&ranks](double* values, int64_t count) { ranks.sum(values, count); });
+    }
     Optimizer optimizer(model, config.optimizer);
 
     CheckpointInfo info;
@@ -340,6 +392,8 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
                                    {"data", data.description},
                                    {"dtype", precision_name(config.precision)},
                                    {"label_smoothing", config.label_smoothing}};
+    if (ranks.distributed()) run_settings["ranks"] = ranks.size();
+    if (config.sync_batchnorm) run_settings["sync_batchnorm"] = true;
     if (model.frozen_layers() > 0) run_settings["frozen_layers"] = model.frozen_layers();
     try {
         run_settings["options"] = nlohmann::json::parse(config.options_json);
@@ -348,7 +402,7 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
     }
     info.training_json = run_settings.dump();
 
-    keep_metrics_up_to(metrics_path, first_epoch - 1);
+    if (lead) keep_metrics_up_to(metrics_path, first_epoch - 1);
 
     const int64_t image = train_set.image_elements();
     std::vector<float> input(static_cast<size_t>(batch * image));
@@ -376,17 +430,40 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
         const int64_t seen_before = seen;
         bool stop_requested = false;
         for (int64_t b = start_batch; b < steps_per_epoch; ++b, ++step) {
-            Rng aug_rng = Rng::derive(config.seed, 0xA06, static_cast<uint64_t>(step));
             const int64_t this_batch = std::min(batch, n_train - b * batch);
-            for (int64_t i = 0; i < this_batch; ++i) {
-                const int64_t index = order[static_cast<size_t>(b * batch + i)];
+            const int64_t first = share_of(this_batch, ranks.rank()),
+                          mine = share_of(this_batch, ranks.rank() + 1) - first;
+            // Each image's augmentation from a stream of its own, so the images a batch sees do not
+            // depend on how many ranks share it.
+            const uint64_t aug_seed = Rng::derive(config.seed, 0xA06, static_cast<uint64_t>(step)).next();
+            for (int64_t i = 0; i < mine; ++i) {
+                const int64_t index = order[static_cast<size_t>(b * batch + first + i)];
+                Rng aug_rng = Rng::derive(aug_seed, 0x1A6, static_cast<uint64_t>(first + i));
                 load_example(train_set, index, info.normalization, config.augment, aug_rng,
                              input.data() + i * image);
                 labels[static_cast<size_t>(i)] = train_set.labels[static_cast<size_t>(index)];
             }
-            const TrainingStep::Result r = step_runner.run(input.data(), labels.data(), this_batch,
-                                                           Rng::derive(config.seed, 0xD0, step).next(),
-                                                           static_cast<float>(config.label_smoothing));
+            // Dropout draws its masks per rank, so that ranks do not repeat each other's.
+            uint64_t step_seed = Rng::derive(config.seed, 0xD0, step).next();
+            if (ranks.distributed())
+                step_seed = Rng::derive(step_seed, 0x7A4C, static_cast<uint64_t>(ranks.rank())).next();
+            gradient_sync.set_share(static_cast<float>(mine) / static_cast<float>(this_batch));
+            step_runner.set_share(static_cast<double>(mine) / static_cast<double>(this_batch));
+            TrainingStep::Result r;
+            if (mine > 0) {
+                r = step_runner.run(input.data(), labels.data(), mine, step_seed,
+                                    static_cast<float>(config.label_smoothing));
+            } else {  // fewer images left than ranks: this one adds nothing to the sums
+                if (model.gradient_floats() > 0)
+                    std::memset(model.gradient_store(), 0,
+                                sizeof(float) * static_cast<size_t>(model.gradient_floats()));
+            }
+            gradient_sync.finish();
+            // The step's loss and hits over the whole batch.
+            double step_sums[2] = {r.loss_sum, static_cast<double>(r.correct)};
+            ranks.sum(step_sums, 2);
+            r.loss_sum = step_sums[0];
+            r.correct = std::llround(step_sums[1]);
             if (!std::isfinite(r.loss_sum))
                 throw Error(
                     "the loss became " + std::string(std::isnan(r.loss_sum) ? "NaN" : "infinite") +
@@ -410,8 +487,12 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
                 static_cast<double>(correct) / static_cast<double>(seen),
                 ips,
                 static_cast<double>(total_steps - step - 1) * static_cast<double>(batch) / ips};
-            const bool hook_stops = config.on_step && !config.on_step(progress);
-            if (hook_stops || sigint.caught()) stop_requested = true;
+            // Progress is shown by rank 0 alone. A wish to stop (its caller's, or a signal to any
+            // rank) reaches every rank, so that all stop after the same step.
+            double stops = lead && config.on_step && !config.on_step(progress) ? 1.0 : 0.0;
+            if (sigint.caught()) stops += 1;
+            ranks.sum(&stops, 1);
+            if (stops > 0) stop_requested = true;
             if (stop_requested && b + 1 < steps_per_epoch) {
                 // Mid-epoch checkpoint: epoch counts completed epochs, step the steps taken, and the
                 // running sums let the resumed epoch report the same metrics.
@@ -427,7 +508,7 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
                 stop_info.epoch = epoch - 1;
                 stop_info.step = optimizer.steps_taken();
                 stop_info.metrics_json = mj.dump();
-                write_checkpoint(model_path, model, stop_info, &optimizer);
+                if (lead) write_checkpoint(model_path, model, stop_info, &optimizer);
                 throw Interrupted("training stopped in epoch " + std::to_string(epoch) + " after batch " +
                                       std::to_string(b + 1) + " of " + std::to_string(steps_per_epoch) +
                                       " (step " + std::to_string(step + 1) + "); checkpoint written to " +
@@ -445,6 +526,9 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
         m.seconds = train_seconds;
         // Only the images trained here: a resumed epoch's earlier part ran in another process.
         m.images_per_second = static_cast<double>(seen - seen_before) / std::max(train_seconds, 1e-9);
+        // Batch norm's running statistics saw each rank's share only: their mean is what rank 0
+        // writes and every rank evaluates with.
+        if (ranks.distributed()) average_state(model, ranks);
         EvalResult test;
         test.loss = test.accuracy = std::numeric_limits<double>::quiet_NaN();
         if (has_test) test = evaluate(model, test_set, info.normalization, 256, config.precision);
@@ -458,14 +542,16 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
         info.epoch = epoch;
         info.step = optimizer.steps_taken();
         info.metrics_json = mj.dump();
-        write_checkpoint(model_path, model, info, &optimizer);
-        if (m.best) write_checkpoint(best_path, model, info, nullptr);
-        {
+        if (lead) {
+            write_checkpoint(model_path, model, info, &optimizer);
+            if (m.best) write_checkpoint(best_path, model, info, nullptr);
             std::ofstream log(metrics_path, std::ios::app);
             if (!log || !(log << metrics_json(m).dump() << "\n"))
                 throw IoError(metrics_path + ": cannot append");
         }
-        if (config.on_epoch && !config.on_epoch(m, test)) break;
+        double epoch_stops = lead && config.on_epoch && !config.on_epoch(m, test) ? 1.0 : 0.0;
+        ranks.sum(&epoch_stops, 1);
+        if (epoch_stops > 0) break;
         if ((stop_requested || sigint.caught()) && epoch < config.epochs)
             throw Interrupted("training stopped after epoch " + std::to_string(epoch) + " (step " +
                                   std::to_string(step) + "); checkpoint written to " + model_path,

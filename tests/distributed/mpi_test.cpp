@@ -1,0 +1,254 @@
+// Data-parallel training under mpirun, on the real binary with ranks on this machine:
+//   - 2 and 3 ranks end at the weights of one process at the same global batch (float
+//     reassociation only), and at its test accuracy;
+//   - a batch that does not divide among the ranks is an error that says so;
+//   - a rank killed with SIGKILL, or one that stops answering, ends every rank within 30 seconds
+//     with a message naming it, and the last checkpoint resumes, on another number of ranks;
+//   - Ctrl-C (SIGINT to mpirun) stops every rank at the same step, with one checkpoint.
+// Skipped where the build found no MPI (LENZ_MPIEXEC) or Fashion-MNIST is not installed.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "cli/run_lenz.h"
+#include "lenz/checkpoint.h"
+
+namespace lenz {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using testing::run_command;
+
+const char* kModel =
+    "input 28x28x1\nconv 8 3 relu\nmaxpool 2\nconv 16 3 relu\nmaxpool 2\nflatten\n"
+    "dense 32 relu\ndense 10 softmax\n";  // no batch norm, no dropout: nothing per rank
+
+struct MpiRun : ::testing::Test {
+    fs::path dir =
+        fs::temp_directory_path() / ("lenz-mpi-" + std::to_string(::getpid()) + "-" +
+                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::string model = (dir / "tiny.lenz").string();
+
+    void SetUp() override {
+#ifndef LENZ_MPIEXEC
+        GTEST_SKIP() << "this build found no MPI (libopenmpi-dev)";
+#endif
+        if (!fs::exists("/usr/share/datasets/fashion-mnist"))
+            GTEST_SKIP() << "dataset-fashion-mnist is missing";
+        fs::remove_all(dir);
+        fs::create_directories(dir);
+        std::ofstream(model) << kModel;
+    }
+    void TearDown() override {
+        fs::remove_all(dir);
+    }
+
+    // `lenz ARGS` on `ranks` ranks of this machine (mpirun's own options first). Open MPI as root
+    // (CI) needs --allow-run-as-root; --oversubscribe lets three ranks share two cores; containers
+    // often forbid the cross-process reads its shared-memory transport tries first.
+    static std::string mpirun(int ranks, const std::string& args, const std::string& options = "") {
+#ifdef LENZ_MPIEXEC
+        return std::string(LENZ_MPIEXEC) + " -np " + std::to_string(ranks) +
+               " --oversubscribe --allow-run-as-root --bind-to none --mca btl_vader_single_copy_mechanism "
+               "none " +
+               options + " " + LENZ_BINARY + " " + args;
+#else
+        return "false " + std::to_string(ranks) + args + options;
+#endif
+    }
+    std::string train_args(const std::string& out, int epochs, int batch, int limit_train) const {
+        return "train " + model + " --data fashion-mnist --epochs " + std::to_string(epochs) + " --batch " +
+               std::to_string(batch) + " --limit-train " + std::to_string(limit_train) +
+               " --limit-test 300 --seed 3 --threads 1 --no-report --quiet --out " + (dir / out).string();
+    }
+};
+
+double last_test_accuracy(const fs::path& run) {
+    std::ifstream f(run / "metrics.jsonl");
+    std::string line, last;
+    while (std::getline(f, line)) last = line;
+    const size_t at = last.find("\"test_accuracy\":");
+    return at == std::string::npos ? -1 : std::stod(last.substr(at + 16));
+}
+
+// The largest difference between two checkpoints' tensors, relative to each tensor's largest value.
+double max_relative_difference(const std::string& a_path, const std::string& b_path) {
+    const CheckpointFile a = read_checkpoint(a_path), b = read_checkpoint(b_path);
+    double worst = 0;
+    for (const auto& [name, t] : a.tensors) {
+        const auto& other = b.tensors.at(name);
+        const auto* x = reinterpret_cast<const float*>(a.data.data() + t.begin);
+        const auto* y = reinterpret_cast<const float*>(b.data.data() + other.begin);
+        const int64_t n = (t.end - t.begin) / 4;
+        double scale = 1e-30, diff = 0;
+        for (int64_t i = 0; i < n; ++i) {
+            scale = std::max(scale, std::abs(static_cast<double>(x[i])));
+            diff = std::max(diff, std::abs(static_cast<double>(x[i]) - y[i]));
+        }
+        worst = std::max(worst, diff / scale);
+    }
+    return worst;
+}
+
+TEST_F(MpiRun, TwoAndThreeRanksEndAtTheWeightsOfOneProcess) {
+    // 1,280 images at batch 60: 21 full steps and a last one of 20 images, which three ranks share
+    // unevenly (6, 7, 7), so the weighting of unequal shares is checked too.
+    const auto one = run_command(std::string(LENZ_BINARY) + " " + train_args("one", 1, 60, 1280));
+    ASSERT_EQ(one.status, 0) << one.out;
+    for (int ranks : {2, 3}) {
+        const std::string out = "ranks" + std::to_string(ranks);
+        const auto r = run_command(mpirun(ranks, train_args(out, 1, 60, 1280)));
+        ASSERT_EQ(r.status, 0) << r.out;
+        const double difference = max_relative_difference((dir / "one/model.safetensors").string(),
+                                                          (dir / out / "model.safetensors").string());
+        std::printf("[          ] %d ranks: weights and optimizer state within %.2g of one process's\n",
+                    ranks, difference);
+        EXPECT_LE(difference, 1e-5) << ranks << " ranks";
+        EXPECT_NEAR(last_test_accuracy(dir / out), last_test_accuracy(dir / "one"), 0.001)
+            << ranks << " ranks";
+    }
+}
+
+TEST_F(MpiRun, SyncBatchnormNormalisesOverTheWholeBatch) {
+    // Batch norm over each rank's share (the default, as PyTorch DDP) trains another model than one
+    // process does; synchronised, its statistics and their gradients are the whole batch's. Four SGD
+    // steps: after more, the tiny biases of batch norm (sums of large terms that cancel) let float
+    // reassociation show.
+    std::ofstream(model) << "input 28x28x1\nconv 8 3 nobias\nbatchnorm\nrelu\nmaxpool 2\nconv 16 3 nobias\n"
+                            "batchnorm\nrelu\nmaxpool 2\nflatten\ndense 10 softmax\n";
+    const std::string sgd = " --optimizer sgd --lr 0.01";
+    const auto one = run_command(std::string(LENZ_BINARY) + " " + train_args("one", 1, 60, 240) + sgd);
+    ASSERT_EQ(one.status, 0) << one.out;
+    const auto own = run_command(mpirun(2, train_args("own", 1, 60, 240) + sgd));
+    ASSERT_EQ(own.status, 0) << own.out;
+    const auto synced = run_command(mpirun(2, train_args("synced", 1, 60, 240) + sgd + " --sync-batchnorm"));
+    ASSERT_EQ(synced.status, 0) << synced.out;
+    const std::string reference = (dir / "one/model.safetensors").string();
+    const double apart = max_relative_difference(reference, (dir / "own/model.safetensors").string());
+    const double together = max_relative_difference(reference, (dir / "synced/model.safetensors").string());
+    std::printf("[          ] batch norm per rank: %.2g from one process; synchronised: %.2g\n", apart,
+                together);
+    EXPECT_GE(apart, 1e-2);
+    EXPECT_LE(together, 1e-4);
+}
+
+TEST_F(MpiRun, ABatchThatDoesNotDivideIsAnError) {
+    const auto r = run_command(mpirun(3, train_args("odd", 1, 64, 640)));
+    EXPECT_NE(r.status, 0);
+    EXPECT_NE(r.out.find("--batch 64 does not divide among 3 ranks"), std::string::npos) << r.out;
+}
+
+// Starts a long run in the background and returns mpirun's pid once the first checkpoint exists.
+pid_t start_long_run(const std::string& command, const fs::path& out, const fs::path& log) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::setpgid(0, 0);
+        const std::string line = "exec " + command + " > " + log.string() + " 2>&1";
+        ::execl("/bin/sh", "sh", "-c", line.c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (!fs::exists(out / "model.safetensors") && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(20ms);
+    return pid;
+}
+
+// The pid of rank `rank` of the run writing to `out` (Open MPI tells each process its rank).
+pid_t rank_pid(const fs::path& out, int rank) {
+    for (const auto& e : fs::directory_iterator("/proc")) {
+        std::ifstream cmdline(e.path() / "cmdline"), environ(e.path() / "environ");
+        std::string args((std::istreambuf_iterator<char>(cmdline)), {}),
+            env((std::istreambuf_iterator<char>(environ)), {});
+        if (args.find(out.string()) != std::string::npos &&  // mpirun itself has no rank
+            env.find("OMPI_COMM_WORLD_RANK=" + std::to_string(rank) + '\0') != std::string::npos)
+            return std::stoi(e.path().filename().string());
+    }
+    return -1;
+}
+
+// Waits for `pid` at most `limit`; returns the seconds it took, or -1 (and kills it) past the limit.
+double seconds_until_exit(pid_t pid, std::chrono::seconds limit, int* status) {
+    const auto start = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() - start < limit) {
+        if (::waitpid(pid, status, WNOHANG) == pid)
+            return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        std::this_thread::sleep_for(20ms);
+    }
+    ::kill(-pid, SIGKILL);
+    ::waitpid(pid, status, 0);
+    return -1;
+}
+
+TEST_F(MpiRun, AKilledRankEndsEveryRankAndTheCheckpointResumesOnOtherRanks) {
+    const fs::path out = dir / "killed", log = dir / "killed.log";
+    const pid_t run = start_long_run(mpirun(2, train_args("killed", 200, 60, 3000)), out, log);
+    const pid_t victim = rank_pid(out, 1);
+    ASSERT_GT(victim, 0) << "no rank 1 found";
+    ::kill(victim, SIGKILL);
+    int status = 0;
+    const double seconds = seconds_until_exit(run, 30s, &status);
+    std::printf("[          ] the run ended %.1f s after rank 1 was killed\n", seconds);
+    ASSERT_GE(seconds, 0) << "the other rank still runs 30 s after rank 1 was killed";
+    EXPECT_NE(WEXITSTATUS(status), 0);
+    std::ifstream f(log);
+    const std::string text((std::istreambuf_iterator<char>(f)), {});
+    EXPECT_NE(text.find("rank 1"), std::string::npos) << text;
+
+    // The checkpoint loads and the run resumes from it, here on three ranks, for one more epoch.
+    const LoadedModel stopped = load_model((out / "model.safetensors").string());
+    const auto r =
+        run_command(mpirun(3, "train " + model + " --resume " + out.string() + " --epochs " +
+                                  std::to_string(stopped.info.epoch + 1) + " --threads 1 --quiet"));
+    ASSERT_EQ(r.status, 0) << r.out;
+    EXPECT_EQ(load_model((out / "model.safetensors").string()).info.epoch, stopped.info.epoch + 1);
+}
+
+TEST_F(MpiRun, ARankThatStopsAnsweringEndsTheRunAfterTheTimeout) {
+    const fs::path out = dir / "stopped", log = dir / "stopped.log";
+    const pid_t run = start_long_run(
+        "env LENZ_MPI_TIMEOUT=3 " + mpirun(2, train_args("stopped", 200, 60, 3000), "-x LENZ_MPI_TIMEOUT"),
+        out, log);
+    const pid_t victim = rank_pid(out, 1);
+    ASSERT_GT(victim, 0) << "no rank 1 found";
+    ::kill(victim, SIGSTOP);  // alive to the launcher, silent to the collectives
+    int status = 0;
+    const double seconds = seconds_until_exit(run, 30s, &status);
+    ::kill(victim, SIGKILL);
+    std::printf("[          ] the run ended %.1f s after rank 1 stopped (timeout 3 s)\n", seconds);
+    ASSERT_GE(seconds, 0) << "rank 0 still waits 30 s after rank 1 stopped";
+    std::ifstream f(log);
+    const std::string text((std::istreambuf_iterator<char>(f)), {});
+    EXPECT_NE(text.find("rank 0 of 2: a sum across ranks has waited"), std::string::npos) << text;
+}
+
+TEST_F(MpiRun, CtrlCStopsEveryRankAtOneStepWithOneCheckpoint) {
+    const fs::path out = dir / "interrupted", log = dir / "interrupted.log";
+    const pid_t run = start_long_run(mpirun(2, train_args("interrupted", 200, 60, 3000)), out, log);
+    std::this_thread::sleep_for(100ms);
+    ::kill(run, SIGINT);
+    int status = 0;
+    ASSERT_GE(seconds_until_exit(run, 30s, &status), 0) << "SIGINT did not stop the run";
+    EXPECT_NE(WEXITSTATUS(status), 0);
+    std::ifstream f(log);
+    const std::string text((std::istreambuf_iterator<char>(f)), {});
+    EXPECT_NE(text.find("interrupted: training stopped"), std::string::npos) << text;
+    EXPECT_NE(text.find("--resume " + out.string()), std::string::npos) << text;
+    const LoadedModel stopped = load_model((out / "model.safetensors").string());
+    EXPECT_GT(stopped.info.step, 0);
+    const auto r =
+        run_command(mpirun(2, "train " + model + " --resume " + out.string() + " --epochs " +
+                                  std::to_string(stopped.info.epoch + 1) + " --threads 1 --quiet"));
+    ASSERT_EQ(r.status, 0) << r.out;
+}
+
+}  // namespace
+}  // namespace lenz
