@@ -156,6 +156,13 @@ struct TrainConfig {
     bool catch_sigint = false;
 };
 
+// The wall time of `steps` training steps (forward, loss, backward, an SGD-with-momentum update) on
+// synthetic data of `batch` images, after `warmup` untimed ones: what `lenz bench`'s training
+// workloads and the summary's data-parallel estimate measure. Under MPI `batch` is this rank's
+// share, and the gradients are summed across the ranks as in training.
+std::vector<double> time_training_steps(Model& model, int64_t batch, int64_t steps, int64_t warmup,
+                                        Precision precision = Precision::f32);
+
 // Training was stopped early (Ctrl-C, SIGTERM or on_step) after a checkpoint was written; what()
 // says where. signal_number is the signal that asked for it, 0 for on_step.
 struct Interrupted : Error {

@@ -17,6 +17,7 @@
 #include "engine/schedule.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
+#include "lenz/ranks.h"
 #include "lenz/threads.h"
 #include "lenz/train.h"
 
@@ -75,23 +76,18 @@ double seconds(Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double>(b - a).count();
 }
 
+// Under mpirun the batch is the global one: each rank steps on its share, the gradients summed
+// across the ranks as in `lenz train`, and a step's time is rank 0's.
 nlohmann::json bench_train(const std::string& model_path, int64_t batch, int64_t steps, int64_t warmup,
                            Precision precision) {
     const ResidentMemory start;
+    Ranks& ranks = Ranks::world();
+    if (batch % ranks.size() != 0)
+        throw UsageError("the batch of " + std::to_string(batch) + " does not divide among " +
+                         std::to_string(ranks.size()) + " ranks");
+    const int64_t mine = batch / ranks.size();
     Model model = load_with_weights(model_path, 1).model;
-    TrainingStep step(model, batch, precision);
-    Optimizer opt(model, {.kind = OptimizerKind::momentum, .momentum = 0.9});
-    const int64_t classes = model.output_shape().elements();
-    const auto x = random_input(batch * model.input_shape().elements(), 2);
-    std::vector<int32_t> labels(static_cast<size_t>(batch));
-    for (int64_t i = 0; i < batch; ++i) labels[static_cast<size_t>(i)] = static_cast<int32_t>(i % classes);
-    std::vector<double> times;
-    for (int64_t s = 0; s < warmup + steps; ++s) {
-        const auto t0 = Clock::now();
-        step.run(x.data(), labels.data(), batch, static_cast<uint64_t>(s));
-        opt.step(0.01);
-        if (s >= warmup) times.push_back(seconds(t0, Clock::now()));
-    }
+    const std::vector<double> times = time_training_steps(model, mine, steps, warmup, precision);
     double total = 0;
     for (double t : times) total += t;
     nlohmann::json r{
@@ -100,9 +96,36 @@ nlohmann::json bench_train(const std::string& model_path, int64_t batch, int64_t
         {"step_ms_median", 1000 * median(times)},
         {"images_per_s", batch / median(times)},
         {"images_per_s_mean", batch * static_cast<double>(times.size()) / total},
-        {"training_bytes_plan", plan_training(model, batch, OptimizerKind::momentum, precision).bytes()}};
+        {"training_bytes_plan", plan_training(model, mine, OptimizerKind::momentum, precision).bytes()},
+        {"gradient_bytes", 4 * model.gradient_floats()}};
+    if (ranks.distributed()) r["ranks"] = ranks.size();
     start.report(r);
     return r;
+}
+
+// Sums of float buffers across the ranks (what a training step's gradient sum does), from 4 KB to
+// 64 MB: each size's median time and the bus bandwidth it reached, the bytes a ring all-reduce moves
+// per rank (2(N - 1)/N of the buffer) over the time, as NCCL's and OSU's benchmarks count it.
+nlohmann::json bench_allreduce(int64_t repeats) {
+    Ranks& ranks = Ranks::world();
+    if (!ranks.distributed())
+        throw UsageError("the allreduce workload sums across ranks: run it under mpirun -np 2 or more");
+    nlohmann::json sizes = nlohmann::json::array();
+    for (int64_t bytes = 4096; bytes <= (int64_t{64} << 20); bytes *= 4) {
+        std::vector<float> buffer(static_cast<size_t>(bytes / 4), 1.0f);
+        std::vector<double> times;
+        for (int64_t r = 0; r < repeats + 2; ++r) {
+            double ready = 0;
+            ranks.sum(&ready, 1);  // start together
+            const auto t0 = Clock::now();
+            ranks.sum(buffer.data(), bytes / 4);
+            if (r >= 2) times.push_back(seconds(t0, Clock::now()));
+        }
+        const double t = median(times),
+                     moved = 2.0 * (ranks.size() - 1) / ranks.size() * static_cast<double>(bytes);
+        sizes.push_back({{"bytes", bytes}, {"ms", 1000 * t}, {"bus_gb_per_s", moved / t / 1e9}});
+    }
+    return {{"ranks", ranks.size()}, {"sizes", sizes}};
 }
 
 // Each layer's share of an inference run, from `runs` more runs after the timed ones (timing each
@@ -351,6 +374,20 @@ int run_bench(const BenchArgs& a) {
     nlohmann::json r;
     const std::string& w = a.workload;
     const auto rep = [&](int64_t d) { return a.repeats > 0 ? a.repeats : d; };
+    if (w == "allreduce") {
+        r = bench_allreduce(rep(20));
+        if (Ranks::world().rank() != 0) return 0;
+        if (a.json) {
+            std::cout << r.dump() << "\n";
+            return 0;
+        }
+        std::printf("all-reduce across %d ranks: %10s %10s %14s\n", r["ranks"].get<int>(), "bytes", "ms",
+                    "bus GB/s");
+        for (const auto& row : r["sizes"])
+            std::printf("%34s %10.3f %14.2f\n", with_commas(row["bytes"].get<int64_t>()).c_str(),
+                        row["ms"].get<double>(), row["bus_gb_per_s"].get<double>());
+        return 0;
+    }
     if (w == "fmnist-train")
         r = bench_train(fashion, 64, a.batches, 3, p);
     else if (w == "fmnist-infer")
@@ -366,15 +403,19 @@ int run_bench(const BenchArgs& a) {
     else
         throw UsageError(
             "unknown workload '" + w +
-            "' (expected fmnist-train, fmnist-infer, fmnist-latency, seed-infer, seed-train, layers or "
-            "a model file)");
+            "' (expected fmnist-train, fmnist-infer, fmnist-latency, seed-infer, seed-train, layers, "
+            "allreduce or a model file)");
     r["workload"] = w;
     r["threads"] = threads();
     r["dtype"] = precision_name(p);
+    if (Ranks::world().rank() != 0) return 0;  // rank 0 speaks for the run
     if (a.json) {
         std::cout << r.dump() << "\n";
     } else {
-        std::printf("%s (%d threads): ", w.c_str(), threads());
+        if (Ranks::world().distributed())
+            std::printf("%s (%d ranks, %d threads each): ", w.c_str(), Ranks::world().size(), threads());
+        else
+            std::printf("%s (%d threads): ", w.c_str(), threads());
         if (r.contains("latency_ms")) std::printf("latency %.3f ms, ", r["latency_ms"].get<double>());
         if (r.contains("step_ms_median")) std::printf("step %.1f ms, ", r["step_ms_median"].get<double>());
         std::printf("%.0f images/s, peak memory above start %.1f MB\n", r["images_per_s"].get<double>(),
@@ -390,9 +431,11 @@ void add_bench(CLI::App& app, Runner& run) {
     auto a = std::make_shared<BenchArgs>();
     CLI::App* cmd =
         app.add_subcommand("bench", "Throughput and latency of standard workloads (synthetic data)");
-    cmd->add_option("workload", a->workload,
-                    "fmnist-train, fmnist-infer, fmnist-latency, seed-infer, seed-train, layers, or a model "
-                    "file (.lenz, weights from seed 1; a checkpoint; .onnx) timed at inference")
+    cmd->add_option(
+           "workload", a->workload,
+           "fmnist-train, fmnist-infer, fmnist-latency, seed-infer, seed-train, layers, allreduce "
+           "(under mpirun), or a model file (.lenz, weights from seed 1; a checkpoint; .onnx) timed at "
+           "inference")
         ->required();
     cmd->add_option("--batch", a->batch, "a model file: images per inference run (default 1)")
         ->check(CLI::Range(int64_t{1}, int64_t{1} << 16));

@@ -109,9 +109,9 @@ int main(int argc, char** argv) {
     }
     if (!run) return usage_error("no command given (commands: " + command_names(app) + ")");
     try {
-        // Training and evaluation under an MPI launcher join the other ranks (README "Several
+        // Training, evaluation and benchmarks under an MPI launcher join the other ranks (README "Several
         // machines"); the ranks on one machine share its cores unless --threads says otherwise.
-        if (app.got_subcommand("train") || app.got_subcommand("eval")) {
+        if (app.got_subcommand("train") || app.got_subcommand("eval") || app.got_subcommand("bench")) {
             const lenz::Ranks& ranks = lenz::Ranks::world();
             if (thread_count == 0 && ranks.distributed()) {
                 lenz::set_threads(0);  // every core

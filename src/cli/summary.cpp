@@ -1,10 +1,13 @@
 // `lenz summary MODEL`: the cost table, --explain derivations, --json / --csv, --fit MEMORY.
 #include "lenz/summary.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "lenz/communication.h"
 #include "lenz/error.h"
 #include "lenz/onnx.h"
 #include "lenz/train.h"
@@ -19,7 +22,26 @@ struct SummaryArgs {
     std::string dtype = "float32";
     std::string optimizer = "adam";
     std::string fit;
+    int ranks = 1;  // --ranks N: data-parallel training over N processes
+    std::string bandwidth = "10Gbit/s";
+    double step_ms = 0;  // the computation of one step, as measured elsewhere; 0: measure it here
 };
+
+// The data-parallel estimate: the network's share of a step next to the computation's, measured on
+// this machine at the per-rank batch unless --step-ms gives it.
+CommunicationCost communication_of(Model& model, const SummaryArgs& a, Precision precision) {
+    const double bits_per_second = parse_bandwidth(a.bandwidth);
+    if (a.batch % a.ranks != 0)
+        throw ShapeError("--batch " + std::to_string(a.batch) + " does not divide among " +
+                         std::to_string(a.ranks) + " ranks (each computes an equal share)");
+    double compute = a.step_ms / 1000;
+    if (compute <= 0) {
+        model.init_params(1);
+        const std::vector<double> times = time_training_steps(model, a.batch / a.ranks, 3, 1, precision);
+        compute = *std::min_element(times.begin(), times.end());
+    }
+    return communication_cost(model, a.ranks, a.batch, bits_per_second, compute);
+}
 
 int run_summary(const SummaryArgs& a) {
     Model model = load_any_model(a.model);
@@ -54,6 +76,17 @@ int run_summary(const SummaryArgs& a) {
         return 0;
     }
     const Summary s = summarize(model, options);
+    if (a.ranks > 1) {
+        const CommunicationCost cost = communication_of(model, a, Precision::f32);
+        if (a.json) {
+            nlohmann::json j = nlohmann::json::parse(summary_json(s, a.model));
+            j["communication"] = nlohmann::json::parse(communication_json(cost));
+            std::cout << j.dump() << "\n";
+        } else {
+            std::cout << format_summary(s, a.model, a.explain) << "\n" << format_communication(cost);
+        }
+        return 0;
+    }
     if (a.json)
         std::cout << summary_json(s, a.model) << "\n";
     else if (a.csv)
@@ -76,6 +109,16 @@ void add_summary(CLI::App& app, Runner& run) {
     cmd->add_flag("--json", args->json, "one JSON object (stable keys)");
     cmd->add_flag("--csv", args->csv, "one CSV row per layer (stable columns)");
     cmd->add_flag("--explain", args->explain, "show how each figure is derived");
+    cmd->add_option(
+           "--ranks", args->ranks,
+           "data-parallel training over N processes (MPI): what sending the gradients adds to a step "
+           "at --batch (the global batch)")
+        ->check(CLI::Range(1, 1 << 20));
+    cmd->add_option("--bandwidth", args->bandwidth, "the network's bandwidth for --ranks (default 10Gbit/s)");
+    cmd->add_option("--step-ms", args->step_ms,
+                    "for --ranks: one step's computation at the per-rank batch, as `lenz bench` measured it "
+                    "(default: measured here, the best of 3 steps)")
+        ->check(CLI::PositiveNumber);
     cmd->add_option("--dtype", args->dtype, "element type of the textbook figures")
         ->check(CLI::IsMember({"float32", "float16", "bfloat16", "int8"}));
     cmd->add_option("--optimizer", args->optimizer, "optimizer whose state the training plan includes")

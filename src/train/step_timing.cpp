@@ -1,0 +1,38 @@
+// Timing training steps on synthetic data: `lenz bench`'s training workloads and the summary's
+// estimate of data-parallel training.
+#include <chrono>
+
+#include "distributed/gradient_sync.h"
+#include "lenz/engine.h"
+#include "lenz/ranks.h"
+#include "lenz/train.h"
+
+namespace lenz {
+
+std::vector<double> time_training_steps(Model& model, int64_t batch, int64_t steps, int64_t warmup,
+                                        Precision precision) {
+    Ranks& ranks = Ranks::world();
+    TrainingStep step(model, batch, precision);
+    GradientSync sync(model, ranks);
+    step.set_backward_progress([&](int64_t layer) { sync.backward_reached(layer); });
+    sync.set_share(1.0f / static_cast<float>(ranks.size()));
+    Optimizer optimizer(model, {.kind = OptimizerKind::momentum, .momentum = 0.9});
+    const int64_t classes = model.output_shape().elements();
+    Rng rng(2 + static_cast<uint64_t>(ranks.rank()));
+    std::vector<float> x(static_cast<size_t>(batch * model.input_shape().elements()));
+    for (float& v : x) v = rng.normal();
+    std::vector<int32_t> labels(static_cast<size_t>(batch));
+    for (int64_t i = 0; i < batch; ++i) labels[static_cast<size_t>(i)] = static_cast<int32_t>(i % classes);
+    std::vector<double> times;
+    for (int64_t s = 0; s < warmup + steps; ++s) {
+        const auto start = std::chrono::steady_clock::now();
+        step.run(x.data(), labels.data(), batch, static_cast<uint64_t>(s));
+        sync.finish();
+        optimizer.step(0.01);
+        if (s >= warmup)
+            times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    return times;
+}
+
+}  // namespace lenz
