@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,13 @@ struct CheckpointFile {
 };
 
 CheckpointFile read_checkpoint(const std::string& path);
+// The file's bytes as read_checkpoint reads them (IoError if it cannot, FormatError past 16 GB).
+std::string read_checkpoint_bytes(const std::string& path);
+// PATH (a run's model.safetensors) as rank 0 reads it, handed to every rank, so that under MPI the
+// output folder need only be on rank 0's disk; nullopt where there is none. A file rank 0 cannot
+// read or parse is the same error on every rank.
+std::optional<CheckpointFile> read_run_checkpoint(const std::string& path);
+
 // The same from bytes already in memory; `name` stands for the file in error messages.
 CheckpointFile parse_checkpoint(const std::string& bytes, const std::string& name);
 

@@ -29,6 +29,9 @@ class Ranks {
     void sum(double* values, int64_t count);
     void sum(float* values, int64_t count);
 
+    // Rank 0's `bytes`, handed to every rank (what the others pass in is ignored).
+    std::string broadcast(std::string bytes);
+
     // A sum started now and finished later, so that computing can go on meanwhile (MPI_Iallreduce).
     class PendingSum {
       public:

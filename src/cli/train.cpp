@@ -75,8 +75,9 @@ std::string run_options_json(TrainArgs a) {
 // Checkpoints from before options were recorded leave everything as given.
 void take_up_run_options(TrainArgs& a, const std::string& dir) {
     const std::string path = (std::filesystem::path(dir) / "model.safetensors").string();
-    if (!std::filesystem::exists(path)) return;  // the trainer says there is nothing to resume
-    const CheckpointInfo info = load_model(read_checkpoint(path)).info;
+    const std::optional<CheckpointFile> file = read_run_checkpoint(path);  // rank 0's, under MPI
+    if (!file) return;  // the trainer says there is nothing to resume
+    const CheckpointInfo info = load_model(*file).info;
     nlohmann::json stored;
     try {
         stored = nlohmann::json::parse(info.training_json).value("options", nlohmann::json::object());

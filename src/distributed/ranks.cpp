@@ -1,6 +1,7 @@
 // MPI where the build has it and a launcher started the process; one process of rank 0 otherwise.
 #include "lenz/ranks.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -119,6 +120,18 @@ void Ranks::sum(float* values, int64_t count) {
     start_sum(values, count).wait();
 }
 
+std::string Ranks::broadcast(std::string bytes) {
+    if (!distributed()) return bytes;
+    int64_t size = static_cast<int64_t>(bytes.size());
+    MPI_Bcast(&size, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    bytes.resize(static_cast<size_t>(size));
+    constexpr int64_t kPiece = int64_t{1} << 30;  // MPI counts in int
+    for (int64_t at = 0; at < size; at += kPiece)
+        MPI_Bcast(bytes.data() + at, static_cast<int>(std::min(kPiece, size - at)), MPI_BYTE, 0,
+                  MPI_COMM_WORLD);
+    return bytes;
+}
+
 Ranks::PendingSum Ranks::start_sum(float* values, int64_t count) {
     PendingSum pending;
     if (!distributed() || count == 0) return pending;
@@ -151,6 +164,9 @@ Ranks::PendingSum::~PendingSum() {
 #else
 
 void Ranks::wait_for(void*, const char*) {}
+std::string Ranks::broadcast(std::string bytes) {
+    return bytes;
+}
 void Ranks::sum(double*, int64_t) {}
 void Ranks::sum(float*, int64_t) {}
 Ranks::PendingSum Ranks::start_sum(float*, int64_t) {

@@ -13,6 +13,7 @@
 
 #include "core/files.h"
 #include "lenz/error.h"
+#include "lenz/ranks.h"
 
 namespace lenz {
 namespace {
@@ -144,9 +145,33 @@ CheckpointFile parse_checkpoint(const std::string& bytes, const std::string& pat
     return f;
 }
 
+std::string read_checkpoint_bytes(const std::string& path) {
+    return read_whole_file(path, kMaxFileBytes, "the checkpoint", "the 16 GB limit for a checkpoint");
+}
+
 CheckpointFile read_checkpoint(const std::string& path) {
-    return parse_checkpoint(
-        read_whole_file(path, kMaxFileBytes, "the checkpoint", "the 16 GB limit for a checkpoint"), path);
+    return parse_checkpoint(read_checkpoint_bytes(path), path);
+}
+
+std::optional<CheckpointFile> read_run_checkpoint(const std::string& path) {
+    Ranks& ranks = Ranks::world();
+    if (!ranks.distributed()) {
+        if (!std::filesystem::exists(path)) return std::nullopt;
+        return read_checkpoint(path);
+    }
+    // Rank 0 sends "-" (no file), "!" and its error, or "+" and the file's bytes.
+    std::string message;
+    if (ranks.rank() == 0) {
+        try {
+            message = std::filesystem::exists(path) ? "+" + read_checkpoint_bytes(path) : "-";
+        } catch (const Error& e) {
+            message = std::string("!") + e.what();
+        }
+    }
+    message = ranks.broadcast(std::move(message));
+    if (message == "-") return std::nullopt;
+    if (message.front() == '!') throw IoError(message.substr(1));
+    return parse_checkpoint(message.substr(1), path);
 }
 
 void write_checkpoint(const std::string& path, Model& model, const CheckpointInfo& info,

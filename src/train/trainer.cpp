@@ -341,8 +341,9 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
     nlohmann::json partial;   // a mid-epoch checkpoint's running sums for its epoch
     double best_accuracy = -1;
     if (config.resume) {
-        if (!fs::exists(model_path)) throw IoError(model_path + ": nothing to resume (no checkpoint there)");
-        const CheckpointFile file = read_checkpoint(model_path);
+        const std::optional<CheckpointFile> found = read_run_checkpoint(model_path);
+        if (!found) throw IoError(model_path + ": nothing to resume (no checkpoint there)");
+        const CheckpointFile& file = *found;
         LoadedModel loaded = load_model(file);
         if (loaded.model.to_text() != model.to_text())
             throw FormatError(model_path + ": the checkpoint holds another model:\n" +
