@@ -255,8 +255,8 @@ struct BackwardWeights {
     int64_t src_copy, diff_dst_copy, diff_weights_floats, diff_weights_plain, diff_bias_floats, scratch;
 };
 
-Forward& forward_for(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act, Layouts layouts,
-                     Precision precision) {
+std::shared_ptr<Forward> forward_for(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
+                                     Layouts layouts, Precision precision) {
     return cached<Forward, PrimitiveKey, PrimitiveKeyHash>(
         key_of(PrimitiveKey::forward, g, N, bias, act, layouts, precision), [&] {
             auto pd = forward_pd(g, N, bias, act, primitive_layout(g, layouts, true, precision), precision);
@@ -269,7 +269,8 @@ Forward& forward_for(const ConvGeometry& g, int64_t N, bool bias, const Activati
         });
 }
 
-BackwardData& backward_data_for(const ConvGeometry& g, int64_t N, Layouts layouts, Precision precision) {
+std::shared_ptr<BackwardData> backward_data_for(const ConvGeometry& g, int64_t N, Layouts layouts,
+                                                Precision precision) {
     return cached<BackwardData, PrimitiveKey, PrimitiveKeyHash>(
         key_of(PrimitiveKey::backward_data, g, N, false, {}, layouts, precision), [&] {
             const Window w = window(g);
@@ -291,8 +292,8 @@ BackwardData& backward_data_for(const ConvGeometry& g, int64_t N, Layouts layout
         });
 }
 
-BackwardWeights& backward_weights_for(const ConvGeometry& g, int64_t N, bool bias, Layouts layouts,
-                                      Precision precision) {
+std::shared_ptr<BackwardWeights> backward_weights_for(const ConvGeometry& g, int64_t N, bool bias,
+                                                      Layouts layouts, Precision precision) {
     // With few input channels (a first layer's 3), oneDNN's bf16 weight gradient ran at 4 % of the
     // bf16 peak (seed conv 1: 219 ms at batch 50): such a layer keeps it in float32.
     if (g.C < 16) precision = Precision::f32;
@@ -370,13 +371,13 @@ ForwardWorkspace forward_workspace(const ConvGeometry& g, int64_t N, bool bias, 
     const auto copy = [&](const Forward& f) {
         return aligned(folded ? floats_of(f.pd.weights_desc()) : f.weights_copy);
     };
-    const Forward& first = forward_for(g, chunk_images(g, N), bias, act, layouts, precision);
-    ForwardWorkspace l{copy(first), 0};
+    const auto first = forward_for(g, chunk_images(g, N), bias, act, layouts, precision);
+    ForwardWorkspace l{copy(*first), 0};
     for (int64_t n : chunk_sizes(g, N)) {
-        const Forward& f = forward_for(g, n, bias, act, layouts, precision);
-        const int64_t own_weights = f.pd.weights_desc() == first.pd.weights_desc() ? 0 : copy(f);
-        l.per_chunk = std::max(l.per_chunk,
-                               own_weights + aligned(f.src_copy) + aligned(f.dst_copy) + aligned(f.scratch));
+        const auto f = forward_for(g, n, bias, act, layouts, precision);
+        const int64_t own_weights = f->pd.weights_desc() == first->pd.weights_desc() ? 0 : copy(*f);
+        l.per_chunk = std::max(
+            l.per_chunk, own_weights + aligned(f->src_copy) + aligned(f->dst_copy) + aligned(f->scratch));
     }
     return l;
 }
@@ -386,19 +387,19 @@ struct BackwardWorkspace {
 };
 BackwardWorkspace backward_workspace(const ConvGeometry& g, int64_t N, bool bias, Layouts layouts,
                                      Precision precision) {
-    const BackwardData& first = backward_data_for(g, chunk_images(g, N), layouts, precision);
-    BackwardWorkspace l{aligned(first.weights_copy), 0};
+    const auto first = backward_data_for(g, chunk_images(g, N), layouts, precision);
+    BackwardWorkspace l{aligned(first->weights_copy), 0};
     for (int64_t n : chunk_sizes(g, N)) {
-        const BackwardWeights& bw = backward_weights_for(g, n, bias, layouts, precision);
-        const BackwardData& bd = backward_data_for(g, n, layouts, precision);
-        const int64_t for_weights = aligned(bw.src_copy) + aligned(bw.diff_weights_floats) +
-                                    aligned(bw.diff_weights_plain) + aligned(bw.diff_bias_floats) +
-                                    aligned(bw.scratch);
+        const auto bw = backward_weights_for(g, n, bias, layouts, precision);
+        const auto bd = backward_data_for(g, n, layouts, precision);
+        const int64_t for_weights = aligned(bw->src_copy) + aligned(bw->diff_weights_floats) +
+                                    aligned(bw->diff_weights_plain) + aligned(bw->diff_bias_floats) +
+                                    aligned(bw->scratch);
         const int64_t for_data =
-            (bd.pd.diff_dst_desc() == bw.pd.diff_dst_desc() ? 0 : aligned(bd.diff_dst_copy)) +
-            (bd.pd.weights_desc() == first.pd.weights_desc() ? 0 : aligned(bd.weights_copy)) +
-            aligned(bd.diff_src_floats) + aligned(bd.diff_src_user) + aligned(bd.scratch);
-        l.per_chunk = std::max(l.per_chunk, aligned(bw.diff_dst_copy) + std::max(for_weights, for_data));
+            (bd->pd.diff_dst_desc() == bw->pd.diff_dst_desc() ? 0 : aligned(bd->diff_dst_copy)) +
+            (bd->pd.weights_desc() == first->pd.weights_desc() ? 0 : aligned(bd->weights_copy)) +
+            aligned(bd->diff_src_floats) + aligned(bd->diff_src_user) + aligned(bd->scratch);
+        l.per_chunk = std::max(l.per_chunk, aligned(bw->diff_dst_copy) + std::max(for_weights, for_data));
     }
     return l;
 }
@@ -423,37 +424,37 @@ bool conv2d_fuses(const ActivationSpec& act) {
 
 int64_t conv2d_prepared_floats(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
                                Layouts layouts, Precision precision, bool folded) {
-    const Forward& f = forward_for(g, chunk_images(g, N), bias, act, layouts, precision);
-    return folded ? aligned(floats_of(f.pd.weights_desc())) + g.OC : f.weights_copy;
+    const auto f = forward_for(g, chunk_images(g, N), bias, act, layouts, precision);
+    return folded ? aligned(floats_of(f->pd.weights_desc())) + g.OC : f->weights_copy;
 }
 
 const float* conv2d_prepared_bias(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
                                   Layouts layouts, Precision precision, const float* prepared) {
-    const Forward& f = forward_for(g, chunk_images(g, N), bias, act, layouts, precision);
-    return prepared + aligned(floats_of(f.pd.weights_desc()));
+    const auto f = forward_for(g, chunk_images(g, N), bias, act, layouts, precision);
+    return prepared + aligned(floats_of(f->pd.weights_desc()));
 }
 
 void conv2d_prepare_weights(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
                             Layouts layouts, Precision precision, const float* w, const float* b,
                             const float* scale, const float* shift, float* prepared) {
-    const Forward& f = forward_for(g, chunk_images(g, N), bias, act, layouts, precision);
+    const auto f = forward_for(g, chunk_images(g, N), bias, act, layouts, precision);
     std::vector<float> folded;  // once per runner, when it is made
     if (scale) {
         // scale·(w * x + b) + shift: each filter's weights times its channel's scale, a new bias.
         const int64_t per_filter = g.patch();
         folded.assign(w, w + g.OC * per_filter);
-        float* folded_bias = prepared + aligned(floats_of(f.pd.weights_desc()));
+        float* folded_bias = prepared + aligned(floats_of(f->pd.weights_desc()));
         for (int64_t oc = 0; oc < g.OC; ++oc) {
             for (int64_t k = 0; k < per_filter; ++k)
                 folded[static_cast<size_t>(oc * per_filter + k)] *= scale[oc];
             folded_bias[oc] = (b ? b[oc] : 0.0f) * scale[oc] + shift[oc];
         }
         w = folded.data();
-    } else if (f.weights_copy == 0) {
+    } else if (f->weights_copy == 0) {
         return;  // the primitive reads the weights as the layer keeps them
     }
     memory plain(plain_weights(g), cpu_engine(), const_cast<float*>(w)),
-        converted(f.pd.weights_desc(), cpu_engine(), prepared);
+        converted(f->pd.weights_desc(), cpu_engine(), prepared);
     dnnl::reorder(plain, converted).execute(cpu_stream(), plain, converted);
     cpu_stream().wait();
 }
@@ -464,7 +465,7 @@ void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const floa
     if (act.kind == Activation::softmax && layouts.output != Layout::nchw)
         throw ShapeError("conv: a softmax over channels needs the (N, C, H, W) layout");
     const int64_t chunk = chunk_images(g, N), image = g.C * g.H * g.W, out_image = g.OC * g.OH * g.OW;
-    const Forward& first = forward_for(g, chunk, b != nullptr, act, layouts, precision);
+    const auto first = forward_for(g, chunk, b != nullptr, act, layouts, precision);
     const ForwardWorkspace layout =
         forward_workspace(g, N, b != nullptr, act, layouts, precision, prepared.folded);
     // Prepared for the same chunk size, they fit; for another, only if that primitive wants the same.
@@ -472,36 +473,37 @@ void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const floa
     const bool fits =
         prepared.data &&
         (prepared_chunk == chunk ||
-         forward_for(g, prepared_chunk, b != nullptr, act, layouts, precision).pd.weights_desc() ==
-             first.pd.weights_desc());
+         forward_for(g, prepared_chunk, b != nullptr, act, layouts, precision)->pd.weights_desc() ==
+             first->pd.weights_desc());
     // Folded weights exist only as prepared; others are reordered from the layer's own.
     const memory::desc source_desc =
         prepared.folded
-            ? forward_for(g, prepared_chunk, b != nullptr, act, layouts, precision).pd.weights_desc()
+            ? forward_for(g, prepared_chunk, b != nullptr, act, layouts, precision)->pd.weights_desc()
             : plain_weights(g);
     const float* source = prepared.folded ? prepared.data : w;
     const memory weights =
-        fits ? memory(first.pd.weights_desc(), cpu_engine(), const_cast<float*>(prepared.data))
-             : as_layout(first.pd.weights_desc(), source_desc, source, workspace);
+        fits ? memory(first->pd.weights_desc(), cpu_engine(), const_cast<float*>(prepared.data))
+             : as_layout(first->pd.weights_desc(), source_desc, source, workspace);
     for (int64_t n0 = 0; n0 < N; n0 += chunk) {
         const int64_t n = std::min(chunk, N - n0);
-        Forward& f = forward_for(g, n, b != nullptr, act, layouts, precision);
+        const auto f = forward_for(g, n, b != nullptr, act, layouts, precision);
         Carver carve(workspace + layout.weights);
-        const bool shared = f.pd.weights_desc() == first.pd.weights_desc();
-        memory wei = shared ? weights
-                            : as_layout(f.pd.weights_desc(), source_desc, source, carve.take(f.weights_copy));
-        memory src =
-            as_layout(f.pd.src_desc(), user_src(g, n, layouts.input), x + n0 * image, carve.take(f.src_copy));
+        const bool shared = f->pd.weights_desc() == first->pd.weights_desc();
+        memory wei = shared
+                         ? weights
+                         : as_layout(f->pd.weights_desc(), source_desc, source, carve.take(f->weights_copy));
+        memory src = as_layout(f->pd.src_desc(), user_src(g, n, layouts.input), x + n0 * image,
+                               carve.take(f->src_copy));
         float* out = y + n0 * out_image;
-        memory dst(f.pd.dst_desc(), cpu_engine(), f.dst_copy == 0 ? out : carve.take(f.dst_copy));
-        memory scratch(f.pd.scratchpad_desc(), cpu_engine(), carve.take(f.scratch));
+        memory dst(f->pd.dst_desc(), cpu_engine(), f->dst_copy == 0 ? out : carve.take(f->dst_copy));
+        memory scratch(f->pd.scratchpad_desc(), cpu_engine(), carve.take(f->scratch));
         std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},
                                              {DNNL_ARG_WEIGHTS, wei},
                                              {DNNL_ARG_DST, dst},
                                              {DNNL_ARG_SCRATCHPAD, scratch}};
         if (b) args.emplace(DNNL_ARG_BIAS, memory(plain_bias(g), cpu_engine(), const_cast<float*>(b)));
-        f.primitive.execute(cpu_stream(), args);
-        if (f.dst_copy != 0) {
+        f->primitive.execute(cpu_stream(), args);
+        if (f->dst_copy != 0) {
             memory user(user_dst(g, n, layouts.output), cpu_engine(), out);
             dnnl::reorder(dst, user).execute(cpu_stream(), dst, user);
         }
@@ -514,34 +516,34 @@ void conv2d_backward(const ConvGeometry& g, int64_t N, const float* x, const flo
                      const ImageGradientSink& store_dx, float* dw, float* db, float* workspace,
                      Layouts layouts, Precision precision) {
     const int64_t chunk = chunk_images(g, N), image = g.C * g.H * g.W, out_image = g.OC * g.OH * g.OW;
-    const BackwardData& first = backward_data_for(g, chunk, layouts, precision);
+    const auto first = backward_data_for(g, chunk, layouts, precision);
     const BackwardWorkspace layout = backward_workspace(g, N, db != nullptr, layouts, precision);
     memory weights;
-    if (store_dx) weights = as_layout(first.pd.weights_desc(), plain_weights(g), w, workspace);
+    if (store_dx) weights = as_layout(first->pd.weights_desc(), plain_weights(g), w, workspace);
     // Chunk by chunk: the weight gradient reads the chunk's x first, then its dx may overwrite it.
     for (int64_t n0 = 0; n0 < N; n0 += chunk) {
         const int64_t n = std::min(chunk, N - n0);
-        BackwardWeights& bw = backward_weights_for(g, n, db != nullptr, layouts, precision);
+        const auto bw = backward_weights_for(g, n, db != nullptr, layouts, precision);
         Carver carve(workspace + layout.weights);
-        memory diff_dst_w = as_layout(bw.pd.diff_dst_desc(), user_dst(g, n, layouts.output),
-                                      dy + n0 * out_image, carve.take(bw.diff_dst_copy));
+        memory diff_dst_w = as_layout(bw->pd.diff_dst_desc(), user_dst(g, n, layouts.output),
+                                      dy + n0 * out_image, carve.take(bw->diff_dst_copy));
         float* rest = carve.take(0);
         {
             Carver region(rest);
-            memory src = as_layout(bw.pd.src_desc(), user_src(g, n, layouts.input), x + n0 * image,
-                                   region.take(bw.src_copy));
-            float* dw_out = region.take(bw.diff_weights_floats);
-            float* dw_plain = region.take(bw.diff_weights_plain);
-            float* db_out = region.take(bw.diff_bias_floats);
-            memory diff_wei(bw.pd.diff_weights_desc(), cpu_engine(), dw_out);
-            memory scratch(bw.pd.scratchpad_desc(), cpu_engine(), region.take(bw.scratch));
+            memory src = as_layout(bw->pd.src_desc(), user_src(g, n, layouts.input), x + n0 * image,
+                                   region.take(bw->src_copy));
+            float* dw_out = region.take(bw->diff_weights_floats);
+            float* dw_plain = region.take(bw->diff_weights_plain);
+            float* db_out = region.take(bw->diff_bias_floats);
+            memory diff_wei(bw->pd.diff_weights_desc(), cpu_engine(), dw_out);
+            memory scratch(bw->pd.scratchpad_desc(), cpu_engine(), region.take(bw->scratch));
             std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},
                                                  {DNNL_ARG_DIFF_DST, diff_dst_w},
                                                  {DNNL_ARG_DIFF_WEIGHTS, diff_wei},
                                                  {DNNL_ARG_SCRATCHPAD, scratch}};
             if (db) args.emplace(DNNL_ARG_DIFF_BIAS, memory(plain_bias(g), cpu_engine(), db_out));
-            bw.primitive.execute(cpu_stream(), args);
-            if (bw.diff_weights_plain) {  // back to (OC, C/G, KH, KW)
+            bw->primitive.execute(cpu_stream(), args);
+            if (bw->diff_weights_plain) {  // back to (OC, C/G, KH, KW)
                 memory user(plain_weights(g), cpu_engine(), dw_plain);
                 dnnl::reorder(diff_wei, user).execute(cpu_stream(), diff_wei, user);
                 dw_out = dw_plain;
@@ -552,24 +554,25 @@ void conv2d_backward(const ConvGeometry& g, int64_t N, const float* x, const flo
                 for (int64_t oc = 0; oc < g.OC; ++oc) db[oc] += db_out[oc];
         }
         if (!store_dx) continue;
-        BackwardData& bd = backward_data_for(g, n, layouts, precision);
+        const auto bd = backward_data_for(g, n, layouts, precision);
         Carver region(rest);  // the weight gradient's region is free again
-        memory diff_dst = bd.pd.diff_dst_desc() == bw.pd.diff_dst_desc()
+        memory diff_dst = bd->pd.diff_dst_desc() == bw->pd.diff_dst_desc()
                               ? diff_dst_w
-                              : as_layout(bd.pd.diff_dst_desc(), user_dst(g, n, layouts.output),
-                                          dy + n0 * out_image, region.take(bd.diff_dst_copy));
-        memory wei = bd.pd.weights_desc() == first.pd.weights_desc()
-                         ? weights
-                         : as_layout(bd.pd.weights_desc(), plain_weights(g), w, region.take(bd.weights_copy));
-        memory diff_src(bd.pd.diff_src_desc(), cpu_engine(), region.take(bd.diff_src_floats));
-        float* user_copy = region.take(bd.diff_src_user);
-        memory scratch(bd.pd.scratchpad_desc(), cpu_engine(), region.take(bd.scratch));
-        bd.primitive.execute(cpu_stream(), {{DNNL_ARG_DIFF_DST, diff_dst},
-                                            {DNNL_ARG_WEIGHTS, wei},
-                                            {DNNL_ARG_DIFF_SRC, diff_src},
-                                            {DNNL_ARG_SCRATCHPAD, scratch}});
+                              : as_layout(bd->pd.diff_dst_desc(), user_dst(g, n, layouts.output),
+                                          dy + n0 * out_image, region.take(bd->diff_dst_copy));
+        memory wei =
+            bd->pd.weights_desc() == first->pd.weights_desc()
+                ? weights
+                : as_layout(bd->pd.weights_desc(), plain_weights(g), w, region.take(bd->weights_copy));
+        memory diff_src(bd->pd.diff_src_desc(), cpu_engine(), region.take(bd->diff_src_floats));
+        float* user_copy = region.take(bd->diff_src_user);
+        memory scratch(bd->pd.scratchpad_desc(), cpu_engine(), region.take(bd->scratch));
+        bd->primitive.execute(cpu_stream(), {{DNNL_ARG_DIFF_DST, diff_dst},
+                                             {DNNL_ARG_WEIGHTS, wei},
+                                             {DNNL_ARG_DIFF_SRC, diff_src},
+                                             {DNNL_ARG_SCRATCHPAD, scratch}});
         const float* image_dx = static_cast<const float*>(diff_src.get_data_handle());
-        if (bd.diff_src_user) {
+        if (bd->diff_src_user) {
             memory user(user_src(g, n, layouts.input), cpu_engine(), user_copy);
             dnnl::reorder(diff_src, user).execute(cpu_stream(), diff_src, user);
             image_dx = user_copy;

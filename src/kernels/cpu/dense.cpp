@@ -23,8 +23,8 @@ memory::desc matrix(int64_t rows, int64_t cols, memory::data_type type, bool tra
 struct Matmul {
     dnnl::matmul primitive;
 };
-Matmul& matmul_for(const memory::desc& a, const memory::desc& b, const memory::desc& c, bool bias,
-                   bool accumulate) {
+std::shared_ptr<Matmul> matmul_for(const memory::desc& a, const memory::desc& b, const memory::desc& c,
+                                   bool bias, bool accumulate) {
     const auto dims = [](const memory::desc& d) {
         std::string s;
         for (auto v : d.dims()) s += std::to_string(v) + "x";
@@ -93,7 +93,7 @@ void dense_forward(int64_t N, int64_t I, int64_t U, const float* x, const float*
                                              {DNNL_ARG_DST, memory(y_desc, cpu_engine(), y)}};
         if (b)
             args.emplace(DNNL_ARG_BIAS, memory({{1, U}, f32, tag::ab}, cpu_engine(), const_cast<float*>(b)));
-        matmul_for(xb.get_desc(), w_t, y_desc, b != nullptr, false).primitive.execute(cpu_stream(), args);
+        matmul_for(xb.get_desc(), w_t, y_desc, b != nullptr, false)->primitive.execute(cpu_stream(), args);
         cpu_stream().wait();
     } else {
         // y = x w^T, with the bias broadcast in first so the GEMM adds onto it (beta = 1).
@@ -121,16 +121,16 @@ void dense_backward(int64_t N, int64_t I, int64_t U, const float* x, const float
     const memory::desc dy_t = matrix(N, U, bf16, true), dw_desc = matrix(U, I, f32);
     memory dw_mem(dw_desc, cpu_engine(), dw);
     matmul_for(dy_t, xb.get_desc(), dw_desc, false, true)
-        .primitive.execute(cpu_stream(), {{DNNL_ARG_SRC, memory(dy_t, cpu_engine(), dy_copy)},
-                                          {DNNL_ARG_WEIGHTS, xb},
-                                          {DNNL_ARG_DST, dw_mem}});
+        ->primitive.execute(cpu_stream(), {{DNNL_ARG_SRC, memory(dy_t, cpu_engine(), dy_copy)},
+                                           {DNNL_ARG_WEIGHTS, xb},
+                                           {DNNL_ARG_DST, dw_mem}});
     if (dx) {  // dx = dy w, after dw has read x (the bf16 copy of it, in fact)
         const memory wb = to_bf16(w, U, I, w_copy);
         const memory::desc dx_desc = matrix(N, I, f32);
         matmul_for(dyb.get_desc(), wb.get_desc(), dx_desc, false, false)
-            .primitive.execute(cpu_stream(), {{DNNL_ARG_SRC, dyb},
-                                              {DNNL_ARG_WEIGHTS, wb},
-                                              {DNNL_ARG_DST, memory(dx_desc, cpu_engine(), dx)}});
+            ->primitive.execute(cpu_stream(), {{DNNL_ARG_SRC, dyb},
+                                               {DNNL_ARG_WEIGHTS, wb},
+                                               {DNNL_ARG_DST, memory(dx_desc, cpu_engine(), dx)}});
     }
     cpu_stream().wait();
 }
