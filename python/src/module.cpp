@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <type_traits>
 
 #include "lenz/checkpoint.h"
 #include "lenz/error.h"
@@ -173,7 +174,17 @@ py::array_t<int64_t> labels_to_array(const ImageSet& set) {
 
 template <class T>
 T option(const py::dict& options, const char* key, T fallback) {
-    return options.contains(key) && !options[key].is_none() ? options[key].cast<T>() : fallback;
+    if (!options.contains(key) || options[key].is_none()) return fallback;
+    try {
+        return options[key].cast<T>();
+    } catch (const py::cast_error&) {
+        const char* expected = std::is_same_v<T, std::string> ? "a string"
+                               : std::is_same_v<T, bool>      ? "True or False"
+                               : std::is_integral_v<T>        ? "a whole number (0 or more)"
+                                                              : "a number";
+        throw Error(std::string("fit: ") + key + ": expected " + expected + ", got " +
+                    std::string(py::repr(options[key])));
+    }
 }
 
 py::dict epoch_dict(const EpochMetrics& m) {
@@ -342,9 +353,12 @@ class PyModel {
             data.train.class_names = info().class_names;
             data.description = "NumPy arrays";
             if (!validation.is_none()) {
-                if (!py::isinstance<py::tuple>(validation) || py::len(validation) != 2)
+                const bool pair =
+                    (py::isinstance<py::tuple>(validation) || py::isinstance<py::list>(validation)) &&
+                    py::len(validation) == 2;
+                if (!pair)
                     throw Error("fit: expected validation=(images, labels), got " + type_name(validation));
-                const py::tuple v = validation.cast<py::tuple>();
+                const py::sequence v = validation.cast<py::sequence>();
                 data.test = image_set(v[0], v[1], in, "fit: validation");
                 data.test.class_names = data.train.class_names;
             }
@@ -393,8 +407,8 @@ class PyModel {
             // What the run recorded: class names, the training set's normalisation, epochs, settings.
             const std::string checkpoint = (std::filesystem::path(c.out_dir) / "model.safetensors").string();
             if (std::filesystem::exists(checkpoint)) loaded_->info = load_model(checkpoint).info;
+            history_.insert(history_.end(), history.begin(), history.end());
         }
-        history_.insert(history_.end(), history.begin(), history.end());
         if (PyErr_Occurred()) throw py::error_already_set();
         py::list result;
         for (const EpochMetrics& m : history) result.append(epoch_dict(m));

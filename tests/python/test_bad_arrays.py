@@ -82,3 +82,9 @@ def test_bad_options(model):
         model.predict(X, batch=0)
     with pytest.raises(lenz.Error, match="no-such-data"):
         model.fit("no-such-data")
+    with pytest.raises(lenz.Error, match=r"fit: epochs: expected a whole number \(0 or more\), got 1.5"):
+        model.fit(X, Y, epochs=1.5)
+    with pytest.raises(lenz.Error, match="fit: seed: expected a whole number"):
+        model.fit(X, Y, seed=-1)
+    with pytest.raises(lenz.Error, match="fit: lr: expected a number, got 'fast'"):
+        model.fit(X, Y, lr="fast")
