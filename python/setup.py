@@ -1,8 +1,8 @@
 """Builds lenz._core with the project's CMake build, so the module links the same library (the
 target lenzcore) as the lenz command, from the same sources; setuptools only packages it.
 
-The build folder is build-python/ beside python/, kept between installs, or $LENZ_BUILD_DIR (an
-existing CMake build folder, e.g. build/).
+The build folder is build-python/ beside python/, kept between installs, or $LENZ_BUILD_DIR (e.g. an
+existing CMake build folder, build; relative to the repository's root, as pip runs this elsewhere).
 """
 
 import os
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 class CMakeBuild(build_ext):
     def build_extension(self, ext):
-        build = Path(os.environ.get("LENZ_BUILD_DIR") or ROOT / "build-python").resolve()
+        build = (ROOT / os.environ.get("LENZ_BUILD_DIR", "build-python")).resolve()
         if not (build / "CMakeCache.txt").exists():
             # The interpreter itself, not a virtual environment's link to it: its headers and NumPy.
             python = os.path.realpath(sys.executable)

@@ -1,6 +1,7 @@
 # The Python module's tests (pytest). scripts/test.sh runs them on the release build:
 #   PYTHONPATH=build/python LENZ_BUILD_DIR=build /usr/bin/python3 -m pytest tests/python
-# LENZ_BUILD_DIR names the CMake build whose module (BUILD/python/lenz) and lenz command they use.
+# LENZ_BUILD_DIR (relative to the repository's root) names the CMake build whose module
+# (BUILD/python/lenz) and lenz command they use.
 import json
 import os
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BUILD = Path(os.environ.get("LENZ_BUILD_DIR", ROOT / "build")).resolve()
+BUILD = (ROOT / os.environ.get("LENZ_BUILD_DIR", "build")).resolve()  # relative to the root
 if str(BUILD / "python") not in sys.path:
     sys.path.insert(0, str(BUILD / "python"))
 
