@@ -19,6 +19,8 @@ import tempfile
 from . import _core, datasets
 from ._core import Error
 
+Error.__module__ = "lenz"  # tracebacks name it lenz.Error, as users spell it
+
 __all__ = ["Error", "Model", "Summary", "datasets", "load", "set_threads", "threads", "visualize"]
 
 
