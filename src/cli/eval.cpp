@@ -10,6 +10,7 @@
 #include "lenz/checkpoint.h"
 #include "lenz/error.h"
 #include "lenz/onnx.h"
+#include "lenz/ranks.h"
 #include "lenz/report.h"
 #include "lenz/summary.h"
 #include "lenz/train.h"
@@ -82,7 +83,9 @@ int run_eval(const EvalArgs& a, const std::set<std::string>& given) {
     const Precision precision = precision_of(a.dtype);
     LoadedModel loaded = load_trained_model(a.checkpoint);
     const DataSplit data = load_eval_data(a, loaded, given);
+    // Under mpirun the ranks share the images (evaluate sums their figures); rank 0 reports them.
     const EvalResult r = evaluate(loaded.model, data.test, loaded.info.normalization, a.batch, precision);
+    if (Ranks::world().rank() != 0) return 0;
     const std::vector<std::string>& names =
         data.test.class_names.empty() ? loaded.info.class_names : data.test.class_names;
     auto name = [&](size_t k) { return k < names.size() ? names[k] : "class " + std::to_string(k); };

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 
@@ -169,6 +170,22 @@ TEST_F(MpiRun, TheOutputFolderNeedOnlyBeOnRankZerosDisk) {
         on_own_disks(mpirun(2, "train " + model + " --resume own --epochs 2 --threads 1 --quiet")));
     ASSERT_EQ(again.status, 0) << again.out;
     EXPECT_EQ(load_model((first_disk / "own/model.safetensors").string()).info.epoch, 2);
+}
+
+TEST_F(MpiRun, EvalSplitsTheImagesAndRankZeroReportsTheirSums) {
+    const auto trained = run_command(std::string(LENZ_BINARY) + " " + train_args("trained", 1, 60, 600));
+    ASSERT_EQ(trained.status, 0) << trained.out;
+    const std::string eval = "eval " + (dir / "trained/model.safetensors").string() + " --json --threads 1";
+    const auto one = run_command(std::string(LENZ_BINARY) + " " + eval);
+    ASSERT_EQ(one.status, 0) << one.out;
+    const auto three = run_command(mpirun(3, eval));
+    ASSERT_EQ(three.status, 0) << three.out;
+    // One report (rank 0's), with the same counts as one process's.
+    const nlohmann::json a = nlohmann::json::parse(one.out), b = nlohmann::json::parse(three.out);
+    EXPECT_EQ(b.at("images"), a.at("images"));
+    EXPECT_EQ(b.at("accuracy"), a.at("accuracy"));
+    EXPECT_EQ(b.at("confusion"), a.at("confusion"));
+    EXPECT_NEAR(b.at("loss").get<double>(), a.at("loss").get<double>(), 1e-9);
 }
 
 TEST_F(MpiRun, ABatchThatDoesNotDivideIsAnError) {
