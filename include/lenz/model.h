@@ -96,7 +96,7 @@ class Model {
     std::vector<char> referenced_;              // per value: read other than by the next layer alone
     std::unordered_map<std::string, int64_t> name_index_;
     int64_t frozen_ = 0;
-    Buffer gradients_;                     // the flat gradient store (allocate_gradients)
+    Buffer gradients_;                      // the flat gradient store (allocate_gradients)
     std::vector<int64_t> gradient_offset_;  // per layer, and one past the last
 };
 

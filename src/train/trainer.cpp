@@ -248,13 +248,11 @@ void prepare_output_folder(const std::string& out_dir) {
         throw IoError(out_dir + ": is a file, not a folder (expected the output folder)");
     fs::create_directories(out_dir, ec);
     if (ec) throw IoError(out_dir + ": cannot create the output folder: " + ec.message());
-    {  // fail now, not after an epoch of work, if the folder is not writable
-        const std::string probe = (fs::path(out_dir) / ".write-test").string();
-        std::ofstream f(probe);
-        if (!f || !(f << "ok") || !f.flush()) throw IoError(out_dir + ": the output folder is not writable");
-        f.close();
-        fs::remove(probe, ec);
-    }
+    const std::string probe = (fs::path(out_dir) / ".write-test").string();
+    std::ofstream f(probe);
+    if (!f || !(f << "ok") || !f.flush()) throw IoError(out_dir + ": the output folder is not writable");
+    f.close();
+    fs::remove(probe, ec);
     remove_stale_temporaries(out_dir);
 }
 
