@@ -1,5 +1,8 @@
 // Checkpoints in the safetensors format: an 8-byte little-endian header length, a JSON header
 // naming each tensor's dtype, shape and byte range, then the raw little-endian float32 data.
+// A quantised model (lenz quantize) keeps the weights of its convolutions and dense layers in int8
+// ("I8", with a float32 "<name>.scale" per output channel) and the calibrated range of every value
+// ("calibration.ranges", (values, 2): min and max).
 // The model text, class names and normalisation go in the header's "__metadata__", so one file
 // is enough to predict; optimizer state and progress make it enough to resume training.
 #pragma once
@@ -22,11 +25,13 @@ struct CheckpointFile {
     struct Tensor {
         std::vector<int64_t> shape;
         int64_t begin = 0, end = 0;  // byte range within data
+        bool int8 = false;           // "I8"; otherwise "F32"
     };
     std::map<std::string, Tensor> tensors;
     std::vector<char> data;  // everything after the header
 
-    // Copies tensor `name` into `out`, checking its shape; throws FormatError naming file and tensor.
+    // Copies tensor `name` into `out`, checking its shape (an int8 one times its scales); throws
+    // FormatError naming file and tensor.
     void read_tensor(const std::string& name, const std::vector<int64_t>& shape, Buffer& out) const;
     const std::string& meta(const std::string& key) const;  // throws FormatError if missing
 };

@@ -88,6 +88,9 @@ class Layer {
     // statistics), so the layer before it may absorb it; affine_map writes scale and shift.
     virtual bool per_channel_affine() const { return false; }
     virtual void affine_map(float* /*scale*/, float* /*shift*/) const {}
+    // Inference in int8 quantises this layer's input and its "weight" parameter, whose first
+    // dimension is the output channel (convolutions and dense layers); the others run in float32.
+    virtual bool runs_int8() const { return false; }
     // Which layouts forward and backward take (Pass::layouts); the default: (N, C, H, W) only.
     virtual ChannelsLast channels_last() const;
     // What training keeps for backward beyond the input and output (masks, batch statistics).

@@ -13,6 +13,11 @@
 
 namespace lenz {
 
+// The smallest and largest element calibration saw of one value (int8 inference).
+struct ValueRange {
+    float min = 0, max = 0;
+};
+
 class Model {
   public:
     explicit Model(Shape input);
@@ -85,6 +90,13 @@ class Model {
     // Softmax ends the model (fused into the last layer or standalone): training fuses it with the loss.
     bool ends_with_softmax() const;
 
+    // int8 inference quantises each convolution's and dense layer's input by the range calibration
+    // saw (lenz quantize): one per value, value_ranges()[v] for value v; empty if never calibrated.
+    // Adding or replacing a layer forgets them.
+    const std::vector<ValueRange>& value_ranges() const { return ranges_; }
+    void set_value_ranges(std::vector<ValueRange> ranges);
+    bool calibrated() const { return !ranges_.empty(); }
+
   private:
     // A name for layer_text to refer to the value by: its own, or "_N" for value N.
     std::string reference(int64_t value) const;
@@ -98,6 +110,7 @@ class Model {
     int64_t frozen_ = 0;
     Buffer gradients_;                      // the flat gradient store (allocate_gradients)
     std::vector<int64_t> gradient_offset_;  // per layer, and one past the last
+    std::vector<ValueRange> ranges_;        // per value, from calibration
 };
 
 // Names of values in the model file and the builder API: letters, digits, '_', '-' and '.'.

@@ -17,6 +17,7 @@
 #include "engine/schedule.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
+#include "lenz/quantize.h"
 #include "lenz/ranks.h"
 #include "lenz/threads.h"
 #include "lenz/train.h"
@@ -33,7 +34,7 @@ struct BenchArgs {
     int64_t repeats = 0;  // 0: the workload's default
     double peak = 0;      // layers: the peak to compare with; 0: measure it
     int64_t batch = 1;    // a model file's inference batch
-    std::string dtype = "float32";
+    std::string dtype;  // empty: float32, or int8 for a quantised model file
     bool json = false;
     bool profile = false;  // a model file: time each layer too
 };
@@ -169,12 +170,18 @@ void print_profile(const nlohmann::json& layers) {
     std::printf("%6s %9.3f        (the layers' sum, timed one by one)\n", "total", total);
 }
 
+// dtype: as given, empty for float32 (int8 for a quantised model).
 nlohmann::json bench_infer(const std::string& model_path, int64_t batch, int64_t runs, int64_t warmup,
-                           Precision precision, bool profile) {
+                           const std::string& dtype, bool profile) {
     const ResidentMemory start;
     Model model = load_with_weights(model_path, 1).model;
-    Inference inference(model, batch, precision);
+    const Precision precision = precision_for(dtype, model);
     const auto x = random_input(batch * model.input_shape().elements(), 3);
+    // A model with seeded weights has no calibrated ranges: its own input stands in for training
+    // images, which sets the scales as calibration would; the time does not depend on them.
+    if (precision == Precision::int8 && !model.calibrated())
+        model.set_value_ranges(calibrate(model, x.data(), batch));
+    Inference inference(model, batch, precision);
     std::vector<double> times;
     for (int64_t r = 0; r < warmup + runs; ++r) {
         const auto t0 = Clock::now();
@@ -185,7 +192,8 @@ nlohmann::json bench_infer(const std::string& model_path, int64_t batch, int64_t
                      {"runs", runs},
                      {"latency_ms", 1000 * median(times)},
                      {"images_per_s", batch / median(times)},
-                     {"inference_bytes_plan", plan_inference(model, batch, precision).bytes()}};
+                     {"inference_bytes_plan", plan_inference(model, batch, precision).bytes()},
+                     {"dtype", precision_name(precision)}};
     start.report(r);
     if (profile) r["layers"] = layer_profile(inference, model, x, batch, runs);
     return r;
@@ -329,7 +337,9 @@ nlohmann::json bench_layers(const BenchArgs& a, Precision precision) {
 }
 
 int run_bench(const BenchArgs& a) {
-    const Precision p = precision_of(a.dtype);
+    const Precision p = a.dtype.empty() ? Precision::f32 : precision_of(a.dtype);
+    if (p == Precision::int8 && (a.workload == "layers" || a.workload.ends_with("-train")))
+        throw UsageError("--dtype int8 runs inference only: " + a.workload + " measures training too");
     if (a.workload == "layers") {
         nlohmann::json r = bench_layers(a, p);
         r["workload"] = "layers";
@@ -391,15 +401,15 @@ int run_bench(const BenchArgs& a) {
     if (w == "fmnist-train")
         r = bench_train(fashion, 64, a.batches, 3, p);
     else if (w == "fmnist-infer")
-        r = bench_infer(fashion, 256, rep(20), 3, p, a.profile);
+        r = bench_infer(fashion, 256, rep(20), 3, a.dtype, a.profile);
     else if (w == "fmnist-latency")
-        r = bench_infer(fashion, 1, rep(500), 20, p, a.profile);
+        r = bench_infer(fashion, 1, rep(500), 20, a.dtype, a.profile);
     else if (w == "seed-infer")
-        r = bench_infer(seed, 1, rep(20), 2, p, a.profile);
+        r = bench_infer(seed, 1, rep(20), 2, a.dtype, a.profile);
     else if (w == "seed-train")
         r = bench_train(seed, 50, rep(3), 1, p);
     else if (std::filesystem::is_regular_file(w))  // any model file: inference at --batch
-        r = bench_infer(w, a.batch, rep(20), 3, p, a.profile);
+        r = bench_infer(w, a.batch, rep(20), 3, a.dtype, a.profile);
     else
         throw UsageError(
             "unknown workload '" + w +
@@ -407,7 +417,7 @@ int run_bench(const BenchArgs& a) {
             "allreduce or a model file)");
     r["workload"] = w;
     r["threads"] = threads();
-    r["dtype"] = precision_name(p);
+    if (!r.contains("dtype")) r["dtype"] = precision_name(p);
     if (Ranks::world().rank() != 0) return 0;  // rank 0 speaks for the run
     if (a.json) {
         std::cout << r.dump() << "\n";
@@ -448,7 +458,7 @@ void add_bench(CLI::App& app, Runner& run) {
            "--peak", a->peak,
            "layers: compare with this many GFLOP/s (say, the processor's rated peak) instead of measuring")
         ->check(positive_number);
-    add_dtype_option(cmd, a->dtype);
+    add_dtype_option(cmd, a->dtype, true);
     cmd->add_flag("--json", a->json, "one JSON object with workload, threads, images_per_s / latency_ms");
     cmd->add_flag("--profile", a->profile,
                   "inference: each layer's time as well (layers folded into another are named beside it)");

@@ -24,5 +24,6 @@ void add_visualize(CLI::App& app, Runner& run);
 void add_export(CLI::App& app, Runner& run);
 void add_import(CLI::App& app, Runner& run);
 void add_run(CLI::App& app, Runner& run);
+void add_quantize(CLI::App& app, Runner& run);
 
 }  // namespace lenz::cli

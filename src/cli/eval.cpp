@@ -24,7 +24,7 @@ struct EvalArgs {
     uint64_t seed = 1;
     int64_t batch = 256;
     bool json = false;
-    std::string dtype = "float32";
+    std::string dtype;  // empty: the checkpoint's (int8 where quantised)
 };
 
 // The evaluation part of the training report; the curves too when the run's metrics.jsonl sits
@@ -80,8 +80,9 @@ DataSplit load_eval_data(const EvalArgs& a, const LoadedModel& loaded, const std
 }
 
 int run_eval(const EvalArgs& a, const std::set<std::string>& given) {
-    const Precision precision = precision_of(a.dtype);
+    if (!a.dtype.empty()) precision_of(a.dtype);  // before loading anything
     LoadedModel loaded = load_trained_model(a.checkpoint);
+    const Precision precision = precision_for(a.dtype, loaded.model);
     const DataSplit data = load_eval_data(a, loaded, given);
     // Under mpirun the ranks share the images (evaluate sums their figures); rank 0 reports them.
     const EvalResult r = evaluate(loaded.model, data.test, loaded.info.normalization, a.batch, precision);
@@ -138,7 +139,7 @@ void add_eval(CLI::App& app, Runner& run) {
     cmd->add_option("--seed", a->seed, "seed of the --val-split (as in training)");
     cmd->add_option("--batch", a->batch, "images per forward pass")->check(CLI::Range(1, 1 << 16));
     cmd->add_flag("--json", a->json, "one JSON object");
-    add_dtype_option(cmd, a->dtype);
+    add_dtype_option(cmd, a->dtype, true);
     cmd->add_option(
         "--report", a->report,
         "also write a self-contained HTML report to this file (confusion matrix, mistakes, feature maps)");

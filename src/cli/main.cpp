@@ -79,6 +79,7 @@ int main(int argc, char** argv) {
     lenz::cli::add_export(app, run);
     lenz::cli::add_import(app, run);
     lenz::cli::add_run(app, run);
+    lenz::cli::add_quantize(app, run);
     // Listed with the commands, but read before CLI11 parses: there `lenz help train` would run train.
     app.add_subcommand("help", "Show the help of lenz or of one command: lenz help [COMMAND]")->callback([&] {
         run = [&app] { return print_help(app, ""); };

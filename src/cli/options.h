@@ -30,17 +30,30 @@ inline CLI::Option* add_data_option(CLI::App* cmd, std::string& data) {
 
 // "--dtype": the precision of convolutions and matrix products. Checked here against the CPU, so
 // that a run stops before it loads anything.
-inline CLI::Option* add_dtype_option(CLI::App* cmd, std::string& dtype) {
+inline CLI::Option* add_dtype_option(CLI::App* cmd, std::string& dtype, bool inference = false) {
+    if (!inference)
+        return cmd
+            ->add_option("--dtype", dtype,
+                         "float32 (default) or bf16: convolutions and dense layers multiply in bf16 and add up "
+                         "in float32; needs AVX512-BF16 or AMX")
+            ->check(CLI::IsMember({"float32", "bf16", "bfloat16"}));
     return cmd
         ->add_option("--dtype", dtype,
-                     "float32 (default) or bf16: convolutions and dense layers multiply in bf16 and add up "
-                     "in float32; needs AVX512-BF16 or AMX")
-        ->check(CLI::IsMember({"float32", "bf16", "bfloat16"}));
+                     "float32, bf16 (convolutions and dense layers multiply in bf16, add up in float32; needs "
+                     "AVX512-BF16 or AMX) or int8 (a model quantised by lenz quantize); default: int8 for a "
+                     "quantised model, float32 otherwise")
+        ->check(CLI::IsMember({"float32", "bf16", "bfloat16", "int8"}));
 }
 inline Precision precision_of(const std::string& dtype) {
     const Precision p = parse_precision(dtype);
     require_precision(p);
     return p;
+}
+// What an inference command runs `model` in: --dtype, or int8 for a quantised model and float32
+// for others where --dtype was not given (empty).
+inline Precision precision_for(const std::string& dtype, const Model& model) {
+    if (dtype.empty()) return model.calibrated() ? Precision::int8 : Precision::f32;
+    return precision_of(dtype);
 }
 
 }  // namespace lenz::cli

@@ -21,13 +21,14 @@ struct PredictArgs {
     std::vector<std::string> images;
     int64_t top = 3;
     bool json = false;
-    std::string dtype = "float32";
+    std::string dtype;  // empty: the checkpoint's (int8 where quantised)
 };
 
 int run_predict(const PredictArgs& a) {
-    const Precision precision = precision_of(a.dtype);
+    if (!a.dtype.empty()) precision_of(a.dtype);  // before loading anything
     LoadedModel loaded = load_trained_model(a.checkpoint);
     Model& model = loaded.model;
+    const Precision precision = precision_for(a.dtype, model);
     const Shape in = model.input_shape();
     const int64_t K = model.output_shape().elements();
     auto name = [&](int64_t k) {
@@ -133,7 +134,7 @@ void add_predict(CLI::App& app, Runner& run) {
         ->required();
     cmd->add_option("--top", a->top, "how many classes to show (default 3)")->check(CLI::Range(1, 1 << 20));
     cmd->add_flag("--json", a->json, "per image, a list of {class, probability}");
-    add_dtype_option(cmd, a->dtype);
+    add_dtype_option(cmd, a->dtype, true);
     cmd->callback([&run, a] { run = [a] { return run_predict(*a); }; });
 
     auto s = std::make_shared<SampleArgs>();

@@ -20,7 +20,7 @@ constexpr int64_t kImagesPerRun = 64;  // the plan's batch: memory stays bounded
 struct RunArgs {
     std::string model, input, output;
     uint64_t seed = 1;
-    std::string dtype = "float32";
+    std::string dtype;  // empty: the model's (int8 where quantised)
 };
 
 std::string shape_text(const std::vector<int64_t>& shape) {
@@ -36,9 +36,10 @@ int run_run(const RunArgs& a) {
             throw UsageError("--input " + a.input + ": the model has one input, named 'input'");
         input_path = a.input.substr(eq + 1);
     }
-    const Precision precision = precision_of(a.dtype);
+    if (!a.dtype.empty()) precision_of(a.dtype);  // before loading anything
     LoadedModel loaded = load_with_weights(a.model, a.seed);
     Model& model = loaded.model;
+    const Precision precision = precision_for(a.dtype, model);
     NpyArray x = read_npy(input_path);
     const Shape in = model.input_shape();
     const std::vector<int64_t> expected{in.c, in.h, in.w};
@@ -97,7 +98,7 @@ void add_run(CLI::App& app, Runner& run) {
     cmd->add_option("--input", a->input, "the input array, x.npy or input=x.npy")->required();
     cmd->add_option("--output", a->output, "write the output array here (.npy) instead of printing it");
     cmd->add_option("--seed", a->seed, "weights of a .lenz model (default 1, as lenz train)");
-    add_dtype_option(cmd, a->dtype);
+    add_dtype_option(cmd, a->dtype, true);
     cmd->callback([a, &run] { run = [a] { return run_run(*a); }; });
 }
 

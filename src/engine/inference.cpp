@@ -41,7 +41,8 @@ const InferencePlan& Inference::plan() const {
     return schedule_->plan;
 }
 
-const float* Inference::run(const float* input, int64_t batch, std::vector<double>* layer_seconds) {
+const float* Inference::run(const float* input, int64_t batch, std::vector<double>* layer_seconds,
+                            const ValueObserver* observe) {
     const InferenceSchedule& s = *schedule_;
     if (batch <= 0 || batch > s.plan.batch)
         throw ShapeError("inference batch " + std::to_string(batch) + " is outside 1.." +
@@ -49,10 +50,17 @@ const float* Inference::run(const float* input, int64_t batch, std::vector<doubl
     std::memcpy(arena_.data() + s.value_offset[0], input,
                 sizeof(float) * static_cast<size_t>(batch * model_.input_shape().elements()));
     float* base = arena_.data();
+    // Layer i's output holds value held[i] + 1: its own, or that of the last layer folded into it.
+    const auto notify = [&](int64_t value) {
+        (*observe)(value, base + s.value_offset[static_cast<size_t>(value)],
+                   batch * model_.value_shape(value).elements());
+    };
+    if (observe) notify(0);
     std::vector<const float*> xs;
     for (int64_t i = 0; i < model_.size(); ++i) {
         const auto at = static_cast<size_t>(i);
         // Its output is its input under another shape, or another layer computed it.
+        if (views_[at] && observe) notify(i + 1);
         if (views_[at] || s.absorbed_by[at] >= 0) continue;
         Layer& layer = model_.layer(i);
         Pass pass = s.pass(i, batch);
@@ -67,6 +75,12 @@ const float* Inference::run(const float* input, int64_t batch, std::vector<doubl
         if (layer_seconds)
             (*layer_seconds)[at] +=
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        if (observe) {
+            int64_t held = i;
+            for (int64_t j = i + 1; j < model_.size(); ++j)
+                if (s.absorbed_by[static_cast<size_t>(j)] == i) held = j;
+            notify(held + 1);
+        }
     }
     return base + s.value_offset.back();
 }

@@ -212,6 +212,7 @@ Pass InferenceSchedule::pass(int64_t layer, int64_t batch) const {
     pass.absorbed = absorbs[at];
     if (absorbs[at].activation.kind != Activation::none) pass.activation = absorbs[at].activation;
     pass.prepared_batch = plan.batch;
+    if (!int8_inputs.empty()) pass.int8_input = int8_inputs[at];
     return pass;
 }
 
@@ -227,6 +228,15 @@ InferenceSchedule schedule_inference(const Model& model, int64_t batch, Precisio
     plan.param_floats = all_params(model);
     ValueGraph graph = analyse(model);
     plan_absorption(model, graph, schedule);
+    if (precision == Precision::int8) {
+        if (!model.calibrated())
+            throw Error("int8 needs the ranges of the model's values: quantise the checkpoint first "
+                        "(lenz quantize CHECKPOINT --data DATA --out q.safetensors)");
+        for (int64_t i = 0; i < model.size(); ++i) {
+            const ValueRange r = model.value_ranges()[static_cast<size_t>(model.inputs(i)[0])];
+            schedule.int8_inputs.push_back(cpu::int8_input(r.min, r.max));
+        }
+    }
     for (int64_t i = 0; i < model.size(); ++i) {
         schedule.prepared_offset.push_back(-1);
         if (schedule.absorbed_by[static_cast<size_t>(i)] >= 0) continue;  // does not run
@@ -275,6 +285,8 @@ std::vector<char> gradient_needed(const Model& model) {
 
 TrainingPlan plan_training(const Model& model, int64_t batch, OptimizerKind optimizer, Precision precision) {
     check_plan_batch(batch);
+    if (precision == Precision::int8)
+        throw Error("int8 is for inference: train in float32 or bf16, then lenz quantize the checkpoint");
     require_precision(precision);
     TrainingPlan plan;
     plan.batch = batch;

@@ -29,6 +29,8 @@ struct InferenceSchedule {
     std::vector<int64_t> absorbed_by;
     std::vector<Absorption> absorbs;
     std::vector<int64_t> affine_from;
+    // int8: how each layer's input is quantised (used by layers that run in int8).
+    std::vector<cpu::Int8Input> int8_inputs;
 
     // What layer i is told when it runs at batch `batch` (at most plan.batch), prepare() included.
     Pass pass(int64_t layer, int64_t batch) const;

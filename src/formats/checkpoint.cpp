@@ -7,12 +7,14 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/files.h"
 #include "lenz/error.h"
+#include "lenz/quantize.h"
 #include "lenz/ranks.h"
 
 namespace lenz {
@@ -57,6 +59,22 @@ void CheckpointFile::read_tensor(const std::string& name, const std::vector<int6
     if (it->second.shape != shape)
         throw FormatError(path + ": tensor '" + name + "' has shape " + shape_str(it->second.shape) +
                           ", the model needs " + shape_str(shape));
+    if (it->second.int8) {
+        const auto scales = tensors.find(name + ".scale");
+        if (shape.empty() || scales == tensors.end() || scales->second.int8 ||
+            scales->second.shape != std::vector<int64_t>{shape[0]})
+            throw FormatError(path + ": int8 tensor '" + name + "' needs a float32 '" + name + ".scale' of shape [" +
+                              (shape.empty() ? "" : std::to_string(shape[0])) + "]");
+        const auto* q = reinterpret_cast<const int8_t*>(data.data() + it->second.begin);
+        const auto* scale = reinterpret_cast<const float*>(data.data() + scales->second.begin);
+        const int64_t cols = shape[0] > 0 ? out.size() / shape[0] : 0;
+        for (int64_t k = 0; k < out.size(); ++k) {
+            float s;
+            std::memcpy(&s, scale + k / cols, sizeof s);  // the data is only 1-aligned after int8 tensors
+            out.data()[k] = static_cast<float>(q[k]) * s;
+        }
+        return;
+    }
     if (out.bytes() != it->second.end - it->second.begin)
         throw FormatError(path + ": tensor '" + name + "' holds " +
                           std::to_string(it->second.end - it->second.begin) + " bytes, the model needs " +
@@ -105,11 +123,13 @@ CheckpointFile parse_checkpoint(const std::string& bytes, const std::string& pat
             !value.contains("data_offsets"))
             throw FormatError(where + " needs dtype, shape and data_offsets");
         // Only short scalars are quoted back: dumping a hostile nested value would recurse without bound.
-        if (value["dtype"] != "F32")
+        if (value["dtype"] != "F32" && value["dtype"] != "I8")
             throw FormatError(where + " has dtype " +
                               (value["dtype"].is_string() ? value["dtype"].dump() : "(not a string)") +
-                              ", expected \"F32\"");
+                              ", expected \"F32\" or \"I8\"");
         CheckpointFile::Tensor t;
+        t.int8 = value["dtype"] == "I8";
+        const int64_t element_bytes = t.int8 ? 1 : 4;
         int64_t elements = 1;
         if (!value["shape"].is_array() || value["shape"].size() > 8)
             throw FormatError(where + ": shape is not a short array");
@@ -130,9 +150,9 @@ CheckpointFile parse_checkpoint(const std::string& bytes, const std::string& pat
             throw FormatError(where + ": bytes [" + std::to_string(t.begin) + ", " + std::to_string(t.end) +
                               ") lie outside the " + std::to_string(data_size) +
                               " data bytes; truncated file?");
-        if (t.end - t.begin != checked_mul(elements, 4, "tensor bytes"))
+        if (t.end - t.begin != checked_mul(elements, element_bytes, "tensor bytes"))
             throw FormatError(where + ": shape " + shape_str(t.shape) + " needs " +
-                              std::to_string(elements * 4) + " bytes, data_offsets give " +
+                              std::to_string(elements * element_bytes) + " bytes, data_offsets give " +
                               std::to_string(t.end - t.begin));
         ranges.emplace_back(t.begin, t.end);
         f.tensors[name] = t;
@@ -179,17 +199,39 @@ void write_checkpoint(const std::string& path, Model& model, const CheckpointInf
     struct Entry {
         std::string name;
         std::vector<int64_t> shape;
-        const Buffer* buffer;
+        const char* data;
+        int64_t bytes;
+        bool int8 = false;
     };
     std::vector<Entry> entries;
-    for (Model::NamedParam& p : model.named_params()) entries.push_back({p.name, p.ref.dims, p.ref.value});
+    std::deque<Int8Weights> int8_weights;  // what the int8 entries point into
+    const auto floats = [](const std::string& name, std::vector<int64_t> shape, const float* data, int64_t count) {
+        return Entry{name, std::move(shape), reinterpret_cast<const char*>(data), count * 4};
+    };
+    for (Model::NamedParam& p : model.named_params()) {
+        const Buffer& value = *p.ref.value;
+        if (model.calibrated() && model.layer(p.layer - 1).runs_int8() && p.ref.name == "weight") {
+            const int64_t rows = p.ref.dims.front();
+            const Int8Weights& q = int8_weights.emplace_back(to_int8(value.data(), rows, value.size() / rows));
+            entries.push_back({p.name, p.ref.dims, reinterpret_cast<const char*>(q.values.data()), value.size(), true});
+            entries.push_back(floats(p.name + ".scale", {rows}, q.scales.data(), rows));
+            continue;
+        }
+        entries.push_back(floats(p.name, p.ref.dims, value.data(), value.size()));
+    }
+    if (model.calibrated()) {
+        const auto& ranges = model.value_ranges();
+        static_assert(sizeof(ValueRange) == 2 * sizeof(float), "ranges are stored as (values, 2) floats");
+        entries.push_back(floats("calibration.ranges", {static_cast<int64_t>(ranges.size()), 2},
+                                 &ranges.front().min, 2 * static_cast<int64_t>(ranges.size())));
+    }
     if (optimizer)
-        for (Optimizer::State& s : optimizer->state()) {
+        for (Optimizer::State& st : optimizer->state()) {
             auto it = std::find_if(entries.begin(), entries.end(),
-                                   [&](const Entry& e) { return s.name.rfind(e.name + ".", 0) == 0; });
-            entries.push_back({"optimizer." + s.name,
-                               it != entries.end() ? it->shape : std::vector<int64_t>{s.value->size()},
-                               s.value});
+                                   [&](const Entry& e) { return st.name.rfind(e.name + ".", 0) == 0; });
+            entries.push_back(floats("optimizer." + st.name,
+                                     it != entries.end() ? it->shape : std::vector<int64_t>{st.value->size()},
+                                     st.value->data(), st.value->size()));
         }
     json header;
     json meta = {
@@ -202,12 +244,12 @@ void write_checkpoint(const std::string& path, Model& model, const CheckpointInf
         {"step", std::to_string(info.step)},
         {"training", info.training_json},
         {"metrics", info.metrics_json}};
+    if (model.calibrated()) meta["precision"] = "int8";
     header["__metadata__"] = meta;
     int64_t offset = 0;
     for (const Entry& e : entries) {
-        header[e.name] = {
-            {"dtype", "F32"}, {"shape", e.shape}, {"data_offsets", {offset, offset + e.buffer->bytes()}}};
-        offset += e.buffer->bytes();
+        header[e.name] = {{"dtype", e.int8 ? "I8" : "F32"}, {"shape", e.shape}, {"data_offsets", {offset, offset + e.bytes}}};
+        offset += e.bytes;
     }
     std::string text = header.dump();
     text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data 8-byte aligned, as the format recommends
@@ -220,8 +262,7 @@ void write_checkpoint(const std::string& path, Model& model, const CheckpointInf
         write_all(fd, text.data(), text.size(), tmp);
         for (const Entry& e : entries) {
             slow_write_pause();
-            write_all(fd, reinterpret_cast<const char*>(e.buffer->data()),
-                      static_cast<size_t>(e.buffer->bytes()), tmp);
+            write_all(fd, e.data, static_cast<size_t>(e.bytes), tmp);
         }
     });
 }
@@ -233,15 +274,29 @@ LoadedModel load_model(const CheckpointFile& file) {
     // The model text is as untrusted as the rest: a few bytes can describe terabytes of weights.
     // Every trainable weight must be in the file, so a model needing more than the file holds is
     // refused before init_params allocates it.
+    // (A quantised file holds most weights in one byte each.)
+    const int64_t bytes_per_param = file.metadata.count("precision") && file.meta("precision") == "int8" ? 1 : 4;
     int64_t params = 0;
     for (int64_t i = 0; i < model.size(); ++i)
         params = checked_add(params, model.layer(i).param_count(), "parameter count");
-    if (checked_mul(params, 4, "parameter bytes") > static_cast<int64_t>(file.data.size()))
+    if (checked_mul(params, bytes_per_param, "parameter bytes") > static_cast<int64_t>(file.data.size()))
         throw FormatError(file.path + ": the model in the metadata has " + std::to_string(params) +
-                          " parameters (" + std::to_string(params * 4) + " bytes) but the file holds only " +
-                          std::to_string(file.data.size()) + " bytes of tensor data");
+                          " parameters (" + std::to_string(params * bytes_per_param) +
+                          " bytes) but the file holds only " + std::to_string(file.data.size()) +
+                          " bytes of tensor data");
     model.init_params(0);
     for (Model::NamedParam& p : model.named_params()) file.read_tensor(p.name, p.ref.dims, *p.ref.value);
+    if (file.tensors.count("calibration.ranges")) {
+        Buffer ranges((model.size() + 1) * 2);
+        file.read_tensor("calibration.ranges", {model.size() + 1, 2}, ranges);
+        std::vector<ValueRange> values(static_cast<size_t>(model.size() + 1));
+        for (size_t v = 0; v < values.size(); ++v) values[v] = {ranges.data()[2 * v], ranges.data()[2 * v + 1]};
+        try {
+            model.set_value_ranges(std::move(values));
+        } catch (const ShapeError& e) {
+            throw FormatError(file.path + ": tensor 'calibration.ranges': " + e.what());
+        }
+    }
     CheckpointInfo info;
     try {
         info.class_names = json::parse(file.meta("classes")).get<std::vector<std::string>>();

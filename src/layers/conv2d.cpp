@@ -1,6 +1,7 @@
 // Convolution: filters of KH x KW x C slide over the input with a stride; one output channel
 // (feature map) per filter; bias and activation fused.
 #include "kernels/cpu/conv2d.h"
+#include "kernels/cpu/conv2d_int8.h"
 
 #include <cmath>
 
@@ -74,6 +75,9 @@ class Conv2d final : public Layer {
     // (logits for the loss), and the backward.
     int64_t workspace_floats(const Pass& pass) const override {
         const Absorption& a = pass.absorbed;
+        if (pass.precision == Precision::int8)
+            return cpu::conv2d_int8_workspace(geometry_, pass.batch, activation_with(a), pass.layouts,
+                                              pass.int8_input);
         int64_t floats = cpu::conv2d_forward_workspace(geometry_, pass.batch, has_bias(a), activation_with(a),
                                                        pass.layouts, pass.precision, a.affine);
         if (pass.training) {
@@ -104,11 +108,18 @@ class Conv2d final : public Layer {
     }
     int64_t prepared_floats(const Pass& pass) const override {
         const Absorption& a = pass.absorbed;
+        if (pass.precision == Precision::int8)
+            return cpu::conv2d_int8_prepared_floats(geometry_, pass.batch, activation_with(a), pass.layouts,
+                                                    pass.int8_input);
         return cpu::conv2d_prepared_floats(geometry_, pass.batch, has_bias(a), activation_with(a),
                                            pass.layouts, pass.precision, a.affine);
     }
     void prepare(float* prepared, const Pass& pass, const float* scale, const float* shift) override {
         const Absorption& a = pass.absorbed;
+        if (pass.precision == Precision::int8)
+            return cpu::conv2d_int8_prepare(geometry_, pass.batch, activation_with(a), pass.layouts,
+                                            pass.int8_input, weight_.data(), config_.bias ? bias_.data() : nullptr,
+                                            scale, shift, prepared);
         cpu::conv2d_prepare_weights(geometry_, pass.batch, has_bias(a), activation_with(a), pass.layouts,
                                     pass.precision, weight_.data(), config_.bias ? bias_.data() : nullptr,
                                     scale, shift, prepared);
@@ -139,6 +150,10 @@ class Conv2d final : public Layer {
     }
 
     void forward(const float* x, float* y, const Pass& pass) override {
+        if (pass.precision == Precision::int8)
+            return cpu::conv2d_int8_forward(geometry_, pass.batch, x, pass.final_activation(config_.activation), y,
+                                            pass.workspace, pass.layouts, pass.int8_input, pass.required_prepared(),
+                                            pass.prepared_batch);
         const bool folded = pass.absorbed.affine && pass.prepared;
         const ActivationSpec activation = pass.final_activation(config_.activation);
         const float* bias = folded
@@ -159,6 +174,7 @@ class Conv2d final : public Layer {
     }
 
     ActivationSpec activation() const override { return config_.activation; }
+    bool runs_int8() const override { return true; }
 
   protected:
     Shape infer(Shape in) const override {

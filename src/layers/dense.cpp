@@ -47,15 +47,20 @@ class Dense final : public Layer {
 
     // Training builds dx in the workspace's start; bf16 copies of the operands follow.
     int64_t workspace_floats(const Pass& pass) const override {
+        if (pass.precision == Precision::int8) return cpu::dense_int8_workspace(pass.batch, inputs());
         return checked_add(
             pass.training ? checked_mul(pass.batch, inputs(), "dense workspace") : 0,
             cpu::dense_workspace(pass.batch, inputs(), config_.units, pass.training, pass.precision));
     }
 
     int64_t prepared_floats(const Pass& pass) const override {
+        if (pass.precision == Precision::int8) return cpu::dense_int8_prepared_floats(inputs(), config_.units);
         return cpu::dense_prepared_floats(inputs(), config_.units, pass.precision);
     }
     void prepare(float* prepared, const Pass& pass, const float*, const float*) override {
+        if (pass.precision == Precision::int8)
+            return cpu::dense_int8_prepare(inputs(), config_.units, pass.int8_input, weight_.data(),
+                                           config_.bias ? bias_.data() : nullptr, prepared);
         cpu::dense_prepare_weights(inputs(), config_.units, pass.precision, weight_.data(), prepared);
     }
 
@@ -75,6 +80,10 @@ class Dense final : public Layer {
     }
 
     void forward(const float* x, float* y, const Pass& pass) override {
+        if (pass.precision == Precision::int8)
+            return cpu::dense_int8_forward(pass.batch, inputs(), config_.units, x,
+                                           pass.final_activation(config_.activation), y, pass.workspace,
+                                           pass.int8_input, pass.required_prepared());
         cpu::dense_forward(pass.batch, inputs(), config_.units, x, weight_.data(),
                            config_.bias ? bias_.data() : nullptr, pass.final_activation(config_.activation),
                            y, pass.workspace, pass.precision, pass.prepared);
@@ -91,6 +100,7 @@ class Dense final : public Layer {
     }
 
     ActivationSpec activation() const override { return config_.activation; }
+    bool runs_int8() const override { return true; }
 
   protected:
     Shape infer(Shape in) const override {

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "kernels/cpu/activation.h"
+#include "kernels/cpu/int8.h"
 #include "kernels/layout.h"
 #include "lenz/activation.h"
 #include "lenz/error.h"
@@ -37,9 +38,16 @@ struct Pass {
     float* workspace = nullptr;            // at least workspace_floats(*this) floats
     Layouts layouts;                       // of x and dx, y and dy; nchw unless the layer takes channels-last
     Precision precision = Precision::f32;  // of convolutions and matrix products
+    // Inference in int8: how the layer's input is quantised, from the model's calibrated ranges.
+    cpu::Int8Input int8_input;
     // Inference only: what prepare() wrote for this layer, for batch prepared_batch (or nullptr).
     const float* prepared = nullptr;
     int64_t prepared_batch = 0;
+    // What prepare() wrote, for a layer that cannot run without it (int8 weights exist only there).
+    const float* required_prepared() const {
+        if (!prepared) throw Error("internal: int8 runs only on weights the runner prepared");
+        return prepared;
+    }
     // Inference only: the layers after this one that it computes too (prepared for in prepare()).
     Absorption absorbed;
     uint64_t seed = 0;  // dropout masks: derived from this per step

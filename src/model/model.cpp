@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 
 #include "lenz/error.h"
 
@@ -25,6 +26,7 @@ Model& Model::add(std::unique_ptr<Layer> layer) {
 
 Model& Model::add(std::unique_ptr<Layer> layer, std::vector<int64_t> inputs, const std::string& name) {
     const int64_t index = size();
+    ranges_.clear();
     const std::string where = "layer " + std::to_string(index + 1) + " (" + layer->spec() + ")";
     if (inputs.empty()) inputs.push_back(index);
     std::vector<Shape> shapes;
@@ -95,8 +97,20 @@ std::string Model::layer_text(int64_t i) const {
     return text;
 }
 
+void Model::set_value_ranges(std::vector<ValueRange> ranges) {
+    if (!ranges.empty() && static_cast<int64_t>(ranges.size()) != size() + 1)
+        throw ShapeError(std::to_string(ranges.size()) + " calibrated ranges for a model of " +
+                         std::to_string(size() + 1) + " values");
+    for (const ValueRange& r : ranges)
+        if (!(r.min <= r.max) || !std::isfinite(r.min) || !std::isfinite(r.max))
+            throw ShapeError("calibrated range [" + std::to_string(r.min) + ", " + std::to_string(r.max) +
+                             "] is not an interval of finite numbers");
+    ranges_ = std::move(ranges);
+}
+
 void Model::replace_layer(int64_t i, std::unique_ptr<Layer> layer) {
     if (i < 0 || i >= size()) throw Error("replace_layer: no layer " + std::to_string(i + 1));
+    ranges_.clear();
     for (int64_t j = i + 1; j < size(); ++j)
         if (this->layer(j).param_count() > 0 || this->layer(j).state_count() > 0)
             throw Error("layer " + std::to_string(i + 1) + " cannot be replaced: layer " +

@@ -1,6 +1,8 @@
 #include "kernels/cpu/dense.h"
 
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/gemm.h"
@@ -63,10 +65,88 @@ int64_t bf16_floats(int64_t values) {
     return ((values + 1) / 2 + 15) / 16 * 16;
 }
 
+// Prepared for int8: the output scales, the bias divided by them (oneDNN scales the bias with the
+// sums), then the int8 weights as (U, I).
+struct Int8Prepared {
+    int64_t bias, weights, floats;
+};
+Int8Prepared int8_prepared(int64_t I, int64_t U) {
+    const int64_t per_unit = (U + 15) / 16 * 16;
+    return {per_unit, 2 * per_unit, 2 * per_unit + int8_floats(U * I)};
+}
+
+// y (N, U) = x (N, I) · w^T in integers, times per-unit scales given at run time.
+std::shared_ptr<dnnl::matmul> int8_matmul_for(int64_t N, int64_t I, int64_t U, bool is_unsigned) {
+    const std::string key = "matmul8 " + std::to_string(N) + "x" + std::to_string(I) + "x" + std::to_string(U) +
+                            (is_unsigned ? " u8" : " s8");
+    return cached<dnnl::matmul>(key, [&] {
+        dnnl::primitive_attr attr;
+        attr.set_output_scales(1 << 1, {DNNL_RUNTIME_F32_VAL});
+        const dnnl::matmul::desc d(
+            matrix(N, I, is_unsigned ? memory::data_type::u8 : memory::data_type::s8),
+            matrix(U, I, memory::data_type::s8, true), memory::desc({1, U}, f32, tag::ab), matrix(N, U, f32));
+        return dnnl::matmul(dnnl::matmul::primitive_desc(d, attr, cpu_engine()));
+    });
+}
+
+// x (N, I) float32 to int8, divided by the input's scale.
+std::shared_ptr<dnnl::reorder> quantize_for(int64_t N, int64_t I, Int8Input in) {
+    uint32_t scale_bits;  // the exact scale: two layers' scales may print alike
+    std::memcpy(&scale_bits, &in.scale, sizeof scale_bits);
+    const std::string key = std::to_string(N) + "x" + std::to_string(I) + (in.is_unsigned ? " u8 " : " s8 ") +
+                            std::to_string(scale_bits);
+    return cached<dnnl::reorder>(key, [&] {
+        dnnl::primitive_attr quantize;
+        quantize.set_output_scales(0, {1.0f / in.scale});
+        return dnnl::reorder(dnnl::reorder::primitive_desc(
+            cpu_engine(), matrix(N, I, f32), cpu_engine(),
+            matrix(N, I, in.is_unsigned ? memory::data_type::u8 : memory::data_type::s8), quantize));
+    });
+}
+
 }  // namespace
 
+int64_t dense_int8_prepared_floats(int64_t I, int64_t U) {
+    return int8_prepared(I, U).floats;
+}
+
+void dense_int8_prepare(int64_t I, int64_t U, Int8Input in, const float* w, const float* b, float* prepared) {
+    const Int8Prepared p = int8_prepared(I, U);
+    std::vector<float> weight_scales(static_cast<size_t>(U));
+    int8_row_scales(w, U, I, weight_scales.data());
+    quantize_rows(w, U, I, weight_scales.data(), reinterpret_cast<int8_t*>(prepared + p.weights));
+    for (int64_t u = 0; u < U; ++u) {
+        prepared[u] = in.scale * weight_scales[static_cast<size_t>(u)];
+        prepared[p.bias + u] = (b ? b[u] : 0.0f) / prepared[u];
+    }
+}
+
+int64_t dense_int8_workspace(int64_t N, int64_t I) {
+    return int8_floats(N * I);
+}
+
+void dense_int8_forward(int64_t N, int64_t I, int64_t U, const float* x, const ActivationSpec& act, float* y,
+                        float* workspace, Int8Input in, const float* prepared) {
+    const Int8Prepared p = int8_prepared(I, U);
+    const auto type = in.is_unsigned ? memory::data_type::u8 : memory::data_type::s8;
+    memory from(matrix(N, I, f32), cpu_engine(), const_cast<float*>(x)), xq(matrix(N, I, type), cpu_engine(), workspace);
+    quantize_for(N, I, in)->execute(cpu_stream(), from, xq);
+    const auto constant = [](const memory::desc& d, const float* data) {
+        return memory(d, cpu_engine(), const_cast<float*>(data));
+    };
+    int8_matmul_for(N, I, U, in.is_unsigned)
+        ->execute(cpu_stream(),
+                  {{DNNL_ARG_SRC, xq},
+                   {DNNL_ARG_WEIGHTS, constant(matrix(U, I, memory::data_type::s8, true), prepared + p.weights)},
+                   {DNNL_ARG_BIAS, constant(memory::desc({1, U}, f32, tag::ab), prepared + p.bias)},
+                   {DNNL_ARG_DST, memory(matrix(N, U, f32), cpu_engine(), y)},
+                   {DNNL_ARG_ATTR_OUTPUT_SCALES, constant(memory::desc({U}, f32, tag::x), prepared)}});
+    cpu_stream().wait();
+    apply_activation(act, y, N, U, 1);
+}
+
 int64_t dense_workspace(int64_t N, int64_t I, int64_t U, bool training, Precision precision) {
-    if (precision == Precision::f32) return 0;
+    if (precision != Precision::bf16) return 0;
     return bf16_floats(N * I) + bf16_floats(U * I) + (training ? bf16_floats(N * U) : 0);
 }
 
@@ -75,7 +155,7 @@ int64_t dense_prepared_floats(int64_t I, int64_t U, Precision precision) {
 }
 
 void dense_prepare_weights(int64_t I, int64_t U, Precision precision, const float* w, float* prepared) {
-    if (precision == Precision::f32) return;
+    if (precision != Precision::bf16) return;
     to_bf16(w, U, I, prepared);
     cpu_stream().wait();
 }

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/cpu/int8.h"
 #include "lenz/activation.h"
 #include "lenz/precision.h"
 
@@ -26,5 +27,13 @@ void dense_forward(int64_t N, int64_t I, int64_t U, const float* x, const float*
 void dense_backward(int64_t N, int64_t I, int64_t U, const float* x, const float* dy, const float* w,
                     float* dx, float* dw, float* db, float* workspace = nullptr,
                     Precision precision = Precision::f32);
+
+// int8 inference (oneDNN's integer matmul): x quantised on the way in (`in`), w once per runner
+// (one scale per unit), sums in int32, y in float32 with the bias and the activation.
+int64_t dense_int8_prepared_floats(int64_t I, int64_t U);
+void dense_int8_prepare(int64_t I, int64_t U, Int8Input in, const float* w, const float* b, float* prepared);
+int64_t dense_int8_workspace(int64_t N, int64_t I);
+void dense_int8_forward(int64_t N, int64_t I, int64_t U, const float* x, const ActivationSpec& act, float* y,
+                        float* workspace, Int8Input in, const float* prepared);
 
 }  // namespace lenz::cpu

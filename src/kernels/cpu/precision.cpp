@@ -29,23 +29,42 @@ const char* isa_name(dnnl::cpu_isa isa) {
 }  // namespace
 
 const char* precision_name(Precision precision) {
-    return precision == Precision::bf16 ? "bf16" : "float32";
+    switch (precision) {
+        case Precision::bf16:
+            return "bf16";
+        case Precision::int8:
+            return "int8";
+        case Precision::f32:
+            break;
+    }
+    return "float32";
 }
 
 Precision parse_precision(const std::string& name) {
     if (name == "float32" || name == "f32") return Precision::f32;
     if (name == "bf16" || name == "bfloat16") return Precision::bf16;
-    throw Error("unknown precision '" + name + "' (expected float32 or bf16)");
+    if (name == "int8") return Precision::int8;
+    throw Error("unknown precision '" + name + "' (expected float32, bf16 or int8)");
 }
 
 bool cpu_supports(Precision precision) {
-    return precision == Precision::f32 || has(dnnl::get_effective_cpu_isa(), dnnl::cpu_isa::avx512_core_bf16);
+    switch (precision) {
+        case Precision::f32:
+            return true;
+        case Precision::bf16:
+            return has(dnnl::get_effective_cpu_isa(), dnnl::cpu_isa::avx512_core_bf16);
+        case Precision::int8:
+            return has(dnnl::get_effective_cpu_isa(), dnnl::cpu_isa::sse41);
+    }
+    return false;
 }
 
 void require_precision(Precision precision) {
     if (cpu_supports(precision)) return;
     throw Error(std::string(precision_name(precision)) +
-                " needs a CPU with AVX512-BF16 or AMX; this one goes up to " +
+                (precision == Precision::int8 ? " needs a CPU with SSE4.1 or later"
+                                              : " needs a CPU with AVX512-BF16 or AMX") +
+                "; this one goes up to " +
                 isa_name(dnnl::get_effective_cpu_isa()) + " (use --dtype float32)");
 }
 

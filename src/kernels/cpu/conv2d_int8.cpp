@@ -1,0 +1,187 @@
+#include "kernels/cpu/conv2d_int8.h"
+
+#include <cstring>
+#include <vector>
+
+#include "kernels/cpu/activation.h"
+#include "kernels/cpu/conv2d_onednn.h"
+#include "lenz/error.h"
+
+namespace lenz::cpu {
+namespace {
+
+using namespace conv;
+
+// A primitive bakes the output scales in (oneDNN 2.6's integer convolutions take no run-time
+// scales), so they are part of what it is built for; none: a probe, for sizes, with scales of 1.
+struct Int8Key {
+    std::vector<int64_t> words;
+    bool operator==(const Int8Key&) const = default;
+};
+struct Int8KeyHash {
+    size_t operator()(const Int8Key& k) const {
+        uint64_t h = 0x9e3779b97f4a7c15u;
+        for (int64_t w : k.words) h = (h ^ static_cast<uint64_t>(w)) * 0xff51afd7ed558ccdu;
+        return static_cast<size_t>(h ^ (h >> 32));
+    }
+};
+
+int64_t bits(float v) {
+    uint32_t b;
+    std::memcpy(&b, &v, sizeof b);
+    return b;
+}
+
+Int8Key key_of(const ConvGeometry& g, int64_t N, const ActivationSpec& act, Layouts layouts, Int8Input in,
+               const float* output_scales) {
+    Int8Key k{{N, g.C, g.H, g.W, g.OC, g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, g.PT, g.PL, g.G, g.DH, g.DW,
+               static_cast<int64_t>(act.kind), bits(act.alpha), static_cast<int64_t>(layouts.input),
+               static_cast<int64_t>(layouts.output), in.is_unsigned ? 1 : 0, bits(in.scale)}};
+    if (output_scales)
+        for (int64_t oc = 0; oc < g.OC; ++oc) k.words.push_back(bits(output_scales[oc]));
+    return k;
+}
+
+struct Int8Forward {
+    dnnl::convolution_forward::primitive_desc pd;
+    dnnl::convolution_forward primitive;
+    dnnl::reorder quantize_src;  // the caller's float32 input to the primitive's int8 one
+    int64_t src_floats, dst_copy, scratch;
+};
+
+std::shared_ptr<Int8Forward> forward_for(const ConvGeometry& g, int64_t N, const ActivationSpec& act,
+                                         Layouts layouts, Int8Input in, const float* output_scales) {
+    return cached<Int8Forward, Int8Key, Int8KeyHash>(key_of(g, N, act, layouts, in, output_scales), [&] {
+        const Window w = window(g);
+        const auto src_type = in.is_unsigned ? memory::data_type::u8 : memory::data_type::s8;
+        const memory::desc src(dims4(N, g.C, g.H, g.W), src_type, tag::nhwc),
+            dst(dims4(N, g.OC, g.OH, g.OW), f32, tag::nhwc);
+        const dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference,
+                                                dnnl::algorithm::convolution_direct, src,
+                                                any_desc(weight_dims(g), memory::data_type::s8), plain_bias(g),
+                                                dst, w.strides, w.dilates, w.pad_l, w.pad_r);
+        dnnl::primitive_attr attr = user_scratchpad();
+        attr.set_output_scales(1 << 1, output_scales
+                                           ? std::vector<float>(output_scales, output_scales + g.OC)
+                                           : std::vector<float>(static_cast<size_t>(g.OC), 1.0f));
+        if (fusable(act)) attr.set_post_ops(post_ops_of(act));
+        dnnl::convolution_forward::primitive_desc pd(d, attr, cpu_engine());
+        dnnl::primitive_attr quantize;
+        quantize.set_output_scales(0, {1.0f / in.scale});
+        const memory::desc user = user_src(g, N, layouts.input);
+        dnnl::reorder::primitive_desc to_int8(cpu_engine(), user, cpu_engine(), pd.src_desc(), quantize);
+        return Int8Forward{pd, dnnl::convolution_forward(pd), dnnl::reorder(to_int8),
+                           floats_of(pd.src_desc()),
+                           pd.dst_desc() == user_dst(g, N, layouts.output) ? 0 : floats_of(pd.dst_desc()),
+                           floats_of(pd.scratchpad_desc())};
+    });
+}
+
+memory::desc plain_int8_weights(const ConvGeometry& g) {
+    return {weight_dims(g), memory::data_type::s8, g.G == 1 ? tag::oihw : tag::goihw};
+}
+
+// The prepared region: output scales, bias, the int8 weights as (OC, C/G, KH, KW), then as the
+// primitive for the prepared batch's chunk reads them (blocked_floats of them).
+struct PreparedLayout {
+    int64_t bias, plain, blocked;
+};
+PreparedLayout prepared_layout(const ConvGeometry& g) {
+    const int64_t bias = aligned(g.OC), plain = bias + aligned(g.OC);
+    return {bias, plain, plain + int8_floats(g.OC * g.patch())};
+}
+int64_t blocked_floats(const Int8Forward& f) {
+    return int8_floats(static_cast<int64_t>(f.pd.weights_desc().get_size()));
+}
+
+}  // namespace
+
+int64_t conv2d_int8_prepared_floats(const ConvGeometry& g, int64_t N, const ActivationSpec& act,
+                                    Layouts layouts, Int8Input in) {
+    return prepared_layout(g).blocked +
+           blocked_floats(*forward_for(g, chunk_images(g, N), act, layouts, in, nullptr));
+}
+
+void conv2d_int8_prepare(const ConvGeometry& g, int64_t N, const ActivationSpec& act, Layouts layouts,
+                         Int8Input in, const float* w, const float* b, const float* scale, const float* shift,
+                         float* prepared) {
+    const PreparedLayout p = prepared_layout(g);
+    const int64_t patch = g.patch();
+    // scale·(w * x + b) + shift: each filter's weights times its channel's scale, a new bias.
+    std::vector<float> folded(w, w + g.OC * patch), bias(static_cast<size_t>(g.OC));
+    for (int64_t oc = 0; oc < g.OC; ++oc) {
+        const float s = scale ? scale[oc] : 1.0f;
+        for (int64_t k = 0; k < patch; ++k) folded[static_cast<size_t>(oc * patch + k)] *= s;
+        bias[static_cast<size_t>(oc)] = (b ? b[oc] : 0.0f) * s + (shift ? shift[oc] : 0.0f);
+    }
+    float* output_scales = prepared;
+    std::vector<float> weight_scales(static_cast<size_t>(g.OC));
+    int8_row_scales(folded.data(), g.OC, patch, weight_scales.data());
+    auto* plain = reinterpret_cast<int8_t*>(prepared + p.plain);
+    quantize_rows(folded.data(), g.OC, patch, weight_scales.data(), plain);
+    for (int64_t oc = 0; oc < g.OC; ++oc) {
+        output_scales[oc] = in.scale * weight_scales[static_cast<size_t>(oc)];
+        // oneDNN scales the bias with the sums: (Σ q_x·q_w + bias) · output scale.
+        prepared[p.bias + oc] = bias[static_cast<size_t>(oc)] / output_scales[oc];
+    }
+    const auto f = forward_for(g, chunk_images(g, N), act, layouts, in, output_scales);
+    memory from(plain_int8_weights(g), cpu_engine(), plain), to(f->pd.weights_desc(), cpu_engine(),
+                                                                prepared + p.blocked);
+    dnnl::reorder(from, to).execute(cpu_stream(), from, to);  // computes the s8 input's compensation too
+    cpu_stream().wait();
+}
+
+int64_t conv2d_int8_workspace(const ConvGeometry& g, int64_t N, const ActivationSpec& act, Layouts layouts,
+                              Int8Input in) {
+    int64_t per_chunk = 0;
+    for (int64_t n : {chunk_images(g, N), N % chunk_images(g, N)}) {
+        if (n == 0) continue;
+        const auto f = forward_for(g, n, act, layouts, in, nullptr);
+        per_chunk = std::max(per_chunk, aligned(f->src_floats) + aligned(f->dst_copy) + aligned(f->scratch));
+    }
+    // A chunk whose primitive reads the weights in another order gets them reordered first.
+    return blocked_floats(*forward_for(g, chunk_images(g, N), act, layouts, in, nullptr)) + per_chunk;
+}
+
+void conv2d_int8_forward(const ConvGeometry& g, int64_t N, const float* x, const ActivationSpec& act, float* y,
+                         float* workspace, Layouts layouts, Int8Input in, const float* prepared,
+                         int64_t prepared_batch) {
+    if (act.kind == Activation::softmax && layouts.output != Layout::nchw)
+        throw ShapeError("conv: a softmax over channels needs the (N, C, H, W) layout");
+    const PreparedLayout p = prepared_layout(g);
+    const float* output_scales = prepared;
+    const auto at_prepared = forward_for(g, chunk_images(g, prepared_batch), act, layouts, in, output_scales);
+    const int64_t chunk = chunk_images(g, N), image = g.C * g.H * g.W, out_image = g.OC * g.OH * g.OW;
+    const memory bias(plain_bias(g), cpu_engine(), const_cast<float*>(prepared + p.bias));
+    for (int64_t n0 = 0; n0 < N; n0 += chunk) {
+        const int64_t n = std::min(chunk, N - n0);
+        const auto f = forward_for(g, n, act, layouts, in, output_scales);
+        Carver carve(workspace);
+        float* weights_copy = carve.take(blocked_floats(*at_prepared));
+        memory wei(f->pd.weights_desc(), cpu_engine(), const_cast<float*>(prepared + p.blocked));
+        if (f->pd.weights_desc() != at_prepared->pd.weights_desc()) {
+            memory plain(plain_int8_weights(g), cpu_engine(), const_cast<float*>(prepared + p.plain));
+            wei = memory(f->pd.weights_desc(), cpu_engine(), weights_copy);
+            dnnl::reorder(plain, wei).execute(cpu_stream(), plain, wei);
+        }
+        memory user_x(user_src(g, n, layouts.input), cpu_engine(), const_cast<float*>(x + n0 * image));
+        memory src(f->pd.src_desc(), cpu_engine(), carve.take(f->src_floats));
+        f->quantize_src.execute(cpu_stream(), user_x, src);
+        float* out = y + n0 * out_image;
+        memory dst(f->pd.dst_desc(), cpu_engine(), f->dst_copy == 0 ? out : carve.take(f->dst_copy));
+        memory scratch(f->pd.scratchpad_desc(), cpu_engine(), carve.take(f->scratch));
+        f->primitive.execute(cpu_stream(), {{DNNL_ARG_SRC, src},
+                                            {DNNL_ARG_WEIGHTS, wei},
+                                            {DNNL_ARG_BIAS, bias},
+                                            {DNNL_ARG_DST, dst},
+                                            {DNNL_ARG_SCRATCHPAD, scratch}});
+        if (f->dst_copy != 0) {
+            memory user(user_dst(g, n, layouts.output), cpu_engine(), out);
+            dnnl::reorder(dst, user).execute(cpu_stream(), dst, user);
+        }
+    }
+    cpu_stream().wait();
+    if (act.kind == Activation::softmax) softmax_forward(y, N, g.OC, g.positions());
+}
+
+}  // namespace lenz::cpu

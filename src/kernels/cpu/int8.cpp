@@ -1,0 +1,31 @@
+#include "kernels/cpu/int8.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace lenz::cpu {
+
+Int8Input int8_input(float min, float max) {
+    const bool is_unsigned = min >= 0.0f;
+    const float largest = std::max(std::fabs(min), std::fabs(max));
+    if (!(largest > 0.0f) || !std::isfinite(largest)) return {1.0f, is_unsigned};
+    return {largest / (is_unsigned ? 255.0f : 127.0f), is_unsigned};
+}
+
+void int8_row_scales(const float* w, int64_t rows, int64_t cols, float* scales) {
+    for (int64_t r = 0; r < rows; ++r) {
+        float largest = 0.0f;
+        for (int64_t c = 0; c < cols; ++c) largest = std::max(largest, std::fabs(w[r * cols + c]));
+        scales[r] = largest > 0.0f ? largest / 127.0f : 1.0f;
+    }
+}
+
+void quantize_rows(const float* w, int64_t rows, int64_t cols, const float* scales, int8_t* q) {
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) {
+            const float v = std::nearbyint(w[r * cols + c] / scales[r]);
+            q[r * cols + c] = static_cast<int8_t>(std::clamp(v, -127.0f, 127.0f));
+        }
+}
+
+}  // namespace lenz::cpu

@@ -1,0 +1,28 @@
+// The int8 arithmetic that convolutions and dense layers share: symmetric quantisation, one scale
+// per input tensor (from the range calibration saw) and one per output channel of the weights.
+// x ≈ scale · q, q = round(x / scale), clamped to the type's range.
+#pragma once
+#include <cstdint>
+
+namespace lenz::cpu {
+
+// How a layer's float32 input becomes int8: in u8 where calibration never saw it negative (after a
+// ReLU, which doubles the resolution), in s8 otherwise.
+struct Int8Input {
+    float scale = 1;
+    bool is_unsigned = false;
+};
+// The input quantisation for values calibration saw within [min, max].
+Int8Input int8_input(float min, float max);
+
+// Per row (output channel) of a (rows, cols) matrix: scale = max |w| / 127 (1 for a row of zeros).
+void int8_row_scales(const float* w, int64_t rows, int64_t cols, float* scales);
+// q = round(w / scale) per row, to the nearest even on ties, within [-127, 127].
+void quantize_rows(const float* w, int64_t rows, int64_t cols, const float* scales, int8_t* q);
+
+// Bytes as whole floats on a 64-byte boundary, as the prepared and workspace regions are carved.
+inline int64_t int8_floats(int64_t bytes) {
+    return ((bytes + 3) / 4 + 15) / 16 * 16;
+}
+
+}  // namespace lenz::cpu
