@@ -3,10 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 #include <vector>
 
+#include "kernels/cpu/conv2d_int8.h"
 #include "kernels/reference/conv2d.h"
 #include "layers/window.h"
 #include "lenz/error.h"
@@ -296,6 +298,132 @@ TEST(Conv2dKernel, Bf16KeepsToItsRoundingBoundOrIsRefused) {
     check_bf16({2, 16, 11, 9, 32, 3, 3, 2, 1, same, 2, {}, 4, 2});              // grouped, dilated
     check_bf16({40, 24, 12, 12, 16, 3, 3, 1, 1, same, 2, {nhwc, nhwc}});        // several chunks
     set_threads(0);
+}
+
+// int8: with x and w rounded to int8 as the kernel rounds them (x per tensor, w per filter after the
+// folded map), Σ q_x·q_w is exact in int32, so the kernel must give the reference convolution of
+// the rounded operands, scaled back, to float32 rounding; a wrong scale, bias, compensation or
+// layout is off by far more.
+namespace int8 {
+
+// x rounded to `in`: clamped to u8 or s8 and read back.
+std::vector<float> rounded_input(const std::vector<float>& x, cpu::Int8Input in) {
+    std::vector<float> r(x.size());
+    for (size_t i = 0; i < x.size(); ++i)
+        r[i] = std::clamp(std::nearbyint(x[i] / in.scale), in.is_unsigned ? 0.0f : -128.0f,
+                          in.is_unsigned ? 255.0f : 127.0f) *
+               in.scale;
+    return r;
+}
+
+struct Int8Case {
+    Case shape;
+    bool is_unsigned;  // the input never negative (after a ReLU)
+    bool fold;         // a per-channel map (a batch norm) folded in
+    ActivationSpec act;
+    int64_t prepared_batch;  // at least shape.N: a runner made for more images than this call runs
+};
+
+void check(const Int8Case& k) {
+    const Case& c = k.shape;
+    set_threads(c.threads);
+    auto [g, x, w, b, dy] = operands_for(c, 7);
+    if (k.is_unsigned)
+        for (float& v : x) v = std::abs(v);
+    Rng rng(3);
+    std::vector<float> scale(static_cast<size_t>(c.OC)), shift(scale.size());
+    for (size_t i = 0; i < scale.size(); ++i) {
+        scale[i] = rng.uniform(-2.0f, 2.0f);
+        shift[i] = rng.uniform(-1.0f, 1.0f);
+    }
+    const cpu::Int8Input in = cpu::int8_input(k.is_unsigned ? 0.0f : -1.0f, 1.0f);
+
+    // The reference: the folded weights and bias, rounded as the kernel rounds them.
+    std::vector<float> folded(w), bias(b);
+    for (int64_t oc = 0; oc < c.OC; ++oc) {
+        const float s = k.fold ? scale[static_cast<size_t>(oc)] : 1.0f;
+        for (int64_t i = 0; i < g.patch(); ++i) folded[static_cast<size_t>(oc * g.patch() + i)] *= s;
+        bias[static_cast<size_t>(oc)] = b[static_cast<size_t>(oc)] * s + (k.fold ? shift[static_cast<size_t>(oc)] : 0);
+    }
+    std::vector<float> row_scales(static_cast<size_t>(c.OC));
+    std::vector<int8_t> q(folded.size());
+    cpu::int8_row_scales(folded.data(), c.OC, g.patch(), row_scales.data(), cpu::int8_weight_levels());
+    cpu::quantize_rows(folded.data(), c.OC, g.patch(), row_scales.data(), q.data());
+    std::vector<float> w_rounded(q.size()), magnitude_w(q.size());
+    for (size_t i = 0; i < q.size(); ++i) {
+        w_rounded[i] = q[i] * row_scales[i / static_cast<size_t>(g.patch())];
+        magnitude_w[i] = std::abs(w_rounded[i]);
+    }
+    const std::vector<float> x_rounded = rounded_input(x, in);
+    std::vector<float> magnitude_x(x_rounded);
+    for (float& v : magnitude_x) v = std::abs(v);
+    const int64_t out_positions = g.positions(), y_size = c.N * c.OC * out_positions;
+    std::vector<float> y_ref(static_cast<size_t>(y_size)), magnitudes(y_ref.size());
+    reference::conv2d_forward(g, c.N, x_rounded.data(), w_rounded.data(), bias.data(), y_ref.data());
+    reference::conv2d_forward(g, c.N, magnitude_x.data(), magnitude_w.data(), nullptr, magnitudes.data());
+    if (k.act.kind == Activation::relu)
+        for (float& v : y_ref) v = std::max(v, 0.0f);
+    // Without VNNI, oneDNN halves the weights of an s8 input once more (rounded; its remedy for the
+    // same int16 saturation), so each weight may be off by one more of its filter's steps: the
+    // output by up to that step times Σ|x| over the filter's window.
+    const bool halved = !k.is_unsigned && cpu::int8_weight_levels() < 127;
+    std::vector<float> window_sums(y_ref.size()), ones(w.size(), 1.0f);
+    if (halved) reference::conv2d_forward(g, c.N, magnitude_x.data(), ones.data(), nullptr, window_sums.data());
+
+    std::vector<float> prepared(static_cast<size_t>(
+        cpu::conv2d_int8_prepared_floats(g, k.prepared_batch, k.act, c.layouts, in)));
+    cpu::conv2d_int8_prepare(g, k.prepared_batch, k.act, c.layouts, in, w.data(), b.data(),
+                             k.fold ? scale.data() : nullptr, k.fold ? shift.data() : nullptr, prepared.data());
+    std::vector<float> ws(static_cast<size_t>(cpu::conv2d_int8_workspace(g, k.prepared_batch, k.act, c.layouts, in)));
+    std::vector<float> y(static_cast<size_t>(y_size), 123.0f);
+    const auto x_held = as_held(x, c.layouts.input, c.N, c.C, c.H * c.W);
+    cpu::conv2d_int8_forward(g, c.N, x_held.data(), k.act, y.data(), ws.data(), c.layouts, in, prepared.data(),
+                             k.prepared_batch);
+    const auto got = as_nchw(y, c.layouts.output, c.N, c.OC, out_positions);
+    for (size_t i = 0; i < got.size(); ++i)
+        ASSERT_NEAR(got[i], y_ref[i],
+                    1e-5f * (1.0f + magnitudes[i]) +
+                        (halved ? row_scales[i / static_cast<size_t>(out_positions) % static_cast<size_t>(c.OC)] *
+                                      window_sums[i]
+                                : 0.0f))
+            << "int8 forward differs first at index " << i << " for " << describe(c)
+            << (k.is_unsigned ? " u8" : " s8") << (k.fold ? " folded" : "");
+}
+
+}  // namespace int8
+
+TEST(Conv2dKernel, Int8IsTheConvolutionOfTheRoundedOperands) {
+    const Padding same{PaddingMode::same}, valid{PaddingMode::valid};
+    const Layouts nchw{}, nhwc{Layout::nhwc, Layout::nhwc}, to_nchw{Layout::nhwc, Layout::nchw};
+    const ActivationSpec relu{Activation::relu}, none{};
+    const std::vector<int8::Int8Case> cases{
+        {{3, 16, 9, 9, 24, 3, 3, 1, 1, same, 2, nchw}, true, false, relu, 3},
+        {{2, 16, 9, 7, 24, 3, 3, 2, 2, valid, 1, nhwc}, false, false, none, 2},
+        {{2, 1, 12, 12, 8, 3, 3, 1, 1, same, 2, nchw}, false, true, relu, 4},          // a first layer
+        {{2, 16, 8, 8, 16, 3, 3, 1, 1, same, 2, nhwc, 16}, true, true, relu, 2},       // depthwise
+        {{2, 16, 10, 10, 8, 3, 3, 1, 1, same, 2, to_nchw, 4, 2}, false, true, none, 2},  // grouped, dilated
+        {{2, 24, 7, 7, 40, 1, 1, 1, 1, valid, 2, nhwc}, true, true, none, 5},          // 1x1, batch below the runner's
+        {{18, 32, 64, 64, 8, 3, 3, 1, 1, same, 2, nhwc}, true, false, relu, 18},      // two chunks of images
+    };
+    for (const auto& k : cases) int8::check(k);
+}
+
+TEST(Conv2dKernel, Int8InputScalesFollowTheCalibratedRange) {
+    const cpu::Int8Input after_relu = cpu::int8_input(0.0f, 5.1f), signed_in = cpu::int8_input(-2.54f, 1.0f);
+    EXPECT_TRUE(after_relu.is_unsigned);
+    EXPECT_FLOAT_EQ(after_relu.scale, 5.1f / 255);
+    EXPECT_FALSE(signed_in.is_unsigned);
+    EXPECT_FLOAT_EQ(signed_in.scale, 2.54f / 127);
+    EXPECT_FLOAT_EQ(cpu::int8_input(0.0f, 0.0f).scale, 1.0f) << "a value that is always 0";
+    float scales[2];
+    const float w[6] = {0.5f, -1.27f, 0.0f, 0.0f, 0.0f, 0.0f};
+    int8_t q[6];
+    cpu::int8_row_scales(w, 2, 3, scales);
+    cpu::quantize_rows(w, 2, 3, scales, q);
+    EXPECT_FLOAT_EQ(scales[0], 0.01f);
+    EXPECT_EQ(q[0], 50);
+    EXPECT_EQ(q[1], -127);
+    EXPECT_FLOAT_EQ(scales[1], 1.0f) << "a filter of zeros";
 }
 
 }  // namespace

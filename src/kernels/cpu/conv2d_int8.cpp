@@ -116,7 +116,7 @@ void conv2d_int8_prepare(const ConvGeometry& g, int64_t N, const ActivationSpec&
     }
     float* output_scales = prepared;
     std::vector<float> weight_scales(static_cast<size_t>(g.OC));
-    int8_row_scales(folded.data(), g.OC, patch, weight_scales.data());
+    int8_row_scales(folded.data(), g.OC, patch, weight_scales.data(), int8_weight_levels());
     auto* plain = reinterpret_cast<int8_t*>(prepared + p.plain);
     quantize_rows(folded.data(), g.OC, patch, weight_scales.data(), plain);
     for (int64_t oc = 0; oc < g.OC; ++oc) {

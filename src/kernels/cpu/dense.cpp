@@ -113,7 +113,7 @@ int64_t dense_int8_prepared_floats(int64_t I, int64_t U) {
 void dense_int8_prepare(int64_t I, int64_t U, Int8Input in, const float* w, const float* b, float* prepared) {
     const Int8Prepared p = int8_prepared(I, U);
     std::vector<float> weight_scales(static_cast<size_t>(U));
-    int8_row_scales(w, U, I, weight_scales.data());
+    int8_row_scales(w, U, I, weight_scales.data(), int8_weight_levels());
     quantize_rows(w, U, I, weight_scales.data(), reinterpret_cast<int8_t*>(prepared + p.weights));
     for (int64_t u = 0; u < U; ++u) {
         prepared[u] = in.scale * weight_scales[static_cast<size_t>(u)];

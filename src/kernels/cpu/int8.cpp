@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <dnnl.hpp>
 
 namespace lenz::cpu {
 
@@ -12,11 +13,20 @@ Int8Input int8_input(float min, float max) {
     return {largest / (is_unsigned ? 255.0f : 127.0f), is_unsigned};
 }
 
-void int8_row_scales(const float* w, int64_t rows, int64_t cols, float* scales) {
+int int8_weight_levels() {
+    const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+    const bool vnni = (isa & static_cast<unsigned>(dnnl::cpu_isa::avx512_core_vnni)) ==
+                          static_cast<unsigned>(dnnl::cpu_isa::avx512_core_vnni) ||
+                      (isa & static_cast<unsigned>(dnnl::cpu_isa::avx2_vnni)) ==
+                          static_cast<unsigned>(dnnl::cpu_isa::avx2_vnni);
+    return vnni ? 127 : 63;
+}
+
+void int8_row_scales(const float* w, int64_t rows, int64_t cols, float* scales, int levels) {
     for (int64_t r = 0; r < rows; ++r) {
         float largest = 0.0f;
         for (int64_t c = 0; c < cols; ++c) largest = std::max(largest, std::fabs(w[r * cols + c]));
-        scales[r] = largest > 0.0f ? largest / 127.0f : 1.0f;
+        scales[r] = largest > 0.0f ? largest / static_cast<float>(levels) : 1.0f;
     }
 }
 

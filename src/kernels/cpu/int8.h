@@ -15,8 +15,12 @@ struct Int8Input {
 // The input quantisation for values calibration saw within [min, max].
 Int8Input int8_input(float min, float max);
 
-// Per row (output channel) of a (rows, cols) matrix: scale = max |w| / 127 (1 for a row of zeros).
-void int8_row_scales(const float* w, int64_t rows, int64_t cols, float* scales);
+// Per row (output channel) of a (rows, cols) matrix: scale = max |w| / levels (1 for a row of zeros).
+void int8_row_scales(const float* w, int64_t rows, int64_t cols, float* scales, int levels = 127);
+// The weight levels the kernels use on this CPU: 127, or 63 where it lacks VNNI. Without VNNI,
+// oneDNN multiplies u8 by s8 with an instruction that adds pairs of products in int16, which
+// saturates past 255·127·2 > 32767; 7-bit weights keep every pair within it (oneDNN's advice).
+int int8_weight_levels();
 // q = round(w / scale) per row, to the nearest even on ties, within [-127, 127].
 void quantize_rows(const float* w, int64_t rows, int64_t cols, const float* scales, int8_t* q);
 
