@@ -13,6 +13,7 @@
 #include <fstream>
 
 #include "lenz/error.h"
+#include "lenz/quantize.h"
 
 namespace lenz {
 namespace {
@@ -273,6 +274,77 @@ TEST(Checkpoint, AModelLargerThanTheFileIsRefusedBeforeAllocating) {
     } catch (const FormatError& e) {
         EXPECT_NE(std::string(e.what()).find("parameters"), std::string::npos) << e.what();
     }
+}
+
+// A quantised model: int8 weights with their scales, and the calibrated ranges, read back to the
+// same model; a file that lies about them is refused in one line.
+Model quantised_small_model() {
+    Model m = small_model();
+    std::vector<float> images(16 * 72);
+    for (size_t i = 0; i < images.size(); ++i) images[i] = static_cast<float>(i % 13) / 6.5f - 1.0f;
+    std::vector<ValueRange> ranges = calibrate(m, images.data(), 16);
+    round_weights_to_int8(m);
+    m.set_value_ranges(std::move(ranges));
+    return m;
+}
+
+TEST(Checkpoint, QuantisedModelRoundTripsInOneBytePerWeight) {
+    TempDir dir;
+    Model m = quantised_small_model();
+    write_checkpoint(dir.file("q.safetensors"), m, small_info(), nullptr);
+    const CheckpointFile file = read_checkpoint(dir.file("q.safetensors"));
+    EXPECT_EQ(file.meta("precision"), "int8");
+    EXPECT_TRUE(file.tensors.at("1.conv.weight").int8);
+    EXPECT_TRUE(file.tensors.at("4.dense.weight").int8);
+    EXPECT_FALSE(file.tensors.at("1.conv.bias").int8);
+    EXPECT_EQ(file.tensors.at("4.dense.weight").end - file.tensors.at("4.dense.weight").begin, 4 * 48)
+        << "one byte per weight";
+    EXPECT_EQ(file.tensors.at("calibration.ranges").shape, (std::vector<int64_t>{5, 2}));
+
+    LoadedModel back = load_model(file);
+    ASSERT_TRUE(back.model.calibrated());
+    for (size_t v = 0; v < m.value_ranges().size(); ++v) {
+        EXPECT_EQ(back.model.value_ranges()[v].min, m.value_ranges()[v].min);
+        EXPECT_EQ(back.model.value_ranges()[v].max, m.value_ranges()[v].max);
+    }
+    auto original = m.named_params(), loaded = back.model.named_params();
+    ASSERT_EQ(original.size(), loaded.size());
+    for (size_t i = 0; i < original.size(); ++i)
+        for (int64_t k = 0; k < original[i].ref.value->size(); ++k)
+            ASSERT_EQ((*original[i].ref.value)[k], (*loaded[i].ref.value)[k]) << original[i].name << "[" << k << "]";
+}
+
+TEST(Checkpoint, QuantisedFileThatLiesIsRefused) {
+    TempDir dir;
+    Model m = quantised_small_model();
+    write_checkpoint(dir.file("q.safetensors"), m, small_info(), nullptr);
+    const std::string good = bytes_of(dir.file("q.safetensors"));
+    const auto expect_refused = [&](std::string bytes, const std::string& from, const std::string& to,
+                                    const std::string& message) {
+        const size_t at = bytes.find(from);
+        ASSERT_NE(at, std::string::npos) << from;
+        bytes.replace(at, from.size(), to);  // the same length: the header's size stays right
+        ASSERT_EQ(from.size(), to.size());
+        write_bytes(dir.file("bad.safetensors"), bytes);
+        try {
+            load_model(dir.file("bad.safetensors"));
+            FAIL() << "loaded a file with " << to;
+        } catch (const FormatError& e) {
+            EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+        }
+    };
+    // The scales of the dense weights, renamed away.
+    expect_refused(good, "\"4.dense.weight.scale\"", "\"4.dense.weight.scalf\"", "needs a float32 '4.dense.weight.scale'");
+    expect_refused(good, "\"I8\"", "\"I7\"", "expected \"F32\" or \"I8\"");
+    // A range whose minimum lies above its maximum.
+    std::string bytes = good;
+    const int64_t header = static_cast<unsigned char>(bytes[0]) | static_cast<unsigned char>(bytes[1]) << 8 |
+                           static_cast<unsigned char>(bytes[2]) << 16;
+    const CheckpointFile file = read_checkpoint(dir.file("q.safetensors"));
+    const float inverted[2] = {1.0f, -1.0f};
+    std::memcpy(bytes.data() + 8 + header + file.tensors.at("calibration.ranges").begin, inverted, sizeof inverted);
+    write_bytes(dir.file("bad.safetensors"), bytes);
+    EXPECT_THROW(load_model(dir.file("bad.safetensors")), FormatError);
 }
 
 }  // namespace

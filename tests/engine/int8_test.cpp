@@ -1,0 +1,121 @@
+// int8 inference of whole models: calibration, the runner on a graph with folded batch norms, and
+// the refusals (no calibration, training).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "lenz/buffer.h"
+#include "lenz/engine.h"
+#include "lenz/error.h"
+#include "lenz/layers.h"
+#include "lenz/quantize.h"
+#include "lenz/random.h"
+
+namespace lenz {
+namespace {
+
+// Convolutions with batch norms folded in, a depthwise convolution, a residual add, pooling and
+// dense layers: every way a value reaches an int8 layer.
+constexpr const char* kModel = R"(input 16x16x3
+conv 16 3x3 padding=same nobias
+batchnorm
+relu name=stem
+conv 16 3x3 padding=same groups=16
+batchnorm
+relu
+conv 16 1x1 name=branch
+add stem branch relu
+maxpool 2
+conv 24 3x3 stride=2 padding=same tanh
+globalavgpool
+dense 32 relu
+dense 10
+)";
+
+std::vector<float> random_images(int64_t count, int64_t elements, uint64_t seed) {
+    Rng rng(seed);
+    std::vector<float> v(static_cast<size_t>(count * elements));
+    for (float& f : v) f = rng.uniform(-2.0f, 2.0f);
+    return v;
+}
+
+Model trained_looking_model() {
+    Model m = parse_model(kModel, "int8.lenz");
+    m.init_params(5);
+    // Batch norms with statistics that are not the defaults, so a wrong fold shows.
+    Rng rng(9);
+    for (Model::NamedParam& p : m.named_params())
+        if (p.ref.name == "running_var" || (p.ref.name == "weight" && p.name.find("batchnorm") != std::string::npos))
+            for (int64_t k = 0; k < p.ref.value->size(); ++k) (*p.ref.value)[k] = rng.uniform(0.5f, 2.0f);
+        else if (p.ref.name == "running_mean" || p.ref.name == "bias")
+            for (int64_t k = 0; k < p.ref.value->size(); ++k) (*p.ref.value)[k] = rng.uniform(-0.3f, 0.3f);
+    return m;
+}
+
+TEST(Int8, CalibrationRecordsTheRangeOfEveryHeldValue) {
+    Model m = trained_looking_model();
+    const auto images = random_images(40, m.input_shape().elements(), 1);
+    const std::vector<ValueRange> ranges = calibrate(m, images.data(), 40, 16);
+    ASSERT_EQ(static_cast<int64_t>(ranges.size()), m.size() + 1);
+    EXPECT_EQ(ranges[0].min, *std::min_element(images.begin(), images.end()));
+    EXPECT_EQ(ranges[0].max, *std::max_element(images.begin(), images.end()));
+    EXPECT_EQ(ranges[3].min, 0.0f) << "the stem after its ReLU";
+    EXPECT_GT(ranges[3].max, 0.0f);
+    EXPECT_EQ(ranges[1].min, 0.0f) << "the first convolution's own output is folded away: never held";
+    EXPECT_EQ(ranges[1].max, 0.0f);
+    EXPECT_GE(ranges[11].min, -1.0f) << "after tanh";
+    EXPECT_LE(ranges[11].max, 1.0f);
+    EXPECT_LT(ranges[11].min, 0.0f);
+}
+
+TEST(Int8, QuantisedModelGivesTheFloatAnswerWithinInt8Rounding) {
+    Model m = trained_looking_model();
+    const int64_t image = m.input_shape().elements(), N = 24;
+    const auto calibration = random_images(64, image, 2), test = random_images(N, image, 3);
+    m.set_value_ranges(calibrate(m, calibration.data(), 64));
+    round_weights_to_int8(m);
+    std::vector<float> want(static_cast<size_t>(N * 10)), got(want.size());
+    {
+        Inference f32(m, N);
+        const float* y = f32.run(test.data(), N);
+        std::copy(y, y + want.size(), want.begin());
+    }
+    const int64_t before = buffer_bytes_live();
+    Inference int8(m, N, Precision::int8);
+    const InferencePlan plan = plan_inference(m, N, Precision::int8);
+    EXPECT_EQ(buffer_bytes_live() - before, plan.bytes() - 4 * plan.param_floats)
+        << "the runner allocates what the int8 plan says, beside the model's own weights";
+    const float* y = int8.run(test.data(), N);
+    std::copy(y, y + got.size(), got.begin());
+    float largest = 0, worst = 0;
+    for (size_t i = 0; i < want.size(); ++i) {
+        largest = std::max(largest, std::abs(want[i]));
+        worst = std::max(worst, std::abs(want[i] - got[i]));
+    }
+    EXPECT_LT(worst, 0.05f * largest) << "largest output " << largest;
+    EXPECT_GT(worst, 0.0f) << "int8 really ran";
+    // A smaller batch on the same runner gives the same rows.
+    const float* first = int8.run(test.data(), 3);
+    for (size_t i = 0; i < 30; ++i) EXPECT_EQ(first[i], got[i]) << i;
+}
+
+TEST(Int8, RefusesAModelNeverCalibratedAndTraining) {
+    Model m = trained_looking_model();
+    try {
+        Inference int8(m, 2, Precision::int8);
+        FAIL() << "ran int8 without ranges";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("lenz quantize"), std::string::npos) << e.what();
+    }
+    const auto images = random_images(4, m.input_shape().elements(), 4);
+    m.set_value_ranges(calibrate(m, images.data(), 4));
+    EXPECT_THROW(TrainingStep(m, 2, Precision::int8), Error);
+    EXPECT_THROW(m.set_value_ranges({{0, 1}}), ShapeError) << "one range per value";
+    m.replace_layer(m.size() - 1, make_dense({5, {}, true}));
+    EXPECT_FALSE(m.calibrated()) << "a new head has no ranges";
+}
+
+}  // namespace
+}  // namespace lenz
