@@ -93,5 +93,56 @@ TEST(PrecisionCli, Bf16WithoutTheInstructionsIsOneLineSayingWhatTheCpuHas) {
     EXPECT_NE(r.out.find("--dtype"), std::string::npos) << r.out;
 }
 
+// int8: lenz quantize writes a checkpoint of one byte per weight that keeps the accuracy, and the
+// inference commands run it in int8 by themselves; a model never quantised is refused in one line.
+TEST(PrecisionCli, QuantizeThenEvalPredictAndBenchInInt8) {
+    if (!fs::exists("/usr/share/datasets/fashion-mnist"))
+        GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+    const fs::path dir = temp_path("int8");
+    const std::string checkpoint = (dir / "model.safetensors").string(), quantised = (dir / "q.safetensors").string();
+    const CommandResult t = run_lenz("train " + kFashion + " --epochs 1 --limit-train 4096 --limit-test 500 " +
+                                     "--no-report --out " + dir.string());
+    ASSERT_EQ(t.status, 0) << t.out;
+
+    const CommandResult q = run_lenz("quantize " + checkpoint + " --data fashion-mnist --images 256 --out " +
+                                     quantised + " --json");
+    ASSERT_EQ(q.status, 0) << q.out;
+    const auto report = nlohmann::json::parse(q.out);
+    EXPECT_EQ(report["int8_layers"], 4);
+    EXPECT_EQ(report["calibration_images"], 256);
+    const double f32 = report["float32_accuracy"], i8 = report["int8_accuracy"];
+    EXPECT_GT(f32, 0.7);
+    EXPECT_NEAR(i8, f32, 0.01) << "int8 keeps the accuracy";
+    EXPECT_LT(fs::file_size(quantised), fs::file_size(checkpoint) / 3) << "one byte per weight";
+
+    const CommandResult e = run_lenz("eval " + quantised + " --data fashion-mnist --json");
+    ASSERT_EQ(e.status, 0) << e.out;
+    EXPECT_DOUBLE_EQ(nlohmann::json::parse(e.out)["accuracy"].get<double>(), i8) << "eval runs it in int8 by itself";
+    const CommandResult e32 = run_lenz("eval " + quantised + " --data fashion-mnist --dtype float32 --json");
+    ASSERT_EQ(e32.status, 0) << e32.out;
+    EXPECT_NEAR(nlohmann::json::parse(e32.out)["accuracy"].get<double>(), i8, 0.01);
+
+    const std::string png = (dir / "sample.png").string();
+    ASSERT_EQ(run_lenz("sample --index 3 --out " + png).status, 0);
+    const CommandResult p = run_lenz("predict " + quantised + " " + png + " --json");
+    ASSERT_EQ(p.status, 0) << p.out;
+    EXPECT_EQ(nlohmann::json::parse(p.out)[0]["predictions"].size(), 3u);
+
+    const CommandResult b = run_lenz("bench " + quantised + " --batch 8 --repeats 3 --json");
+    ASSERT_EQ(b.status, 0) << b.out;
+    EXPECT_EQ(nlohmann::json::parse(b.out)["dtype"], "int8");
+    const CommandResult named = run_lenz("bench fmnist-latency --dtype int8 --repeats 3 --json");
+    ASSERT_EQ(named.status, 0) << named.out;
+    EXPECT_EQ(nlohmann::json::parse(named.out)["dtype"], "int8");
+
+    const CommandResult refused = run_lenz("eval " + checkpoint + " --data fashion-mnist --dtype int8");
+    EXPECT_EQ(refused.status, 1) << refused.out;
+    EXPECT_EQ(std::count(refused.out.begin(), refused.out.end(), '\n'), 1) << refused.out;
+    EXPECT_NE(refused.out.find("lenz quantize"), std::string::npos) << refused.out;
+    EXPECT_EQ(run_lenz("bench fmnist-train --dtype int8").status, 2) << "int8 is for inference";
+    EXPECT_EQ(run_lenz("train " + kFashion + " --dtype int8 --epochs 1 --out " + dir.string()).status, 2);
+    fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace lenz
