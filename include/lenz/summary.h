@@ -12,7 +12,7 @@ namespace lenz {
 
 struct SummaryOptions {
     int64_t batch = 1;
-    int64_t dtype_bytes = 4;  // textbook figures; the engine itself runs float32
+    int64_t dtype_bytes = 4;  // textbook figures; the engine plans follow where the engine runs the dtype
     std::string dtype = "float32";
     OptimizerKind optimizer = OptimizerKind::adam;
 };
@@ -52,6 +52,8 @@ struct Summary {
     int64_t inference_bytes_textbook = 0;
     int64_t training_activation_bytes_per_image = 0;
     int64_t training_bytes_textbook = 0;
+    // The engine's own plans, in the precision --dtype names where the engine runs it and this CPU
+    // has it (bfloat16: both; int8: inference, which is all int8 runs), float32 otherwise.
     InferencePlan inference_plan;
     TrainingPlan training_plan;
     int threads = 1;

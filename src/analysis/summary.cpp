@@ -124,8 +124,10 @@ Summary summarize(const Model& model, const SummaryOptions& options) {
     s.training_bytes_textbook =
         checked_add(checked_mul(options.batch, per_image, "training memory"),
                     checked_add(checked_mul(2, s.param_bytes, "memory"), state_bytes), "training memory");
-    s.inference_plan = plan_inference(model, 1);
-    s.training_plan = plan_training(model, options.batch, options.optimizer);
+    const auto engine = [](Precision p) { return cpu_supports(p) ? p : Precision::f32; };
+    const Precision trains_in = options.dtype == "bfloat16" ? engine(Precision::bf16) : Precision::f32;
+    s.inference_plan = plan_inference(model, 1, options.dtype == "int8" ? engine(Precision::int8) : trains_in);
+    s.training_plan = plan_training(model, options.batch, options.optimizer, trains_in);
     s.inference_plan.bytes();
     s.training_plan.bytes();
     return s;
@@ -252,7 +254,10 @@ void explain(std::ostringstream& o, const Summary& s) {
     if (s.non_trainable) o << " + running statistics " << with_commas(s.non_trainable * eb);
     o << " = " << bytes_both(s.training_bytes_textbook) << "\n";
 
-    o << "\nEngine plan (float32, " << s.threads << " threads): what Lenz really allocates.\n";
+    const Precision inferred = s.inference_plan.precision, trained = s.training_plan.precision;
+    o << "\nEngine plan (" << precision_name(inferred);
+    if (trained != inferred) o << " inference, " << precision_name(trained) << " training";
+    o << ", " << s.threads << " threads): what Lenz really allocates.\n";
     const InferencePlan& ip = s.inference_plan;
     o << "  one prediction: arena " << with_commas(f4(ip.arena_floats))
       << (s.graph ? " (each value placed in the arena for its lifetime, beside those alive with it)\n"
@@ -262,7 +267,9 @@ void explain(std::ostringstream& o, const Summary& s) {
       << "    + parameters " << with_commas(f4(ip.param_floats));
     if (ip.prepared_floats)
         o << "\n    + packed weights " << with_commas(f4(ip.prepared_floats))
-          << " (convolution weights reordered once, as oneDNN's kernels read them)";
+          << (inferred == Precision::int8
+                  ? " (convolution and dense weights in int8, as oneDNN's kernels read them, with their scales)"
+                  : " (convolution weights reordered once, as oneDNN's kernels read them)");
     o << " = " << bytes_both(ip.bytes()) << "\n";
     const TrainingPlan& tp = s.training_plan;
     const int copies = optimizer_state_copies(s.options.optimizer);
@@ -391,6 +398,8 @@ std::string summary_json(const Summary& s, const std::string& model_name) {
               {"other_ops", s.other_ops},
               {"inference_bytes_textbook", s.inference_bytes_textbook},
               {"inference_bytes_plan", ip.bytes()},
+              {"inference_plan_dtype", precision_name(ip.precision)},
+              {"training_plan_dtype", precision_name(tp.precision)},
               {"inference_plan",
                {{"arena", f4(ip.arena_floats)},
                 {"workspace", f4(ip.workspace_floats)},

@@ -11,9 +11,21 @@
 
 namespace lenz {
 
+namespace {
+
+const Model& runnable(const Model& model, Precision precision) {
+    if (precision == Precision::int8 && !model.calibrated())
+        throw Error("int8 needs the ranges of the model's values: quantise the checkpoint first "
+                    "(lenz quantize CHECKPOINT --data DATA --out q.safetensors)");
+    return model;
+}
+
+}  // namespace
+
 Inference::Inference(Model& model, int64_t max_batch, Precision precision)
     : model_(model),
-      schedule_(std::make_unique<const InferenceSchedule>(schedule_inference(model, max_batch, precision))),
+      schedule_(std::make_unique<const InferenceSchedule>(
+          schedule_inference(runnable(model, precision), max_batch, precision))),
       arena_(schedule_->plan.arena_floats),
       workspace_(schedule_->plan.workspace_floats),
       prepared_(schedule_->plan.prepared_floats),

@@ -171,5 +171,25 @@ TEST(Summary, HugeModelsReportInsteadOfOverflowing) {
     EXPECT_THROW(summarize(m, {.batch = int64_t{1} << 30}), ShapeError);
 }
 
+// --dtype names the precision the engine plans are made in where the engine runs it: int8 for one
+// prediction (training stays float32), bfloat16 for both where the CPU has it.
+TEST(Summary, EnginePlansFollowTheDtype) {
+    Model m = load_model_file(LENZ_SOURCE_DIR "/models/fashion.lenz");
+    const Summary q = summarize(m, summary_options(64, "int8", OptimizerKind::adam));
+    EXPECT_EQ(q.inference_plan.precision, Precision::int8);
+    EXPECT_EQ(q.inference_plan.bytes(), plan_inference(m, 1, Precision::int8).bytes());
+    EXPECT_NE(q.inference_plan.prepared_floats, plan_inference(m, 1).prepared_floats) << "int8 weights";
+    EXPECT_EQ(q.training_plan.precision, Precision::f32);
+    const auto j = nlohmann::json::parse(summary_json(q, "fashion.lenz"));
+    EXPECT_EQ(j["inference_plan_dtype"], "int8");
+    EXPECT_EQ(j["training_plan_dtype"], "float32");
+    EXPECT_NE(format_summary(q, "fashion.lenz", true).find("Engine plan (int8 inference, float32 training"),
+              std::string::npos);
+    const Summary h = summarize(m, summary_options(64, "bfloat16", OptimizerKind::adam));
+    const Precision expected = cpu_supports(Precision::bf16) ? Precision::bf16 : Precision::f32;
+    EXPECT_EQ(h.inference_plan.precision, expected);
+    EXPECT_EQ(h.training_plan.bytes(), plan_training(m, 64, OptimizerKind::adam, expected).bytes());
+}
+
 }  // namespace
 }  // namespace lenz
