@@ -8,15 +8,18 @@
 #include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <variant>
 #include <vector>
 
 #include "core/files.h"
 #include "formats/onnx_common.h"
+#include "kernels/cpu/int8.h"
 #include "lenz/error.h"
 #include "lenz/layers.h"
 #include "lenz/onnx.h"
+#include "lenz/quantize.h"
 
 namespace lenz {
 namespace {
@@ -55,6 +58,16 @@ class GraphWriter {
         for (int64_t d : dims) t.add_dims(d);
         t.set_raw_data(
             std::string(reinterpret_cast<const char*>(data), sizeof(float) * static_cast<size_t>(n)));
+    }
+    // Integers of one byte: int8 (weights, their zero points) or uint8 (the zero point of an
+    // input that is never negative).
+    void byte_initializer(const std::string& name, const std::vector<int64_t>& dims, const int8_t* data, int64_t n,
+                          bool is_unsigned = false) {
+        onnx::TensorProto& t = *graph_.add_initializer();
+        t.set_name(name);
+        t.set_data_type(is_unsigned ? onnx::TensorProto::UINT8 : onnx::TensorProto::INT8);
+        for (int64_t d : dims) t.add_dims(d);
+        t.set_raw_data(std::string(reinterpret_cast<const char*>(data), static_cast<size_t>(n)));
     }
     // A float scalar initializer; returns its name.
     const std::string& scalar(const std::string& name, float value) {
@@ -189,9 +202,9 @@ class LayerWriter {
         if (const auto* c = std::get_if<Conv2dConfig>(&config)) {
             const Window win = window_of(layer, c->kernel_h, c->kernel_w, c->stride_h, c->stride_w,
                                          c->padding, false, c->dilation_h, c->dilation_w);
-            std::vector<std::string> inputs{
-                map(first, name + ".unflatten"),
-                init("weight", {c->filters, ch / c->groups, c->kernel_h, c->kernel_w})};
+            const std::vector<int64_t> dims{c->filters, ch / c->groups, c->kernel_h, c->kernel_w};
+            std::vector<std::string> inputs{quantized(first, map(first, name + ".unflatten"), layer),
+                                            quantized_weight(layer, name, dims) ? name + ".weight" : init("weight", dims)};
             if (c->bias) inputs.push_back(init("bias", {c->filters}));
             onnx::NodeProto& n = w_.node("Conv", name, inputs, name);
             set_ints(n, "kernel_shape", win.kernel);
@@ -235,7 +248,9 @@ class LayerWriter {
                 set_int(w_.node("Flatten", name + ".flatten", {x}, name + ".flatten"), "axis", 1);
                 x = name + ".flatten";
             }
-            std::vector<std::string> args{x, init("weight", {d->units, layer.input_shape().elements()})};
+            const std::vector<int64_t> dims{d->units, layer.input_shape().elements()};
+            std::vector<std::string> args{quantized(first, x, layer),
+                                          quantized_weight(layer, name, dims) ? name + ".weight" : init("weight", dims)};
             if (d->bias) args.push_back(init("bias", {d->units}));
             set_int(w_.node("Gemm", name, args, name), "transB", 1);
             out = {activation(d->activation, name), 2};
@@ -294,6 +309,39 @@ class LayerWriter {
 
   private:
     const Tensor& value(int64_t v) const { return values_[static_cast<size_t>(v)]; }
+
+    // A quantised model (lenz quantize) in the QDQ form ONNX runtimes run in int8: each int8
+    // layer reads its input through QuantizeLinear and DequantizeLinear with the scale Lenz's
+    // int8 inference uses (once per tensor), and its weights as int8 through DequantizeLinear,
+    // one scale per output channel. Returns the tensor the layer reads.
+    std::string quantized(int64_t v, const std::string& x, const Layer& layer) {
+        if (!model_.calibrated() || !layer.runs_int8()) return x;
+        const std::string out = x + ".dequantized";
+        if (!quantized_.insert(x).second) return out;
+        const ValueRange r = model_.value_ranges()[static_cast<size_t>(v)];
+        const cpu::Int8Input in = cpu::int8_input(r.min, r.max);
+        const int8_t zero = 0;
+        w_.byte_initializer(x + ".zero_point", {}, &zero, 1, in.is_unsigned);
+        const std::vector<std::string> params{w_.scalar(x + ".scale", in.scale), x + ".zero_point"};
+        w_.node("QuantizeLinear", x + ".quantize", {x, params[0], params[1]}, x + ".quantized");
+        w_.node("DequantizeLinear", x + ".dequantize", {x + ".quantized", params[0], params[1]}, out);
+        return out;
+    }
+    // Writes name.weight as DequantizeLinear of int8 weights, where the model is quantised.
+    bool quantized_weight(Layer& layer, const std::string& name, const std::vector<int64_t>& dims) {
+        if (!model_.calibrated() || !layer.runs_int8()) return false;
+        const Buffer& w = *params_of(layer).at("weight");
+        const Int8Weights q = to_int8(w.data(), dims[0], w.size() / dims[0]);
+        const std::vector<int8_t> zeros(static_cast<size_t>(dims[0]), 0);
+        w_.byte_initializer(name + ".weight_int8", dims, q.values.data(), w.size());
+        w_.initializer(name + ".weight_scale", {dims[0]}, q.scales.data(), dims[0]);
+        w_.byte_initializer(name + ".weight_zero_point", {dims[0]}, zeros.data(), dims[0]);
+        set_int(w_.node("DequantizeLinear", name + ".weight_dequantize",
+                        {name + ".weight_int8", name + ".weight_scale", name + ".weight_zero_point"},
+                        name + ".weight"),
+                "axis", 0);
+        return true;
+    }
 
     // The activation fused into the layer `name`, whose node wrote `name`.
     std::string activation(const ActivationSpec& act, const std::string& name) {
@@ -383,6 +431,7 @@ class LayerWriter {
     GraphWriter& w_;
     std::vector<Tensor> values_;                 // per value: 0 the input, i + 1 layer i's output
     std::vector<std::vector<int64_t>> readers_;  // per value: the layers that read it
+    std::set<std::string> quantized_;            // tensors already read through QDQ
 };
 
 }  // namespace

@@ -111,6 +111,8 @@ Folded decode(const onnx::TensorProto& t, const std::string& name) {
                 check_raw(8);
                 break;
             case onnx::TensorProto::BOOL:
+            case onnx::TensorProto::INT8:
+            case onnx::TensorProto::UINT8:
                 check_raw(1);
                 break;
             default:
@@ -150,6 +152,18 @@ Folded decode(const onnx::TensorProto& t, const std::string& name) {
                 throw wrong();
             }
             return v;
+        case onnx::TensorProto::INT8:  // quantised weights and zero points (int32_data holds them unpacked)
+        case onnx::TensorProto::UINT8:
+            if (t.has_raw_data()) {
+                for (char b : t.raw_data())
+                    v.i.push_back(t.data_type() == onnx::TensorProto::INT8 ? static_cast<int8_t>(b)
+                                                                            : static_cast<uint8_t>(b));
+            } else if (t.int32_data_size() == n) {
+                v.i.assign(t.int32_data().begin(), t.int32_data().end());
+            } else {
+                throw wrong();
+            }
+            return v;
         case onnx::TensorProto::BOOL:  // held as int64 0 and 1 (Dropout's training_mode)
             if (t.has_raw_data()) {
                 std::vector<uint8_t> bytes(static_cast<size_t>(n));
@@ -164,7 +178,7 @@ Folded decode(const onnx::TensorProto& t, const std::string& name) {
             return v;
         default:
             throw FoldError("tensor '" + name + "' has ONNX data type " + std::to_string(t.data_type()) +
-                            "; Lenz reads float32, int64, int32 and bool");
+                            "; Lenz reads float32, int64, int32, int8, uint8 and bool");
     }
 }
 
@@ -455,6 +469,33 @@ Folded Folder::constant_of_shape(const Folded& shape, const Folded& value) {
         out.f.assign(static_cast<size_t>(n), value.f[0]);
     else
         out.i.assign(static_cast<size_t>(n), value.i[0]);
+    return out;
+}
+
+Folded Folder::dequantize(const Folded& q, const Folded& scale, const Folded* zero_point, int64_t axis_attr) {
+    if (q.type != onnx::TensorProto::INT8 && q.type != onnx::TensorProto::UINT8)
+        throw FoldError("dequantises int8 or uint8 values only");
+    if (!scale.is_float() || (zero_point && zero_point->is_float()))
+        throw FoldError("needs a float32 scale and an integer zero point");
+    const int64_t n = q.size(), slices = scale.size();
+    if (zero_point && zero_point->size() != slices) throw FoldError("the zero points and scales differ in number");
+    // Per tensor, or one scale per slice along the axis.
+    int64_t inner = 1;
+    if (slices != 1) {
+        const int64_t axis = axis_in(axis_attr, static_cast<int64_t>(q.dims.size()));
+        if (q.dims[static_cast<size_t>(axis)] != slices)
+            throw FoldError("has " + std::to_string(slices) + " scales for an axis of " +
+                            std::to_string(q.dims[static_cast<size_t>(axis)]));
+        for (size_t d = static_cast<size_t>(axis) + 1; d < q.dims.size(); ++d) inner *= q.dims[d];
+    }
+    claim(n);
+    Folded out{q.name, onnx::TensorProto::FLOAT, q.dims, std::vector<float>(static_cast<size_t>(n)), {}, {}};
+    for (int64_t k = 0; k < n; ++k) {
+        const int64_t slice = slices == 1 ? 0 : k / inner % slices;
+        const int64_t zero = zero_point ? zero_point->i[static_cast<size_t>(slice)] : 0;
+        out.f[static_cast<size_t>(k)] =
+            static_cast<float>(q.i[static_cast<size_t>(k)] - zero) * scale.f[static_cast<size_t>(slice)];
+    }
     return out;
 }
 

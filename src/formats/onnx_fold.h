@@ -16,7 +16,8 @@ namespace lenz::onnx_fold {
 // marked, so that a reshape can keep the batch while nothing else depends on its value.
 enum class Symbol : uint8_t { known, batch, unknown };
 
-// A tensor whose values import knows. Integers (INT64, INT32) are held as int64.
+// A tensor whose values import knows. Integers (INT64, INT32, and the INT8 and UINT8 of quantised
+// weights) are held as int64.
 struct Folded {
     std::string name;  // for messages
     int32_t type = onnx::TensorProto::FLOAT;
@@ -63,6 +64,9 @@ class Folder {
     // op: Add, Sub, Mul or Div, with NumPy broadcasting.
     Folded arithmetic(const std::string& op, const Folded& a, const Folded& b);
     Folded constant_of_shape(const Folded& shape, const Folded& value);
+    // DequantizeLinear of constant int8 or uint8 weights: (q - zero_point) · scale, per tensor or
+    // per slice along `axis`; zero_point may be absent (0).
+    Folded dequantize(const Folded& q, const Folded& scale, const Folded* zero_point, int64_t axis);
 
   private:
     int64_t budget_;

@@ -142,6 +142,7 @@ class GraphReader {
         Model model{Shape{1, 1, 1}};
         std::vector<Weights> weights;                // per layer
         std::optional<Normalization> normalization;  // when the graph holds it
+        std::map<int64_t, ValueRange> ranges;        // per value, from QuantizeLinear nodes
     };
 
     Result read() {
@@ -173,6 +174,7 @@ class GraphReader {
         }
         read_output(graph);
         if (!scale_.empty()) result_.normalization = input_normalization();
+        result_.ranges = ranges_;
         return std::move(result_);
     }
 
@@ -363,6 +365,11 @@ class GraphReader {
             if (op == "Cast") return store(n, folder_.cast(input(0), int_attr("to", 0)));
             if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div")
                 return store(n, folder_.arithmetic(op, input(0), input(1)));
+            if (op == "DequantizeLinear") {
+                const std::optional<Folded> zero_point = input_value(n, 2);
+                return store(n, folder_.dequantize(input(0), input(1), zero_point ? &*zero_point : nullptr,
+                                                   int_attr("axis", 1)));
+            }
             if (op == "ConstantOfShape") {
                 Folded zero{"value", onnx::TensorProto::FLOAT, {1}, {0.0f}, {}, {}};
                 const auto* value = attribute("value");
@@ -562,6 +569,27 @@ class GraphReader {
         }
         alias(t);
     }
+    // A computed tensor quantised and dequantised again (QDQ, as quantising tools write models for
+    // int8 runtimes): the same value, whose range the scale and zero point give, which makes the
+    // imported model a calibrated one (Model::value_ranges) where every int8 layer's input has one.
+    void quantize(const onnx::NodeProto& n) {
+        const Tensor& in = only_input(n);
+        const Folded scale = value_of(n.input(1));
+        const std::optional<Folded> zero_point = input_value(n, 2);
+        if (!scale.is_float() || scale.size() != 1 || !(scale.f[0] > 0) || !std::isfinite(scale.f[0]))
+            fail("Lenz reads one positive scale per quantised activation");
+        const bool is_unsigned = !zero_point || zero_point->type == onnx::TensorProto::UINT8;
+        if (zero_point && (zero_point->is_float() || zero_point->size() != 1))
+            fail("the zero point must be one int8 or uint8 value");
+        const int64_t zero = zero_point ? zero_point->i[0] : 0;
+        // Symmetric int8 (zero point 0) reads as ±127 steps, as Lenz quantises, so that its own
+        // export imports to the very same scales.
+        const int64_t lowest = is_unsigned ? 0 : zero == 0 ? -127 : -128, highest = is_unsigned ? 255 : 127;
+        const float s = scale.f[0];
+        ranges_[in.value] = {static_cast<float>(lowest - zero) * s, static_cast<float>(highest - zero) * s};
+        alias(in);
+    }
+
     void activation(const onnx::NodeProto& n, const ActivationSpec& act) {
         const Tensor& in = only_input(n);
         // Right after a convolution, dense layer or addition without one, fused as the model file
@@ -584,7 +612,8 @@ class GraphReader {
         const std::string& op = n.op_type();
         for (const std::string& name : computed_inputs(n))
             if (const Tensor& t = tensor(name);
-                !t.pads.empty() && op != "Conv" && op != "AveragePool" && op != "Pad" && op != "Identity") {
+                !t.pads.empty() && op != "Conv" && op != "AveragePool" && op != "Pad" && op != "Identity" &&
+                op != "QuantizeLinear" && op != "DequantizeLinear") {
                 if (op == "MaxPool")
                     fail_at(
                         *t.pad_node,
@@ -614,8 +643,10 @@ class GraphReader {
             {"Clip", &GraphReader::clip}};
         if (const auto it = readers.find(op); it != readers.end()) {
             (this->*it->second)(n);
-        } else if (op == "Identity") {
+        } else if (op == "Identity" || op == "DequantizeLinear") {
             alias(only_input(n));
+        } else if (op == "QuantizeLinear") {
+            quantize(n);
         } else if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") {
             // x + x and x * x read one computed tensor twice: a join all the same.
             const bool both_computed =
@@ -1294,6 +1325,7 @@ class GraphReader {
     std::vector<double> scale_, shift_;
     const onnx::NodeProto* normalization_node_ = nullptr;
     Result result_;
+    std::map<int64_t, ValueRange> ranges_;  // per value: what QuantizeLinear nodes say of it
 };
 
 }  // namespace
@@ -1346,6 +1378,15 @@ LoadedModel load_proto(const onnx::ModelProto& proto, const std::string& name, i
             std::copy(it->second.begin(), it->second.end(), p.value->data());
         }
         Weights().swap(w);
+    }
+    // A QDQ file whose every int8 layer reads a quantised input is a calibrated model, run in int8.
+    bool calibrated = !r.ranges.empty();
+    for (int64_t i = 0; calibrated && i < model.size(); ++i)
+        calibrated = !model.layer(i).runs_int8() || r.ranges.count(model.inputs(i)[0]);
+    if (calibrated) {
+        std::vector<ValueRange> ranges(static_cast<size_t>(model.size() + 1));
+        for (const auto& [v, range] : r.ranges) ranges[static_cast<size_t>(v)] = range;
+        model.set_value_ranges(std::move(ranges));
     }
     LoadedModel loaded{std::move(model), {}};
     CheckpointInfo& info = loaded.info;
