@@ -148,6 +148,92 @@ void plan_absorption(const Model& model, ValueGraph& graph, InferenceSchedule& s
     graph.settle();
 }
 
+// int8 inference: which buffers hold int8 (see InferenceSchedule::int8_values), each layer's input
+// quantisation, and what each layer reads and writes. A buffer is held in int8 where every layer
+// writing it can write int8 and every layer reading it can read int8; a max pool passes its input's
+// scale on (the largest of int8 values is the int8 of the largest), so it may hold int8 only where
+// its input does, and read int8 only where its output is held so too: the decision is made for all
+// buffers at once, dropping those that break a rule until none does. The decisions depend on the
+// model's structure only, so a model never calibrated is planned as it would run once it is.
+void plan_int8_storage(const Model& model, const ValueGraph& graph, InferenceSchedule& schedule) {
+    const int64_t L = model.size();
+    const auto root = [&](int64_t v) { return graph.inference_storage(v); };
+    const auto runs = [&](int64_t i) {
+        return !graph.view[static_cast<size_t>(i)] && schedule.absorbed_by[static_cast<size_t>(i)] < 0;
+    };
+    const auto is_max_pool = [&](int64_t i) {
+        const LayerConfig config = model.layer(i).config();
+        const auto* pool = std::get_if<Pool2dConfig>(&config);
+        return pool && pool->kind == PoolKind::max;
+    };
+    // What layer i writes: the value of the last layer folded into it.
+    schedule.held_value.assign(static_cast<size_t>(L), 0);
+    schedule.input_value.assign(static_cast<size_t>(L), 0);
+    for (int64_t i = 0; i < L; ++i) {
+        schedule.held_value[static_cast<size_t>(i)] = i + 1;
+        schedule.input_value[static_cast<size_t>(i)] = model.inputs(i)[0];
+    }
+    for (int64_t j = 0; j < L; ++j)
+        if (const int64_t host = schedule.absorbed_by[static_cast<size_t>(j)]; host >= 0)
+            schedule.held_value[static_cast<size_t>(host)] = std::max(schedule.held_value[static_cast<size_t>(host)], j + 1);
+    std::vector<char> int8(static_cast<size_t>(L + 1), 0);
+    for (int64_t i = 0; i < L; ++i)  // candidates: what convolutions and max pools write
+        if (runs(i) && ((model.layer(i).runs_int8() && model.layer(i).kind() == "conv") || is_max_pool(i)))
+            int8[static_cast<size_t>(root(i + 1))] = 1;
+    int8[static_cast<size_t>(root(0))] = int8[static_cast<size_t>(root(L))] = 0;
+    const auto writes_int8 = [&](int64_t i) {
+        const Layer& layer = model.layer(i);
+        if (is_max_pool(i)) return int8[static_cast<size_t>(root(model.inputs(i)[0]))] != 0;
+        return layer.runs_int8() && layer.kind() == "conv" &&
+               (schedule.absorbs[static_cast<size_t>(i)].activation.kind != Activation::none
+                    ? schedule.absorbs[static_cast<size_t>(i)].activation.kind
+                    : layer.activation().kind) != Activation::softmax;
+    };
+    const auto reads_int8 = [&](int64_t i) {
+        if (is_max_pool(i)) return int8[static_cast<size_t>(root(schedule.held_value[static_cast<size_t>(i)]))] != 0;
+        return model.layer(i).runs_int8();
+    };
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (int64_t v = 0; v <= L; ++v) {
+            char& held = int8[static_cast<size_t>(root(v))];
+            if (!held) continue;
+            bool fits = true;
+            if (v > 0 && runs(v - 1)) fits = root(schedule.held_value[static_cast<size_t>(v - 1)]) == root(v) && writes_int8(v - 1);
+            for (int64_t r : graph.readers[static_cast<size_t>(v)])
+                fits = fits && (!runs(r) || reads_int8(r));
+            if (!fits) {
+                held = 0;
+                changed = true;
+            }
+        }
+    }
+    // Scales, writers before readers: a convolution's output by its own range, a max pool's by its input's.
+    schedule.int8_values.assign(static_cast<size_t>(L + 1), std::nullopt);
+    const auto range_of = [&](int64_t v) {
+        const ValueRange r = model.calibrated() ? model.value_ranges()[static_cast<size_t>(v)] : ValueRange{};
+        return cpu::int8_input(r.min, r.max);
+    };
+    for (int64_t v = 1; v <= L; ++v) {
+        if (!int8[static_cast<size_t>(root(v))]) continue;
+        const int64_t writer = root(v) - 1;
+        schedule.int8_values[static_cast<size_t>(v)] =
+            is_max_pool(writer) ? schedule.int8_values[static_cast<size_t>(root(model.inputs(writer)[0]))]
+                                : range_of(schedule.held_value[static_cast<size_t>(writer)]);
+    }
+    for (int64_t i = 0; i < L; ++i) {
+        const auto& stored = schedule.int8_values[static_cast<size_t>(model.inputs(i)[0])];
+        schedule.int8_inputs.push_back(stored ? *stored : range_of(model.inputs(i)[0]));
+    }
+}
+
+// Floats that value v's buffer takes for `batch` images: int8 values a quarter, on 64-byte boundaries.
+int64_t value_floats(const Model& model, const InferenceSchedule& schedule, int64_t batch, int64_t v) {
+    const int64_t elements = checked_mul(batch, model.value_shape(v).elements(), "activation");
+    const bool int8 = !schedule.int8_values.empty() && schedule.int8_values[static_cast<size_t>(v)];
+    return int8 ? (elements + 63) / 64 * 16 : elements;
+}
+
 // A chain's arena: the live value at one end, the next output at the other, so the arena is exactly
 // the largest pair of consecutive activations (the course notes' rule), less what folded layers
 // no longer write.
@@ -159,8 +245,7 @@ void place_chain(const Model& model, const ValueGraph& graph, int64_t batch, Inf
     int64_t live = plan.input_floats;
     plan.arena_floats = live;
     for (int64_t i = 0; i < model.size(); ++i) {
-        const Layer& layer = model.layer(i);
-        const int64_t out = checked_mul(batch, layer.output_shape().elements(), "activation");
+        const int64_t out = value_floats(model, schedule, batch, i + 1);
         if (!shares_input(i))
             plan.arena_floats = std::max(plan.arena_floats, checked_add(live, out, "arena"));
         live = out;
@@ -169,10 +254,9 @@ void place_chain(const Model& model, const ValueGraph& graph, int64_t batch, Inf
     int64_t offset = 0;
     schedule.value_offset.assign(1, 0);
     for (int64_t i = 0; i < model.size(); ++i) {
-        const Layer& layer = model.layer(i);
         if (!shares_input(i)) {
             at_start = !at_start;
-            offset = at_start ? 0 : plan.arena_floats - batch * layer.output_shape().elements();
+            offset = at_start ? 0 : plan.arena_floats - value_floats(model, schedule, batch, i + 1);
         }
         schedule.value_offset.push_back(offset);
     }
@@ -187,8 +271,7 @@ void place_graph(const Model& model, const ValueGraph& graph, int64_t batch, Inf
         const int64_t root = graph.inference_storage(v);
         if (root == v) {
             buffer_of[static_cast<size_t>(v)] = static_cast<int64_t>(buffers.size());
-            buffers.push_back(
-                {checked_mul(batch, model.value_shape(v).elements(), "activation"), v - 1, v - 1});
+            buffers.push_back({value_floats(model, schedule, batch, v), v - 1, v - 1});
         }
         Lifetime& b = buffers[static_cast<size_t>(buffer_of[static_cast<size_t>(root)])];
         b.last = std::max(b.last, graph.last_read[static_cast<size_t>(v)]);
@@ -213,6 +296,10 @@ Pass InferenceSchedule::pass(int64_t layer, int64_t batch) const {
     if (absorbs[at].activation.kind != Activation::none) pass.activation = absorbs[at].activation;
     pass.prepared_batch = plan.batch;
     if (!int8_inputs.empty()) pass.int8_input = int8_inputs[at];
+    if (!int8_values.empty()) {
+        pass.int8_input_stored = int8_values[static_cast<size_t>(input_value[at])].has_value();
+        pass.int8_output = int8_values[static_cast<size_t>(held_value[at])];
+    }
     return pass;
 }
 
@@ -228,14 +315,7 @@ InferenceSchedule schedule_inference(const Model& model, int64_t batch, Precisio
     plan.param_floats = all_params(model);
     ValueGraph graph = analyse(model);
     plan_absorption(model, graph, schedule);
-    // The figures do not depend on the ranges, so a model never calibrated can be planned (lenz
-    // summary --dtype int8); Inference refuses to run it.
-    if (precision == Precision::int8 && model.calibrated()) {
-        for (int64_t i = 0; i < model.size(); ++i) {
-            const ValueRange r = model.value_ranges()[static_cast<size_t>(model.inputs(i)[0])];
-            schedule.int8_inputs.push_back(cpu::int8_input(r.min, r.max));
-        }
-    }
+    if (precision == Precision::int8) plan_int8_storage(model, graph, schedule);
     for (int64_t i = 0; i < model.size(); ++i) {
         schedule.prepared_offset.push_back(-1);
         if (schedule.absorbed_by[static_cast<size_t>(i)] >= 0) continue;  // does not run

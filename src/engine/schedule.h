@@ -3,6 +3,7 @@
 // runners execute it; `lenz bench --profile` and the tests read it.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "layers/pass.h"
@@ -29,8 +30,15 @@ struct InferenceSchedule {
     std::vector<int64_t> absorbed_by;
     std::vector<Absorption> absorbs;
     std::vector<int64_t> affine_from;
-    // int8: how each layer's input is quantised (used by layers that run in int8).
+    // int8: how each layer's input is quantised (used by layers that run in int8), and how each
+    // value is held: in int8 where every layer that writes its memory can write int8 (a convolution,
+    // a max pool of an int8 value) and every layer that reads it can read int8 (convolutions, dense
+    // layers, such max pools); nullopt: float32. The model's input and output are float32.
     std::vector<cpu::Int8Input> int8_inputs;
+    std::vector<std::optional<cpu::Int8Input>> int8_values;
+    // int8: per layer, the value it reads first, and the value its output buffer holds (that of the
+    // last layer folded into it).
+    std::vector<int64_t> input_value, held_value;
 
     // What layer i is told when it runs at batch `batch` (at most plan.batch), prepare() included.
     Pass pass(int64_t layer, int64_t batch) const;

@@ -77,7 +77,7 @@ class Conv2d final : public Layer {
         const Absorption& a = pass.absorbed;
         if (pass.precision == Precision::int8)
             return cpu::conv2d_int8_workspace(geometry_, pass.batch, activation_with(a), pass.layouts,
-                                              pass.int8_input);
+                                              pass.int8_io());
         int64_t floats = cpu::conv2d_forward_workspace(geometry_, pass.batch, has_bias(a), activation_with(a),
                                                        pass.layouts, pass.precision, a.affine);
         if (pass.training) {
@@ -110,7 +110,7 @@ class Conv2d final : public Layer {
         const Absorption& a = pass.absorbed;
         if (pass.precision == Precision::int8)
             return cpu::conv2d_int8_prepared_floats(geometry_, pass.batch, activation_with(a), pass.layouts,
-                                                    pass.int8_input);
+                                                    pass.int8_io());
         return cpu::conv2d_prepared_floats(geometry_, pass.batch, has_bias(a), activation_with(a),
                                            pass.layouts, pass.precision, a.affine);
     }
@@ -118,7 +118,7 @@ class Conv2d final : public Layer {
         const Absorption& a = pass.absorbed;
         if (pass.precision == Precision::int8)
             return cpu::conv2d_int8_prepare(geometry_, pass.batch, activation_with(a), pass.layouts,
-                                            pass.int8_input, weight_.data(), config_.bias ? bias_.data() : nullptr,
+                                            pass.int8_io(), weight_.data(), config_.bias ? bias_.data() : nullptr,
                                             scale, shift, prepared);
         cpu::conv2d_prepare_weights(geometry_, pass.batch, has_bias(a), activation_with(a), pass.layouts,
                                     pass.precision, weight_.data(), config_.bias ? bias_.data() : nullptr,
@@ -152,7 +152,7 @@ class Conv2d final : public Layer {
     void forward(const float* x, float* y, const Pass& pass) override {
         if (pass.precision == Precision::int8)
             return cpu::conv2d_int8_forward(geometry_, pass.batch, x, pass.final_activation(config_.activation), y,
-                                            pass.workspace, pass.layouts, pass.int8_input, pass.required_prepared(),
+                                            pass.workspace, pass.layouts, pass.int8_io(), pass.required_prepared(),
                                             pass.prepared_batch);
         const bool folded = pass.absorbed.affine && pass.prepared;
         const ActivationSpec activation = pass.final_activation(config_.activation);

@@ -83,7 +83,7 @@ class Dense final : public Layer {
         if (pass.precision == Precision::int8)
             return cpu::dense_int8_forward(pass.batch, inputs(), config_.units, x,
                                            pass.final_activation(config_.activation), y, pass.workspace,
-                                           pass.int8_input, pass.required_prepared());
+                                           pass.int8_io(), pass.required_prepared());
         cpu::dense_forward(pass.batch, inputs(), config_.units, x, weight_.data(),
                            config_.bias ? bias_.data() : nullptr, pass.final_activation(config_.activation),
                            y, pass.workspace, pass.precision, pass.prepared);

@@ -38,8 +38,13 @@ struct Pass {
     float* workspace = nullptr;            // at least workspace_floats(*this) floats
     Layouts layouts;                       // of x and dx, y and dy; nchw unless the layer takes channels-last
     Precision precision = Precision::f32;  // of convolutions and matrix products
-    // Inference in int8: how the layer's input is quantised, from the model's calibrated ranges.
+    // Inference in int8: how the layer's input is quantised, from the model's calibrated ranges;
+    // whether it is held so already (int8 bytes where x points); and whether the layer writes its
+    // output in int8, with what scale (see InferenceSchedule::int8_values).
     cpu::Int8Input int8_input;
+    bool int8_input_stored = false;
+    std::optional<cpu::Int8Input> int8_output;
+    cpu::Int8Io int8_io() const { return {int8_input, int8_input_stored, int8_output}; }
     // Inference only: what prepare() wrote for this layer, for batch prepared_batch (or nullptr).
     const float* prepared = nullptr;
     int64_t prepared_batch = 0;

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "engine/schedule.h"
 #include "lenz/buffer.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
@@ -115,6 +116,56 @@ TEST(Int8, RefusesAModelNeverCalibratedAndTraining) {
     EXPECT_THROW(m.set_value_ranges({{0, 1}}), ShapeError) << "one range per value";
     m.replace_layer(m.size() - 1, make_dense({5, {}, true}));
     EXPECT_FALSE(m.calibrated()) << "a new head has no ranges";
+}
+
+// Between layers that write and read int8, values are held in int8: a convolution's output, a max
+// pool of it, a flatten of that (a view) read by a dense layer; the model's output stays float32,
+// and so does what a layer that cannot read int8 reads. They take a quarter of the arena.
+TEST(Int8, ValuesAreHeldInInt8BetweenLayersThatWriteAndReadIt) {
+    Model fashion = load_model_file(LENZ_SOURCE_DIR "/models/fashion.lenz");
+    fashion.init_params(3);
+    const InferenceSchedule s = schedule_inference(fashion, 8, Precision::int8);
+    const std::vector<bool> expected{false, true, true, true, true, true, false, false};  // values 0..7
+    for (size_t v = 0; v < expected.size(); ++v)
+        EXPECT_EQ(s.int8_values[v].has_value(), expected[v]) << "value " << v;
+    EXPECT_TRUE(s.int8_values[2]->is_unsigned) << "a max pool of a ReLU's output";
+    EXPECT_EQ(s.int8_values[2]->scale, s.int8_values[1]->scale) << "a max pool keeps its input's scale";
+    EXPECT_LT(s.plan.arena_floats, schedule_inference(fashion, 8).plan.arena_floats / 3);
+
+    Model m = trained_looking_model();
+    const InferenceSchedule g = schedule_inference(m, 8, Precision::int8);
+    EXPECT_FALSE(g.int8_values[3]) << "the stem: the add reads it, which reads float32 only";
+    EXPECT_TRUE(g.int8_values[6]) << "the depthwise block's output, read by a 1x1 convolution only";
+    EXPECT_FALSE(g.int8_values[9]) << "a max pool of a float32 value";
+    EXPECT_FALSE(g.int8_values[m.size()]) << "the model's output";
+}
+
+// The fashion model with int8 values between its layers gives the float answer within int8
+// rounding, at two batch sizes on one runner.
+TEST(Int8, ChainOfInt8ValuesGivesTheFloatAnswer) {
+    Model m = load_model_file(LENZ_SOURCE_DIR "/models/fashion.lenz");
+    m.init_params(4);
+    const int64_t image = m.input_shape().elements(), N = 32;
+    const auto calibration = random_images(128, image, 5), test = random_images(N, image, 6);
+    m.set_value_ranges(calibrate(m, calibration.data(), 128));
+    round_weights_to_int8(m);
+    Inference f32(m, N), int8(m, N, Precision::int8);
+    const float* want = f32.run(test.data(), N);
+    std::vector<float> expected(want, want + N * 10);
+    const float* got = int8.run(test.data(), N);
+    int agree = 0;
+    for (int64_t n = 0; n < N; ++n) {
+        float worst = 0;
+        for (int64_t k = 0; k < 10; ++k)
+            worst = std::max(worst, std::abs(got[n * 10 + k] - expected[static_cast<size_t>(n * 10 + k)]));
+        EXPECT_LT(worst, 0.05f) << "image " << n << ": softmax probabilities";
+        agree += std::max_element(got + n * 10, got + n * 10 + 10) - (got + n * 10) ==
+                 std::max_element(expected.begin() + n * 10, expected.begin() + n * 10 + 10) - (expected.begin() + n * 10);
+    }
+    EXPECT_GE(agree, N - 2) << "top-1 classes";
+    std::vector<float> first(got, got + 5 * 10);
+    const float* again = int8.run(test.data(), 5);
+    for (size_t i = 0; i < first.size(); ++i) EXPECT_EQ(again[i], first[i]) << i;
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <sstream>
 #include <vector>
 
@@ -322,7 +323,20 @@ struct Int8Case {
     bool fold;         // a per-channel map (a batch norm) folded in
     ActivationSpec act;
     int64_t prepared_batch;  // at least shape.N: a runner made for more images than this call runs
+    bool in_stored = false;  // x handed over in int8, as the executor holds an int8 value
+    bool out_int8 = false;   // y written in int8
 };
+
+// x quantised to `in`, one byte an element.
+std::vector<int8_t> quantised(const std::vector<float>& x, cpu::Int8Input in) {
+    std::vector<int8_t> q(x.size());
+    for (size_t i = 0; i < x.size(); ++i) {
+        const float v = std::clamp(std::nearbyint(x[i] / in.scale), in.is_unsigned ? 0.0f : -128.0f,
+                                   in.is_unsigned ? 255.0f : 127.0f);
+        q[i] = in.is_unsigned ? static_cast<int8_t>(static_cast<uint8_t>(v)) : static_cast<int8_t>(v);
+    }
+    return q;
+}
 
 void check(const Int8Case& k) {
     const Case& c = k.shape;
@@ -361,8 +375,9 @@ void check(const Int8Case& k) {
     std::vector<float> y_ref(static_cast<size_t>(y_size)), magnitudes(y_ref.size());
     reference::conv2d_forward(g, c.N, x_rounded.data(), w_rounded.data(), bias.data(), y_ref.data());
     reference::conv2d_forward(g, c.N, magnitude_x.data(), magnitude_w.data(), nullptr, magnitudes.data());
-    if (k.act.kind == Activation::relu)
-        for (float& v : y_ref) v = std::max(v, 0.0f);
+    for (float& v : y_ref) v = k.act.kind == Activation::relu ? std::max(v, 0.0f)
+                               : k.act.kind == Activation::tanh ? std::tanh(v)
+                                                                : v;
     // Without VNNI, oneDNN halves the weights of an s8 input once more (rounded; its remedy for the
     // same int16 saturation), so each weight may be off by one more of its filter's steps: the
     // output by up to that step times Σ|x| over the filter's window.
@@ -370,24 +385,38 @@ void check(const Int8Case& k) {
     std::vector<float> window_sums(y_ref.size()), ones(w.size(), 1.0f);
     if (halved) reference::conv2d_forward(g, c.N, magnitude_x.data(), ones.data(), nullptr, window_sums.data());
 
+    // An int8 output: scaled to its largest value, unsigned after a ReLU.
+    float largest = 0;
+    for (float v : y_ref) largest = std::max(largest, std::abs(v));
+    const cpu::Int8Input out = cpu::int8_input(k.act.kind == Activation::relu ? 0.0f : -largest, largest);
+    const cpu::Int8Io io{in, k.in_stored, k.out_int8 ? std::optional(out) : std::nullopt};
     std::vector<float> prepared(static_cast<size_t>(
-        cpu::conv2d_int8_prepared_floats(g, k.prepared_batch, k.act, c.layouts, in)));
-    cpu::conv2d_int8_prepare(g, k.prepared_batch, k.act, c.layouts, in, w.data(), b.data(),
+        cpu::conv2d_int8_prepared_floats(g, k.prepared_batch, k.act, c.layouts, io)));
+    cpu::conv2d_int8_prepare(g, k.prepared_batch, k.act, c.layouts, io, w.data(), b.data(),
                              k.fold ? scale.data() : nullptr, k.fold ? shift.data() : nullptr, prepared.data());
-    std::vector<float> ws(static_cast<size_t>(cpu::conv2d_int8_workspace(g, k.prepared_batch, k.act, c.layouts, in)));
+    std::vector<float> ws(static_cast<size_t>(cpu::conv2d_int8_workspace(g, k.prepared_batch, k.act, c.layouts, io)));
     std::vector<float> y(static_cast<size_t>(y_size), 123.0f);
     const auto x_held = as_held(x, c.layouts.input, c.N, c.C, c.H * c.W);
-    cpu::conv2d_int8_forward(g, c.N, x_held.data(), k.act, y.data(), ws.data(), c.layouts, in, prepared.data(),
-                             k.prepared_batch);
+    const std::vector<int8_t> x_int8 = quantised(x_held, in);
+    cpu::conv2d_int8_forward(g, c.N, k.in_stored ? reinterpret_cast<const float*>(x_int8.data()) : x_held.data(),
+                             k.act, y.data(), ws.data(), c.layouts, io, prepared.data(), k.prepared_batch);
+    if (k.out_int8) {  // read the bytes back as the values they stand for
+        std::vector<float> values(y.size());
+        const auto* bytes = reinterpret_cast<const int8_t*>(y.data());
+        for (size_t i = 0; i < values.size(); ++i)
+            values[i] = (out.is_unsigned ? static_cast<float>(static_cast<uint8_t>(bytes[i])) : bytes[i]) * out.scale;
+        y = values;
+    }
     const auto got = as_nchw(y, c.layouts.output, c.N, c.OC, out_positions);
     for (size_t i = 0; i < got.size(); ++i)
         ASSERT_NEAR(got[i], y_ref[i],
-                    1e-5f * (1.0f + magnitudes[i]) +
+                    1e-5f * (1.0f + magnitudes[i]) + (k.out_int8 ? 0.5001f * out.scale : 0.0f) +
                         (halved ? row_scales[i / static_cast<size_t>(out_positions) % static_cast<size_t>(c.OC)] *
                                       window_sums[i]
                                 : 0.0f))
             << "int8 forward differs first at index " << i << " for " << describe(c)
-            << (k.is_unsigned ? " u8" : " s8") << (k.fold ? " folded" : "");
+            << (k.is_unsigned ? " u8" : " s8") << (k.fold ? " folded" : "") << (k.in_stored ? " int8 in" : "")
+            << (k.out_int8 ? " int8 out" : "");
 }
 
 }  // namespace int8
@@ -404,6 +433,12 @@ TEST(Conv2dKernel, Int8IsTheConvolutionOfTheRoundedOperands) {
         {{2, 16, 10, 10, 8, 3, 3, 1, 1, same, 2, to_nchw, 4, 2}, false, true, none, 2},  // grouped, dilated
         {{2, 24, 7, 7, 40, 1, 1, 1, 1, valid, 2, nhwc}, true, true, none, 5},          // 1x1, batch below the runner's
         {{18, 32, 64, 64, 8, 3, 3, 1, 1, same, 2, nhwc}, true, false, relu, 18},      // two chunks of images
+        // Held in int8 on either side, as the executor chains int8 layers.
+        {{3, 16, 9, 9, 24, 3, 3, 1, 1, same, 2, nhwc}, true, true, relu, 3, true, true},
+        {{2, 16, 9, 7, 24, 3, 3, 2, 2, valid, 1, nchw}, false, false, none, 2, true, true},
+        {{2, 16, 8, 8, 16, 3, 3, 1, 1, same, 2, to_nchw, 16}, true, true, relu, 2, false, true},
+        {{2, 24, 7, 7, 40, 1, 1, 1, 1, valid, 2, nchw}, true, false, {Activation::tanh}, 5, true, true},
+        {{2, 24, 7, 7, 40, 1, 1, 1, 1, valid, 2, nhwc}, false, true, none, 2, true, false},
     };
     for (const auto& k : cases) int8::check(k);
 }

@@ -97,7 +97,7 @@ TEST(DenseKernel, Int8IsTheProductOfTheRoundedOperands) {
         std::vector<float> prepared(static_cast<size_t>(cpu::dense_int8_prepared_floats(I, U)));
         cpu::dense_int8_prepare(I, U, in, m.w.data(), m.b.data(), prepared.data());
         std::vector<float> ws(static_cast<size_t>(cpu::dense_int8_workspace(N, I))), y(static_cast<size_t>(N * U));
-        cpu::dense_int8_forward(N, I, U, m.x.data(), {Activation::relu}, y.data(), ws.data(), in, prepared.data());
+        cpu::dense_int8_forward(N, I, U, m.x.data(), {Activation::relu}, y.data(), ws.data(), {in}, prepared.data());
 
         std::vector<float> scales(static_cast<size_t>(U));
         std::vector<int8_t> q(m.w.size());

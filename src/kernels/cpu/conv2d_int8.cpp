@@ -1,6 +1,7 @@
 #include "kernels/cpu/conv2d_int8.h"
 
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "kernels/cpu/activation.h"
@@ -32,30 +33,44 @@ int64_t bits(float v) {
     return b;
 }
 
-Int8Key key_of(const ConvGeometry& g, int64_t N, const ActivationSpec& act, Layouts layouts, Int8Input in,
+Int8Key key_of(const ConvGeometry& g, int64_t N, const ActivationSpec& act, Layouts layouts, const Int8Io& io,
                const float* output_scales) {
     Int8Key k{{N, g.C, g.H, g.W, g.OC, g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, g.PT, g.PL, g.G, g.DH, g.DW,
                static_cast<int64_t>(act.kind), bits(act.alpha), static_cast<int64_t>(layouts.input),
-               static_cast<int64_t>(layouts.output), in.is_unsigned ? 1 : 0, bits(in.scale)}};
+               static_cast<int64_t>(layouts.output), io.in.is_unsigned ? 1 : 0, bits(io.in.scale),
+               io.in_stored ? 1 : 0, io.out ? 1 + (io.out->is_unsigned ? 1 : 0) : 0,
+               io.out ? bits(io.out->scale) : 0}};
     if (output_scales)
         for (int64_t oc = 0; oc < g.OC; ++oc) k.words.push_back(bits(output_scales[oc]));
     return k;
 }
 
+memory::data_type int8_type(const Int8Input& q) {
+    return q.is_unsigned ? memory::data_type::u8 : memory::data_type::s8;
+}
+
+// The caller's x and y, as it holds them.
+memory::desc held_src(const ConvGeometry& g, int64_t N, Layouts layouts, const Int8Io& io) {
+    return {dims4(N, g.C, g.H, g.W), io.in_stored ? int8_type(io.in) : f32, tag_of(layouts.input)};
+}
+memory::desc held_dst(const ConvGeometry& g, int64_t N, Layouts layouts, const Int8Io& io) {
+    return {dims4(N, g.OC, g.OH, g.OW), io.out ? int8_type(*io.out) : f32, tag_of(layouts.output)};
+}
+
 struct Int8Forward {
     dnnl::convolution_forward::primitive_desc pd;
     dnnl::convolution_forward primitive;
-    dnnl::reorder quantize_src;  // the caller's float32 input to the primitive's int8 one
-    int64_t src_floats, dst_copy, scratch;
+    // The caller's input to the primitive's int8 one, quantised on the way (none: read as held).
+    std::optional<dnnl::reorder> quantize_src;
+    int64_t src_copy, dst_copy, scratch;
 };
 
 std::shared_ptr<Int8Forward> forward_for(const ConvGeometry& g, int64_t N, const ActivationSpec& act,
-                                         Layouts layouts, Int8Input in, const float* output_scales) {
-    return cached<Int8Forward, Int8Key, Int8KeyHash>(key_of(g, N, act, layouts, in, output_scales), [&] {
+                                         Layouts layouts, const Int8Io& io, const float* output_scales) {
+    return cached<Int8Forward, Int8Key, Int8KeyHash>(key_of(g, N, act, layouts, io, output_scales), [&] {
         const Window w = window(g);
-        const auto src_type = in.is_unsigned ? memory::data_type::u8 : memory::data_type::s8;
-        const memory::desc src(dims4(N, g.C, g.H, g.W), src_type, tag::nhwc),
-            dst(dims4(N, g.OC, g.OH, g.OW), f32, tag::nhwc);
+        const memory::desc src(dims4(N, g.C, g.H, g.W), int8_type(io.in), tag::nhwc),
+            dst(dims4(N, g.OC, g.OH, g.OW), io.out ? int8_type(*io.out) : f32, tag::nhwc);
         const dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference,
                                                 dnnl::algorithm::convolution_direct, src,
                                                 any_desc(weight_dims(g), memory::data_type::s8), plain_bias(g),
@@ -64,15 +79,34 @@ std::shared_ptr<Int8Forward> forward_for(const ConvGeometry& g, int64_t N, const
         attr.set_output_scales(1 << 1, output_scales
                                            ? std::vector<float>(output_scales, output_scales + g.OC)
                                            : std::vector<float>(static_cast<size_t>(g.OC), 1.0f));
-        if (fusable(act)) attr.set_post_ops(post_ops_of(act));
+        // An int8 output is the activation's result divided by its own scale: the activation runs
+        // on the float32 value (the output scales give it), its post-op scale then divides.
+        if (fusable(act)) {
+            dnnl::post_ops ops = post_ops_of(act);
+            if (io.out) {
+                dnnl::post_ops scaled;
+                for (int k = 0; k < ops.len(); ++k) {
+                    float scale, alpha, beta;
+                    dnnl::algorithm alg;
+                    ops.get_params_eltwise(k, scale, alg, alpha, beta);
+                    scaled.append_eltwise(k + 1 == ops.len() ? 1.0f / io.out->scale : scale, alg, alpha, beta);
+                }
+                ops = scaled;
+            }
+            attr.set_post_ops(ops);
+        }  // without one, the output scales divide by the output's scale (conv2d_int8_prepare)
         dnnl::convolution_forward::primitive_desc pd(d, attr, cpu_engine());
-        dnnl::primitive_attr quantize;
-        quantize.set_output_scales(0, {1.0f / in.scale});
-        const memory::desc user = user_src(g, N, layouts.input);
-        dnnl::reorder::primitive_desc to_int8(cpu_engine(), user, cpu_engine(), pd.src_desc(), quantize);
-        return Int8Forward{pd, dnnl::convolution_forward(pd), dnnl::reorder(to_int8),
-                           floats_of(pd.src_desc()),
-                           pd.dst_desc() == user_dst(g, N, layouts.output) ? 0 : floats_of(pd.dst_desc()),
+        std::optional<dnnl::reorder> quantize;
+        const memory::desc held = held_src(g, N, layouts, io);
+        if (!io.in_stored || held != pd.src_desc()) {
+            dnnl::primitive_attr to_int8;
+            to_int8.set_output_scales(0, {io.in_stored ? 1.0f : 1.0f / io.in.scale});
+            quantize = dnnl::reorder(
+                dnnl::reorder::primitive_desc(cpu_engine(), held, cpu_engine(), pd.src_desc(), to_int8));
+        }
+        return Int8Forward{pd, dnnl::convolution_forward(pd), quantize,
+                           quantize ? floats_of(pd.src_desc()) : 0,
+                           pd.dst_desc() == held_dst(g, N, layouts, io) ? 0 : floats_of(pd.dst_desc()),
                            floats_of(pd.scratchpad_desc())};
     });
 }
@@ -97,13 +131,13 @@ int64_t blocked_floats(const Int8Forward& f) {
 }  // namespace
 
 int64_t conv2d_int8_prepared_floats(const ConvGeometry& g, int64_t N, const ActivationSpec& act,
-                                    Layouts layouts, Int8Input in) {
+                                    Layouts layouts, const Int8Io& io) {
     return prepared_layout(g).blocked +
-           blocked_floats(*forward_for(g, chunk_images(g, N), act, layouts, in, nullptr));
+           blocked_floats(*forward_for(g, chunk_images(g, N), act, layouts, io, nullptr));
 }
 
 void conv2d_int8_prepare(const ConvGeometry& g, int64_t N, const ActivationSpec& act, Layouts layouts,
-                         Int8Input in, const float* w, const float* b, const float* scale, const float* shift,
+                         const Int8Io& io, const float* w, const float* b, const float* scale, const float* shift,
                          float* prepared) {
     const PreparedLayout p = prepared_layout(g);
     const int64_t patch = g.patch();
@@ -119,12 +153,15 @@ void conv2d_int8_prepare(const ConvGeometry& g, int64_t N, const ActivationSpec&
     int8_row_scales(folded.data(), g.OC, patch, weight_scales.data(), int8_weight_levels());
     auto* plain = reinterpret_cast<int8_t*>(prepared + p.plain);
     quantize_rows(folded.data(), g.OC, patch, weight_scales.data(), plain);
+    // Without an activation, an int8 output's own scale divides in the output scales.
+    const float out_scale = io.out && !fusable(act) ? io.out->scale : 1.0f;
     for (int64_t oc = 0; oc < g.OC; ++oc) {
-        output_scales[oc] = in.scale * weight_scales[static_cast<size_t>(oc)];
+        const float sums = io.in.scale * weight_scales[static_cast<size_t>(oc)];  // of Σ q_x·q_w
+        output_scales[oc] = sums / out_scale;
         // oneDNN scales the bias with the sums: (Σ q_x·q_w + bias) · output scale.
-        prepared[p.bias + oc] = bias[static_cast<size_t>(oc)] / output_scales[oc];
+        prepared[p.bias + oc] = bias[static_cast<size_t>(oc)] / sums;
     }
-    const auto f = forward_for(g, chunk_images(g, N), act, layouts, in, output_scales);
+    const auto f = forward_for(g, chunk_images(g, N), act, layouts, io, output_scales);
     memory from(plain_int8_weights(g), cpu_engine(), plain), to(f->pd.weights_desc(), cpu_engine(),
                                                                 prepared + p.blocked);
     dnnl::reorder(from, to).execute(cpu_stream(), from, to);  // computes the s8 input's compensation too
@@ -132,30 +169,32 @@ void conv2d_int8_prepare(const ConvGeometry& g, int64_t N, const ActivationSpec&
 }
 
 int64_t conv2d_int8_workspace(const ConvGeometry& g, int64_t N, const ActivationSpec& act, Layouts layouts,
-                              Int8Input in) {
+                              const Int8Io& io) {
     int64_t per_chunk = 0;
     for (int64_t n : {chunk_images(g, N), N % chunk_images(g, N)}) {
         if (n == 0) continue;
-        const auto f = forward_for(g, n, act, layouts, in, nullptr);
-        per_chunk = std::max(per_chunk, aligned(f->src_floats) + aligned(f->dst_copy) + aligned(f->scratch));
+        const auto f = forward_for(g, n, act, layouts, io, nullptr);
+        per_chunk = std::max(per_chunk, aligned(f->src_copy) + aligned(f->dst_copy) + aligned(f->scratch));
     }
     // A chunk whose primitive reads the weights in another order gets them reordered first.
-    return blocked_floats(*forward_for(g, chunk_images(g, N), act, layouts, in, nullptr)) + per_chunk;
+    return blocked_floats(*forward_for(g, chunk_images(g, N), act, layouts, io, nullptr)) + per_chunk;
 }
 
 void conv2d_int8_forward(const ConvGeometry& g, int64_t N, const float* x, const ActivationSpec& act, float* y,
-                         float* workspace, Layouts layouts, Int8Input in, const float* prepared,
+                         float* workspace, Layouts layouts, const Int8Io& io, const float* prepared,
                          int64_t prepared_batch) {
-    if (act.kind == Activation::softmax && layouts.output != Layout::nchw)
-        throw ShapeError("conv: a softmax over channels needs the (N, C, H, W) layout");
+    if (act.kind == Activation::softmax && (layouts.output != Layout::nchw || io.out))
+        throw ShapeError("conv: a softmax over channels needs the (N, C, H, W) layout in float32");
     const PreparedLayout p = prepared_layout(g);
     const float* output_scales = prepared;
-    const auto at_prepared = forward_for(g, chunk_images(g, prepared_batch), act, layouts, in, output_scales);
-    const int64_t chunk = chunk_images(g, N), image = g.C * g.H * g.W, out_image = g.OC * g.OH * g.OW;
+    const auto at_prepared = forward_for(g, chunk_images(g, prepared_batch), act, layouts, io, output_scales);
+    const int64_t chunk = chunk_images(g, N);
+    // Bytes per image of x and y as held: int8 takes one byte an element, float32 four.
+    const int64_t image = g.C * g.H * g.W * (io.in_stored ? 1 : 4), out_image = g.OC * g.OH * g.OW * (io.out ? 1 : 4);
     const memory bias(plain_bias(g), cpu_engine(), const_cast<float*>(prepared + p.bias));
     for (int64_t n0 = 0; n0 < N; n0 += chunk) {
         const int64_t n = std::min(chunk, N - n0);
-        const auto f = forward_for(g, n, act, layouts, in, output_scales);
+        const auto f = forward_for(g, n, act, layouts, io, output_scales);
         Carver carve(workspace);
         float* weights_copy = carve.take(blocked_floats(*at_prepared));
         memory wei(f->pd.weights_desc(), cpu_engine(), const_cast<float*>(prepared + p.blocked));
@@ -164,11 +203,15 @@ void conv2d_int8_forward(const ConvGeometry& g, int64_t N, const float* x, const
             wei = memory(f->pd.weights_desc(), cpu_engine(), weights_copy);
             dnnl::reorder(plain, wei).execute(cpu_stream(), plain, wei);
         }
-        memory user_x(user_src(g, n, layouts.input), cpu_engine(), const_cast<float*>(x + n0 * image));
-        memory src(f->pd.src_desc(), cpu_engine(), carve.take(f->src_floats));
-        f->quantize_src.execute(cpu_stream(), user_x, src);
-        float* out = y + n0 * out_image;
-        memory dst(f->pd.dst_desc(), cpu_engine(), f->dst_copy == 0 ? out : carve.take(f->dst_copy));
+        memory held_x(held_src(g, n, layouts, io), cpu_engine(),
+                      const_cast<char*>(reinterpret_cast<const char*>(x)) + n0 * image);
+        memory src = held_x;
+        if (f->quantize_src) {
+            src = memory(f->pd.src_desc(), cpu_engine(), carve.take(f->src_copy));
+            f->quantize_src->execute(cpu_stream(), held_x, src);
+        }
+        char* out = reinterpret_cast<char*>(y) + n0 * out_image;
+        memory dst(f->pd.dst_desc(), cpu_engine(), f->dst_copy == 0 ? static_cast<void*>(out) : carve.take(f->dst_copy));
         memory scratch(f->pd.scratchpad_desc(), cpu_engine(), carve.take(f->scratch));
         f->primitive.execute(cpu_stream(), {{DNNL_ARG_SRC, src},
                                             {DNNL_ARG_WEIGHTS, wei},
@@ -176,8 +219,8 @@ void conv2d_int8_forward(const ConvGeometry& g, int64_t N, const float* x, const
                                             {DNNL_ARG_DST, dst},
                                             {DNNL_ARG_SCRATCHPAD, scratch}});
         if (f->dst_copy != 0) {
-            memory user(user_dst(g, n, layouts.output), cpu_engine(), out);
-            dnnl::reorder(dst, user).execute(cpu_stream(), dst, user);
+            memory held(held_dst(g, n, layouts, io), cpu_engine(), out);
+            dnnl::reorder(dst, held).execute(cpu_stream(), dst, held);
         }
     }
     cpu_stream().wait();

@@ -126,11 +126,15 @@ int64_t dense_int8_workspace(int64_t N, int64_t I) {
 }
 
 void dense_int8_forward(int64_t N, int64_t I, int64_t U, const float* x, const ActivationSpec& act, float* y,
-                        float* workspace, Int8Input in, const float* prepared) {
+                        float* workspace, const Int8Io& io, const float* prepared) {
     const Int8Prepared p = int8_prepared(I, U);
+    const Int8Input& in = io.in;
     const auto type = in.is_unsigned ? memory::data_type::u8 : memory::data_type::s8;
-    memory from(matrix(N, I, f32), cpu_engine(), const_cast<float*>(x)), xq(matrix(N, I, type), cpu_engine(), workspace);
-    quantize_for(N, I, in)->execute(cpu_stream(), from, xq);
+    memory xq(matrix(N, I, type), cpu_engine(), io.in_stored ? const_cast<float*>(x) : workspace);
+    if (!io.in_stored) {
+        memory from(matrix(N, I, f32), cpu_engine(), const_cast<float*>(x));
+        quantize_for(N, I, in)->execute(cpu_stream(), from, xq);
+    }
     const auto constant = [](const memory::desc& d, const float* data) {
         return memory(d, cpu_engine(), const_cast<float*>(data));
     };

@@ -3,6 +3,7 @@
 // x ≈ scale · q, q = round(x / scale), clamped to the type's range.
 #pragma once
 #include <cstdint>
+#include <optional>
 
 namespace lenz::cpu {
 
@@ -12,6 +13,14 @@ struct Int8Input {
     float scale = 1;
     bool is_unsigned = false;
 };
+// What an int8 layer reads and writes: its input's quantisation, whether the input is held in
+// int8 already (so), and the output's quantisation where the output is held in int8 (nullopt: float32).
+struct Int8Io {
+    Int8Input in;
+    bool in_stored = false;
+    std::optional<Int8Input> out;
+};
+
 // The input quantisation for values calibration saw within [min, max].
 Int8Input int8_input(float min, float max);
 

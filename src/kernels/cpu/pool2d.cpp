@@ -1,7 +1,9 @@
 #include "kernels/cpu/pool2d.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 namespace lenz::cpu {
 namespace {
@@ -22,8 +24,10 @@ float divisor(const ConvGeometry& g, const Window& w, bool count_padding) {
     return static_cast<float>(count_padding ? g.KH * g.KW : (w.h1 - w.h0) * (w.w1 - w.w0));
 }
 
-// Index within the plane of the first maximum of the window.
-int64_t argmax_in(const ConvGeometry& g, const float* plane, const Window& w) {
+// Index within the plane of the first maximum of the window (of float32, or of int8 values at int8
+// inference, whose order is their values' order).
+template <class T>
+int64_t argmax_in(const ConvGeometry& g, const T* plane, const Window& w) {
     int64_t best = w.h0 * g.W + w.w0;
     for (int64_t h = w.h0; h < w.h1; ++h)
         for (int64_t c = w.w0; c < w.w1; ++c)
@@ -38,7 +42,8 @@ bool is_plain_2x2(const ConvGeometry& g) {
 }
 
 // Index (in the plane) of the first maximum of the 2x2 window at (oh, ow), in scan order.
-int64_t argmax_2x2(const float* plane, int64_t W, int64_t oh, int64_t ow) {
+template <class T>
+int64_t argmax_2x2(const T* plane, int64_t W, int64_t oh, int64_t ow) {
     const int64_t i = 2 * oh * W + 2 * ow;
     int64_t best = i;
     if (plane[i + 1] > plane[best]) best = i + 1;
@@ -47,7 +52,8 @@ int64_t argmax_2x2(const float* plane, int64_t W, int64_t oh, int64_t ow) {
     return best;
 }
 
-int64_t argmax_at(const ConvGeometry& g, const float* plane, int64_t oh, int64_t ow, bool plain) {
+template <class T>
+int64_t argmax_at(const ConvGeometry& g, const T* plane, int64_t oh, int64_t ow, bool plain) {
     return plain ? argmax_2x2(plane, g.W, oh, ow) : argmax_in(g, plane, window_at(g, oh, ow));
 }
 
@@ -55,15 +61,27 @@ int64_t argmax_at(const ConvGeometry& g, const float* plane, int64_t oh, int64_t
 
 namespace {
 
-void maxpool_forward_nchw(const ConvGeometry& g, int64_t N, const float* x, float* y) {
+template <class T>
+void maxpool_forward_nchw(const ConvGeometry& g, int64_t N, const T* x, T* y) {
+    if (is_plain_2x2(g)) {  // the common case: each output row from two input rows, no bookkeeping
+#pragma omp parallel for schedule(static) if (N * g.C * g.OH * g.OW >= (1 << 14))
+        for (int64_t row = 0; row < N * g.C * g.OH; ++row) {
+            const int64_t plane = row / g.OH, oh = row % g.OH;
+            const T* a = x + (plane * g.H + 2 * oh) * g.W;
+            const T* b = a + g.W;
+            T* out = y + row * g.OW;
+#pragma omp simd
+            for (int64_t ow = 0; ow < g.OW; ++ow)
+                out[ow] = std::max(std::max(a[2 * ow], a[2 * ow + 1]), std::max(b[2 * ow], b[2 * ow + 1]));
+        }
+        return;
+    }
 #pragma omp parallel for schedule(static) if (N * g.C > 1)
     for (int64_t nc = 0; nc < N * g.C; ++nc) {
-        const float* plane = x + nc * g.H * g.W;
-        float* out = y + nc * g.OH * g.OW;
-        const bool plain = is_plain_2x2(g);
+        const T* plane = x + nc * g.H * g.W;
+        T* out = y + nc * g.OH * g.OW;
         for (int64_t oh = 0; oh < g.OH; ++oh)
-            for (int64_t ow = 0; ow < g.OW; ++ow)
-                out[oh * g.OW + ow] = plane[argmax_at(g, plane, oh, ow, plain)];
+            for (int64_t ow = 0; ow < g.OW; ++ow) out[oh * g.OW + ow] = plane[argmax_in(g, plane, window_at(g, oh, ow))];
     }
 }
 
@@ -138,16 +156,17 @@ void avgpool_backward_nchw(const ConvGeometry& g, int64_t N, const float* dy, co
 }
 
 // Channels-last: a window's pixels are rows of C channels, which the loops below run along.
-void maxpool_forward_nhwc(const ConvGeometry& g, int64_t N, const float* x, float* y) {
+template <class T>
+void maxpool_forward_nhwc(const ConvGeometry& g, int64_t N, const T* x, T* y) {
     const int64_t C = g.C;
     if (is_plain_2x2(g)) {  // the common case, without the window bookkeeping
 #pragma omp parallel for schedule(static) if (N * g.OH * g.OW * C >= (1 << 14))
         for (int64_t row = 0; row < N * g.OH; ++row) {
             const int64_t n = row / g.OH, oh = row % g.OH;
             for (int64_t ow = 0; ow < g.OW; ++ow) {
-                const float* a = x + ((n * g.H + 2 * oh) * g.W + 2 * ow) * C;
-                const float *b = a + C, *c = a + g.W * C, *d = c + C;
-                float* out = y + (row * g.OW + ow) * C;
+                const T* a = x + ((n * g.H + 2 * oh) * g.W + 2 * ow) * C;
+                const T *b = a + C, *c = a + g.W * C, *d = c + C;
+                T* out = y + (row * g.OW + ow) * C;
 #pragma omp simd
                 for (int64_t k = 0; k < C; ++k) out[k] = std::max(std::max(a[k], b[k]), std::max(c[k], d[k]));
             }
@@ -157,15 +176,15 @@ void maxpool_forward_nhwc(const ConvGeometry& g, int64_t N, const float* x, floa
 #pragma omp parallel for schedule(static) if (N * g.OH * g.OW * C >= (1 << 14))
     for (int64_t row = 0; row < N * g.OH; ++row) {
         const int64_t n = row / g.OH, oh = row % g.OH;
-        const float* image = x + n * g.H * g.W * C;
+        const T* image = x + n * g.H * g.W * C;
         for (int64_t ow = 0; ow < g.OW; ++ow) {
             const Window w = window_at(g, oh, ow);
-            float* out = y + (row * g.OW + ow) * C;
-            const float* first = image + (w.h0 * g.W + w.w0) * C;
+            T* out = y + (row * g.OW + ow) * C;
+            const T* first = image + (w.h0 * g.W + w.w0) * C;
             std::copy(first, first + C, out);
             for (int64_t h = w.h0; h < w.h1; ++h)
                 for (int64_t col = w.w0; col < w.w1; ++col) {
-                    const float* in = image + (h * g.W + col) * C;
+                    const T* in = image + (h * g.W + col) * C;
 #pragma omp simd
                     for (int64_t c = 0; c < C; ++c) out[c] = in[c] > out[c] ? in[c] : out[c];
                 }
@@ -269,6 +288,16 @@ void avgpool_backward_nhwc(const ConvGeometry& g, int64_t N, const float* dy, co
 
 void maxpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y, Layout layout) {
     layout == Layout::nhwc ? maxpool_forward_nhwc(g, N, x, y) : maxpool_forward_nchw(g, N, x, y);
+}
+void maxpool_int8_forward(const ConvGeometry& g, int64_t N, const void* x, void* y, Layout layout,
+                          bool is_unsigned) {
+    const auto pool = [&](auto* type) {
+        using T = std::remove_pointer_t<decltype(type)>;
+        const auto* in = static_cast<const T*>(x);
+        auto* out = static_cast<T*>(y);
+        layout == Layout::nhwc ? maxpool_forward_nhwc(g, N, in, out) : maxpool_forward_nchw(g, N, in, out);
+    };
+    is_unsigned ? pool(static_cast<uint8_t*>(nullptr)) : pool(static_cast<int8_t*>(nullptr));
 }
 void avgpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y, bool count_padding,
                      Layout layout) {
