@@ -375,9 +375,11 @@ void check(const Int8Case& k) {
     std::vector<float> y_ref(static_cast<size_t>(y_size)), magnitudes(y_ref.size());
     reference::conv2d_forward(g, c.N, x_rounded.data(), w_rounded.data(), bias.data(), y_ref.data());
     reference::conv2d_forward(g, c.N, magnitude_x.data(), magnitude_w.data(), nullptr, magnitudes.data());
-    for (float& v : y_ref) v = k.act.kind == Activation::relu ? std::max(v, 0.0f)
-                               : k.act.kind == Activation::tanh ? std::tanh(v)
-                                                                : v;
+    for (float& v : y_ref)
+        v = k.act.kind == Activation::relu         ? std::max(v, 0.0f)
+            : k.act.kind == Activation::tanh       ? std::tanh(v)
+            : k.act.kind == Activation::hard_swish ? v * std::clamp(v + 3.0f, 0.0f, 6.0f) / 6.0f
+                                                   : v;
     // Without VNNI, oneDNN halves the weights of an s8 input once more (rounded; its remedy for the
     // same int16 saturation), so each weight may be off by one more of its filter's steps: the
     // output by up to that step times Σ|x| over the filter's window.
@@ -439,6 +441,11 @@ TEST(Conv2dKernel, Int8IsTheConvolutionOfTheRoundedOperands) {
         {{2, 16, 8, 8, 16, 3, 3, 1, 1, same, 2, to_nchw, 16}, true, true, relu, 2, false, true},
         {{2, 24, 7, 7, 40, 1, 1, 1, 1, valid, 2, nchw}, true, false, {Activation::tanh}, 5, true, true},
         {{2, 24, 7, 7, 40, 1, 1, 1, 1, valid, 2, nhwc}, false, true, none, 2, true, false},
+        // MobileNet's: depthwise with stride 2 on a signed input, hard-swish folded in.
+        {{2, 16, 14, 14, 16, 3, 3, 2, 2, same, 2, nhwc, 16}, false, true, {Activation::hard_swish}, 2},
+        {{2, 16, 14, 14, 16, 3, 3, 2, 2, same, 2, nhwc, 16}, false, true, {Activation::hard_swish}, 2, true, true},
+        {{2, 16, 14, 14, 64, 1, 1, 1, 1, valid, 2, nhwc}, false, true, {Activation::hard_swish}, 2, true, true},
+        {{256, 1, 28, 28, 16, 3, 3, 1, 1, same, 2, {Layout::nchw, Layout::nhwc}}, false, true, {Activation::hard_swish}, 256},
     };
     for (const auto& k : cases) int8::check(k);
 }

@@ -127,6 +127,16 @@ PreparedLayout prepared_layout(const ConvGeometry& g) {
 int64_t blocked_floats(const Int8Forward& f) {
     return int8_floats(static_cast<int64_t>(f.pd.weights_desc().get_size()));
 }
+// Room for the weights of any primitive this convolution may get: a chunk of another size may get
+// another kernel (brgconv for 167 images, jit_int8 for 89, measured) that reads them in another
+// blocked order, with room for the s8 input's compensation. oneDNN pads output channels to at most
+// 64, input channels to at most 16 and groups to 16, and adds at most two int32 per output channel.
+int64_t weights_room(const ConvGeometry& g) {
+    const auto up = [](int64_t v, int64_t to) { return (v + to - 1) / to * to; };
+    const int64_t groups = g.G == 1 ? 1 : up(g.G, 16);
+    const int64_t per_group = up(g.OC / g.G, 64);
+    return int8_floats(groups * per_group * (up(g.group_channels(), 16) * g.KH * g.KW + 8) + 64);
+}
 
 }  // namespace
 
@@ -177,7 +187,7 @@ int64_t conv2d_int8_workspace(const ConvGeometry& g, int64_t N, const Activation
         per_chunk = std::max(per_chunk, aligned(f->src_copy) + aligned(f->dst_copy) + aligned(f->scratch));
     }
     // A chunk whose primitive reads the weights in another order gets them reordered first.
-    return blocked_floats(*forward_for(g, chunk_images(g, N), act, layouts, io, nullptr)) + per_chunk;
+    return weights_room(g) + per_chunk;
 }
 
 void conv2d_int8_forward(const ConvGeometry& g, int64_t N, const float* x, const ActivationSpec& act, float* y,
@@ -196,9 +206,11 @@ void conv2d_int8_forward(const ConvGeometry& g, int64_t N, const float* x, const
         const int64_t n = std::min(chunk, N - n0);
         const auto f = forward_for(g, n, act, layouts, io, output_scales);
         Carver carve(workspace);
-        float* weights_copy = carve.take(blocked_floats(*at_prepared));
+        float* weights_copy = carve.take(weights_room(g));
         memory wei(f->pd.weights_desc(), cpu_engine(), const_cast<float*>(prepared + p.blocked));
         if (f->pd.weights_desc() != at_prepared->pd.weights_desc()) {
+            if (blocked_floats(*f) > weights_room(g))
+                throw Error("internal: oneDNN's int8 weights take more room than reserved for them");
             memory plain(plain_int8_weights(g), cpu_engine(), const_cast<float*>(prepared + p.plain));
             wei = memory(f->pd.weights_desc(), cpu_engine(), weights_copy);
             dnnl::reorder(plain, wei).execute(cpu_stream(), plain, wei);
