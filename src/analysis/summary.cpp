@@ -126,7 +126,8 @@ Summary summarize(const Model& model, const SummaryOptions& options) {
                     checked_add(checked_mul(2, s.param_bytes, "memory"), state_bytes), "training memory");
     const auto engine = [](Precision p) { return cpu_supports(p) ? p : Precision::f32; };
     const Precision trains_in = options.dtype == "bfloat16" ? engine(Precision::bf16) : Precision::f32;
-    s.inference_plan = plan_inference(model, 1, options.dtype == "int8" ? engine(Precision::int8) : trains_in);
+    s.inference_plan =
+        plan_inference(model, 1, options.dtype == "int8" ? engine(Precision::int8) : trains_in);
     s.training_plan = plan_training(model, options.batch, options.optimizer, trains_in);
     s.inference_plan.bytes();
     s.training_plan.bytes();
@@ -268,7 +269,8 @@ void explain(std::ostringstream& o, const Summary& s) {
     if (ip.prepared_floats)
         o << "\n    + packed weights " << with_commas(f4(ip.prepared_floats))
           << (inferred == Precision::int8
-                  ? " (convolution and dense weights in int8, as oneDNN's kernels read them, with their scales)"
+                  ? " (convolution and dense weights in int8, as oneDNN's kernels read them, with their "
+                    "scales)"
                   : " (convolution weights reordered once, as oneDNN's kernels read them)");
     o << " = " << bytes_both(ip.bytes()) << "\n";
     const TrainingPlan& tp = s.training_plan;

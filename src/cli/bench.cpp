@@ -34,7 +34,7 @@ struct BenchArgs {
     int64_t repeats = 0;  // 0: the workload's default
     double peak = 0;      // layers: the peak to compare with; 0: measure it
     int64_t batch = 1;    // a model file's inference batch
-    std::string dtype;  // empty: float32, or int8 for a quantised model file
+    std::string dtype;    // empty: float32, or int8 for a quantised model file
     bool json = false;
     bool profile = false;  // a model file: time each layer too
 };

@@ -33,15 +33,17 @@ inline CLI::Option* add_data_option(CLI::App* cmd, std::string& data) {
 inline CLI::Option* add_dtype_option(CLI::App* cmd, std::string& dtype, bool inference = false) {
     if (!inference)
         return cmd
-            ->add_option("--dtype", dtype,
-                         "float32 (default) or bf16: convolutions and dense layers multiply in bf16 and add up "
-                         "in float32; needs AVX512-BF16 or AMX")
+            ->add_option(
+                "--dtype", dtype,
+                "float32 (default) or bf16: convolutions and dense layers multiply in bf16 and add up "
+                "in float32; needs AVX512-BF16 or AMX")
             ->check(CLI::IsMember({"float32", "bf16", "bfloat16"}));
     return cmd
-        ->add_option("--dtype", dtype,
-                     "float32, bf16 (convolutions and dense layers multiply in bf16, add up in float32; needs "
-                     "AVX512-BF16 or AMX) or int8 (a model quantised by lenz quantize); default: int8 for a "
-                     "quantised model, float32 otherwise")
+        ->add_option(
+            "--dtype", dtype,
+            "float32, bf16 (convolutions and dense layers multiply in bf16, add up in float32; needs "
+            "AVX512-BF16 or AMX) or int8 (a model quantised by lenz quantize); default: int8 for a "
+            "quantised model, float32 otherwise")
         ->check(CLI::IsMember({"float32", "bf16", "bfloat16", "int8"}));
 }
 inline Precision precision_of(const std::string& dtype) {

@@ -2,6 +2,8 @@
 // The ranges of the model's values are calibrated on a few hundred training images, the weights of
 // convolutions and dense layers are rounded to int8 per output channel, and the test accuracy in
 // float32 and in int8 is printed side by side, so the cost of quantising is seen at once.
+#include "lenz/quantize.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -12,7 +14,6 @@
 #include "cli/options.h"
 #include "lenz/checkpoint.h"
 #include "lenz/engine.h"
-#include "lenz/quantize.h"
 #include "lenz/train.h"
 
 namespace lenz::cli {
@@ -50,7 +51,9 @@ int run_quantize(const QuantizeArgs& a) {
     const int64_t count = std::min(a.images, data.train.size());
     if (count == 0) throw Error(data.description + " has no training images to calibrate on");
 
-    nlohmann::json report = {{"checkpoint", a.checkpoint}, {"out", a.out}, {"data", data.description},
+    nlohmann::json report = {{"checkpoint", a.checkpoint},
+                             {"out", a.out},
+                             {"data", data.description},
                              {"calibration_images", count}};
     const auto accuracy = [&](Precision precision) {
         return evaluate(model, data.test, loaded.info.normalization, 256, precision).accuracy;
@@ -58,7 +61,8 @@ int run_quantize(const QuantizeArgs& a) {
     const bool with_test = a.evaluate && data.test.size() > 0;
     if (with_test) report["float32_accuracy"] = accuracy(Precision::f32);
 
-    const std::vector<float> images = calibration_images(data.train, loaded.info.normalization, count, a.seed);
+    const std::vector<float> images =
+        calibration_images(data.train, loaded.info.normalization, count, a.seed);
     std::vector<ValueRange> ranges = calibrate(model, images.data(), count);
     round_weights_to_int8(model);
     model.set_value_ranges(std::move(ranges));
@@ -84,7 +88,8 @@ int run_quantize(const QuantizeArgs& a) {
                 static_cast<long long>(layers), static_cast<long long>(weights));
     if (with_test)
         std::printf("test accuracy: float32 %.2f%%, int8 %.2f%% (%+.2f points)\n",
-                    100 * report["float32_accuracy"].get<double>(), 100 * report["int8_accuracy"].get<double>(),
+                    100 * report["float32_accuracy"].get<double>(),
+                    100 * report["int8_accuracy"].get<double>(),
                     100 * (report["int8_accuracy"].get<double>() - report["float32_accuracy"].get<double>()));
     std::printf("wrote %s\n", a.out.c_str());
     return 0;
@@ -96,11 +101,15 @@ void add_quantize(CLI::App& app, Runner& run) {
     auto a = std::make_shared<QuantizeArgs>();
     CLI::App* cmd = app.add_subcommand(
         "quantize", "Quantise a trained model to int8 (calibrated on training images) for faster inference");
-    cmd->add_option("checkpoint", a->checkpoint, "checkpoint (.safetensors) written by lenz train, or an ONNX model")
+    cmd->add_option("checkpoint", a->checkpoint,
+                    "checkpoint (.safetensors) written by lenz train, or an ONNX model")
         ->required();
-    add_data_option(cmd, a->data)->required()->description(
-        "the data set to calibrate on (its training images) and to test on: fashion-mnist, mnist, a folder with "
-        "the four IDX files, or an image folder");
+    add_data_option(cmd, a->data)
+        ->required()
+        ->description(
+            "the data set to calibrate on (its training images) and to test on: fashion-mnist, mnist, a "
+            "folder with "
+            "the four IDX files, or an image folder");
     cmd->add_option("--out", a->out, "where to write the quantised checkpoint")->required();
     cmd->add_option("--images", a->images, "training images to calibrate on (default 512)")
         ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));

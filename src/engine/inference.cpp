@@ -15,8 +15,9 @@ namespace {
 
 const Model& runnable(const Model& model, Precision precision) {
     if (precision == Precision::int8 && !model.calibrated())
-        throw Error("int8 needs the ranges of the model's values: quantise the checkpoint first "
-                    "(lenz quantize CHECKPOINT --data DATA --out q.safetensors)");
+        throw Error(
+            "int8 needs the ranges of the model's values: quantise the checkpoint first "
+            "(lenz quantize CHECKPOINT --data DATA --out q.safetensors)");
     return model;
 }
 

@@ -175,7 +175,8 @@ void plan_int8_storage(const Model& model, const ValueGraph& graph, InferenceSch
     }
     for (int64_t j = 0; j < L; ++j)
         if (const int64_t host = schedule.absorbed_by[static_cast<size_t>(j)]; host >= 0)
-            schedule.held_value[static_cast<size_t>(host)] = std::max(schedule.held_value[static_cast<size_t>(host)], j + 1);
+            schedule.held_value[static_cast<size_t>(host)] =
+                std::max(schedule.held_value[static_cast<size_t>(host)], j + 1);
     std::vector<char> int8(static_cast<size_t>(L + 1), 0);
     for (int64_t i = 0; i < L; ++i)  // candidates: what convolutions and max pools write
         if (runs(i) && ((model.layer(i).runs_int8() && model.layer(i).kind() == "conv") || is_max_pool(i)))
@@ -190,7 +191,8 @@ void plan_int8_storage(const Model& model, const ValueGraph& graph, InferenceSch
                     : layer.activation().kind) != Activation::softmax;
     };
     const auto reads_int8 = [&](int64_t i) {
-        if (is_max_pool(i)) return int8[static_cast<size_t>(root(schedule.held_value[static_cast<size_t>(i)]))] != 0;
+        if (is_max_pool(i))
+            return int8[static_cast<size_t>(root(schedule.held_value[static_cast<size_t>(i)]))] != 0;
         return model.layer(i).runs_int8();
     };
     for (bool changed = true; changed;) {
@@ -199,7 +201,8 @@ void plan_int8_storage(const Model& model, const ValueGraph& graph, InferenceSch
             char& held = int8[static_cast<size_t>(root(v))];
             if (!held) continue;
             bool fits = true;
-            if (v > 0 && runs(v - 1)) fits = root(schedule.held_value[static_cast<size_t>(v - 1)]) == root(v) && writes_int8(v - 1);
+            if (v > 0 && runs(v - 1))
+                fits = root(schedule.held_value[static_cast<size_t>(v - 1)]) == root(v) && writes_int8(v - 1);
             for (int64_t r : graph.readers[static_cast<size_t>(v)])
                 fits = fits && (!runs(r) || reads_int8(r));
             if (!fits) {

@@ -31,13 +31,15 @@ std::vector<ValueRange> calibrate(Model& model, const float* images, int64_t cou
     for (ValueRange& r : ranges) {
         if (r.min > r.max) r = {0, 0};  // never held
         if (!std::isfinite(r.min) || !std::isfinite(r.max))
-            throw Error("calibration: a value of the model is not finite (NaN or infinity in its activations)");
+            throw Error(
+                "calibration: a value of the model is not finite (NaN or infinity in its activations)");
     }
     return ranges;
 }
 
 Int8Weights to_int8(const float* w, int64_t rows, int64_t cols) {
-    Int8Weights q{std::vector<int8_t>(static_cast<size_t>(rows * cols)), std::vector<float>(static_cast<size_t>(rows))};
+    Int8Weights q{std::vector<int8_t>(static_cast<size_t>(rows * cols)),
+                  std::vector<float>(static_cast<size_t>(rows))};
     cpu::int8_row_scales(w, rows, cols, q.scales.data());
     cpu::quantize_rows(w, rows, cols, q.scales.data(), q.values.data());
     return q;
@@ -52,7 +54,8 @@ void round_weights_to_int8(Model& model) {
             const int64_t rows = p.dims.front(), cols = p.value->size() / rows;
             const Int8Weights q = to_int8(p.value->data(), rows, cols);
             for (int64_t k = 0; k < p.value->size(); ++k)
-                p.value->data()[k] = q.values[static_cast<size_t>(k)] * q.scales[static_cast<size_t>(k / cols)];
+                p.value->data()[k] =
+                    q.values[static_cast<size_t>(k)] * q.scales[static_cast<size_t>(k / cols)];
         }
     }
 }

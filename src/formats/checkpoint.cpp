@@ -63,8 +63,8 @@ void CheckpointFile::read_tensor(const std::string& name, const std::vector<int6
         const auto scales = tensors.find(name + ".scale");
         if (shape.empty() || scales == tensors.end() || scales->second.int8 ||
             scales->second.shape != std::vector<int64_t>{shape[0]})
-            throw FormatError(path + ": int8 tensor '" + name + "' needs a float32 '" + name + ".scale' of shape [" +
-                              (shape.empty() ? "" : std::to_string(shape[0])) + "]");
+            throw FormatError(path + ": int8 tensor '" + name + "' needs a float32 '" + name +
+                              ".scale' of shape [" + (shape.empty() ? "" : std::to_string(shape[0])) + "]");
         const auto* q = reinterpret_cast<const int8_t*>(data.data() + it->second.begin);
         const auto* scale = reinterpret_cast<const float*>(data.data() + scales->second.begin);
         const int64_t cols = shape[0] > 0 ? out.size() / shape[0] : 0;
@@ -205,15 +205,18 @@ void write_checkpoint(const std::string& path, Model& model, const CheckpointInf
     };
     std::vector<Entry> entries;
     std::deque<Int8Weights> int8_weights;  // what the int8 entries point into
-    const auto floats = [](const std::string& name, std::vector<int64_t> shape, const float* data, int64_t count) {
+    const auto floats = [](const std::string& name, std::vector<int64_t> shape, const float* data,
+                           int64_t count) {
         return Entry{name, std::move(shape), reinterpret_cast<const char*>(data), count * 4};
     };
     for (Model::NamedParam& p : model.named_params()) {
         const Buffer& value = *p.ref.value;
         if (model.calibrated() && model.layer(p.layer - 1).runs_int8() && p.ref.name == "weight") {
             const int64_t rows = p.ref.dims.front();
-            const Int8Weights& q = int8_weights.emplace_back(to_int8(value.data(), rows, value.size() / rows));
-            entries.push_back({p.name, p.ref.dims, reinterpret_cast<const char*>(q.values.data()), value.size(), true});
+            const Int8Weights& q =
+                int8_weights.emplace_back(to_int8(value.data(), rows, value.size() / rows));
+            entries.push_back(
+                {p.name, p.ref.dims, reinterpret_cast<const char*>(q.values.data()), value.size(), true});
             entries.push_back(floats(p.name + ".scale", {rows}, q.scales.data(), rows));
             continue;
         }
@@ -248,7 +251,9 @@ void write_checkpoint(const std::string& path, Model& model, const CheckpointInf
     header["__metadata__"] = meta;
     int64_t offset = 0;
     for (const Entry& e : entries) {
-        header[e.name] = {{"dtype", e.int8 ? "I8" : "F32"}, {"shape", e.shape}, {"data_offsets", {offset, offset + e.bytes}}};
+        header[e.name] = {{"dtype", e.int8 ? "I8" : "F32"},
+                          {"shape", e.shape},
+                          {"data_offsets", {offset, offset + e.bytes}}};
         offset += e.bytes;
     }
     std::string text = header.dump();
@@ -275,7 +280,8 @@ LoadedModel load_model(const CheckpointFile& file) {
     // Every trainable weight must be in the file, so a model needing more than the file holds is
     // refused before init_params allocates it.
     // (A quantised file holds most weights in one byte each.)
-    const int64_t bytes_per_param = file.metadata.count("precision") && file.meta("precision") == "int8" ? 1 : 4;
+    const int64_t bytes_per_param =
+        file.metadata.count("precision") && file.meta("precision") == "int8" ? 1 : 4;
     int64_t params = 0;
     for (int64_t i = 0; i < model.size(); ++i)
         params = checked_add(params, model.layer(i).param_count(), "parameter count");
@@ -290,7 +296,8 @@ LoadedModel load_model(const CheckpointFile& file) {
         Buffer ranges((model.size() + 1) * 2);
         file.read_tensor("calibration.ranges", {model.size() + 1, 2}, ranges);
         std::vector<ValueRange> values(static_cast<size_t>(model.size() + 1));
-        for (size_t v = 0; v < values.size(); ++v) values[v] = {ranges.data()[2 * v], ranges.data()[2 * v + 1]};
+        for (size_t v = 0; v < values.size(); ++v)
+            values[v] = {ranges.data()[2 * v], ranges.data()[2 * v + 1]};
         try {
             model.set_value_ranges(std::move(values));
         } catch (const ShapeError& e) {

@@ -61,8 +61,8 @@ class GraphWriter {
     }
     // Integers of one byte: int8 (weights, their zero points) or uint8 (the zero point of an
     // input that is never negative).
-    void byte_initializer(const std::string& name, const std::vector<int64_t>& dims, const int8_t* data, int64_t n,
-                          bool is_unsigned = false) {
+    void byte_initializer(const std::string& name, const std::vector<int64_t>& dims, const int8_t* data,
+                          int64_t n, bool is_unsigned = false) {
         onnx::TensorProto& t = *graph_.add_initializer();
         t.set_name(name);
         t.set_data_type(is_unsigned ? onnx::TensorProto::UINT8 : onnx::TensorProto::INT8);
@@ -203,8 +203,9 @@ class LayerWriter {
             const Window win = window_of(layer, c->kernel_h, c->kernel_w, c->stride_h, c->stride_w,
                                          c->padding, false, c->dilation_h, c->dilation_w);
             const std::vector<int64_t> dims{c->filters, ch / c->groups, c->kernel_h, c->kernel_w};
-            std::vector<std::string> inputs{quantized(first, map(first, name + ".unflatten"), layer),
-                                            quantized_weight(layer, name, dims) ? name + ".weight" : init("weight", dims)};
+            std::vector<std::string> inputs{
+                quantized(first, map(first, name + ".unflatten"), layer),
+                quantized_weight(layer, name, dims) ? name + ".weight" : init("weight", dims)};
             if (c->bias) inputs.push_back(init("bias", {c->filters}));
             onnx::NodeProto& n = w_.node("Conv", name, inputs, name);
             set_ints(n, "kernel_shape", win.kernel);
@@ -249,8 +250,9 @@ class LayerWriter {
                 x = name + ".flatten";
             }
             const std::vector<int64_t> dims{d->units, layer.input_shape().elements()};
-            std::vector<std::string> args{quantized(first, x, layer),
-                                          quantized_weight(layer, name, dims) ? name + ".weight" : init("weight", dims)};
+            std::vector<std::string> args{quantized(first, x, layer), quantized_weight(layer, name, dims)
+                                                                          ? name + ".weight"
+                                                                          : init("weight", dims)};
             if (d->bias) args.push_back(init("bias", {d->units}));
             set_int(w_.node("Gemm", name, args, name), "transB", 1);
             out = {activation(d->activation, name), 2};

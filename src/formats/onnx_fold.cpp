@@ -157,7 +157,7 @@ Folded decode(const onnx::TensorProto& t, const std::string& name) {
             if (t.has_raw_data()) {
                 for (char b : t.raw_data())
                     v.i.push_back(t.data_type() == onnx::TensorProto::INT8 ? static_cast<int8_t>(b)
-                                                                            : static_cast<uint8_t>(b));
+                                                                           : static_cast<uint8_t>(b));
             } else if (t.int32_data_size() == n) {
                 v.i.assign(t.int32_data().begin(), t.int32_data().end());
             } else {
@@ -478,7 +478,8 @@ Folded Folder::dequantize(const Folded& q, const Folded& scale, const Folded* ze
     if (!scale.is_float() || (zero_point && zero_point->is_float()))
         throw FoldError("needs a float32 scale and an integer zero point");
     const int64_t n = q.size(), slices = scale.size();
-    if (zero_point && zero_point->size() != slices) throw FoldError("the zero points and scales differ in number");
+    if (zero_point && zero_point->size() != slices)
+        throw FoldError("the zero points and scales differ in number");
     // Per tensor, or one scale per slice along the axis.
     int64_t inner = 1;
     if (slices != 1) {

@@ -611,9 +611,9 @@ class GraphReader {
     void layer(const onnx::NodeProto& n, bool fused) {
         const std::string& op = n.op_type();
         for (const std::string& name : computed_inputs(n))
-            if (const Tensor& t = tensor(name);
-                !t.pads.empty() && op != "Conv" && op != "AveragePool" && op != "Pad" && op != "Identity" &&
-                op != "QuantizeLinear" && op != "DequantizeLinear") {
+            if (const Tensor& t = tensor(name); !t.pads.empty() && op != "Conv" && op != "AveragePool" &&
+                                                op != "Pad" && op != "Identity" && op != "QuantizeLinear" &&
+                                                op != "DequantizeLinear") {
                 if (op == "MaxPool")
                     fail_at(
                         *t.pad_node,

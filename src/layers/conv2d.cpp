@@ -1,11 +1,11 @@
 // Convolution: filters of KH x KW x C slide over the input with a stride; one output channel
 // (feature map) per filter; bias and activation fused.
 #include "kernels/cpu/conv2d.h"
-#include "kernels/cpu/conv2d_int8.h"
 
 #include <cmath>
 
 #include "kernels/cpu/activation.h"
+#include "kernels/cpu/conv2d_int8.h"
 #include "layers/init.h"
 #include "layers/pass.h"
 #include "layers/window.h"
@@ -118,8 +118,8 @@ class Conv2d final : public Layer {
         const Absorption& a = pass.absorbed;
         if (pass.precision == Precision::int8)
             return cpu::conv2d_int8_prepare(geometry_, pass.batch, activation_with(a), pass.layouts,
-                                            pass.int8_io(), weight_.data(), config_.bias ? bias_.data() : nullptr,
-                                            scale, shift, prepared);
+                                            pass.int8_io(), weight_.data(),
+                                            config_.bias ? bias_.data() : nullptr, scale, shift, prepared);
         cpu::conv2d_prepare_weights(geometry_, pass.batch, has_bias(a), activation_with(a), pass.layouts,
                                     pass.precision, weight_.data(), config_.bias ? bias_.data() : nullptr,
                                     scale, shift, prepared);
@@ -151,9 +151,9 @@ class Conv2d final : public Layer {
 
     void forward(const float* x, float* y, const Pass& pass) override {
         if (pass.precision == Precision::int8)
-            return cpu::conv2d_int8_forward(geometry_, pass.batch, x, pass.final_activation(config_.activation), y,
-                                            pass.workspace, pass.layouts, pass.int8_io(), pass.required_prepared(),
-                                            pass.prepared_batch);
+            return cpu::conv2d_int8_forward(
+                geometry_, pass.batch, x, pass.final_activation(config_.activation), y, pass.workspace,
+                pass.layouts, pass.int8_io(), pass.required_prepared(), pass.prepared_batch);
         const bool folded = pass.absorbed.affine && pass.prepared;
         const ActivationSpec activation = pass.final_activation(config_.activation);
         const float* bias = folded

@@ -54,7 +54,8 @@ class Dense final : public Layer {
     }
 
     int64_t prepared_floats(const Pass& pass) const override {
-        if (pass.precision == Precision::int8) return cpu::dense_int8_prepared_floats(inputs(), config_.units);
+        if (pass.precision == Precision::int8)
+            return cpu::dense_int8_prepared_floats(inputs(), config_.units);
         return cpu::dense_prepared_floats(inputs(), config_.units, pass.precision);
     }
     void prepare(float* prepared, const Pass& pass, const float*, const float*) override {

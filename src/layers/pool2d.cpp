@@ -38,7 +38,8 @@ class Pool2d final : public Layer {
 
     void forward(const float* x, float* y, const Pass& pass) override {
         if (pass.int8_output)  // an int8 input, held so by the executor's plan (max pools only)
-            cpu::maxpool_int8_forward(geometry_, pass.batch, x, y, pass.layouts.input, pass.int8_output->is_unsigned);
+            cpu::maxpool_int8_forward(geometry_, pass.batch, x, y, pass.layouts.input,
+                                      pass.int8_output->is_unsigned);
         else if (config_.kind == PoolKind::max)
             cpu::maxpool_forward(geometry_, pass.batch, x, y, pass.layouts.input);
         else

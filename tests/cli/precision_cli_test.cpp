@@ -99,9 +99,11 @@ TEST(PrecisionCli, QuantizeThenEvalPredictAndBenchInInt8) {
     if (!fs::exists("/usr/share/datasets/fashion-mnist"))
         GTEST_SKIP() << "dataset-fashion-mnist is not installed";
     const fs::path dir = temp_path("int8");
-    const std::string checkpoint = (dir / "model.safetensors").string(), quantised = (dir / "q.safetensors").string();
-    const CommandResult t = run_lenz("train " + kFashion + " --epochs 1 --limit-train 4096 --limit-test 500 " +
-                                     "--no-report --out " + dir.string());
+    const std::string checkpoint = (dir / "model.safetensors").string(),
+                      quantised = (dir / "q.safetensors").string();
+    const CommandResult t =
+        run_lenz("train " + kFashion + " --epochs 1 --limit-train 4096 --limit-test 500 " +
+                 "--no-report --out " + dir.string());
     ASSERT_EQ(t.status, 0) << t.out;
 
     const CommandResult q = run_lenz("quantize " + checkpoint + " --data fashion-mnist --images 256 --out " +
@@ -117,7 +119,8 @@ TEST(PrecisionCli, QuantizeThenEvalPredictAndBenchInInt8) {
 
     const CommandResult e = run_lenz("eval " + quantised + " --data fashion-mnist --json");
     ASSERT_EQ(e.status, 0) << e.out;
-    EXPECT_DOUBLE_EQ(nlohmann::json::parse(e.out)["accuracy"].get<double>(), i8) << "eval runs it in int8 by itself";
+    EXPECT_DOUBLE_EQ(nlohmann::json::parse(e.out)["accuracy"].get<double>(), i8)
+        << "eval runs it in int8 by itself";
     const CommandResult e32 = run_lenz("eval " + quantised + " --data fashion-mnist --dtype float32 --json");
     ASSERT_EQ(e32.status, 0) << e32.out;
     EXPECT_NEAR(nlohmann::json::parse(e32.out)["accuracy"].get<double>(), i8, 0.01);

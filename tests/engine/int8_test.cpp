@@ -48,7 +48,8 @@ Model trained_looking_model() {
     // Batch norms with statistics that are not the defaults, so a wrong fold shows.
     Rng rng(9);
     for (Model::NamedParam& p : m.named_params())
-        if (p.ref.name == "running_var" || (p.ref.name == "weight" && p.name.find("batchnorm") != std::string::npos))
+        if (p.ref.name == "running_var" ||
+            (p.ref.name == "weight" && p.name.find("batchnorm") != std::string::npos))
             for (int64_t k = 0; k < p.ref.value->size(); ++k) (*p.ref.value)[k] = rng.uniform(0.5f, 2.0f);
         else if (p.ref.name == "running_mean" || p.ref.name == "bias")
             for (int64_t k = 0; k < p.ref.value->size(); ++k) (*p.ref.value)[k] = rng.uniform(-0.3f, 0.3f);
@@ -160,7 +161,8 @@ TEST(Int8, ChainOfInt8ValuesGivesTheFloatAnswer) {
             worst = std::max(worst, std::abs(got[n * 10 + k] - expected[static_cast<size_t>(n * 10 + k)]));
         EXPECT_LT(worst, 0.05f) << "image " << n << ": softmax probabilities";
         agree += std::max_element(got + n * 10, got + n * 10 + 10) - (got + n * 10) ==
-                 std::max_element(expected.begin() + n * 10, expected.begin() + n * 10 + 10) - (expected.begin() + n * 10);
+                 std::max_element(expected.begin() + n * 10, expected.begin() + n * 10 + 10) -
+                     (expected.begin() + n * 10);
     }
     EXPECT_GE(agree, N - 2) << "top-1 classes";
     std::vector<float> first(got, got + 5 * 10);

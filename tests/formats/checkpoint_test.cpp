@@ -311,7 +311,8 @@ TEST(Checkpoint, QuantisedModelRoundTripsInOneBytePerWeight) {
     ASSERT_EQ(original.size(), loaded.size());
     for (size_t i = 0; i < original.size(); ++i)
         for (int64_t k = 0; k < original[i].ref.value->size(); ++k)
-            ASSERT_EQ((*original[i].ref.value)[k], (*loaded[i].ref.value)[k]) << original[i].name << "[" << k << "]";
+            ASSERT_EQ((*original[i].ref.value)[k], (*loaded[i].ref.value)[k])
+                << original[i].name << "[" << k << "]";
 }
 
 TEST(Checkpoint, QuantisedFileThatLiesIsRefused) {
@@ -334,7 +335,8 @@ TEST(Checkpoint, QuantisedFileThatLiesIsRefused) {
         }
     };
     // The scales of the dense weights, renamed away.
-    expect_refused(good, "\"4.dense.weight.scale\"", "\"4.dense.weight.scalf\"", "needs a float32 '4.dense.weight.scale'");
+    expect_refused(good, "\"4.dense.weight.scale\"", "\"4.dense.weight.scalf\"",
+                   "needs a float32 '4.dense.weight.scale'");
     expect_refused(good, "\"I8\"", "\"I7\"", "expected \"F32\" or \"I8\"");
     // A range whose minimum lies above its maximum.
     std::string bytes = good;
@@ -342,7 +344,8 @@ TEST(Checkpoint, QuantisedFileThatLiesIsRefused) {
                            static_cast<unsigned char>(bytes[2]) << 16;
     const CheckpointFile file = read_checkpoint(dir.file("q.safetensors"));
     const float inverted[2] = {1.0f, -1.0f};
-    std::memcpy(bytes.data() + 8 + header + file.tensors.at("calibration.ranges").begin, inverted, sizeof inverted);
+    std::memcpy(bytes.data() + 8 + header + file.tensors.at("calibration.ranges").begin, inverted,
+                sizeof inverted);
     write_bytes(dir.file("bad.safetensors"), bytes);
     EXPECT_THROW(load_model(dir.file("bad.safetensors")), FormatError);
 }

@@ -357,7 +357,8 @@ void check(const Int8Case& k) {
     for (int64_t oc = 0; oc < c.OC; ++oc) {
         const float s = k.fold ? scale[static_cast<size_t>(oc)] : 1.0f;
         for (int64_t i = 0; i < g.patch(); ++i) folded[static_cast<size_t>(oc * g.patch() + i)] *= s;
-        bias[static_cast<size_t>(oc)] = b[static_cast<size_t>(oc)] * s + (k.fold ? shift[static_cast<size_t>(oc)] : 0);
+        bias[static_cast<size_t>(oc)] =
+            b[static_cast<size_t>(oc)] * s + (k.fold ? shift[static_cast<size_t>(oc)] : 0);
     }
     std::vector<float> row_scales(static_cast<size_t>(c.OC));
     std::vector<int8_t> q(folded.size());
@@ -385,37 +386,43 @@ void check(const Int8Case& k) {
     // output by up to that step times Σ|x| over the filter's window.
     const bool halved = !k.is_unsigned && cpu::int8_weight_levels() < 127;
     std::vector<float> window_sums(y_ref.size()), ones(w.size(), 1.0f);
-    if (halved) reference::conv2d_forward(g, c.N, magnitude_x.data(), ones.data(), nullptr, window_sums.data());
+    if (halved)
+        reference::conv2d_forward(g, c.N, magnitude_x.data(), ones.data(), nullptr, window_sums.data());
 
     // An int8 output: scaled to its largest value, unsigned after a ReLU.
     float largest = 0;
     for (float v : y_ref) largest = std::max(largest, std::abs(v));
     const cpu::Int8Input out = cpu::int8_input(k.act.kind == Activation::relu ? 0.0f : -largest, largest);
     const cpu::Int8Io io{in, k.in_stored, k.out_int8 ? std::optional(out) : std::nullopt};
-    std::vector<float> prepared(static_cast<size_t>(
-        cpu::conv2d_int8_prepared_floats(g, k.prepared_batch, k.act, c.layouts, io)));
+    std::vector<float> prepared(
+        static_cast<size_t>(cpu::conv2d_int8_prepared_floats(g, k.prepared_batch, k.act, c.layouts, io)));
     cpu::conv2d_int8_prepare(g, k.prepared_batch, k.act, c.layouts, io, w.data(), b.data(),
-                             k.fold ? scale.data() : nullptr, k.fold ? shift.data() : nullptr, prepared.data());
-    std::vector<float> ws(static_cast<size_t>(cpu::conv2d_int8_workspace(g, k.prepared_batch, k.act, c.layouts, io)));
+                             k.fold ? scale.data() : nullptr, k.fold ? shift.data() : nullptr,
+                             prepared.data());
+    std::vector<float> ws(
+        static_cast<size_t>(cpu::conv2d_int8_workspace(g, k.prepared_batch, k.act, c.layouts, io)));
     std::vector<float> y(static_cast<size_t>(y_size), 123.0f);
     const auto x_held = as_held(x, c.layouts.input, c.N, c.C, c.H * c.W);
     const std::vector<int8_t> x_int8 = quantised(x_held, in);
-    cpu::conv2d_int8_forward(g, c.N, k.in_stored ? reinterpret_cast<const float*>(x_int8.data()) : x_held.data(),
+    cpu::conv2d_int8_forward(g, c.N,
+                             k.in_stored ? reinterpret_cast<const float*>(x_int8.data()) : x_held.data(),
                              k.act, y.data(), ws.data(), c.layouts, io, prepared.data(), k.prepared_batch);
     if (k.out_int8) {  // read the bytes back as the values they stand for
         std::vector<float> values(y.size());
         const auto* bytes = reinterpret_cast<const int8_t*>(y.data());
         for (size_t i = 0; i < values.size(); ++i)
-            values[i] = (out.is_unsigned ? static_cast<float>(static_cast<uint8_t>(bytes[i])) : bytes[i]) * out.scale;
+            values[i] =
+                (out.is_unsigned ? static_cast<float>(static_cast<uint8_t>(bytes[i])) : bytes[i]) * out.scale;
         y = values;
     }
     const auto got = as_nchw(y, c.layouts.output, c.N, c.OC, out_positions);
     for (size_t i = 0; i < got.size(); ++i)
-        ASSERT_NEAR(got[i], y_ref[i],
-                    1e-5f * (1.0f + magnitudes[i]) + (k.out_int8 ? 0.5001f * out.scale : 0.0f) +
-                        (halved ? row_scales[i / static_cast<size_t>(out_positions) % static_cast<size_t>(c.OC)] *
-                                      window_sums[i]
-                                : 0.0f))
+        ASSERT_NEAR(
+            got[i], y_ref[i],
+            1e-5f * (1.0f + magnitudes[i]) + (k.out_int8 ? 0.5001f * out.scale : 0.0f) +
+                (halved ? row_scales[i / static_cast<size_t>(out_positions) % static_cast<size_t>(c.OC)] *
+                              window_sums[i]
+                        : 0.0f))
             << "int8 forward differs first at index " << i << " for " << describe(c)
             << (k.is_unsigned ? " u8" : " s8") << (k.fold ? " folded" : "") << (k.in_stored ? " int8 in" : "")
             << (k.out_int8 ? " int8 out" : "");
@@ -430,11 +437,15 @@ TEST(Conv2dKernel, Int8IsTheConvolutionOfTheRoundedOperands) {
     const std::vector<int8::Int8Case> cases{
         {{3, 16, 9, 9, 24, 3, 3, 1, 1, same, 2, nchw}, true, false, relu, 3},
         {{2, 16, 9, 7, 24, 3, 3, 2, 2, valid, 1, nhwc}, false, false, none, 2},
-        {{2, 1, 12, 12, 8, 3, 3, 1, 1, same, 2, nchw}, false, true, relu, 4},          // a first layer
-        {{2, 16, 8, 8, 16, 3, 3, 1, 1, same, 2, nhwc, 16}, true, true, relu, 2},       // depthwise
+        {{2, 1, 12, 12, 8, 3, 3, 1, 1, same, 2, nchw}, false, true, relu, 4},            // a first layer
+        {{2, 16, 8, 8, 16, 3, 3, 1, 1, same, 2, nhwc, 16}, true, true, relu, 2},         // depthwise
         {{2, 16, 10, 10, 8, 3, 3, 1, 1, same, 2, to_nchw, 4, 2}, false, true, none, 2},  // grouped, dilated
-        {{2, 24, 7, 7, 40, 1, 1, 1, 1, valid, 2, nhwc}, true, true, none, 5},          // 1x1, batch below the runner's
-        {{18, 32, 64, 64, 8, 3, 3, 1, 1, same, 2, nhwc}, true, false, relu, 18},      // two chunks of images
+        {{2, 24, 7, 7, 40, 1, 1, 1, 1, valid, 2, nhwc},
+         true,
+         true,
+         none,
+         5},  // 1x1, batch below the runner's
+        {{18, 32, 64, 64, 8, 3, 3, 1, 1, same, 2, nhwc}, true, false, relu, 18},  // two chunks of images
         // Held in int8 on either side, as the executor chains int8 layers.
         {{3, 16, 9, 9, 24, 3, 3, 1, 1, same, 2, nhwc}, true, true, relu, 3, true, true},
         {{2, 16, 9, 7, 24, 3, 3, 2, 2, valid, 1, nchw}, false, false, none, 2, true, true},
@@ -443,9 +454,25 @@ TEST(Conv2dKernel, Int8IsTheConvolutionOfTheRoundedOperands) {
         {{2, 24, 7, 7, 40, 1, 1, 1, 1, valid, 2, nhwc}, false, true, none, 2, true, false},
         // MobileNet's: depthwise with stride 2 on a signed input, hard-swish folded in.
         {{2, 16, 14, 14, 16, 3, 3, 2, 2, same, 2, nhwc, 16}, false, true, {Activation::hard_swish}, 2},
-        {{2, 16, 14, 14, 16, 3, 3, 2, 2, same, 2, nhwc, 16}, false, true, {Activation::hard_swish}, 2, true, true},
-        {{2, 16, 14, 14, 64, 1, 1, 1, 1, valid, 2, nhwc}, false, true, {Activation::hard_swish}, 2, true, true},
-        {{256, 1, 28, 28, 16, 3, 3, 1, 1, same, 2, {Layout::nchw, Layout::nhwc}}, false, true, {Activation::hard_swish}, 256},
+        {{2, 16, 14, 14, 16, 3, 3, 2, 2, same, 2, nhwc, 16},
+         false,
+         true,
+         {Activation::hard_swish},
+         2,
+         true,
+         true},
+        {{2, 16, 14, 14, 64, 1, 1, 1, 1, valid, 2, nhwc},
+         false,
+         true,
+         {Activation::hard_swish},
+         2,
+         true,
+         true},
+        {{256, 1, 28, 28, 16, 3, 3, 1, 1, same, 2, {Layout::nchw, Layout::nhwc}},
+         false,
+         true,
+         {Activation::hard_swish},
+         256},
     };
     for (const auto& k : cases) int8::check(k);
 }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <tuple>
 #include <vector>
 
@@ -88,16 +89,18 @@ TEST(DenseKernel, Bf16KeepsToItsRoundingBound) {
 // int8: the product of x and w rounded as the kernel rounds them, exactly, scaled back (as for the
 // convolution in conv2d_test.cpp), with the bias and a ReLU; u8 and s8 inputs.
 TEST(DenseKernel, Int8IsTheProductOfTheRoundedOperands) {
-    for (auto [N, I, U, is_unsigned] : {std::tuple{3, 50, 7, true}, std::tuple{64, 3136, 128, false},
-                                        std::tuple{1, 9, 1, false}}) {
+    for (auto [N, I, U, is_unsigned] :
+         {std::tuple{3, 50, 7, true}, std::tuple{64, 3136, 128, false}, std::tuple{1, 9, 1, false}}) {
         Matrices m = random_case(N, I, U);
         if (is_unsigned)
             for (float& v : m.x) v = std::abs(v);
         const cpu::Int8Input in = cpu::int8_input(is_unsigned ? 0.0f : -1.0f, 1.0f);
         std::vector<float> prepared(static_cast<size_t>(cpu::dense_int8_prepared_floats(I, U)));
         cpu::dense_int8_prepare(I, U, in, m.w.data(), m.b.data(), prepared.data());
-        std::vector<float> ws(static_cast<size_t>(cpu::dense_int8_workspace(N, I))), y(static_cast<size_t>(N * U));
-        cpu::dense_int8_forward(N, I, U, m.x.data(), {Activation::relu}, y.data(), ws.data(), {in}, prepared.data());
+        std::vector<float> ws(static_cast<size_t>(cpu::dense_int8_workspace(N, I))),
+            y(static_cast<size_t>(N * U));
+        cpu::dense_int8_forward(N, I, U, m.x.data(), {Activation::relu}, y.data(), ws.data(),
+                                {in, false, std::nullopt}, prepared.data());
 
         std::vector<float> scales(static_cast<size_t>(U));
         std::vector<int8_t> q(m.w.size());
@@ -108,15 +111,18 @@ TEST(DenseKernel, Int8IsTheProductOfTheRoundedOperands) {
             for (int64_t u = 0; u < U; ++u) {
                 double exact = m.b[static_cast<size_t>(u)], magnitudes = 0, inputs = 0;
                 for (int64_t i = 0; i < I; ++i) {
-                    const double x = std::clamp<double>(std::nearbyint(m.x[static_cast<size_t>(n * I + i)] / in.scale),
-                                                is_unsigned ? 0.0 : -128.0, is_unsigned ? 255.0 : 127.0) *
-                                     in.scale;
-                    const double w = q[static_cast<size_t>(u * I + i)] * double(scales[static_cast<size_t>(u)]);
+                    const double x =
+                        std::clamp<double>(std::nearbyint(m.x[static_cast<size_t>(n * I + i)] / in.scale),
+                                           is_unsigned ? 0.0 : -128.0, is_unsigned ? 255.0 : 127.0) *
+                        in.scale;
+                    const double w =
+                        q[static_cast<size_t>(u * I + i)] * double(scales[static_cast<size_t>(u)]);
                     exact += x * w;
                     magnitudes += std::abs(x * w);
                     inputs += std::abs(x);
                 }
-                const double bound = 1e-5 * (1 + magnitudes) + (halved ? scales[static_cast<size_t>(u)] * inputs : 0);
+                const double bound =
+                    1e-5 * (1 + magnitudes) + (halved ? scales[static_cast<size_t>(u)] * inputs : 0);
                 EXPECT_NEAR(y[static_cast<size_t>(n * U + u)], std::max(exact, 0.0), bound)
                     << "at (" << n << ", " << u << ") of " << N << "x" << I << "x" << U;
             }

@@ -25,8 +25,6 @@ memory::data_type compute_type(Precision precision) {
     return precision == Precision::bf16 ? memory::data_type::bf16 : f32;
 }
 
-
-
 // Floats to reserve for `wanted` when the data lives as `user`: nothing if they are the same layout.
 int64_t copy_floats(const memory::desc& wanted, const memory::desc& user) {
     return wanted == user ? 0 : floats_of(wanted);
@@ -79,7 +77,6 @@ PrimitiveKey key_of(PrimitiveKey::Kind kind, const ConvGeometry& g, int64_t N, b
             static_cast<int64_t>(layouts.output),
             static_cast<int64_t>(precision)};
 }
-
 
 // oneDNN's own choice for activations is a blocked layout (nChw16c on AVX-512) that pads channels
 // to a multiple of 16, so a layer with 100 input channels computes 112. Channels-last (nhwc) pads
@@ -138,7 +135,6 @@ dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, int6
     if (fusable(act)) attr.set_post_ops(post_ops_of(act));
     return {d, attr, cpu_engine()};
 }
-
 
 struct Forward {
     dnnl::convolution_forward::primitive_desc pd;
@@ -226,7 +222,6 @@ std::shared_ptr<BackwardWeights> backward_weights_for(const ConvGeometry& g, int
         });
 }
 
-
 // A memory object for `wanted` holding the caller's data at `user_ptr` (laid out as `user`),
 // reordered into `copy` first when the layouts differ.
 memory as_layout(const memory::desc& wanted, const memory::desc& user, const float* user_ptr, float* copy) {
@@ -236,7 +231,6 @@ memory as_layout(const memory::desc& wanted, const memory::desc& user, const flo
     dnnl::reorder(given, reordered).execute(cpu_stream(), given, reordered);
     return reordered;
 }
-
 
 // The chunk sizes a batch of N is cut into: at most two distinct ones.
 std::vector<int64_t> chunk_sizes(const ConvGeometry& g, int64_t N) {

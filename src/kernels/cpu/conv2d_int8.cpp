@@ -35,11 +35,12 @@ int64_t bits(float v) {
 
 Int8Key key_of(const ConvGeometry& g, int64_t N, const ActivationSpec& act, Layouts layouts, const Int8Io& io,
                const float* output_scales) {
-    Int8Key k{{N, g.C, g.H, g.W, g.OC, g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, g.PT, g.PL, g.G, g.DH, g.DW,
-               static_cast<int64_t>(act.kind), bits(act.alpha), static_cast<int64_t>(layouts.input),
-               static_cast<int64_t>(layouts.output), io.in.is_unsigned ? 1 : 0, bits(io.in.scale),
-               io.in_stored ? 1 : 0, io.out ? 1 + (io.out->is_unsigned ? 1 : 0) : 0,
-               io.out ? bits(io.out->scale) : 0}};
+    Int8Key k{geometry_key(g, N)};
+    for (int64_t word : {static_cast<int64_t>(act.kind), bits(act.alpha), static_cast<int64_t>(layouts.input),
+                         static_cast<int64_t>(layouts.output), int64_t{io.in.is_unsigned}, bits(io.in.scale),
+                         int64_t{io.in_stored}, io.out ? 1 + int64_t{io.out->is_unsigned} : 0,
+                         io.out ? bits(io.out->scale) : 0})
+        k.words.push_back(word);
     if (output_scales)
         for (int64_t oc = 0; oc < g.OC; ++oc) k.words.push_back(bits(output_scales[oc]));
     return k;
@@ -73,12 +74,11 @@ std::shared_ptr<Int8Forward> forward_for(const ConvGeometry& g, int64_t N, const
             dst(dims4(N, g.OC, g.OH, g.OW), io.out ? int8_type(*io.out) : f32, tag::nhwc);
         const dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference,
                                                 dnnl::algorithm::convolution_direct, src,
-                                                any_desc(weight_dims(g), memory::data_type::s8), plain_bias(g),
-                                                dst, w.strides, w.dilates, w.pad_l, w.pad_r);
+                                                any_desc(weight_dims(g), memory::data_type::s8),
+                                                plain_bias(g), dst, w.strides, w.dilates, w.pad_l, w.pad_r);
         dnnl::primitive_attr attr = user_scratchpad();
-        attr.set_output_scales(1 << 1, output_scales
-                                           ? std::vector<float>(output_scales, output_scales + g.OC)
-                                           : std::vector<float>(static_cast<size_t>(g.OC), 1.0f));
+        attr.set_output_scales(1 << 1, output_scales ? std::vector<float>(output_scales, output_scales + g.OC)
+                                                     : std::vector<float>(static_cast<size_t>(g.OC), 1.0f));
         // An int8 output is the activation's result divided by its own scale: the activation runs
         // on the float32 value (the output scales give it), its post-op scale then divides.
         if (fusable(act)) {
@@ -89,7 +89,8 @@ std::shared_ptr<Int8Forward> forward_for(const ConvGeometry& g, int64_t N, const
                     float scale, alpha, beta;
                     dnnl::algorithm alg;
                     ops.get_params_eltwise(k, scale, alg, alpha, beta);
-                    scaled.append_eltwise(k + 1 == ops.len() ? 1.0f / io.out->scale : scale, alg, alpha, beta);
+                    scaled.append_eltwise(k + 1 == ops.len() ? 1.0f / io.out->scale : scale, alg, alpha,
+                                          beta);
                 }
                 ops = scaled;
             }
@@ -104,7 +105,9 @@ std::shared_ptr<Int8Forward> forward_for(const ConvGeometry& g, int64_t N, const
             quantize = dnnl::reorder(
                 dnnl::reorder::primitive_desc(cpu_engine(), held, cpu_engine(), pd.src_desc(), to_int8));
         }
-        return Int8Forward{pd, dnnl::convolution_forward(pd), quantize,
+        return Int8Forward{pd,
+                           dnnl::convolution_forward(pd),
+                           quantize,
                            quantize ? floats_of(pd.src_desc()) : 0,
                            pd.dst_desc() == held_dst(g, N, layouts, io) ? 0 : floats_of(pd.dst_desc()),
                            floats_of(pd.scratchpad_desc())};
@@ -147,8 +150,8 @@ int64_t conv2d_int8_prepared_floats(const ConvGeometry& g, int64_t N, const Acti
 }
 
 void conv2d_int8_prepare(const ConvGeometry& g, int64_t N, const ActivationSpec& act, Layouts layouts,
-                         const Int8Io& io, const float* w, const float* b, const float* scale, const float* shift,
-                         float* prepared) {
+                         const Int8Io& io, const float* w, const float* b, const float* scale,
+                         const float* shift, float* prepared) {
     const PreparedLayout p = prepared_layout(g);
     const int64_t patch = g.patch();
     // scale·(w * x + b) + shift: each filter's weights times its channel's scale, a new bias.
@@ -172,8 +175,8 @@ void conv2d_int8_prepare(const ConvGeometry& g, int64_t N, const ActivationSpec&
         prepared[p.bias + oc] = bias[static_cast<size_t>(oc)] / sums;
     }
     const auto f = forward_for(g, chunk_images(g, N), act, layouts, io, output_scales);
-    memory from(plain_int8_weights(g), cpu_engine(), plain), to(f->pd.weights_desc(), cpu_engine(),
-                                                                prepared + p.blocked);
+    memory from(plain_int8_weights(g), cpu_engine(), plain),
+        to(f->pd.weights_desc(), cpu_engine(), prepared + p.blocked);
     dnnl::reorder(from, to).execute(cpu_stream(), from, to);  // computes the s8 input's compensation too
     cpu_stream().wait();
 }
@@ -190,8 +193,8 @@ int64_t conv2d_int8_workspace(const ConvGeometry& g, int64_t N, const Activation
     return weights_room(g) + per_chunk;
 }
 
-void conv2d_int8_forward(const ConvGeometry& g, int64_t N, const float* x, const ActivationSpec& act, float* y,
-                         float* workspace, Layouts layouts, const Int8Io& io, const float* prepared,
+void conv2d_int8_forward(const ConvGeometry& g, int64_t N, const float* x, const ActivationSpec& act,
+                         float* y, float* workspace, Layouts layouts, const Int8Io& io, const float* prepared,
                          int64_t prepared_batch) {
     if (act.kind == Activation::softmax && (layouts.output != Layout::nchw || io.out))
         throw ShapeError("conv: a softmax over channels needs the (N, C, H, W) layout in float32");
@@ -200,7 +203,8 @@ void conv2d_int8_forward(const ConvGeometry& g, int64_t N, const float* x, const
     const auto at_prepared = forward_for(g, chunk_images(g, prepared_batch), act, layouts, io, output_scales);
     const int64_t chunk = chunk_images(g, N);
     // Bytes per image of x and y as held: int8 takes one byte an element, float32 four.
-    const int64_t image = g.C * g.H * g.W * (io.in_stored ? 1 : 4), out_image = g.OC * g.OH * g.OW * (io.out ? 1 : 4);
+    const int64_t image = g.C * g.H * g.W * (io.in_stored ? 1 : 4),
+                  out_image = g.OC * g.OH * g.OW * (io.out ? 1 : 4);
     const memory bias(plain_bias(g), cpu_engine(), const_cast<float*>(prepared + p.bias));
     for (int64_t n0 = 0; n0 < N; n0 += chunk) {
         const int64_t n = std::min(chunk, N - n0);
@@ -223,7 +227,8 @@ void conv2d_int8_forward(const ConvGeometry& g, int64_t N, const float* x, const
             f->quantize_src->execute(cpu_stream(), held_x, src);
         }
         char* out = reinterpret_cast<char*>(y) + n0 * out_image;
-        memory dst(f->pd.dst_desc(), cpu_engine(), f->dst_copy == 0 ? static_cast<void*>(out) : carve.take(f->dst_copy));
+        memory dst(f->pd.dst_desc(), cpu_engine(),
+                   f->dst_copy == 0 ? static_cast<void*>(out) : carve.take(f->dst_copy));
         memory scratch(f->pd.scratchpad_desc(), cpu_engine(), carve.take(f->scratch));
         f->primitive.execute(cpu_stream(), {{DNNL_ARG_SRC, src},
                                             {DNNL_ARG_WEIGHTS, wei},

@@ -19,8 +19,8 @@ int64_t conv2d_int8_prepared_floats(const ConvGeometry& g, int64_t N, const Acti
 // w: the layer's weights, b: its bias or nullptr, scale and shift: a per-channel map to fold in
 // (or nullptr), as conv2d_prepare_weights.
 void conv2d_int8_prepare(const ConvGeometry& g, int64_t N, const ActivationSpec& act, Layouts layouts,
-                         const Int8Io& io, const float* w, const float* b, const float* scale, const float* shift,
-                         float* prepared);
+                         const Int8Io& io, const float* w, const float* b, const float* scale,
+                         const float* shift, float* prepared);
 // Floats of workspace a call of batch N needs: the quantised input, oneDNN's scratchpad, and
 // copies where a layout or a chunk's weights differ.
 int64_t conv2d_int8_workspace(const ConvGeometry& g, int64_t N, const ActivationSpec& act, Layouts layouts,
@@ -28,8 +28,8 @@ int64_t conv2d_int8_workspace(const ConvGeometry& g, int64_t N, const Activation
 // x: (N, C, H, W) in layouts.input, float32 or int8 (io.in_stored); y: (N, OC, OH, OW) in
 // layouts.output, float32 or int8 (io.out);
 // prepared: what conv2d_int8_prepare wrote for batch prepared_batch (at least N).
-void conv2d_int8_forward(const ConvGeometry& g, int64_t N, const float* x, const ActivationSpec& act, float* y,
-                         float* workspace, Layouts layouts, const Int8Io& io, const float* prepared,
+void conv2d_int8_forward(const ConvGeometry& g, int64_t N, const float* x, const ActivationSpec& act,
+                         float* y, float* workspace, Layouts layouts, const Int8Io& io, const float* prepared,
                          int64_t prepared_batch);
 
 }  // namespace lenz::cpu

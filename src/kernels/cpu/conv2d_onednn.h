@@ -4,6 +4,7 @@
 #pragma once
 #include <algorithm>
 #include <dnnl.hpp>
+#include <vector>
 
 #include "kernels/conv_geometry.h"
 #include "kernels/cpu/onednn.h"
@@ -109,6 +110,11 @@ inline dnnl::post_ops post_ops_of(const ActivationSpec& act) {
             break;
     }
     return ops;
+}
+
+// The batch and geometry as integers, for the keys that primitives are cached under.
+inline std::vector<int64_t> geometry_key(const ConvGeometry& g, int64_t N) {
+    return {N, g.C, g.H, g.W, g.OC, g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, g.PT, g.PL, g.G, g.DH, g.DW};
 }
 
 // Regions are carved at 64-byte boundaries.

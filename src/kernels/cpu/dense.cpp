@@ -77,14 +77,14 @@ Int8Prepared int8_prepared(int64_t I, int64_t U) {
 
 // y (N, U) = x (N, I) · w^T in integers, times per-unit scales given at run time.
 std::shared_ptr<dnnl::matmul> int8_matmul_for(int64_t N, int64_t I, int64_t U, bool is_unsigned) {
-    const std::string key = "matmul8 " + std::to_string(N) + "x" + std::to_string(I) + "x" + std::to_string(U) +
-                            (is_unsigned ? " u8" : " s8");
+    const std::string key = "matmul8 " + std::to_string(N) + "x" + std::to_string(I) + "x" +
+                            std::to_string(U) + (is_unsigned ? " u8" : " s8");
     return cached<dnnl::matmul>(key, [&] {
         dnnl::primitive_attr attr;
         attr.set_output_scales(1 << 1, {DNNL_RUNTIME_F32_VAL});
-        const dnnl::matmul::desc d(
-            matrix(N, I, is_unsigned ? memory::data_type::u8 : memory::data_type::s8),
-            matrix(U, I, memory::data_type::s8, true), memory::desc({1, U}, f32, tag::ab), matrix(N, U, f32));
+        const dnnl::matmul::desc d(matrix(N, I, is_unsigned ? memory::data_type::u8 : memory::data_type::s8),
+                                   matrix(U, I, memory::data_type::s8, true),
+                                   memory::desc({1, U}, f32, tag::ab), matrix(N, U, f32));
         return dnnl::matmul(dnnl::matmul::primitive_desc(d, attr, cpu_engine()));
     });
 }
@@ -139,12 +139,13 @@ void dense_int8_forward(int64_t N, int64_t I, int64_t U, const float* x, const A
         return memory(d, cpu_engine(), const_cast<float*>(data));
     };
     int8_matmul_for(N, I, U, in.is_unsigned)
-        ->execute(cpu_stream(),
-                  {{DNNL_ARG_SRC, xq},
-                   {DNNL_ARG_WEIGHTS, constant(matrix(U, I, memory::data_type::s8, true), prepared + p.weights)},
-                   {DNNL_ARG_BIAS, constant(memory::desc({1, U}, f32, tag::ab), prepared + p.bias)},
-                   {DNNL_ARG_DST, memory(matrix(N, U, f32), cpu_engine(), y)},
-                   {DNNL_ARG_ATTR_OUTPUT_SCALES, constant(memory::desc({U}, f32, tag::x), prepared)}});
+        ->execute(
+            cpu_stream(),
+            {{DNNL_ARG_SRC, xq},
+             {DNNL_ARG_WEIGHTS, constant(matrix(U, I, memory::data_type::s8, true), prepared + p.weights)},
+             {DNNL_ARG_BIAS, constant(memory::desc({1, U}, f32, tag::ab), prepared + p.bias)},
+             {DNNL_ARG_DST, memory(matrix(N, U, f32), cpu_engine(), y)},
+             {DNNL_ARG_ATTR_OUTPUT_SCALES, constant(memory::desc({U}, f32, tag::x), prepared)}});
     cpu_stream().wait();
     apply_activation(act, y, N, U, 1);
 }

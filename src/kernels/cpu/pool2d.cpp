@@ -81,7 +81,8 @@ void maxpool_forward_nchw(const ConvGeometry& g, int64_t N, const T* x, T* y) {
         const T* plane = x + nc * g.H * g.W;
         T* out = y + nc * g.OH * g.OW;
         for (int64_t oh = 0; oh < g.OH; ++oh)
-            for (int64_t ow = 0; ow < g.OW; ++ow) out[oh * g.OW + ow] = plane[argmax_in(g, plane, window_at(g, oh, ow))];
+            for (int64_t ow = 0; ow < g.OW; ++ow)
+                out[oh * g.OW + ow] = plane[argmax_in(g, plane, window_at(g, oh, ow))];
     }
 }
 

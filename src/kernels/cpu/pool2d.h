@@ -12,7 +12,8 @@ void maxpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y,
 void avgpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y, bool count_padding,
                      Layout layout);
 // int8 inference: x and y int8 (u8 where is_unsigned), one byte an element, as above.
-void maxpool_int8_forward(const ConvGeometry& g, int64_t N, const void* x, void* y, Layout layout, bool is_unsigned);
+void maxpool_int8_forward(const ConvGeometry& g, int64_t N, const void* x, void* y, Layout layout,
+                          bool is_unsigned);
 // Backward: each image of dx, in x's layout, goes to `sink`; scratch: threads * C*H*W floats.
 // Max routes each dy to the first maximum of its window (in row-major scan order), recomputed from x.
 void maxpool_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy,

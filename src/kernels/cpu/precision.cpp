@@ -64,8 +64,8 @@ void require_precision(Precision precision) {
     throw Error(std::string(precision_name(precision)) +
                 (precision == Precision::int8 ? " needs a CPU with SSE4.1 or later"
                                               : " needs a CPU with AVX512-BF16 or AMX") +
-                "; this one goes up to " +
-                isa_name(dnnl::get_effective_cpu_isa()) + " (use --dtype float32)");
+                "; this one goes up to " + isa_name(dnnl::get_effective_cpu_isa()) +
+                " (use --dtype float32)");
 }
 
 }  // namespace lenz
