@@ -14,6 +14,7 @@
 #include "cli/options.h"
 #include "lenz/checkpoint.h"
 #include "lenz/engine.h"
+#include "lenz/shape.h"
 #include "lenz/train.h"
 
 namespace lenz::cli {
@@ -24,7 +25,7 @@ struct QuantizeArgs {
     int64_t images = 512;
     uint64_t seed = 1;
     double val_split = 0;
-    bool evaluate = true, json = false;
+    bool skip_eval = false, json = false;
 };
 
 // `count` training images, chosen at random with `seed`, normalised as the model expects.
@@ -58,7 +59,7 @@ int run_quantize(const QuantizeArgs& a) {
     const auto accuracy = [&](Precision precision) {
         return evaluate(model, data.test, loaded.info.normalization, 256, precision).accuracy;
     };
-    const bool with_test = a.evaluate && data.test.size() > 0;
+    const bool with_test = !a.skip_eval && data.test.size() > 0;
     if (with_test) report["float32_accuracy"] = accuracy(Precision::f32);
 
     const std::vector<float> images =
@@ -82,10 +83,10 @@ int run_quantize(const QuantizeArgs& a) {
         std::printf("%s\n", report.dump(2).c_str());
         return 0;
     }
-    std::printf("calibrated on %lld training images of %s\n", static_cast<long long>(count),
+    std::printf("calibrated on %s training images of %s\n", with_commas(count).c_str(),
                 data.description.c_str());
-    std::printf("int8: %lld convolutions and dense layers, %lld weights in one byte each\n",
-                static_cast<long long>(layers), static_cast<long long>(weights));
+    std::printf("int8: %lld convolutions and dense layers, %s weights in one byte each\n",
+                static_cast<long long>(layers), with_commas(weights).c_str());
     if (with_test)
         std::printf("test accuracy: float32 %.2f%%, int8 %.2f%% (%+.2f points)\n",
                     100 * report["float32_accuracy"].get<double>(),
@@ -116,7 +117,7 @@ void add_quantize(CLI::App& app, Runner& run) {
     cmd->add_option("--seed", a->seed, "which images are drawn, and the seed of --val-split");
     cmd->add_option("--val-split", a->val_split, "image folders without test/: the fraction held out")
         ->check(CLI::Range(0.0, 0.9));
-    cmd->add_flag("!--no-eval", a->evaluate, "skip measuring the test accuracy before and after");
+    cmd->add_flag("--no-eval", a->skip_eval, "skip measuring the test accuracy before and after");
     cmd->add_flag("--json", a->json, "one JSON object");
     cmd->callback([&run, a] { run = [a] { return run_quantize(*a); }; });
 }
