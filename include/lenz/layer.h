@@ -93,6 +93,9 @@ class Layer {
     virtual bool runs_int8() const { return false; }
     // Which layouts forward and backward take (Pass::layouts); the default: (N, C, H, W) only.
     virtual ChannelsLast channels_last() const;
+    // Reads its input flattened in (C, H, W) order (dense): at inference it can read channels-last
+    // memory instead (Pass::flattened_from), with its weights permuted to match in prepare().
+    virtual bool reads_flattened() const { return false; }
     // What training keeps for backward beyond the input and output (masks, batch statistics).
     virtual int64_t saved_floats(int64_t /*batch*/) const { return 0; }
     virtual void prepare_training(int64_t /*batch*/) {}

@@ -69,15 +69,28 @@ static int64_t all_params(const Model& model) {
 // has its output and every input of the output's size (a pool's input, whatever its size) in one
 // layout: where they disagree, all of them go back to (N, C, H, W), until no layer has a
 // disagreement. (A value of 1x1 pixels is the same in memory either way and is left out of the
-// agreement.)
-std::vector<Layouts> plan_layouts(const Model& model) {
+// agreement.) At inference a layer that reads its input flattened (a dense layer) reads it
+// channels-last too, through a flatten (a view) or not, with its weights permuted once to match.
+std::vector<Layouts> plan_layouts(const Model& model, bool inference) {
     const ValueGraph graph = analyse(model);
     const int64_t L = model.size();
+    const auto reads_channels_last = [&](int64_t r) {
+        return model.layer(r).channels_last() != ChannelsLast::no ||
+               (inference && model.layer(r).reads_flattened());
+    };
     std::vector<Layout> value_layout(static_cast<size_t>(L + 1), Layout::nchw);
     for (int64_t v = 1; v < L; ++v) {
         const auto& readers = graph.readers[static_cast<size_t>(v)];
         bool nhwc = model.layer(v - 1).channels_last() != ChannelsLast::no && !readers.empty();
-        for (int64_t r : readers) nhwc = nhwc && model.layer(r).channels_last() != ChannelsLast::no;
+        for (int64_t r : readers) {
+            if (!(inference && graph.view[static_cast<size_t>(r)])) {
+                nhwc = nhwc && reads_channels_last(r);
+                continue;
+            }
+            const auto& through = graph.readers[static_cast<size_t>(r + 1)];  // what reads the view
+            nhwc = nhwc && !through.empty() && r + 1 < L;
+            for (int64_t t : through) nhwc = nhwc && model.layer(t).reads_flattened();
+        }
         if (nhwc) value_layout[static_cast<size_t>(v)] = Layout::nhwc;
     }
     auto plane_of = [&](int64_t v) {
@@ -105,6 +118,11 @@ std::vector<Layouts> plan_layouts(const Model& model) {
                 }
         }
     }
+    if (inference)  // a view is its input's memory, laid out as that is
+        for (int64_t i = 0; i < L; ++i)
+            if (graph.view[static_cast<size_t>(i)] &&
+                value_layout[static_cast<size_t>(model.inputs(i)[0])] == Layout::nhwc)
+                value_layout[static_cast<size_t>(i + 1)] = Layout::nhwc;
     std::vector<Layouts> layouts(static_cast<size_t>(L));
     for (int64_t i = 0; i < L; ++i)
         layouts[static_cast<size_t>(i)] = {value_layout[static_cast<size_t>(model.inputs(i)[0])],
@@ -298,6 +316,7 @@ Pass InferenceSchedule::pass(int64_t layer, int64_t batch) const {
     pass.absorbed = absorbs[at];
     if (absorbs[at].activation.kind != Activation::none) pass.activation = absorbs[at].activation;
     pass.prepared_batch = plan.batch;
+    if (!flattened_from.empty()) pass.flattened_from = flattened_from[at];
     if (!int8_inputs.empty()) pass.int8_input = int8_inputs[at];
     if (!int8_values.empty()) {
         pass.int8_input_stored = int8_values[static_cast<size_t>(input_value[at])].has_value();
@@ -313,10 +332,19 @@ InferenceSchedule schedule_inference(const Model& model, int64_t batch, Precisio
     InferencePlan& plan = schedule.plan;
     plan.batch = batch;
     plan.precision = precision;
-    schedule.layouts = plan_layouts(model);
+    schedule.layouts = plan_layouts(model, true);
     plan.input_floats = checked_mul(batch, model.input_shape().elements(), "input batch");
     plan.param_floats = all_params(model);
     ValueGraph graph = analyse(model);
+    schedule.flattened_from.assign(static_cast<size_t>(model.size()), Shape{});
+    for (int64_t i = 0; i < model.size(); ++i) {
+        int64_t v = model.inputs(i)[0];
+        if (v > 0 && graph.view[static_cast<size_t>(v - 1)])
+            v = model.inputs(v - 1)[0];  // before the flatten
+        if (schedule.layouts[static_cast<size_t>(i)].input == Layout::nhwc &&
+            model.layer(i).reads_flattened())
+            schedule.flattened_from[static_cast<size_t>(i)] = model.value_shape(v);
+    }
     plan_absorption(model, graph, schedule);
     if (precision == Precision::int8) plan_int8_storage(model, graph, schedule);
     for (int64_t i = 0; i < model.size(); ++i) {

@@ -14,11 +14,14 @@ namespace lenz {
 // Each layer's input and output layout: channels-last between two consecutive layers that both take
 // it (a convolution feeding a convolution), plain (N, C, H, W) everywhere else, the model's input and
 // output included. Inference and training both use these.
-std::vector<Layouts> plan_layouts(const Model& model);
+// At inference (`inference`), a dense layer may read channels-last too (Layer::reads_flattened).
+std::vector<Layouts> plan_layouts(const Model& model, bool inference = false);
 
 struct InferenceSchedule {
     InferencePlan plan;            // the figures
     std::vector<Layouts> layouts;  // per layer, from plan_layouts
+    // Per layer that reads flattened from channels-last memory: that memory's shape (else empty).
+    std::vector<Shape> flattened_from;
     // Where each value lives, in floats from the arena's start (value 0: the input; i + 1: layer i's output).
     std::vector<int64_t> value_offset;
     // Per layer: where its prepared weights start (Layer::prepare), -1 where it prepares nothing.

@@ -2,6 +2,9 @@
 // reads it flattened (C, H, W order), so `flatten` before it is optional.
 #include "kernels/cpu/dense.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "kernels/cpu/activation.h"
 #include "layers/init.h"
 #include "layers/pass.h"
@@ -56,14 +59,23 @@ class Dense final : public Layer {
     int64_t prepared_floats(const Pass& pass) const override {
         if (pass.precision == Precision::int8)
             return cpu::dense_int8_prepared_floats(inputs(), config_.units);
+        if (pass.precision == Precision::f32) return channels_last(pass) ? weight_.size() : 0;
         return cpu::dense_prepared_floats(inputs(), config_.units, pass.precision);
     }
     void prepare(float* prepared, const Pass& pass, const float*, const float*) override {
+        const std::vector<float> permuted =
+            channels_last(pass) ? permuted_weights(pass.flattened_from) : std::vector<float>{};
+        const float* w = permuted.empty() ? weight_.data() : permuted.data();
         if (pass.precision == Precision::int8)
-            return cpu::dense_int8_prepare(inputs(), config_.units, pass.int8_input, weight_.data(),
+            return cpu::dense_int8_prepare(inputs(), config_.units, pass.int8_input, w,
                                            config_.bias ? bias_.data() : nullptr, prepared);
-        cpu::dense_prepare_weights(inputs(), config_.units, pass.precision, weight_.data(), prepared);
+        if (pass.precision == Precision::f32) {
+            std::copy(permuted.begin(), permuted.end(), prepared);
+            return;
+        }
+        cpu::dense_prepare_weights(inputs(), config_.units, pass.precision, w, prepared);
     }
+    bool reads_flattened() const override { return true; }
 
     std::vector<ParamRef> params() override {
         std::vector<ParamRef> p{{"weight", {config_.units, inputs()}, &weight_, &dweight_, true}};
@@ -85,9 +97,12 @@ class Dense final : public Layer {
             return cpu::dense_int8_forward(pass.batch, inputs(), config_.units, x,
                                            pass.final_activation(config_.activation), y, pass.workspace,
                                            pass.int8_io(), pass.required_prepared());
-        cpu::dense_forward(pass.batch, inputs(), config_.units, x, weight_.data(),
-                           config_.bias ? bias_.data() : nullptr, pass.final_activation(config_.activation),
-                           y, pass.workspace, pass.precision, pass.prepared);
+        // From channels-last memory the weights are the permuted ones, prepared.
+        const float* w = channels_last(pass) && pass.precision == Precision::f32 ? pass.required_prepared()
+                                                                                 : weight_.data();
+        cpu::dense_forward(pass.batch, inputs(), config_.units, x, w, config_.bias ? bias_.data() : nullptr,
+                           pass.final_activation(config_.activation), y, pass.workspace, pass.precision,
+                           pass.prepared);
     }
     void backward(const float* x, const float*, float* dy, const InputGradient& dx,
                   const Pass& pass) override {
@@ -110,6 +125,20 @@ class Dense final : public Layer {
     }
 
   private:
+    // Inference reading (H, W, C) memory (Pass::flattened_from).
+    static bool channels_last(const Pass& pass) { return pass.flattened_from.c > 0; }
+    // Each row's columns from (C, H, W) order to the (H, W, C) order of channels-last memory.
+    std::vector<float> permuted_weights(Shape held) const {
+        const int64_t I = inputs(), plane = held.h * held.w;
+        if (held.elements() != I) throw ShapeError("dense: channels-last input of the wrong size");
+        std::vector<float> out(static_cast<size_t>(weight_.size()));
+        for (int64_t u = 0; u < config_.units; ++u)
+            for (int64_t c = 0; c < held.c; ++c)
+                for (int64_t p = 0; p < plane; ++p)
+                    out[static_cast<size_t>(u * I + p * held.c + c)] = weight_[u * I + c * plane + p];
+        return out;
+    }
+
     DenseConfig config_;
     Buffer weight_, bias_, dweight_, dbias_;  // weight: (U, I) as PyTorch's nn.Linear
 };

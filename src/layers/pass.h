@@ -53,6 +53,9 @@ struct Pass {
         if (!prepared) throw Error("internal: int8 runs only on weights the runner prepared");
         return prepared;
     }
+    // Inference only, a layer that reads flattened (dense) from channels-last memory: that
+    // memory's shape, (H, W, C) in the order it is held (Shape{} otherwise).
+    Shape flattened_from{};
     // Inference only: the layers after this one that it computes too (prepared for in prepare()).
     Absorption absorbed;
     uint64_t seed = 0;  // dropout masks: derived from this per step

@@ -130,6 +130,29 @@ TEST(Layouts, ChainedInferenceMatchesThePlainPath) {
     }
 }
 
+// At inference a dense layer reads a feature map channels-last, through a flatten or not, with its
+// weights permuted once to (H, W, C) order; training keeps (C, H, W) order there.
+TEST(Layouts, DenseReadsAFeatureMapChannelsLastAtInference) {
+    for (const char* text : {"input 10x9x3\nconv 8 3x3 padding=same relu\nmaxpool 2\nflatten\ndense 6\n",
+                             "input 10x9x3\nconv 8 3x3 padding=same relu\nmaxpool 2\ndense 6 softmax\n"}) {
+        Model m = parse_model(text, "m");
+        m.init_params(3);
+        const std::vector<Layouts> at_inference = plan_layouts(m, true), training = plan_layouts(m);
+        const size_t dense = static_cast<size_t>(m.size() - 1);
+        EXPECT_TRUE(is_nhwc(at_inference[1].output) && is_nhwc(at_inference[dense].input)) << text;
+        EXPECT_FALSE(is_nhwc(training[1].output) || is_nhwc(training[dense].input)) << text;
+        const int64_t N = 2, image = 10 * 9 * 3;
+        const Buffer x = random_batch(N * image);
+        Inference inference(m, N);
+        const float* got = inference.run(x.data(), N);
+        for (int64_t n = 0; n < N; ++n) {
+            const std::vector<float> want = layer_outputs(m, x.data() + n * image).back();
+            for (int64_t k = 0; k < 6; ++k)
+                EXPECT_NEAR(got[n * 6 + k], want[static_cast<size_t>(k)], 1e-5) << text;
+        }
+    }
+}
+
 TEST(Layouts, ChainedTrainingGradientsMatchThePlainPath) {
     for (int threads : {1, 2}) {
         set_threads(threads);
