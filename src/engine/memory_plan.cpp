@@ -200,10 +200,18 @@ void plan_int8_storage(const Model& model, const ValueGraph& graph, InferenceSch
         if (runs(i) && ((model.layer(i).runs_int8() && model.layer(i).kind() == "conv") || is_max_pool(i)))
             int8[static_cast<size_t>(root(i + 1))] = 1;
     int8[static_cast<size_t>(root(0))] = int8[static_cast<size_t>(root(L))] = 0;
+    // A convolution's output needs a range to be held in int8 (a QDQ file gives ranges only to what
+    // int8 layers read; import passes them back through max pools and flattens).
+    const auto has_range = [&](int64_t v) {
+        const ValueRange r =
+            model.calibrated() ? model.value_ranges()[static_cast<size_t>(v)] : ValueRange{0, 1};
+        return r.min < r.max;
+    };
     const auto writes_int8 = [&](int64_t i) {
         const Layer& layer = model.layer(i);
         if (is_max_pool(i)) return int8[static_cast<size_t>(root(model.inputs(i)[0]))] != 0;
         return layer.runs_int8() && layer.kind() == "conv" &&
+               has_range(schedule.held_value[static_cast<size_t>(i)]) &&
                (schedule.absorbs[static_cast<size_t>(i)].activation.kind != Activation::none
                     ? schedule.absorbs[static_cast<size_t>(i)].activation.kind
                     : layer.activation().kind) != Activation::softmax;

@@ -1386,6 +1386,15 @@ LoadedModel load_proto(const onnx::ModelProto& proto, const std::string& name, i
     if (calibrated) {
         std::vector<ValueRange> ranges(static_cast<size_t>(model.size() + 1));
         for (const auto& [v, range] : r.ranges) ranges[static_cast<size_t>(v)] = range;
+        // What a max pool or a flatten reads has the range of what it writes (the largest of values
+        // is one of them), so that int8 inference can hold a convolution's output in int8 before them.
+        for (int64_t i = model.size() - 1; i >= 0; --i) {
+            const LayerConfig config = model.layer(i).config();
+            const auto* pool = std::get_if<Pool2dConfig>(&config);
+            const bool passes_range = (pool && pool->kind == PoolKind::max) || model.layer(i).reshape_only();
+            ValueRange& in = ranges[static_cast<size_t>(model.inputs(i)[0])];
+            if (passes_range && !(in.min < in.max)) in = ranges[static_cast<size_t>(i + 1)];
+        }
         model.set_value_ranges(std::move(ranges));
     }
     LoadedModel loaded{std::move(model), {}};

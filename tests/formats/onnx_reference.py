@@ -214,6 +214,17 @@ def run_node(node, v):
         return np.clip(x[0], low, x[2] if len(x) > 2 and x[2] is not None else np.inf)
     if op == "Softmax":
         return softmax(x[0], a.get("axis", -1))
+    if op == "QuantizeLinear":  # rounded half to even, saturated to the zero point's type
+        zero = x[2] if len(x) > 2 and x[2] is not None else np.uint8(0)
+        limits = np.iinfo(zero.dtype)
+        return np.clip(np.rint(x[0] / x[1]) + np.int64(zero), limits.min, limits.max).astype(zero.dtype)
+    if op == "DequantizeLinear":  # per tensor, or per slice along the axis
+        scale = x[1].astype(np.float64)
+        zero = (x[2] if len(x) > 2 and x[2] is not None else np.zeros(scale.shape, np.int64)).astype(np.float64)
+        shape = [1] * x[0].ndim
+        if scale.size > 1:
+            shape[a.get("axis", 1)] = -1
+        return (x[0].astype(np.float64) - zero.reshape(shape)) * scale.reshape(shape)
     raise ValueError("operator %s is not implemented here" % op)
 
 

@@ -18,6 +18,10 @@
 #include "lenz/data.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
+#include "lenz/quantize.h"
+#include "lenz/random.h"
+#include "lenz/quantize.h"
+#include "lenz/random.h"
 
 namespace lenz {
 namespace {
@@ -686,6 +690,64 @@ TEST(Onnx, JoinsThatDoNotFitAreOneLineErrors) {
     expect_one_line_error(bytes_of(p), "(Mul): layer 3 (mul) on input 7x6x8 and 15x13x8: mul: the gate");
     node.set_op_type("Sub");
     expect_one_line_error(bytes_of(p), "(Sub): Sub of two computed tensors is not supported");
+}
+
+// A quantised model exports as QDQ: QuantizeLinear/DequantizeLinear before each int8 layer's input,
+// int8 weights through DequantizeLinear. The independent evaluator (which simulates the rounding in
+// float64) computes what Lenz's int8 engine does, and the file imports back as a quantised model.
+TEST(Onnx, QuantisedModelExportsAsQdqThatAnEvaluatorAndImportAgreeWith) {
+    Model m = load_model_file(LENZ_SOURCE_DIR "/models/fashion.lenz");
+    m.init_params(5);
+    LoadedModel loaded{std::move(m), {}};
+    loaded.info.normalization = {{0.3f}, {0.35f}};
+    Model& model = loaded.model;
+    std::vector<float> calibration(64 * 28 * 28);
+    Rng rng(2);
+    for (float& v : calibration) v = (rng.uniform(0.0f, 1.0f) - 0.3f) / 0.35f;
+    model.set_value_ranges(calibrate(model, calibration.data(), 64));
+    round_weights_to_int8(model);
+
+    const std::string bytes = encode_onnx(model, loaded.info);
+    const onnx::ModelProto p = proto_of(bytes);
+    int quantize = 0, dequantize = 0;
+    for (const auto& node : p.graph().node()) {
+        quantize += node.op_type() == "QuantizeLinear";
+        dequantize += node.op_type() == "DequantizeLinear";
+    }
+    EXPECT_EQ(quantize, 4) << "the input of each convolution and dense layer";
+    EXPECT_EQ(dequantize, 8) << "those, and the four layers' weights";
+    int int8_weights = 0;
+    for (const auto& t : p.graph().initializer())
+        int8_weights += t.data_type() == onnx::TensorProto::INT8 && t.dims_size() > 1;
+    EXPECT_EQ(int8_weights, 4);
+
+    const std::filesystem::path dir = temp_path("qdq");
+    std::filesystem::create_directories(dir);
+    const std::string exported = (dir / "model.onnx").string(), png = (dir / "image.png").string();
+    write_onnx(exported, model, loaded.info);
+    Image image{28, 28, 1, {}};
+    for (int64_t k = 0; k < 28 * 28; ++k)
+        image.pixels.push_back(static_cast<uint8_t>((k * 37 + k / 30 * 11) % 256));
+    write_png(png, image);
+    const testing::CommandResult r = testing::run_command(
+        "/usr/bin/python3 " LENZ_SOURCE_DIR "/tests/formats/onnx_reference.py " + exported + " " + png);
+    ASSERT_EQ(r.status, 0) << r.out;
+    const std::vector<double> reference = nlohmann::json::parse(r.out.substr(r.out.rfind('{')))["output"];
+
+    std::vector<float> pixels(28 * 28);
+    for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = image.pixels[i] / 255.0f;
+    const std::vector<float> input = normalized(loaded, pixels);
+    Inference int8(model, 1, Precision::int8);
+    const float* lenz = int8.run(input.data(), 1);
+    LoadedModel back = parse_onnx(bytes, "qdq.onnx");
+    ASSERT_TRUE(back.model.calibrated()) << "a QDQ file imports as a quantised model";
+    Inference imported(back.model, 1, Precision::int8);
+    const float* again = imported.run(input.data(), 1);
+    for (size_t k = 0; k < 10; ++k) {
+        EXPECT_NEAR(reference[k], lenz[k], 0.01) << "class " << k;
+        EXPECT_NEAR(again[k], lenz[k], 0.01) << "class " << k;
+    }
+    std::filesystem::remove_all(dir);
 }
 
 }  // namespace
