@@ -20,8 +20,6 @@
 #include "lenz/error.h"
 #include "lenz/quantize.h"
 #include "lenz/random.h"
-#include "lenz/quantize.h"
-#include "lenz/random.h"
 
 namespace lenz {
 namespace {
