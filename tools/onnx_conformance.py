@@ -78,7 +78,8 @@ OLD_OPSET = r"ONNX opset \d+ is older than 9"
 IMPORTED = ["Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "Flatten",
             "Reshape", "Gemm", "MatMul", "BatchNormalization", "LayerNormalization", "Dropout", "Relu",
             "LeakyRelu", "Sigmoid", "Tanh", "Clip", "HardSigmoid", "HardSwish", "Gelu", "Softmax", "Add", "Sub",
-            "Mul", "Div", "Concat", "Split", "Slice", "Transpose", "Pad", "Identity"]
+            "Mul", "Div", "Concat", "Split", "Slice", "Transpose", "Pad", "Identity", "QuantizeLinear",
+            "DequantizeLinear"]
 FOLDED_ONLY = {"Constant"}  # may stand beside them: import folds it
 
 # Worst first: a test is as bad as its worst data set.
@@ -178,6 +179,13 @@ REASONS = [
      "Reshape, Transpose, Slice, Split or Concat on other axes is refused on purpose",
      "Limit: Lenz reshapes to (N, -1), permutes to channels-last and back, and slices, splits and joins "
      "channels."),
+    (r"one positive scale per quantised activation|read by something other than DequantizeLinear|no "
+     r"QuantizeLinear wrote",
+     "quantisation other than QDQ with one scale per activation",
+     "Limit: Lenz's int8 quantises each activation with one scale, as the static quantisation of ONNX "
+     "Runtime and PyTorch does (weights get one per output channel), and reads quantisation as "
+     "QuantizeLinear then DequantizeLinear around a layer's input (QDQ); it holds values, not raw "
+     "integer tensors."),
 ]
 
 

@@ -265,6 +265,7 @@ class GraphReader {
                 continue;
             for (const std::string& in : n.input())
                 if (!in.empty()) ++uses_[in];
+            if (n.op_type() == "DequantizeLinear" && n.input_size() > 0) ++dequantized_[n.input(0)];
         }
     }
 
@@ -586,7 +587,14 @@ class GraphReader {
         // export imports to the very same scales.
         const int64_t lowest = is_unsigned ? 0 : zero == 0 ? -127 : -128, highest = is_unsigned ? 255 : 127;
         const float s = scale.f[0];
+        // Lenz holds the values, not the integers: what reads them must turn them back into values.
+        if (const auto it = dequantized_.find(n.output(0));
+            it == dequantized_.end() || it->second != uses(n.output(0)))
+            fail(
+                "its integers are read by something other than DequantizeLinear; Lenz reads quantisation as "
+                "QuantizeLinear then DequantizeLinear (QDQ)");
         ranges_[in.value] = {static_cast<float>(lowest - zero) * s, static_cast<float>(highest - zero) * s};
+        quantized_.insert(n.output(0));
         alias(in);
     }
 
@@ -643,7 +651,13 @@ class GraphReader {
             {"Clip", &GraphReader::clip}};
         if (const auto it = readers.find(op); it != readers.end()) {
             (this->*it->second)(n);
-        } else if (op == "Identity" || op == "DequantizeLinear") {
+        } else if (op == "Identity") {
+            alias(only_input(n));
+        } else if (op == "DequantizeLinear") {
+            if (!quantized_.count(n.input(0)))
+                fail(
+                    "dequantises a computed tensor that no QuantizeLinear wrote; Lenz reads quantisation as "
+                    "QuantizeLinear then DequantizeLinear (QDQ)");
             alias(only_input(n));
         } else if (op == "QuantizeLinear") {
             quantize(n);
@@ -1316,6 +1330,8 @@ class GraphReader {
     std::unordered_set<std::string> computed_names_;           // tensors computed from the input
     std::unordered_map<std::string, Tensor> computed_;         // those read so far, as Lenz holds them
     std::unordered_map<std::string, int> uses_;                // how many nodes (and outputs) read a tensor
+    std::unordered_map<std::string, int> dequantized_;         // how many of those are DequantizeLinear
+    std::unordered_set<std::string> quantized_;                // tensors a QuantizeLinear wrote
     std::string input_name_;
     int64_t fixed_batch_ = 0;  // the input's batch size when the graph fixes it
     const onnx::NodeProto* node_ = nullptr;
