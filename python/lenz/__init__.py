@@ -197,6 +197,20 @@ class Model:
             x = os.fspath(x)
         self._core.report(os.fspath(path), x, y)
 
+    def quantize(self, x, images=512, seed=1):
+        """Post-training quantisation, as `lenz quantize`: calibrates the range of every value on
+        `images` images of x ((N, H, W, C) arrays, or a data set by name, whose training images are
+        drawn with `seed`) and rounds the weights of convolutions and dense layers to int8 per output
+        channel. predict and evaluate then run in int8, and save writes a quantised checkpoint."""
+        if isinstance(x, os.PathLike):
+            x = os.fspath(x)
+        self._core.quantize(x, int(images), int(seed))
+
+    @property
+    def quantized(self):
+        """Whether the model was quantised (it then runs in int8)."""
+        return self._core.quantized
+
     def save(self, path):
         """Writes a checkpoint (.safetensors) that `lenz predict`, `lenz eval` and lenz.load read."""
         self._core.save(os.fspath(path))

@@ -11,11 +11,14 @@
 #include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <numeric>
+#include <random>
 #include <type_traits>
 
 #include "lenz/checkpoint.h"
 #include "lenz/error.h"
 #include "lenz/onnx.h"
+#include "lenz/quantize.h"
 #include "lenz/report.h"
 #include "lenz/summary.h"
 #include "lenz/threads.h"
@@ -293,6 +296,47 @@ class PyModel {
         return result;
     }
 
+    // lenz quantize: calibrates on `count` images of x (an array, or a data set's training images
+    // drawn with `seed`), rounds the weights to int8; predict and evaluate then run in int8.
+    void quantize(const py::object& x, int64_t count, uint64_t seed) {
+        if (count < 1) throw Error("quantize: images must be at least 1, got " + std::to_string(count));
+        const Shape in = model().input_shape();
+        const int64_t E = in.elements();
+        std::vector<float> calibration;
+        if (py::isinstance<py::str>(x)) {
+            DataSplit data;
+            {
+                py::gil_scoped_release release;
+                data = load_dataset_for(model(), x.cast<std::string>(), 0.0, seed);
+            }
+            check_data_fits(model(), data.train, "training");
+            std::vector<int64_t> order(static_cast<size_t>(data.train.size()));
+            std::iota(order.begin(), order.end(), 0);
+            std::mt19937_64 rng(seed);
+            std::shuffle(order.begin(), order.end(), rng);
+            count = std::min(count, data.train.size());
+            calibration.resize(static_cast<size_t>(count * E));
+            for (int64_t i = 0; i < count; ++i)
+                normalize_image(data.train.pixels.data() + order[static_cast<size_t>(i)] * E, in.c,
+                                in.h * in.w, info().normalization, calibration.data() + i * E);
+        } else {
+            const ImageArray images = image_array(x, in, "quantize");
+            count = std::min(count, images.count);
+            calibration.resize(static_cast<size_t>(count * E));
+            std::vector<uint8_t> scratch(static_cast<size_t>(E));
+            for (int64_t i = 0; i < count; ++i)
+                load_image(images, i, in, info().normalization, scratch.data(), calibration.data() + i * E);
+        }
+        if (count == 0) throw Error("quantize: no images to calibrate on");
+        py::gil_scoped_release release;
+        std::lock_guard lock(mutex_);
+        inference_.reset();  // the next one runs in int8
+        std::vector<ValueRange> ranges = calibrate(model(), calibration.data(), count);
+        round_weights_to_int8(model());
+        model().set_value_ranges(std::move(ranges));
+    }
+    bool quantized() { return model().calibrated(); }
+
     // x: images with labels y, or a data set as lenz train --data takes it (y None).
     // report: write out_dir/report.html after each epoch, as lenz train does (with a test set only).
     py::list fit(const py::object& x, const py::object& y, const py::object& validation, const py::dict& o,
@@ -423,7 +467,7 @@ class PyModel {
         {
             py::gil_scoped_release release;
             std::lock_guard lock(mutex_);
-            r = lenz::evaluate(model(), set, info().normalization, batch);
+            r = lenz::evaluate(model(), set, info().normalization, batch, precision());
         }
         const std::vector<std::string>& names =
             set.class_names.empty() ? info().class_names : set.class_names;
@@ -513,6 +557,9 @@ class PyModel {
     }
 
   private:
+    // A quantised model runs in int8, as on the command line.
+    Precision precision() { return model().calibrated() ? Precision::int8 : Precision::f32; }
+
     // Images x with labels y, or the test set of a data set named by x, and what to call it.
     ImageSet test_set(const py::object& x, const py::object& y, const std::string& what,
                       std::string& description) {
@@ -534,7 +581,7 @@ class PyModel {
     Inference& inference(int64_t batch) {
         if (!inference_ || inference_batch_ < batch) {
             inference_.reset();
-            inference_ = std::make_unique<Inference>(model(), batch);
+            inference_ = std::make_unique<Inference>(model(), batch, precision());
             inference_batch_ = batch;
         }
         return *inference_;
@@ -615,6 +662,8 @@ PYBIND11_MODULE(_core, m) {
              py::arg("progress"), py::arg("out"), py::arg("verbose"), py::arg("report"))
         .def("report", &PyModel::report, py::arg("path"), py::arg("x"), py::arg("y"))
         .def("evaluate", &PyModel::evaluate, py::arg("x"), py::arg("y"), py::arg("batch"))
+        .def("quantize", &PyModel::quantize, py::arg("x"), py::arg("images"), py::arg("seed"))
+        .def_property_readonly("quantized", &PyModel::quantized)
         .def("save", &PyModel::save, py::arg("path"))
         .def("export_onnx", &PyModel::export_onnx, py::arg("path"))
         .def("visualize", &PyModel::visualize, py::arg("image"), py::arg("out"));

@@ -271,7 +271,7 @@ void explain(std::ostringstream& o, const Summary& s) {
           << (inferred == Precision::int8
                   ? " (convolution and dense weights in int8, as oneDNN's kernels read them, with their "
                     "scales)"
-                  : " (convolution weights reordered once, as oneDNN's kernels read them)");
+                  : " (weights laid out once as the kernels read them)");
     o << " = " << bytes_both(ip.bytes()) << "\n";
     const TrainingPlan& tp = s.training_plan;
     const int copies = optimizer_state_copies(s.options.optimizer);

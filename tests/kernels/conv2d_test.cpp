@@ -385,6 +385,8 @@ void check(const Int8Case& k) {
     // same int16 saturation), so each weight may be off by one more of its filter's steps: the
     // output by up to that step times Σ|x| over the filter's window.
     const bool halved = !k.is_unsigned && cpu::int8_weight_levels() < 127;
+    // ... an error the activation passes on times its steepest slope (hard-swish's: 1.5).
+    const float slope = k.act.kind == Activation::hard_swish ? 1.5f : 1.0f;
     std::vector<float> window_sums(y_ref.size()), ones(w.size(), 1.0f);
     if (halved)
         reference::conv2d_forward(g, c.N, magnitude_x.data(), ones.data(), nullptr, window_sums.data());
@@ -420,7 +422,8 @@ void check(const Int8Case& k) {
         ASSERT_NEAR(
             got[i], y_ref[i],
             1e-5f * (1.0f + magnitudes[i]) + (k.out_int8 ? 0.5001f * out.scale : 0.0f) +
-                (halved ? row_scales[i / static_cast<size_t>(out_positions) % static_cast<size_t>(c.OC)] *
+                (halved ? slope *
+                              row_scales[i / static_cast<size_t>(out_positions) % static_cast<size_t>(c.OC)] *
                               window_sums[i]
                         : 0.0f))
             << "int8 forward differs first at index " << i << " for " << describe(c)

@@ -133,3 +133,25 @@ def test_reports_as_the_command_line(tmp_path, fashion):
     assert "Lenz report" in page and "fashion" in page and "<svg" in page  # the fits' curves
     model.fit(x[:64], y[:64], epochs=1, out=tmp_path / "quiet", report=False)
     assert not (tmp_path / "quiet/report.html").exists()
+
+
+def test_quantize_is_lenz_quantize(tmp_path, cli_run, fashion):
+    out, _ = cli_run
+    model = lenz.load(out / "model.safetensors")
+    assert not model.quantized
+    before = model.evaluate("fashion-mnist")["accuracy"]
+    model.quantize("fashion-mnist", images=256)
+    assert model.quantized
+    after = model.evaluate("fashion-mnist")
+    cli = json.loads(lenz_cli("quantize", out / "model.safetensors", "--data", "fashion-mnist", "--images", 256,
+                              "--out", tmp_path / "q.safetensors", "--json").stdout)
+    assert after["accuracy"] == pytest.approx(cli["int8_accuracy"], abs=1e-12)
+    assert abs(after["accuracy"] - before) < 0.01
+    _, (x, _) = fashion
+    probabilities = model.predict(x[:64])
+    assert probabilities.shape == (64, 10)
+    model.save(tmp_path / "mine.safetensors")
+    assert (tmp_path / "mine.safetensors").stat().st_size == (tmp_path / "q.safetensors").stat().st_size
+    assert lenz.load(tmp_path / "mine.safetensors").quantized
+    with pytest.raises(lenz.Error, match="images must be at least 1"):
+        model.quantize("fashion-mnist", images=0)
