@@ -236,6 +236,8 @@ void write_checkpoint(const std::string& path, Model& model, const CheckpointInf
                                      it != entries.end() ? it->shape : std::vector<int64_t>{st.value->size()},
                                      st.value->data(), st.value->size()));
         }
+    // int8 tensors last, so that every float32 one starts on a 4-byte boundary of the data.
+    std::stable_partition(entries.begin(), entries.end(), [](const Entry& e) { return !e.int8; });
     json header;
     json meta = {
         {"format", "lenz"},

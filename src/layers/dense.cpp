@@ -59,7 +59,8 @@ class Dense final : public Layer {
     int64_t prepared_floats(const Pass& pass) const override {
         if (pass.precision == Precision::int8)
             return cpu::dense_int8_prepared_floats(inputs(), config_.units);
-        if (pass.precision == Precision::f32) return channels_last(pass) ? checked_mul(config_.units, inputs(), "dense weights") : 0;
+        if (pass.precision == Precision::f32)
+            return channels_last(pass) ? checked_mul(config_.units, inputs(), "dense weights") : 0;
         return cpu::dense_prepared_floats(inputs(), config_.units, pass.precision);
     }
     void prepare(float* prepared, const Pass& pass, const float*, const float*) override {
