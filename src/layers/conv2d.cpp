@@ -108,9 +108,7 @@ class Conv2d final : public Layer {
     }
     int64_t prepared_floats(const Pass& pass) const override {
         const Absorption& a = pass.absorbed;
-        if (pass.precision == Precision::int8)
-            return cpu::conv2d_int8_prepared_floats(geometry_, pass.batch, activation_with(a), pass.layouts,
-                                                    pass.int8_io());
+        if (pass.precision == Precision::int8) return cpu::conv2d_int8_prepared_floats(geometry_);
         return cpu::conv2d_prepared_floats(geometry_, pass.batch, has_bias(a), activation_with(a),
                                            pass.layouts, pass.precision, a.affine);
     }

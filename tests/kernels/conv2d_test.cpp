@@ -396,8 +396,7 @@ void check(const Int8Case& k) {
     for (float v : y_ref) largest = std::max(largest, std::abs(v));
     const cpu::Int8Input out = cpu::int8_input(k.act.kind == Activation::relu ? 0.0f : -largest, largest);
     const cpu::Int8Io io{in, k.in_stored, k.out_int8 ? std::optional(out) : std::nullopt};
-    std::vector<float> prepared(
-        static_cast<size_t>(cpu::conv2d_int8_prepared_floats(g, k.prepared_batch, k.act, c.layouts, io)));
+    std::vector<float> prepared(static_cast<size_t>(cpu::conv2d_int8_prepared_floats(g)));
     cpu::conv2d_int8_prepare(g, k.prepared_batch, k.act, c.layouts, io, w.data(), b.data(),
                              k.fold ? scale.data() : nullptr, k.fold ? shift.data() : nullptr,
                              prepared.data());

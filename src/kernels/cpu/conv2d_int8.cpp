@@ -132,21 +132,22 @@ int64_t blocked_floats(const Int8Forward& f) {
 }
 // Room for the weights of any primitive this convolution may get: a chunk of another size may get
 // another kernel (brgconv for 167 images, jit_int8 for 89, measured) that reads them in another
-// blocked order, with room for the s8 input's compensation. oneDNN pads output channels to at most
-// 64, input channels to at most 16 and groups to 16, and adds at most two int32 per output channel.
+// blocked order, with room for the s8 input's compensation. Blocked orders pad output and input
+// channels to at most 64 each (a depthwise one pads the groups to 16), and compensation takes at
+// most 16 bytes per output channel.
 int64_t weights_room(const ConvGeometry& g) {
     const auto up = [](int64_t v, int64_t to) { return (v + to - 1) / to * to; };
-    const int64_t groups = g.G == 1 ? 1 : up(g.G, 16);
-    const int64_t per_group = up(g.OC / g.G, 64);
-    return int8_floats(groups * per_group * (up(g.group_channels(), 16) * g.KH * g.KW + 8) + 64);
+    const int64_t taps = g.KH * g.KW;
+    if (g.G > 1 && g.G == g.C && g.OC == g.C) return int8_floats(up(g.G, 16) * (taps + 16) + 256);
+    return int8_floats(g.G * up(g.OC / g.G, 64) * (up(g.group_channels(), 64) * taps + 16) + 256);
 }
 
 }  // namespace
 
-int64_t conv2d_int8_prepared_floats(const ConvGeometry& g, int64_t N, const ActivationSpec& act,
-                                    Layouts layouts, const Int8Io& io) {
-    return prepared_layout(g).blocked +
-           blocked_floats(*forward_for(g, chunk_images(g, N), act, layouts, io, nullptr));
+int64_t conv2d_int8_prepared_floats(const ConvGeometry& g) {
+    // The primitive built with the real scales might read the weights in another order than a
+    // probe's: room for any.
+    return prepared_layout(g).blocked + weights_room(g);
 }
 
 void conv2d_int8_prepare(const ConvGeometry& g, int64_t N, const ActivationSpec& act, Layouts layouts,
@@ -175,6 +176,9 @@ void conv2d_int8_prepare(const ConvGeometry& g, int64_t N, const ActivationSpec&
         prepared[p.bias + oc] = bias[static_cast<size_t>(oc)] / sums;
     }
     const auto f = forward_for(g, chunk_images(g, N), act, layouts, io, output_scales);
+    if (blocked_floats(*f) > weights_room(g))
+        throw Error("internal: oneDNN's int8 weights take " + std::to_string(blocked_floats(*f)) +
+                    " floats, more than the " + std::to_string(weights_room(g)) + " reserved for them");
     memory from(plain_int8_weights(g), cpu_engine(), plain),
         to(f->pd.weights_desc(), cpu_engine(), prepared + p.blocked);
     dnnl::reorder(from, to).execute(cpu_stream(), from, to);  // computes the s8 input's compensation too
@@ -214,7 +218,9 @@ void conv2d_int8_forward(const ConvGeometry& g, int64_t N, const float* x, const
         memory wei(f->pd.weights_desc(), cpu_engine(), const_cast<float*>(prepared + p.blocked));
         if (f->pd.weights_desc() != at_prepared->pd.weights_desc()) {
             if (blocked_floats(*f) > weights_room(g))
-                throw Error("internal: oneDNN's int8 weights take more room than reserved for them");
+                throw Error("internal: oneDNN's int8 weights take " + std::to_string(blocked_floats(*f)) +
+                            " floats, more than the " + std::to_string(weights_room(g)) +
+                            " reserved for them");
             memory plain(plain_int8_weights(g), cpu_engine(), const_cast<float*>(prepared + p.plain));
             wei = memory(f->pd.weights_desc(), cpu_engine(), weights_copy);
             dnnl::reorder(plain, wei).execute(cpu_stream(), plain, wei);

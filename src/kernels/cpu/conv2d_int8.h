@@ -12,10 +12,9 @@
 
 namespace lenz::cpu {
 
-// Floats the prepared weights take: the int8 weights as the primitive for batch N reads them and
-// as (OC, C/G, KH, KW), then the output scales and the bias.
-int64_t conv2d_int8_prepared_floats(const ConvGeometry& g, int64_t N, const ActivationSpec& act,
-                                    Layouts layouts, const Int8Io& io);
+// Floats the prepared weights take: the output scales and the bias, the int8 weights as (OC, C/G,
+// KH, KW), then room for them as any primitive of this geometry reads them.
+int64_t conv2d_int8_prepared_floats(const ConvGeometry& g);
 // w: the layer's weights, b: its bias or nullptr, scale and shift: a per-channel map to fold in
 // (or nullptr), as conv2d_prepare_weights.
 void conv2d_int8_prepare(const ConvGeometry& g, int64_t N, const ActivationSpec& act, Layouts layouts,
