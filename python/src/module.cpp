@@ -11,8 +11,6 @@
 #include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <numeric>
-#include <random>
 #include <type_traits>
 
 #include "lenz/checkpoint.h"
@@ -310,15 +308,8 @@ class PyModel {
                 data = load_dataset_for(model(), x.cast<std::string>(), 0.0, seed);
             }
             check_data_fits(model(), data.train, "training");
-            std::vector<int64_t> order(static_cast<size_t>(data.train.size()));
-            std::iota(order.begin(), order.end(), 0);
-            std::mt19937_64 rng(seed);
-            std::shuffle(order.begin(), order.end(), rng);
-            count = std::min(count, data.train.size());
-            calibration.resize(static_cast<size_t>(count * E));
-            for (int64_t i = 0; i < count; ++i)
-                normalize_image(data.train.pixels.data() + order[static_cast<size_t>(i)] * E, in.c,
-                                in.h * in.w, info().normalization, calibration.data() + i * E);
+            calibration = calibration_images(data.train, info().normalization, count, seed);
+            count = static_cast<int64_t>(calibration.size()) / E;
         } else {
             const ImageArray images = image_array(x, in, "quantize");
             count = std::min(count, images.count);

@@ -7,8 +7,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
-#include <numeric>
-#include <random>
 
 #include "cli/commands.h"
 #include "cli/options.h"
@@ -27,21 +25,6 @@ struct QuantizeArgs {
     double val_split = 0;
     bool skip_eval = false, json = false;
 };
-
-// `count` training images, chosen at random with `seed`, normalised as the model expects.
-std::vector<float> calibration_images(const ImageSet& train, const Normalization& norm, int64_t count,
-                                      uint64_t seed) {
-    std::vector<int64_t> order(static_cast<size_t>(train.size()));
-    std::iota(order.begin(), order.end(), 0);
-    std::mt19937_64 rng(seed);
-    std::shuffle(order.begin(), order.end(), rng);
-    const int64_t image = train.image_elements();
-    std::vector<float> images(static_cast<size_t>(count * image));
-    for (int64_t i = 0; i < count; ++i)
-        normalize_image(train.pixels.data() + order[static_cast<size_t>(i)] * image, train.channels,
-                        train.height * train.width, norm, images.data() + i * image);
-    return images;
-}
 
 int run_quantize(const QuantizeArgs& a) {
     require_precision(Precision::int8);
