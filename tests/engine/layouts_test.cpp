@@ -84,6 +84,20 @@ Buffer random_batch(int64_t floats) {
     return x;
 }
 
+// The engine's inference on `engine` gives, for N random images, the last output of layer_outputs
+// on `plain`, which runs every layer on its own, in (N, C, H, W).
+void expect_inference_matches_plain(Model& engine, Model& plain, int64_t N) {
+    const int64_t image = engine.input_shape().elements(), K = engine.output_shape().elements();
+    const Buffer x = random_batch(N * image);
+    Inference inference(engine, N);
+    const float* got = inference.run(x.data(), N);
+    for (int64_t n = 0; n < N; ++n) {
+        const std::vector<float> want = layer_outputs(plain, x.data() + n * image).back();
+        ASSERT_EQ(static_cast<int64_t>(want.size()), K);
+        for (int64_t k = 0; k < K; ++k) EXPECT_NEAR(got[n * K + k], want[static_cast<size_t>(k)], 1e-5) << n;
+    }
+}
+
 TEST(Layouts, ShuffleUnitStaysChannelsLastAndMatchesThePlainPath) {
     Model chained = parse_model(kShuffleChained, "chained"), plain = parse_model(kShufflePlain, "plain");
     const std::vector<Layouts> layouts = plan_layouts(chained);
@@ -92,14 +106,9 @@ TEST(Layouts, ShuffleUnitStaysChannelsLastAndMatchesThePlainPath) {
     chained.init_params(5);
     plain.init_params(5);
     copy_params(chained, plain);
+    expect_inference_matches_plain(chained, plain, 2);
     const int64_t N = 2, image = 14 * 12 * 3;
     const Buffer x = random_batch(N * image);
-    Inference inference(chained, N);
-    const float* got = inference.run(x.data(), N);
-    for (int64_t n = 0; n < N; ++n) {
-        const std::vector<float> want = layer_outputs(plain, x.data() + n * image).back();
-        for (int64_t k = 0; k < 5; ++k) EXPECT_NEAR(got[n * 5 + k], want[static_cast<size_t>(k)], 1e-5) << n;
-    }
     const int32_t labels[N] = {1, 4};
     TrainingStep a(chained, N), b(plain, N);
     const auto ra = a.run(x.data(), labels, N, 1), rb = b.run(x.data(), labels, N, 1);
@@ -118,16 +127,7 @@ TEST(Layouts, ChainedInferenceMatchesThePlainPath) {
     const std::vector<Layouts> layouts = plan_layouts(chained);
     for (size_t pool : {1, 3, 4})  // 2x2 max, average counting its padding, 3x3 max
         ASSERT_TRUE(is_nhwc(layouts[pool].input) && is_nhwc(layouts[pool].output)) << pool;
-    const int64_t N = 3, image = 14 * 12 * 3;
-    const Buffer x = random_batch(N * image);
-    Inference inference(chained, N);
-    const float* got = inference.run(x.data(), N);
-    for (int64_t n = 0; n < N; ++n) {
-        // layer_outputs runs every layer on its own, in (N, C, H, W).
-        const std::vector<float> want = layer_outputs(plain, x.data() + n * image).back();
-        ASSERT_EQ(want.size(), 5u);
-        for (int64_t k = 0; k < 5; ++k) EXPECT_NEAR(got[n * 5 + k], want[static_cast<size_t>(k)], 1e-5) << n;
-    }
+    expect_inference_matches_plain(chained, plain, 3);
 }
 
 // At inference a dense layer reads a feature map channels-last, through a flatten or not, with its
@@ -145,15 +145,8 @@ TEST(Layouts, DenseReadsAFeatureMapChannelsLastAtInference) {
         // unless the weights are converted anyway (int8).
         EXPECT_FALSE(is_nhwc(plan_layouts(m, 1)[dense].input)) << text;
         EXPECT_TRUE(is_nhwc(plan_layouts(m, 1, Precision::int8)[dense].input)) << text;
-        const int64_t N = 6, image = 10 * 9 * 3;
-        const Buffer x = random_batch(N * image);
-        Inference inference(m, N);
-        const float* got = inference.run(x.data(), N);
-        for (int64_t n = 0; n < N; ++n) {
-            const std::vector<float> want = layer_outputs(m, x.data() + n * image).back();
-            for (int64_t k = 0; k < 6; ++k)
-                EXPECT_NEAR(got[n * 6 + k], want[static_cast<size_t>(k)], 1e-5) << text;
-        }
+        SCOPED_TRACE(text);
+        expect_inference_matches_plain(m, m, 6);
     }
 }
 
