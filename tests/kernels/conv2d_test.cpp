@@ -176,6 +176,37 @@ TEST(Conv2dKernel, ChannelsLastOnEitherSideMatchesReference) {
 
 // Plain on both sides, with so much channel padding that the forward pass runs channels-last
 // inside and reorders on both sides.
+// SiLU and sigmoid are applied by Lenz to each chunk of images once oneDNN has written it
+// (applied_after), the others by oneDNN as post-ops: either way the output is the activated
+// reference convolution, in each layout, over two chunks of images (8 and a short 2).
+TEST(Conv2dKernel, FusedActivationsActivateTheReferenceConvolution) {
+    const Layout nchw = Layout::nchw, nhwc = Layout::nhwc;
+    for (Layouts layouts : {Layouts{nchw, nchw}, Layouts{nhwc, nhwc}, Layouts{nchw, nhwc}}) {
+        const Case c{10, 16, 128, 128, 8, 3, 3, 1, 1, Padding{PaddingMode::same}, 2, layouts};
+        set_threads(c.threads);
+        const auto [g, x, w, b, dy] = operands_for(c, 7);
+        std::vector<float> y_ref(static_cast<size_t>(c.N * c.OC * g.positions()));
+        reference::conv2d_forward(g, c.N, x.data(), w.data(), b.data(), y_ref.data());
+        const auto x_held = as_held(x, layouts.input, c.N, c.C, c.H * c.W);
+        for (const ActivationSpec act :
+             {ActivationSpec{Activation::silu}, ActivationSpec{Activation::sigmoid},
+              ActivationSpec{Activation::relu6}}) {
+            std::vector<float> want(y_ref.size()), y(y_ref.size());
+            for (size_t i = 0; i < want.size(); ++i) {
+                const double v = y_ref[i], s = 1.0 / (1.0 + std::exp(-v));
+                want[i] = static_cast<float>(act.kind == Activation::silu      ? v * s
+                                             : act.kind == Activation::sigmoid ? s
+                                                                               : std::clamp(v, 0.0, 6.0));
+            }
+            std::vector<float> ws(
+                static_cast<size_t>(cpu::conv2d_forward_workspace(g, c.N, true, act, layouts)));
+            cpu::conv2d_forward(g, c.N, x_held.data(), w.data(), b.data(), act, y.data(), ws.data(), layouts);
+            expect_close(want, as_nchw(y, layouts.output, c.N, c.OC, g.positions()), act.str(), c, g.patch());
+        }
+    }
+    set_threads(0);
+}
+
 TEST(Conv2dKernel, ChannelPaddedLayersMatchReference) {
     check({3, 100, 20, 30, 200, 3, 3, 2, 2, Padding{PaddingMode::same}, 2});
     check({2, 20, 9, 9, 7, 3, 3, 1, 1, Padding{PaddingMode::valid}, 1});

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "kernels/cpu/exp_approx.h"
+
 namespace lenz::cpu {
 
 namespace {
@@ -39,6 +41,42 @@ void map2(const float* a, const float* b, float* out, int64_t n, Op op) {
     }
 }
 
+// The activations built on exp, one span at a time, compiled for AVX-512, AVX2 and the baseline
+// and chosen by the CPU (the loops are plain arithmetic, so each version is the same sums). The
+// callers cut the work among threads: OpenMP's outlined loops would not inherit the target.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void sigmoid_span(const float* x, float* y,
+                                                                               int64_t n) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] = 1.0f / (1.0f + exp_approx(-x[i]));
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void silu_span(const float* x, float* y,
+                                                                            int64_t n) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] / (1.0f + exp_approx(-x[i]));
+}
+
+// σ(x) · (1 + x · (1 - σ(x)))
+__attribute__((target_clones("avx512f", "avx2", "default"))) void silu_backward_span(const float* x,
+                                                                                     const float* dy,
+                                                                                     float* dpre, int64_t n) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+        const float s = 1.0f / (1.0f + exp_approx(-x[i]));
+        dpre[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
+    }
+}
+
+// span(begin, count) over [0, n), in blocks shared among the threads when n is large.
+template <class Span>
+void in_spans(int64_t n, Span span) {
+    if (n < kParallelElements) return span(0, n);
+    constexpr int64_t kBlock = 1 << 14;
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < (n + kBlock - 1) / kBlock; ++b)
+        span(b * kBlock, std::min(kBlock, n - b * kBlock));
+}
+
 }  // namespace
 
 void activation_forward(const ActivationSpec& act, float* y, int64_t count) {
@@ -52,7 +90,7 @@ void activation_forward(const ActivationSpec& act, float* y, int64_t count) {
         case Activation::leaky_relu:
             return map1(y, y, count, [a](float v) { return v > 0.0f ? v : a * v; });
         case Activation::sigmoid:
-            return map1(y, y, count, [](float v) { return 1.0f / (1.0f + std::exp(-v)); });
+            return in_spans(count, [y](int64_t at, int64_t n) { sigmoid_span(y + at, y + at, n); });
         case Activation::tanh:
             return map1(y, y, count, [](float v) { return std::tanh(v); });
         case Activation::relu6:
@@ -63,7 +101,7 @@ void activation_forward(const ActivationSpec& act, float* y, int64_t count) {
             return map1(y, y, count,
                         [](float v) { return v * std::min(std::max(v + 3.0f, 0.0f), 6.0f) / 6.0f; });
         case Activation::silu:
-            return map1(y, y, count, [](float v) { return v / (1.0f + std::exp(-v)); });
+            return in_spans(count, [y](int64_t at, int64_t n) { silu_span(y + at, y + at, n); });
         case Activation::gelu:
             return map1(y, y, count, [](float v) { return 0.5f * v * (1.0f + std::erf(v * kSqrtHalf)); });
     }
@@ -106,11 +144,9 @@ void activation_backward_from_input(const ActivationSpec& act, const float* x, c
             return map2(x, dy, dpre, count, [](float v, float g) {
                 return v < -3.0f ? 0.0f : v > 3.0f ? g : g * (2.0f * v + 3.0f) / 6.0f;
             });
-        case Activation::silu:  // σ(x) · (1 + x · (1 - σ(x)))
-            return map2(x, dy, dpre, count, [](float v, float g) {
-                const float s = 1.0f / (1.0f + std::exp(-v));
-                return g * s * (1.0f + v * (1.0f - s));
-            });
+        case Activation::silu:
+            return in_spans(
+                count, [=](int64_t at, int64_t n) { silu_backward_span(x + at, dy + at, dpre + at, n); });
         case Activation::gelu:  // Φ(x) + x · φ(x)
             return map2(x, dy, dpre, count, [](float v, float g) {
                 const float cdf = 0.5f * (1.0f + std::erf(v * kSqrtHalf));

@@ -132,7 +132,7 @@ dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, int6
                               dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src,
                               any_desc(weight_dims(g), type), dst, w.strides, w.dilates, w.pad_l, w.pad_r);
     dnnl::primitive_attr attr = user_scratchpad();
-    if (fusable(act)) attr.set_post_ops(post_ops_of(act));
+    if (fusable(act) && !applied_after(act)) attr.set_post_ops(post_ops_of(act));
     return {d, attr, cpu_engine()};
 }
 
@@ -387,6 +387,10 @@ void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const floa
         if (f->dst_copy != 0) {
             memory user(user_dst(g, n, layouts.output), cpu_engine(), out);
             dnnl::reorder(dst, user).execute(cpu_stream(), dst, user);
+        }
+        if (applied_after(act)) {
+            cpu_stream().wait();
+            activation_forward(act, out, n * out_image);
         }
     }
     cpu_stream().wait();

@@ -1,5 +1,7 @@
 #include "kernels/cpu/pool2d.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -339,18 +341,25 @@ int64_t first_max(const float* image, int64_t c, int64_t P, PlaneStrides s) {
 
 void global_avgpool_forward(int64_t N, int64_t C, int64_t P, const float* x, float* y, Layout layout) {
     if (layout == Layout::nhwc) {
-        // Sixteen channels at a time, a cache line of each pixel's row, summed in double as below;
-        // the blocks are independent, so large maps (EfficientNet's squeeze-and-excitation) share them.
-        constexpr int64_t kBlock = 16;
-        const int64_t blocks = (C + kBlock - 1) / kBlock;
+        // Each task sums a block of channels over every pixel of one image, reading each pixel's
+        // block as one contiguous run, in double as below. Blocks are as wide as the work allows
+        // while every thread has two tasks (EfficientNet's squeeze-and-excitation pools 144 channels
+        // of 56x56 at batch 1). Each channel is summed pixel by pixel in order whatever the blocks,
+        // so the result does not depend on the thread count.
+        constexpr int64_t kWidest = 256;
+        const int64_t tasks_wanted = 2 * static_cast<int64_t>(omp_get_max_threads());
+        int64_t width = kWidest;
+        while (width > 16 && N * ((C + width - 1) / width) < tasks_wanted) width /= 2;
+        const int64_t blocks = (C + width - 1) / width;
 #pragma omp parallel for schedule(static) if (N * P * C >= (1 << 16))
         for (int64_t nb = 0; nb < N * blocks; ++nb) {
-            const int64_t n = nb / blocks, c0 = nb % blocks * kBlock, width = std::min(kBlock, C - c0);
-            double sum[kBlock] = {};
+            const int64_t n = nb / blocks, c0 = nb % blocks * width, count = std::min(width, C - c0);
+            double sum[kWidest] = {};
             const float* v = x + n * P * C + c0;
-            for (int64_t p = 0; p < P; ++p)
-                for (int64_t k = 0; k < width; ++k) sum[k] += v[p * C + k];
-            for (int64_t k = 0; k < width; ++k)
+            for (int64_t p = 0; p < P; ++p, v += C)
+#pragma omp simd
+                for (int64_t k = 0; k < count; ++k) sum[k] += v[k];
+            for (int64_t k = 0; k < count; ++k)
                 y[n * C + c0 + k] = static_cast<float>(sum[k] / static_cast<double>(P));
         }
         return;
