@@ -18,41 +18,12 @@ std::string output_bytes_text(const LayerCost& cost) {
     return cost.kind == "flatten" ? "(view)" : with_commas(cost.output_bytes);
 }
 
-// The notes' rule for a graph: a value lives from the layer that writes it to the last that reads
-// it; the peak is the largest total alive at one layer (its inputs and output included). Views and
-// in-place layers share their input's memory. For a chain this is the largest consecutive pair.
-// One sweep over the layers, adding each buffer as its writer runs and dropping it after its last
-// reader, so that a model of 100,000 layers costs no more than a few of its passes.
+// The notes' rule for a graph (live_peak), in bytes, with the layer and the values at the peak.
 static void textbook_peak_of_graph(const Model& model, const ValueGraph& graph, int64_t eb, Summary& s) {
-    const int64_t L = model.size();
-    // Per storage root: its last reader, and at least the layer that writes it (an output nobody reads
-    // still exists while its layer runs).
-    std::vector<int64_t> last(static_cast<size_t>(L + 1), -1);
-    for (int64_t v = 0; v <= L; ++v) {
-        const int64_t root = graph.inference_storage(v);
-        last[static_cast<size_t>(root)] =
-            std::max({last[static_cast<size_t>(root)], root - 1, graph.last_read[static_cast<size_t>(v)]});
-    }
-    auto bytes_of = [&](int64_t r) { return checked_mul(model.value_shape(r).elements(), eb, "memory"); };
-    std::vector<std::vector<int64_t>> ending(static_cast<size_t>(L + 1));  // roots by their last layer
-    for (int64_t r = 0; r <= L; ++r)
-        if (graph.inference_storage(r) == r && last[static_cast<size_t>(r)] < L)
-            ending[static_cast<size_t>(std::max<int64_t>(last[static_cast<size_t>(r)], 0))].push_back(r);
-    s.pair_bytes = 0;
-    int64_t alive = bytes_of(0);  // the input, written before layer 0
-    for (int64_t i = 0; i < L; ++i) {
-        if (graph.inference_storage(i + 1) == i + 1) alive = checked_add(alive, bytes_of(i + 1), "memory");
-        if (!graph.view[static_cast<size_t>(i)] && !graph.in_place[static_cast<size_t>(i)] &&
-            alive > s.pair_bytes) {
-            s.pair_bytes = alive;
-            s.peak_layer = i;
-        }
-        for (int64_t r : ending[static_cast<size_t>(i)]) alive -= bytes_of(r);
-    }
-    s.peak_values.clear();
-    for (int64_t r = 0; r <= s.peak_layer + 1; ++r)
-        if (graph.inference_storage(r) == r && last[static_cast<size_t>(r)] >= s.peak_layer)
-            s.peak_values.push_back(r);
+    LivePeak peak = live_peak(model, graph);
+    s.pair_bytes = checked_mul(peak.elements, eb, "memory");
+    s.peak_layer = peak.layer;
+    s.peak_values = std::move(peak.values);
 }
 
 Summary summarize(const Model& model, const SummaryOptions& options) {

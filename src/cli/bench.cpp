@@ -192,7 +192,8 @@ nlohmann::json bench_infer(const std::string& model_path, int64_t batch, int64_t
                      {"runs", runs},
                      {"latency_ms", 1000 * median(times)},
                      {"images_per_s", batch / median(times)},
-                     {"inference_bytes_plan", plan_inference(model, batch, precision).bytes()},
+                     {"slice", inference.plan().slice},
+                     {"inference_bytes_plan", inference.plan().bytes()},
                      {"dtype", precision_name(precision)}};
     start.report(r);
     if (profile) r["layers"] = layer_profile(inference, model, x, batch, runs);
@@ -427,6 +428,8 @@ int run_bench(const BenchArgs& a) {
         else
             std::printf("%s (%d threads): ", w.c_str(), threads());
         if (r.contains("latency_ms")) std::printf("latency %.3f ms, ", r["latency_ms"].get<double>());
+        if (r.contains("slice") && r["slice"] != r["batch"])
+            std::printf("in slices of %lld images, ", static_cast<long long>(r["slice"].get<int64_t>()));
         if (r.contains("step_ms_median")) std::printf("step %.1f ms, ", r["step_ms_median"].get<double>());
         std::printf("%.0f images/s, peak memory above start %.1f MB\n", r["images_per_s"].get<double>(),
                     r["peak_rss_above_start_bytes"].get<int64_t>() / 1e6);

@@ -1,5 +1,6 @@
 // The inference runner: one arena for every value, as the schedule places them, and the layers
 // run in file order on it.
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <vector>
@@ -30,6 +31,7 @@ Inference::Inference(Model& model, int64_t max_batch, Precision precision)
       arena_(schedule_->plan.arena_floats),
       workspace_(schedule_->plan.workspace_floats),
       prepared_(schedule_->plan.prepared_floats),
+      output_(schedule_->plan.output_floats),
       views_(analyse(model).view) {
     const InferenceSchedule& s = *schedule_;
     for (int64_t i = 0; i < model_.size(); ++i) {
@@ -42,7 +44,7 @@ Inference::Inference(Model& model, int64_t max_batch, Precision precision)
             shift.resize(scale.size());
             model_.layer(from).affine_map(scale.data(), shift.data());
         }
-        model_.layer(i).prepare(prepared_.data() + offset, s.pass(i, s.plan.batch),
+        model_.layer(i).prepare(prepared_.data() + offset, s.pass(i, s.plan.slice),
                                 scale.empty() ? nullptr : scale.data(),
                                 shift.empty() ? nullptr : shift.data());
     }
@@ -60,6 +62,21 @@ const float* Inference::run(const float* input, int64_t batch, std::vector<doubl
     if (batch <= 0 || batch > s.plan.batch)
         throw ShapeError("inference batch " + std::to_string(batch) + " is outside 1.." +
                          std::to_string(s.plan.batch));
+    const int64_t image = model_.input_shape().elements(), out_image = model_.output_shape().elements();
+    const float* out = nullptr;
+    for (int64_t first = 0; first < batch; first += s.plan.slice) {
+        const int64_t images = std::min(s.plan.slice, batch - first);
+        out = run_slice(input + first * image, images, layer_seconds, observe);
+        if (images < batch)
+            std::memcpy(output_.data() + first * out_image, out,
+                        sizeof(float) * static_cast<size_t>(images * out_image));
+    }
+    return s.plan.slice < batch ? output_.data() : out;
+}
+
+const float* Inference::run_slice(const float* input, int64_t batch, std::vector<double>* layer_seconds,
+                                  const ValueObserver* observe) {
+    const InferenceSchedule& s = *schedule_;
     std::memcpy(arena_.data() + s.value_offset[0], input,
                 sizeof(float) * static_cast<size_t>(batch * model_.input_shape().elements()));
     float* base = arena_.data();
@@ -82,7 +99,7 @@ const float* Inference::run(const float* input, int64_t batch, std::vector<doubl
         pass.prepared = s.prepared_offset[at] >= 0 ? prepared_.data() + s.prepared_offset[at] : nullptr;
         xs.clear();
         for (int64_t v : model_.inputs(i)) xs.push_back(base + s.value_offset[static_cast<size_t>(v)]);
-        // Offsets were planned for the largest batch; a smaller one uses the start of each buffer.
+        // Offsets were planned for the largest slice; a smaller one uses the start of each buffer.
         const auto start = std::chrono::steady_clock::now();
         layer.forward_inputs(xs, base + s.value_offset[at + 1], pass);
         if (layer_seconds)

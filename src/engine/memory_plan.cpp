@@ -1,12 +1,14 @@
 // Memory plans: what the engine will allocate, computed from the layers' own shape and scratch
 // figures before anything is allocated. `lenz summary` prints these; the runners allocate them.
 #include <algorithm>
+#include <fstream>
 #include <string>
 
 #include "engine/schedule.h"
 #include "engine/value_graph.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
+#include "lenz/threads.h"
 
 namespace lenz {
 
@@ -49,7 +51,7 @@ static int64_t float_bytes(std::initializer_list<int64_t> parts) {
 }
 
 int64_t InferencePlan::bytes() const {
-    return float_bytes({arena_floats, workspace_floats, param_floats, prepared_floats});
+    return float_bytes({arena_floats, workspace_floats, param_floats, prepared_floats, output_floats});
 }
 
 int64_t TrainingPlan::bytes() const {
@@ -330,7 +332,7 @@ Pass InferenceSchedule::pass(int64_t layer, int64_t batch) const {
     pass.layouts = layouts[at];
     pass.absorbed = absorbs[at];
     if (absorbs[at].activation.kind != Activation::none) pass.activation = absorbs[at].activation;
-    pass.prepared_batch = plan.batch;
+    pass.prepared_batch = plan.slice;
     if (!flattened_from.empty()) pass.flattened_from = flattened_from[at];
     if (!int8_inputs.empty()) pass.int8_input = int8_inputs[at];
     if (!int8_values.empty()) {
@@ -340,17 +342,67 @@ Pass InferenceSchedule::pass(int64_t layer, int64_t batch) const {
     return pass;
 }
 
-InferenceSchedule schedule_inference(const Model& model, int64_t batch, Precision precision) {
+namespace {
+
+// The size of the largest cache of the first CPU, as Linux describes it; 0 if it does not. (glibc's
+// sysconf(_SC_LEVEL3_CACHE_SIZE) can be the whole package's, 320 MB on this virtual EPYC whose
+// cores share 32 MB.)
+int64_t last_level_cache_bytes() {
+    int64_t largest = 0;
+    for (int index = 0;; ++index) {
+        std::ifstream file("/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(index) + "/size");
+        int64_t size = 0;
+        char unit = 0;
+        if (!(file >> size)) break;
+        if (file >> unit) size *= unit == 'K' ? 1024 : unit == 'M' ? 1024 * 1024 : 1;
+        largest = std::max(largest, size);
+    }
+    return largest;
+}
+
+int64_t slice_of(const Model& model, const ValueGraph& graph, int64_t batch) {
+    const int64_t per_image = checked_mul(live_peak(model, graph).elements, int64_t{sizeof(float)}, "memory");
+    // Fewer than two images a thread left the threads idle at the small late layers: every
+    // network measured ran slower per image at batch 1 and 2 than at 4 (two threads).
+    const int64_t least = 2 * static_cast<int64_t>(threads());
+    const int64_t fits = std::max(least, inference_slice_bytes() / std::max<int64_t>(per_image, 1));
+    if (fits >= batch) return batch;
+    const int64_t slices = (batch + fits - 1) / fits;
+    return (batch + slices - 1) / slices;
+}
+
+}  // namespace
+
+// Half: the other half keeps the weights a layer reads and what the kernels copy.
+int64_t inference_slice_bytes() {
+    static const int64_t budget = [] {
+        const int64_t cache = last_level_cache_bytes();
+        return cache > 0 ? cache / 2 : int64_t{16} << 20;
+    }();
+    return budget;
+}
+
+int64_t inference_slice(const Model& model, int64_t batch) {
     check_plan_batch(batch);
+    return slice_of(model, analyse(model), batch);
+}
+
+InferenceSchedule schedule_inference(const Model& model, int64_t max_batch, Precision precision) {
+    check_plan_batch(max_batch);
     require_precision(precision);
     InferenceSchedule schedule;
     InferencePlan& plan = schedule.plan;
-    plan.batch = batch;
+    ValueGraph graph = analyse(model);
+    // Everything below is planned for one slice.
+    const int64_t batch = slice_of(model, graph, max_batch);
+    plan.batch = max_batch;
+    plan.slice = batch;
+    if (batch < max_batch)
+        plan.output_floats = checked_mul(max_batch, model.output_shape().elements(), "output batch");
     plan.precision = precision;
     schedule.layouts = plan_layouts(model, batch, precision);
     plan.input_floats = checked_mul(batch, model.input_shape().elements(), "input batch");
     plan.param_floats = all_params(model);
-    ValueGraph graph = analyse(model);
     schedule.flattened_from.assign(static_cast<size_t>(model.size()), Shape{});
     for (int64_t i = 0; i < model.size(); ++i) {
         int64_t v = model.inputs(i)[0];

@@ -45,11 +45,12 @@ struct InferenceSchedule {
     // last layer folded into it).
     std::vector<int64_t> input_value, held_value;
 
-    // What layer i is told when it runs at batch `batch` (at most plan.batch), prepare() included.
+    // What layer i is told when it runs at batch `batch` (at most plan.slice), prepare() included.
     Pass pass(int64_t layer, int64_t batch) const;
 };
 // A precision the CPU lacks is an Error (require_precision).
-InferenceSchedule schedule_inference(const Model& model, int64_t batch, Precision precision = Precision::f32);
+InferenceSchedule schedule_inference(const Model& model, int64_t max_batch,
+                                     Precision precision = Precision::f32);
 
 // What layer i is told in a training step (Layer::workspace_floats, forward, backward); `logits`:
 // leave out its fused activation, because the loss reads the logits.

@@ -104,4 +104,38 @@ ArenaLayout place_buffers(const std::vector<Lifetime>& buffers) {
     return a.floats <= b.floats ? a : b;
 }
 
+// One sweep over the layers, adding each buffer as its writer runs and dropping it after its last
+// reader, so that a model of 100,000 layers costs no more than a few of its passes.
+LivePeak live_peak(const Model& model, const ValueGraph& graph) {
+    const int64_t L = model.size();
+    // Per storage root: its last reader, and at least the layer that writes it (an output nobody reads
+    // still exists while its layer runs).
+    std::vector<int64_t> last(static_cast<size_t>(L + 1), -1);
+    for (int64_t v = 0; v <= L; ++v) {
+        const int64_t root = graph.inference_storage(v);
+        last[static_cast<size_t>(root)] =
+            std::max({last[static_cast<size_t>(root)], root - 1, graph.last_read[static_cast<size_t>(v)]});
+    }
+    auto elements_of = [&](int64_t r) { return model.value_shape(r).elements(); };
+    std::vector<std::vector<int64_t>> ending(static_cast<size_t>(L + 1));  // roots by their last layer
+    for (int64_t r = 0; r <= L; ++r)
+        if (graph.inference_storage(r) == r && last[static_cast<size_t>(r)] < L)
+            ending[static_cast<size_t>(std::max<int64_t>(last[static_cast<size_t>(r)], 0))].push_back(r);
+    LivePeak peak;
+    int64_t alive = elements_of(0);  // the input, written before layer 0
+    for (int64_t i = 0; i < L; ++i) {
+        if (graph.inference_storage(i + 1) == i + 1) alive = checked_add(alive, elements_of(i + 1), "memory");
+        if (!graph.view[static_cast<size_t>(i)] && !graph.in_place[static_cast<size_t>(i)] &&
+            alive > peak.elements) {
+            peak.elements = alive;
+            peak.layer = i;
+        }
+        for (int64_t r : ending[static_cast<size_t>(i)]) alive -= elements_of(r);
+    }
+    for (int64_t r = 0; r <= peak.layer + 1; ++r)
+        if (graph.inference_storage(r) == r && last[static_cast<size_t>(r)] >= peak.layer)
+            peak.values.push_back(r);
+    return peak;
+}
+
 }  // namespace lenz

@@ -44,6 +44,18 @@ struct ValueGraph {
 
 ValueGraph analyse(const Model& model);
 
+// The notes' rule for what one prediction holds: a value lives from the layer that writes it to the
+// last that reads it, and the peak is the largest total alive at one layer (its inputs and output
+// included), views and in-place layers sharing their input's memory. For a chain this is the
+// largest consecutive pair. Elements per image; `layer` is where the peak is, `values` the values
+// alive there (0: the input). The summary reports it; the inference runner sizes its slices by it.
+struct LivePeak {
+    int64_t elements = 0;
+    int64_t layer = -1;
+    std::vector<int64_t> values;
+};
+LivePeak live_peak(const Model& model, const ValueGraph& graph);
+
 // One buffer of an arena: `floats` long, alive from the layer that writes it (`first`; -1 for the
 // model's input) to the last that reads it (`last`), both inclusive.
 struct Lifetime {

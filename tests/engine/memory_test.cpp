@@ -1,7 +1,9 @@
 // The engine allocates what the plan says: no more, no less.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "lenz/buffer.h"
@@ -116,6 +118,52 @@ TEST(Memory, Bf16InferenceWithPreparedWeightsComputesWhatTrainingDoes) {
                 << "batch " << batch;
         }
     }
+}
+
+// A batch whose images hold more at their peak than the cache budget runs in slices (at least two
+// images a thread): the arena is one slice's, the output is gathered in a buffer the plan counts,
+// and every image comes out as when it runs alone, for the largest batch and for one that ends in a
+// short slice.
+TEST(Memory, ABatchBeyondTheCacheRunsInSlicesAndComputesTheSame) {
+    set_threads(1);
+    // Each image's input and first output (4 channels each) hold more than half the budget.
+    const auto side = static_cast<int64_t>(std::sqrt(static_cast<double>(inference_slice_bytes()) / 64)) + 1;
+    const std::string size = std::to_string(side);
+    Model m = parse_model("input " + size + "x" + size +
+                              "x4\nconv 4 3x3 padding=same relu\nconv 4 3x3 stride=2 padding=same\n"
+                              "globalavgpool\nflatten\ndense 3 softmax\n",
+                          "m");
+    m.init_params(4);
+    EXPECT_EQ(inference_slice(m, 1), 1);
+    EXPECT_EQ(inference_slice(m, 2), 2);
+    EXPECT_EQ(inference_slice(m, 5), 2);  // 2 + 2 + 1
+    EXPECT_EQ(inference_slice(m, 6), 2);
+
+    Rng rng(6);
+    Buffer x(5 * m.input_shape().elements());
+    for (int64_t i = 0; i < x.size(); ++i) x[i] = rng.uniform(-1, 1);
+    Inference one(m, 1);
+    std::vector<float> alone;
+    for (int64_t n = 0; n < 5; ++n) {
+        const float* y = one.run(x.data() + n * m.input_shape().elements(), 1);
+        alone.insert(alone.end(), y, y + 3);
+    }
+
+    const int64_t before = buffer_bytes_live();
+    Inference sliced(m, 5);
+    EXPECT_EQ(sliced.plan().slice, 2);
+    EXPECT_EQ(sliced.plan().output_floats, 5 * 3);
+    EXPECT_EQ(sliced.plan().arena_floats, plan_inference(m, 2).arena_floats);
+    EXPECT_EQ(buffer_bytes_live() - before, sliced.plan().bytes() - 4 * sliced.plan().param_floats);
+    buffer_reset_peak();
+    const int64_t peak_before = buffer_bytes_peak();
+    for (int64_t batch : {5, 3}) {
+        const float* y = sliced.run(x.data(), batch);
+        for (int64_t i = 0; i < batch * 3; ++i)
+            EXPECT_NEAR(y[i], alone[static_cast<size_t>(i)], 1e-6) << "batch " << batch << ", output " << i;
+    }
+    EXPECT_EQ(buffer_bytes_peak(), peak_before) << "running allocated memory";
+    set_threads(0);
 }
 
 // Buffers are planned for a largest batch; every way in checks the batch against it. TrainingStep::run
