@@ -71,19 +71,13 @@ static int64_t all_params(const Model& model) {
 // has its output and every input of the output's size (a pool's input, whatever its size) in one
 // layout: where they disagree, all of them go back to (N, C, H, W), until no layer has a
 // disagreement. (A value of 1x1 pixels is the same in memory either way and is left out of the
-// agreement.) At inference (a batch given) a layer that reads its input flattened (a dense layer)
-// reads it channels-last too, through a flatten (a view) or not, with its weights permuted once to
-// match: where the permuted copy costs nothing (bf16 and int8 convert the weights anyway) or no more
-// than the input it saves reordering at each run (units <= batch). VGG's 25088 x 4096 classifier at
-// batch 1 would take 411 MB to save reordering 25,088 floats.
-std::vector<Layouts> plan_layouts(const Model& model, int64_t inference_batch, Precision precision) {
+// agreement.) At inference a layer that reads its input flattened (a dense layer) reads it
+// channels-last too, through a flatten (a view) or not, with its weights permuted once to match,
+// which costs nothing: inference packs (float32), converts (bf16) or quantises (int8) them anyway.
+std::vector<Layouts> plan_layouts(const Model& model, bool inference) {
     const ValueGraph graph = analyse(model);
     const int64_t L = model.size();
-    const bool inference = inference_batch > 0;
-    const auto permutes = [&](int64_t r) {
-        return inference && model.layer(r).reads_flattened() &&
-               (precision != Precision::f32 || model.layer(r).output_shape().elements() <= inference_batch);
-    };
+    const auto permutes = [&](int64_t r) { return inference && model.layer(r).reads_flattened(); };
     const auto reads_channels_last = [&](int64_t r) {
         return model.layer(r).channels_last() != ChannelsLast::no || permutes(r);
     };
@@ -400,7 +394,7 @@ InferenceSchedule schedule_inference(const Model& model, int64_t max_batch, Prec
     if (batch < max_batch)
         plan.output_floats = checked_mul(max_batch, model.output_shape().elements(), "output batch");
     plan.precision = precision;
-    schedule.layouts = plan_layouts(model, batch, precision);
+    schedule.layouts = plan_layouts(model, true);
     plan.input_floats = checked_mul(batch, model.input_shape().elements(), "input batch");
     plan.param_floats = all_params(model);
     schedule.flattened_from.assign(static_cast<size_t>(model.size()), Shape{});

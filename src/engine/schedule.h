@@ -14,10 +14,8 @@ namespace lenz {
 // Each layer's input and output layout: channels-last between two consecutive layers that both take
 // it (a convolution feeding a convolution), plain (N, C, H, W) everywhere else, the model's input and
 // output included. Inference and training both use these.
-// At inference (inference_batch > 0, in the runner's precision), a dense layer may read
-// channels-last too (Layer::reads_flattened); 0: training.
-std::vector<Layouts> plan_layouts(const Model& model, int64_t inference_batch = 0,
-                                  Precision precision = Precision::f32);
+// At inference a dense layer reads channels-last too (Layer::reads_flattened).
+std::vector<Layouts> plan_layouts(const Model& model, bool inference = false);
 
 struct InferenceSchedule {
     InferencePlan plan;            // the figures

@@ -3,6 +3,7 @@
 #include "kernels/cpu/dense.h"
 
 #include <algorithm>
+#include <stdexcept>
 #include <vector>
 
 #include "kernels/cpu/activation.h"
@@ -60,7 +61,8 @@ class Dense final : public Layer {
         if (pass.precision == Precision::int8)
             return cpu::dense_int8_prepared_floats(inputs(), config_.units);
         if (pass.precision == Precision::f32)
-            return channels_last(pass) ? checked_mul(config_.units, inputs(), "dense weights") : 0;
+            return cpu::dense_packed_floats(inputs(), config_.units, config_.bias,
+                                            pass.final_activation(config_.activation));
         return cpu::dense_prepared_floats(inputs(), config_.units, pass.precision);
     }
     void prepare(float* prepared, const Pass& pass, const float*, const float*) override {
@@ -70,10 +72,9 @@ class Dense final : public Layer {
         if (pass.precision == Precision::int8)
             return cpu::dense_int8_prepare(inputs(), config_.units, pass.int8_input, w,
                                            config_.bias ? bias_.data() : nullptr, prepared);
-        if (pass.precision == Precision::f32) {
-            std::copy(permuted.begin(), permuted.end(), prepared);
-            return;
-        }
+        if (pass.precision == Precision::f32)
+            return cpu::dense_pack_weights(inputs(), config_.units, config_.bias,
+                                           pass.final_activation(config_.activation), w, prepared);
         cpu::dense_prepare_weights(inputs(), config_.units, pass.precision, w, prepared);
     }
     bool reads_flattened() const override { return true; }
@@ -98,10 +99,14 @@ class Dense final : public Layer {
             return cpu::dense_int8_forward(pass.batch, inputs(), config_.units, x,
                                            pass.final_activation(config_.activation), y, pass.workspace,
                                            pass.int8_io(), pass.required_prepared());
-        // From channels-last memory the weights are the permuted ones, prepared.
-        const float* w = channels_last(pass) && pass.precision == Precision::f32 ? pass.required_prepared()
-                                                                                 : weight_.data();
-        cpu::dense_forward(pass.batch, inputs(), config_.units, x, w, config_.bias ? bias_.data() : nullptr,
+        const float* b = config_.bias ? bias_.data() : nullptr;
+        // Inference in float32 reads the weights packed (from channels-last memory, permuted first).
+        if (pass.precision == Precision::f32 && !pass.training && pass.prepared)
+            return cpu::dense_packed_forward(pass.batch, inputs(), config_.units, x, pass.prepared, b,
+                                             pass.final_activation(config_.activation), y);
+        if (channels_last(pass) && !pass.prepared)
+            throw std::logic_error("dense: channels-last input without prepared weights");
+        cpu::dense_forward(pass.batch, inputs(), config_.units, x, weight_.data(), b,
                            pass.final_activation(config_.activation), y, pass.workspace, pass.precision,
                            pass.prepared);
     }

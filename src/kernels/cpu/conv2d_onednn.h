@@ -69,57 +69,6 @@ inline dnnl::primitive_attr user_scratchpad() {
     return attr;
 }
 
-inline bool fusable(const ActivationSpec& act) {
-    return act.kind != Activation::softmax && act.kind != Activation::none;
-}
-
-// Activations that a float32 or bf16 convolution applies itself, to each chunk of images once the
-// primitive has written it: oneDNN's post-ops for them compute exp and divide at about 1.3 ns an
-// element, which doubled a 1x1 convolution's time (16 -> 96 channels at 112x112: 5.0 ms, 10.7 ms with
-// swish at batch 16); exp_approx.h's pass over the chunk, still in cache, costs half of that.
-inline bool applied_after(const ActivationSpec& act) {
-    return act.kind == Activation::silu || act.kind == Activation::sigmoid;
-}
-
-// The activation as oneDNN post-ops, applied to each tile as it is computed.
-inline dnnl::post_ops post_ops_of(const ActivationSpec& act) {
-    dnnl::post_ops ops;
-    switch (act.kind) {
-        case Activation::sigmoid:
-            ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_logistic, 0.0f, 0.0f);
-            break;
-        case Activation::tanh:
-            ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_tanh, 0.0f, 0.0f);
-            break;
-        case Activation::relu6:
-            ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip, 0.0f, 6.0f);
-            break;
-        case Activation::hard_sigmoid:  // oneDNN 2.6 has no hardsigmoid: x / 6 + 1/2, then clipped to [0, 1]
-            ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_linear, 1.0f / 6.0f, 0.5f);
-            ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip, 0.0f, 1.0f);
-            break;
-        // The three below only where inference folds a standalone activation layer in.
-        case Activation::hard_swish:
-            ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_hardswish, 0.0f, 0.0f);
-            break;
-        case Activation::silu:  // swish with beta 1: x · sigmoid(x)
-            ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_swish, 1.0f, 0.0f);
-            break;
-        case Activation::gelu:
-            ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
-            break;
-        case Activation::relu:
-        case Activation::leaky_relu:
-            ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu,
-                               act.kind == Activation::leaky_relu ? act.alpha : 0.0f, 0.0f);
-            break;
-        case Activation::none:
-        case Activation::softmax:
-            break;
-    }
-    return ops;
-}
-
 // The batch and geometry as integers, for the keys that primitives are cached under.
 inline std::vector<int64_t> geometry_key(const ConvGeometry& g, int64_t N) {
     return {N, g.C, g.H, g.W, g.OC, g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, g.PT, g.PL, g.G, g.DH, g.DW};

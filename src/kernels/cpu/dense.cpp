@@ -150,6 +150,56 @@ void dense_int8_forward(int64_t N, int64_t I, int64_t U, const float* x, const A
     apply_activation(act, y, N, U, 1);
 }
 
+namespace {
+
+// float32 inference: y (M, U) = x (M, I) · w^T, with M left to run time, so that one primitive and
+// one packing of the weights serve every batch; the bias and the activation are fused.
+struct PackedMatmul {
+    dnnl::matmul::primitive_desc pd;
+    dnnl::matmul primitive;
+};
+std::shared_ptr<PackedMatmul> packed_matmul_for(int64_t I, int64_t U, bool bias, const ActivationSpec& act) {
+    const std::string key =
+        "matmul packed " + std::to_string(I) + "x" + std::to_string(U) + (bias ? " bias " : " ") + act.str();
+    return cached<PackedMatmul>(key, [&] {
+        dnnl::primitive_attr attr;
+        if (fusable(act) && !applied_after(act)) attr.set_post_ops(post_ops_of(act));
+        const memory::desc x({DNNL_RUNTIME_DIM_VAL, I}, f32, tag::ab), w({I, U}, f32, tag::any),
+            y({DNNL_RUNTIME_DIM_VAL, U}, f32, tag::ab);
+        const auto d = bias ? dnnl::matmul::desc(x, w, memory::desc({1, U}, f32, tag::ab), y)
+                            : dnnl::matmul::desc(x, w, y);
+        dnnl::matmul::primitive_desc pd(d, attr, cpu_engine());
+        return PackedMatmul{pd, dnnl::matmul(pd)};
+    });
+}
+
+}  // namespace
+
+int64_t dense_packed_floats(int64_t I, int64_t U, bool bias, const ActivationSpec& act) {
+    return floats_of(packed_matmul_for(I, U, bias, act)->pd.weights_desc());
+}
+
+void dense_pack_weights(int64_t I, int64_t U, bool bias, const ActivationSpec& act, const float* w,
+                        float* packed) {
+    memory plain(matrix(U, I, f32, true), cpu_engine(), const_cast<float*>(w)),
+        to(packed_matmul_for(I, U, bias, act)->pd.weights_desc(), cpu_engine(), packed);
+    dnnl::reorder(plain, to).execute(cpu_stream(), plain, to);
+    cpu_stream().wait();
+}
+
+void dense_packed_forward(int64_t N, int64_t I, int64_t U, const float* x, const float* packed,
+                          const float* b, const ActivationSpec& act, float* y) {
+    const auto m = packed_matmul_for(I, U, b != nullptr, act);
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, memory(matrix(N, I, f32), cpu_engine(), const_cast<float*>(x))},
+        {DNNL_ARG_WEIGHTS, memory(m->pd.weights_desc(), cpu_engine(), const_cast<float*>(packed))},
+        {DNNL_ARG_DST, memory(matrix(N, U, f32), cpu_engine(), y)}};
+    if (b) args.emplace(DNNL_ARG_BIAS, memory({{1, U}, f32, tag::ab}, cpu_engine(), const_cast<float*>(b)));
+    m->primitive.execute(cpu_stream(), args);
+    cpu_stream().wait();
+    if (!fusable(act) || applied_after(act)) apply_activation(act, y, N, U, 1);
+}
+
 int64_t dense_workspace(int64_t N, int64_t I, int64_t U, bool training, Precision precision) {
     if (precision != Precision::bf16) return 0;
     return bf16_floats(N * I) + bf16_floats(U * I) + (training ? bf16_floats(N * U) : 0);

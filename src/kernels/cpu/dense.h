@@ -1,6 +1,7 @@
 // Fully connected layer as one matrix product per pass over the whole batch; the product threads
-// itself. In float32 it is oneDNN's sgemm; in bf16, oneDNN's matmul on bf16 copies of the operands
-// (made in the workspace), adding up in float32.
+// itself. In float32 it is oneDNN's sgemm in training and its matmul on packed weights at
+// inference; in bf16, oneDNN's matmul on bf16 copies of the operands (made in the workspace),
+// adding up in float32.
 #pragma once
 #include <cstdint>
 
@@ -16,6 +17,17 @@ int64_t dense_workspace(int64_t N, int64_t I, int64_t U, bool training, Precisio
 // Weights converted once for inference (bf16 only): floats they take, and writing them.
 int64_t dense_prepared_floats(int64_t I, int64_t U, Precision precision);
 void dense_prepare_weights(int64_t I, int64_t U, Precision precision, const float* w, float* prepared);
+
+// float32 inference: oneDNN's matmul on weights packed once per runner, in the layout its primitive
+// (one for every batch) reads, with the bias and activation fused. Against sgemm, which packs the
+// weights at every call: 0.18 ms against 0.60 for a 1280 -> 1000 classifier at batch 16, 0.45
+// against 0.61 for FMNIST-Net's 3136 -> 128 at 128 images. Floats the packed copy takes, packing
+// w (U, I) into it, and y (N, U) from x (N, I).
+int64_t dense_packed_floats(int64_t I, int64_t U, bool bias, const ActivationSpec& act);
+void dense_pack_weights(int64_t I, int64_t U, bool bias, const ActivationSpec& act, const float* w,
+                        float* packed);
+void dense_packed_forward(int64_t N, int64_t I, int64_t U, const float* x, const float* packed,
+                          const float* b, const ActivationSpec& act, float* y);
 
 // x: (N, I)  w: (U, I)  b: (U) or nullptr  y: (N, U). In bf16, `prepared` (from
 // dense_prepare_weights) saves converting w.
