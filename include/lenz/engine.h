@@ -28,10 +28,13 @@ std::vector<char> gradient_needed(const Model& model);
 
 struct InferencePlan {
     int64_t batch = 1;  // the largest batch a run takes
-    // A run takes its batch through the layers `slice` images at a time (inference_slice): the arena,
-    // workspace and prepared weights are planned for a slice, and a batch of several slices gathers
-    // its output in a buffer of its own (output_floats; 0 when a batch is one slice).
+    // A run takes its batch through the layers `slice` images at a time, in `streams` streams at once
+    // that share the batch's slices, each with an arena and a workspace of its own and one thread
+    // (inference_split). The arena, workspace and prepared weights are planned for a slice
+    // (arena_floats and workspace_floats are one stream's); a batch of several slices gathers its
+    // output in a buffer of its own (output_floats; 0 when a batch is one slice).
     int64_t slice = 1;
+    int64_t streams = 1;
     int64_t output_floats = 0;
     Precision precision = Precision::f32;
     // A chain: the largest pair of consecutive activations, input included; a graph: what the
@@ -46,13 +49,20 @@ struct InferencePlan {
     int64_t bytes() const;  // throws ShapeError if it overflows 64 bits
 };
 // A precision the CPU lacks is an Error (require_precision).
-// Images per slice: a batch as a whole where what one prediction holds at its peak (live_peak), for
-// all its images, fits in half the last-level cache; otherwise equal slices that do. Each layer then
-// finds its input still in cache: MobileNet-style networks, whose layers do little work per byte,
-// ran 10-17 % faster per image so at batch 16, and those that compute more lost nothing.
-int64_t inference_slice(const Model& model, int64_t batch);
-// What a slice's images may hold at their peak: half the last-level cache (Linux's sysfs says how
-// large), 16 MB where that is unknown.
+// How a batch runs. Float32 batches of at least two images a thread run in one stream per
+// thread, each taking its own slices through every layer on its own: the layers of MobileNet-style
+// networks are too small to share among threads without waiting on each other, and two streams ran
+// MNASNet 1.0 at batch 16 in 58.5 ms where two threads on every layer took 61-79 ms. A slice is the
+// stream's images as a whole where what one prediction holds at its peak (live_peak), for all of
+// them, fits in the stream's share of inference_slice_bytes; otherwise equal slices that do, of at
+// least two images (each layer then finds its input in cache). Without streams (bf16, int8, small
+// batches) a slice has at least two images a thread: small late layers leave threads idle.
+struct InferenceSplit {
+    int64_t slice = 1, streams = 1;
+};
+InferenceSplit inference_split(const Model& model, int64_t batch, Precision precision = Precision::f32);
+// What the images of the slices running at once may hold at their peak: half the last-level cache
+// (Linux's sysfs says how large), 16 MB where that is unknown.
 int64_t inference_slice_bytes();
 InferencePlan plan_inference(const Model& model, int64_t batch, Precision precision = Precision::f32);
 
@@ -76,7 +86,8 @@ TrainingPlan plan_training(const Model& model, int64_t batch, OptimizerKind opti
                            Precision precision = Precision::f32);
 
 // Inference in one arena: outputs alternate between the arena's two ends, in-place layers
-// overwrite their input, flatten only renames; a batch goes through in slices (inference_slice).
+// overwrite their input, flatten only renames; a batch goes through in slices, in streams
+// (inference_split).
 // Allocates exactly plan_inference(model, batch).
 // Layers prepare their weights when it is made (bf16 copies): change the model's weights, and make
 // a new Inference to run them.
@@ -101,9 +112,10 @@ class Inference {
     int64_t allocated_bytes() const { return arena_.bytes() + workspace_.bytes() + output_.bytes(); }
 
   private:
-    // One slice (at most plan().slice images) through every layer; returns its output in the arena.
-    const float* run_slice(const float* input, int64_t batch, std::vector<double>* layer_seconds,
-                           const ValueObserver* observe);
+    // One slice (at most plan().slice images) through every layer, in a stream's arena and workspace;
+    // returns its output there.
+    const float* run_slice(const float* input, int64_t batch, int64_t stream,
+                           std::vector<double>* layer_seconds, const ValueObserver* observe);
 
     Model& model_;
     std::unique_ptr<const InferenceSchedule> schedule_;  // the engine's plan of the run

@@ -193,6 +193,7 @@ nlohmann::json bench_infer(const std::string& model_path, int64_t batch, int64_t
                      {"latency_ms", 1000 * median(times)},
                      {"images_per_s", batch / median(times)},
                      {"slice", inference.plan().slice},
+                     {"streams", inference.plan().streams},
                      {"inference_bytes_plan", inference.plan().bytes()},
                      {"dtype", precision_name(precision)}};
     start.report(r);
@@ -428,6 +429,8 @@ int run_bench(const BenchArgs& a) {
         else
             std::printf("%s (%d threads): ", w.c_str(), threads());
         if (r.contains("latency_ms")) std::printf("latency %.3f ms, ", r["latency_ms"].get<double>());
+        if (r.contains("streams") && r["streams"] != 1)
+            std::printf("%lld streams, ", static_cast<long long>(r["streams"].get<int64_t>()));
         if (r.contains("slice") && r["slice"] != r["batch"])
             std::printf("in slices of %lld images, ", static_cast<long long>(r["slice"].get<int64_t>()));
         if (r.contains("step_ms_median")) std::printf("step %.1f ms, ", r["step_ms_median"].get<double>());

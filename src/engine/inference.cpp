@@ -1,8 +1,11 @@
 // The inference runner: one arena for every value, as the schedule places them, and the layers
 // run in file order on it.
+#include <omp.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <exception>
 #include <vector>
 
 #include "engine/schedule.h"
@@ -28,8 +31,8 @@ Inference::Inference(Model& model, int64_t max_batch, Precision precision)
     : model_(model),
       schedule_(std::make_unique<const InferenceSchedule>(
           schedule_inference(runnable(model, precision), max_batch, precision))),
-      arena_(schedule_->plan.arena_floats),
-      workspace_(schedule_->plan.workspace_floats),
+      arena_(checked_mul(schedule_->plan.streams, schedule_->plan.arena_floats, "arena")),
+      workspace_(checked_mul(schedule_->plan.streams, schedule_->plan.workspace_floats, "workspace")),
       prepared_(schedule_->plan.prepared_floats),
       output_(schedule_->plan.output_floats),
       views_(analyse(model).view) {
@@ -63,23 +66,48 @@ const float* Inference::run(const float* input, int64_t batch, std::vector<doubl
         throw ShapeError("inference batch " + std::to_string(batch) + " is outside 1.." +
                          std::to_string(s.plan.batch));
     const int64_t image = model_.input_shape().elements(), out_image = model_.output_shape().elements();
-    const float* out = nullptr;
-    for (int64_t first = 0; first < batch; first += s.plan.slice) {
-        const int64_t images = std::min(s.plan.slice, batch - first);
-        out = run_slice(input + first * image, images, layer_seconds, observe);
-        if (images < batch)
+    const int64_t slices = (batch + s.plan.slice - 1) / s.plan.slice;
+    // Slice k of the batch through stream `stream`; its output into the batch's where there are several.
+    const auto run_one = [&](int64_t k, int64_t stream) {
+        const int64_t first = k * s.plan.slice, images = std::min(s.plan.slice, batch - first);
+        const float* out = run_slice(input + first * image, images, stream, layer_seconds, observe);
+        if (slices > 1)
             std::memcpy(output_.data() + first * out_image, out,
                         sizeof(float) * static_cast<size_t>(images * out_image));
+        return out;
+    };
+    // Timing each layer or observing each value wants the layers one at a time: one stream then.
+    const int64_t streams = layer_seconds || observe ? 1 : std::min(s.plan.streams, slices);
+    if (streams == 1) {
+        const float* out = nullptr;
+        for (int64_t k = 0; k < slices; ++k) out = run_one(k, 0);
+        return slices > 1 ? output_.data() : out;
     }
-    return s.plan.slice < batch ? output_.data() : out;
+    // Each stream takes every streams-th slice, with one thread: the layers' own parallel loops and
+    // oneDNN's run on the calling thread alone inside.
+    std::exception_ptr failure;
+#pragma omp parallel num_threads(static_cast <int>(streams))
+    {
+        omp_set_num_threads(1);
+        const int64_t stream = omp_get_thread_num();
+        try {
+            for (int64_t k = stream; k < slices; k += streams) run_one(k, stream);
+        } catch (...) {
+#pragma omp critical(lenz_inference_failure)
+            if (!failure) failure = std::current_exception();
+        }
+    }
+    if (failure) std::rethrow_exception(failure);
+    return output_.data();
 }
 
-const float* Inference::run_slice(const float* input, int64_t batch, std::vector<double>* layer_seconds,
-                                  const ValueObserver* observe) {
+const float* Inference::run_slice(const float* input, int64_t batch, int64_t stream,
+                                  std::vector<double>* layer_seconds, const ValueObserver* observe) {
     const InferenceSchedule& s = *schedule_;
-    std::memcpy(arena_.data() + s.value_offset[0], input,
+    float* base = arena_.data() + stream * s.plan.arena_floats;
+    float* workspace = workspace_.data() + stream * s.plan.workspace_floats;
+    std::memcpy(base + s.value_offset[0], input,
                 sizeof(float) * static_cast<size_t>(batch * model_.input_shape().elements()));
-    float* base = arena_.data();
     // Layer i's output holds value held[i] + 1: its own, or that of the last layer folded into it.
     const auto notify = [&](int64_t value) {
         (*observe)(value, base + s.value_offset[static_cast<size_t>(value)],
@@ -94,7 +122,7 @@ const float* Inference::run_slice(const float* input, int64_t batch, std::vector
         if (views_[at] || s.absorbed_by[at] >= 0) continue;
         Layer& layer = model_.layer(i);
         Pass pass = s.pass(i, batch);
-        pass.workspace = workspace_.data();
+        pass.workspace = workspace;
         // A layer that prepared nothing reads its weights as they are.
         pass.prepared = s.prepared_offset[at] >= 0 ? prepared_.data() + s.prepared_offset[at] : nullptr;
         xs.clear();

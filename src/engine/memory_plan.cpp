@@ -51,7 +51,9 @@ static int64_t float_bytes(std::initializer_list<int64_t> parts) {
 }
 
 int64_t InferencePlan::bytes() const {
-    return float_bytes({arena_floats, workspace_floats, param_floats, prepared_floats, output_floats});
+    return float_bytes({checked_mul(streams, arena_floats, "arena"),
+                        checked_mul(streams, workspace_floats, "workspace"), param_floats, prepared_floats,
+                        output_floats});
 }
 
 int64_t TrainingPlan::bytes() const {
@@ -354,15 +356,27 @@ int64_t last_level_cache_bytes() {
     return largest;
 }
 
-int64_t slice_of(const Model& model, const ValueGraph& graph, int64_t batch) {
+// `images` in equal slices of at least `least` images that hold at most `budget` bytes, `per_image` each.
+int64_t equal_slices(int64_t images, int64_t per_image, int64_t budget, int64_t least) {
+    const int64_t fits = std::max(least, budget / std::max<int64_t>(per_image, 1));
+    if (fits >= images) return images;
+    const int64_t slices = (images + fits - 1) / fits;
+    return (images + slices - 1) / slices;
+}
+
+InferenceSplit split_of(const Model& model, const ValueGraph& graph, int64_t batch, Precision precision) {
     const int64_t per_image = checked_mul(live_peak(model, graph).elements, int64_t{sizeof(float)}, "memory");
-    // Fewer than two images a thread left the threads idle at the small late layers: every
-    // network measured ran slower per image at batch 1 and 2 than at 4 (two threads).
-    const int64_t least = 2 * static_cast<int64_t>(threads());
-    const int64_t fits = std::max(least, inference_slice_bytes() / std::max<int64_t>(per_image, 1));
-    if (fits >= batch) return batch;
-    const int64_t slices = (batch + fits - 1) / fits;
-    return (batch + slices - 1) / slices;
+    const auto team = static_cast<int64_t>(threads());
+    InferenceSplit split;
+    // bf16 and int8 keep to one stream: their matrix products use oneDNN's own scratchpad, which
+    // one primitive cannot share between calls at once.
+    if (precision == Precision::f32 && team > 1 && batch >= 2 * team) {
+        split.streams = team;
+        split.slice = equal_slices((batch + team - 1) / team, per_image, inference_slice_bytes() / team, 2);
+    } else {
+        split.slice = equal_slices(batch, per_image, inference_slice_bytes(), 2 * team);
+    }
+    return split;
 }
 
 }  // namespace
@@ -376,9 +390,9 @@ int64_t inference_slice_bytes() {
     return budget;
 }
 
-int64_t inference_slice(const Model& model, int64_t batch) {
+InferenceSplit inference_split(const Model& model, int64_t batch, Precision precision) {
     check_plan_batch(batch);
-    return slice_of(model, analyse(model), batch);
+    return split_of(model, analyse(model), batch, precision);
 }
 
 InferenceSchedule schedule_inference(const Model& model, int64_t max_batch, Precision precision) {
@@ -388,9 +402,11 @@ InferenceSchedule schedule_inference(const Model& model, int64_t max_batch, Prec
     InferencePlan& plan = schedule.plan;
     ValueGraph graph = analyse(model);
     // Everything below is planned for one slice.
-    const int64_t batch = slice_of(model, graph, max_batch);
+    const InferenceSplit split = split_of(model, graph, max_batch, precision);
+    const int64_t batch = split.slice;
     plan.batch = max_batch;
     plan.slice = batch;
+    plan.streams = split.streams;
     if (batch < max_batch)
         plan.output_floats = checked_mul(max_batch, model.output_shape().elements(), "output batch");
     plan.precision = precision;

@@ -52,6 +52,9 @@ class Dense final : public Layer {
     // Training builds dx in the workspace's start; bf16 copies of the operands follow.
     int64_t workspace_floats(const Pass& pass) const override {
         if (pass.precision == Precision::int8) return cpu::dense_int8_workspace(pass.batch, inputs());
+        if (pass.precision == Precision::f32 && !pass.training)
+            return cpu::dense_packed_workspace(inputs(), config_.units, config_.bias,
+                                               pass.final_activation(config_.activation));
         return checked_add(
             pass.training ? checked_mul(pass.batch, inputs(), "dense workspace") : 0,
             cpu::dense_workspace(pass.batch, inputs(), config_.units, pass.training, pass.precision));
@@ -103,7 +106,7 @@ class Dense final : public Layer {
         // Inference in float32 reads the weights packed (from channels-last memory, permuted first).
         if (pass.precision == Precision::f32 && !pass.training && pass.prepared)
             return cpu::dense_packed_forward(pass.batch, inputs(), config_.units, x, pass.prepared, b,
-                                             pass.final_activation(config_.activation), y);
+                                             pass.final_activation(config_.activation), y, pass.workspace);
         if (channels_last(pass) && !pass.prepared)
             throw std::logic_error("dense: channels-last input without prepared weights");
         cpu::dense_forward(pass.batch, inputs(), config_.units, x, weight_.data(), b,

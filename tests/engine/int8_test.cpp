@@ -131,7 +131,8 @@ TEST(Int8, ValuesAreHeldInInt8BetweenLayersThatWriteAndReadIt) {
         EXPECT_EQ(s.int8_values[v].has_value(), expected[v]) << "value " << v;
     EXPECT_TRUE(s.int8_values[2]->is_unsigned) << "a max pool of a ReLU's output";
     EXPECT_EQ(s.int8_values[2]->scale, s.int8_values[1]->scale) << "a max pool keeps its input's scale";
-    EXPECT_LT(s.plan.arena_floats, schedule_inference(fashion, 8).plan.arena_floats / 3);
+    const InferencePlan f32 = schedule_inference(fashion, 8).plan;  // per image: float32 may run in streams
+    EXPECT_LT(s.plan.arena_floats / s.plan.slice, f32.arena_floats / f32.slice / 3);
 
     Model m = trained_looking_model();
     const InferenceSchedule g = schedule_inference(m, 8, Precision::int8);

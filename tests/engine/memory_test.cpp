@@ -1,5 +1,6 @@
 // The engine allocates what the plan says: no more, no less.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <cstring>
@@ -120,12 +121,12 @@ TEST(Memory, Bf16InferenceWithPreparedWeightsComputesWhatTrainingDoes) {
     }
 }
 
-// A batch whose images hold more at their peak than the cache budget runs in slices (at least two
-// images a thread): the arena is one slice's, the output is gathered in a buffer the plan counts,
-// and every image comes out as when it runs alone, for the largest batch and for one that ends in a
-// short slice.
-TEST(Memory, ABatchBeyondTheCacheRunsInSlicesAndComputesTheSame) {
-    set_threads(1);
+// A batch whose images hold more at their peak than the cache budget runs in slices of at least two
+// images; with two threads and at least two images a thread, in two streams that share the slices.
+// The arenas are one slice's each, the output is gathered in a buffer the plan counts, and every
+// image comes out as when it runs alone, for the largest batch and for one that ends in a short
+// slice or runs in one stream.
+TEST(Memory, ABatchRunsInSlicesAndStreamsAndComputesTheSame) {
     // Each image's input and first output (4 channels each) hold more than half the budget.
     const auto side = static_cast<int64_t>(std::sqrt(static_cast<double>(inference_slice_bytes()) / 64)) + 1;
     const std::string size = std::to_string(side);
@@ -134,35 +135,46 @@ TEST(Memory, ABatchBeyondTheCacheRunsInSlicesAndComputesTheSame) {
                               "globalavgpool\nflatten\ndense 3 softmax\n",
                           "m");
     m.init_params(4);
-    EXPECT_EQ(inference_slice(m, 1), 1);
-    EXPECT_EQ(inference_slice(m, 2), 2);
-    EXPECT_EQ(inference_slice(m, 5), 2);  // 2 + 2 + 1
-    EXPECT_EQ(inference_slice(m, 6), 2);
-
     Rng rng(6);
     Buffer x(5 * m.input_shape().elements());
     for (int64_t i = 0; i < x.size(); ++i) x[i] = rng.uniform(-1, 1);
-    Inference one(m, 1);
-    std::vector<float> alone;
-    for (int64_t n = 0; n < 5; ++n) {
-        const float* y = one.run(x.data() + n * m.input_shape().elements(), 1);
-        alone.insert(alone.end(), y, y + 3);
-    }
+    for (int team : {1, 2}) {
+        SCOPED_TRACE("threads " + std::to_string(team));
+        set_threads(team);
+        const auto split = [&](int64_t batch) {
+            const InferenceSplit s = inference_split(m, batch);
+            return std::vector<int64_t>{s.slice, s.streams};
+        };
+        EXPECT_EQ(split(1), (std::vector<int64_t>{1, 1}));
+        EXPECT_EQ(split(5), (std::vector<int64_t>{2, team}));  // 2 + 2 + 1
+        EXPECT_EQ(split(3), (std::vector<int64_t>{team == 1 ? 2 : 3, 1}));
+        EXPECT_EQ(inference_split(m, 5, Precision::bf16).streams, 1);
 
-    const int64_t before = buffer_bytes_live();
-    Inference sliced(m, 5);
-    EXPECT_EQ(sliced.plan().slice, 2);
-    EXPECT_EQ(sliced.plan().output_floats, 5 * 3);
-    EXPECT_EQ(sliced.plan().arena_floats, plan_inference(m, 2).arena_floats);
-    EXPECT_EQ(buffer_bytes_live() - before, sliced.plan().bytes() - 4 * sliced.plan().param_floats);
-    buffer_reset_peak();
-    const int64_t peak_before = buffer_bytes_peak();
-    for (int64_t batch : {5, 3}) {
-        const float* y = sliced.run(x.data(), batch);
-        for (int64_t i = 0; i < batch * 3; ++i)
-            EXPECT_NEAR(y[i], alone[static_cast<size_t>(i)], 1e-6) << "batch " << batch << ", output " << i;
+        Inference one(m, 1);
+        std::vector<float> alone;
+        for (int64_t n = 0; n < 5; ++n) {
+            const float* y = one.run(x.data() + n * m.input_shape().elements(), 1);
+            alone.insert(alone.end(), y, y + 3);
+        }
+        const int64_t before = buffer_bytes_live();
+        Inference sliced(m, 5);
+        const InferencePlan& plan = sliced.plan();
+        EXPECT_EQ(plan.slice, 2);
+        EXPECT_EQ(plan.streams, team);
+        EXPECT_EQ(plan.output_floats, 5 * 3);
+        EXPECT_EQ(plan.arena_floats, plan_inference(m, 2).arena_floats);
+        EXPECT_EQ(buffer_bytes_live() - before, plan.bytes() - 4 * plan.param_floats);
+        buffer_reset_peak();
+        const int64_t peak_before = buffer_bytes_peak();
+        for (int64_t batch : {5, 3, 1}) {
+            const float* y = sliced.run(x.data(), batch);
+            for (int64_t i = 0; i < batch * 3; ++i)
+                EXPECT_NEAR(y[i], alone[static_cast<size_t>(i)], 1e-5)
+                    << "batch " << batch << ", output " << i;
+        }
+        EXPECT_EQ(buffer_bytes_peak(), peak_before) << "running allocated memory";
+        EXPECT_EQ(omp_get_max_threads(), team) << "the streams left the thread count changed";
     }
-    EXPECT_EQ(buffer_bytes_peak(), peak_before) << "running allocated memory";
     set_threads(0);
 }
 

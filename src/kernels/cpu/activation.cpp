@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <dnnl.hpp>
 #include <stdexcept>
 
 #include "kernels/cpu/exp_approx.h"
@@ -41,30 +42,60 @@ void map2(const float* a, const float* b, float* out, int64_t n, Op op) {
     }
 }
 
-// The activations built on exp, one span at a time, compiled for AVX-512, AVX2 and the baseline
-// and chosen by the CPU (the loops are plain arithmetic, so each version is the same sums). The
-// callers cut the work among threads: OpenMP's outlined loops would not inherit the target.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void sigmoid_span(const float* x, float* y,
-                                                                               int64_t n) {
+// The activations built on exp, one span at a time: out[i] from a[i] (and b[i]). Each is compiled
+// for AVX-512, AVX2 and the baseline, and the CPU's best is picked on first use (the loops are
+// plain arithmetic, so each version is the same sums). Not with target_clones: its ifunc resolvers
+// run before the sanitizers' runtimes start, and crashed every sanitizer build. The callers cut
+// the work among threads: OpenMP's outlined loops would not inherit the target.
+using SpanFn = void (*)(const float* a, const float* b, float* out, int64_t n);
+
+[[gnu::always_inline]] inline void sigmoid_body(const float* x, const float*, float* y, int64_t n) {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) y[i] = 1.0f / (1.0f + exp_approx(-x[i]));
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void silu_span(const float* x, float* y,
-                                                                            int64_t n) {
+[[gnu::always_inline]] inline void silu_body(const float* x, const float*, float* y, int64_t n) {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) y[i] = x[i] / (1.0f + exp_approx(-x[i]));
 }
 
 // σ(x) · (1 + x · (1 - σ(x)))
-__attribute__((target_clones("avx512f", "avx2", "default"))) void silu_backward_span(const float* x,
-                                                                                     const float* dy,
-                                                                                     float* dpre, int64_t n) {
+[[gnu::always_inline]] inline void silu_backward_body(const float* x, const float* dy, float* dpre,
+                                                      int64_t n) {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) {
         const float s = 1.0f / (1.0f + exp_approx(-x[i]));
         dpre[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
     }
+}
+
+template <SpanFn Body>
+__attribute__((target("avx512f"))) void on_avx512(const float* a, const float* b, float* out, int64_t n) {
+    Body(a, b, out, n);
+}
+template <SpanFn Body>
+__attribute__((target("avx2"))) void on_avx2(const float* a, const float* b, float* out, int64_t n) {
+    Body(a, b, out, n);
+}
+template <SpanFn Body>
+void on_baseline(const float* a, const float* b, float* out, int64_t n) {
+    Body(a, b, out, n);
+}
+
+// The level oneDNN runs at, which DNNL_MAX_CPU_ISA lowers: the kernel tests run at AVX2 and SSE4.1
+// too, and cover each version so.
+template <SpanFn Body>
+SpanFn best() {
+    static const SpanFn chosen = [] {
+        const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+        const auto reaches = [isa](dnnl::cpu_isa level) {
+            return (isa & static_cast<unsigned>(level)) == static_cast<unsigned>(level);
+        };
+        if (reaches(dnnl::cpu_isa::avx512_core)) return &on_avx512<Body>;
+        if (reaches(dnnl::cpu_isa::avx2)) return &on_avx2<Body>;
+        return &on_baseline<Body>;
+    }();
+    return chosen;
 }
 
 // span(begin, count) over [0, n), in blocks shared among the threads when n is large.
@@ -90,7 +121,9 @@ void activation_forward(const ActivationSpec& act, float* y, int64_t count) {
         case Activation::leaky_relu:
             return map1(y, y, count, [a](float v) { return v > 0.0f ? v : a * v; });
         case Activation::sigmoid:
-            return in_spans(count, [y](int64_t at, int64_t n) { sigmoid_span(y + at, y + at, n); });
+            return in_spans(count, [y, span = best<sigmoid_body>()](int64_t at, int64_t n) {
+                span(y + at, nullptr, y + at, n);
+            });
         case Activation::tanh:
             return map1(y, y, count, [](float v) { return std::tanh(v); });
         case Activation::relu6:
@@ -101,7 +134,9 @@ void activation_forward(const ActivationSpec& act, float* y, int64_t count) {
             return map1(y, y, count,
                         [](float v) { return v * std::min(std::max(v + 3.0f, 0.0f), 6.0f) / 6.0f; });
         case Activation::silu:
-            return in_spans(count, [y](int64_t at, int64_t n) { silu_span(y + at, y + at, n); });
+            return in_spans(count, [y, span = best<silu_body>()](int64_t at, int64_t n) {
+                span(y + at, nullptr, y + at, n);
+            });
         case Activation::gelu:
             return map1(y, y, count, [](float v) { return 0.5f * v * (1.0f + std::erf(v * kSqrtHalf)); });
     }
@@ -145,8 +180,9 @@ void activation_backward_from_input(const ActivationSpec& act, const float* x, c
                 return v < -3.0f ? 0.0f : v > 3.0f ? g : g * (2.0f * v + 3.0f) / 6.0f;
             });
         case Activation::silu:
-            return in_spans(
-                count, [=](int64_t at, int64_t n) { silu_backward_span(x + at, dy + at, dpre + at, n); });
+            return in_spans(count, [=, span = best<silu_backward_body>()](int64_t at, int64_t n) {
+                span(x + at, dy + at, dpre + at, n);
+            });
         case Activation::gelu:  // Φ(x) + x · φ(x)
             return map2(x, dy, dpre, count, [](float v, float g) {
                 const float cdf = 0.5f * (1.0f + std::erf(v * kSqrtHalf));

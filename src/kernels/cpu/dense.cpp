@@ -163,6 +163,7 @@ std::shared_ptr<PackedMatmul> packed_matmul_for(int64_t I, int64_t U, bool bias,
         "matmul packed " + std::to_string(I) + "x" + std::to_string(U) + (bias ? " bias " : " ") + act.str();
     return cached<PackedMatmul>(key, [&] {
         dnnl::primitive_attr attr;
+        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);  // so that streams can run it at once
         if (fusable(act) && !applied_after(act)) attr.set_post_ops(post_ops_of(act));
         const memory::desc x({DNNL_RUNTIME_DIM_VAL, I}, f32, tag::ab), w({I, U}, f32, tag::any),
             y({DNNL_RUNTIME_DIM_VAL, U}, f32, tag::ab);
@@ -179,6 +180,10 @@ int64_t dense_packed_floats(int64_t I, int64_t U, bool bias, const ActivationSpe
     return floats_of(packed_matmul_for(I, U, bias, act)->pd.weights_desc());
 }
 
+int64_t dense_packed_workspace(int64_t I, int64_t U, bool bias, const ActivationSpec& act) {
+    return floats_of(packed_matmul_for(I, U, bias, act)->pd.scratchpad_desc());
+}
+
 void dense_pack_weights(int64_t I, int64_t U, bool bias, const ActivationSpec& act, const float* w,
                         float* packed) {
     memory plain(matrix(U, I, f32, true), cpu_engine(), const_cast<float*>(w)),
@@ -188,10 +193,11 @@ void dense_pack_weights(int64_t I, int64_t U, bool bias, const ActivationSpec& a
 }
 
 void dense_packed_forward(int64_t N, int64_t I, int64_t U, const float* x, const float* packed,
-                          const float* b, const ActivationSpec& act, float* y) {
+                          const float* b, const ActivationSpec& act, float* y, float* workspace) {
     const auto m = packed_matmul_for(I, U, b != nullptr, act);
     std::unordered_map<int, memory> args{
         {DNNL_ARG_SRC, memory(matrix(N, I, f32), cpu_engine(), const_cast<float*>(x))},
+        {DNNL_ARG_SCRATCHPAD, memory(m->pd.scratchpad_desc(), cpu_engine(), workspace)},
         {DNNL_ARG_WEIGHTS, memory(m->pd.weights_desc(), cpu_engine(), const_cast<float*>(packed))},
         {DNNL_ARG_DST, memory(matrix(N, U, f32), cpu_engine(), y)}};
     if (b) args.emplace(DNNL_ARG_BIAS, memory({{1, U}, f32, tag::ab}, cpu_engine(), const_cast<float*>(b)));

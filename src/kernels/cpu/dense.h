@@ -21,13 +21,14 @@ void dense_prepare_weights(int64_t I, int64_t U, Precision precision, const floa
 // float32 inference: oneDNN's matmul on weights packed once per runner, in the layout its primitive
 // (one for every batch) reads, with the bias and activation fused. Against sgemm, which packs the
 // weights at every call: 0.18 ms against 0.60 for a 1280 -> 1000 classifier at batch 16, 0.45
-// against 0.61 for FMNIST-Net's 3136 -> 128 at 128 images. Floats the packed copy takes, packing
-// w (U, I) into it, and y (N, U) from x (N, I).
+// against 0.61 for FMNIST-Net's 3136 -> 128 at 128 images. Floats the packed copy takes, and the
+// workspace (oneDNN's scratchpad), packing w (U, I), and y (N, U) from x (N, I).
 int64_t dense_packed_floats(int64_t I, int64_t U, bool bias, const ActivationSpec& act);
+int64_t dense_packed_workspace(int64_t I, int64_t U, bool bias, const ActivationSpec& act);
 void dense_pack_weights(int64_t I, int64_t U, bool bias, const ActivationSpec& act, const float* w,
                         float* packed);
 void dense_packed_forward(int64_t N, int64_t I, int64_t U, const float* x, const float* packed,
-                          const float* b, const ActivationSpec& act, float* y);
+                          const float* b, const ActivationSpec& act, float* y, float* workspace);
 
 // x: (N, I)  w: (U, I)  b: (U) or nullptr  y: (N, U). In bf16, `prepared` (from
 // dense_prepare_weights) saves converting w.
