@@ -49,13 +49,13 @@ struct InferencePlan {
     int64_t bytes() const;  // throws ShapeError if it overflows 64 bits
 };
 // A precision the CPU lacks is an Error (require_precision).
-// How a batch runs. Float32 batches of at least two images a thread run in one stream per
+// How a batch runs. Float32 and int8 batches of at least two images a thread run in one stream per
 // thread, each taking its own slices through every layer on its own: the layers of MobileNet-style
 // networks are too small to share among threads without waiting on each other, and two streams ran
 // MNASNet 1.0 at batch 16 in 58.5 ms where two threads on every layer took 61-79 ms. A slice is the
 // stream's images as a whole where what one prediction holds at its peak (live_peak), for all of
 // them, fits in the stream's share of inference_slice_bytes; otherwise equal slices that do, of at
-// least two images (each layer then finds its input in cache). Without streams (bf16, int8, small
+// least two images (each layer then finds its input in cache). Without streams (bf16, small
 // batches) a slice has at least two images a thread: small late layers leave threads idle.
 struct InferenceSplit {
     int64_t slice = 1, streams = 1;

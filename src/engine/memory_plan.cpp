@@ -368,9 +368,9 @@ InferenceSplit split_of(const Model& model, const ValueGraph& graph, int64_t bat
     const int64_t per_image = checked_mul(live_peak(model, graph).elements, int64_t{sizeof(float)}, "memory");
     const auto team = static_cast<int64_t>(threads());
     InferenceSplit split;
-    // bf16 and int8 keep to one stream: their matrix products use oneDNN's own scratchpad, which
-    // one primitive cannot share between calls at once.
-    if (precision == Precision::f32 && team > 1 && batch >= 2 * team) {
+    // bf16 keeps to one stream: its matrix products use oneDNN's own scratchpad, which one
+    // primitive cannot share between calls at once.
+    if (precision != Precision::bf16 && team > 1 && batch >= 2 * team) {
         split.streams = team;
         split.slice = equal_slices((batch + team - 1) / team, per_image, inference_slice_bytes() / team, 2);
     } else {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "lenz/engine.h"
+#include "lenz/quantize.h"
 #include "lenz/threads.h"
 
 namespace lenz {
@@ -57,25 +58,31 @@ TEST(Concurrency, SeparateInferencesOnSeparateThreadsGiveTheSequentialResults) {
 
 // One Inference's streams run the layers of one model at once, each stream with its own arena and
 // workspace and the model's one set of packed weights: a graph with depthwise convolutions,
-// squeeze-and-excitation gates and a residual add, and a chain, give every image what it gives run
-// alone. (test.sh runs this under ThreadSanitizer.)
+// squeeze-and-excitation gates and a residual add, and a chain in float32 and in int8, give every
+// image what it gives run alone. (test.sh runs this under ThreadSanitizer.)
 TEST(Concurrency, StreamsOfOneInferenceGiveTheResultsOfImagesRunAlone) {
     set_threads(2);
-    for (const char* path :
-         {LENZ_SOURCE_DIR "/models/fashion-mobile.lenz", LENZ_SOURCE_DIR "/models/fashion.lenz"}) {
-        SCOPED_TRACE(path);
-        Model m = load_model_file(path);
+    struct Case {
+        const char* path;
+        Precision precision;
+    };
+    for (const Case c : {Case{LENZ_SOURCE_DIR "/models/fashion-mobile.lenz", Precision::f32},
+                         Case{LENZ_SOURCE_DIR "/models/fashion.lenz", Precision::f32},
+                         Case{LENZ_SOURCE_DIR "/models/fashion.lenz", Precision::int8}}) {
+        SCOPED_TRACE(std::string(c.path) + (c.precision == Precision::int8 ? " in int8" : ""));
+        Model m = load_model_file(c.path);
         m.init_params(5);
         constexpr int64_t kBatch = 9;
         const int64_t image = m.input_shape().elements(), classes = m.output_shape().elements();
         Rng rng(11);
         Buffer x(kBatch * image);
         for (int64_t i = 0; i < x.size(); ++i) x[i] = rng.uniform(0, 1);
-        Inference streamed(m, kBatch);
+        if (c.precision == Precision::int8) m.set_value_ranges(calibrate(m, x.data(), kBatch));
+        Inference streamed(m, kBatch, c.precision);
         ASSERT_EQ(streamed.plan().streams, 2);
         const float* got = streamed.run(x.data(), kBatch);
         const std::vector<float> all(got, got + kBatch * classes);
-        Inference alone(m, 1);
+        Inference alone(m, 1, c.precision);
         for (int64_t n = 0; n < kBatch; ++n) {
             const float* want = alone.run(x.data() + n * image, 1);
             for (int64_t k = 0; k < classes; ++k)

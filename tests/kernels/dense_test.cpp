@@ -52,6 +52,33 @@ bool expect_bf16_product(int64_t R, int64_t C, int64_t K, Init init, A a, B b,
     return rounded;
 }
 
+// Inference's packed weights, with or without a bias, with the activation fused (ReLU), applied
+// after (SiLU) or after as a whole row (softmax), at batches other than any it was packed for (one
+// primitive serves every batch): the float32 product that sgemm gives, up to the order of the sums.
+TEST(DenseKernel, PackedWeightsGiveTheSgemmProduct) {
+    for (auto [I, U] : {std::tuple{50, 7}, std::tuple{3136, 128}, std::tuple{9, 1}})
+        for (const ActivationSpec act : {ActivationSpec{Activation::relu}, ActivationSpec{Activation::silu},
+                                         ActivationSpec{Activation::softmax}})
+            for (bool bias : {true, false}) {
+                const Matrices m = random_case(64, I, U);
+                const float* b = bias ? m.b.data() : nullptr;
+                std::vector<float> packed(static_cast<size_t>(cpu::dense_packed_floats(I, U, bias, act)));
+                cpu::dense_pack_weights(I, U, bias, act, m.w.data(), packed.data());
+                std::vector<float> ws(static_cast<size_t>(cpu::dense_packed_workspace(I, U, bias, act)) + 1);
+                for (int64_t N : {1, 5, 64}) {
+                    std::vector<float> want(static_cast<size_t>(N * U)), got(want.size(), 99.0f);
+                    cpu::dense_forward(N, I, U, m.x.data(), m.w.data(), b, act, want.data());
+                    cpu::dense_packed_forward(N, I, U, m.x.data(), packed.data(), b, act, got.data(),
+                                              ws.data());
+                    for (size_t k = 0; k < want.size(); ++k)
+                        ASSERT_NEAR(got[k], want[k],
+                                    1e-5f * std::sqrt(static_cast<float>(I)) * (1.0f + std::abs(want[k])))
+                            << "I=" << I << " U=" << U << " N=" << N << " " << act.str() << " bias " << bias
+                            << " at " << k;
+                }
+            }
+}
+
 TEST(DenseKernel, Bf16KeepsToItsRoundingBound) {
     if (!cpu_supports(Precision::bf16))
         GTEST_SKIP() << "no bf16 on this CPU (the refusal is tested with conv)";
@@ -97,7 +124,7 @@ TEST(DenseKernel, Int8IsTheProductOfTheRoundedOperands) {
         const cpu::Int8Input in = cpu::int8_input(is_unsigned ? 0.0f : -1.0f, 1.0f);
         std::vector<float> prepared(static_cast<size_t>(cpu::dense_int8_prepared_floats(I, U)));
         cpu::dense_int8_prepare(I, U, in, m.w.data(), m.b.data(), prepared.data());
-        std::vector<float> ws(static_cast<size_t>(cpu::dense_int8_workspace(N, I))),
+        std::vector<float> ws(static_cast<size_t>(cpu::dense_int8_workspace(N, I, U, is_unsigned))),
             y(static_cast<size_t>(N * U));
         cpu::dense_int8_forward(N, I, U, m.x.data(), {Activation::relu}, y.data(), ws.data(),
                                 {in, false, std::nullopt}, prepared.data());

@@ -75,17 +75,24 @@ Int8Prepared int8_prepared(int64_t I, int64_t U) {
     return {per_unit, 2 * per_unit, 2 * per_unit + int8_floats(U * I)};
 }
 
-// y (N, U) = x (N, I) · w^T in integers, times per-unit scales given at run time.
-std::shared_ptr<dnnl::matmul> int8_matmul_for(int64_t N, int64_t I, int64_t U, bool is_unsigned) {
+// y (N, U) = x (N, I) · w^T in integers, times per-unit scales given at run time. Its scratchpad is
+// the caller's, so that streams can run it at once.
+struct Int8Matmul {
+    dnnl::matmul::primitive_desc pd;
+    dnnl::matmul primitive;
+};
+std::shared_ptr<Int8Matmul> int8_matmul_for(int64_t N, int64_t I, int64_t U, bool is_unsigned) {
     const std::string key = "matmul8 " + std::to_string(N) + "x" + std::to_string(I) + "x" +
                             std::to_string(U) + (is_unsigned ? " u8" : " s8");
-    return cached<dnnl::matmul>(key, [&] {
+    return cached<Int8Matmul>(key, [&] {
         dnnl::primitive_attr attr;
+        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
         attr.set_output_scales(1 << 1, {DNNL_RUNTIME_F32_VAL});
         const dnnl::matmul::desc d(matrix(N, I, is_unsigned ? memory::data_type::u8 : memory::data_type::s8),
                                    matrix(U, I, memory::data_type::s8, true),
                                    memory::desc({1, U}, f32, tag::ab), matrix(N, U, f32));
-        return dnnl::matmul(dnnl::matmul::primitive_desc(d, attr, cpu_engine()));
+        dnnl::matmul::primitive_desc pd(d, attr, cpu_engine());
+        return Int8Matmul{pd, dnnl::matmul(pd)};
     });
 }
 
@@ -121,8 +128,8 @@ void dense_int8_prepare(int64_t I, int64_t U, Int8Input in, const float* w, cons
     }
 }
 
-int64_t dense_int8_workspace(int64_t N, int64_t I) {
-    return int8_floats(N * I);
+int64_t dense_int8_workspace(int64_t N, int64_t I, int64_t U, bool is_unsigned) {
+    return int8_floats(N * I) + floats_of(int8_matmul_for(N, I, U, is_unsigned)->pd.scratchpad_desc());
 }
 
 void dense_int8_forward(int64_t N, int64_t I, int64_t U, const float* x, const ActivationSpec& act, float* y,
@@ -138,14 +145,15 @@ void dense_int8_forward(int64_t N, int64_t I, int64_t U, const float* x, const A
     const auto constant = [](const memory::desc& d, const float* data) {
         return memory(d, cpu_engine(), const_cast<float*>(data));
     };
-    int8_matmul_for(N, I, U, in.is_unsigned)
-        ->execute(
-            cpu_stream(),
-            {{DNNL_ARG_SRC, xq},
-             {DNNL_ARG_WEIGHTS, constant(matrix(U, I, memory::data_type::s8, true), prepared + p.weights)},
-             {DNNL_ARG_BIAS, constant(memory::desc({1, U}, f32, tag::ab), prepared + p.bias)},
-             {DNNL_ARG_DST, memory(matrix(N, U, f32), cpu_engine(), y)},
-             {DNNL_ARG_ATTR_OUTPUT_SCALES, constant(memory::desc({U}, f32, tag::x), prepared)}});
+    const auto m = int8_matmul_for(N, I, U, in.is_unsigned);
+    m->primitive.execute(
+        cpu_stream(),
+        {{DNNL_ARG_SRC, xq},
+         {DNNL_ARG_SCRATCHPAD, memory(m->pd.scratchpad_desc(), cpu_engine(), workspace + int8_floats(N * I))},
+         {DNNL_ARG_WEIGHTS, constant(matrix(U, I, memory::data_type::s8, true), prepared + p.weights)},
+         {DNNL_ARG_BIAS, constant(memory::desc({1, U}, f32, tag::ab), prepared + p.bias)},
+         {DNNL_ARG_DST, memory(matrix(N, U, f32), cpu_engine(), y)},
+         {DNNL_ARG_ATTR_OUTPUT_SCALES, constant(memory::desc({U}, f32, tag::x), prepared)}});
     cpu_stream().wait();
     apply_activation(act, y, N, U, 1);
 }
