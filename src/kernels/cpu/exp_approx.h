@@ -26,8 +26,9 @@ inline float exp_approx(float x) {
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    const int32_t exponent = std::bit_cast<int32_t>(shifted) - std::bit_cast<int32_t>(kRound) + 127;
-    return p * std::bit_cast<float>(exponent * (1 << 23));
+    // Unsigned, so that a NaN's bits (whatever they give here; p is NaN anyway) cannot overflow.
+    const uint32_t exponent = std::bit_cast<uint32_t>(shifted) - std::bit_cast<uint32_t>(kRound) + 127;
+    return p * std::bit_cast<float>(exponent << 23);
 }
 
 }  // namespace lenz::cpu
