@@ -122,7 +122,8 @@ TEST(Memory, Bf16InferenceWithPreparedWeightsComputesWhatTrainingDoes) {
 }
 
 // A batch whose images hold more at their peak than the cache budget runs in slices of at least two
-// images; with two threads and at least two images a thread, in two streams that share the slices.
+// images; with two threads and at least two images a thread, in two streams that share the slices;
+// unless its weights outweigh the batch's values, since every slice reads them again.
 // The arenas are one slice's each, the output is gathered in a buffer the plan counts, and every
 // image comes out as when it runs alone, for the largest batch and for one that ends in a short
 // slice or runs in one stream.
@@ -149,6 +150,10 @@ TEST(Memory, ABatchRunsInSlicesAndStreamsAndComputesTheSame) {
         EXPECT_EQ(split(5), (std::vector<int64_t>{2, team}));  // 2 + 2 + 1
         EXPECT_EQ(split(3), (std::vector<int64_t>{team == 1 ? 2 : 3, 1}));
         EXPECT_EQ(inference_split(m, 5, Precision::bf16).streams, 1);
+        // Weights that outweigh what the batch holds (1 MB against 16 images of 17 kB): read once.
+        const Model dense_heavy = parse_model("input 64x64x1\nflatten\ndense 64 relu\ndense 10\n", "d");
+        EXPECT_EQ(inference_split(dense_heavy, 16).slice, 16);
+        EXPECT_EQ(inference_split(dense_heavy, 16).streams, 1);
 
         Inference one(m, 1);
         std::vector<float> alone;
