@@ -83,15 +83,16 @@ const float* Inference::run(const float* input, int64_t batch, std::vector<doubl
         for (int64_t k = 0; k < slices; ++k) out = run_one(k, 0);
         return slices > 1 ? output_.data() : out;
     }
-    // Each stream takes every streams-th slice, with one thread: the layers' own parallel loops and
-    // oneDNN's run on the calling thread alone inside.
+    // Each stream takes every n-th slice of n streams, with one thread: the layers' own parallel
+    // loops and oneDNN's run on the calling thread alone inside. OpenMP may give fewer threads than
+    // asked (a caller already inside a parallel region gets one): the slices go to those there are.
     std::exception_ptr failure;
 #pragma omp parallel num_threads(static_cast <int>(streams))
     {
         omp_set_num_threads(1);
-        const int64_t stream = omp_get_thread_num();
+        const int64_t stream = omp_get_thread_num(), team = omp_get_num_threads();
         try {
-            for (int64_t k = stream; k < slices; k += streams) run_one(k, stream);
+            for (int64_t k = stream; k < slices; k += team) run_one(k, stream);
         } catch (...) {
 #pragma omp critical(lenz_inference_failure)
             if (!failure) failure = std::current_exception();

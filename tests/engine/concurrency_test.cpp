@@ -88,6 +88,18 @@ TEST(Concurrency, StreamsOfOneInferenceGiveTheResultsOfImagesRunAlone) {
             for (int64_t k = 0; k < classes; ++k)
                 EXPECT_NEAR(all[static_cast<size_t>(n * classes + k)], want[k], 1e-5f) << "image " << n;
         }
+        // Called from inside a parallel region, the streams get one thread, which must take every
+        // slice (a run of other images first, so that stale outputs would show).
+        const Buffer zeros(kBatch * image);
+        streamed.run(zeros.data(), kBatch);
+        std::vector<float> inside;
+#pragma omp parallel num_threads(2)
+#pragma omp single
+        {
+            const float* y = streamed.run(x.data(), kBatch);
+            inside.assign(y, y + kBatch * classes);
+        }
+        for (size_t i = 0; i < all.size(); ++i) EXPECT_NEAR(inside[i], all[i], 1e-5f) << "from inside, " << i;
     }
     set_threads(0);
 }
