@@ -368,18 +368,17 @@ InferenceSplit split_of(const Model& model, const ValueGraph& graph, int64_t bat
     const int64_t per_image = checked_mul(live_peak(model, graph).elements, int64_t{sizeof(float)}, "memory");
     const auto team = static_cast<int64_t>(threads());
     InferenceSplit split;
-    // Every slice reads all the weights again: where they outweigh what the batch holds at its peak
-    // (AlexNet's and VGG's dense layers), the batch runs whole. AlexNet at batch 16 ran at 0.87x
-    // ONNX Runtime's speed in two streams.
-    if (checked_mul(all_params(model), int64_t{sizeof(float)}, "memory") >
-        checked_mul(per_image, batch, "memory")) {
-        split.slice = batch;
-        return split;
-    }
-    // bf16 runs whole: its matrix products use oneDNN's own scratchpad, which one primitive cannot
-    // share between calls at once, and with two threads on every layer, slices of 128 took
-    // fmnist-infer in bf16 from about 22,000 to 18,000 images/s.
-    if (precision == Precision::bf16 || batch < 2 * team) {
+    // The batch runs whole, in one stream, where:
+    // - the weights outweigh what the batch holds at its peak, since every slice reads them again
+    //   (AlexNet's and VGG's dense layers: AlexNet at batch 16 ran at 0.87x ONNX Runtime's speed in
+    //   two streams);
+    // - bf16: its matrix products use oneDNN's own scratchpad, which one primitive cannot share
+    //   between calls at once, and with two threads on every layer, slices of 128 took fmnist-infer
+    //   in bf16 from about 22,000 to 18,000 images/s;
+    // - fewer than two images a thread.
+    const bool weights_outweigh = checked_mul(all_params(model), int64_t{sizeof(float)}, "memory") >
+                                  checked_mul(per_image, batch, "memory");
+    if (weights_outweigh || precision == Precision::bf16 || batch < 2 * team) {
         split.slice = batch;
         return split;
     }

@@ -51,7 +51,9 @@ class Dense final : public Layer {
 
     // Training builds dx in the workspace's start; bf16 copies of the operands follow.
     int64_t workspace_floats(const Pass& pass) const override {
-        if (pass.precision == Precision::int8) return cpu::dense_int8_workspace(pass.batch, inputs(), config_.units, pass.int8_input.is_unsigned);
+        if (pass.precision == Precision::int8)
+            return cpu::dense_int8_workspace(pass.batch, inputs(), config_.units,
+                                             pass.int8_input.is_unsigned);
         if (pass.precision == Precision::f32 && !pass.training)
             return cpu::dense_packed_workspace(inputs(), config_.units, config_.bias,
                                                pass.final_activation(config_.activation));

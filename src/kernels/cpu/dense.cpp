@@ -20,11 +20,18 @@ memory::desc matrix(int64_t rows, int64_t cols, memory::data_type type, bool tra
     return transposed ? memory::desc({cols, rows}, type, tag::ba) : memory::desc({rows, cols}, type, tag::ab);
 }
 
-// C (M, N) = A (M, K) · B (K, N) on bf16 operands, into float32 C, plus C's old value when
-// `accumulate`. A and B are given as the bf16 matrices' descriptors (possibly transposed views).
+// A cached matrix product: what it was built for (its weights' layout, its scratchpad) and the primitive.
 struct Matmul {
+    dnnl::matmul::primitive_desc pd;
     dnnl::matmul primitive;
 };
+Matmul matmul_of(const dnnl::matmul::desc& d, const dnnl::primitive_attr& attr) {
+    dnnl::matmul::primitive_desc pd(d, attr, cpu_engine());
+    return Matmul{pd, dnnl::matmul(pd)};
+}
+
+// C (M, N) = A (M, K) · B (K, N) on bf16 operands, into float32 C, plus C's old value when
+// `accumulate`. A and B are given as the bf16 matrices' descriptors (possibly transposed views).
 std::shared_ptr<Matmul> matmul_for(const memory::desc& a, const memory::desc& b, const memory::desc& c,
                                    bool bias, bool accumulate) {
     const auto dims = [](const memory::desc& d) {
@@ -48,7 +55,24 @@ std::shared_ptr<Matmul> matmul_for(const memory::desc& a, const memory::desc& b,
         const memory::dim U = c.dims()[1];
         const auto d = bias ? dnnl::matmul::desc(a, b, memory::desc({1, U}, f32, tag::ab), c)
                             : dnnl::matmul::desc(a, b, c);
-        return Matmul{dnnl::matmul(dnnl::matmul::primitive_desc(d, attr, cpu_engine()))};
+        return matmul_of(d, attr);
+    });
+}
+
+// float32 inference: y (M, U) = x (M, I) · w^T, with M left to run time, so that one primitive and
+// one packing of the weights serve every batch; the bias and the activation are fused.
+std::shared_ptr<Matmul> packed_matmul_for(int64_t I, int64_t U, bool bias, const ActivationSpec& act) {
+    const std::string key =
+        "matmul packed " + std::to_string(I) + "x" + std::to_string(U) + (bias ? " bias " : " ") + act.str();
+    return cached<Matmul>(key, [&] {
+        dnnl::primitive_attr attr;
+        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);  // so that streams can run it at once
+        if (fusable(act) && !applied_after(act)) attr.set_post_ops(post_ops_of(act));
+        const memory::desc x({DNNL_RUNTIME_DIM_VAL, I}, f32, tag::ab), w({I, U}, f32, tag::any),
+            y({DNNL_RUNTIME_DIM_VAL, U}, f32, tag::ab);
+        const auto d = bias ? dnnl::matmul::desc(x, w, memory::desc({1, U}, f32, tag::ab), y)
+                            : dnnl::matmul::desc(x, w, y);
+        return matmul_of(d, attr);
     });
 }
 
@@ -77,22 +101,17 @@ Int8Prepared int8_prepared(int64_t I, int64_t U) {
 
 // y (N, U) = x (N, I) · w^T in integers, times per-unit scales given at run time. Its scratchpad is
 // the caller's, so that streams can run it at once.
-struct Int8Matmul {
-    dnnl::matmul::primitive_desc pd;
-    dnnl::matmul primitive;
-};
-std::shared_ptr<Int8Matmul> int8_matmul_for(int64_t N, int64_t I, int64_t U, bool is_unsigned) {
+std::shared_ptr<Matmul> int8_matmul_for(int64_t N, int64_t I, int64_t U, bool is_unsigned) {
     const std::string key = "matmul8 " + std::to_string(N) + "x" + std::to_string(I) + "x" +
                             std::to_string(U) + (is_unsigned ? " u8" : " s8");
-    return cached<Int8Matmul>(key, [&] {
+    return cached<Matmul>(key, [&] {
         dnnl::primitive_attr attr;
         attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
         attr.set_output_scales(1 << 1, {DNNL_RUNTIME_F32_VAL});
         const dnnl::matmul::desc d(matrix(N, I, is_unsigned ? memory::data_type::u8 : memory::data_type::s8),
                                    matrix(U, I, memory::data_type::s8, true),
                                    memory::desc({1, U}, f32, tag::ab), matrix(N, U, f32));
-        dnnl::matmul::primitive_desc pd(d, attr, cpu_engine());
-        return Int8Matmul{pd, dnnl::matmul(pd)};
+        return matmul_of(d, attr);
     });
 }
 
@@ -157,32 +176,6 @@ void dense_int8_forward(int64_t N, int64_t I, int64_t U, const float* x, const A
     cpu_stream().wait();
     apply_activation(act, y, N, U, 1);
 }
-
-namespace {
-
-// float32 inference: y (M, U) = x (M, I) · w^T, with M left to run time, so that one primitive and
-// one packing of the weights serve every batch; the bias and the activation are fused.
-struct PackedMatmul {
-    dnnl::matmul::primitive_desc pd;
-    dnnl::matmul primitive;
-};
-std::shared_ptr<PackedMatmul> packed_matmul_for(int64_t I, int64_t U, bool bias, const ActivationSpec& act) {
-    const std::string key =
-        "matmul packed " + std::to_string(I) + "x" + std::to_string(U) + (bias ? " bias " : " ") + act.str();
-    return cached<PackedMatmul>(key, [&] {
-        dnnl::primitive_attr attr;
-        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);  // so that streams can run it at once
-        if (fusable(act) && !applied_after(act)) attr.set_post_ops(post_ops_of(act));
-        const memory::desc x({DNNL_RUNTIME_DIM_VAL, I}, f32, tag::ab), w({I, U}, f32, tag::any),
-            y({DNNL_RUNTIME_DIM_VAL, U}, f32, tag::ab);
-        const auto d = bias ? dnnl::matmul::desc(x, w, memory::desc({1, U}, f32, tag::ab), y)
-                            : dnnl::matmul::desc(x, w, y);
-        dnnl::matmul::primitive_desc pd(d, attr, cpu_engine());
-        return PackedMatmul{pd, dnnl::matmul(pd)};
-    });
-}
-
-}  // namespace
 
 int64_t dense_packed_floats(int64_t I, int64_t U, bool bias, const ActivationSpec& act) {
     return floats_of(packed_matmul_for(I, U, bias, act)->pd.weights_desc());
