@@ -137,16 +137,61 @@ std::vector<Layouts> plan_layouts(const Model& model, bool inference) {
 
 namespace {
 
+// An add of two values goes into the convolution that computes one of them (after what that
+// absorbed) where the add is that value's only reader: the convolution writes its result over the
+// other input, the residual, adding it (oneDNN's sum post-op), and the add does not run. That needs
+// the residual computed before the convolution runs, and its memory read by no one from then on
+// but the add. Not in int8, whose convolutions add no residual.
+bool absorb_residual(const Model& model, ValueGraph& graph, InferenceSchedule& schedule, int64_t i) {
+    const std::vector<int64_t>& in = model.inputs(i);
+    if (model.layer(i).kind() != "add" || in.size() != 2 || schedule.plan.precision == Precision::int8)
+        return false;
+    const auto writer = [&](int64_t v) {  // the layer that computes value v (-1: the model's input)
+        if (v == 0) return int64_t{-1};
+        const int64_t host = schedule.absorbed_by[static_cast<size_t>(v - 1)];
+        return host >= 0 ? host : v - 1;
+    };
+    // The later-written input first: the earlier one is then ready when its convolution runs.
+    const bool second_later = writer(in[1]) > writer(in[0]);
+    for (const auto& [output, residual] :
+         {std::pair{in[second_later], in[!second_later]}, std::pair{in[!second_later], in[second_later]}}) {
+        const int64_t host = writer(output);
+        if (output == 0 || graph.readers[static_cast<size_t>(output)].size() != 1 ||
+            graph.view[static_cast<size_t>(host)] || writer(residual) >= host ||
+            schedule.layouts[static_cast<size_t>(host)].output !=
+                schedule.layouts[static_cast<size_t>(i)].output)
+            continue;
+        Absorption wanted = schedule.absorbs[static_cast<size_t>(host)];
+        if (wanted.residual || wanted.activation.kind != Activation::none) continue;
+        wanted.residual = true;
+        wanted.activation = model.layer(i).activation();
+        if (!model.layer(host).can_absorb(wanted)) continue;
+        const int64_t root = graph.storage_root(residual);
+        bool read_later = false;  // a value there read by a layer from the convolution on, but the add
+        for (int64_t v = 0; v <= i; ++v)  // (what the add writes over it in place comes after)
+            if (graph.storage_root(v) == root)
+                for (int64_t reader : graph.readers[static_cast<size_t>(v)])
+                    read_later = read_later || (reader >= host && reader != i);
+        if (read_later) continue;
+        schedule.absorbs[static_cast<size_t>(host)] = wanted;
+        schedule.absorbed_by[static_cast<size_t>(i)] = host;
+        graph.absorb_residual(i, output, residual);
+        return true;
+    }
+    return false;
+}
+
 // Inference folds a batch norm and then an activation into the convolution whose output only it
 // reads (through the batch norm, for the activation): the convolution computes act(scale·conv(x) +
 // shift) in one pass over its output, and the folded layers, which run not at all, pass its memory
-// on as in-place layers do.
+// on as in-place layers do. So may an add, before the activation (absorb_residual).
 void plan_absorption(const Model& model, ValueGraph& graph, InferenceSchedule& schedule) {
     const auto L = static_cast<size_t>(model.size());
     schedule.absorbed_by.assign(L, -1);
     schedule.absorbs.assign(L, {});
     schedule.affine_from.assign(L, -1);
     for (int64_t i = 0; i < model.size(); ++i) {
+        if (absorb_residual(model, graph, schedule, i)) continue;
         const Layer& layer = model.layer(i);
         const int64_t in = model.inputs(i)[0];
         if (layer.reads_several() || in == 0 || graph.readers[static_cast<size_t>(in)].size() != 1) continue;

@@ -34,6 +34,20 @@ struct ValueGraph {
         in_place[static_cast<size_t>(i)] = 1;
         inference_storage_[static_cast<size_t>(i + 1)] = inference_storage_[static_cast<size_t>(in)];
     }
+    // Inference: layer i (an add) is computed by the layer that writes its input `output`, into the
+    // memory of its other input `residual`: both values, and the add's, live there from now on.
+    void absorb_residual(int64_t i, int64_t output, int64_t residual) {
+        const int64_t root = storage_root(residual);
+        in_place[static_cast<size_t>(i)] = 1;
+        inference_storage_[static_cast<size_t>(storage_root(output))] = root;
+        inference_storage_[static_cast<size_t>(i + 1)] = root;
+    }
+    // The value whose memory `value` shares, before settle().
+    int64_t storage_root(int64_t value) const {
+        while (inference_storage_[static_cast<size_t>(value)] != value)
+            value = inference_storage_[static_cast<size_t>(value)];
+        return value;
+    }
     void settle() {  // each value's storage is itself or an earlier value, settled before it
         for (int64_t& storage : inference_storage_)
             storage = inference_storage_[static_cast<size_t>(storage)];

@@ -79,7 +79,7 @@ class Conv2d final : public Layer {
             return cpu::conv2d_int8_workspace(geometry_, pass.batch, activation_with(a), pass.layouts,
                                               pass.int8_io());
         int64_t floats = cpu::conv2d_forward_workspace(geometry_, pass.batch, has_bias(a), activation_with(a),
-                                                       pass.layouts, pass.precision, a.affine);
+                                                       pass.layouts, pass.precision, a.affine, a.residual);
         if (pass.training) {
             floats = std::max(floats, cpu::conv2d_forward_workspace(geometry_, pass.batch, config_.bias, {},
                                                                     pass.layouts, pass.precision));
@@ -89,7 +89,8 @@ class Conv2d final : public Layer {
         return floats;
     }
     // At inference a convolution without an activation of its own takes over a batch norm after it
-    // (folded into its weights and a bias) and an activation (applied per tile).
+    // (folded into its weights and a bias), a residual connection's add (oneDNN's sum post-op) and an
+    // activation (applied per tile). The planner asks for a residual in float32 and bf16 only.
     bool can_absorb(const Absorption& a) const override {
         return config_.activation.kind == Activation::none && cpu::conv2d_fuses(a.activation);
     }
@@ -110,7 +111,7 @@ class Conv2d final : public Layer {
         const Absorption& a = pass.absorbed;
         if (pass.precision == Precision::int8) return cpu::conv2d_int8_prepared_floats(geometry_);
         return cpu::conv2d_prepared_floats(geometry_, pass.batch, has_bias(a), activation_with(a),
-                                           pass.layouts, pass.precision, a.affine);
+                                           pass.layouts, pass.precision, a.affine, a.residual);
     }
     void prepare(float* prepared, const Pass& pass, const float* scale, const float* shift) override {
         const Absorption& a = pass.absorbed;
@@ -120,7 +121,7 @@ class Conv2d final : public Layer {
                                             config_.bias ? bias_.data() : nullptr, scale, shift, prepared);
         cpu::conv2d_prepare_weights(geometry_, pass.batch, has_bias(a), activation_with(a), pass.layouts,
                                     pass.precision, weight_.data(), config_.bias ? bias_.data() : nullptr,
-                                    scale, shift, prepared);
+                                    scale, shift, prepared, a.residual);
     }
     // A softmax over channels is computed on (N, C, H, W).
     ChannelsLast channels_last() const override {
@@ -152,15 +153,16 @@ class Conv2d final : public Layer {
             return cpu::conv2d_int8_forward(
                 geometry_, pass.batch, x, pass.final_activation(config_.activation), y, pass.workspace,
                 pass.layouts, pass.int8_io(), pass.required_prepared(), pass.prepared_batch);
-        const bool folded = pass.absorbed.affine && pass.prepared;
+        const bool folded = pass.absorbed.affine && pass.prepared, residual = pass.absorbed.residual;
         const ActivationSpec activation = pass.final_activation(config_.activation);
-        const float* bias = folded
-                                ? cpu::conv2d_prepared_bias(geometry_, pass.prepared_batch, true, activation,
-                                                            pass.layouts, pass.precision, pass.prepared)
-                            : config_.bias ? bias_.data()
-                                           : nullptr;
+        const float* bias =
+            folded ? cpu::conv2d_prepared_bias(geometry_, pass.prepared_batch, true, activation, pass.layouts,
+                                               pass.precision, pass.prepared, residual)
+            : config_.bias ? bias_.data()
+                           : nullptr;
         cpu::conv2d_forward(geometry_, pass.batch, x, weight_.data(), bias, activation, y, pass.workspace,
-                            pass.layouts, pass.precision, {pass.prepared, pass.prepared_batch, folded});
+                            pass.layouts, pass.precision, {pass.prepared, pass.prepared_batch, folded},
+                            residual);
     }
     void backward(const float* x, const float*, float* dy, const InputGradient& dx,
                   const Pass& pass) override {

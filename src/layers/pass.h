@@ -24,11 +24,13 @@ enum class ChannelsLast : unsigned char { no, converts, keeps };
 
 // Inference only: what a layer computes on behalf of layers that read only its output, which the
 // engine folds into it and then does not run: a per-channel affine map (a batch norm on its
-// running statistics), which goes into the prepared weights and bias, then an activation.
+// running statistics), which goes into the prepared weights and bias; then the add of a residual
+// connection, whose other input the layer's output buffer holds when it runs; then an activation.
 struct Absorption {
     bool affine = false;
+    bool residual = false;
     ActivationSpec activation;
-    bool any() const { return affine || activation.kind != Activation::none; }
+    bool any() const { return affine || residual || activation.kind != Activation::none; }
 };
 
 // What one forward or backward call may use. Memory is planned by the caller; layers never allocate.

@@ -49,11 +49,21 @@ const char* const kGraph =
 const char* const kLayerScale =
     "input 8x8x4\nconv 8 3x3 padding=same\nconv 8 1x1 groups=8 nobias\nrelu\nconv 8 1x1 groups=8\nflatten\n"
     "dense 3\n";
+// Residual adds that fold into a convolution: ResNet's projection shortcut, which comes after the
+// branch it is added to; and an add whose output is the model's, in (N, C, H, W), where the
+// convolution's primitive writes another layout and the residual is converted into it first.
+const char* const kProjection =
+    "input 8x8x8\nconv 16 3x3 padding=same nobias\nbatchnorm\nrelu name=r\nconv 16 3x3 padding=same nobias\n"
+    "batchnorm name=m\nconv 16 1x1 stride=1 nobias from=r\nbatchnorm name=p\nadd m p relu\nglobalavgpool\n"
+    "dense 3\n";
+const char* const kResidualLast =
+    "input 8x8x4\nconv 16 3x3 padding=same relu name=stem\nconv 16 3x3 padding=same nobias\nbatchnorm "
+    "name=b\nadd stem b\n";
 const char* const kNormThenActivate =
     "input 10x10x4\nconv 8 3x3 relu\nbatchnorm\nrelu6\nconv 8 1x1\nbatchnorm\ngelu\nglobalavgpool\ndense 3\n";
 
 TEST(Absorption, FoldedLayersComputeWhatRunningEveryLayerDoes) {
-    for (const char* text : {kChain, kGraph, kNormThenActivate, kLayerScale}) {
+    for (const char* text : {kChain, kGraph, kNormThenActivate, kLayerScale, kProjection, kResidualLast}) {
         SCOPED_TRACE(text);
         Model m = parse_model(text, "m.lenz");
         m.init_params(7);
@@ -86,12 +96,29 @@ TEST(Absorption, WhatFoldsAndIntoWhat) {
     EXPECT_EQ(c.absorbs[0].activation.kind, Activation::relu);
     EXPECT_EQ(c.absorbs[6].activation.kind, Activation::hard_swish);
     EXPECT_EQ(c.affine_from[3], 4);
-    // The graph: every batch norm and activation after a convolution, but not the add's relu (the
-    // add has it already) and not the batch norm named b's output, which the add reads.
+    // The graph: every batch norm and activation after a convolution, and the add (with its relu)
+    // into the convolution whose batch norm b it reads, over a.
     const InferenceSchedule g = schedule_inference(parse_model(kGraph, "m.lenz"), 2);
-    EXPECT_EQ(absorbed_count(g), 8);
+    EXPECT_EQ(absorbed_count(g), 9);
     EXPECT_EQ(g.absorbed_by[7], 6);  // b itself is folded: the add reads the convolution's output
+    EXPECT_EQ(g.absorbed_by[8], 6);
+    EXPECT_TRUE(g.absorbs[6].affine);
+    EXPECT_TRUE(g.absorbs[6].residual);
+    EXPECT_EQ(g.absorbs[6].activation.kind, Activation::relu);
+    EXPECT_EQ(g.value_offset[9], g.value_offset[3]);  // the add's output is where a was
     EXPECT_EQ(g.absorbs[12].activation.kind, Activation::gelu);
+    // The projection is written last: the add goes into it, over the branch's output m.
+    const InferenceSchedule p = schedule_inference(parse_model(kProjection, "m.lenz"), 2);
+    EXPECT_EQ(p.absorbed_by[7], 5);
+    EXPECT_TRUE(p.absorbs[5].residual);
+    EXPECT_FALSE(p.absorbs[3].residual);
+    // Not where the residual is read after the convolution runs.
+    const InferenceSchedule read_again = schedule_inference(
+        parse_model("input 8x8x4\nconv 4 3x3 padding=same name=a\nconv 4 3x3 padding=same name=b\nadd a "
+                    "b name=s\nadd s a\n",
+                    "m"),
+        1);
+    EXPECT_EQ(absorbed_count(read_again), 0);
 
     const InferenceSchedule n = schedule_inference(parse_model(kNormThenActivate, "m.lenz"), 2);
     EXPECT_EQ(n.absorbed_by, (std::vector<int64_t>{-1, -1, 1, -1, 3, 3, -1, -1}));

@@ -264,15 +264,21 @@ TEST(Graph, EngineAllocatesExactlyThePlan) {
 }
 
 // While the skip connection is alive, the arena holds it beside the branch: more than any pair of
-// consecutive values, and no more than every value at once.
+// consecutive values, and no more than every value at once. (Conv 3 has an activation of its own,
+// so the add does not fold into it.)
 TEST(Graph, ResidualArenaHoldsTheSkipConnection) {
     Model m = parse_model(
         "input 8x8x4\nconv 4 3x3 padding=same name=stem\nconv 8 3x3 padding=same\nconv 4 3x3 padding=same "
+        "relu name=b\nadd stem b\n",
+        "m");
+    // Alive while conv 3 runs: stem (256), conv 2's output (512) and conv 3's (256).
+    EXPECT_EQ(plan_inference(m, 1).arena_floats, 256 + 512 + 256);
+    // Without its activation, conv 3 takes the add over and writes over stem.
+    Model fused = parse_model(
+        "input 8x8x4\nconv 4 3x3 padding=same name=stem\nconv 8 3x3 padding=same\nconv 4 3x3 padding=same "
         "name=b\nadd stem b\n",
         "m");
-    const InferencePlan plan = plan_inference(m, 1);
-    // Alive while conv 3 runs: stem (256), conv 2's output (512) and conv 3's (256).
-    EXPECT_EQ(plan.arena_floats, 256 + 512 + 256);
+    EXPECT_EQ(plan_inference(fused, 1).arena_floats, 256 + 512);
 }
 
 // At inference add and mul write over an input that only they read: ResNet's `out += identity`.

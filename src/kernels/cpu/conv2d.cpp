@@ -34,7 +34,7 @@ int64_t copy_floats(const memory::desc& wanted, const memory::desc& user) {
 struct PrimitiveKey {
     enum Kind : int64_t { forward, backward_data, backward_weights, layout } kind;
     int64_t N, C, H, W, OC, OH, OW, KH, KW, SH, SW, PT, PL, G, DH, DW;
-    int64_t bias, activation, alpha_bits, input_layout, output_layout, precision;
+    int64_t bias, activation, alpha_bits, input_layout, output_layout, precision, residual;
     bool operator==(const PrimitiveKey&) const = default;
 };
 struct PrimitiveKeyHash {
@@ -47,10 +47,10 @@ struct PrimitiveKeyHash {
         return static_cast<size_t>(h ^ (h >> 32));
     }
 };
-static_assert(sizeof(PrimitiveKey) == 23 * sizeof(int64_t), "PrimitiveKey must have no padding to hash");
+static_assert(sizeof(PrimitiveKey) == 24 * sizeof(int64_t), "PrimitiveKey must have no padding to hash");
 
 PrimitiveKey key_of(PrimitiveKey::Kind kind, const ConvGeometry& g, int64_t N, bool bias,
-                    const ActivationSpec& act, Layouts layouts, Precision precision) {
+                    const ActivationSpec& act, Layouts layouts, Precision precision, bool residual = false) {
     uint32_t alpha_bits;
     std::memcpy(&alpha_bits, &act.alpha, sizeof alpha_bits);
     return {kind,
@@ -75,7 +75,8 @@ PrimitiveKey key_of(PrimitiveKey::Kind kind, const ConvGeometry& g, int64_t N, b
             act.kind == Activation::leaky_relu ? static_cast<int64_t>(alpha_bits) : 0,
             static_cast<int64_t>(layouts.input),
             static_cast<int64_t>(layouts.output),
-            static_cast<int64_t>(precision)};
+            static_cast<int64_t>(precision),
+            residual ? 1 : 0};
 }
 
 // oneDNN's own choice for activations is a blocked layout (nChw16c on AVX-512) that pads channels
@@ -119,7 +120,7 @@ tag primitive_layout(const ConvGeometry& g, Layouts layouts, bool forward, Preci
 
 dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, int64_t N, bool bias,
                                                      const ActivationSpec& act, tag layout,
-                                                     Precision precision) {
+                                                     Precision precision, bool residual = false) {
     const Window w = window(g);
     const auto type = compute_type(precision);
     const memory::desc src(dims4(N, g.C, g.H, g.W), type, layout),
@@ -132,7 +133,11 @@ dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, int6
                               dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src,
                               any_desc(weight_dims(g), type), dst, w.strides, w.dilates, w.pad_l, w.pad_r);
     dnnl::primitive_attr attr = user_scratchpad();
-    if (fusable(act) && !applied_after(act)) attr.set_post_ops(post_ops_of(act));
+    // A residual is added before the activation: a sum post-op ahead of the activation's.
+    dnnl::post_ops ops;
+    if (residual) ops.append_sum(1.0f);
+    if (fusable(act) && !applied_after(act)) ops = post_ops_of(act, ops);
+    attr.set_post_ops(ops);
     return {d, attr, cpu_engine()};
 }
 
@@ -155,10 +160,11 @@ struct BackwardWeights {
 };
 
 std::shared_ptr<Forward> forward_for(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
-                                     Layouts layouts, Precision precision) {
+                                     Layouts layouts, Precision precision, bool residual = false) {
     return cached<Forward, PrimitiveKey, PrimitiveKeyHash>(
-        key_of(PrimitiveKey::forward, g, N, bias, act, layouts, precision), [&] {
-            auto pd = forward_pd(g, N, bias, act, primitive_layout(g, layouts, true, precision), precision);
+        key_of(PrimitiveKey::forward, g, N, bias, act, layouts, precision, residual), [&] {
+            auto pd = forward_pd(g, N, bias, act, primitive_layout(g, layouts, true, precision), precision,
+                                 residual);
             return Forward{pd,
                            dnnl::convolution_forward(pd),
                            copy_floats(pd.src_desc(), user_src(g, N, layouts.input)),
@@ -248,14 +254,14 @@ struct ForwardWorkspace {
 };
 // Folded weights are reordered from the prepared ones, whatever layout the primitive wants.
 ForwardWorkspace forward_workspace(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
-                                   Layouts layouts, Precision precision, bool folded) {
+                                   Layouts layouts, Precision precision, bool folded, bool residual) {
     const auto copy = [&](const Forward& f) {
         return aligned(folded ? floats_of(f.pd.weights_desc()) : f.weights_copy);
     };
-    const auto first = forward_for(g, chunk_images(g, N), bias, act, layouts, precision);
+    const auto first = forward_for(g, chunk_images(g, N), bias, act, layouts, precision, residual);
     ForwardWorkspace l{copy(*first), 0};
     for (int64_t n : chunk_sizes(g, N)) {
-        const auto f = forward_for(g, n, bias, act, layouts, precision);
+        const auto f = forward_for(g, n, bias, act, layouts, precision, residual);
         const int64_t own_weights = f->pd.weights_desc() == first->pd.weights_desc() ? 0 : copy(*f);
         l.per_chunk = std::max(
             l.per_chunk, own_weights + aligned(f->src_copy) + aligned(f->dst_copy) + aligned(f->scratch));
@@ -288,8 +294,8 @@ BackwardWorkspace backward_workspace(const ConvGeometry& g, int64_t N, bool bias
 }  // namespace
 
 int64_t conv2d_forward_workspace(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
-                                 Layouts layouts, Precision precision, bool folded) {
-    const ForwardWorkspace l = forward_workspace(g, N, bias, act, layouts, precision, folded);
+                                 Layouts layouts, Precision precision, bool folded, bool residual) {
+    const ForwardWorkspace l = forward_workspace(g, N, bias, act, layouts, precision, folded, residual);
     return l.weights + l.per_chunk;
 }
 
@@ -304,21 +310,22 @@ bool conv2d_fuses(const ActivationSpec& act) {
 }
 
 int64_t conv2d_prepared_floats(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
-                               Layouts layouts, Precision precision, bool folded) {
-    const auto f = forward_for(g, chunk_images(g, N), bias, act, layouts, precision);
+                               Layouts layouts, Precision precision, bool folded, bool residual) {
+    const auto f = forward_for(g, chunk_images(g, N), bias, act, layouts, precision, residual);
     return folded ? aligned(floats_of(f->pd.weights_desc())) + g.OC : f->weights_copy;
 }
 
 const float* conv2d_prepared_bias(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
-                                  Layouts layouts, Precision precision, const float* prepared) {
-    const auto f = forward_for(g, chunk_images(g, N), bias, act, layouts, precision);
+                                  Layouts layouts, Precision precision, const float* prepared,
+                                  bool residual) {
+    const auto f = forward_for(g, chunk_images(g, N), bias, act, layouts, precision, residual);
     return prepared + aligned(floats_of(f->pd.weights_desc()));
 }
 
 void conv2d_prepare_weights(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
                             Layouts layouts, Precision precision, const float* w, const float* b,
-                            const float* scale, const float* shift, float* prepared) {
-    const auto f = forward_for(g, chunk_images(g, N), bias, act, layouts, precision);
+                            const float* scale, const float* shift, float* prepared, bool residual) {
+    const auto f = forward_for(g, chunk_images(g, N), bias, act, layouts, precision, residual);
     std::vector<float> folded;  // once per runner, when it is made
     if (scale) {
         // scale·(w * x + b) + shift: each filter's weights times its channel's scale, a new bias.
@@ -342,24 +349,25 @@ void conv2d_prepare_weights(const ConvGeometry& g, int64_t N, bool bias, const A
 
 void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const float* w, const float* b,
                     const ActivationSpec& act, float* y, float* workspace, Layouts layouts,
-                    Precision precision, PreparedWeights prepared) {
+                    Precision precision, PreparedWeights prepared, bool residual) {
     if (act.kind == Activation::softmax && layouts.output != Layout::nchw)
         throw ShapeError("conv: a softmax over channels needs the (N, C, H, W) layout");
     const int64_t chunk = chunk_images(g, N), image = g.C * g.H * g.W, out_image = g.OC * g.OH * g.OW;
-    const auto first = forward_for(g, chunk, b != nullptr, act, layouts, precision);
+    const bool bias = b != nullptr;
+    const auto first = forward_for(g, chunk, bias, act, layouts, precision, residual);
     const ForwardWorkspace layout =
-        forward_workspace(g, N, b != nullptr, act, layouts, precision, prepared.folded);
+        forward_workspace(g, N, bias, act, layouts, precision, prepared.folded, residual);
     // Prepared for the same chunk size, they fit; for another, only if that primitive wants the same.
     const int64_t prepared_chunk = chunk_images(g, prepared.batch);
     const bool fits =
         prepared.data &&
         (prepared_chunk == chunk ||
-         forward_for(g, prepared_chunk, b != nullptr, act, layouts, precision)->pd.weights_desc() ==
+         forward_for(g, prepared_chunk, bias, act, layouts, precision, residual)->pd.weights_desc() ==
              first->pd.weights_desc());
     // Folded weights exist only as prepared; others are reordered from the layer's own.
     const memory::desc source_desc =
         prepared.folded
-            ? forward_for(g, prepared_chunk, b != nullptr, act, layouts, precision)->pd.weights_desc()
+            ? forward_for(g, prepared_chunk, bias, act, layouts, precision, residual)->pd.weights_desc()
             : plain_weights(g);
     const float* source = prepared.folded ? prepared.data : w;
     const memory weights =
@@ -367,7 +375,7 @@ void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const floa
              : as_layout(first->pd.weights_desc(), source_desc, source, workspace);
     for (int64_t n0 = 0; n0 < N; n0 += chunk) {
         const int64_t n = std::min(chunk, N - n0);
-        const auto f = forward_for(g, n, b != nullptr, act, layouts, precision);
+        const auto f = forward_for(g, n, bias, act, layouts, precision, residual);
         Carver carve(workspace + layout.weights);
         const bool shared = f->pd.weights_desc() == first->pd.weights_desc();
         memory wei = shared
@@ -376,7 +384,11 @@ void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const floa
         memory src = as_layout(f->pd.src_desc(), user_src(g, n, layouts.input), x + n0 * image,
                                carve.take(f->src_copy));
         float* out = y + n0 * out_image;
-        memory dst(f->pd.dst_desc(), cpu_engine(), f->dst_copy == 0 ? out : carve.take(f->dst_copy));
+        // The residual the sum post-op adds goes into the primitive's layout first, where that differs.
+        memory dst =
+            residual
+                ? as_layout(f->pd.dst_desc(), user_dst(g, n, layouts.output), out, carve.take(f->dst_copy))
+                : memory(f->pd.dst_desc(), cpu_engine(), f->dst_copy == 0 ? out : carve.take(f->dst_copy));
         memory scratch(f->pd.scratchpad_desc(), cpu_engine(), carve.take(f->scratch));
         std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},
                                              {DNNL_ARG_WEIGHTS, wei},

@@ -14,9 +14,10 @@ namespace lenz::cpu {
 
 // Floats of workspace a call needs (reordered copies and oneDNN's scratchpad), for batch N.
 // folded: the weights come from prepared ones with a map folded in (reordered from those, never
-// from the layer's own, when a chunk's primitive wants another layout).
+// from the layer's own, when a chunk's primitive wants another layout). residual: as in conv2d_forward.
 int64_t conv2d_forward_workspace(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
-                                 Layouts layouts, Precision precision = Precision::f32, bool folded = false);
+                                 Layouts layouts, Precision precision = Precision::f32, bool folded = false,
+                                 bool residual = false);
 int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, bool bias, Layouts layouts,
                                   Precision precision = Precision::f32);
 
@@ -28,14 +29,15 @@ bool conv2d_fuses(const ActivationSpec& act);
 // (none when the primitive reads them as the layer keeps them), and writing them. `folded`: a
 // per-channel map scale·y + shift is folded in, into the weights and a bias kept after them.
 int64_t conv2d_prepared_floats(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
-                               Layouts layouts, Precision precision, bool folded);
+                               Layouts layouts, Precision precision, bool folded, bool residual = false);
 // b: the layer's bias or nullptr; scale and shift: the map to fold in, or nullptr.
 void conv2d_prepare_weights(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
                             Layouts layouts, Precision precision, const float* w, const float* b,
-                            const float* scale, const float* shift, float* prepared);
+                            const float* scale, const float* shift, float* prepared, bool residual = false);
 // Where the folded bias lies in what conv2d_prepare_weights wrote with a map.
 const float* conv2d_prepared_bias(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
-                                  Layouts layouts, Precision precision, const float* prepared);
+                                  Layouts layouts, Precision precision, const float* prepared,
+                                  bool residual = false);
 // Weights that conv2d_prepare_weights wrote for batch `batch` (data nullptr: none).
 struct PreparedWeights {
     const float* data = nullptr;
@@ -46,9 +48,12 @@ struct PreparedWeights {
 // x: (N, C, H, W)  w: (OC, C/G, KH, KW)  b: (OC) or nullptr  y: (N, OC, OH, OW), activation fused
 // (a softmax over channels only with y in (N, C, H, W)). Prepared weights are used where this call's
 // primitive wants them as they are; otherwise w is converted in the workspace, as without them.
+// residual: y holds a value of its shape on entry, which is added to the convolution's result
+// before the activation (a residual connection's add, fused: y = act(conv(x) + b + y)).
 void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const float* w, const float* b,
                     const ActivationSpec& act, float* y, float* workspace, Layouts layouts = {},
-                    Precision precision = Precision::f32, PreparedWeights prepared = {});
+                    Precision precision = Precision::f32, PreparedWeights prepared = {},
+                    bool residual = false);
 // dy: (N, OC, OH, OW), the gradient before the activation. Accumulates dw and db (unless nullptr)
 // first, then hands each image of dx to store_dx (unless empty); x may be overwritten from then on.
 void conv2d_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy, const float* w,

@@ -72,9 +72,8 @@ inline bool applied_after(const ActivationSpec& act) {
     return act.kind == Activation::silu || act.kind == Activation::sigmoid;
 }
 
-// The activation as oneDNN post-ops, applied to each tile as it is computed.
-inline dnnl::post_ops post_ops_of(const ActivationSpec& act) {
-    dnnl::post_ops ops;
+// The activation as oneDNN post-ops, applied to each tile as it is computed, after `ops`.
+inline dnnl::post_ops post_ops_of(const ActivationSpec& act, dnnl::post_ops ops = {}) {
     switch (act.kind) {
         case Activation::sigmoid:
             ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_logistic, 0.0f, 0.0f);
