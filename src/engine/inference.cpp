@@ -126,6 +126,8 @@ const float* Inference::run_slice(const float* input, int64_t batch, int64_t str
         pass.workspace = workspace;
         // A layer that prepared nothing reads its weights as they are.
         pass.prepared = s.prepared_offset[at] >= 0 ? prepared_.data() + s.prepared_offset[at] : nullptr;
+        if (s.means_into[at] >= 0)
+            pass.channel_means = base + s.value_offset[static_cast<size_t>(s.means_into[at] + 1)];
         xs.clear();
         for (int64_t v : model_.inputs(i)) xs.push_back(base + s.value_offset[static_cast<size_t>(v)]);
         // Offsets were planned for the largest slice; a smaller one uses the start of each buffer.
@@ -137,8 +139,9 @@ const float* Inference::run_slice(const float* input, int64_t batch, int64_t str
         if (observe) {
             int64_t held = i;
             for (int64_t j = i + 1; j < model_.size(); ++j)
-                if (s.absorbed_by[static_cast<size_t>(j)] == i) held = j;
+                if (s.absorbed_by[static_cast<size_t>(j)] == i && s.means_into[at] != j) held = j;
             notify(held + 1);
+            if (s.means_into[at] >= 0) notify(s.means_into[at] + 1);
         }
     }
     return base + s.value_offset.back();

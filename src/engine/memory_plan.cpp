@@ -151,6 +151,9 @@ bool absorb_residual(const Model& model, ValueGraph& graph, InferenceSchedule& s
         const int64_t host = schedule.absorbed_by[static_cast<size_t>(v - 1)];
         return host >= 0 ? host : v - 1;
     };
+    for (int64_t v : in)  // a pool's means are not the output of the convolution that writes them
+        if (v > 0 && writer(v) != v - 1 && schedule.means_into[static_cast<size_t>(writer(v))] == v - 1)
+            return false;
     // The later-written input first: the earlier one is then ready when its convolution runs.
     const bool second_later = writer(in[1]) > writer(in[0]);
     for (const auto& [output, residual] :
@@ -181,6 +184,33 @@ bool absorb_residual(const Model& model, ValueGraph& graph, InferenceSchedule& s
     return false;
 }
 
+// A global average pool of a convolution's output (after what that absorbed) goes into the
+// convolution too, which then applies its activation itself and writes the means in the same pass
+// over its output, while a squeeze-and-excitation block's other reader, the scaling, still reads
+// that. The pool's output keeps its own buffer, alive from the convolution on. Not in int8, and
+// not in a chain, whose arena holds only two values at a time.
+bool absorb_channel_means(const Model& model, InferenceSchedule& schedule, int64_t i) {
+    const LayerConfig config = model.layer(i).config();
+    const auto* pool = std::get_if<GlobalPoolConfig>(&config);
+    const int64_t in = model.inputs(i)[0];
+    if (!pool || pool->kind != PoolKind::average || in == 0 || model.is_chain() ||
+        schedule.plan.precision == Precision::int8)
+        return false;
+    int64_t host = in - 1;
+    if (schedule.absorbed_by[static_cast<size_t>(host)] >= 0)
+        host = schedule.absorbed_by[static_cast<size_t>(host)];
+    if (schedule.means_into[static_cast<size_t>(host)] == in - 1)
+        return false;  // the value is another pool's
+    Absorption wanted = schedule.absorbs[static_cast<size_t>(host)];
+    if (wanted.channel_means || model.layer(host).kind() != "conv") return false;
+    wanted.channel_means = true;
+    if (!model.layer(host).can_absorb(wanted)) return false;
+    schedule.absorbs[static_cast<size_t>(host)] = wanted;
+    schedule.absorbed_by[static_cast<size_t>(i)] = host;
+    schedule.means_into[static_cast<size_t>(host)] = i;
+    return true;
+}
+
 // Inference folds a batch norm and then an activation into the convolution whose output only it
 // reads (through the batch norm, for the activation): the convolution computes act(scale·conv(x) +
 // shift) in one pass over its output, and the folded layers, which run not at all, pass its memory
@@ -190,12 +220,17 @@ void plan_absorption(const Model& model, ValueGraph& graph, InferenceSchedule& s
     schedule.absorbed_by.assign(L, -1);
     schedule.absorbs.assign(L, {});
     schedule.affine_from.assign(L, -1);
+    schedule.means_into.assign(L, -1);
     for (int64_t i = 0; i < model.size(); ++i) {
-        if (absorb_residual(model, graph, schedule, i)) continue;
+        if (absorb_residual(model, graph, schedule, i) || absorb_channel_means(model, schedule, i)) continue;
         const Layer& layer = model.layer(i);
         const int64_t in = model.inputs(i)[0];
         if (layer.reads_several() || in == 0 || graph.readers[static_cast<size_t>(in)].size() != 1) continue;
         int64_t host = in - 1;
+        // What follows an absorbed pool applies to the means, not to the host's output.
+        if (schedule.absorbed_by[static_cast<size_t>(host)] >= 0 &&
+            schedule.means_into[static_cast<size_t>(schedule.absorbed_by[static_cast<size_t>(host)])] == host)
+            continue;
         if (schedule.absorbed_by[static_cast<size_t>(host)] >= 0)
             host = schedule.absorbed_by[static_cast<size_t>(host)];
         Absorption wanted = schedule.absorbs[static_cast<size_t>(host)];
@@ -349,8 +384,13 @@ void place_graph(const Model& model, const ValueGraph& graph, int64_t batch, Inf
     for (int64_t v = 0; v <= L; ++v) {
         const int64_t root = graph.inference_storage(v);
         if (root == v) {
+            // Written by its layer, or by the layer that absorbed it (a pool's means, see
+            // absorb_channel_means).
+            const int64_t writer = v > 0 && schedule.absorbed_by[static_cast<size_t>(v - 1)] >= 0
+                                       ? schedule.absorbed_by[static_cast<size_t>(v - 1)]
+                                       : v - 1;
             buffer_of[static_cast<size_t>(v)] = static_cast<int64_t>(buffers.size());
-            buffers.push_back({value_floats(model, schedule, batch, v), v - 1, v - 1});
+            buffers.push_back({value_floats(model, schedule, batch, v), writer, writer});
         }
         Lifetime& b = buffers[static_cast<size_t>(buffer_of[static_cast<size_t>(root)])];
         b.last = std::max(b.last, graph.last_read[static_cast<size_t>(v)]);

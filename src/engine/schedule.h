@@ -33,6 +33,9 @@ struct InferenceSchedule {
     std::vector<int64_t> absorbed_by;
     std::vector<Absorption> absorbs;
     std::vector<int64_t> affine_from;
+    // Per layer: the global average pool whose means it writes besides its output (absorbs.channel_means;
+    // the pool is absorbed_by it, but keeps its own output buffer, written when its host runs), or -1.
+    std::vector<int64_t> means_into;
     // int8: how each layer's input is quantised (used by layers that run in int8), and how each
     // value is held: in int8 where every layer that writes its memory can write int8 (a convolution,
     // a max pool of an int8 value) and every layer that reads it can read int8 (convolutions, dense

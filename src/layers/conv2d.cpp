@@ -6,6 +6,7 @@
 
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/conv2d_int8.h"
+#include "kernels/cpu/pool2d.h"
 #include "layers/init.h"
 #include "layers/pass.h"
 #include "layers/window.h"
@@ -80,6 +81,8 @@ class Conv2d final : public Layer {
                                               pass.int8_io());
         int64_t floats = cpu::conv2d_forward_workspace(geometry_, pass.batch, has_bias(a), activation_with(a),
                                                        pass.layouts, pass.precision, a.affine, a.residual);
+        if (a.channel_means)
+            floats += cpu::channel_means_workspace(pass.batch, geometry_.OC, geometry_.positions());
         if (pass.training) {
             floats = std::max(floats, cpu::conv2d_forward_workspace(geometry_, pass.batch, config_.bias, {},
                                                                     pass.layouts, pass.precision));
@@ -90,7 +93,8 @@ class Conv2d final : public Layer {
     }
     // At inference a convolution without an activation of its own takes over a batch norm after it
     // (folded into its weights and a bias), a residual connection's add (oneDNN's sum post-op) and an
-    // activation (applied per tile). The planner asks for a residual in float32 and bf16 only.
+    // activation (applied per tile), and a global average pool of its output. The planner asks for
+    // the add and the pool in float32 and bf16 only.
     bool can_absorb(const Absorption& a) const override {
         return config_.activation.kind == Activation::none && cpu::conv2d_fuses(a.activation);
     }
@@ -162,7 +166,7 @@ class Conv2d final : public Layer {
                            : nullptr;
         cpu::conv2d_forward(geometry_, pass.batch, x, weight_.data(), bias, activation, y, pass.workspace,
                             pass.layouts, pass.precision, {pass.prepared, pass.prepared_batch, folded},
-                            residual);
+                            residual, pass.absorbed.channel_means ? pass.channel_means : nullptr);
     }
     void backward(const float* x, const float*, float* dy, const InputGradient& dx,
                   const Pass& pass) override {

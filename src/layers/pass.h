@@ -26,11 +26,14 @@ enum class ChannelsLast : unsigned char { no, converts, keeps };
 // engine folds into it and then does not run: a per-channel affine map (a batch norm on its
 // running statistics), which goes into the prepared weights and bias; then the add of a residual
 // connection, whose other input the layer's output buffer holds when it runs; then an activation.
+// Besides, a global average pool of that output, whose means the layer writes in the same pass as
+// the activation (a squeeze-and-excitation block's squeeze), into the pool's own output.
 struct Absorption {
     bool affine = false;
     bool residual = false;
     ActivationSpec activation;
-    bool any() const { return affine || residual || activation.kind != Activation::none; }
+    bool channel_means = false;
+    bool any() const { return affine || residual || activation.kind != Activation::none || channel_means; }
 };
 
 // What one forward or backward call may use. Memory is planned by the caller; layers never allocate.
@@ -58,8 +61,10 @@ struct Pass {
     // Inference only, a layer that reads flattened (dense) from channels-last memory: that
     // memory's shape, (H, W, C) in the order it is held (Shape{} otherwise).
     Shape flattened_from{};
-    // Inference only: the layers after this one that it computes too (prepared for in prepare()).
+    // Inference only: the layers after this one that it computes too (prepared for in prepare()),
+    // and with absorbed.channel_means, where the pool's means go (the runner sets it each run).
     Absorption absorbed;
+    float* channel_means = nullptr;
     uint64_t seed = 0;  // dropout masks: derived from this per step
     // Training under MPI with synchronised batch norm: adds `count` values up across the processes
     // that share the batch, in place (nullptr: this process's images are the batch). Every process

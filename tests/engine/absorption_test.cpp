@@ -59,11 +59,18 @@ const char* const kProjection =
 const char* const kResidualLast =
     "input 8x8x4\nconv 16 3x3 padding=same relu name=stem\nconv 16 3x3 padding=same nobias\nbatchnorm "
     "name=b\nadd stem b\n";
+// Squeeze-and-excitation: the pools of a convolution's output go into it, whatever activation it
+// ends with (SiLU, which Lenz applies itself, and hard-swish and ReLU, which oneDNN does).
+const char* const kSqueezeExcite =
+    "input 12x12x8\nconv 32 3x3 padding=same nobias\nbatchnorm\nsilu name=a\nglobalavgpool\nconv 8 1x1\n"
+    "silu\nconv 32 1x1 sigmoid name=gate\nmul a gate\nconv 24 3x3 padding=same groups=8\nhardswish "
+    "name=h\nglobalavgpool\nconv 24 1x1 relu name=g2\nmul h g2\nconv 16 1x1\nrelu\nglobalavgpool\ndense 3\n";
 const char* const kNormThenActivate =
     "input 10x10x4\nconv 8 3x3 relu\nbatchnorm\nrelu6\nconv 8 1x1\nbatchnorm\ngelu\nglobalavgpool\ndense 3\n";
 
 TEST(Absorption, FoldedLayersComputeWhatRunningEveryLayerDoes) {
-    for (const char* text : {kChain, kGraph, kNormThenActivate, kLayerScale, kProjection, kResidualLast}) {
+    for (const char* text :
+         {kChain, kGraph, kNormThenActivate, kLayerScale, kProjection, kResidualLast, kSqueezeExcite}) {
         SCOPED_TRACE(text);
         Model m = parse_model(text, "m.lenz");
         m.init_params(7);
@@ -96,10 +103,11 @@ TEST(Absorption, WhatFoldsAndIntoWhat) {
     EXPECT_EQ(c.absorbs[0].activation.kind, Activation::relu);
     EXPECT_EQ(c.absorbs[6].activation.kind, Activation::hard_swish);
     EXPECT_EQ(c.affine_from[3], 4);
-    // The graph: every batch norm and activation after a convolution, and the add (with its relu)
-    // into the convolution whose batch norm b it reads, over a.
+    // The graph: every batch norm and activation after a convolution, the add (with its relu) into
+    // the convolution whose batch norm b it reads, over a, and the pool into the last convolution.
     const InferenceSchedule g = schedule_inference(parse_model(kGraph, "m.lenz"), 2);
-    EXPECT_EQ(absorbed_count(g), 9);
+    EXPECT_EQ(absorbed_count(g), 10);
+    EXPECT_EQ(g.means_into[12], 14);
     EXPECT_EQ(g.absorbed_by[7], 6);  // b itself is folded: the add reads the convolution's output
     EXPECT_EQ(g.absorbed_by[8], 6);
     EXPECT_TRUE(g.absorbs[6].affine);
@@ -112,6 +120,20 @@ TEST(Absorption, WhatFoldsAndIntoWhat) {
     EXPECT_EQ(p.absorbed_by[7], 5);
     EXPECT_TRUE(p.absorbs[5].residual);
     EXPECT_FALSE(p.absorbs[3].residual);
+    // Each pool into the convolution whose output it averages, after what that absorbed; the pool's
+    // output keeps a buffer of its own, which the convolution writes.
+    const InferenceSchedule se = schedule_inference(parse_model(kSqueezeExcite, "m.lenz"), 2);
+    EXPECT_EQ(se.means_into[0], 3);
+    EXPECT_EQ(se.absorbed_by[3], 0);
+    EXPECT_EQ(se.absorbs[0].activation.kind, Activation::silu);
+    EXPECT_TRUE(se.absorbs[0].channel_means);
+    EXPECT_EQ(se.means_into[8], 10);
+    EXPECT_EQ(se.means_into[13], 15);
+    EXPECT_NE(se.value_offset[4], se.value_offset[3]);
+    // Not in int8, nor in a chain (whose arena holds two values at a time).
+    EXPECT_EQ(schedule_inference(parse_model("input 8x8x4\nconv 8 3x3\nglobalavgpool\ndense 2\n", "m"), 1)
+                  .means_into[0],
+              -1);
     // Not where the residual is read after the convolution runs.
     const InferenceSchedule read_again = schedule_inference(
         parse_model("input 8x8x4\nconv 4 3x3 padding=same name=a\nconv 4 3x3 padding=same name=b\nadd a "

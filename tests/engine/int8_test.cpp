@@ -72,6 +72,23 @@ TEST(Int8, CalibrationRecordsTheRangeOfEveryHeldValue) {
     EXPECT_LT(ranges[11].min, 0.0f);
 }
 
+// Calibration runs in float32, where a global average pool goes into the convolution whose output
+// it averages: both values are still seen, each with its own range.
+TEST(Int8, CalibrationSeesAPoolThatAConvolutionComputes) {
+    Model m = parse_model(
+        "input 8x8x3\nconv 16 3x3 padding=same name=a\nglobalavgpool\nconv 16 1x1 sigmoid name=g\nmul a g\n"
+        "globalavgpool\ndense 4\n",
+        "se.lenz");
+    m.init_params(3);
+    const auto images = random_images(8, m.input_shape().elements(), 2);
+    ASSERT_EQ(schedule_inference(m, 4).means_into[0], 1);
+    const std::vector<ValueRange> ranges = calibrate(m, images.data(), 8, 4);
+    EXPECT_LT(ranges[1].min, ranges[1].max) << "the convolution's output";
+    EXPECT_LT(ranges[2].min, ranges[2].max) << "its means";
+    EXPECT_GE(ranges[2].min, ranges[1].min);
+    EXPECT_LE(ranges[2].max, ranges[1].max);
+}
+
 TEST(Int8, QuantisedModelGivesTheFloatAnswerWithinInt8Rounding) {
     Model m = trained_looking_model();
     const int64_t image = m.input_shape().elements(), N = 24;

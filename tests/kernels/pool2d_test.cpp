@@ -7,6 +7,8 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu/activation.h"
+
 namespace lenz {
 namespace {
 
@@ -36,6 +38,30 @@ TEST(GlobalAvgpoolKernel, ChannelsLastGivesTheMeanOfEachChannel) {
                 ASSERT_EQ(from_nhwc[at], from_nchw[at]);
             }
     }
+}
+
+// The pass a convolution runs with a global average pool fused in: the activated values of
+// activation_forward, and the means of global_avgpool_forward on them, to rounding (channels-last
+// sums go piece by piece).
+TEST(GlobalAvgpoolKernel, FusedWithTheActivationGivesWhatTheTwoGiveApart) {
+    for (const Layout layout : {Layout::nhwc, Layout::nchw})
+        for (const auto& [N, C, P] : {std::array<int64_t, 3>{2, 40, 3136}, {1, 1152, 49}, {3, 3, 5}}) {
+            std::vector<float> x(static_cast<size_t>(N * C * P));
+            for (size_t i = 0; i < x.size(); ++i) x[i] = 4.0f * std::sin(0.11f * static_cast<float>(i));
+            std::vector<float> apart = x, fused = x, want(static_cast<size_t>(N * C)), got(want.size());
+            std::vector<float> workspace(static_cast<size_t>(cpu::channel_means_workspace(N, C, P)));
+            const ActivationSpec silu{Activation::silu};
+            cpu::activation_forward(silu, apart.data(), N * C * P);
+            cpu::global_avgpool_forward(N, C, P, apart.data(), want.data(), layout);
+            cpu::activate_and_average(silu, fused.data(), N, C, P, layout, got.data(), workspace.data());
+            for (size_t i = 0; i < x.size();
+                 ++i)  // (a span's vector body and its scalar end may round apart)
+                ASSERT_NEAR(fused[i], apart[i], 1e-6f * (1.0f + std::abs(apart[i])));
+            for (size_t i = 0; i < want.size(); ++i)
+                ASSERT_NEAR(got[i], want[i],
+                            layout == Layout::nchw ? 0.0f : 1e-6f * (1.0f + std::abs(want[i])))
+                    << "N=" << N << " C=" << C << " P=" << P << " [" << i << "]";
+        }
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/conv2d_onednn.h"
 #include "kernels/cpu/onednn.h"
+#include "kernels/cpu/pool2d.h"
 #include "lenz/error.h"
 
 namespace lenz::cpu {
@@ -349,7 +350,7 @@ void conv2d_prepare_weights(const ConvGeometry& g, int64_t N, bool bias, const A
 
 void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const float* w, const float* b,
                     const ActivationSpec& act, float* y, float* workspace, Layouts layouts,
-                    Precision precision, PreparedWeights prepared, bool residual) {
+                    Precision precision, PreparedWeights prepared, bool residual, float* channel_means) {
     if (act.kind == Activation::softmax && layouts.output != Layout::nchw)
         throw ShapeError("conv: a softmax over channels needs the (N, C, H, W) layout");
     const int64_t chunk = chunk_images(g, N), image = g.C * g.H * g.W, out_image = g.OC * g.OH * g.OW;
@@ -400,7 +401,12 @@ void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const floa
             memory user(user_dst(g, n, layouts.output), cpu_engine(), out);
             dnnl::reorder(dst, user).execute(cpu_stream(), dst, user);
         }
-        if (applied_after(act)) {
+        if (channel_means) {
+            cpu_stream().wait();
+            activate_and_average(applied_after(act) ? act : ActivationSpec{}, out, n, g.OC, g.positions(),
+                                 layouts.output, channel_means + n0 * g.OC,
+                                 workspace + layout.weights + layout.per_chunk);
+        } else if (applied_after(act)) {
             cpu_stream().wait();
             activation_forward(act, out, n * out_image);
         }

@@ -50,10 +50,13 @@ struct PreparedWeights {
 // primitive wants them as they are; otherwise w is converted in the workspace, as without them.
 // residual: y holds a value of its shape on entry, which is added to the convolution's result
 // before the activation (a residual connection's add, fused: y = act(conv(x) + b + y)).
+// channel_means: inference, a global average pool of y fused in: each image's channel means go
+// there, (N, OC), computed in the pass that applies the activations oneDNN does not. Its workspace
+// comes after conv2d_forward_workspace's: channel_means_workspace(N, OC, OH·OW) floats (pool2d.h).
 void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const float* w, const float* b,
                     const ActivationSpec& act, float* y, float* workspace, Layouts layouts = {},
                     Precision precision = Precision::f32, PreparedWeights prepared = {},
-                    bool residual = false);
+                    bool residual = false, float* channel_means = nullptr);
 // dy: (N, OC, OH, OW), the gradient before the activation. Accumulates dw and db (unless nullptr)
 // first, then hands each image of dx to store_dx (unless empty); x may be overwritten from then on.
 void conv2d_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy, const float* w,

@@ -4,6 +4,7 @@
 #include "kernels/conv_geometry.h"
 #include "kernels/cpu/image_gradient.h"
 #include "kernels/layout.h"
+#include "lenz/activation.h"
 
 namespace lenz::cpu {
 
@@ -24,6 +25,14 @@ void avgpool_backward(const ConvGeometry& g, int64_t N, const float* dy, const I
 // x: (N, C, P), or (N, P, C) channels-last -> y: (N, C), the same either way
 void global_avgpool_forward(int64_t N, int64_t C, int64_t P, const float* x, float* y, Layout layout);
 void global_maxpool_forward(int64_t N, int64_t C, int64_t P, const float* x, float* y, Layout layout);
+// Inference, a global average pool fused into the layer that writes its input: applies `act` to
+// y: (N, C, P) or channels-last (N, P, C), in place, and writes each image's channel means,
+// (N, C), in the same pass over y. Channels-last images are cut into pieces of about 64 KB, fixed
+// by the shape, whose sums in double add up in order: the result does not depend on the thread
+// count. workspace: channel_means_workspace(N, C, P) floats.
+int64_t channel_means_workspace(int64_t N, int64_t C, int64_t P);
+void activate_and_average(const ActivationSpec& act, float* y, int64_t N, int64_t C, int64_t P, Layout layout,
+                          float* means, float* workspace);
 // Each image of dx, in x's layout, goes to `sink`; scratch: threads * C*P floats.
 void global_avgpool_backward(int64_t N, int64_t C, int64_t P, const float* dy, const ImageGradientSink& sink,
                              float* workspace, int threads, Layout layout);
