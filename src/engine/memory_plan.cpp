@@ -214,7 +214,8 @@ bool absorb_channel_means(const Model& model, InferenceSchedule& schedule, int64
 // Inference folds a batch norm and then an activation into the convolution whose output only it
 // reads (through the batch norm, for the activation): the convolution computes act(scale·conv(x) +
 // shift) in one pass over its output, and the folded layers, which run not at all, pass its memory
-// on as in-place layers do. So may an add, before the activation (absorb_residual).
+// on as in-place layers do. So may an add, before the activation (absorb_residual), and a global
+// average pool of what the convolution then writes (absorb_channel_means).
 void plan_absorption(const Model& model, ValueGraph& graph, InferenceSchedule& schedule) {
     const auto L = static_cast<size_t>(model.size());
     schedule.absorbed_by.assign(L, -1);
