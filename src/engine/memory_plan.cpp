@@ -137,6 +137,19 @@ std::vector<Layouts> plan_layouts(const Model& model, bool inference) {
 
 namespace {
 
+// The layer that computes value v: its own, or the one it is folded into (-1: the model's input).
+int64_t computed_by(const InferenceSchedule& schedule, int64_t v) {
+    if (v == 0) return -1;
+    const int64_t host = schedule.absorbed_by[static_cast<size_t>(v - 1)];
+    return host >= 0 ? host : v - 1;
+}
+
+// Whether value v is the means of a pool folded into the layer that computes them.
+bool folded_means(const InferenceSchedule& schedule, int64_t v) {
+    const int64_t host = computed_by(schedule, v);
+    return host >= 0 && host != v - 1 && schedule.means_into[static_cast<size_t>(host)] == v - 1;
+}
+
 // An add of two values goes into the convolution that computes one of them (after what that
 // absorbed) where the add is that value's only reader: the convolution writes its result over the
 // other input, the residual, adding it (oneDNN's sum post-op), and the add does not run. That needs
@@ -146,14 +159,9 @@ bool absorb_residual(const Model& model, ValueGraph& graph, InferenceSchedule& s
     const std::vector<int64_t>& in = model.inputs(i);
     if (model.layer(i).kind() != "add" || in.size() != 2 || schedule.plan.precision == Precision::int8)
         return false;
-    const auto writer = [&](int64_t v) {  // the layer that computes value v (-1: the model's input)
-        if (v == 0) return int64_t{-1};
-        const int64_t host = schedule.absorbed_by[static_cast<size_t>(v - 1)];
-        return host >= 0 ? host : v - 1;
-    };
-    for (int64_t v : in)  // a pool's means are not the output of the convolution that writes them
-        if (v > 0 && writer(v) != v - 1 && schedule.means_into[static_cast<size_t>(writer(v))] == v - 1)
-            return false;
+    const auto writer = [&](int64_t v) { return computed_by(schedule, v); };
+    // A pool's means are not the output of the convolution that writes them.
+    if (folded_means(schedule, in[0]) || folded_means(schedule, in[1])) return false;
     // The later-written input first: the earlier one is then ready when its convolution runs.
     const bool second_later = writer(in[1]) > writer(in[0]);
     for (const auto& [output, residual] :
@@ -196,11 +204,8 @@ bool absorb_channel_means(const Model& model, InferenceSchedule& schedule, int64
     if (!pool || pool->kind != PoolKind::average || in == 0 || model.is_chain() ||
         schedule.plan.precision == Precision::int8)
         return false;
-    int64_t host = in - 1;
-    if (schedule.absorbed_by[static_cast<size_t>(host)] >= 0)
-        host = schedule.absorbed_by[static_cast<size_t>(host)];
-    if (schedule.means_into[static_cast<size_t>(host)] == in - 1)
-        return false;  // the value is another pool's
+    if (folded_means(schedule, in)) return false;  // a pool of a pool
+    const int64_t host = computed_by(schedule, in);
     Absorption wanted = schedule.absorbs[static_cast<size_t>(host)];
     if (wanted.channel_means || model.layer(host).kind() != "conv") return false;
     wanted.channel_means = true;
@@ -227,13 +232,9 @@ void plan_absorption(const Model& model, ValueGraph& graph, InferenceSchedule& s
         const Layer& layer = model.layer(i);
         const int64_t in = model.inputs(i)[0];
         if (layer.reads_several() || in == 0 || graph.readers[static_cast<size_t>(in)].size() != 1) continue;
-        int64_t host = in - 1;
-        // What follows an absorbed pool applies to the means, not to the host's output.
-        if (schedule.absorbed_by[static_cast<size_t>(host)] >= 0 &&
-            schedule.means_into[static_cast<size_t>(schedule.absorbed_by[static_cast<size_t>(host)])] == host)
-            continue;
-        if (schedule.absorbed_by[static_cast<size_t>(host)] >= 0)
-            host = schedule.absorbed_by[static_cast<size_t>(host)];
+        // What follows a folded pool applies to the means, not to the host's output.
+        if (folded_means(schedule, in)) continue;
+        const int64_t host = computed_by(schedule, in);
         Absorption wanted = schedule.absorbs[static_cast<size_t>(host)];
         const LayerConfig config = layer.config();
         const auto* activation = std::get_if<ActivationConfig>(&config);
@@ -387,9 +388,7 @@ void place_graph(const Model& model, const ValueGraph& graph, int64_t batch, Inf
         if (root == v) {
             // Written by its layer, or by the layer that absorbed it (a pool's means, see
             // absorb_channel_means).
-            const int64_t writer = v > 0 && schedule.absorbed_by[static_cast<size_t>(v - 1)] >= 0
-                                       ? schedule.absorbed_by[static_cast<size_t>(v - 1)]
-                                       : v - 1;
+            const int64_t writer = computed_by(schedule, v);
             buffer_of[static_cast<size_t>(v)] = static_cast<int64_t>(buffers.size());
             buffers.push_back({value_floats(model, schedule, batch, v), writer, writer});
         }
