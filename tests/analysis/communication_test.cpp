@@ -12,12 +12,12 @@
 namespace lenz {
 namespace {
 
-Model fashion() {
+Model fashion_model() {
     return load_model_file(std::string(LENZ_SOURCE_DIR) + "/models/fashion.lenz");
 }
 
 TEST(Communication, ARingMovesTwiceTheGradientsLessOneShare) {
-    const Model m = fashion();
+    const Model m = fashion_model();
     // 421,642 parameters: 1,686,568 bytes of gradients; on 4 ranks each sends and receives
     // 2·3/4 of them, 2,529,852 bytes, which take 2.0239 ms at 10 Gbit/s.
     const CommunicationCost c = communication_cost(m, 4, 256, 10e9, 0.010);
@@ -35,7 +35,7 @@ TEST(Communication, ARingMovesTwiceTheGradientsLessOneShare) {
 }
 
 TEST(Communication, FrozenLayersSendNothing) {
-    Model m = fashion();
+    Model m = fashion_model();
     const int64_t all = communication_cost(m, 2, 64, 1e9, 0.01).gradient_bytes;
     m.freeze(m.size() - 1);  // only the last layer trains
     EXPECT_EQ(communication_cost(m, 2, 64, 1e9, 0.01).gradient_bytes,
@@ -44,7 +44,7 @@ TEST(Communication, FrozenLayersSendNothing) {
 }
 
 TEST(Communication, BatchesThatDoNotDivideAndSingleRanksAreErrors) {
-    const Model m = fashion();
+    const Model m = fashion_model();
     EXPECT_THROW(communication_cost(m, 3, 64, 1e9, 0.01), ShapeError);
     EXPECT_THROW(communication_cost(m, 1, 64, 1e9, 0.01), ShapeError);
 }

@@ -10,19 +10,17 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/run_lenz.h"
+#include "support/files.h"
 
 namespace lenz {
 namespace {
+
+using testing::temp_path;
 
 namespace fs = std::filesystem;
 
 using testing::CommandResult;
 using testing::run_lenz;
-
-// A path of this process's own under the temporary folder.
-fs::path temp_path(const std::string& name) {
-    return fs::temp_directory_path() / ("lenz-cli-" + std::to_string(::getpid()) + "-" + name);
-}
 
 std::string temp_file(const std::string& name, const std::string& content) {
     const fs::path p = temp_path(name);

@@ -11,34 +11,22 @@
 #include "cli/run_lenz.h"
 #include "lenz/checkpoint.h"
 #include "lenz/data.h"
+#include "support/files.h"
 
 namespace lenz {
 namespace {
 
+using testing::line_count;
+using testing::TempDir;
+
 namespace fs = std::filesystem;
 
 using testing::CommandResult;
+using testing::kFashion;
 using testing::run_lenz;
 
-const std::string kFashion = LENZ_SOURCE_DIR "/models/fashion.lenz";
 const std::string kSeed = LENZ_SOURCE_DIR "/models/seed.lenz";
 const std::string kOnnxClassifier = LENZ_SOURCE_DIR "/tests/golden/onnx/pytorch_classifier.onnx";
-
-// A folder of this process's own, removed when the test ends.
-struct TempDir {
-    fs::path path;
-    explicit TempDir(const std::string& name)
-        : path(fs::temp_directory_path() / ("lenz-cmdline-" + std::to_string(::getpid()) + "-" + name)) {
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~TempDir() { fs::remove_all(path); }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
-size_t line_count(const std::string& text) {
-    return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
-}
 
 void expect_usage_error(const std::string& args, const std::string& needle) {
     SCOPED_TRACE("lenz " + args);
@@ -127,9 +115,9 @@ TEST(CommandLine, GlobalOptionsWorkAfterTheCommand) {
 }
 
 TEST(CommandLine, ADirectoryWhereAFileIsExpectedSaysSo) {
-    const TempDir dir("dir-as-file");
-    for (const std::string& args : {"summary " + dir.path.string(), "eval " + dir.path.string() + "/",
-                                    "predict " + kOnnxClassifier + " " + dir.path.string()}) {
+    const TempDir dir;
+    for (const std::string& args : {"summary " + dir.path().string(), "eval " + dir.path().string() + "/",
+                                    "predict " + kOnnxClassifier + " " + dir.path().string()}) {
         SCOPED_TRACE(args);
         const CommandResult r = run_lenz(args);
         EXPECT_EQ(r.status, 1) << r.out;
@@ -140,7 +128,7 @@ TEST(CommandLine, ADirectoryWhereAFileIsExpectedSaysSo) {
 }
 
 TEST(CommandLine, AFileWhereAFolderIsExpectedSaysSo) {
-    const TempDir dir("file-as-dir");
+    const TempDir dir;
     std::ofstream(dir.file("plain.txt")) << "not a folder";
     for (const std::string& args :
          {"train " + kFashion + " --data " + dir.file("plain.txt"),
@@ -156,7 +144,7 @@ TEST(CommandLine, AFileWhereAFolderIsExpectedSaysSo) {
 }
 
 TEST(CommandLine, PredictGoesOnPastABadImage) {
-    const TempDir dir("predict");
+    const TempDir dir;
     Image grey{28, 28, 1, std::vector<uint8_t>(28 * 28, 90)};
     write_png(dir.file("good.png"), grey);
     std::ofstream(dir.file("bad.png")) << "not an image";
@@ -180,8 +168,8 @@ TEST(CommandLine, PredictGoesOnPastABadImage) {
 }
 
 TEST(CommandLine, SampleWorksOnImageFoldersAndWritesTheFormatItsNameSays) {
-    const TempDir dir("sample");
-    write_image_folder(dir.path / "data", 3, 2);
+    const TempDir dir;
+    write_image_folder(dir.path() / "data", 3, 2);
     const CommandResult jpeg =
         run_lenz("sample --data " + dir.file("data") + " --index 3 --out " + dir.file("s.jpg"));
     ASSERT_EQ(jpeg.status, 0) << jpeg.out;
@@ -205,7 +193,7 @@ TEST(CommandLine, SampleWorksOnImageFoldersAndWritesTheFormatItsNameSays) {
 }
 
 TEST(CommandLine, ExportTakesAnUntrainedModelFile) {
-    const TempDir dir("export");
+    const TempDir dir;
     const CommandResult r = run_lenz("export " + kFashion + " " + dir.file("fresh.onnx") + " --seed 3");
     ASSERT_EQ(r.status, 0) << r.out;
     const CommandResult s = run_lenz("summary " + dir.file("fresh.onnx") + " --json");
@@ -216,8 +204,8 @@ TEST(CommandLine, ExportTakesAnUntrainedModelFile) {
 // A run on an image folder: the header counts what the limits leave, names Nesterov and says "1 epoch";
 // eval without --data then evaluates on that same folder, not on Fashion-MNIST.
 TEST(CommandLine, TrainingHeaderAndEvalOnTheRecordedDataSet) {
-    const TempDir dir("train-eval");
-    write_image_folder(dir.path / "data", 6, 3);
+    const TempDir dir;
+    write_image_folder(dir.path() / "data", 6, 3);
     std::ofstream(dir.file("tiny.lenz")) << kTinyModel;
     const CommandResult t =
         run_lenz("train " + dir.file("tiny.lenz") + " --data " + dir.file("data") +
@@ -246,15 +234,16 @@ TEST(CommandLine, TrainingHeaderAndEvalOnTheRecordedDataSet) {
 // Above 100 % of the peak only happens when the peak is wrong; bench says so. Two tiny models
 // stand in for fashion.lenz and seed.lenz, and --peak sets an impossibly low peak.
 TEST(CommandLine, BenchLayersWarnsAboveThePeak) {
-    const TempDir dir("bench");
+    const TempDir dir;
     std::ofstream(dir.file("fashion.lenz")) << "input 8x8x1\nconv 4 3x3 padding=same relu\nconv 4 3x3\n";
     std::ofstream(dir.file("seed.lenz")) << "input 6x6x3\nconv 2 3x3 stride=2 padding=same\n";
     const CommandResult low =
-        run_lenz("bench layers --models " + dir.path.string() + " --peak 0.000001 --threads 1");
+        run_lenz("bench layers --models " + dir.path().string() + " --peak 0.000001 --threads 1");
     EXPECT_EQ(low.status, 0) << low.out;
     EXPECT_NE(low.out.find("lenz: warning: a layer ran above the --peak given"), std::string::npos)
         << low.out;
-    const CommandResult high = run_lenz("bench layers --models " + dir.path.string() + " --peak 1e9 --json");
+    const CommandResult high =
+        run_lenz("bench layers --models " + dir.path().string() + " --peak 1e9 --json");
     ASSERT_EQ(high.status, 0) << high.out;
     EXPECT_EQ(high.out.find("warning"), std::string::npos) << high.out;
     EXPECT_EQ(nlohmann::json::parse(high.out)["peak_gflops"], 1e9);
@@ -262,7 +251,7 @@ TEST(CommandLine, BenchLayersWarnsAboveThePeak) {
 
 // --profile times each layer that runs and names the layers folded into it.
 TEST(CommandLine, BenchProfileTimesEachLayerThatRuns) {
-    const TempDir dir("profile");
+    const TempDir dir;
     std::ofstream(dir.file("m.lenz")) << "input 16x16x3\nconv 8 3x3 padding=same nobias\nbatchnorm\nrelu\n"
                                          "maxpool 2\nflatten\ndense 4\n";
     const CommandResult r = run_lenz("bench " + dir.file("m.lenz") + " --profile --repeats 3 --json");
@@ -280,7 +269,7 @@ TEST(CommandLine, BenchProfileTimesEachLayerThatRuns) {
 
 TEST(CommandLine, EvalWithoutDataOnAModelThatRecordsNoneSaysWhatItTried) {
     // An ONNX model records no data set: Fashion-MNIST is tried, and the message says so when it fails.
-    const TempDir dir("eval-onnx");
+    const TempDir dir;
     const std::string tiny = dir.file("tiny.onnx");
     std::ofstream(dir.file("tiny.lenz")) << kTinyModel;
     ASSERT_EQ(run_lenz("export " + dir.file("tiny.lenz") + " " + tiny).status, 0);

@@ -13,25 +13,18 @@
 #include "cli/run_lenz.h"
 #include "lenz/checkpoint.h"
 #include "lenz/data.h"
+#include "support/files.h"
 
 namespace lenz {
 namespace {
+
+using testing::line_count;
+using testing::TempDir;
 
 namespace fs = std::filesystem;
 
 using testing::CommandResult;
 using testing::run_lenz;
-
-struct TempDir {
-    fs::path path;
-    explicit TempDir(const std::string& name)
-        : path(fs::temp_directory_path() / ("lenz-finetune-" + std::to_string(::getpid()) + "-" + name)) {
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~TempDir() { fs::remove_all(path); }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 // `classes` classes of 8x8 RGB images, each its own colour with some texture: DIR/{train,test}/cK/.
 void write_image_folder(const fs::path& dir, int classes, int per_class_train, int per_class_test) {
@@ -51,7 +44,7 @@ void write_image_folder(const fs::path& dir, int classes, int per_class_train, i
 }
 
 // Layers 1-3 (conv, batch norm, relu named feat) are the part --freeze feat keeps.
-const char* kBackbone =
+const char* kImageBackbone =
     "input 8x8x3\n"
     "conv 4 3x3 padding=same name=stem\n"
     "batchnorm\n"
@@ -71,10 +64,6 @@ const std::vector<std::string> kFrozen = {"1.conv.weight",
 
 const std::string kQuick = " --epochs 1 --batch 4 --no-report --threads 1 --seed 3";
 
-size_t line_count(const std::string& text) {
-    return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
-}
-
 std::vector<char> tensor_bytes(const CheckpointFile& f, const std::string& name) {
     const auto it = f.tensors.find(name);
     if (it == f.tensors.end()) return {};
@@ -85,10 +74,10 @@ std::vector<char> tensor_bytes(const CheckpointFile& f, const std::string& name)
 class FineTuneCli : public ::testing::Test {
   protected:
     static void SetUpTestSuite() {
-        dir_ = new TempDir("suite");
-        write_image_folder(dir_->path / "two", 2, 8, 3);
-        write_image_folder(dir_->path / "three", 3, 8, 3);
-        std::ofstream(dir_->file("backbone.lenz")) << kBackbone;
+        dir_ = new TempDir;
+        write_image_folder(dir_->path() / "two", 2, 8, 3);
+        write_image_folder(dir_->path() / "three", 3, 8, 3);
+        std::ofstream(dir_->file("backbone.lenz")) << kImageBackbone;
         const CommandResult b = run_lenz("train " + dir_->file("backbone.lenz") + " --data " +
                                          dir_->file("two") + kQuick + " --out " + dir_->file("backbone"));
         ASSERT_EQ(b.status, 0) << b.out;

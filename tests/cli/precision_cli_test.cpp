@@ -10,21 +10,19 @@
 #include "cli/run_lenz.h"
 #include "lenz/checkpoint.h"
 #include "lenz/precision.h"
+#include "support/files.h"
 
 namespace lenz {
 namespace {
 
+using testing::temp_path;
+
 namespace fs = std::filesystem;
 
 using testing::CommandResult;
+using testing::kFashion;
 using testing::run_command;
 using testing::run_lenz;
-
-const std::string kFashion = LENZ_SOURCE_DIR "/models/fashion.lenz";
-
-fs::path temp_path(const std::string& name) {
-    return fs::temp_directory_path() / ("lenz-dtype-" + std::to_string(::getpid()) + "-" + name);
-}
 
 TEST(PrecisionCli, Bf16TrainsResumesEvaluatesPredictsRunsAndBenches) {
     if (!fs::exists("/usr/share/datasets/fashion-mnist"))

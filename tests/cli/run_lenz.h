@@ -8,6 +8,9 @@
 
 namespace lenz::testing {
 
+// The model most CLI tests train and run.
+inline const std::string kFashion = LENZ_SOURCE_DIR "/models/fashion.lenz";
+
 struct CommandResult {
     int status;       // exit status, or 128 + signal
     std::string out;  // stdout and stderr together

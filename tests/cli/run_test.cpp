@@ -19,7 +19,7 @@ namespace fs = std::filesystem;
 using testing::CommandResult;
 using testing::run_lenz;
 
-const std::string kGolden = LENZ_SOURCE_DIR "/tests/golden/onnx/";
+const std::string kOnnxGoldens = LENZ_SOURCE_DIR "/tests/golden/onnx/";
 
 struct Scratch {
     fs::path path = fs::temp_directory_path() / ("lenz-run-" + std::to_string(::getpid()));
@@ -32,17 +32,17 @@ struct Scratch {
 // the output's largest magnitude, the bar the ONNX issue sets.
 TEST(Run, AnOnnxModelOnAnArrayComputesWhatPyTorchComputed) {
     int checked = 0;
-    for (const auto& entry : fs::directory_iterator(kGolden)) {
+    for (const auto& entry : fs::directory_iterator(kOnnxGoldens)) {
         if (entry.path().extension() != ".json") continue;
         const std::string name = entry.path().stem().string();
         ++checked;
         SCOPED_TRACE(name);
-        std::ifstream in(kGolden + name + ".json");
+        std::ifstream in(kOnnxGoldens + name + ".json");
         const nlohmann::json g = nlohmann::json::parse(in);
         Scratch dir;
         NpyArray x{g["input_shape"].get<std::vector<int64_t>>(), g["input"].get<std::vector<float>>()};
         write_npy(dir.file("x.npy"), x);
-        const CommandResult r = run_lenz("run " + kGolden + name + ".onnx --input " + dir.file("x.npy") +
+        const CommandResult r = run_lenz("run " + kOnnxGoldens + name + ".onnx --input " + dir.file("x.npy") +
                                          " --output " + dir.file("y.npy"));
         ASSERT_EQ(r.status, 0) << r.out;
         const NpyArray y = read_npy(dir.file("y.npy"));
@@ -84,7 +84,7 @@ TEST(Run, AModelFileRunsWithTheWeightsOfItsSeed) {
 // lenz bench MODEL times any model file as the named workloads do, with the same keys.
 TEST(Run, BenchTimesAnyModelFile) {
     for (const std::string& model :
-         {std::string(LENZ_SOURCE_DIR "/models/fashion.lenz"), kGolden + "pytorch_view.onnx"}) {
+         {std::string(LENZ_SOURCE_DIR "/models/fashion.lenz"), kOnnxGoldens + "pytorch_view.onnx"}) {
         const CommandResult r = run_lenz("bench " + model + " --batch 3 --repeats 2 --json");
         ASSERT_EQ(r.status, 0) << r.out;
         const nlohmann::json j = nlohmann::json::parse(r.out);

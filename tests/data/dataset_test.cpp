@@ -11,52 +11,17 @@
 
 #include "lenz/data.h"
 #include "lenz/error.h"
+#include "support/files.h"
 
 namespace lenz {
 namespace {
 
+using testing::error_message;
+using testing::put_be32;
+using testing::TempDir;
+using testing::write_file;
+
 namespace fs = std::filesystem;
-
-// A fresh folder under the system temp folder, removed with its contents when the test ends.
-class TempDir {
-  public:
-    TempDir() {
-        static int counter = 0;
-        do {
-            path_ = fs::temp_directory_path() /
-                    ("lenz-dataset-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++));
-        } while (!fs::create_directory(path_));
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    // The path of `name` inside the folder, with its parent folders created.
-    std::string file(const std::string& name) const {
-        fs::path path = path_ / name;
-        fs::create_directories(path.parent_path());
-        return path.string();
-    }
-    std::string path() const { return path_.string(); }
-
-  private:
-    fs::path path_;
-};
-
-template <typename E, typename F>
-std::string error_message(F&& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    }
-    ADD_FAILURE() << "no exception thrown";
-    return "";
-}
-
-void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
-    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-}
 
 // A PNG filled with one colour; `pixel` has 1 or 3 values.
 void write_solid_png(const std::string& path, int64_t height, int64_t width,
@@ -83,13 +48,13 @@ DataOptions image_options(int64_t height, int64_t width, int64_t channels, doubl
 void make_train_test_tree(const TempDir& dir) {
     for (const char* split : {"train", "test"}) {
         const std::string root = std::string(split) + "/";
-        write_solid_png(dir.file(root + "cat/a.png"), 10, 20, {255, 0, 0});
-        write_solid_png(dir.file(root + "cat/b.PNG"), 5, 5, {255, 0, 0});
-        write_solid_png(dir.file(root + "dog/a.png"), 8, 8, {128});
-        write_solid_png(dir.file(root + "ant/a.png"), 3, 9, {0, 0, 255});
+        write_solid_png(dir.tree_file(root + "cat/a.png"), 10, 20, {255, 0, 0});
+        write_solid_png(dir.tree_file(root + "cat/b.PNG"), 5, 5, {255, 0, 0});
+        write_solid_png(dir.tree_file(root + "dog/a.png"), 8, 8, {128});
+        write_solid_png(dir.tree_file(root + "ant/a.png"), 3, 9, {0, 0, 255});
     }
-    write_solid_png(dir.file("train/dog/b.png"), 8, 8, {128});
-    write_file(dir.file("train/dog/notes.txt"), {'h', 'i'});  // not an image: ignored
+    write_solid_png(dir.tree_file("train/dog/b.png"), 8, 8, {128});
+    write_file(dir.tree_file("train/dog/notes.txt"), {'h', 'i'});  // not an image: ignored
 }
 
 TEST(Dataset, TrainTestFolder) {
@@ -126,8 +91,8 @@ TEST(Dataset, ImagesConvertedToGrey) {
 TEST(Dataset, MismatchedClassesAreNamed) {
     TempDir dir;
     make_train_test_tree(dir);
-    fs::remove_all(dir.file("test/dog"));
-    write_solid_png(dir.file("test/emu/a.png"), 4, 4, {1});
+    fs::remove_all(dir.tree_file("test/dog"));
+    write_solid_png(dir.tree_file("test/emu/a.png"), 4, 4, {1});
     std::string message =
         error_message<FormatError>([&] { load_dataset(dir.path(), image_options(4, 4, 3)); });
     EXPECT_NE(message.find("only in train/: dog; only in test/: emu"), std::string::npos) << message;
@@ -136,7 +101,7 @@ TEST(Dataset, MismatchedClassesAreNamed) {
 TEST(Dataset, EmptyClassFolderIsAnError) {
     TempDir dir;
     make_train_test_tree(dir);
-    fs::create_directories(dir.file("test/bee"));
+    fs::create_directories(dir.tree_file("test/bee"));
     std::string message =
         error_message<FormatError>([&] { load_dataset(dir.path(), image_options(4, 4, 3)); });
     EXPECT_NE(message.find("bee"), std::string::npos) << message;
@@ -146,7 +111,7 @@ TEST(Dataset, EmptyClassFolderIsAnError) {
 TEST(Dataset, UnreadableImageIsNamed) {
     TempDir dir;
     make_train_test_tree(dir);
-    write_file(dir.file("test/dog/broken.png"), {1, 2, 3});
+    write_file(dir.tree_file("test/dog/broken.png"), {1, 2, 3});
     std::string message =
         error_message<FormatError>([&] { load_dataset(dir.path(), image_options(4, 4, 3)); });
     EXPECT_NE(message.find("broken.png"), std::string::npos) << message;
@@ -175,15 +140,15 @@ TEST(Dataset, ImageFolderWithoutAShapeKeepsTheFirstImagesSize) {
 
 TEST(Dataset, NoTestFolderSuggestsValSplit) {
     TempDir dir;
-    write_solid_png(dir.file("a/1.png"), 4, 4, {1});
-    write_solid_png(dir.file("b/1.png"), 4, 4, {2});
+    write_solid_png(dir.tree_file("a/1.png"), 4, 4, {1});
+    write_solid_png(dir.tree_file("b/1.png"), 4, 4, {2});
     std::string message = error_message<Error>([&] { load_dataset(dir.path(), image_options(4, 4, 1)); });
     EXPECT_NE(message.find("--val-split"), std::string::npos) << message;
 }
 
 TEST(Dataset, FolderWithoutClassesIsAnError) {
     TempDir dir;
-    write_solid_png(dir.file("loose.png"), 4, 4, {1});
+    write_solid_png(dir.tree_file("loose.png"), 4, 4, {1});
     EXPECT_THROW(load_dataset(dir.path(), image_options(4, 4, 1, 0.5)), FormatError);
 }
 
@@ -192,8 +157,8 @@ void make_flat_tree(const TempDir& dir) {
     for (int c = 0; c < 2; ++c) {
         for (int i = 0; i < 10; ++i) {
             write_solid_png(
-                dir.file(std::string(1, static_cast<char>('a' + c)) + "/" + std::to_string(i) + ".png"), 3, 3,
-                {static_cast<uint8_t>(10 * i + c)});
+                dir.tree_file(std::string(1, static_cast<char>('a' + c)) + "/" + std::to_string(i) + ".png"),
+                3, 3, {static_cast<uint8_t>(10 * i + c)});
         }
     }
 }
@@ -238,17 +203,13 @@ TEST(Dataset, ValSplitHoldsOutAtLeastOneAndNeverAll) {
 TEST(Dataset, ValSplitOfTrainFolderWithoutTest) {
     TempDir dir;
     make_train_test_tree(dir);
-    fs::remove_all(dir.file("test"));
-    fs::remove(dir.file("train/ant/a.png"));
-    write_solid_png(dir.file("train/ant/b.png"), 3, 3, {7});
-    write_solid_png(dir.file("train/ant/c.png"), 3, 3, {7});
+    fs::remove_all(dir.tree_file("test"));
+    fs::remove(dir.tree_file("train/ant/a.png"));
+    write_solid_png(dir.tree_file("train/ant/b.png"), 3, 3, {7});
+    write_solid_png(dir.tree_file("train/ant/c.png"), 3, 3, {7});
     DataSplit split = load_dataset(dir.path(), image_options(3, 3, 1, 0.5));
     EXPECT_EQ(split.train.size(), 3);
     EXPECT_EQ(split.test.size(), 3);
-}
-
-void put_be32(std::vector<uint8_t>& out, uint32_t v) {
-    for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<uint8_t>(v >> shift));
 }
 
 // Writes the four IDX files of a set of 2x2 images with the given labels (train and test alike).
@@ -263,15 +224,15 @@ void write_idx_set(const TempDir& dir, const std::string& folder, const std::vec
     put_be32(label_file, static_cast<uint32_t>(labels.size()));
     label_file.insert(label_file.end(), labels.begin(), labels.end());
     for (const char* prefix : {"train", "t10k"}) {
-        write_file(dir.file(folder + "/" + prefix + "-images-idx3-ubyte"), images);
-        write_file(dir.file(folder + "/" + prefix + "-labels-idx1-ubyte"), label_file);
+        write_file(dir.tree_file(folder + "/" + prefix + "-images-idx3-ubyte"), images);
+        write_file(dir.tree_file(folder + "/" + prefix + "-labels-idx1-ubyte"), label_file);
     }
 }
 
 TEST(Dataset, IdxFolderClassNames) {
     TempDir dir;
     write_idx_set(dir, "my-fashion", {0, 9, 3});
-    DataSplit fashion = load_dataset(dir.path() + "/my-fashion", DataOptions{});
+    DataSplit fashion = load_dataset(dir.path().string() + "/my-fashion", DataOptions{});
     EXPECT_EQ(fashion.train.size(), 3);
     EXPECT_EQ(fashion.test.height, 2);
     EXPECT_EQ(fashion.train.pixels[4], 9);
@@ -279,24 +240,26 @@ TEST(Dataset, IdxFolderClassNames) {
     EXPECT_EQ(fashion.test.class_names[9], "Ankle boot");
 
     write_idx_set(dir, "digits", {0, 9, 3});
-    EXPECT_EQ(load_dataset(dir.path() + "/digits", DataOptions{}).train.class_names[7], "7");
+    EXPECT_EQ(load_dataset(dir.path().string() + "/digits", DataOptions{}).train.class_names[7], "7");
 
     write_idx_set(dir, "three", {0, 2, 1});
-    EXPECT_EQ(load_dataset(dir.path() + "/three", DataOptions{}).train.class_names,
+    EXPECT_EQ(load_dataset(dir.path().string() + "/three", DataOptions{}).train.class_names,
               (std::vector<std::string>{"class 0", "class 1", "class 2"}));
 }
 
 TEST(Dataset, IncompleteIdxFolderListsMissingFiles) {
     TempDir dir;
     write_idx_set(dir, "set", {0, 1});
-    fs::remove(dir.file("set/t10k-labels-idx1-ubyte"));
-    std::string message = error_message<IoError>([&] { load_dataset(dir.path() + "/set", DataOptions{}); });
+    fs::remove(dir.tree_file("set/t10k-labels-idx1-ubyte"));
+    std::string message =
+        error_message<IoError>([&] { load_dataset(dir.path().string() + "/set", DataOptions{}); });
     EXPECT_NE(message.find("missing t10k-labels-idx1-ubyte"), std::string::npos) << message;
 }
 
 TEST(Dataset, UnknownSpecIsIoError) {
     TempDir dir;
-    std::string message = error_message<IoError>([&] { load_dataset(dir.path() + "/nope", DataOptions{}); });
+    std::string message =
+        error_message<IoError>([&] { load_dataset(dir.path().string() + "/nope", DataOptions{}); });
     EXPECT_NE(message.find("nope"), std::string::npos) << message;
 }
 

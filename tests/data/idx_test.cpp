@@ -10,35 +10,18 @@
 
 #include "lenz/data.h"
 #include "lenz/error.h"
+#include "support/files.h"
 
 namespace lenz {
 namespace {
 
+using testing::error_message;
+using testing::put_be32;
+using testing::read_bytes;
+using testing::TempDir;
+using testing::write_file;
+
 namespace fs = std::filesystem;
-
-// A fresh folder under the system temp folder, removed with its contents when the test ends.
-class TempDir {
-  public:
-    TempDir() {
-        static int counter = 0;
-        do {
-            path_ = fs::temp_directory_path() /
-                    ("lenz-idx-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++));
-        } while (!fs::create_directory(path_));
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    std::string file(const std::string& name) const { return (path_ / name).string(); }
-
-  private:
-    fs::path path_;
-};
-
-void put_be32(std::vector<uint8_t>& out, uint32_t v) {
-    for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<uint8_t>(v >> shift));
-}
 
 std::vector<uint8_t> idx_images(uint32_t count, uint32_t height, uint32_t width,
                                 const std::vector<uint8_t>& pixels, uint32_t magic = 0x00000803) {
@@ -59,33 +42,12 @@ std::vector<uint8_t> idx_labels(const std::vector<uint8_t>& labels) {
     return out;
 }
 
-void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
-    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-}
-
 void write_gzip(const std::string& path, const std::vector<uint8_t>& bytes, const char* mode = "wb") {
     gzFile file = gzopen(path.c_str(), mode);
     ASSERT_NE(file, nullptr);
     ASSERT_EQ(gzwrite(file, bytes.data(), static_cast<unsigned>(bytes.size())),
               static_cast<int>(bytes.size()));
     ASSERT_EQ(gzclose(file), Z_OK);
-}
-
-std::vector<uint8_t> read_bytes(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-// The message of the expected exception; an exception of another type fails the test by escaping.
-template <typename E, typename F>
-std::string error_message(F&& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    }
-    ADD_FAILURE() << "no exception thrown";
-    return "";
 }
 
 // Three 2x3 images whose bytes count up, so order and layout are both checked.

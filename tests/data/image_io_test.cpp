@@ -14,51 +14,17 @@
 
 #include "lenz/data.h"
 #include "lenz/error.h"
+#include "support/files.h"
 
 namespace lenz {
 namespace {
 
+using testing::error_message;
+using testing::read_bytes;
+using testing::TempDir;
+using testing::write_file;
+
 namespace fs = std::filesystem;
-
-// A fresh folder under the system temp folder, removed with its contents when the test ends.
-class TempDir {
-  public:
-    TempDir() {
-        static int counter = 0;
-        do {
-            path_ = fs::temp_directory_path() /
-                    ("lenz-image-io-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++));
-        } while (!fs::create_directory(path_));
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    std::string file(const std::string& name) const { return (path_ / name).string(); }
-
-  private:
-    fs::path path_;
-};
-
-template <typename E, typename F>
-std::string error_message(F&& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    }
-    ADD_FAILURE() << "no exception thrown";
-    return "";
-}
-
-void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
-    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-}
-
-std::vector<uint8_t> read_bytes(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 // A pseudo-random image, so that compressed files are not trivially small.
 Image noise_image(int64_t height, int64_t width, int64_t channels) {

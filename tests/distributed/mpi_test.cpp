@@ -29,7 +29,7 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using testing::run_command;
 
-const char* kModel =
+const char* kRankModel =
     "input 28x28x1\nconv 8 3 relu\nmaxpool 2\nconv 16 3 relu\nmaxpool 2\nflatten\n"
     "dense 32 relu\ndense 10 softmax\n";  // no batch norm, no dropout: nothing per rank
 
@@ -47,7 +47,7 @@ struct MpiRun : ::testing::Test {
             GTEST_SKIP() << "dataset-fashion-mnist is missing";
         fs::remove_all(dir);
         fs::create_directories(dir);
-        std::ofstream(model) << kModel;
+        std::ofstream(model) << kRankModel;
     }
     void TearDown() override {
         fs::remove_all(dir);

@@ -61,7 +61,7 @@ const char* const kResidualLast =
     "name=b\nadd stem b\n";
 // Squeeze-and-excitation: the pools of a convolution's output go into it, whatever activation it
 // ends with (SiLU, which Lenz applies itself, and hard-swish and ReLU, which oneDNN does).
-const char* const kSqueezeExcite =
+const char* const kSqueezeExciteBlocks =
     "input 12x12x8\nconv 32 3x3 padding=same nobias\nbatchnorm\nsilu name=a\nglobalavgpool\nconv 8 1x1\n"
     "silu\nconv 32 1x1 sigmoid name=gate\nmul a gate\nconv 24 3x3 padding=same groups=8\nhardswish "
     "name=h\nglobalavgpool\nconv 24 1x1 relu name=g2\nmul h g2\nconv 16 1x1\nrelu\nglobalavgpool\ndense 3\n";
@@ -70,7 +70,7 @@ const char* const kNormThenActivate =
 
 TEST(Absorption, FoldedLayersComputeWhatRunningEveryLayerDoes) {
     for (const char* text :
-         {kChain, kGraph, kNormThenActivate, kLayerScale, kProjection, kResidualLast, kSqueezeExcite}) {
+         {kChain, kGraph, kNormThenActivate, kLayerScale, kProjection, kResidualLast, kSqueezeExciteBlocks}) {
         SCOPED_TRACE(text);
         Model m = parse_model(text, "m.lenz");
         m.init_params(7);
@@ -122,7 +122,7 @@ TEST(Absorption, WhatFoldsAndIntoWhat) {
     EXPECT_FALSE(p.absorbs[3].residual);
     // Each pool into the convolution whose output it averages, after what that absorbed; the pool's
     // output keeps a buffer of its own, which the convolution writes.
-    const InferenceSchedule se = schedule_inference(parse_model(kSqueezeExcite, "m.lenz"), 2);
+    const InferenceSchedule se = schedule_inference(parse_model(kSqueezeExciteBlocks, "m.lenz"), 2);
     EXPECT_EQ(se.means_into[0], 3);
     EXPECT_EQ(se.absorbed_by[3], 0);
     EXPECT_EQ(se.absorbs[0].activation.kind, Activation::silu);

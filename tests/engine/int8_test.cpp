@@ -19,7 +19,7 @@ namespace {
 
 // Convolutions with batch norms folded in, a depthwise convolution, a residual add, pooling and
 // dense layers: every way a value reaches an int8 layer.
-constexpr const char* kModel = R"(input 16x16x3
+constexpr const char* kQuantizable = R"(input 16x16x3
 conv 16 3x3 padding=same nobias
 batchnorm
 relu name=stem
@@ -43,7 +43,7 @@ std::vector<float> random_images(int64_t count, int64_t elements, uint64_t seed)
 }
 
 Model trained_looking_model() {
-    Model m = parse_model(kModel, "int8.lenz");
+    Model m = parse_model(kQuantizable, "int8.lenz");
     m.init_params(5);
     // Batch norms with statistics that are not the defaults, so a wrong fold shows.
     Rng rng(9);

@@ -14,20 +14,14 @@
 
 #include "lenz/error.h"
 #include "lenz/quantize.h"
+#include "support/files.h"
 
 namespace lenz {
 namespace {
 
-namespace fs = std::filesystem;
+using testing::TempDir;
 
-struct TempDir {
-    fs::path path =
-        fs::temp_directory_path() / ("lenz-ckpt-" + std::to_string(::getpid()) + "-" +
-                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    TempDir() { fs::create_directories(path); }
-    ~TempDir() { fs::remove_all(path); }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
+namespace fs = std::filesystem;
 
 Model small_model() {
     Model m = parse_model("input 6x6x2\nconv 3 3x3 relu\nbatchnorm\nflatten\ndense 4 softmax\n", "m");
@@ -73,7 +67,7 @@ TEST(Checkpoint, RoundTrip) {
             ASSERT_EQ((*a[i].ref.value)[k], (*b[i].ref.value)[k]);
     }
     // no temporary file is left behind
-    for (auto& e : fs::directory_iterator(dir.path)) EXPECT_EQ(e.path().filename(), "m.safetensors");
+    for (auto& e : fs::directory_iterator(dir.path())) EXPECT_EQ(e.path().filename(), "m.safetensors");
 }
 
 TEST(Checkpoint, OptimizerStateRoundTrip) {
@@ -161,9 +155,9 @@ TEST(Checkpoint, AFailedWriteKeepsTheOldCheckpoint) {
     EXPECT_THROW(write_checkpoint(dir.file("no/such/folder/m.safetensors"), m, small_info(), nullptr),
                  IoError);
     if (::geteuid() != 0) {
-        ::chmod(dir.path.c_str(), 0500);
+        ::chmod(dir.path().c_str(), 0500);
         EXPECT_THROW(write_checkpoint(path, m, small_info(), nullptr), IoError);
-        ::chmod(dir.path.c_str(), 0700);
+        ::chmod(dir.path().c_str(), 0700);
     }
     EXPECT_EQ(bytes_of(path), before);
 }
@@ -176,7 +170,7 @@ Model big_model() {
 }
 
 void expect_no_temporaries(const TempDir& dir) {
-    for (auto& e : fs::directory_iterator(dir.path))
+    for (auto& e : fs::directory_iterator(dir.path()))
         EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos)
             << "left behind: " << e.path();
 }

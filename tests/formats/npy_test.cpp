@@ -9,17 +9,15 @@
 #include <iterator>
 
 #include "lenz/error.h"
+#include "support/files.h"
 
 namespace lenz {
 namespace {
 
+using testing::file_bytes;
+
 const std::filesystem::path kFixture =
     std::filesystem::path(LENZ_SOURCE_DIR) / "tests/golden/npy/numpy_2x3.npy";
-
-std::string file_bytes(const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 // numpy.save(np.arange(6, dtype=np.float32).reshape(2, 3) / 4)
 TEST(Npy, ReadsWhatNumpyWroteAndWritesTheSameBytes) {

@@ -20,18 +20,23 @@
 #include "lenz/error.h"
 #include "lenz/quantize.h"
 #include "lenz/random.h"
+#include "support/files.h"
 
 namespace lenz {
 namespace {
 
-const std::filesystem::path kGolden = std::filesystem::path(LENZ_SOURCE_DIR) / "tests" / "golden" / "onnx";
+using testing::file_bytes;
+using testing::temp_path;
 
-struct Golden {
+const std::filesystem::path kOnnxGoldenDir =
+    std::filesystem::path(LENZ_SOURCE_DIR) / "tests" / "golden" / "onnx";
+
+struct OnnxGolden {
     int64_t batch;
     std::vector<float> input, output;
 };
-Golden load_golden(const std::string& name) {
-    std::ifstream in(kGolden / (name + ".json"));
+OnnxGolden load_golden(const std::string& name) {
+    std::ifstream in(kOnnxGoldenDir / (name + ".json"));
     const nlohmann::json j = nlohmann::json::parse(in);
     return {j["input_shape"][0].get<int64_t>(), j["input"].get<std::vector<float>>(),
             j["output"].get<std::vector<float>>()};
@@ -54,20 +59,10 @@ std::vector<float> run(Model& model, const std::vector<float>& input, int64_t ba
     return {out, out + batch * model.output_shape().elements()};
 }
 
-std::string file_bytes(const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 onnx::ModelProto proto_of(const std::string& bytes) {
     onnx::ModelProto p;
     EXPECT_TRUE(p.ParseFromString(bytes));
     return p;
-}
-
-// A path of this process's own under the temporary folder.
-std::filesystem::path temp_path(const std::string& name) {
-    return std::filesystem::temp_directory_path() / ("lenz-onnx-" + std::to_string(::getpid()) + "-" + name);
 }
 
 // What the ONNX checker's full_check does: the checker, then shape inference that stops at any
@@ -137,14 +132,14 @@ TEST(Onnx, PyTorchExportsImportAndComputeWhatPyTorchComputed) {
           "pytorch_mobile_activations", "pytorch_avgpool_counted", "pytorch_residual", "pytorch_inception",
           "pytorch_densenet", "pytorch_mobilenet_v3", "pytorch_efficientnet", "pytorch_shufflenet",
           "pytorch_convnext", "pytorch_convnext_opset17"}) {
-        LoadedModel loaded = read_onnx((kGolden / (name + ".onnx")).string());
-        const Golden g = load_golden(name);
+        LoadedModel loaded = read_onnx((kOnnxGoldenDir / (name + ".onnx")).string());
+        const OnnxGolden g = load_golden(name);
         const std::vector<float> got = run(loaded.model, normalized(loaded, g.input), g.batch);
         ASSERT_EQ(got.size(), g.output.size()) << name;
         for (size_t i = 0; i < got.size(); ++i)
             EXPECT_NEAR(got[i], g.output[i], 2e-5) << name << " [" << i << "]";
     }
-    LoadedModel c = read_onnx((kGolden / "pytorch_classifier.onnx").string());
+    LoadedModel c = read_onnx((kOnnxGoldenDir / "pytorch_classifier.onnx").string());
     // What PyTorch wrote, in the model file's words.
     EXPECT_EQ(c.model.to_text(),
               "input 30x26x3\nconv 8 3x3 stride=2 padding=1 relu\nmaxpool 2x2\nbatchnorm\n"
@@ -156,11 +151,11 @@ TEST(Onnx, PyTorchExportsImportAndComputeWhatPyTorchComputed) {
 
 // Exports a PyTorch file's import again, imports that, and expects the same layers and outputs.
 void expect_round_trip(const std::string& name, const std::string& text = "") {
-    LoadedModel loaded = read_onnx((kGolden / (name + ".onnx")).string());
+    LoadedModel loaded = read_onnx((kOnnxGoldenDir / (name + ".onnx")).string());
     if (!text.empty()) {
         EXPECT_EQ(loaded.model.to_text(), text) << name;
     }
-    const Golden g = load_golden(name);
+    const OnnxGolden g = load_golden(name);
     expect_exports_and_imports_back(loaded, g.input, g.batch, name);
 }
 
@@ -330,10 +325,10 @@ TEST(Onnx, LenzMetadataKeepsTheModelFilesWords) {
 }
 
 TEST(Onnx, APyTorchModelExportedByLenzImportsBackTheSame) {
-    LoadedModel first = read_onnx((kGolden / "pytorch_classifier.onnx").string());
+    LoadedModel first = read_onnx((kOnnxGoldenDir / "pytorch_classifier.onnx").string());
     LoadedModel again = parse_onnx(encode_onnx(first.model, first.info), "again.onnx");
     EXPECT_EQ(again.model.to_text(), first.model.to_text());
-    const Golden g = load_golden("pytorch_classifier");
+    const OnnxGolden g = load_golden("pytorch_classifier");
     EXPECT_EQ(run(again.model, g.input, g.batch), run(first.model, g.input, g.batch));
 }
 
@@ -351,7 +346,7 @@ void expect_one_line_error(const std::string& bytes, const std::string& fragment
 
 onnx::ModelProto classifier_proto() {
     onnx::ModelProto proto;
-    EXPECT_TRUE(proto.ParseFromString(file_bytes(kGolden / "pytorch_classifier.onnx")));
+    EXPECT_TRUE(proto.ParseFromString(file_bytes(kOnnxGoldenDir / "pytorch_classifier.onnx")));
     return proto;
 }
 std::string bytes_of(const onnx::ModelProto& proto) {
@@ -363,7 +358,7 @@ std::string bytes_of(const onnx::ModelProto& proto) {
 TEST(Onnx, BadFilesAreOneLineErrors) {
     expect_one_line_error("", "not an ONNX model");
     expect_one_line_error("this is not a protobuf at all", "not an ONNX model");
-    const std::string good = file_bytes(kGolden / "pytorch_classifier.onnx");
+    const std::string good = file_bytes(kOnnxGoldenDir / "pytorch_classifier.onnx");
     // Cut short: the protobuf no longer parses, or what is left lacks the weights.
     for (size_t cut : {good.size() / 3, good.size() / 2, good.size() - 7}) {
         try {
@@ -412,7 +407,7 @@ TEST(Onnx, BadFilesAreOneLineErrors) {
     }
     {
         onnx::ModelProto p;
-        ASSERT_TRUE(p.ParseFromString(file_bytes(kGolden / "pytorch_view.onnx")));
+        ASSERT_TRUE(p.ParseFromString(file_bytes(kOnnxGoldenDir / "pytorch_view.onnx")));
         for (auto& node : *p.mutable_graph()->mutable_node())
             if (node.op_type() == "Concat")
                 for (auto& a : *node.mutable_attribute())
@@ -452,7 +447,7 @@ TEST(Onnx, TheGraphWinsOverStaleMetadata) {
 }
 
 TEST(Onnx, ReshapesThatDoNotKeepTheBatchAreRefused) {
-    onnx::ModelProto p = proto_of(file_bytes(kGolden / "pytorch_view.onnx"));
+    onnx::ModelProto p = proto_of(file_bytes(kOnnxGoldenDir / "pytorch_view.onnx"));
     onnx::TensorProto& shape = *p.mutable_graph()->add_initializer();
     shape.set_name("one_row");
     shape.set_data_type(onnx::TensorProto::INT64);
@@ -463,7 +458,7 @@ TEST(Onnx, ReshapesThatDoNotKeepTheBatchAreRefused) {
         if (node.op_type() == "Reshape") node.set_input(1, "one_row");
     expect_one_line_error(bytes_of(p), "only a reshape to (N, -1)");
 
-    onnx::ModelProto q = proto_of(file_bytes(kGolden / "pytorch_view.onnx"));
+    onnx::ModelProto q = proto_of(file_bytes(kOnnxGoldenDir / "pytorch_view.onnx"));
     for (auto& node : *q.mutable_graph()->mutable_node())
         if (node.op_type() == "Shape") {
             onnx::AttributeProto& start = *node.add_attribute();  // opset 15: (C, H, W) only
@@ -526,14 +521,14 @@ TEST(Onnx, OlderExportsKeepTheNormalisationFromTheirMetadata) {
 }
 
 TEST(Onnx, APyTorchNormalisationAtTheInputBecomesTheModelsNormalisation) {
-    const LoadedModel loaded = read_onnx((kGolden / "pytorch_normalized.onnx").string());
+    const LoadedModel loaded = read_onnx((kOnnxGoldenDir / "pytorch_normalized.onnx").string());
     EXPECT_EQ(loaded.model.to_text(), "input 6x6x3\nconv 4 3x3 relu\nflatten\ndense 3 softmax\n");
     const std::vector<float> mean{0.485f, 0.456f, 0.406f}, stddev{0.229f, 0.224f, 0.225f};
     for (size_t c = 0; c < 3; ++c) {
         EXPECT_NEAR(loaded.info.normalization.mean[c], mean[c], 1e-6) << c;
         EXPECT_NEAR(loaded.info.normalization.stddev[c], stddev[c], 1e-6) << c;
     }
-    onnx::ModelProto p = proto_of(file_bytes(kGolden / "pytorch_normalized.onnx"));
+    onnx::ModelProto p = proto_of(file_bytes(kOnnxGoldenDir / "pytorch_normalized.onnx"));
     p.mutable_graph()->mutable_node(0)->set_input(0, "mean");  // mean - x: no normalisation
     p.mutable_graph()->mutable_node(0)->set_input(1, "input");
     expect_one_line_error(bytes_of(p), "(Div): the normalisation at the input must scale every channel");
@@ -614,7 +609,7 @@ TEST(Onnx, AnExportedModelComputesWhatLenzPredictsInAnIndependentEvaluator) {
 TEST(Onnx, PyTorchsPadsBeforeAveragePoolAndConvolutionImport) {
     // AvgPool2d(2) comes with a Pad of all zeros; ZeroPad2d((0, 1, 0, 1)), with the ConstantOfShape,
     // Slice, Transpose and Cast that work out its pads, goes into the convolution after it.
-    const LoadedModel loaded = read_onnx((kGolden / "pytorch_avgpool.onnx").string());
+    const LoadedModel loaded = read_onnx((kOnnxGoldenDir / "pytorch_avgpool.onnx").string());
     EXPECT_EQ(loaded.model.to_text(),
               "input 9x8x2\nconv 6 2x2 padding=same relu\navgpool 2x2\nconv 4 3x3 padding=1\navgpool 2x2\n"
               "flatten\ndense 3\n");
@@ -624,9 +619,9 @@ TEST(Onnx, ZeroPaddingBeforeAPoolIsCountedOrRefused) {
     // AvgPool2d(3, stride=2, padding=1) counts its zero padding: PyTorch writes a Pad and an
     // AveragePool without pads, which Lenz reads as one average pool that counts its padding
     // (its outputs are checked against PyTorch's above).
-    EXPECT_EQ(read_onnx((kGolden / "pytorch_avgpool_counted.onnx").string()).model.to_text(),
+    EXPECT_EQ(read_onnx((kOnnxGoldenDir / "pytorch_avgpool_counted.onnx").string()).model.to_text(),
               "input 8x8x1\nconv 2 3x3\navgpool 3x3 stride=2 padding=1 count-padding\n");
-    onnx::ModelProto p = proto_of(file_bytes(kGolden / "pytorch_avgpool_counted.onnx"));
+    onnx::ModelProto p = proto_of(file_bytes(kOnnxGoldenDir / "pytorch_avgpool_counted.onnx"));
     for (auto& node : *p.mutable_graph()->mutable_node())
         if (node.op_type() == "AveragePool") node.set_op_type("MaxPool");
     expect_one_line_error(bytes_of(p), "(Pad): pads with zeros that the MaxPool after it takes as values");
@@ -635,7 +630,7 @@ TEST(Onnx, ZeroPaddingBeforeAPoolIsCountedOrRefused) {
 TEST(Onnx, SharedInitializersReadThroughIdentityImport) {
     // Fresh batch norm layers: PyTorch keeps one copy of their equal weights (ones) and biases,
     // means (zeros), and gives the others as Identity nodes at the top of the graph.
-    const LoadedModel loaded = read_onnx((kGolden / "pytorch_fresh_batchnorm.onnx").string());
+    const LoadedModel loaded = read_onnx((kOnnxGoldenDir / "pytorch_fresh_batchnorm.onnx").string());
     EXPECT_EQ(loaded.model.to_text(),
               "input 12x12x3\nconv 4 3x3 relu\nmaxpool 2x2\nbatchnorm\nconv 4 3x3\nmaxpool 2x2\nbatchnorm\n"
               "flatten\ndense 2\n");
@@ -646,7 +641,7 @@ TEST(Onnx, SharedInitializersReadThroughIdentityImport) {
 // shuffles, and ConvNeXt's channels-last section.
 TEST(Onnx, GraphBlocksImportAsTheirLayers) {
     const auto text = [](const std::string& name) {
-        return read_onnx((kGolden / (name + ".onnx")).string()).model.to_text();
+        return read_onnx((kOnnxGoldenDir / (name + ".onnx")).string()).model.to_text();
     };
     EXPECT_EQ(text("pytorch_residual"),
               "input 8x8x3\nconv 4 3x3 padding=1 relu name=_1\nconv 8 3x3 stride=2 padding=1 relu\n"

@@ -18,6 +18,7 @@
 #include <variant>
 #include <vector>
 
+#include "layers/golden_cases.h"
 #include "layers/pass.h"
 #include "lenz/layers.h"
 #include "lenz/model.h"
@@ -26,17 +27,13 @@
 namespace lenz {
 namespace {
 
+using testing::case_name;
+using testing::floats;
+using testing::golden_dir;
+
 constexpr double kUnitRoundoff = 1.0 / 256;
 constexpr double kBf16Factor = 2 * kUnitRoundoff + kUnitRoundoff * kUnitRoundoff;
 constexpr double kFloat32Slack = 1e-5;  // what float32 itself may be off by (see golden_test.cpp)
-
-std::filesystem::path golden_dir() {
-    return std::filesystem::path(LENZ_SOURCE_DIR) / "tests" / "golden";
-}
-
-std::vector<float> floats(const nlohmann::json& j) {
-    return j.get<std::vector<float>>();
-}
 
 std::vector<float> magnitudes(std::vector<float> v) {
     for (float& f : v) f = std::abs(f);
@@ -160,13 +157,6 @@ TEST_P(GoldenBf16, WithinBf16sRoundingBoundOfPyTorch) {
                                 floats(g.at("grads").at(trainable[i])), bound.grads[i], rounded);
     }
     EXPECT_TRUE(rounded) << name << ": every value as float32 would give it; did bf16 run?";
-}
-
-std::string case_name(const ::testing::TestParamInfo<std::string>& info) {
-    std::string s = info.param;
-    for (char& c : s)
-        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-    return s;
 }
 
 INSTANTIATE_TEST_SUITE_P(PyTorch, GoldenBf16, ::testing::ValuesIn(product_cases()), case_name);

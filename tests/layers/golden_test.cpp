@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "layers/fold_activation.h"
+#include "layers/golden_cases.h"
 #include "layers/pass.h"
 #include "lenz/buffer.h"
 #include "lenz/layer.h"
@@ -22,14 +23,14 @@
 namespace lenz {
 namespace {
 
+using testing::case_name;
+using testing::floats;
+using testing::golden_dir;
+
 // The goldens are float64 results rounded to float32; Lenz computes in float32 with sums of at most a
 // few hundred terms of magnitude ~1, so its error is ~1e-6: abs 1e-4 + rel 1e-4 leaves ample room.
 constexpr double kAbsTolerance = 1e-4;
 constexpr double kRelTolerance = 1e-4;
-
-std::filesystem::path golden_dir() {
-    return std::filesystem::path(LENZ_SOURCE_DIR) / "tests" / "golden";
-}
 
 std::vector<std::string> golden_cases() {
     std::vector<std::string> names;
@@ -44,10 +45,6 @@ nlohmann::json load_case(const std::string& name) {
     std::ifstream in(golden_dir() / (name + ".json"));
     if (!in) throw std::runtime_error("cannot open golden file " + name + ".json");
     return nlohmann::json::parse(in);
-}
-
-std::vector<float> floats(const nlohmann::json& j) {
-    return j.get<std::vector<float>>();
 }
 
 int64_t product(const std::vector<int64_t>& dims) {
@@ -190,13 +187,6 @@ TEST_P(Golden, MatchesPyTorch) {
         expect_close(name, "d" + p.name, p.grad->data(), floats(grads.at(p.name)), p.grad->size(), p.dims);
     }
     EXPECT_EQ(trainable, static_cast<int64_t>(grads.size())) << name << ": trainable parameter count";
-}
-
-std::string case_name(const ::testing::TestParamInfo<std::string>& info) {
-    std::string s = info.param;
-    for (char& c : s)
-        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-    return s;
 }
 
 INSTANTIATE_TEST_SUITE_P(PyTorch, Golden, ::testing::ValuesIn(golden_cases()), case_name);

@@ -20,24 +20,15 @@
 
 #include "lenz/checkpoint.h"
 #include "lenz/error.h"
+#include "support/files.h"
 
 namespace lenz {
 namespace {
 
+using testing::TempDir;
+
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-
-struct TempDir {
-    fs::path path =
-        fs::temp_directory_path() / ("lenz-faults-" + std::to_string(::getpid()) + "-" +
-                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    TempDir() {
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~TempDir() { fs::remove_all(path); }
-    std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 void write_be32(std::ofstream& f, uint32_t v) {
     const char b[4] = {char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
@@ -69,8 +60,8 @@ void write_idx_pair(const std::string& dir, const std::string& prefix, uint32_t 
 
 struct Fixture {
     TempDir dir;
-    std::string model = dir / "tiny.lenz";
-    std::string data = dir / "data";
+    std::string model = dir.file("tiny.lenz");
+    std::string data = dir.file("data");
     Fixture() {
         std::ofstream(model)
             << "input 12x12x1\nconv 4 3x3 relu\nmaxpool 2\nflatten\ndropout 0.1\ndense 4 softmax\n";
@@ -150,12 +141,13 @@ void expect_same_tensors(const std::string& a_path, const std::string& b_path) {
 TEST(Faults, SigkillDuringTrainingAndCheckpointWritesLosesNothing) {
     Fixture fx;
     constexpr int kEpochs = 40;
-    const std::string straight = fx.dir / "straight";
+    const std::string straight = fx.dir.file("straight");
     ASSERT_EQ(
-        run_to_end(with(fx.train_args(kEpochs), {"--out", straight, "--quiet"}), fx.dir / "straight.log"), 0)
-        << read_text(fx.dir / "straight.log");
+        run_to_end(with(fx.train_args(kEpochs), {"--out", straight, "--quiet"}), fx.dir.file("straight.log")),
+        0)
+        << read_text(fx.dir.file("straight.log"));
 
-    const std::string out = fx.dir / "killed";
+    const std::string out = fx.dir.file("killed");
     const std::string checkpoint = out + "/model.safetensors";
     const unsigned seed = std::random_device{}();
     SCOPED_TRACE("kill timing seed " + std::to_string(seed));
@@ -165,7 +157,7 @@ TEST(Faults, SigkillDuringTrainingAndCheckpointWritesLosesNothing) {
     for (int i = 0; i < 30; ++i) {
         const bool resume = fs::exists(checkpoint);
         const auto args = with(fx.train_args(kEpochs), {resume ? "--resume" : "--out", out, "--quiet"});
-        const pid_t pid = spawn(args, fx.dir / "killed.log", 15);
+        const pid_t pid = spawn(args, fx.dir.file("killed.log"), 15);
         // Most kills after start-up (about 50 ms), some during it; each run gets a few epochs in.
         std::this_thread::sleep_for(std::chrono::milliseconds(20 + rng() % 400));
         bool writing = false;
@@ -178,7 +170,7 @@ TEST(Faults, SigkillDuringTrainingAndCheckpointWritesLosesNothing) {
             ++finished_early;  // it finished before the kill: nothing left to interrupt
             break;
         }
-        ASSERT_EQ(status, 128 + SIGKILL) << read_text(fx.dir / "killed.log");
+        ASSERT_EQ(status, 128 + SIGKILL) << read_text(fx.dir.file("killed.log"));
         ++kills;
         mid_write += writing;
         if (!fs::exists(checkpoint)) continue;  // killed before the first checkpoint
@@ -198,9 +190,9 @@ TEST(Faults, SigkillDuringTrainingAndCheckpointWritesLosesNothing) {
     // Resume to the end: the same weights and optimizer state as the run that was never killed.
     const bool resume = fs::exists(checkpoint);
     ASSERT_EQ(run_to_end(with(fx.train_args(kEpochs), {resume ? "--resume" : "--out", out, "--quiet"}),
-                         fx.dir / "final.log"),
+                         fx.dir.file("final.log")),
               0)
-        << read_text(fx.dir / "final.log");
+        << read_text(fx.dir.file("final.log"));
     expect_same_tensors(straight + "/model.safetensors", checkpoint);
     for (const auto& e : fs::directory_iterator(out))
         EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos)
@@ -210,8 +202,8 @@ TEST(Faults, SigkillDuringTrainingAndCheckpointWritesLosesNothing) {
 TEST(Faults, CtrlCCheckpointsExits130AndSaysHowToResume) {
     Fixture fx;
     constexpr int kEpochs = 400;  // far more than it gets through before the signal
-    const std::string out = fx.dir / "run";
-    const std::string log = fx.dir / "sigint.log";
+    const std::string out = fx.dir.file("run");
+    const std::string log = fx.dir.file("sigint.log");
     const pid_t pid = spawn(with(fx.train_args(kEpochs), {"--out", out}), log);
     // The handler is installed once training starts; the first checkpoint proves it has.
     const auto deadline = std::chrono::steady_clock::now() + 30s;
@@ -227,7 +219,7 @@ TEST(Faults, CtrlCCheckpointsExits130AndSaysHowToResume) {
     EXPECT_GT(stopped.info.step, 0);
 
     // Resuming continues from there; with --epochs at the stop's epoch + 1 it ends after that epoch.
-    const std::string resume_log = fx.dir / "resume.log";
+    const std::string resume_log = fx.dir.file("resume.log");
     const auto args = with(fx.train_args(static_cast<int>(stopped.info.epoch) + 1), {"--resume", out});
     ASSERT_EQ(run_to_end(args, resume_log), 0) << read_text(resume_log);
     EXPECT_NE(read_text(resume_log).find("resuming"), std::string::npos) << read_text(resume_log);
@@ -236,8 +228,8 @@ TEST(Faults, CtrlCCheckpointsExits130AndSaysHowToResume) {
 
 TEST(Faults, SigtermCheckpointsLikeCtrlCAndExits143) {
     Fixture fx;
-    const std::string out = fx.dir / "run";
-    const std::string log = fx.dir / "sigterm.log";
+    const std::string out = fx.dir.file("run");
+    const std::string log = fx.dir.file("sigterm.log");
     const pid_t pid = spawn(with(fx.train_args(400), {"--out", out}), log);
     const auto deadline = std::chrono::steady_clock::now() + 30s;
     while (!fs::exists(out + "/model.safetensors") && std::chrono::steady_clock::now() < deadline)
@@ -251,11 +243,11 @@ TEST(Faults, SigtermCheckpointsLikeCtrlCAndExits143) {
 
 TEST(Faults, DivergingLossStopsWithEpochBatchAndAdviceAndKeepsTheCheckpoint) {
     Fixture fx;
-    const std::string out = fx.dir / "run";
-    ASSERT_EQ(run_to_end(with(fx.train_args(1), {"--out", out, "--quiet"}), fx.dir / "ok.log"), 0)
-        << read_text(fx.dir / "ok.log");
+    const std::string out = fx.dir.file("run");
+    ASSERT_EQ(run_to_end(with(fx.train_args(1), {"--out", out, "--quiet"}), fx.dir.file("ok.log")), 0)
+        << read_text(fx.dir.file("ok.log"));
     const std::string before = read_text(out + "/model.safetensors");
-    const std::string log = fx.dir / "nan.log";
+    const std::string log = fx.dir.file("nan.log");
     const int status = run_to_end(with(fx.train_args(2), {"--out", out, "--quiet", "--optimizer", "sgd",
                                                           "--lr", "1e38", "--warmup", "0"}),
                                   log);

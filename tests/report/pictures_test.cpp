@@ -97,7 +97,7 @@ TEST(Tiles, ProbabilityChartHighlightsTheBestClass) {
     EXPECT_GT(chart.width, 200);
 }
 
-Model small_model() {
+Model picture_model() {
     Model m = parse_model(
         "input 12x12x3\nconv 4 3 padding=same relu\nmaxpool 2\nbatchnorm\nconv 6 3 relu\n"
         "globalavgpool\nflatten\ndropout 0.5\ndense 5 softmax\n",
@@ -107,7 +107,7 @@ Model small_model() {
 }
 
 TEST(Activations, LastLayerOutputMatchesInference) {
-    Model m = small_model();
+    Model m = picture_model();
     std::vector<float> input(12 * 12 * 3);
     for (size_t i = 0; i < input.size(); ++i) input[i] = static_cast<float>((i * 37) % 11) / 5.0f - 1.0f;
     const auto outputs = layer_outputs(m, input.data());
@@ -125,7 +125,7 @@ TEST(Activations, LastLayerOutputMatchesInference) {
 }
 
 TEST(Activations, PicturesOfEveryConvAndPoolingLayer) {
-    Model m = small_model();
+    Model m = picture_model();
     Image image{20, 16, 3, std::vector<uint8_t>(20 * 16 * 3)};
     for (size_t i = 0; i < image.pixels.size(); ++i) image.pixels[i] = static_cast<uint8_t>(i * 7);
     const Normalization norm{{0.5f, 0.5f, 0.5f}, {0.25f, 0.25f, 0.25f}};
