@@ -1,8 +1,11 @@
 // The primitive cache keeps the most recently used entries of each kind, builds each once, and an
-// entry a caller still holds survives its eviction.
+// entry a caller still holds survives its eviction; what it builds inside an inference stream is
+// built for the process's threads.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include "kernels/cpu/onednn.h"
+#include "lenz/threads.h"
 
 namespace lenz::cpu {
 namespace {
@@ -34,6 +37,29 @@ TEST(PrimitiveCache, KeepsTheMostRecentlyUsedAndBuildsEachOnce) {
     EXPECT_EQ(one->key, 1);
     EXPECT_NE(get(1), one);  // built anew
     EXPECT_EQ(builds, 6);
+}
+
+struct BuiltWith {
+    int threads;
+};
+
+TEST(PrimitiveCache, BuildsForTheProcesssThreadsInsideAStream) {
+    if (threads() < 2) GTEST_SKIP() << "needs two threads";
+    std::shared_ptr<BuiltWith> built;
+    int inside = 0;
+    // What an inference stream does: one thread each, inside a parallel region.
+#pragma omp parallel num_threads(2)
+    {
+        omp_set_num_threads(1);
+#pragma omp single
+        {
+            built = cached<BuiltWith, int, std::hash<int>, 8>(
+                11, [] { return BuiltWith{omp_get_max_threads()}; });
+            inside = omp_get_max_threads();
+        }
+    }
+    EXPECT_EQ(built->threads, threads());  // oneDNN would split its work for every thread
+    EXPECT_EQ(inside, 1);                  // and the stream keeps its one thread
 }
 
 }  // namespace
