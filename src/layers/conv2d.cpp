@@ -158,15 +158,10 @@ class Conv2d final : public Layer {
                 geometry_, pass.batch, x, pass.final_activation(config_.activation), y, pass.workspace,
                 pass.layouts, pass.int8_io(), pass.required_prepared(), pass.prepared_batch);
         const bool folded = pass.absorbed.affine && pass.prepared, residual = pass.absorbed.residual;
-        const ActivationSpec activation = pass.final_activation(config_.activation);
-        const float* bias =
-            folded ? cpu::conv2d_prepared_bias(geometry_, pass.prepared_batch, true, activation, pass.layouts,
-                                               pass.precision, pass.prepared, residual)
-            : config_.bias ? bias_.data()
-                           : nullptr;
-        cpu::conv2d_forward(geometry_, pass.batch, x, weight_.data(), bias, activation, y, pass.workspace,
-                            pass.layouts, pass.precision, {pass.prepared, pass.prepared_batch, folded},
-                            residual, pass.absorbed.channel_means ? pass.channel_means : nullptr);
+        cpu::conv2d_forward(geometry_, pass.batch, x, weight_.data(), config_.bias ? bias_.data() : nullptr,
+                            pass.final_activation(config_.activation), y, pass.workspace, pass.layouts,
+                            pass.precision, {pass.prepared, pass.prepared_batch, folded}, residual,
+                            pass.absorbed.channel_means ? pass.channel_means : nullptr);
     }
     void backward(const float* x, const float*, float* dy, const InputGradient& dx,
                   const Pass& pass) override {

@@ -174,6 +174,40 @@ TEST(Conv2dKernel, ChannelsLastOnEitherSideMatchesReference) {
     set_threads(0);
 }
 
+// A call is bound to its pointers (src/kernels/cpu/conv2d.cpp): called again on the same buffers,
+// it must read what they hold now, as training does with weights that change every step.
+TEST(Conv2dKernel, ACallOnTheSameBuffersReadsWhatTheyHoldNow) {
+    const Layout nchw = Layout::nchw, nhwc = Layout::nhwc;
+    const Padding same{PaddingMode::same};
+    // Small images in one chunk, whose call is kept bound; and six chunks of one big image each,
+    // bound anew at every call.
+    for (const Case& c : {Case{3, 20, 9, 9, 24, 3, 3, 1, 1, same, 2, {nchw, nchw}},
+                          Case{3, 20, 9, 9, 24, 3, 3, 1, 1, same, 2, {nhwc, nhwc}},
+                          Case{6, 16, 370, 370, 2, 3, 3, 1, 1, same, 2, {nhwc, nhwc}}}) {
+        const Layouts layouts = c.layouts;
+        set_threads(c.threads);
+        auto [g, x, w, b, dy] = operands_for(c, 11);
+        std::vector<float> y(static_cast<size_t>(c.N * c.OC * g.positions())), y_ref(y.size());
+        std::vector<float> ws(static_cast<size_t>(cpu::conv2d_forward_workspace(g, c.N, true, {}, layouts)));
+        std::vector<float> x_held = as_held(x, layouts.input, c.N, c.C, c.H * c.W);
+        const float* const x_buffer = x_held.data();
+        for (int call = 0; call < 3; ++call) {
+            cpu::conv2d_forward(g, c.N, x_held.data(), w.data(), b.data(), {}, y.data(), ws.data(), layouts);
+            reference::conv2d_forward(g, c.N, x.data(), w.data(), b.data(), y_ref.data());
+            expect_close(y_ref, as_nchw(y, layouts.output, c.N, c.OC, g.positions()),
+                         "call " + std::to_string(call), c, g.patch());
+            // New values in the same buffers, as an optimizer step and the next batch leave them.
+            for (float& v : w) v = -0.5f * v + 0.01f;
+            for (float& v : b) v += 0.25f;
+            for (float& v : x) v = v * v - 0.3f;
+            const std::vector<float> next = as_held(x, layouts.input, c.N, c.C, c.H * c.W);
+            std::copy(next.begin(), next.end(), x_held.begin());
+            ASSERT_EQ(x_held.data(), x_buffer);
+        }
+    }
+    set_threads(0);
+}
+
 // Plain on both sides, with so much channel padding that the forward pass runs channels-last
 // inside and reorders on both sides.
 // SiLU and sigmoid are applied by Lenz to each chunk of images once oneDNN has written it

@@ -38,9 +38,10 @@ struct PrimitiveKey {
     int64_t bias, activation, alpha_bits, input_layout, output_layout, precision, residual;
     bool operator==(const PrimitiveKey&) const = default;
 };
-struct PrimitiveKeyHash {
-    size_t operator()(const PrimitiveKey& k) const {
-        // The fields are 64-bit words with no padding between them: mixed a word at a time.
+// A key made of 64-bit words with no padding between them, hashed a word at a time.
+template <class Key>
+struct WordHash {
+    size_t operator()(const Key& k) const {
         int64_t words[sizeof k / sizeof(int64_t)];
         std::memcpy(words, &k, sizeof k);
         uint64_t h = 0x9e3779b97f4a7c15u;
@@ -48,6 +49,7 @@ struct PrimitiveKeyHash {
         return static_cast<size_t>(h ^ (h >> 32));
     }
 };
+using PrimitiveKeyHash = WordHash<PrimitiveKey>;
 static_assert(sizeof(PrimitiveKey) == 24 * sizeof(int64_t), "PrimitiveKey must have no padding to hash");
 
 PrimitiveKey key_of(PrimitiveKey::Kind kind, const ConvGeometry& g, int64_t N, bool bias,
@@ -316,13 +318,6 @@ int64_t conv2d_prepared_floats(const ConvGeometry& g, int64_t N, bool bias, cons
     return folded ? aligned(floats_of(f->pd.weights_desc())) + g.OC : f->weights_copy;
 }
 
-const float* conv2d_prepared_bias(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
-                                  Layouts layouts, Precision precision, const float* prepared,
-                                  bool residual) {
-    const auto f = forward_for(g, chunk_images(g, N), bias, act, layouts, precision, residual);
-    return prepared + aligned(floats_of(f->pd.weights_desc()));
-}
-
 void conv2d_prepare_weights(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
                             Layouts layouts, Precision precision, const float* w, const float* b,
                             const float* scale, const float* shift, float* prepared, bool residual) {
@@ -348,16 +343,70 @@ void conv2d_prepare_weights(const ConvGeometry& g, int64_t N, bool bias, const A
     cpu_stream().wait();
 }
 
-void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const float* w, const float* b,
-                    const ActivationSpec& act, float* y, float* workspace, Layouts layouts,
-                    Precision precision, PreparedWeights prepared, bool residual, float* channel_means) {
-    if (act.kind == Activation::softmax && layouts.output != Layout::nchw)
-        throw ShapeError("conv: a softmax over channels needs the (N, C, H, W) layout");
+namespace {
+
+// A forward call bound to its pointers: the reorders and the convolution of each chunk, in order,
+// with their memory objects made once. An inference stream calls each layer with the same pointers
+// every time (its arena does not move), and building the call anew, with ten memory objects and
+// six cache lookups, cost more than a small layer's convolution itself at batch 1.
+struct BoundForward {
+    struct Step {
+        explicit Step(dnnl::primitive p) : primitive(std::move(p)) {}
+        Step& bind(int arg, const memory& m) {
+            memories.push_back(m);
+            args.push_back({arg, m.get()});
+            return *this;
+        }
+        // Through the C API: the C++ one copies the arguments into a new vector at every call.
+        void run() const {
+            dnnl::error::wrap_c_api(dnnl_primitive_execute(primitive.get(), cpu_stream().get(),
+                                                           static_cast<int>(args.size()), args.data()),
+                                    "could not execute a convolution's step");
+        }
+        dnnl::primitive primitive;     // a handle: it outlives the primitive cache's eviction
+        std::vector<memory> memories;  // owned here, for the arguments below
+        std::vector<dnnl_exec_arg_t> args;
+        // The last step of a chunk: its output is final, for the host's activation or pool.
+        bool finishes_chunk = false;
+        int64_t first_image = 0, images = 0;
+    };
+    std::vector<Step> steps;
+    float* means_workspace = nullptr;
+};
+
+// Everything a bound call depends on: the primitive's key, how the weights were prepared, and
+// every pointer it reads or writes.
+struct BoundKey {
+    PrimitiveKey primitive;
+    int64_t folded, prepared_batch;
+    const void* pointers[7];
+    bool operator==(const BoundKey&) const = default;
+};
+static_assert(sizeof(BoundKey) == 33 * sizeof(int64_t), "BoundKey must have no padding to hash");
+
+// `wanted` holding the caller's data at `user_ptr` (laid out as `user`): that memory itself, or
+// `copy` after a reorder step.
+memory bound_layout(std::vector<BoundForward::Step>& steps, const memory::desc& wanted,
+                    const memory::desc& user, const float* user_ptr, float* copy) {
+    memory given(user, cpu_engine(), const_cast<float*>(user_ptr));
+    if (wanted == user) return given;
+    memory reordered(wanted, cpu_engine(), copy);
+    steps.emplace_back(made_for_every_thread([&] { return dnnl::reorder(given, reordered); }))
+        .bind(DNNL_ARG_FROM, given)
+        .bind(DNNL_ARG_TO, reordered);
+    return reordered;
+}
+
+BoundForward bind_forward(const ConvGeometry& g, int64_t N, const float* x, const float* w, const float* b,
+                          const ActivationSpec& act, float* y, float* workspace, Layouts layouts,
+                          Precision precision, PreparedWeights prepared, bool residual, bool host_pass) {
     const int64_t chunk = chunk_images(g, N), image = g.C * g.H * g.W, out_image = g.OC * g.OH * g.OW;
-    const bool bias = b != nullptr;
+    const bool bias = prepared.folded || b != nullptr;
+    BoundForward call;
     const auto first = forward_for(g, chunk, bias, act, layouts, precision, residual);
     const ForwardWorkspace layout =
         forward_workspace(g, N, bias, act, layouts, precision, prepared.folded, residual);
+    call.means_workspace = workspace + layout.weights + layout.per_chunk;
     // Prepared for the same chunk size, they fit; for another, only if that primitive wants the same.
     const int64_t prepared_chunk = chunk_images(g, prepared.batch);
     const bool fits =
@@ -365,51 +414,103 @@ void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const floa
         (prepared_chunk == chunk ||
          forward_for(g, prepared_chunk, bias, act, layouts, precision, residual)->pd.weights_desc() ==
              first->pd.weights_desc());
-    // Folded weights exist only as prepared; others are reordered from the layer's own.
+    // Folded weights exist only as prepared, their bias after them (conv2d_prepare_weights); others
+    // are reordered from the layer's own.
     const memory::desc source_desc =
         prepared.folded
             ? forward_for(g, prepared_chunk, bias, act, layouts, precision, residual)->pd.weights_desc()
             : plain_weights(g);
     const float* source = prepared.folded ? prepared.data : w;
+    if (prepared.folded) b = prepared.data + aligned(floats_of(source_desc));
+    auto& steps = call.steps;
     const memory weights =
         fits ? memory(first->pd.weights_desc(), cpu_engine(), const_cast<float*>(prepared.data))
-             : as_layout(first->pd.weights_desc(), source_desc, source, workspace);
+             : bound_layout(steps, first->pd.weights_desc(), source_desc, source, workspace);
     for (int64_t n0 = 0; n0 < N; n0 += chunk) {
         const int64_t n = std::min(chunk, N - n0);
         const auto f = forward_for(g, n, bias, act, layouts, precision, residual);
         Carver carve(workspace + layout.weights);
         const bool shared = f->pd.weights_desc() == first->pd.weights_desc();
-        memory wei = shared
-                         ? weights
-                         : as_layout(f->pd.weights_desc(), source_desc, source, carve.take(f->weights_copy));
-        memory src = as_layout(f->pd.src_desc(), user_src(g, n, layouts.input), x + n0 * image,
-                               carve.take(f->src_copy));
+        memory wei = shared ? weights
+                            : bound_layout(steps, f->pd.weights_desc(), source_desc, source,
+                                           carve.take(f->weights_copy));
+        memory src = bound_layout(steps, f->pd.src_desc(), user_src(g, n, layouts.input), x + n0 * image,
+                                  carve.take(f->src_copy));
         float* out = y + n0 * out_image;
         // The residual the sum post-op adds goes into the primitive's layout first, where that differs.
-        memory dst =
-            residual
-                ? as_layout(f->pd.dst_desc(), user_dst(g, n, layouts.output), out, carve.take(f->dst_copy))
-                : memory(f->pd.dst_desc(), cpu_engine(), f->dst_copy == 0 ? out : carve.take(f->dst_copy));
+        memory dst = residual ? bound_layout(steps, f->pd.dst_desc(), user_dst(g, n, layouts.output), out,
+                                             carve.take(f->dst_copy))
+                              : memory(f->pd.dst_desc(), cpu_engine(),
+                                       f->dst_copy == 0 ? out : carve.take(f->dst_copy));
         memory scratch(f->pd.scratchpad_desc(), cpu_engine(), carve.take(f->scratch));
-        std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},
-                                             {DNNL_ARG_WEIGHTS, wei},
-                                             {DNNL_ARG_DST, dst},
-                                             {DNNL_ARG_SCRATCHPAD, scratch}};
-        if (b) args.emplace(DNNL_ARG_BIAS, memory(plain_bias(g), cpu_engine(), const_cast<float*>(b)));
-        f->primitive.execute(cpu_stream(), args);
+        BoundForward::Step& convolution = steps.emplace_back(f->primitive)
+                                              .bind(DNNL_ARG_SRC, src)
+                                              .bind(DNNL_ARG_WEIGHTS, wei)
+                                              .bind(DNNL_ARG_DST, dst)
+                                              .bind(DNNL_ARG_SCRATCHPAD, scratch);
+        if (b) convolution.bind(DNNL_ARG_BIAS, memory(plain_bias(g), cpu_engine(), const_cast<float*>(b)));
         if (f->dst_copy != 0) {
             memory user(user_dst(g, n, layouts.output), cpu_engine(), out);
-            dnnl::reorder(dst, user).execute(cpu_stream(), dst, user);
+            steps.emplace_back(made_for_every_thread([&] { return dnnl::reorder(dst, user); }))
+                .bind(DNNL_ARG_FROM, dst)
+                .bind(DNNL_ARG_TO, user);
         }
-        if (channel_means) {
-            cpu_stream().wait();
-            activate_and_average(applied_after(act) ? act : ActivationSpec{}, out, n, g.OC, g.positions(),
-                                 layouts.output, channel_means + n0 * g.OC,
-                                 workspace + layout.weights + layout.per_chunk);
-        } else if (applied_after(act)) {
-            cpu_stream().wait();
-            activation_forward(act, out, n * out_image);
+        if (host_pass) {
+            steps.back().finishes_chunk = true;
+            steps.back().first_image = n0;
+            steps.back().images = n;
         }
+    }
+    return call;
+}
+
+// The calls kept bound on this thread (each inference stream runs on a thread of its own), at most
+// kBoundCalls of them: a process that loads model after model starts afresh now and then. A call
+// of more than kBoundChunks chunks is bound anew each time instead: its chunks are images too
+// big for binding to matter, and keeping memory objects for each would grow with the batch.
+constexpr size_t kBoundCalls = 1024;
+constexpr int64_t kBoundChunks = 4;
+
+template <class Bind>
+const BoundForward& bound_forward(const BoundKey& key, int64_t chunks, BoundForward& unkept, Bind&& bind) {
+    if (chunks > kBoundChunks) return unkept = bind();
+    thread_local std::unordered_map<BoundKey, BoundForward, WordHash<BoundKey>> calls;
+    if (auto it = calls.find(key); it != calls.end()) return it->second;
+    if (calls.size() >= kBoundCalls) calls.clear();
+    return calls.emplace(key, bind()).first->second;
+}
+
+}  // namespace
+
+void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const float* w, const float* b,
+                    const ActivationSpec& act, float* y, float* workspace, Layouts layouts,
+                    Precision precision, PreparedWeights prepared, bool residual, float* channel_means) {
+    if (act.kind == Activation::softmax && layouts.output != Layout::nchw)
+        throw ShapeError("conv: a softmax over channels needs the (N, C, H, W) layout");
+    const bool host_pass = channel_means || applied_after(act);
+    const bool bias = prepared.folded || b != nullptr;
+    const BoundKey key{key_of(PrimitiveKey::forward, g, N, bias, act, layouts, precision, residual),
+                       prepared.folded ? 1 : 0,
+                       prepared.batch,
+                       {x, w, b, y, workspace, prepared.data, channel_means}};
+    const int64_t chunk = chunk_images(g, N);
+    BoundForward unkept;
+    const BoundForward& call = bound_forward(key, (N + chunk - 1) / chunk, unkept, [&] {
+        return bind_forward(g, N, x, w, b, act, y, workspace, layouts, precision, prepared, residual,
+                            host_pass);
+    });
+    const int64_t out_image = g.OC * g.OH * g.OW;
+    for (const BoundForward::Step& step : call.steps) {
+        step.run();
+        if (!step.finishes_chunk) continue;
+        cpu_stream().wait();
+        float* out = y + step.first_image * out_image;
+        if (channel_means)
+            activate_and_average(applied_after(act) ? act : ActivationSpec{}, out, step.images, g.OC,
+                                 g.positions(), layouts.output, channel_means + step.first_image * g.OC,
+                                 call.means_workspace);
+        else
+            activation_forward(act, out, step.images * out_image);
     }
     cpu_stream().wait();
     if (act.kind == Activation::softmax) softmax_forward(y, N, g.OC, g.positions());

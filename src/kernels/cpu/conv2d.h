@@ -34,10 +34,6 @@ int64_t conv2d_prepared_floats(const ConvGeometry& g, int64_t N, bool bias, cons
 void conv2d_prepare_weights(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
                             Layouts layouts, Precision precision, const float* w, const float* b,
                             const float* scale, const float* shift, float* prepared, bool residual = false);
-// Where the folded bias lies in what conv2d_prepare_weights wrote with a map.
-const float* conv2d_prepared_bias(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
-                                  Layouts layouts, Precision precision, const float* prepared,
-                                  bool residual = false);
 // Weights that conv2d_prepare_weights wrote for batch `batch` (data nullptr: none).
 struct PreparedWeights {
     const float* data = nullptr;
@@ -48,6 +44,7 @@ struct PreparedWeights {
 // x: (N, C, H, W)  w: (OC, C/G, KH, KW)  b: (OC) or nullptr  y: (N, OC, OH, OW), activation fused
 // (a softmax over channels only with y in (N, C, H, W)). Prepared weights are used where this call's
 // primitive wants them as they are; otherwise w is converted in the workspace, as without them.
+// Folded ones bring their own bias: w and b are not read then.
 // residual: y holds a value of its shape on entry, which is added to the convolution's result
 // before the activation (a residual connection's add, fused: y = act(conv(x) + b + y)).
 // channel_means: inference, a global average pool of y fused in: each image's channel means go
