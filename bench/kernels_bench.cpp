@@ -45,7 +45,8 @@ void conv_forward(benchmark::State& state) {
     std::vector<float> y(static_cast<size_t>(N * g.OC * g.positions()));
     std::vector<float> workspace(static_cast<size_t>(cpu::conv2d_forward_workspace(g, N, true, relu, {})));
     for (auto _ : state) {
-        cpu::conv2d_forward(g, N, x.data(), w.data(), b.data(), relu, y.data(), workspace.data());
+        cpu::conv2d_forward(g, N, x.data(), w.data(), b.data(), relu, y.data(),
+                            {workspace.data(), static_cast<int64_t>(workspace.size())});
         benchmark::DoNotOptimize(y.data());
     }
     set_gflops(state, 2.0 * static_cast<double>(N * g.OC * g.positions() * g.patch()));
@@ -63,7 +64,7 @@ void conv_backward(benchmark::State& state) {
     };
     for (auto _ : state) {
         cpu::conv2d_backward(g, N, x.data(), dy.data(), w.data(), store_dx, dw.data(), db.data(),
-                             workspace.data());
+                             {workspace.data(), static_cast<int64_t>(workspace.size())});
         benchmark::DoNotOptimize(dx.data());
     }
     // Weight gradient and input gradient: each as many multiply-adds as the forward pass.

@@ -298,6 +298,7 @@ nlohmann::json bench_layers(const BenchArgs& a, Precision precision) {
             Pass pass = training_pass(model, layouts, i, B, precision);
             Buffer dy(y.size()), dx(i == 0 ? 0 : x.size()), ws(layer.workspace_floats(pass));
             pass.workspace = ws.data();
+            pass.workspace_capacity = ws.size();
             const InputGradient dx_to =
                 i == 0 ? InputGradient() : InputGradient::overwriting(dx.data(), layer.input_shape());
             Rng rng(4);

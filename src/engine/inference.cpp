@@ -124,6 +124,7 @@ const float* Inference::run_slice(const float* input, int64_t batch, int64_t str
         Layer& layer = model_.layer(i);
         Pass pass = s.pass(i, batch);
         pass.workspace = workspace;
+        pass.workspace_capacity = s.plan.workspace_floats;
         // A layer that prepared nothing reads its weights as they are.
         pass.prepared = s.prepared_offset[at] >= 0 ? prepared_.data() + s.prepared_offset[at] : nullptr;
         if (s.means_into[at] >= 0)

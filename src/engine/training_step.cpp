@@ -130,6 +130,7 @@ void TrainingStep::forward_layers(int64_t last, int64_t batch, bool training, ui
         Pass pass = training_pass(model_, layouts_, i, batch, precision_, logits_last && i == last);
         pass.training = pass.training && training;
         pass.workspace = workspace_.data();
+        pass.workspace_capacity = workspace_.size();
         pass.seed = Rng::derive(step_seed, 0xD20, static_cast<uint64_t>(i)).next();
         if (statistics_sum_ && training) pass.sum_across = &statistics_sum_;
         pass.share = share_;
@@ -230,6 +231,7 @@ TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels
         }
         Pass pass = training_pass(model_, layouts_, i, batch, precision_);
         pass.workspace = workspace_.data();
+        pass.workspace_capacity = workspace_.size();
         if (statistics_sum_) pass.sum_across = &statistics_sum_;
         pass.share = share_;
         layer.backward_inputs(xs, y, dy, dxs, pass);

@@ -159,8 +159,9 @@ class Conv2d final : public Layer {
                 pass.layouts, pass.int8_io(), pass.required_prepared(), pass.prepared_batch);
         const bool folded = pass.absorbed.affine && pass.prepared, residual = pass.absorbed.residual;
         cpu::conv2d_forward(geometry_, pass.batch, x, weight_.data(), config_.bias ? bias_.data() : nullptr,
-                            pass.final_activation(config_.activation), y, pass.workspace, pass.layouts,
-                            pass.precision, {pass.prepared, pass.prepared_batch, folded}, residual,
+                            pass.final_activation(config_.activation), y,
+                            {pass.workspace, pass.workspace_capacity}, pass.layouts, pass.precision,
+                            {pass.prepared, pass.prepared_batch, folded}, residual,
                             pass.absorbed.channel_means ? pass.channel_means : nullptr);
     }
     void backward(const float* x, const float*, float* dy, const InputGradient& dx,
@@ -168,8 +169,8 @@ class Conv2d final : public Layer {
         cpu::ImageGradientSink store;
         if (dx) store = [&](int64_t n, const float* image_dx) { dx.store(n, image_dx); };
         cpu::conv2d_backward(geometry_, pass.batch, x, dy, weight_.data(), store, dweight_.data(),
-                             config_.bias ? dbias_.data() : nullptr, pass.workspace, pass.layouts,
-                             pass.precision);
+                             config_.bias ? dbias_.data() : nullptr,
+                             {pass.workspace, pass.workspace_capacity}, pass.layouts, pass.precision);
     }
 
     ActivationSpec activation() const override { return config_.activation; }

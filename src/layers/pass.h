@@ -41,6 +41,7 @@ struct Pass {
     int64_t batch = 1;
     bool training = false;
     float* workspace = nullptr;            // at least workspace_floats(*this) floats
+    int64_t workspace_capacity = 0;        // how many floats there are at workspace
     Layouts layouts;                       // of x and dx, y and dy; nchw unless the layer takes channels-last
     Precision precision = Precision::f32;  // of convolutions and matrix products
     // Inference in int8: how the layer's input is quantised, from the model's calibrated ranges;

@@ -18,6 +18,7 @@ std::vector<std::vector<float>> layer_outputs(Model& model, const float* input) 
         workspace_floats = std::max(workspace_floats, model.layer(i).workspace_floats(pass));
     Buffer workspace(workspace_floats);
     pass.workspace = workspace.data();
+    pass.workspace_capacity = workspace.size();
     // values[v]: value v of the graph, (C, H, W); value 0 is the input, value i + 1 layer i's output.
     std::vector<std::vector<float>> values{std::vector<float>(input, input + model.input_shape().elements())};
     std::vector<const float*> xs;

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/conv2d.h"
 #include "lenz/buffer.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
@@ -27,8 +28,11 @@ TEST(Memory, SeedInferenceAllocatesExactlyThePlan) {
     const int64_t peak_before = buffer_bytes_peak();
     Buffer image(200 * 300 * 3);  // the caller's own input, not the engine's
     for (int64_t i = 0; i < image.size(); ++i) image[i] = static_cast<float>(i % 17) / 17.0f;
+    const int64_t shortfalls_before = cpu::workspace_shortfalls();
     const float* out = inference.run(image.data(), 1);
     EXPECT_EQ(buffer_bytes_peak() - peak_before, image.bytes()) << "running allocated memory";
+    EXPECT_EQ(cpu::workspace_shortfalls(), shortfalls_before)
+        << "a convolution outgrew its planned workspace";
     double sum = 0;
     for (int64_t i = 0; i < 25 * 38 * 400; ++i) sum += out[i];
     EXPECT_GT(sum, 0.0);

@@ -74,6 +74,11 @@ std::vector<float> as_nchw(const std::vector<float>& held, Layout l, int64_t N, 
     return l == Layout::nhwc ? transposed(held, N, P, C) : held;
 }
 
+// The whole of a workspace vector, for a kernel call.
+cpu::Workspace all_of(std::vector<float>& ws) {
+    return {ws.data(), static_cast<int64_t>(ws.size())};
+}
+
 // A case's geometry and random operands, in (N, C, H, W).
 struct Operands {
     ConvGeometry g;
@@ -91,20 +96,25 @@ Operands operands_for(const Case& c, uint64_t seed) {
     return {g, std::move(x), std::move(w), std::move(b), std::move(dy)};
 }
 
-void check(const Case& c) {
+// `given`: the floats of workspace the kernels are told they have (by default all they need);
+// what lies past them must stay untouched.
+void check(const Case& c, int64_t given = -1) {
     set_threads(c.threads);
     const auto [g, x, w, b, dy] = operands_for(c, 42);
     const int64_t y_size = c.N * c.OC * g.positions();
 
     std::vector<float> y_ref(static_cast<size_t>(y_size)), y_fast(static_cast<size_t>(y_size));
     reference::conv2d_forward(g, c.N, x.data(), w.data(), b.data(), y_ref.data());
-    std::vector<float> ws(
-        static_cast<size_t>(std::max(cpu::conv2d_forward_workspace(g, c.N, true, {}, c.layouts),
-                                     cpu::conv2d_backward_workspace(g, c.N, true, c.layouts))));
+    const int64_t needed = std::max(cpu::conv2d_forward_workspace(g, c.N, true, {}, c.layouts),
+                                    cpu::conv2d_backward_workspace(g, c.N, true, c.layouts));
+    ASSERT_LT(given, needed) << "a smaller workspace than needed, or none said";
+    constexpr float kUntouched = -12345.0f;
+    std::vector<float> ws(static_cast<size_t>(needed), kUntouched);
+    const cpu::Workspace workspace{ws.data(), given < 0 ? needed : given};
     const int64_t in_positions = c.H * c.W, out_positions = g.positions();
     const auto x_held = as_held(x, c.layouts.input, c.N, c.C, in_positions);
     const auto dy_held = as_held(dy, c.layouts.output, c.N, c.OC, out_positions);
-    cpu::conv2d_forward(g, c.N, x_held.data(), w.data(), b.data(), {}, y_fast.data(), ws.data(), c.layouts);
+    cpu::conv2d_forward(g, c.N, x_held.data(), w.data(), b.data(), {}, y_fast.data(), workspace, c.layouts);
     expect_close(y_ref, as_nchw(y_fast, c.layouts.output, c.N, c.OC, out_positions), "forward", c, g.patch());
 
     std::vector<float> dx_ref(x.size()), dx_fast(x.size(), 123.0f);
@@ -117,11 +127,14 @@ void check(const Case& c) {
         [&](int64_t n, const float* image_dx) {
             std::copy(image_dx, image_dx + image, dx_fast.data() + n * image);
         },
-        dw_fast.data(), db_fast.data(), ws.data(), c.layouts);
+        dw_fast.data(), db_fast.data(), workspace, c.layouts);
     expect_close(dx_ref, as_nchw(dx_fast, c.layouts.input, c.N, c.C, in_positions), "dx", c,
                  g.OC / g.G * g.KH * g.KW);
     expect_close(dw_ref, dw_fast, "dweight", c, c.N * g.positions());
     expect_close(db_ref, db_fast, "dbias", c, c.N * g.positions());
+    for (size_t i = static_cast<size_t>(workspace.floats); i < ws.size(); ++i)
+        ASSERT_EQ(ws[i], kUntouched) << "written past the workspace given, at " << i << " for "
+                                     << describe(c);
 }
 
 TEST(Conv2dKernel, MatchesReferenceOverSweep) {
@@ -192,7 +205,7 @@ TEST(Conv2dKernel, ACallOnTheSameBuffersReadsWhatTheyHoldNow) {
         std::vector<float> x_held = as_held(x, layouts.input, c.N, c.C, c.H * c.W);
         const float* const x_buffer = x_held.data();
         for (int call = 0; call < 3; ++call) {
-            cpu::conv2d_forward(g, c.N, x_held.data(), w.data(), b.data(), {}, y.data(), ws.data(), layouts);
+            cpu::conv2d_forward(g, c.N, x_held.data(), w.data(), b.data(), {}, y.data(), all_of(ws), layouts);
             reference::conv2d_forward(g, c.N, x.data(), w.data(), b.data(), y_ref.data());
             expect_close(y_ref, as_nchw(y, layouts.output, c.N, c.OC, g.positions()),
                          "call " + std::to_string(call), c, g.patch());
@@ -205,6 +218,15 @@ TEST(Conv2dKernel, ACallOnTheSameBuffersReadsWhatTheyHoldNow) {
             ASSERT_EQ(x_held.data(), x_buffer);
         }
     }
+    set_threads(0);
+}
+
+// A call given less workspace than it needs (a caller that planned for another batch) computes the
+// same and writes nothing past what it was given: it works in memory of its own.
+TEST(Conv2dKernel, ACallGivenTooLittleWorkspaceWritesNothingPastIt) {
+    const int64_t shortfalls = cpu::workspace_shortfalls();
+    check({3, 20, 9, 9, 24, 3, 3, 1, 1, Padding{PaddingMode::same}, 2, {Layout::nchw, Layout::nchw}}, 16);
+    EXPECT_EQ(cpu::workspace_shortfalls(), shortfalls + 2);  // the forward and the backward call
     set_threads(0);
 }
 
@@ -234,7 +256,8 @@ TEST(Conv2dKernel, FusedActivationsActivateTheReferenceConvolution) {
             }
             std::vector<float> ws(
                 static_cast<size_t>(cpu::conv2d_forward_workspace(g, c.N, true, act, layouts)));
-            cpu::conv2d_forward(g, c.N, x_held.data(), w.data(), b.data(), act, y.data(), ws.data(), layouts);
+            cpu::conv2d_forward(g, c.N, x_held.data(), w.data(), b.data(), act, y.data(), all_of(ws),
+                                layouts);
             expect_close(want, as_nchw(y, layouts.output, c.N, c.OC, g.positions()), act.str(), c, g.patch());
         }
     }
@@ -314,7 +337,7 @@ void check_bf16(const Case& c) {
                  cpu::conv2d_backward_workspace(g, c.N, true, c.layouts, Precision::bf16))));
     const auto x_held = as_held(x, c.layouts.input, c.N, c.C, in_positions);
     const auto dy_held = as_held(dy, c.layouts.output, c.N, c.OC, g.positions());
-    cpu::conv2d_forward(g, c.N, x_held.data(), w.data(), b.data(), {}, y_bf16.data(), ws.data(), c.layouts,
+    cpu::conv2d_forward(g, c.N, x_held.data(), w.data(), b.data(), {}, y_bf16.data(), all_of(ws), c.layouts,
                         Precision::bf16);
     expect_within(y_ref, as_nchw(y_bf16, c.layouts.output, c.N, c.OC, g.positions()), y_bound, "forward");
 
@@ -331,7 +354,7 @@ void check_bf16(const Case& c) {
         [&](int64_t n, const float* image_dx) {
             std::copy(image_dx, image_dx + image, dx_bf16.data() + n * image);
         },
-        dw_bf16.data(), db_bf16.data(), ws.data(), c.layouts, Precision::bf16);
+        dw_bf16.data(), db_bf16.data(), all_of(ws), c.layouts, Precision::bf16);
     expect_within(dx_ref, as_nchw(dx_bf16, c.layouts.input, c.N, c.C, in_positions), dx_bound, "dx");
     // A layer of fewer than 16 input channels computes its weight gradient in float32 (conv2d.cpp).
     expect_within(dw_ref, dw_bf16, dw_bound, "dweight", c.C >= 16);

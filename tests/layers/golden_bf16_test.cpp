@@ -84,6 +84,7 @@ Outputs run_layer(const LayerConfig& config, Shape in, int64_t N,
     pass.precision = precision;
     Buffer workspace(std::max<int64_t>(layer->workspace_floats(pass), 1));
     pass.workspace = workspace.data();
+    pass.workspace_capacity = workspace.size();
     Outputs out;
     out.y.resize(static_cast<size_t>(N * layer->output_shape().elements()));
     layer->forward(x.data(), out.y.data(), pass);

@@ -148,6 +148,7 @@ TEST_P(Golden, MatchesPyTorch) {
     Buffer workspace(std::max<int64_t>(layer.workspace_floats(pass), 1));
     pass.training = training;
     pass.workspace = workspace.data();
+    pass.workspace_capacity = workspace.size();
 
     Buffer y(N * out.elements());
     layer.forward(x.data(), y.data(), pass);

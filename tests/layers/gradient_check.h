@@ -53,6 +53,7 @@ class LayerHarness {
         p.batch = batch_;
         p.training = training;
         p.workspace = workspace_.data();
+        p.workspace_capacity = workspace_.size();
         p.seed = 99;
         return p;
     }

@@ -1,6 +1,7 @@
 #include "kernels/cpu/conv2d.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <dnnl.hpp>
 #include <mutex>
@@ -345,6 +346,9 @@ void conv2d_prepare_weights(const ConvGeometry& g, int64_t N, bool bias, const A
 
 namespace {
 
+// Calls whose caller's workspace was too small (workspace_shortfalls()).
+std::atomic<int64_t> shortfalls{0};
+
 // A forward call bound to its pointers: the reorders and the convolution of each chunk, in order,
 // with their memory objects made once. An inference stream calls each layer with the same pointers
 // every time (its arena does not move), and building the call anew, with ten memory objects and
@@ -372,17 +376,18 @@ struct BoundForward {
     };
     std::vector<Step> steps;
     float* means_workspace = nullptr;
+    std::vector<float> own_workspace;  // where the caller's was too small for this call
 };
 
 // Everything a bound call depends on: the primitive's key, how the weights were prepared, and
 // every pointer it reads or writes.
 struct BoundKey {
     PrimitiveKey primitive;
-    int64_t folded, prepared_batch;
+    int64_t folded, prepared_batch, workspace_floats;
     const void* pointers[7];
     bool operator==(const BoundKey&) const = default;
 };
-static_assert(sizeof(BoundKey) == 33 * sizeof(int64_t), "BoundKey must have no padding to hash");
+static_assert(sizeof(BoundKey) == 34 * sizeof(int64_t), "BoundKey must have no padding to hash");
 
 // `wanted` holding the caller's data at `user_ptr` (laid out as `user`): that memory itself, or
 // `copy` after a reorder step.
@@ -398,14 +403,23 @@ memory bound_layout(std::vector<BoundForward::Step>& steps, const memory::desc& 
 }
 
 BoundForward bind_forward(const ConvGeometry& g, int64_t N, const float* x, const float* w, const float* b,
-                          const ActivationSpec& act, float* y, float* workspace, Layouts layouts,
-                          Precision precision, PreparedWeights prepared, bool residual, bool host_pass) {
+                          const ActivationSpec& act, float* y, Workspace given, Layouts layouts,
+                          Precision precision, PreparedWeights prepared, bool residual, bool host_pass,
+                          bool channel_means) {
     const int64_t chunk = chunk_images(g, N), image = g.C * g.H * g.W, out_image = g.OC * g.OH * g.OW;
     const bool bias = prepared.folded || b != nullptr;
     BoundForward call;
     const auto first = forward_for(g, chunk, bias, act, layouts, precision, residual);
     const ForwardWorkspace layout =
         forward_workspace(g, N, bias, act, layouts, precision, prepared.folded, residual);
+    const int64_t needed = layout.weights + layout.per_chunk +
+                           (channel_means ? channel_means_workspace(chunk, g.OC, g.positions()) : 0);
+    float* workspace = given.data;
+    if (needed > given.floats) {
+        ++shortfalls;
+        call.own_workspace.resize(static_cast<size_t>(needed));
+        workspace = call.own_workspace.data();
+    }
     call.means_workspace = workspace + layout.weights + layout.per_chunk;
     // Prepared for the same chunk size, they fit; for another, only if that primitive wants the same.
     const int64_t prepared_chunk = chunk_images(g, prepared.batch);
@@ -482,8 +496,12 @@ const BoundForward& bound_forward(const BoundKey& key, int64_t chunks, BoundForw
 
 }  // namespace
 
+int64_t workspace_shortfalls() {
+    return shortfalls.load();
+}
+
 void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const float* w, const float* b,
-                    const ActivationSpec& act, float* y, float* workspace, Layouts layouts,
+                    const ActivationSpec& act, float* y, Workspace workspace, Layouts layouts,
                     Precision precision, PreparedWeights prepared, bool residual, float* channel_means) {
     if (act.kind == Activation::softmax && layouts.output != Layout::nchw)
         throw ShapeError("conv: a softmax over channels needs the (N, C, H, W) layout");
@@ -492,12 +510,13 @@ void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const floa
     const BoundKey key{key_of(PrimitiveKey::forward, g, N, bias, act, layouts, precision, residual),
                        prepared.folded ? 1 : 0,
                        prepared.batch,
-                       {x, w, b, y, workspace, prepared.data, channel_means}};
+                       workspace.floats,
+                       {x, w, b, y, workspace.data, prepared.data, channel_means}};
     const int64_t chunk = chunk_images(g, N);
     BoundForward unkept;
     const BoundForward& call = bound_forward(key, (N + chunk - 1) / chunk, unkept, [&] {
         return bind_forward(g, N, x, w, b, act, y, workspace, layouts, precision, prepared, residual,
-                            host_pass);
+                            host_pass, channel_means != nullptr);
     });
     const int64_t out_image = g.OC * g.OH * g.OW;
     for (const BoundForward::Step& step : call.steps) {
@@ -517,11 +536,18 @@ void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const floa
 }
 
 void conv2d_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy, const float* w,
-                     const ImageGradientSink& store_dx, float* dw, float* db, float* workspace,
+                     const ImageGradientSink& store_dx, float* dw, float* db, Workspace given,
                      Layouts layouts, Precision precision) {
     const int64_t chunk = chunk_images(g, N), image = g.C * g.H * g.W, out_image = g.OC * g.OH * g.OW;
     const auto first = backward_data_for(g, chunk, layouts, precision);
     const BackwardWorkspace layout = backward_workspace(g, N, db != nullptr, layouts, precision);
+    std::vector<float> own_workspace;  // where the caller's is too small for this call
+    float* workspace = given.data;
+    if (layout.weights + layout.per_chunk > given.floats) {
+        ++shortfalls;
+        own_workspace.resize(static_cast<size_t>(layout.weights + layout.per_chunk));
+        workspace = own_workspace.data();
+    }
     memory weights;
     if (store_dx) weights = as_layout(first->pd.weights_desc(), plain_weights(g), w, workspace);
     // Chunk by chunk: the weight gradient reads the chunk's x first, then its dx may overwrite it.

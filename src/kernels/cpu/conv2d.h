@@ -24,6 +24,18 @@ int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, bool bias, L
 // Whether the forward pass can apply `act` to each tile as it computes it (every activation but softmax).
 bool conv2d_fuses(const ActivationSpec& act);
 
+// The memory a call may use: `floats` of it at `data`, planned from the *_workspace functions
+// above for the batch the caller planned. A smaller batch can get a primitive of another kind,
+// with larger reordered copies or scratchpad (int8 met one); such a call then works in memory of its
+// own rather than past the end of the caller's.
+struct Workspace {
+    float* data = nullptr;
+    int64_t floats = 0;
+};
+// How many calls in this process so far have had to work in memory of their own; the engine's
+// tests expect none at the batches it planned for.
+int64_t workspace_shortfalls();
+
 // Weights converted once for inference, laid out as the primitive for batch N wants them (oneDNN's
 // blocked layouts; bf16 copies), which every call would otherwise reorder: how many floats they take
 // (none when the primitive reads them as the layer keeps them), and writing them. `folded`: a
@@ -51,13 +63,13 @@ struct PreparedWeights {
 // there, (N, OC), computed in the pass that applies the activations oneDNN does not. Its workspace
 // comes after conv2d_forward_workspace's: channel_means_workspace(N, OC, OH·OW) floats (pool2d.h).
 void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const float* w, const float* b,
-                    const ActivationSpec& act, float* y, float* workspace, Layouts layouts = {},
+                    const ActivationSpec& act, float* y, Workspace workspace, Layouts layouts = {},
                     Precision precision = Precision::f32, PreparedWeights prepared = {},
                     bool residual = false, float* channel_means = nullptr);
 // dy: (N, OC, OH, OW), the gradient before the activation. Accumulates dw and db (unless nullptr)
 // first, then hands each image of dx to store_dx (unless empty); x may be overwritten from then on.
 void conv2d_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy, const float* w,
-                     const ImageGradientSink& store_dx, float* dw, float* db, float* workspace,
+                     const ImageGradientSink& store_dx, float* dw, float* db, Workspace workspace,
                      Layouts layouts = {}, Precision precision = Precision::f32);
 
 }  // namespace lenz::cpu
