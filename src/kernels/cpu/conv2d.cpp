@@ -232,14 +232,58 @@ std::shared_ptr<BackwardWeights> backward_weights_for(const ConvGeometry& g, int
         });
 }
 
-// A memory object for `wanted` holding the caller's data at `user_ptr` (laid out as `user`),
-// reordered into `copy` first when the layouts differ.
-memory as_layout(const memory::desc& wanted, const memory::desc& user, const float* user_ptr, float* copy) {
+// Calls whose caller's workspace was too small (workspace_shortfalls()).
+std::atomic<int64_t> shortfalls{0};
+
+// The caller's workspace, or `own` grown to `needed` floats where the caller's has fewer.
+float* workspace_of(Workspace given, int64_t needed, std::vector<float>& own) {
+    if (needed <= given.floats) return given.data;
+    ++shortfalls;
+    own.resize(static_cast<size_t>(needed));
+    return own.data();
+}
+
+// One reorder or convolution with its memory objects and C arguments, ready to run again.
+struct Step {
+    explicit Step(dnnl::primitive p) : primitive(std::move(p)) {}
+    Step& bind(int arg, const memory& m) {
+        memories.push_back(m);
+        args.push_back({arg, m.get()});
+        return *this;
+    }
+    // Through the C API: the C++ one copies the arguments into a new vector at every call.
+    void run() const {
+        dnnl::error::wrap_c_api(dnnl_primitive_execute(primitive.get(), cpu_stream().get(),
+                                                       static_cast<int>(args.size()), args.data()),
+                                "could not execute a convolution's step");
+    }
+    dnnl::primitive primitive;     // a handle: it outlives the primitive cache's eviction
+    std::vector<memory> memories;  // owned here, for the arguments below
+    std::vector<dnnl_exec_arg_t> args;
+    // The last step of a chunk: its output is final, for the host's activation or pool.
+    bool finishes_chunk = false;
+    int64_t first_image = 0, images = 0;
+};
+
+// `wanted` holding the caller's data at `user_ptr` (laid out as `user`): that memory itself, or
+// `copy` after a reorder step.
+memory bound_layout(std::vector<Step>& steps, const memory::desc& wanted, const memory::desc& user,
+                    const float* user_ptr, float* copy) {
     memory given(user, cpu_engine(), const_cast<float*>(user_ptr));
     if (wanted == user) return given;
     memory reordered(wanted, cpu_engine(), copy);
-    dnnl::reorder(given, reordered).execute(cpu_stream(), given, reordered);
+    steps.emplace_back(made_for_every_thread([&] { return dnnl::reorder(given, reordered); }))
+        .bind(DNNL_ARG_FROM, given)
+        .bind(DNNL_ARG_TO, reordered);
     return reordered;
+}
+
+// The same, reordered at once.
+memory as_layout(const memory::desc& wanted, const memory::desc& user, const float* user_ptr, float* copy) {
+    std::vector<Step> steps;
+    const memory m = bound_layout(steps, wanted, user, user_ptr, copy);
+    for (const Step& step : steps) step.run();
+    return m;
 }
 
 // The chunk sizes a batch of N is cut into: at most two distinct ones.
@@ -346,34 +390,11 @@ void conv2d_prepare_weights(const ConvGeometry& g, int64_t N, bool bias, const A
 
 namespace {
 
-// Calls whose caller's workspace was too small (workspace_shortfalls()).
-std::atomic<int64_t> shortfalls{0};
-
 // A forward call bound to its pointers: the reorders and the convolution of each chunk, in order,
 // with their memory objects made once. An inference stream calls each layer with the same pointers
 // every time (its arena does not move), and building the call anew, with ten memory objects and
 // six cache lookups, cost more than a small layer's convolution itself at batch 1.
 struct BoundForward {
-    struct Step {
-        explicit Step(dnnl::primitive p) : primitive(std::move(p)) {}
-        Step& bind(int arg, const memory& m) {
-            memories.push_back(m);
-            args.push_back({arg, m.get()});
-            return *this;
-        }
-        // Through the C API: the C++ one copies the arguments into a new vector at every call.
-        void run() const {
-            dnnl::error::wrap_c_api(dnnl_primitive_execute(primitive.get(), cpu_stream().get(),
-                                                           static_cast<int>(args.size()), args.data()),
-                                    "could not execute a convolution's step");
-        }
-        dnnl::primitive primitive;     // a handle: it outlives the primitive cache's eviction
-        std::vector<memory> memories;  // owned here, for the arguments below
-        std::vector<dnnl_exec_arg_t> args;
-        // The last step of a chunk: its output is final, for the host's activation or pool.
-        bool finishes_chunk = false;
-        int64_t first_image = 0, images = 0;
-    };
     std::vector<Step> steps;
     float* means_workspace = nullptr;
     std::vector<float> own_workspace;  // where the caller's was too small for this call
@@ -389,37 +410,20 @@ struct BoundKey {
 };
 static_assert(sizeof(BoundKey) == 34 * sizeof(int64_t), "BoundKey must have no padding to hash");
 
-// `wanted` holding the caller's data at `user_ptr` (laid out as `user`): that memory itself, or
-// `copy` after a reorder step.
-memory bound_layout(std::vector<BoundForward::Step>& steps, const memory::desc& wanted,
-                    const memory::desc& user, const float* user_ptr, float* copy) {
-    memory given(user, cpu_engine(), const_cast<float*>(user_ptr));
-    if (wanted == user) return given;
-    memory reordered(wanted, cpu_engine(), copy);
-    steps.emplace_back(made_for_every_thread([&] { return dnnl::reorder(given, reordered); }))
-        .bind(DNNL_ARG_FROM, given)
-        .bind(DNNL_ARG_TO, reordered);
-    return reordered;
-}
-
 BoundForward bind_forward(const ConvGeometry& g, int64_t N, const float* x, const float* w, const float* b,
                           const ActivationSpec& act, float* y, Workspace given, Layouts layouts,
-                          Precision precision, PreparedWeights prepared, bool residual, bool host_pass,
-                          bool channel_means) {
+                          Precision precision, PreparedWeights prepared, bool residual, bool channel_means) {
     const int64_t chunk = chunk_images(g, N), image = g.C * g.H * g.W, out_image = g.OC * g.OH * g.OW;
     const bool bias = prepared.folded || b != nullptr;
+    // The host finishes a chunk where oneDNN does not apply the activation, or a pool is fused in.
+    const bool host_pass = channel_means || applied_after(act);
     BoundForward call;
     const auto first = forward_for(g, chunk, bias, act, layouts, precision, residual);
     const ForwardWorkspace layout =
         forward_workspace(g, N, bias, act, layouts, precision, prepared.folded, residual);
     const int64_t needed = layout.weights + layout.per_chunk +
                            (channel_means ? channel_means_workspace(chunk, g.OC, g.positions()) : 0);
-    float* workspace = given.data;
-    if (needed > given.floats) {
-        ++shortfalls;
-        call.own_workspace.resize(static_cast<size_t>(needed));
-        workspace = call.own_workspace.data();
-    }
+    float* workspace = workspace_of(given, needed, call.own_workspace);
     call.means_workspace = workspace + layout.weights + layout.per_chunk;
     // Prepared for the same chunk size, they fit; for another, only if that primitive wants the same.
     const int64_t prepared_chunk = chunk_images(g, prepared.batch);
@@ -457,11 +461,11 @@ BoundForward bind_forward(const ConvGeometry& g, int64_t N, const float* x, cons
                               : memory(f->pd.dst_desc(), cpu_engine(),
                                        f->dst_copy == 0 ? out : carve.take(f->dst_copy));
         memory scratch(f->pd.scratchpad_desc(), cpu_engine(), carve.take(f->scratch));
-        BoundForward::Step& convolution = steps.emplace_back(f->primitive)
-                                              .bind(DNNL_ARG_SRC, src)
-                                              .bind(DNNL_ARG_WEIGHTS, wei)
-                                              .bind(DNNL_ARG_DST, dst)
-                                              .bind(DNNL_ARG_SCRATCHPAD, scratch);
+        Step& convolution = steps.emplace_back(f->primitive)
+                                .bind(DNNL_ARG_SRC, src)
+                                .bind(DNNL_ARG_WEIGHTS, wei)
+                                .bind(DNNL_ARG_DST, dst)
+                                .bind(DNNL_ARG_SCRATCHPAD, scratch);
         if (b) convolution.bind(DNNL_ARG_BIAS, memory(plain_bias(g), cpu_engine(), const_cast<float*>(b)));
         if (f->dst_copy != 0) {
             memory user(user_dst(g, n, layouts.output), cpu_engine(), out);
@@ -505,7 +509,6 @@ void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const floa
                     Precision precision, PreparedWeights prepared, bool residual, float* channel_means) {
     if (act.kind == Activation::softmax && layouts.output != Layout::nchw)
         throw ShapeError("conv: a softmax over channels needs the (N, C, H, W) layout");
-    const bool host_pass = channel_means || applied_after(act);
     const bool bias = prepared.folded || b != nullptr;
     const BoundKey key{key_of(PrimitiveKey::forward, g, N, bias, act, layouts, precision, residual),
                        prepared.folded ? 1 : 0,
@@ -516,10 +519,10 @@ void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const floa
     BoundForward unkept;
     const BoundForward& call = bound_forward(key, (N + chunk - 1) / chunk, unkept, [&] {
         return bind_forward(g, N, x, w, b, act, y, workspace, layouts, precision, prepared, residual,
-                            host_pass, channel_means != nullptr);
+                            channel_means != nullptr);
     });
     const int64_t out_image = g.OC * g.OH * g.OW;
-    for (const BoundForward::Step& step : call.steps) {
+    for (const Step& step : call.steps) {
         step.run();
         if (!step.finishes_chunk) continue;
         cpu_stream().wait();
@@ -542,12 +545,7 @@ void conv2d_backward(const ConvGeometry& g, int64_t N, const float* x, const flo
     const auto first = backward_data_for(g, chunk, layouts, precision);
     const BackwardWorkspace layout = backward_workspace(g, N, db != nullptr, layouts, precision);
     std::vector<float> own_workspace;  // where the caller's is too small for this call
-    float* workspace = given.data;
-    if (layout.weights + layout.per_chunk > given.floats) {
-        ++shortfalls;
-        own_workspace.resize(static_cast<size_t>(layout.weights + layout.per_chunk));
-        workspace = own_workspace.data();
-    }
+    float* workspace = workspace_of(given, layout.weights + layout.per_chunk, own_workspace);
     memory weights;
     if (store_dx) weights = as_layout(first->pd.weights_desc(), plain_weights(g), w, workspace);
     // Chunk by chunk: the weight gradient reads the chunk's x first, then its dx may overwrite it.
