@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/cpu/copy.h"
 #include "kernels/cpu/image_gradient.h"
 #include "layers/pass.h"
 #include "layers/window.h"
@@ -31,10 +32,10 @@ class ChannelSlice final : public Layer {
         if (pass.layouts.input == Layout::nhwc) {  // each pixel's run of the sliced channels
             const int64_t rows = pass.batch * input_shape().h * input_shape().w, in_c = input_shape().c,
                           out_c = output_shape().c;
-#pragma omp parallel for schedule(static) if (pass.batch * out_image >= (1 << 16))
-            for (int64_t r = 0; r < rows; ++r)
-                std::memcpy(y + r * out_c, x + r * in_c + config_.begin,
-                            sizeof(float) * static_cast<size_t>(out_c));
+            cpu::in_row_blocks(rows, in_c, [&](int64_t first, int64_t count) {
+                cpu::copy_runs(x + first * in_c + config_.begin, in_c, y + first * out_c, out_c, count,
+                               out_c);
+            });
             return;
         }
         const int64_t skip = config_.begin * input_shape().h * input_shape().w;
@@ -62,9 +63,7 @@ class ChannelSlice final : public Layer {
                                 sizeof(float) * static_cast<size_t>(out_image));
                     return;
                 }
-                for (int64_t p = 0; p < pixels; ++p)
-                    std::memcpy(image_dx + p * s.c + config_.begin, dy + n * out_image + p * out_c,
-                                sizeof(float) * static_cast<size_t>(out_c));
+                cpu::copy_runs(dy + n * out_image, out_c, image_dx + config_.begin, s.c, pixels, out_c);
             });
     }
 

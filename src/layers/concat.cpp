@@ -2,6 +2,7 @@
 // width, one after another in each image's (C, H, W) block. It only copies.
 #include <cstring>
 
+#include "kernels/cpu/copy.h"
 #include "layers/merge_layer.h"
 #include "layers/window.h"
 #include "lenz/error.h"
@@ -22,12 +23,10 @@ class Concat final : public MergeLayer {
     // xs[k]: (N, C_k, H, W) -> y: (N, sum C_k, H, W)
     void forward_inputs(const std::vector<const float*>& xs, float* y, const Pass& pass) override {
         if (pass.layouts.output == Layout::nhwc) {
-            for_each_slice(
-                pass.batch,
-                [&](size_t k, float* out, int64_t at, int64_t count) {
-                    std::memcpy(out, xs[k] + at, sizeof(float) * static_cast<size_t>(count));
-                },
-                y);
+            for_each_slice(pass.batch, [&](size_t k, int64_t first, int64_t rows, int64_t offset) {
+                const int64_t ck = input_shapes()[k].c, C = output_shape().c;
+                cpu::copy_runs(xs[k] + first * ck, ck, y + first * C + offset, C, rows, ck);
+            });
             return;
         }
         const int64_t out_image = output_shape().elements();
@@ -46,14 +45,11 @@ class Concat final : public MergeLayer {
     void backward_inputs(const std::vector<const float*>&, const float*, float* dy,
                          const std::vector<InputGradient>& dxs, const Pass& pass) override {
         if (pass.layouts.output == Layout::nhwc) {
-            for_each_slice(
-                pass.batch,
-                [&](size_t k, float* slice, int64_t at, int64_t count) {
-                    if (!dxs[k]) return;
-                    float* dx = dxs[k].sum();
-                    for (int64_t i = 0; i < count; ++i) dx[at + i] += slice[i];
-                },
-                dy);
+            for_each_slice(pass.batch, [&](size_t k, int64_t first, int64_t rows, int64_t offset) {
+                if (!dxs[k]) return;
+                const int64_t ck = input_shapes()[k].c, C = output_shape().c;
+                cpu::add_runs(dy + first * C + offset, C, dxs[k].sum() + first * ck, ck, rows, ck);
+            });
             return;
         }
         const int64_t out_image = output_shape().elements();
@@ -69,20 +65,18 @@ class Concat final : public MergeLayer {
     }
 
   private:
-    // Channels-last: visit(k, where input k's channels sit in `out`, their offset in input k, how many)
-    // for every position of every image.
+    // Channels-last: visit(k, first position, positions, offset of input k's channels in a position's
+    // row of all of them), over every position of every image, in blocks shared among the threads.
     template <class Visit>
-    void for_each_slice(int64_t batch, Visit visit, float* out) const {
-        const int64_t positions = batch * output_shape().h * output_shape().w, C = output_shape().c;
-#pragma omp parallel for schedule(static) if (positions * C >= (1 << 16))
-        for (int64_t p = 0; p < positions; ++p) {
+    void for_each_slice(int64_t batch, Visit visit) const {
+        const int64_t positions = batch * output_shape().h * output_shape().w;
+        cpu::in_row_blocks(positions, output_shape().c, [&](int64_t first, int64_t rows) {
             int64_t offset = 0;
             for (size_t k = 0; k < input_shapes().size(); ++k) {
-                const int64_t ck = input_shapes()[k].c;
-                visit(k, out + p * C + offset, p * ck, ck);
-                offset += ck;
+                visit(k, first, rows, offset);
+                offset += input_shapes()[k].c;
             }
-        }
+        });
     }
 
   protected:

@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <dnnl.hpp>
 #include <stdexcept>
 
 #include "kernels/cpu/exp_approx.h"
+#include "kernels/cpu/vector_isa.h"
 
 namespace lenz::cpu {
 
@@ -42,11 +42,9 @@ void map2(const float* a, const float* b, float* out, int64_t n, Op op) {
     }
 }
 
-// The activations built on exp, one span at a time: out[i] from a[i] (and b[i]). Each is compiled
-// for AVX-512, AVX2 and the baseline, and the CPU's best is picked on first use (the loops are
-// plain arithmetic, so each version is the same sums). Not with target_clones: its ifunc resolvers
-// run before the sanitizers' runtimes start, and crashed every sanitizer build. The callers cut
-// the work among threads: OpenMP's outlined loops would not inherit the target.
+// The activations built on exp, one span at a time: out[i] from a[i] (and b[i]), in one build per
+// vector level (vector_isa.h; the loops are plain arithmetic, so each build is the same sums). The
+// callers cut the work among threads.
 using SpanFn = void (*)(const float* a, const float* b, float* out, int64_t n);
 
 [[gnu::always_inline]] inline void sigmoid_body(const float* x, const float*, float* y, int64_t n) {
@@ -82,20 +80,9 @@ void on_baseline(const float* a, const float* b, float* out, int64_t n) {
     Body(a, b, out, n);
 }
 
-// The level oneDNN runs at, which DNNL_MAX_CPU_ISA lowers: the kernel tests run at AVX2 and SSE4.1
-// too, and cover each version so.
 template <SpanFn Body>
 SpanFn best() {
-    static const SpanFn chosen = [] {
-        const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
-        const auto reaches = [isa](dnnl::cpu_isa level) {
-            return (isa & static_cast<unsigned>(level)) == static_cast<unsigned>(level);
-        };
-        if (reaches(dnnl::cpu_isa::avx512_core)) return &on_avx512<Body>;
-        if (reaches(dnnl::cpu_isa::avx2)) return &on_avx2<Body>;
-        return &on_baseline<Body>;
-    }();
-    return chosen;
+    return for_this_cpu<SpanFn>(&on_avx512<Body>, &on_avx2<Body>, &on_baseline<Body>);
 }
 
 // span(begin, count) over [0, n), in blocks shared among the threads when n is large.

@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "kernels/cpu/activation.h"
+#include "kernels/cpu/vector_isa.h"
 
 namespace lenz::cpu {
 namespace {
@@ -160,41 +161,64 @@ void avgpool_backward_nchw(const ConvGeometry& g, int64_t N, const float* dy, co
     });
 }
 
-// Channels-last: a window's pixels are rows of C channels, which the loops below run along.
+// Channels-last: a window's pixels are rows of C channels, which the loops below run along. Each
+// window's maximum over a run of kWidth channels stays in registers while the window's pixels pass;
+// kept in memory, the run was stored and reloaded at every pixel.
+template <class T, int64_t kWidth>
+[[gnu::always_inline]] inline void max_of_window(const T* image, int64_t W, int64_t C, const Window& w,
+                                                 T* out) {
+    T best[kWidth];
+    const T* first = image + (w.h0 * W + w.w0) * C;
+    for (int64_t k = 0; k < kWidth; ++k) best[k] = first[k];
+    for (int64_t h = w.h0; h < w.h1; ++h)
+        for (int64_t col = w.w0; col < w.w1; ++col) {
+            const T* in = image + (h * W + col) * C;
+#pragma omp simd
+            for (int64_t k = 0; k < kWidth; ++k) best[k] = in[k] > best[k] ? in[k] : best[k];
+        }
+    for (int64_t k = 0; k < kWidth; ++k) out[k] = best[k];
+}
+
+// One output row of one image, in runs of 64, 16, 4 and 1 channels (64 floats are four AVX-512
+// registers; 64 bytes, at int8, one).
+template <class T>
+[[gnu::always_inline]] inline void maxpool_row_nhwc(const ConvGeometry& g, const T* image, int64_t oh,
+                                                    T* out) {
+    const int64_t C = g.C;
+    for (int64_t ow = 0; ow < g.OW; ++ow, out += C) {
+        const Window w = window_at(g, oh, ow);
+        int64_t c = 0;
+        for (; c + 64 <= C; c += 64) max_of_window<T, 64>(image + c, g.W, C, w, out + c);
+        for (; c + 16 <= C; c += 16) max_of_window<T, 16>(image + c, g.W, C, w, out + c);
+        for (; c + 4 <= C; c += 4) max_of_window<T, 4>(image + c, g.W, C, w, out + c);
+        for (; c < C; ++c) max_of_window<T, 1>(image + c, g.W, C, w, out + c);
+    }
+}
+
+template <class T>
+using MaxpoolRow = void (*)(const ConvGeometry& g, const T* image, int64_t oh, T* out);
+template <class T>
+__attribute__((target("avx512f,avx512bw"))) void maxpool_row_avx512(const ConvGeometry& g, const T* image,
+                                                                    int64_t oh, T* out) {
+    maxpool_row_nhwc(g, image, oh, out);
+}
+template <class T>
+__attribute__((target("avx2"))) void maxpool_row_avx2(const ConvGeometry& g, const T* image, int64_t oh,
+                                                      T* out) {
+    maxpool_row_nhwc(g, image, oh, out);
+}
+template <class T>
+void maxpool_row_baseline(const ConvGeometry& g, const T* image, int64_t oh, T* out) {
+    maxpool_row_nhwc(g, image, oh, out);
+}
+
 template <class T>
 void maxpool_forward_nhwc(const ConvGeometry& g, int64_t N, const T* x, T* y) {
-    const int64_t C = g.C;
-    if (is_plain_2x2(g)) {  // the common case, without the window bookkeeping
-#pragma omp parallel for schedule(static) if (N * g.OH * g.OW * C >= (1 << 14))
-        for (int64_t row = 0; row < N * g.OH; ++row) {
-            const int64_t n = row / g.OH, oh = row % g.OH;
-            for (int64_t ow = 0; ow < g.OW; ++ow) {
-                const T* a = x + ((n * g.H + 2 * oh) * g.W + 2 * ow) * C;
-                const T *b = a + C, *c = a + g.W * C, *d = c + C;
-                T* out = y + (row * g.OW + ow) * C;
-#pragma omp simd
-                for (int64_t k = 0; k < C; ++k) out[k] = std::max(std::max(a[k], b[k]), std::max(c[k], d[k]));
-            }
-        }
-        return;
-    }
-#pragma omp parallel for schedule(static) if (N * g.OH * g.OW * C >= (1 << 14))
-    for (int64_t row = 0; row < N * g.OH; ++row) {
-        const int64_t n = row / g.OH, oh = row % g.OH;
-        const T* image = x + n * g.H * g.W * C;
-        for (int64_t ow = 0; ow < g.OW; ++ow) {
-            const Window w = window_at(g, oh, ow);
-            T* out = y + (row * g.OW + ow) * C;
-            const T* first = image + (w.h0 * g.W + w.w0) * C;
-            std::copy(first, first + C, out);
-            for (int64_t h = w.h0; h < w.h1; ++h)
-                for (int64_t col = w.w0; col < w.w1; ++col) {
-                    const T* in = image + (h * g.W + col) * C;
-#pragma omp simd
-                    for (int64_t c = 0; c < C; ++c) out[c] = in[c] > out[c] ? in[c] : out[c];
-                }
-        }
-    }
+    const MaxpoolRow<T> row_of =
+        for_this_cpu<MaxpoolRow<T>>(&maxpool_row_avx512<T>, &maxpool_row_avx2<T>, &maxpool_row_baseline<T>);
+#pragma omp parallel for schedule(static) if (N * g.OH * g.OW * g.C >= (1 << 14))
+    for (int64_t row = 0; row < N * g.OH; ++row)
+        row_of(g, x + row / g.OH * g.H * g.W * g.C, row % g.OH, y + row * g.OW * g.C);
 }
 
 void avgpool_forward_nhwc(const ConvGeometry& g, int64_t N, const float* x, float* y, bool count_padding) {

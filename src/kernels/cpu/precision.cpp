@@ -3,6 +3,7 @@
 
 #include <dnnl.hpp>
 
+#include "kernels/cpu/vector_isa.h"
 #include "lenz/error.h"
 
 namespace lenz {
@@ -69,3 +70,17 @@ void require_precision(Precision precision) {
 }
 
 }  // namespace lenz
+
+namespace lenz::cpu {
+
+VectorIsa vector_isa() {
+    static const VectorIsa isa = [] {
+        const dnnl::cpu_isa effective = dnnl::get_effective_cpu_isa();
+        if (has(effective, dnnl::cpu_isa::avx512_core)) return VectorIsa::avx512;
+        if (has(effective, dnnl::cpu_isa::avx2)) return VectorIsa::avx2;
+        return VectorIsa::baseline;
+    }();
+    return isa;
+}
+
+}  // namespace lenz::cpu

@@ -1,0 +1,31 @@
+// Lenz's own loops (activations, pooling, copies) are built for AVX-512, AVX2 and the baseline, and
+// each call site picks the CPU's best once. The library as a whole is built for the baseline, so a
+// loop gets wide vectors only inside a function that carries a target attribute. Not with
+// target_clones: its ifunc resolvers run before the sanitizers' runtimes start, and crashed every
+// sanitizer build. OpenMP's outlined loops do not inherit a target either, so the unit a caller
+// hands its threads is the targeted function itself.
+#pragma once
+
+namespace lenz::cpu {
+
+enum class VectorIsa { baseline, avx2, avx512 };
+
+// The level oneDNN runs at, which DNNL_MAX_CPU_ISA lowers: the kernel tests run at AVX2 and SSE4.1
+// too, and cover each version so.
+VectorIsa vector_isa();
+
+// One of three builds of the same function, for vector_isa().
+template <class Fn>
+Fn for_this_cpu(Fn avx512, Fn avx2, Fn baseline) {
+    switch (vector_isa()) {
+        case VectorIsa::avx512:
+            return avx512;
+        case VectorIsa::avx2:
+            return avx2;
+        case VectorIsa::baseline:
+            break;
+    }
+    return baseline;
+}
+
+}  // namespace lenz::cpu
