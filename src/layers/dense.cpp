@@ -54,6 +54,8 @@ class Dense final : public Layer {
         if (pass.precision == Precision::int8)
             return cpu::dense_int8_workspace(pass.batch, inputs(), config_.units,
                                              pass.int8_input.is_unsigned);
+        if (pass.precision == Precision::f32 && !pass.training && cpu::dense_reads_rows(pass.prepared_batch))
+            return 0;
         if (pass.precision == Precision::f32 && !pass.training)
             return cpu::dense_packed_workspace(inputs(), config_.units, config_.bias,
                                                pass.final_activation(config_.activation));
@@ -65,6 +67,8 @@ class Dense final : public Layer {
     int64_t prepared_floats(const Pass& pass) const override {
         if (pass.precision == Precision::int8)
             return cpu::dense_int8_prepared_floats(inputs(), config_.units);
+        if (pass.precision == Precision::f32 && cpu::dense_reads_rows(pass.prepared_batch))
+            return checked_mul(inputs(), config_.units, "dense weights");
         if (pass.precision == Precision::f32)
             return cpu::dense_packed_floats(inputs(), config_.units, config_.bias,
                                             pass.final_activation(config_.activation));
@@ -77,6 +81,8 @@ class Dense final : public Layer {
         if (pass.precision == Precision::int8)
             return cpu::dense_int8_prepare(inputs(), config_.units, pass.int8_input, w,
                                            config_.bias ? bias_.data() : nullptr, prepared);
+        if (pass.precision == Precision::f32 && cpu::dense_reads_rows(pass.prepared_batch))
+            return (void)std::copy(w, w + weight_.size(), prepared);
         if (pass.precision == Precision::f32)
             return cpu::dense_pack_weights(inputs(), config_.units, config_.bias,
                                            pass.final_activation(config_.activation), w, prepared);
@@ -105,7 +111,12 @@ class Dense final : public Layer {
                                            pass.final_activation(config_.activation), y, pass.workspace,
                                            pass.int8_io(), pass.required_prepared());
         const float* b = config_.bias ? bias_.data() : nullptr;
-        // Inference in float32 reads the weights packed (from channels-last memory, permuted first).
+        // Inference in float32 reads the weights prepared for it (permuted first where the input is
+        // channels-last): row by row in small runners, packed in the others.
+        if (pass.precision == Precision::f32 && !pass.training && pass.prepared &&
+            cpu::dense_reads_rows(pass.prepared_batch))
+            return cpu::dense_rows_forward(pass.batch, inputs(), config_.units, x, pass.prepared, b,
+                                           pass.final_activation(config_.activation), y);
         if (pass.precision == Precision::f32 && !pass.training && pass.prepared)
             return cpu::dense_packed_forward(pass.batch, inputs(), config_.units, x, pass.prepared, b,
                                              pass.final_activation(config_.activation), y, pass.workspace);

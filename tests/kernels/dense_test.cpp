@@ -9,8 +9,10 @@
 #include <tuple>
 #include <vector>
 
+#include "kernels/cpu/activation.h"
 #include "lenz/precision.h"
 #include "lenz/random.h"
+#include "lenz/threads.h"
 
 namespace lenz {
 namespace {
@@ -77,6 +79,45 @@ TEST(DenseKernel, PackedWeightsGiveTheSgemmProduct) {
                             << " at " << k;
                 }
             }
+}
+
+// The row-by-row product of small runners, against sums in double: every image count up to two
+// passes of kRowMajorImages, unit counts around its four-row blocks and 64-unit thread blocks,
+// inputs around its 16-lane steps; with the bias and each way an activation is applied. The same
+// floats at one thread and at two.
+TEST(DenseKernel, RowMajorWeightsGiveTheProductAtEveryThreadCount) {
+    for (auto [I, U] : {std::tuple{1, 1}, std::tuple{15, 3}, std::tuple{16, 4}, std::tuple{17, 5},
+                        std::tuple{100, 67}, std::tuple{3136, 130}})
+        for (const ActivationSpec act :
+             {ActivationSpec{}, ActivationSpec{Activation::relu}, ActivationSpec{Activation::softmax}})
+            for (bool bias : {true, false})
+                for (int64_t N = 1; N <= 2 * cpu::kRowMajorImages + 1; ++N) {
+                    const Matrices m = random_case(N, I, U);
+                    std::vector<float> want(static_cast<size_t>(N * U));
+                    for (int64_t n = 0; n < N; ++n)
+                        for (int64_t u = 0; u < U; ++u) {
+                            double sum = bias ? m.b[static_cast<size_t>(u)] : 0.0;
+                            for (int64_t i = 0; i < I; ++i)
+                                sum += double{m.w[static_cast<size_t>(u * I + i)]} *
+                                       m.x[static_cast<size_t>(n * I + i)];
+                            want[static_cast<size_t>(n * U + u)] = static_cast<float>(sum);
+                        }
+                    cpu::apply_activation(act, want.data(), N, U, 1);
+                    std::vector<float> one(want.size(), 99.0f), two(want.size(), 98.0f);
+                    set_threads(1);
+                    cpu::dense_rows_forward(N, I, U, m.x.data(), m.w.data(), bias ? m.b.data() : nullptr, act,
+                                            one.data());
+                    set_threads(2);
+                    cpu::dense_rows_forward(N, I, U, m.x.data(), m.w.data(), bias ? m.b.data() : nullptr, act,
+                                            two.data());
+                    set_threads(0);
+                    ASSERT_EQ(one, two) << "I=" << I << " U=" << U << " N=" << N;
+                    for (size_t k = 0; k < want.size(); ++k)
+                        ASSERT_NEAR(one[k], want[k],
+                                    1e-6f * std::sqrt(static_cast<float>(I)) * (1.0f + std::abs(want[k])))
+                            << "I=" << I << " U=" << U << " N=" << N << " " << act.str() << " bias " << bias
+                            << " at " << k;
+                }
 }
 
 TEST(DenseKernel, Bf16KeepsToItsRoundingBound) {

@@ -68,21 +68,8 @@ using SpanFn = void (*)(const float* a, const float* b, float* out, int64_t n);
 }
 
 template <SpanFn Body>
-__attribute__((target("avx512f"))) void on_avx512(const float* a, const float* b, float* out, int64_t n) {
-    Body(a, b, out, n);
-}
-template <SpanFn Body>
-__attribute__((target("avx2"))) void on_avx2(const float* a, const float* b, float* out, int64_t n) {
-    Body(a, b, out, n);
-}
-template <SpanFn Body>
-void on_baseline(const float* a, const float* b, float* out, int64_t n) {
-    Body(a, b, out, n);
-}
-
-template <SpanFn Body>
 SpanFn best() {
-    return for_this_cpu<SpanFn>(&on_avx512<Body>, &on_avx2<Body>, &on_baseline<Body>);
+    return VectorBuilds<Body>::best();
 }
 
 // span(begin, count) over [0, n), in blocks shared among the threads when n is large.

@@ -30,6 +30,20 @@ void dense_pack_weights(int64_t I, int64_t U, bool bias, const ActivationSpec& a
 void dense_packed_forward(int64_t N, int64_t I, int64_t U, const float* x, const float* packed,
                           const float* b, const ActivationSpec& act, float* y, float* workspace);
 
+// float32 inference in runners of at most kRowMajorImages images at once (the latency case): the
+// weights stay row-major, (U, I), copied once per runner (permuted where the input is channels-last),
+// and each unit's sums are read off its row. That product is bound by memory, which oneDNN's packed
+// matmul read at 30 GB/s and these rows at 41 (the machine's limit) on VGG's 25088 -> 4096 at one
+// image; with more images per pass the packed matmul's reuse of each weight wins. Each unit's sum is
+// one thread's, in a fixed order, so the result does not depend on the thread count.
+inline constexpr int64_t kRowMajorImages = 4;
+inline bool dense_reads_rows(int64_t prepared_batch) {
+    return prepared_batch <= kRowMajorImages;
+}
+// y (N, U) from x (N, I) and w (U, I), any N, plus b (U) or nullptr, then the activation.
+void dense_rows_forward(int64_t N, int64_t I, int64_t U, const float* x, const float* w, const float* b,
+                        const ActivationSpec& act, float* y);
+
 // x: (N, I)  w: (U, I)  b: (U) or nullptr  y: (N, U). In bf16, `prepared` (from
 // dense_prepare_weights) saves converting w.
 void dense_forward(int64_t N, int64_t I, int64_t U, const float* x, const float* w, const float* b,

@@ -196,26 +196,8 @@ template <class T>
 }
 
 template <class T>
-using MaxpoolRow = void (*)(const ConvGeometry& g, const T* image, int64_t oh, T* out);
-template <class T>
-__attribute__((target("avx512f,avx512bw"))) void maxpool_row_avx512(const ConvGeometry& g, const T* image,
-                                                                    int64_t oh, T* out) {
-    maxpool_row_nhwc(g, image, oh, out);
-}
-template <class T>
-__attribute__((target("avx2"))) void maxpool_row_avx2(const ConvGeometry& g, const T* image, int64_t oh,
-                                                      T* out) {
-    maxpool_row_nhwc(g, image, oh, out);
-}
-template <class T>
-void maxpool_row_baseline(const ConvGeometry& g, const T* image, int64_t oh, T* out) {
-    maxpool_row_nhwc(g, image, oh, out);
-}
-
-template <class T>
 void maxpool_forward_nhwc(const ConvGeometry& g, int64_t N, const T* x, T* y) {
-    const MaxpoolRow<T> row_of =
-        for_this_cpu<MaxpoolRow<T>>(&maxpool_row_avx512<T>, &maxpool_row_avx2<T>, &maxpool_row_baseline<T>);
+    const auto row_of = VectorBuilds<&maxpool_row_nhwc<T>>::best();
 #pragma omp parallel for schedule(static) if (N * g.OH * g.OW * g.C >= (1 << 14))
     for (int64_t row = 0; row < N * g.OH; ++row)
         row_of(g, x + row / g.OH * g.H * g.W * g.C, row % g.OH, y + row * g.OW * g.C);

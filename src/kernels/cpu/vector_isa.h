@@ -28,4 +28,17 @@ Fn for_this_cpu(Fn avx512, Fn avx2, Fn baseline) {
     return baseline;
 }
 
+// The three builds of Body, a function marked [[gnu::always_inline]] (so that each build compiles
+// it for its own target): VectorBuilds<&body>::best() is the one for this CPU.
+template <auto Body>
+struct VectorBuilds;
+template <class... Args, void (*Body)(Args...)>
+struct VectorBuilds<Body> {
+    using Fn = void (*)(Args...);
+    __attribute__((target("avx512f,avx512bw,fma"))) static void avx512(Args... args) { Body(args...); }
+    __attribute__((target("avx2,fma"))) static void avx2(Args... args) { Body(args...); }
+    static void baseline(Args... args) { Body(args...); }
+    static Fn best() { return for_this_cpu<Fn>(&avx512, &avx2, &baseline); }
+};
+
 }  // namespace lenz::cpu
