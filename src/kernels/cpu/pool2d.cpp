@@ -300,7 +300,7 @@ void avgpool_backward_nhwc(const ConvGeometry& g, int64_t N, const float* dy, co
 // time, GCC kept them on the stack, and the chain of stores and reloads ran EfficientNet-B0's first
 // pool (112x112x32) at 6.6 GB/s.
 template <int64_t kWidth>
-void add_pixels(const float* v, int64_t P, int64_t stride, double* sum) {
+[[gnu::always_inline]] inline void add_pixels(const float* v, int64_t P, int64_t stride, double* sum) {
     double s[kWidth];
     for (int64_t k = 0; k < kWidth; ++k) s[k] = sum[k];
     for (int64_t p = 0; p < P; ++p, v += stride)
@@ -309,18 +309,17 @@ void add_pixels(const float* v, int64_t P, int64_t stride, double* sum) {
     for (int64_t k = 0; k < kWidth; ++k) sum[k] = s[k];
 }
 
-// add_pixels for `count` <= 16 adjacent channels, in runs of 16, 8, 4, 2 and 1 (72 channels in
-// blocks of 16: 16, 16, 16, 16, 8).
-void add_channel_block(const float* v, int64_t count, int64_t P, int64_t stride, double* sum) {
+// add_pixels for any number of adjacent channels, in runs of 16, 8, 4, 2 and 1 (72 channels: 16,
+// 16, 16, 16, 8). In the builds of vector_isa.h: at the baseline's two doubles a register, these
+// sums took as long as the SiLU before them.
+[[gnu::always_inline]] inline void add_channels(const float* v, int64_t channels, int64_t P, int64_t stride,
+                                                double* sum) {
     int64_t c = 0;
-    const auto run = [&]<int64_t kWidth>(std::integral_constant<int64_t, kWidth>) {
-        for (; c + kWidth <= count; c += kWidth) add_pixels<kWidth>(v + c, P, stride, sum + c);
-    };
-    run(std::integral_constant<int64_t, 16>{});
-    run(std::integral_constant<int64_t, 8>{});
-    run(std::integral_constant<int64_t, 4>{});
-    run(std::integral_constant<int64_t, 2>{});
-    run(std::integral_constant<int64_t, 1>{});
+    for (; c + 16 <= channels; c += 16) add_pixels<16>(v + c, P, stride, sum + c);
+    for (; c + 8 <= channels; c += 8) add_pixels<8>(v + c, P, stride, sum + c);
+    for (; c + 4 <= channels; c += 4) add_pixels<4>(v + c, P, stride, sum + c);
+    for (; c + 2 <= channels; c += 2) add_pixels<2>(v + c, P, stride, sum + c);
+    for (; c < channels; ++c) add_pixels<1>(v + c, P, stride, sum + c);
 }
 
 }  // namespace
@@ -382,13 +381,14 @@ void global_avgpool_forward(int64_t N, int64_t C, int64_t P, const float* x, flo
         // order, so the result does not depend on the thread count.
         constexpr int64_t kBlock = 16;
         const int64_t blocks = (C + kBlock - 1) / kBlock;
+        const auto add = VectorBuilds<&add_channels>::best();
 #pragma omp parallel for schedule(static) if (N * P * C >= (1 << 16))
         for (int64_t nb = 0; nb < N * blocks; ++nb) {
             const int64_t n = nb / blocks, c0 = nb % blocks * kBlock;
             const float* v = x + n * P * C + c0;
             double sum[kBlock] = {};
             const int64_t count = std::min(kBlock, C - c0);
-            add_channel_block(v, count, P, C, sum);
+            add(v, count, P, C, sum);
             for (int64_t k = 0; k < count; ++k)
                 y[n * C + c0 + k] = static_cast<float>(sum[k] / static_cast<double>(P));
         }
@@ -433,6 +433,7 @@ void activate_and_average(const ActivationSpec& act, float* y, int64_t N, int64_
     }
     const int64_t per_piece = piece_pixels(C), pieces = (P + per_piece - 1) / per_piece;
     auto* partial = reinterpret_cast<double*>(workspace);  // (N, pieces, C)
+    const auto add = VectorBuilds<&add_channels>::best();
 #pragma omp parallel for schedule(static) if (N * C * P >= (1 << 16))
     for (int64_t task = 0; task < N * pieces; ++task) {
         const int64_t n = task / pieces, p0 = task % pieces * per_piece, count = std::min(per_piece, P - p0);
@@ -440,8 +441,7 @@ void activate_and_average(const ActivationSpec& act, float* y, int64_t N, int64_
         activation_forward(act, piece, count * C);
         double* sum = partial + task * C;
         std::fill(sum, sum + C, 0.0);
-        for (int64_t c0 = 0; c0 < C; c0 += 16)
-            add_channel_block(piece + c0, std::min<int64_t>(16, C - c0), count, C, sum + c0);
+        add(piece, C, count, C, sum);
     }
     for (int64_t n = 0; n < N; ++n)
         for (int64_t c = 0; c < C; ++c) {
