@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "kernels/cpu/copy.h"
+#include "kernels/cpu/channel_runs.h"
 #include "kernels/cpu/image_gradient.h"
 #include "layers/pass.h"
 #include "layers/window.h"

@@ -2,7 +2,7 @@
 // width, one after another in each image's (C, H, W) block. It only copies.
 #include <cstring>
 
-#include "kernels/cpu/copy.h"
+#include "kernels/cpu/channel_runs.h"
 #include "layers/merge_layer.h"
 #include "layers/window.h"
 #include "lenz/error.h"

@@ -1,5 +1,8 @@
 // Elementwise product of a value and a gate: of the same shape, or 1x1xC, one weight per channel
 // broadcast over height and width (squeeze-and-excitation).
+#include <algorithm>
+
+#include "kernels/cpu/channel_runs.h"
 #include "layers/merge_layer.h"
 #include "layers/window.h"
 #include "lenz/error.h"
@@ -28,11 +31,14 @@ class Mul final : public MergeLayer {
         const float* gate = xs[1];
         const bool broadcast = gate_is_per_channel();
         if (broadcast && pass.layouts.input == Layout::nhwc) {
-#pragma omp parallel for schedule(static) if (pass.batch * C * P >= (1 << 16))
-            for (int64_t np = 0; np < pass.batch * P; ++np) {
-                const float* g = gate + np / P * C;
-                for (int64_t c = 0; c < C; ++c) y[np * C + c] = x[np * C + c] * g[c];
-            }
+            // Each pixel's channels times its image's gate; a block of pixels may span two images.
+            cpu::in_row_blocks(pass.batch * P, C, [&](int64_t first, int64_t rows) {
+                for (int64_t end = first + rows; first < end;) {
+                    const int64_t n = first / P, count = std::min(end, (n + 1) * P) - first;
+                    cpu::scale_runs(x + first * C, gate + n * C, y + first * C, count, C);
+                    first += count;
+                }
+            });
             return;
         }
 #pragma omp parallel for schedule(static) if (pass.batch * C * P >= (1 << 16))

@@ -1,5 +1,5 @@
-// The channel-run copies of concatenation and slicing, against element-by-element loops.
-#include "kernels/cpu/copy.h"
+// The channel-run kernels of concatenation, slicing and gating, against element-by-element loops.
+#include "kernels/cpu/channel_runs.h"
 
 #include <gtest/gtest.h>
 
@@ -11,7 +11,7 @@ namespace {
 
 // Widths around every vector length (4, 8 and 16 floats) and their ends; the destination's floats
 // outside the runs keep their values.
-TEST(CopyRuns, CopyAndAddTouchOnlyTheRuns) {
+TEST(ChannelRuns, CopyAndAddTouchOnlyTheRuns) {
     for (const int64_t width : {1, 3, 4, 7, 8, 15, 16, 17, 33, 64, 100}) {
         const int64_t rows = 23, src_stride = width + 5, dst_stride = 2 * width + 3, offset = width / 2;
         std::vector<float> src(static_cast<size_t>(rows * src_stride));
@@ -32,8 +32,27 @@ TEST(CopyRuns, CopyAndAddTouchOnlyTheRuns) {
     }
 }
 
+// Every row times the same scale, out of place and in place.
+TEST(ChannelRuns, ScaleMultipliesEveryRowByTheScale) {
+    for (const int64_t width : {1, 5, 16, 17, 100}) {
+        const int64_t rows = 9;
+        std::vector<float> x(static_cast<size_t>(rows * width)), scale(static_cast<size_t>(width));
+        for (size_t i = 0; i < x.size(); ++i) x[i] = 0.5f * static_cast<float>(i) - 3.0f;
+        for (size_t i = 0; i < scale.size(); ++i) scale[i] = 1.0f + 0.25f * static_cast<float>(i);
+        std::vector<float> want(x.size()), out(x.size(), -1.0f), in_place = x;
+        for (int64_t r = 0; r < rows; ++r)
+            for (int64_t i = 0; i < width; ++i)
+                want[static_cast<size_t>(r * width + i)] =
+                    x[static_cast<size_t>(r * width + i)] * scale[static_cast<size_t>(i)];
+        cpu::scale_runs(x.data(), scale.data(), out.data(), rows, width);
+        cpu::scale_runs(in_place.data(), scale.data(), in_place.data(), rows, width);
+        ASSERT_EQ(out, want) << "width " << width;
+        ASSERT_EQ(in_place, want) << "width " << width;
+    }
+}
+
 // Every row visited once, in blocks, whatever the width.
-TEST(CopyRuns, RowBlocksCoverEveryRowOnce) {
+TEST(ChannelRuns, RowBlocksCoverEveryRowOnce) {
     for (const int64_t width : {1, 64, 4096, 10000})
         for (const int64_t rows : {1, 5, 4096, 70000}) {
             std::vector<int> visits(static_cast<size_t>(rows), 0);

@@ -1,6 +1,7 @@
-// Runs of channels copied between rows of different lengths: concatenation and slicing in
-// channels-last, where one operand's channels at a pixel are a run inside the longer row of all of
-// them. One call is one thread's work; the layers cut the rows among threads.
+// Runs of channels in channels-last memory, one run a pixel: copied between rows of different
+// lengths (concatenation and slicing, where one operand's channels at a pixel are a run inside the
+// longer row of all of them), or scaled per channel (squeeze-and-excitation's gate). One call is
+// one thread's work; the layers cut the rows among threads.
 #pragma once
 #include <cstdint>
 
@@ -12,6 +13,8 @@ void copy_runs(const float* src, int64_t src_stride, float* dst, int64_t dst_str
 // The same, added to what dst holds (a gradient's slices).
 void add_runs(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t rows,
               int64_t width);
+// y (rows, width) = x (rows, width) times scale (width) at every row; y may be x.
+void scale_runs(const float* x, const float* scale, float* y, int64_t rows, int64_t width);
 
 // rows of width floats in blocks of about 16 KB: block(first row, count), shared among the threads
 // when there are enough of them to pay for a team.

@@ -1,4 +1,4 @@
-#include "kernels/cpu/copy.h"
+#include "kernels/cpu/channel_runs.h"
 
 #include "kernels/cpu/vector_isa.h"
 
@@ -21,6 +21,14 @@ namespace {
         for (int64_t i = 0; i < width; ++i) dst[i] += src[i];
 }
 
+// No restrict: y may be x, element for element, which the vectorised loop allows.
+[[gnu::always_inline]] inline void scale_body(const float* x, const float* scale, float* y, int64_t rows,
+                                              int64_t width) {
+    for (int64_t r = 0; r < rows; ++r, x += width, y += width)
+#pragma omp simd
+        for (int64_t i = 0; i < width; ++i) y[i] = x[i] * scale[i];
+}
+
 }  // namespace
 
 void copy_runs(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t rows,
@@ -31,6 +39,10 @@ void copy_runs(const float* src, int64_t src_stride, float* dst, int64_t dst_str
 void add_runs(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t rows,
               int64_t width) {
     VectorBuilds<add_body>::best()(src, src_stride, dst, dst_stride, rows, width);
+}
+
+void scale_runs(const float* x, const float* scale, float* y, int64_t rows, int64_t width) {
+    VectorBuilds<scale_body>::best()(x, scale, y, rows, width);
 }
 
 }  // namespace lenz::cpu
