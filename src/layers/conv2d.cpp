@@ -79,8 +79,9 @@ class Conv2d final : public Layer {
         if (pass.precision == Precision::int8)
             return cpu::conv2d_int8_workspace(geometry_, pass.batch, activation_with(a), pass.layouts,
                                               pass.int8_io());
-        int64_t floats = cpu::conv2d_forward_workspace(geometry_, pass.batch, has_bias(a), activation_with(a),
-                                                       pass.layouts, pass.precision, a.affine, a.residual);
+        int64_t floats =
+            cpu::conv2d_forward_workspace(geometry_, pass.batch, has_bias(a), activation_with(a),
+                                          pass.layouts, pass.precision, a.affine, a.residual, !pass.training);
         if (a.channel_means)
             floats += cpu::channel_means_workspace(pass.batch, geometry_.OC, geometry_.positions());
         if (pass.training) {

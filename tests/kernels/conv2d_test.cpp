@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/cpu/conv2d_int8.h"
+#include "kernels/cpu/vector_isa.h"
 #include "kernels/reference/conv2d.h"
 #include "layers/window.h"
 #include "lenz/error.h"
@@ -218,6 +219,58 @@ TEST(Conv2dKernel, ACallOnTheSameBuffersReadsWhatTheyHoldNow) {
             ASSERT_EQ(x_held.data(), x_buffer);
         }
     }
+    set_threads(0);
+}
+
+// Inference with prepared weights runs a 3x3 convolution of stride 1 on a 28x28 map by Winograd's
+// algorithm where oneDNN has it (AVX-512): its weights then take a layout larger than their own.
+// Its output is the reference convolution's, to Winograd's rounding, in both layouts, with a
+// residual added and with a batch norm folded in, on the batch the weights were prepared for and
+// on a smaller one (whose primitive wants another layout of the weights: the folded ones come
+// from the plain copy kept after them).
+TEST(Conv2dKernel, WinogradAtInferenceGivesTheReferenceConvolution) {
+    for (const Layout layout : {Layout::nhwc, Layout::nchw})
+        for (const bool folded : {false, true})
+            for (const bool residual : {false, true}) {
+                const Case c{3, 32, 28, 28, 48, 3, 3, 1, 1, Padding{PaddingMode::same}, 2, {layout, layout}};
+                set_threads(c.threads);
+                auto [g, x, w, b, dy] = operands_for(c, 5);
+                std::vector<float> scale(static_cast<size_t>(c.OC)), shift(scale.size());
+                for (int64_t k = 0; k < c.OC; ++k) {
+                    scale[static_cast<size_t>(k)] = 0.5f + 0.03f * static_cast<float>(k);
+                    shift[static_cast<size_t>(k)] = 0.1f * static_cast<float>(k % 7) - 0.3f;
+                }
+                const ActivationSpec relu{Activation::relu};
+                const int64_t prepared_floats = cpu::conv2d_prepared_floats(g, c.N, true, relu, c.layouts,
+                                                                            Precision::f32, folded, residual);
+                if (cpu::vector_isa() == cpu::VectorIsa::avx512) {
+                    EXPECT_GT(prepared_floats, c.OC * g.patch()) << "Winograd's weights";
+                }
+                std::vector<float> prepared(static_cast<size_t>(prepared_floats));
+                cpu::conv2d_prepare_weights(g, c.N, true, relu, c.layouts, Precision::f32, w.data(), b.data(),
+                                            folded ? scale.data() : nullptr, folded ? shift.data() : nullptr,
+                                            prepared.data(), residual);
+                std::vector<float> ws(static_cast<size_t>(cpu::conv2d_forward_workspace(
+                    g, c.N, true, relu, c.layouts, Precision::f32, folded, residual, true)));
+                for (const int64_t N : {c.N, int64_t{1}}) {
+                    const int64_t P = g.positions();
+                    std::vector<float> want(static_cast<size_t>(N * c.OC * P)), start(want.size());
+                    reference::conv2d_forward(g, N, x.data(), w.data(), b.data(), want.data());
+                    for (size_t i = 0; i < want.size(); ++i)
+                        start[i] = 0.01f * static_cast<float>(i % 29) - 0.1f;
+                    for (size_t i = 0; i < want.size(); ++i) {
+                        const size_t k = i / static_cast<size_t>(P) % static_cast<size_t>(c.OC);
+                        float v = folded ? want[i] * scale[k] + shift[k] : want[i];
+                        if (residual) v += start[i];
+                        want[i] = std::max(v, 0.0f);
+                    }
+                    std::vector<float> y = as_held(start, layout, N, c.OC, P);
+                    cpu::conv2d_forward(g, N, as_held(x, layout, N, c.C, c.H * c.W).data(), w.data(),
+                                        b.data(), relu, y.data(), all_of(ws), c.layouts, Precision::f32,
+                                        {prepared.data(), c.N, folded}, residual);
+                    expect_close(want, as_nchw(y, layout, N, c.OC, P), "winograd", c, g.patch());
+                }
+            }
     set_threads(0);
 }
 

@@ -15,9 +15,10 @@ namespace lenz::cpu {
 // Floats of workspace a call needs (reordered copies and oneDNN's scratchpad), for batch N.
 // folded: the weights come from prepared ones with a map folded in (reordered from those, never
 // from the layer's own, when a chunk's primitive wants another layout). residual: as in conv2d_forward.
+// inference: for a call with prepared weights, which may take Winograd's algorithm (conv2d_forward).
 int64_t conv2d_forward_workspace(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
                                  Layouts layouts, Precision precision = Precision::f32, bool folded = false,
-                                 bool residual = false);
+                                 bool residual = false, bool inference = false);
 int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, bool bias, Layouts layouts,
                                   Precision precision = Precision::f32);
 
@@ -59,6 +60,8 @@ struct PreparedWeights {
 // Folded ones bring their own bias: w and b are not read then.
 // residual: y holds a value of its shape on entry, which is added to the convolution's result
 // before the activation (a residual connection's add, fused: y = act(conv(x) + b + y)).
+// With prepared weights (inference only), a 3x3 convolution of stride 1 in float32 runs Winograd's
+// algorithm where oneDNN has it, which rounds differently from the direct kernel (conv2d.cpp).
 // channel_means: inference, a global average pool of y fused in: each image's channel means go
 // there, (N, OC), computed in the pass that applies the activations oneDNN does not. Its workspace
 // comes after conv2d_forward_workspace's: channel_means_workspace(N, OC, OH·OW) floats (pool2d.h).
