@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <optional>
 #include <sstream>
 #include <vector>
@@ -272,6 +273,24 @@ TEST(Conv2dKernel, WinogradAtInferenceGivesTheReferenceConvolution) {
                 }
             }
     set_threads(0);
+}
+
+// LENZ_WINOGRAD=0: the direct kernel, whose weights keep their own size.
+TEST(Conv2dKernel, WinogradCanBeTurnedOff) {
+    const Case c{1, 32, 28, 28, 48, 3, 3, 1, 1, Padding{PaddingMode::same}, 2, {Layout::nhwc, Layout::nhwc}};
+    const ConvGeometry g = operands_for(c, 1).g;
+    const auto prepared = [&] {
+        return cpu::conv2d_prepared_floats(g, 1, true, {}, c.layouts, Precision::f32, false);
+    };
+    const int64_t on = prepared();
+    ::setenv("LENZ_WINOGRAD", "0", 1);
+    const int64_t off = prepared();
+    ::unsetenv("LENZ_WINOGRAD");
+    EXPECT_EQ(prepared(), on);
+    EXPECT_LE(off, c.OC * g.patch());
+    if (cpu::vector_isa() == cpu::VectorIsa::avx512) {
+        EXPECT_GT(on, off);
+    }
 }
 
 // A call given less workspace than it needs (a caller that planned for another batch) computes the

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <dnnl.hpp>
 #include <mutex>
@@ -70,11 +71,17 @@ struct ForwardKind {
 // results do not change from run to run. Its sums round differently (transforms of the tiles):
 // on torchvision's models the outputs moved by at most 1e-5 of their largest value. Training keeps
 // the direct kernel, whose backward pass matches it.
+// LENZ_WINOGRAD=0 keeps the direct kernel everywhere: the plan's smaller weights, the direct sums.
+bool winograd_allowed() {
+    const char* setting = std::getenv("LENZ_WINOGRAD");
+    return setting == nullptr || std::string(setting) != "0";
+}
+
 bool winograd_fits(const ConvGeometry& g, Precision precision) {
     const bool kernel =
         g.KH == 3 && g.KW == 3 && g.SH == 1 && g.SW == 1 && g.DH == 1 && g.DW == 1 && g.G == 1;
     const bool pays = g.C >= 32 && g.OC >= 32 && (g.OH * g.OW >= 28 * 28 || g.C * g.OC >= 256 * 256);
-    return precision == Precision::f32 && kernel && pays;
+    return precision == Precision::f32 && kernel && pays && winograd_allowed();
 }
 
 PrimitiveKey key_of(PrimitiveKey::Kind kind, const ConvGeometry& g, int64_t N, bool bias,
