@@ -60,27 +60,27 @@ struct ForwardKind {
     bool residual = false, inference = false;
 };
 
-// Inference computes a 3x3 convolution of stride 1 (no dilation, no groups, float32) by Winograd's
-// algorithm (oneDNN's F(4x4, 3x3) and F(2x2, 3x3) kernels, on channel-blocked data) where it pays:
-// it takes about 2.25x fewer multiplications, and alone ran VGG's and ResNet's 3x3 layers 1.8-2.8x
-// faster than the direct kernel at batch 1 and 16. Its data goes to and from its own layout,
-// though, and its tiles of 4x4 outputs overhang small maps: on GoogLeNet's 14x14 and 7x7 layers
-// with 96 to 192 input channels, and on any with 16, it ran 0.5-0.8x the direct kernel's speed.
-// Hence a map of 28x28 or more, or 256x256 channels or more (ResNet's 14x14 and 7x7 layers: 1.36x
-// and 1.18x), and 32 channels or more on each side. The choice depends on the geometry only, so
-// results do not change from run to run. Its sums round differently (transforms of the tiles):
-// on torchvision's models the outputs moved by at most 1e-5 of their largest value. Training keeps
-// the direct kernel, whose backward pass matches it.
 // LENZ_WINOGRAD=0 keeps the direct kernel everywhere: the plan's smaller weights, the direct sums.
 bool winograd_allowed() {
     const char* setting = std::getenv("LENZ_WINOGRAD");
     return setting == nullptr || std::string(setting) != "0";
 }
 
+// Inference computes a 3x3 convolution of stride 1 (no dilation, no groups, float32) by Winograd's
+// algorithm (oneDNN's F(4x4, 3x3) and F(2x2, 3x3) kernels, on channel-blocked data) where it pays:
+// it takes about 2.25x fewer multiplications, and alone ran VGG's and ResNet's 3x3 layers 1.8-2.8x
+// faster than the direct kernel at batch 1 and 16. Its data goes to and from its own layout,
+// though, and its tiles of 4x4 outputs overhang small maps: on GoogLeNet's 14x14 and 7x7 layers
+// with 96 to 192 input channels, and on any with 16, it ran 0.5-0.8x the direct kernel's speed.
+// Hence a map of 27x27 or more (SqueezeNet's 27x27 layers: 1.20x), or 256x256 channels or more
+// (ResNet's 14x14 and 7x7 layers: 1.36x and 1.18x), and 32 channels or more on each side. The choice depends
+// on the geometry only, so results do not change from run to run. Its sums round differently (transforms of
+// the tiles); torchvision's models stay within the zoo check's bounds (docs/zoo.md). Training keeps the
+// direct kernel, whose backward pass matches it.
 bool winograd_fits(const ConvGeometry& g, Precision precision) {
     const bool kernel =
         g.KH == 3 && g.KW == 3 && g.SH == 1 && g.SW == 1 && g.DH == 1 && g.DW == 1 && g.G == 1;
-    const bool pays = g.C >= 32 && g.OC >= 32 && (g.OH * g.OW >= 28 * 28 || g.C * g.OC >= 256 * 256);
+    const bool pays = g.C >= 32 && g.OC >= 32 && (g.OH * g.OW >= 27 * 27 || g.C * g.OC >= 256 * 256);
     return precision == Precision::f32 && kernel && pays && winograd_allowed();
 }
 
