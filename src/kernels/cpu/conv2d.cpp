@@ -218,6 +218,13 @@ bool by_winograd(const Forward& f) {
     return f.pd.weights_desc().data.format_kind == dnnl_format_kind_wino;
 }
 
+// Folded weights in Winograd's layout keep a plain copy after their bias where a call may run a
+// chunk of fewer images than they were prepared for (whose primitive wants another layout). With
+// chunks of one image, as in every runner of one image at a time, no call can.
+bool keeps_plain_copy(const Forward& prepared_for, int64_t prepared_chunk) {
+    return by_winograd(prepared_for) && prepared_chunk > 1;
+}
+
 std::shared_ptr<Forward> forward_for(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
                                      Layouts layouts, Precision precision, ForwardKind kind = {}) {
     return cached<Forward, PrimitiveKey, PrimitiveKeyHash>(
@@ -419,7 +426,7 @@ int64_t conv2d_prepared_floats(const ConvGeometry& g, int64_t N, bool bias, cons
     const auto f = forward_for(g, chunk_images(g, N), bias, act, layouts, precision, kind);
     if (!folded) return f->weights_copy;
     return aligned(floats_of(f->pd.weights_desc())) +
-           (by_winograd(*f) ? aligned(g.OC) + g.OC * g.patch() : g.OC);
+           (keeps_plain_copy(*f, chunk_images(g, N)) ? aligned(g.OC) + g.OC * g.patch() : g.OC);
 }
 
 void conv2d_prepare_weights(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
@@ -446,9 +453,7 @@ void conv2d_prepare_weights(const ConvGeometry& g, int64_t N, bool bias, const A
         converted(f->pd.weights_desc(), cpu_engine(), prepared);
     dnnl::reorder(plain, converted).execute(cpu_stream(), plain, converted);
     cpu_stream().wait();
-    // Folded weights for Winograd's layout keep a plain copy after their bias, for the calls whose
-    // batch wants that layout for another batch (conv2d_prepared_floats counts it).
-    if (scale && by_winograd(*f))
+    if (scale && keeps_plain_copy(*f, chunk_images(g, N)))
         std::copy(folded.begin(), folded.end(),
                   prepared + aligned(floats_of(f->pd.weights_desc())) + aligned(g.OC));
 }
@@ -503,7 +508,7 @@ BoundForward bind_forward(const ConvGeometry& g, int64_t N, const float* x, cons
     // are reordered from the layer's own.
     const auto at_prepared = forward_for(g, prepared_chunk, bias, act, layouts, precision, kind);
     const float* folded_bias = prepared.data + aligned(floats_of(at_prepared->pd.weights_desc()));
-    const bool plain_copy = prepared.folded && by_winograd(*at_prepared);
+    const bool plain_copy = prepared.folded && keeps_plain_copy(*at_prepared, prepared_chunk);
     const memory::desc source_desc =
         prepared.folded && !plain_copy ? at_prepared->pd.weights_desc() : plain_weights(g);
     const float* source = !prepared.folded ? w : plain_copy ? folded_bias + aligned(g.OC) : prepared.data;
