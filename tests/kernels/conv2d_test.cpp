@@ -230,6 +230,7 @@ TEST(Conv2dKernel, ACallOnTheSameBuffersReadsWhatTheyHoldNow) {
 // on a smaller one (whose primitive wants another layout of the weights: the folded ones come
 // from the plain copy kept after them).
 TEST(Conv2dKernel, WinogradAtInferenceGivesTheReferenceConvolution) {
+    ::setenv("LENZ_WINOGRAD", "1", 1);
     for (const Layout layout : {Layout::nhwc, Layout::nchw})
         for (const bool folded : {false, true})
             for (const bool residual : {false, true}) {
@@ -272,21 +273,23 @@ TEST(Conv2dKernel, WinogradAtInferenceGivesTheReferenceConvolution) {
                     expect_close(want, as_nchw(y, layout, N, c.OC, P), "winograd", c, g.patch());
                 }
             }
+    ::unsetenv("LENZ_WINOGRAD");
     set_threads(0);
 }
 
-// LENZ_WINOGRAD=0: the direct kernel, whose weights keep their own size.
-TEST(Conv2dKernel, WinogradCanBeTurnedOff) {
+// Winograd only with LENZ_WINOGRAD=1: otherwise the direct kernel, whose weights keep their size.
+TEST(Conv2dKernel, WinogradIsTurnedOnByLenzWinograd) {
     const Case c{1, 32, 28, 28, 48, 3, 3, 1, 1, Padding{PaddingMode::same}, 2, {Layout::nhwc, Layout::nhwc}};
     const ConvGeometry g = operands_for(c, 1).g;
     const auto prepared = [&] {
         return cpu::conv2d_prepared_floats(g, 1, true, {}, c.layouts, Precision::f32, false);
     };
+    const int64_t off = prepared();
+    ::setenv("LENZ_WINOGRAD", "1", 1);
     const int64_t on = prepared();
     ::setenv("LENZ_WINOGRAD", "0", 1);
-    const int64_t off = prepared();
+    EXPECT_EQ(prepared(), off);
     ::unsetenv("LENZ_WINOGRAD");
-    EXPECT_EQ(prepared(), on);
     EXPECT_LE(off, c.OC * g.patch());
     if (cpu::vector_isa() == cpu::VectorIsa::avx512) {
         EXPECT_GT(on, off);

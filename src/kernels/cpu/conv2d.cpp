@@ -60,13 +60,16 @@ struct ForwardKind {
     bool residual = false, inference = false;
 };
 
-// LENZ_WINOGRAD=0 keeps the direct kernel everywhere: the plan's smaller weights, the direct sums.
+// LENZ_WINOGRAD=1 turns Winograd on (below). Off by default: its sums move a deep network's output
+// more than the direct kernel's, and on one of torchvision's 64 classifiers (Wide ResNet-101-2, whose
+// direct output is 9.7e-5 of its largest value from PyTorch's) that passed the zoo check's bound of
+// 1e-4 (1.3e-4), even with Winograd on its first three layers only.
 bool winograd_allowed() {
     const char* setting = std::getenv("LENZ_WINOGRAD");
-    return setting == nullptr || std::string(setting) != "0";
+    return setting != nullptr && std::string(setting) == "1";
 }
 
-// Inference computes a 3x3 convolution of stride 1 (no dilation, no groups, float32) by Winograd's
+// Inference may compute a 3x3 convolution of stride 1 (no dilation, no groups, float32) by Winograd's
 // algorithm (oneDNN's F(4x4, 3x3) and F(2x2, 3x3) kernels, on channel-blocked data) where it pays:
 // it takes about 2.25x fewer multiplications, and alone ran VGG's and ResNet's 3x3 layers 1.8-2.8x
 // faster than the direct kernel at batch 1 and 16. Its data goes to and from its own layout,
