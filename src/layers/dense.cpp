@@ -54,8 +54,7 @@ class Dense final : public Layer {
         if (pass.precision == Precision::int8)
             return cpu::dense_int8_workspace(pass.batch, inputs(), config_.units,
                                              pass.int8_input.is_unsigned);
-        if (pass.precision == Precision::f32 && !pass.training && cpu::dense_reads_rows(pass.prepared_batch))
-            return 0;
+        if (reads_rows(pass)) return 0;
         if (pass.precision == Precision::f32 && !pass.training)
             return cpu::dense_packed_workspace(inputs(), config_.units, config_.bias,
                                                pass.final_activation(config_.activation));
@@ -67,8 +66,7 @@ class Dense final : public Layer {
     int64_t prepared_floats(const Pass& pass) const override {
         if (pass.precision == Precision::int8)
             return cpu::dense_int8_prepared_floats(inputs(), config_.units);
-        if (pass.precision == Precision::f32 && cpu::dense_reads_rows(pass.prepared_batch))
-            return checked_mul(inputs(), config_.units, "dense weights");
+        if (reads_rows(pass)) return checked_mul(inputs(), config_.units, "dense weights");
         if (pass.precision == Precision::f32)
             return cpu::dense_packed_floats(inputs(), config_.units, config_.bias,
                                             pass.final_activation(config_.activation));
@@ -81,8 +79,7 @@ class Dense final : public Layer {
         if (pass.precision == Precision::int8)
             return cpu::dense_int8_prepare(inputs(), config_.units, pass.int8_input, w,
                                            config_.bias ? bias_.data() : nullptr, prepared);
-        if (pass.precision == Precision::f32 && cpu::dense_reads_rows(pass.prepared_batch))
-            return (void)std::copy(w, w + weight_.size(), prepared);
+        if (reads_rows(pass)) return (void)std::copy(w, w + weight_.size(), prepared);
         if (pass.precision == Precision::f32)
             return cpu::dense_pack_weights(inputs(), config_.units, config_.bias,
                                            pass.final_activation(config_.activation), w, prepared);
@@ -113,8 +110,7 @@ class Dense final : public Layer {
         const float* b = config_.bias ? bias_.data() : nullptr;
         // Inference in float32 reads the weights prepared for it (permuted first where the input is
         // channels-last): row by row in small runners, packed in the others.
-        if (pass.precision == Precision::f32 && !pass.training && pass.prepared &&
-            cpu::dense_reads_rows(pass.prepared_batch))
+        if (reads_rows(pass) && pass.prepared)
             return cpu::dense_rows_forward(pass.batch, inputs(), config_.units, x, pass.prepared, b,
                                            pass.final_activation(config_.activation), y);
         if (pass.precision == Precision::f32 && !pass.training && pass.prepared)
@@ -147,6 +143,11 @@ class Dense final : public Layer {
     }
 
   private:
+    // float32 inference in a runner small enough to read the weights row-major (dense.h).
+    static bool reads_rows(const Pass& pass) {
+        return pass.precision == Precision::f32 && !pass.training &&
+               cpu::dense_reads_rows(pass.prepared_batch);
+    }
     // Inference reading (H, W, C) memory (Pass::flattened_from).
     static bool channels_last(const Pass& pass) { return pass.flattened_from.c > 0; }
     // Each row's columns from (C, H, W) order to the (H, W, C) order of channels-last memory.
