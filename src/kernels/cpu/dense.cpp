@@ -136,7 +136,14 @@ std::shared_ptr<dnnl::reorder> quantize_for(int64_t N, int64_t I, Int8Input in) 
 // in GCC's generic vectors (an AVX-512 register each, two AVX2 or four SSE ones), over I in steps of
 // 16; the lanes are then added in a fixed order and the remainder of I after them.
 using Lanes = float __attribute__((vector_size(64)));
-using UnalignedLanes = float __attribute__((vector_size(64), aligned(4)));
+
+// Rows start anywhere: a memcpy is the unaligned load that every compiler accepts (clang's UBSan
+// rejects an under-aligned vector typedef) and compiles to one vmovups.
+[[gnu::always_inline]] inline Lanes load_lanes(const float* from) {
+    Lanes lanes;
+    std::memcpy(&lanes, from, sizeof lanes);
+    return lanes;
+}
 
 template <int kImages, int kUnits>
 [[gnu::always_inline]] inline void dot_block(int64_t I, int64_t U, const float* x, const float* w, float* y) {
@@ -144,9 +151,9 @@ template <int kImages, int kUnits>
     const int64_t whole = I / 16 * 16;
     for (int64_t i = 0; i < whole; i += 16) {
         Lanes xs[kImages];
-        for (int n = 0; n < kImages; ++n) xs[n] = *reinterpret_cast<const UnalignedLanes*>(x + n * I + i);
+        for (int n = 0; n < kImages; ++n) xs[n] = load_lanes(x + n * I + i);
         for (int u = 0; u < kUnits; ++u) {
-            const Lanes ws = *reinterpret_cast<const UnalignedLanes*>(w + u * I + i);
+            const Lanes ws = load_lanes(w + u * I + i);
             for (int n = 0; n < kImages; ++n) sum[n][u] += ws * xs[n];
         }
     }
