@@ -223,77 +223,105 @@ TEST(Conv2dKernel, ACallOnTheSameBuffersReadsWhatTheyHoldNow) {
     set_threads(0);
 }
 
-// Inference with prepared weights runs a 3x3 convolution of stride 1 on a 28x28 map by Winograd's
-// algorithm where oneDNN has it (AVX-512): its weights then take a layout larger than their own.
-// Its output is the reference convolution's, to Winograd's rounding, in both layouts, with a
-// residual added and with a batch norm folded in, on the batch the weights were prepared for and
-// on a smaller one (whose primitive wants another layout of the weights: the folded ones come
-// from the plain copy kept after them).
+// Inference with prepared weights runs a 3x3 convolution of stride 1 by Winograd's algorithm where
+// oneDNN has it (AVX-512): F(2x2, 3x3) by default on 256 channels (here a 7x7 map), either tile with
+// LENZ_WINOGRAD=1 (here 32 -> 48 channels on a 28x28 map). Its weights then take a layout larger
+// than their own. Its output is the reference convolution's, to Winograd's rounding, in both
+// layouts, with a residual added and with a batch norm folded in, on the batch the weights were
+// prepared for and on a smaller one (whose primitive wants another layout of the weights: the folded
+// ones come from the plain copy kept after them).
 TEST(Conv2dKernel, WinogradAtInferenceGivesTheReferenceConvolution) {
-    ::setenv("LENZ_WINOGRAD", "1", 1);
+    struct Setting {
+        const char* lenz_winograd;
+        Case c;
+    };
+    const Padding same{PaddingMode::same};
     for (const Layout layout : {Layout::nhwc, Layout::nchw})
-        for (const bool folded : {false, true})
-            for (const bool residual : {false, true}) {
-                const Case c{3, 32, 28, 28, 48, 3, 3, 1, 1, Padding{PaddingMode::same}, 2, {layout, layout}};
-                set_threads(c.threads);
-                auto [g, x, w, b, dy] = operands_for(c, 5);
-                std::vector<float> scale(static_cast<size_t>(c.OC)), shift(scale.size());
-                for (int64_t k = 0; k < c.OC; ++k) {
-                    scale[static_cast<size_t>(k)] = 0.5f + 0.03f * static_cast<float>(k);
-                    shift[static_cast<size_t>(k)] = 0.1f * static_cast<float>(k % 7) - 0.3f;
-                }
-                const ActivationSpec relu{Activation::relu};
-                const int64_t prepared_floats = cpu::conv2d_prepared_floats(g, c.N, true, relu, c.layouts,
-                                                                            Precision::f32, folded, residual);
-                if (cpu::vector_isa() == cpu::VectorIsa::avx512) {
-                    EXPECT_GT(prepared_floats, c.OC * g.patch()) << "Winograd's weights";
-                }
-                std::vector<float> prepared(static_cast<size_t>(prepared_floats));
-                cpu::conv2d_prepare_weights(g, c.N, true, relu, c.layouts, Precision::f32, w.data(), b.data(),
-                                            folded ? scale.data() : nullptr, folded ? shift.data() : nullptr,
-                                            prepared.data(), residual);
-                std::vector<float> ws(static_cast<size_t>(cpu::conv2d_forward_workspace(
-                    g, c.N, true, relu, c.layouts, Precision::f32, folded, residual, true)));
-                for (const int64_t N : {c.N, int64_t{1}}) {
-                    const int64_t P = g.positions();
-                    std::vector<float> want(static_cast<size_t>(N * c.OC * P)), start(want.size());
-                    reference::conv2d_forward(g, N, x.data(), w.data(), b.data(), want.data());
-                    for (size_t i = 0; i < want.size(); ++i)
-                        start[i] = 0.01f * static_cast<float>(i % 29) - 0.1f;
-                    for (size_t i = 0; i < want.size(); ++i) {
-                        const size_t k = i / static_cast<size_t>(P) % static_cast<size_t>(c.OC);
-                        float v = folded ? want[i] * scale[k] + shift[k] : want[i];
-                        if (residual) v += start[i];
-                        want[i] = std::max(v, 0.0f);
-                    }
-                    std::vector<float> y = as_held(start, layout, N, c.OC, P);
-                    cpu::conv2d_forward(g, N, as_held(x, layout, N, c.C, c.H * c.W).data(), w.data(),
-                                        b.data(), relu, y.data(), all_of(ws), c.layouts, Precision::f32,
-                                        {prepared.data(), c.N, folded}, residual);
-                    expect_close(want, as_nchw(y, layout, N, c.OC, P), "winograd", c, g.patch());
-                }
+        for (const Setting& setting :
+             {Setting{"1", {3, 32, 28, 28, 48, 3, 3, 1, 1, same, 2, {layout, layout}}},
+              Setting{nullptr, {2, 256, 7, 7, 256, 3, 3, 1, 1, same, 2, {layout, layout}}}}) {
+            const Case& c = setting.c;
+            auto [g, x, w, b, dy] = operands_for(c, 5);
+            std::vector<std::vector<float>> convolved;  // the reference, for c.N images and for one
+            for (const int64_t N : {c.N, int64_t{1}}) {
+                convolved.emplace_back(static_cast<size_t>(N * c.OC * g.positions()));
+                reference::conv2d_forward(g, N, x.data(), w.data(), b.data(), convolved.back().data());
             }
-    ::unsetenv("LENZ_WINOGRAD");
+            for (const bool folded : {false, true})
+                for (const bool residual : {false, true}) {
+                    if (setting.lenz_winograd) ::setenv("LENZ_WINOGRAD", setting.lenz_winograd, 1);
+                    set_threads(c.threads);
+                    std::vector<float> scale(static_cast<size_t>(c.OC)), shift(scale.size());
+                    for (int64_t k = 0; k < c.OC; ++k) {
+                        scale[static_cast<size_t>(k)] = 0.5f + 0.03f * static_cast<float>(k % 50);
+                        shift[static_cast<size_t>(k)] = 0.1f * static_cast<float>(k % 7) - 0.3f;
+                    }
+                    const ActivationSpec relu{Activation::relu};
+                    const int64_t prepared_floats = cpu::conv2d_prepared_floats(
+                        g, c.N, true, relu, c.layouts, Precision::f32, folded, residual);
+                    if (cpu::vector_isa() == cpu::VectorIsa::avx512) {
+                        EXPECT_GT(prepared_floats, c.OC * g.patch()) << "Winograd's weights";
+                    }
+                    std::vector<float> prepared(static_cast<size_t>(prepared_floats));
+                    cpu::conv2d_prepare_weights(g, c.N, true, relu, c.layouts, Precision::f32, w.data(),
+                                                b.data(), folded ? scale.data() : nullptr,
+                                                folded ? shift.data() : nullptr, prepared.data(), residual);
+                    std::vector<float> ws(static_cast<size_t>(cpu::conv2d_forward_workspace(
+                        g, c.N, true, relu, c.layouts, Precision::f32, folded, residual, true)));
+                    for (const int64_t N : {c.N, int64_t{1}}) {
+                        const int64_t P = g.positions();
+                        std::vector<float> want = convolved[N == c.N ? 0 : 1], start(want.size());
+                        for (size_t i = 0; i < want.size(); ++i)
+                            start[i] = 0.01f * static_cast<float>(i % 29) - 0.1f;
+                        for (size_t i = 0; i < want.size(); ++i) {
+                            const size_t k = i / static_cast<size_t>(P) % static_cast<size_t>(c.OC);
+                            float v = folded ? want[i] * scale[k] + shift[k] : want[i];
+                            if (residual) v += start[i];
+                            want[i] = std::max(v, 0.0f);
+                        }
+                        std::vector<float> y = as_held(start, layout, N, c.OC, P);
+                        cpu::conv2d_forward(g, N, as_held(x, layout, N, c.C, c.H * c.W).data(), w.data(),
+                                            b.data(), relu, y.data(), all_of(ws), c.layouts, Precision::f32,
+                                            {prepared.data(), c.N, folded}, residual);
+                        expect_close(want, as_nchw(y, layout, N, c.OC, P), "winograd", c, g.patch());
+                    }
+                    ::unsetenv("LENZ_WINOGRAD");
+                }
+        }
     set_threads(0);
 }
 
-// Winograd only with LENZ_WINOGRAD=1: otherwise the direct kernel, whose weights keep their size.
-TEST(Conv2dKernel, WinogradIsTurnedOnByLenzWinograd) {
-    const Case c{1, 32, 28, 28, 48, 3, 3, 1, 1, Padding{PaddingMode::same}, 2, {Layout::nhwc, Layout::nhwc}};
-    const ConvGeometry g = operands_for(c, 1).g;
-    const auto prepared = [&] {
-        return cpu::conv2d_prepared_floats(g, 1, true, {}, c.layouts, Precision::f32, false);
+// Which convolutions run by Winograd at inference: by default those of 256 channels or more on each
+// side, with LENZ_WINOGRAD=1 also smaller ones on large maps, with LENZ_WINOGRAD=0 none. The direct
+// kernel's weights keep their size. Any other setting is an error that names it.
+TEST(Conv2dKernel, LenzWinogradChoosesWhichConvolutionsUseWinograd) {
+    const auto geometry = [](int64_t C, int64_t HW) {
+        const Case c{
+            1, C, HW, HW, C, 3, 3, 1, 1, Padding{PaddingMode::same}, 2, {Layout::nhwc, Layout::nhwc}};
+        return operands_for(c, 1).g;
     };
-    const int64_t off = prepared();
+    const ConvGeometry small = geometry(32, 28), wide = geometry(256, 7);
+    const auto winograd = [](const ConvGeometry& g) {
+        return cpu::conv2d_prepared_floats(g, 1, true, {}, {Layout::nhwc, Layout::nhwc}, Precision::f32,
+                                           false) > g.OC * g.patch();
+    };
+    const bool avx512 = cpu::vector_isa() == cpu::VectorIsa::avx512;
+    EXPECT_FALSE(winograd(small));
+    EXPECT_EQ(winograd(wide), avx512);
     ::setenv("LENZ_WINOGRAD", "1", 1);
-    const int64_t on = prepared();
+    EXPECT_EQ(winograd(small), avx512);
+    EXPECT_EQ(winograd(wide), avx512);
     ::setenv("LENZ_WINOGRAD", "0", 1);
-    EXPECT_EQ(prepared(), off);
-    ::unsetenv("LENZ_WINOGRAD");
-    EXPECT_LE(off, c.OC * g.patch());
-    if (cpu::vector_isa() == cpu::VectorIsa::avx512) {
-        EXPECT_GT(on, off);
+    EXPECT_FALSE(winograd(small));
+    EXPECT_FALSE(winograd(wide));
+    ::setenv("LENZ_WINOGRAD", "yes", 1);
+    try {
+        winograd(wide);
+        ADD_FAILURE() << "LENZ_WINOGRAD=yes was taken";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("LENZ_WINOGRAD is 'yes'"), std::string::npos) << e.what();
     }
+    ::unsetenv("LENZ_WINOGRAD");
 }
 
 // A call given less workspace than it needs (a caller that planned for another batch) computes the

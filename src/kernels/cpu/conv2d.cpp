@@ -60,31 +60,52 @@ struct ForwardKind {
     bool residual = false, inference = false;
 };
 
-// LENZ_WINOGRAD=1 turns Winograd on (below). Off by default: its sums move a deep network's output
-// more than the direct kernel's, and on one of torchvision's 64 classifiers (Wide ResNet-101-2, whose
-// direct output is 9.7e-5 of its largest value from PyTorch's) that passed the zoo check's bound of
-// 1e-4 (1.3e-4), even with Winograd on its first three layers only.
-bool winograd_allowed() {
+// Which of oneDNN's Winograd kernels inference may use (below), from LENZ_WINOGRAD: by default
+// F(2x2, 3x3) on layers of 256 channels or more on each side; `1` both F(2x2, 3x3) and F(4x4, 3x3)
+// wherever they pay; `0` neither. F(4x4, 3x3)'s transforms round more: on one of torchvision's 64
+// classifiers (Wide ResNet-101-2, whose output with the direct kernel is 9.7e-5 of its largest value
+// from PyTorch's) they moved the output past the zoo check's bound of 1e-4 (1.3e-4), even on its
+// first three layers only. F(2x2, 3x3) left it where the direct kernel does (9.7e-5).
+enum class WinogradUse : int64_t { none, small_tiles, any };
+
+WinogradUse winograd_use() {
     const char* setting = std::getenv("LENZ_WINOGRAD");
-    return setting != nullptr && std::string(setting) == "1";
+    if (setting == nullptr || *setting == '\0') return WinogradUse::small_tiles;
+    const std::string value(setting);
+    if (value != "0" && value != "1")
+        throw Error("LENZ_WINOGRAD is '" + value +
+                    "': 0 turns Winograd's convolutions off, 1 allows its larger tiles");
+    return value == "1" ? WinogradUse::any : WinogradUse::none;
 }
 
 // Inference may compute a 3x3 convolution of stride 1 (no dilation, no groups, float32) by Winograd's
-// algorithm (oneDNN's F(4x4, 3x3) and F(2x2, 3x3) kernels, on channel-blocked data) where it pays:
-// it takes about 2.25x fewer multiplications, and alone ran VGG's and ResNet's 3x3 layers 1.8-2.8x
-// faster than the direct kernel at batch 1 and 16. Its data goes to and from its own layout,
-// though, and its tiles of 4x4 outputs overhang small maps: on GoogLeNet's 14x14 and 7x7 layers
-// with 96 to 192 input channels, and on any with 16, it ran 0.5-0.8x the direct kernel's speed.
-// Hence a map of 27x27 or more (SqueezeNet's 27x27 layers: 1.20x), or 256x256 channels or more
-// (ResNet's 14x14 and 7x7 layers: 1.36x and 1.18x), and 32 channels or more on each side. The choice depends
-// on the geometry only, so results do not change from run to run. Its sums round differently (transforms of
-// the tiles); torchvision's models stay within the zoo check's bounds (docs/zoo.md). Training keeps the
-// direct kernel, whose backward pass matches it.
-bool winograd_fits(const ConvGeometry& g, Precision precision) {
+// algorithm (oneDNN's kernels, on channel-blocked data) where it pays. Its data goes to and from its
+// own layout, and its tiles overhang small maps, so the choice is by geometry:
+// - F(2x2, 3x3), 2.25x fewer multiplications, alone ran ResNet's 14x14 and 7x7 layers of 256 and
+//   512 channels 1.13-1.18x faster than the direct kernel at batch 1, but layers of 64 to 192 input
+//   channels (ResNet's 56x56, GoogLeNet's, DenseNet's, SqueezeNet's) 0.6-1.1x: hence 256 channels or
+//   more on each side.
+// - F(4x4, 3x3), 4x fewer, ran VGG's and ResNet's 3x3 layers 1.8-2.8x faster alone, and with the
+//   other kernel it pays on a map of 27x27 or more (SqueezeNet's 27x27 layers: 1.20x), or with 256x256
+//   channels or more (ResNet's 14x14 and 7x7 layers: 1.36x and 1.18x), and 32 channels or more on
+//   each side. GoogLeNet's 14x14 and 7x7 layers with 96 to 192 input channels, and any with 16, ran
+//   0.5-0.8x the direct kernel's speed.
+// The choice depends on the geometry only, so results do not change from run to run. Training keeps
+// the direct kernel, whose backward pass matches it.
+WinogradUse winograd_for(const ConvGeometry& g, Precision precision) {
     const bool kernel =
         g.KH == 3 && g.KW == 3 && g.SH == 1 && g.SW == 1 && g.DH == 1 && g.DW == 1 && g.G == 1;
+    if (precision != Precision::f32 || !kernel) return WinogradUse::none;
+    switch (winograd_use()) {
+        case WinogradUse::none:
+            return WinogradUse::none;
+        case WinogradUse::small_tiles:
+            return g.C >= 256 && g.OC >= 256 ? WinogradUse::small_tiles : WinogradUse::none;
+        case WinogradUse::any:
+            break;
+    }
     const bool pays = g.C >= 32 && g.OC >= 32 && (g.OH * g.OW >= 27 * 27 || g.C * g.OC >= 256 * 256);
-    return precision == Precision::f32 && kernel && pays && winograd_allowed();
+    return pays ? WinogradUse::any : WinogradUse::none;
 }
 
 PrimitiveKey key_of(PrimitiveKey::Kind kind, const ConvGeometry& g, int64_t N, bool bias,
@@ -116,7 +137,9 @@ PrimitiveKey key_of(PrimitiveKey::Kind kind, const ConvGeometry& g, int64_t N, b
             static_cast<int64_t>(layouts.output),
             static_cast<int64_t>(precision),
             forward.residual ? 1 : 0,
-            kind == PrimitiveKey::forward && forward.inference && winograd_fits(g, precision) ? 1 : 0};
+            kind == PrimitiveKey::forward && forward.inference
+                ? static_cast<int64_t>(winograd_for(g, precision))
+                : 0};
 }
 
 // oneDNN's own choice for activations is a blocked layout (nChw16c on AVX-512) that pads channels
@@ -206,9 +229,13 @@ struct BackwardWeights {
 dnnl::convolution_forward::primitive_desc forward_pd_for(const ConvGeometry& g, int64_t N, bool bias,
                                                          const ActivationSpec& act, Layouts layouts,
                                                          Precision precision, ForwardKind kind) {
-    if (kind.inference && winograd_fits(g, precision)) try {
+    if (const WinogradUse use = kind.inference ? winograd_for(g, precision) : WinogradUse::none;
+        use != WinogradUse::none)
+        try {
             auto pd = forward_pd(g, N, bias, act, tag::any, precision, kind.residual, true);
-            if (std::string(pd.impl_info_str()).find("wino") != std::string::npos) return pd;
+            const std::string impl = pd.impl_info_str();
+            if (impl.find(use == WinogradUse::small_tiles ? "wino_2x3" : "wino") != std::string::npos)
+                return pd;
         } catch (const dnnl::error&) {
         }
     return forward_pd(g, N, bias, act, primitive_layout(g, layouts, true, precision), precision,

@@ -60,9 +60,10 @@ struct PreparedWeights {
 // Folded ones bring their own bias: w and b are not read then.
 // residual: y holds a value of its shape on entry, which is added to the convolution's result
 // before the activation (a residual connection's add, fused: y = act(conv(x) + b + y)).
-// With prepared weights (inference only) and LENZ_WINOGRAD=1, a 3x3 convolution of stride 1 in
-// float32 runs Winograd's algorithm where oneDNN has it and it pays, which is faster and rounds
-// differently from the direct kernel (conv2d.cpp).
+// With prepared weights (inference only), a 3x3 convolution of stride 1 in float32 runs Winograd's
+// algorithm where oneDNN has it and it pays, which is faster and rounds differently from the direct
+// kernel: F(2x2, 3x3) on 256 channels or more by default, also F(4x4, 3x3) and smaller layers with
+// LENZ_WINOGRAD=1, neither with LENZ_WINOGRAD=0 (conv2d.cpp).
 // channel_means: inference, a global average pool of y fused in: each image's channel means go
 // there, (N, OC), computed in the pass that applies the activations oneDNN does not. Its workspace
 // comes after conv2d_forward_workspace's: channel_means_workspace(N, OC, OH·OW) floats (pool2d.h).
