@@ -3,6 +3,7 @@
 // way `lenz bench MODEL.onnx --batch N --json` times it in Lenz, and prints one JSON line.
 //
 //   node bench/ort/ort_bench.js MODEL.onnx [--batch 1] [--warmup 3] [--runs 20] [--threads 2]
+//                               [--profile PREFIX]
 //
 // The input is random float32 of the model's declared input shape, its free batch dimension set to
 // --batch. After --warmup untimed runs, each of --runs calls of session.run is timed (including the
@@ -11,10 +12,15 @@
 // Memory: the process's peak resident set (getrusage), and that peak less the resident set just
 // before the session is created, when Node and ONNX Runtime's library are loaded (as Lenz reports
 // peak_rss_above_start_bytes: its bare process against its peak).
+// --profile PREFIX turns on ONNX Runtime's own profiler (a time per node and run, which slows each
+// run a little) and writes its JSON to PREFIX_<date>.json, whose path the JSON line gives as
+// `profile` (bench/ort_profile.py reads it).
+import fs from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';
 
-const USAGE = 'usage: node ort_bench.js MODEL.onnx [--batch N] [--warmup W] [--runs R] [--threads T]';
+const USAGE = 'usage: node ort_bench.js MODEL.onnx [--batch N] [--warmup W] [--runs R] [--threads T] [--profile PREFIX]';
 
 // Positive integer options, with lenz bench's defaults for a model file (3 warm-up runs, 20 timed).
 const OPTIONS = { batch: 1, warmup: 3, runs: 20, threads: 2 };
@@ -24,13 +30,17 @@ function parseCommandLine() {
   try {
     parsed = parseArgs({
       allowPositionals: true,
-      options: Object.fromEntries(Object.keys(OPTIONS).map((k) => [k, { type: 'string' }])),
+      options: {
+        ...Object.fromEntries(Object.keys(OPTIONS).map((k) => [k, { type: 'string' }])),
+        profile: { type: 'string' },
+      },
     });
   } catch (e) {
     fail(`${e.message}\n${USAGE}`);
   }
   if (parsed.positionals.length !== 1) fail(USAGE);
-  const args = { model: parsed.positionals[0] };
+  const args = { model: parsed.positionals[0], profile: parsed.values.profile };
+  if (args.profile === '') fail('--profile takes a path prefix');
   for (const [name, fallback] of Object.entries(OPTIONS)) {
     const text = parsed.values[name];
     const n = text === undefined ? fallback : Number(text);
@@ -62,6 +72,18 @@ function inputShape(session, batch) {
   return [batch, ...rest];
 }
 
+// The file ONNX Runtime's profiler wrote: PREFIX_<date and time>.json (the binding's endProfiling
+// returns nothing), the newest if there are several.
+function profileWritten(prefix) {
+  const folder = path.dirname(prefix), stem = `${path.basename(prefix)}_`;
+  const written = fs.readdirSync(folder)
+    .filter((name) => name.startsWith(stem) && name.endsWith('.json'))
+    .map((name) => path.join(folder, name))
+    .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs);
+  if (written.length === 0) fail(`ONNX Runtime wrote no profile ${prefix}_*.json`);
+  return written[0];
+}
+
 async function main() {
   const args = parseCommandLine();
   const rssBefore = process.memoryUsage.rss();
@@ -70,6 +92,7 @@ async function main() {
     graphOptimizationLevel: 'all',
     intraOpNumThreads: args.threads,
     interOpNumThreads: 1,
+    ...(args.profile ? { enableProfiling: true, profileFilePrefix: args.profile } : {}),
   });
   const shape = inputShape(session, args.batch);
   const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
@@ -86,7 +109,9 @@ async function main() {
   times.sort((a, b) => a - b);
   const median = times[Math.floor(times.length / 2)];
   const peak = process.resourceUsage().maxRSS * 1024;
+  if (args.profile) session.endProfiling();
   await session.release();
+  const profile = args.profile ? profileWritten(args.profile) : undefined;
 
   console.log(JSON.stringify({
     engine: 'onnxruntime',
@@ -100,6 +125,7 @@ async function main() {
     images_per_s: (args.batch * 1000) / median,
     peak_rss_bytes: peak,
     peak_rss_above_start_bytes: peak - rssBefore,
+    ...(profile ? { profile } : {}),
   }));
 }
 
