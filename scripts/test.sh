@@ -18,7 +18,7 @@ PYTHONPATH=build/python LENZ_BUILD_DIR=build /usr/bin/python3 -m pytest -q -p no
 # number or a crash fails; refusals are allowed, and listed in docs/onnx-conformance.md.
 /usr/bin/python3 tools/onnx_conformance.py --check
 # torchvision's classifiers, one of each family at small inputs, against PyTorch: parameters, MACs,
-# outputs, and a fine-tuning step on two (scripts/zoo-ci.sh says which and why; about 1.5 minutes).
+# outputs, and a fine-tuning step on two (scripts/zoo-ci.sh says which and why; about 3.5 minutes).
 if [ "${LENZ_SKIP_ZOO:-0}" != "1" ]; then
   ./scripts/zoo-ci.sh build/lenz
 fi

@@ -9,7 +9,7 @@
 #   scripts/zoo-ci.sh [LENZ]     LENZ: the binary to check (default build/lenz; build it first)
 #
 # The models: the smallest member of each of torchvision's CNN families, so that every kind of layer
-# and graph those families export reaches Lenz's importer at least once (about 1.5 minutes in all
+# and graph those families export reaches Lenz's importer at least once (about 3.5 minutes in all
 # and 1.6 GB of temporary files on this 2-core machine):
 #   at 64x64, small enough to be quick, with a 2x2 map or larger left before the global pooling:
 #   resnet18 (basic residual blocks), resnext50_32x4d (grouped 3x3 convolutions in bottlenecks),
