@@ -242,21 +242,14 @@ dnnl::convolution_forward::primitive_desc forward_pd_for(const ConvGeometry& g, 
                       kind.residual);
 }
 
-// Winograd's weights are in a layout of their own, for one batch: oneDNN reorders plain weights into
-// it, but not one such layout into another.
-bool by_winograd(const Forward& f) {
-    return f.pd.weights_desc().data.format_kind == dnnl_format_kind_wino;
-}
-
 // Folded weights keep a plain copy after their bias where a call may run a chunk of fewer images
-// than they were prepared for whose primitive wants another layout, and one side of the reorder is
-// Winograd's: prepared in its layout, or prepared for the direct kernel where oneDNN has Winograd's
-// for fewer images only (F(2x2, 3x3) on a 14x14 map: for one image, not two). With chunks of one
-// image, as in every runner of one image at a time, no call can.
-bool keeps_plain_copy(const ConvGeometry& g, Precision precision, const Forward& prepared_for,
-                      int64_t prepared_chunk) {
-    return prepared_chunk > 1 &&
-           (by_winograd(prepared_for) || winograd_for(g, precision) != WinogradUse::none);
+// than they were prepared for, if Winograd's algorithm may serve either chunk: oneDNN reorders plain
+// weights into a Winograd layout, but not one batch's Winograd layout into another's, nor the direct
+// kernel's blocked layout into Winograd's (which F(2x2, 3x3) on a 14x14 map needs: oneDNN has it for
+// one image, not two). With chunks of one image, as in every runner of one image at a time, no call
+// runs fewer.
+bool keeps_plain_copy(const ConvGeometry& g, Precision precision, int64_t prepared_chunk) {
+    return prepared_chunk > 1 && winograd_for(g, precision) != WinogradUse::none;
 }
 
 std::shared_ptr<Forward> forward_for(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
@@ -460,7 +453,7 @@ int64_t conv2d_prepared_floats(const ConvGeometry& g, int64_t N, bool bias, cons
     const auto f = forward_for(g, chunk_images(g, N), bias, act, layouts, precision, kind);
     if (!folded) return f->weights_copy;
     return aligned(floats_of(f->pd.weights_desc())) +
-           (keeps_plain_copy(g, precision, *f, chunk_images(g, N)) ? aligned(g.OC) + g.OC * g.patch() : g.OC);
+           (keeps_plain_copy(g, precision, chunk_images(g, N)) ? aligned(g.OC) + g.OC * g.patch() : g.OC);
 }
 
 void conv2d_prepare_weights(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
@@ -487,7 +480,7 @@ void conv2d_prepare_weights(const ConvGeometry& g, int64_t N, bool bias, const A
         converted(f->pd.weights_desc(), cpu_engine(), prepared);
     dnnl::reorder(plain, converted).execute(cpu_stream(), plain, converted);
     cpu_stream().wait();
-    if (scale && keeps_plain_copy(g, precision, *f, chunk_images(g, N)))
+    if (scale && keeps_plain_copy(g, precision, chunk_images(g, N)))
         std::copy(folded.begin(), folded.end(),
                   prepared + aligned(floats_of(f->pd.weights_desc())) + aligned(g.OC));
 }
@@ -542,7 +535,7 @@ BoundForward bind_forward(const ConvGeometry& g, int64_t N, const float* x, cons
     // are reordered from the layer's own.
     const auto at_prepared = forward_for(g, prepared_chunk, bias, act, layouts, precision, kind);
     const float* folded_bias = prepared.data + aligned(floats_of(at_prepared->pd.weights_desc()));
-    const bool plain_copy = prepared.folded && keeps_plain_copy(g, precision, *at_prepared, prepared_chunk);
+    const bool plain_copy = prepared.folded && keeps_plain_copy(g, precision, prepared_chunk);
     const memory::desc source_desc =
         prepared.folded && !plain_copy ? at_prepared->pd.weights_desc() : plain_weights(g);
     const float* source = !prepared.folded ? w : plain_copy ? folded_bias + aligned(g.OC) : prepared.data;
