@@ -36,10 +36,10 @@ if [ "${LENZ_SKIP_TSAN:-0}" != "1" ]; then
   # left out. What it checks: separate models on separate threads (Concurrency.*) and the OpenMP
   # loops of whole training runs, with evaluation and checkpoints, on a chain and on graphs.
   cmake --preset tsan >/dev/null
-  cmake --build --preset tsan --target lenz lenz_tests
+  cmake --build --preset tsan --target lenz lenz_concurrency_tests
   archer=$(ls /usr/lib/llvm-*/lib/libarcher.so | head -n 1)
   export OMP_TOOL_LIBRARIES="$archer" TSAN_OPTIONS="halt_on_error=1 ignore_noninstrumented_modules=1"
-  build-tsan/lenz_tests --gtest_filter='Concurrency.*'
+  build-tsan/lenz_concurrency_tests
   tsan_run=$(mktemp -d)
   build-tsan/lenz train models/fashion.lenz --data fashion-mnist --epochs 1 --limit-train 512 --limit-test 256 \
     --threads 2 --no-report --quiet --out "$tsan_run"

@@ -104,8 +104,9 @@ class Inference {
     // With layer_seconds (model.size() entries), adds each layer's wall time to its entry; layers that
     // do not run (views, those folded into another) add nothing.
     // With observe, hands it every value the run holds in memory as it is written: (value, data, floats),
-    // in the value's layout; values folded away (what a batch norm folded into a convolution reads)
-    // are never held, so never observed. Calibration reads the ranges of the values so.
+    // in the value's layout; values folded away (what a batch norm folded into a convolution reads,
+    // a concatenation the layer after it reads through) are never held, so never observed.
+    // Calibration reads the ranges of the values so.
     using ValueObserver = std::function<void(int64_t value, const float* data, int64_t floats)>;
     const float* run(const float* input, int64_t batch, std::vector<double>* layer_seconds = nullptr,
                      const ValueObserver* observe = nullptr);

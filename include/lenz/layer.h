@@ -88,6 +88,10 @@ class Layer {
     // statistics), so the layer before it may absorb it; affine_map writes scale and shift.
     virtual bool per_channel_affine() const { return false; }
     virtual void affine_map(float* /*scale*/, float* /*shift*/) const {}
+    // Inference, channels-last: this layer can read its input as the channels of several values, one
+    // run of each at every pixel (Pass::input_runs), so that a concatenation before it need not be
+    // written (a batch norm: DenseNet's concatenation, batch norm, relu, at every layer of a block).
+    virtual bool reads_channel_runs() const { return false; }
     // Inference in int8 quantises this layer's input and its "weight" parameter, whose first
     // dimension is the output channel (convolutions and dense layers); the others run in float32.
     virtual bool runs_int8() const { return false; }

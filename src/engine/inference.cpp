@@ -118,9 +118,10 @@ const float* Inference::run_slice(const float* input, int64_t batch, int64_t str
     std::vector<const float*> xs;
     for (int64_t i = 0; i < model_.size(); ++i) {
         const auto at = static_cast<size_t>(i);
-        // Its output is its input under another shape, or another layer computed it.
+        // Its output is its input under another shape, or another layer computed it, or the next
+        // layer reads its inputs in its place.
         if (views_[at] && observe) notify(i + 1);
-        if (views_[at] || s.absorbed_by[at] >= 0) continue;
+        if (views_[at] || s.absorbed_by[at] >= 0 || s.read_through(i)) continue;
         Layer& layer = model_.layer(i);
         Pass pass = s.pass(i, batch);
         pass.workspace = workspace;
@@ -130,7 +131,8 @@ const float* Inference::run_slice(const float* input, int64_t batch, int64_t str
         if (s.means_into[at] >= 0)
             pass.channel_means = base + s.value_offset[static_cast<size_t>(s.means_into[at] + 1)];
         xs.clear();
-        for (int64_t v : model_.inputs(i)) xs.push_back(base + s.value_offset[static_cast<size_t>(v)]);
+        for (int64_t v : model_.inputs(s.reads_through[at] >= 0 ? s.reads_through[at] : i))
+            xs.push_back(base + s.value_offset[static_cast<size_t>(v)]);
         // Offsets were planned for the largest slice; a smaller one uses the start of each buffer.
         const auto start = std::chrono::steady_clock::now();
         layer.forward_inputs(xs, base + s.value_offset[at + 1], pass);

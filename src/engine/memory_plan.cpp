@@ -253,6 +253,30 @@ void plan_absorption(const Model& model, ValueGraph& graph, InferenceSchedule& s
     graph.settle();
 }
 
+// A concatenation whose one reader comes right after it and can read its inputs' channels in its
+// place (Layer::reads_channel_runs: DenseNet's concatenation, batch norm, relu, at every layer of a
+// block) is never written: that reader reads each input's run of channels at every pixel, so the
+// concatenation's copy and its output's memory go. Right after it, so that nothing runs between
+// them that could write over an input. Channels-last, and not in int8, which may hold the inputs in
+// bytes.
+void plan_read_through(const Model& model, const ValueGraph& graph, InferenceSchedule& schedule) {
+    const auto L = static_cast<size_t>(model.size());
+    schedule.reads_through.assign(L, -1);
+    schedule.input_runs.assign(L, {});
+    if (schedule.plan.precision == Precision::int8) return;
+    for (int64_t i = 0; i + 1 < model.size(); ++i) {
+        const int64_t reader = i + 1;
+        const auto at = static_cast<size_t>(reader);
+        const std::vector<int64_t>& readers = graph.readers[static_cast<size_t>(i + 1)];
+        if (!std::holds_alternative<ConcatConfig>(model.layer(i).config()) || readers.size() != 1 ||
+            readers[0] != reader || !model.layer(reader).reads_channel_runs() ||
+            schedule.absorbed_by[at] >= 0 || schedule.layouts[at].input != Layout::nhwc)
+            continue;
+        schedule.reads_through[at] = i;
+        for (int64_t v : model.inputs(i)) schedule.input_runs[at].push_back(model.value_shape(v).c);
+    }
+}
+
 // int8 inference: which buffers hold int8 (see InferenceSchedule::int8_values), each layer's input
 // quantisation, and what each layer reads and writes. A buffer is held in int8 where every layer
 // writing it can write int8 and every layer reading it can read int8; a max pool passes its input's
@@ -390,11 +414,20 @@ void place_graph(const Model& model, const ValueGraph& graph, int64_t batch, Inf
             // absorb_channel_means).
             const int64_t writer = computed_by(schedule, v);
             buffer_of[static_cast<size_t>(v)] = static_cast<int64_t>(buffers.size());
-            buffers.push_back({value_floats(model, schedule, batch, v), writer, writer});
+            const int64_t floats =
+                v > 0 && schedule.read_through(v - 1) ? 0 : value_floats(model, schedule, batch, v);
+            buffers.push_back({floats, writer, writer});
         }
         Lifetime& b = buffers[static_cast<size_t>(buffer_of[static_cast<size_t>(root)])];
         b.last = std::max(b.last, graph.last_read[static_cast<size_t>(v)]);
     }
+    for (int64_t i = 0; i < L; ++i)  // a concatenation's inputs, read by the layer that reads it through
+        if (schedule.read_through(i))
+            for (int64_t v : model.inputs(i)) {
+                Lifetime& b =
+                    buffers[static_cast<size_t>(buffer_of[static_cast<size_t>(graph.inference_storage(v))])];
+                b.last = std::max(b.last, i + 1);
+            }
     const ArenaLayout layout = place_buffers(buffers);
     schedule.plan.arena_floats = layout.floats;
     schedule.value_offset.resize(static_cast<size_t>(L + 1));
@@ -413,6 +446,7 @@ Pass InferenceSchedule::pass(int64_t layer, int64_t batch) const {
     pass.layouts = layouts[at];
     pass.absorbed = absorbs[at];
     if (absorbs[at].activation.kind != Activation::none) pass.activation = absorbs[at].activation;
+    if (reads_through[at] >= 0) pass.input_runs = &input_runs[at];
     pass.prepared_batch = plan.slice;
     if (!flattened_from.empty()) pass.flattened_from = flattened_from[at];
     if (!int8_inputs.empty()) pass.int8_input = int8_inputs[at];
@@ -516,10 +550,12 @@ InferenceSchedule schedule_inference(const Model& model, int64_t max_batch, Prec
             schedule.flattened_from[static_cast<size_t>(i)] = model.value_shape(v);
     }
     plan_absorption(model, graph, schedule);
+    plan_read_through(model, graph, schedule);
     if (precision == Precision::int8) plan_int8_storage(model, graph, schedule);
     for (int64_t i = 0; i < model.size(); ++i) {
         schedule.prepared_offset.push_back(-1);
-        if (schedule.absorbed_by[static_cast<size_t>(i)] >= 0) continue;  // does not run
+        if (schedule.absorbed_by[static_cast<size_t>(i)] >= 0 || schedule.read_through(i))
+            continue;  // does not run
         const Layer& layer = model.layer(i);
         const Pass pass = schedule.pass(i, batch);
         plan.workspace_floats = std::max(plan.workspace_floats, layer.workspace_floats(pass));

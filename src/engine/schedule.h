@@ -36,6 +36,15 @@ struct InferenceSchedule {
     // Per layer: the global average pool whose means it writes besides its output (absorbs.channel_means;
     // the pool is absorbed_by it, but keeps its own output buffer, written when its host runs), or -1.
     std::vector<int64_t> means_into;
+    // Per layer: the concatenation just before it whose inputs it reads in its place, one run of
+    // channels each (Layer::reads_channel_runs; input_runs: their channels), or -1. Such a
+    // concatenation does not run, and its output takes no memory.
+    std::vector<int64_t> reads_through;
+    std::vector<std::vector<int64_t>> input_runs;
+    bool read_through(int64_t layer) const {
+        const auto next = static_cast<size_t>(layer + 1);
+        return next < reads_through.size() && reads_through[next] == layer;
+    }
     // int8: how each layer's input is quantised (used by layers that run in int8), and how each
     // value is held: in int8 where every layer that writes its memory can write int8 (a convolution,
     // a max pool of an int8 value) and every layer that reads it can read int8 (convolutions, dense

@@ -66,6 +66,7 @@ class BatchNorm final : public Layer {
     // Channels-last too: the statistics are per channel either way, only the walk differs.
     ChannelsLast channels_last() const override { return ChannelsLast::keeps; }
     bool per_channel_affine() const override { return true; }
+    bool reads_channel_runs() const override { return true; }
     // At inference an activation after it (DenseNet's batch norm, relu, convolution) is applied to
     // each row as it is written, instead of in a pass of its own.
     bool can_absorb(const Absorption& a) const override {
@@ -85,6 +86,10 @@ class BatchNorm final : public Layer {
         return 2 * (2 * threads() + 4) * channels() + 2 * channels();
     }
 
+    void forward_inputs(const std::vector<const float*>& xs, float* y, const Pass& pass) override {
+        if (pass.input_runs) return forward_runs(xs, *pass.input_runs, y, pass);
+        forward(xs.at(0), y, pass);
+    }
     void forward(const float* x, float* y, const Pass& pass) override {
         if (pass.layouts.input == Layout::nhwc) return forward_channels_last(x, y, pass);
         const int64_t C = channels(), P = input_shape().h * input_shape().w, N = pass.batch;
@@ -285,6 +290,38 @@ class BatchNorm final : public Layer {
             float* out = y + r * C;
 #pragma omp simd
             for (int64_t c = 0; c < C; ++c) out[c] = v[c] * scale[c] + shift[c];
+            cpu::activation_forward(activation_applied, out, C);
+        }
+    }
+
+    // Inference, channels-last, reading each row's channels as runs of several inputs (those of a
+    // concatenation it reads through): the same arithmetic as forward_channels_last's at inference.
+    void forward_runs(const std::vector<const float*>& xs, const std::vector<int64_t>& runs, float* y,
+                      const Pass& pass) {
+        if (pass.training || pass.layouts.input != Layout::nhwc || xs.size() != runs.size())
+            throw Error("internal: batch norm reads runs of channels only at inference, channels-last");
+        const int64_t C = channels(), rows = pass.batch * input_shape().h * input_shape().w;
+        const ActivationSpec activation_applied = pass.final_activation({});
+        float* scale = pass.workspace;
+        float* shift = scale + C;
+        for (int64_t c = 0; c < C; ++c) {
+            double mean, inv_std;
+            statistics_of(c, 0.0, 0.0, 0.0, false, mean, inv_std);
+            scale[c] = static_cast<float>(gamma_[c] * inv_std);
+            shift[c] = static_cast<float>(beta_[c] - mean * gamma_[c] * inv_std);
+        }
+#pragma omp parallel for schedule(static) num_threads(threads()) if (rows * C > 65536)
+        for (int64_t r = 0; r < rows; ++r) {
+            float* out = y + r * C;
+            int64_t first = 0;
+            for (size_t k = 0; k < runs.size(); ++k) {
+                const int64_t width = runs[k];
+                const float* v = xs[k] + r * width;
+#pragma omp simd
+                for (int64_t c = 0; c < width; ++c)
+                    out[first + c] = v[c] * scale[first + c] + shift[first + c];
+                first += width;
+            }
             cpu::activation_forward(activation_applied, out, C);
         }
     }

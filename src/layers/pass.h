@@ -6,6 +6,7 @@
 #include <cstring>
 #include <functional>
 #include <optional>
+#include <vector>
 
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/int8.h"
@@ -66,6 +67,9 @@ struct Pass {
     // and with absorbed.channel_means, where the pool's means go (the runner sets it each run).
     Absorption absorbed;
     float* channel_means = nullptr;
+    // Inference, a layer that reads a concatenation's inputs in its place (Layer::reads_channel_runs):
+    // the channels of each of them, one pointer each in forward_inputs' xs (nullptr: as usual).
+    const std::vector<int64_t>* input_runs = nullptr;
     uint64_t seed = 0;  // dropout masks: derived from this per step
     // Training under MPI with synchronised batch norm: adds `count` values up across the processes
     // that share the batch, in place (nullptr: this process's images are the batch). Every process

@@ -1,5 +1,6 @@
-// Inference folds a batch norm and an activation into the convolution before them: the outputs of
-// running every layer, in less memory, with the folded layers not run at all.
+// Inference folds a batch norm and an activation into the convolution before them, and lets a batch
+// norm read the inputs of the concatenation before it: the outputs of running every layer, in less
+// memory, with the folded layers not run at all.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -65,12 +66,19 @@ const char* const kSqueezeExciteBlocks =
     "input 12x12x8\nconv 32 3x3 padding=same nobias\nbatchnorm\nsilu name=a\nglobalavgpool\nconv 8 1x1\n"
     "silu\nconv 32 1x1 sigmoid name=gate\nmul a gate\nconv 24 3x3 padding=same groups=8\nhardswish "
     "name=h\nglobalavgpool\nconv 24 1x1 relu name=g2\nmul h g2\nconv 16 1x1\nrelu\nglobalavgpool\ndense 3\n";
+// DenseNet: each layer concatenates every feature map before it, then normalises and activates
+// that, so each concatenation goes into the batch norm right after it. The last is read by a pool
+// and is written.
+const char* const kDenseBlock =
+    "input 10x10x4\nconv 8 3x3 padding=same nobias\nbatchnorm\nrelu name=x0\nconv 6 3x3 padding=same "
+    "name=f1\nconcat x0 f1\nbatchnorm\nrelu\nconv 6 1x1 name=f2\nconcat x0 f1 f2\nbatchnorm\nrelu\n"
+    "conv 6 3x3 padding=same name=f3\nconcat x0 f2 f3\nmaxpool 2\nflatten\ndense 3\n";
 const char* const kNormThenActivate =
     "input 10x10x4\nconv 8 3x3 relu\nbatchnorm\nrelu6\nconv 8 1x1\nbatchnorm\ngelu\nglobalavgpool\ndense 3\n";
 
 TEST(Absorption, FoldedLayersComputeWhatRunningEveryLayerDoes) {
-    for (const char* text :
-         {kChain, kGraph, kNormThenActivate, kLayerScale, kProjection, kResidualLast, kSqueezeExciteBlocks}) {
+    for (const char* text : {kChain, kGraph, kNormThenActivate, kLayerScale, kProjection, kResidualLast,
+                             kSqueezeExciteBlocks, kDenseBlock}) {
         SCOPED_TRACE(text);
         Model m = parse_model(text, "m.lenz");
         m.init_params(7);
@@ -147,6 +155,46 @@ TEST(Absorption, WhatFoldsAndIntoWhat) {
     EXPECT_FALSE(n.absorbs[1].affine);
     EXPECT_EQ(n.absorbs[1].activation.kind, Activation::relu6);
 
+    // Each batch norm reads the concatenation before it through; the pool reads a written one.
+    const InferenceSchedule d = schedule_inference(parse_model(kDenseBlock, "m.lenz"), 2);
+    EXPECT_EQ(d.reads_through,
+              (std::vector<int64_t>{-1, -1, -1, -1, -1, 4, -1, -1, -1, 8, -1, -1, -1, -1, -1, -1}));
+    EXPECT_EQ(d.input_runs[5], (std::vector<int64_t>{8, 6}));
+    EXPECT_EQ(d.input_runs[9], (std::vector<int64_t>{8, 6, 6}));
+    // The inputs stay alive until their reader has run: its output lies apart from each of them.
+    for (const char* text : {kDenseBlock,
+                             "input 6x6x4\nconv 8 1x1 name=a\nconv 8 1x1 name=b\nconcat a b\n"
+                             "batchnorm\nrelu\nconv 4 1x1\n"}) {
+        SCOPED_TRACE(text);
+        const Model m = parse_model(text, "m.lenz");
+        const InferenceSchedule s = schedule_inference(m, 2);
+        const auto span = [&](int64_t v) {
+            const int64_t at = s.value_offset[static_cast<size_t>(v)];
+            return std::pair{at, at + s.plan.slice * m.value_shape(v).elements()};
+        };
+        int64_t checked = 0;
+        for (int64_t r = 0; r < m.size(); ++r) {
+            const int64_t concat = s.reads_through[static_cast<size_t>(r)];
+            if (concat < 0) continue;
+            const auto [out_first, out_end] = span(r + 1);
+            for (int64_t v : m.inputs(concat)) {
+                const auto [first, end] = span(v);
+                EXPECT_TRUE(end <= out_first || out_end <= first) << "layer " << r << " over value " << v;
+                ++checked;
+            }
+        }
+        EXPECT_GE(checked, 2);
+    }
+    // Not in int8, nor where a layer runs between the concatenation and its reader.
+    const InferenceSchedule q = schedule_inference(parse_model(kDenseBlock, "m.lenz"), 2, Precision::int8);
+    EXPECT_EQ(std::count(q.reads_through.begin(), q.reads_through.end(), -1), 16);
+    const InferenceSchedule apart = schedule_inference(
+        parse_model("input 6x6x4\nconv 4 3x3 padding=same name=a\nconv 4 1x1 name=b\nconcat a b name=c\n"
+                    "conv 4 1x1 from=a\nbatchnorm from=c\n",
+                    "m"),
+        1);
+    EXPECT_EQ(std::count(apart.reads_through.begin(), apart.reads_through.end(), -1), 5);
+
     // The first layer scale and the relu fold into the convolution; the second scale comes after
     // an activation and runs.
     const InferenceSchedule s = schedule_inference(parse_model(kLayerScale, "m.lenz"), 2);
@@ -163,7 +211,7 @@ TEST(Absorption, WhatFoldsAndIntoWhat) {
 }
 
 TEST(Absorption, AllocatesExactlyThePlanWhereFoldedLayersTakeNoMemory) {
-    for (const char* text : {kChain, kGraph}) {
+    for (const char* text : {kChain, kGraph, kDenseBlock}) {
         SCOPED_TRACE(text);
         Model m = parse_model(text, "m.lenz");
         m.init_params(1);
