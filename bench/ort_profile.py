@@ -5,7 +5,7 @@ same way on both sides, so that a row where ONNX Runtime is faster says what to 
     /usr/bin/python3 bench/ort_profile.py MODEL.onnx [--batch 1] [--runs 20] [--threads 2]
                                           [--lenz build/lenz] [--node node] [--top 8]
 
-It runs `lenz bench MODEL --batch N --profile --json` (each layer timed alone) and
+It runs `lenz bench MODEL --batch N --profile --json` (each layer timed alone, in the streams the batch runs in) and
 `node bench/ort/ort_bench.js MODEL --profile PREFIX` (ONNX Runtime's own profiler, a time per node
 and run), then sums each engine's median time per operator into groups:
 - convolutions by kind: 1x1, KxK, depthwise KxK (one group per channel), grouped KxK;

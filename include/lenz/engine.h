@@ -101,8 +101,9 @@ class Inference {
     Inference& operator=(const Inference&) = delete;
     // input: (N, C, H, W), N <= max_batch. Returns (N, output) inside the engine's memory, valid until
     // the next run.
-    // With layer_seconds (model.size() entries), adds each layer's wall time to its entry; layers that
-    // do not run (views, those folded into another) add nothing.
+    // With layer_seconds (model.size() entries), adds each layer's wall time to its entry (where the
+    // batch runs in several streams, each layer's mean over the streams, so that the entries still
+    // add up to the run's time); layers that do not run (views, those folded into another) add nothing.
     // With observe, hands it every value the run holds in memory as it is written: (value, data, floats),
     // in the value's layout; values folded away (what a batch norm folded into a convolution reads,
     // a concatenation the layer after it reads through) are never held, so never observed.

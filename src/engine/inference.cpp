@@ -67,17 +67,24 @@ const float* Inference::run(const float* input, int64_t batch, std::vector<doubl
                          std::to_string(s.plan.batch));
     const int64_t image = model_.input_shape().elements(), out_image = model_.output_shape().elements();
     const int64_t slices = (batch + s.plan.slice - 1) / s.plan.slice;
+    // Observing each value wants the layers one at a time: one stream then. Timing each layer does
+    // not: each stream times its own layers, and a layer's time is their mean over the streams, so
+    // that the layers' times still add up to the run's.
+    const int64_t streams = observe ? 1 : std::min(s.plan.streams, slices);
+    std::vector<std::vector<double>> stream_seconds;
+    if (layer_seconds && streams > 1)
+        stream_seconds.assign(static_cast<size_t>(streams), std::vector<double>(layer_seconds->size(), 0.0));
     // Slice k of the batch through stream `stream`; its output into the batch's where there are several.
     const auto run_one = [&](int64_t k, int64_t stream) {
         const int64_t first = k * s.plan.slice, images = std::min(s.plan.slice, batch - first);
-        const float* out = run_slice(input + first * image, images, stream, layer_seconds, observe);
+        std::vector<double>* seconds =
+            stream_seconds.empty() ? layer_seconds : &stream_seconds[static_cast<size_t>(stream)];
+        const float* out = run_slice(input + first * image, images, stream, seconds, observe);
         if (slices > 1)
             std::memcpy(output_.data() + first * out_image, out,
                         sizeof(float) * static_cast<size_t>(images * out_image));
         return out;
     };
-    // Timing each layer or observing each value wants the layers one at a time: one stream then.
-    const int64_t streams = layer_seconds || observe ? 1 : std::min(s.plan.streams, slices);
     if (streams == 1) {
         const float* out = nullptr;
         for (int64_t k = 0; k < slices; ++k) out = run_one(k, 0);
@@ -87,10 +94,12 @@ const float* Inference::run(const float* input, int64_t batch, std::vector<doubl
     // loops and oneDNN's run on the calling thread alone inside. OpenMP may give fewer threads than
     // asked (a caller already inside a parallel region gets one): the slices go to those there are.
     std::exception_ptr failure;
+    int64_t teamed = 1;  // the streams OpenMP gave
 #pragma omp parallel num_threads(static_cast <int>(streams))
     {
         omp_set_num_threads(1);
         const int64_t stream = omp_get_thread_num(), team = omp_get_num_threads();
+        if (stream == 0) teamed = team;
         try {
             for (int64_t k = stream; k < slices; k += team) run_one(k, stream);
         } catch (...) {
@@ -99,6 +108,8 @@ const float* Inference::run(const float* input, int64_t batch, std::vector<doubl
         }
     }
     if (failure) std::rethrow_exception(failure);
+    for (const std::vector<double>& own : stream_seconds)
+        for (size_t i = 0; i < own.size(); ++i) (*layer_seconds)[i] += own[i] / static_cast<double>(teamed);
     return output_.data();
 }
 

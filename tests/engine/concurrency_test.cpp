@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/schedule.h"
 #include "lenz/engine.h"
 #include "lenz/quantize.h"
 #include "lenz/threads.h"
@@ -100,6 +101,20 @@ TEST(Concurrency, StreamsOfOneInferenceGiveTheResultsOfImagesRunAlone) {
             inside.assign(y, y + kBatch * classes);
         }
         for (size_t i = 0; i < all.size(); ++i) EXPECT_NEAR(inside[i], all[i], 1e-5f) << "from inside, " << i;
+        // Timed layer by layer (lenz bench --profile), the streams still run, each timing its own
+        // layers: the same outputs, and a time for each convolution that runs, none for those folded.
+        std::vector<double> seconds(static_cast<size_t>(m.size()), 0.0);
+        const float* timed = streamed.run(x.data(), kBatch, &seconds);
+        for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(timed[i], all[i]) << "timed, " << i;
+        const InferenceSchedule& schedule = streamed.schedule();
+        for (int64_t i = 0; i < m.size(); ++i) {
+            const double t = seconds[static_cast<size_t>(i)];
+            if (schedule.absorbed_by[static_cast<size_t>(i)] >= 0) {
+                EXPECT_EQ(t, 0.0) << "layer " << i;
+            } else if (m.layer(i).kind() == "conv") {
+                EXPECT_GT(t, 0.0) << "layer " << i;
+            }
+        }
     }
     set_threads(0);
 }
