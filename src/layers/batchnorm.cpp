@@ -87,11 +87,17 @@ class BatchNorm final : public Layer {
     }
 
     void forward_inputs(const std::vector<const float*>& xs, float* y, const Pass& pass) override {
-        if (pass.input_runs) return forward_runs(xs, *pass.input_runs, y, pass);
-        forward(xs.at(0), y, pass);
+        if (!pass.input_runs) return forward(xs.at(0), y, pass);
+        // The inputs of a concatenation it reads through (inference only): one run of channels each.
+        if (pass.training || pass.layouts.input != Layout::nhwc || xs.size() != pass.input_runs->size())
+            throw Error("internal: batch norm reads runs of channels only at inference, channels-last");
+        forward_channels_last(xs.data(), pass.input_runs->data(), xs.size(), y, pass);
     }
     void forward(const float* x, float* y, const Pass& pass) override {
-        if (pass.layouts.input == Layout::nhwc) return forward_channels_last(x, y, pass);
+        if (pass.layouts.input == Layout::nhwc) {
+            const int64_t C = channels();
+            return forward_channels_last(&x, &C, 1, y, pass);
+        }
         const int64_t C = channels(), P = input_shape().h * input_shape().w, N = pass.batch;
         const ActivationSpec activation_applied = pass.final_activation({});  // one absorbed, if any
         // Training: each channel's sum and sum of squares, then (synchronised) everyone's.
@@ -259,7 +265,10 @@ class BatchNorm final : public Layer {
             }
     }
 
-    void forward_channels_last(const float* x, float* y, const Pass& pass) {
+    // Each row's channels are runs of `inputs` values, xs[k] rows of runs[k] channels each: one run
+    // of all of them, or at inference the inputs of a concatenation it reads through.
+    void forward_channels_last(const float* const* xs, const int64_t* runs, size_t inputs, float* y,
+                               const Pass& pass) {
         const int64_t C = channels(), rows = pass.batch * input_shape().h * input_shape().w;
         const ActivationSpec activation_applied = pass.final_activation({});  // one absorbed, if any
         double* partial = reinterpret_cast<double*>(pass.workspace);
@@ -268,8 +277,8 @@ class BatchNorm final : public Layer {
         float* shift = scale + C;
         double count = static_cast<double>(rows);
         if (pass.training) {
-            channel_sums(partial, x, x, rows, sum, sum_sq);
-            if (pass.sum_across) {  // everyone's sums, and images
+            channel_sums(partial, xs[0], xs[0], rows, sum, sum_sq);  // training: one input
+            if (pass.sum_across) {                                   // everyone's sums, and images
                 sums_.assign(sum, sum + 2 * C);
                 sums_.push_back(count);
                 (*pass.sum_across)(sums_.data(), 2 * C + 1);
@@ -286,35 +295,9 @@ class BatchNorm final : public Layer {
         }
 #pragma omp parallel for schedule(static) num_threads(threads()) if (rows * C > 65536)
         for (int64_t r = 0; r < rows; ++r) {
-            const float* v = x + r * C;
-            float* out = y + r * C;
-#pragma omp simd
-            for (int64_t c = 0; c < C; ++c) out[c] = v[c] * scale[c] + shift[c];
-            cpu::activation_forward(activation_applied, out, C);
-        }
-    }
-
-    // Inference, channels-last, reading each row's channels as runs of several inputs (those of a
-    // concatenation it reads through): the same arithmetic as forward_channels_last's at inference.
-    void forward_runs(const std::vector<const float*>& xs, const std::vector<int64_t>& runs, float* y,
-                      const Pass& pass) {
-        if (pass.training || pass.layouts.input != Layout::nhwc || xs.size() != runs.size())
-            throw Error("internal: batch norm reads runs of channels only at inference, channels-last");
-        const int64_t C = channels(), rows = pass.batch * input_shape().h * input_shape().w;
-        const ActivationSpec activation_applied = pass.final_activation({});
-        float* scale = pass.workspace;
-        float* shift = scale + C;
-        for (int64_t c = 0; c < C; ++c) {
-            double mean, inv_std;
-            statistics_of(c, 0.0, 0.0, 0.0, false, mean, inv_std);
-            scale[c] = static_cast<float>(gamma_[c] * inv_std);
-            shift[c] = static_cast<float>(beta_[c] - mean * gamma_[c] * inv_std);
-        }
-#pragma omp parallel for schedule(static) num_threads(threads()) if (rows * C > 65536)
-        for (int64_t r = 0; r < rows; ++r) {
             float* out = y + r * C;
             int64_t first = 0;
-            for (size_t k = 0; k < runs.size(); ++k) {
+            for (size_t k = 0; k < inputs; ++k) {
                 const int64_t width = runs[k];
                 const float* v = xs[k] + r * width;
 #pragma omp simd
