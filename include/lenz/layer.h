@@ -92,6 +92,12 @@ class Layer {
     // run of each at every pixel (Pass::input_runs), so that a concatenation before it need not be
     // written (a batch norm: DenseNet's concatenation, batch norm, relu, at every layer of a block).
     virtual bool reads_channel_runs() const { return false; }
+    // Inference, channels-last: this layer can write its output as a run of channels inside longer
+    // rows (Pass::output_stride), straight into its slice of the concatenation that reads it, which
+    // then copies nothing of it (a max pool, a channel slice, an inner concatenation: Inception's and
+    // ShuffleNet's). oneDNN's convolutions cannot: they write such a slice only with their reference
+    // kernel, hundreds of times slower than the copy they would save.
+    virtual bool writes_channel_slice() const { return false; }
     // Inference in int8 quantises this layer's input and its "weight" parameter, whose first
     // dimension is the output channel (convolutions and dense layers); the others run in float32.
     virtual bool runs_int8() const { return false; }

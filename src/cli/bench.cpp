@@ -142,6 +142,8 @@ nlohmann::json layer_profile(Inference& inference, const Model& model, const std
         std::string folded;  // what this layer computes for others
         if (const int64_t concat = schedule.reads_through[static_cast<size_t>(i)]; concat >= 0)
             folded = model.layer_text(concat) + " (read through)";
+        if (const int64_t concat = schedule.slice_of[static_cast<size_t>(i + 1)].concat; concat >= 0)
+            folded = "its slice of " + model.layer_text(concat);
         for (int64_t k = i + 1; k < model.size(); ++k)
             if (schedule.absorbed_by[static_cast<size_t>(k)] == i)
                 folded += (folded.empty() ? "" : ", ") + model.layer(k).spec();

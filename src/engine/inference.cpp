@@ -10,6 +10,7 @@
 
 #include "engine/schedule.h"
 #include "engine/value_graph.h"
+#include "kernels/cpu/channel_runs.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
 
@@ -121,9 +122,18 @@ const float* Inference::run_slice(const float* input, int64_t batch, int64_t str
     std::memcpy(base + s.value_offset[0], input,
                 sizeof(float) * static_cast<size_t>(batch * model_.input_shape().elements()));
     // Layer i's output holds value held[i] + 1: its own, or that of the last layer folded into it.
+    std::vector<float> gathered;
     const auto notify = [&](int64_t value) {
-        (*observe)(value, base + s.value_offset[static_cast<size_t>(value)],
-                   batch * model_.value_shape(value).elements());
+        const float* data = base + s.value_offset[static_cast<size_t>(value)];
+        const int64_t floats = batch * model_.value_shape(value).elements();
+        // A value written into its slice of a concatenation: its runs of channels, gathered.
+        if (const int64_t stride = s.slice_of[static_cast<size_t>(value)].stride; stride > 0) {
+            const int64_t c = model_.value_shape(value).c;
+            gathered.resize(static_cast<size_t>(floats));
+            cpu::copy_runs(data, stride, gathered.data(), c, floats / c, c);
+            data = gathered.data();
+        }
+        (*observe)(value, data, floats);
     };
     if (observe) notify(0);
     std::vector<const float*> xs;

@@ -277,6 +277,49 @@ void plan_read_through(const Model& model, const ValueGraph& graph, InferenceSch
     }
 }
 
+// A concatenation's input whose writer can write a run of channels inside longer rows (Layer::
+// writes_channel_slice) is written straight into the concatenation's output: the concatenation copies
+// nothing of it. Where that writer and the concatenation are the only layers that touch the value's
+// memory: nothing else reads it, nothing is folded into the writer, and the concatenation reads it
+// once. Outer concatenations first, since an inner one that is written into an outer one writes its
+// own inputs' slices at the outer one's stride. Channels-last, and not in int8, which may hold a
+// value in bytes.
+void plan_slice_writes(const Model& model, const ValueGraph& graph, InferenceSchedule& schedule) {
+    const int64_t L = model.size();
+    schedule.slice_of.assign(static_cast<size_t>(L + 1), {});
+    if (schedule.plan.precision == Precision::int8) return;
+    const auto folds_into = [&](int64_t writer) {
+        return std::find(schedule.absorbed_by.begin(), schedule.absorbed_by.end(), writer) !=
+               schedule.absorbed_by.end();
+    };
+    const auto may_write_into = [&](int64_t v, int64_t concat) {
+        const int64_t writer = v - 1;
+        if (v == 0 || graph.inference_storage(v) != v || graph.readers[static_cast<size_t>(v)].size() != 1)
+            return false;
+        const auto at = static_cast<size_t>(writer);
+        const std::vector<int64_t>& inputs = model.inputs(concat);
+        return model.layer(writer).writes_channel_slice() && !graph.view[at] && !graph.in_place[at] &&
+               schedule.absorbed_by[at] < 0 && !folds_into(writer) && schedule.means_into[at] < 0 &&
+               !schedule.read_through(writer) && schedule.layouts[at].output == Layout::nhwc &&
+               std::count(inputs.begin(), inputs.end(), v) == 1;
+    };
+    for (int64_t concat = L - 1; concat >= 0; --concat) {
+        const auto at = static_cast<size_t>(concat);
+        if (!std::holds_alternative<ConcatConfig>(model.layer(concat).config()) ||
+            schedule.absorbed_by[at] >= 0 || schedule.read_through(concat) ||
+            schedule.layouts[at].output != Layout::nhwc)
+            continue;
+        const InferenceSchedule::ChannelSlice& own = schedule.slice_of[at + 1];
+        const int64_t stride = own.concat >= 0 ? own.stride : model.value_shape(concat + 1).c;
+        int64_t channel = 0;
+        for (int64_t v : model.inputs(concat)) {
+            if (may_write_into(v, concat))
+                schedule.slice_of[static_cast<size_t>(v)] = {concat, channel, stride};
+            channel += model.value_shape(v).c;
+        }
+    }
+}
+
 // int8 inference: which buffers hold int8 (see InferenceSchedule::int8_values), each layer's input
 // quantisation, and what each layer reads and writes. A buffer is held in int8 where every layer
 // writing it can write int8 and every layer reading it can read int8; a max pool passes its input's
@@ -414,8 +457,9 @@ void place_graph(const Model& model, const ValueGraph& graph, int64_t batch, Inf
             // absorb_channel_means).
             const int64_t writer = computed_by(schedule, v);
             buffer_of[static_cast<size_t>(v)] = static_cast<int64_t>(buffers.size());
-            const int64_t floats =
-                v > 0 && schedule.read_through(v - 1) ? 0 : value_floats(model, schedule, batch, v);
+            const bool no_memory = (v > 0 && schedule.read_through(v - 1)) ||
+                                   schedule.slice_of[static_cast<size_t>(v)].concat >= 0;
+            const int64_t floats = no_memory ? 0 : value_floats(model, schedule, batch, v);
             buffers.push_back({floats, writer, writer});
         }
         Lifetime& b = buffers[static_cast<size_t>(buffer_of[static_cast<size_t>(root)])];
@@ -428,7 +472,24 @@ void place_graph(const Model& model, const ValueGraph& graph, int64_t batch, Inf
                     buffers[static_cast<size_t>(buffer_of[static_cast<size_t>(graph.inference_storage(v))])];
                 b.last = std::max(b.last, i + 1);
             }
-    const ArenaLayout layout = place_buffers(buffers);
+    // A concatenation's output is alive from the first of its inputs written straight into it (an
+    // inner concatenation's from the first written into that: inputs before their readers).
+    const auto buffer_of_value = [&](int64_t v) -> Lifetime& {
+        return buffers[static_cast<size_t>(buffer_of[static_cast<size_t>(graph.inference_storage(v))])];
+    };
+    for (int64_t v = 0; v <= L; ++v)
+        if (const int64_t concat = schedule.slice_of[static_cast<size_t>(v)].concat; concat >= 0) {
+            Lifetime& out = buffer_of_value(concat + 1);
+            out.first = std::min(out.first, buffer_of_value(v).first);
+        }
+    ArenaLayout layout = place_buffers(buffers);
+    // ... and such an input lies inside it (outer concatenations placed first).
+    for (int64_t v = L; v >= 0; --v)
+        if (const auto& slice = schedule.slice_of[static_cast<size_t>(v)]; slice.concat >= 0)
+            layout.offsets[static_cast<size_t>(buffer_of[static_cast<size_t>(v)])] =
+                layout.offsets[static_cast<size_t>(
+                    buffer_of[static_cast<size_t>(graph.inference_storage(slice.concat + 1))])] +
+                slice.channel;
     schedule.plan.arena_floats = layout.floats;
     schedule.value_offset.resize(static_cast<size_t>(L + 1));
     for (int64_t v = 0; v <= L; ++v)
@@ -447,6 +508,7 @@ Pass InferenceSchedule::pass(int64_t layer, int64_t batch) const {
     pass.absorbed = absorbs[at];
     if (absorbs[at].activation.kind != Activation::none) pass.activation = absorbs[at].activation;
     if (reads_through[at] >= 0) pass.input_runs = &input_runs[at];
+    pass.output_stride = slice_of[at + 1].stride;
     pass.prepared_batch = plan.slice;
     if (!flattened_from.empty()) pass.flattened_from = flattened_from[at];
     if (!int8_inputs.empty()) pass.int8_input = int8_inputs[at];
@@ -551,6 +613,7 @@ InferenceSchedule schedule_inference(const Model& model, int64_t max_batch, Prec
     }
     plan_absorption(model, graph, schedule);
     plan_read_through(model, graph, schedule);
+    plan_slice_writes(model, graph, schedule);
     if (precision == Precision::int8) plan_int8_storage(model, graph, schedule);
     for (int64_t i = 0; i < model.size(); ++i) {
         schedule.prepared_offset.push_back(-1);

@@ -45,6 +45,15 @@ struct InferenceSchedule {
         const auto next = static_cast<size_t>(layer + 1);
         return next < reads_through.size() && reads_through[next] == layer;
     }
+    // Per value: where its writer writes it straight into a concatenation's output (Layer::
+    // writes_channel_slice): the concatenation, the first of its channels there, and the floats
+    // from one pixel to the next (the concatenation's row, 0 where the value is held on its own).
+    // The concatenation copies nothing of such a value, and the value takes no memory of its own.
+    struct ChannelSlice {
+        int64_t concat = -1, channel = 0, stride = 0;
+    };
+    std::vector<ChannelSlice> slice_of;
+
     // int8: how each layer's input is quantised (used by layers that run in int8), and how each
     // value is held: in int8 where every layer that writes its memory can write int8 (a convolution,
     // a max pool of an int8 value) and every layer that reads it can read int8 (convolutions, dense

@@ -1,6 +1,7 @@
 // Channel shuffle (ShuffleNet): the channels, seen as G groups of C / G, are read group-interleaved,
 // so that the next grouped convolution mixes every group. Output channel j·G + g is input channel
 // g·(C / G) + j, as PyTorch's ChannelShuffle. No parameters; it only copies.
+#include <algorithm>
 #include <cstring>
 
 #include "kernels/cpu/image_gradient.h"
@@ -24,17 +25,20 @@ class ChannelShuffle final : public Layer {
     // Channels-last too: each pixel's channels are permuted in place of each channel's plane.
     ChannelsLast channels_last() const override { return ChannelsLast::keeps; }
 
+    // At inference it can read a concatenation's inputs in its place (ShuffleNet's concatenation of
+    // the two halves, then the shuffle), so the concatenation is never written.
+    bool reads_channel_runs() const override { return true; }
+
+    void forward_inputs(const std::vector<const float*>& xs, float* y, const Pass& pass) override {
+        if (!pass.input_runs) return forward(xs.at(0), y, pass);
+        if (pass.training || pass.layouts.input != Layout::nhwc || xs.size() != pass.input_runs->size())
+            throw Error("internal: shuffle reads runs of channels only at inference, channels-last");
+        forward_channels_last(xs.data(), pass.input_runs->data(), xs.size(), y, pass.batch);
+    }
     void forward(const float* x, float* y, const Pass& pass) override {
         const Shape s = input_shape();
+        if (pass.layouts.input == Layout::nhwc) return forward_channels_last(&x, &s.c, 1, y, pass.batch);
         const int64_t per_group = s.c / groups_, plane = s.h * s.w;
-        if (pass.layouts.input == Layout::nhwc) {
-#pragma omp parallel for schedule(static) if (pass.batch * s.elements() >= (1 << 16))
-            for (int64_t r = 0; r < pass.batch * plane; ++r)
-                for (int64_t g = 0; g < groups_; ++g)
-                    for (int64_t j = 0; j < per_group; ++j)
-                        y[r * s.c + j * groups_ + g] = x[r * s.c + g * per_group + j];
-            return;
-        }
 #pragma omp parallel for schedule(static) if (pass.batch * s.elements() >= (1 << 16))
         for (int64_t n = 0; n < pass.batch; ++n)
             for (int64_t g = 0; g < groups_; ++g)
@@ -81,6 +85,26 @@ class ChannelShuffle final : public Layer {
     }
 
   private:
+    // Channels-last, the input given as `inputs` runs of channels at every pixel (runs[k] channels of
+    // xs[k]; one run of all of them for a single input): input channel c = g·(C / G) + j goes to j·G + g.
+    void forward_channels_last(const float* const* xs, const int64_t* runs, size_t inputs, float* y,
+                               int64_t batch) const {
+        const Shape s = input_shape();
+        const int64_t per_group = s.c / groups_, pixels = batch * s.h * s.w;
+#pragma omp parallel for schedule(static) if (batch * s.elements() >= (1 << 16))
+        for (int64_t r = 0; r < pixels; ++r) {
+            float* out = y + r * s.c;
+            int64_t start = 0;  // the input channel where run k starts
+            for (size_t k = 0; k < inputs; start += runs[k], ++k) {
+                const float* in = xs[k] + r * runs[k] - start;              // in[c]: input channel c
+                for (int64_t c = start, end = start + runs[k]; c < end;) {  // a group's part at a time
+                    const int64_t g = c / per_group, stop = std::min(end, (g + 1) * per_group);
+                    for (; c < stop; ++c) out[(c - g * per_group) * groups_ + g] = in[c];
+                }
+            }
+        }
+    }
+
     int64_t groups_;
 };
 

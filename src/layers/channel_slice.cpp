@@ -27,14 +27,18 @@ class ChannelSlice final : public Layer {
     // Channels-last too, so that ShuffleNet's units stay channels-last between their convolutions.
     ChannelsLast channels_last() const override { return ChannelsLast::keeps; }
 
+    // ShuffleNet's half that passes by goes straight into the concatenation after its branch.
+    bool writes_channel_slice() const override { return true; }
+
     void forward(const float* x, float* y, const Pass& pass) override {
         const int64_t in_image = input_shape().elements(), out_image = output_shape().elements();
         if (pass.layouts.input == Layout::nhwc) {  // each pixel's run of the sliced channels
             const int64_t rows = pass.batch * input_shape().h * input_shape().w, in_c = input_shape().c,
-                          out_c = output_shape().c;
+                          out_c = output_shape().c,
+                          out_stride = pass.output_stride > 0 ? pass.output_stride : out_c;
             cpu::in_row_blocks(rows, in_c, [&](int64_t first, int64_t count) {
-                cpu::copy_runs(x + first * in_c + config_.begin, in_c, y + first * out_c, out_c, count,
-                               out_c);
+                cpu::copy_runs(x + first * in_c + config_.begin, in_c, y + first * out_stride, out_stride,
+                               count, out_c);
             });
             return;
         }

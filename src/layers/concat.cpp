@@ -20,11 +20,17 @@ class Concat final : public MergeLayer {
     // Channels-last: each position's channels are the inputs' channels there, one after another.
     ChannelsLast channels_last() const override { return ChannelsLast::keeps; }
 
+    // Inside an outer concatenation's output too (Inception's blocks concatenate concatenations).
+    bool writes_channel_slice() const override { return true; }
+
     // xs[k]: (N, C_k, H, W) -> y: (N, sum C_k, H, W)
     void forward_inputs(const std::vector<const float*>& xs, float* y, const Pass& pass) override {
         if (pass.layouts.output == Layout::nhwc) {
+            const int64_t C = pass.output_stride > 0 ? pass.output_stride : output_shape().c;
             for_each_slice(pass.batch, [&](size_t k, int64_t first, int64_t rows, int64_t offset) {
-                const int64_t ck = input_shapes()[k].c, C = output_shape().c;
+                // An input its writer wrote in its place already (Layer::writes_channel_slice) is not copied.
+                if (xs[k] == y + offset) return;
+                const int64_t ck = input_shapes()[k].c;
                 cpu::copy_runs(xs[k] + first * ck, ck, y + first * C + offset, C, rows, ck);
             });
             return;

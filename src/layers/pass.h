@@ -70,6 +70,10 @@ struct Pass {
     // Inference, a layer that reads a concatenation's inputs in its place (Layer::reads_channel_runs):
     // the channels of each of them, one pointer each in forward_inputs' xs (nullptr: as usual).
     const std::vector<int64_t>* input_runs = nullptr;
+    // Inference, channels-last, a layer that writes its output straight into its slice of a
+    // concatenation's output (Layer::writes_channel_slice): floats from one pixel's channels to the
+    // next's there (0: its own channels, as usual).
+    int64_t output_stride = 0;
     uint64_t seed = 0;  // dropout masks: derived from this per step
     // Training under MPI with synchronised batch norm: adds `count` values up across the processes
     // that share the batch, in place (nullptr: this process's images are the batch). Every process

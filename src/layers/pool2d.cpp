@@ -41,10 +41,13 @@ class Pool2d final : public Layer {
             cpu::maxpool_int8_forward(geometry_, pass.batch, x, y, pass.layouts.input,
                                       pass.int8_output->is_unsigned);
         else if (config_.kind == PoolKind::max)
-            cpu::maxpool_forward(geometry_, pass.batch, x, y, pass.layouts.input);
+            cpu::maxpool_forward(geometry_, pass.batch, x, y, pass.layouts.input, pass.output_stride);
         else
-            cpu::avgpool_forward(geometry_, pass.batch, x, y, config_.count_padding, pass.layouts.input);
+            cpu::avgpool_forward(geometry_, pass.batch, x, y, config_.count_padding, pass.layouts.input,
+                                 pass.output_stride);
     }
+    // Inception's reduction blocks concatenate a max pool with convolutions.
+    bool writes_channel_slice() const override { return true; }
     // Channels-last between convolutions (a ResNet's stem), so that neither side reorders.
     ChannelsLast channels_last() const override { return ChannelsLast::keeps; }
     int64_t workspace_floats(const Pass& pass) const override {

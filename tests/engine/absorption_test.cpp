@@ -1,10 +1,12 @@
-// Inference folds a batch norm and an activation into the convolution before them, and lets a batch
-// norm read the inputs of the concatenation before it: the outputs of running every layer, in less
-// memory, with the folded layers not run at all.
+// Inference folds a batch norm and an activation into the convolution before them, lets a batch
+// norm or a channel shuffle read the inputs of the concatenation before it, and lets pools, slices
+// and concatenations write straight into the concatenation that reads them: the outputs of running
+// every layer, in less memory, with the folded layers not run at all.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -73,12 +75,28 @@ const char* const kDenseBlock =
     "input 10x10x4\nconv 8 3x3 padding=same nobias\nbatchnorm\nrelu name=x0\nconv 6 3x3 padding=same "
     "name=f1\nconcat x0 f1\nbatchnorm\nrelu\nconv 6 1x1 name=f2\nconcat x0 f1 f2\nbatchnorm\nrelu\n"
     "conv 6 3x3 padding=same name=f3\nconcat x0 f2 f3\nmaxpool 2\nflatten\ndense 3\n";
+// ShuffleNet: half the channels pass by, the other half through a branch; the concatenation of the
+// two goes into the channel shuffle right after it. The second block concatenates three runs that
+// cross the shuffle's groups (2 + 6 + 4 channels in groups of 4).
+const char* const kShuffleBlocks =
+    "input 8x8x4\nconv 8 1x1 relu name=x\nslice 0:4 from=x name=x1\nslice 4:8 from=x\nconv 4 1x1 relu\n"
+    "conv 4 3x3 padding=same groups=4\nconv 4 1x1 relu name=b\nconcat x1 b\nshuffle 2\nconv 2 1x1 name=p\n"
+    "conv 6 1x1 name=q from=x\nconv 4 1x1 name=r from=x\nconcat p q r\nshuffle 3\nconv 4 1x1\nglobalavgpool\n"
+    "dense 3\n";
+// Inception: a reduction block concatenates a convolution with a max pool, then a block
+// concatenates a concatenation (of a convolution and a max pool), an average pool and a channel
+// slice: the pools, the slice and the inner concatenation write straight into their slices.
+const char* const kInceptionBlocks =
+    "input 9x9x4\nconv 8 1x1 relu name=x\nconv 6 3x3 stride=2 relu name=a\nmaxpool 3 stride=2 from=x "
+    "name=m\nconcat a m\nconv 8 1x1 relu name=y\nconv 4 1x1 name=b1\nmaxpool 3 stride=1 padding=same "
+    "from=y name=b2\nconcat b1 b2 name=inner\navgpool 3 stride=1 padding=same from=y name=ap\nslice 0:4 "
+    "from=y name=sl\nconcat y inner ap sl\nconv 8 1x1 relu\nglobalavgpool\ndense 3\n";
 const char* const kNormThenActivate =
     "input 10x10x4\nconv 8 3x3 relu\nbatchnorm\nrelu6\nconv 8 1x1\nbatchnorm\ngelu\nglobalavgpool\ndense 3\n";
 
 TEST(Absorption, FoldedLayersComputeWhatRunningEveryLayerDoes) {
     for (const char* text : {kChain, kGraph, kNormThenActivate, kLayerScale, kProjection, kResidualLast,
-                             kSqueezeExciteBlocks, kDenseBlock}) {
+                             kSqueezeExciteBlocks, kDenseBlock, kShuffleBlocks, kInceptionBlocks}) {
         SCOPED_TRACE(text);
         Model m = parse_model(text, "m.lenz");
         m.init_params(7);
@@ -161,8 +179,13 @@ TEST(Absorption, WhatFoldsAndIntoWhat) {
               (std::vector<int64_t>{-1, -1, -1, -1, -1, 4, -1, -1, -1, 8, -1, -1, -1, -1, -1, -1}));
     EXPECT_EQ(d.input_runs[5], (std::vector<int64_t>{8, 6}));
     EXPECT_EQ(d.input_runs[9], (std::vector<int64_t>{8, 6, 6}));
+    // Each channel shuffle reads the concatenation before it through.
+    const InferenceSchedule sh = schedule_inference(parse_model(kShuffleBlocks, "m.lenz"), 2);
+    EXPECT_EQ(sh.reads_through[7], 6);
+    EXPECT_EQ(sh.reads_through[12], 11);
+    EXPECT_EQ(sh.input_runs[12], (std::vector<int64_t>{2, 6, 4}));
     // The inputs stay alive until their reader has run: its output lies apart from each of them.
-    for (const char* text : {kDenseBlock,
+    for (const char* text : {kDenseBlock, kShuffleBlocks,
                              "input 6x6x4\nconv 8 1x1 name=a\nconv 8 1x1 name=b\nconcat a b\n"
                              "batchnorm\nrelu\nconv 4 1x1\n"}) {
         SCOPED_TRACE(text);
@@ -210,8 +233,88 @@ TEST(Absorption, WhatFoldsAndIntoWhat) {
     EXPECT_EQ(absorbed_count(after_relu), 0);
 }
 
+TEST(Absorption, PoolsSlicesAndConcatenationsWriteStraightIntoTheConcatenationThatReadsThem) {
+    const Model m = parse_model(kInceptionBlocks, "m.lenz");
+    const InferenceSchedule s = schedule_inference(m, 2);
+    using Slice = InferenceSchedule::ChannelSlice;
+    const auto slice = [&](int64_t v) { return s.slice_of[static_cast<size_t>(v)]; };
+    const auto same = [](Slice a, Slice b) {
+        return a.concat == b.concat && a.channel == b.channel && a.stride == b.stride;
+    };
+    EXPECT_TRUE(same(slice(3), {3, 6, 14})) << "the max pool after the convolution's 6 channels";
+    EXPECT_TRUE(same(slice(7), {7, 4, 32})) << "the inner max pool, at the outer concatenation's stride";
+    EXPECT_TRUE(same(slice(8), {10, 8, 32})) << "the inner concatenation";
+    EXPECT_TRUE(same(slice(9), {10, 20, 32}));
+    EXPECT_TRUE(same(slice(10), {10, 28, 32}));
+    // Convolutions write their own memory (oneDNN's kernels would write a slice only in their
+    // reference kernel), and so does a value that other layers read too (y).
+    for (int64_t v : {2, 5, 6}) EXPECT_EQ(slice(v).concat, -1) << "value " << v;
+    // Each lies inside its concatenation's output, and that output lies apart from every other value
+    // alive from the first write into it until the concatenation has run.
+    const auto span = [&](int64_t v) {
+        const int64_t at = s.value_offset[static_cast<size_t>(v)];
+        return std::pair{at, at + s.plan.slice * m.value_shape(v).elements()};
+    };
+    const auto inside = [&](int64_t v, int64_t concat) {
+        for (; slice(v).concat >= 0; v = slice(v).concat + 1)
+            if (slice(v).concat == concat) return true;
+        return false;
+    };
+    int64_t checked = 0;
+    for (int64_t v = 1; v <= m.size(); ++v) {
+        const int64_t concat = slice(v).concat;
+        if (concat < 0) continue;
+        const auto [out_first, out_end] = span(concat + 1);
+        EXPECT_EQ(span(v).first, out_first + slice(v).channel);
+        for (int64_t j = v - 1; j <= concat; ++j)
+            for (int64_t u : m.inputs(j)) {
+                if (u == 0 || inside(u, concat) || u == concat + 1) continue;
+                const auto [first, end] = span(u);
+                EXPECT_TRUE(end <= out_first || out_end <= first)
+                    << "concat " << concat << " over value " << u;
+                ++checked;
+            }
+    }
+    EXPECT_GE(checked, 10);
+    // Not in int8.
+    const InferenceSchedule q = schedule_inference(m, 2, Precision::int8);
+    for (const Slice& v : q.slice_of) EXPECT_EQ(v.concat, -1);
+}
+
+// What a run hands an observer (calibration) of a value written into a concatenation is the value
+// itself: its channels of the concatenation's output at every pixel.
+TEST(Absorption, ObserversSeeAValueWrittenIntoAConcatenationAsItself) {
+    Model m = parse_model(kInceptionBlocks, "m.lenz");
+    m.init_params(3);
+    Rng rng(5);
+    Buffer x(2 * m.input_shape().elements());
+    for (int64_t i = 0; i < x.size(); ++i) x[i] = rng.uniform(-1, 1);
+    std::map<int64_t, std::vector<float>> seen;
+    const Inference::ValueObserver observe = [&](int64_t value, const float* data, int64_t floats) {
+        seen[value].assign(data, data + floats);
+    };
+    Inference inference(m, 2);
+    inference.run(x.data(), 2, nullptr, &observe);
+    const InferenceSchedule& s = inference.schedule();
+    int64_t checked = 0;
+    for (int64_t v = 1; v <= m.size(); ++v) {
+        const InferenceSchedule::ChannelSlice slice = s.slice_of[static_cast<size_t>(v)];
+        if (slice.concat < 0) continue;
+        ASSERT_TRUE(seen.count(v) && seen.count(slice.concat + 1)) << "value " << v;
+        const std::vector<float>&part = seen[v], &whole = seen[slice.concat + 1];
+        const int64_t c = m.value_shape(v).c, C = m.value_shape(slice.concat + 1).c;
+        for (int64_t pixel = 0; pixel < 2 * m.value_shape(v).h * m.value_shape(v).w; ++pixel)
+            for (int64_t k = 0; k < c; ++k)
+                ASSERT_EQ(part[static_cast<size_t>(pixel * c + k)],
+                          whole[static_cast<size_t>(pixel * C + slice.channel + k)])
+                    << "value " << v << " pixel " << pixel;
+        ++checked;
+    }
+    EXPECT_EQ(checked, 5);
+}
+
 TEST(Absorption, AllocatesExactlyThePlanWhereFoldedLayersTakeNoMemory) {
-    for (const char* text : {kChain, kGraph, kDenseBlock}) {
+    for (const char* text : {kChain, kGraph, kDenseBlock, kShuffleBlocks, kInceptionBlocks}) {
         SCOPED_TRACE(text);
         Model m = parse_model(text, "m.lenz");
         m.init_params(1);

@@ -182,10 +182,10 @@ template <class T, int64_t kWidth>
 // One output row of one image, in runs of 64, 16, 4 and 1 channels (64 floats are four AVX-512
 // registers; 64 bytes, at int8, one).
 template <class T>
-[[gnu::always_inline]] inline void maxpool_row_nhwc(const ConvGeometry& g, const T* image, int64_t oh,
-                                                    T* out) {
+[[gnu::always_inline]] inline void maxpool_row_nhwc(const ConvGeometry& g, const T* image, int64_t oh, T* out,
+                                                    int64_t out_stride) {
     const int64_t C = g.C;
-    for (int64_t ow = 0; ow < g.OW; ++ow, out += C) {
+    for (int64_t ow = 0; ow < g.OW; ++ow, out += out_stride) {
         const Window w = window_at(g, oh, ow);
         int64_t c = 0;
         for (; c + 64 <= C; c += 64) max_of_window<T, 64>(image + c, g.W, C, w, out + c);
@@ -196,14 +196,15 @@ template <class T>
 }
 
 template <class T>
-void maxpool_forward_nhwc(const ConvGeometry& g, int64_t N, const T* x, T* y) {
+void maxpool_forward_nhwc(const ConvGeometry& g, int64_t N, const T* x, T* y, int64_t y_stride) {
     const auto row_of = VectorBuilds<&maxpool_row_nhwc<T>>::best();
 #pragma omp parallel for schedule(static) if (N * g.OH * g.OW * g.C >= (1 << 14))
     for (int64_t row = 0; row < N * g.OH; ++row)
-        row_of(g, x + row / g.OH * g.H * g.W * g.C, row % g.OH, y + row * g.OW * g.C);
+        row_of(g, x + row / g.OH * g.H * g.W * g.C, row % g.OH, y + row * g.OW * y_stride, y_stride);
 }
 
-void avgpool_forward_nhwc(const ConvGeometry& g, int64_t N, const float* x, float* y, bool count_padding) {
+void avgpool_forward_nhwc(const ConvGeometry& g, int64_t N, const float* x, float* y, bool count_padding,
+                          int64_t y_stride) {
     const int64_t C = g.C;
 #pragma omp parallel for schedule(static) if (N * g.OH > 1)
     for (int64_t row = 0; row < N * g.OH; ++row) {
@@ -211,7 +212,7 @@ void avgpool_forward_nhwc(const ConvGeometry& g, int64_t N, const float* x, floa
         const float* image = x + n * g.H * g.W * C;
         for (int64_t ow = 0; ow < g.OW; ++ow) {
             const Window w = window_at(g, oh, ow);
-            float* out = y + (row * g.OW + ow) * C;
+            float* out = y + (row * g.OW + ow) * y_stride;
             std::fill(out, out + C, 0.0f);
             for (int64_t h = w.h0; h < w.h1; ++h)
                 for (int64_t col = w.w0; col < w.w1; ++col) {
@@ -324,8 +325,10 @@ template <int64_t kWidth>
 
 }  // namespace
 
-void maxpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y, Layout layout) {
-    layout == Layout::nhwc ? maxpool_forward_nhwc(g, N, x, y) : maxpool_forward_nchw(g, N, x, y);
+void maxpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y, Layout layout,
+                     int64_t y_stride) {
+    layout == Layout::nhwc ? maxpool_forward_nhwc(g, N, x, y, y_stride > 0 ? y_stride : g.C)
+                           : maxpool_forward_nchw(g, N, x, y);
 }
 void maxpool_int8_forward(const ConvGeometry& g, int64_t N, const void* x, void* y, Layout layout,
                           bool is_unsigned) {
@@ -333,13 +336,14 @@ void maxpool_int8_forward(const ConvGeometry& g, int64_t N, const void* x, void*
         using T = std::remove_pointer_t<decltype(type)>;
         const auto* in = static_cast<const T*>(x);
         auto* out = static_cast<T*>(y);
-        layout == Layout::nhwc ? maxpool_forward_nhwc(g, N, in, out) : maxpool_forward_nchw(g, N, in, out);
+        layout == Layout::nhwc ? maxpool_forward_nhwc(g, N, in, out, g.C)
+                               : maxpool_forward_nchw(g, N, in, out);
     };
     is_unsigned ? pool(static_cast<uint8_t*>(nullptr)) : pool(static_cast<int8_t*>(nullptr));
 }
 void avgpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y, bool count_padding,
-                     Layout layout) {
-    layout == Layout::nhwc ? avgpool_forward_nhwc(g, N, x, y, count_padding)
+                     Layout layout, int64_t y_stride) {
+    layout == Layout::nhwc ? avgpool_forward_nhwc(g, N, x, y, count_padding, y_stride > 0 ? y_stride : g.C)
                            : avgpool_forward_nchw(g, N, x, y, count_padding);
 }
 void maxpool_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy,

@@ -8,10 +8,13 @@
 
 namespace lenz::cpu {
 
-// x: (N, C, H, W) -> y: (N, C, OH, OW), or both channels-last (N, H, W, C); g.OC == g.C
-void maxpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y, Layout layout);
+// x: (N, C, H, W) -> y: (N, C, OH, OW), or both channels-last (N, H, W, C); g.OC == g.C.
+// Channels-last, y_stride: floats from one pixel of y to the next (0: C), so that y can be a run of
+// channels inside a concatenation's rows.
+void maxpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y, Layout layout,
+                     int64_t y_stride = 0);
 void avgpool_forward(const ConvGeometry& g, int64_t N, const float* x, float* y, bool count_padding,
-                     Layout layout);
+                     Layout layout, int64_t y_stride = 0);
 // int8 inference: x and y int8 (u8 where is_unsigned), one byte an element, as above.
 void maxpool_int8_forward(const ConvGeometry& g, int64_t N, const void* x, void* y, Layout layout,
                           bool is_unsigned);
