@@ -333,6 +333,9 @@ void plan_int8_storage(const Model& model, const ValueGraph& graph, InferenceSch
     const auto runs = [&](int64_t i) {
         return !graph.view[static_cast<size_t>(i)] && schedule.absorbed_by[static_cast<size_t>(i)] < 0;
     };
+    const auto is_conv = [&](int64_t i) {
+        return std::holds_alternative<Conv2dConfig>(model.layer(i).config());
+    };
     const auto is_max_pool = [&](int64_t i) {
         const LayerConfig config = model.layer(i).config();
         const auto* pool = std::get_if<Pool2dConfig>(&config);
@@ -351,7 +354,7 @@ void plan_int8_storage(const Model& model, const ValueGraph& graph, InferenceSch
                 std::max(schedule.held_value[static_cast<size_t>(host)], j + 1);
     std::vector<char> int8(static_cast<size_t>(L + 1), 0);
     for (int64_t i = 0; i < L; ++i)  // candidates: what convolutions and max pools write
-        if (runs(i) && ((model.layer(i).runs_int8() && model.layer(i).kind() == "conv") || is_max_pool(i)))
+        if (runs(i) && ((model.layer(i).runs_int8() && is_conv(i)) || is_max_pool(i)))
             int8[static_cast<size_t>(root(i + 1))] = 1;
     int8[static_cast<size_t>(root(0))] = int8[static_cast<size_t>(root(L))] = 0;
     // A convolution's output needs a range to be held in int8 (a QDQ file gives ranges only to what
@@ -364,8 +367,7 @@ void plan_int8_storage(const Model& model, const ValueGraph& graph, InferenceSch
     const auto writes_int8 = [&](int64_t i) {
         const Layer& layer = model.layer(i);
         if (is_max_pool(i)) return int8[static_cast<size_t>(root(model.inputs(i)[0]))] != 0;
-        return layer.runs_int8() && layer.kind() == "conv" &&
-               has_range(schedule.held_value[static_cast<size_t>(i)]) &&
+        return layer.runs_int8() && is_conv(i) && has_range(schedule.held_value[static_cast<size_t>(i)]) &&
                (schedule.absorbs[static_cast<size_t>(i)].activation.kind != Activation::none
                     ? schedule.absorbs[static_cast<size_t>(i)].activation.kind
                     : layer.activation().kind) != Activation::softmax;
