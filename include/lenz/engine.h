@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -15,6 +16,16 @@ namespace lenz {
 
 struct InferenceSchedule;  // src/engine/schedule.h
 struct Layouts;
+
+// Inference's use of Winograd's algorithm for 3x3 convolutions of stride 1 in float32 (oneDNN's
+// kernels; training always runs the direct kernel): `on`, F(2x2, 3x3) on layers of 256 channels or
+// more on each side, where it pays and rounds as the direct kernel does (the default); `wide`,
+// F(4x4, 3x3) too, and on smaller layers: faster again (VGG-16 1.8x) but rounding more; `off`, the
+// direct kernel only. Without a call, the environment's LENZ_WINOGRAD decides (0: off, 1: wide).
+// For the whole process: set it before making runners, whose plans and packed weights follow it.
+enum class Winograd { off, on, wide };
+void set_winograd(Winograd use);
+Winograd parse_winograd(const std::string& text);  // "off", "on" or "wide"; anything else an Error
 
 // How many copies of the parameters an optimizer keeps: SGD 0, SGD with momentum 1, Adam/AdamW 2.
 enum class OptimizerKind { sgd, momentum, adam, adamw };

@@ -21,7 +21,7 @@ from ._core import Error
 
 Error.__module__ = "lenz"  # tracebacks name it lenz.Error, as users spell it
 
-__all__ = ["Error", "Model", "Summary", "datasets", "load", "set_threads", "threads", "visualize"]
+__all__ = ["Error", "Model", "Summary", "datasets", "load", "set_threads", "set_winograd", "threads", "visualize"]
 
 
 def threads():
@@ -32,6 +32,13 @@ def threads():
 def set_threads(n):
     """Sets the engine's threads; 0 or less: every core."""
     _core.set_threads(int(n))
+
+
+def set_winograd(use):
+    """Winograd's algorithm for 3x3 convolutions at inference, for the whole process: "on" (the
+    default: F(2x2,3x3) on layers of 256 channels or more each side), "wide" (F(4x4,3x3) too, and on
+    smaller layers: faster, rounds more) or "off"; as `--winograd`. Models made afterwards plan for it."""
+    _core.set_winograd(str(use))
 
 
 class Summary(dict):

@@ -14,6 +14,7 @@
 #include <type_traits>
 
 #include "lenz/checkpoint.h"
+#include "lenz/engine.h"
 #include "lenz/error.h"
 #include "lenz/onnx.h"
 #include "lenz/quantize.h"
@@ -663,4 +664,7 @@ PYBIND11_MODULE(_core, m) {
           py::arg("height"), py::arg("width"), py::arg("channels"));
     m.def("threads", &lenz::threads);
     m.def("set_threads", &lenz::set_threads, py::arg("n"));
+    m.def(
+        "set_winograd", [](const std::string& use) { lenz::set_winograd(lenz::parse_winograd(use)); },
+        py::arg("use"));
 }

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "lenz/engine.h"
 #include "lenz/error.h"
 #include "lenz/ranks.h"
 #include "lenz/threads.h"
@@ -69,6 +70,11 @@ int main(int argc, char** argv) {
     int thread_count = 0;
     app.add_option("--threads", thread_count, "threads to use (default: every core available)")
         ->check(CLI::Range(0, 1024));
+    std::string winograd;
+    app.add_option("--winograd", winograd,
+                   "Winograd's algorithm for 3x3 convolutions at inference: on (default: F(2x2,3x3) on "
+                   "256+ channels), wide (F(4x4,3x3) too: faster, rounds more) or off")
+        ->check(CLI::IsMember({"off", "on", "wide"}));
     lenz::cli::Runner run;
     lenz::cli::add_summary(app, run);
     lenz::cli::add_train(app, run);
@@ -86,7 +92,10 @@ int main(int argc, char** argv) {
     });
     for (CLI::App* sub : app.get_subcommands({}))
         sub->footer(
-            "Global options, anywhere on the line:\n  --threads INT    threads to use (default: every core)");
+            "Global options, anywhere on the line:\n  --threads INT            threads to use (default: "
+            "every core)\n"
+            "  --winograd off|on|wide   Winograd's algorithm for 3x3 convolutions at inference (default: "
+            "on)");
     app.footer("Run 'lenz help COMMAND' for a command's options.");
 
     if (argc < 2) {
@@ -120,6 +129,7 @@ int main(int argc, char** argv) {
             }
         }
         lenz::set_threads(thread_count);
+        if (!winograd.empty()) lenz::set_winograd(lenz::parse_winograd(winograd));
         return run();
     } catch (const lenz::cli::UsageError& e) {
         return usage_error(e.what());

@@ -11,10 +11,24 @@
 #include "engine/schedule.h"
 #include "engine/value_graph.h"
 #include "kernels/cpu/channel_runs.h"
+#include "kernels/cpu/conv2d.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
 
 namespace lenz {
+
+void set_winograd(Winograd use) {
+    cpu::set_winograd_use(use == Winograd::off  ? cpu::WinogradUse::none
+                          : use == Winograd::on ? cpu::WinogradUse::small_tiles
+                                                : cpu::WinogradUse::any);
+}
+
+Winograd parse_winograd(const std::string& text) {
+    if (text == "off") return Winograd::off;
+    if (text == "on") return Winograd::on;
+    if (text == "wide") return Winograd::wide;
+    throw Error("winograd '" + text + "': off, on (the default) or wide");
+}
 
 namespace {
 

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -54,6 +55,33 @@ TEST(Cli, SummaryJson) {
     EXPECT_EQ(j["inference_bytes_textbook"], 12613600);
     EXPECT_EQ(j["training_bytes_textbook"], 569227200);
     EXPECT_EQ(j["batch"], 50);
+}
+
+// --winograd chooses which 3x3 layers inference runs by Winograd's algorithm, whose transformed
+// weights the plan packs: ResNet-18's 256- and 512-channel layers by default, more with wide, none
+// with off. It wins over LENZ_WINOGRAD, and anything else is a usage error.
+TEST(Cli, WinogradOptionChoosesThePlan) {
+    // With two threads, as the README's figures: the plan's workspace is per thread.
+    const auto plan_bytes = [](const std::string& before, const std::string& after) -> int64_t {
+        const CommandResult r = run_lenz(
+            before + " summary " LENZ_SOURCE_DIR "/models/resnet18.lenz --json --threads 2 " + after);
+        if (r.status != 0) return -r.status;
+        return nlohmann::json::parse(r.out)["inference_bytes_plan"].get<int64_t>();
+    };
+    const int64_t by_default = plan_bytes("", ""), off = plan_bytes("", "--winograd off"),
+                  wide = plan_bytes("", "--winograd wide");
+    EXPECT_EQ(by_default, 145226912);
+    EXPECT_EQ(plan_bytes("", "--winograd on"), by_default);
+    EXPECT_EQ(off, 107025312);
+    EXPECT_EQ(wide, 150994080);
+    EXPECT_EQ(plan_bytes("--winograd off", ""), off) << "a global option, before the command too";
+    ::setenv("LENZ_WINOGRAD", "1", 1);
+    EXPECT_EQ(plan_bytes("", "--winograd off"), off);
+    EXPECT_EQ(plan_bytes("", ""), wide);
+    ::unsetenv("LENZ_WINOGRAD");
+    const CommandResult bad = run_lenz("summary " LENZ_SOURCE_DIR "/models/resnet18.lenz --winograd yes");
+    EXPECT_EQ(bad.status, 2);
+    EXPECT_NE(bad.out.find("--winograd: yes not in {off,on,wide}"), std::string::npos) << bad.out;
 }
 
 TEST(Cli, SummaryFit) {

@@ -12,7 +12,8 @@ FASHION = str(ROOT / "models/fashion.lenz")
 
 
 def test_surface():
-    for name in ("Model", "Error", "load", "visualize", "datasets", "Summary", "threads", "set_threads"):
+    for name in ("Model", "Error", "load", "visualize", "datasets", "Summary", "threads", "set_threads",
+                 "set_winograd"):
         assert hasattr(lenz, name), name
     for name in ("from_text", "summary", "fit", "predict", "evaluate", "save", "export_onnx"):
         assert callable(getattr(lenz.Model, name)), name
@@ -33,6 +34,22 @@ def test_summary_is_lenz_summary_json():
     assert summary["params"] == 421642
     sgd = lenz.Model(FASHION).summary(batch=50, optimizer="sgd")
     assert sgd["training_bytes_plan"] < summary["training_bytes_plan"]
+
+
+def test_set_winograd_is_the_winograd_option():
+    resnet18 = str(ROOT / "models/resnet18.lenz")
+    lenz.set_threads(2)
+    try:
+        for use, plan in (("off", 107025312), ("wide", 150994080), ("on", 145226912)):
+            lenz.set_winograd(use)
+            assert lenz.Model(resnet18).summary()["inference_bytes_plan"] == plan, use
+            cli = json.loads(lenz_cli("summary", resnet18, "--json", "--threads", 2, "--winograd", use).stdout)
+            assert cli["inference_bytes_plan"] == plan, use
+        with pytest.raises(lenz.Error, match="off, on"):
+            lenz.set_winograd("yes")
+    finally:
+        lenz.set_winograd("on")
+        lenz.set_threads(0)
 
 
 def test_from_text():

@@ -60,15 +60,15 @@ struct ForwardKind {
     bool residual = false, inference = false;
 };
 
-// Which of oneDNN's Winograd kernels inference may use (below), from LENZ_WINOGRAD: by default
-// F(2x2, 3x3) on layers of 256 channels or more on each side; `1` both F(2x2, 3x3) and F(4x4, 3x3)
-// wherever they pay; `0` neither. F(4x4, 3x3)'s transforms round more: on one of torchvision's 64
-// classifiers (Wide ResNet-101-2, whose output with the direct kernel is 9.7e-5 of its largest value
-// from PyTorch's) they moved the output past the zoo check's bound of 1e-4 (1.3e-4), even on its
-// first three layers only. F(2x2, 3x3) left it where the direct kernel does (9.7e-5).
-enum class WinogradUse : int64_t { none, small_tiles, any };
+// Which of oneDNN's Winograd kernels inference may use (below): what set_winograd_use chose, else
+// LENZ_WINOGRAD. F(4x4, 3x3)'s transforms round more: on one of torchvision's 64 classifiers (Wide
+// ResNet-101-2, whose output with the direct kernel is 9.7e-5 of its largest value from PyTorch's)
+// they moved the output past the zoo check's bound of 1e-4 (1.3e-4), even on its first three layers
+// only. F(2x2, 3x3) left it where the direct kernel does (9.7e-5).
+std::atomic<int> chosen_winograd_use{-1};  // -1: none chosen
 
 WinogradUse winograd_use() {
+    if (const int chosen = chosen_winograd_use.load(); chosen >= 0) return static_cast<WinogradUse>(chosen);
     const char* setting = std::getenv("LENZ_WINOGRAD");
     if (setting == nullptr || *setting == '\0') return WinogradUse::small_tiles;
     const std::string value(setting);
@@ -710,6 +710,10 @@ void conv2d_backward(const ConvGeometry& g, int64_t N, const float* x, const flo
         cpu_stream().wait();
         for (int64_t i = 0; i < n; ++i) store_dx(n0 + i, image_dx + i * image);
     }
+}
+
+void set_winograd_use(std::optional<WinogradUse> use) {
+    chosen_winograd_use.store(use ? static_cast<int>(*use) : -1);
 }
 
 }  // namespace lenz::cpu

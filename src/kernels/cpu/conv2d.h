@@ -4,6 +4,8 @@
 // weights are (OC, C/G, KH, KW) for G groups (G = C: depthwise); kernels may be dilated. When oneDNN prefers
 // another layout the data is reordered through the workspace, which the memory plan counts.
 #pragma once
+#include <optional>
+
 #include "kernels/conv_geometry.h"
 #include "kernels/cpu/image_gradient.h"
 #include "kernels/layout.h"
@@ -54,6 +56,14 @@ struct PreparedWeights {
     bool folded = false;  // a map is folded in: the layer's own weights no longer apply
 };
 
+// Which of oneDNN's Winograd kernels inference may use for 3x3 convolutions of stride 1 in float32:
+// none; F(2x2, 3x3) on layers of 256 channels or more on each side (the default); both F(2x2, 3x3)
+// and F(4x4, 3x3), wherever they pay (conv2d.cpp has the measurements). For the whole process, from
+// LENZ_WINOGRAD (0: none, 1: any) unless chosen here (nullopt: the environment decides again).
+// Choose before planning: a runner's plan and packed weights are made for the choice of the moment.
+enum class WinogradUse : int64_t { none, small_tiles, any };
+void set_winograd_use(std::optional<WinogradUse> use);
+
 // x: (N, C, H, W)  w: (OC, C/G, KH, KW)  b: (OC) or nullptr  y: (N, OC, OH, OW), activation fused
 // (a softmax over channels only with y in (N, C, H, W)). Prepared weights are used where this call's
 // primitive wants them as they are; otherwise w is converted in the workspace, as without them.
@@ -63,7 +73,7 @@ struct PreparedWeights {
 // With prepared weights (inference only), a 3x3 convolution of stride 1 in float32 runs Winograd's
 // algorithm where oneDNN has it and it pays, which is faster and rounds differently from the direct
 // kernel: F(2x2, 3x3) on 256 channels or more by default, also F(4x4, 3x3) and smaller layers with
-// LENZ_WINOGRAD=1, neither with LENZ_WINOGRAD=0 (conv2d.cpp).
+// WinogradUse::any, neither with WinogradUse::none (set_winograd_use, LENZ_WINOGRAD).
 // channel_means: inference, a global average pool of y fused in: each image's channel means go
 // there, (N, OC), computed in the pass that applies the activations oneDNN does not. Its workspace
 // comes after conv2d_forward_workspace's: channel_means_workspace(N, OC, OH·OW) floats (pool2d.h).
