@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 cmake --preset release -DLENZ_PYTHON=ON >/dev/null
 cmake --build --preset release
 ctest --preset release -j2
+# Lenz as a C++ library: install to a temporary prefix, build and run examples/cpp against it (~6 s).
+./scripts/install-check.sh
 # The Python module (pytest): the release build's module against build/lenz and PyTorch, the
 # notebook example, and pip's route in a virtual environment (well under a minute).
 PYTHONPATH=build/python LENZ_BUILD_DIR=build /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/python
