@@ -57,6 +57,18 @@ struct DataSplit {
 struct DataOptions {
     // For image folders without test/: fraction of each class held out as test (0 = none allowed).
     double val_split = 0.0;
+// A seeded random subset of at most `limit` images (all of them where limit is 0 or the set is no
+// larger) that keeps every class in proportion, at least one image of each class present, as
+// scikit-learn's train_test_split(stratify=) does; the images keep the set's order. `stream` keeps
+// the training and test subsets of one seed apart. Throws ShapeError where the limit is below the
+// number of classes present.
+constexpr uint64_t kTrainLimitStream = 0x4c494d4954ull << 8, kTestLimitStream = kTrainLimitStream + 1;
+std::vector<int64_t> stratified_sample(const std::vector<int32_t>& labels, int64_t limit, uint64_t seed,
+                                       uint64_t stream);
+ImageSet limit_images(const ImageSet& set, int64_t limit, uint64_t seed, uint64_t stream);
+// Images per class, indexed by label (at least as many entries as class_names).
+std::vector<int64_t> class_counts(const ImageSet& set);
+
     uint64_t seed = 1;
     // Image folders are converted to this size and channel count (from the model's input); all 0:
     // the first training image's own size and channels.

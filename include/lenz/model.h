@@ -120,4 +120,9 @@ bool is_value_name(const std::string& name);
 Model parse_model(const std::string& text, const std::string& filename);
 Model load_model_file(const std::string& path);
 
+// The number of classes of a classifier: its output must be one score per class (1x1xK). A map, a
+// fully convolutional network's HxWxK, is refused (ShapeError, starting with `what`) rather than
+// read as H·W·K classes.
+int64_t class_count(const Model& model, const std::string& what);
+
 }  // namespace lenz

@@ -22,6 +22,9 @@ class Ranks {
     std::string prefix() const;
     // Whether this build can join MPI at all (Open MPI was found when it was built).
     static bool built_with_mpi();
+    // How many ranks an MPI launcher started this process among, from the launcher's environment
+    // (1 without one). A build without MPI refuses to run as one of several.
+    static long launched_ranks();
 
     // Sums `count` values across the ranks, in place; every rank must call it with the same count.
     // Waits at most timeout_seconds() for the others, then ends every rank (a rank has died or hangs:

@@ -7,7 +7,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -42,6 +44,41 @@ std::string type_name(const py::handle& x) {
     return py::str(py::type::handle_of(x).attr("__name__"));
 }
 
+// float32 images hold pixels / 255, from 0 to 1, in predict, evaluate and fit alike: anything else
+// would give saturated or NaN probabilities that look like answers. The error names the first bad
+// value and says what the array looks like (pixels 0-255, or already normalised).
+void check_float_pixels(const float* values, int64_t count, Shape in, const std::string& what) {
+    const int64_t E = in.elements();
+    float lowest = 0, highest = 0;
+    for (int64_t i = 0; i < count * E; ++i) {
+        const float v = values[i];
+        if (std::isfinite(v)) {
+            lowest = std::min(lowest, v);
+            highest = std::max(highest, v);
+            continue;
+        }
+        const int64_t e = i % E;
+        throw Error(what + ": image " + std::to_string(i / E) + " has a " +
+                    (std::isnan(v) ? "NaN" : "infinite") + " pixel at row " +
+                    std::to_string(e / (in.w * in.c)) + ", column " + std::to_string(e / in.c % in.w) +
+                    ", channel " + std::to_string(e % in.c));
+    }
+    if (lowest >= 0 && highest <= 1) return;
+    std::string hint;
+    if (lowest >= 0 && highest <= 255)
+        hint = "these look like pixels from 0 to 255: pass x.astype(np.uint8), or x / 255";
+    else if (lowest < 0)
+        hint =
+            "these look normalised (mean and standard deviation taken off): pass the pixels / 255, as "
+            "Lenz normalises by itself with the training set's statistics";
+    else
+        hint = "pass pixels / 255, from 0 to 1, or uint8 pixels from 0 to 255";
+    char range[96];
+    std::snprintf(range, sizeof range, "%g to %g", static_cast<double>(lowest), static_cast<double>(highest));
+    throw Error(what + ": float32 images hold pixels / 255, from 0 to 1; these range from " + range + " (" +
+                hint + ")");
+}
+
 // A batch of images handed in from Python, checked against the model's input: read in place.
 struct ImageArray {
     py::array array;
@@ -63,8 +100,13 @@ ImageArray image_array(const py::handle& x, Shape in, const std::string& what) {
     if (!u8 && !f32)
         throw Error(what + ": expected uint8 pixels (0-255) or float32 pixels / 255, got dtype " +
                     std::string(py::str(a.dtype())) + " (x.astype(np.float32) / 255, or x.astype(np.uint8))");
-    if (a.ndim() != 4 || a.shape(1) != in.h || a.shape(2) != in.w || a.shape(3) != in.c)
-        throw Error(what + ": expected " + expected + ", got shape " + shape_text(shape_of(a)));
+    if (a.ndim() != 4 || a.shape(1) != in.h || a.shape(2) != in.w || a.shape(3) != in.c) {
+        const bool pytorch_order =
+            a.ndim() == 4 && a.shape(1) == in.c && a.shape(2) == in.h && a.shape(3) == in.w;
+        throw Error(
+            what + ": expected " + expected + ", got shape " + shape_text(shape_of(a)) +
+            (pytorch_order ? ", PyTorch's (N, C, H, W) order: x.transpose(0, 2, 3, 1) gives Lenz's" : ""));
+    }
     if (!(a.flags() & py::array::c_style))
         throw Error(what + ": expected a C-contiguous array, got one with strides " +
                     shape_text(std::vector<int64_t>(a.strides(), a.strides() + a.ndim())) +
@@ -74,6 +116,7 @@ ImageArray image_array(const py::handle& x, Shape in, const std::string& what) {
         images.pixels = static_cast<const uint8_t*>(a.data());
     else
         images.values = static_cast<const float*>(a.data());
+    if (f32) check_float_pixels(images.values, images.count, in, what);
     return images;
 }
 
@@ -141,12 +184,8 @@ ImageSet image_set(const py::handle& x, const py::handle& y, Shape in, const std
                     dst = images.pixels[i * E + p * in.c + c];
                     continue;
                 }
-                const float v = images.values[i * E + p * in.c + c];
-                if (!(v >= 0.0f && v <= 1.0f))
-                    throw Error(what + ": float32 images hold pixels / 255, from 0 to 1; image " +
-                                std::to_string(i) + " has " + std::to_string(v) +
-                                " (pass pixels from 0 to 255 as uint8)");
-                dst = static_cast<uint8_t>(std::lround(v * 255.0f));
+                // in [0, 1]: image_array checked
+                dst = static_cast<uint8_t>(std::lround(images.values[i * E + p * in.c + c] * 255.0f));
             }
     return set;
 }
@@ -266,8 +305,8 @@ class PyModel {
     py::array_t<float> predict(const py::handle& x, int64_t batch) {
         if (batch < 1) throw Error("predict: batch must be at least 1, got " + std::to_string(batch));
         const Shape in = model().input_shape();
+        const int64_t K = class_count(model(), "predict"), E = in.elements();
         const ImageArray images = image_array(x, in, "predict");
-        const int64_t K = outputs(), E = in.elements();
         py::array_t<float> result({images.count, K});
         float* out = result.mutable_data();
         py::gil_scoped_release release;

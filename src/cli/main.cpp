@@ -28,6 +28,16 @@ int usage_error(const std::string& message) {
     return kUsageError;
 }
 
+// "rank 1 of 3: " under MPI. Joining the ranks may itself be the error (a build without MPI started
+// as one of several ranks), so asking again must not throw from the handler.
+std::string rank_prefix() {
+    try {
+        return lenz::Ranks::world().prefix();
+    } catch (const lenz::Error&) {
+        return "";
+    }
+}
+
 // `lenz help [COMMAND]`: the same text as --help.
 int print_help(CLI::App& app, const std::string& command) {
     if (command.empty()) {
@@ -134,7 +144,7 @@ int main(int argc, char** argv) {
     } catch (const lenz::cli::UsageError& e) {
         return usage_error(e.what());
     } catch (const lenz::Error& e) {
-        std::fprintf(stderr, "lenz: error: %s%s\n", lenz::Ranks::world().prefix().c_str(), e.what());
+        std::fprintf(stderr, "lenz: error: %s%s\n", rank_prefix().c_str(), e.what());
         return 1;
     } catch (const std::bad_alloc&) {
         std::fprintf(stderr, "lenz: error: out of memory\n");

@@ -30,7 +30,7 @@ int run_predict(const PredictArgs& a) {
     Model& model = loaded.model;
     const Precision precision = precision_for(a.dtype, model);
     const Shape in = model.input_shape();
-    const int64_t K = model.output_shape().elements();
+    const int64_t K = class_count(model, "predict: " + a.checkpoint);
     auto name = [&](int64_t k) {
         return k < static_cast<int64_t>(loaded.info.class_names.size())
                    ? loaded.info.class_names[static_cast<size_t>(k)]

@@ -1,6 +1,7 @@
 // `lenz run MODEL --input x.npy [--output y.npy]`: the model on a tensor, NCHW float32 as PyTorch
 // holds it, for comparing Lenz's numbers with any other framework's.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
@@ -48,6 +49,18 @@ int run_run(const RunArgs& a) {
                          " takes (N, " + std::to_string(in.c) + ", " + std::to_string(in.h) + ", " +
                          std::to_string(in.w) + ")");
     const int64_t N = x.shape[0];
+    // A NaN or infinite input would come out as NaN outputs that look like an answer.
+    if (const auto bad =
+            std::find_if(x.data.begin(), x.data.end(), [](float v) { return !std::isfinite(v); });
+        bad != x.data.end()) {
+        const int64_t i = bad - x.data.begin(), plane = in.h * in.w;
+        throw FormatError(
+            input_path + ": element [" + std::to_string(i / in.elements()) + ", " +
+            std::to_string(i / plane % in.c) + ", " + std::to_string(i % plane / in.w) + ", " +
+            std::to_string(i % in.w) + "] is " + (std::isnan(*bad) ? "NaN" : "infinite") + " (the first of " +
+            std::to_string(std::count_if(bad, x.data.end(), [](float v) { return !std::isfinite(v); })) +
+            " such values)");
+    }
     const Normalization& norm = loaded.info.normalization;
     if (norm.mean.size() == static_cast<size_t>(in.c) && norm.stddev.size() == static_cast<size_t>(in.c)) {
         const int64_t plane = in.h * in.w;

@@ -106,8 +106,8 @@ void add_summary(CLI::App& app, Runner& run) {
         ->required();
     cmd->add_option("--batch", args->batch, "training batch size for the memory figures")
         ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
-    cmd->add_flag("--json", args->json, "one JSON object (stable keys)");
-    cmd->add_flag("--csv", args->csv, "one CSV row per layer (stable columns)");
+    CLI::Option* json = cmd->add_flag("--json", args->json, "one JSON object (stable keys)");
+    cmd->add_flag("--csv", args->csv, "one CSV row per layer (stable columns)")->excludes(json);
     cmd->add_flag("--explain", args->explain, "show how each figure is derived");
     cmd->add_option(
            "--ranks", args->ranks,

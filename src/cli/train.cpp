@@ -63,6 +63,7 @@ void each_run_option(TrainArgs& a, Visit visit) {
     visit("--freeze", a.freeze);
     visit("--dtype", a.dtype);
     visit("--sync-batchnorm", a.sync_batchnorm);
+    visit("--report", a.report);  // --no-report, which a resumed run kept dropping
 }
 
 std::string run_options_json(TrainArgs a) {
@@ -72,11 +73,14 @@ std::string run_options_json(TrainArgs a) {
 }
 
 // Takes up the options recorded in DIR/model.safetensors that the command line leaves out.
-// Checkpoints from before options were recorded leave everything as given.
+// Checkpoints from before options were recorded leave everything as given; no checkpoint is an error.
 void take_up_run_options(TrainArgs& a, const std::string& dir) {
     const std::string path = (std::filesystem::path(dir) / "model.safetensors").string();
     const std::optional<CheckpointFile> file = read_run_checkpoint(path);  // rank 0's, under MPI
-    if (!file) return;  // the trainer says there is nothing to resume
+    // Before the data set is loaded or any folder made: a wrong DIR is the error, not the images.
+    if (!file)
+        throw IoError("--resume " + dir + ": nothing to resume (no " + path +
+                      "; the run's folder is what its --out named, runs/MODEL by default)");
     const CheckpointInfo info = load_model(*file).info;
     nlohmann::json stored;
     try {
@@ -155,6 +159,35 @@ void freeze_through(Model& model, const std::string& name, const std::string& mo
     model.freeze(layer + 1);
 }
 
+// The images a run really uses, as the header says them: "100 training images", or under a limit
+// "100 of 6,000 training images (a stratified sample: 50 circle, 50 noise)", the same subset the
+// trainer draws.
+std::string images_used(const ImageSet& set, int64_t limit, uint64_t seed, uint64_t stream,
+                        const char* noun) {
+    if (limit <= 0 || limit >= set.size()) return count_of(set.size(), noun);
+    const std::vector<int64_t> counts = class_counts(limit_images(set, limit, seed, stream));
+    std::string per_class;
+    for (size_t k = 0; k < counts.size(); ++k) {
+        if (counts[k] == 0) continue;
+        if (!per_class.empty()) per_class += ", ";
+        per_class += with_commas(counts[k]) + " " +
+                     (k < set.class_names.size() ? set.class_names[k] : "class " + std::to_string(k));
+    }
+    return with_commas(limit) + " of " + count_of(set.size(), noun) + " (a stratified sample: " + per_class +
+           ")";
+}
+
+// A limit that cannot hold one image of every class is a usage error, found before anything runs.
+void check_limit(const ImageSet& set, int64_t limit, const char* option) {
+    if (limit <= 0 || limit >= set.size()) return;
+    int64_t present = 0;
+    for (const int64_t count : class_counts(set)) present += count > 0;
+    if (limit < present)
+        throw UsageError(std::string("train: ") + option + " " + std::to_string(limit) +
+                         " is below the data set's " + std::to_string(present) +
+                         " classes: a limit takes a stratified sample with at least one image of each class");
+}
+
 int run_train(TrainArgs a) {
     // A model file starts from fresh weights (--seed); a trained model (.onnx, or a checkpoint) from
     // its own, for fine-tuning.
@@ -207,19 +240,18 @@ int run_train(TrainArgs a) {
     if (!a.freeze.empty()) freeze_through(model, a.freeze, a.model);
     check_data_fits(model, data.train, "training");
     check_data_fits(model, data.test, "test");
+    check_limit(data.train, a.limit_train, "--limit-train");
+    check_limit(data.test, a.limit_test, "--limit-test");
     // Under MPI, rank 0 alone speaks; the others train quietly beside it.
     const Ranks& ranks = Ranks::world();
     if (ranks.rank() != 0) a.quiet = true;
     if (!a.quiet) {
         const Summary s = summarize(model, {.batch = c.batch, .optimizer = c.optimizer.kind});
-        // The images the run really uses: --limit-train and --limit-test cut the sets in the trainer.
-        auto used = [](int64_t available, int64_t limit) {
-            return limit ? std::min(limit, available) : available;
-        };
-        std::printf("Training %s on %s: %s and %s, %s\n", a.model.c_str(), data.description.c_str(),
-                    count_of(used(data.train.size(), a.limit_train), "training image").c_str(),
-                    count_of(used(data.test.size(), a.limit_test), "test image").c_str(),
-                    count_of(static_cast<int64_t>(data.train.class_names.size()), "class").c_str());
+        std::printf(
+            "Training %s on %s: %s and %s, %s\n", a.model.c_str(), data.description.c_str(),
+            images_used(data.train, a.limit_train, a.seed, kTrainLimitStream, "training image").c_str(),
+            images_used(data.test, a.limit_test, a.seed, kTestLimitStream, "test image").c_str(),
+            count_of(static_cast<int64_t>(data.train.class_names.size()), "class").c_str());
         std::printf("  %s parameters, %s MACs per image; training plan %s at batch %lld\n",
                     with_commas(s.params).c_str(), with_commas(s.mults).c_str(),
                     human_bytes(s.training_plan.bytes()).c_str(), static_cast<long long>(c.batch));
@@ -334,9 +366,11 @@ void add_train(CLI::App& app, Runner& run) {
         ->check(CLI::Range(0.0, 0.5));
     cmd->add_option("--val-split", a->val_split, "image folders without test/: fraction held out for testing")
         ->check(CLI::Range(0.0, 0.9));
-    cmd->add_option("--limit-train", a->limit_train, "use only the first N training images")
+    cmd->add_option("--limit-train", a->limit_train,
+                    "use only N training images: a seeded random sample that keeps every class in "
+                    "proportion, at least one of each")
         ->check(CLI::Range(0, 1 << 30));
-    cmd->add_option("--limit-test", a->limit_test, "use only the first N test images")
+    cmd->add_option("--limit-test", a->limit_test, "use only N test images, sampled as --limit-train's")
         ->check(CLI::Range(0, 1 << 30));
     cmd->add_flag("--new-head", a->new_head,
                   "fine-tuning: replace the model's last dense layer with a fresh one sized for the data "

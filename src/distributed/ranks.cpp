@@ -26,6 +26,14 @@ bool launched_by_mpi() {
     return false;
 }
 
+long environment_number(const char* name) {
+    const char* text = std::getenv(name);
+    if (!text) return -1;
+    char* end = nullptr;
+    const long value = std::strtol(text, &end, 10);
+    return end != text && *end == '\0' ? value : -1;
+}
+
 }  // namespace
 
 bool Ranks::built_with_mpi() {
@@ -34,6 +42,18 @@ bool Ranks::built_with_mpi() {
 #else
     return false;
 #endif
+}
+
+// Slurm's task count counts only beside a launcher's own variable: an `sbatch -n 4` script sets
+// SLURM_NTASKS around a single process too.
+long Ranks::launched_ranks() {
+    if (!launched_by_mpi()) return 1;
+    for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_STEP_NUM_TASKS"})
+        if (const long size = environment_number(name); size > 0) return size;
+    // A rank above 0 means there are others.
+    for (const char* name : {"PMIX_RANK", "PMI_RANK"})
+        if (environment_number(name) > 0) return environment_number(name) + 1;
+    return 1;
 }
 
 Ranks& Ranks::world() {
@@ -62,11 +82,12 @@ Ranks::Ranks() {
     // A failing collective ends this rank with a message rather than returning a code nobody reads.
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
 #else
-    if (launched_by_mpi())
-        std::fprintf(
-            stderr,
-            "lenz: started by an MPI launcher, but this build has no MPI (install libopenmpi-dev and "
-            "build again); running as one process\n");
+    // Each of several ranks would train alone, all of them writing the same folder.
+    if (const long ranks = launched_ranks(); ranks > 1)
+        throw Error("started by an MPI launcher as one of " + std::to_string(ranks) +
+                    " ranks, but this lenz was built without MPI: every rank would run alone. Install "
+                    "Open MPI (apt-get install libopenmpi-dev openmpi-bin) and build again with "
+                    "'cmake --preset release --fresh && cmake --build --preset release'");
 #endif
 }
 

@@ -7,7 +7,15 @@
 namespace lenz {
 
 LoadedModel load_trained_model(const std::string& path) {
-    if (std::filesystem::path(path).extension() == ".onnx") return read_onnx(path);
+    const std::filesystem::path file(path);
+    if (file.extension() == ".onnx") return read_onnx(path);
+    // A model file read as a checkpoint would be blamed on its bytes; say what is missing instead.
+    if (file.extension() == ".lenz")
+        throw FormatError(path +
+                          ": a model file describes a network but holds no trained weights; train it "
+                          "first (lenz train " +
+                          path + " --data DATASET) and use the run's model.safetensors (runs/" +
+                          file.stem().string() + "/model.safetensors by default), or an .onnx file");
     return load_model(path);
 }
 

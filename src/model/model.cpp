@@ -192,4 +192,15 @@ bool Model::ends_with_softmax() const {
     return !layers_.empty() && layers_.back()->activation().kind == Activation::softmax;
 }
 
+int64_t class_count(const Model& model, const std::string& what) {
+    const Shape out = model.output_shape();
+    if (out.h * out.w != 1)
+        throw ShapeError(
+            what + ": the model's output is a " + out.str() + " map (" + std::to_string(out.c) +
+            " channels at each of " + std::to_string(out.h * out.w) +
+            " positions: a fully convolutional network), where classifying needs one score per class; lenz "
+            "run computes such outputs");
+    return out.c;
+}
+
 }  // namespace lenz

@@ -257,11 +257,8 @@ std::function<bool(const EpochMetrics&, const EvalResult&)> epoch_report_writer(
     Model& model, const DataSplit& data, const TrainConfig& c, const std::string& model_name) {
     if (data.test.size() == 0)
         throw Error("the report needs a test set: without one there is nothing to show");
-    auto test = std::make_shared<ImageSet>(data.test);
-    if (c.limit_test && c.limit_test < test->size()) {
-        test->pixels.resize(static_cast<size_t>(c.limit_test * test->image_elements()));
-        test->labels.resize(static_cast<size_t>(c.limit_test));
-    }
+    // The test images the trainer evaluates on (the same stratified subset).
+    auto test = std::make_shared<ImageSet>(limit_images(data.test, c.limit_test, c.seed, kTestLimitStream));
     auto base = std::make_shared<ReportData>();
     base->model_name = model_name;
     base->data_name = data.description;

@@ -59,7 +59,7 @@ void check_data_fits(const Model& model, const ImageSet& set, const std::string&
     if (set.height != in.h || set.width != in.w || set.channels != in.c)
         throw ShapeError("the " + which + " images are " + Shape{set.height, set.width, set.channels}.str() +
                          " but the model's input is " + in.str());
-    const int64_t outputs = model.output_shape().elements();
+    const int64_t outputs = class_count(model, "the " + which + " images have one label each");
     if (!set.class_names.empty() && static_cast<int64_t>(set.class_names.size()) != outputs)
         throw ShapeError("the data set has " + std::to_string(set.class_names.size()) +
                          " classes but the model's last layer has " + std::to_string(outputs) + " outputs");
@@ -284,14 +284,13 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
     const bool has_test = data.test.size() > 0;
     if (has_test) check_data_fits(model, data.test, "test");
     if (config.batch <= 0 || config.epochs <= 0) throw ShapeError("epochs and batch must be positive");
-    const ImageSet& train_set = data.train;
-    const int64_t n_train =
-        config.limit_train ? std::min(config.limit_train, train_set.size()) : train_set.size();
-    ImageSet test_set = data.test;
-    if (config.limit_test && config.limit_test < test_set.size()) {
-        test_set.pixels.resize(static_cast<size_t>(config.limit_test * test_set.image_elements()));
-        test_set.labels.resize(static_cast<size_t>(config.limit_test));
-    }
+    // --limit-train and --limit-test: stratified seeded subsets (a copy only where a limit cuts).
+    const bool cut_train = config.limit_train > 0 && config.limit_train < data.train.size();
+    const ImageSet limited_train =
+        cut_train ? limit_images(data.train, config.limit_train, config.seed, kTrainLimitStream) : ImageSet{};
+    const ImageSet& train_set = cut_train ? limited_train : data.train;
+    const int64_t n_train = train_set.size();
+    const ImageSet test_set = limit_images(data.test, config.limit_test, config.seed, kTestLimitStream);
 
     // Under MPI, every rank trains on its share of each batch; rank 0 alone writes the folder.
     Ranks& ranks = Ranks::world();
@@ -332,7 +331,7 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
 
     CheckpointInfo info;
     info.class_names = train_set.class_names;
-    info.normalization = compute_normalization(train_set);
+    info.normalization = compute_normalization(data.train);  // the whole set's, limited or not
     int64_t first_epoch = 1;
     int64_t step = 0;         // optimizer steps taken, over all epochs
     int64_t first_batch = 0;  // where the first epoch run here starts (non-zero after a mid-epoch stop)
