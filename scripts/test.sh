@@ -19,6 +19,8 @@ PYTHONPATH=build/python LENZ_BUILD_DIR=build /usr/bin/python3 -m pytest -q -p no
 # The ONNX project's own backend tests (Debian's libonnx-testdata) on the release binary: a wrong
 # number or a crash fails; refusals are allowed, and listed in docs/onnx-conformance.md.
 /usr/bin/python3 tools/onnx_conformance.py --check
+# The docs' examples (README.md's tour, each docs page's first example) against build/lenz (about 20 s).
+./scripts/docs-check.sh
 # torchvision's classifiers, one of each family at small inputs, against PyTorch: parameters, MACs,
 # outputs, and a fine-tuning step on two (scripts/zoo-ci.sh says which and why; about 3.5 minutes).
 if [ "${LENZ_SKIP_ZOO:-0}" != "1" ]; then
