@@ -142,6 +142,7 @@ class Model:
         val_split=0.0,
         limit_train=0,
         limit_test=0,
+        class_names=None,
         dtype="float32",
         out=None,
         report=True,
@@ -150,6 +151,11 @@ class Model:
     ):
         """Trains on images x (N, H, W, C) with labels y, or on a data set as `lenz train --data` takes
         it ("fashion-mnist", "mnist", a folder), with the options of `lenz train` under the same names.
+
+        class_names=[...] names the classes of arrays (one name a class, label order), as predict,
+        the report and a saved checkpoint then show them; a data set by name brings its own.
+        limit_train=N and limit_test=N take a seeded sample of N images that keeps every class in
+        proportion, as `lenz train --limit-train` does.
 
         validation=(x_test, y_test) is evaluated after each epoch. out=DIR keeps the run's checkpoints
         and metrics.jsonl there, and report.html after each epoch when there is a test set (report=False
@@ -177,6 +183,7 @@ class Model:
             val_split=val_split,
             limit_train=limit_train,
             limit_test=limit_test,
+            class_names=class_names,
             dtype=dtype,
         )
         if isinstance(x, os.PathLike):

@@ -58,8 +58,8 @@ void check_float_pixels(const float* values, int64_t count, Shape in, const std:
             continue;
         }
         const int64_t e = i % E;
-        throw Error(what + ": image " + std::to_string(i / E) + " has a " +
-                    (std::isnan(v) ? "NaN" : "infinite") + " pixel at row " +
+        throw Error(what + ": image " + std::to_string(i / E) + " has " +
+                    (std::isnan(v) ? "a NaN" : "an infinite") + " pixel at row " +
                     std::to_string(e / (in.w * in.c)) + ", column " + std::to_string(e / in.c % in.w) +
                     ", channel " + std::to_string(e % in.c));
     }
@@ -413,9 +413,11 @@ class PyModel {
         DataSplit data;
         const Shape in = model().input_shape();
         if (py::isinstance<py::str>(x)) {
-            if (!y.is_none() || !validation.is_none())
+            if (!y.is_none() || !validation.is_none() ||
+                (o.contains("class_names") && !o["class_names"].is_none()))
                 throw Error(
-                    "fit: a data set by name brings its own labels and test set; leave out y and validation");
+                    "fit: a data set by name brings its own labels, class names and test set; leave out y, "
+                    "validation and class_names");
             const std::string spec = x.cast<std::string>();
             const double val_split = option<double>(o, "val_split", 0.0);
             py::gil_scoped_release release;
@@ -426,6 +428,22 @@ class PyModel {
             if (y.is_none()) throw Error("fit: images need their labels: fit(x, y)");
             data.train = image_set(x, y, in, "fit");
             data.train.class_names = info().class_names;
+            if (o.contains("class_names") && !o["class_names"].is_none()) {
+                const py::object names = o["class_names"];
+                if (py::isinstance<py::str>(names) || !py::isinstance<py::sequence>(names))
+                    throw Error("fit: class_names: expected a list of strings, got " + type_name(names));
+                std::vector<std::string> given;
+                for (const py::handle& name : names.cast<py::sequence>()) {
+                    if (!py::isinstance<py::str>(name))
+                        throw Error("fit: class_names: expected strings, got " + std::string(py::repr(name)));
+                    given.push_back(name.cast<std::string>());
+                }
+                const int64_t classes = class_count(model(), "fit");
+                if (static_cast<int64_t>(given.size()) != classes)
+                    throw Error("fit: class_names: " + std::to_string(given.size()) +
+                                " names for the model's " + std::to_string(classes) + " classes");
+                data.train.class_names = std::move(given);
+            }
             data.description = "NumPy arrays";
             if (!validation.is_none()) {
                 const bool pair =

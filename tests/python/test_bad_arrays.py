@@ -57,14 +57,56 @@ def test_bad_labels(model, y, message):
         model.fit(X, y, epochs=1)
 
 
-def test_bad_float_pixels(model):
+@pytest.mark.parametrize("call", ["predict", "evaluate", "fit"])
+def test_bad_float_pixels_alike_everywhere(model, call):
+    """float32 pixels from 0 to 255, normalised ones, NaN and infinities: refused by each call alike
+    (predict used to return saturated probabilities for 0-255)."""
+    run = {
+        "predict": lambda x: model.predict(x),
+        "evaluate": lambda x: model.evaluate(x, Y),
+        "fit": lambda x: model.fit(x, Y, epochs=1),
+    }[call]
     x = np.zeros((4, 28, 28, 1), np.float32)
     x[2, 3, 4, 0] = 255.0
-    with pytest.raises(lenz.Error, match="float32 images hold pixels / 255, from 0 to 1; image 2 has 255"):
-        model.fit(x, Y, epochs=1)
+    with pytest.raises(lenz.Error, match=rf"{call}: .*range from 0 to 255 .*look like pixels from 0 to 255"):
+        run(x)
+    x[2, 3, 4, 0] = -0.42
+    with pytest.raises(lenz.Error, match="look normalised"):
+        run(x)
     x[2, 3, 4, 0] = np.nan
-    with pytest.raises(lenz.Error, match="image 2 has nan"):
-        model.fit(x, Y, epochs=1)
+    with pytest.raises(lenz.Error, match="image 2 has a NaN pixel at row 3, column 4, channel 0"):
+        run(x)
+    x[2, 3, 4, 0] = np.inf
+    with pytest.raises(lenz.Error, match="image 2 has an infinite pixel at row 3"):
+        run(x)
+
+
+def test_pytorch_order_is_named():
+    rgb = lenz.Model.from_text("input 8x8x3\nconv 2 3x3\nflatten\ndense 2 softmax\n")
+    with pytest.raises(lenz.Error, match=r"PyTorch's \(N, C, H, W\) order: x.transpose\(0, 2, 3, 1\)"):
+        rgb.predict(np.zeros((2, 3, 8, 8), np.float32))
+
+
+def test_a_map_output_is_not_classes():
+    fcn = lenz.Model.from_text("input 8x8x1\nconv 5 3x3 padding=same\n")
+    with pytest.raises(lenz.Error, match=r"predict: the model's output is a 8x8x5 map"):
+        fcn.predict(np.zeros((1, 8, 8, 1), np.uint8))
+    with pytest.raises(lenz.Error, match="8x8x5 map"):
+        fcn.evaluate(np.zeros((1, 8, 8, 1), np.uint8), np.zeros(1, np.int64))
+
+
+def test_class_names_for_arrays(tmp_path):
+    m = lenz.Model.from_text("input 4x4x1\nflatten\ndense 2 softmax\n")
+    x = np.zeros((4, 4, 4, 1), np.uint8)
+    x[2:] = 200
+    y = np.array([0, 0, 1, 1])
+    m.fit(x, y, epochs=1, batch=4, class_names=["dark", "light"], out=tmp_path / "run", report=False)
+    assert m.class_names == ["dark", "light"]
+    assert lenz.load(tmp_path / "run" / "model.safetensors").class_names == ["dark", "light"]
+    with pytest.raises(lenz.Error, match="class_names: 3 names for the model's 2 classes"):
+        m.fit(x, y, epochs=1, class_names=["a", "b", "c"])
+    with pytest.raises(lenz.Error, match="class_names: expected a list of strings"):
+        m.fit(x, y, epochs=1, class_names="ab")
 
 
 def test_bad_options(model):
