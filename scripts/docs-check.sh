@@ -22,6 +22,8 @@
 #                                 recipes (a minute to 17 minutes each) then take seconds.
 #     <!-- not run: WHY -->       the block is not run (say why: a cluster, root, 25 minutes, ...).
 #     <!-- run if exists: PATH -->  run only where PATH (from the repository root) exists.
+#     <!-- same as: PATH -->      (any block) the block must hold PATH's text exactly, e.g. the
+#                                 README's copy of examples/cpp/main.cpp.
 # - Blocks of any other kind (```text, ```pycon, ```cpp, none) and indented blocks are never run.
 #
 # Each Markdown file runs in a fresh temporary directory that links the repository's build, models,
@@ -89,7 +91,7 @@ extract() {
       kind = substr($0, 4); gsub(/[ \t]/, "", kind); if (kind == "") kind = "none"
       n++; inblock = 1; body = dir "/" n ".body"; printf "" > body
       marker = "-"
-      if (prev ~ /^<!-- *(output checked|shortened|not run:.*|run if exists:.*) *-->$/) {
+      if (prev ~ /^<!-- *(output checked|shortened|not run:.*|run if exists:.*|same as:.*) *-->$/) {
         marker = prev; sub(/^<!-- */, "", marker); sub(/ *-->$/, "", marker)
       }
       print NR, kind, marker > (dir "/" n ".info"); close(dir "/" n ".info")
@@ -132,6 +134,12 @@ for file in "${files[@]}"; do
   for n in $(seq 1 "$count"); do
     read -r line kind marker <"$work/blocks/$n.info"
     body="$work/blocks/$n.body"
+    if [ "${marker#same as: }" != "$marker" ]; then
+      if ! diff -u "$repo/${marker#same as: }" "$body" >"$work/diff" 2>&1; then
+        fail "$rel" "$line" "the block is not the text of ${marker#same as: } (- file, + block)" "$work/diff"
+      fi
+      continue
+    fi
     case "$kind" in sh|python|console) ;; *) continue ;; esac
     case "$marker" in
       "not run:"*) skipped=$((skipped + 1)); continue ;;
