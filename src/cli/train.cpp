@@ -373,8 +373,9 @@ void add_train(CLI::App& app, Runner& run) {
     cmd->add_option("--limit-test", a->limit_test, "use only N test images, sampled as --limit-train's")
         ->check(CLI::Range(0, 1 << 30));
     cmd->add_flag("--new-head", a->new_head,
-                  "fine-tuning: replace the model's last dense layer with a fresh one sized for the data "
-                  "set's classes (its activation kept)");
+                  "fine-tuning: replace the model's classifier, its last layer with weights (a dense layer, "
+                  "or a convolution as SqueezeNet's), with a fresh one sized for the data set's classes; "
+                  "the layers after it (activation, pooling, flatten) stay");
     cmd->add_option("--freeze", a->freeze,
                     "fine-tuning: train only the layers after NAME (its name= in the model file, or its "
                     "number in the summary); NAME and the layers before it keep their weights, and run as "
@@ -387,12 +388,17 @@ void add_train(CLI::App& app, Runner& run) {
         "under mpirun: batch norm normalises over the whole batch, summing its statistics across the "
         "ranks at every step (default: each rank's share, as PyTorch DDP)");
     cmd->add_flag("--quiet", a->quiet, "print nothing but errors");
-    cmd->add_flag("--report,!--no-report", a->report,
-                  "write DIR/report.html after each epoch: curves, confusion matrix, mistakes, feature maps "
-                  "(default on)");
+    // Two flags rather than CLI11's "--report,!--no-report", whose help reads "--report,--no-report{false}".
+    cmd->add_flag_callback(
+        "--no-report", [a] { a->report = false; },
+        "do not write DIR/report.html (by default it is written after each epoch: curves, confusion "
+        "matrix, mistakes, feature maps)");
+    cmd->add_flag_callback(
+        "--report", [a] { a->report = true; }, "write DIR/report.html after each epoch (the default)");
     cmd->callback([&run, a, cmd] {
         for (const CLI::Option* option : cmd->get_options())
-            if (option->count() > 0) a->given.insert(option->get_name());
+            if (option->count() > 0)
+                a->given.insert(option->get_name() == "--no-report" ? "--report" : option->get_name());
         run = [a] { return run_train(*a); };
     });
 }

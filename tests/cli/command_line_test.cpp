@@ -213,7 +213,10 @@ TEST(CommandLine, TrainingHeaderAndEvalOnTheRecordedDataSet) {
                  "--no-report --threads 1 --out " +
                  dir.file("run"));
     ASSERT_EQ(t.status, 0) << t.out;
-    EXPECT_NE(t.out.find(": 10 training images and 5 test images, 2 classes"), std::string::npos) << t.out;
+    EXPECT_NE(t.out.find(": 10 of 12 training images (a stratified sample: 5 dark, 5 light) and 5 of 6 test "
+                         "images (a stratified sample: 3 dark, 2 light), 2 classes"),
+              std::string::npos)
+        << t.out;
     EXPECT_NE(t.out.find("sgd+nesterov"), std::string::npos) << t.out;
     EXPECT_NE(t.out.find(", 1 epoch,"), std::string::npos) << t.out;
     EXPECT_NE(t.out.find("1 thread"), std::string::npos) << t.out;

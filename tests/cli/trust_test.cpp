@@ -163,5 +163,41 @@ TEST(Trust, LaunchedRanksFromTheLaunchersEnvironment) {
     for (const char* name : names) ::unsetenv(name);
 }
 
+TEST(Trust, TyposGetTheNearestName) {
+    const CommandResult option = run_lenz("train m.lenz --epoch 3");
+    EXPECT_EQ(option.status, 2);
+    EXPECT_NE(option.out.find("unknown option '--epoch' (did you mean --epochs?)"), std::string::npos)
+        << option.out;
+    const CommandResult command = run_lenz("trian m.lenz");
+    EXPECT_EQ(command.status, 2);
+    EXPECT_NE(command.out.find("unknown command 'trian' (did you mean train?)"), std::string::npos)
+        << command.out;
+    EXPECT_NE(run_lenz("help sumary").out.find("did you mean summary?"), std::string::npos);
+    // Nothing near: no guess.
+    const CommandResult far = run_lenz("train m.lenz --colour");
+    EXPECT_EQ(far.out.find("did you mean"), std::string::npos) << far.out;
+}
+
+TEST(Trust, AValueThatIsNotANumberSaysSo) {
+    for (const char* args :
+         {"summary m.lenz --batch=abc", "train m.lenz --seed abc", "train m.lenz --warmup x"}) {
+        const CommandResult r = run_lenz(args);
+        EXPECT_EQ(r.status, 2) << args;
+        EXPECT_NE(r.out.find("is not a number"), std::string::npos) << r.out;
+        EXPECT_EQ(r.out.find("not in range"), std::string::npos) << r.out;
+    }
+}
+
+TEST(Trust, HelpPagesSayWhatEachOptionDoes) {
+    const std::string train = run_lenz("help train").out;
+    EXPECT_EQ(train.find("{false}"), std::string::npos) << train;
+    EXPECT_NE(train.find("--no-report"), std::string::npos) << train;
+    EXPECT_NE(train.find("or a convolution as SqueezeNet's"), std::string::npos) << train;
+    for (const char* command : {"export", "import"})
+        EXPECT_EQ(run_lenz(std::string("help ") + command).out.find("--winograd"), std::string::npos)
+            << command;
+    EXPECT_NE(run_lenz("help run").out.find("--winograd"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace lenz
