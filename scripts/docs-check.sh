@@ -13,7 +13,9 @@
 #   whose shown output starts with "lenz: error:" must fail; every other command must succeed.
 # - The line right before a block may hold one marker:
 #     <!-- output checked -->     (console blocks) the output must also be what is shown, trailing
-#                                 blanks aside, where a line "..." stands for any number of lines.
+#                                 blanks aside, where a line "..." stands for any number of lines
+#                                 and the speed and time of a training epoch ("5237 img/s  11s")
+#                                 may differ.
 #                                 The figures are shown for 2 threads, so on a machine that gives
 #                                 lenz another number of cores, only the exit statuses are checked.
 #     <!-- shortened -->          every `lenz train` of the block runs with --epochs 1
@@ -58,10 +60,11 @@ threads=$("$repo/build/lenz" summary "$repo/models/fashion.lenz" | sed -n 's/^(p
 
 # Compares shown output ($1) with actual output ($2): "..." matches any number of lines.
 cat >"$work/match.py" <<'EOF'
-import sys
+import re, sys
 def lines(path):
     with open(path, encoding="utf-8", errors="replace") as f:
-        text = [l.rstrip() for l in f.read().split("\n")]
+        # Speeds and times differ from run to run: "5237 img/s  11s" is compared as "N img/s  Ns".
+        text = [re.sub(r"\b[0-9]+ img/s  [0-9]+s\b", "N img/s  Ns", l.rstrip()) for l in f.read().split("\n")]
     while text and not text[-1]:
         text.pop()
     return text
