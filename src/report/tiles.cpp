@@ -60,11 +60,43 @@ double quantile(std::vector<float>& values, double q) {
     return values[k];
 }
 
+// A 1x1 map (a global pool's output) as tiles would be one pixel each, its own range empty: blank.
+// It shows as a bar per channel instead, from a zero line, on one scale for all channels, so that
+// which channels the image lights up can be read off.
+Image channel_bars(const float* values, int64_t channels, const std::string& title) {
+    const int64_t bar_w = std::clamp<int64_t>(480 / channels, 1, 12), plot_h = 120;
+    double lo = 0, hi = 0;
+    for (int64_t c = 0; c < channels; ++c) {
+        lo = std::min(lo, static_cast<double>(values[c]));
+        hi = std::max(hi, static_cast<double>(values[c]));
+    }
+    const double span = hi - lo > 0 ? hi - lo : 1;
+    char scale[64];
+    std::snprintf(scale, sizeof scale, "%d channels, %.3g to %.3g", static_cast<int>(channels), lo, hi);
+    const int64_t plot_w = channels * bar_w;
+    const int64_t width = std::max({plot_w, text_width(title, kTitleScale), text_width(scale)}) + 2 * kMargin;
+    const int64_t top = kMargin + kLineHeight * kTitleScale + kGap;
+    Canvas canvas(width, top + plot_h + kGap + kLineHeight + kMargin);
+    canvas.draw_text(kMargin, kMargin, title, kInk, kTitleScale);
+    canvas.fill_rect(kMargin, top, plot_w, plot_h, {246, 246, 249});
+    const int64_t zero = top + std::lround(hi / span * static_cast<double>(plot_h));
+    canvas.fill_rect(kMargin, std::min(zero, top + plot_h - 1), plot_w, 1, kFaint);
+    for (int64_t c = 0; c < channels; ++c) {
+        const int64_t end = top + std::lround((hi - values[c]) / span * static_cast<double>(plot_h));
+        const int64_t y0 = std::min(zero, end), h = std::max<int64_t>(1, std::abs(zero - end));
+        canvas.fill_rect(kMargin + c * bar_w, y0, std::max<int64_t>(1, bar_w - (bar_w > 2)), h,
+                         viridis((values[c] - lo) / span));
+    }
+    canvas.draw_text(kMargin, top + plot_h + kGap, scale, kFaint);
+    return canvas.to_image();
+}
+
 }  // namespace
 
 Image feature_map_grid(const float* chw, Shape shape, const std::string& title, const TileOptions& options) {
     const int64_t C = shape.c, H = shape.h, W = shape.w;
     if (C <= 0 || H <= 0 || W <= 0) throw ShapeError("feature map " + shape.str() + " is empty");
+    if (H == 1 && W == 1) return channel_bars(chw, C, title);
     // Big maps are shrunk by a whole factor (area average); small ones enlarged by whole pixels.
     const int64_t side = std::max(H, W);
     const int64_t shrink = side > options.tile_max ? (side + options.tile_max - 1) / options.tile_max : 1;

@@ -72,6 +72,16 @@ TEST(Tiles, FeatureMapGridScalesEachTileToItsOwnRange) {
     EXPECT_TRUE(has(grid, viridis(1)));
 }
 
+// A global pool's 1x1 map used to be a blank tile per channel (each one pixel, its own range empty).
+TEST(Tiles, OneByOneMapsAreBarsOfTheirChannels) {
+    std::vector<float> x{0, 1, 2, 3, -4, 5, 6, 7};
+    const Image bars = feature_map_grid(x.data(), {1, 1, 8}, "layer 7: globalavgpool");
+    EXPECT_TRUE(has(bars, viridis(1)));  // the largest channel, at the top of the scale
+    EXPECT_TRUE(has(bars, viridis(0)));  // the smallest, below the zero line
+    EXPECT_TRUE(has(bars, viridis(4.0 / 11.0)));  // channel 0, value 0, on the scale from -4 to 7
+    EXPECT_GE(bars.width, 8 * 12);
+}
+
 TEST(Tiles, LargeMapsAreShrunk) {
     std::vector<float> x(400 * 300, 1.0f);
     const Image grid = feature_map_grid(x.data(), {400, 300, 1}, "big");
