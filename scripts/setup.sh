@@ -3,7 +3,7 @@
 # --tests, also what only the tests use, so that run.sh does not fetch PyTorch.
 set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config libgtest-dev libbenchmark-dev libcli11-dev
-  nlohmann-json3-dev libdnnl-dev ocl-icd-opencl-dev libonnx-dev libprotobuf-dev libpng-dev libjpeg-dev zlib1g-dev libomp-dev clang libclang-rt-14-dev
+  nlohmann-json3-dev libdnnl-dev ocl-icd-opencl-dev libonnx-dev libprotobuf-dev libpng-dev libjpeg-dev libtiff-dev libwebp-dev zlib1g-dev libomp-dev clang libclang-rt-14-dev
   dataset-fashion-mnist)
 if [ "${1:-}" = --tests ]; then
   packages+=(

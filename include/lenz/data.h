@@ -1,5 +1,5 @@
-// Data sets and images: IDX files (MNIST format, gzipped or not), folders of PNG/JPEG images,
-// and conversion of an image to a model's input size and channel count.
+// Data sets and images: IDX files (MNIST format, gzipped or not), folders of PNG, JPEG, BMP, TIFF
+// and WebP images, and conversion of an image to a model's input size and channel count.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -15,8 +15,22 @@ struct Image {
     std::vector<uint8_t> pixels;  // (H, W, C)
 };
 
-// Reads a PNG or JPEG (chosen by content, not by name). Throws FormatError/IoError naming the file.
+// Reads a PNG, JPEG, BMP, TIFF or WebP (chosen by content, not by name) as PIL's convert("RGB") or
+// convert("L") gives it: alpha dropped, palettes expanded (grey palettes give grey), 16-bit samples
+// scaled to 8 bits (v * 255 / 65535, rounded, as libpng does); a TIFF's first page. Throws
+// FormatError/IoError naming the file and what is wrong.
 Image read_image(const std::string& path);
+// An image's size and channels (1 for grey, with or without alpha; else 3) as read_image would
+// give them, from the file's header where the format allows (all five do), without decoding it.
+struct ImageInfo {
+    int64_t height = 0;
+    int64_t width = 0;
+    int64_t channels = 0;
+};
+ImageInfo read_image_info(const std::string& path);
+// The file name extensions an image folder reads (lower case, with the dot): .png .jpg .jpeg .bmp
+// .tif .tiff .webp.
+bool is_image_extension(const std::string& extension);
 // Writes an 8-bit PNG (grey, RGB). Throws IoError, or ShapeError for an image of another shape.
 void write_png(const std::string& path, const Image& image);
 // The bytes of that PNG file, in memory (for data: URIs). Throws ShapeError.

@@ -1,10 +1,12 @@
 // Finding and loading a data set by name or folder: the Debian Fashion-MNIST package, MNIST, a folder
-// of IDX files, or a folder of PNG/JPEG images with one sub-folder per class.
+// of IDX files, or a folder of images (PNG, JPEG, BMP, TIFF, WebP) with one sub-folder per class.
 #include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "lenz/data.h"
@@ -142,34 +144,61 @@ bool is_hidden(const fs::path& path) {
     return name.empty() || name[0] == '.';
 }
 
-// Hidden files are skipped too: macOS archives carry "._name.png" metadata files that are not images.
-bool is_image_name(const fs::path& path) {
-    const std::string ext = lower(path.extension().string());
-    return !is_hidden(path) && (ext == ".png" || ext == ".jpg" || ext == ".jpeg");
-}
-
 struct ClassFolder {
     std::string name;
     std::vector<fs::path> images;  // sorted
 };
 
-// The class sub-folders of root (hidden ones skipped) and their image files, sorted by name.
-std::vector<ClassFolder> list_classes(const fs::path& root) {
+// Files of class folders that are not images, counted by (lower-case) extension.
+using OtherFiles = std::map<std::string, int64_t>;
+
+// "40 .txt, 20 .gif": most common first, then by name.
+std::string other_files_text(const OtherFiles& others) {
+    std::vector<std::pair<std::string, int64_t>> sorted(others.begin(), others.end());
+    std::stable_sort(sorted.begin(), sorted.end(),
+                     [](const auto& a, const auto& b) { return a.second > b.second; });
+    std::string text;
+    for (const auto& [ext, count] : sorted)
+        text += (text.empty() ? "" : ", ") + std::to_string(count) + " " + ext;
+    return text;
+}
+
+int64_t total(const OtherFiles& others) {
+    int64_t n = 0;
+    for (const auto& entry : others) n += entry.second;
+    return n;
+}
+
+// The class sub-folders of root (hidden ones skipped) and their image files, sorted by name. Hidden
+// files are skipped too (macOS archives carry "._name.png" metadata files that are not images);
+// other files that are not images are counted in `others`.
+std::vector<ClassFolder> list_classes(const fs::path& root, OtherFiles* others = nullptr) {
     std::vector<ClassFolder> classes;
     for (const fs::path& entry : sorted_entries(root)) {
         if (!is_dir(entry) || is_hidden(entry)) continue;
         ClassFolder folder{entry.filename().string(), {}};
+        OtherFiles here;
         for (const fs::path& file : sorted_entries(entry)) {
-            if (is_image_name(file) && is_file(file)) folder.images.push_back(file);
+            if (is_hidden(file) || !is_file(file)) continue;
+            const std::string ext = lower(file.extension().string());
+            if (is_image_extension(ext)) {
+                folder.images.push_back(file);
+            } else {
+                ++here[ext.empty() ? "without extension" : ext];
+            }
         }
         if (folder.images.empty()) {
-            throw FormatError(entry.string() + ": class folder holds no .png, .jpg or .jpeg images");
+            throw FormatError(entry.string() +
+                              ": class folder holds no .png, .jpg, .jpeg, .bmp, .tif, .tiff or .webp images" +
+                              (here.empty() ? std::string() : " (only " + other_files_text(here) + ")"));
         }
+        if (others)
+            for (const auto& [ext, count] : here) (*others)[ext] += count;
         classes.push_back(std::move(folder));
     }
     if (classes.empty()) {
         throw FormatError(root.string() + ": no class folders found (expected " + root.string() +
-                          "/CLASS/*.png|jpg, one folder per class)");
+                          "/CLASS/*.png|jpg|bmp|tif|webp, one folder per class)");
     }
     return classes;
 }
@@ -228,9 +257,19 @@ std::string class_difference(const std::vector<std::string>& train, const std::v
            "; only in test/: " + (only_test.empty() ? "none" : only_test);
 }
 
+// "; skipped 60 files that are not images: 40 .txt, 20 .gif", or nothing.
+std::string skipped_text(const OtherFiles& others) {
+    if (others.empty()) return "";
+    const int64_t n = total(others);
+    return "; skipped " + std::to_string(n) +
+           (n == 1 ? " file that is not an image: " : " files that are not images: ") +
+           other_files_text(others);
+}
+
 DataSplit load_train_test(const fs::path& dir, const DataOptions& options) {
-    const std::vector<ClassFolder> train = list_classes(dir / "train");
-    const std::vector<ClassFolder> test = list_classes(dir / "test");
+    OtherFiles others;
+    const std::vector<ClassFolder> train = list_classes(dir / "train", &others);
+    const std::vector<ClassFolder> test = list_classes(dir / "test", &others);
     std::vector<std::string> names = class_names(train);
     if (names != class_names(test)) {
         throw FormatError(dir.string() + ": train/ and test/ hold different classes (" +
@@ -243,13 +282,15 @@ DataSplit load_train_test(const fs::path& dir, const DataOptions& options) {
         for (const fs::path& file : test[label].images) append_image(split.test, file, id);
     }
     split.description = "images in " + dir.string() + " (train/ and test/, " + std::to_string(names.size()) +
-                        " classes" + (options.val_split > 0 ? "; --val-split ignored as test/ exists)" : ")");
+                        " classes" + (options.val_split > 0 ? "; --val-split ignored as test/ exists" : "") +
+                        skipped_text(others) + ")";
     return split;
 }
 
 // Holds out round(val_split * count) images of each class (at least one, and never all of them).
 DataSplit load_with_val_split(const fs::path& root, const DataOptions& options) {
-    const std::vector<ClassFolder> classes = list_classes(root);
+    OtherFiles others;
+    const std::vector<ClassFolder> classes = list_classes(root, &others);
     std::vector<std::string> names = class_names(classes);
     DataSplit split{empty_set(options, names), empty_set(options, names), ""};
     for (size_t label = 0; label < classes.size(); ++label) {
@@ -275,7 +316,7 @@ DataSplit load_with_val_split(const fs::path& root, const DataOptions& options) 
     }
     split.description = "images in " + root.string() + " (" + std::to_string(names.size()) + " classes, " +
                         std::to_string(std::lround(options.val_split * 100)) + "% of each held out, seed " +
-                        std::to_string(options.seed) + ")";
+                        std::to_string(options.seed) + skipped_text(others) + ")";
     return split;
 }
 

@@ -1,4 +1,5 @@
-// PNG and JPEG decoding to 8-bit grey or RGB, and PNG writing.
+// Image decoding to 8-bit grey or RGB by content (PNG and JPEG here; BMP, TIFF and WebP in
+// image_formats.cpp), headers alone for the image's size, and PNG and JPEG writing.
 //
 // Limits: an image file is at most 2^30 bytes, and an image at most 1<<15 pixels per side and 2^28
 // pixels; both are checked from the header before the pixel buffer is allocated. A PNG header must
@@ -19,6 +20,7 @@
 #include <png.h>
 
 #include "core/files.h"
+#include "data/image_formats.h"
 #include "lenz/data.h"
 #include "lenz/error.h"
 
@@ -27,7 +29,7 @@ namespace {
 
 constexpr uint64_t kMaxFileBytes = uint64_t{1} << 30;
 constexpr uint64_t kMaxSide = uint64_t{1} << 15;
-constexpr uint64_t kMaxPixels = uint64_t{1} << 28;
+using detail::check_image_size;
 
 struct FileCloser {
     std::FILE* file;
@@ -55,27 +57,30 @@ std::vector<uint8_t> read_file(const std::string& path) {
     }
 }
 
-void check_size(const std::string& path, uint64_t height, uint64_t width) {
-    if (height == 0 || width == 0 || height > kMaxSide || width > kMaxSide || height * width > kMaxPixels) {
-        throw FormatError(path + ": image size " + std::to_string(height) + "x" + std::to_string(width) +
-                          " is outside the limits of 1.." + std::to_string(kMaxSide) + " per side and " +
-                          std::to_string(kMaxPixels) + " pixels");
+// The simplified libpng API reports errors through its return value (it does the setjmp itself) and
+// converts every colour type and bit depth. begin_read reads the chunks before the image data only.
+struct PngReader {
+    png_image png{};
+    PngReader(const std::string& path, const std::vector<uint8_t>& data) {
+        png.version = PNG_IMAGE_VERSION;
+        if (!png_image_begin_read_from_memory(&png, data.data(), data.size())) {
+            throw FormatError(path + ": bad PNG: " + png.message);
+        }
+        check_image_size(path, png.height, png.width);
     }
+    ~PngReader() { png_image_free(&png); }
+    // Palette images report colour whenever the palette does.
+    bool colour() const { return (png.format & PNG_FORMAT_FLAG_COLOR) != 0; }
+};
+
+ImageInfo png_info(const std::string& path, const std::vector<uint8_t>& data) {
+    const PngReader reader(path, data);
+    return {reader.png.height, reader.png.width, reader.colour() ? 3 : 1};
 }
 
-// The simplified libpng API reports errors through its return value (it does the setjmp itself),
-// converts every colour type and bit depth, and composites alpha onto the background we give.
 Image decode_png(const std::string& path, const std::vector<uint8_t>& data) {
-    png_image png{};
-    png.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_memory(&png, data.data(), data.size())) {
-        throw FormatError(path + ": bad PNG: " + png.message);
-    }
-    struct Free {
-        png_image* png;
-        ~Free() { png_image_free(png); }
-    } free_on_exit{&png};
-    check_size(path, png.height, png.width);
+    PngReader reader(path, data);
+    png_image& png = reader.png;
     // Deflate packs at most 1032 bytes into one, and every row holds at least a filter byte and a
     // bit per pixel: a header promising more than the file can hold is refused before allocating.
     const uint64_t min_raw = uint64_t{png.height} * (1 + (uint64_t{png.width} + 7) / 8);
@@ -84,11 +89,14 @@ Image decode_png(const std::string& path, const std::vector<uint8_t>& data) {
                           std::to_string(png.height) + " pixels, more than the file's " +
                           std::to_string(data.size()) + " bytes can encode");
     }
-    // Keep grey images grey. Palette images report colour whenever the palette does.
-    bool colour = (png.format & PNG_FORMAT_FLAG_COLOR) != 0;
-    png.format = colour ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
+    // Keep grey images grey. Alpha (an alpha channel or a palette's tRNS) is read and then dropped,
+    // as PIL's convert("RGB") drops it, rather than composited onto a background.
+    const bool colour = reader.colour();
+    const bool alpha = (png.format & PNG_FORMAT_FLAG_ALPHA) != 0;
+    png.format =
+        colour ? (alpha ? PNG_FORMAT_RGBA : PNG_FORMAT_RGB) : (alpha ? PNG_FORMAT_GA : PNG_FORMAT_GRAY);
     // Untagged 16-bit files are sRGB in practice; libpng would otherwise assume linear light and
-    // brighten them when reducing to 8 bits.
+    // brighten them when reducing to 8 bits (which it does as v * 255 / 65535, rounded).
     png.flags |= PNG_IMAGE_FLAG_16BIT_sRGB;
 
     Image image;
@@ -96,9 +104,14 @@ Image decode_png(const std::string& path, const std::vector<uint8_t>& data) {
     image.width = png.width;
     image.channels = colour ? 3 : 1;
     image.pixels.resize(PNG_IMAGE_SIZE(png));
-    const png_color black{0, 0, 0};
-    if (!png_image_finish_read(&png, &black, image.pixels.data(), 0, nullptr)) {
+    if (!png_image_finish_read(&png, nullptr, image.pixels.data(), 0, nullptr)) {
         throw FormatError(path + ": bad PNG: " + png.message);
+    }
+    if (alpha) {
+        const size_t pixels = static_cast<size_t>(image.height * image.width), c = image.channels;
+        for (size_t i = 0; i < pixels; ++i)
+            for (size_t k = 0; k < c; ++k) image.pixels[i * c + k] = image.pixels[i * (c + 1) + k];
+        image.pixels.resize(pixels * c);
     }
     return image;
 }
@@ -128,16 +141,17 @@ void jpeg_message(j_common_ptr info, int level) {
     }
 }
 
-// Returns false with error->message set when libjpeg fails. Everything this function touches after
+// Returns false with error->message set when libjpeg fails. With header_only, fills in the image's
+// size and channels but no pixels. Everything this function touches after
 // setjmp lives in the caller's frame and is reached through pointers that do not change, so its
 // state is well defined after a longjmp. C++ exceptions leave normally; the caller cleans up.
 bool decode_jpeg_into(jpeg_decompress_struct* info, JpegError* error, const std::string* path,
-                      const std::vector<uint8_t>* data, Image* image) {
+                      const std::vector<uint8_t>* data, Image* image, bool header_only) {
     if (setjmp(error->jump)) return false;
     jpeg_create_decompress(info);
     jpeg_mem_src(info, data->data(), static_cast<unsigned long>(data->size()));
     jpeg_read_header(info, TRUE);
-    check_size(*path, info->image_height, info->image_width);
+    check_image_size(*path, info->image_height, info->image_width);
     if (info->jpeg_color_space == JCS_GRAYSCALE) {
         info->out_color_space = JCS_GRAYSCALE;
     } else if (info->jpeg_color_space == JCS_YCbCr || info->jpeg_color_space == JCS_RGB) {
@@ -145,6 +159,12 @@ bool decode_jpeg_into(jpeg_decompress_struct* info, JpegError* error, const std:
     } else {
         throw FormatError(*path + ": JPEG colour space " + std::to_string(info->jpeg_color_space) +
                           " (CMYK/YCCK) is not supported; convert the file to RGB");
+    }
+    if (header_only) {
+        image->height = info->image_height;
+        image->width = info->image_width;
+        image->channels = info->out_color_space == JCS_GRAYSCALE ? 1 : 3;
+        return true;
     }
     jpeg_start_decompress(info);
     image->height = info->output_height;
@@ -160,7 +180,7 @@ bool decode_jpeg_into(jpeg_decompress_struct* info, JpegError* error, const std:
     return true;
 }
 
-Image decode_jpeg(const std::string& path, const std::vector<uint8_t>& data) {
+Image decode_jpeg(const std::string& path, const std::vector<uint8_t>& data, bool header_only = false) {
     jpeg_decompress_struct info{};
     JpegError error{};
     info.err = jpeg_std_error(&error.manager);
@@ -172,30 +192,82 @@ Image decode_jpeg(const std::string& path, const std::vector<uint8_t>& data) {
         ~Destroy() { jpeg_destroy_decompress(info); }
     } destroy_on_exit{&info};
     Image image;
-    if (!decode_jpeg_into(&info, &error, &path, &data, &image)) {
+    if (!decode_jpeg_into(&info, &error, &path, &data, &image, header_only)) {
         throw FormatError(path + ": bad JPEG: " + error.message);
     }
     return image;
 }
 
-}  // namespace
+enum class Format { png, jpeg, bmp, tiff, webp };
 
-Image read_image(const std::string& path) {
-    std::vector<uint8_t> data = read_file(path);
-    static const uint8_t kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    if (data.size() >= 8 && std::memcmp(data.data(), kPngSignature, 8) == 0) return decode_png(path, data);
-    if (data.size() >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff) {
-        return decode_jpeg(path, data);
-    }
+bool starts_with(const std::vector<uint8_t>& data, size_t at, const char* bytes, size_t count) {
+    return data.size() >= at + count && std::memcmp(data.data() + at, bytes, count) == 0;
+}
+
+// The format by the file's first bytes, whatever its name says.
+Format sniff(const std::string& path, const std::vector<uint8_t>& data) {
+    if (starts_with(data, 0, "\x89PNG\r\n\x1a\n", 8)) return Format::png;
+    if (starts_with(data, 0, "\xff\xd8\xff", 3)) return Format::jpeg;
+    if (starts_with(data, 0, "BM", 2)) return Format::bmp;
+    // Classic TIFF (42) and BigTIFF (43), little- and big-endian.
+    if (starts_with(data, 0, "II*\0", 4) || starts_with(data, 0, "MM\0*", 4) ||
+        starts_with(data, 0, "II+\0", 4) || starts_with(data, 0, "MM\0+", 4))
+        return Format::tiff;
+    if (starts_with(data, 0, "RIFF", 4) && starts_with(data, 8, "WEBP", 4)) return Format::webp;
     std::string start;
     for (size_t i = 0; i < data.size() && i < 8; ++i) {
         char hex[4];
         std::snprintf(hex, sizeof hex, " %02x", data[i]);
         start += hex;
     }
-    throw FormatError(
-        path + ": not a PNG or JPEG file (expected 89 50 4e 47 0d 0a 1a 0a or ff d8 ff at byte 0, got" +
-        (data.empty() ? std::string(" an empty file") : start) + ")");
+    throw FormatError(path +
+                      ": not a PNG, JPEG, BMP, TIFF or WebP file (expected 89 50 4e 47, ff d8 ff, 42 4d, "
+                      "49 49 2a 00, 4d 4d 00 2a or RIFF....WEBP at byte 0, got" +
+                      (data.empty() ? std::string(" an empty file") : start) + ")");
+}
+
+}  // namespace
+
+Image read_image(const std::string& path) {
+    const std::vector<uint8_t> data = read_file(path);
+    switch (sniff(path, data)) {
+        case Format::png:
+            return decode_png(path, data);
+        case Format::jpeg:
+            return decode_jpeg(path, data);
+        case Format::bmp:
+            return detail::decode_bmp(path, data);
+        case Format::tiff:
+            return detail::decode_tiff(path, data);
+        case Format::webp:
+            return detail::decode_webp(path, data);
+    }
+    __builtin_unreachable();
+}
+
+ImageInfo read_image_info(const std::string& path) {
+    const std::vector<uint8_t> data = read_file(path);
+    switch (sniff(path, data)) {
+        case Format::png:
+            return png_info(path, data);
+        case Format::jpeg: {
+            const Image header = decode_jpeg(path, data, true);
+            return {header.height, header.width, header.channels};
+        }
+        case Format::bmp:
+            return detail::bmp_info(path, data);
+        case Format::tiff:
+            return detail::tiff_info(path, data);
+        case Format::webp:
+            return detail::webp_info(path, data);
+    }
+    __builtin_unreachable();
+}
+
+bool is_image_extension(const std::string& extension) {
+    for (const char* known : {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+        if (extension == known) return true;
+    return false;
 }
 
 namespace {

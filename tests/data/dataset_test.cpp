@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "data/image_writers.h"
 #include "lenz/data.h"
 #include "lenz/error.h"
 #include "support/files.h"
@@ -78,6 +79,45 @@ TEST(Dataset, TrainTestFolder) {
     const uint8_t* dog = &split.test.pixels[3 * 48];
     EXPECT_TRUE(std::all_of(dog, dog + 48, [](uint8_t v) { return v == 128; }));
     EXPECT_NE(split.description.find(dir.path()), std::string::npos) << split.description;
+}
+
+// BMP, TIFF and WebP load as PNG and JPEG do, whatever the case of their extension; the files that
+// are not images are counted by extension in the description, not skipped without a word.
+TEST(Dataset, ReadsBmpTiffAndWebpAndCountsWhatItSkips) {
+    TempDir dir;
+    for (const char* split : {"train", "test"}) {
+        const std::string root = std::string(split) + "/";
+        write_file(dir.tree_file(root + "bmp/a.bmp"), testing::bmp_bytes(1, 1, 24, 0, {0, 0, 200, 0}));
+        ASSERT_TRUE(
+            testing::write_tiff(dir.tree_file(root + "tif/a.TIF"), 1, 1, 3, 8, PHOTOMETRIC_RGB, {0, 200, 0}));
+        ASSERT_TRUE(testing::write_tiff(dir.tree_file(root + "tif/b.tiff"), 1, 1, 3, 8, PHOTOMETRIC_RGB,
+                                        {0, 200, 0}));
+        write_file(dir.tree_file(root + "webp/a.webp"), testing::webp_bytes(1, 1, 3, {0, 0, 200}));
+    }
+    write_file(dir.tree_file("train/bmp/notes.txt"), {'h', 'i'});
+    write_file(dir.tree_file("train/tif/readme.txt"), {'h', 'i'});
+    write_file(dir.tree_file("test/webp/anim.gif"), {'G', 'I', 'F'});
+    write_file(dir.tree_file("test/webp/LICENSE"), {'x'});
+    const DataSplit split = load_dataset(dir.path(), image_options(2, 2, 3));
+    EXPECT_EQ(split.train.class_names, (std::vector<std::string>{"bmp", "tif", "webp"}));
+    EXPECT_EQ(split.train.labels, (std::vector<int32_t>{0, 1, 1, 2}));
+    EXPECT_EQ(split.test.size(), 4);
+    // Planar: image 0 (red) has 200 in its first plane, image 3 (blue) in its third.
+    EXPECT_EQ(split.train.pixels[0], 200);
+    EXPECT_EQ(split.train.pixels[1 * 12 + 4], 200);
+    EXPECT_EQ(split.train.pixels[3 * 12 + 8], 200);
+    EXPECT_NE(
+        split.description.find("skipped 4 files that are not images: 2 .txt, 1 .gif, 1 without extension"),
+        std::string::npos)
+        << split.description;
+    // A class folder of nothing but other files says what it holds.
+    fs::remove(dir.file("test/webp/a.webp"));
+    const std::string message =
+        error_message<FormatError>([&] { load_dataset(dir.path(), image_options(2, 2, 3)); });
+    EXPECT_NE(message.find("holds no .png, .jpg, .jpeg, .bmp, .tif, .tiff or .webp images (only 1 .gif, 1 "
+                           "without extension)"),
+              std::string::npos)
+        << message;
 }
 
 TEST(Dataset, ImagesConvertedToGrey) {

@@ -124,22 +124,30 @@ TEST(ImageIo, PngRoundTripGreyAndRgb) {
     }
 }
 
-TEST(ImageIo, PngGreyAlphaCompositesOnBlack) {
+// Alpha is dropped as PIL's convert("L") / convert("RGB") drops it (torchvision's ImageFolder), not
+// composited onto black: the BMP, TIFF and WebP readers do the same.
+TEST(ImageIo, PngGreyAlphaDropsAlpha) {
     TempDir dir;
-    // (grey, alpha) pairs: opaque 200, transparent 200.
-    ASSERT_TRUE(write_raw_png(dir.file("ga.png"), 2, 1, PNG_COLOR_TYPE_GRAY_ALPHA, 8, {200, 255, 200, 0}));
+    // (grey, alpha) pairs: opaque 200, half 90, transparent 200.
+    ASSERT_TRUE(
+        write_raw_png(dir.file("ga.png"), 3, 1, PNG_COLOR_TYPE_GRAY_ALPHA, 8, {200, 255, 90, 128, 200, 0}));
     Image image = read_image(dir.file("ga.png"));
     EXPECT_EQ(image.channels, 1);
-    EXPECT_EQ(image.pixels, (std::vector<uint8_t>{200, 0}));
+    EXPECT_EQ(image.pixels, (std::vector<uint8_t>{200, 90, 200}));
+    EXPECT_EQ(read_image_info(dir.file("ga.png")).channels, 1);
 }
 
-TEST(ImageIo, PngRgbaCompositesOnBlack) {
+TEST(ImageIo, PngRgbaDropsAlpha) {
     TempDir dir;
     ASSERT_TRUE(
         write_raw_png(dir.file("rgba.png"), 2, 1, PNG_COLOR_TYPE_RGBA, 8, {10, 20, 30, 255, 9, 9, 9, 0}));
     Image image = read_image(dir.file("rgba.png"));
     EXPECT_EQ(image.channels, 3);
-    EXPECT_EQ(image.pixels, (std::vector<uint8_t>{10, 20, 30, 0, 0, 0}));
+    EXPECT_EQ(image.pixels, (std::vector<uint8_t>{10, 20, 30, 9, 9, 9}));
+    const ImageInfo info = read_image_info(dir.file("rgba.png"));
+    EXPECT_EQ(info.height, 1);
+    EXPECT_EQ(info.width, 2);
+    EXPECT_EQ(info.channels, 3);
 }
 
 TEST(ImageIo, PngPaletteExpandsToRgb) {
@@ -184,7 +192,7 @@ TEST(ImageIo, GarbageOrEmptyFileIsFormatError) {
     TempDir dir;
     write_file(dir.file("garbage.png"), {'h', 'e', 'l', 'l', 'o', '\n'});
     std::string message = error_message<FormatError>([&] { read_image(dir.file("garbage.png")); });
-    EXPECT_NE(message.find("garbage.png: not a PNG or JPEG"), std::string::npos) << message;
+    EXPECT_NE(message.find("garbage.png: not a PNG, JPEG, BMP, TIFF or WebP"), std::string::npos) << message;
     write_file(dir.file("empty.jpg"), {});
     EXPECT_THROW(read_image(dir.file("empty.jpg")), FormatError);
 }
