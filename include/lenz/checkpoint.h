@@ -64,6 +64,9 @@ void write_checkpoint(const std::string& path, Model& model, const CheckpointInf
 struct LoadedModel {
     Model model;
     CheckpointInfo info;
+    // What reading the file noticed that a user should know, a sentence each (e.g. an ONNX export
+    // whose convolutions carry folded batch norms); lenz summary and lenz import print them.
+    std::vector<std::string> notes;
 };
 // Builds the model from the metadata and loads its weights, checking names, shapes and sizes.
 LoadedModel load_model(const CheckpointFile& file);

@@ -688,7 +688,7 @@ PYBIND11_MODULE(_core, m) {
         .def_static(
             "from_text",
             [](const std::string& text, uint64_t seed) {
-                lenz::LoadedModel loaded{lenz::parse_model(text, "<text>"), {}};
+                lenz::LoadedModel loaded{lenz::parse_model(text, "<text>"), {}, {}};
                 loaded.model.init_params(seed);
                 return std::make_unique<PyModel>(std::move(loaded), "model");
             },

@@ -30,7 +30,7 @@ void say_written(const ConvertArgs& a, Model& model, const char* what) {
 // input normalisation, for a model that is to be trained or run elsewhere.
 LoadedModel model_to_export(const ConvertArgs& a) {
     if (std::filesystem::path(a.from).extension() != ".lenz") return load_model(a.from);
-    LoadedModel fresh{load_model_file(a.from), {}};
+    LoadedModel fresh{load_model_file(a.from), {}, {}};
     fresh.model.init_params(a.seed);
     return fresh;
 }
@@ -46,7 +46,10 @@ int run_import(const ConvertArgs& a) {
     LoadedModel loaded = read_onnx(a.from);
     write_checkpoint(a.to, loaded.model, loaded.info, nullptr);
     say_written(a, loaded.model, "Lenz checkpoint");
-    if (!a.quiet) std::printf("model:\n%s", loaded.model.to_text().c_str());
+    if (!a.quiet) {
+        for (const std::string& note : loaded.notes) std::printf("note: %s\n", note.c_str());
+        std::printf("model:\n%s", loaded.model.to_text().c_str());
+    }
     return 0;
 }
 

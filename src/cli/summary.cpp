@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -44,7 +45,14 @@ CommunicationCost communication_of(Model& model, const SummaryArgs& a, Precision
 }
 
 int run_summary(const SummaryArgs& a) {
-    Model model = load_any_model(a.model);
+    // An ONNX file's import notes (folded batch norms) follow the table.
+    std::vector<std::string> notes;
+    Model model = [&] {
+        if (std::filesystem::path(a.model).extension() != ".onnx") return load_any_model(a.model);
+        LoadedModel loaded = read_onnx(a.model);
+        notes = std::move(loaded.notes);
+        return std::move(loaded.model);
+    }();
     SummaryOptions options = summary_options(a.batch, a.dtype, parse_optimizer(a.optimizer).kind);
     if (!a.fit.empty()) {
         const int64_t bytes = parse_memory_size(a.fit);
@@ -93,6 +101,8 @@ int run_summary(const SummaryArgs& a) {
         std::cout << summary_csv(s);
     else
         std::cout << format_summary(s, a.model, a.explain);
+    if (!a.json && !a.csv)
+        for (const std::string& note : notes) std::cout << "\nNote: " << note << "\n";
     return 0;
 }
 

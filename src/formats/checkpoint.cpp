@@ -329,7 +329,7 @@ LoadedModel load_model(const CheckpointFile& file) {
                           " channels, the model's input has " + std::to_string(channels));
     for (float s : info.normalization.stddev)
         if (!(s > 0.0f)) throw FormatError(file.path + ": normalization std must be positive");
-    return {std::move(model), std::move(info)};
+    return {std::move(model), std::move(info), {}};
 }
 
 LoadedModel load_model(const std::string& path) {

@@ -22,7 +22,7 @@ LoadedModel load_trained_model(const std::string& path) {
 LoadedModel load_with_weights(const std::string& path, uint64_t seed) {
     const std::string ext = std::filesystem::path(path).extension().string();
     if (ext == ".onnx" || ext == ".safetensors") return load_trained_model(path);
-    LoadedModel loaded{load_model_file(path), {}};
+    LoadedModel loaded{load_model_file(path), {}, {}};
     loaded.model.init_params(seed);
     return loaded;
 }

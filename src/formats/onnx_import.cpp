@@ -18,6 +18,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -1353,6 +1354,28 @@ namespace {
 }
 
 // The model a parsed file describes, with its weights.
+// torch.onnx.export in eval mode (its default) folds each batch norm into the convolution before it
+// and names the folded weights after their reader ("onnx::Conv_123"), where a module's own weights
+// keep their parameter names ("layer1.0.conv1.weight"). Such convolutions are what the graph holds;
+// the note says why their count and their biases are not PyTorch's, and how to keep batch norm.
+std::string folded_batchnorm_note(const onnx::GraphProto& graph) {
+    std::set<std::string> initializers;
+    for (const auto& t : graph.initializer()) initializers.insert(t.name());
+    int64_t convs = 0, folded = 0;
+    for (const auto& node : graph.node()) {
+        if (node.op_type() != "Conv" || node.input_size() < 2) continue;
+        ++convs;
+        folded += initializers.count(node.input(1)) && node.input(1).rfind("onnx::Conv_", 0) == 0;
+    }
+    if (folded == 0) return "";
+    return std::to_string(folded) + " of " + std::to_string(convs) +
+           " convolutions carry a batch norm that PyTorch's export folded into them (their weights are named "
+           "onnx::Conv_*), so parameters and biases differ from PyTorch's model and fine-tuning trains "
+           "without "
+           "batch norm; to keep it, export with training=torch.onnx.TrainingMode.PRESERVE, "
+           "do_constant_folding=False (docs/onnx.md)";
+}
+
 LoadedModel load_proto(const onnx::ModelProto& proto, const std::string& name, int64_t file_bytes,
                        const std::string& data_folder) {
     if (!proto.has_graph()) throw FormatError(name + ": the ONNX model has no graph");
@@ -1413,7 +1436,9 @@ LoadedModel load_proto(const onnx::ModelProto& proto, const std::string& name, i
         }
         model.set_value_ranges(std::move(ranges));
     }
-    LoadedModel loaded{std::move(model), {}};
+    LoadedModel loaded{std::move(model), {}, {}};
+    if (const std::string note = folded_batchnorm_note(proto.graph()); !note.empty())
+        loaded.notes.push_back(note);
     CheckpointInfo& info = loaded.info;
     const int64_t classes = loaded.model.output_shape().elements();
     try {

@@ -199,7 +199,7 @@ LoadedModel trained(const std::string& text, const std::string& name) {
         info.normalization.mean.push_back(0.25f + 0.125f * static_cast<float>(c));
         info.normalization.stddev.push_back(0.3f + 0.05f * static_cast<float>(c));
     }
-    return {std::move(model), info};
+    return {std::move(model), info, {}};
 }
 
 void expect_model_round_trip(const std::string& text, const std::string& name) {
@@ -691,7 +691,7 @@ TEST(Onnx, JoinsThatDoNotFitAreOneLineErrors) {
 TEST(Onnx, QuantisedModelExportsAsQdqThatAnEvaluatorAndImportAgreeWith) {
     Model m = load_model_file(LENZ_SOURCE_DIR "/models/fashion.lenz");
     m.init_params(5);
-    LoadedModel loaded{std::move(m), {}};
+    LoadedModel loaded{std::move(m), {}, {}};
     loaded.info.normalization = {{0.3f}, {0.35f}};
     Model& model = loaded.model;
     std::vector<float> calibration(64 * 28 * 28);
