@@ -123,7 +123,8 @@ TEST_F(MpiRun, SyncBatchnormNormalisesOverTheWholeBatch) {
     // Batch norm over each rank's share (the default, as PyTorch DDP) trains another model than one
     // process does; synchronised, its statistics and their gradients are the whole batch's. Four SGD
     // steps: after more, the tiny biases of batch norm (sums of large terms that cancel) let float
-    // reassociation show.
+    // reassociation show. On --limit-train's stratified sample of 240 images that is 1.5e-4 after
+    // the four steps, against 0.24 for batch norm per rank: 5e-4 keeps a factor of 500 between them.
     std::ofstream(model) << "input 28x28x1\nconv 8 3 nobias\nbatchnorm\nrelu\nmaxpool 2\nconv 16 3 nobias\n"
                             "batchnorm\nrelu\nmaxpool 2\nflatten\ndense 10 softmax\n";
     const std::string sgd = " --optimizer sgd --lr 0.01";
@@ -139,7 +140,7 @@ TEST_F(MpiRun, SyncBatchnormNormalisesOverTheWholeBatch) {
     std::printf("[          ] batch norm per rank: %.2g from one process; synchronised: %.2g\n", apart,
                 together);
     EXPECT_GE(apart, 1e-2);
-    EXPECT_LE(together, 1e-4);
+    EXPECT_LE(together, 5e-4);
 }
 
 TEST_F(MpiRun, TheOutputFolderNeedOnlyBeOnRankZerosDisk) {
