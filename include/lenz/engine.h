@@ -164,6 +164,19 @@ class TrainingStep {
         statistics_sum_ = std::move(sum);
     }
     void set_share(double share) { share_ = share; }
+    // Profiling (`lenz bench MODEL --train --profile`): with `times` set (resized to model.size()),
+    // run() adds to layer i's entry the wall time of its forward and of its backward, the backward
+    // split in two. A layer with trainable weights whose input needs a gradient runs its backward
+    // once more first, for the weight gradient alone (without an input gradient; what it wrote is
+    // put back afterwards, so the step computes what it would have), and the real call's time less
+    // that is the input gradient's. A layer without weights is all input gradient; one whose input
+    // needs none (the first with weights) all weight gradient. Views add nothing. So forward plus
+    // both gradients add up to the step's time less the loss, the zeroing and the clock reads.
+    // forward() adds its forward times too. nullptr (the default): no clock is read, no extra call.
+    struct LayerTimes {
+        double forward = 0, input_gradient = 0, weight_gradient = 0;  // seconds, summed over runs
+    };
+    void set_layer_times(std::vector<LayerTimes>* times) { layer_times_ = times; }
     // Forward only, in training mode or not; returns the final activation (probabilities if the model ends in
     // softmax).
     const float* forward(const float* input, int64_t batch, bool training, uint64_t step_seed);
@@ -190,6 +203,7 @@ class TrainingStep {
     std::function<void(int64_t)> progress_;
     std::function<void(double*, int64_t)> statistics_sum_;
     double share_ = 1;
+    std::vector<LayerTimes>* layer_times_ = nullptr;
 };
 
 // Softmax cross-entropy on logits (N, K), computed with the log-sum-exp trick, against targets

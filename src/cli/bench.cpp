@@ -14,6 +14,7 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "distributed/gradient_sync.h"
 #include "engine/schedule.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
@@ -30,13 +31,15 @@ using Clock = std::chrono::steady_clock;
 struct BenchArgs {
     std::string workload;
     std::string models_dir = "models";
-    int64_t batches = 30;
+    int64_t batches = 0;  // training steps; 0: the workload's default
     int64_t repeats = 0;  // 0: the workload's default
     double peak = 0;      // layers: the peak to compare with; 0: measure it
-    int64_t batch = 1;    // a model file's inference batch
+    int64_t batch = 0;    // a model file's batch; 0: 1 at inference, 32 with --train
     std::string dtype;    // empty: float32, or int8 for a quantised model file
     bool json = false;
-    bool profile = false;  // a model file: time each layer too
+    bool profile = false;   // time each layer too
+    bool train = false;     // a model file: time training steps instead of inference
+    std::string optimizer;  // training: empty for SGD with momentum 0.9
 };
 
 // Resident memory now and at its peak, from /proc (kB -> bytes).
@@ -77,10 +80,67 @@ double seconds(Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double>(b - a).count();
 }
 
+// Training steps on synthetic data, as time_training_steps runs them (lenz/train.h), with the
+// optimizer a choice: random normal images and labels drawn within the classes (fixed seeds), each
+// step forward, softmax cross-entropy, backward, the gradients' sum across the ranks and an
+// optimizer step at learning rate 0.01. `warmup` untimed steps first. With `layers`, as many steps
+// again after the timed ones time every layer (TrainingStep::set_layer_times, which runs an extra
+// weight-gradient call per layer with weights), apart from the step times.
+std::vector<double> training_steps(Model& model, int64_t batch, int64_t steps, int64_t warmup,
+                                   Precision precision, const OptimizerConfig& optimizer_config,
+                                   std::vector<TrainingStep::LayerTimes>* layers) {
+    Ranks& ranks = Ranks::world();
+    TrainingStep step(model, batch, precision);
+    GradientSync sync(model, ranks);
+    step.set_backward_progress([&](int64_t layer) { sync.backward_reached(layer); });
+    sync.set_share(1.0f / static_cast<float>(ranks.size()));
+    Optimizer optimizer(model, optimizer_config);
+    const int64_t classes = model.output_shape().elements();
+    Rng rng(2 + static_cast<uint64_t>(ranks.rank()));
+    std::vector<float> x(static_cast<size_t>(batch * model.input_shape().elements()));
+    for (float& v : x) v = rng.normal();
+    std::vector<int32_t> labels(static_cast<size_t>(batch));
+    for (int32_t& label : labels) label = static_cast<int32_t>(rng.below(static_cast<uint64_t>(classes)));
+    std::vector<double> times;
+    const int64_t profiled = layers ? steps : 0;
+    for (int64_t s = 0; s < warmup + steps + profiled; ++s) {
+        if (s == warmup + steps) step.set_layer_times(layers);
+        const auto t0 = Clock::now();
+        step.run(x.data(), labels.data(), batch, static_cast<uint64_t>(s));
+        sync.finish();
+        optimizer.step(0.01);
+        if (s >= warmup && s < warmup + steps) times.push_back(seconds(t0, Clock::now()));
+    }
+    return times;
+}
+
+// Each layer's forward, input-gradient and weight-gradient time in a training step, the mean over
+// `steps` profiled steps, for the layers that ran; and the three summed over the layers.
+nlohmann::json training_profile(const Model& model, const std::vector<TrainingStep::LayerTimes>& times,
+                                int64_t steps) {
+    nlohmann::json layers = nlohmann::json::array();
+    const double per_step = 1000.0 / static_cast<double>(steps);
+    for (int64_t i = 0; i < model.size() && i < static_cast<int64_t>(times.size()); ++i) {
+        const TrainingStep::LayerTimes& t = times[static_cast<size_t>(i)];
+        const double total = t.forward + t.input_gradient + t.weight_gradient;
+        if (total == 0.0) continue;  // a view
+        layers.push_back({{"layer", i + 1},
+                          {"spec", model.layer_text(i)},
+                          {"weights", model.layer(i).param_count() > 0},
+                          {"forward_ms", per_step * t.forward},
+                          {"input_gradient_ms", per_step * t.input_gradient},
+                          {"weight_gradient_ms", per_step * t.weight_gradient},
+                          {"ms", per_step * total}});
+    }
+    return layers;
+}
+
 // Under mpirun the batch is the global one: each rank steps on its share, the gradients summed
-// across the ranks as in `lenz train`, and a step's time is rank 0's.
+// across the ranks as in `lenz train`, and a step's time is rank 0's. `classify`: the model must
+// give one score per class (a model file; the seed workload's loss runs over its whole output map).
 nlohmann::json bench_train(const std::string& model_path, int64_t batch, int64_t steps, int64_t warmup,
-                           Precision precision) {
+                           Precision precision, const OptimizerConfig& optimizer, bool profile,
+                           bool classify = false) {
     const ResidentMemory start;
     Ranks& ranks = Ranks::world();
     if (batch % ranks.size() != 0)
@@ -88,19 +148,24 @@ nlohmann::json bench_train(const std::string& model_path, int64_t batch, int64_t
                          std::to_string(ranks.size()) + " ranks");
     const int64_t mine = batch / ranks.size();
     Model model = load_with_weights(model_path, 1).model;
-    const std::vector<double> times = time_training_steps(model, mine, steps, warmup, precision);
+    if (classify) class_count(model, model_path + ": bench --train");
+    std::vector<TrainingStep::LayerTimes> layer_times;
+    const std::vector<double> times =
+        training_steps(model, mine, steps, warmup, precision, optimizer, profile ? &layer_times : nullptr);
     double total = 0;
     for (double t : times) total += t;
-    nlohmann::json r{
-        {"batch", batch},
-        {"steps", steps},
-        {"step_ms_median", 1000 * median(times)},
-        {"images_per_s", batch / median(times)},
-        {"images_per_s_mean", batch * static_cast<double>(times.size()) / total},
-        {"training_bytes_plan", plan_training(model, mine, OptimizerKind::momentum, precision).bytes()},
-        {"gradient_bytes", 4 * model.gradient_floats()}};
+    nlohmann::json r{{"batch", batch},
+                     {"steps", steps},
+                     {"warmup_steps", warmup},
+                     {"optimizer", optimizer_name(optimizer)},
+                     {"step_ms_median", 1000 * median(times)},
+                     {"images_per_s", batch / median(times)},
+                     {"images_per_s_mean", batch * static_cast<double>(times.size()) / total},
+                     {"training_bytes_plan", plan_training(model, mine, optimizer.kind, precision).bytes()},
+                     {"gradient_bytes", 4 * model.gradient_floats()}};
     if (ranks.distributed()) r["ranks"] = ranks.size();
-    start.report(r);
+    start.report(r);  // before profiling, whose extra copies are not the step's
+    if (profile) r["layers"] = training_profile(model, layer_times, steps);
     return r;
 }
 
@@ -172,6 +237,35 @@ void print_profile(const nlohmann::json& layers) {
                     row["ms"].get<double>(), 100 * row["ms"].get<double>() / total, what.c_str());
     }
     std::printf("%6s %9.3f        (the layers' sum, timed one by one)\n", "total", total);
+}
+
+// A training profile: the layers by time, longest first, then the forward, input-gradient and
+// weight-gradient totals against the step timed without profiling.
+void print_training_profile(const nlohmann::json& layers, double step_ms) {
+    std::vector<nlohmann::json> rows(layers.begin(), layers.end());
+    double forward = 0, input_gradient = 0, weight_gradient = 0;
+    for (const auto& row : rows) {
+        forward += row["forward_ms"].get<double>();
+        input_gradient += row["input_gradient_ms"].get<double>();
+        weight_gradient += row["weight_gradient_ms"].get<double>();
+    }
+    const double total = forward + input_gradient + weight_gradient;
+    std::stable_sort(rows.begin(), rows.end(), [](const nlohmann::json& a, const nlohmann::json& b) {
+        return a["ms"].get<double>() > b["ms"].get<double>();
+    });
+    std::printf("%6s %9s %9s %9s %9s %6s  %s\n", "layer", "forward", "input grad", "weight grad", "ms",
+                "share", "what");
+    for (const auto& row : rows)
+        std::printf("%6lld %9.3f %9.3f %9.3f %9.3f %5.1f%%  %s\n",
+                    static_cast<long long>(row["layer"].get<int64_t>()), row["forward_ms"].get<double>(),
+                    row["input_gradient_ms"].get<double>(), row["weight_gradient_ms"].get<double>(),
+                    row["ms"].get<double>(), 100 * row["ms"].get<double>() / total,
+                    row["spec"].get<std::string>().c_str());
+    std::printf(
+        "%6s %9.3f %9.3f %9.3f %9.3f         (the layers' sums, timed one by one; the step: %.3f ms)\n",
+        "total", forward, input_gradient, weight_gradient, total, step_ms);
+    std::printf("%6s %8.1f%% %8.1f%% %8.1f%%\n", "share", 100 * forward / total, 100 * input_gradient / total,
+                100 * weight_gradient / total);
 }
 
 // dtype: as given, empty for float32 (int8 for a quantised model).
@@ -345,8 +439,20 @@ nlohmann::json bench_layers(const BenchArgs& a, Precision precision) {
 
 int run_bench(const BenchArgs& a) {
     const Precision p = a.dtype.empty() ? Precision::f32 : precision_of(a.dtype);
-    if (p == Precision::int8 && (a.workload == "layers" || a.workload.ends_with("-train")))
-        throw UsageError("--dtype int8 runs inference only: " + a.workload + " measures training too");
+    bool named = false;
+    for (const char* n : {"fmnist-train", "fmnist-infer", "fmnist-latency", "seed-infer", "seed-train",
+                          "layers", "allreduce"})
+        named |= a.workload == n;
+    if (a.train && named)
+        throw UsageError("--train times a model file's training; " + a.workload +
+                         " is a fixed workload (fmnist-train and seed-train train)");
+    if (!a.optimizer.empty() && !a.train && !a.workload.ends_with("-train"))
+        throw UsageError("--optimizer needs --train (or fmnist-train, seed-train)");
+    if (p == Precision::int8 && (a.workload == "layers" || a.workload.ends_with("-train") || a.train))
+        throw UsageError("--dtype int8 runs inference only: " + (a.train ? "--train" : a.workload) +
+                         " measures training too");
+    OptimizerConfig optimizer{.kind = OptimizerKind::momentum, .momentum = 0.9};
+    if (!a.optimizer.empty()) optimizer = parse_optimizer(a.optimizer);
     if (a.workload == "layers") {
         nlohmann::json r = bench_layers(a, p);
         r["workload"] = "layers";
@@ -405,8 +511,9 @@ int run_bench(const BenchArgs& a) {
                         row["ms"].get<double>(), row["bus_gb_per_s"].get<double>());
         return 0;
     }
+    const auto steps = [&](int64_t d) { return a.batches > 0 ? a.batches : d; };
     if (w == "fmnist-train")
-        r = bench_train(fashion, 64, a.batches, 3, p);
+        r = bench_train(fashion, 64, steps(30), 3, p, optimizer, a.profile);
     else if (w == "fmnist-infer")
         r = bench_infer(fashion, 256, rep(20), 3, a.dtype, a.profile);
     else if (w == "fmnist-latency")
@@ -414,14 +521,17 @@ int run_bench(const BenchArgs& a) {
     else if (w == "seed-infer")
         r = bench_infer(seed, 1, rep(20), 2, a.dtype, a.profile);
     else if (w == "seed-train")
-        r = bench_train(seed, 50, rep(3), 1, p);
+        r = bench_train(seed, 50, a.batches > 0 ? a.batches : rep(3), 1, p, optimizer, a.profile);
+    else if (std::filesystem::is_regular_file(w) && a.train)  // any model file's training at --batch
+        r = bench_train(w, a.batch > 0 ? a.batch : 32, steps(10), 2, p, optimizer, a.profile, true);
     else if (std::filesystem::is_regular_file(w))  // any model file: inference at --batch
-        r = bench_infer(w, a.batch, rep(20), 3, a.dtype, a.profile);
+        r = bench_infer(w, a.batch > 0 ? a.batch : 1, rep(20), 3, a.dtype, a.profile);
     else
         throw UsageError(
             "unknown workload '" + w +
             "' (expected fmnist-train, fmnist-infer, fmnist-latency, seed-infer, seed-train, layers, "
             "allreduce or a model file)");
+    if (a.train) r["train"] = true;
     r["workload"] = w;
     r["threads"] = threads();
     if (!r.contains("dtype")) r["dtype"] = precision_name(p);
@@ -441,7 +551,10 @@ int run_bench(const BenchArgs& a) {
         if (r.contains("step_ms_median")) std::printf("step %.1f ms, ", r["step_ms_median"].get<double>());
         std::printf("%.0f images/s, peak memory above start %.1f MB\n", r["images_per_s"].get<double>(),
                     r["peak_rss_above_start_bytes"].get<int64_t>() / 1e6);
-        if (r.contains("layers")) print_profile(r["layers"]);
+        if (r.contains("layers") && r.contains("step_ms_median"))
+            print_training_profile(r["layers"], r["step_ms_median"].get<double>());
+        else if (r.contains("layers"))
+            print_profile(r["layers"]);
     }
     return 0;
 }
@@ -456,12 +569,23 @@ void add_bench(CLI::App& app, Runner& run) {
            "workload", a->workload,
            "fmnist-train, fmnist-infer, fmnist-latency, seed-infer, seed-train, layers, allreduce "
            "(under mpirun), or a model file (.lenz, weights from seed 1; a checkpoint; .onnx) timed at "
-           "inference")
+           "inference, or in training with --train")
         ->required();
-    cmd->add_option("--batch", a->batch, "a model file: images per inference run (default 1)")
+    cmd->add_flag("--train", a->train,
+                  "a model file: time training steps (forward, cross-entropy, backward, an optimizer "
+                  "step) on random images of its input size and labels within its classes, after 2 "
+                  "warm-up steps; the model must end in one score per class");
+    cmd->add_option("--batch", a->batch,
+                    "a model file: images per inference run (default 1), or per training step with "
+                    "--train (default 32)")
         ->check(CLI::Range(int64_t{1}, int64_t{1} << 16));
-    cmd->add_option("--batches", a->batches, "training steps to time (fmnist-train; default 30)")
+    cmd->add_option("--batches", a->batches,
+                    "training steps to time (fmnist-train: default 30; --train: 10; seed-train: 3)")
         ->check(CLI::Range(1, 100000));
+    cmd->add_option("--optimizer", a->optimizer,
+                    "training: sgd, momentum (default: SGD with momentum 0.9), nesterov, adam or adamw; "
+                    "learning rate 0.01")
+        ->check(CLI::IsMember({"sgd", "momentum", "nesterov", "adam", "adamw"}));
     cmd->add_option("--repeats", a->repeats, "timed runs (inference, seed-train)")
         ->check(CLI::Range(1, 100000));
     cmd->add_option("--models", a->models_dir, "folder holding fashion.lenz and seed.lenz (default models)");
@@ -472,7 +596,9 @@ void add_bench(CLI::App& app, Runner& run) {
     add_dtype_option(cmd, a->dtype, true);
     cmd->add_flag("--json", a->json, "one JSON object with workload, threads, images_per_s / latency_ms");
     cmd->add_flag("--profile", a->profile,
-                  "inference: each layer's time as well (layers folded into another are named beside it)");
+                  "each layer's time as well: at inference (layers folded into another are named beside "
+                  "it), in training its forward, input-gradient and weight-gradient times, from as many "
+                  "steps again after the timed ones");
     cmd->callback([&run, a] { run = [a] { return run_bench(*a); }; });
 }
 

@@ -1,6 +1,7 @@
 // One training step: forward keeping every activation, softmax cross-entropy on the logits, and
 // backward through the layers, each gradient written over the activation it belongs to.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -15,6 +16,12 @@
 namespace lenz {
 
 namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+}
 
 // f'(x) from f(x), for the element-wise activations.
 float derivative_from_output(const ActivationSpec& act, float y) {
@@ -136,12 +143,15 @@ void TrainingStep::forward_layers(int64_t last, int64_t batch, bool training, ui
         pass.share = share_;
         xs.clear();
         for (int64_t v : model_.inputs(i)) xs.push_back(values_[static_cast<size_t>(v)]);
+        const Clock::time_point start = layer_times_ ? Clock::now() : Clock::time_point();
         model_.layer(i).forward_inputs(xs, values_[static_cast<size_t>(i + 1)], pass);
+        if (layer_times_) (*layer_times_)[static_cast<size_t>(i)].forward += seconds_since(start);
     }
 }
 
 const float* TrainingStep::forward(const float* input, int64_t batch, bool training, uint64_t step_seed) {
     check_batch(batch);
+    if (layer_times_) layer_times_->resize(static_cast<size_t>(model_.size()));
     std::memcpy(input_.data(), input,
                 sizeof(float) * static_cast<size_t>(batch * model_.input_shape().elements()));
     forward_layers(model_.size() - 1, batch, training, step_seed, false);
@@ -161,6 +171,7 @@ TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels
     const int64_t last = standalone_softmax ? L - 2 : L - 1;
 
     check_batch(batch);
+    if (layer_times_) layer_times_->resize(static_cast<size_t>(model_.size()));
     std::memcpy(input_.data(), input,
                 sizeof(float) * static_cast<size_t>(batch * model_.input_shape().elements()));
     forward_layers(last, batch, true, step_seed, fused_softmax);
@@ -213,6 +224,7 @@ TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels
         const Shape out = layer.output_shape();
         float* y = values_[static_cast<size_t>(i + 1)];
         float* dy = own ? own : y;
+        const Clock::time_point start = layer_times_ ? Clock::now() : Clock::time_point();
         if (own && activations_of_[static_cast<size_t>(i)].kind != Activation::none)
             cpu::apply_activation_backward(activations_of_[static_cast<size_t>(i)], y, dy, dy, batch, out.c,
                                            out.h * out.w);
@@ -234,7 +246,36 @@ TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels
         pass.workspace_capacity = workspace_.size();
         if (statistics_sum_) pass.sum_across = &statistics_sum_;
         pass.share = share_;
+        if (!layer_times_) {
+            layer.backward_inputs(xs, y, dy, dxs, pass);
+            continue;
+        }
+        double elapsed = seconds_since(start), weights_alone = 0;
+        const int64_t g0 = model_.gradient_offset(i), g1 = model_.gradient_offset(i + 1);
+        const bool has_dx =
+            std::any_of(dxs.begin(), dxs.end(), [](const InputGradient& g) { return bool(g); });
+        if (g1 > g0 && has_dx) {  // the weight gradient alone, then undone (set_layer_times)
+            const std::vector<float> dy_before(dy, dy + batch * out.elements()),
+                grads_before(model_.gradient_store() + g0, model_.gradient_store() + g1);
+            const std::vector<InputGradient> none(dxs.size());
+            const Clock::time_point alone = Clock::now();
+            layer.backward_inputs(xs, y, dy, none, pass);
+            weights_alone = seconds_since(alone);
+            std::copy(dy_before.begin(), dy_before.end(), dy);
+            std::copy(grads_before.begin(), grads_before.end(), model_.gradient_store() + g0);
+        }
+        const Clock::time_point real = Clock::now();
         layer.backward_inputs(xs, y, dy, dxs, pass);
+        elapsed += seconds_since(real);
+        LayerTimes& times = (*layer_times_)[static_cast<size_t>(i)];
+        if (g1 == g0) {
+            times.input_gradient += elapsed;
+        } else if (!has_dx) {
+            times.weight_gradient += elapsed;
+        } else {
+            times.weight_gradient += std::min(weights_alone, elapsed);
+            times.input_gradient += elapsed - std::min(weights_alone, elapsed);
+        }
     }
     if (progress_) progress_(0);
     return result;
