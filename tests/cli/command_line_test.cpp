@@ -152,7 +152,7 @@ TEST(CommandLine, PredictGoesOnPastABadImage) {
                                      dir.file("bad.png") + " " + dir.file("good.png") + " --top 1");
     EXPECT_EQ(r.status, 1) << r.out;
     EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '%'), 2) << "both good images classified:\n" << r.out;
-    EXPECT_NE(r.out.find("lenz: error: " + dir.file("bad.png") + ": not a PNG or JPEG file"),
+    EXPECT_NE(r.out.find("lenz: error: " + dir.file("bad.png") + ": not a PNG, JPEG, BMP, TIFF or WebP file"),
               std::string::npos)
         << r.out;
 
