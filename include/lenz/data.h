@@ -66,7 +66,15 @@ struct DataSplit {
     ImageSet train;
     ImageSet test;
     std::string description;  // "Fashion-MNIST (/usr/share/datasets/fashion-mnist)"
+    // With DataOptions::skip_bad_images: the image files left out, "PATH: what is wrong", in the
+    // order found (also on stderr, and counted in the description).
+    std::vector<std::string> bad_images;
 };
+
+// The default of DataOptions::skip_bad_images, which the command line's --skip-bad-images sets for
+// every load in the process (load_dataset_for included). Off unless set.
+void set_skip_bad_images_default(bool skip);
+bool skip_bad_images_default();
 
 struct DataOptions {
     // For image folders without test/: fraction of each class held out as test (0 = none allowed).
@@ -84,9 +92,14 @@ ImageSet limit_images(const ImageSet& set, int64_t limit, uint64_t seed, uint64_
 std::vector<int64_t> class_counts(const ImageSet& set);
 
     uint64_t seed = 1;
-    // Image folders are converted to this size and channel count (from the model's input); all 0:
-    // the first training image's own size and channels.
+    // Image folders are converted to this size and channel count (from the model's input). Height
+    // and width both 0: the most common size among the training images (ties: the larger); channels
+    // 0: the most common channel count (ties: 3). Read from the files' headers, and said in the
+    // description ("64x64x3, the most common size (57 of 60 training images)").
     int64_t height = 0, width = 0, channels = 0;
+    // Image files that cannot be read are left out and listed (DataSplit::bad_images, stderr: at most
+    // 10 lines, then "and K more") instead of stopping the load with the first one's error.
+    bool skip_bad_images = skip_bad_images_default();
 };
 
 // spec: "fashion-mnist" (the Debian package dataset-fashion-mnist), "mnist", a folder holding the

@@ -20,8 +20,13 @@ inline const CLI::Validator positive_number(
     },
     "> 0", "POSITIVE");
 
-// "--data" with the data sets it understands, explained once.
+// "--data" with the data sets it understands, explained once, and --skip-bad-images, which sets
+// the process's default for every image folder the command loads.
 inline CLI::Option* add_data_option(CLI::App* cmd, std::string& data) {
+    cmd->add_flag_callback(
+        "--skip-bad-images", [] { set_skip_bad_images_default(true); },
+        "image folders: leave out image files that cannot be read (each listed on stderr, counted in "
+        "the data set's description) instead of stopping at the first");
     return cmd->add_option(
         "--data", data,
         "fashion-mnist (default, Debian package dataset-fashion-mnist), mnist, a folder with the "

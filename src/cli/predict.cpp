@@ -98,7 +98,8 @@ struct SampleArgs {
 };
 
 int run_sample(const SampleArgs& a) {
-    // An image folder's images keep the first one's size: no model says what to fit them to.
+    // No model says what to fit an image folder to: its images take their most common size and
+    // channel count (the data set's description says which).
     const DataSplit data = load_dataset(a.data, {.val_split = a.val_split, .seed = a.seed});
     const ImageSet& set = a.split == "train" ? data.train : data.test;
     if (a.index < 0 || a.index >= set.size())
@@ -113,11 +114,12 @@ int run_sample(const SampleArgs& a) {
                 set.pixels[static_cast<size_t>(a.index * set.image_elements() + c * plane + p)];
     write_image(a.out, img);
     const int32_t label = set.labels[static_cast<size_t>(a.index)];
-    std::printf("wrote %s: %s image %lld, class %d (%s)\n", a.out.c_str(), a.split.c_str(),
+    std::printf("wrote %s: %s image %lld, class %d (%s), of %s\n", a.out.c_str(), a.split.c_str(),
                 static_cast<long long>(a.index), label,
                 label < static_cast<int32_t>(set.class_names.size())
                     ? set.class_names[static_cast<size_t>(label)].c_str()
-                    : "?");
+                    : "?",
+                data.description.c_str());
     return 0;
 }
 

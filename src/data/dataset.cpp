@@ -1,11 +1,14 @@
 // Finding and loading a data set by name or folder: the Debian Fashion-MNIST package, MNIST, a folder
 // of IDX files, or a folder of images (PNG, JPEG, BMP, TIFF, WebP) with one sub-folder per class.
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -218,9 +221,40 @@ ImageSet empty_set(const DataOptions& options, std::vector<std::string> names) {
     return set;
 }
 
+// The image files that could not be read, with skip_bad_images; without it, the first one's error
+// stops the load.
+struct BadImages {
+    bool skip = false;
+    std::map<std::string, std::string> by_path;  // found while reading headers: not read again
+    std::vector<std::string> messages;           // in the order found
+
+    // Runs read(), which reads `path`; returns false where it failed and the file is skipped.
+    template <typename F>
+    bool attempt(const fs::path& path, F&& read) {
+        if (by_path.count(path.string())) return false;
+        try {
+            read();
+            return true;
+        } catch (const FormatError& e) {
+            if (!skip) throw;
+            record(path, e.what());
+        } catch (const IoError& e) {
+            if (!skip) throw;
+            record(path, e.what());
+        }
+        return false;
+    }
+    void record(const fs::path& path, const std::string& message) {
+        by_path.emplace(path.string(), message);
+        messages.push_back(message);
+    }
+};
+
 // Decodes, fits and appends one image, converting (H, W, C) to planar (C, H, W).
-void append_image(ImageSet& set, const fs::path& path, int32_t label) {
-    const Image image = fit_image(read_image(path.string()), set.height, set.width, set.channels);
+void append_image(ImageSet& set, const fs::path& path, int32_t label, BadImages& bad) {
+    Image decoded;
+    if (!bad.attempt(path, [&] { decoded = read_image(path.string()); })) return;
+    const Image image = fit_image(decoded, set.height, set.width, set.channels);
     const int64_t plane = set.height * set.width;
     const size_t base = set.pixels.size();
     set.pixels.resize(base + plane * set.channels);
@@ -257,16 +291,25 @@ std::string class_difference(const std::vector<std::string>& train, const std::v
            "; only in test/: " + (only_test.empty() ? "none" : only_test);
 }
 
-// "; skipped 60 files that are not images: 40 .txt, 20 .gif", or nothing.
-std::string skipped_text(const OtherFiles& others) {
-    if (others.empty()) return "";
-    const int64_t n = total(others);
-    return "; skipped " + std::to_string(n) +
-           (n == 1 ? " file that is not an image: " : " files that are not images: ") +
-           other_files_text(others);
+// What the description adds after the classes: how the size was chosen, "; skipped 60 files that
+// are not images: 40 .txt, 20 .gif" and "; skipped 3 unreadable images", or nothing.
+std::string notes_text(const std::string& shape_note, const OtherFiles& others, const BadImages& bad) {
+    std::string text = shape_note.empty() ? "" : "; " + shape_note;
+    if (!others.empty()) {
+        const int64_t n = total(others);
+        text += "; skipped " + std::to_string(n) +
+                (n == 1 ? " file that is not an image: " : " files that are not images: ") +
+                other_files_text(others);
+    }
+    if (!bad.messages.empty()) {
+        const size_t n = bad.messages.size();
+        text += "; skipped " + std::to_string(n) + (n == 1 ? " unreadable image" : " unreadable images");
+    }
+    return text;
 }
 
-DataSplit load_train_test(const fs::path& dir, const DataOptions& options) {
+DataSplit load_train_test(const fs::path& dir, const DataOptions& options, BadImages& bad,
+                          const std::string& shape_note) {
     OtherFiles others;
     const std::vector<ClassFolder> train = list_classes(dir / "train", &others);
     const std::vector<ClassFolder> test = list_classes(dir / "test", &others);
@@ -275,24 +318,25 @@ DataSplit load_train_test(const fs::path& dir, const DataOptions& options) {
         throw FormatError(dir.string() + ": train/ and test/ hold different classes (" +
                           class_difference(names, class_names(test)) + ")");
     }
-    DataSplit split{empty_set(options, names), empty_set(options, names), ""};
+    DataSplit split{empty_set(options, names), empty_set(options, names), "", {}};
     for (size_t label = 0; label < train.size(); ++label) {
         const auto id = static_cast<int32_t>(label);
-        for (const fs::path& file : train[label].images) append_image(split.train, file, id);
-        for (const fs::path& file : test[label].images) append_image(split.test, file, id);
+        for (const fs::path& file : train[label].images) append_image(split.train, file, id, bad);
+        for (const fs::path& file : test[label].images) append_image(split.test, file, id, bad);
     }
     split.description = "images in " + dir.string() + " (train/ and test/, " + std::to_string(names.size()) +
                         " classes" + (options.val_split > 0 ? "; --val-split ignored as test/ exists" : "") +
-                        skipped_text(others) + ")";
+                        notes_text(shape_note, others, bad) + ")";
     return split;
 }
 
 // Holds out round(val_split * count) images of each class (at least one, and never all of them).
-DataSplit load_with_val_split(const fs::path& root, const DataOptions& options) {
+DataSplit load_with_val_split(const fs::path& root, const DataOptions& options, BadImages& bad,
+                              const std::string& shape_note) {
     OtherFiles others;
     const std::vector<ClassFolder> classes = list_classes(root, &others);
     std::vector<std::string> names = class_names(classes);
-    DataSplit split{empty_set(options, names), empty_set(options, names), ""};
+    DataSplit split{empty_set(options, names), empty_set(options, names), "", {}};
     for (size_t label = 0; label < classes.size(); ++label) {
         const std::vector<fs::path>& files = classes[label].images;
         const size_t count = files.size();
@@ -311,24 +355,77 @@ DataSplit load_with_val_split(const fs::path& root, const DataOptions& options) 
         for (size_t i = 0; i < held; ++i) in_test[order[i]] = true;
         // Keep file order within each side, so the sets are easy to inspect.
         for (size_t i = 0; i < count; ++i) {
-            append_image(in_test[i] ? split.test : split.train, files[i], static_cast<int32_t>(label));
+            append_image(in_test[i] ? split.test : split.train, files[i], static_cast<int32_t>(label), bad);
         }
     }
     split.description = "images in " + root.string() + " (" + std::to_string(names.size()) + " classes, " +
                         std::to_string(std::lround(options.val_split * 100)) + "% of each held out, seed " +
-                        std::to_string(options.seed) + skipped_text(others) + ")";
+                        std::to_string(options.seed) + notes_text(shape_note, others, bad) + ")";
     return split;
 }
 
-// Without a model to fit them to (height, width and channels all 0), images keep the size and
-// channels of the first training image; the others are fitted to it.
-DataOptions with_native_size(const fs::path& train_root, DataOptions options) {
-    if (options.height != 0 || options.width != 0 || options.channels != 0) return options;
-    const Image first = read_image(list_classes(train_root).front().images.front().string());
-    options.height = first.height;
-    options.width = first.width;
-    options.channels = first.channels == 1 ? 1 : 3;
+std::string shape_text(int64_t height, int64_t width, int64_t channels) {
+    return std::to_string(height) + "x" + std::to_string(width) + "x" + std::to_string(channels);
+}
+
+// Without a model to fit them to (height and width 0, or channels 0), the images take the most
+// common size and channel count of the training images, read from their headers only; ties go to
+// the larger size (more pixels, then taller) and to 3 channels. `note` says which, for the
+// description.
+DataOptions with_common_size(const fs::path& train_root, DataOptions options, BadImages& bad,
+                             std::string& note) {
+    const bool need_size = options.height == 0 && options.width == 0;
+    const bool need_channels = options.channels == 0;
+    if (!need_size && !need_channels) return options;
+    std::map<std::pair<int64_t, int64_t>, int64_t> sizes;
+    int64_t grey = 0, colour = 0, read = 0, files = 0;
+    for (const ClassFolder& folder : list_classes(train_root)) {
+        for (const fs::path& file : folder.images) {
+            ++files;
+            ImageInfo info;
+            if (!bad.attempt(file, [&] { info = read_image_info(file.string()); })) continue;
+            ++sizes[{info.height, info.width}];
+            ++(info.channels == 1 ? grey : colour);
+            ++read;
+        }
+    }
+    if (read == 0) {
+        throw FormatError(train_root.string() + ": none of its " + std::to_string(files) +
+                          " training images could be read (the first: " + bad.messages.front() + ")");
+    }
+    std::pair<int64_t, int64_t> best{0, 0};
+    int64_t best_count = 0;
+    for (const auto& [size, count] : sizes) {
+        const auto key = std::tuple(count, size.first * size.second, size.first);
+        if (key > std::tuple(best_count, best.first * best.second, best.first))
+            best = size, best_count = count;
+    }
+    if (need_size) options.height = best.first, options.width = best.second;
+    if (need_channels) options.channels = colour >= grey ? 3 : 1;
+    const int64_t channel_count = options.channels == 3 ? colour : grey;
+    const std::string of = " of " + std::to_string(read) + " training images";
+    note = shape_text(options.height, options.width, options.channels);
+    if (need_size && need_channels && best_count == read && channel_count == read) {
+        note += ", the size of all " + std::to_string(read) + " training images";
+    } else if (need_size && need_channels) {
+        note += ", the most common size (" + std::to_string(best_count) + of + ") and channel count (" +
+                std::to_string(channel_count) + of + ")";
+    } else if (need_size) {
+        note += ", the most common size (" + std::to_string(best_count) + of + ")";
+    } else {
+        note += ", the most common channel count (" + std::to_string(channel_count) + of + ")";
+    }
     return options;
+}
+
+// Lists the bad images on stderr (at most 10 lines, then how many more) and keeps them in `split`.
+void report_bad_images(DataSplit& split, BadImages& bad) {
+    constexpr size_t kListed = 10;
+    for (size_t i = 0; i < bad.messages.size() && i < kListed; ++i)
+        std::fprintf(stderr, "lenz: warning: skipped a bad image: %s\n", bad.messages[i].c_str());
+    if (bad.messages.size() > kListed)
+        std::fprintf(stderr, "lenz: warning: and %zu more bad images\n", bad.messages.size() - kListed);
+    split.bad_images = std::move(bad.messages);
 }
 
 DataSplit load_image_folder(const fs::path& dir, const DataOptions& requested) {
@@ -339,9 +436,17 @@ DataSplit load_image_folder(const fs::path& dir, const DataOptions& requested) {
                           ": has test/ but no train/ (expected DIR/train/CLASS/*.png and "
                           "DIR/test/CLASS/*.png)");
     }
-    const DataOptions options = with_native_size(has_train ? dir / "train" : dir, requested);
+    BadImages bad;
+    bad.skip = requested.skip_bad_images;
+    std::string shape_note;
+    if ((requested.height == 0) != (requested.width == 0)) check_image_options(dir.string(), requested);
+    const DataOptions options = with_common_size(has_train ? dir / "train" : dir, requested, bad, shape_note);
     check_image_options(dir.string(), options);
-    if (has_test) return load_train_test(dir, options);
+    if (has_test) {
+        DataSplit split = load_train_test(dir, options, bad, shape_note);
+        report_bad_images(split, bad);
+        return split;
+    }
     if (options.val_split < 0.0 || options.val_split >= 1.0 || std::isnan(options.val_split)) {
         throw Error(dir.string() + ": val_split " + std::to_string(options.val_split) +
                     " is out of range (expected 0 <= val_split < 1)");
@@ -352,10 +457,21 @@ DataSplit load_image_folder(const fs::path& dir, const DataOptions& requested) {
                     ": no test/ folder to evaluate on; add DIR/test/CLASS/... or hold out part "
                     "of each class with --val-split (e.g. --val-split 0.2)");
     }
-    return load_with_val_split(root, options);
+    DataSplit split = load_with_val_split(root, options, bad, shape_note);
+    report_bad_images(split, bad);
+    return split;
 }
 
+std::atomic<bool> skip_bad_images_by_default{false};
+
 }  // namespace
+
+void set_skip_bad_images_default(bool skip) {
+    skip_bad_images_by_default = skip;
+}
+bool skip_bad_images_default() {
+    return skip_bad_images_by_default;
+}
 
 DataSplit load_dataset(const std::string& spec, const DataOptions& options) {
     DataSplit split;

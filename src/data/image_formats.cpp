@@ -360,8 +360,10 @@ struct TiffFile {
     }
 };
 
+// libtiff's messages often start with the file's name, which ours already does.
 [[noreturn]] void bad_tiff(const std::string& path, const std::string& what) {
-    throw FormatError(path + ": bad TIFF: " + what);
+    const std::string prefix = path + ": ";
+    throw FormatError(prefix + "bad TIFF: " + (what.starts_with(prefix) ? what.substr(prefix.size()) : what));
 }
 
 void open_tiff(const std::string& path, const std::vector<uint8_t>& data, TiffFile& file) {

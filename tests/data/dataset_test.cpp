@@ -165,17 +165,93 @@ TEST(Dataset, ImageFolderNeedsTheWholeInputShape) {
     EXPECT_THROW(load_dataset(dir.path(), half), ShapeError);
 }
 
-// With no shape at all (lenz sample: no model to fit to), images take the first training image's
-// size and channels: train/ant/a.png, 3x9 RGB.
-TEST(Dataset, ImageFolderWithoutAShapeKeepsTheFirstImagesSize) {
+// With no shape at all (lenz sample, lenz.datasets.load: no model to fit to), images take the most
+// common size and channel count of the training images: 8x8 (the two dogs), and RGB (3 of 5).
+TEST(Dataset, ImageFolderWithoutAShapeTakesTheMostCommonSize) {
     TempDir dir;
     make_train_test_tree(dir);
     const DataSplit split = load_dataset(dir.path(), DataOptions{});
-    EXPECT_EQ(split.train.height, 3);
-    EXPECT_EQ(split.train.width, 9);
+    EXPECT_EQ(split.train.height, 8);
+    EXPECT_EQ(split.train.width, 8);
     EXPECT_EQ(split.train.channels, 3);
     EXPECT_EQ(split.train.size(), 5);
-    EXPECT_EQ(split.test.height, 3);
+    EXPECT_EQ(split.test.height, 8);
+    EXPECT_NE(split.description.find("8x8x3, the most common size (2 of 5 training images) and channel count "
+                                     "(3 of 5 training images)"),
+              std::string::npos)
+        << split.description;
+}
+
+// One grey image first in file order no longer makes an RGB data set grey (it took the first one's).
+TEST(Dataset, OneGreyImageFirstDoesNotMakeTheSetGrey) {
+    TempDir dir;
+    write_solid_png(dir.tree_file("train/a/0.png"), 4, 4, {9});
+    write_solid_png(dir.tree_file("test/a/0.png"), 6, 6, {1, 2, 3});
+    for (const char* name :
+         {"train/b/0.png", "train/b/1.png", "train/c/0.png", "test/b/0.png", "test/c/0.png"})
+        write_solid_png(dir.tree_file(name), 6, 6, {1, 2, 3});
+    const DataSplit split = load_dataset(dir.path(), DataOptions{});
+    EXPECT_EQ(split.train.height, 6);
+    EXPECT_EQ(split.train.channels, 3);
+    EXPECT_NE(split.description.find("6x6x3, the most common size (3 of 4 training images) and channel count "
+                                     "(3 of 4 training images)"),
+              std::string::npos)
+        << split.description;
+    // Ties go to the larger size; an explicit channel count is kept, the size still chosen.
+    write_solid_png(dir.tree_file("train/a/1.png"), 4, 4, {9});
+    write_solid_png(dir.tree_file("train/a/2.png"), 4, 4, {9});
+    DataOptions grey;
+    grey.channels = 1;
+    const DataSplit tie = load_dataset(dir.path(), grey);
+    EXPECT_EQ(tie.train.height, 6);
+    EXPECT_EQ(tie.train.channels, 1);
+    EXPECT_NE(tie.description.find("6x6x1, the most common size (3 of 6 training images)"), std::string::npos)
+        << tie.description;
+    // All alike: said so.
+    fs::remove_all(dir.path() / "train/a");
+    fs::remove_all(dir.path() / "test/a");
+    EXPECT_NE(
+        load_dataset(dir.path(), DataOptions{}).description.find("6x6x3, the size of all 3 training images"),
+        std::string::npos);
+}
+
+// --skip-bad-images: unreadable files are left out, listed on stderr (at most 10, then how many
+// more) and in bad_images, and counted in the description; without it the first one stops the load.
+TEST(Dataset, SkipBadImagesListsAndCountsThem) {
+    TempDir dir;
+    make_train_test_tree(dir);
+    write_file(dir.tree_file("test/dog/broken.png"), {1, 2, 3});
+    write_file(dir.tree_file("train/cat/c.jpg"), {0xff, 0xd8, 0xff, 0});
+    EXPECT_THROW(load_dataset(dir.path(), image_options(4, 4, 3)), FormatError);
+    DataOptions skip = image_options(4, 4, 3);
+    skip.skip_bad_images = true;
+    ::testing::internal::CaptureStderr();
+    const DataSplit split = load_dataset(dir.path(), skip);
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_EQ(split.train.size(), 5);
+    EXPECT_EQ(split.test.size(), 4);
+    ASSERT_EQ(split.bad_images.size(), 2u);
+    EXPECT_NE(split.bad_images[0].find("c.jpg: bad JPEG"), std::string::npos) << split.bad_images[0];
+    EXPECT_NE(split.bad_images[1].find("broken.png: not a PNG"), std::string::npos) << split.bad_images[1];
+    EXPECT_NE(err.find("lenz: warning: skipped a bad image: " + dir.file("train/cat/c.jpg")),
+              std::string::npos)
+        << err;
+    EXPECT_EQ(testing::line_count(err), 2u) << err;
+    EXPECT_NE(split.description.find("; skipped 2 unreadable images)"), std::string::npos)
+        << split.description;
+
+    // Without a shape, the headers are read once to choose it; a bad one is listed once.
+    for (int i = 0; i < 11; ++i)
+        write_file(dir.tree_file("train/ant/bad" + std::to_string(i) + ".bmp"), {'B', 'M'});
+    DataOptions native;
+    native.skip_bad_images = true;
+    ::testing::internal::CaptureStderr();
+    const DataSplit many = load_dataset(dir.path(), native);
+    const std::string lines = ::testing::internal::GetCapturedStderr();
+    EXPECT_EQ(many.bad_images.size(), 13u);
+    EXPECT_EQ(testing::line_count(lines), 11u) << lines;
+    EXPECT_NE(lines.find("lenz: warning: and 3 more bad images\n"), std::string::npos) << lines;
+    EXPECT_NE(many.description.find("skipped 13 unreadable images"), std::string::npos) << many.description;
 }
 
 TEST(Dataset, NoTestFolderSuggestsValSplit) {

@@ -39,7 +39,8 @@ std::string refusal(const TempDir& dir, const std::string& name, const std::vect
     SCOPED_TRACE(name);
     write_file(dir.file(name), bytes);
     const std::string message = error_message<FormatError>([&] { read_image(dir.file(name)); });
-    EXPECT_NE(message.find(dir.file(name) + ": "), std::string::npos) << message;
+    EXPECT_EQ(message.find(dir.file(name) + ": "), 0u) << message;
+    EXPECT_EQ(message.find(dir.file(name), 1), std::string::npos) << "named once: " << message;
     EXPECT_NE(message.find(format), std::string::npos) << message;
     EXPECT_EQ(message.find('\n'), std::string::npos) << message;
     // The header alone may look fine (a cut-off RLE or WebP stream); it must not fail otherwise.
