@@ -7,14 +7,18 @@ from . import _core
 __all__ = ["fashion_mnist", "load", "mnist"]
 
 
-def load(spec, *, size=None, channels=None, val_split=0.0, seed=1):
+def load(spec, *, size=None, channels=None, val_split=0.0, seed=1, skip_bad_images=False):
     """A data set by name or folder, as `lenz train --data` takes it: "fashion-mnist" (Debian package
     dataset-fashion-mnist), "mnist", a folder with the four IDX files, or an image folder (one
-    sub-folder per class, with train/ and test/, or a `val_split` held out). Image folders are converted
-    to size=(height, width) and `channels` (default: the first training image's).
-    Returns a dict: x_train, y_train, x_test, y_test, class_names, description."""
+    sub-folder per class, with train/ and test/, or a `val_split` held out) of PNG, JPEG, BMP, TIFF
+    or WebP files. Image folders are converted to size=(height, width) and `channels` (1 or 3); where
+    either is not given, the most common among the training images (the description says which).
+    skip_bad_images=True leaves out files that cannot be read instead of raising lenz.Error.
+    Returns a dict: x_train, y_train, x_test, y_test, class_names, description, bad_images (the
+    files left out, "PATH: what is wrong")."""
     height, width = size if size is not None else (0, 0)
-    return _core.load_data(os.fspath(spec), float(val_split), int(seed), int(height), int(width), int(channels or 0))
+    return _core.load_data(os.fspath(spec), float(val_split), int(seed), int(height), int(width),
+                           int(channels or 0), bool(skip_bad_images))
 
 
 def fashion_mnist():

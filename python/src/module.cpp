@@ -645,13 +645,16 @@ class PyModel {
 };
 
 py::dict load_data(const std::string& spec, double val_split, uint64_t seed, int64_t height, int64_t width,
-                   int64_t channels) {
+                   int64_t channels, bool skip_bad_images) {
     DataSplit data;
     {
         py::gil_scoped_release release;
-        data = load_dataset(
-            spec,
-            {.val_split = val_split, .seed = seed, .height = height, .width = width, .channels = channels});
+        data = load_dataset(spec, {.val_split = val_split,
+                                   .seed = seed,
+                                   .height = height,
+                                   .width = width,
+                                   .channels = channels,
+                                   .skip_bad_images = skip_bad_images});
     }
     py::dict d;
     d["x_train"] = set_to_array(data.train);
@@ -660,6 +663,7 @@ py::dict load_data(const std::string& spec, double val_split, uint64_t seed, int
     d["y_test"] = labels_to_array(data.test);
     d["class_names"] = data.train.class_names;
     d["description"] = data.description;
+    d["bad_images"] = data.bad_images;
     return d;
 }
 
@@ -718,7 +722,7 @@ PYBIND11_MODULE(_core, m) {
         .def("visualize", &PyModel::visualize, py::arg("image"), py::arg("out"));
 
     m.def("load_data", &lenz::python::load_data, py::arg("spec"), py::arg("val_split"), py::arg("seed"),
-          py::arg("height"), py::arg("width"), py::arg("channels"));
+          py::arg("height"), py::arg("width"), py::arg("channels"), py::arg("skip_bad_images") = false);
     m.def("threads", &lenz::threads);
     m.def("set_threads", &lenz::set_threads, py::arg("n"));
     m.def(
