@@ -3,7 +3,8 @@
 
 Run from the repository root: python3 fuzz/make_corpus.py [path/to/lenz]. With the lenz binary it
 also makes checkpoint seeds by training tiny models for one epoch on a synthetic IDX set. The JPEG
-seeds (image/*.jpg) come from fuzz/make_jpeg_seeds.c.
+seeds (image/*.jpg) come from fuzz/make_jpeg_seeds.c; the BMP seeds are written here byte by byte,
+the TIFF and WebP ones with PIL (python3-pil), skipped with a note where it is missing.
 Everything here is deterministic, so re-running gives the same files.
 """
 import gzip
@@ -105,6 +106,77 @@ def image():
     put("image", "huge_header.png", png(32768, 32768, 2, 8, [b""]))  # IHDR says 3 GB, IDAT holds nothing
     put("image", "bad_crc.png", grey[:20] + b"\x00" + grey[21:])
     put("image", "garbage.bin", b"GIF89a not an image we read")
+    bmp_seeds()
+    pil_seeds()
+
+
+def bmp(w, h, bpp, compression, pixels, palette=b"", masks=b"", header_size=40):
+    """A BMP: file header, INFO header (or the 12-byte core one), masks, palette, pixels."""
+    if header_size == 12:
+        header = struct.pack("<IHHHH", 12, w, h, 1, bpp)
+    else:
+        header = struct.pack("<IiiHHIIiiII", header_size, w, h, 1, bpp, compression, len(pixels), 2835, 2835,
+                             len(palette) // 4, 0)
+        header += masks if header_size > 40 else b""
+        header = header.ljust(header_size, b"\0")
+        masks = b"" if header_size > 40 else masks
+    offset = 14 + len(header) + len(masks) + len(palette)
+    return b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset) + header + masks + palette + pixels
+
+
+def bmp_seeds():
+    rnd = random.Random(13)
+    noise = lambda n: bytes(rnd.randrange(256) for _ in range(n))
+    rgb = bmp(5, 3, 24, 0, noise(16 * 3))  # rows of 15 bytes padded to 16
+    put("image", "rgb24.bmp", rgb)
+    put("image", "top_down.bmp", bmp(3, -2, 24, 0, noise(12 * 2)))
+    greys = b"".join(bytes([i, i, i, 0]) for i in range(0, 256, 17))
+    put("image", "grey8.bmp", bmp(6, 2, 8, 0, bytes(rnd.randrange(16) for _ in range(16)), greys))
+    colours = b"".join(bytes([rnd.randrange(256) for _ in range(3)] + [0]) for _ in range(16))
+    put("image", "palette4.bmp", bmp(7, 2, 4, 0, noise(8), colours))
+    put("image", "mono1.bmp", bmp(9, 2, 1, 0, noise(8), colours[:8]))
+    put("image", "rgb555.bmp", bmp(3, 2, 16, 0, noise(16)))
+    put("image", "rgb565.bmp", bmp(2, 2, 16, 3, noise(8), masks=struct.pack("<III", 0xF800, 0x07E0, 0x001F)))
+    put("image", "bgra32_v5.bmp", bmp(2, 2, 32, 3, noise(16), masks=struct.pack("<IIII", 0xFF0000, 0xFF00, 0xFF,
+                                                                                 0xFF000000), header_size=124))
+    put("image", "core.bmp", bmp(2, 2, 24, 0, noise(16), header_size=12))
+    rle8 = bytes([3, 1, 0, 3, 2, 3, 2, 0, 0, 0, 0, 2, 1, 0, 2, 4, 0, 1])
+    put("image", "rle8.bmp", bmp(6, 3, 8, 1, rle8, colours))
+    rle4 = bytes([4, 0x12, 0, 0, 0, 3, 0x34, 0x50, 0, 1])
+    put("image", "rle4.bmp", bmp(5, 2, 4, 2, rle4, colours))
+    put("image", "truncated.bmp", rgb[: len(rgb) - 20])
+    put("image", "huge_header.bmp", bmp(30000, 30000, 24, 0, b""))
+
+
+def pil_seeds():
+    try:
+        from PIL import Image
+    except ImportError:
+        print("PIL missing (apt-get install python3-pil): no TIFF or WebP seeds written", file=sys.stderr)
+        return
+    rnd = random.Random(17)
+    noise = lambda n: bytes(rnd.randrange(256) for _ in range(n))
+    def save(name, image, **options):
+        import io
+        out = io.BytesIO()
+        image.save(out, **options)
+        put("image", name, out.getvalue())
+        return out.getvalue()
+    rgb = Image.frombytes("RGB", (6, 4), noise(72))
+    save("rgb.tif", rgb, format="TIFF")
+    lzw = save("rgb_lzw.tif", rgb, format="TIFF", compression="tiff_lzw")
+    save("rgb_deflate.tif", rgb, format="TIFF", compression="tiff_adobe_deflate")
+    save("grey_packbits.tif", Image.frombytes("L", (7, 3), noise(21)), format="TIFF", compression="packbits")
+    save("rgba.tif", Image.frombytes("RGBA", (3, 3), noise(36)), format="TIFF")
+    save("palette.tif", rgb.quantize(6), format="TIFF")
+    save("grey16.tif", Image.frombytes("I;16", (4, 2), noise(16)), format="TIFF")
+    save("bilevel.tif", Image.frombytes("1", (9, 2), noise(4)), format="TIFF", compression="group4")
+    put("image", "truncated.tif", lzw[: len(lzw) // 2])
+    lossless = save("lossless.webp", rgb, format="WEBP", lossless=True)
+    save("lossy.webp", rgb, format="WEBP", quality=50)
+    save("alpha.webp", Image.frombytes("RGBA", (5, 3), noise(60)), format="WEBP", lossless=True)
+    save("lossy_alpha.webp", Image.frombytes("RGBA", (5, 3), noise(60)), format="WEBP", quality=40)
+    put("image", "truncated.webp", lossless[: len(lossless) - 10])
 
 
 def checkpoints(lenz):
