@@ -57,6 +57,18 @@ struct ImageSet {
     int64_t image_elements() const { return height * width * channels; }
 };
 
+// A seeded random subset of at most `limit` images (all of them where limit is 0 or the set is no
+// larger) that keeps every class in proportion, at least one image of each class present, as
+// scikit-learn's train_test_split(stratify=) does; the images keep the set's order. `stream` keeps
+// the training and test subsets of one seed apart. Throws ShapeError where the limit is below the
+// number of classes present.
+constexpr uint64_t kTrainLimitStream = 0x4c494d4954ull << 8, kTestLimitStream = kTrainLimitStream + 1;
+std::vector<int64_t> stratified_sample(const std::vector<int32_t>& labels, int64_t limit, uint64_t seed,
+                                       uint64_t stream);
+ImageSet limit_images(const ImageSet& set, int64_t limit, uint64_t seed, uint64_t stream);
+// Images per class, indexed by label (at least as many entries as class_names).
+std::vector<int64_t> class_counts(const ImageSet& set);
+
 // Reads an IDX image file (magic 0x00000803, u8, N x H x W) and its label file (0x00000801, u8, N).
 // Either may be gzip-compressed. Checks magic, dimensions against the file length and sane limits,
 // and that the counts agree. class_names are left empty.
@@ -79,18 +91,6 @@ bool skip_bad_images_default();
 struct DataOptions {
     // For image folders without test/: fraction of each class held out as test (0 = none allowed).
     double val_split = 0.0;
-// A seeded random subset of at most `limit` images (all of them where limit is 0 or the set is no
-// larger) that keeps every class in proportion, at least one image of each class present, as
-// scikit-learn's train_test_split(stratify=) does; the images keep the set's order. `stream` keeps
-// the training and test subsets of one seed apart. Throws ShapeError where the limit is below the
-// number of classes present.
-constexpr uint64_t kTrainLimitStream = 0x4c494d4954ull << 8, kTestLimitStream = kTrainLimitStream + 1;
-std::vector<int64_t> stratified_sample(const std::vector<int32_t>& labels, int64_t limit, uint64_t seed,
-                                       uint64_t stream);
-ImageSet limit_images(const ImageSet& set, int64_t limit, uint64_t seed, uint64_t stream);
-// Images per class, indexed by label (at least as many entries as class_names).
-std::vector<int64_t> class_counts(const ImageSet& set);
-
     uint64_t seed = 1;
     // Image folders are converted to this size and channel count (from the model's input). Height
     // and width both 0: the most common size among the training images (ties: the larger); channels
