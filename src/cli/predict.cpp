@@ -127,12 +127,14 @@ int run_sample(const SampleArgs& a) {
 
 void add_predict(CLI::App& app, Runner& run) {
     auto a = std::make_shared<PredictArgs>();
-    CLI::App* cmd = app.add_subcommand("predict", "Classify PNG/JPEG images with a trained checkpoint");
+    CLI::App* cmd = app.add_subcommand(
+        "predict", "Classify images (PNG, JPEG, BMP, TIFF, WebP) with a trained checkpoint");
     cmd->add_option("checkpoint", a->checkpoint,
                     "checkpoint (.safetensors) written by lenz train, or an ONNX model (.onnx)")
         ->required();
-    cmd->add_option("images", a->images,
-                    "PNG or JPEG files (resized and centre-cropped to the model's input)")
+    cmd->add_option(
+           "images", a->images,
+           "image files: PNG, JPEG, BMP, TIFF or WebP (resized and centre-cropped to the model's input)")
         ->required();
     cmd->add_option("--top", a->top, "how many classes to show (default 3)")->check(CLI::Range(1, 1 << 20));
     cmd->add_flag("--json", a->json, "per image, a list of {class, probability}");

@@ -33,7 +33,8 @@ struct TrainArgs {
     double label_smoothing = 0;
     uint64_t seed = 1;
     bool flip = false, quiet = false, report = true, sync_batchnorm = false;
-    std::set<std::string> given;  // the options this command line set itself
+    bool skip_bad_images = false;  // --skip-bad-images, which add_data_option makes the loaders' default
+    std::set<std::string> given;   // the options this command line set itself
 };
 
 // The options that define a run, by their command-line names. Checkpoints record them, and --resume
@@ -64,6 +65,7 @@ void each_run_option(TrainArgs& a, Visit visit) {
     visit("--dtype", a.dtype);
     visit("--sync-batchnorm", a.sync_batchnorm);
     visit("--report", a.report);  // --no-report, which a resumed run kept dropping
+    visit("--skip-bad-images", a.skip_bad_images);
 }
 
 std::string run_options_json(TrainArgs a) {
@@ -200,7 +202,9 @@ int run_train(TrainArgs a) {
         c.out_dir = a.resume;
         if (!a.out.empty() && a.out != a.resume)
             throw Error("--resume DIR continues in DIR; leave out --out");
+        a.skip_bad_images = skip_bad_images_default();  // given on this command line
         take_up_run_options(a, a.resume);
+        set_skip_bad_images_default(a.skip_bad_images);
     } else {
         c.out_dir = a.out.empty() ? "runs/" + std::filesystem::path(a.model).stem().string() : a.out;
     }
@@ -209,6 +213,7 @@ int run_train(TrainArgs a) {
     c.seed = a.seed;
     c.limit_train = a.limit_train;
     c.limit_test = a.limit_test;
+    a.skip_bad_images = skip_bad_images_default();
     c.options_json = run_options_json(a);
     c.precision = precision_of(a.dtype);
     c.optimizer = parse_optimizer(a.optimizer);

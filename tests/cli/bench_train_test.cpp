@@ -109,10 +109,11 @@ TEST(BenchTrain, ProfileGivesEachLayersForwardInputAndWeightGradient) {
         EXPECT_GT(dw, 0.0);
         // The input gradient's time is the backward's less the weight gradient's alone, which on a
         // small layer can come out at 0 (clamped); the second convolution's is large enough.
-        if (row["layer"] == 1)
+        if (row["layer"] == 1) {
             EXPECT_EQ(dx, 0.0);
-        else if (row["layer"] == 3)
+        } else if (row["layer"] == 3) {
             EXPECT_GT(dx, 0.0);
+        }
     }
     EXPECT_EQ(with_weights, 4) << "two convolutions, two dense layers: " << layers.dump();
     ASSERT_FALSE(layers.empty());

@@ -81,6 +81,21 @@ TEST(Trust, ResumeKeepsNoReport) {
     EXPECT_FALSE(fs::exists(run + "/report.html")) << resumed.out;
 }
 
+TEST(Trust, ResumeKeepsSkipBadImages) {
+    TempDir dir;
+    const std::string data = skewed_folder(dir, 12, 8);
+    std::ofstream(data + "/noise/broken.png") << "not a png";
+    const std::string run = dir.file("run");
+    const CommandResult first =
+        run_lenz("train " + dir.file("m.lenz") + " --data " + data +
+                 " --val-split 0.5 --epochs 1 --skip-bad-images --no-report --quiet --out " + run);
+    ASSERT_EQ(first.status, 0) << first.out;
+    const CommandResult resumed =
+        run_lenz("train " + dir.file("m.lenz") + " --resume " + run + " --epochs 2");
+    EXPECT_EQ(resumed.status, 0) << resumed.out;
+    EXPECT_NE(resumed.out.find("skipped 1 unreadable image"), std::string::npos) << resumed.out;
+}
+
 TEST(Trust, ResumeFromNothingSaysSoBeforeMakingAFolder) {
     TempDir dir;
     const std::string data = skewed_folder(dir, 6, 6);
