@@ -47,8 +47,10 @@ int main(int argc, char** argv) {
         // Five epochs of four steps: 128 training images in batches of 32, and 32 test images.
         const lenz::Shape in = model.input_shape();
         const int64_t classes = model.output_shape().elements();
-        const lenz::DataSplit data{synthetic_images(in, classes, 128, 1), synthetic_images(in, classes, 32, 2),
-                                   "synthetic images"};
+        lenz::DataSplit data;
+        data.train = synthetic_images(in, classes, 128, 1);
+        data.test = synthetic_images(in, classes, 32, 2);
+        data.description = "synthetic images";
         lenz::TrainConfig config;
         config.epochs = 5;
         config.batch = 32;
