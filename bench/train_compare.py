@@ -40,18 +40,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from runs import ROOT, RunFailed, fmt_mb, run_one, write_report  # noqa: E402
+from pytorch_workloads import proc_status_bytes  # noqa: E402
 
 NETWORKS = ["resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0"]
 SIZE = 224
 WARMUP = 2  # lenz bench MODEL --train's warm-up steps
-
-
-def proc_status_bytes(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 def export(name, path):
