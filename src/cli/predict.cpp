@@ -1,7 +1,6 @@
 // `lenz predict CHECKPOINT IMAGE...`: the top classes of each PNG/JPEG, with probabilities;
 // `lenz sample`: writes images of a data set as PNG files to try it on.
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -12,6 +11,7 @@
 #include "lenz/checkpoint.h"
 #include "lenz/error.h"
 #include "lenz/onnx.h"
+#include "lenz/report.h"  // class_probabilities
 
 namespace lenz::cli {
 namespace {
@@ -61,13 +61,7 @@ int run_predict(const PredictArgs& a) {
                     fitted.pixels[static_cast<size_t>(p * in.c + c)];
         normalize_image(planar.data(), in.c, in.h * in.w, loaded.info.normalization, input.data());
         const float* out = inference.run(input.data(), 1);
-        std::vector<double> prob(out, out + K);
-        if (!model.ends_with_softmax()) {
-            const double top = *std::max_element(prob.begin(), prob.end());
-            double sum = 0;
-            for (double& p : prob) sum += p = std::exp(p - top);
-            for (double& p : prob) p /= sum;
-        }
+        const std::vector<double> prob = class_probabilities(model, std::vector<float>(out, out + K));
         std::vector<int64_t> order(static_cast<size_t>(K));
         std::iota(order.begin(), order.end(), 0);
         std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return prob[x] > prob[y]; });
