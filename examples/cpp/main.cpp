@@ -42,7 +42,8 @@ int main(int argc, char** argv) {
         lenz::LoadedModel loaded = lenz::load_with_weights(argv[1], 1);
         lenz::Model& model = loaded.model;
         // What it costs (parameters, multiplications, memory): the table `lenz summary` prints.
-        std::fputs(lenz::format_summary(lenz::summarize(model, {.batch = 1}), argv[1], false).c_str(), stdout);
+        std::fputs(lenz::format_summary(lenz::summarize(model, {.batch = 1}), argv[1], false).c_str(),
+                   stdout);
 
         // Five epochs of four steps: 128 training images in batches of 32, and 32 test images.
         const lenz::Shape in = model.input_shape();
@@ -72,7 +73,8 @@ int main(int argc, char** argv) {
                 for (int64_t p = 0; p < plane; ++p) pixels[c * plane + p] = image.pixels[p * in.c + c];
         }
         std::vector<float> input(pixels.size());
-        lenz::normalize_image(pixels.data(), in.c, plane, lenz::compute_normalization(data.train), input.data());
+        lenz::normalize_image(pixels.data(), in.c, plane, lenz::compute_normalization(data.train),
+                              input.data());
         lenz::Inference inference(model, 1);
         const float* out = inference.run(input.data(), 1);
         const int64_t best = std::max_element(out, out + classes) - out;

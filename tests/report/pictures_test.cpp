@@ -76,8 +76,8 @@ TEST(Tiles, FeatureMapGridScalesEachTileToItsOwnRange) {
 TEST(Tiles, OneByOneMapsAreBarsOfTheirChannels) {
     std::vector<float> x{0, 1, 2, 3, -4, 5, 6, 7};
     const Image bars = feature_map_grid(x.data(), {1, 1, 8}, "layer 7: globalavgpool");
-    EXPECT_TRUE(has(bars, viridis(1)));  // the largest channel, at the top of the scale
-    EXPECT_TRUE(has(bars, viridis(0)));  // the smallest, below the zero line
+    EXPECT_TRUE(has(bars, viridis(1)));           // the largest channel, at the top of the scale
+    EXPECT_TRUE(has(bars, viridis(0)));           // the smallest, below the zero line
     EXPECT_TRUE(has(bars, viridis(4.0 / 11.0)));  // channel 0, value 0, on the scale from -4 to 7
     EXPECT_GE(bars.width, 8 * 12);
 }
