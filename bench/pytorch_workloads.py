@@ -20,6 +20,16 @@ import sys
 import time
 
 
+def reset_peak_rss():
+    """Resets VmHWM to the current RSS (Linux: "5" > /proc/self/clear_refs); False where refused."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
 def proc_status_bytes(key):
     """VmRSS / VmHWM of this process, from /proc/self/status (kB -> bytes)."""
     with open("/proc/self/status") as f:
@@ -100,12 +110,7 @@ def main():
     # same point: before loading the model).
     # Importing torch may have peaked above where it settled: reset the high-water mark to the
     # current RSS (Linux: "5" > /proc/self/clear_refs) so VmHWM only sees what comes after.
-    hwm_reset = True
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        hwm_reset = False
+    hwm_reset = reset_peak_rss()
     rss_before = proc_status_bytes("VmRSS:")
     anon_before, file_before = proc_status_bytes("RssAnon:"), proc_status_bytes("RssFile:")
 

@@ -40,7 +40,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from runs import ROOT, RunFailed, fmt_mb, run_one, write_report  # noqa: E402
-from pytorch_workloads import proc_status_bytes  # noqa: E402
+from pytorch_workloads import proc_status_bytes, reset_peak_rss  # noqa: E402
 
 NETWORKS = ["resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0"]
 SIZE = 224
@@ -75,12 +75,7 @@ def worker(a):
     torch.set_num_threads(a.threads)
     # As bench/pytorch_workloads.py: the high-water mark reset once torch is imported, so that the
     # peak above start counts the model, its training and the runtime's caches only.
-    hwm_reset = True
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        hwm_reset = False
+    hwm_reset = reset_peak_rss()
     rss, anon, file_ = (proc_status_bytes(k) for k in ("VmRSS:", "RssAnon:", "RssFile:"))
 
     torch.manual_seed(0)
