@@ -7,6 +7,7 @@
 
 #include "lenz/error.h"
 #include "lenz/model.h"
+#include "lenz/model_text.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string text(reinterpret_cast<const char*>(data), size);

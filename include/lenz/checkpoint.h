@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "lenz/model.h"
-#include "lenz/train.h"
+#include "lenz/normalization.h"
 
 namespace lenz {
 
@@ -39,11 +39,6 @@ struct CheckpointFile {
 CheckpointFile read_checkpoint(const std::string& path);
 // The file's bytes as read_checkpoint reads them (IoError if it cannot, FormatError past 16 GB).
 std::string read_checkpoint_bytes(const std::string& path);
-// PATH (a run's model.safetensors) as rank 0 reads it, handed to every rank, so that under MPI the
-// output folder need only be on rank 0's disk; nullopt where there is none. A file rank 0 cannot
-// read or parse is the same error on every rank.
-std::optional<CheckpointFile> read_run_checkpoint(const std::string& path);
-
 // The same from bytes already in memory; `name` stands for the file in error messages.
 CheckpointFile parse_checkpoint(const std::string& bytes, const std::string& name);
 
@@ -56,10 +51,17 @@ struct CheckpointInfo {
     std::string metrics_json = "{}";   // the last epoch's metrics
 };
 
+// A float32 tensor stored beside the weights under its own name and shape: an optimizer's state.
+struct ExtraTensor {
+    std::string name;
+    std::vector<int64_t> shape;
+    const Buffer* value;
+};
+
 // Writes atomically: to a temporary file in the same folder, flushed to disk, then renamed over
 // `path`, so a crash at any point leaves either the old or the new checkpoint, never half of one.
 void write_checkpoint(const std::string& path, Model& model, const CheckpointInfo& info,
-                      Optimizer* optimizer);
+                      const std::vector<ExtraTensor>& extra = {});
 
 struct LoadedModel {
     Model model;
@@ -71,6 +73,5 @@ struct LoadedModel {
 // Builds the model from the metadata and loads its weights, checking names, shapes and sizes.
 LoadedModel load_model(const CheckpointFile& file);
 LoadedModel load_model(const std::string& path);
-void load_optimizer_state(const CheckpointFile& file, Optimizer& optimizer);
 
 }  // namespace lenz

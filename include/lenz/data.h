@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "lenz/normalization.h"
+
 namespace lenz {
 
 // A decoded image: 8-bit, interleaved (H, W, C) as files store it; C is 1 (grey) or 3 (RGB).
@@ -68,6 +70,14 @@ std::vector<int64_t> stratified_sample(const std::vector<int32_t>& labels, int64
 ImageSet limit_images(const ImageSet& set, int64_t limit, uint64_t seed, uint64_t stream);
 // Images per class, indexed by label (at least as many entries as class_names).
 std::vector<int64_t> class_counts(const ImageSet& set);
+
+// Per-channel mean and standard deviation of a set's pixels (the standard deviation at least 1e-3,
+// so that a constant channel does not divide by zero).
+Normalization compute_normalization(const ImageSet& set);
+// min(count, set.size()) images of `set`, drawn at random with `seed`, normalised with `norm`, as
+// lenz quantize calibrates on them ((N, C, H, W) floats).
+std::vector<float> calibration_images(const ImageSet& set, const Normalization& norm, int64_t count,
+                                      uint64_t seed);
 
 // Reads an IDX image file (magic 0x00000803, u8, N x H x W) and its label file (0x00000801, u8, N).
 // Either may be gzip-compressed. Checks magic, dimensions against the file length and sane limits,

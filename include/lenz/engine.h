@@ -27,6 +27,12 @@ enum class Winograd { off, on, wide };
 void set_winograd(Winograd use);
 Winograd parse_winograd(const std::string& text);  // "off", "on" or "wide"; anything else an Error
 
+// Whether this CPU runs `precision` in hardware (bf16: AVX512-BF16 or AMX; int8: oneDNN's integer
+// kernels, from SSE4.1 up, fastest with VNNI or AMX), as oneDNN sees it, DNNL_MAX_CPU_ISA included.
+bool cpu_supports(Precision precision);
+// Throws Error in one line, naming what the CPU has, unless cpu_supports(precision).
+void require_precision(Precision precision);
+
 // How many copies of the parameters an optimizer keeps: SGD 0, SGD with momentum 1, Adam/AdamW 2.
 enum class OptimizerKind { sgd, momentum, adam, adamw };
 int optimizer_state_copies(OptimizerKind kind);
@@ -104,6 +110,14 @@ TrainingPlan plan_training(const Model& model, int64_t batch, OptimizerKind opti
 // Allocates exactly plan_inference(model, batch).
 // Layers prepare their weights when it is made (bf16 copies): change the model's weights, and make
 // a new Inference to run them.
+// What an inference run does with one layer, as a profile names it: what it computes on behalf of
+// other layers, which then do not run.
+struct LayerStep {
+    int64_t reads_through = -1;    // the concatenation whose inputs it reads in that layer's place, or -1
+    int64_t writes_slice_of = -1;  // the concatenation whose slice of channels it writes its output into, or -1
+    std::vector<int64_t> absorbs;  // the layers folded into its call (batch norm, activation, add, means)
+};
+
 class Inference {
   public:
     Inference(Model& model, int64_t max_batch, Precision precision = Precision::f32);
@@ -123,6 +137,7 @@ class Inference {
     const float* run(const float* input, int64_t batch, std::vector<double>* layer_seconds = nullptr,
                      const ValueObserver* observe = nullptr);
     const InferencePlan& plan() const;
+    std::vector<LayerStep> layer_steps() const;  // per layer of the model
     const InferenceSchedule& schedule() const { return *schedule_; }  // the engine's own detail
     int64_t allocated_bytes() const { return arena_.bytes() + workspace_.bytes() + output_.bytes(); }
 
@@ -137,6 +152,24 @@ class Inference {
     Buffer arena_, workspace_, prepared_, output_;
     std::vector<char> views_;  // per layer: reshape-only and skipped (ValueGraph::view)
 };
+
+// Every layer's output for one image (C, H, W), in inference mode and float32, each in a buffer of
+// its own: the report's feature maps. Nothing is folded, so every layer's own output is there. It
+// runs Layer::forward alone, leaving the layers' training state (dropout masks, gradients) alone,
+// so it is safe in the middle of training.
+std::vector<std::vector<float>> layer_outputs(Model& model, const float* input);
+
+// Layers `layers` of `model` timed alone at `batch` images of random input, forward and backward
+// (a training step's calls, in the layouts the engine gives them: channels-last between two
+// convolutions), each the fastest of `reps` runs after one untimed (on a shared machine other work
+// only ever slows a run): `lenz bench layers`. Backward includes the input's gradient except for
+// the first layer, which has none. Allocates the layers' gradients.
+struct LayerTiming {
+    int64_t layer = 0;
+    double forward = 0, backward = 0;  // seconds
+};
+std::vector<LayerTiming> time_layers(Model& model, const std::vector<int64_t>& layers, int64_t batch,
+                                     Precision precision, int reps);
 
 // Forward, softmax cross-entropy and backward for one mini-batch; gradients land in the layers.
 class TrainingStep {

@@ -87,7 +87,4 @@ using LayerConfig = std::variant<Conv2dConfig, Pool2dConfig, GlobalPoolConfig, F
                                  DropoutConfig, BatchNormConfig, ActivationConfig, AddConfig, ConcatConfig,
                                  MulConfig, ChannelShuffleConfig, ChannelSliceConfig, LayerNormConfig>;
 
-// The settings of one layer line of the model file, e.g. layer.spec(): "conv 32 3x3 padding=same relu".
-LayerConfig parse_layer_config(const std::string& line);
-
 }  // namespace lenz

@@ -116,10 +116,6 @@ class Model {
 // Names of values in the model file and the builder API: letters, digits, '_', '-' and '.'.
 bool is_value_name(const std::string& name);
 
-// The `.lenz` text format (see README). Errors: ParseError "file:line:col: what (expected ...)".
-Model parse_model(const std::string& text, const std::string& filename);
-Model load_model_file(const std::string& path);
-
 // The number of classes of a classifier: its output must be one score per class (1x1xK). A map, a
 // fully convolutional network's HxWxK, is refused (ShapeError, starting with `what`) rather than
 // read as H·W·K classes.

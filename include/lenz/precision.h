@@ -1,5 +1,6 @@
 // The arithmetic precision the engine runs convolutions and matrix products in.
 #pragma once
+#include <optional>
 #include <string>
 
 namespace lenz {
@@ -17,10 +18,22 @@ const char* precision_name(Precision precision);
 // Reads "float32"/"f32", "bf16"/"bfloat16" or "int8"; throws Error naming the choices for anything else.
 Precision parse_precision(const std::string& name);
 
-// Whether this CPU runs `precision` in hardware (bf16: AVX512-BF16 or AMX; int8: oneDNN's integer
-// kernels, from SSE4.1 up, fastest with VNNI or AMX), as oneDNN sees it, DNNL_MAX_CPU_ISA included.
-bool cpu_supports(Precision precision);
-// Throws Error in one line, naming what the CPU has, unless cpu_supports(precision).
-void require_precision(Precision precision);
+// How a float32 value is held in int8: x ≈ scale · q, q = round(x / scale), clamped to the type's
+// range; u8 where calibration never saw the value negative (after a ReLU, which doubles the
+// resolution), s8 otherwise. One scale per tensor.
+struct Int8Quant {
+    float scale = 1;
+    bool is_unsigned = false;
+};
+// The quantisation of a value calibration saw within [min, max].
+Int8Quant int8_quant(float min, float max);
+// What a layer running in int8 reads and writes: its input's quantisation, whether the input is
+// held in int8 already, and the output's quantisation where the output is held in int8 (nullopt:
+// float32).
+struct Int8Io {
+    Int8Quant in;
+    bool in_stored = false;
+    std::optional<Int8Quant> out;
+};
 
 }  // namespace lenz

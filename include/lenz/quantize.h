@@ -5,9 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "lenz/data.h"
 #include "lenz/model.h"
-#include "lenz/train.h"
 
 namespace lenz {
 
@@ -16,11 +14,6 @@ namespace lenz {
 // (Model::set_value_ranges takes them). Values folded away (a convolution's output that a batch
 // norm folded into it reads) keep [0, 0]: no layer reads them at inference.
 std::vector<ValueRange> calibrate(Model& model, const float* images, int64_t count, int64_t batch = 64);
-
-// min(count, set.size()) images of `set`, drawn at random with `seed`, normalised with `norm`, as
-// calibrate takes them ((N, C, H, W) floats).
-std::vector<float> calibration_images(const ImageSet& set, const Normalization& norm, int64_t count,
-                                      uint64_t seed);
 
 // A (rows, cols) weight whose rows are output channels, in int8: w ≈ values · scales[row], with
 // scales[row] = max |w_row| / 127, as the int8 kernels quantise it.

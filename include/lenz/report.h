@@ -78,9 +78,7 @@ Image image_from_set(const ImageSet& set, int64_t index);
 
 // ---- Running a model to look at it (src/report/activations.cpp) ----
 
-// Every layer's output for one image (C, H, W), in inference mode. Uses only Layer::forward and
-// its own buffers, so it is safe in the middle of training (it leaves the layers' training state alone).
-std::vector<std::vector<float>> layer_outputs(Model& model, const float* input);
+// (Each layer's output for one image comes from the engine's layer_outputs, lenz/engine.h.)
 // Class probabilities from the last layer's output (softmax applied when the model has none).
 std::vector<double> class_probabilities(const Model& model, const std::vector<float>& last_output);
 // The index of the first conv layer, or -1.

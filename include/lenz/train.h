@@ -2,9 +2,11 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "lenz/checkpoint.h"
 #include "lenz/data.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
@@ -54,6 +56,17 @@ class Optimizer {
     std::vector<Slot> slots_;
     int64_t steps_ = 0;
 };
+
+// The optimizer's state as checkpoint tensors ("optimizer.<param>.m", in the parameter's shape),
+// for write_checkpoint; and read back from a checkpoint (FormatError where one is missing: the run
+// was trained with another optimizer).
+std::vector<ExtraTensor> optimizer_tensors(Optimizer& optimizer, Model& model);
+void load_optimizer_state(const CheckpointFile& file, Optimizer& optimizer);
+
+// PATH (a run's model.safetensors) as rank 0 reads it, handed to every rank, so that under MPI the
+// output folder need only be on rank 0's disk; nullopt where there is none. A file rank 0 cannot
+// read or parse is the same error on every rank.
+std::optional<CheckpointFile> read_run_checkpoint(const std::string& path);
 
 enum class ScheduleKind { constant, step, cosine };
 
@@ -156,12 +169,17 @@ struct TrainConfig {
     bool catch_sigint = false;
 };
 
-// The wall time of `steps` training steps (forward, loss, backward, an SGD-with-momentum update) on
-// synthetic data of `batch` images, after `warmup` untimed ones: what `lenz bench`'s training
-// workloads and the summary's data-parallel estimate measure. Under MPI `batch` is this rank's
-// share, and the gradients are summed across the ranks as in training.
+// The wall time of `steps` training steps (forward, loss, backward, an optimizer step at learning
+// rate 0.01) on synthetic data of `batch` images (normal pixels, labels cycling through the
+// classes), after `warmup` untimed ones: what `lenz bench --train`, its training workloads and the
+// summary's data-parallel estimate measure. Under MPI `batch` is this rank's share, and the
+// gradients are summed across the ranks as in training. With `layers`, as many steps again after
+// the timed ones time every layer (TrainingStep::set_layer_times, which adds an extra
+// weight-gradient call per layer with weights), apart from the step times.
 std::vector<double> time_training_steps(Model& model, int64_t batch, int64_t steps, int64_t warmup,
-                                        Precision precision = Precision::f32);
+                                        Precision precision = Precision::f32,
+                                        const OptimizerConfig& optimizer = {.kind = OptimizerKind::momentum},
+                                        std::vector<TrainingStep::LayerTimes>* layers = nullptr);
 
 // Training was stopped early (Ctrl-C, SIGTERM or on_step) after a checkpoint was written; what()
 // says where. signal_number is the signal that asked for it, 0 for on_step.
@@ -171,16 +189,6 @@ struct Interrupted : Error {
     std::string checkpoint;
     int signal_number;
 };
-
-// Per-channel mean and standard deviation of a training set; stored in checkpoints so that
-// prediction normalises images exactly as training did.
-struct Normalization {
-    std::vector<float> mean, stddev;  // (C)
-};
-Normalization compute_normalization(const ImageSet& set);
-// pixels (C, H, W) u8 -> out (C, H, W) float, normalised.
-void normalize_image(const uint8_t* pixels, int64_t channels, int64_t plane, const Normalization& norm,
-                     float* out);
 
 // Forward over a whole set in inference mode, in batches.
 EvalResult evaluate(Model& model, const ImageSet& set, const Normalization& norm, int64_t batch = 256,

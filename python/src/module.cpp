@@ -18,6 +18,7 @@
 #include "lenz/checkpoint.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
+#include "lenz/model_text.h"
 #include "lenz/onnx.h"
 #include "lenz/quantize.h"
 #include "lenz/report.h"
@@ -557,7 +558,7 @@ class PyModel {
     void save(const std::string& path) {
         py::gil_scoped_release release;
         std::lock_guard lock(mutex_);
-        write_checkpoint(path, model(), info(), nullptr);
+        write_checkpoint(path, model(), info());
     }
 
     void export_onnx(const std::string& path) {

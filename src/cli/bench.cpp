@@ -14,10 +14,9 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
-#include "distributed/gradient_sync.h"
-#include "engine/schedule.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
+#include "lenz/model_text.h"
 #include "lenz/quantize.h"
 #include "lenz/ranks.h"
 #include "lenz/threads.h"
@@ -80,40 +79,6 @@ double seconds(Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double>(b - a).count();
 }
 
-// Training steps on synthetic data, as time_training_steps runs them (lenz/train.h), with the
-// optimizer a choice: random normal images and labels drawn within the classes (fixed seeds), each
-// step forward, softmax cross-entropy, backward, the gradients' sum across the ranks and an
-// optimizer step at learning rate 0.01. `warmup` untimed steps first. With `layers`, as many steps
-// again after the timed ones time every layer (TrainingStep::set_layer_times, which runs an extra
-// weight-gradient call per layer with weights), apart from the step times.
-std::vector<double> training_steps(Model& model, int64_t batch, int64_t steps, int64_t warmup,
-                                   Precision precision, const OptimizerConfig& optimizer_config,
-                                   std::vector<TrainingStep::LayerTimes>* layers) {
-    Ranks& ranks = Ranks::world();
-    TrainingStep step(model, batch, precision);
-    GradientSync sync(model, ranks);
-    step.set_backward_progress([&](int64_t layer) { sync.backward_reached(layer); });
-    sync.set_share(1.0f / static_cast<float>(ranks.size()));
-    Optimizer optimizer(model, optimizer_config);
-    const int64_t classes = model.output_shape().elements();
-    Rng rng(2 + static_cast<uint64_t>(ranks.rank()));
-    std::vector<float> x(static_cast<size_t>(batch * model.input_shape().elements()));
-    for (float& v : x) v = rng.normal();
-    std::vector<int32_t> labels(static_cast<size_t>(batch));
-    for (int32_t& label : labels) label = static_cast<int32_t>(rng.below(static_cast<uint64_t>(classes)));
-    std::vector<double> times;
-    const int64_t profiled = layers ? steps : 0;
-    for (int64_t s = 0; s < warmup + steps + profiled; ++s) {
-        if (s == warmup + steps) step.set_layer_times(layers);
-        const auto t0 = Clock::now();
-        step.run(x.data(), labels.data(), batch, static_cast<uint64_t>(s));
-        sync.finish();
-        optimizer.step(0.01);
-        if (s >= warmup && s < warmup + steps) times.push_back(seconds(t0, Clock::now()));
-    }
-    return times;
-}
-
 // Each layer's forward, input-gradient and weight-gradient time in a training step, the mean over
 // `steps` profiled steps, for the layers that ran; and the three summed over the layers.
 nlohmann::json training_profile(const Model& model, const std::vector<TrainingStep::LayerTimes>& times,
@@ -151,7 +116,7 @@ nlohmann::json bench_train(const std::string& model_path, int64_t batch, int64_t
     if (classify) class_count(model, model_path + ": bench --train");
     std::vector<TrainingStep::LayerTimes> layer_times;
     const std::vector<double> times =
-        training_steps(model, mine, steps, warmup, precision, optimizer, profile ? &layer_times : nullptr);
+        time_training_steps(model, mine, steps, warmup, precision, optimizer, profile ? &layer_times : nullptr);
     double total = 0;
     for (double t : times) total += t;
     nlohmann::json r{{"batch", batch},
@@ -201,17 +166,14 @@ nlohmann::json layer_profile(Inference& inference, const Model& model, const std
                              int64_t batch, int64_t runs) {
     std::vector<double> seconds(static_cast<size_t>(model.size()), 0.0);
     for (int64_t r = 0; r < runs; ++r) inference.run(x.data(), batch, &seconds);
-    const InferenceSchedule& schedule = inference.schedule();
+    const std::vector<LayerStep> steps = inference.layer_steps();
     nlohmann::json layers = nlohmann::json::array();
     for (int64_t i = 0; i < model.size(); ++i) {
+        const LayerStep& step = steps[static_cast<size_t>(i)];
         std::string folded;  // what this layer computes for others
-        if (const int64_t concat = schedule.reads_through[static_cast<size_t>(i)]; concat >= 0)
-            folded = model.layer_text(concat) + " (read through)";
-        if (const int64_t concat = schedule.slice_of[static_cast<size_t>(i + 1)].concat; concat >= 0)
-            folded = "its slice of " + model.layer_text(concat);
-        for (int64_t k = i + 1; k < model.size(); ++k)
-            if (schedule.absorbed_by[static_cast<size_t>(k)] == i)
-                folded += (folded.empty() ? "" : ", ") + model.layer(k).spec();
+        if (step.reads_through >= 0) folded = model.layer_text(step.reads_through) + " (read through)";
+        if (step.writes_slice_of >= 0) folded = "its slice of " + model.layer_text(step.writes_slice_of);
+        for (int64_t k : step.absorbs) folded += (folded.empty() ? "" : ", ") + model.layer(k).spec();
         if (seconds[static_cast<size_t>(i)] == 0.0) continue;
         layers.push_back({{"layer", i + 1},
                           {"spec", model.layer_text(i)},
@@ -385,43 +347,17 @@ nlohmann::json bench_layers(const BenchArgs& a, Precision precision) {
           Setup{a.models_dir + "/seed.lenz", 50}}) {
         Model model = load_model_file(setup.model);
         model.init_params(1);
-        // Each layer in the layouts the engine gives it (channels-last between two convolutions).
-        const std::vector<Layouts> layouts = plan_layouts(model);
-        for (int64_t i = 0; i < model.size(); ++i) {
-            Layer& layer = model.layer(i);
-            if (!std::holds_alternative<Conv2dConfig>(layer.config())) continue;
-            layer.allocate_gradients();
-            const int64_t B = setup.batch;
-            Buffer x(B * layer.input_shape().elements()), y(B * layer.output_shape().elements());
-            Pass pass = training_pass(model, layouts, i, B, precision);
-            Buffer dy(y.size()), dx(i == 0 ? 0 : x.size()), ws(layer.workspace_floats(pass));
-            pass.workspace = ws.data();
-            pass.workspace_capacity = ws.size();
-            const InputGradient dx_to =
-                i == 0 ? InputGradient() : InputGradient::overwriting(dx.data(), layer.input_shape());
-            Rng rng(4);
-            for (int64_t k = 0; k < x.size(); ++k) x[k] = rng.normal();
-            const int reps = B == 1 ? 20 : 3;
-            std::vector<double> fwd, bwd;
-            for (int r = 0; r < reps + 1; ++r) {
-                auto t0 = Clock::now();
-                layer.forward(x.data(), y.data(), pass);
-                auto t1 = Clock::now();
-                for (int64_t k = 0; k < dy.size(); ++k) dy[k] = 0.01f;
-                auto t2 = Clock::now();
-                layer.backward(x.data(), y.data(), dy.data(), dx_to, pass);
-                auto t3 = Clock::now();
-                if (r > 0) {
-                    fwd.push_back(seconds(t0, t1));
-                    bwd.push_back(seconds(t2, t3));
-                }
-            }
+        const int64_t B = setup.batch;
+        std::vector<int64_t> convolutions;
+        for (int64_t i = 0; i < model.size(); ++i)
+            if (std::holds_alternative<Conv2dConfig>(model.layer(i).config())) convolutions.push_back(i);
+        for (const LayerTiming& t : time_layers(model, convolutions, B, precision, B == 1 ? 20 : 3)) {
+            const int64_t i = t.layer;
+            const Layer& layer = model.layer(i);
             const double f_flops = 2.0 * layer.mult_count() * B;
             const double b_flops =
                 2.0 * (layer.weight_grad_mults() + (i == 0 ? 0 : layer.input_grad_mults())) * B;
-            // The fastest run, like the peak: on a shared machine other work only ever slows a run.
-            const double fwd_s = *std::min_element(fwd.begin(), fwd.end()),
-                         bwd_s = *std::min_element(bwd.begin(), bwd.end());
+            const double fwd_s = t.forward, bwd_s = t.backward;
             const double f = f_flops / fwd_s / 1e9, b = b_flops / bwd_s / 1e9;
             rows.push_back({{"model", setup.model},
                             {"layer", std::to_string(i + 1) + " " + layer.spec()},

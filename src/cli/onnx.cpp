@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "lenz/error.h"
+#include "lenz/model_text.h"
 
 namespace lenz::cli {
 namespace {
@@ -44,7 +45,7 @@ int run_export(const ConvertArgs& a) {
 
 int run_import(const ConvertArgs& a) {
     LoadedModel loaded = read_onnx(a.from);
-    write_checkpoint(a.to, loaded.model, loaded.info, nullptr);
+    write_checkpoint(a.to, loaded.model, loaded.info);
     say_written(a, loaded.model, "Lenz checkpoint");
     if (!a.quiet) {
         for (const std::string& note : loaded.notes) std::printf("note: %s\n", note.c_str());

@@ -5,6 +5,7 @@
 
 #include "lenz/checkpoint.h"
 #include "lenz/data.h"
+#include "lenz/engine.h"
 #include "lenz/model.h"
 #include "lenz/onnx.h"
 #include "lenz/precision.h"

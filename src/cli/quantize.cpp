@@ -60,7 +60,7 @@ int run_quantize(const QuantizeArgs& a) {
     report["int8_layers"] = layers;
     report["int8_weights"] = weights;
     if (with_test) report["int8_accuracy"] = accuracy(Precision::int8);
-    write_checkpoint(a.out, model, loaded.info, nullptr);
+    write_checkpoint(a.out, model, loaded.info);
 
     if (a.json) {
         std::printf("%s\n", report.dump(2).c_str());

@@ -74,6 +74,19 @@ const InferencePlan& Inference::plan() const {
     return schedule_->plan;
 }
 
+std::vector<LayerStep> Inference::layer_steps() const {
+    const InferenceSchedule& s = *schedule_;
+    std::vector<LayerStep> steps(static_cast<size_t>(model_.size()));
+    for (int64_t i = 0; i < model_.size(); ++i) {
+        LayerStep& step = steps[static_cast<size_t>(i)];
+        step.reads_through = s.reads_through[static_cast<size_t>(i)];
+        step.writes_slice_of = s.slice_of[static_cast<size_t>(i + 1)].concat;
+        if (const int64_t host = s.absorbed_by[static_cast<size_t>(i)]; host >= 0)
+            steps[static_cast<size_t>(host)].absorbs.push_back(i);
+    }
+    return steps;
+}
+
 const float* Inference::run(const float* input, int64_t batch, std::vector<double>* layer_seconds,
                             const ValueObserver* observe) {
     const InferenceSchedule& s = *schedule_;

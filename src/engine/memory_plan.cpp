@@ -397,7 +397,7 @@ void plan_int8_storage(const Model& model, const ValueGraph& graph, InferenceSch
     schedule.int8_values.assign(static_cast<size_t>(L + 1), std::nullopt);
     const auto range_of = [&](int64_t v) {
         const ValueRange r = model.calibrated() ? model.value_ranges()[static_cast<size_t>(v)] : ValueRange{};
-        return cpu::int8_input(r.min, r.max);
+        return int8_quant(r.min, r.max);
     };
     for (int64_t v = 1; v <= L; ++v) {
         if (!int8[static_cast<size_t>(root(v))]) continue;

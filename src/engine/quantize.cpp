@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <limits>
-#include <numeric>
-#include <random>
 
 #include "kernels/cpu/int8.h"
 #include "lenz/engine.h"
@@ -37,21 +35,6 @@ std::vector<ValueRange> calibrate(Model& model, const float* images, int64_t cou
                 "calibration: a value of the model is not finite (NaN or infinity in its activations)");
     }
     return ranges;
-}
-
-std::vector<float> calibration_images(const ImageSet& set, const Normalization& norm, int64_t count,
-                                      uint64_t seed) {
-    std::vector<int64_t> order(static_cast<size_t>(set.size()));
-    std::iota(order.begin(), order.end(), 0);
-    std::mt19937_64 rng(seed);
-    std::shuffle(order.begin(), order.end(), rng);
-    count = std::min(count, set.size());
-    const int64_t image = set.image_elements();
-    std::vector<float> images(static_cast<size_t>(count * image));
-    for (int64_t i = 0; i < count; ++i)
-        normalize_image(set.pixels.data() + order[static_cast<size_t>(i)] * image, set.channels,
-                        set.height * set.width, norm, images.data() + i * image);
-    return images;
 }
 
 Int8Weights to_int8(const float* w, int64_t rows, int64_t cols) {

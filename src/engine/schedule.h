@@ -58,8 +58,8 @@ struct InferenceSchedule {
     // value is held: in int8 where every layer that writes its memory can write int8 (a convolution,
     // a max pool of an int8 value) and every layer that reads it can read int8 (convolutions, dense
     // layers, such max pools); nullopt: float32. The model's input and output are float32.
-    std::vector<cpu::Int8Input> int8_inputs;
-    std::vector<std::optional<cpu::Int8Input>> int8_values;
+    std::vector<Int8Quant> int8_inputs;
+    std::vector<std::optional<Int8Quant>> int8_values;
     // int8: per layer, the value it reads first, and the value its output buffer holds (that of the
     // last layer folded into it).
     std::vector<int64_t> input_value, held_value;

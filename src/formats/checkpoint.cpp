@@ -14,8 +14,8 @@
 
 #include "core/files.h"
 #include "lenz/error.h"
+#include "lenz/model_text.h"
 #include "lenz/quantize.h"
-#include "lenz/ranks.h"
 
 namespace lenz {
 namespace {
@@ -173,29 +173,8 @@ CheckpointFile read_checkpoint(const std::string& path) {
     return parse_checkpoint(read_checkpoint_bytes(path), path);
 }
 
-std::optional<CheckpointFile> read_run_checkpoint(const std::string& path) {
-    Ranks& ranks = Ranks::world();
-    if (!ranks.distributed()) {
-        if (!std::filesystem::exists(path)) return std::nullopt;
-        return read_checkpoint(path);
-    }
-    // Rank 0 sends "-" (no file), "!" and its error, or "+" and the file's bytes.
-    std::string message;
-    if (ranks.rank() == 0) {
-        try {
-            message = std::filesystem::exists(path) ? "+" + read_checkpoint_bytes(path) : "-";
-        } catch (const Error& e) {
-            message = std::string("!") + e.what();
-        }
-    }
-    message = ranks.broadcast(std::move(message));
-    if (message == "-") return std::nullopt;
-    if (message.front() == '!') throw IoError(message.substr(1));
-    return parse_checkpoint(message.substr(1), path);
-}
-
 void write_checkpoint(const std::string& path, Model& model, const CheckpointInfo& info,
-                      Optimizer* optimizer) {
+                      const std::vector<ExtraTensor>& extra) {
     struct Entry {
         std::string name;
         std::vector<int64_t> shape;
@@ -228,14 +207,7 @@ void write_checkpoint(const std::string& path, Model& model, const CheckpointInf
         entries.push_back(floats("calibration.ranges", {static_cast<int64_t>(ranges.size()), 2},
                                  &ranges.front().min, 2 * static_cast<int64_t>(ranges.size())));
     }
-    if (optimizer)
-        for (Optimizer::State& st : optimizer->state()) {
-            auto it = std::find_if(entries.begin(), entries.end(),
-                                   [&](const Entry& e) { return st.name.rfind(e.name + ".", 0) == 0; });
-            entries.push_back(floats("optimizer." + st.name,
-                                     it != entries.end() ? it->shape : std::vector<int64_t>{st.value->size()},
-                                     st.value->data(), st.value->size()));
-        }
+    for (const ExtraTensor& t : extra) entries.push_back(floats(t.name, t.shape, t.value->data(), t.value->size()));
     // int8 tensors last, so that every float32 one starts on a 4-byte boundary of the data.
     std::stable_partition(entries.begin(), entries.end(), [](const Entry& e) { return !e.int8; });
     json header;
@@ -334,17 +306,6 @@ LoadedModel load_model(const CheckpointFile& file) {
 
 LoadedModel load_model(const std::string& path) {
     return load_model(read_checkpoint(path));
-}
-
-void load_optimizer_state(const CheckpointFile& file, Optimizer& optimizer) {
-    for (Optimizer::State& s : optimizer.state()) {
-        const std::string name = "optimizer." + s.name;
-        auto it = file.tensors.find(name);
-        if (it == file.tensors.end())
-            throw FormatError(file.path + ": no optimizer state '" + name +
-                              "': was it trained with another optimizer?");
-        file.read_tensor(name, it->second.shape, *s.value);
-    }
 }
 
 }  // namespace lenz

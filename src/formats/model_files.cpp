@@ -2,6 +2,8 @@
 #include <filesystem>
 
 #include "lenz/checkpoint.h"
+#include "lenz/error.h"
+#include "lenz/model_text.h"
 #include "lenz/onnx.h"
 
 namespace lenz {

@@ -11,6 +11,7 @@
 #include "layers/window.h"
 #include "lenz/error.h"
 #include "lenz/model.h"
+#include "lenz/model_text.h"
 
 namespace lenz {
 namespace {

@@ -15,7 +15,6 @@
 
 #include "core/files.h"
 #include "formats/onnx_common.h"
-#include "kernels/cpu/int8.h"
 #include "lenz/error.h"
 #include "lenz/layers.h"
 #include "lenz/onnx.h"
@@ -321,7 +320,7 @@ class LayerWriter {
         const std::string out = x + ".dequantized";
         if (!quantized_.insert(x).second) return out;
         const ValueRange r = model_.value_ranges()[static_cast<size_t>(v)];
-        const cpu::Int8Input in = cpu::int8_input(r.min, r.max);
+        const Int8Quant in = int8_quant(r.min, r.max);
         const int8_t zero = 0;
         w_.byte_initializer(x + ".zero_point", {}, &zero, 1, in.is_unsigned);
         const std::vector<std::string> params{w_.scalar(x + ".scale", in.scale), x + ".zero_point"};

@@ -29,6 +29,7 @@
 #include "layers/window.h"
 #include "lenz/error.h"
 #include "lenz/layers.h"
+#include "lenz/model_text.h"
 #include "lenz/onnx.h"
 
 namespace lenz {

@@ -3,14 +3,11 @@
 // public Layer interface only names them.
 #pragma once
 #include <cstdint>
-#include <cstring>
 #include <functional>
 #include <optional>
 #include <vector>
 
-#include "kernels/cpu/activation.h"
-#include "kernels/cpu/int8.h"
-#include "kernels/layout.h"
+#include "core/layout.h"
 #include "lenz/activation.h"
 #include "lenz/error.h"
 #include "lenz/precision.h"
@@ -48,10 +45,10 @@ struct Pass {
     // Inference in int8: how the layer's input is quantised, from the model's calibrated ranges;
     // whether it is held so already (int8 bytes where x points); and whether the layer writes its
     // output in int8, with what scale (see InferenceSchedule::int8_values).
-    cpu::Int8Input int8_input;
+    Int8Quant int8_input;
     bool int8_input_stored = false;
-    std::optional<cpu::Int8Input> int8_output;
-    cpu::Int8Io int8_io() const { return {int8_input, int8_input_stored, int8_output}; }
+    std::optional<Int8Quant> int8_output;
+    Int8Io int8_io() const { return {int8_input, int8_input_stored, int8_output}; }
     // Inference only: what prepare() wrote for this layer, for batch prepared_batch (or nullptr).
     const float* prepared = nullptr;
     int64_t prepared_batch = 0;
@@ -114,19 +111,7 @@ class InputGradient {
     explicit operator bool() const { return data_ != nullptr; }
 
     // image_dx: the gradient for image n, (C, H, W) of the input in the pass's input layout.
-    void store(int64_t n, const float* image_dx) const {
-        const int64_t elements = shape_.elements();
-        float* dst = data_ + n * elements;
-        if (accumulate_) {
-#pragma omp simd
-            for (int64_t i = 0; i < elements; ++i) dst[i] += image_dx[i];
-        } else if (derivative_ && derivative_->kind != Activation::none) {
-            cpu::apply_activation_backward(*derivative_, dst, image_dx, dst, 1, shape_.c,
-                                           shape_.h * shape_.w);
-        } else if (dst != image_dx) {
-            std::memcpy(dst, image_dx, sizeof(float) * static_cast<size_t>(elements));
-        }
-    }
+    void store(int64_t n, const float* image_dx) const;
     // Layers of several inputs (add, concat, mul), whose inputs' gradients always accumulate: the
     // whole (N, C, H, W) buffer they add their shares to, element by element.
     float* sum() const {

@@ -63,6 +63,30 @@ std::vector<Optimizer::State> Optimizer::state() {
     return out;
 }
 
+std::vector<ExtraTensor> optimizer_tensors(Optimizer& optimizer, Model& model) {
+    const std::vector<Model::NamedParam> params = model.named_params();
+    std::vector<ExtraTensor> tensors;
+    for (Optimizer::State& st : optimizer.state()) {
+        // "<param>.m" has its parameter's shape.
+        auto it = std::find_if(params.begin(), params.end(),
+                               [&](const Model::NamedParam& p) { return st.name.rfind(p.name + ".", 0) == 0; });
+        tensors.push_back({"optimizer." + st.name,
+                           it != params.end() ? it->ref.dims : std::vector<int64_t>{st.value->size()}, st.value});
+    }
+    return tensors;
+}
+
+void load_optimizer_state(const CheckpointFile& file, Optimizer& optimizer) {
+    for (Optimizer::State& s : optimizer.state()) {
+        const std::string name = "optimizer." + s.name;
+        auto it = file.tensors.find(name);
+        if (it == file.tensors.end())
+            throw FormatError(file.path + ": no optimizer state '" + name +
+                              "': was it trained with another optimizer?");
+        file.read_tensor(name, it->second.shape, *s.value);
+    }
+}
+
 void Optimizer::step(double learning_rate) {
     ++steps_;
     const float lr = static_cast<float>(learning_rate);

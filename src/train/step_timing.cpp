@@ -10,13 +10,14 @@
 namespace lenz {
 
 std::vector<double> time_training_steps(Model& model, int64_t batch, int64_t steps, int64_t warmup,
-                                        Precision precision) {
+                                        Precision precision, const OptimizerConfig& optimizer_config,
+                                        std::vector<TrainingStep::LayerTimes>* layers) {
     Ranks& ranks = Ranks::world();
     TrainingStep step(model, batch, precision);
     GradientSync sync(model, ranks);
     step.set_backward_progress([&](int64_t layer) { sync.backward_reached(layer); });
     sync.set_share(1.0f / static_cast<float>(ranks.size()));
-    Optimizer optimizer(model, {.kind = OptimizerKind::momentum, .momentum = 0.9});
+    Optimizer optimizer(model, optimizer_config);
     const int64_t classes = model.output_shape().elements();
     Rng rng(2 + static_cast<uint64_t>(ranks.rank()));
     std::vector<float> x(static_cast<size_t>(batch * model.input_shape().elements()));
@@ -24,12 +25,14 @@ std::vector<double> time_training_steps(Model& model, int64_t batch, int64_t ste
     std::vector<int32_t> labels(static_cast<size_t>(batch));
     for (int64_t i = 0; i < batch; ++i) labels[static_cast<size_t>(i)] = static_cast<int32_t>(i % classes);
     std::vector<double> times;
-    for (int64_t s = 0; s < warmup + steps; ++s) {
+    const int64_t profiled = layers ? steps : 0;
+    for (int64_t s = 0; s < warmup + steps + profiled; ++s) {
+        if (s == warmup + steps) step.set_layer_times(layers);
         const auto start = std::chrono::steady_clock::now();
         step.run(x.data(), labels.data(), batch, static_cast<uint64_t>(s));
         sync.finish();
         optimizer.step(0.01);
-        if (s >= warmup)
+        if (s >= warmup && s < warmup + steps)
             times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
     return times;

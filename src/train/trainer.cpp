@@ -23,35 +23,25 @@
 
 namespace lenz {
 
-Normalization compute_normalization(const ImageSet& set) {
-    Normalization norm;
-    const int64_t plane = set.height * set.width;
-    for (int64_t c = 0; c < set.channels; ++c) {
-        double sum = 0, sq = 0;
-        for (int64_t n = 0; n < set.size(); ++n) {
-            const uint8_t* p = set.pixels.data() + (n * set.channels + c) * plane;
-            for (int64_t i = 0; i < plane; ++i) {
-                sum += p[i];
-                sq += static_cast<double>(p[i]) * p[i];
-            }
+std::optional<CheckpointFile> read_run_checkpoint(const std::string& path) {
+    Ranks& ranks = Ranks::world();
+    if (!ranks.distributed()) {
+        if (!std::filesystem::exists(path)) return std::nullopt;
+        return read_checkpoint(path);
+    }
+    // Rank 0 sends "-" (no file), "!" and its error, or "+" and the file's bytes.
+    std::string message;
+    if (ranks.rank() == 0) {
+        try {
+            message = std::filesystem::exists(path) ? "+" + read_checkpoint_bytes(path) : "-";
+        } catch (const Error& e) {
+            message = std::string("!") + e.what();
         }
-        const double count = std::max<double>(1.0, static_cast<double>(set.size() * plane));
-        const double mean = sum / count;
-        const double var = std::max(0.0, sq / count - mean * mean);
-        norm.mean.push_back(static_cast<float>(mean / 255.0));
-        norm.stddev.push_back(static_cast<float>(std::max(std::sqrt(var) / 255.0, 1e-3)));
     }
-    return norm;
-}
-
-void normalize_image(const uint8_t* pixels, int64_t channels, int64_t plane, const Normalization& norm,
-                     float* out) {
-    for (int64_t c = 0; c < channels; ++c) {
-        const float scale = 1.0f / (255.0f * norm.stddev[static_cast<size_t>(c)]);
-        const float shift = norm.mean[static_cast<size_t>(c)] / norm.stddev[static_cast<size_t>(c)];
-        for (int64_t i = 0; i < plane; ++i)
-            out[c * plane + i] = static_cast<float>(pixels[c * plane + i]) * scale - shift;
-    }
+    message = ranks.broadcast(std::move(message));
+    if (message == "-") return std::nullopt;
+    if (message.front() == '!') throw IoError(message.substr(1));
+    return parse_checkpoint(message.substr(1), path);
 }
 
 void check_data_fits(const Model& model, const ImageSet& set, const std::string& which) {
@@ -506,7 +496,7 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
                 stop_info.epoch = epoch - 1;
                 stop_info.step = optimizer.steps_taken();
                 stop_info.metrics_json = mj.dump();
-                if (lead) write_checkpoint(model_path, model, stop_info, &optimizer);
+                if (lead) write_checkpoint(model_path, model, stop_info, optimizer_tensors(optimizer, model));
                 throw Interrupted("training stopped in epoch " + std::to_string(epoch) + " after batch " +
                                       std::to_string(b + 1) + " of " + std::to_string(steps_per_epoch) +
                                       " (step " + std::to_string(step + 1) + "); checkpoint written to " +
@@ -541,8 +531,8 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
         info.step = optimizer.steps_taken();
         info.metrics_json = mj.dump();
         if (lead) {
-            write_checkpoint(model_path, model, info, &optimizer);
-            if (m.best) write_checkpoint(best_path, model, info, nullptr);
+            write_checkpoint(model_path, model, info, optimizer_tensors(optimizer, model));
+            if (m.best) write_checkpoint(best_path, model, info);
             std::ofstream log(metrics_path, std::ios::app);
             if (!log || !(log << metrics_json(m).dump() << "\n"))
                 throw IoError(metrics_path + ": cannot append");

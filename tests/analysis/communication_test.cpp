@@ -8,6 +8,7 @@
 
 #include "cli/run_lenz.h"
 #include "lenz/error.h"
+#include "lenz/model_text.h"
 
 namespace lenz {
 namespace {

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "lenz/engine.h"
+#include "lenz/model_text.h"
 #include "lenz/summary.h"
 
 namespace lenz {

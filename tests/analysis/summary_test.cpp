@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lenz/error.h"
+#include "lenz/model_text.h"
 #include "lenz/threads.h"
 
 namespace lenz {

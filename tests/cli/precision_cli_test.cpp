@@ -9,6 +9,7 @@
 
 #include "cli/run_lenz.h"
 #include "lenz/checkpoint.h"
+#include "lenz/engine.h"
 #include "lenz/precision.h"
 #include "support/files.h"
 

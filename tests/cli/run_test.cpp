@@ -10,6 +10,7 @@
 
 #include "cli/run_lenz.h"
 #include "lenz/engine.h"
+#include "lenz/model_text.h"
 #include "lenz/npy.h"
 
 namespace lenz {

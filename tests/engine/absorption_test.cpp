@@ -13,6 +13,7 @@
 #include "engine/schedule.h"
 #include "lenz/buffer.h"
 #include "lenz/engine.h"
+#include "lenz/model_text.h"
 #include "lenz/random.h"
 
 namespace lenz {

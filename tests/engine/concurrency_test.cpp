@@ -9,6 +9,7 @@
 
 #include "engine/schedule.h"
 #include "lenz/engine.h"
+#include "lenz/model_text.h"
 #include "lenz/quantize.h"
 #include "lenz/threads.h"
 

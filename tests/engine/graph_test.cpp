@@ -13,6 +13,7 @@
 #include "lenz/buffer.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
+#include "lenz/model_text.h"
 #include "lenz/report.h"
 #include "lenz/summary.h"
 

@@ -11,6 +11,7 @@
 #include "lenz/engine.h"
 #include "lenz/error.h"
 #include "lenz/layers.h"
+#include "lenz/model_text.h"
 #include "lenz/quantize.h"
 #include "lenz/random.h"
 

@@ -6,6 +6,7 @@
 
 #include "engine/schedule.h"
 #include "lenz/engine.h"
+#include "lenz/model_text.h"
 #include "lenz/report.h"
 #include "lenz/threads.h"
 

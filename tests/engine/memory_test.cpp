@@ -11,6 +11,7 @@
 #include "lenz/buffer.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
+#include "lenz/model_text.h"
 #include "lenz/threads.h"
 
 namespace lenz {

@@ -13,7 +13,9 @@
 #include <fstream>
 
 #include "lenz/error.h"
+#include "lenz/model_text.h"
 #include "lenz/quantize.h"
+#include "lenz/train.h"
 #include "support/files.h"
 
 namespace lenz {
@@ -50,7 +52,7 @@ void write_bytes(const std::string& path, const std::string& data) {
 TEST(Checkpoint, RoundTrip) {
     TempDir dir;
     Model m = small_model();
-    write_checkpoint(dir.file("m.safetensors"), m, small_info(), nullptr);
+    write_checkpoint(dir.file("m.safetensors"), m, small_info());
     LoadedModel loaded = load_model(dir.file("m.safetensors"));
     EXPECT_EQ(loaded.model.to_text(), m.to_text());
     EXPECT_EQ(loaded.info.class_names, small_info().class_names);
@@ -80,7 +82,7 @@ TEST(Checkpoint, OptimizerStateRoundTrip) {
             for (int64_t i = 0; i < p.ref.grad->size(); ++i)
                 (*p.ref.grad)[i] = 0.01f * static_cast<float>(i % 7);
     opt.step(0.01);
-    write_checkpoint(dir.file("m.safetensors"), m, small_info(), &opt);
+    write_checkpoint(dir.file("m.safetensors"), m, small_info(), optimizer_tensors(opt, m));
     Optimizer fresh(m, {.kind = OptimizerKind::adam});
     load_optimizer_state(read_checkpoint(dir.file("m.safetensors")), fresh);
     auto s1 = opt.state(), s2 = fresh.state();
@@ -103,7 +105,7 @@ std::string load_error(const std::string& path) {
 TEST(Checkpoint, TruncatedAtAnyPointIsAClearError) {
     TempDir dir;
     Model m = small_model();
-    write_checkpoint(dir.file("m.safetensors"), m, small_info(), nullptr);
+    write_checkpoint(dir.file("m.safetensors"), m, small_info());
     const std::string good = bytes_of(dir.file("m.safetensors"));
     for (size_t cut : {size_t{0}, size_t{4}, size_t{8}, size_t{20}, good.size() / 2, good.size() - 1}) {
         write_bytes(dir.file("t.safetensors"), good.substr(0, cut));
@@ -116,7 +118,7 @@ TEST(Checkpoint, TruncatedAtAnyPointIsAClearError) {
 TEST(Checkpoint, LyingHeadersAreRejected) {
     TempDir dir;
     Model m = small_model();
-    write_checkpoint(dir.file("m.safetensors"), m, small_info(), nullptr);
+    write_checkpoint(dir.file("m.safetensors"), m, small_info());
     const std::string good = bytes_of(dir.file("m.safetensors"));
     // header length larger than the file
     std::string huge = good;
@@ -148,15 +150,15 @@ TEST(Checkpoint, AFailedWriteKeepsTheOldCheckpoint) {
     TempDir dir;
     Model m = small_model();
     const std::string path = dir.file("m.safetensors");
-    write_checkpoint(path, m, small_info(), nullptr);
+    write_checkpoint(path, m, small_info());
     const std::string before = bytes_of(path);
     // a read-only folder: the temporary file cannot be created (root ignores modes, so use a missing folder
     // too)
-    EXPECT_THROW(write_checkpoint(dir.file("no/such/folder/m.safetensors"), m, small_info(), nullptr),
+    EXPECT_THROW(write_checkpoint(dir.file("no/such/folder/m.safetensors"), m, small_info()),
                  IoError);
     if (::geteuid() != 0) {
         ::chmod(dir.path().c_str(), 0500);
-        EXPECT_THROW(write_checkpoint(path, m, small_info(), nullptr), IoError);
+        EXPECT_THROW(write_checkpoint(path, m, small_info()), IoError);
         ::chmod(dir.path().c_str(), 0700);
     }
     EXPECT_EQ(bytes_of(path), before);
@@ -181,7 +183,7 @@ TEST(Checkpoint, AWriteFailingPartWayKeepsTheOldCheckpoint) {
     TempDir dir;
     const std::string path = dir.file("m.safetensors");
     Model m = small_model();
-    write_checkpoint(path, m, small_info(), nullptr);
+    write_checkpoint(path, m, small_info());
     const std::string before = bytes_of(path);
     ASSERT_LT(before.size(), 8192u);
     rlimit old_limit{};
@@ -194,7 +196,7 @@ TEST(Checkpoint, AWriteFailingPartWayKeepsTheOldCheckpoint) {
     Model big = big_model();
     std::string message;
     try {
-        write_checkpoint(path, big, small_info(), nullptr);
+        write_checkpoint(path, big, small_info());
     } catch (const IoError& e) {
         message = e.what();
     }
@@ -219,12 +221,12 @@ TEST(Checkpoint, ADiskFullKeepsTheOldCheckpointAndSaysSo) {
     } unmount{mnt};
     const std::string path = mnt + "/m.safetensors";
     Model m = small_model();
-    write_checkpoint(path, m, small_info(), nullptr);
+    write_checkpoint(path, m, small_info());
     const std::string before = bytes_of(path);
     Model big = big_model();
     std::string message;
     try {
-        write_checkpoint(path, big, small_info(), nullptr);  // ~80 KB does not fit next to the old one
+        write_checkpoint(path, big, small_info());  // ~80 KB does not fit next to the old one
     } catch (const IoError& e) {
         message = e.what();
     }
@@ -237,7 +239,7 @@ TEST(Checkpoint, ADiskFullKeepsTheOldCheckpointAndSaysSo) {
 TEST(Checkpoint, ParseFromMemoryMatchesTheFile) {
     TempDir dir;
     Model m = small_model();
-    write_checkpoint(dir.file("m.safetensors"), m, small_info(), nullptr);
+    write_checkpoint(dir.file("m.safetensors"), m, small_info());
     const CheckpointFile from_file = read_checkpoint(dir.file("m.safetensors"));
     const CheckpointFile from_memory = parse_checkpoint(bytes_of(dir.file("m.safetensors")), "memory");
     EXPECT_EQ(from_memory.path, "memory");
@@ -250,7 +252,7 @@ TEST(Checkpoint, ParseFromMemoryMatchesTheFile) {
 TEST(Checkpoint, AModelLargerThanTheFileIsRefusedBeforeAllocating) {
     TempDir dir;
     Model m = small_model();
-    write_checkpoint(dir.file("m.safetensors"), m, small_info(), nullptr);
+    write_checkpoint(dir.file("m.safetensors"), m, small_info());
     std::string bytes = bytes_of(dir.file("m.safetensors"));
     uint64_t len = 0;
     for (int i = 7; i >= 0; --i) len = (len << 8) | static_cast<unsigned char>(bytes[i]);
@@ -285,7 +287,7 @@ Model quantised_small_model() {
 TEST(Checkpoint, QuantisedModelRoundTripsInOneBytePerWeight) {
     TempDir dir;
     Model m = quantised_small_model();
-    write_checkpoint(dir.file("q.safetensors"), m, small_info(), nullptr);
+    write_checkpoint(dir.file("q.safetensors"), m, small_info());
     const CheckpointFile file = read_checkpoint(dir.file("q.safetensors"));
     EXPECT_EQ(file.meta("precision"), "int8");
     EXPECT_TRUE(file.tensors.at("1.conv.weight").int8);
@@ -312,7 +314,7 @@ TEST(Checkpoint, QuantisedModelRoundTripsInOneBytePerWeight) {
 TEST(Checkpoint, QuantisedFileThatLiesIsRefused) {
     TempDir dir;
     Model m = quantised_small_model();
-    write_checkpoint(dir.file("q.safetensors"), m, small_info(), nullptr);
+    write_checkpoint(dir.file("q.safetensors"), m, small_info());
     const std::string good = bytes_of(dir.file("q.safetensors"));
     const auto expect_refused = [&](std::string bytes, const std::string& from, const std::string& to,
                                     const std::string& message) {

@@ -4,6 +4,7 @@
 
 #include "lenz/error.h"
 #include "lenz/model.h"
+#include "lenz/model_text.h"
 
 namespace lenz {
 namespace {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "lenz/error.h"
+#include "lenz/model_text.h"
 #include "lenz/onnx.h"
 
 namespace lenz {

@@ -18,6 +18,7 @@
 #include "lenz/data.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
+#include "lenz/model_text.h"
 #include "lenz/quantize.h"
 #include "lenz/random.h"
 #include "support/files.h"
@@ -557,7 +558,7 @@ TEST(Onnx, AnExportedModelComputesWhatLenzPredictsInAnIndependentEvaluator) {
     CheckpointInfo info;
     info.class_names = {"cat", "dog", "bird"};
     info.normalization = {{0.52f, 0.41f, 0.33f}, {0.12f, 0.2f, 0.09f}};  // what training would compute
-    write_checkpoint(ckpt, model, info, nullptr);
+    write_checkpoint(ckpt, model, info);
     Image image{12, 10, 3, {}};
     for (int64_t k = 0; k < 12 * 10 * 3; ++k)
         image.pixels.push_back(static_cast<uint8_t>((k * 37 + k / 30 * 11) % 256));

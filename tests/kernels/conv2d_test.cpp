@@ -14,6 +14,7 @@
 #include "kernels/cpu/vector_isa.h"
 #include "kernels/reference/conv2d.h"
 #include "layers/window.h"
+#include "lenz/engine.h"
 #include "lenz/error.h"
 #include "lenz/precision.h"
 #include "lenz/random.h"
@@ -502,7 +503,7 @@ TEST(Conv2dKernel, Bf16KeepsToItsRoundingBoundOrIsRefused) {
 namespace int8 {
 
 // x rounded to `in`: clamped to u8 or s8 and read back.
-std::vector<float> rounded_input(const std::vector<float>& x, cpu::Int8Input in) {
+std::vector<float> rounded_input(const std::vector<float>& x, Int8Quant in) {
     std::vector<float> r(x.size());
     for (size_t i = 0; i < x.size(); ++i)
         r[i] = std::clamp(std::nearbyint(x[i] / in.scale), in.is_unsigned ? 0.0f : -128.0f,
@@ -522,7 +523,7 @@ struct Int8Case {
 };
 
 // x quantised to `in`, one byte an element.
-std::vector<int8_t> quantised(const std::vector<float>& x, cpu::Int8Input in) {
+std::vector<int8_t> quantised(const std::vector<float>& x, Int8Quant in) {
     std::vector<int8_t> q(x.size());
     for (size_t i = 0; i < x.size(); ++i) {
         const float v = std::clamp(std::nearbyint(x[i] / in.scale), in.is_unsigned ? 0.0f : -128.0f,
@@ -544,7 +545,7 @@ void check(const Int8Case& k) {
         scale[i] = rng.uniform(-2.0f, 2.0f);
         shift[i] = rng.uniform(-1.0f, 1.0f);
     }
-    const cpu::Int8Input in = cpu::int8_input(k.is_unsigned ? 0.0f : -1.0f, 1.0f);
+    const Int8Quant in = int8_quant(k.is_unsigned ? 0.0f : -1.0f, 1.0f);
 
     // The reference: the folded weights and bias, rounded as the kernel rounds them.
     std::vector<float> folded(w), bias(b);
@@ -588,8 +589,8 @@ void check(const Int8Case& k) {
     // An int8 output: scaled to its largest value, unsigned after a ReLU.
     float largest = 0;
     for (float v : y_ref) largest = std::max(largest, std::abs(v));
-    const cpu::Int8Input out = cpu::int8_input(k.act.kind == Activation::relu ? 0.0f : -largest, largest);
-    const cpu::Int8Io io{in, k.in_stored, k.out_int8 ? std::optional(out) : std::nullopt};
+    const Int8Quant out = int8_quant(k.act.kind == Activation::relu ? 0.0f : -largest, largest);
+    const Int8Io io{in, k.in_stored, k.out_int8 ? std::optional(out) : std::nullopt};
     std::vector<float> prepared(static_cast<size_t>(cpu::conv2d_int8_prepared_floats(g)));
     cpu::conv2d_int8_prepare(g, k.prepared_batch, k.act, c.layouts, io, w.data(), b.data(),
                              k.fold ? scale.data() : nullptr, k.fold ? shift.data() : nullptr,
@@ -673,13 +674,13 @@ TEST(Conv2dKernel, Int8IsTheConvolutionOfTheRoundedOperands) {
     for (const auto& k : cases) int8::check(k);
 }
 
-TEST(Conv2dKernel, Int8InputScalesFollowTheCalibratedRange) {
-    const cpu::Int8Input after_relu = cpu::int8_input(0.0f, 5.1f), signed_in = cpu::int8_input(-2.54f, 1.0f);
+TEST(Conv2dKernel, Int8QuantScalesFollowTheCalibratedRange) {
+    const Int8Quant after_relu = int8_quant(0.0f, 5.1f), signed_in = int8_quant(-2.54f, 1.0f);
     EXPECT_TRUE(after_relu.is_unsigned);
     EXPECT_FLOAT_EQ(after_relu.scale, 5.1f / 255);
     EXPECT_FALSE(signed_in.is_unsigned);
     EXPECT_FLOAT_EQ(signed_in.scale, 2.54f / 127);
-    EXPECT_FLOAT_EQ(cpu::int8_input(0.0f, 0.0f).scale, 1.0f) << "a value that is always 0";
+    EXPECT_FLOAT_EQ(int8_quant(0.0f, 0.0f).scale, 1.0f) << "a value that is always 0";
     float scales[2];
     const float w[6] = {0.5f, -1.27f, 0.0f, 0.0f, 0.0f, 0.0f};
     int8_t q[6];

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/cpu/activation.h"
+#include "lenz/engine.h"
 #include "lenz/precision.h"
 #include "lenz/random.h"
 #include "lenz/threads.h"
@@ -162,7 +163,7 @@ TEST(DenseKernel, Int8IsTheProductOfTheRoundedOperands) {
         Matrices m = random_case(N, I, U);
         if (is_unsigned)
             for (float& v : m.x) v = std::abs(v);
-        const cpu::Int8Input in = cpu::int8_input(is_unsigned ? 0.0f : -1.0f, 1.0f);
+        const Int8Quant in = int8_quant(is_unsigned ? 0.0f : -1.0f, 1.0f);
         std::vector<float> prepared(static_cast<size_t>(cpu::dense_int8_prepared_floats(I, U)));
         cpu::dense_int8_prepare(I, U, in, m.w.data(), m.b.data(), prepared.data());
         std::vector<float> ws(static_cast<size_t>(cpu::dense_int8_workspace(N, I, U, is_unsigned))),

@@ -20,8 +20,10 @@
 
 #include "layers/golden_cases.h"
 #include "layers/pass.h"
+#include "lenz/engine.h"
 #include "lenz/layers.h"
 #include "lenz/model.h"
+#include "lenz/model_text.h"
 #include "lenz/precision.h"
 
 namespace lenz {

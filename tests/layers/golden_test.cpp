@@ -19,6 +19,7 @@
 #include "lenz/buffer.h"
 #include "lenz/layer.h"
 #include "lenz/model.h"
+#include "lenz/model_text.h"
 
 namespace lenz {
 namespace {

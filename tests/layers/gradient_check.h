@@ -12,6 +12,7 @@
 #include "lenz/buffer.h"
 #include "lenz/layer.h"
 #include "lenz/model.h"
+#include "lenz/model_text.h"
 
 namespace lenz::testing {
 

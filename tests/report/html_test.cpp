@@ -7,6 +7,7 @@
 #include <regex>
 #include <sstream>
 
+#include "lenz/model_text.h"
 #include "lenz/report.h"
 #include "report/html_check.h"
 #include "report/report_fixture.h"

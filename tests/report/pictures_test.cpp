@@ -4,6 +4,7 @@
 #include <set>
 
 #include "lenz/engine.h"
+#include "lenz/model_text.h"
 #include "lenz/report.h"
 
 namespace lenz {

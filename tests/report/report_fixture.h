@@ -3,6 +3,7 @@
 #pragma once
 #include <cmath>
 
+#include "lenz/model_text.h"
 #include "lenz/report.h"
 
 namespace lenz::testing {

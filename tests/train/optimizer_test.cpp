@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "lenz/model_text.h"
 #include "lenz/train.h"
 
 namespace lenz {

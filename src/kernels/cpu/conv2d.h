@@ -8,7 +8,7 @@
 
 #include "kernels/conv_geometry.h"
 #include "kernels/cpu/image_gradient.h"
-#include "kernels/layout.h"
+#include "core/layout.h"
 #include "lenz/activation.h"
 #include "lenz/precision.h"
 

@@ -46,7 +46,7 @@ Int8Key key_of(const ConvGeometry& g, int64_t N, const ActivationSpec& act, Layo
     return k;
 }
 
-memory::data_type int8_type(const Int8Input& q) {
+memory::data_type int8_type(const Int8Quant& q) {
     return q.is_unsigned ? memory::data_type::u8 : memory::data_type::s8;
 }
 

@@ -7,7 +7,7 @@
 #pragma once
 #include "kernels/conv_geometry.h"
 #include "kernels/cpu/int8.h"
-#include "kernels/layout.h"
+#include "core/layout.h"
 #include "lenz/activation.h"
 
 namespace lenz::cpu {

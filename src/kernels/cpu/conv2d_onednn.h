@@ -8,7 +8,7 @@
 
 #include "kernels/conv_geometry.h"
 #include "kernels/cpu/onednn.h"
-#include "kernels/layout.h"
+#include "core/layout.h"
 #include "lenz/activation.h"
 
 namespace lenz::cpu::conv {

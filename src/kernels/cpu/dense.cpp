@@ -118,7 +118,7 @@ std::shared_ptr<Matmul> int8_matmul_for(int64_t N, int64_t I, int64_t U, bool is
 }
 
 // x (N, I) float32 to int8, divided by the input's scale.
-std::shared_ptr<dnnl::reorder> quantize_for(int64_t N, int64_t I, Int8Input in) {
+std::shared_ptr<dnnl::reorder> quantize_for(int64_t N, int64_t I, Int8Quant in) {
     uint32_t scale_bits;  // the exact scale: two layers' scales may print alike
     std::memcpy(&scale_bits, &in.scale, sizeof scale_bits);
     const std::string key = std::to_string(N) + "x" + std::to_string(I) + (in.is_unsigned ? " u8 " : " s8 ") +
@@ -182,7 +182,7 @@ int64_t dense_int8_prepared_floats(int64_t I, int64_t U) {
     return int8_prepared(I, U).floats;
 }
 
-void dense_int8_prepare(int64_t I, int64_t U, Int8Input in, const float* w, const float* b, float* prepared) {
+void dense_int8_prepare(int64_t I, int64_t U, Int8Quant in, const float* w, const float* b, float* prepared) {
     const Int8Prepared p = int8_prepared(I, U);
     std::vector<float> weight_scales(static_cast<size_t>(U));
     int8_row_scales(w, U, I, weight_scales.data(), int8_weight_levels());
@@ -200,7 +200,7 @@ int64_t dense_int8_workspace(int64_t N, int64_t I, int64_t U, bool is_unsigned) 
 void dense_int8_forward(int64_t N, int64_t I, int64_t U, const float* x, const ActivationSpec& act, float* y,
                         float* workspace, const Int8Io& io, const float* prepared) {
     const Int8Prepared p = int8_prepared(I, U);
-    const Int8Input& in = io.in;
+    const Int8Quant& in = io.in;
     const auto type = in.is_unsigned ? memory::data_type::u8 : memory::data_type::s8;
     memory xq(matrix(N, I, type), cpu_engine(), io.in_stored ? const_cast<float*>(x) : workspace);
     if (!io.in_stored) {

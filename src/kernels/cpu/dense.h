@@ -58,7 +58,7 @@ void dense_backward(int64_t N, int64_t I, int64_t U, const float* x, const float
 // int8 inference (oneDNN's integer matmul): x quantised on the way in (`in`), w once per runner
 // (one scale per unit), sums in int32, y in float32 with the bias and the activation.
 int64_t dense_int8_prepared_floats(int64_t I, int64_t U);
-void dense_int8_prepare(int64_t I, int64_t U, Int8Input in, const float* w, const float* b, float* prepared);
+void dense_int8_prepare(int64_t I, int64_t U, Int8Quant in, const float* w, const float* b, float* prepared);
 int64_t dense_int8_workspace(int64_t N, int64_t I, int64_t U, bool is_unsigned);
 // x: float32, or int8 where io.in_stored; y: float32.
 void dense_int8_forward(int64_t N, int64_t I, int64_t U, const float* x, const ActivationSpec& act, float* y,

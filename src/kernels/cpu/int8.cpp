@@ -6,13 +6,6 @@
 
 namespace lenz::cpu {
 
-Int8Input int8_input(float min, float max) {
-    const bool is_unsigned = min >= 0.0f;
-    const float largest = std::max(std::fabs(min), std::fabs(max));
-    if (!(largest > 0.0f) || !std::isfinite(largest)) return {1.0f, is_unsigned};
-    return {largest / (is_unsigned ? 255.0f : 127.0f), is_unsigned};
-}
-
 int int8_weight_levels() {
     const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
     const bool vnni = (isa & static_cast<unsigned>(dnnl::cpu_isa::avx512_core_vnni)) ==

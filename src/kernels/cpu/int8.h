@@ -3,26 +3,10 @@
 // x ≈ scale · q, q = round(x / scale), clamped to the type's range.
 #pragma once
 #include <cstdint>
-#include <optional>
+
+#include "lenz/precision.h"
 
 namespace lenz::cpu {
-
-// How a layer's float32 input becomes int8: in u8 where calibration never saw it negative (after a
-// ReLU, which doubles the resolution), in s8 otherwise.
-struct Int8Input {
-    float scale = 1;
-    bool is_unsigned = false;
-};
-// What an int8 layer reads and writes: its input's quantisation, whether the input is held in
-// int8 already (so), and the output's quantisation where the output is held in int8 (nullopt: float32).
-struct Int8Io {
-    Int8Input in;
-    bool in_stored = false;
-    std::optional<Int8Input> out;
-};
-
-// The input quantisation for values calibration saw within [min, max].
-Int8Input int8_input(float min, float max);
 
 // Per row (output channel) of a (rows, cols) matrix: scale = max |w| / levels (1 for a row of zeros).
 void int8_row_scales(const float* w, int64_t rows, int64_t cols, float* scales, int levels = 127);

@@ -3,7 +3,7 @@
 #pragma once
 #include "kernels/conv_geometry.h"
 #include "kernels/cpu/image_gradient.h"
-#include "kernels/layout.h"
+#include "core/layout.h"
 #include "lenz/activation.h"
 
 namespace lenz::cpu {

@@ -13,6 +13,11 @@ enum class VectorIsa { baseline, avx2, avx512 };
 // The level oneDNN runs at, which DNNL_MAX_CPU_ISA lowers: the kernel tests run at AVX2 and SSE4.1
 // too, and cover each version so.
 VectorIsa vector_isa();
+// Whether oneDNN runs bf16 convolutions and matrix products in hardware here (AVX512-BF16 or AMX),
+// and int8 ones (SSE4.1 and up, fastest with VNNI or AMX); the CPU's best level, in words.
+bool has_bf16_kernels();
+bool has_int8_kernels();
+const char* isa_description();
 
 // One of three builds of the same function, for vector_isa().
 template <class Fn>

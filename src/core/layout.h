@@ -1,5 +1,6 @@
-// Memory layouts of activations: what the engine plans and the kernels are told. This is the CPU
-// backend's notion (oneDNN's kernels are fastest channels-last); the public headers do not carry it.
+// Memory layouts of activations: what the engine plans, the layer contract passes on and the kernels
+// are told. Below all three, in core, so that the contract needs no kernel header; the public
+// headers do not carry it (a model never chooses its layout).
 #pragma once
 
 namespace lenz {
