@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "kernels/conv_geometry.h"
+#include "core/conv_geometry.h"
 #include "kernels/cpu/conv2d.h"
 #include "kernels/cpu/gemm.h"
 

@@ -1,5 +1,5 @@
 """Builds lenz._core with the project's CMake build, so the module links the same library (the
-target lenzcore) as the lenz command, from the same sources; setuptools only packages it.
+target Lenz::lenz) as the lenz command, from the same sources; setuptools only packages it.
 
 The build folder is build-python/ beside python/, kept between installs, or $LENZ_BUILD_DIR (e.g. an
 existing CMake build folder, build; relative to the repository's root, as pip runs this elsewhere).

@@ -44,5 +44,5 @@ c++ -std=c++20 -O2 -Wall -Wextra -Werror examples/cpp/main.cpp -o "$tmp/example-
 "$tmp/example-pc" "$tmp/fashion.onnx" docs/feature-maps.png >"$tmp/pc.out"
 check "pkg-config build" "$tmp/pc.out"
 grep -q '^docs/feature-maps.png: level' "$tmp/pc.out"
-library=$(find "$prefix" -name 'liblenzcore.*' | head -n 1)
-echo "install-check: ${library#$prefix/} installed; examples/cpp built with find_package and with pkg-config; both ran"
+libraries=$(find "$prefix" -name 'liblenz_*' | wc -l)
+echo "install-check: $libraries Lenz libraries installed; examples/cpp built with find_package and with pkg-config; both ran"

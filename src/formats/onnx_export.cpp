@@ -18,6 +18,7 @@
 #include "lenz/error.h"
 #include "lenz/layers.h"
 #include "lenz/onnx.h"
+#include "lenz/precision.h"
 #include "lenz/quantize.h"
 
 namespace lenz {

@@ -3,7 +3,7 @@
 #pragma once
 #include <string>
 
-#include "kernels/conv_geometry.h"
+#include "core/conv_geometry.h"
 #include "lenz/layers.h"
 #include "lenz/shape.h"
 

@@ -6,9 +6,9 @@
 #pragma once
 #include <optional>
 
-#include "kernels/conv_geometry.h"
-#include "kernels/cpu/image_gradient.h"
+#include "core/conv_geometry.h"
 #include "core/layout.h"
+#include "kernels/cpu/image_gradient.h"
 #include "lenz/activation.h"
 #include "lenz/precision.h"
 

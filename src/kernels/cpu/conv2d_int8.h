@@ -5,9 +5,9 @@
 // and the activation applied per tile, in float32 or, quantised again, in int8 (Int8Io). Layouts
 // are as in conv2d.h; oneDNN's int8 kernels read channels-last.
 #pragma once
-#include "kernels/conv_geometry.h"
-#include "kernels/cpu/int8.h"
+#include "core/conv_geometry.h"
 #include "core/layout.h"
+#include "kernels/cpu/int8.h"
 #include "lenz/activation.h"
 
 namespace lenz::cpu {

@@ -6,9 +6,9 @@
 #include <dnnl.hpp>
 #include <vector>
 
-#include "kernels/conv_geometry.h"
-#include "kernels/cpu/onednn.h"
+#include "core/conv_geometry.h"
 #include "core/layout.h"
+#include "kernels/cpu/onednn.h"
 #include "lenz/activation.h"
 
 namespace lenz::cpu::conv {

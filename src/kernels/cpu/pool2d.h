@@ -1,9 +1,9 @@
 // Pooling works on each channel on its own. Padded positions never win a max, and an average
 // counts them only with count_padding (PyTorch's count_include_pad=True; Keras never does).
 #pragma once
-#include "kernels/conv_geometry.h"
-#include "kernels/cpu/image_gradient.h"
+#include "core/conv_geometry.h"
 #include "core/layout.h"
+#include "kernels/cpu/image_gradient.h"
 #include "lenz/activation.h"
 
 namespace lenz::cpu {

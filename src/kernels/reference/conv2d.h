@@ -1,6 +1,6 @@
 // Naive convolution loops: slow, obviously right, the oracle that the fast kernels are tested against.
 #pragma once
-#include "kernels/conv_geometry.h"
+#include "core/conv_geometry.h"
 
 namespace lenz::reference {
 
