@@ -113,8 +113,9 @@ TrainingPlan plan_training(const Model& model, int64_t batch, OptimizerKind opti
 // What an inference run does with one layer, as a profile names it: what it computes on behalf of
 // other layers, which then do not run.
 struct LayerStep {
-    int64_t reads_through = -1;    // the concatenation whose inputs it reads in that layer's place, or -1
-    int64_t writes_slice_of = -1;  // the concatenation whose slice of channels it writes its output into, or -1
+    int64_t reads_through = -1;  // the concatenation whose inputs it reads in that layer's place, or -1
+    int64_t writes_slice_of =
+        -1;  // the concatenation whose slice of channels it writes its output into, or -1
     std::vector<int64_t> absorbs;  // the layers folded into its call (batch norm, activation, add, means)
 };
 
@@ -137,7 +138,7 @@ class Inference {
     const float* run(const float* input, int64_t batch, std::vector<double>* layer_seconds = nullptr,
                      const ValueObserver* observe = nullptr);
     const InferencePlan& plan() const;
-    std::vector<LayerStep> layer_steps() const;  // per layer of the model
+    std::vector<LayerStep> layer_steps() const;                       // per layer of the model
     const InferenceSchedule& schedule() const { return *schedule_; }  // the engine's own detail
     int64_t allocated_bytes() const { return arena_.bytes() + workspace_.bytes() + output_.bytes(); }
 
@@ -152,6 +153,11 @@ class Inference {
     Buffer arena_, workspace_, prepared_, output_;
     std::vector<char> views_;  // per layer: reshape-only and skipped (ValueGraph::view)
 };
+
+// The class probabilities of one image from a classifier's `count` scores: the scores themselves
+// where the model ends with a softmax, else their softmax, computed in double (stably, from the
+// largest score). Prediction, evaluation and the report all read the output through this.
+std::vector<double> class_probabilities(const Model& model, const float* scores, int64_t count);
 
 // Every layer's output for one image (C, H, W), in inference mode and float32, each in a buffer of
 // its own: the report's feature maps. Nothing is folded, so every layer's own output is there. It

@@ -78,9 +78,6 @@ Image image_from_set(const ImageSet& set, int64_t index);
 
 // ---- Running a model to look at it (src/report/activations.cpp) ----
 
-// (Each layer's output for one image comes from the engine's layer_outputs, lenz/engine.h.)
-// Class probabilities from the last layer's output (softmax applied when the model has none).
-std::vector<double> class_probabilities(const Model& model, const std::vector<float>& last_output);
 // The index of the first conv layer, or -1.
 int64_t first_conv_layer(Model& model);
 // Feature-map grids of every conv and pooling layer, plus the first layer's filters, for one image.

@@ -323,8 +323,7 @@ class PyModel {
                 load_image(images, start + i, in, info().normalization, scratch.data(), input.data() + i * E);
             const float* y = runner.run(input.data(), n);
             for (int64_t i = 0; i < n; ++i) {
-                const std::vector<double> p =
-                    class_probabilities(model(), std::vector<float>(y + i * K, y + (i + 1) * K));
+                const std::vector<double> p = class_probabilities(model(), y + i * K, K);
                 std::copy(p.begin(), p.end(), out + (start + i) * K);
             }
             if (start + n < images.count) {  // Ctrl-C between batches

@@ -11,7 +11,6 @@
 #include "lenz/checkpoint.h"
 #include "lenz/error.h"
 #include "lenz/onnx.h"
-#include "lenz/report.h"  // class_probabilities
 
 namespace lenz::cli {
 namespace {
@@ -61,7 +60,7 @@ int run_predict(const PredictArgs& a) {
                     fitted.pixels[static_cast<size_t>(p * in.c + c)];
         normalize_image(planar.data(), in.c, in.h * in.w, loaded.info.normalization, input.data());
         const float* out = inference.run(input.data(), 1);
-        const std::vector<double> prob = class_probabilities(model, std::vector<float>(out, out + K));
+        const std::vector<double> prob = class_probabilities(model, out, K);
         std::vector<int64_t> order(static_cast<size_t>(K));
         std::iota(order.begin(), order.end(), 0);
         std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return prob[x] > prob[y]; });

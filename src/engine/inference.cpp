@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <exception>
 #include <vector>
@@ -72,6 +73,16 @@ Inference::~Inference() = default;
 
 const InferencePlan& Inference::plan() const {
     return schedule_->plan;
+}
+
+std::vector<double> class_probabilities(const Model& model, const float* scores, int64_t count) {
+    std::vector<double> p(scores, scores + count);
+    if (p.empty() || model.ends_with_softmax()) return p;
+    const double top = *std::max_element(p.begin(), p.end());
+    double sum = 0;
+    for (double& v : p) sum += v = std::exp(v - top);
+    for (double& v : p) v /= sum;
+    return p;
 }
 
 std::vector<LayerStep> Inference::layer_steps() const {

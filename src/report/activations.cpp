@@ -1,22 +1,11 @@
 // Turns the outputs of a model's layers for one image (layer_outputs) into pictures.
 #include <algorithm>
-#include <cmath>
 
 #include "lenz/buffer.h"
 #include "lenz/error.h"
 #include "lenz/report.h"
 
 namespace lenz {
-
-std::vector<double> class_probabilities(const Model& model, const std::vector<float>& last_output) {
-    std::vector<double> p(last_output.begin(), last_output.end());
-    if (p.empty() || model.ends_with_softmax()) return p;
-    const double top = *std::max_element(p.begin(), p.end());
-    double sum = 0;
-    for (double& v : p) sum += v = std::exp(v - top);
-    for (double& v : p) v /= sum;
-    return p;
-}
 
 int64_t first_conv_layer(Model& model) {
     for (int64_t i = 0; i < model.size(); ++i)
@@ -54,7 +43,9 @@ ModelPictures picture_model(Model& model, const Image& image, const Normalizatio
 
     ModelPictures pictures;
     const auto outputs = layer_outputs(model, input.data());
-    if (!outputs.empty()) pictures.probabilities = class_probabilities(model, outputs.back());
+    if (!outputs.empty())
+        pictures.probabilities =
+            class_probabilities(model, outputs.back().data(), static_cast<int64_t>(outputs.back().size()));
     for (int64_t i = 0; i < model.size(); ++i) {
         Layer& layer = model.layer(i);
         if (!shows_feature_maps(layer.kind())) continue;

@@ -201,8 +201,7 @@ std::vector<Misclassified> find_misclassified(Model& model, const ImageSet& set,
                             norm, input.data() + i * image);
         const float* out = inference.run(input.data(), n);
         for (int64_t i = 0; i < n && static_cast<int64_t>(found.size()) < limit; ++i) {
-            const std::vector<double> p =
-                class_probabilities(model, std::vector<float>(out + i * K, out + (i + 1) * K));
+            const std::vector<double> p = class_probabilities(model, out + i * K, K);
             const auto best = static_cast<int32_t>(std::max_element(p.begin(), p.end()) - p.begin());
             const int32_t truth = set.labels[static_cast<size_t>(start + i)];
             if (best != truth)

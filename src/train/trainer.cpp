@@ -123,15 +123,7 @@ EvalResult evaluate(Model& model, const ImageSet& set, const Normalization& norm
             const float* scores = out + i * K;
             const int32_t label = set.labels[static_cast<size_t>(start + i)];
             const int64_t best = std::max_element(scores, scores + K) - scores;
-            double p;
-            if (model.ends_with_softmax()) {
-                p = scores[label];
-            } else {  // raw scores: softmax them for the loss
-                double sum = 0;
-                for (int64_t k = 0; k < K; ++k)
-                    sum += std::exp(static_cast<double>(scores[k] - scores[best]));
-                p = std::exp(static_cast<double>(scores[label] - scores[best])) / sum;
-            }
+            const double p = class_probabilities(model, scores, K)[static_cast<size_t>(label)];
             loss -= std::log(std::max(p, 1e-30));
             correct += best == label;
             sums[static_cast<size_t>(2 + label * K + best)] += 1;

@@ -129,7 +129,7 @@ TEST(Activations, LastLayerOutputMatchesInference) {
     Inference inference(m, 1);
     const float* expected = inference.run(input.data(), 1);
     for (int k = 0; k < 5; ++k) EXPECT_NEAR(outputs.back()[static_cast<size_t>(k)], expected[k], 1e-5);
-    const auto p = class_probabilities(m, outputs.back());
+    const auto p = class_probabilities(m, outputs.back().data(), static_cast<int64_t>(outputs.back().size()));
     double sum = 0;
     for (double v : p) sum += v;
     EXPECT_NEAR(sum, 1.0, 1e-5);
