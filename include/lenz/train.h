@@ -103,6 +103,17 @@ struct EpochMetrics {
     bool best = false;  // the best test accuracy of the run so far (written to best.safetensors)
 };
 
+// An epoch's figures by name, in the order metrics.jsonl and Python's fit history give them: epoch,
+// train_loss, train_accuracy, test_loss, test_accuracy and best (only with a test set),
+// learning_rate, seconds, images_per_second. Both are written from this list alone.
+struct MetricValue {
+    enum class Kind { count, real, flag };  // as JSON and Python show it: an integer, a float, a bool
+    const char* name;
+    double value;
+    Kind kind = Kind::real;
+};
+std::vector<MetricValue> epoch_values(const EpochMetrics& m);
+
 // One line on an epoch, as lenz train prints it: "epoch 1/5  train loss 0.5123  acc 81.20%  |  test
 // loss ...". Without a test set (NaN test figures) the test part is left out.
 std::string epoch_line(const EpochMetrics& m, int64_t epochs);

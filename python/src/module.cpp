@@ -231,17 +231,14 @@ T option(const py::dict& options, const char* key, T fallback) {
 
 py::dict epoch_dict(const EpochMetrics& m) {
     py::dict d;
-    d["epoch"] = m.epoch;
-    d["train_loss"] = m.train_loss;
-    d["train_accuracy"] = m.train_accuracy;
-    if (!std::isnan(m.test_accuracy)) {
-        d["test_loss"] = m.test_loss;
-        d["test_accuracy"] = m.test_accuracy;
-        d["best"] = m.best;
+    for (const MetricValue& v : epoch_values(m)) {
+        if (v.kind == MetricValue::Kind::count)
+            d[v.name] = static_cast<int64_t>(v.value);
+        else if (v.kind == MetricValue::Kind::flag)
+            d[v.name] = v.value != 0;
+        else
+            d[v.name] = v.value;
     }
-    d["learning_rate"] = m.learning_rate;
-    d["seconds"] = m.seconds;
-    d["images_per_second"] = m.images_per_second;
     return d;
 }
 

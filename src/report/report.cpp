@@ -12,6 +12,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -223,8 +224,10 @@ std::vector<EpochMetrics> read_metrics_jsonl(const std::string& path) {
             m.epoch = j.at("epoch").get<int64_t>();
             m.train_loss = j.value("train_loss", 0.0);
             m.train_accuracy = j.value("train_accuracy", 0.0);
-            m.test_loss = j.value("test_loss", 0.0);
-            m.test_accuracy = j.value("test_accuracy", 0.0);
+            constexpr double none = std::numeric_limits<double>::quiet_NaN();  // a run without a test set
+            m.test_loss = j.value("test_loss", none);
+            m.test_accuracy = j.value("test_accuracy", none);
+            m.best = j.value("best", false);
             m.learning_rate = j.value("learning_rate", 0.0);
             m.seconds = j.value("seconds", 0.0);
             m.images_per_second = j.value("images_per_second", 0.0);

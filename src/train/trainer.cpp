@@ -83,6 +83,22 @@ std::string duration_text(double s) {
     return buf;
 }
 
+std::vector<MetricValue> epoch_values(const EpochMetrics& m) {
+    using Kind = MetricValue::Kind;
+    std::vector<MetricValue> values{{"epoch", static_cast<double>(m.epoch), Kind::count},
+                                    {"train_loss", m.train_loss},
+                                    {"train_accuracy", m.train_accuracy}};
+    if (!std::isnan(m.test_accuracy)) {  // evaluated
+        values.push_back({"test_loss", m.test_loss});
+        values.push_back({"test_accuracy", m.test_accuracy});
+        values.push_back({"best", m.best ? 1.0 : 0.0, Kind::flag});
+    }
+    values.push_back({"learning_rate", m.learning_rate});
+    values.push_back({"seconds", m.seconds});
+    values.push_back({"images_per_second", m.images_per_second});
+    return values;
+}
+
 std::string epoch_line(const EpochMetrics& m, int64_t epochs) {
     char buf[256];
     int n = std::snprintf(buf, sizeof buf, "epoch %lld/%lld  train loss %.4f  acc %.2f%%  |  ",
@@ -248,15 +264,18 @@ void average_state(Model& model, Ranks& ranks) {
     }
 }
 
-nlohmann::json metrics_json(const EpochMetrics& m) {
-    return {{"epoch", m.epoch},
-            {"train_loss", m.train_loss},
-            {"train_accuracy", m.train_accuracy},
-            {"test_loss", m.test_loss},
-            {"test_accuracy", m.test_accuracy},
-            {"learning_rate", m.learning_rate},
-            {"seconds", m.seconds},
-            {"images_per_second", m.images_per_second}};
+// In the list's order (ordered_json: nlohmann::json would sort the keys).
+nlohmann::ordered_json metrics_json(const EpochMetrics& m) {
+    nlohmann::ordered_json j = nlohmann::ordered_json::object();
+    for (const MetricValue& v : epoch_values(m)) {
+        if (v.kind == MetricValue::Kind::count)
+            j[v.name] = static_cast<int64_t>(v.value);
+        else if (v.kind == MetricValue::Kind::flag)
+            j[v.name] = v.value != 0;
+        else
+            j[v.name] = v.value;
+    }
+    return j;
 }
 
 }  // namespace
@@ -517,7 +536,7 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
         m.best = m.test_accuracy > best_accuracy;
         if (m.best) best_accuracy = m.test_accuracy;
         history.push_back(m);
-        nlohmann::json mj = metrics_json(m);
+        nlohmann::ordered_json mj = metrics_json(m);
         mj["best_test_accuracy"] = best_accuracy;
         info.epoch = epoch;
         info.step = optimizer.steps_taken();

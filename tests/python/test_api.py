@@ -141,15 +141,24 @@ def test_datasets(fashion):
 def test_reports_as_the_command_line(tmp_path, fashion):
     (x, y), (x_test, y_test) = fashion
     model = lenz.Model(FASHION)
-    model.fit(x[:640], y[:640], epochs=2, validation=(x_test[:200], y_test[:200]), out=tmp_path / "run")
+    history = model.fit(x[:640], y[:640], epochs=2, validation=(x_test[:200], y_test[:200]), out=tmp_path / "run")
     for name in ("model.safetensors", "best.safetensors", "metrics.jsonl", "report.html"):
         assert (tmp_path / "run" / name).exists(), name
+    # The history and metrics.jsonl are one list of named figures: the same keys in the same order.
+    logged = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
+    assert [list(h) for h in history] == [list(line) for line in logged]
+    assert list(history[0])[:6] == ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "best"]
+    assert logged[0]["best"] is True and isinstance(logged[0]["epoch"], int)
+    assert history[1]["test_accuracy"] == pytest.approx(logged[1]["test_accuracy"], rel=1e-12)
     assert "after epoch 2 of 2" in (tmp_path / "run/report.html").read_text()
     model.report(tmp_path / "eval.html", x_test[:200], y_test[:200])
     page = (tmp_path / "eval.html").read_text()
     assert "Lenz report" in page and "fashion" in page and "<svg" in page  # the fits' curves
-    model.fit(x[:64], y[:64], epochs=1, out=tmp_path / "quiet", report=False)
+    quiet = model.fit(x[:64], y[:64], epochs=1, out=tmp_path / "quiet", report=False)
     assert not (tmp_path / "quiet/report.html").exists()
+    # Without a test set the test figures are left out of both, not written as null.
+    line = json.loads((tmp_path / "quiet/metrics.jsonl").read_text())
+    assert list(line) == list(quiet[0]) and "test_loss" not in line
 
 
 def test_quantize_is_lenz_quantize(tmp_path, cli_run, fashion):

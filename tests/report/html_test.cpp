@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -192,6 +193,28 @@ TEST(Report, MetricsJsonlKeepsTheLastLinePerEpoch) {
     EXPECT_EQ(h[1].train_loss, 0.25);
     std::filesystem::remove(path);
     EXPECT_TRUE(read_metrics_jsonl(path.string()).empty());
+}
+
+// A run without a test set logs no test figures (epoch_values leaves them out); they read back as
+// NaN, which the report shows as no test curve, not as 0 %.
+TEST(Report, MetricsJsonlWithoutTestFiguresReadsThemAsMissing) {
+    const auto path =
+        std::filesystem::temp_directory_path() / ("lenz-metrics-nt-" + std::to_string(::getpid()));
+    EpochMetrics m;
+    m.epoch = 3;
+    m.train_loss = 0.5;
+    m.test_loss = m.test_accuracy = std::nan("");
+    std::string line = "{";
+    for (const MetricValue& v : epoch_values(m))
+        line += (line.size() > 1 ? "," : "") + std::string("\"") + v.name + "\":" + std::to_string(v.value);
+    std::ofstream(path) << line << "}\n";
+    const auto h = read_metrics_jsonl(path.string());
+    ASSERT_EQ(h.size(), 1u);
+    EXPECT_EQ(h[0].epoch, 3);
+    EXPECT_EQ(h[0].train_loss, 0.5);
+    EXPECT_TRUE(std::isnan(h[0].test_accuracy));
+    EXPECT_FALSE(h[0].best);
+    std::filesystem::remove(path);
 }
 
 }  // namespace
