@@ -57,11 +57,6 @@ int64_t argmax_2x2(const T* plane, int64_t W, int64_t oh, int64_t ow) {
     return best;
 }
 
-template <class T>
-int64_t argmax_at(const ConvGeometry& g, const T* plane, int64_t oh, int64_t ow, bool plain) {
-    return plain ? argmax_2x2(plane, g.W, oh, ow) : argmax_in(g, plane, window_at(g, oh, ow));
-}
-
 }  // namespace
 
 namespace {
@@ -107,11 +102,49 @@ void avgpool_forward_nchw(const ConvGeometry& g, int64_t N, const float* x, floa
     }
 }
 
+// One plane of the max-pool backward, (H, W), into a zeroed dplane: each dy added at the first
+// maximum of its window, in scan order. The windows wholly inside a row find their maxima side by
+// side, up to 64 at a time, a vector lane each; those cut by padding one by one.
+[[gnu::always_inline]] inline void maxpool_backward_plane_nchw(const ConvGeometry& g, const float* in,
+                                                               const float* dout, float* dplane) {
+    constexpr int64_t kRun = 64;
+    const int64_t lo = std::min(g.OW, (g.PL + g.SW - 1) / g.SW), last = g.W - g.KW + g.PL;
+    const int64_t hi = std::clamp(last >= 0 ? last / g.SW + 1 : 0, lo, g.OW);
+    for (int64_t oh = 0; oh < g.OH; ++oh) {
+        const float* d = dout + oh * g.OW;
+        const Window rows = window_at(g, oh, 0);
+        for (int64_t ow = 0; ow < lo; ++ow) dplane[argmax_in(g, in, window_at(g, oh, ow))] += d[ow];
+        for (int64_t o0 = lo; o0 < hi; o0 += kRun) {
+            const int64_t count = std::min(kRun, hi - o0), base = o0 * g.SW - g.PL;
+            float best[kRun];
+            int64_t arg[kRun];
+#pragma omp simd
+            for (int64_t j = 0; j < count; ++j) {
+                arg[j] = rows.h0 * g.W + base + j * g.SW;
+                best[j] = in[arg[j]];
+            }
+            for (int64_t h = rows.h0; h < rows.h1; ++h)
+                for (int64_t kw = 0; kw < g.KW; ++kw) {
+                    const int64_t first = h * g.W + base + kw;
+#pragma omp simd
+                    for (int64_t j = 0; j < count; ++j) {
+                        const int64_t i = first + j * g.SW;
+                        const bool more = in[i] > best[j];
+                        best[j] = more ? in[i] : best[j];
+                        arg[j] = more ? i : arg[j];
+                    }
+                }
+            for (int64_t j = 0; j < count; ++j) dplane[arg[j]] += d[o0 + j];
+        }
+        for (int64_t ow = hi; ow < g.OW; ++ow) dplane[argmax_in(g, in, window_at(g, oh, ow))] += d[ow];
+    }
+}
+
 void maxpool_backward_nchw(const ConvGeometry& g, int64_t N, const float* x, const float* dy,
                            const ImageGradientSink& sink, float* workspace, int threads) {
     const int64_t plane = g.H * g.W, out_plane = g.OH * g.OW;
-    const bool plain = is_plain_2x2(g);
-    const bool tiles_exactly = plain && g.H == 2 * g.OH && g.W == 2 * g.OW;
+    const bool tiles_exactly = is_plain_2x2(g) && g.H == 2 * g.OH && g.W == 2 * g.OW;
+    const auto route_plane = VectorBuilds<&maxpool_backward_plane_nchw>::best();
     for_each_image_gradient(N, g.C * plane, workspace, threads, sink, [&](int64_t n, float* dx) {
         if (tiles_exactly) {  // every input belongs to exactly one window: write, no zeroing pass
             for (int64_t c = 0; c < g.C; ++c) {
@@ -121,7 +154,7 @@ void maxpool_backward_nchw(const ConvGeometry& g, int64_t N, const float* x, con
                 for (int64_t oh = 0; oh < g.OH; ++oh)
                     for (int64_t ow = 0; ow < g.OW; ++ow) {
                         const int64_t i = 2 * oh * g.W + 2 * ow, best = argmax_2x2(in, g.W, oh, ow);
-                        const float d = dout[oh * g.OW + ow];
+                        const float d = dout[oh * g.OW + ow] + 0.0f;  // -0 as +0, as 0 + (-0) gives
                         dplane[i] = best == i ? d : 0.0f;
                         dplane[i + 1] = best == i + 1 ? d : 0.0f;
                         dplane[i + g.W] = best == i + g.W ? d : 0.0f;
@@ -131,14 +164,8 @@ void maxpool_backward_nchw(const ConvGeometry& g, int64_t N, const float* x, con
             return;
         }
         std::memset(dx, 0, sizeof(float) * static_cast<size_t>(g.C * plane));
-        for (int64_t c = 0; c < g.C; ++c) {
-            const float* in = x + (n * g.C + c) * plane;
-            const float* dout = dy + (n * g.C + c) * out_plane;
-            float* dplane = dx + c * plane;
-            for (int64_t oh = 0; oh < g.OH; ++oh)
-                for (int64_t ow = 0; ow < g.OW; ++ow)
-                    dplane[argmax_at(g, in, oh, ow, plain)] += dout[oh * g.OW + ow];
-        }
+        for (int64_t c = 0; c < g.C; ++c)
+            route_plane(g, x + (n * g.C + c) * plane, dy + (n * g.C + c) * out_plane, dx + c * plane);
     });
 }
 
@@ -227,6 +254,107 @@ void avgpool_forward_nhwc(const ConvGeometry& g, int64_t N, const float* x, floa
     }
 }
 
+// Channels-last max-pool backward, one run of kWidth channels of one window: the first maximum of
+// each lane (strict > in scan order) and its tap stay in registers while the taps pass, then each
+// tap gets its lane's dy where it won and 0 elsewhere. A tap the window is the first (in scan
+// order) to reach is written, the others add to what earlier windows left there; added zeros change
+// no sum (one that starts at +0 is never -0), and the + 0.0f turns a written -0 into the +0 that
+// 0 + (-0) gives: dx is bit for bit that of adding each dy in scan order into a zeroed image.
+//
+// kWidth floats, and as many int32 lanes, in GCC's generic vectors: each build of vector_isa.h
+// makes them its own registers (one AVX-512 register for 16, two AVX2 or four SSE ones). With
+// `omp simd` on arrays instead, GCC kept the runs on the stack and compared lane by lane.
+template <int64_t kWidth>
+struct Lanes {
+    typedef float Floats __attribute__((vector_size(4 * kWidth)));
+    typedef int32_t Ints __attribute__((vector_size(4 * kWidth)));
+};
+
+template <int64_t kWidth>
+[[gnu::always_inline]] inline void route_window_nhwc(const float* x, const float* d, float* dx,
+                                                     const int64_t* at, const bool* fresh, int32_t taps) {
+    using Floats = typename Lanes<kWidth>::Floats;
+    using Ints = typename Lanes<kWidth>::Ints;
+    Floats best, v, grad, out;
+    Ints arg = {};
+    std::memcpy(&best, x + at[0], sizeof best);
+    for (int32_t t = 1; t < taps; ++t) {
+        std::memcpy(&v, x + at[t], sizeof v);
+        const Ints more = v > best;
+        best = more ? v : best;
+        arg = more ? arg * 0 + t : arg;
+    }
+    std::memcpy(&grad, d, sizeof grad);
+    const Floats zero = {};
+    for (int32_t t = 0; t < taps; ++t) {
+        const Floats share = arg == t ? grad : zero;
+        float* o = dx + at[t];
+        if (fresh[t]) {
+            out = share + 0.0f;
+        } else {
+            std::memcpy(&out, o, sizeof out);
+            out += share;
+        }
+        std::memcpy(o, &out, sizeof out);
+    }
+}
+
+// One channel of the above.
+[[gnu::always_inline]] inline void route_window_channel(const float* x, float d, float* dx, const int64_t* at,
+                                                        const bool* fresh, int32_t taps) {
+    int32_t arg = 0;
+    for (int32_t t = 1; t < taps; ++t)
+        if (x[at[t]] > x[at[arg]]) arg = t;
+    for (int32_t t = 0; t < taps; ++t) {
+        const float share = arg == t ? d : 0.0f;
+        dx[at[t]] = fresh[t] ? share + 0.0f : dx[at[t]] + share;
+    }
+}
+
+// The most taps a window may have for the builds below; larger windows zero dx and go tap by tap.
+constexpr int64_t kMaxTaps = 64;
+
+// One image of dx for channels-last max pooling, windows in scan order, channels in runs of 16, 8,
+// 4 and 1. Where windows overlap or abut (stride <= kernel), every input is first reached by the
+// window (oh, ow) whose row and column are the first to reach it: the tap (kh, kw) is new there
+// when oh == 0 or kh >= KH - SH, and ow == 0 or kw >= KW - SW; inputs past the last window are
+// zeroed. Otherwise (`zeroed`) dx arrives zeroed and every tap adds.
+[[gnu::always_inline]] inline void maxpool_backward_image_nhwc(const ConvGeometry& g, const float* x,
+                                                               const float* dy, float* dx, bool zeroed) {
+    const int64_t C = g.C;
+    int64_t at[kMaxTaps];
+    bool fresh[kMaxTaps];
+    for (int64_t oh = 0; oh < g.OH; ++oh)
+        for (int64_t ow = 0; ow < g.OW; ++ow) {
+            const Window w = window_at(g, oh, ow);
+            const int64_t hs = oh * g.SH - g.PT, ws = ow * g.SW - g.PL;
+            int32_t taps = 0;
+            for (int64_t h = w.h0; h < w.h1; ++h)
+                for (int64_t col = w.w0; col < w.w1; ++col, ++taps) {
+                    at[taps] = (h * g.W + col) * C;
+                    fresh[taps] =
+                        !zeroed && (oh == 0 || h - hs >= g.KH - g.SH) && (ow == 0 || col - ws >= g.KW - g.SW);
+                }
+            const float* d = dy + (oh * g.OW + ow) * C;
+            int64_t c = 0;
+            for (; c + 16 <= C; c += 16) route_window_nhwc<16>(x + c, d + c, dx + c, at, fresh, taps);
+            for (; c + 8 <= C; c += 8) route_window_nhwc<8>(x + c, d + c, dx + c, at, fresh, taps);
+            for (; c + 4 <= C; c += 4) route_window_nhwc<4>(x + c, d + c, dx + c, at, fresh, taps);
+            for (; c < C; ++c) route_window_channel(x + c, d[c], dx + c, at, fresh, taps);
+        }
+    if (zeroed) return;
+    const int64_t rows = std::min(g.H, (g.OH - 1) * g.SH - g.PT + g.KH),
+                  cols = std::min(g.W, (g.OW - 1) * g.SW - g.PL + g.KW);
+    for (int64_t h = 0; h < rows; ++h) std::fill(dx + (h * g.W + cols) * C, dx + (h + 1) * g.W * C, 0.0f);
+    std::fill(dx + rows * g.W * C, dx + g.H * g.W * C, 0.0f);
+}
+
+// Whether every input lies in some window, each window's taps fit maxpool_backward_image_nhwc's
+// table, and the first window reaches the first row and column.
+bool windows_cover(const ConvGeometry& g) {
+    return g.SH <= g.KH && g.SW <= g.KW && g.PT < g.KH && g.PL < g.KW && g.KH * g.KW <= kMaxTaps;
+}
+
 void maxpool_backward_nhwc(const ConvGeometry& g, int64_t N, const float* x, const float* dy,
                            const ImageGradientSink& sink, float* workspace, int threads) {
     const int64_t C = g.C, image = g.H * g.W * C;
@@ -247,12 +375,21 @@ void maxpool_backward_nhwc(const ConvGeometry& g, int64_t N, const float* x, con
                         const bool is_b = b[k] > a[k], is_c = c[k] > best_ab;
                         const float best_abc = is_c ? c[k] : best_ab;
                         const bool is_d = d[k] > best_abc;
-                        da[k] = !is_b && !is_c && !is_d ? grad[k] : 0.0f;
-                        db[k] = is_b && !is_c && !is_d ? grad[k] : 0.0f;
-                        dc[k] = is_c && !is_d ? grad[k] : 0.0f;
-                        dd[k] = is_d ? grad[k] : 0.0f;
+                        da[k] = (!is_b && !is_c && !is_d ? grad[k] : 0.0f) + 0.0f;  // -0 as +0
+                        db[k] = (is_b && !is_c && !is_d ? grad[k] : 0.0f) + 0.0f;
+                        dc[k] = (is_c && !is_d ? grad[k] : 0.0f) + 0.0f;
+                        dd[k] = (is_d ? grad[k] : 0.0f) + 0.0f;
                     }
                 }
+        });
+        return;
+    }
+    if (g.KH * g.KW <= kMaxTaps) {
+        const bool covered = windows_cover(g);
+        const auto build = VectorBuilds<&maxpool_backward_image_nhwc>::best();
+        for_each_image_gradient(N, image, workspace, threads, sink, [&](int64_t n, float* dx) {
+            if (!covered) std::fill(dx, dx + image, 0.0f);
+            build(g, x + n * image, dy + n * g.OH * g.OW * C, dx, !covered);
         });
         return;
     }
