@@ -13,6 +13,8 @@
 #include "kernels/cpu/pool2d.h"
 
 namespace lenz {
+// Its own namespace: the unity build puts this file beside others with a Case of their own.
+namespace maxpool_backward_test {
 namespace {
 
 // Index of value (n, c, h, w) in the layout.
@@ -119,4 +121,5 @@ TEST(MaxpoolBackwardKernel, RoutesEachGradientToTheFirstMaximumOfItsWindow) {
 }
 
 }  // namespace
+}  // namespace maxpool_backward_test
 }  // namespace lenz
