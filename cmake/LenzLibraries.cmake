@@ -142,7 +142,7 @@ lenz_library(data DEPENDS layers
 lenz_library(analysis DEPENDS engine
   HEADERS summary.h communication.h)
 lenz_library(train DEPENDS formats data distributed
-  HEADERS train.h)
+  HEADERS train.h train_options.h)
 lenz_library(report DEPENDS train analysis
   HEADERS report.h)
 

@@ -72,8 +72,9 @@ enum class ScheduleKind { constant, step, cosine };
 
 struct ScheduleConfig {
     ScheduleKind kind = ScheduleKind::cosine;
-    double base_lr = 1e-3;
-    double warmup_epochs = 0.0;  // linear from 0 to base_lr over these (fractional) epochs
+    // The defaults are lenz train's (lenz/train_options.h): Adam's 0.002, half an epoch of warm-up.
+    double base_lr = 2e-3;
+    double warmup_epochs = 0.5;  // linear from 0 to base_lr over these (fractional) epochs
     int64_t step_every = 10;     // step: multiply by step_gamma every this many epochs
     double step_gamma = 0.1;
     double final_fraction = 0.0;  // cosine: the learning rate at the end, as a fraction of base_lr

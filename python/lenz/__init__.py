@@ -12,6 +12,8 @@ Images are arrays of shape (N, height, width, channels): uint8 pixels (0-255), o
 with the command line's one-line messages.
 """
 
+import difflib
+import inspect
 import json
 import os
 import tempfile
@@ -123,34 +125,17 @@ class Model:
         x,
         y=None,
         *,
-        epochs=5,
-        batch=64,
-        optimizer="adam",
-        lr=None,
-        momentum=0.9,
-        weight_decay=0.0,
-        schedule="cosine",
-        warmup=0.5,
-        step_every=10,
-        gamma=0.1,
-        augment_crop=0,
-        augment_flip=False,
-        augment_erase=0.0,
-        label_smoothing=0.0,
-        seed=1,
         validation=None,
-        val_split=0.0,
-        limit_train=0,
-        limit_test=0,
         class_names=None,
-        dtype="float32",
         out=None,
         report=True,
         progress=None,
         verbose=False,
+        **options,
     ):
         """Trains on images x (N, H, W, C) with labels y, or on a data set as `lenz train --data` takes
-        it ("fashion-mnist", "mnist", a folder), with the options of `lenz train` under the same names.
+        it ("fashion-mnist", "mnist", a folder), with the options of `lenz train` under the same names,
+        listed at the end (weight_decay=1e-4 for --weight-decay 1e-4; None: the default).
 
         class_names=[...] names the classes of arrays (one name a class, label order), as predict,
         the report and a saved checkpoint then show them; a data set by name brings its own.
@@ -164,35 +149,20 @@ class Model:
         returning False stops training there. Ctrl-C stops it after the current step, raising
         KeyboardInterrupt; the model keeps that step's weights. verbose=True prints a line per epoch.
         Returns the history: a dict per epoch, with the keys of metrics.jsonl."""
-        options = dict(
-            epochs=epochs,
-            batch=batch,
-            optimizer=optimizer,
-            lr=lr,
-            momentum=momentum,
-            weight_decay=weight_decay,
-            schedule=schedule,
-            warmup=warmup,
-            step_every=step_every,
-            gamma=gamma,
-            augment_crop=augment_crop,
-            augment_flip=augment_flip,
-            augment_erase=augment_erase,
-            label_smoothing=label_smoothing,
-            seed=seed,
-            val_split=val_split,
-            limit_train=limit_train,
-            limit_test=limit_test,
-            class_names=class_names,
-            dtype=dtype,
-        )
+        for keyword in options:
+            if keyword not in _TRAIN_OPTIONS:
+                near = difflib.get_close_matches(keyword, list(_TRAIN_OPTIONS), n=1)
+                hint = f" (did you mean {near[0]}?)" if near else ""
+                raise TypeError(f"fit() got an unexpected keyword argument '{keyword}'{hint}")
         if isinstance(x, os.PathLike):
             x = os.fspath(x)
         if out is not None:
-            history = self._core.fit(x, y, validation, options, progress, os.fspath(out), verbose, report)
+            history = self._core.fit(
+                x, y, validation, options, class_names, progress, os.fspath(out), verbose, report
+            )
         else:
             with tempfile.TemporaryDirectory(prefix="lenz-fit-") as folder:
-                history = self._core.fit(x, y, validation, options, progress, folder, verbose, False)
+                history = self._core.fit(x, y, validation, options, class_names, progress, folder, verbose, False)
         self.history += history
         return history
 
@@ -232,6 +202,25 @@ class Model:
     def export_onnx(self, path):
         """Writes the model as ONNX (opset 13), as `lenz export` does: its input is (N, C, H, W) pixels / 255."""
         self._core.export_onnx(os.fspath(path))
+
+
+# fit's options are lenz train's, from one table (lenz/train_options.h): names, defaults and help.
+_TRAIN_OPTIONS = {option["keyword"]: option for option in _core.train_options()}
+
+
+def _describe_fit_options():
+    """fit's signature and help list its options as if written out, for help() and editors."""
+    signature = inspect.signature(Model.fit)
+    parameters = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    lines = ["", "", "Options (those of lenz train):"]
+    for keyword, option in _TRAIN_OPTIONS.items():
+        parameters.append(inspect.Parameter(keyword, inspect.Parameter.KEYWORD_ONLY, default=option["default"]))
+        lines.append(f"    {keyword}={option['default']!r}: {option['help']}")
+    Model.fit.__signature__ = signature.replace(parameters=parameters)
+    Model.fit.__doc__ += "\n".join(lines)
+
+
+_describe_fit_options()
 
 
 def load(path):

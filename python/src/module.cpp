@@ -25,6 +25,7 @@
 #include "lenz/summary.h"
 #include "lenz/threads.h"
 #include "lenz/train.h"
+#include "lenz/train_options.h"
 
 namespace py = pybind11;
 
@@ -214,19 +215,42 @@ py::array_t<int64_t> labels_to_array(const ImageSet& set) {
     return a;
 }
 
-template <class T>
-T option(const py::dict& options, const char* key, T fallback) {
-    if (!options.contains(key) || options[key].is_none()) return fallback;
-    try {
-        return options[key].cast<T>();
-    } catch (const py::cast_error&) {
-        const char* expected = std::is_same_v<T, std::string> ? "a string"
-                               : std::is_same_v<T, bool>      ? "True or False"
-                               : std::is_integral_v<T>        ? "a whole number (0 or more)"
-                                                              : "a number";
-        throw Error(std::string("fit: ") + key + ": expected " + expected + ", got " +
-                    std::string(py::repr(options[key])));
+// fit's keyword options, by the table of lenz/train_options.h (the Python wrapper refuses a keyword
+// the table lacks); None leaves an option at its default.
+TrainOptionValues fit_options(const py::dict& options) {
+    TrainOptionValues values;
+    for (const auto& [key, given] : options) {
+        const std::string keyword = py::str(key);
+        const TrainOption* option = nullptr;
+        for (const TrainOption& candidate : train_options())
+            if (candidate.keyword() == keyword) option = &candidate;
+        if (!option) throw Error("fit: unknown option '" + keyword + "'");
+        if (given.is_none()) continue;
+        OptionValue value;
+        if (py::isinstance<py::bool_>(given)) {
+            value = given.cast<bool>();
+        } else if (PyIndex_Check(given.ptr())) {  // int, and NumPy's integers
+            try {
+                value = py::int_(py::reinterpret_borrow<py::object>(given)).cast<int64_t>();
+            } catch (const py::cast_error&) {
+                throw Error("fit: " + keyword + ": " + std::string(py::repr(given)) + " is out of range");
+            }
+        } else if (PyFloat_Check(given.ptr())) {
+            value = given.cast<double>();
+        } else if (py::isinstance<py::str>(given)) {
+            value = given.cast<std::string>();
+        } else {
+            throw Error("fit: " + keyword + ": expected " + expected_value(*option) + ", got " +
+                        std::string(py::repr(given)));
+        }
+        if (std::string problem = option_problem(*option, value); !problem.empty()) {
+            if (problem.find(", got ") == std::string::npos)
+                problem += ", got " + std::string(py::repr(given));
+            throw Error("fit: " + keyword + ": " + problem);
+        }
+        values[option->name] = value;
     }
+    return values;
 }
 
 py::dict epoch_dict(const EpochMetrics& m) {
@@ -368,69 +392,35 @@ class PyModel {
     // x: images with labels y, or a data set as lenz train --data takes it (y None).
     // report: write out_dir/report.html after each epoch, as lenz train does (with a test set only).
     py::list fit(const py::object& x, const py::object& y, const py::object& validation, const py::dict& o,
-                 const py::object& progress, const std::string& out_dir, bool verbose, bool report) {
-        TrainConfig c;
-        c.epochs = option<int64_t>(o, "epochs", 5);
-        c.batch = option<int64_t>(o, "batch", 64);
-        c.seed = option<uint64_t>(o, "seed", 1);
-        c.optimizer = parse_optimizer(option<std::string>(o, "optimizer", "adam"));
-        c.optimizer.momentum = option<double>(o, "momentum", 0.9);
-        c.optimizer.weight_decay = option<double>(o, "weight_decay", 0.0);
-        c.schedule.kind = parse_schedule(option<std::string>(o, "schedule", "cosine"));
-        c.schedule.base_lr = option<double>(o, "lr", default_learning_rate(c.optimizer.kind));
-        c.schedule.warmup_epochs = option<double>(o, "warmup", 0.5);
-        c.schedule.step_every = option<int64_t>(o, "step_every", 10);
-        c.schedule.step_gamma = option<double>(o, "gamma", 0.1);
-        c.augment.crop_padding = option<int64_t>(o, "augment_crop", 0);
-        c.augment.horizontal_flip = option<bool>(o, "augment_flip", false);
-        c.augment.erase_probability = option<double>(o, "augment_erase", 0.0);
-        c.label_smoothing = option<double>(o, "label_smoothing", 0.0);
-        c.limit_train = option<int64_t>(o, "limit_train", 0);
-        c.limit_test = option<int64_t>(o, "limit_test", 0);
-        c.precision = parse_precision(option<std::string>(o, "dtype", "float32"));
-        require_precision(c.precision);
+                 const py::object& class_names, const py::object& progress, const std::string& out_dir,
+                 bool verbose, bool report) {
+        const TrainOptionValues values = fit_options(o);
+        TrainConfig c = train_config(values);
         c.out_dir = out_dir;
-        if (c.epochs < 1 || c.batch < 1)
-            throw Error("fit: epochs and batch must be at least 1, got epochs=" + std::to_string(c.epochs) +
-                        ", batch=" + std::to_string(c.batch));
-        if (!(c.schedule.base_lr > 0)) throw Error("fit: lr must be greater than 0");
-        if (c.augment.crop_padding < 0 || c.augment.erase_probability < 0 ||
-            c.augment.erase_probability > 1 || c.label_smoothing < 0 || c.label_smoothing > 0.5 ||
-            c.limit_train < 0 || c.limit_test < 0)
-            throw Error(
-                "fit: expected augment_crop >= 0, augment_erase in [0, 1], label_smoothing in [0, 0.5] and "
-                "limits >= 0");
-
         // The run's options, by the command line's names, as lenz train records them.
-        nlohmann::json recorded = {{"--epochs", c.epochs},
-                                   {"--batch", c.batch},
-                                   {"--seed", c.seed},
-                                   {"--optimizer", option<std::string>(o, "optimizer", "adam")},
-                                   {"--lr", c.schedule.base_lr}};
+        nlohmann::json recorded = nlohmann::json::parse(options_json(values));
         DataSplit data;
         const Shape in = model().input_shape();
         if (py::isinstance<py::str>(x)) {
-            if (!y.is_none() || !validation.is_none() ||
-                (o.contains("class_names") && !o["class_names"].is_none()))
+            if (!y.is_none() || !validation.is_none() || !class_names.is_none())
                 throw Error(
                     "fit: a data set by name brings its own labels, class names and test set; leave out y, "
                     "validation and class_names");
             const std::string spec = x.cast<std::string>();
-            const double val_split = option<double>(o, "val_split", 0.0);
+            const double val_split = std::get<double>(option_value(values, "--val-split"));
             py::gil_scoped_release release;
             data = load_dataset_for(model(), spec, val_split, c.seed);
             recorded["--data"] = spec;
-            recorded["--val-split"] = val_split;
         } else {
             if (y.is_none()) throw Error("fit: images need their labels: fit(x, y)");
             data.train = image_set(x, y, in, "fit");
             data.train.class_names = info().class_names;
-            if (o.contains("class_names") && !o["class_names"].is_none()) {
-                const py::object names = o["class_names"];
-                if (py::isinstance<py::str>(names) || !py::isinstance<py::sequence>(names))
-                    throw Error("fit: class_names: expected a list of strings, got " + type_name(names));
+            if (!class_names.is_none()) {
+                if (py::isinstance<py::str>(class_names) || !py::isinstance<py::sequence>(class_names))
+                    throw Error("fit: class_names: expected a list of strings, got " +
+                                type_name(class_names));
                 std::vector<std::string> given;
-                for (const py::handle& name : names.cast<py::sequence>()) {
+                for (const py::handle& name : class_names.cast<py::sequence>()) {
                     if (!py::isinstance<py::str>(name))
                         throw Error("fit: class_names: expected strings, got " + std::string(py::repr(name)));
                     given.push_back(name.cast<std::string>());
@@ -709,7 +699,8 @@ PYBIND11_MODULE(_core, m) {
         .def("summary", &PyModel::summary, py::arg("batch"), py::arg("optimizer"), py::arg("dtype"))
         .def("predict", &PyModel::predict, py::arg("x"), py::arg("batch"))
         .def("fit", &PyModel::fit, py::arg("x"), py::arg("y"), py::arg("validation"), py::arg("options"),
-             py::arg("progress"), py::arg("out"), py::arg("verbose"), py::arg("report"))
+             py::arg("class_names"), py::arg("progress"), py::arg("out"), py::arg("verbose"),
+             py::arg("report"))
         .def("report", &PyModel::report, py::arg("path"), py::arg("x"), py::arg("y"))
         .def("evaluate", &PyModel::evaluate, py::arg("x"), py::arg("y"), py::arg("batch"))
         .def("quantize", &PyModel::quantize, py::arg("x"), py::arg("images"), py::arg("seed"))
@@ -720,6 +711,27 @@ PYBIND11_MODULE(_core, m) {
 
     m.def("load_data", &lenz::python::load_data, py::arg("spec"), py::arg("val_split"), py::arg("seed"),
           py::arg("height"), py::arg("width"), py::arg("channels"), py::arg("skip_bad_images") = false);
+    // The options of a training run (lenz/train_options.h), for fit's keywords, defaults and help.
+    m.def("train_options", [] {
+        py::list options;
+        for (const lenz::TrainOption& option : lenz::train_options()) {
+            py::dict d;
+            d["keyword"] = option.keyword();
+            d["name"] = option.name;
+            d["default"] = std::visit(
+                [](const auto& v) -> py::object {
+                    if constexpr (std::is_same_v<std::decay_t<decltype(v)>, std::monostate>)
+                        return py::none();
+                    else
+                        return py::cast(v);
+                },
+                option.default_value);
+            d["help"] = option.help;
+            d["choices"] = option.choices;
+            options.append(d);
+        }
+        return options;
+    });
     m.def("threads", &lenz::threads);
     m.def("set_threads", &lenz::set_threads, py::arg("n"));
     m.def(

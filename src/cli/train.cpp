@@ -3,9 +3,12 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -19,58 +22,39 @@
 #include "lenz/report.h"
 #include "lenz/summary.h"
 #include "lenz/threads.h"
+#include "lenz/train_options.h"
 
 namespace lenz::cli {
 namespace {
 
 struct TrainArgs {
-    std::string model, data = "fashion-mnist", out, resume, optimizer = "adam", schedule = "cosine";
+    std::string model, out, resume;
+    TrainOptionValues values;  // the options of lenz/train_options.h this command line gives
+    // The run's options the table leaves to the command line.
+    std::string data = "fashion-mnist";
     std::string freeze;  // --freeze NAME: train only the layers after NAME
-    std::string dtype = "float32";
-    bool new_head = false;
-    int64_t epochs = 5, batch = 64, limit_train = 0, limit_test = 0, step_every = 10, crop = 0;
-    double lr = -1, momentum = 0.9, weight_decay = 0, warmup = 0.5, gamma = 0.1, val_split = 0, erase = 0;
-    double label_smoothing = 0;
-    uint64_t seed = 1;
-    bool flip = false, quiet = false, report = true, sync_batchnorm = false;
+    bool new_head = false, report = true, sync_batchnorm = false;
     bool skip_bad_images = false;  // --skip-bad-images, which add_data_option makes the loaders' default
-    std::set<std::string> given;   // the options this command line set itself
+    bool quiet = false;
+    std::set<std::string> given;  // the options this command line set itself
 };
 
-// The options that define a run, by their command-line names. Checkpoints record them, and --resume
-// takes up every one its own command line does not give, so a resumed run is the same run.
+// The run's options outside the table, by their command-line names. Checkpoints record them with
+// the table's, and --resume takes up every one its own command line does not give, so a resumed run
+// is the same run.
 template <class Visit>
-void each_run_option(TrainArgs& a, Visit visit) {
+void each_command_line_run_option(TrainArgs& a, Visit visit) {
     visit("--data", a.data);
-    visit("--val-split", a.val_split);
-    visit("--limit-train", a.limit_train);
-    visit("--limit-test", a.limit_test);
-    visit("--epochs", a.epochs);
-    visit("--batch", a.batch);
-    visit("--seed", a.seed);
-    visit("--optimizer", a.optimizer);
-    visit("--lr", a.lr);
-    visit("--momentum", a.momentum);
-    visit("--weight-decay", a.weight_decay);
-    visit("--schedule", a.schedule);
-    visit("--warmup", a.warmup);
-    visit("--step-every", a.step_every);
-    visit("--gamma", a.gamma);
-    visit("--augment-crop", a.crop);
-    visit("--augment-flip", a.flip);
-    visit("--augment-erase", a.erase);
-    visit("--label-smoothing", a.label_smoothing);
     visit("--new-head", a.new_head);
     visit("--freeze", a.freeze);
-    visit("--dtype", a.dtype);
     visit("--sync-batchnorm", a.sync_batchnorm);
     visit("--report", a.report);  // --no-report, which a resumed run kept dropping
     visit("--skip-bad-images", a.skip_bad_images);
 }
 
 std::string run_options_json(TrainArgs a) {
-    nlohmann::json j = nlohmann::json::object();
-    each_run_option(a, [&](const char* name, const auto& value) { j[name] = value; });
+    nlohmann::json j = nlohmann::json::parse(options_json(a.values));
+    each_command_line_run_option(a, [&](const char* name, const auto& value) { j[name] = value; });
     return j.dump();
 }
 
@@ -90,7 +74,13 @@ void take_up_run_options(TrainArgs& a, const std::string& dir) {
     } catch (const nlohmann::json::exception&) {
         throw FormatError(path + ": the run's settings in the metadata are not JSON");
     }
-    each_run_option(a, [&](const char* name, auto& value) {
+    try {
+        for (const auto& [name, value] : options_from_json(stored.dump()))
+            if (!a.given.count(name)) a.values[name] = value;
+    } catch (const FormatError& e) {
+        throw FormatError(path + ": " + e.what());
+    }
+    each_command_line_run_option(a, [&](const char* name, auto& value) {
         if (a.given.count(name) || !stored.contains(name)) return;
         try {
             value = stored[name].get<std::decay_t<decltype(value)>>();
@@ -196,48 +186,31 @@ int run_train(TrainArgs a) {
     const std::string ext = std::filesystem::path(a.model).extension().string();
     const bool pretrained = ext == ".onnx" || ext == ".safetensors";
     Model model = load_any_model(a.model);
-    TrainConfig c;
     if (!a.resume.empty()) {
-        c.resume = true;
-        c.out_dir = a.resume;
         if (!a.out.empty() && a.out != a.resume)
             throw Error("--resume DIR continues in DIR; leave out --out");
         a.skip_bad_images = skip_bad_images_default();  // given on this command line
         take_up_run_options(a, a.resume);
         set_skip_bad_images_default(a.skip_bad_images);
-    } else {
-        c.out_dir = a.out.empty() ? "runs/" + std::filesystem::path(a.model).stem().string() : a.out;
     }
-    c.epochs = a.epochs;
-    c.batch = a.batch;
-    c.seed = a.seed;
-    c.limit_train = a.limit_train;
-    c.limit_test = a.limit_test;
     a.skip_bad_images = skip_bad_images_default();
+    TrainConfig c = train_config(a.values);
+    c.resume = !a.resume.empty();
+    c.out_dir = c.resume        ? a.resume
+                : a.out.empty() ? "runs/" + std::filesystem::path(a.model).stem().string()
+                                : a.out;
     c.options_json = run_options_json(a);
-    c.precision = precision_of(a.dtype);
-    c.optimizer = parse_optimizer(a.optimizer);
-    c.optimizer.momentum = a.momentum;
-    c.optimizer.weight_decay = a.weight_decay;
-    c.schedule.kind = parse_schedule(a.schedule);
-    c.schedule.base_lr = a.lr > 0 ? a.lr : default_learning_rate(c.optimizer.kind);
-    c.schedule.warmup_epochs = a.warmup;
-    c.schedule.step_every = a.step_every;
-    c.schedule.step_gamma = a.gamma;
-    c.augment.crop_padding = a.crop;
-    c.augment.horizontal_flip = a.flip;
-    c.augment.erase_probability = a.erase;
-    c.label_smoothing = a.label_smoothing;
     c.sync_batchnorm = a.sync_batchnorm;
+    const double val_split = std::get<double>(option_value(a.values, "--val-split"));
 
-    if (!pretrained) model.init_params(a.seed);
-    const DataSplit data = load_dataset_for(model, a.data, a.val_split, a.seed);
+    if (!pretrained) model.init_params(c.seed);
+    const DataSplit data = load_dataset_for(model, a.data, val_split, c.seed);
     const int64_t classes = static_cast<int64_t>(data.train.class_names.size());
     int64_t head = -1;
     if (a.new_head) {
         if (classes == 0) throw Error("--new-head: the data set " + a.data + " names no classes");
         try {
-            head = replace_head(model, classes, a.seed);
+            head = replace_head(model, classes, c.seed);
         } catch (const ShapeError& e) {
             throw ShapeError("--new-head: " + a.model + ": " + e.what());
         }
@@ -245,8 +218,8 @@ int run_train(TrainArgs a) {
     if (!a.freeze.empty()) freeze_through(model, a.freeze, a.model);
     check_data_fits(model, data.train, "training");
     check_data_fits(model, data.test, "test");
-    check_limit(data.train, a.limit_train, "--limit-train");
-    check_limit(data.test, a.limit_test, "--limit-test");
+    check_limit(data.train, c.limit_train, "--limit-train");
+    check_limit(data.test, c.limit_test, "--limit-test");
     // Under MPI, rank 0 alone speaks; the others train quietly beside it.
     const Ranks& ranks = Ranks::world();
     if (ranks.rank() != 0) a.quiet = true;
@@ -254,8 +227,8 @@ int run_train(TrainArgs a) {
         const Summary s = summarize(model, {.batch = c.batch, .optimizer = c.optimizer.kind});
         std::printf(
             "Training %s on %s: %s and %s, %s\n", a.model.c_str(), data.description.c_str(),
-            images_used(data.train, a.limit_train, a.seed, kTrainLimitStream, "training image").c_str(),
-            images_used(data.test, a.limit_test, a.seed, kTestLimitStream, "test image").c_str(),
+            images_used(data.train, c.limit_train, c.seed, kTrainLimitStream, "training image").c_str(),
+            images_used(data.test, c.limit_test, c.seed, kTestLimitStream, "test image").c_str(),
             count_of(static_cast<int64_t>(data.train.class_names.size()), "class").c_str());
         std::printf("  %s parameters, %s MACs per image; training plan %s at batch %lld\n",
                     with_commas(s.params).c_str(), with_commas(s.mults).c_str(),
@@ -275,7 +248,8 @@ int run_train(TrainArgs a) {
                         name.empty() ? model.layer(last - 1).spec().c_str() : name.c_str());
         }
         std::printf("  %s, lr %g (%s schedule, %g warm-up epochs), batch %lld, %s, seed %llu, %s%s\n",
-                    optimizer_name(c.optimizer), c.schedule.base_lr, a.schedule.c_str(),
+                    optimizer_name(c.optimizer), c.schedule.base_lr,
+                    std::get<std::string>(option_value(a.values, "--schedule")).c_str(),
                     c.schedule.warmup_epochs, static_cast<long long>(c.batch),
                     count_of(c.epochs, "epoch").c_str(), static_cast<unsigned long long>(c.seed),
                     count_of(threads(), "thread").c_str(),
@@ -326,6 +300,57 @@ int run_train(TrainArgs a) {
     return 0;
 }
 
+// The option's value in `text`, or what is wrong with it: "'abc' is not a number", or the table's
+// range or choices, "must be between 1 and 100000, got 0" (CLI11 puts the option's name before it).
+std::string parse_option_text(const TrainOption& option, const std::string& text, OptionValue& value) {
+    using Type = TrainOption::Type;
+    const char* begin = text.c_str();
+    char* end = nullptr;
+    errno = 0;
+    if (option.type == Type::integer) {
+        const long long n = std::strtoll(begin, &end, 10);
+        if (end == begin || *end != '\0' || errno == ERANGE) {
+            double real = 0;
+            const bool number = CLI::detail::lexical_cast(text, real);
+            return "'" + text + (number ? "' is not a whole number" : "' is not a number");
+        }
+        value = int64_t{n};
+    } else if (option.type == Type::real) {
+        const double x = std::strtod(begin, &end);
+        if (end == begin || *end != '\0' || !std::isfinite(x)) return "'" + text + "' is not a number";
+        value = x;
+    } else {
+        value = text;
+    }
+    return option_problem(option, value);
+}
+
+// An option of lenz/train_options.h on `cmd`, its value put in `values` where the command line gives it.
+void add_table_option(CLI::App* cmd, const TrainOption& option, TrainOptionValues& values) {
+    const std::string name = option.name;
+    if (option.type == TrainOption::Type::flag) {
+        cmd->add_flag_callback(
+            name, [&values, name] { values[name] = true; }, option.help);
+        return;
+    }
+    const CLI::Validator check(
+        [&option](std::string& text) {
+            OptionValue value;
+            return parse_option_text(option, text, value);
+        },
+        "");
+    cmd->add_option_function<std::string>(
+           name,
+           [&values, &option, name](const std::string& text) {
+               parse_option_text(option, text, values[name]);
+           },
+           option.help)
+        ->check(check)
+        ->type_name(option.type == TrainOption::Type::integer ? "INT"
+                    : option.type == TrainOption::Type::real  ? "NUMBER"
+                                                              : "TEXT");
+}
+
 }  // namespace
 
 void add_train(CLI::App& app, Runner& run) {
@@ -336,47 +361,9 @@ void add_train(CLI::App& app, Runner& run) {
            "model file (.lenz), or a trained model to fine-tune from its weights (.onnx or a checkpoint)")
         ->required();
     add_data_option(cmd, a->data);
-    cmd->add_option("--epochs", a->epochs, "passes over the training set (default 5)")
-        ->check(CLI::Range(1, 100000));
-    cmd->add_option("--batch", a->batch, "images per step (default 64)")->check(CLI::Range(1, 1 << 20));
-    cmd->add_option("--lr", a->lr, "peak learning rate (default 0.002 for adam/adamw, 0.05 for sgd)")
-        ->check(positive_number);
-    cmd->add_option("--optimizer", a->optimizer, "adam (default), adamw, sgd, momentum or nesterov")
-        ->check(CLI::IsMember({"sgd", "momentum", "nesterov", "adam", "adamw"}));
-    cmd->add_option("--momentum", a->momentum, "momentum for momentum/nesterov (default 0.9)")
-        ->check(CLI::Range(0.0, 1.0));
-    cmd->add_option("--weight-decay", a->weight_decay, "L2 (sgd, adam) or decoupled (adamw) weight decay")
-        ->check(CLI::Range(0.0, 1.0));
-    cmd->add_option("--schedule", a->schedule, "cosine (default), step or constant")
-        ->check(CLI::IsMember({"cosine", "step", "constant"}));
-    cmd->add_option("--warmup", a->warmup, "epochs of linear warm-up (default 0.5)")
-        ->check(CLI::Range(0.0, 1000.0));
-    cmd->add_option("--step-every", a->step_every, "step schedule: epochs between decays")
-        ->check(CLI::Range(1, 100000));
-    cmd->add_option("--gamma", a->gamma, "step schedule: factor per decay (default 0.1)")
-        ->check(CLI::Range(0.0, 1.0));
-    cmd->add_option("--seed", a->seed, "seed for weights, shuffling, dropout and augmentation (default 1)");
+    for (const TrainOption& option : train_options()) add_table_option(cmd, option, a->values);
     cmd->add_option("--out", a->out, "output folder (default runs/<model name>)");
     cmd->add_option("--resume", a->resume, "continue the stopped run in this folder");
-    cmd->add_option("--augment-crop", a->crop, "random crops after padding this many pixels (off by default)")
-        ->check(CLI::Range(0, 64));
-    cmd->add_flag("--augment-flip", a->flip, "random horizontal flips (off by default)");
-    cmd->add_option("--augment-erase", a->erase,
-                    "random erasing: the probability that a rectangle of 2-40 % of the image is set to the "
-                    "mean (off by default; 0.5 is usual)")
-        ->check(CLI::Range(0.0, 1.0));
-    cmd->add_option("--label-smoothing", a->label_smoothing,
-                    "train towards (1 - E) on the label and E spread over all classes (off by default; 0.1 "
-                    "is usual); the test loss stays the plain cross-entropy")
-        ->check(CLI::Range(0.0, 0.5));
-    cmd->add_option("--val-split", a->val_split, "image folders without test/: fraction held out for testing")
-        ->check(CLI::Range(0.0, 0.9));
-    cmd->add_option("--limit-train", a->limit_train,
-                    "use only N training images: a seeded random sample that keeps every class in "
-                    "proportion, at least one of each")
-        ->check(CLI::Range(0, 1 << 30));
-    cmd->add_option("--limit-test", a->limit_test, "use only N test images, sampled as --limit-train's")
-        ->check(CLI::Range(0, 1 << 30));
     cmd->add_flag("--new-head", a->new_head,
                   "fine-tuning: replace the model's classifier, its last layer with weights (a dense layer, "
                   "or a convolution as SqueezeNet's), with a fresh one sized for the data set's classes; "
@@ -387,7 +374,6 @@ void add_train(CLI::App& app, Runner& run) {
                     "at inference: batch norm uses its running statistics and does not update them, as "
                     "Keras does for trainable=False")
         ->type_name("NAME");
-    add_dtype_option(cmd, a->dtype);
     cmd->add_flag(
         "--sync-batchnorm", a->sync_batchnorm,
         "under mpirun: batch norm normalises over the whole batch, summing its statistics across the "

@@ -1,5 +1,6 @@
 # predict equals `lenz predict` on the same images, and fit equals `lenz train` with the same seed.
 import _thread
+import inspect
 import json
 import threading
 import time
@@ -39,6 +40,20 @@ def test_fit_on_a_data_set_is_lenz_train(cli_run):
         assert history[0][key] == pytest.approx(metrics[0][key], rel=1e-9), key
     assert model.class_names[9] == "Ankle boot"
     assert model.history == history
+
+
+def test_fit_takes_lenz_trains_options_with_its_defaults():
+    # One table (lenz/train_options.h) gives the command line's options and fit's keywords.
+    help_text = lenz_cli("help", "train").stdout
+    parameters = inspect.signature(lenz.Model.fit).parameters
+    for option in lenz._core.train_options():
+        assert option["name"] + " " in help_text, option
+        assert parameters[option["keyword"]].kind is inspect.Parameter.KEYWORD_ONLY
+        assert parameters[option["keyword"]].default == option["default"], option
+    # The defaults lenz train documents.
+    assert parameters["optimizer"].default == "adam" and parameters["lr"].default is None
+    assert parameters["warmup"].default == 0.5 and parameters["batch"].default == 64
+    assert "weight_decay=0.0: L2" in lenz.Model.fit.__doc__
 
 
 def test_fit_on_arrays_reaches_the_command_lines_accuracy(cli_run, fashion):

@@ -85,7 +85,7 @@ TEST(Optimizer, AdamWDecaysTheWeightsApart) {
 }
 
 TEST(Schedule, Cosine) {
-    ScheduleConfig c{.kind = ScheduleKind::cosine, .base_lr = 1.0};
+    ScheduleConfig c{.kind = ScheduleKind::cosine, .base_lr = 1.0, .warmup_epochs = 0};
     EXPECT_DOUBLE_EQ(learning_rate_at(c, 0, 10, 100), 1.0);
     EXPECT_NEAR(learning_rate_at(c, 50, 10, 100), 0.5, 1e-12);
     EXPECT_NEAR(learning_rate_at(c, 100, 10, 100), 0.0, 1e-12);
@@ -149,7 +149,7 @@ TEST(Schedule, FractionalWarmupReachesThePeakAndStops) {
 }
 
 TEST(Schedule, Step) {
-    ScheduleConfig c{.kind = ScheduleKind::step, .base_lr = 1.0, .step_every = 2, .step_gamma = 0.5};
+    ScheduleConfig c{.kind = ScheduleKind::step, .base_lr = 1.0, .warmup_epochs = 0, .step_every = 2, .step_gamma = 0.5};
     EXPECT_DOUBLE_EQ(learning_rate_at(c, 19, 10, 100), 1.0);
     EXPECT_DOUBLE_EQ(learning_rate_at(c, 20, 10, 100), 0.5);
     EXPECT_DOUBLE_EQ(learning_rate_at(c, 45, 10, 100), 0.25);
