@@ -142,7 +142,7 @@ lenz_library(data DEPENDS layers
 lenz_library(analysis DEPENDS engine
   HEADERS summary.h communication.h)
 lenz_library(train DEPENDS formats data distributed
-  HEADERS train.h train_options.h)
+  HEADERS train.h train_options.h optimizer.h metrics.h evaluate.h finetune.h)
 lenz_library(report DEPENDS train analysis
   HEADERS report.h)
 

@@ -10,12 +10,13 @@
 #include <string>
 #include <vector>
 
-#include "lenz/data.h"     // Image, ImageSet, DataSplit, read_image, fit_image
-#include "lenz/engine.h"   // Inference
-#include "lenz/error.h"    // lenz::Error, what every function here throws
-#include "lenz/onnx.h"     // load_with_weights
-#include "lenz/summary.h"  // summarize, format_summary
-#include "lenz/train.h"    // train, TrainConfig, normalize_image
+#include "lenz/data.h"           // Image, ImageSet, DataSplit, read_image, fit_image
+#include "lenz/engine.h"         // Inference
+#include "lenz/error.h"          // lenz::Error, what every function here throws
+#include "lenz/normalization.h"  // normalize_image
+#include "lenz/onnx.h"           // load_with_weights
+#include "lenz/summary.h"        // summarize, format_summary
+#include "lenz/train.h"          // train, TrainConfig
 
 // n images of the model's input shape, whose brightness tells their class apart.
 lenz::ImageSet synthetic_images(const lenz::Shape& in, int64_t classes, int64_t n, unsigned seed) {

@@ -1,4 +1,5 @@
-// Training: optimizers, learning-rate schedules and the loop that runs epochs over a data set.
+// Training: the loop that runs epochs over a data set, what it is given (TrainConfig, built from
+// lenz/train_options.h by the command line and Python) and what it reports as it goes.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -10,82 +11,16 @@
 #include "lenz/data.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
+#include "lenz/metrics.h"
 #include "lenz/model.h"
+#include "lenz/optimizer.h"
 
 namespace lenz {
-
-struct OptimizerConfig {
-    OptimizerKind kind = OptimizerKind::adam;
-    double momentum = 0.9;  // SGD
-    bool nesterov = false;
-    double beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8;  // Adam, AdamW
-    double weight_decay = 0.0;  // L2 added to the gradient (SGD, Adam); decoupled for AdamW
-};
-// "adam", "sgd+momentum", "sgd+nesterov", ...: as runs print and record it.
-const char* optimizer_name(const OptimizerConfig& config);
-// "sgd", "momentum", "nesterov", "adam" or "adamw", as the command line spells them, with the other
-// settings at their defaults. Throws ParseError naming the choices.
-OptimizerConfig parse_optimizer(const std::string& name);
-// The peak learning rate a run takes when none is given: 0.002 for Adam and AdamW, 0.05 for SGD.
-double default_learning_rate(OptimizerKind kind);
-
-// Updates the trainable parameters of a model from their gradients, except those of frozen layers
-// (Model::freeze), which it leaves bit for bit as they are. State (momentum, moments) lives here,
-// one Buffer per parameter it updates, so it can be checkpointed.
-class Optimizer {
-  public:
-    Optimizer(Model& model, const OptimizerConfig& config);
-    void step(double learning_rate);
-    int64_t steps_taken() const { return steps_; }
-    void set_steps_taken(int64_t steps) { steps_ = steps; }
-    // Named state tensors ("<param>.momentum", "<param>.m", "<param>.v") for checkpoints.
-    struct State {
-        std::string name;
-        Buffer* value;
-    };
-    std::vector<State> state();
-
-  private:
-    struct Slot {
-        std::string name;
-        Buffer* value;
-        Buffer* grad;
-        Buffer first, second;  // momentum or Adam's m; Adam's v
-    };
-    OptimizerConfig config_;
-    std::vector<Slot> slots_;
-    int64_t steps_ = 0;
-};
-
-// The optimizer's state as checkpoint tensors ("optimizer.<param>.m", in the parameter's shape),
-// for write_checkpoint; and read back from a checkpoint (FormatError where one is missing: the run
-// was trained with another optimizer).
-std::vector<ExtraTensor> optimizer_tensors(Optimizer& optimizer, Model& model);
-void load_optimizer_state(const CheckpointFile& file, Optimizer& optimizer);
 
 // PATH (a run's model.safetensors) as rank 0 reads it, handed to every rank, so that under MPI the
 // output folder need only be on rank 0's disk; nullopt where there is none. A file rank 0 cannot
 // read or parse is the same error on every rank.
 std::optional<CheckpointFile> read_run_checkpoint(const std::string& path);
-
-enum class ScheduleKind { constant, step, cosine };
-
-struct ScheduleConfig {
-    ScheduleKind kind = ScheduleKind::cosine;
-    // The defaults are lenz train's (lenz/train_options.h): Adam's 0.002, half an epoch of warm-up.
-    double base_lr = 2e-3;
-    double warmup_epochs = 0.5;  // linear from 0 to base_lr over these (fractional) epochs
-    int64_t step_every = 10;     // step: multiply by step_gamma every this many epochs
-    double step_gamma = 0.1;
-    double final_fraction = 0.0;  // cosine: the learning rate at the end, as a fraction of base_lr
-};
-
-// "cosine", "step" or "constant". Throws ParseError naming the choices.
-ScheduleKind parse_schedule(const std::string& name);
-
-// The learning rate for step `step` (0-based) of `total_steps`, with `steps_per_epoch`.
-double learning_rate_at(const ScheduleConfig& config, int64_t step, int64_t steps_per_epoch,
-                        int64_t total_steps);
 
 struct AugmentConfig {
     int64_t crop_padding = 0;  // random crop after zero-padding this many pixels on each side
@@ -94,32 +29,6 @@ struct AugmentConfig {
     // of aspect ratio 0.3-3.3, is set to the data set's mean (0 after normalisation). 0: off.
     double erase_probability = 0;
 };
-
-struct EpochMetrics {
-    int64_t epoch = 0;  // 1-based
-    double train_loss = 0, train_accuracy = 0;
-    double test_loss = 0, test_accuracy = 0;
-    double learning_rate = 0;
-    double seconds = 0, images_per_second = 0;
-    bool best = false;  // the best test accuracy of the run so far (written to best.safetensors)
-};
-
-// An epoch's figures by name, in the order metrics.jsonl and Python's fit history give them: epoch,
-// train_loss, train_accuracy, test_loss, test_accuracy and best (only with a test set),
-// learning_rate, seconds, images_per_second. Both are written from this list alone.
-struct MetricValue {
-    enum class Kind { count, real, flag };  // as JSON and Python show it: an integer, a float, a bool
-    const char* name;
-    double value;
-    Kind kind = Kind::real;
-};
-std::vector<MetricValue> epoch_values(const EpochMetrics& m);
-
-// One line on an epoch, as lenz train prints it: "epoch 1/5  train loss 0.5123  acc 81.20%  |  test
-// loss ...". Without a test set (NaN test figures) the test part is left out.
-std::string epoch_line(const EpochMetrics& m, int64_t epochs);
-// "42s", "3m05s", "1h02m".
-std::string duration_text(double seconds);
 
 // Where a step leaves the run: what a progress line shows.
 struct StepProgress {
@@ -135,13 +44,6 @@ struct StepProgress {
 struct ResumePoint {
     std::string checkpoint;
     int64_t epoch = 0, batch = 0, batches = 0, step = 0;
-};
-
-struct EvalResult {
-    double loss = 0, accuracy = 0;
-    std::vector<std::vector<int64_t>> confusion;  // [true][predicted]
-    std::vector<double> per_class_accuracy;
-    int64_t count = 0;
 };
 
 struct TrainConfig {
@@ -201,26 +103,6 @@ struct Interrupted : Error {
     std::string checkpoint;
     int signal_number;
 };
-
-// Forward over a whole set in inference mode, in batches.
-EvalResult evaluate(Model& model, const ImageSet& set, const Normalization& norm, int64_t batch = 256,
-                    Precision precision = Precision::f32);
-
-// Checks that the data fits the model (input shape, labels within the output) before any work.
-void check_data_fits(const Model& model, const ImageSet& set, const std::string& which);
-// load_dataset with image folders converted to the model's input size and channels.
-DataSplit load_dataset_for(const Model& model, const std::string& spec, double val_split, uint64_t seed);
-
-// Fine-tuning. The layer that `name_or_number` names: the one whose output has that name (name= in
-// the model file), else the layer of that number, counted from 1 as the summary's table does; -1 if
-// none (the input is no layer).
-int64_t find_layer(const Model& model, const std::string& name_or_number);
-// Puts a fresh layer of `classes` outputs in place of the model's last layer with weights, a dense
-// layer or a convolution (SqueezeNet's classifier), which only layers without weights may follow
-// in a chain (a softmax, relu, global pool, flatten), keeping its settings; its weights come from
-// `seed` as Model::init_params makes them. Every other weight stays. Returns the layer's index;
-// throws ShapeError if the model ends otherwise.
-int64_t replace_head(Model& model, int64_t classes, uint64_t seed);
 
 // Runs the epochs, writes DIR/model.safetensors after each epoch (atomically), DIR/best.safetensors
 // at the best test accuracy, and DIR/metrics.jsonl; returns the metrics of every epoch run. An empty

@@ -18,6 +18,8 @@
 #include "lenz/checkpoint.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
+#include "lenz/evaluate.h"
+#include "lenz/finetune.h"
 #include "lenz/model_text.h"
 #include "lenz/onnx.h"
 #include "lenz/quantize.h"

@@ -9,6 +9,7 @@
 #include "cli/options.h"
 #include "lenz/checkpoint.h"
 #include "lenz/error.h"
+#include "lenz/evaluate.h"
 #include "lenz/onnx.h"
 #include "lenz/ranks.h"
 #include "lenz/report.h"

@@ -12,6 +12,7 @@
 #include "cli/options.h"
 #include "lenz/checkpoint.h"
 #include "lenz/engine.h"
+#include "lenz/evaluate.h"
 #include "lenz/shape.h"
 #include "lenz/train.h"
 

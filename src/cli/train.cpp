@@ -17,6 +17,8 @@
 #include "cli/options.h"
 #include "lenz/checkpoint.h"
 #include "lenz/error.h"
+#include "lenz/evaluate.h"
+#include "lenz/finetune.h"
 #include "lenz/onnx.h"
 #include "lenz/ranks.h"
 #include "lenz/report.h"

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lenz/error.h"
+#include "lenz/evaluate.h"
 
 namespace lenz {
 namespace {

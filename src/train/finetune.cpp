@@ -5,7 +5,7 @@
 #include <variant>
 
 #include "lenz/error.h"
-#include "lenz/train.h"
+#include "lenz/finetune.h"
 
 namespace lenz {
 

@@ -10,6 +10,7 @@
 #include "lenz/buffer.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
+#include "lenz/finetune.h"
 #include "lenz/model_text.h"
 #include "lenz/train.h"
 

@@ -9,6 +9,7 @@
 
 #include "lenz/checkpoint.h"
 #include "lenz/error.h"
+#include "lenz/evaluate.h"
 #include "lenz/model_text.h"
 #include "lenz/precision.h"
 #include "lenz/threads.h"
