@@ -242,6 +242,12 @@ def shuffle_case(d, shape, groups):
     return dict(x=x, y=y, params={})
 
 
+def upsample_case(d, shape, scale, mode, align_corners=None):
+    x = d.uniform(shape).requires_grad_()
+    y = F.interpolate(x, scale_factor=scale, mode=mode, align_corners=align_corners)
+    return dict(x=x, y=y, params={})
+
+
 def slice_case(d, shape, begin, end):
     x = d.uniform(shape).requires_grad_()
     return dict(x=x, y=x[:, begin:end], params={})
@@ -361,6 +367,17 @@ CASES = [
     ("slice_middle", "slice 1:4", (2, 5, 3, 2), lambda d, s: slice_case(d, s, 1, 4)),
     ("layernorm_conv", "layernorm eps=1e-06", (2, 5, 3, 4), lambda d, s: layernorm_case(d, s, 1e-6)),
     ("layernorm_dense", "layernorm", (3, 7, 1, 1), lambda d, s: layernorm_case(d, s, 1e-5)),
+    # Upsampling: nn.Upsample's nearest (its default) and F.interpolate's bilinear, both corner rules
+    ("upsample_nearest_2", "upsample 2", (2, 3, 3, 4), lambda d, s: upsample_case(d, s, 2, "nearest")),
+    ("upsample_nearest_2x3", "upsample 2x3", (1, 2, 5, 3), lambda d, s: upsample_case(d, s, (2, 3), "nearest")),
+    ("upsample_bilinear_2", "upsample 2 bilinear", (2, 2, 3, 5),
+     lambda d, s: upsample_case(d, s, 2, "bilinear", False)),
+    ("upsample_bilinear_3x2", "upsample 3x2 bilinear", (1, 2, 3, 3),
+     lambda d, s: upsample_case(d, s, (3, 2), "bilinear", False)),
+    ("upsample_bilinear_2x3_align", "upsample 2x3 bilinear align-corners", (1, 3, 5, 4),
+     lambda d, s: upsample_case(d, s, (2, 3), "bilinear", True)),
+    ("upsample_bilinear_3_align_one_row", "upsample 3 bilinear align-corners", (1, 2, 1, 3),
+     lambda d, s: upsample_case(d, s, 3, "bilinear", True)),
 ]
 
 TRAINING = {"batchnorm_inference": False}  # every other case runs a training forward

@@ -26,6 +26,12 @@ HardSigmoid and Mul, squeeze-and-excitation), EfficientNet's MBConv (SiLU writte
 Mul), ShuffleNet v2's units (Slice, the channel shuffle as Reshape/Transpose/Reshape, and the
 mean over H and W as ReduceMean), and ConvNeXt's block (permutes, GELU as Erf arithmetic, linear
 layers as MatMul, layer norm spelt out at opset 13 and as LayerNormalization at opset 17).
+
+Then upsampling, as segmentation decoders have it: nn.Upsample (nearest, Resize by scales) whose
+output is concatenated with the encoder's, bilinear by (2, 3) and with align_corners=True
+(pytorch_upsample); F.interpolate to the size of an earlier tensor, the sizes worked out by
+Shape/Slice/Concat as torchvision's segmentation heads do (pytorch_interpolate_size); and the old
+Upsample operator of opset 9 (pytorch_upsample_opset9).
 """
 import functools
 import json
@@ -243,3 +249,43 @@ for opset in (13, 17):
     export("pytorch_convnext" + ("" if opset == 13 else "_opset17"),
            randomized(Block(8, CNBlock(8, 1e-6, 0.0), LayerNorm2d(8), nn.Conv2d(8, 12, 2, stride=2), out_channels=12)),
            (2, 3, 8, 8), opset=opset)
+
+
+class UpsampleNet(nn.Module):
+    """A U-Net's step down and up: the decoder upsamples and concatenates the encoder's output."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Conv2d(3, 4, 3, padding=1)
+        self.mid = nn.Conv2d(4, 6, 3, padding=1)
+        self.up = nn.Upsample(scale_factor=2)
+        self.dec = nn.Conv2d(10, 4, 3, padding=1)
+        self.up2 = nn.Upsample(scale_factor=(2, 3), mode="bilinear", align_corners=False)
+        self.head = nn.Conv2d(4, 3, 1)
+
+    def forward(self, x):
+        e = torch.relu(self.enc(x))
+        m = torch.relu(self.mid(nn.functional.max_pool2d(e, 2)))
+        d = torch.relu(self.dec(torch.cat([self.up(m), e], 1)))
+        y = nn.functional.interpolate(self.up2(d), scale_factor=2, mode="bilinear", align_corners=True)
+        return self.head(y)
+
+
+class InterpolateToSize(nn.Module):
+    """torchvision's segmentation heads: the classifier's map, upsampled back to the input's size."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 6, 3, stride=2, padding=1), nn.ReLU(),
+                                  nn.Conv2d(6, 4, 3, stride=2, padding=1))
+
+    def forward(self, x):
+        size = x.shape[-2:]
+        return nn.functional.interpolate(self.body(x), size=size, mode="bilinear", align_corners=False)
+
+
+export("pytorch_upsample", randomized(UpsampleNet()), (2, 3, 6, 8))
+export("pytorch_interpolate_size", randomized(InterpolateToSize()), (2, 3, 12, 16))
+export("pytorch_upsample_opset9",
+       randomized(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Upsample(scale_factor=(3, 2)), nn.Conv2d(4, 2, 1))),
+       (1, 3, 5, 4), opset=9)

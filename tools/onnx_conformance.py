@@ -77,7 +77,8 @@ OLD_OPSET = r"ONNX opset \d+ is older than 9"
 # What src/formats/onnx_import.cpp reads as layers, in the order its error message lists them.
 IMPORTED = ["Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "Flatten",
             "Reshape", "Gemm", "MatMul", "BatchNormalization", "LayerNormalization", "Dropout", "Relu",
-            "LeakyRelu", "Sigmoid", "Tanh", "Clip", "HardSigmoid", "HardSwish", "Gelu", "Softmax", "Add", "Sub",
+            "LeakyRelu", "Sigmoid", "Tanh", "Clip", "HardSigmoid", "HardSwish", "Gelu", "Softmax", "Resize",
+            "Upsample", "Add", "Sub",
             "Mul", "Div", "Concat", "Split", "Slice", "Transpose", "Pad", "Identity", "QuantizeLinear",
             "DequantizeLinear"]
 FOLDED_ONLY = {"Constant"}  # may stand beside them: import folds it
@@ -148,6 +149,12 @@ REASONS = [
      "auto_pad SAME_LOWER is refused on purpose",
      "Limit: Lenz's 'same' puts the odd pixel at the bottom/right (SAME_UPPER, as Keras and TensorFlow); "
      "explicit pads cover PyTorch's exports."),
+    (r"\((Resize|Upsample)\)",
+     "Resize beyond upsampling by whole factors, nearest or bilinear as PyTorch does it",
+     "Limit, for now: Lenz's upsample layer scales H and W by whole factors, nearest as nn.Upsample "
+     "(asymmetric, floor) or bilinear as F.interpolate (half_pixel, align_corners). Downsampling, "
+     "sizes that are not whole multiples, cubic and TensorFlow's coordinate rules are refused, naming the "
+     "node; resizing to any size is planned with the segmentation work (issue 31)."),
     (r"mode '\w+' is not supported",
      "Pad modes other than constant (reflect, edge) are refused on purpose",
      "Limit: Lenz pads with zeros only."),

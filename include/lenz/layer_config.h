@@ -82,9 +82,20 @@ struct LayerNormConfig {
     double epsilon = 1e-5;  // PyTorch's default; ConvNeXt uses 1e-6
 };
 
+// Scales the height and width by whole factors (nn.Upsample, ONNX Resize). Nearest copies
+// input pixel floor(o / S) (PyTorch's default); bilinear blends the four nearest input pixels, at
+// (o + 0.5) / S - 0.5 (align_corners=False), or o · (H - 1) / (OH - 1) with the corners aligned.
+enum class UpsampleMode { nearest, bilinear };
+struct UpsampleConfig {
+    int64_t scale_h = 2, scale_w = 2;
+    UpsampleMode mode = UpsampleMode::nearest;
+    bool align_corners = false;  // bilinear only
+};
+
 // Any layer's settings: what one line of the model file says.
-using LayerConfig = std::variant<Conv2dConfig, Pool2dConfig, GlobalPoolConfig, FlattenConfig, DenseConfig,
-                                 DropoutConfig, BatchNormConfig, ActivationConfig, AddConfig, ConcatConfig,
-                                 MulConfig, ChannelShuffleConfig, ChannelSliceConfig, LayerNormConfig>;
+using LayerConfig =
+    std::variant<Conv2dConfig, Pool2dConfig, GlobalPoolConfig, FlattenConfig, DenseConfig, DropoutConfig,
+                 BatchNormConfig, ActivationConfig, AddConfig, ConcatConfig, MulConfig, ChannelShuffleConfig,
+                 ChannelSliceConfig, LayerNormConfig, UpsampleConfig>;
 
 }  // namespace lenz

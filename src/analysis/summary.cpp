@@ -155,6 +155,11 @@ void explain(std::ostringstream& o, const Summary& s) {
 
     o << "\nMultiplications (one image, forward): one per weight per output position, padded positions\n"
          "included; so multiplications are not parameters.\n";
+    if (std::any_of(s.layers.begin(), s.layers.end(),
+                    [](const LayerCost& c) { return std::holds_alternative<UpsampleConfig>(c.config); }))
+        o << "Upsampling has no weights: nearest only copies (0 multiplications); bilinear weighs the four\n"
+             "input values nearest each output value, 4 multiplications per output value (OH·OW·C · 4,\n"
+             "weights of 0 or 1 included), and backward hands each output gradient to the same four.\n";
     for (const LayerCost& c : s.layers) {
         if (c.mults == 0) continue;
         o << "  layer " << c.index << " " << c.kind << ": " << c.mult_formula << " = " << with_commas(c.mults)

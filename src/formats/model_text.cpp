@@ -1,4 +1,6 @@
 // The `.lenz` model format: one layer a line, `#` comments. Every error names file, line and column.
+#include "lenz/model_text.h"
+
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -11,7 +13,6 @@
 #include "layers/window.h"
 #include "lenz/error.h"
 #include "lenz/model.h"
-#include "lenz/model_text.h"
 
 namespace lenz {
 namespace {
@@ -300,6 +301,30 @@ LayerConfig parse_layer(const LineParser& p) {
         p.no_more(2);
         return ChannelShuffleConfig{groups};
     }
+    if (kw == "upsample") {
+        UpsampleConfig c;
+        const Token& t = p.positional(1, "the scale, e.g. upsample 2 or upsample 2x3");
+        std::tie(c.scale_h, c.scale_w) = p.pair(t.text, t.column, "scale");
+        bool mode_given = false;
+        for (size_t i = 2; i < p.size(); ++i) {
+            const Token& o = p.token(i);
+            if (o.text == "nearest" || o.text == "bilinear") {
+                if (mode_given) p.fail(o.column, "upsample: only one of nearest and bilinear");
+                mode_given = true;
+                c.mode = o.text == "nearest" ? UpsampleMode::nearest : UpsampleMode::bilinear;
+            } else if (o.text == "align-corners") {
+                if (c.align_corners) p.fail(o.column, "upsample: option 'align-corners' given twice");
+                c.align_corners = true;
+            } else {
+                p.fail(o.column, "upsample: unknown option '" + o.text +
+                                     "' (expected nearest, bilinear or align-corners)");
+            }
+        }
+        if (c.align_corners && c.mode != UpsampleMode::bilinear)
+            p.fail(p.keyword().column,
+                   "upsample: align-corners is for bilinear, e.g. upsample 2 bilinear align-corners");
+        return c;
+    }
     if (kw == "slice") {
         const Token& t = p.positional(1, "the channels begin:end, e.g. slice 0:58");
         const size_t colon = t.text.find(':');
@@ -356,7 +381,7 @@ LayerConfig parse_layer(const LineParser& p) {
                "' (expected conv, maxpool, avgpool, globalavgpool, globalmaxpool, "
                "flatten, dense, dropout, batchnorm, "
                "relu, leakyrelu, sigmoid, tanh, softmax, relu6, hardsigmoid, hardswish, silu, gelu, "
-               "shuffle, slice, layernorm, add, concat or mul)");
+               "shuffle, slice, layernorm, upsample, add, concat or mul)");
 }
 
 // The line that names each value (name=...), so that a use before it can say where it comes.

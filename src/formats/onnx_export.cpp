@@ -91,6 +91,12 @@ void set_int(onnx::NodeProto& n, const std::string& name, int64_t value) {
     a.set_type(onnx::AttributeProto::INT);
     a.set_i(value);
 }
+void set_string(onnx::NodeProto& n, const std::string& name, const std::string& value) {
+    onnx::AttributeProto& a = *n.add_attribute();
+    a.set_name(name);
+    a.set_type(onnx::AttributeProto::STRING);
+    a.set_s(value);
+}
 void set_float(onnx::NodeProto& n, const std::string& name, float value) {
     onnx::AttributeProto& a = *n.add_attribute();
     a.set_name(name);
@@ -287,6 +293,21 @@ class LayerWriter {
             out = {
                 channel_shuffle(name, map(first, name + ".unflatten"), layer.input_shape(), shuffle->groups),
                 4};
+        } else if (const auto* up = std::get_if<UpsampleConfig>(&config)) {
+            // Resize by constant scales, as torch.onnx.export writes nn.Upsample (no region of interest).
+            const bool bilinear = up->mode == UpsampleMode::bilinear;
+            const float scales[4] = {1.0f, 1.0f, static_cast<float>(up->scale_h),
+                                     static_cast<float>(up->scale_w)};
+            w_.initializer(name + ".scales", {4}, scales, 4);
+            onnx::NodeProto& n =
+                w_.node("Resize", name, {map(first, name + ".unflatten"), "", name + ".scales"}, name);
+            set_string(n, "mode", bilinear ? "linear" : "nearest");
+            set_string(n, "coordinate_transformation_mode",
+                       !bilinear           ? "asymmetric"
+                       : up->align_corners ? "align_corners"
+                                           : "half_pixel");
+            if (!bilinear) set_string(n, "nearest_mode", "floor");
+            out = {name, 4};
         } else if (const auto* add = std::get_if<AddConfig>(&config)) {
             // A chain of two-input Adds, as PyTorch writes x + y + z; import reads two inputs at a time.
             const std::vector<std::string> xs = joined(i, name, out.rank);
@@ -301,7 +322,7 @@ class LayerWriter {
             set_int(w_.node("Concat", name, joined(i, name, out.rank), name), "axis", 1);
             out.name = name;
         } else {  // mul: every other kind of layer is above
-            static_assert(std::variant_size_v<LayerConfig> == 14,
+            static_assert(std::variant_size_v<LayerConfig> == 15,
                           "a new kind of layer needs its ONNX spelling");
             w_.node("Mul", name, joined(i, name, out.rank), name);  // a (N, C, 1, 1) gate broadcasts
             out.name = name;

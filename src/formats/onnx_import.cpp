@@ -650,6 +650,8 @@ class GraphReader {
             {"Gemm", &GraphReader::gemm},
             {"MatMul", &GraphReader::matmul},
             {"BatchNormalization", &GraphReader::batch_norm},
+            {"Resize", &GraphReader::resize},
+            {"Upsample", &GraphReader::resize},
             {"Clip", &GraphReader::clip}};
         if (const auto it = readers.find(op); it != readers.end()) {
             (this->*it->second)(n);
@@ -727,7 +729,8 @@ class GraphReader {
                 "not supported; Lenz imports Conv, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, "
                 "ReduceMean over H and W, Flatten, Reshape, Gemm, MatMul, BatchNormalization, "
                 "LayerNormalization, Dropout, Relu, LeakyRelu, Sigmoid, Tanh, Clip (ReLU6), HardSigmoid, "
-                "HardSwish, Gelu, Softmax, Add, Mul, Concat, Split and Slice on channels, Transpose to and "
+                "HardSwish, Gelu, Softmax, Resize and Upsample by whole factors, Add, Mul, Concat, Split and "
+                "Slice on channels, Transpose to and "
                 "from channels-last, zero Pad before Conv and AveragePool, and arithmetic with constants");
         }
     }
@@ -770,6 +773,123 @@ class GraphReader {
         if (in.channels_last && in.spatial())
             fail("reads a tensor permuted to (N, H, W, C); it needs (N, C, H, W)");
         return in;
+    }
+
+    // ---- one input: upsampling
+
+    // Resize (opset 10 on) and Upsample (opset 7 to 9) by whole factors of H and W, 1 on N and C, from
+    // constant scales or sizes (which may come from Shape of the input: torchvision's F.interpolate).
+    void resize(const onnx::NodeProto& n) {
+        const Tensor& in = spatial_input(n);
+        const bool upsample_op = n.op_type() == "Upsample";
+        const auto text = [&](const char* name, const std::string& otherwise) {
+            const auto* a = attribute(name);
+            return a ? a->s() : otherwise;
+        };
+        UpsampleConfig c;
+        const std::string mode = text("mode", "nearest");
+        if (mode == "linear" || mode == "bilinear")
+            c.mode = UpsampleMode::bilinear;
+        else if (mode != "nearest")
+            fail("mode '" + mode + "' is not supported (nearest and linear are)");
+        if (upsample_op) {
+            // Upsample's linear reads x = o / scale (asymmetric), which PyTorch's bilinear never does.
+            if (c.mode == UpsampleMode::bilinear)
+                fail(
+                    "mode linear of Upsample samples at o / scale (asymmetric), which Lenz's bilinear "
+                    "(half_pixel or align_corners, as PyTorch) does not; export with opset 11 or later");
+        } else {
+            const std::string coordinates = text("coordinate_transformation_mode", "half_pixel");
+            const std::string rounding = text("nearest_mode", "round_prefer_floor");
+            const bool half_pixel = coordinates == "half_pixel" || coordinates == "pytorch_half_pixel";
+            if (c.mode == UpsampleMode::nearest) {
+                // By a whole factor S, half_pixel rounded either way reads floor(o / S) too: its
+                // (o + 0.5) / S - 0.5 lies within 0.5 of it.
+                const bool floor_of_quotient =
+                    (coordinates == "asymmetric" && rounding == "floor") ||
+                    (half_pixel && (rounding == "round_prefer_floor" || rounding == "round_prefer_ceil"));
+                if (!floor_of_quotient)
+                    fail("nearest with coordinate_transformation_mode '" + coordinates +
+                         "' and nearest_mode '" + rounding +
+                         "' is not supported (asymmetric with floor, as PyTorch's nn.Upsample, is)");
+            } else if (coordinates == "align_corners") {
+                c.align_corners = true;
+            } else if (!half_pixel) {
+                fail("linear with coordinate_transformation_mode '" + coordinates +
+                     "' is not supported (half_pixel, pytorch_half_pixel and align_corners are)");
+            }
+            if (const auto* policy = attribute("keep_aspect_ratio_policy");
+                policy && policy->s() != "stretch")
+                fail("keep_aspect_ratio_policy '" + policy->s() + "' is not supported (stretch is)");
+        }
+        // The four factors (N, C, H, W), from an attribute (Upsample before opset 9), the scales or the
+        // sizes.
+        std::vector<double> factors;
+        const std::vector<int64_t> dims{0, in.shape.c, in.shape.h, in.shape.w};
+        const auto* axes_attr = attribute("axes");
+        const std::vector<int64_t> axes =
+            axes_attr ? std::vector<int64_t>(axes_attr->ints().begin(), axes_attr->ints().end())
+                      : std::vector<int64_t>{0, 1, 2, 3};
+        const auto full = [&](const std::vector<double>& given, double missing) {
+            if (given.size() != axes.size())
+                fail("has " + std::to_string(given.size()) + " scales or sizes for " +
+                     std::to_string(axes.size()) + " axes");
+            std::vector<double> all(4, missing);
+            for (size_t k = 0; k < axes.size(); ++k) {
+                const int64_t axis = axes[k] < 0 ? axes[k] + 4 : axes[k];
+                if (axis < 0 || axis > 3) fail("axis " + std::to_string(axes[k]) + " is out of range");
+                all[static_cast<size_t>(axis)] = given[k];
+            }
+            return all;
+        };
+        if (const auto* scales_attr = attribute("scales"); upsample_op && scales_attr) {
+            factors = full({scales_attr->floats().begin(), scales_attr->floats().end()}, 1);
+        } else {
+            const int scales_at = upsample_op || opset_ < 11 ? 1 : 2;
+            const std::optional<Folded> scales = input_value(n, scales_at);
+            if (scales && scales->size() > 0) {
+                if (!scales->is_float()) fail("its scales are not float");
+                factors = full({scales->f.begin(), scales->f.end()}, 1);
+            } else {
+                if (upsample_op || opset_ < 11 || n.input_size() <= 3 || n.input(3).empty())
+                    fail("has neither scales nor sizes");
+                if (!is_constant(n.input(3)))
+                    fail("its sizes '" + n.input(3) + "' are not a constant in the file");
+                const std::vector<int64_t> sizes = shape_values(n.input(3));
+                if (sizes.size() != axes.size())
+                    fail("has " + std::to_string(sizes.size()) + " scales or sizes for " +
+                         std::to_string(axes.size()) + " axes");
+                std::vector<double> given;
+                for (size_t k = 0; k < sizes.size(); ++k) {
+                    const int64_t axis = k < axes.size() ? (axes[k] < 0 ? axes[k] + 4 : axes[k]) : -1;
+                    if (axis == 0) {
+                        if (sizes[k] == 0 || !keeps_batch(sizes[k])) fail("changes the batch size");
+                        given.push_back(1);
+                    } else if (axis > 0 && axis < 4) {
+                        const int64_t from = dims[static_cast<size_t>(axis)];
+                        if (sizes[k] < from || sizes[k] % from != 0)
+                            fail("size " + std::to_string(sizes[k]) + " of axis " + std::to_string(axis) +
+                                 " is not a whole multiple of the input's " + std::to_string(from));
+                        given.push_back(static_cast<double>(sizes[k] / from));
+                    } else {
+                        given.push_back(0);  // an axis out of range, which full() names
+                    }
+                }
+                factors = full(given, 1);
+            }
+        }
+        if (factors[0] != 1 || factors[1] != 1)
+            fail("scales the batch or the channels (by " + std::to_string(factors[0]) + " and " +
+                 std::to_string(factors[1]) + "); Lenz scales only H and W");
+        for (size_t k = 2; k < 4; ++k)
+            if (!(factors[k] >= 1 && factors[k] <= static_cast<double>(kMaxDimension) &&
+                  factors[k] == std::floor(factors[k])))
+                fail("scale " + std::to_string(factors[k]) + " of " + (k == 2 ? "H" : "W") +
+                     " is not supported; Lenz upsamples by whole factors of 1 or more");
+        c.scale_h = static_cast<int64_t>(factors[2]);
+        c.scale_w = static_cast<int64_t>(factors[3]);
+        if (c.scale_h == 1 && c.scale_w == 1) return alias(in);
+        add(c, {&in});
     }
 
     // Kernel, strides and pads of Conv and the pools, as Lenz padding for the input's size.

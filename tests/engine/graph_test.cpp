@@ -113,6 +113,29 @@ const char* kChannelsLast =
     "flatten\n"
     "dense 3\n";
 
+// A U-Net's encoder and decoder: each decoder stage upsamples (nearest, then bilinear by 2x3, then
+// bilinear with aligned corners) and concatenates the encoder's output of that size, which stays
+// alive until then.
+const char* kUNet =
+    "input 8x12x2\n"
+    "conv 4 3x3 padding=same tanh name=e1\n"
+    "maxpool 2\n"
+    "conv 4 3x3 padding=same tanh name=e2\n"
+    "maxpool 2x3\n"
+    "conv 6 3x3 padding=same tanh\n"
+    "upsample 2x3 bilinear name=u2\n"
+    "concat u2 e2\n"
+    "conv 4 3x3 padding=same tanh\n"
+    "upsample 2 name=u1\n"
+    "concat u1 e1\n"
+    "conv 3 3x3 padding=same tanh\n"
+    "avgpool 2\n"
+    "upsample 2 bilinear align-corners\n"
+    "conv 3 1x1 tanh\n"
+    "globalavgpool\n"
+    "flatten\n"
+    "dense 3\n";
+
 Model graph_model(const std::string& text) {
     Model m = parse_model(text, "graph.lenz");
     m.init_params(11);
@@ -220,6 +243,17 @@ TEST(Graph, ChannelsLastThroughBatchNormAddMulAndConcat) {
     for (int64_t k = 0; k < 3; ++k) EXPECT_NEAR(y[k], plain.back()[static_cast<size_t>(k)], 1e-5f) << k;
 }
 
+// The upsamples between convolutions run channels-last, and the encoder's outputs stay alive in the
+// arena until the concatenations read them.
+TEST(Graph, UNetUpsampleAndConcatGradientsMatchFiniteDifferences) {
+    const std::vector<Layouts> layouts = plan_layouts(parse_model(kUNet, "unet.lenz"));
+    for (size_t up : {5, 8, 12}) EXPECT_EQ(layouts[up].input, Layout::nhwc) << "layer " << up + 1;
+    expect_parameter_gradients_match(kUNet);
+    const Summary s = summarize(graph_model(kUNet), {.batch = 1});
+    EXPECT_EQ(s.layers[0].last_read, 10);  // e1, read by the second concatenation
+    EXPECT_EQ(s.layers[2].last_read, 7);   // e2, by the first
+}
+
 TEST(Graph, ConvNeXtBlockGradientsMatchFiniteDifferences) {
     expect_parameter_gradients_match(kConvNeXtBlock);
 }
@@ -227,7 +261,7 @@ TEST(Graph, ConvNeXtBlockGradientsMatchFiniteDifferences) {
 // The arena packs values by lifetime; nothing may be overwritten while a later layer still reads it.
 TEST(Graph, InferenceMatchesTheTrainingForward) {
     for (const char* text :
-         {kResidual, kBranches, kSqueezeExcite, kShuffleUnit, kConvNeXtBlock, kChannelsLast}) {
+         {kResidual, kBranches, kSqueezeExcite, kShuffleUnit, kConvNeXtBlock, kChannelsLast, kUNet}) {
         SCOPED_TRACE(text);
         Model m = graph_model(text);
         const Buffer x = random_input(m, 4, 9);
@@ -245,7 +279,7 @@ TEST(Graph, InferenceMatchesTheTrainingForward) {
 }
 
 TEST(Graph, EngineAllocatesExactlyThePlan) {
-    for (const char* text : {kResidual, kBranches, kSqueezeExcite, kShuffleUnit, kConvNeXtBlock}) {
+    for (const char* text : {kResidual, kBranches, kSqueezeExcite, kShuffleUnit, kConvNeXtBlock, kUNet}) {
         SCOPED_TRACE(text);
         Model m = graph_model(text);
         int64_t before = buffer_bytes_live();

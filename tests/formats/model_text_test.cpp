@@ -1,10 +1,11 @@
 // The .lenz format: every layer and option parses, the text round-trips, and every mistake is one
 // line naming file, line and column.
+#include "lenz/model_text.h"
+
 #include <gtest/gtest.h>
 
 #include "lenz/error.h"
 #include "lenz/model.h"
-#include "lenz/model_text.h"
 
 namespace lenz {
 namespace {
@@ -230,7 +231,7 @@ TEST(ModelTextErrors, NameFileLineColumnAndExpectation) {
         parse_error("input 28x28x1\npool 2\n"),
         "m.lenz:2:1: unknown layer 'pool' (expected conv, maxpool, avgpool, globalavgpool, globalmaxpool, "
         "flatten, dense, dropout, batchnorm, relu, leakyrelu, sigmoid, tanh, softmax, relu6, hardsigmoid, "
-        "hardswish, silu, gelu, shuffle, slice, layernorm, add, concat or mul)");
+        "hardswish, silu, gelu, shuffle, slice, layernorm, upsample, add, concat or mul)");
     EXPECT_EQ(
         parse_error("input 3x3x1\nconv 1 5x5\n"),
         "m.lenz:2:1: conv: kernel 5x5 is larger than its padded input 3x3 (padding=valid) (input 3x3x1)");

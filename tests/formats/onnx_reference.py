@@ -149,6 +149,43 @@ def softmax(x, axis):
     return e / e.sum(axis=axis, keepdims=True)
 
 
+def resize(x, scales, a):
+    """ONNX Resize of H and W by `scales` (N and C by 1): nearest (floor) or linear, with the
+    coordinates ONNX's coordinate_transformation_mode defines, linear clamped to the input."""
+    mode = a.get("mode", b"nearest")
+    where = a.get("coordinate_transformation_mode", b"half_pixel")
+    if list(scales[:2]) != [1, 1]:
+        raise ValueError("Resize of N or C is not implemented here")
+    _, _, h, w = x.shape
+
+    def coordinates(size, scale):
+        out = int(np.floor(size * scale))
+        o = np.arange(out, dtype=np.float64)
+        if where == b"asymmetric":
+            return o / scale
+        if where == b"align_corners":
+            return o * (size - 1) / (out - 1) if out > 1 else np.zeros(out)
+        if where in (b"half_pixel", b"pytorch_half_pixel"):
+            return (o + 0.5) / scale - 0.5
+        raise ValueError("coordinate_transformation_mode %s is not implemented here" % where)
+
+    ys, xs = coordinates(h, scales[2]), coordinates(w, scales[3])
+    if mode == b"nearest":
+        if a.get("nearest_mode", b"round_prefer_floor") != b"floor":
+            raise ValueError("nearest_mode other than floor is not implemented here")
+        rows = np.clip(np.floor(ys).astype(np.int64), 0, h - 1)
+        cols = np.clip(np.floor(xs).astype(np.int64), 0, w - 1)
+        return x[:, :, rows][:, :, :, cols]
+    if mode != b"linear":
+        raise ValueError("Resize mode %s is not implemented here" % mode)
+    ys, xs = np.clip(ys, 0, h - 1), np.clip(xs, 0, w - 1)
+    y0, x0 = np.floor(ys).astype(np.int64), np.floor(xs).astype(np.int64)
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    ly, lx = (ys - y0)[:, None], xs - x0
+    rows = x[:, :, y0] * (1 - ly) + x[:, :, y1] * ly
+    return rows[:, :, :, x0] * (1 - lx) + rows[:, :, :, x1] * lx
+
+
 def run_node(node, v):
     a, op = attributes(node), node.op_type
     x = [v[name] if name else None for name in node.input]
@@ -214,6 +251,8 @@ def run_node(node, v):
         return np.clip(x[0], low, x[2] if len(x) > 2 and x[2] is not None else np.inf)
     if op == "Softmax":
         return softmax(x[0], a.get("axis", -1))
+    if op == "Resize":  # opset 11 on: X, roi, scales
+        return resize(x[0], x[2], a)
     if op == "QuantizeLinear":  # rounded half to even, saturated to the zero point's type
         zero = x[2] if len(x) > 2 and x[2] is not None else np.uint8(0)
         limits = np.iinfo(zero.dtype)

@@ -10,8 +10,10 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "cli/run_lenz.h"
@@ -128,11 +130,13 @@ void expect_exports_and_imports_back(LoadedModel& loaded, const std::vector<floa
 
 TEST(Onnx, PyTorchExportsImportAndComputeWhatPyTorchComputed) {
     for (const std::string name :
-         {"pytorch_classifier", "pytorch_feature_map", "pytorch_view", "pytorch_avgpool",
-          "pytorch_normalized", "pytorch_fresh_batchnorm", "pytorch_depthwise", "pytorch_ceil_pool",
-          "pytorch_mobile_activations", "pytorch_avgpool_counted", "pytorch_residual", "pytorch_inception",
-          "pytorch_densenet", "pytorch_mobilenet_v3", "pytorch_efficientnet", "pytorch_shufflenet",
-          "pytorch_convnext", "pytorch_convnext_opset17"}) {
+         {"pytorch_classifier",      "pytorch_feature_map",      "pytorch_view",
+          "pytorch_avgpool",         "pytorch_normalized",       "pytorch_fresh_batchnorm",
+          "pytorch_depthwise",       "pytorch_ceil_pool",        "pytorch_mobile_activations",
+          "pytorch_avgpool_counted", "pytorch_residual",         "pytorch_inception",
+          "pytorch_densenet",        "pytorch_mobilenet_v3",     "pytorch_efficientnet",
+          "pytorch_shufflenet",      "pytorch_convnext",         "pytorch_convnext_opset17",
+          "pytorch_upsample",        "pytorch_interpolate_size", "pytorch_upsample_opset9"}) {
         LoadedModel loaded = read_onnx((kOnnxGoldenDir / (name + ".onnx")).string());
         const OnnxGolden g = load_golden(name);
         const std::vector<float> got = run(loaded.model, normalized(loaded, g.input), g.batch);
@@ -371,8 +375,8 @@ TEST(Onnx, BadFilesAreOneLineErrors) {
     }
     {
         onnx::ModelProto p = classifier_proto();
-        p.mutable_graph()->mutable_node(1)->set_op_type("Upsample");
-        expect_one_line_error(bytes_of(p), "(Upsample): not supported");
+        p.mutable_graph()->mutable_node(1)->set_op_type("Einsum");
+        expect_one_line_error(bytes_of(p), "(Einsum): not supported");
     }
     {
         onnx::ModelProto p = classifier_proto();
@@ -742,6 +746,185 @@ TEST(Onnx, QuantisedModelExportsAsQdqThatAnEvaluatorAndImportAgreeWith) {
         EXPECT_NEAR(again[k], lenz[k], 0.01) << "class " << k;
     }
     std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace lenz
+
+namespace lenz {
+namespace {
+
+// ---- upsampling: Resize and Upsample
+
+onnx::ModelProto upsample_proto(const std::string& name = "pytorch_upsample") {
+    onnx::ModelProto proto;
+    EXPECT_TRUE(proto.ParseFromString(file_bytes(kOnnxGoldenDir / (name + ".onnx"))));
+    return proto;
+}
+// The k-th node of operator `op`.
+onnx::NodeProto& node_of(onnx::ModelProto& p, const std::string& op, int k = 0) {
+    for (onnx::NodeProto& n : *p.mutable_graph()->mutable_node())
+        if (n.op_type() == op && k-- == 0) return n;
+    throw std::runtime_error("no " + op + " node");
+}
+void set_text_attribute(onnx::NodeProto& n, const std::string& name, const std::string& value) {
+    for (onnx::AttributeProto& a : *n.mutable_attribute())
+        if (a.name() == name) return a.set_s(value);
+    onnx::AttributeProto& a = *n.add_attribute();
+    a.set_name(name);
+    a.set_type(onnx::AttributeProto::STRING);
+    a.set_s(value);
+}
+// Points input `index` of `n` at a new float initializer holding `values`.
+void set_float_input(onnx::ModelProto& p, onnx::NodeProto& n, int index, const std::vector<float>& values) {
+    onnx::TensorProto& t = *p.mutable_graph()->add_initializer();
+    t.set_name("test." + n.name() + "." + std::to_string(index));
+    t.set_data_type(onnx::TensorProto::FLOAT);
+    t.add_dims(static_cast<int64_t>(values.size()));
+    for (float v : values) t.add_float_data(v);
+    n.set_input(index, t.name());
+}
+
+// nn.Upsample and F.interpolate as torch.onnx.export writes them (Resize by scales at opset 13,
+// by sizes worked out with Shape/Slice/Concat, Upsample at opset 9) import as the layer, in the
+// model file's words, and compute what PyTorch computed (above); exported again, they pass the
+// checker, import back the same, and the reference evaluator agrees.
+TEST(Onnx, ResizeAndUpsampleImportAsTheUpsampleLayer) {
+    EXPECT_EQ(read_onnx((kOnnxGoldenDir / "pytorch_upsample.onnx").string()).model.to_text(),
+              "input 6x8x3\nconv 4 3x3 padding=1 relu name=_1\nmaxpool 2x2\nconv 6 3x3 padding=1 relu\n"
+              "upsample 2 name=_4\nconcat _4 _1\nconv 4 3x3 padding=1 relu\nupsample 2x3 bilinear\n"
+              "upsample 2 bilinear align-corners\nconv 3 1x1\n");
+    EXPECT_EQ(read_onnx((kOnnxGoldenDir / "pytorch_interpolate_size.onnx").string()).model.to_text(),
+              "input 12x16x3\nconv 6 3x3 stride=2 padding=1 relu\nconv 4 3x3 stride=2 padding=1\n"
+              "upsample 4 bilinear\n");
+    EXPECT_EQ(read_onnx((kOnnxGoldenDir / "pytorch_upsample_opset9.onnx").string()).model.to_text(),
+              "input 5x4x3\nconv 4 3x3 padding=1\nupsample 3x2\nconv 2 1x1\n");
+    for (const std::string name : {"pytorch_upsample", "pytorch_interpolate_size", "pytorch_upsample_opset9"})
+        expect_round_trip(name);
+}
+
+// Every spelling of the layer goes out as Resize with PyTorch's attributes and comes back the same.
+TEST(Onnx, EveryUpsampleExportsAsResizeAndImportsBack) {
+    expect_model_round_trip(
+        "input 5x3x3\nconv 3 3x3 padding=same name=a\nupsample 2\nupsample 1x3 bilinear\n"
+        "upsample 2x1 bilinear align-corners name=p\nconv 3 1x1 from=a\nupsample 4x6 name=q\nadd p q\n"
+        "conv 2 1x1\n",
+        "every-upsample");
+    Model model = parse_model("input 4x4x1\nupsample 2x3 bilinear align-corners\n", "m.lenz");
+    const onnx::ModelProto p = proto_of(encode_onnx(model, {}));
+    int resizes = 0;
+    for (const onnx::NodeProto& n : p.graph().node()) {
+        if (n.op_type() != "Resize") continue;
+        ++resizes;
+        ASSERT_EQ(n.input_size(), 3);
+        EXPECT_EQ(n.input(1), "");  // no region of interest
+        std::map<std::string, std::string> attributes;
+        for (const onnx::AttributeProto& a : n.attribute()) attributes[a.name()] = a.s();
+        EXPECT_EQ(attributes["mode"], "linear");
+        EXPECT_EQ(attributes["coordinate_transformation_mode"], "align_corners");
+        for (const onnx::TensorProto& t : p.graph().initializer())
+            if (t.name() == n.input(2)) {
+                const std::string& raw = t.raw_data();
+                ASSERT_EQ(raw.size(), 16u);
+                std::vector<float> scales(4);
+                std::memcpy(scales.data(), raw.data(), 16);
+                EXPECT_EQ(scales, (std::vector<float>{1, 1, 2, 3}));
+            }
+    }
+    EXPECT_EQ(resizes, 1);
+}
+
+// What the layer cannot compute is one line naming the node and what is unsupported.
+TEST(Onnx, ResizeThatIsNotAWholeFactorUpsampleIsAOneLineError) {
+    {
+        onnx::ModelProto p = upsample_proto();
+        set_float_input(p, node_of(p, "Resize"), 2, {1, 1, 1.5f, 2});
+        expect_one_line_error(bytes_of(p),
+                              "node '/up/Resize' (Resize): scale 1.500000 of H is not supported");
+    }
+    {
+        onnx::ModelProto p = upsample_proto();
+        set_float_input(p, node_of(p, "Resize"), 2, {1, 1, 0.5f, 0.5f});
+        expect_one_line_error(bytes_of(p), "(Resize): scale 0.500000 of H is not supported");
+    }
+    {
+        onnx::ModelProto p = upsample_proto();
+        set_float_input(p, node_of(p, "Resize"), 2, {1, 2, 2, 2});
+        expect_one_line_error(bytes_of(p), "(Resize): scales the batch or the channels");
+    }
+    {
+        onnx::ModelProto p = upsample_proto();
+        set_text_attribute(node_of(p, "Resize"), "mode", "cubic");
+        expect_one_line_error(bytes_of(p),
+                              "(Resize): mode 'cubic' is not supported (nearest and linear are)");
+    }
+    {
+        onnx::ModelProto p = upsample_proto();
+        set_text_attribute(node_of(p, "Resize"), "nearest_mode", "ceil");
+        expect_one_line_error(bytes_of(p),
+                              "(Resize): nearest with coordinate_transformation_mode 'asymmetric' and "
+                              "nearest_mode 'ceil' is not supported");
+    }
+    {
+        onnx::ModelProto p = upsample_proto();
+        set_text_attribute(node_of(p, "Resize", 1), "coordinate_transformation_mode", "asymmetric");
+        expect_one_line_error(bytes_of(p),
+                              "node '/up2/Resize' (Resize): linear with coordinate_transformation_mode "
+                              "'asymmetric' is not supported");
+    }
+    {
+        onnx::ModelProto p = upsample_proto();
+        set_text_attribute(node_of(p, "Resize", 1), "coordinate_transformation_mode", "tf_crop_and_resize");
+        expect_one_line_error(bytes_of(p), "'tf_crop_and_resize' is not supported");
+    }
+    // Constant sizes, in a graph whose batch is fixed at 2: that batch, the channels, whole multiples.
+    const auto with_sizes = [](const std::vector<int64_t>& values) {
+        onnx::ModelProto p = upsample_proto();
+        p.mutable_graph()
+            ->mutable_input(0)
+            ->mutable_type()
+            ->mutable_tensor_type()
+            ->mutable_shape()
+            ->mutable_dim(0)
+            ->set_dim_value(2);
+        onnx::NodeProto& resize = node_of(p, "Resize");
+        set_float_input(p, resize, 2, {});
+        onnx::TensorProto& sizes = *p.mutable_graph()->add_initializer();
+        sizes.set_name("test.sizes");
+        sizes.set_data_type(onnx::TensorProto::INT64);
+        sizes.add_dims(static_cast<int64_t>(values.size()));
+        for (int64_t v : values) sizes.add_int64_data(v);
+        resize.add_input("test.sizes");
+        return bytes_of(p);
+    };
+    EXPECT_EQ(parse_onnx(with_sizes({2, 6, 6, 8}), "sizes.onnx").model.to_text(),
+              read_onnx((kOnnxGoldenDir / "pytorch_upsample.onnx").string()).model.to_text());
+    expect_one_line_error(
+        with_sizes({2, 6, 5, 8}),
+        "node '/up/Resize' (Resize): size 5 of axis 2 is not a whole multiple of the input's 3");
+    expect_one_line_error(with_sizes({3, 6, 6, 8}), "(Resize): changes the batch size");
+    expect_one_line_error(with_sizes({2, 12, 6, 8}), "(Resize): scales the batch or the channels");
+    expect_one_line_error(with_sizes({6, 8}), "(Resize): has 2 scales or sizes for 4 axes");
+    {
+        onnx::ModelProto p = upsample_proto("pytorch_upsample_opset9");
+        set_text_attribute(node_of(p, "Upsample"), "mode", "linear");
+        expect_one_line_error(bytes_of(p),
+                              "(Upsample): mode linear of Upsample samples at o / scale (asymmetric)");
+    }
+}
+
+// Nearest by a whole factor reads floor(o / S) under half_pixel rounded either way too (ONNX's
+// defaults, as other exporters write them): it imports as the same layer and computes the same.
+TEST(Onnx, NearestResizeWithHalfPixelRoundingIsTheSameUpsample) {
+    onnx::ModelProto p = upsample_proto();
+    onnx::NodeProto& resize = node_of(p, "Resize");
+    set_text_attribute(resize, "coordinate_transformation_mode", "half_pixel");
+    set_text_attribute(resize, "nearest_mode", "round_prefer_ceil");
+    LoadedModel changed = parse_onnx(bytes_of(p), "half-pixel.onnx");
+    LoadedModel original = read_onnx((kOnnxGoldenDir / "pytorch_upsample.onnx").string());
+    EXPECT_EQ(changed.model.to_text(), original.model.to_text());
+    const OnnxGolden g = load_golden("pytorch_upsample");
+    EXPECT_EQ(run(changed.model, g.input, g.batch), run(original.model, g.input, g.batch));
 }
 
 }  // namespace

@@ -71,6 +71,29 @@ TEST(PoolGradient, GlobalMax) {
     check_gradients("globalmaxpool", {4, 5, 3});
 }
 
+// Upsampling: nearest and bilinear with both corner rules, square and 2x3 scales, odd sizes.
+TEST(UpsampleGradient, Nearest) {
+    check_gradients("upsample 2", {3, 5, 2});
+}
+TEST(UpsampleGradient, Nearest2x3) {
+    check_gradients("upsample 2x3", {3, 3, 2});
+}
+TEST(UpsampleGradient, Bilinear) {
+    check_gradients("upsample 2 bilinear", {3, 5, 2});
+}
+TEST(UpsampleGradient, Bilinear2x3) {
+    check_gradients("upsample 2x3 bilinear", {5, 3, 2});
+}
+TEST(UpsampleGradient, BilinearAlignCorners) {
+    check_gradients("upsample 2 bilinear align-corners", {3, 5, 2});
+}
+TEST(UpsampleGradient, BilinearAlignCorners2x3) {
+    check_gradients("upsample 2x3 bilinear align-corners", {3, 3, 1});
+}
+TEST(UpsampleGradient, BilinearAlignCornersOnOneRow) {
+    check_gradients("upsample 3 bilinear align-corners", {1, 3, 2});
+}
+
 TEST(DenseGradient, Relu) {
     check_gradients("dense 5 relu", {3, 3, 2});
 }
