@@ -88,6 +88,11 @@ def activate(z, act):
         return torch.tanh(z)
     if act == "softmax":
         return torch.softmax(z, dim=1)
+    if act == "logsoftmax":
+        return torch.log_softmax(z, dim=1)
+    if act.startswith("elu"):
+        alpha = float(np.float32(act.split("=")[1])) if "=" in act else 1.0
+        return F.elu(z, alpha)
     if act == "relu6":
         return torch.clamp(z, 0.0, 6.0)
     if act == "hardsigmoid":
@@ -104,7 +109,7 @@ def activate(z, act):
 # Pre-activations too close to a kink (where float32 rounding could pick the other side) are redrawn.
 def near_zero(z, act):
     kinks = {"relu": [0.0], "relu6": [0.0, 6.0], "hardsigmoid": [-3.0, 3.0], "hardswish": [-3.0, 3.0]}
-    if act is not None and act.startswith("leakyrelu"):
+    if act is not None and (act.startswith("leakyrelu") or act.startswith("elu") or act == "prelu"):
         act = "relu"
     return act in kinks and any(bool(((z - k).abs() < MARGIN).any()) for k in kinks[act])
 
@@ -235,6 +240,16 @@ def activation_case(d, shape, act, scale=3.0):
     return dict(x=x, y=activate(x, act), params={})
 
 
+def prelu_case(d, shape, per_channel):
+    """nn.PReLU(num_parameters=1 or C); slopes drawn around PyTorch's 0.25, one negative."""
+    x = d.uniform(shape, -3.0, 3.0).requires_grad_()
+    if near_zero(x, "prelu"):
+        return None
+    count = shape[1] if per_channel else 1
+    weight = d.uniform((count,), -0.5, 0.75).requires_grad_()
+    return dict(x=x, y=F.prelu(x, weight), params={"weight": weight})
+
+
 def shuffle_case(d, shape, groups):
     x = d.uniform(shape).requires_grad_()
     n, c, h, w = shape
@@ -362,6 +377,20 @@ CASES = [
     ("hardswish", "hardswish", (2, 2, 3, 4), lambda d, s: activation_case(d, s, "hardswish", scale=5)),
     ("silu", "silu", (2, 2, 3, 4), lambda d, s: activation_case(d, s, "silu", scale=5)),
     ("gelu", "gelu", (2, 2, 3, 4), lambda d, s: activation_case(d, s, "gelu", scale=4)),
+    ("elu", "elu", (2, 2, 3, 4), lambda d, s: activation_case(d, s, "elu")),
+    ("elu_alpha_0_5", "elu=0.5", (2, 2, 3, 4), lambda d, s: activation_case(d, s, "elu=0.5")),
+    ("conv_elu", "conv 3 3x3 padding=same elu=0.5", (2, 2, 5, 5),
+     lambda d, s: conv_case(d, s, 3, 3, 1, "same", "elu=0.5")),
+    ("dense_elu", "dense 4 elu", (3, 5, 1, 1), lambda d, s: dense_case(d, s, 4, "elu")),
+    # log_softmax over the channels at each position (nn.LogSoftmax(dim=1)), standalone and fused
+    ("logsoftmax", "logsoftmax", (2, 4, 3, 3), lambda d, s: activation_case(d, s, "logsoftmax")),
+    ("conv_logsoftmax", "conv 4 3x3 padding=same logsoftmax", (2, 2, 4, 4),
+     lambda d, s: conv_case(d, s, 4, 3, 1, "same", "logsoftmax")),
+    ("dense_logsoftmax", "dense 4 logsoftmax", (3, 6, 1, 1), lambda d, s: dense_case(d, s, 4, "logsoftmax")),
+    # nn.PReLU with one slope and with one per channel
+    ("prelu", "prelu", (2, 3, 3, 4), lambda d, s: prelu_case(d, s, False)),
+    ("prelu_channels", "prelu channels", (2, 3, 3, 4), lambda d, s: prelu_case(d, s, True)),
+    ("prelu_channels_dense", "prelu channels", (3, 5, 1, 1), lambda d, s: prelu_case(d, s, True)),
     # Channel shuffling and slicing, layer normalisation
     ("shuffle_3", "shuffle 3", (2, 6, 2, 3), lambda d, s: shuffle_case(d, s, 3)),
     ("slice_middle", "slice 1:4", (2, 5, 3, 2), lambda d, s: slice_case(d, s, 1, 4)),

@@ -77,7 +77,8 @@ OLD_OPSET = r"ONNX opset \d+ is older than 9"
 # What src/formats/onnx_import.cpp reads as layers, in the order its error message lists them.
 IMPORTED = ["Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "Flatten",
             "Reshape", "Gemm", "MatMul", "BatchNormalization", "LayerNormalization", "Dropout", "Relu",
-            "LeakyRelu", "Sigmoid", "Tanh", "Clip", "HardSigmoid", "HardSwish", "Gelu", "Softmax", "Resize",
+            "LeakyRelu", "Sigmoid", "Tanh", "Clip", "HardSigmoid", "HardSwish", "Gelu", "Elu", "PRelu", "Softmax",
+            "LogSoftmax", "Resize",
             "Upsample", "Add", "Sub",
             "Mul", "Div", "Concat", "Split", "Slice", "Transpose", "Pad", "Identity", "QuantizeLinear",
             "DequantizeLinear"]

@@ -92,10 +92,16 @@ struct UpsampleConfig {
     bool align_corners = false;  // bilinear only
 };
 
+// nn.PReLU: y = x for x > 0, a · x otherwise, with one learned slope a for the whole tensor
+// (num_parameters=1) or one per channel (num_parameters=C); every slope starts at 0.25, as PyTorch.
+struct PReluConfig {
+    bool per_channel = false;
+};
+
 // Any layer's settings: what one line of the model file says.
 using LayerConfig =
     std::variant<Conv2dConfig, Pool2dConfig, GlobalPoolConfig, FlattenConfig, DenseConfig, DropoutConfig,
                  BatchNormConfig, ActivationConfig, AddConfig, ConcatConfig, MulConfig, ChannelShuffleConfig,
-                 ChannelSliceConfig, LayerNormConfig, UpsampleConfig>;
+                 ChannelSliceConfig, LayerNormConfig, UpsampleConfig, PReluConfig>;
 
 }  // namespace lenz

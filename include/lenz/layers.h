@@ -26,6 +26,7 @@ std::unique_ptr<Layer> make_mul();
 std::unique_ptr<Layer> make_channel_shuffle(const ChannelShuffleConfig& config);
 std::unique_ptr<Layer> make_channel_slice(const ChannelSliceConfig& config);
 std::unique_ptr<Layer> make_layernorm(const LayerNormConfig& config);
+std::unique_ptr<Layer> make_prelu(const PReluConfig& config);
 std::unique_ptr<Layer> make_upsample(const UpsampleConfig& config);
 
 }  // namespace lenz

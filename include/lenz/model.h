@@ -87,7 +87,8 @@ class Model {
     // The model in the text format; parse_model(to_text()) gives back the same model.
     std::string to_text() const;
 
-    // Softmax ends the model (fused into the last layer or standalone): training fuses it with the loss.
+    // Softmax or log-softmax ends the model (fused into the last layer or standalone): training fuses
+    // it with the loss, which reads the logits before it.
     bool ends_with_softmax() const;
 
     // int8 inference quantises each convolution's and dense layer's input by the range calibration

@@ -160,6 +160,11 @@ void explain(std::ostringstream& o, const Summary& s) {
         o << "Upsampling has no weights: nearest only copies (0 multiplications); bilinear weighs the four\n"
              "input values nearest each output value, 4 multiplications per output value (OH·OW·C · 4,\n"
              "weights of 0 or 1 included), and backward hands each output gradient to the same four.\n";
+    if (std::any_of(s.layers.begin(), s.layers.end(),
+                    [](const LayerCost& c) { return std::holds_alternative<PReluConfig>(c.config); }))
+        o << "PReLU multiplies a value by its learned slope where the value is negative; which values are\n"
+             "depends on the image, so it counts one per value (H·W·C), as a kernel that multiplies them\n"
+             "all does. The other activations (elu, softmax, logsoftmax, ...) have no weights: 0.\n";
     for (const LayerCost& c : s.layers) {
         if (c.mults == 0) continue;
         o << "  layer " << c.index << " " << c.kind << ": " << c.mult_formula << " = " << with_commas(c.mults)

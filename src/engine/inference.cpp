@@ -77,6 +77,10 @@ const InferencePlan& Inference::plan() const {
 
 std::vector<double> class_probabilities(const Model& model, const float* scores, int64_t count) {
     std::vector<double> p(scores, scores + count);
+    if (!p.empty() && model.layer(model.size() - 1).activation().kind == Activation::log_softmax) {
+        for (double& v : p) v = std::exp(v);  // log-probabilities, as after nn.LogSoftmax
+        return p;
+    }
     if (p.empty() || model.ends_with_softmax()) return p;
     const double top = *std::max_element(p.begin(), p.end());
     double sum = 0;

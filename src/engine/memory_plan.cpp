@@ -368,9 +368,9 @@ void plan_int8_storage(const Model& model, const ValueGraph& graph, InferenceSch
         const Layer& layer = model.layer(i);
         if (is_max_pool(i)) return int8[static_cast<size_t>(root(model.inputs(i)[0]))] != 0;
         return layer.runs_int8() && is_conv(i) && has_range(schedule.held_value[static_cast<size_t>(i)]) &&
-               (schedule.absorbs[static_cast<size_t>(i)].activation.kind != Activation::none
-                    ? schedule.absorbs[static_cast<size_t>(i)].activation.kind
-                    : layer.activation().kind) != Activation::softmax;
+               !over_channels(schedule.absorbs[static_cast<size_t>(i)].activation.kind != Activation::none
+                                  ? schedule.absorbs[static_cast<size_t>(i)].activation.kind
+                                  : layer.activation().kind);
     };
     const auto reads_int8 = [&](int64_t i) {
         if (is_max_pool(i))

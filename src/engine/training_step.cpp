@@ -38,9 +38,12 @@ float derivative_from_output(const ActivationSpec& act, float y) {
             return y > 0.0f && y < 6.0f ? 1.0f : 0.0f;
         case Activation::hard_sigmoid:
             return y > 0.0f && y < 1.0f ? 1.0f / 6.0f : 0.0f;
+        case Activation::elu:
+            return y > 0.0f ? 1.0f : y + act.alpha;
         case Activation::none:
         case Activation::softmax:
-        case Activation::hard_swish:  // never fused: their layers apply the derivative themselves
+        case Activation::log_softmax:  // the loss reads the logits: log-softmax is its own first step
+        case Activation::hard_swish:   // never fused: their layers apply the derivative themselves
         case Activation::silu:
         case Activation::gelu:
             return 1.0f;
@@ -167,7 +170,8 @@ TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels
         model_.ends_with_softmax() && std::holds_alternative<ActivationConfig>(model_.layer(L - 1).config());
     const bool fused_softmax = model_.ends_with_softmax() && !standalone_softmax;
     if (standalone_softmax && model_.inputs(L - 1)[0] != L - 1)
-        throw ShapeError("a final softmax must read the layer before it to train it with cross-entropy");
+        throw ShapeError("a final " + model_.layer(L - 1).activation().str() +
+                         " must read the layer before it to train it with cross-entropy");
     const int64_t last = standalone_softmax ? L - 2 : L - 1;
 
     check_batch(batch);
@@ -195,9 +199,10 @@ TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels
     Result result;
     float* logits = values_[static_cast<size_t>(last + 1)];
     const ActivationSpec* last_act = fused_softmax ? nullptr : stored_activation(last + 1);
-    const bool elementwise = !last_act || last_act->kind != Activation::softmax;
+    const bool elementwise = !last_act || !over_channels(last_act->kind);
     if (!elementwise)
-        throw ShapeError("softmax must be the model's last activation to train it with cross-entropy");
+        throw ShapeError(last_act->str() +
+                         " must be the model's last activation to train it with cross-entropy");
     result.loss_sum = softmax_cross_entropy(logits, labels, batch, classes, logits, &result.correct,
                                             last_act ? *last_act : ActivationSpec{}, label_smoothing);
 

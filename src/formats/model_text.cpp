@@ -95,6 +95,17 @@ class LineParser {
         if (s == "silu" || s == "swish") return ActivationSpec{Activation::silu};
         if (s == "gelu") return ActivationSpec{Activation::gelu};
         if (s == "softmax") return ActivationSpec{Activation::softmax};
+        if (s == "logsoftmax") return ActivationSpec{Activation::log_softmax};
+        if (s == "elu") return elu();
+        if (s.rfind("elu=", 0) == 0) {
+            const std::string a = s.substr(4);
+            char* end = nullptr;
+            const double v = std::strtod(a.c_str(), &end);
+            // alpha > 0 keeps elu monotonic, so that its derivative follows from its output.
+            if (a.empty() || *end != '\0' || !std::isfinite(v) || v <= 0.0 || v > 1e6)
+                fail(t.column + 4, "elu: expected a positive alpha such as 1.0, got '" + a + "'");
+            return elu(static_cast<float>(v));
+        }
         if (s == "leakyrelu") return ActivationSpec{Activation::leaky_relu, 0.01f};
         if (s.rfind("leakyrelu=", 0) == 0) {
             const std::string a = s.substr(10);
@@ -155,9 +166,10 @@ class LineParser {
             std::string("expected ") + (window ? "stride=S, padding=same|valid|P" : "") +
             (conv ? ", groups=G, dilation=D" : "") + (average ? ", count-padding" : "") +
             (pool ? " or ceil" : "") + (window && act_and_bias ? ", " : "") +
-            (act_and_bias
-                 ? "an activation (relu, leakyrelu[=A], sigmoid, tanh, softmax, relu6, hardsigmoid) or nobias"
-                 : "");
+            (act_and_bias ? "an activation (relu, leakyrelu[=A], sigmoid, tanh, softmax, logsoftmax, relu6, "
+                            "hardsigmoid, "
+                            "elu[=A]) or nobias"
+                          : "");
         for (size_t i = first; i < tokens_.size(); ++i) {
             const Token& t = tokens_[i];
             const size_t eq = t.text.find('=');
@@ -339,6 +351,18 @@ LayerConfig parse_layer(const LineParser& p) {
         p.no_more(2);
         return c;
     }
+    if (kw == "prelu") {
+        PReluConfig c;
+        if (p.size() > 1) {
+            const Token& t = p.token(1);
+            if (t.text != "channels")
+                p.fail(t.column, "prelu: unknown option '" + t.text +
+                                     "' (expected channels, for one slope per channel: prelu channels)");
+            c.per_channel = true;
+        }
+        p.no_more(2);
+        return c;
+    }
     if (kw == "layernorm") {
         LayerNormConfig c;
         if (p.size() > 1) {
@@ -376,12 +400,13 @@ LayerConfig parse_layer(const LineParser& p) {
         return MulConfig{};
     }
     if (kw == "input") p.fail(p.keyword().column, "input may appear only once, on the first line");
-    p.fail(p.keyword().column,
-           "unknown layer '" + kw +
-               "' (expected conv, maxpool, avgpool, globalavgpool, globalmaxpool, "
-               "flatten, dense, dropout, batchnorm, "
-               "relu, leakyrelu, sigmoid, tanh, softmax, relu6, hardsigmoid, hardswish, silu, gelu, "
-               "shuffle, slice, layernorm, upsample, add, concat or mul)");
+    p.fail(
+        p.keyword().column,
+        "unknown layer '" + kw +
+            "' (expected conv, maxpool, avgpool, globalavgpool, globalmaxpool, "
+            "flatten, dense, dropout, batchnorm, "
+            "relu, leakyrelu, sigmoid, tanh, softmax, logsoftmax, relu6, hardsigmoid, hardswish, silu, gelu, "
+            "elu, prelu, shuffle, slice, layernorm, upsample, add, concat or mul)");
 }
 
 // The line that names each value (name=...), so that a use before it can say where it comes.

@@ -136,6 +136,12 @@ std::string write_activation(GraphWriter& w, const ActivationSpec& act, const st
         case Activation::softmax:
             set_int(w.node("Softmax", name, {x}, out), "axis", 1);  // over the channels at each position
             break;
+        case Activation::log_softmax:
+            set_int(w.node("LogSoftmax", name, {x}, out), "axis", 1);
+            break;
+        case Activation::elu:
+            set_float(w.node("Elu", name, {x}, out), "alpha", act.alpha);
+            break;
         case Activation::relu6:  // Clip's bounds are inputs since opset 11
             w.node("Clip", name, {x, w.scalar(name + ".min", 0.0f), w.scalar(name + ".max", 6.0f)}, out);
             break;
@@ -276,6 +282,14 @@ class LayerWriter {
             out.name = name;
         } else if (const auto* a = std::get_if<ActivationConfig>(&config)) {
             out.name = write_activation(w_, a->activation, name, in.name, name);
+        } else if (const auto* pr = std::get_if<PReluConfig>(&config)) {
+            // The slope as torch.onnx.export writes it: (C, 1, 1) broadcasts over a map's H and W,
+            // (C) over (N, C); one slope is (1).
+            const std::vector<int64_t> dims = !pr->per_channel ? std::vector<int64_t>{1}
+                                              : in.rank == 4   ? std::vector<int64_t>{ch, 1, 1}
+                                                               : std::vector<int64_t>{ch};
+            w_.node("PRelu", name, {in.name, init("weight", dims)}, name);
+            out.name = name;
         } else if (const auto* norm = std::get_if<LayerNormConfig>(&config)) {
             const std::vector<int64_t> per_channel =
                 in.rank == 4 ? std::vector<int64_t>{1, ch, 1, 1} : std::vector<int64_t>{1, ch};

@@ -724,12 +724,27 @@ class GraphReader {
             if (!is_channel_axis(in, axis) || (opset_ < 13 && !channels_last_axis))
                 fail("only a softmax over the channels is supported");
             activation(n, {Activation::softmax});
+        } else if (op == "LogSoftmax") {
+            const Tensor& in = only_input(n);
+            const int64_t axis = int_attr("axis", opset_ >= 13 ? -1 : 1);
+            const bool channels_last_axis = in.rank == 2 || in.channels_last || !in.spatial();
+            if (!is_channel_axis(in, axis) || (opset_ < 13 && !channels_last_axis))
+                fail("only a log-softmax over the channels is supported");
+            activation(n, {Activation::log_softmax});
+        } else if (op == "Elu") {
+            const float alpha = float_attr("alpha", 1.0f);
+            // Lenz's ELU takes its derivative from its output, which needs it monotonic.
+            if (!(alpha > 0.0f)) fail("only a positive alpha is supported");
+            activation(n, elu(alpha));
+        } else if (op == "PRelu") {
+            prelu(n);
         } else {
             fail(
                 "not supported; Lenz imports Conv, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, "
                 "ReduceMean over H and W, Flatten, Reshape, Gemm, MatMul, BatchNormalization, "
                 "LayerNormalization, Dropout, Relu, LeakyRelu, Sigmoid, Tanh, Clip (ReLU6), HardSigmoid, "
-                "HardSwish, Gelu, Softmax, Resize and Upsample by whole factors, Add, Mul, Concat, Split and "
+                "HardSwish, Gelu, Elu, PRelu, Softmax, LogSoftmax, Resize and Upsample by whole factors, "
+                "Add, Mul, Concat, Split and "
                 "Slice on channels, Transpose to and "
                 "from channels-last, zero Pad before Conv and AveragePool, and arithmetic with constants");
         }
@@ -1184,6 +1199,32 @@ class GraphReader {
         for (size_t k = 0; k < dims.size(); ++k)
             if (dims[k] != 1) want[k] = ch;
         return floats(name, dims.empty() ? std::vector<int64_t>{ch} : want);
+    }
+
+    // The slope broadcasts against x as ONNX does, from the last axis: one for all, or one per
+    // channel where its only dimension other than 1 lines up with the channels ((C, 1, 1) or
+    // (1, C, 1, 1) on a map, (C) after flatten). A (C) slope on a map would be one per column.
+    void prelu(const onnx::NodeProto& n) {
+        const Tensor& in = only_input(n);
+        if (n.input_size() < 2) fail("has no slope");
+        const std::string& name = weight_input(1, "slope");
+        const std::vector<int64_t> dims = dims_of(name);
+        int64_t count = 1;
+        for (int64_t d : dims) count *= d;
+        if (count == 1) {
+            std::vector<float> slope = floats(name, dims);
+            return add(PReluConfig{false}, {&in}, {{"weight", std::move(slope)}});
+        }
+        const int64_t ch = channels(in);
+        const int64_t rank = static_cast<int64_t>(dims.size());
+        bool per_channel = rank <= in.rank;
+        for (int64_t k = 0; k < rank && per_channel; ++k)
+            if (dims[static_cast<size_t>(k)] != 1)
+                per_channel = in.rank - rank + k == in.channel_axis() && dims[static_cast<size_t>(k)] == ch;
+        if (!per_channel)
+            fail("slope of shape " + dims_str(dims) + " is neither one value nor one per channel (" +
+                 std::to_string(ch) + ") along the channel axis");
+        add(PReluConfig{true}, {&in}, {{"weight", floats(name, dims)}});
     }
 
     void clip(const onnx::NodeProto& n) {

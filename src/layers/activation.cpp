@@ -1,6 +1,6 @@
-// A standalone activation layer (relu, leakyrelu, sigmoid, tanh, softmax over channels, relu6,
-// hardsigmoid, hardswish, silu, gelu). In place at inference: it allocates nothing. In training it
-// keeps its input apart, which the derivative of hardswish, silu and gelu needs.
+// A standalone activation layer (relu, leakyrelu, sigmoid, tanh, softmax and logsoftmax over
+// channels, relu6, hardsigmoid, hardswish, silu, gelu, elu). In place at inference: it allocates nothing. In
+// training it keeps its input apart, which the derivative of hardswish, silu and gelu needs.
 #include "kernels/cpu/activation.h"
 
 #include <cstring>
@@ -16,13 +16,13 @@ class ActivationLayer final : public Layer {
   public:
     explicit ActivationLayer(const ActivationSpec& act) : act_(act) {}
 
-    std::string kind() const override { return ActivationSpec{act_.kind}.str(); }
+    std::string kind() const override { return act_.name(); }
     LayerConfig config() const override { return ActivationConfig{act_}; }
     std::string spec() const override { return act_.str(); }
     bool in_place() const override { return true; }
-    // Element by element, except softmax, which runs over each position's channels.
+    // Element by element, except softmax and logsoftmax, which run over each position's channels.
     ChannelsLast channels_last() const override {
-        return act_.kind == Activation::softmax ? ChannelsLast::no : ChannelsLast::keeps;
+        return over_channels(act_.kind) ? ChannelsLast::no : ChannelsLast::keeps;
     }
     int64_t other_ops() const override { return input_shape().elements(); }
 

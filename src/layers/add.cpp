@@ -30,7 +30,7 @@ class Add final : public MergeLayer {
 
     bool in_place() const override { return true; }
     ChannelsLast channels_last() const override {
-        return config_.activation.kind == Activation::softmax ? ChannelsLast::no : ChannelsLast::keeps;
+        return over_channels(config_.activation.kind) ? ChannelsLast::no : ChannelsLast::keeps;
     }
 
     // xs: k of (N, C, H, W) -> y: (N, C, H, W), which may be one of the xs (in place).

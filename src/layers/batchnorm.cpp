@@ -70,7 +70,7 @@ class BatchNorm final : public Layer {
     // At inference an activation after it (DenseNet's batch norm, relu, convolution) is applied to
     // each row as it is written, instead of in a pass of its own.
     bool can_absorb(const Absorption& a) const override {
-        return !a.affine && !a.residual && !a.channel_means && a.activation.kind != Activation::softmax;
+        return !a.affine && !a.residual && !a.channel_means && !over_channels(a.activation.kind);
     }
     void affine_map(float* scale, float* shift) const override {
         for (int64_t c = 0; c < channels(); ++c) {  // as forward computes them at inference

@@ -130,7 +130,7 @@ class Conv2d final : public Layer {
     }
     // A softmax over channels is computed on (N, C, H, W).
     ChannelsLast channels_last() const override {
-        return config_.activation.kind == Activation::softmax ? ChannelsLast::no : ChannelsLast::converts;
+        return over_channels(config_.activation.kind) ? ChannelsLast::no : ChannelsLast::converts;
     }
 
     std::vector<ParamRef> params() override {

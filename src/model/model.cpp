@@ -189,7 +189,7 @@ std::string Model::to_text() const {
 }
 
 bool Model::ends_with_softmax() const {
-    return !layers_.empty() && layers_.back()->activation().kind == Activation::softmax;
+    return !layers_.empty() && over_channels(layers_.back()->activation().kind);
 }
 
 int64_t class_count(const Model& model, const std::string& what) {

@@ -304,6 +304,40 @@ TEST(ModelTextErrors, MoreThanTwoHundredThousandLayers) {
     EXPECT_EQ(parse_error(text), "m.lenz:200002:1: more than 200000 layers");
 }
 
+// prelu, elu[=A] (standalone and fused) and logsoftmax round-trip through their spec, with
+// PReLU's slope count and its multiplications one per value.
+TEST(ModelText, PReluEluLogSoftmax) {
+    Model m = parse_model(
+        "input 6x6x3\nconv 4 3 elu\nprelu channels\nconv 5 3 elu=0.5\nprelu\nelu=2\nlogsoftmax\n"
+        "flatten\ndense 3 logsoftmax\n",
+        "m.lenz");
+    for (int64_t i = 0; i < m.size(); ++i)
+        EXPECT_EQ(make_layer(m.layer(i).config())->spec(), m.layer(i).spec()) << "layer " << i + 1;
+    EXPECT_EQ(m.layer(0).spec(), "conv 4 3x3 elu");
+    EXPECT_EQ(m.layer(1).spec(), "prelu channels");
+    EXPECT_EQ(m.layer(1).param_count(), 4);
+    EXPECT_EQ(m.layer(1).mult_count(), 4 * 4 * 4);
+    EXPECT_EQ(m.layer(2).spec(), "conv 5 3x3 elu=0.5");
+    EXPECT_EQ(m.layer(3).param_count(), 1);
+    EXPECT_EQ(m.layer(4).kind(), "elu");
+    EXPECT_EQ(m.layer(4).spec(), "elu=2");
+    EXPECT_EQ(std::get<ActivationConfig>(m.layer(5).config()).activation.kind, Activation::log_softmax);
+    EXPECT_EQ(m.layer(7).spec(), "dense 3 logsoftmax");
+    EXPECT_TRUE(m.ends_with_softmax());
+}
+
+TEST(ModelTextErrors, PReluAndElu) {
+    EXPECT_EQ(parse_error("input 8x8x6\nprelu all\n"),
+              "m.lenz:2:7: prelu: unknown option 'all' (expected channels, for one slope per channel: "
+              "prelu channels)");
+    EXPECT_EQ(parse_error("input 8x8x6\nprelu channels 2\n"),
+              "m.lenz:2:16: prelu takes no further arguments, got '2'");
+    EXPECT_EQ(parse_error("input 8x8x6\nelu=-1\n"),
+              "m.lenz:2:5: elu: expected a positive alpha such as 1.0, got '-1'");
+    EXPECT_EQ(parse_error("input 8x8x6\nconv 3 3 elu=x\n"),
+              "m.lenz:2:14: elu: expected a positive alpha such as 1.0, got 'x'");
+}
+
 TEST(ModelTextErrors, MissingFile) {
     EXPECT_THROW(load_model_file("/nonexistent/model.lenz"), IoError);
 }

@@ -157,6 +157,26 @@ TEST(ActivationGradient, HardSwishSiluGelu) {
     check_gradients("gelu", {3, 4, 2});
 }
 
+// elu from its output (fused or not), log-softmax over each position's channels, and PReLU's
+// input and slope gradients with one slope and one per channel, in maps and after dense.
+TEST(ActivationGradient, EluFusedAndStandalone) {
+    check_gradients("elu", {3, 4, 2});
+    check_gradients("elu=0.5", {3, 4, 2});
+    check_gradients("conv 4 3x3 padding=same elu=2", {5, 5, 2});
+    check_gradients("dense 5 elu", {2, 2, 3});
+}
+TEST(ActivationGradient, LogSoftmaxOverChannels) {
+    check_gradients("logsoftmax", {3, 3, 4});
+    check_gradients("conv 4 3x3 padding=same logsoftmax", {4, 4, 2});
+}
+TEST(ActivationGradient, PRelu) {
+    GradCheckOptions o;
+    o.perturb_params = true;
+    check_gradients("prelu", {3, 4, 2}, o);
+    check_gradients("prelu channels", {3, 4, 3}, o);
+    check_gradients("prelu channels", {1, 1, 6}, o);
+}
+
 TEST(ChannelGradient, Shuffle) {
     check_gradients("shuffle 3", {2, 3, 6});
 }

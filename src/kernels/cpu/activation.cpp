@@ -89,7 +89,10 @@ void activation_forward(const ActivationSpec& act, float* y, int64_t count) {
     switch (act.kind) {
         case Activation::none:
         case Activation::softmax:
+        case Activation::log_softmax:
             return;
+        case Activation::elu:  // expm1 keeps the small negative values exact, as PyTorch
+            return map1(y, y, count, [a](float v) { return v > 0.0f ? v : a * std::expm1(v); });
         case Activation::relu:
             return map1(y, y, count, [](float v) { return v > 0.0f ? v : 0.0f; });
         case Activation::leaky_relu:
@@ -122,8 +125,11 @@ void activation_backward(const ActivationSpec& act, const float* y, const float*
     switch (act.kind) {
         case Activation::none:
         case Activation::softmax:
+        case Activation::log_softmax:
             if (dpre != dy) std::copy(dy, dy + count, dpre);
             return;
+        case Activation::elu:  // alpha · exp(x) = y + alpha where x <= 0; y > 0 exactly where x > 0
+            return map2(y, dy, dpre, count, [a](float v, float g) { return v > 0.0f ? g : g * (v + a); });
         case Activation::relu:
             return map2(y, dy, dpre, count, [](float v, float g) { return v > 0.0f ? g : 0.0f; });
         case Activation::leaky_relu:
@@ -196,9 +202,37 @@ void softmax_backward(const float* y, const float* dy, float* dpre, int64_t N, i
         }
 }
 
+void log_softmax_forward(float* y, int64_t N, int64_t C, int64_t P) {
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t p = 0; p < P; ++p) {
+            float* v = y + n * C * P + p;
+            float top = v[0];
+            for (int64_t c = 1; c < C; ++c) top = std::max(top, v[c * P]);
+            double sum = 0.0;
+            for (int64_t c = 0; c < C; ++c) sum += std::exp(static_cast<double>(v[c * P] - top));
+            const float shift = top + static_cast<float>(std::log(sum));
+            for (int64_t c = 0; c < C; ++c) v[c * P] -= shift;
+        }
+}
+
+void log_softmax_backward(const float* y, const float* dy, float* dpre, int64_t N, int64_t C, int64_t P) {
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t p = 0; p < P; ++p) {
+            const int64_t base = n * C * P + p;
+            double sum = 0.0;
+            for (int64_t c = 0; c < C; ++c) sum += dy[base + c * P];
+            for (int64_t c = 0; c < C; ++c) {
+                const int64_t i = base + c * P;
+                dpre[i] = dy[i] - std::exp(y[i]) * static_cast<float>(sum);
+            }
+        }
+}
+
 void apply_activation(const ActivationSpec& act, float* y, int64_t N, int64_t C, int64_t P) {
     if (act.kind == Activation::softmax)
         softmax_forward(y, N, C, P);
+    else if (act.kind == Activation::log_softmax)
+        log_softmax_forward(y, N, C, P);
     else
         activation_forward(act, y, N * C * P);
 }
@@ -207,6 +241,8 @@ void apply_activation_backward(const ActivationSpec& act, const float* y, const 
                                int64_t N, int64_t C, int64_t P) {
     if (act.kind == Activation::softmax)
         softmax_backward(y, dy, dpre, N, C, P);
+    else if (act.kind == Activation::log_softmax)
+        log_softmax_backward(y, dy, dpre, N, C, P);
     else
         activation_backward(act, y, dy, dpre, N * C * P);
 }

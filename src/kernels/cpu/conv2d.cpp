@@ -113,6 +113,8 @@ PrimitiveKey key_of(PrimitiveKey::Kind kind, const ConvGeometry& g, int64_t N, b
                     ForwardKind forward = {}) {
     uint32_t alpha_bits;
     std::memcpy(&alpha_bits, &act.alpha, sizeof alpha_bits);
+    // leakyrelu's slope and elu's alpha are part of the post-op, so of the primitive.
+    const bool alpha = act.kind == Activation::leaky_relu || act.kind == Activation::elu;
     return {kind,
             N,
             g.C,
@@ -132,7 +134,7 @@ PrimitiveKey key_of(PrimitiveKey::Kind kind, const ConvGeometry& g, int64_t N, b
             g.DW,
             bias ? 1 : 0,
             static_cast<int64_t>(act.kind),
-            act.kind == Activation::leaky_relu ? static_cast<int64_t>(alpha_bits) : 0,
+            alpha ? static_cast<int64_t>(alpha_bits) : 0,
             static_cast<int64_t>(layouts.input),
             static_cast<int64_t>(layouts.output),
             static_cast<int64_t>(precision),
@@ -444,7 +446,7 @@ int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, bool bias, L
 }
 
 bool conv2d_fuses(const ActivationSpec& act) {
-    return act.kind != Activation::softmax;
+    return !over_channels(act.kind);
 }
 
 int64_t conv2d_prepared_floats(const ConvGeometry& g, int64_t N, bool bias, const ActivationSpec& act,
@@ -607,8 +609,8 @@ int64_t workspace_shortfalls() {
 void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const float* w, const float* b,
                     const ActivationSpec& act, float* y, Workspace workspace, Layouts layouts,
                     Precision precision, PreparedWeights prepared, bool residual, float* channel_means) {
-    if (act.kind == Activation::softmax && layouts.output != Layout::nchw)
-        throw ShapeError("conv: a softmax over channels needs the (N, C, H, W) layout");
+    if (over_channels(act.kind) && layouts.output != Layout::nchw)
+        throw ShapeError("conv: a " + act.str() + " over channels needs the (N, C, H, W) layout");
     const bool bias = prepared.folded || b != nullptr;
     // Prepared weights exist only at inference.
     const ForwardKind kind{residual, prepared.data != nullptr};
@@ -637,7 +639,7 @@ void conv2d_forward(const ConvGeometry& g, int64_t N, const float* x, const floa
             activation_forward(act, out, step.images * out_image);
     }
     cpu_stream().wait();
-    if (act.kind == Activation::softmax) softmax_forward(y, N, g.OC, g.positions());
+    if (over_channels(act.kind)) apply_activation(act, y, N, g.OC, g.positions());
 }
 
 void conv2d_backward(const ConvGeometry& g, int64_t N, const float* x, const float* dy, const float* w,

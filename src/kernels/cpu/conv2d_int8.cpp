@@ -200,8 +200,8 @@ int64_t conv2d_int8_workspace(const ConvGeometry& g, int64_t N, const Activation
 void conv2d_int8_forward(const ConvGeometry& g, int64_t N, const float* x, const ActivationSpec& act,
                          float* y, float* workspace, Layouts layouts, const Int8Io& io, const float* prepared,
                          int64_t prepared_batch) {
-    if (act.kind == Activation::softmax && (layouts.output != Layout::nchw || io.out))
-        throw ShapeError("conv: a softmax over channels needs the (N, C, H, W) layout in float32");
+    if (over_channels(act.kind) && (layouts.output != Layout::nchw || io.out))
+        throw ShapeError("conv: a " + act.str() + " over channels needs the (N, C, H, W) layout in float32");
     const PreparedLayout p = prepared_layout(g);
     const float* output_scales = prepared;
     const auto at_prepared = forward_for(g, chunk_images(g, prepared_batch), act, layouts, io, output_scales);
@@ -247,7 +247,7 @@ void conv2d_int8_forward(const ConvGeometry& g, int64_t N, const float* x, const
         }
     }
     cpu_stream().wait();
-    if (act.kind == Activation::softmax) softmax_forward(y, N, g.OC, g.positions());
+    if (over_channels(act.kind)) apply_activation(act, y, N, g.OC, g.positions());
 }
 
 }  // namespace lenz::cpu

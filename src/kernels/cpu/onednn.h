@@ -82,7 +82,7 @@ inline int64_t floats_of(const dnnl::memory::desc& d) {
 }
 
 inline bool fusable(const ActivationSpec& act) {
-    return act.kind != Activation::softmax && act.kind != Activation::none;
+    return !over_channels(act.kind) && act.kind != Activation::none;
 }
 
 // Activations that a float32 or bf16 convolution or matrix product applies itself, once the
@@ -124,8 +124,12 @@ inline dnnl::post_ops post_ops_of(const ActivationSpec& act, dnnl::post_ops ops 
             ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu,
                                act.kind == Activation::leaky_relu ? act.alpha : 0.0f, 0.0f);
             break;
+        case Activation::elu:
+            ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_elu, act.alpha, 0.0f);
+            break;
         case Activation::none:
         case Activation::softmax:
+        case Activation::log_softmax:
             break;
     }
     return ops;
