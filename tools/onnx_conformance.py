@@ -75,7 +75,7 @@ UPGRADE_TO = 13  # the opset Lenz exports
 OLD_OPSET = r"ONNX opset \d+ is older than 9"
 
 # What src/formats/onnx_import.cpp reads as layers, in the order its error message lists them.
-IMPORTED = ["Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "Flatten",
+IMPORTED = ["Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "Flatten",
             "Reshape", "Gemm", "MatMul", "BatchNormalization", "LayerNormalization", "Dropout", "Relu",
             "LeakyRelu", "Sigmoid", "Tanh", "Clip", "HardSigmoid", "HardSwish", "Gelu", "Softmax", "Resize",
             "Upsample", "Add", "Sub",
@@ -155,6 +155,11 @@ REASONS = [
      "(asymmetric, floor) or bilinear as F.interpolate (half_pixel, align_corners). Downsampling, "
      "sizes that are not whole multiples, cubic and TensorFlow's coordinate rules are refused, naming the "
      "node; resizing to any size is planned with the segmentation work (issue 31)."),
+    (r"\(ConvTranspose\)",
+     "ConvTranspose with pads larger at the end, or auto_pad SAME without output_shape",
+     "Limit: Lenz's convtranspose crops P off the top and left and P minus the output padding off the "
+     "bottom and right (PyTorch's ConvTranspose2d), so pads larger at the start, output_shape and "
+     "output_padding are read, and the rest is refused naming the node."),
     (r"mode '\w+' is not supported",
      "Pad modes other than constant (reflect, edge) are refused on purpose",
      "Limit: Lenz pads with zeros only."),

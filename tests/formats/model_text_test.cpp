@@ -229,7 +229,8 @@ TEST(ModelTextErrors, NameFileLineColumnAndExpectation) {
         "nobias)");
     EXPECT_EQ(
         parse_error("input 28x28x1\npool 2\n"),
-        "m.lenz:2:1: unknown layer 'pool' (expected conv, maxpool, avgpool, globalavgpool, globalmaxpool, "
+        "m.lenz:2:1: unknown layer 'pool' (expected conv, convtranspose, maxpool, avgpool, globalavgpool, "
+        "globalmaxpool, "
         "flatten, dense, dropout, batchnorm, relu, leakyrelu, sigmoid, tanh, softmax, relu6, hardsigmoid, "
         "hardswish, silu, gelu, shuffle, slice, layernorm, upsample, add, concat or mul)");
     EXPECT_EQ(
