@@ -150,6 +150,24 @@ def conv_case(d, shape, filters, k, stride=1, padding="valid", act=None, bias=Tr
     return dict(x=x, y=activate(z, act), params=params)
 
 
+def conv_transpose_case(d, shape, filters, k, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
+                        act=None, bias=True):
+    n, c, h, w = shape
+    kh, kw = pair(k)
+    x = d.uniform(shape).requires_grad_()
+    bound = 1.0 / math.sqrt(filters // groups * kh * kw)  # PyTorch's fan-in: weight dimension 1
+    weight = d.uniform((c, filters // groups, kh, kw), -bound * 1.5, bound * 1.5).requires_grad_()
+    b = d.uniform((filters,), -0.3, 0.3).requires_grad_() if bias else None
+    z = F.conv_transpose2d(x, weight, b, stride=pair(stride), padding=pair(padding),
+                           output_padding=pair(output_padding), groups=groups, dilation=pair(dilation))
+    if near_zero(z, act):
+        return None
+    params = {"weight": weight}
+    if bias:
+        params["bias"] = b
+    return dict(x=x, y=activate(z, act), params=params)
+
+
 def pool_case(d, shape, kind, k, stride=None, padding="valid", ceil=False):
     n, c, h, w = shape
     kh, kw = pair(k)
@@ -407,6 +425,17 @@ CASES = [
      lambda d, s: upsample_case(d, s, (2, 3), "bilinear", True)),
     ("upsample_bilinear_3_align_one_row", "upsample 3 bilinear align-corners", (1, 2, 1, 3),
      lambda d, s: upsample_case(d, s, 3, "bilinear", True)),
+    # Transposed convolution: F.conv_transpose2d with stride, padding, output padding, groups, dilation
+    ("convtranspose_2_s2", "convtranspose 3 2x2 stride=2", (2, 4, 3, 5),
+     lambda d, s: conv_transpose_case(d, s, 3, 2, stride=2)),
+    ("convtranspose_3_s2_p1_op1_relu", "convtranspose 4 3x3 stride=2 padding=1 output-padding=1 relu",
+     (2, 3, 4, 3), lambda d, s: conv_transpose_case(d, s, 4, 3, 2, 1, 1, act="relu")),
+    ("convtranspose_3x2_s2x1_p1x0_nobias", "convtranspose 2 3x2 stride=2x1 padding=1x0 nobias", (1, 3, 5, 4),
+     lambda d, s: conv_transpose_case(d, s, 2, (3, 2), (2, 1), (1, 0), bias=False)),
+    ("convtranspose_groups2_d2", "convtranspose 6 3x3 padding=2 groups=2 dilation=2 tanh", (2, 4, 5, 5),
+     lambda d, s: conv_transpose_case(d, s, 6, 3, 1, 2, groups=2, dilation=2, act="tanh")),
+    ("convtranspose_depthwise_s3_op2", "convtranspose 3 2x2 stride=3 output-padding=2 groups=3", (1, 3, 3, 2),
+     lambda d, s: conv_transpose_case(d, s, 3, 2, 3, 0, 2, groups=3)),
 ]
 
 TRAINING = {"batchnorm_inference": False}  # every other case runs a training forward

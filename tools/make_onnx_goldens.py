@@ -289,3 +289,26 @@ export("pytorch_interpolate_size", randomized(InterpolateToSize()), (2, 3, 12, 1
 export("pytorch_upsample_opset9",
        randomized(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Upsample(scale_factor=(3, 2)), nn.Conv2d(4, 2, 1))),
        (1, 3, 5, 4), opset=9)
+
+
+class ConvTransposeNet(nn.Module):
+    """A U-Net's step down and up with learned upsampling: ConvTranspose2d 2x2 stride 2 whose output is
+    concatenated with the encoder's, then 3x3 stride 2 padding 1 output_padding 1, grouped and dilated."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Conv2d(3, 4, 3, padding=1)
+        self.mid = nn.Conv2d(4, 6, 3, padding=1)
+        self.up = nn.ConvTranspose2d(6, 4, 2, stride=2)
+        self.dec = nn.Conv2d(8, 4, 3, padding=1)
+        self.up2 = nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2)
+        self.up3 = nn.ConvTranspose2d(6, 2, (3, 2), stride=(1, 2), padding=(2, 0), dilation=2, bias=False)
+
+    def forward(self, x):
+        e = torch.relu(self.enc(x))
+        m = torch.relu(self.mid(nn.functional.max_pool2d(e, 2)))
+        d = torch.relu(self.dec(torch.cat([torch.relu(self.up(m)), e], 1)))
+        return self.up3(torch.sigmoid(self.up2(d)))
+
+
+export("pytorch_convtranspose", randomized(ConvTransposeNet()), (2, 3, 6, 8))

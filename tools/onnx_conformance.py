@@ -75,7 +75,7 @@ UPGRADE_TO = 13  # the opset Lenz exports
 OLD_OPSET = r"ONNX opset \d+ is older than 9"
 
 # What src/formats/onnx_import.cpp reads as layers, in the order its error message lists them.
-IMPORTED = ["Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "Flatten",
+IMPORTED = ["Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "Flatten",
             "Reshape", "Gemm", "MatMul", "BatchNormalization", "LayerNormalization", "Dropout", "Relu",
             "LeakyRelu", "Sigmoid", "Tanh", "Clip", "HardSigmoid", "HardSwish", "Gelu", "Elu", "PRelu", "Softmax",
             "LogSoftmax", "Resize",
@@ -128,6 +128,14 @@ REASONS = [
     (r"only a softmax over the channels",
      "Softmax over an axis other than the channels is refused on purpose",
      "Limit: a classifier's softmax is over the channels (classes)."),
+    (r"only a log-softmax over the channels",
+     "LogSoftmax over an axis other than the channels is refused on purpose",
+     "Limit: as Softmax, a log-softmax is over the channels (classes), nn.LogSoftmax(dim=1)."),
+    (r"\(PRelu\): slope of shape",
+     "PRelu with a slope that is neither one value nor one per channel",
+     "Limit: Lenz's prelu has one slope or one per channel, as nn.PReLU. A (C) slope on a map broadcasts "
+     "over W under numpy's rules (opset 7 on); opset 6 files that meant it per channel keep that shape "
+     "when upgraded, so they are refused rather than read the other way."),
     (r"only a normalisation over the channels",
      "LayerNormalization over axes other than the channels is refused on purpose",
      "Limit: Lenz's layer norm normalises the channels at each position (ConvNeXt's)."),
@@ -156,6 +164,11 @@ REASONS = [
      "(asymmetric, floor) or bilinear as F.interpolate (half_pixel, align_corners). Downsampling, "
      "sizes that are not whole multiples, cubic and TensorFlow's coordinate rules are refused, naming the "
      "node; resizing to any size is planned with the segmentation work (issue 31)."),
+    (r"\(ConvTranspose\)",
+     "ConvTranspose with pads larger at the end, or auto_pad SAME without output_shape",
+     "Limit: Lenz's convtranspose crops P off the top and left and P minus the output padding off the "
+     "bottom and right (PyTorch's ConvTranspose2d), so pads larger at the start, output_shape and "
+     "output_padding are read, and the rest is refused naming the node."),
     (r"mode '\w+' is not supported",
      "Pad modes other than constant (reflect, edge) are refused on purpose",
      "Limit: Lenz pads with zeros only."),

@@ -47,15 +47,32 @@ void write_image(const std::string& path, const Image& image);
 // resized so that its shorter side fits, centre-cropped to the target aspect, then bilinear-resampled.
 Image fit_image(const Image& image, int64_t height, int64_t width, int64_t channels);
 
-// Images of one size, stored planar (N, C, H, W) as 8-bit, with integer labels.
+// Reads a segmentation mask: a PNG, 8-bit grey or palette, whose value (a palette's index, as
+// stored, never its colour) is each pixel's class; 1, 2 and 4-bit ones are widened. Anything else
+// (RGB, 16-bit, a JPEG) is a FormatError naming the file.
+Image read_mask(const std::string& path);
+// Fits a mask (one channel) to height x width through the same centred window fit_image takes of
+// its image, by nearest neighbour: classes are never blended.
+Image fit_mask(const Image& mask, int64_t height, int64_t width);
+
+// The mask value that no loss or metric counts (Pascal VOC's object borders).
+constexpr uint8_t kIgnorePixel = 255;
+
+// Images of one size, stored planar (N, C, H, W) as 8-bit, labelled with a class each
+// (classification) or a class for every pixel (segmentation: masks, and no labels).
 struct ImageSet {
     int64_t height = 0;
     int64_t width = 0;
     int64_t channels = 0;
     std::vector<uint8_t> pixels;  // (N, C, H, W)
     std::vector<int32_t> labels;  // (N), each in [0, class_names.size())
+    std::vector<uint8_t> masks;   // (N, H, W), each pixel's class, or kIgnorePixel
     std::vector<std::string> class_names;
-    int64_t size() const { return static_cast<int64_t>(labels.size()); }
+    bool segmentation() const { return !masks.empty(); }
+    int64_t size() const {
+        return segmentation() ? static_cast<int64_t>(masks.size()) / (height * width)
+                              : static_cast<int64_t>(labels.size());
+    }
     int64_t image_elements() const { return height * width * channels; }
 };
 
@@ -113,8 +130,11 @@ struct DataOptions {
 };
 
 // spec: "fashion-mnist" (the Debian package dataset-fashion-mnist), "mnist", a folder holding the
-// four IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-...), or an image
-// folder (DIR/train/CLASS/*.png|jpg and DIR/test/CLASS/..., or DIR/CLASS/... with val_split).
+// four IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-...), an image
+// folder (DIR/train/CLASS/*.png|jpg and DIR/test/CLASS/..., or DIR/CLASS/... with val_split), or a
+// segmentation folder: DIR/classes.txt (a class name a line), DIR/images/train/NAME.png|jpg|...
+// with DIR/masks/train/NAME.png (read_mask), and test/ beside train/ (or val_split); or Pascal
+// VOC's own layout (JPEGImages/, SegmentationClass/, ImageSets/Segmentation/train.txt, val.txt).
 // Known IDX sets get their class names (Fashion-MNIST: T-shirt/top, Trouser, ...; MNIST: 0..9).
 DataSplit load_dataset(const std::string& spec, const DataOptions& options);
 

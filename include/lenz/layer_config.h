@@ -92,6 +92,21 @@ struct UpsampleConfig {
     bool align_corners = false;  // bilinear only
 };
 
+// Transposed convolution (ConvTranspose2d, ONNX ConvTranspose), the gradient of a convolution with
+// respect to its input: each input value is spread, times a K_h x K_w filter, over the output at
+// stride S. Output (H - 1)·S - 2P + D·(K - 1) + output_padding + 1; weights (C, F/G, K_h, K_w).
+struct ConvTransposeConfig {
+    int64_t filters = 1;
+    int64_t kernel_h = 3, kernel_w = 3;
+    int64_t stride_h = 1, stride_w = 1;
+    int64_t padding_h = 0, padding_w = 0;                // taken off each side of the output
+    int64_t output_padding_h = 0, output_padding_w = 0;  // added at the bottom and right only
+    int64_t groups = 1;
+    int64_t dilation_h = 1, dilation_w = 1;
+    ActivationSpec activation;
+    bool bias = true;
+};
+
 // nn.PReLU: y = x for x > 0, a · x otherwise, with one learned slope a for the whole tensor
 // (num_parameters=1) or one per channel (num_parameters=C); every slope starts at 0.25, as PyTorch.
 struct PReluConfig {
@@ -102,6 +117,6 @@ struct PReluConfig {
 using LayerConfig =
     std::variant<Conv2dConfig, Pool2dConfig, GlobalPoolConfig, FlattenConfig, DenseConfig, DropoutConfig,
                  BatchNormConfig, ActivationConfig, AddConfig, ConcatConfig, MulConfig, ChannelShuffleConfig,
-                 ChannelSliceConfig, LayerNormConfig, UpsampleConfig, PReluConfig>;
+                 ChannelSliceConfig, LayerNormConfig, UpsampleConfig, ConvTransposeConfig, PReluConfig>;
 
 }  // namespace lenz

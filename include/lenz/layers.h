@@ -28,5 +28,6 @@ std::unique_ptr<Layer> make_channel_slice(const ChannelSliceConfig& config);
 std::unique_ptr<Layer> make_layernorm(const LayerNormConfig& config);
 std::unique_ptr<Layer> make_prelu(const PReluConfig& config);
 std::unique_ptr<Layer> make_upsample(const UpsampleConfig& config);
+std::unique_ptr<Layer> make_conv_transpose(const ConvTransposeConfig& config);
 
 }  // namespace lenz

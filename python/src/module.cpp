@@ -211,7 +211,13 @@ py::array_t<uint8_t> set_to_array(const ImageSet& set) {
     return a;
 }
 
-py::array_t<int64_t> labels_to_array(const ImageSet& set) {
+// Labels (N,) int64, or for a segmentation set its masks (N, H, W) uint8.
+py::array targets_to_array(const ImageSet& set) {
+    if (set.segmentation()) {
+        py::array_t<uint8_t> a({set.size(), set.height, set.width});
+        std::copy(set.masks.begin(), set.masks.end(), a.mutable_data());
+        return a;
+    }
     py::array_t<int64_t> a(set.size());
     std::copy(set.labels.begin(), set.labels.end(), a.mutable_data());
     return a;
@@ -647,9 +653,9 @@ py::dict load_data(const std::string& spec, double val_split, uint64_t seed, int
     }
     py::dict d;
     d["x_train"] = set_to_array(data.train);
-    d["y_train"] = labels_to_array(data.train);
+    d["y_train"] = targets_to_array(data.train);
     d["x_test"] = set_to_array(data.test);
-    d["y_test"] = labels_to_array(data.test);
+    d["y_test"] = targets_to_array(data.test);
     d["class_names"] = data.train.class_names;
     d["description"] = data.description;
     d["bad_images"] = data.bad_images;

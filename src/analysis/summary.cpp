@@ -161,6 +161,15 @@ void explain(std::ostringstream& o, const Summary& s) {
              "input values nearest each output value, 4 multiplications per output value (OH·OW·C · 4,\n"
              "weights of 0 or 1 included), and backward hands each output gradient to the same four.\n";
     if (std::any_of(s.layers.begin(), s.layers.end(),
+                    [](const LayerCost& c) { return std::holds_alternative<ConvTransposeConfig>(c.config); }))
+        o << "A transposed convolution (convtranspose) has weights C·(F/G)·KH·KW, PyTorch's (C, F/G, KH, "
+             "KW),\n"
+             "plus F biases. It spreads every input value over the output: each input value is multiplied\n"
+             "by each weight it meets, H·W·C · (KH·KW·F/G) with H, W, C its input's. The convolution's\n"
+             "\"padded positions included\" has no meaning here: its padding is cropped off the output, and\n"
+             "the products that land there are counted all the same. The input gradient (a convolution of\n"
+             "dy with the same weights) and the weight gradient form the same products.\n";
+    if (std::any_of(s.layers.begin(), s.layers.end(),
                     [](const LayerCost& c) { return std::holds_alternative<PReluConfig>(c.config); }))
         o << "PReLU multiplies a value by its learned slope where the value is negative; which values are\n"
              "depends on the image, so it counts one per value (H·W·C), as a kernel that multiplies them\n"

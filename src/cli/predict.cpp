@@ -2,6 +2,7 @@
 // `lenz sample`: writes images of a data set as PNG files to try it on.
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <numeric>
@@ -106,6 +107,23 @@ int run_sample(const SampleArgs& a) {
             img.pixels[static_cast<size_t>(p * set.channels + c)] =
                 set.pixels[static_cast<size_t>(a.index * set.image_elements() + c * plane + p)];
     write_image(a.out, img);
+    if (set.segmentation()) {
+        // Its mask beside it, as lenz segment will write one: NAME.mask.png, the class of each pixel.
+        const std::filesystem::path out(a.out);
+        const std::string mask_path = (out.parent_path() / (out.stem().string() + ".mask.png")).string();
+        const auto first = set.masks.begin() + a.index * plane;
+        write_png(mask_path, Image{set.height, set.width, 1, std::vector<uint8_t>(first, first + plane)});
+        std::vector<int64_t> count(256, 0);
+        for (auto p = first; p != first + plane; ++p) ++count[*p];
+        std::string present;
+        for (size_t k = 0; k < set.class_names.size(); ++k)
+            if (count[k] > 0) present += (present.empty() ? "" : ", ") + set.class_names[k];
+        if (count[kIgnorePixel] > 0) present += (present.empty() ? "" : ", ") + std::string("ignored pixels");
+        std::printf("wrote %s and its mask %s: %s image %lld (%s), of %s\n", a.out.c_str(), mask_path.c_str(),
+                    a.split.c_str(), static_cast<long long>(a.index), present.c_str(),
+                    data.description.c_str());
+        return 0;
+    }
     const int32_t label = set.labels[static_cast<size_t>(a.index)];
     std::printf("wrote %s: %s image %lld, class %d (%s), of %s\n", a.out.c_str(), a.split.c_str(),
                 static_cast<long long>(a.index), label,

@@ -12,6 +12,16 @@
 
 namespace lenz {
 
+bool is_folder(const std::filesystem::path& path) {
+    std::error_code ec;
+    return std::filesystem::is_directory(path, ec);
+}
+
+bool is_regular(const std::filesystem::path& path) {
+    std::error_code ec;
+    return std::filesystem::is_regular_file(path, ec);
+}
+
 void check_not_directory(const std::string& path, const std::string& what) {
     std::error_code error;
     if (std::filesystem::is_directory(path, error))

@@ -1,11 +1,18 @@
-// Whole files in and out: read with a size limit checked before reading, written so that they are
-// either wholly the old version or wholly the new one, whatever happens mid-write.
+// Files: whether a path is a folder or a file; whole files in and out: read with a size limit checked before
+// reading, written so that they are either wholly the old version or wholly the new one, whatever happens
+// mid-write.
 #pragma once
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <string>
 
 namespace lenz {
+
+// Whether `path` is a folder, or a regular file: false where it is not, or cannot be looked at (a
+// permission, a dangling link), rather than std::filesystem's exception.
+bool is_folder(const std::filesystem::path& path);
+bool is_regular(const std::filesystem::path& path);
 
 // Throws IoError "PATH: is a directory, not a file (expected WHAT)" for a directory, where opening succeeds
 // and reading fails later with a misleading message ("empty", "too large"). `what` names the file expected

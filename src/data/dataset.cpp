@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/files.h"
+#include "data/segmentation.h"
 #include "lenz/data.h"
 #include "lenz/error.h"
 
@@ -32,17 +34,6 @@ std::string lower(std::string s) {
     return s;
 }
 
-// filesystem calls that would throw their own exception types report through error codes instead.
-bool is_dir(const fs::path& path) {
-    std::error_code ec;
-    return fs::is_directory(path, ec);
-}
-
-bool is_file(const fs::path& path) {
-    std::error_code ec;
-    return fs::is_regular_file(path, ec);
-}
-
 // The entries of a folder, sorted by name so that every platform loads them in the same order.
 std::vector<fs::path> sorted_entries(const fs::path& dir) {
     std::error_code ec;
@@ -58,7 +49,7 @@ std::vector<fs::path> sorted_entries(const fs::path& dir) {
 // The file NAME or NAME.gz in dir, or an empty path. The plain file wins: it loads faster.
 fs::path find_idx_file(const fs::path& dir, const std::string& name) {
     for (const std::string& candidate : {name, name + ".gz"}) {
-        if (is_file(dir / candidate)) return dir / candidate;
+        if (is_regular(dir / candidate)) return dir / candidate;
     }
     return {};
 }
@@ -178,11 +169,11 @@ int64_t total(const OtherFiles& others) {
 std::vector<ClassFolder> list_classes(const fs::path& root, OtherFiles* others = nullptr) {
     std::vector<ClassFolder> classes;
     for (const fs::path& entry : sorted_entries(root)) {
-        if (!is_dir(entry) || is_hidden(entry)) continue;
+        if (!is_folder(entry) || is_hidden(entry)) continue;
         ClassFolder folder{entry.filename().string(), {}};
         OtherFiles here;
         for (const fs::path& file : sorted_entries(entry)) {
-            if (is_hidden(file) || !is_file(file)) continue;
+            if (is_hidden(file) || !is_regular(file)) continue;
             const std::string ext = lower(file.extension().string());
             if (is_image_extension(ext)) {
                 folder.images.push_back(file);
@@ -429,8 +420,8 @@ void report_bad_images(DataSplit& split, BadImages& bad) {
 }
 
 DataSplit load_image_folder(const fs::path& dir, const DataOptions& requested) {
-    const bool has_train = is_dir(dir / "train");
-    const bool has_test = is_dir(dir / "test");
+    const bool has_train = is_folder(dir / "train");
+    const bool has_test = is_folder(dir / "test");
     if (has_test && !has_train) {
         throw FormatError(dir.string() +
                           ": has test/ but no train/ (expected DIR/train/CLASS/*.png and "
@@ -476,7 +467,7 @@ bool skip_bad_images_default() {
 DataSplit load_dataset(const std::string& spec, const DataOptions& options) {
     DataSplit split;
     if (spec == "fashion-mnist") {
-        if (!is_dir(kFashionMnistDir)) {
+        if (!is_folder(kFashionMnistDir)) {
             throw IoError(std::string("Fashion-MNIST not found: ") + kFashionMnistDir +
                           " does not exist; install it with: apt-get install dataset-fashion-mnist");
         }
@@ -490,7 +481,7 @@ DataSplit load_dataset(const std::string& spec, const DataOptions& options) {
         return split;
     }
     if (spec == "mnist") {
-        if (!is_dir(kMnistDir) || !load_idx_folder(kMnistDir, split)) {
+        if (!is_folder(kMnistDir) || !load_idx_folder(kMnistDir, split)) {
             throw IoError(
                 std::string("MNIST not found: ") + kMnistDir +
                 " does not hold train-images-idx3-ubyte.gz and the other three IDX files; put them "
@@ -500,7 +491,7 @@ DataSplit load_dataset(const std::string& spec, const DataOptions& options) {
         split.description = std::string("MNIST (") + kMnistDir + ")";
         return split;
     }
-    if (!is_dir(spec)) {
+    if (!is_folder(spec)) {
         std::error_code ec;
         throw IoError(spec +
                       (fs::exists(spec, ec) ? ": is a file, not a folder" : ": no such data set or folder") +
@@ -512,6 +503,7 @@ DataSplit load_dataset(const std::string& spec, const DataOptions& options) {
         split.description = std::string(fashion ? "Fashion-MNIST" : "IDX files") + " (" + spec + ")";
         return split;
     }
+    if (is_segmentation_folder(spec)) return load_segmentation_folder(spec, options);
     return load_image_folder(spec, options);
 }
 

@@ -1,5 +1,5 @@
 // Fitting an image to a model's input: channel conversion, centre crop to the target aspect, and
-// bilinear resampling.
+// bilinear resampling; and a segmentation mask to the same window, by nearest neighbour.
 //
 // The resampling is a separable triangle (bilinear) filter whose radius grows with the reduction
 // factor, as in Pillow's BILINEAR: upscaling is plain bilinear interpolation between the two nearest
@@ -83,8 +83,12 @@ Image to_rgb(const Image& image) {
     return rgb;
 }
 
-Image resize(const Image& image, int64_t height, int64_t width) {
-    // Scale so that the image covers the target, then take the centred window of the target aspect.
+// The centred window of the target's aspect in an image, which then scales to cover the target:
+// where fit_image and fit_mask both read, so that a mask stays on its image.
+struct CropWindow {
+    double top, height, left, width;
+};
+CropWindow crop_window(const Image& image, int64_t height, int64_t width) {
     const double src_h = static_cast<double>(image.height), src_w = static_cast<double>(image.width);
     double crop_h = src_h, crop_w = src_w;
     if (image.height * width > image.width * height) {
@@ -92,8 +96,13 @@ Image resize(const Image& image, int64_t height, int64_t width) {
     } else {
         crop_w = src_h * static_cast<double>(width) / static_cast<double>(height);
     }
-    const std::vector<Taps> rows = axis_taps(image.height, height, (src_h - crop_h) / 2, crop_h);
-    const std::vector<Taps> cols = axis_taps(image.width, width, (src_w - crop_w) / 2, crop_w);
+    return {(src_h - crop_h) / 2, crop_h, (src_w - crop_w) / 2, crop_w};
+}
+
+Image resize(const Image& image, int64_t height, int64_t width) {
+    const CropWindow crop = crop_window(image, height, width);
+    const std::vector<Taps> rows = axis_taps(image.height, height, crop.top, crop.height);
+    const std::vector<Taps> cols = axis_taps(image.width, width, crop.left, crop.width);
     const int64_t c = image.channels;
 
     // Horizontal pass over the source rows that the vertical pass reads.
@@ -131,7 +140,37 @@ Image resize(const Image& image, int64_t height, int64_t width) {
     return out;
 }
 
+// The source pixel nearest the centre of each of `size` outputs over [start, start + length).
+std::vector<int64_t> nearest_taps(int64_t src_size, int64_t size, double start, double length) {
+    std::vector<int64_t> taps(static_cast<size_t>(size));
+    const double scale = length / static_cast<double>(size);
+    for (int64_t i = 0; i < size; ++i) {
+        const auto j = static_cast<int64_t>(std::floor(start + (static_cast<double>(i) + 0.5) * scale));
+        taps[static_cast<size_t>(i)] = std::clamp<int64_t>(j, 0, src_size - 1);
+    }
+    return taps;
+}
+
 }  // namespace
+
+Image fit_mask(const Image& mask, int64_t height, int64_t width) {
+    if (mask.channels != 1 || mask.height <= 0 || mask.width <= 0 ||
+        mask.pixels.size() != static_cast<size_t>(mask.height * mask.width))
+        throw ShapeError("fit_mask: source mask " + shape_text(mask.height, mask.width, mask.channels) +
+                         " is invalid (expected one channel and H*W bytes)");
+    if (height <= 0 || width <= 0 || height > kMaxSide || width > kMaxSide || height * width > kMaxPixels)
+        throw ShapeError("fit_mask: target " + shape_text(height, width, 1) + " is invalid");
+    if (mask.height == height && mask.width == width) return mask;
+    const CropWindow crop = crop_window(mask, height, width);
+    const std::vector<int64_t> rows = nearest_taps(mask.height, height, crop.top, crop.height);
+    const std::vector<int64_t> cols = nearest_taps(mask.width, width, crop.left, crop.width);
+    Image out{height, width, 1, std::vector<uint8_t>(static_cast<size_t>(height * width))};
+    for (int64_t y = 0; y < height; ++y)
+        for (int64_t x = 0; x < width; ++x)
+            out.pixels[static_cast<size_t>(y * width + x)] = mask.pixels[static_cast<size_t>(
+                rows[static_cast<size_t>(y)] * mask.width + cols[static_cast<size_t>(x)])];
+    return out;
+}
 
 Image fit_image(const Image& image, int64_t height, int64_t width, int64_t channels) {
     if ((image.channels != 1 && image.channels != 3) || image.height <= 0 || image.width <= 0 ||

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -227,6 +228,81 @@ Format sniff(const std::string& path, const std::vector<uint8_t>& data) {
 }
 
 }  // namespace
+
+namespace {
+
+// libpng's full API, for what the simplified one cannot give: a palette image's indices as they
+// are stored. Errors longjmp back to decode_mask_png, which turns them into a FormatError.
+struct PngMemory {
+    const std::vector<uint8_t>* data;
+    size_t offset;
+};
+void read_png_memory(png_structp png, png_bytep out, png_size_t count) {
+    auto* in = static_cast<PngMemory*>(png_get_io_ptr(png));
+    if (count > in->data->size() - in->offset) png_error(png, "the file ends inside the image");
+    std::memcpy(out, in->data->data() + in->offset, count);
+    in->offset += count;
+}
+void png_error_message(png_structp png, png_const_charp message) {
+    auto* text = static_cast<std::string*>(png_get_error_ptr(png));
+    *text = message;
+    png_longjmp(png, 1);
+}
+void png_ignore_warning(png_structp, png_const_charp) {}
+
+// What decode_mask_png keeps across libpng's longjmp: allocated before setjmp and only reached
+// through a pointer that does not change after it, so nothing is left indeterminate.
+struct MaskRead {
+    std::string message, refusal;
+    Image mask;
+    std::vector<png_bytep> rows;
+};
+
+Image decode_mask_png(const std::string& path, const std::vector<uint8_t>& data) {
+    const auto read = std::make_unique<MaskRead>();
+    png_structp png =
+        png_create_read_struct(PNG_LIBPNG_VER_STRING, &read->message, png_error_message, png_ignore_warning);
+    if (!png) throw IoError(path + ": out of memory for libpng");
+    png_infop info = png_create_info_struct(png);
+    PngMemory in{&data, 0};
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_read_struct(&png, &info, nullptr);
+        throw FormatError(path + ": bad PNG mask: " + read->message);
+    }
+    png_set_read_fn(png, &in, read_png_memory);
+    png_read_info(png, info);
+    const png_uint_32 width = png_get_image_width(png, info), height = png_get_image_height(png, info);
+    const int colour = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
+    if (colour != PNG_COLOR_TYPE_PALETTE && colour != PNG_COLOR_TYPE_GRAY)
+        read->refusal = "a mask must be a grey or palette PNG holding each pixel's class (this one is " +
+                        std::string(colour & PNG_COLOR_MASK_COLOR ? "RGB" : "grey with alpha") + ")";
+    else if (depth > 8)
+        read->refusal = "a mask must be 8-bit (this one is " + std::to_string(depth) + "-bit)";
+    if (read->refusal.empty()) {
+        if (depth < 8) png_set_packing(png);  // a byte a pixel; grey values and indices stay unscaled
+        png_read_update_info(png, info);
+        read->mask.height = height;
+        read->mask.width = width;
+        read->mask.channels = 1;
+        read->mask.pixels.resize(size_t{height} * width);
+        read->rows.resize(height);
+        for (png_uint_32 r = 0; r < height; ++r) read->rows[r] = read->mask.pixels.data() + size_t{r} * width;
+        png_read_image(png, read->rows.data());
+    }
+    png_destroy_read_struct(&png, &info, nullptr);
+    if (!read->refusal.empty()) throw FormatError(path + ": " + read->refusal);
+    return std::move(read->mask);
+}
+
+}  // namespace
+
+Image read_mask(const std::string& path) {
+    const std::vector<uint8_t> data = read_file(path);
+    if (sniff(path, data) != Format::png)
+        throw FormatError(path + ": a mask must be a PNG (lossless), holding each pixel's class");
+    png_info(path, data);  // the size limits, checked from the header before decoding
+    return decode_mask_png(path, data);
+}
 
 Image read_image(const std::string& path) {
     const std::vector<uint8_t> data = read_file(path);

@@ -1,6 +1,7 @@
 // The `.lenz` model format: one layer a line, `#` comments. Every error names file, line and column.
 #include "lenz/model_text.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -151,19 +152,22 @@ class LineParser {
 
     // Options after the positional arguments: key=value and flags, each at most once.
     struct Options {
-        std::optional<std::pair<int64_t, int64_t>> stride, dilation;
+        std::optional<std::pair<int64_t, int64_t>> stride, dilation, output_padding;
         std::optional<Padding> padding;
         std::optional<ActivationSpec> activation;
         std::optional<int64_t> groups;
         bool nobias = false, ceil = false, count_padding = false;
     };
     // window: stride= and padding=; act_and_bias: an activation and nobias; conv: groups= and
-    // dilation=; pool: ceil; average: count-padding.
+    // dilation=; pool: ceil; average: count-padding; transposed: output-padding=, and padding in pixels.
     Options options(size_t first, bool window, bool act_and_bias, bool conv = false, bool pool = false,
-                    bool average = false) const {
+                    bool average = false, bool transposed = false) const {
         Options o;
         const std::string expected =
-            std::string("expected ") + (window ? "stride=S, padding=same|valid|P" : "") +
+            std::string("expected ") +
+            (window
+                 ? (transposed ? "stride=S, padding=P, output-padding=P" : "stride=S, padding=same|valid|P")
+                 : "") +
             (conv ? ", groups=G, dilation=D" : "") + (average ? ", count-padding" : "") +
             (pool ? " or ceil" : "") + (window && act_and_bias ? ", " : "") +
             (act_and_bias ? "an activation (relu, leakyrelu[=A], sigmoid, tanh, softmax, logsoftmax, relu6, "
@@ -184,6 +188,13 @@ class LineParser {
             } else if (window && key == "padding" && eq != std::string::npos) {
                 once(o.padding.has_value());
                 o.padding = padding(t.text.substr(eq + 1), value_column);
+            } else if (transposed && key == "output-padding" && eq != std::string::npos) {
+                once(o.output_padding.has_value());
+                const Padding p = padding(t.text.substr(eq + 1), value_column);
+                if (p.mode != PaddingMode::pixels)
+                    fail(value_column,
+                         keyword().text + ": output-padding is in pixels, e.g. output-padding=1");
+                o.output_padding = {p.h, p.w};
             } else if (conv && key == "groups" && eq != std::string::npos) {
                 once(o.groups.has_value());
                 o.groups = integer_in(t.text.substr(eq + 1), value_column, "groups");
@@ -216,6 +227,7 @@ class LineParser {
     }
 
     size_t size() const { return tokens_.size(); }
+    const std::vector<Token>& tokens() const { return tokens_; }
     const Token& token(size_t i) const { return tokens_[i]; }
     // After the graph words are taken out: what the layer's own parser reads.
     void keep_only(std::vector<Token> tokens) { tokens_ = std::move(tokens); }
@@ -267,6 +279,34 @@ LayerConfig parse_layer(const LineParser& p) {
         const auto o = p.options(3, true, true, true);
         if (o.stride) std::tie(c.stride_h, c.stride_w) = *o.stride;
         if (o.padding) c.padding = *o.padding;
+        if (o.activation) c.activation = *o.activation;
+        if (o.groups) c.groups = *o.groups;
+        if (o.dilation) std::tie(c.dilation_h, c.dilation_w) = *o.dilation;
+        c.bias = !o.nobias;
+        return c;
+    }
+    if (kw == "convtranspose") {
+        ConvTransposeConfig c;
+        c.filters = p.integer(p.positional(1, "the number of filters, e.g. convtranspose 32 2 stride=2"),
+                              "the number of filters");
+        const Token& k = p.positional(2, "the kernel size, e.g. 2 or 3x3");
+        std::tie(c.kernel_h, c.kernel_w) = p.pair(k.text, k.column, "kernel size");
+        const auto o = p.options(3, true, true, true, false, false, true);
+        if (o.stride) std::tie(c.stride_h, c.stride_w) = *o.stride;
+        if (o.padding) {
+            // "same" has no meaning here: the padding is what is cropped off the output.
+            if (o.padding->mode == PaddingMode::same) {
+                const Token& t = *std::find_if(p.tokens().begin(), p.tokens().end(), [](const Token& t) {
+                    return t.text.rfind("padding=", 0) == 0;
+                });
+                p.fail(t.column,
+                       "convtranspose: padding is in pixels (what is cut off each side of the "
+                       "output), e.g. padding=1; 'same' is for conv");
+            }
+            c.padding_h = o.padding->h;
+            c.padding_w = o.padding->w;
+        }
+        if (o.output_padding) std::tie(c.output_padding_h, c.output_padding_w) = *o.output_padding;
         if (o.activation) c.activation = *o.activation;
         if (o.groups) c.groups = *o.groups;
         if (o.dilation) std::tie(c.dilation_h, c.dilation_w) = *o.dilation;
@@ -403,7 +443,7 @@ LayerConfig parse_layer(const LineParser& p) {
     p.fail(
         p.keyword().column,
         "unknown layer '" + kw +
-            "' (expected conv, maxpool, avgpool, globalavgpool, globalmaxpool, "
+            "' (expected conv, convtranspose, maxpool, avgpool, globalavgpool, globalmaxpool, "
             "flatten, dense, dropout, batchnorm, "
             "relu, leakyrelu, sigmoid, tanh, softmax, logsoftmax, relu6, hardsigmoid, hardswish, silu, gelu, "
             "elu, prelu, shuffle, slice, layernorm, upsample, add, concat or mul)");

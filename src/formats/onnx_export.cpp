@@ -322,6 +322,20 @@ class LayerWriter {
                                            : "half_pixel");
             if (!bilinear) set_string(n, "nearest_mode", "floor");
             out = {name, 4};
+        } else if (const auto* t = std::get_if<ConvTransposeConfig>(&config)) {
+            // Weights (C, F/G, KH, KW) as ONNX and PyTorch keep them; the output padding is explicit,
+            // so that the importer need not work it out from output_shape.
+            const std::vector<int64_t> dims{ch, t->filters / t->groups, t->kernel_h, t->kernel_w};
+            std::vector<std::string> inputs{map(first, name + ".unflatten"), init("weight", dims)};
+            if (t->bias) inputs.push_back(init("bias", {t->filters}));
+            onnx::NodeProto& n = w_.node("ConvTranspose", name, inputs, name);
+            set_ints(n, "kernel_shape", {t->kernel_h, t->kernel_w});
+            set_ints(n, "strides", {t->stride_h, t->stride_w});
+            set_ints(n, "pads", {t->padding_h, t->padding_w, t->padding_h, t->padding_w});
+            set_ints(n, "output_padding", {t->output_padding_h, t->output_padding_w});
+            set_ints(n, "dilations", {t->dilation_h, t->dilation_w});
+            set_int(n, "group", t->groups);
+            out = {activation(t->activation, name), 4};
         } else if (const auto* add = std::get_if<AddConfig>(&config)) {
             // A chain of two-input Adds, as PyTorch writes x + y + z; import reads two inputs at a time.
             const std::vector<std::string> xs = joined(i, name, out.rank);
@@ -336,7 +350,7 @@ class LayerWriter {
             set_int(w_.node("Concat", name, joined(i, name, out.rank), name), "axis", 1);
             out.name = name;
         } else {  // mul: every other kind of layer is above
-            static_assert(std::variant_size_v<LayerConfig> == 15,
+            static_assert(std::variant_size_v<LayerConfig> == 17,
                           "a new kind of layer needs its ONNX spelling");
             w_.node("Mul", name, joined(i, name, out.rank), name);  // a (N, C, 1, 1) gate broadcasts
             out.name = name;

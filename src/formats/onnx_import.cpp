@@ -608,6 +608,7 @@ class GraphReader {
             if (LayerConfig* last = last_layer_writing(n.input(0))) {
                 ActivationSpec* slot = nullptr;
                 if (auto* c = std::get_if<Conv2dConfig>(last)) slot = &c->activation;
+                if (auto* t = std::get_if<ConvTransposeConfig>(last)) slot = &t->activation;
                 if (auto* d = std::get_if<DenseConfig>(last)) slot = &d->activation;
                 if (auto* a = std::get_if<AddConfig>(last)) slot = &a->activation;
                 if (slot && slot->kind == Activation::none) {
@@ -643,6 +644,7 @@ class GraphReader {
             {"Slice", &GraphReader::slice},
             {"Transpose", &GraphReader::transpose},
             {"Conv", &GraphReader::conv},
+            {"ConvTranspose", &GraphReader::conv_transpose},
             {"MaxPool", &GraphReader::pool},
             {"AveragePool", &GraphReader::pool},
             {"ReduceMean", &GraphReader::reduce_mean},
@@ -740,7 +742,8 @@ class GraphReader {
             prelu(n);
         } else {
             fail(
-                "not supported; Lenz imports Conv, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, "
+                "not supported; Lenz imports Conv, ConvTranspose, MaxPool, AveragePool, GlobalAveragePool, "
+                "GlobalMaxPool, "
                 "ReduceMean over H and W, Flatten, Reshape, Gemm, MatMul, BatchNormalization, "
                 "LayerNormalization, Dropout, Relu, LeakyRelu, Sigmoid, Tanh, Clip (ReLU6), HardSigmoid, "
                 "HardSwish, Gelu, Elu, PRelu, Softmax, LogSoftmax, Resize and Upsample by whole factors, "
@@ -988,6 +991,90 @@ class GraphReader {
         Tensor unpadded = in;
         unpadded.pads.clear();
         add(c, {&unpadded}, std::move(w));
+    }
+
+    // ConvTranspose: Lenz crops P off the top and left and P - output_padding off the bottom and
+    // right, so pads (b, e) and output_padding op read as padding b and output padding op + b - e,
+    // where that is 0 or more; output_shape is read as the pads it implies (ONNX's rule).
+    void conv_transpose(const onnx::NodeProto& n) {
+        const Tensor& in = spatial_input(n);
+        const int64_t groups = int_attr("group", 1);
+        if (groups <= 0 || in.shape.c % groups != 0)
+            fail("group " + std::to_string(groups) + " does not divide the " + std::to_string(in.shape.c) +
+                 " input channels");
+        const std::string& weight = weight_input(1, "weight");
+        const std::vector<int64_t> wd = dims_of(weight);
+        if (wd.size() != 4) fail("the weight must be (C, OC/group, KH, KW)");
+        if (wd[0] != in.shape.c)
+            fail("the weight's first dimension " + std::to_string(wd[0]) + " is not the input's " +
+                 std::to_string(in.shape.c) + " channels");
+        const int64_t oc = wd[1] * groups, kh = wd[2], kw = wd[3];
+        auto two = [&](const char* name, std::vector<int64_t> otherwise) {
+            const std::vector<int64_t> v = ints_attr(name, std::move(otherwise));
+            if (v.size() != 2) fail(std::string(name) + " must have two values (H and W)");
+            return v;
+        };
+        const std::vector<int64_t> kernel = two("kernel_shape", {kh, kw}), strides = two("strides", {1, 1}),
+                                   dilations = two("dilations", {1, 1}),
+                                   extra = two("output_padding", {0, 0});
+        if (kernel[0] != kh || kernel[1] != kw) fail("kernel_shape does not match the weight");
+        const auto* auto_pad = attribute("auto_pad");
+        const std::string mode = auto_pad ? auto_pad->s() : "NOTSET";
+        std::vector<int64_t> pads = ints_attr("pads", {0, 0, 0, 0});
+        if (pads.size() != 4) fail("pads must have four values (top, left, bottom, right)");
+        const std::vector<int64_t> output_shape = ints_attr("output_shape", {});
+        const int64_t in_size[2] = {in.shape.h, in.shape.w};
+        if (!output_shape.empty()) {
+            // The last two values are H and W (ONNX allows all four of N, C, H, W, or two).
+            if (output_shape.size() != 2 && output_shape.size() != 4)
+                fail("output_shape must give H and W (two values, or four with N and C)");
+            const size_t first = output_shape.size() - 2;
+            for (size_t a = 0; a < 2; ++a) {
+                const int64_t span = dilations[a] * (kernel[a] - 1) + 1,
+                              total =
+                                  strides[a] * (in_size[a] - 1) + extra[a] + span - output_shape[first + a];
+                if (total < 0) {
+                    pads[a] = 0;
+                    pads[a + 2] = total;  // a negative end pad: rows only the bias reaches, output padding
+                } else {
+                    const bool upper = mode == "SAME_UPPER";
+                    pads[a] = upper ? total / 2 : total - total / 2;
+                    pads[a + 2] = total - pads[a];
+                }
+            }
+        } else if (mode == "SAME_UPPER" || mode == "SAME_LOWER") {
+            fail("auto_pad " + mode + " without output_shape is not supported; explicit pads are");
+        } else if (mode == "VALID") {
+            pads = {0, 0, 0, 0};
+        } else if (mode != "NOTSET") {
+            fail("auto_pad " + mode + " is not supported");
+        }
+        ConvTransposeConfig c;
+        c.filters = oc;
+        c.kernel_h = kh;
+        c.kernel_w = kw;
+        c.stride_h = strides[0];
+        c.stride_w = strides[1];
+        c.dilation_h = dilations[0];
+        c.dilation_w = dilations[1];
+        c.groups = groups;
+        c.padding_h = pads[0];
+        c.padding_w = pads[1];
+        c.output_padding_h = extra[0] + pads[0] - pads[2];
+        c.output_padding_w = extra[1] + pads[1] - pads[3];
+        if (c.output_padding_h < 0 || c.output_padding_w < 0)
+            fail("asymmetric pads with more at the end (" + std::to_string(pads[0]) + ", " +
+                 std::to_string(pads[1]) + ", " + std::to_string(pads[2]) + ", " + std::to_string(pads[3]) +
+                 ") are not supported; Lenz crops the top and left at least as much as the bottom and right");
+        if (c.output_padding_h >= std::max(c.stride_h, c.dilation_h) ||
+            c.output_padding_w >= std::max(c.stride_w, c.dilation_w))
+            fail("pads and output_padding give an output padding of " + std::to_string(c.output_padding_h) +
+                 "x" + std::to_string(c.output_padding_w) +
+                 ", which must be smaller than the stride or the dilation, as PyTorch's");
+        c.bias = n.input_size() > 2 && !n.input(2).empty();
+        Weights w{{"weight", floats(weight, {in.shape.c, oc / groups, kh, kw})}};
+        if (c.bias) w["bias"] = floats(weight_input(2, "bias"), {oc});
+        add(c, {&in}, std::move(w));
     }
 
     void pool(const onnx::NodeProto& n) {

@@ -25,6 +25,7 @@ std::unique_ptr<Layer> make_layer(const LayerConfig& config) {
             if constexpr (std::is_same_v<T, LayerNormConfig>) return make_layernorm(c);
             if constexpr (std::is_same_v<T, UpsampleConfig>) return make_upsample(c);
             if constexpr (std::is_same_v<T, PReluConfig>) return make_prelu(c);
+            if constexpr (std::is_same_v<T, ConvTransposeConfig>) return make_conv_transpose(c);
         },
         config);
 }

@@ -1,5 +1,7 @@
 #include "layers/window.h"
 
+#include <algorithm>
+
 #include "lenz/error.h"
 
 namespace lenz {
@@ -103,6 +105,59 @@ ConvGeometry resolve_window(const WindowSpec& spec, Shape in, int64_t out_channe
     g.PL = aw.pad_before;
     g.DH = spec.dilation_h;
     g.DW = spec.dilation_w;
+    return g;
+}
+
+ConvGeometry resolve_conv_transpose(const ConvTransposeConfig& c, Shape in) {
+    const std::string layer = "convtranspose";
+    check_input(in, layer);
+    auto positive = [&](int64_t h, int64_t w, const char* what) {
+        if (h < 1 || w < 1 || h > kMaxDimension || w > kMaxDimension)
+            throw ShapeError(layer + ": " + what + " must be between 1 and 2^24, got " + size_pair(h, w));
+    };
+    positive(c.kernel_h, c.kernel_w, "the kernel size");
+    positive(c.stride_h, c.stride_w, "the stride");
+    positive(c.dilation_h, c.dilation_w, "the dilation");
+    if (c.padding_h < 0 || c.padding_w < 0 || c.padding_h > kMaxDimension || c.padding_w > kMaxDimension)
+        throw ShapeError(layer + ": padding must be 0 or more, got " + size_pair(c.padding_h, c.padding_w));
+    // PyTorch's rule: beyond max(stride, dilation) - 1 the extra rows would be out of every window.
+    if (c.output_padding_h < 0 || c.output_padding_w < 0 ||
+        c.output_padding_h >= std::max(c.stride_h, c.dilation_h) ||
+        c.output_padding_w >= std::max(c.stride_w, c.dilation_w))
+        throw ShapeError(layer + ": output-padding " + size_pair(c.output_padding_h, c.output_padding_w) +
+                         " must be smaller than the stride or the dilation (stride " +
+                         size_pair(c.stride_h, c.stride_w) + ", dilation " +
+                         size_pair(c.dilation_h, c.dilation_w) + ")");
+    if (c.groups < 1 || in.c % c.groups != 0 || c.filters % c.groups != 0)
+        throw ShapeError(layer + ": groups=" + std::to_string(c.groups) + " must divide both the " +
+                         std::to_string(in.c) + " input channels and the " + std::to_string(c.filters) +
+                         " filters");
+    ConvGeometry g{};
+    g.C = in.c;
+    g.H = in.h;
+    g.W = in.w;
+    g.OC = c.filters;
+    g.KH = c.kernel_h;
+    g.KW = c.kernel_w;
+    g.SH = c.stride_h;
+    g.SW = c.stride_w;
+    g.PT = c.padding_h;
+    g.PL = c.padding_w;
+    g.G = c.groups;
+    g.DH = c.dilation_h;
+    g.DW = c.dilation_w;
+    auto size = [&](int64_t n, int64_t s, int64_t span, int64_t p, int64_t op) {
+        return checked_add(checked_mul(n - 1, s, "convtranspose output"), span + op - 2 * p,
+                           "convtranspose output");
+    };
+    g.OH = size(in.h, g.SH, g.span_h(), g.PT, c.output_padding_h);
+    g.OW = size(in.w, g.SW, g.span_w(), g.PL, c.output_padding_w);
+    if (g.OH < 1 || g.OW < 1)
+        throw ShapeError(layer + ": padding " + size_pair(c.padding_h, c.padding_w) +
+                         " leaves no output of input " + size_pair(in.h, in.w) + " (output " +
+                         size_pair(g.OH, g.OW) + ")");
+    if (g.OH > kMaxDimension || g.OW > kMaxDimension)
+        throw ShapeError(layer + ": the output " + size_pair(g.OH, g.OW) + " is larger than the limit 2^24");
     return g;
 }
 

@@ -25,6 +25,11 @@ inline constexpr int64_t kMaxDimension = int64_t{1} << 24;
 // prefixed with `layer` when it does not fit.
 ConvGeometry resolve_window(const WindowSpec& spec, Shape in, int64_t out_channels, const std::string& layer);
 
+// Transposed convolution: (n - 1)·s - 2p + d·(k - 1) + output_padding + 1 on each axis, the sizes of
+// a convolution's input that it maps back to. Geometry as kernels/cpu/conv_transpose.h. Throws
+// ShapeError prefixed with "convtranspose" when a setting or the input does not fit.
+ConvGeometry resolve_conv_transpose(const ConvTransposeConfig& config, Shape in);
+
 // "3x3" and "3x5"; "2" style for the model file when square is handled by callers.
 std::string size_pair(int64_t h, int64_t w);
 void check_input(Shape in, const std::string& layer);

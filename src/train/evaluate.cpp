@@ -13,6 +13,11 @@
 namespace lenz {
 
 void check_data_fits(const Model& model, const ImageSet& set, const std::string& which) {
+    if (set.segmentation())
+        throw ShapeError(
+            "the " + which +
+            " set has a mask per image (a segmentation set); training and "
+            "evaluating on masks, with a loss and metrics per pixel, is not in this version yet");
     const Shape in = model.input_shape();
     if (set.height != in.h || set.width != in.w || set.channels != in.c)
         throw ShapeError("the " + which + " images are " + Shape{set.height, set.width, set.channels}.str() +

@@ -136,6 +136,26 @@ const char* kUNet =
     "flatten\n"
     "dense 3\n";
 
+// A U-Net with learned upsampling: each decoder stage is a convtranspose of stride 2 (2x2 with a
+// fused activation; 3x3 with padding=1 output-padding=1, as PyTorch U-Nets write it), then the
+// concatenation with the encoder's output of that size.
+const char* kUNetTransposed =
+    "input 8x12x2\n"
+    "conv 4 3x3 padding=same tanh name=e1\n"
+    "maxpool 2\n"
+    "conv 4 3x3 padding=same tanh name=e2\n"
+    "maxpool 2\n"
+    "conv 6 3x3 padding=same tanh\n"
+    "convtranspose 4 2 stride=2 tanh name=u2\n"
+    "concat u2 e2\n"
+    "conv 4 3x3 padding=same tanh\n"
+    "convtranspose 3 3 stride=2 padding=1 output-padding=1 name=u1\n"
+    "concat u1 e1\n"
+    "conv 3 1x1 tanh\n"
+    "globalavgpool\n"
+    "flatten\n"
+    "dense 3\n";
+
 Model graph_model(const std::string& text) {
     Model m = parse_model(text, "graph.lenz");
     m.init_params(11);
@@ -254,14 +274,27 @@ TEST(Graph, UNetUpsampleAndConcatGradientsMatchFiniteDifferences) {
     EXPECT_EQ(s.layers[2].last_read, 7);   // e2, by the first
 }
 
+// 8x12 pools to 4x6 and 2x3; convtranspose 2 stride=2 gives 4x6 back for e2, and 3 stride=2
+// padding=1 output-padding=1 gives (4 - 1)·2 - 2 + 2 + 1 + 1 = 8 by 12 for e1. The encoder's outputs
+// stay alive until the concatenations read them.
+TEST(Graph, UNetConvTransposeAndConcatGradientsMatchFiniteDifferences) {
+    Model m = parse_model(kUNetTransposed, "unet.lenz");
+    EXPECT_EQ(m.layer(5).output_shape(), (Shape{4, 6, 4}));
+    EXPECT_EQ(m.layer(8).output_shape(), (Shape{8, 12, 3}));
+    expect_parameter_gradients_match(kUNetTransposed);
+    const Summary s = summarize(graph_model(kUNetTransposed), {.batch = 1});
+    EXPECT_EQ(s.layers[0].last_read, 10);  // e1, read by the second concatenation
+    EXPECT_EQ(s.layers[2].last_read, 7);   // e2, by the first
+}
+
 TEST(Graph, ConvNeXtBlockGradientsMatchFiniteDifferences) {
     expect_parameter_gradients_match(kConvNeXtBlock);
 }
 
 // The arena packs values by lifetime; nothing may be overwritten while a later layer still reads it.
 TEST(Graph, InferenceMatchesTheTrainingForward) {
-    for (const char* text :
-         {kResidual, kBranches, kSqueezeExcite, kShuffleUnit, kConvNeXtBlock, kChannelsLast, kUNet}) {
+    for (const char* text : {kResidual, kBranches, kSqueezeExcite, kShuffleUnit, kConvNeXtBlock,
+                             kChannelsLast, kUNet, kUNetTransposed}) {
         SCOPED_TRACE(text);
         Model m = graph_model(text);
         const Buffer x = random_input(m, 4, 9);
@@ -279,7 +312,8 @@ TEST(Graph, InferenceMatchesTheTrainingForward) {
 }
 
 TEST(Graph, EngineAllocatesExactlyThePlan) {
-    for (const char* text : {kResidual, kBranches, kSqueezeExcite, kShuffleUnit, kConvNeXtBlock, kUNet}) {
+    for (const char* text :
+         {kResidual, kBranches, kSqueezeExcite, kShuffleUnit, kConvNeXtBlock, kUNet, kUNetTransposed}) {
         SCOPED_TRACE(text);
         Model m = graph_model(text);
         int64_t before = buffer_bytes_live();

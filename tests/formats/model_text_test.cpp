@@ -225,13 +225,15 @@ TEST(ModelTextErrors, NameFileLineColumnAndExpectation) {
     EXPECT_EQ(
         parse_error("input 28x28x1\nconv 32 3x3 strde=2\n"),
         "m.lenz:2:13: conv: unknown option 'strde=2' (expected stride=S, padding=same|valid|P, groups=G, "
-        "dilation=D, an activation (relu, leakyrelu[=A], sigmoid, tanh, softmax, relu6, hardsigmoid) or "
-        "nobias)");
+        "dilation=D, an activation (relu, leakyrelu[=A], sigmoid, tanh, softmax, logsoftmax, relu6, "
+        "hardsigmoid, elu[=A]) or nobias)");
     EXPECT_EQ(
         parse_error("input 28x28x1\npool 2\n"),
-        "m.lenz:2:1: unknown layer 'pool' (expected conv, maxpool, avgpool, globalavgpool, globalmaxpool, "
-        "flatten, dense, dropout, batchnorm, relu, leakyrelu, sigmoid, tanh, softmax, relu6, hardsigmoid, "
-        "hardswish, silu, gelu, shuffle, slice, layernorm, upsample, add, concat or mul)");
+        "m.lenz:2:1: unknown layer 'pool' (expected conv, convtranspose, maxpool, avgpool, globalavgpool, "
+        "globalmaxpool, "
+        "flatten, dense, dropout, batchnorm, relu, leakyrelu, sigmoid, tanh, softmax, logsoftmax, relu6, "
+        "hardsigmoid, hardswish, silu, gelu, elu, prelu, shuffle, slice, layernorm, upsample, add, concat "
+        "or mul)");
     EXPECT_EQ(
         parse_error("input 3x3x1\nconv 1 5x5\n"),
         "m.lenz:2:1: conv: kernel 5x5 is larger than its padded input 3x3 (padding=valid) (input 3x3x1)");

@@ -109,6 +109,31 @@ def conv(x, w, b, a):
     return y if b is None else y + b.reshape(1, -1, 1, 1)
 
 
+def conv_transpose(x, w, b, a):
+    """ONNX ConvTranspose from its definition: every input value times its (C, F/G, KH, KW) weights
+    scattered to (ih·s + kh·d, iw·s + kw·d), output_padding zeros after, then pads cropped."""
+    if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID") or "output_shape" in a:
+        raise ValueError("auto_pad and output_shape are not implemented here")
+    n, c, h, wd = x.shape
+    kh, kw = w.shape[2:]
+    sh, sw = a.get("strides", [1, 1])
+    dh, dw = a.get("dilations", [1, 1])
+    oph, opw = a.get("output_padding", [0, 0])
+    top, left, bottom, right = a.get("pads", [0, 0, 0, 0])
+    groups = a.get("group", 1)
+    cg, fg = c // groups, w.shape[1]
+    full = np.zeros((n, fg * groups, (h - 1) * sh + dh * (kh - 1) + 1 + oph, (wd - 1) * sw + dw * (kw - 1) + 1 + opw))
+    for g in range(groups):
+        # (N, F/G, H, W, KH, KW): each input pixel's contribution through each tap
+        part = np.einsum("nchw,cfij->nfhwij", x[:, g * cg:(g + 1) * cg], w[g * cg:(g + 1) * cg])
+        for i in range(kh):
+            for j in range(kw):
+                full[:, g * fg:(g + 1) * fg, i * dh:i * dh + (h - 1) * sh + 1:sh,
+                     j * dw:j * dw + (wd - 1) * sw + 1:sw] += part[..., i, j]
+    y = full[:, :, top:full.shape[2] - bottom, left:full.shape[3] - right]
+    return y if b is None else y + b.reshape(1, -1, 1, 1)
+
+
 def ceil_pads(size, kernel, stride, before, after):
     """The padding ceil_mode adds after `after`: enough for a last window that starts inside the
     input or its padding before (PyTorch's rule, which ONNX Runtime follows)."""
@@ -195,6 +220,8 @@ def run_node(node, v):
         return x[0]
     if op == "Conv":
         return conv(x[0], x[1], x[2] if len(x) > 2 else None, a)
+    if op == "ConvTranspose":
+        return conv_transpose(x[0], x[1], x[2] if len(x) > 2 else None, a)
     if op in ("MaxPool", "AveragePool"):
         return pool(x[0], a, "max" if op == "MaxPool" else "average")
     if op == "GlobalAveragePool":

@@ -136,7 +136,8 @@ TEST(Onnx, PyTorchExportsImportAndComputeWhatPyTorchComputed) {
           "pytorch_avgpool_counted", "pytorch_residual",         "pytorch_inception",
           "pytorch_densenet",        "pytorch_mobilenet_v3",     "pytorch_efficientnet",
           "pytorch_shufflenet",      "pytorch_convnext",         "pytorch_convnext_opset17",
-          "pytorch_upsample",        "pytorch_interpolate_size", "pytorch_upsample_opset9"}) {
+          "pytorch_upsample",        "pytorch_interpolate_size", "pytorch_upsample_opset9",
+          "pytorch_convtranspose"}) {
         LoadedModel loaded = read_onnx((kOnnxGoldenDir / (name + ".onnx")).string());
         const OnnxGolden g = load_golden(name);
         const std::vector<float> got = run(loaded.model, normalized(loaded, g.input), g.batch);
@@ -925,6 +926,113 @@ TEST(Onnx, NearestResizeWithHalfPixelRoundingIsTheSameUpsample) {
     EXPECT_EQ(changed.model.to_text(), original.model.to_text());
     const OnnxGolden g = load_golden("pytorch_upsample");
     EXPECT_EQ(run(changed.model, g.input, g.batch), run(original.model, g.input, g.batch));
+}
+
+// ---- transposed convolution: ConvTranspose
+
+onnx::ModelProto conv_transpose_proto() {
+    onnx::ModelProto proto;
+    EXPECT_TRUE(proto.ParseFromString(file_bytes(kOnnxGoldenDir / "pytorch_convtranspose.onnx")));
+    return proto;
+}
+onnx::NodeProto& conv_transpose_node(onnx::ModelProto& p, int k) {
+    for (onnx::NodeProto& n : *p.mutable_graph()->mutable_node())
+        if (n.op_type() == "ConvTranspose" && k-- == 0) return n;
+    throw std::runtime_error("no ConvTranspose node");
+}
+// Sets (or, given no values, removes) the integer list attribute `name` of `n`.
+void set_ints_attribute(onnx::NodeProto& n, const std::string& name, const std::vector<int64_t>& values) {
+    auto& attributes = *n.mutable_attribute();
+    for (int i = 0; i < attributes.size(); ++i)
+        if (attributes[i].name() == name) {
+            attributes.DeleteSubrange(i, 1);
+            break;
+        }
+    if (values.empty()) return;
+    onnx::AttributeProto& a = *n.add_attribute();
+    a.set_name(name);
+    a.set_type(onnx::AttributeProto::INTS);
+    for (int64_t v : values) a.add_ints(v);
+}
+
+// torch.onnx.export's ConvTranspose2d (2x2 stride 2; 3x3 stride 2 padding 1 output_padding 1 in two
+// groups; 3x2 stride 1x2 padding 2x0 dilated, no bias) reads as the layer, computes what PyTorch
+// computed (the golden list above), and exported again imports back the same.
+TEST(Onnx, ConvTransposeImportsAsTheConvTransposeLayer) {
+    EXPECT_EQ(read_onnx((kOnnxGoldenDir / "pytorch_convtranspose.onnx").string()).model.to_text(),
+              "input 6x8x3\nconv 4 3x3 padding=1 relu name=_1\nmaxpool 2x2\nconv 6 3x3 padding=1 relu\n"
+              "convtranspose 4 2x2 stride=2 relu name=_4\nconcat _4 _1\nconv 4 3x3 padding=1 relu\n"
+              "convtranspose 6 3x3 stride=2 padding=1 output-padding=1 groups=2 sigmoid\n"
+              "convtranspose 2 3x2 stride=1x2 padding=2x0 dilation=2 nobias\n");
+    expect_round_trip("pytorch_convtranspose");
+}
+
+// The same layer spelt three more ways ONNX allows: output_shape instead of pads and output_padding,
+// and pads larger at the start (the output padding, in effect); each imports as the original does.
+TEST(Onnx, ConvTransposeOutputShapeAndUnevenPadsReadAsOutputPadding) {
+    const std::string want =
+        read_onnx((kOnnxGoldenDir / "pytorch_convtranspose.onnx").string()).model.to_text();
+    {
+        onnx::ModelProto p = conv_transpose_proto();
+        onnx::NodeProto& n = conv_transpose_node(p, 1);
+        set_ints_attribute(n, "pads", {});
+        set_ints_attribute(n, "output_padding", {});
+        set_ints_attribute(n, "output_shape", {12, 16});
+        EXPECT_EQ(parse_onnx(bytes_of(p), "shape.onnx").model.to_text(), want);
+        set_ints_attribute(n, "output_shape", {2, 6, 12, 16});
+        EXPECT_EQ(parse_onnx(bytes_of(p), "shape.onnx").model.to_text(), want);
+    }
+    {
+        onnx::ModelProto p = conv_transpose_proto();
+        onnx::NodeProto& n = conv_transpose_node(p, 1);
+        set_ints_attribute(n, "pads", {1, 1, 0, 0});
+        set_ints_attribute(n, "output_padding", {});
+        EXPECT_EQ(parse_onnx(bytes_of(p), "uneven.onnx").model.to_text(), want);
+    }
+    {
+        onnx::ModelProto p = conv_transpose_proto();
+        onnx::NodeProto& n = conv_transpose_node(p, 1);
+        set_ints_attribute(n, "pads", {0, 0, 1, 1});
+        set_ints_attribute(n, "output_padding", {});
+        expect_one_line_error(bytes_of(p),
+                              "(ConvTranspose): asymmetric pads with more at the end (0, 0, 1, 1)");
+    }
+    {
+        onnx::ModelProto p = conv_transpose_proto();
+        set_ints_attribute(conv_transpose_node(p, 0), "output_padding", {2, 2});
+        expect_one_line_error(bytes_of(p),
+                              "(ConvTranspose): pads and output_padding give an output padding of 2x2, which "
+                              "must be smaller than the stride or the dilation");
+    }
+    {
+        onnx::ModelProto p = conv_transpose_proto();
+        set_ints_attribute(conv_transpose_node(p, 0), "output_shape", {1, 2, 3});
+        expect_one_line_error(bytes_of(p), "(ConvTranspose): output_shape must give H and W");
+    }
+}
+
+// Every spelling of the layer goes out as ConvTranspose and comes back the same, outputs included.
+TEST(Onnx, EveryConvTransposeExportsAndImportsBack) {
+    expect_model_round_trip(
+        "input 5x4x3\nconv 4 3x3 padding=same name=a\nconvtranspose 6 2 stride=2 relu\n"
+        "convtranspose 4 3x2 stride=2x1 padding=1x0 output-padding=1x0 groups=2 dilation=2 nobias\n"
+        "convtranspose 3 3 stride=3 output-padding=2 tanh\nglobalavgpool\nflatten\ndense 3\n",
+        "every-convtranspose");
+    Model model =
+        parse_model("input 4x4x2\nconvtranspose 4 3 stride=2 padding=1 output-padding=1\n", "m.lenz");
+    const onnx::ModelProto p = proto_of(encode_onnx(model, {}));
+    int found = 0;
+    for (const onnx::NodeProto& n : p.graph().node()) {
+        if (n.op_type() != "ConvTranspose") continue;
+        ++found;
+        std::map<std::string, std::vector<int64_t>> attributes;
+        for (const onnx::AttributeProto& a : n.attribute())
+            attributes[a.name()] = {a.ints().begin(), a.ints().end()};
+        EXPECT_EQ(attributes["pads"], (std::vector<int64_t>{1, 1, 1, 1}));
+        EXPECT_EQ(attributes["output_padding"], (std::vector<int64_t>{1, 1}));
+        EXPECT_EQ(attributes["strides"], (std::vector<int64_t>{2, 2}));
+    }
+    EXPECT_EQ(found, 1);
 }
 
 }  // namespace

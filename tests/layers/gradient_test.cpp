@@ -94,6 +94,36 @@ TEST(UpsampleGradient, BilinearAlignCornersOnOneRow) {
     check_gradients("upsample 3 bilinear align-corners", {1, 3, 2});
 }
 
+// Transposed convolution: input, weight and bias gradients over stride 1 and 2, padding, output
+// padding (rows only the bias reaches), groups, depthwise, dilation, non-square settings, odd sizes.
+TEST(ConvTransposeGradient, Stride1) {
+    check_gradients("convtranspose 3 3", {4, 5, 2});
+}
+TEST(ConvTransposeGradient, Stride2Kernel2) {
+    check_gradients("convtranspose 4 2 stride=2 tanh", {3, 5, 3});
+}
+TEST(ConvTransposeGradient, Stride2PaddingOutputPadding) {
+    check_gradients("convtranspose 3 3 stride=2 padding=1 output-padding=1", {5, 3, 2});
+}
+TEST(ConvTransposeGradient, OutputPaddingBeyondPadding) {
+    check_gradients("convtranspose 2 2 stride=3 output-padding=2 sigmoid", {3, 4, 2});
+}
+TEST(ConvTransposeGradient, NonSquare) {
+    check_gradients("convtranspose 3 3x2 stride=2x1 padding=1x0 output-padding=1x0 nobias", {4, 5, 3});
+}
+TEST(ConvTransposeGradient, Grouped) {
+    check_gradients("convtranspose 6 3 stride=2 groups=2", {3, 4, 4});
+}
+TEST(ConvTransposeGradient, Depthwise) {
+    check_gradients("convtranspose 3 3 padding=1 groups=3 leakyrelu=0.2", {5, 4, 3});
+}
+TEST(ConvTransposeGradient, Dilated) {
+    check_gradients("convtranspose 2 3 stride=2 padding=2 dilation=2 output-padding=1", {4, 3, 2});
+}
+TEST(ConvTransposeGradient, OnePixelOneChannel) {
+    check_gradients("convtranspose 3 4x3 stride=2", {1, 1, 1});
+}
+
 TEST(DenseGradient, Relu) {
     check_gradients("dense 5 relu", {3, 3, 2});
 }

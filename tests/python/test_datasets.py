@@ -80,3 +80,35 @@ def test_skip_bad_images(tmp_path):
     assert len(d["bad_images"]) == 1 and "cut.webp: bad WebP" in d["bad_images"][0]
     assert d["x_train"].shape == (2, 4, 4, 3)
     assert "skipped 1 unreadable image" in d["description"]
+
+
+def test_segmentation_masks_read_as_pil_reads_their_indices(tmp_path):
+    # Palette masks as Pascal VOC writes them: PIL's np.array of a "P" image is its indices, the
+    # independent reading the loader must agree with; 255 marks ignored pixels.
+    import lenz
+
+    rng = np.random.default_rng(3)
+    (tmp_path / "classes.txt").write_text("background\nroad\ncar\n")
+    masks = {}
+    for split, count in (("train", 3), ("test", 2)):
+        (tmp_path / "images" / split).mkdir(parents=True)
+        (tmp_path / "masks" / split).mkdir(parents=True)
+        for i in range(count):
+            PIL.fromarray(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)).save(
+                tmp_path / "images" / split / f"{i}.png")
+            mask = rng.choice(np.array([0, 1, 2, 255], dtype=np.uint8), size=(12, 16))
+            image = PIL.fromarray(mask, "P")
+            image.putpalette([(k * 53) % 256 for k in range(768)])
+            image.save(tmp_path / "masks" / split / f"{i}.png")
+            masks[split, i] = np.array(PIL.open(tmp_path / "masks" / split / f"{i}.png"))
+    d = lenz.datasets.load(tmp_path)
+    assert d["class_names"] == ["background", "road", "car"]
+    assert d["y_train"].dtype == np.uint8 and d["y_train"].shape == (3, 12, 16)
+    for i in range(3):
+        np.testing.assert_array_equal(d["y_train"][i], masks["train", i])
+    np.testing.assert_array_equal(d["y_test"][1], masks["test", 1])
+    # Fitted to 6x8 (half the size): nearest neighbour keeps only values the masks hold.
+    small = lenz.datasets.load(tmp_path, size=(6, 8))
+    assert small["y_train"].shape == (3, 6, 8)
+    assert set(np.unique(small["y_train"])) <= {0, 1, 2, 255}
+    np.testing.assert_array_equal(small["y_train"][0], masks["train", 0][1::2, 1::2])
