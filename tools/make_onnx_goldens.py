@@ -32,6 +32,9 @@ output is concatenated with the encoder's, bilinear by (2, 3) and with align_cor
 (pytorch_upsample); F.interpolate to the size of an earlier tensor, the sizes worked out by
 Shape/Slice/Concat as torchvision's segmentation heads do (pytorch_interpolate_size); and the old
 Upsample operator of opset 9 (pytorch_upsample_opset9).
+
+Last, nn.PReLU (one slope and one per channel), nn.ELU (alpha 0.5 and 1) and nn.LogSoftmax(dim=1)
+over a map (pytorch_activations).
 """
 import functools
 import json
@@ -312,3 +315,12 @@ class ConvTransposeNet(nn.Module):
 
 
 export("pytorch_convtranspose", randomized(ConvTransposeNet()), (2, 3, 6, 8))
+
+# The learned and the exponential activations: nn.PReLU with one slope (a (1) slope) and one per
+# channel (PyTorch writes (C, 1, 1) on a map), nn.ELU with alpha 0.5 and 1, and nn.LogSoftmax(dim=1)
+# over a map's channels. randomized moves the slopes off PyTorch's 0.25.
+export("pytorch_activations",
+       randomized(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ELU(0.5), nn.PReLU(1),
+                                nn.Conv2d(4, 6, 3, padding=1), nn.PReLU(6), nn.Conv2d(6, 5, 1), nn.ELU(),
+                                nn.LogSoftmax(dim=1))),
+       (2, 3, 6, 7))

@@ -72,6 +72,43 @@ TEST(Checkpoint, RoundTrip) {
     for (auto& e : fs::directory_iterator(dir.path())) EXPECT_EQ(e.path().filename(), "m.safetensors");
 }
 
+// prelu's learned slopes (one for the tensor, one per channel) are saved and loaded as weights:
+// slopes other than the 0.25 every prelu starts at come back as they were.
+TEST(Checkpoint, PreluSlopesRoundTrip) {
+    TempDir dir;
+    Model m = parse_model(
+        "input 6x6x2\nconv 3 3x3 elu\nprelu channels\nflatten\ndense 5\nprelu\ndense 4 "
+        "logsoftmax\n",
+        "m");
+    m.init_params(5);
+    int64_t slopes = 0;
+    for (Model::NamedParam& p : m.named_params()) {
+        if (p.name.find(".prelu.") == std::string::npos) continue;
+        for (int64_t k = 0; k < p.ref.value->size(); ++k)
+            (*p.ref.value)[k] = -0.3f + 0.2f * static_cast<float>(k);
+        slopes += p.ref.value->size();
+    }
+    EXPECT_EQ(slopes, 3 + 1);
+    write_checkpoint(dir.file("m.safetensors"), m, small_info());
+    LoadedModel loaded = load_model(dir.file("m.safetensors"));
+    EXPECT_EQ(loaded.model.to_text(), m.to_text());
+    auto a = m.named_params();
+    auto b = loaded.model.named_params();
+    ASSERT_EQ(a.size(), b.size());
+    int64_t checked = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+        ASSERT_EQ(a[i].name, b[i].name);
+        ASSERT_EQ(a[i].ref.value->size(), b[i].ref.value->size());
+        for (int64_t k = 0; k < a[i].ref.value->size(); ++k)
+            ASSERT_EQ((*a[i].ref.value)[k], (*b[i].ref.value)[k]);
+        if (a[i].name.find(".prelu.") == std::string::npos) continue;
+        for (int64_t k = 0; k < b[i].ref.value->size(); ++k)
+            EXPECT_EQ((*b[i].ref.value)[k], -0.3f + 0.2f * static_cast<float>(k)) << b[i].name;
+        checked += b[i].ref.value->size();
+    }
+    EXPECT_EQ(checked, 4);
+}
+
 TEST(Checkpoint, OptimizerStateRoundTrip) {
     TempDir dir;
     Model m = small_model();
@@ -154,8 +191,7 @@ TEST(Checkpoint, AFailedWriteKeepsTheOldCheckpoint) {
     const std::string before = bytes_of(path);
     // a read-only folder: the temporary file cannot be created (root ignores modes, so use a missing folder
     // too)
-    EXPECT_THROW(write_checkpoint(dir.file("no/such/folder/m.safetensors"), m, small_info()),
-                 IoError);
+    EXPECT_THROW(write_checkpoint(dir.file("no/such/folder/m.safetensors"), m, small_info()), IoError);
     if (::geteuid() != 0) {
         ::chmod(dir.path().c_str(), 0500);
         EXPECT_THROW(write_checkpoint(path, m, small_info()), IoError);

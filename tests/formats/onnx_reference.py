@@ -278,6 +278,12 @@ def run_node(node, v):
         return np.clip(x[0], low, x[2] if len(x) > 2 and x[2] is not None else np.inf)
     if op == "Softmax":
         return softmax(x[0], a.get("axis", -1))
+    if op == "LogSoftmax":
+        return np.log(softmax(x[0], a.get("axis", -1)))
+    if op == "Elu":
+        return np.where(x[0] > 0, x[0], a.get("alpha", 1.0) * (np.exp(np.minimum(x[0], 0)) - 1))
+    if op == "PRelu":  # the slope broadcasts onto X, as numpy's rules have it
+        return np.where(x[0] >= 0, x[0], x[1] * x[0])
     if op == "Resize":  # opset 11 on: X, roi, scales
         return resize(x[0], x[2], a)
     if op == "QuantizeLinear":  # rounded half to even, saturated to the zero point's type

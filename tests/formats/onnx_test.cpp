@@ -137,7 +137,7 @@ TEST(Onnx, PyTorchExportsImportAndComputeWhatPyTorchComputed) {
           "pytorch_densenet",        "pytorch_mobilenet_v3",     "pytorch_efficientnet",
           "pytorch_shufflenet",      "pytorch_convnext",         "pytorch_convnext_opset17",
           "pytorch_upsample",        "pytorch_interpolate_size", "pytorch_upsample_opset9",
-          "pytorch_convtranspose"}) {
+          "pytorch_convtranspose",   "pytorch_activations"}) {
         LoadedModel loaded = read_onnx((kOnnxGoldenDir / (name + ".onnx")).string());
         const OnnxGolden g = load_golden(name);
         const std::vector<float> got = run(loaded.model, normalized(loaded, g.input), g.batch);
@@ -175,6 +175,14 @@ TEST(Onnx, GroupedDilatedAndMobileLayersRoundTrip) {
     expect_round_trip("pytorch_mobile_activations",
                       "input 7x6x3\nconv 6 3x3 padding=1 relu6\nconv 6 3x3 padding=1 groups=6 hardsigmoid\n"
                       "globalavgpool\nflatten\ndense 4 relu6\n");
+}
+
+// nn.PReLU with one slope and one per channel, nn.ELU (alpha 0.5, and 1 fused into the convolution)
+// and nn.LogSoftmax(dim=1) over a map come in as prelu, elu and logsoftmax and go out the same way.
+TEST(Onnx, PreluEluAndLogSoftmaxRoundTrip) {
+    expect_round_trip("pytorch_activations",
+                      "input 6x7x3\nconv 4 3x3 padding=1 elu=0.5\nprelu\nconv 6 3x3 padding=1\n"
+                      "prelu channels\nconv 5 1x1 elu\nlogsoftmax\n");
 }
 
 // Graphs go out as PyTorch writes them and come back as the same layers: the joins, and the
