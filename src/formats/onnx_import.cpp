@@ -971,12 +971,18 @@ class GraphReader {
         return s;
     }
 
-    void conv(const onnx::NodeProto& n) {
-        const Tensor& in = spatial_input(n);
+    // Conv's and ConvTranspose's "group", which must divide the input's channels.
+    int64_t group_count(const Tensor& in) {
         const int64_t groups = int_attr("group", 1);
         if (groups <= 0 || in.shape.c % groups != 0)
             fail("group " + std::to_string(groups) + " does not divide the " + std::to_string(in.shape.c) +
                  " input channels");
+        return groups;
+    }
+
+    void conv(const onnx::NodeProto& n) {
+        const Tensor& in = spatial_input(n);
+        const int64_t groups = group_count(in);
         const std::string& weight = weight_input(1, "weight");
         const std::vector<int64_t> wd = dims_of(weight);
         if (wd.size() != 4) fail("the weight must be (OC, C/group, KH, KW)");
@@ -998,10 +1004,7 @@ class GraphReader {
     // where that is 0 or more; output_shape is read as the pads it implies (ONNX's rule).
     void conv_transpose(const onnx::NodeProto& n) {
         const Tensor& in = spatial_input(n);
-        const int64_t groups = int_attr("group", 1);
-        if (groups <= 0 || in.shape.c % groups != 0)
-            fail("group " + std::to_string(groups) + " does not divide the " + std::to_string(in.shape.c) +
-                 " input channels");
+        const int64_t groups = group_count(in);
         const std::string& weight = weight_input(1, "weight");
         const std::vector<int64_t> wd = dims_of(weight);
         if (wd.size() != 4) fail("the weight must be (C, OC/group, KH, KW)");

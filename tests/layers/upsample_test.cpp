@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "layers/gradient_check.h"
+#include "layers/precision_check.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
 #include "lenz/layers.h"
@@ -191,59 +192,16 @@ constexpr const char* kUpsampleDecoder =
     "upsample 2 bilinear\nconv 6 3x3 padding=same relu\nupsample 2\nconv 4 3x3 stride=2 padding=same relu\n"
     "upsample 2 bilinear align-corners\nconv 3 1x1\nglobalavgpool\nflatten\ndense 4\n";
 
-std::vector<float> upsample_images(int64_t count, int64_t elements, uint64_t seed) {
-    Rng rng(seed);
-    std::vector<float> v(static_cast<size_t>(count * elements));
-    for (float& f : v) f = rng.uniform(-1.0f, 1.0f);
-    return v;
-}
-
-// The largest difference between two runs' outputs, and the largest output.
-std::pair<float, float> upsample_run_difference(Model& m, const std::vector<float>& x, int64_t N,
-                                                Precision p) {
-    std::vector<float> want;
-    {
-        Inference f32(m, N);
-        const float* y = f32.run(x.data(), N);
-        want.assign(y, y + N * m.output_shape().elements());
-    }
-    Inference other(m, N, p);
-    const float* y = other.run(x.data(), N);
-    float worst = 0, largest = 0;
-    for (size_t i = 0; i < want.size(); ++i) {
-        worst = std::max(worst, std::abs(y[i] - want[i]));
-        largest = std::max(largest, std::abs(want[i]));
-    }
-    return {worst, largest};
-}
-
 TEST(UpsamplePrecision, Bf16InferenceAndTrainingGiveTheFloatAnswerWithinBf16Rounding) {
-    if (!cpu_supports(Precision::bf16)) GTEST_SKIP() << "this CPU has no bf16";
     Model m = parse_model(kUpsampleDecoder, "decoder.lenz");
     m.init_params(3);
-    const int64_t N = 4;
-    const std::vector<float> x = upsample_images(N, m.input_shape().elements(), 5);
-    const auto [worst, largest] = upsample_run_difference(m, x, N, Precision::bf16);
-    EXPECT_LT(worst, 0.03f * largest) << "largest output " << largest;
-    EXPECT_GT(worst, 0.0f) << "bf16 really ran";
-    const std::vector<int32_t> labels{0, 1, 2, 3};
-    TrainingStep f32(m, N), bf16(m, N, Precision::bf16);
-    const double want = f32.run(x.data(), labels.data(), N, 1).loss_sum;
-    const double got = bf16.run(x.data(), labels.data(), N, 1).loss_sum;
-    EXPECT_NEAR(got, want, 0.02 * std::abs(want));
+    expect_bf16_within_rounding(m);
 }
 
 TEST(UpsamplePrecision, QuantisedModelGivesTheFloatAnswerWithinInt8Rounding) {
     Model m = parse_model(kUpsampleDecoder, "decoder.lenz");
     m.init_params(3);
-    const int64_t N = 8;
-    const std::vector<float> calibration = upsample_images(32, m.input_shape().elements(), 6);
-    m.set_value_ranges(calibrate(m, calibration.data(), 32));
-    round_weights_to_int8(m);
-    const std::vector<float> x = upsample_images(N, m.input_shape().elements(), 7);
-    const auto [worst, largest] = upsample_run_difference(m, x, N, Precision::int8);
-    EXPECT_LT(worst, 0.05f * largest) << "largest output " << largest;
-    EXPECT_GT(worst, 0.0f) << "int8 really ran";
+    expect_int8_within_rounding(m);
 }
 
 }  // namespace
