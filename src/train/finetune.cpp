@@ -1,11 +1,12 @@
 // Fine-tuning a trained model: a fresh last dense layer (or classifier convolution) sized for a new
 // data set's classes, and the
 // layer a --freeze names, by its name or its number in the summary.
+#include "lenz/finetune.h"
+
 #include <algorithm>
 #include <variant>
 
 #include "lenz/error.h"
-#include "lenz/finetune.h"
 
 namespace lenz {
 

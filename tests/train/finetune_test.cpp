@@ -1,6 +1,8 @@
 // Fine-tuning in the library: the layer a --freeze names, a new head in place of the last dense
 // layer, and training with frozen layers (their weights and running statistics bit for bit as they
 // were, no gradients or optimizer state for them, no backward into values only they lead to).
+#include "lenz/finetune.h"
+
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -10,7 +12,6 @@
 #include "lenz/buffer.h"
 #include "lenz/engine.h"
 #include "lenz/error.h"
-#include "lenz/finetune.h"
 #include "lenz/model_text.h"
 #include "lenz/train.h"
 

@@ -149,7 +149,8 @@ TEST(Schedule, FractionalWarmupReachesThePeakAndStops) {
 }
 
 TEST(Schedule, Step) {
-    ScheduleConfig c{.kind = ScheduleKind::step, .base_lr = 1.0, .warmup_epochs = 0, .step_every = 2, .step_gamma = 0.5};
+    ScheduleConfig c{
+        .kind = ScheduleKind::step, .base_lr = 1.0, .warmup_epochs = 0, .step_every = 2, .step_gamma = 0.5};
     EXPECT_DOUBLE_EQ(learning_rate_at(c, 19, 10, 100), 1.0);
     EXPECT_DOUBLE_EQ(learning_rate_at(c, 20, 10, 100), 0.5);
     EXPECT_DOUBLE_EQ(learning_rate_at(c, 45, 10, 100), 0.25);
