@@ -117,7 +117,7 @@ endfunction()
 # The table. Drawn in docs/ARCHITECTURE.md ("Libraries"); scripts/check-layering.py checks the
 # symbols against it.
 lenz_library(core
-  HEADERS error.h shape.h buffer.h random.h threads.h precision.h activation.h
+  HEADERS error.h shape.h buffer.h random.h threads.h precision.h activation.h targets.h
   SHARES core/files.h TO data formats
   SHARES core/layout.h TO kernels layers engine
   SHARES core/conv_geometry.h TO kernels layers engine formats)
@@ -130,7 +130,7 @@ lenz_library(layers DEPENDS kernels core
 lenz_library(model DEPENDS layers
   HEADERS model.h)
 lenz_library(engine DEPENDS model
-  HEADERS engine.h quantize.h
+  HEADERS engine.h loss.h quantize.h
   SHARES engine/value_graph.h TO analysis)  # until the summary reads the plan (DESIGN-next.md, H4)
 lenz_library(distributed DEPENDS model
   HEADERS ranks.h

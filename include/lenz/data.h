@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "lenz/normalization.h"
+#include "lenz/targets.h"
 
 namespace lenz {
 
@@ -47,6 +48,17 @@ void write_image(const std::string& path, const Image& image);
 // resized so that its shorter side fits, centre-cropped to the target aspect, then bilinear-resampled.
 Image fit_image(const Image& image, int64_t height, int64_t width, int64_t channels);
 
+// An image scaled to fit inside height x width with its aspect kept (the same resampling as
+// fit_image), centred, the rest filled with `fill` (one value per channel): Ultralytics' letterbox,
+// and how lenz segment runs an image of any size. Where the image lies: rows top..top + height,
+// columns left..left + width.
+struct Letterboxed {
+    Image image;
+    int64_t top = 0, left = 0, height = 0, width = 0;
+};
+Letterboxed letterbox_image(const Image& image, int64_t height, int64_t width, int64_t channels,
+                            const std::vector<uint8_t>& fill);
+
 // Reads a segmentation mask: a PNG, 8-bit grey or palette, whose value (a palette's index, as
 // stored, never its colour) is each pixel's class; 1, 2 and 4-bit ones are widened. Anything else
 // (RGB, 16-bit, a JPEG) is a FormatError naming the file.
@@ -54,9 +66,6 @@ Image read_mask(const std::string& path);
 // Fits a mask (one channel) to height x width through the same centred window fit_image takes of
 // its image, by nearest neighbour: classes are never blended.
 Image fit_mask(const Image& mask, int64_t height, int64_t width);
-
-// The mask value that no loss or metric counts (Pascal VOC's object borders).
-constexpr uint8_t kIgnorePixel = 255;
 
 // Images of one size, stored planar (N, C, H, W) as 8-bit, labelled with a class each
 // (classification) or a class for every pixel (segmentation: masks, and no labels).
@@ -80,7 +89,8 @@ struct ImageSet {
 // larger) that keeps every class in proportion, at least one image of each class present, as
 // scikit-learn's train_test_split(stratify=) does; the images keep the set's order. `stream` keeps
 // the training and test subsets of one seed apart. Throws ShapeError where the limit is below the
-// number of classes present.
+// number of classes present. A segmentation set's subset is a seeded random one (it has no class per
+// image), its masks with it.
 constexpr uint64_t kTrainLimitStream = 0x4c494d4954ull << 8, kTestLimitStream = kTrainLimitStream + 1;
 std::vector<int64_t> stratified_sample(const std::vector<int32_t>& labels, int64_t limit, uint64_t seed,
                                        uint64_t stream);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "lenz/buffer.h"
+#include "lenz/loss.h"
 #include "lenz/model.h"
 #include "lenz/precision.h"
 
@@ -156,8 +157,10 @@ class Inference {
 
 // The class probabilities of one image from a classifier's `count` scores: the scores themselves
 // where the model ends with a softmax, else their softmax, computed in double (stably, from the
-// largest score). Prediction, evaluation and the report all read the output through this.
-std::vector<double> class_probabilities(const Model& model, const float* scores, int64_t count);
+// largest score). Prediction, evaluation and the report all read the output through this. A map's
+// pixel has its scores `stride` apart (its plane, in (N, K, H, W)).
+std::vector<double> class_probabilities(const Model& model, const float* scores, int64_t count,
+                                        int64_t stride = 1);
 
 // Every layer's output for one image (C, H, W), in inference mode and float32, each in a buffer of
 // its own: the report's feature maps. Nothing is folded, so every layer's own output is there. It
@@ -184,13 +187,15 @@ class TrainingStep {
     ~TrainingStep();
     TrainingStep(const TrainingStep&) = delete;
     TrainingStep& operator=(const TrainingStep&) = delete;
-    struct Result {
-        double loss_sum = 0.0;  // summed over the batch
-        int64_t correct = 0;
-    };
-    // input: (N, C, H, W); labels in [0, classes). Zeroes, then fills every parameter gradient.
-    Result run(const float* input, const int32_t* labels, int64_t batch, uint64_t step_seed,
-               float label_smoothing = 0.0f);
+    using Result = LossValue;
+    // The loss the step trains with (default: plain cross-entropy); its targets come with run().
+    void set_loss(LossConfig config) { loss_ = std::move(config); }
+    // input: (N, C, H, W); targets: labels in [0, classes), or masks at the output's height and
+    // width (its channels the classes). Zeroes, then fills every parameter gradient.
+    Result run(const float* input, const Targets& targets, int64_t batch, uint64_t step_seed);
+    Result run(const float* input, const int32_t* labels, int64_t batch, uint64_t step_seed) {
+        return run(input, Targets{labels, nullptr}, batch, step_seed);
+    }
     // Called during run()'s backward with layer i once backward has finished layer i and every
     // layer after it (their parameter gradients are final), and with 0 at the end: where the
     // gradients' sums across ranks start (GradientSync).
@@ -243,15 +248,7 @@ class TrainingStep {
     std::function<void(double*, int64_t)> statistics_sum_;
     double share_ = 1;
     std::vector<LayerTimes>* layer_times_ = nullptr;
+    LossConfig loss_;
 };
-
-// Softmax cross-entropy on logits (N, K), computed with the log-sum-exp trick, against targets
-// q = (1 - e) onehot + e / K (label smoothing e, as PyTorch's CrossEntropyLoss(label_smoothing=e);
-// e = 0: the one-hot label). Writes dlogits = (softmax - q) / N, times the derivative of
-// `output_activation` (element-wise, taken from the logits array, which holds that activation's
-// output) and returns the summed loss; counts argmax hits in `correct`. dlogits may be logits itself.
-double softmax_cross_entropy(const float* logits, const int32_t* labels, int64_t N, int64_t K, float* dlogits,
-                             int64_t* correct, const ActivationSpec& output_activation = {},
-                             float label_smoothing = 0.0f);
 
 }  // namespace lenz

@@ -121,5 +121,8 @@ bool is_value_name(const std::string& name);
 // fully convolutional network's HxWxK, is refused (ShapeError, starting with `what`) rather than
 // read as H·W·K classes.
 int64_t class_count(const Model& model, const std::string& what);
+// Whether the model segments: its output a map of its input's height and width (more than one
+// pixel), a channel per class.
+bool segments(const Model& model);
 
 }  // namespace lenz

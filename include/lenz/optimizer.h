@@ -61,7 +61,7 @@ class Optimizer {
 std::vector<ExtraTensor> optimizer_tensors(Optimizer& optimizer, Model& model);
 void load_optimizer_state(const CheckpointFile& file, Optimizer& optimizer);
 
-enum class ScheduleKind { constant, step, cosine };
+enum class ScheduleKind { constant, step, cosine, poly };
 
 struct ScheduleConfig {
     ScheduleKind kind = ScheduleKind::cosine;
@@ -73,7 +73,7 @@ struct ScheduleConfig {
     double final_fraction = 0.0;  // cosine: the learning rate at the end, as a fraction of base_lr
 };
 
-// "cosine", "step" or "constant". Throws ParseError naming the choices.
+// "cosine", "step", "constant" or "poly". Throws ParseError naming the choices.
 ScheduleKind parse_schedule(const std::string& name);
 
 // The learning rate for step `step` (0-based) of `total_steps`, with `steps_per_epoch`.

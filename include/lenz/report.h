@@ -148,6 +148,17 @@ struct Misclassified {
 std::vector<Misclassified> find_misclassified(Model& model, const ImageSet& set, const Normalization& norm,
                                               int64_t limit);
 
+// A test image of a segmentation set beside its true mask and the model's, in class colours.
+struct SegmentedImage {
+    Image image, truth, predicted;
+};
+// The first `limit` images of a segmentation set with their masks.
+std::vector<SegmentedImage> segment_examples(Model& model, const ImageSet& set, const Normalization& norm,
+                                             int64_t limit);
+// A mask (one channel, a class per pixel) in colour: Pascal VOC's palette (class 0 black), ignored
+// pixels white.
+Image colour_mask(const Image& mask);
+
 struct ReportData {
     std::string model_name;  // "fashion"
     std::string data_name;   // "Fashion-MNIST (/usr/share/...)"
@@ -157,6 +168,7 @@ struct ReportData {
     std::vector<EpochMetrics> history;  // training curves; none for a bare evaluation
     std::optional<EvalResult> evaluation;
     std::vector<Misclassified> misclassified;
+    std::vector<SegmentedImage> segmented;  // segmentation sets: test images and their masks
     std::optional<ModelPictures> pictures;
     std::string picture_caption;  // what the feature maps show, e.g. "test image 0 (Ankle boot)"
     std::optional<Image> picture_input;
@@ -175,8 +187,8 @@ std::vector<EpochMetrics> read_metrics_jsonl(const std::string& path);
 // (config.limit_test of them). Throws Error for a data split without test images.
 std::function<bool(const EpochMetrics&, const EvalResult&)> epoch_report_writer(
     Model& model, const DataSplit& data, const TrainConfig& config, const std::string& model_name);
-// Fills evaluation (unless the caller already has it), misclassified and pictures (of test image
-// `picture_index`) from a model and a test set.
+// Fills evaluation (unless the caller already has it), misclassified (segmentation: segmented) and
+// pictures (of test image `picture_index`) from a model and a test set.
 void add_evaluation(ReportData& data, Model& model, const ImageSet& test, const Normalization& norm,
                     int64_t picture_index = 0);
 

@@ -59,8 +59,9 @@ struct TrainConfig {
     int64_t limit_test = 0;
     // Of convolutions and dense layers (mixed precision: float32 weights, optimizer and the rest).
     Precision precision = Precision::f32;
-    // Training targets (1 - e) onehot + e / classes; the test loss stays the plain cross-entropy.
-    double label_smoothing = 0;
+    // The loss (cross-entropy, Dice, both), its label smoothing and class weights; the test loss
+    // stays the plain cross-entropy.
+    LossConfig loss;
     // The caller's options as a JSON object, recorded in checkpoints ("options" in the run's
     // settings) so that a resuming caller can take them up again.
     std::string options_json = "{}";

@@ -116,9 +116,15 @@ class Model:
         return Summary(json.loads(data), text, html)
 
     def predict(self, x, batch=64):
-        """Class probabilities, (N, classes) float32, for images x (N, H, W, C), computed `batch` at a time.
-        A C-contiguous array is read in place."""
-        return self._core.predict(x, int(batch))
+        """Class probabilities, (N, classes) float32, for images x (N, H, W, C), computed `batch` at a time;
+        for a segmentation model (its output a map at its input's size), (N, H, W, classes), each
+        pixel's. A C-contiguous array is read in place."""
+        return self._core.predict(x, int(batch), False)
+
+    def segment(self, x, batch=64):
+        """A segmentation model's class maps for images x (N, H, W, C): (N, H, W) uint8, the most
+        probable class of every pixel."""
+        return self._core.predict(x, int(batch), True)
 
     def fit(
         self,
@@ -133,7 +139,8 @@ class Model:
         verbose=False,
         **options,
     ):
-        """Trains on images x (N, H, W, C) with labels y, or on a data set as `lenz train --data` takes
+        """Trains on images x (N, H, W, C) with labels y (N,), or masks y (N, H, W) of a class per pixel
+        (255 ignored) for a segmentation model, or on a data set as `lenz train --data` takes
         it ("fashion-mnist", "mnist", a folder), with the options of `lenz train` under the same names,
         listed at the end (weight_decay=1e-4 for --weight-decay 1e-4; None: the default).
 
@@ -167,8 +174,9 @@ class Model:
         return history
 
     def evaluate(self, x, y=None, batch=256):
-        """Accuracy, loss, per-class accuracy and the confusion matrix on images x with labels y, or on
-        the test set of a data set by name; the keys of `lenz eval --json`."""
+        """Accuracy, loss, per-class accuracy and the confusion matrix on images x with labels y (or
+        masks: then over pixels, with pixel_accuracy, mean_iou and per_class_iou), or on the test set of
+        a data set by name; the keys of `lenz eval --json`."""
         if isinstance(x, os.PathLike):
             x = os.fspath(x)
         return self._core.evaluate(x, y, int(batch))

@@ -169,7 +169,37 @@ std::vector<int32_t> label_array(const py::handle& y, int64_t count, const std::
     return out;
 }
 
-// Arrays as a data set: pixels planar (N, C, H, W) in 8 bits, as the library's data sets hold them.
+// Masks (N, H, W) of integers, each pixel's class or 255 (ignored), at the model's input size.
+std::vector<uint8_t> mask_array(const py::array& a, int64_t count, Shape in, const std::string& what) {
+    const char kind = a.dtype().kind();
+    if (kind != 'i' && kind != 'u')
+        throw Error(what +
+                    ": expected integer masks (a class from 0 at every pixel, 255 ignored), got dtype " +
+                    std::string(py::str(a.dtype())));
+    if (a.shape(0) != count || a.shape(1) != in.h || a.shape(2) != in.w)
+        throw Error(what + ": expected masks of shape (" + std::to_string(count) + ", " +
+                    std::to_string(in.h) + ", " + std::to_string(in.w) +
+                    "), one per image at the model's input size, got " + shape_text(shape_of(a)));
+    const auto values = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
+    std::vector<uint8_t> out(static_cast<size_t>(values.size()));
+    const int64_t* v = values.data();
+    for (size_t i = 0; i < out.size(); ++i) {
+        if (v[i] < 0 || v[i] > 255)
+            throw Error(what + ": mask value " + std::to_string(v[i]) + " of image " +
+                        std::to_string(static_cast<int64_t>(i) / (in.h * in.w)) +
+                        " is neither a class (0, 1, ...) nor 255 (ignored)");
+        out[i] = static_cast<uint8_t>(v[i]);
+    }
+    return out;
+}
+
+// The classes a model tells apart: a classifier's scores, or a segmentation model's channels.
+int64_t classes_of(const Model& model, const std::string& what) {
+    return segments(model) ? model.output_shape().c : class_count(model, what);
+}
+
+// Arrays as a data set: pixels planar (N, C, H, W) in 8 bits, as the library's data sets hold them;
+// y is labels (N) or masks (N, H, W).
 // float32 pixels / 255 are rounded to the nearest 1/255, within [0, 1].
 ImageSet image_set(const py::handle& x, const py::handle& y, Shape in, const std::string& what) {
     const ImageArray images = image_array(x, in, what);
@@ -177,7 +207,10 @@ ImageSet image_set(const py::handle& x, const py::handle& y, Shape in, const std
     set.height = in.h;
     set.width = in.w;
     set.channels = in.c;
-    set.labels = label_array(y, images.count, what);
+    if (py::isinstance<py::array>(y) && py::reinterpret_borrow<py::array>(y).ndim() == 3)
+        set.masks = mask_array(py::reinterpret_borrow<py::array>(y), images.count, in, what);
+    else
+        set.labels = label_array(y, images.count, what);
     const int64_t plane = in.h * in.w, E = plane * in.c;
     set.pixels.resize(static_cast<size_t>(images.count * E));
     for (int64_t i = 0; i < images.count; ++i)
@@ -310,7 +343,9 @@ class PyModel {
         const Shape s = model().input_shape();
         return py::make_tuple(s.h, s.w, s.c);
     }
-    int64_t outputs() { return model().output_shape().elements(); }
+    int64_t outputs() {
+        return segments(model()) ? model().output_shape().c : model().output_shape().elements();
+    }
 
     // (JSON as lenz summary --json, the text table, HTML: the table and the derivation in <details>)
     py::tuple summary(int64_t batch, const std::string& optimizer, const std::string& dtype) {
@@ -332,13 +367,28 @@ class PyModel {
         return py::make_tuple(summary_json(s, name_), format_summary(s, name_, false), html);
     }
 
-    py::array_t<float> predict(const py::handle& x, int64_t batch) {
-        if (batch < 1) throw Error("predict: batch must be at least 1, got " + std::to_string(batch));
+    // Class probabilities, (N, K) for a classifier and (N, H, W, K) for a segmentation model; with
+    // classes_only, the top class instead, (N) int64 or (N, H, W) uint8.
+    py::array predict(const py::handle& x, int64_t batch, bool classes_only) {
+        const std::string what = classes_only ? "segment" : "predict";
+        if (batch < 1) throw Error(what + ": batch must be at least 1, got " + std::to_string(batch));
         const Shape in = model().input_shape();
-        const int64_t K = class_count(model(), "predict"), E = in.elements();
-        const ImageArray images = image_array(x, in, "predict");
-        py::array_t<float> result({images.count, K});
-        float* out = result.mutable_data();
+        const bool maps = segments(model());
+        if (classes_only && !maps)
+            throw Error("segment: the model's output is " + model().output_shape().str() +
+                        ", not a map at its input's size: predict gives a classifier's probabilities");
+        const int64_t K = classes_of(model(), what), E = in.elements(), plane = maps ? in.h * in.w : 1;
+        const ImageArray images = image_array(x, in, what);
+        std::vector<py::ssize_t> shape{images.count};
+        if (maps) shape.insert(shape.end(), {in.h, in.w});
+        if (!classes_only) shape.push_back(K);
+        py::array_t<float> probabilities(classes_only ? std::vector<py::ssize_t>{0} : shape);
+        py::array_t<uint8_t> top(classes_only ? shape : std::vector<py::ssize_t>{0});
+        float* out = probabilities.mutable_data();
+        uint8_t* top_out = top.mutable_data();
+        py::array result = classes_only
+                               ? py::array(top)
+                               : py::array(probabilities);  // moved out, never copied without the GIL
         py::gil_scoped_release release;
         std::lock_guard lock(mutex_);
         const int64_t chunk = std::min(batch, images.count);
@@ -351,10 +401,18 @@ class PyModel {
             for (int64_t i = 0; i < n; ++i)
                 load_image(images, start + i, in, info().normalization, scratch.data(), input.data() + i * E);
             const float* y = runner.run(input.data(), n);
-            for (int64_t i = 0; i < n; ++i) {
-                const std::vector<double> p = class_probabilities(model(), y + i * K, K);
-                std::copy(p.begin(), p.end(), out + (start + i) * K);
-            }
+            // (N, K, H, W) scores to (N, H, W, K) probabilities, or the top class of each pixel.
+            for (int64_t i = 0; i < n; ++i)
+                for (int64_t at = 0; at < plane; ++at) {
+                    const std::vector<double> p =
+                        class_probabilities(model(), y + i * K * plane + at, K, plane);
+                    const int64_t pixel = (start + i) * plane + at;
+                    if (classes_only)
+                        top_out[pixel] =
+                            static_cast<uint8_t>(std::max_element(p.begin(), p.end()) - p.begin());
+                    else
+                        std::copy(p.begin(), p.end(), out + pixel * K);
+                }
             if (start + n < images.count) {  // Ctrl-C between batches
                 py::gil_scoped_acquire gil;
                 if (PyErr_CheckSignals() != 0) throw py::error_already_set();
@@ -433,7 +491,7 @@ class PyModel {
                         throw Error("fit: class_names: expected strings, got " + std::string(py::repr(name)));
                     given.push_back(name.cast<std::string>());
                 }
-                const int64_t classes = class_count(model(), "fit");
+                const int64_t classes = classes_of(model(), "fit");
                 if (static_cast<int64_t>(given.size()) != classes)
                     throw Error("fit: class_names: " + std::to_string(given.size()) +
                                 " names for the model's " + std::to_string(classes) + " classes");
@@ -529,6 +587,20 @@ class PyModel {
         d["loss"] = r.loss;
         d["per_class"] = per_class;
         d["confusion"] = r.confusion;
+        if (r.segmentation) {  // NaN IoU (a class in neither truth nor prediction) is None, as in JSON
+            const auto number = [](double v) {
+                return std::isnan(v) ? py::object(py::none()) : py::object(py::float_(v));
+            };
+            py::list iou;
+            for (size_t k = 0; k < r.per_class_iou.size(); ++k) {
+                iou.append(number(r.per_class_iou[k]));
+                per_class[k]["iou"] = number(r.per_class_iou[k]);
+            }
+            d["pixels"] = r.pixels;
+            d["pixel_accuracy"] = r.accuracy;
+            d["mean_iou"] = number(r.mean_iou);
+            d["per_class_iou"] = iou;
+        }
         return d;
     }
 
@@ -705,7 +777,7 @@ PYBIND11_MODULE(_core, m) {
                                                          p.info().normalization.stddev);
                                })
         .def("summary", &PyModel::summary, py::arg("batch"), py::arg("optimizer"), py::arg("dtype"))
-        .def("predict", &PyModel::predict, py::arg("x"), py::arg("batch"))
+        .def("predict", &PyModel::predict, py::arg("x"), py::arg("batch"), py::arg("classes_only"))
         .def("fit", &PyModel::fit, py::arg("x"), py::arg("y"), py::arg("validation"), py::arg("options"),
              py::arg("class_names"), py::arg("progress"), py::arg("out"), py::arg("verbose"),
              py::arg("report"))

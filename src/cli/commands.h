@@ -19,6 +19,7 @@ void add_summary(CLI::App& app, Runner& run);
 void add_train(CLI::App& app, Runner& run);
 void add_eval(CLI::App& app, Runner& run);
 void add_predict(CLI::App& app, Runner& run);
+void add_segment(CLI::App& app, Runner& run);
 void add_bench(CLI::App& app, Runner& run);
 void add_visualize(CLI::App& app, Runner& run);
 void add_export(CLI::App& app, Runner& run);

@@ -1,4 +1,6 @@
-// `lenz eval CHECKPOINT --data ...`: accuracy, per-class accuracy and the confusion matrix.
+// `lenz eval CHECKPOINT --data ...`: accuracy, per-class accuracy and the confusion matrix; for a
+// segmentation set, over pixels, with each class's IoU and their mean.
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -92,22 +94,47 @@ int run_eval(const EvalArgs& a, const std::set<std::string>& given) {
         data.test.class_names.empty() ? loaded.info.class_names : data.test.class_names;
     auto name = [&](size_t k) { return k < names.size() ? names[k] : "class " + std::to_string(k); };
     if (!a.report.empty()) write_eval_report(a, loaded, data, r, names);
+    // NaN (a class in neither the truth nor the prediction) is JSON's null.
+    const auto number = [](double v) { return std::isnan(v) ? nlohmann::json() : nlohmann::json(v); };
     if (a.json) {
         nlohmann::json per_class = nlohmann::json::array();
-        for (size_t k = 0; k < r.per_class_accuracy.size(); ++k)
+        for (size_t k = 0; k < r.per_class_accuracy.size(); ++k) {
             per_class.push_back({{"class", name(k)}, {"accuracy", r.per_class_accuracy[k]}});
+            if (r.segmentation) per_class.back()["iou"] = number(r.per_class_iou[k]);
+        }
         nlohmann::json j = {
             {"checkpoint", a.checkpoint}, {"data", data.description}, {"images", r.count},
-            {"accuracy", r.accuracy},     {"loss", r.loss},           {"per_class", per_class},
-            {"confusion", r.confusion}};
+            {"accuracy", r.accuracy},     {"loss", r.loss},           {"per_class", per_class}};
+        if (r.segmentation) {
+            j["pixels"] = r.pixels;
+            j["pixel_accuracy"] = r.accuracy;
+            j["mean_iou"] = number(r.mean_iou);
+            nlohmann::json iou = nlohmann::json::array();
+            for (double v : r.per_class_iou) iou.push_back(number(v));
+            j["per_class_iou"] = iou;
+        }
+        j["confusion"] = r.confusion;
         std::cout << j.dump(2) << "\n";
         return 0;
     }
     std::printf("%s on %s: %s\n", a.checkpoint.c_str(), data.description.c_str(),
                 count_of(r.count, "test image").c_str());
-    std::printf("accuracy %.2f%%   loss %.4f\n\nper class:\n", 100 * r.accuracy, r.loss);
-    for (size_t k = 0; k < r.per_class_accuracy.size(); ++k)
-        std::printf("  %2zu %-14s %6.2f%%\n", k, name(k).c_str(), 100 * r.per_class_accuracy[k]);
+    if (r.segmentation) {
+        std::printf("pixel accuracy %.2f%%   mean IoU %.2f%%   loss %.4f per pixel (%lld pixels)\n\n",
+                    100 * r.accuracy, 100 * r.mean_iou, r.loss, static_cast<long long>(r.pixels));
+        std::printf("per class:           accuracy     IoU\n");
+        for (size_t k = 0; k < r.per_class_accuracy.size(); ++k) {
+            std::printf("  %2zu %-14s %6.2f%%  ", k, name(k).c_str(), 100 * r.per_class_accuracy[k]);
+            if (std::isnan(r.per_class_iou[k]))
+                std::printf("     -   (in neither truth nor prediction)\n");
+            else
+                std::printf("%6.2f%%\n", 100 * r.per_class_iou[k]);
+        }
+    } else {
+        std::printf("accuracy %.2f%%   loss %.4f\n\nper class:\n", 100 * r.accuracy, r.loss);
+        for (size_t k = 0; k < r.per_class_accuracy.size(); ++k)
+            std::printf("  %2zu %-14s %6.2f%%\n", k, name(k).c_str(), 100 * r.per_class_accuracy[k]);
+    }
     std::printf("\nconfusion matrix (rows: true class, columns: predicted)\n     ");
     for (size_t k = 0; k < r.confusion.size(); ++k) std::printf("%6zu", k);
     std::printf("\n");

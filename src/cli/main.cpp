@@ -162,6 +162,7 @@ int main(int argc, char** argv) {
     lenz::cli::add_train(app, run);
     lenz::cli::add_eval(app, run);
     lenz::cli::add_predict(app, run);
+    lenz::cli::add_segment(app, run);
     lenz::cli::add_bench(app, run);
     lenz::cli::add_visualize(app, run);
     lenz::cli::add_export(app, run);

@@ -159,6 +159,8 @@ void freeze_through(Model& model, const std::string& name, const std::string& mo
 std::string images_used(const ImageSet& set, int64_t limit, uint64_t seed, uint64_t stream,
                         const char* noun) {
     if (limit <= 0 || limit >= set.size()) return count_of(set.size(), noun);
+    if (set.segmentation())
+        return with_commas(limit) + " of " + count_of(set.size(), noun) + " (a random sample)";
     const std::vector<int64_t> counts = class_counts(limit_images(set, limit, seed, stream));
     std::string per_class;
     for (size_t k = 0; k < counts.size(); ++k) {
@@ -173,7 +175,7 @@ std::string images_used(const ImageSet& set, int64_t limit, uint64_t seed, uint6
 
 // A limit that cannot hold one image of every class is a usage error, found before anything runs.
 void check_limit(const ImageSet& set, int64_t limit, const char* option) {
-    if (limit <= 0 || limit >= set.size()) return;
+    if (limit <= 0 || limit >= set.size() || set.segmentation()) return;
     int64_t present = 0;
     for (const int64_t count : class_counts(set)) present += count > 0;
     if (limit < present)
@@ -256,6 +258,12 @@ int run_train(TrainArgs a) {
                     count_of(c.epochs, "epoch").c_str(), static_cast<unsigned long long>(c.seed),
                     count_of(threads(), "thread").c_str(),
                     c.precision == Precision::bf16 ? ", bf16 convolutions and dense layers" : "");
+        if (data.train.segmentation())
+            std::printf(
+                "  segmentation: a class for every pixel of %s masks, loss %s (255 ignored), the best "
+                "checkpoint by mean IoU\n",
+                (std::to_string(data.train.height) + "x" + std::to_string(data.train.width)).c_str(),
+                loss_name(c.loss.kind).c_str());
         if (ranks.distributed())
             std::printf("  %d ranks (MPI), %s each: every batch of %lld split %lld per rank\n", ranks.size(),
                         count_of(threads(), "thread").c_str(), static_cast<long long>(c.batch),
@@ -295,7 +303,12 @@ int run_train(TrainArgs a) {
                      a.model.c_str(), c.out_dir.c_str());
         return 128 + (e.signal_number ? e.signal_number : SIGINT);
     }
-    if (!a.quiet && !history.empty())
+    if (!a.quiet && !history.empty() && data.train.segmentation())
+        std::printf(
+            "done: test mean IoU %.2f%% (pixel accuracy %.2f%%); model in %s/model.safetensors (best "
+            "epoch in best.safetensors)\n",
+            100 * history.back().test_mean_iou, 100 * history.back().test_accuracy, c.out_dir.c_str());
+    else if (!a.quiet && !history.empty())
         std::printf(
             "done: test accuracy %.2f%%; model in %s/model.safetensors (best epoch in best.safetensors)\n",
             100 * history.back().test_accuracy, c.out_dir.c_str());

@@ -99,8 +99,8 @@ CropWindow crop_window(const Image& image, int64_t height, int64_t width) {
     return {(src_h - crop_h) / 2, crop_h, (src_w - crop_w) / 2, crop_w};
 }
 
-Image resize(const Image& image, int64_t height, int64_t width) {
-    const CropWindow crop = crop_window(image, height, width);
+// Resamples the window `crop` of `image` to height x width.
+Image resize(const Image& image, int64_t height, int64_t width, const CropWindow& crop) {
     const std::vector<Taps> rows = axis_taps(image.height, height, crop.top, crop.height);
     const std::vector<Taps> cols = axis_taps(image.width, width, crop.left, crop.width);
     const int64_t c = image.channels;
@@ -172,7 +172,9 @@ Image fit_mask(const Image& mask, int64_t height, int64_t width) {
     return out;
 }
 
-Image fit_image(const Image& image, int64_t height, int64_t width, int64_t channels) {
+namespace {
+
+void check_source(const Image& image) {
     if ((image.channels != 1 && image.channels != 3) || image.height <= 0 || image.width <= 0 ||
         image.height > kMaxSide || image.width > kMaxSide ||
         image.pixels.size() != static_cast<size_t>(image.height * image.width * image.channels)) {
@@ -180,21 +182,62 @@ Image fit_image(const Image& image, int64_t height, int64_t width, int64_t chann
                          " with " + std::to_string(image.pixels.size()) +
                          " bytes is invalid (expected 1 or 3 channels and H*W*C bytes)");
     }
+}
+
+void check_target(int64_t height, int64_t width, int64_t channels) {
     if ((channels != 1 && channels != 3) || height <= 0 || width <= 0 || height > kMaxSide ||
         width > kMaxSide || height * width > kMaxPixels) {
         throw ShapeError("fit_image: target " + shape_text(height, width, channels) +
                          " is invalid (expected 1 or 3 channels, 1.." + std::to_string(kMaxSide) +
                          " per side, at most " + std::to_string(kMaxPixels) + " pixels)");
     }
+}
+
+// The image in `channels`, resampled to height x width from its window `crop`.
+Image convert(const Image& image, int64_t height, int64_t width, int64_t channels, const CropWindow& crop) {
     // Reduce channels before resampling and replicate after it, so the filter runs on one channel
     // where it can.
     const bool same_size = image.height == height && image.width == width;
     if (channels == 1 && image.channels == 3) {
         Image grey = to_grey(image);
-        return same_size ? grey : resize(grey, height, width);
+        return same_size ? grey : resize(grey, height, width, crop);
     }
-    Image sized = same_size ? image : resize(image, height, width);
+    Image sized = same_size ? image : resize(image, height, width, crop);
     return channels == 3 && sized.channels == 1 ? to_rgb(sized) : sized;
+}
+
+}  // namespace
+
+Image fit_image(const Image& image, int64_t height, int64_t width, int64_t channels) {
+    check_source(image);
+    check_target(height, width, channels);
+    return convert(image, height, width, channels, crop_window(image, height, width));
+}
+
+Letterboxed letterbox_image(const Image& image, int64_t height, int64_t width, int64_t channels,
+                            const std::vector<uint8_t>& fill) {
+    check_source(image);
+    check_target(height, width, channels);
+    if (fill.size() != static_cast<size_t>(channels))
+        throw ShapeError("letterbox_image: " + std::to_string(fill.size()) + " fill values for " +
+                         std::to_string(channels) + " channels");
+    const double scale = std::min(static_cast<double>(height) / static_cast<double>(image.height),
+                                  static_cast<double>(width) / static_cast<double>(image.width));
+    Letterboxed out;
+    out.height = std::clamp<int64_t>(std::llround(static_cast<double>(image.height) * scale), 1, height);
+    out.width = std::clamp<int64_t>(std::llround(static_cast<double>(image.width) * scale), 1, width);
+    out.top = (height - out.height) / 2;
+    out.left = (width - out.width) / 2;
+    const Image inner = convert(image, out.height, out.width, channels,
+                                {0, static_cast<double>(image.height), 0, static_cast<double>(image.width)});
+    out.image = {height, width, channels,
+                 std::vector<uint8_t>(static_cast<size_t>(height * width * channels))};
+    for (int64_t p = 0; p < height * width; ++p)
+        std::copy(fill.begin(), fill.end(), out.image.pixels.begin() + p * channels);
+    for (int64_t y = 0; y < out.height; ++y)
+        std::copy_n(inner.pixels.begin() + y * out.width * channels, out.width * channels,
+                    out.image.pixels.begin() + ((out.top + y) * width + out.left) * channels);
+    return out;
 }
 
 }  // namespace lenz

@@ -80,7 +80,19 @@ std::vector<int64_t> stratified_sample(const std::vector<int32_t>& labels, int64
 
 ImageSet limit_images(const ImageSet& set, int64_t limit, uint64_t seed, uint64_t stream) {
     if (limit <= 0 || limit >= set.size()) return set;
-    const std::vector<int64_t> chosen = stratified_sample(set.labels, limit, seed, stream);
+    std::vector<int64_t> chosen;
+    if (set.segmentation()) {  // no class per image to keep in proportion: a seeded random subset
+        std::vector<int64_t> order(static_cast<size_t>(set.size()));
+        for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
+        Rng rng = Rng::derive(seed, stream);
+        for (int64_t i = 0; i < limit; ++i)
+            std::swap(order[static_cast<size_t>(i)],
+                      order[static_cast<size_t>(i) + rng.below(static_cast<uint64_t>(set.size() - i))]);
+        chosen.assign(order.begin(), order.begin() + limit);
+        std::sort(chosen.begin(), chosen.end());
+    } else {
+        chosen = stratified_sample(set.labels, limit, seed, stream);
+    }
     ImageSet subset;
     subset.height = set.height;
     subset.width = set.width;
@@ -92,7 +104,13 @@ ImageSet limit_images(const ImageSet& set, int64_t limit, uint64_t seed, uint64_
     for (size_t i = 0; i < chosen.size(); ++i) {
         const auto from = set.pixels.begin() + chosen[i] * elements;
         std::copy(from, from + elements, subset.pixels.begin() + static_cast<int64_t>(i) * elements);
-        subset.labels.push_back(set.labels[static_cast<size_t>(chosen[i])]);
+        if (set.segmentation()) {
+            const int64_t plane = set.height * set.width;
+            subset.masks.insert(subset.masks.end(), set.masks.begin() + chosen[i] * plane,
+                                set.masks.begin() + (chosen[i] + 1) * plane);
+        } else {
+            subset.labels.push_back(set.labels[static_cast<size_t>(chosen[i])]);
+        }
     }
     return subset;
 }

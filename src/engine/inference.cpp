@@ -75,8 +75,10 @@ const InferencePlan& Inference::plan() const {
     return schedule_->plan;
 }
 
-std::vector<double> class_probabilities(const Model& model, const float* scores, int64_t count) {
-    std::vector<double> p(scores, scores + count);
+std::vector<double> class_probabilities(const Model& model, const float* scores, int64_t count,
+                                        int64_t stride) {
+    std::vector<double> p(static_cast<size_t>(count));
+    for (int64_t k = 0; k < count; ++k) p[static_cast<size_t>(k)] = scores[k * stride];
     if (!p.empty() && model.layer(model.size() - 1).activation().kind == Activation::log_softmax) {
         for (double& v : p) v = std::exp(v);  // log-probabilities, as after nn.LogSoftmax
         return p;

@@ -1,4 +1,4 @@
-// One training step: forward keeping every activation, softmax cross-entropy on the logits, and
+// One training step: forward keeping every activation, the loss on the logits (lenz/loss.h), and
 // backward through the layers, each gradient written over the activation it belongs to.
 #include <algorithm>
 #include <chrono>
@@ -23,74 +23,7 @@ double seconds_since(Clock::time_point start) {
     return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// f'(x) from f(x), for the element-wise activations.
-float derivative_from_output(const ActivationSpec& act, float y) {
-    switch (act.kind) {
-        case Activation::relu:
-            return y > 0.0f ? 1.0f : 0.0f;
-        case Activation::leaky_relu:
-            return y > 0.0f ? 1.0f : act.alpha;
-        case Activation::sigmoid:
-            return y * (1.0f - y);
-        case Activation::tanh:
-            return 1.0f - y * y;
-        case Activation::relu6:
-            return y > 0.0f && y < 6.0f ? 1.0f : 0.0f;
-        case Activation::hard_sigmoid:
-            return y > 0.0f && y < 1.0f ? 1.0f / 6.0f : 0.0f;
-        case Activation::elu:
-            return y > 0.0f ? 1.0f : y + act.alpha;
-        case Activation::none:
-        case Activation::softmax:
-        case Activation::log_softmax:  // the loss reads the logits: log-softmax is its own first step
-        case Activation::hard_swish:   // never fused: their layers apply the derivative themselves
-        case Activation::silu:
-        case Activation::gelu:
-            return 1.0f;
-    }
-    return 1.0f;
-}
-
 }  // namespace
-
-double softmax_cross_entropy(const float* logits, const int32_t* labels, int64_t N, int64_t K, float* dlogits,
-                             int64_t* correct, const ActivationSpec& output_activation,
-                             float label_smoothing) {
-    const float spread = label_smoothing / static_cast<float>(K), on_label = 1.0f - label_smoothing + spread;
-    // Images are independent: spread them over threads, then add their losses in order so the
-    // reported loss does not depend on the thread count either.
-    std::vector<double> losses(static_cast<size_t>(N));
-    std::vector<char> hits(static_cast<size_t>(N));
-#pragma omp parallel for schedule(static) if (N * K >= (1 << 16))
-    for (int64_t n = 0; n < N; ++n) {
-        const float* z = logits + n * K;
-        float* d = dlogits + n * K;
-        const int64_t best = std::max_element(z, z + K) - z;
-        const float top = z[best];
-        float sum = 0.0f, shifted_sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (int64_t k = 0; k < K; ++k) sum += std::exp(z[k] - top);
-        for (int64_t k = 0; k < K; ++k) shifted_sum += z[k] - top;  // for label smoothing
-        const int32_t label = labels[n];
-        const double log_sum = std::log(static_cast<double>(sum));
-        // -Σ q_k log p_k, with log p_k = (z_k - top) - log_sum and Σ q_k = 1.
-        losses[static_cast<size_t>(n)] =
-            log_sum - (1.0 - label_smoothing) * (z[label] - top) - static_cast<double>(spread) * shifted_sum;
-        hits[static_cast<size_t>(n)] = best == label;
-        const float inv_sum = 1.0f / sum, inv_n = 1.0f / static_cast<float>(N);
-        for (int64_t k = 0; k < K; ++k) {  // reads z[k] before d[k] overwrites it
-            const float p = std::exp(z[k] - top) * inv_sum;
-            const float slope = derivative_from_output(output_activation, z[k]);
-            d[k] = (p - (k == label ? on_label : spread)) * inv_n * slope;
-        }
-    }
-    double total = 0.0;
-    for (int64_t n = 0; n < N; ++n) {
-        total += losses[static_cast<size_t>(n)];
-        if (correct) *correct += hits[static_cast<size_t>(n)];
-    }
-    return total;
-}
 
 TrainingStep::TrainingStep(Model& model, int64_t max_batch, Precision precision)
     : model_(model), max_batch_(max_batch), precision_(precision) {
@@ -161,10 +94,9 @@ const float* TrainingStep::forward(const float* input, int64_t batch, bool train
     return values_.back();
 }
 
-TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels, int64_t batch,
-                                       uint64_t step_seed, float label_smoothing) {
+TrainingStep::Result TrainingStep::run(const float* input, const Targets& targets, int64_t batch,
+                                       uint64_t step_seed) {
     const int64_t L = model_.size();
-    const int64_t classes = model_.output_shape().elements();
     // Where the logits are: a standalone softmax is left out; a fused one is skipped in the last layer.
     const bool standalone_softmax =
         model_.ends_with_softmax() && std::holds_alternative<ActivationConfig>(model_.layer(L - 1).config());
@@ -179,11 +111,6 @@ TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels
     std::memcpy(input_.data(), input,
                 sizeof(float) * static_cast<size_t>(batch * model_.input_shape().elements()));
     forward_layers(last, batch, true, step_seed, fused_softmax);
-
-    for (int64_t n = 0; n < batch; ++n)
-        if (labels[n] < 0 || labels[n] >= classes)
-            throw ShapeError("label " + std::to_string(labels[n]) + " is outside the model's " +
-                             std::to_string(classes) + " classes");
 
     // The activation whose output a value's memory holds: walk back over reshape-only views.
     auto stored_activation = [&](int64_t value) -> const ActivationSpec* {
@@ -203,8 +130,9 @@ TrainingStep::Result TrainingStep::run(const float* input, const int32_t* labels
     if (!elementwise)
         throw ShapeError(last_act->str() +
                          " must be the model's last activation to train it with cross-entropy");
-    result.loss_sum = softmax_cross_entropy(logits, labels, batch, classes, logits, &result.correct,
-                                            last_act ? *last_act : ActivationSpec{}, label_smoothing);
+    result = softmax_loss(loss_, logits, model_.value_shape(last + 1),
+                          layouts_[static_cast<size_t>(last)].output == Layout::nhwc, targets, batch, logits,
+                          last_act ? *last_act : ActivationSpec{});
 
     if (model_.gradient_floats() > 0)
         std::memset(model_.gradient_store(), 0,

@@ -203,4 +203,9 @@ int64_t class_count(const Model& model, const std::string& what) {
     return out.c;
 }
 
+bool segments(const Model& model) {
+    const Shape in = model.input_shape(), out = model.output_shape();
+    return out.h * out.w > 1 && out.h == in.h && out.w == in.w;
+}
+
 }  // namespace lenz

@@ -43,7 +43,9 @@ ModelPictures picture_model(Model& model, const Image& image, const Normalizatio
 
     ModelPictures pictures;
     const auto outputs = layer_outputs(model, input.data());
-    if (!outputs.empty())
+    // A classifier's output; a segmentation model's map of classes has no one answer to show.
+    const Shape out = model.output_shape();
+    if (!outputs.empty() && out.h * out.w == 1)
         pictures.probabilities =
             class_probabilities(model, outputs.back().data(), static_cast<int64_t>(outputs.back().size()));
     for (int64_t i = 0; i < model.size(); ++i) {

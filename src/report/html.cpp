@@ -134,10 +134,12 @@ std::string confusion_matrix_html(const std::vector<std::vector<int64_t>>& confu
 std::string per_class_html(const std::vector<double>& accuracy, const std::vector<std::string>& names) {
     std::string h = "<table class=\"per-class\">\n";
     for (size_t k = 0; k < accuracy.size(); ++k) {
-        const double a = std::clamp(accuracy[k], 0.0, 1.0);
+        const bool absent = std::isnan(accuracy[k]);  // an IoU of a class in neither truth nor prediction
+        const double a = absent ? 0.0 : std::clamp(accuracy[k], 0.0, 1.0);
         h += "<tr><th>" + html_escape(class_name(names, k)) +
              "</th><td class=\"bar\"><div style=\"width:" + fixed(100 * a, 1) +
-             "%\"></div></td><td class=\"num\">" + percent_text(accuracy[k]) + "</td></tr>\n";
+             "%\"></div></td><td class=\"num\">" +
+             (absent ? std::string("&ndash;") : percent_text(accuracy[k])) + "</td></tr>\n";
     }
     h += "</table>\n";
     return h;

@@ -91,22 +91,26 @@ std::string kpi(const std::string& value, const std::string& label, bool main = 
 }
 
 std::string curves_section(const std::vector<EpochMetrics>& history) {
-    LineChart loss, accuracy;
+    const bool segmentation = !std::isnan(history.back().test_mean_iou);
+    LineChart loss, accuracy, mean_iou;
     loss.title = "Loss";
-    accuracy.title = "Accuracy";
-    loss.x_label = accuracy.x_label = "epoch";
-    loss.y_label = "cross-entropy loss";
-    accuracy.y_label = "accuracy";
-    accuracy.percent = true;
+    accuracy.title = segmentation ? "Pixel accuracy" : "Accuracy";
+    mean_iou.title = "Mean IoU";
+    loss.x_label = accuracy.x_label = mean_iou.x_label = "epoch";
+    loss.y_label = segmentation ? "loss per pixel" : "cross-entropy loss";
+    accuracy.y_label = segmentation ? "pixel accuracy" : "accuracy";
+    mean_iou.y_label = "mean IoU";
+    accuracy.percent = mean_iou.percent = true;
     ChartSeries train_loss, test_loss;
     train_loss.name = "training";
     train_loss.color = "#3b528b";
     test_loss.name = "test";
     test_loss.color = "#e4572e";
-    ChartSeries train_acc = train_loss, test_acc = test_loss;
+    ChartSeries train_acc = train_loss, test_acc = test_loss, test_iou = test_loss;
     for (const EpochMetrics& m : history) {
         const double e = static_cast<double>(m.epoch);
-        for (ChartSeries* s : {&train_loss, &test_loss, &train_acc, &test_acc}) s->x.push_back(e);
+        for (ChartSeries* s : {&train_loss, &test_loss, &train_acc, &test_acc, &test_iou}) s->x.push_back(e);
+        test_iou.y.push_back(m.test_mean_iou);
         train_loss.y.push_back(m.train_loss);
         test_loss.y.push_back(m.test_loss);
         train_acc.y.push_back(m.train_accuracy);
@@ -114,8 +118,9 @@ std::string curves_section(const std::vector<EpochMetrics>& history) {
     }
     loss.series = {train_loss, test_loss};
     accuracy.series = {train_acc, test_acc};
+    mean_iou.series = {test_iou};
     std::string h = "<section id=\"training\"><h2>Training</h2>\n<div class=\"row\">" + svg_line_chart(loss) +
-                    svg_line_chart(accuracy) + "</div>\n";
+                    svg_line_chart(accuracy) + (segmentation ? svg_line_chart(mean_iou) : "") + "</div>\n";
     const EpochMetrics& last = history.back();
     char line[256];
     std::snprintf(line, sizeof line,
@@ -128,13 +133,25 @@ std::string curves_section(const std::vector<EpochMetrics>& history) {
 
 std::string evaluation_section(const ReportData& d) {
     const EvalResult& r = *d.evaluation;
-    char line[160];
-    std::snprintf(line, sizeof line, "<p class=\"dim\">%lld test images: accuracy %s, loss %.4f.</p>\n",
-                  static_cast<long long>(r.count), percent_text(r.accuracy).c_str(), r.loss);
+    char line[200];
+    if (r.segmentation)
+        std::snprintf(
+            line, sizeof line,
+            "<p class=\"dim\">%lld test images, %lld pixels scored: pixel accuracy %s, mean IoU %s, "
+            "loss %.4f per pixel.</p>\n",
+            static_cast<long long>(r.count), static_cast<long long>(r.pixels),
+            percent_text(r.accuracy).c_str(), percent_text(r.mean_iou).c_str(), r.loss);
+    else
+        std::snprintf(line, sizeof line, "<p class=\"dim\">%lld test images: accuracy %s, loss %.4f.</p>\n",
+                      static_cast<long long>(r.count), percent_text(r.accuracy).c_str(), r.loss);
     return "<section id=\"evaluation\"><h2>Evaluation</h2>\n" + std::string(line) +
-           "<div class=\"row\"><div><h3>Confusion matrix</h3>" +
+           "<div class=\"row\"><div><h3>Confusion matrix" + (r.segmentation ? " (pixels)" : "") + "</h3>" +
            confusion_matrix_html(r.confusion, d.class_names) + "</div><div><h3>Accuracy per class</h3>" +
-           per_class_html(r.per_class_accuracy, d.class_names) + "</div></div></section>\n";
+           per_class_html(r.per_class_accuracy, d.class_names) + "</div>" +
+           (r.segmentation
+                ? "<div><h3>IoU per class</h3>" + per_class_html(r.per_class_iou, d.class_names) + "</div>"
+                : std::string()) +
+           "</div></section>\n";
 }
 
 std::string mistakes_section(const ReportData& d) {
@@ -151,6 +168,20 @@ std::string mistakes_section(const ReportData& d) {
     return h +
            "</div><p class=\"dim\">Black: the true class; red: what the model predicted, with its "
            "probability.</p></section>\n";
+}
+
+std::string segmented_section(const ReportData& d) {
+    std::string h = "<section id=\"masks\"><h2>Test images and their masks</h2>\n<div class=\"row\">\n";
+    for (size_t i = 0; i < d.segmented.size(); ++i) {
+        const SegmentedImage& s = d.segmented[i];
+        const std::string n = std::to_string(i);
+        h += "<figure>" + img(s.image, "input", "test image " + n) + img(s.truth, "input", "true mask " + n) +
+             img(s.predicted, "input", "predicted mask " + n) + "<figcaption>test image " + n +
+             ": image, truth, prediction</figcaption></figure>\n";
+    }
+    return h +
+           "</div><p class=\"dim\">Classes in Pascal VOC's colours (the first class black); white: ignored "
+           "pixels.</p></section>\n";
 }
 
 std::string inside_section(const ReportData& d) {
@@ -213,6 +244,50 @@ std::vector<Misclassified> find_misclassified(Model& model, const ImageSet& set,
     return found;
 }
 
+Image colour_mask(const Image& mask) {
+    Image out{mask.height, mask.width, 3,
+              std::vector<uint8_t>(static_cast<size_t>(mask.height * mask.width * 3))};
+    for (size_t i = 0; i < mask.pixels.size(); ++i) {
+        const int v = mask.pixels[i];
+        uint8_t rgb[3] = {255, 255, 255};
+        if (v != kIgnorePixel) {
+            // VOC's palette: the class's bits, three at a time, from the top bit of each channel down.
+            rgb[0] = rgb[1] = rgb[2] = 0;
+            for (int bit = 0, c = v; c; ++bit, c >>= 3)
+                for (int channel = 0; channel < 3; ++channel)
+                    rgb[channel] |= static_cast<uint8_t>(((c >> channel) & 1) << (7 - bit));
+        }
+        std::copy(rgb, rgb + 3, out.pixels.begin() + static_cast<std::ptrdiff_t>(3 * i));
+    }
+    return out;
+}
+
+std::vector<SegmentedImage> segment_examples(Model& model, const ImageSet& set, const Normalization& norm,
+                                             int64_t limit) {
+    std::vector<SegmentedImage> found;
+    const int64_t n = std::min(limit, set.size());
+    if (n <= 0 || !set.segmentation()) return found;
+    const int64_t image = set.image_elements(), plane = set.height * set.width, K = model.output_shape().c;
+    Inference inference(model, n);
+    std::vector<float> input(static_cast<size_t>(n * image));
+    for (int64_t i = 0; i < n; ++i)
+        normalize_image(set.pixels.data() + i * image, set.channels, plane, norm, input.data() + i * image);
+    const float* out = inference.run(input.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+        Image truth{set.height, set.width, 1, {}}, predicted = truth;
+        truth.pixels.assign(set.masks.begin() + i * plane, set.masks.begin() + (i + 1) * plane);
+        predicted.pixels.resize(static_cast<size_t>(plane));
+        for (int64_t p = 0; p < plane; ++p) {  // the top score of (N, K, H, W)
+            int64_t best = 0;
+            for (int64_t k = 1; k < K; ++k)
+                if (out[(i * K + k) * plane + p] > out[(i * K + best) * plane + p]) best = k;
+            predicted.pixels[static_cast<size_t>(p)] = static_cast<uint8_t>(best);
+        }
+        found.push_back({image_from_set(set, i), colour_mask(truth), colour_mask(predicted)});
+    }
+    return found;
+}
+
 std::vector<EpochMetrics> read_metrics_jsonl(const std::string& path) {
     std::ifstream in(path);
     std::map<int64_t, EpochMetrics> by_epoch;  // a restarted run may have logged an epoch twice
@@ -228,6 +303,7 @@ std::vector<EpochMetrics> read_metrics_jsonl(const std::string& path) {
             constexpr double none = std::numeric_limits<double>::quiet_NaN();  // a run without a test set
             m.test_loss = j.value("test_loss", none);
             m.test_accuracy = j.value("test_accuracy", none);
+            m.test_mean_iou = j.value("test_mean_iou", none);
             m.best = j.value("best", false);
             m.learning_rate = j.value("learning_rate", 0.0);
             m.seconds = j.value("seconds", 0.0);
@@ -246,13 +322,18 @@ void add_evaluation(ReportData& data, Model& model, const ImageSet& test, const 
                     int64_t picture_index) {
     if (data.class_names.empty()) data.class_names = test.class_names;
     if (!data.evaluation) data.evaluation = evaluate(model, test, norm);
-    data.misclassified = find_misclassified(model, test, norm, 24);
+    if (test.segmentation())
+        data.segmented = segment_examples(model, test, norm, 8);
+    else
+        data.misclassified = find_misclassified(model, test, norm, 24);
     if (test.size() > 0) {
         picture_index = std::clamp<int64_t>(picture_index, 0, test.size() - 1);
         data.picture_input = image_from_set(test, picture_index);
         data.pictures = picture_model(model, *data.picture_input, norm);
-        data.picture_caption = "test image " + std::to_string(picture_index) + ": " +
-                               name_of(data, test.labels[static_cast<size_t>(picture_index)]);
+        data.picture_caption =
+            "test image " + std::to_string(picture_index) +
+            (test.segmentation() ? std::string()
+                                 : ": " + name_of(data, test.labels[static_cast<size_t>(picture_index)]));
     }
 }
 
@@ -317,6 +398,7 @@ std::string render_report(const ReportData& d) {
     if (!d.history.empty()) h += curves_section(d.history);
     if (d.evaluation) h += evaluation_section(d);
     if (!d.misclassified.empty()) h += mistakes_section(d);
+    if (!d.segmented.empty()) h += segmented_section(d);
     if (d.pictures) h += inside_section(d);
     if (d.summary)
         h += "<section id=\"model\"><h2>Model</h2>\n" + summary_table_html(*d.summary) + "</section>\n";

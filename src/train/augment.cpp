@@ -22,37 +22,49 @@ void erase_rectangle(float* image, int64_t C, int64_t H, int64_t W, Rng& rng) {
 }
 
 void load_example(const ImageSet& set, int64_t index, const Normalization& norm, const AugmentConfig& aug,
-                  Rng& rng, float* out) {
+                  Rng& rng, float* out, uint8_t* mask_out) {
     const int64_t C = set.channels, H = set.height, W = set.width, plane = H * W;
     const uint8_t* src = set.pixels.data() + index * C * plane;
+    const uint8_t* mask = set.segmentation() ? set.masks.data() + index * plane : nullptr;
     if (aug.erase_probability > 0 && rng.uniform() < aug.erase_probability) {
         AugmentConfig rest = aug;
         rest.erase_probability = 0;
-        load_example(set, index, norm, rest, rng, out);
-        erase_rectangle(out, C, H, W, rng);
+        load_example(set, index, norm, rest, rng, out, mask_out);
+        erase_rectangle(out, C, H, W, rng);  // the pixels' classes stay: the network must infer them
         return;
     }
     if (aug.crop_padding == 0 && !aug.horizontal_flip) {
         normalize_image(src, C, plane, norm, out);
+        if (mask_out) std::copy(mask, mask + plane, mask_out);
         return;
     }
     const int64_t p = aug.crop_padding;
     const int64_t dy = p ? static_cast<int64_t>(rng.below(static_cast<uint64_t>(2 * p + 1))) - p : 0;
     const int64_t dx = p ? static_cast<int64_t>(rng.below(static_cast<uint64_t>(2 * p + 1))) - p : 0;
     const bool flip = aug.horizontal_flip && rng.below(2) == 1;
+    // The source pixel of (h, w), or -1 in the padding.
+    const auto source = [&](int64_t h, int64_t w) -> int64_t {
+        const int64_t sh = h + dy, sw = (flip ? W - 1 - w : w) + dx;
+        return sh >= 0 && sh < H && sw >= 0 && sw < W ? sh * W + sw : -1;
+    };
     for (int64_t c = 0; c < C; ++c) {
         // Padding is zero in normalised units (the mean), so it adds no artificial edge brightness.
         for (int64_t h = 0; h < H; ++h)
             for (int64_t w = 0; w < W; ++w) {
-                const int64_t sh = h + dy, sw = (flip ? W - 1 - w : w) + dx;
-                float v = 0.0f;
-                if (sh >= 0 && sh < H && sw >= 0 && sw < W)
-                    v = (static_cast<float>(src[c * plane + sh * W + sw]) / 255.0f -
-                         norm.mean[static_cast<size_t>(c)]) /
-                        norm.stddev[static_cast<size_t>(c)];
-                out[c * plane + h * W + w] = v;
+                const int64_t from = source(h, w);
+                out[c * plane + h * W + w] = from < 0 ? 0.0f
+                                                      : (static_cast<float>(src[c * plane + from]) / 255.0f -
+                                                         norm.mean[static_cast<size_t>(c)]) /
+                                                            norm.stddev[static_cast<size_t>(c)];
             }
     }
+    if (!mask_out) return;
+    // The mask moves with its image; padding is ignored, as torchvision's references pad it with 255.
+    for (int64_t h = 0; h < H; ++h)
+        for (int64_t w = 0; w < W; ++w) {
+            const int64_t from = source(h, w);
+            mask_out[h * W + w] = from < 0 ? kIgnorePixel : mask[from];
+        }
 }
 
 }  // namespace lenz

@@ -27,6 +27,7 @@ std::vector<MetricValue> epoch_values(const EpochMetrics& m) {
     if (!std::isnan(m.test_accuracy)) {  // evaluated
         values.push_back({"test_loss", m.test_loss});
         values.push_back({"test_accuracy", m.test_accuracy});
+        if (!std::isnan(m.test_mean_iou)) values.push_back({"test_mean_iou", m.test_mean_iou});
         values.push_back({"best", m.best ? 1.0 : 0.0, Kind::flag});
     }
     values.push_back({"learning_rate", m.learning_rate});
@@ -40,12 +41,42 @@ std::string epoch_line(const EpochMetrics& m, int64_t epochs) {
     int n = std::snprintf(buf, sizeof buf, "epoch %lld/%lld  train loss %.4f  acc %.2f%%  |  ",
                           static_cast<long long>(m.epoch), static_cast<long long>(epochs), m.train_loss,
                           100 * m.train_accuracy);
-    if (!std::isnan(m.test_accuracy))
+    if (!std::isnan(m.test_mean_iou))
+        n += std::snprintf(buf + n, sizeof buf - static_cast<size_t>(n),
+                           "test loss %.4f  acc %.2f%%  mIoU %.2f%%%s  |  ", m.test_loss,
+                           100 * m.test_accuracy, 100 * m.test_mean_iou, m.best ? " (best)" : "");
+    else if (!std::isnan(m.test_accuracy))
         n += std::snprintf(buf + n, sizeof buf - static_cast<size_t>(n), "test loss %.4f  acc %.2f%%%s  |  ",
                            m.test_loss, 100 * m.test_accuracy, m.best ? " (best)" : "");
     std::snprintf(buf + n, sizeof buf - static_cast<size_t>(n), "%.0f img/s  %s  lr %.2g",
                   m.images_per_second, duration_text(m.seconds).c_str(), m.learning_rate);
     return buf;
+}
+
+std::vector<double> class_iou(const std::vector<std::vector<int64_t>>& confusion) {
+    const size_t K = confusion.size();
+    std::vector<double> iou(K, std::nan(""));
+    for (size_t k = 0; k < K; ++k) {
+        int64_t truth = 0, predicted = 0;
+        for (size_t j = 0; j < K; ++j) {
+            truth += confusion[k][j];
+            predicted += confusion[j][k];
+        }
+        const int64_t both = confusion[k][k], either = truth + predicted - both;
+        if (either > 0) iou[k] = static_cast<double>(both) / static_cast<double>(either);
+    }
+    return iou;
+}
+
+double mean_present(const std::vector<double>& values) {
+    double sum = 0;
+    int64_t count = 0;
+    for (double v : values)
+        if (!std::isnan(v)) {
+            sum += v;
+            ++count;
+        }
+    return count ? sum / static_cast<double>(count) : std::nan("");
 }
 
 }  // namespace lenz

@@ -37,7 +37,8 @@ ScheduleKind parse_schedule(const std::string& name) {
     if (name == "cosine") return ScheduleKind::cosine;
     if (name == "step") return ScheduleKind::step;
     if (name == "constant") return ScheduleKind::constant;
-    throw ParseError("unknown schedule '" + name + "' (expected cosine, step or constant)");
+    if (name == "poly") return ScheduleKind::poly;
+    throw ParseError("unknown schedule '" + name + "' (expected cosine, step, constant or poly)");
 }
 
 Optimizer::Optimizer(Model& model, const OptimizerConfig& config) : config_(config) {
@@ -68,10 +69,12 @@ std::vector<ExtraTensor> optimizer_tensors(Optimizer& optimizer, Model& model) {
     std::vector<ExtraTensor> tensors;
     for (Optimizer::State& st : optimizer.state()) {
         // "<param>.m" has its parameter's shape.
-        auto it = std::find_if(params.begin(), params.end(),
-                               [&](const Model::NamedParam& p) { return st.name.rfind(p.name + ".", 0) == 0; });
+        auto it = std::find_if(params.begin(), params.end(), [&](const Model::NamedParam& p) {
+            return st.name.rfind(p.name + ".", 0) == 0;
+        });
         tensors.push_back({"optimizer." + st.name,
-                           it != params.end() ? it->ref.dims : std::vector<int64_t>{st.value->size()}, st.value});
+                           it != params.end() ? it->ref.dims : std::vector<int64_t>{st.value->size()},
+                           st.value});
     }
     return tensors;
 }
@@ -154,6 +157,11 @@ double learning_rate_at(const ScheduleConfig& c, int64_t step, int64_t steps_per
             const double t = std::min(1.0, (static_cast<double>(step) - warmup_steps) / span);
             const double floor = c.base_lr * c.final_fraction;
             return floor + (c.base_lr - floor) * 0.5 * (1.0 + std::cos(3.141592653589793 * t));
+        }
+        case ScheduleKind::poly: {  // DeepLab's "poly" policy, power 0.9, from the end of warm-up
+            const double span = std::max(1.0, static_cast<double>(total_steps) - warmup_steps);
+            const double t = std::min(1.0, (static_cast<double>(step) - warmup_steps) / span);
+            return c.base_lr * std::pow(1.0 - t, 0.9);
         }
     }
     return c.base_lr;

@@ -1,5 +1,7 @@
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <nlohmann/json.hpp>
 
@@ -47,7 +49,8 @@ const std::vector<TrainOption>& train_options() {
              "adam (default), adamw, sgd, momentum or nesterov"),
         real("--momentum", 0.9, 0, 1, "momentum for momentum/nesterov (default 0.9)"),
         real("--weight-decay", 0.0, 0, 1, "L2 (sgd, adam) or decoupled (adamw) weight decay (default 0)"),
-        text("--schedule", "cosine", {"cosine", "step", "constant"}, "cosine (default), step or constant"),
+        text("--schedule", "cosine", {"cosine", "step", "constant", "poly"},
+             "cosine (default), step, constant or poly ((1 - t)^0.9, as segmentation papers use)"),
         real("--warmup", 0.5, 0, 1000, "epochs of linear warm-up (default 0.5)"),
         whole("--step-every", 10, 1, 100000, "step schedule: epochs between decays (default 10)"),
         real("--gamma", 0.1, 0, 1, "step schedule: factor per decay (default 0.1)"),
@@ -62,6 +65,12 @@ const std::vector<TrainOption>& train_options() {
         real("--label-smoothing", 0.0, 0, 0.5,
              "train towards (1 - E) on the label and E spread over all classes (off by default; 0.1 is "
              "usual); the test loss stays the plain cross-entropy"),
+        text("--loss", "ce", {"ce", "dice", "ce+dice"},
+             "ce (cross-entropy, the default), or for segmentation dice or ce+dice (soft Dice, alone or "
+             "added)"),
+        text("--class-weights", "", {},
+             "the cross-entropy's weight of each class, comma-separated (0.5,1,2; default: all 1), as "
+             "PyTorch's weight="),
         real("--val-split", 0.0, 0, 0.9, "image folders without test/: fraction held out for testing"),
         whole("--limit-train", 0, 0, 1 << 30,
               "use only N training images: a seeded random sample that keeps every class in proportion, at "
@@ -81,6 +90,27 @@ const TrainOption& train_option(const std::string& name) {
 }
 
 namespace {
+
+// "0.5,1,2": each a finite number of at least 0, and not all 0.
+std::vector<float> parse_class_weights(const std::string& text) {
+    std::vector<float> weights;
+    if (text.empty()) return weights;
+    size_t start = 0;
+    bool any = false;
+    while (start <= text.size()) {
+        const size_t comma = std::min(text.find(',', start), text.size());
+        const std::string item = text.substr(start, comma - start);
+        char* end = nullptr;
+        const double v = std::strtod(item.c_str(), &end);
+        if (item.empty() || end != item.c_str() + item.size() || !std::isfinite(v) || v < 0)
+            throw Error("--class-weights: '" + item + "' is not a weight (a number of at least 0)");
+        weights.push_back(static_cast<float>(v));
+        any = any || v > 0;
+        start = comma + 1;
+    }
+    if (!any) throw Error("--class-weights: every weight is 0");
+    return weights;
+}
 
 std::string number_text(double v) {
     char buf[32];
@@ -239,7 +269,9 @@ TrainConfig train_config(const TrainOptionValues& values) {
     c.augment.crop_padding = integer("--augment-crop");
     c.augment.horizontal_flip = std::get<bool>(option_value(values, "--augment-flip"));
     c.augment.erase_probability = real("--augment-erase");
-    c.label_smoothing = real("--label-smoothing");
+    c.loss.kind = parse_loss(text("--loss"));
+    c.loss.label_smoothing = static_cast<float>(real("--label-smoothing"));
+    c.loss.class_weights = parse_class_weights(text("--class-weights"));
     return c;
 }
 

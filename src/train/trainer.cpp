@@ -199,6 +199,7 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
     const auto share_of = [&](int64_t n, int rank) { return n * rank / ranks.size(); };
     TrainingStep step_runner(model, share_of(batch, ranks.rank() + 1) - share_of(batch, ranks.rank()),
                              config.precision);
+    step_runner.set_loss(config.loss);
     // Gradients are summed across the ranks while backward runs (all-reduce in buckets).
     GradientSync gradient_sync(model, ranks);
     step_runner.set_backward_progress([&](int64_t layer) { gradient_sync.backward_reached(layer); });
@@ -220,7 +221,8 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
     int64_t step = 0;         // optimizer steps taken, over all epochs
     int64_t first_batch = 0;  // where the first epoch run here starts (non-zero after a mid-epoch stop)
     nlohmann::json partial;   // a mid-epoch checkpoint's running sums for its epoch
-    double best_accuracy = -1;
+    // The best checkpoint's figure: the test accuracy, or for segmentation the mean IoU.
+    double best_score = -1;
     if (config.resume) {
         const std::optional<CheckpointFile> found = read_run_checkpoint(model_path);
         if (!found) throw IoError(model_path + ": nothing to resume (no checkpoint there)");
@@ -257,7 +259,7 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
         first_batch = step - loaded.info.epoch * steps_per_epoch;
         try {
             const nlohmann::json metrics = nlohmann::json::parse(loaded.info.metrics_json);
-            best_accuracy = metrics.value("best_test_accuracy", -1.0);
+            best_score = metrics.value("best_score", metrics.value("best_test_accuracy", -1.0));
             if (first_batch > 0 && metrics.contains("partial")) partial = metrics["partial"];
         } catch (const nlohmann::json::exception&) {
         }
@@ -273,7 +275,8 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
                                    {"threads", threads()},
                                    {"data", data.description},
                                    {"dtype", precision_name(config.precision)},
-                                   {"label_smoothing", config.label_smoothing}};
+                                   {"label_smoothing", config.loss.label_smoothing},
+                                   {"loss", loss_name(config.loss.kind)}};
     if (ranks.distributed()) run_settings["ranks"] = ranks.size();
     if (config.sync_batchnorm) run_settings["sync_batchnorm"] = true;
     if (model.frozen_layers() > 0) run_settings["frozen_layers"] = model.frozen_layers();
@@ -288,7 +291,10 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
 
     const int64_t image = train_set.image_elements();
     std::vector<float> input(static_cast<size_t>(batch * image));
-    std::vector<int32_t> labels(static_cast<size_t>(batch));
+    const bool segmentation = train_set.segmentation();
+    std::vector<int32_t> labels(segmentation ? 0 : static_cast<size_t>(batch));
+    std::vector<uint8_t> masks(segmentation ? static_cast<size_t>(batch * train_set.height * train_set.width)
+                                            : 0);
     std::vector<EpochMetrics> history;
     SigintCatcher sigint(config.catch_sigint);
 
@@ -300,13 +306,14 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
         for (int64_t i = n_train - 1; i > 0; --i)
             std::swap(order[static_cast<size_t>(i)], order[shuffle.below(static_cast<uint64_t>(i + 1))]);
         double loss_sum = 0, lr = 0;
-        int64_t correct = 0, seen = 0;
+        int64_t correct = 0, counted = 0, seen = 0;  // counted: images, or pixels not ignored
         const int64_t start_batch = epoch == first_epoch ? first_batch : 0;
         if (start_batch > 0 &&
             partial.is_object()) {  // the sums up to the stop, so the epoch's metrics match too
             loss_sum = partial.value("loss_sum", 0.0);
             correct = partial.value("correct", int64_t{0});
             seen = partial.value("seen", int64_t{0});
+            counted = partial.value("counted", seen);
             lr = partial.value("learning_rate", 0.0);
         }
         const int64_t seen_before = seen;
@@ -322,8 +329,10 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
                 const int64_t index = order[static_cast<size_t>(b * batch + first + i)];
                 Rng aug_rng = Rng::derive(aug_seed, 0x1A6, static_cast<uint64_t>(first + i));
                 load_example(train_set, index, info.normalization, config.augment, aug_rng,
-                             input.data() + i * image);
-                labels[static_cast<size_t>(i)] = train_set.labels[static_cast<size_t>(index)];
+                             input.data() + i * image,
+                             segmentation ? masks.data() + i * train_set.height * train_set.width : nullptr);
+                if (!segmentation)
+                    labels[static_cast<size_t>(i)] = train_set.labels[static_cast<size_t>(index)];
             }
             // Dropout draws its masks per rank, so that ranks do not repeat each other's.
             uint64_t step_seed = Rng::derive(config.seed, 0xD0, step).next();
@@ -333,8 +342,10 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
             step_runner.set_share(static_cast<double>(mine) / static_cast<double>(this_batch));
             TrainingStep::Result r;
             if (mine > 0) {
-                r = step_runner.run(input.data(), labels.data(), mine, step_seed,
-                                    static_cast<float>(config.label_smoothing));
+                r = step_runner.run(
+                    input.data(),
+                    Targets{segmentation ? nullptr : labels.data(), segmentation ? masks.data() : nullptr},
+                    mine, step_seed);
             } else {  // fewer images left than ranks: this one adds nothing to the sums
                 if (model.gradient_floats() > 0)
                     std::memset(model.gradient_store(), 0,
@@ -342,10 +353,12 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
             }
             gradient_sync.finish();
             // The step's loss and hits over the whole batch.
-            double step_sums[2] = {r.loss_sum, static_cast<double>(r.correct)};
-            ranks.sum(step_sums, 2);
+            double step_sums[3] = {r.loss_sum, static_cast<double>(r.correct),
+                                   static_cast<double>(r.counted)};
+            ranks.sum(step_sums, 3);
             r.loss_sum = step_sums[0];
             r.correct = std::llround(step_sums[1]);
+            r.counted = std::llround(step_sums[2]);
             if (!std::isfinite(r.loss_sum))
                 throw Error(
                     "the loss became " + std::string(std::isnan(r.loss_sum) ? "NaN" : "infinite") +
@@ -356,6 +369,7 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
             optimizer.step(lr);
             loss_sum += r.loss_sum;
             correct += r.correct;
+            counted += r.counted;
             seen += this_batch;
             const double elapsed = seconds_since(start);
             const double ips = static_cast<double>(seen - seen_before) / std::max(elapsed, 1e-9);
@@ -366,7 +380,7 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
                 steps_per_epoch,
                 step + 1,
                 loss_sum / static_cast<double>(seen),
-                static_cast<double>(correct) / static_cast<double>(seen),
+                static_cast<double>(correct) / static_cast<double>(std::max<int64_t>(counted, 1)),
                 ips,
                 static_cast<double>(total_steps - step - 1) * static_cast<double>(batch) / ips};
             // Progress is shown by rank 0 alone. A wish to stop (its caller's, or a signal to any
@@ -380,12 +394,9 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
                 // running sums let the resumed epoch report the same metrics.
                 nlohmann::json mj = nlohmann::json::parse(info.metrics_json, nullptr, false);
                 if (!mj.is_object()) mj = nlohmann::json::object();
-                mj["best_test_accuracy"] = best_accuracy;
-                mj["partial"] = {{"epoch", epoch},
-                                 {"loss_sum", loss_sum},
-                                 {"correct", correct},
-                                 {"seen", seen},
-                                 {"learning_rate", lr}};
+                mj["best_score"] = best_score;
+                mj["partial"] = {{"epoch", epoch},     {"loss_sum", loss_sum}, {"correct", correct},
+                                 {"counted", counted}, {"seen", seen},         {"learning_rate", lr}};
                 CheckpointInfo stop_info = info;
                 stop_info.epoch = epoch - 1;
                 stop_info.step = optimizer.steps_taken();
@@ -403,7 +414,7 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
         EpochMetrics m;
         m.epoch = epoch;
         m.train_loss = loss_sum / std::max<int64_t>(seen, 1);
-        m.train_accuracy = static_cast<double>(correct) / std::max<int64_t>(seen, 1);
+        m.train_accuracy = static_cast<double>(correct) / static_cast<double>(std::max<int64_t>(counted, 1));
         m.learning_rate = lr;
         m.seconds = train_seconds;
         // Only the images trained here: a resumed epoch's earlier part ran in another process.
@@ -412,15 +423,17 @@ std::vector<EpochMetrics> train(Model& model, const DataSplit& data, const Train
         // writes and every rank evaluates with.
         if (ranks.distributed()) average_state(model, ranks);
         EvalResult test;
-        test.loss = test.accuracy = std::numeric_limits<double>::quiet_NaN();
+        test.loss = test.accuracy = test.mean_iou = std::numeric_limits<double>::quiet_NaN();
         if (has_test) test = evaluate(model, test_set, info.normalization, 256, config.precision);
         m.test_loss = test.loss;
         m.test_accuracy = test.accuracy;
-        m.best = m.test_accuracy > best_accuracy;
-        if (m.best) best_accuracy = m.test_accuracy;
+        m.test_mean_iou = test.mean_iou;
+        const double score = segmentation ? m.test_mean_iou : m.test_accuracy;
+        m.best = score > best_score;
+        if (m.best) best_score = score;
         history.push_back(m);
         nlohmann::ordered_json mj = metrics_json(m);
-        mj["best_test_accuracy"] = best_accuracy;
+        mj["best_score"] = best_score;
         info.epoch = epoch;
         info.step = optimizer.steps_taken();
         info.metrics_json = mj.dump();

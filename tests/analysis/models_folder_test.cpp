@@ -16,7 +16,7 @@ TEST(ModelsFolder, EveryModelParsesPlansAndCostsWhatTheReadmeSays) {
     const std::map<std::string, std::pair<int64_t, int64_t>> stated{
         {"seed", {903'400, 1'399'500'000}},        {"fashion", {421'642, 4'241'152}},
         {"fashion-mobile", {124'122, -1}},         {"fashion-resnet", {908'074, 26'407'936}},
-        {"resnet18", {11'689'512, 1'816'557'056}},
+        {"resnet18", {11'689'512, 1'816'557'056}}, {"unet", {117'412, 101'023'744}},
     };
     int checked = 0, files = 0;
     for (const auto& entry : std::filesystem::directory_iterator(LENZ_SOURCE_DIR "/models")) {
@@ -37,7 +37,7 @@ TEST(ModelsFolder, EveryModelParsesPlansAndCostsWhatTheReadmeSays) {
         }
     }
     EXPECT_EQ(checked, static_cast<int>(stated.size()));
-    EXPECT_GE(files, 7);
+    EXPECT_GE(files, 8);
 }
 
 }  // namespace

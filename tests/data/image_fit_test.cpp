@@ -98,5 +98,39 @@ TEST(ImageFit, InvalidShapesAreShapeErrors) {
     EXPECT_THROW(fit_image(numbered(2, 2, 4), 2, 2, 3), ShapeError);
 }
 
+// A wide image keeps its aspect: 2x4 into 4x4 is itself, one row of fill above and below; 3x6
+// shrinks to 2x4 the way fit_image shrinks it; a tall one is padded left and right.
+TEST(ImageFit, LetterboxKeepsTheAspectAndFillsTheRest) {
+    Image wide{2, 4, 1, {1, 2, 3, 4, 5, 6, 7, 8}};
+    const Letterboxed a = letterbox_image(wide, 4, 4, 1, {9});
+    EXPECT_EQ(a.top, 1);
+    EXPECT_EQ(a.left, 0);
+    EXPECT_EQ(a.height, 2);
+    EXPECT_EQ(a.width, 4);
+    EXPECT_EQ(a.image.pixels, (std::vector<uint8_t>{9, 9, 9, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 9}));
+    Image bigger{3, 6, 3, std::vector<uint8_t>(54)};
+    for (size_t i = 0; i < bigger.pixels.size(); ++i) bigger.pixels[i] = static_cast<uint8_t>(i * 4);
+    const Letterboxed b = letterbox_image(bigger, 4, 4, 3, {1, 2, 3});
+    EXPECT_EQ(b.height, 2);
+    EXPECT_EQ(b.width, 4);
+    const Image inner = fit_image(bigger, 2, 4, 3);  // the same aspect: fit_image crops nothing
+    for (int64_t y = 0; y < 4; ++y)
+        for (int64_t x = 0; x < 4; ++x)
+            for (int64_t c = 0; c < 3; ++c) {
+                const uint8_t got = b.image.pixels[static_cast<size_t>((y * 4 + x) * 3 + c)];
+                if (y >= 1 && y < 3)
+                    EXPECT_EQ(got, inner.pixels[static_cast<size_t>(((y - 1) * 4 + x) * 3 + c)]);
+                else
+                    EXPECT_EQ(got, c + 1);
+            }
+    const Letterboxed tall = letterbox_image(Image{4, 2, 1, std::vector<uint8_t>(8, 50)}, 4, 8, 3, {0, 0, 0});
+    EXPECT_EQ(tall.image.channels, 3);
+    EXPECT_EQ(tall.left, 3);
+    EXPECT_EQ(tall.width, 2);
+    EXPECT_EQ(tall.image.pixels[static_cast<size_t>((0 * 8 + 3) * 3)], 50);
+    EXPECT_EQ(tall.image.pixels[static_cast<size_t>((0 * 8 + 2) * 3)], 0);
+    EXPECT_THROW(letterbox_image(wide, 4, 4, 1, {1, 2}), ShapeError);
+}
+
 }  // namespace
 }  // namespace lenz

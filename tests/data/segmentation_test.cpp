@@ -5,11 +5,13 @@
 #include <png.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "cli/run_lenz.h"
+#include "lenz/checkpoint.h"
 #include "lenz/data.h"
 #include "lenz/error.h"
 #include "lenz/evaluate.h"
@@ -272,18 +274,19 @@ TEST(SegmentationFolder, PascalVocsOwnLayout) {
         std::string::npos);
 }
 
-TEST(SegmentationFolder, TrainingOnMasksIsRefusedUntilThePerPixelLossLands) {
+TEST(SegmentationFolder, MasksFitAModelThatEndsInAMapOfTheirSize) {
     TempDir dir;
     make_folder(dir);
-    const Model model = parse_model("input 4x4x3\nconv 3 3x3 padding=same\n", "segmentation.lenz");
     const DataSplit split = load_dataset(dir.path().string(), fixed(4, 4));
-    EXPECT_NE(message_of([&] {
-                  check_data_fits(model, split.train, "training");
-              }).find("the training set has a mask per image (a segmentation set)"),
-              std::string::npos);
+    const Model segmenter = parse_model("input 4x4x3\nconv 3 3x3 padding=same\n", "segmentation.lenz");
+    EXPECT_NO_THROW(check_data_fits(segmenter, split.train, "training"));
+    const Model classifier = parse_model("input 4x4x3\nflatten\ndense 3\n", "classifier.lenz");
+    EXPECT_EQ(message_of([&] { check_data_fits(classifier, split.train, "training"); }),
+              "the training set has a mask per image (4x4) but the model's output is 1x1x3: a segmentation "
+              "model ends in a map at its input's size with a channel per class");
 }
 
-TEST(SegmentationCli, SampleWritesTheImageAndItsMaskAndTrainSaysWhatIsMissing) {
+TEST(SegmentationCli, SampleWritesTheImageAndItsMaskAndTrainAndEvalRunOnIt) {
     TempDir dir;
     make_folder(dir);
     const std::string out = dir.file("sample.png");
@@ -299,10 +302,59 @@ TEST(SegmentationCli, SampleWritesTheImageAndItsMaskAndTrainSaysWhatIsMissing) {
     EXPECT_EQ(read_image(out).height, 4);
     const std::string model = "input 4x4x3\nconv 3 3x3 padding=same\n";
     testing::write_file(dir.file("m.lenz"), {model.begin(), model.end()});
-    const testing::CommandResult train = testing::run_lenz("train " + dir.file("m.lenz") + " --data " +
-                                                           dir.path().string() + " --out " + dir.file("run"));
-    EXPECT_EQ(train.status, 1) << train.out;
-    EXPECT_NE(train.out.find("a segmentation set"), std::string::npos) << train.out;
+    const testing::CommandResult train =
+        testing::run_lenz("train " + dir.file("m.lenz") + " --data " + dir.path().string() +
+                          " --epochs 2 --out " + dir.file("run"));
+    ASSERT_EQ(train.status, 0) << train.out;
+    EXPECT_NE(train.out.find("segmentation: a class for every pixel of 4x4 masks, loss ce"),
+              std::string::npos)
+        << train.out;
+    EXPECT_NE(train.out.find("mIoU"), std::string::npos) << train.out;
+    EXPECT_TRUE(std::filesystem::exists(dir.file("run") + "/report.html"));
+    const testing::CommandResult eval = testing::run_lenz(
+        "eval " + dir.file("run") + "/model.safetensors --data " + dir.path().string() + " --json");
+    ASSERT_EQ(eval.status, 0) << eval.out;
+    for (const char* key : {"\"pixel_accuracy\"", "\"mean_iou\"", "\"per_class_iou\"", "\"pixels\""})
+        EXPECT_NE(eval.out.find(key), std::string::npos) << key << eval.out;
+    // lenz segment: masks at each image's own size (a wide one too), overlays, and a bad image
+    // reported while the others go on.
+    write_rgb(dir.file("wide.png"), 6, 10);
+    testing::write_file(dir.file("broken.png"), {'n', 'o'});
+    const testing::CommandResult seg =
+        testing::run_lenz("segment " + dir.file("run") + "/model.safetensors " + dir.file("wide.png") + " " +
+                          dir.file("broken.png") + " " + dir.path().string() + "/images/train/a.png --out " +
+                          dir.file("masks-out") + " --json");
+    EXPECT_EQ(seg.status, 1) << seg.out;
+    EXPECT_NE(seg.out.find("lenz: error: " + dir.file("broken.png")), std::string::npos) << seg.out;
+    const Image wide_mask = read_mask(dir.file("masks-out") + "/wide.mask.png");
+    EXPECT_EQ(wide_mask.height, 6);
+    EXPECT_EQ(wide_mask.width, 10);
+    for (uint8_t v : wide_mask.pixels) EXPECT_LT(v, 3);
+    const Image overlay = read_image(dir.file("masks-out") + "/wide.overlay.png");
+    EXPECT_EQ(overlay.width, std::max<int64_t>(10, overlay.width));
+    EXPECT_GT(overlay.height, 6);  // the legend below
+    EXPECT_EQ(read_mask(dir.file("masks-out") + "/a.mask.png").height, 4);
+    EXPECT_NE(seg.out.find("\"fraction\""), std::string::npos) << seg.out;
+    Model classifier_model = parse_model("input 4x4x3\nflatten\ndense 3\n", "c.lenz");
+    classifier_model.init_params(1);
+    CheckpointInfo info;
+    info.normalization.mean = {0.5f, 0.5f, 0.5f};
+    info.normalization.stddev = {0.25f, 0.25f, 0.25f};
+    write_checkpoint(dir.file("c.safetensors"), classifier_model, info);
+    const testing::CommandResult classifier =
+        testing::run_lenz("segment " + dir.file("c.safetensors") + " " + dir.file("wide.png") + " --out " +
+                          dir.file("masks-out"));
+    EXPECT_EQ(classifier.status, 1) << classifier.out;
+    EXPECT_NE(classifier.out.find("the model's output is 1x1x3, not a map of its input's 4x4"),
+              std::string::npos)
+        << classifier.out;
+    write_rgb(dir.file("a.png"), 4, 4);
+    const testing::CommandResult twins =
+        testing::run_lenz("segment " + dir.file("run") + "/model.safetensors " + dir.path().string() +
+                          "/images/train/a.png " + dir.file("a.png"));
+    EXPECT_EQ(twins.status, 2) << twins.out;
+    EXPECT_NE(twins.out.find("are both named a: their masks would overwrite each other"), std::string::npos)
+        << twins.out;
 }
 
 }  // namespace

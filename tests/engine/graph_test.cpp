@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/parameter_gradients.h"
 #include "engine/schedule.h"
 #include "engine/value_graph.h"
 #include "lenz/buffer.h"
@@ -178,37 +179,8 @@ void expect_parameter_gradients_match(const std::string& text) {
     const Buffer x = random_input(m, N, 5);
     std::vector<int32_t> labels{0, 2, 1};
     TrainingStep step(m, N);
-    auto loss = [&] { return step.run(x.data(), labels.data(), N, 1).loss_sum / N; };
-    loss();
-    std::vector<std::vector<float>> analytic;
-    for (Model::NamedParam& p : m.named_params())
-        if (p.ref.trainable)
-            analytic.emplace_back(p.ref.grad->data(), p.ref.grad->data() + p.ref.grad->size());
-    int checked = 0, total = 0;
-    size_t k = 0;
-    for (Model::NamedParam& p : m.named_params()) {
-        if (!p.ref.trainable) continue;  // batch norm's running statistics
-        Buffer& value = *p.ref.value;
-        // At most about 16 entries of each tensor, spread over it: every layer is covered, fast.
-        const int64_t stride = std::max<int64_t>(1, value.size() / 16);
-        for (int64_t i = 0; i < value.size(); i += stride, ++total) {
-            const float saved = value[i];
-            auto at = [&](double delta) {
-                value[i] = static_cast<float>(saved + delta);
-                const double l = loss();
-                value[i] = saved;
-                return l;
-            };
-            const double h = 3e-3;
-            const double big = (at(h) - at(-h)) / (2 * h), small = (at(h / 4) - at(-h / 4)) / (h / 2);
-            if (std::abs(big - small) > 0.02 * (std::abs(small) + 1e-2)) continue;
-            ++checked;
-            ASSERT_NEAR(small, analytic[k][static_cast<size_t>(i)], 0.03 * std::abs(small) + 2e-4)
-                << p.name << "[" << i << "]";
-        }
-        ++k;
-    }
-    EXPECT_GT(checked, total * 9 / 10);
+    testing::expect_parameter_gradients_match(
+        m, [&] { return step.run(x.data(), labels.data(), N, 1).loss_sum / N; });
 }
 
 TEST(Graph, ResidualGradientsMatchFiniteDifferences) {

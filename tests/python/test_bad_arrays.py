@@ -88,9 +88,13 @@ def test_pytorch_order_is_named():
 
 
 def test_a_map_output_is_not_classes():
+    # A map smaller than the input is neither classes nor a segmentation of the image.
+    strided = lenz.Model.from_text("input 8x8x1\nconv 5 3x3 stride=2 padding=same\n")
+    with pytest.raises(lenz.Error, match=r"predict: the model's output is a 4x4x5 map"):
+        strided.predict(np.zeros((1, 8, 8, 1), np.uint8))
+    # One at the input's size segments: labels per image do not fit it.
     fcn = lenz.Model.from_text("input 8x8x1\nconv 5 3x3 padding=same\n")
-    with pytest.raises(lenz.Error, match=r"predict: the model's output is a 8x8x5 map"):
-        fcn.predict(np.zeros((1, 8, 8, 1), np.uint8))
+    assert fcn.predict(np.zeros((1, 8, 8, 1), np.uint8)).shape == (1, 8, 8, 5)
     with pytest.raises(lenz.Error, match="8x8x5 map"):
         fcn.evaluate(np.zeros((1, 8, 8, 1), np.uint8), np.zeros(1, np.int64))
 

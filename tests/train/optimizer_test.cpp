@@ -156,54 +156,5 @@ TEST(Schedule, Step) {
     EXPECT_DOUBLE_EQ(learning_rate_at(c, 45, 10, 100), 0.25);
 }
 
-TEST(Loss, SoftmaxCrossEntropyIsStableAndItsGradientIsProbMinusOneHot) {
-    const float logits[] = {1000, 1000, 0, -5, 0, 5};
-    const int32_t labels[] = {0, 2};
-    float d[6];
-    int64_t correct = 0;
-    const double loss = softmax_cross_entropy(logits, labels, 2, 3, d, &correct);
-    const double p2 = std::exp(5.0) / (std::exp(-5.0) + 1 + std::exp(5.0));
-    EXPECT_NEAR(loss, std::log(2.0) - std::log(p2), 1e-6);  // exp and sums in float
-    EXPECT_NEAR(d[0], (0.5 - 1) / 2, 1e-7);
-    EXPECT_NEAR(d[1], 0.5 / 2, 1e-7);
-    EXPECT_NEAR(d[5], (p2 - 1) / 2, 1e-7);
-    EXPECT_EQ(correct, 2);  // the first row ties; argmax takes the first
-}
-
-// With label smoothing e the targets are q = (1 - e) onehot + e / K: the loss is -Σ q log p (what
-// PyTorch's CrossEntropyLoss(label_smoothing=e) computes, here by hand in double precision) and
-// its gradient, checked by finite differences of that loss, is (p - q) / N.
-TEST(Loss, LabelSmoothingAimsAtTheSmoothedTargets) {
-    const float logits[] = {2.0f, -1.0f, 0.5f, 0.25f, 3.0f, -2.0f, 1.0f, 0.0f};
-    const int32_t labels[] = {0, 1};  // the first row's largest logit is its label, the second's is not
-    const float e = 0.1f;
-    auto smoothed_loss = [&](const float* z) {
-        double total = 0;
-        for (int n = 0; n < 2; ++n) {
-            double sum = 0;
-            for (int k = 0; k < 4; ++k) sum += std::exp(double(z[n * 4 + k]));
-            for (int k = 0; k < 4; ++k) {
-                const double q = (k == labels[n] ? 1 - e : 0.0) + e / 4.0;
-                total -= q * (z[n * 4 + k] - std::log(sum));
-            }
-        }
-        return total;
-    };
-    float d[8];
-    int64_t correct = 0;
-    const double loss = softmax_cross_entropy(logits, labels, 2, 4, d, &correct, {}, e);
-    EXPECT_NEAR(loss, smoothed_loss(logits), 1e-5);
-    for (int i = 0; i < 8; ++i) {
-        float plus[8], minus[8];
-        std::copy(logits, logits + 8, plus);
-        std::copy(logits, logits + 8, minus);
-        plus[i] += 1e-3f;
-        minus[i] -= 1e-3f;
-        const double numeric = (smoothed_loss(plus) - smoothed_loss(minus)) / 2e-3 / 2;  // mean over N = 2
-        EXPECT_NEAR(d[i], numeric, 1e-4) << i;
-    }
-    EXPECT_EQ(correct, 1);
-}
-
 }  // namespace
 }  // namespace lenz
