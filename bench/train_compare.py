@@ -1,11 +1,15 @@
 #!/usr/bin/python3
 """Training steps of torchvision's CNNs: Lenz against PyTorch, alternating fresh processes.
 
-    /usr/bin/python3 bench/train_compare.py [--networks resnet18,resnet50,mobilenet_v2,efficientnet_b0]
+    /usr/bin/python3 bench/train_compare.py [--networks resnet18,resnet50,mobilenet_v2,efficientnet_b0,unet]
         [--repeats 3] [--batch 32] [--dtypes float32,bf16] [--steps 10] [--threads 2]
         [--lenz build/lenz] [--models out/train_compare] [--out FILE] [--timeout 1800]
 
-Each network is torchvision's own module (weights=None, seed 0) at 224x224 with 1000 classes,
+`unet` is models/unet.lenz (issue 31's U-Net, 64x64 RGB, 4 classes), which Lenz reads as it is and
+PyTorch builds layer for layer (UNet below, the same 117,412 parameters), trained per pixel with
+cross-entropy on random masks; run it with --batch 8 --networks unet.
+
+Each other network is torchvision's own module (weights=None, seed 0) at 224x224 with 1000 classes,
 trained on random images and labels with SGD (momentum 0.9, lr 0.01), one step being forward,
 cross-entropy, backward and the update. For each network, each repetition, each precision: one
 `lenz --threads T bench NET.onnx --train --batch B --batches S --dtype D --json` process, then one
@@ -42,7 +46,9 @@ sys.path.insert(0, HERE)
 from runs import ROOT, RunFailed, fmt_mb, run_one, write_report  # noqa: E402
 from pytorch_workloads import proc_status_bytes, reset_peak_rss  # noqa: E402
 
-NETWORKS = ["resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0"]
+NETWORKS = ["resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0", "unet"]
+DEFAULT_NETWORKS = NETWORKS[:4]
+UNET_FILE = os.path.join(os.path.dirname(HERE), "models", "unet.lenz")
 SIZE = 224
 WARMUP = 2  # lenz bench MODEL --train's warm-up steps
 
@@ -66,6 +72,33 @@ def export(name, path):
     os.replace(tmp, path)
 
 
+def unet_module():
+    """models/unet.lenz in PyTorch: conv-batchnorm-relu pairs, max pools, 2x2 transposed convolutions."""
+    import torch
+    from torch import nn
+
+    def pair(cin, cout):
+        return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+                             nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+    class UNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc1, self.enc2, self.bottom = pair(3, 16), pair(16, 32), pair(32, 64)
+            self.up2, self.dec2 = nn.ConvTranspose2d(64, 32, 2, stride=2), pair(64, 32)
+            self.up1, self.dec1 = nn.ConvTranspose2d(32, 16, 2, stride=2), pair(32, 16)
+            self.head = nn.Conv2d(16, 4, 1)
+
+        def forward(self, x):
+            e1 = self.enc1(x)
+            e2 = self.enc2(nn.functional.max_pool2d(e1, 2))
+            b = self.bottom(nn.functional.max_pool2d(e2, 2))
+            d2 = self.dec2(torch.cat([self.up2(b), e2], 1))
+            return self.head(self.dec1(torch.cat([self.up1(d2), e1], 1)))
+
+    return UNet()
+
+
 def worker(a):
     """PyTorch's side: one JSON line with the keys of `lenz bench MODEL --train --json`."""
     import torch
@@ -79,12 +112,17 @@ def worker(a):
     rss, anon, file_ = (proc_status_bytes(k) for k in ("VmRSS:", "RssAnon:", "RssFile:"))
 
     torch.manual_seed(0)
-    model = torchvision.models.get_model(a.worker, weights=None)
+    unet = a.worker == "unet"
+    model = unet_module() if unet else torchvision.models.get_model(a.worker, weights=None)
+    if unet:
+        assert sum(p.numel() for p in model.parameters()) == 117412, "UNet differs from models/unet.lenz"
     model.train()
     model = model.to(memory_format=torch.channels_last)
     gen = torch.Generator().manual_seed(2)
-    x = torch.randn(a.batch, 3, SIZE, SIZE, generator=gen).to(memory_format=torch.channels_last)
-    labels = torch.randint(0, 1000, (a.batch,), generator=gen)
+    size = 64 if unet else SIZE
+    x = torch.randn(a.batch, 3, size, size, generator=gen).to(memory_format=torch.channels_last)
+    labels = torch.randint(0, 4, (a.batch, size, size), generator=gen) if unet else \
+        torch.randint(0, 1000, (a.batch,), generator=gen)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     bf16 = a.dtype == "bf16"
     times = []
@@ -124,7 +162,8 @@ def ms_text(values):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--networks", default=",".join(NETWORKS), help="comma-separated, of " + ",".join(NETWORKS))
+    p.add_argument("--networks", default=",".join(DEFAULT_NETWORKS),
+                   help="comma-separated, of " + ",".join(NETWORKS) + " (default: all but unet)")
     p.add_argument("--repeats", type=int, default=3, help="alternating Lenz/PyTorch repetitions (default 3)")
     p.add_argument("--batch", type=int, default=32, help="images per step (default 32)")
     p.add_argument("--dtypes", default="float32,bf16", help="float32 and/or bf16 (default both)")
@@ -163,7 +202,7 @@ def main():
     me = os.path.abspath(__file__)
     for n in networks:
         path = os.path.join(models, n + ".onnx")
-        if not os.path.exists(path):
+        if n != "unet" and not os.path.exists(path):
             print(f"exporting {n} to {path} ...", file=sys.stderr, flush=True)
             subprocess.run([a.python, me, "--export", n, path], check=True)
 
@@ -173,7 +212,8 @@ def main():
     for n in networks:
         cmds = {}
         for d in dtypes:
-            cmds[("lenz", d)] = [lenz, "--threads", str(a.threads), "bench", os.path.join(models, n + ".onnx"),
+            model_file = UNET_FILE if n == "unet" else os.path.join(models, n + ".onnx")
+            cmds[("lenz", d)] = [lenz, "--threads", str(a.threads), "bench", model_file,
                                  "--train", "--batch", str(a.batch), "--batches", str(a.steps), "--dtype", d, "--json"]
             cmds[("torch", d)] = [a.python, me, "--worker", n, "--dtype", d, "--batch", str(a.batch),
                                   "--steps", str(a.steps), "--threads", str(a.threads)]
@@ -218,7 +258,8 @@ def main():
 
     torch_version = next((x["result"].get("torch") for x in runs if x["engine"] == "torch" and "result" in x), "?")
     print()
-    print(f"Training steps, Lenz vs PyTorch {torch_version}: batch {a.batch}, {SIZE}x{SIZE}, SGD momentum 0.9, "
+    sizes = " and ".join(sorted({"64x64 (unet)" if n == "unet" else f"{SIZE}x{SIZE}" for n in networks}))
+    print(f"Training steps, Lenz vs PyTorch {torch_version}: batch {a.batch}, {sizes}, SGD momentum 0.9, "
           f"{a.threads} thread(s), {a.repeats} alternating repetition(s) of {a.steps} timed steps")
     print()
     print("| network | precision | Lenz step (median) | PyTorch step (median) | Lenz speed / PyTorch's (median ratio, range) "

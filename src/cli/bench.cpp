@@ -113,10 +113,10 @@ nlohmann::json bench_train(const std::string& model_path, int64_t batch, int64_t
                          std::to_string(ranks.size()) + " ranks");
     const int64_t mine = batch / ranks.size();
     Model model = load_with_weights(model_path, 1).model;
-    if (classify) class_count(model, model_path + ": bench --train");
+    if (classify && !segments(model)) class_count(model, model_path + ": bench --train");
     std::vector<TrainingStep::LayerTimes> layer_times;
-    const std::vector<double> times =
-        time_training_steps(model, mine, steps, warmup, precision, optimizer, profile ? &layer_times : nullptr);
+    const std::vector<double> times = time_training_steps(model, mine, steps, warmup, precision, optimizer,
+                                                          profile ? &layer_times : nullptr);
     double total = 0;
     for (double t : times) total += t;
     nlohmann::json r{{"batch", batch},

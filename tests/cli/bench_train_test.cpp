@@ -135,9 +135,18 @@ TEST(BenchTrain, ProfileGivesEachLayersForwardInputAndWeightGradient) {
 
 TEST(BenchTrain, AModelWithoutAClassOutputIsAOneLineError) {
     const TempDir dir;
-    std::ofstream(dir.file("map.lenz")) << "input 8x8x3\nconv 4 3x3 padding=same relu\n";
+    std::ofstream(dir.file("map.lenz")) << "input 8x8x3\nconv 4 3x3 stride=2 padding=same relu\n";
     expect_bench_train_error("bench " + dir.file("map.lenz") + " --train --batch 2 --batches 1", 1,
                              "one score per class");
+}
+
+// A map of the input's size is a segmentation model: it trains per pixel, on synthetic masks.
+TEST(BenchTrain, ASegmentationModelTrainsPerPixel) {
+    const nlohmann::json j =
+        bench_train_json(std::string(LENZ_SOURCE_DIR) + "/models/unet.lenz --train --batch 2 --batches 1");
+    ASSERT_FALSE(j.empty());
+    EXPECT_EQ(j["batch"], 2);
+    EXPECT_GT(j["step_ms_median"].get<double>(), 0.0);
 }
 
 TEST(BenchTrain, BadOptionsAreOneLineErrors) {
