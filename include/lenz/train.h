@@ -28,6 +28,9 @@ struct AugmentConfig {
     // Random erasing (Zhong et al., 2017): with this probability, a rectangle of 2-40 % of the image,
     // of aspect ratio 0.3-3.3, is set to the data set's mean (0 after normalisation). 0: off.
     double erase_probability = 0;
+    // Random scale: each image resampled by a factor log-uniform in [1/max_scale, max_scale], then
+    // cropped (or padded) back to its size at a random place; masks alike. 1: off.
+    double max_scale = 1;
 };
 
 // Where a step leaves the run: what a progress line shows.

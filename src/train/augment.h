@@ -14,8 +14,8 @@ namespace lenz {
 // the data set's mean after normalisation.
 void erase_rectangle(float* image, int64_t C, int64_t H, int64_t W, Rng& rng);
 
-// Fills `out` (C, H, W) with image `index` of `set`, normalised and, as `aug` asks, randomly cropped,
-// flipped and erased; and for a segmentation set `mask_out` (H, W), where not null, with its mask,
+// Fills `out` (C, H, W) with image `index` of `set`, normalised and, as `aug` asks, randomly scaled,
+// cropped, flipped and erased; and for a segmentation set `mask_out` (H, W), where not null, with its mask,
 // cropped and flipped alike (erasing leaves the mask as it is).
 void load_example(const ImageSet& set, int64_t index, const Normalization& norm, const AugmentConfig& aug,
                   Rng& rng, float* out, uint8_t* mask_out = nullptr);

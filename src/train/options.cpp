@@ -58,6 +58,10 @@ const std::vector<TrainOption>& train_options() {
               "seed for weights, shuffling, dropout and augmentation (default 1)"),
         whole("--augment-crop", 0, 0, 64, "random crops after padding this many pixels (off by default)"),
         flag("--augment-flip", "random horizontal flips (off by default)"),
+        real("--augment-scale", 1.0, 1, 4,
+             "random scale: each image resized by a factor between 1/S and S (log-uniform), then cropped or "
+             "padded back to its size at a random place, masks alike (off by default; 2 is usual for "
+             "segmentation)"),
         real(
             "--augment-erase", 0.0, 0, 1,
             "random erasing: the probability that a rectangle of 2-40 % of the image is set to the mean (off "
@@ -269,6 +273,7 @@ TrainConfig train_config(const TrainOptionValues& values) {
     c.augment.crop_padding = integer("--augment-crop");
     c.augment.horizontal_flip = std::get<bool>(option_value(values, "--augment-flip"));
     c.augment.erase_probability = real("--augment-erase");
+    c.augment.max_scale = real("--augment-scale");
     c.loss.kind = parse_loss(text("--loss"));
     c.loss.label_smoothing = static_cast<float>(real("--label-smoothing"));
     c.loss.class_weights = parse_class_weights(text("--class-weights"));

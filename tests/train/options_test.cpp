@@ -33,6 +33,7 @@ TEST(TrainOptions, TheTableDefaultsAreTrainConfigs) {
     EXPECT_EQ(table.augment.crop_padding, plain.augment.crop_padding);
     EXPECT_EQ(table.augment.horizontal_flip, plain.augment.horizontal_flip);
     EXPECT_EQ(table.augment.erase_probability, plain.augment.erase_probability);
+    EXPECT_EQ(table.augment.max_scale, plain.augment.max_scale);
     EXPECT_EQ(table.loss.label_smoothing, plain.loss.label_smoothing);
     EXPECT_EQ(table.loss.kind, plain.loss.kind);
     // The documented defaults of lenz train: Adam at 0.002, half an epoch of warm-up, cosine, 64.

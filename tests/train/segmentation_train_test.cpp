@@ -181,6 +181,51 @@ TEST(Segmentation, MasksMoveWithTheirImages) {
     EXPECT_GT(moved, 100);  // the augmentation really moved pixels
 }
 
+// 4x4 blocks of one colour each, whose class is the colour's: under a random scale (0.5x to 2x),
+// shift and flip, a pixel away from the blocks' edges keeps its block's colour and class together,
+// and the frame around a shrunk image is the mean and ignored.
+TEST(Segmentation, MasksFollowAScaledImage) {
+    ImageSet set;
+    set.height = set.width = 16, set.channels = 1;
+    for (int64_t y = 0; y < 16; ++y)
+        for (int64_t x = 0; x < 16; ++x) {
+            const auto cls = static_cast<uint8_t>((y / 4 + x / 4) % 3);
+            set.pixels.push_back(static_cast<uint8_t>(60 * (cls + 1)));
+            set.masks.push_back(cls);
+        }
+    Normalization norm;
+    norm.mean = {0.0f};
+    norm.stddev = {1.0f};
+    AugmentConfig aug;
+    aug.max_scale = 2;
+    aug.crop_padding = 1;
+    aug.horizontal_flip = true;
+    int64_t agree = 0, scored = 0, padded = 0, shrunk = 0;
+    for (uint64_t seed = 0; seed < 60; ++seed) {
+        Rng rng(seed);
+        float image[256];
+        uint8_t mask[256];
+        load_example(set, 0, norm, aug, rng, image, mask);
+        bool any_padding = false;
+        for (int i = 0; i < 256; ++i) {
+            const long value = std::lround(image[i] * 255.0f);
+            if (mask[i] == kIgnorePixel) {
+                any_padding = true;
+                ++padded;
+                EXPECT_EQ(value, 0) << seed << " " << i;
+                continue;
+            }
+            ++scored;
+            agree += value == 60 * (mask[i] + 1);
+        }
+        shrunk += any_padding;
+    }
+    // Blended values occur only along the blocks' edges.
+    EXPECT_GT(agree, scored * 6 / 10);
+    EXPECT_GT(shrunk, 10);  // some draws shrank the image (or shifted it) into its frame
+    EXPECT_GT(padded, 0);
+}
+
 TEST(Segmentation, ASubsetKeepsEachMaskWithItsImage) {
     const ImageSet set = synthetic_set(40, 9);
     const ImageSet subset = limit_images(set, 10, 1, kTrainLimitStream);
