@@ -21,6 +21,7 @@
 
 #include "cli/run_lenz.h"
 #include "lenz/checkpoint.h"
+#include "lenz/data.h"
 
 namespace lenz {
 namespace {
@@ -187,6 +188,55 @@ TEST_F(MpiRun, EvalSplitsTheImagesAndRankZeroReportsTheirSums) {
     EXPECT_EQ(b.at("accuracy"), a.at("accuracy"));
     EXPECT_EQ(b.at("confusion"), a.at("confusion"));
     EXPECT_NEAR(b.at("loss").get<double>(), a.at("loss").get<double>(), 1e-9);
+}
+
+// A segmentation folder of 16x16 images, each a bright square (class 1) and a dark bar (class 2)
+// on grey: every mask pixel counts, so each rank's mean over its pixels weighs as the whole batch's.
+void write_segmentation_folder(const fs::path& root, int train, int test) {
+    fs::create_directories(root);
+    std::ofstream(root / "classes.txt") << "background\nsquare\nbar\n";
+    for (const auto& [split, count] : {std::pair<std::string, int>{"train", train}, {"test", test}}) {
+        fs::create_directories(root / "images" / split);
+        fs::create_directories(root / "masks" / split);
+        for (int n = 0; n < count; ++n) {
+            Image image{16, 16, 1, std::vector<uint8_t>(256, 120)},
+                mask{16, 16, 1, std::vector<uint8_t>(256, 0)};
+            for (int y = n % 9; y < n % 9 + 5; ++y)
+                for (int x = (3 * n) % 10; x < (3 * n) % 10 + 5; ++x)
+                    image.pixels[y * 16 + x] = 230, mask.pixels[y * 16 + x] = 1;
+            for (int x = 2; x < 14; ++x)
+                image.pixels[(15 - n % 4) * 16 + x] = 20, mask.pixels[(15 - n % 4) * 16 + x] = 2;
+            write_png((root / "images" / split / (std::to_string(n) + ".png")).string(), image);
+            write_png((root / "masks" / split / (std::to_string(n) + ".png")).string(), mask);
+        }
+    }
+}
+
+TEST_F(MpiRun, SegmentationTrainsAndEvaluatesAsOneProcess) {
+    const fs::path data = dir / "shapes";
+    write_segmentation_folder(data, 48, 12);
+    const std::string seg_model = (dir / "seg.lenz").string();
+    std::ofstream(seg_model) << "input 16x16x1\nconv 8 3x3 padding=same relu\nconv 3 3x3 padding=same\n";
+    const std::string train =
+        "train " + seg_model + " --data " + data.string() +
+        " --epochs 2 --batch 8 --seed 3 --optimizer sgd --threads 1 --no-report --quiet --out ";
+    const auto one = run_command(std::string(LENZ_BINARY) + " " + train + (dir / "one").string());
+    ASSERT_EQ(one.status, 0) << one.out;
+    const auto two = run_command(mpirun(2, train + (dir / "two").string()));
+    ASSERT_EQ(two.status, 0) << two.out;
+    EXPECT_LE(max_relative_difference((dir / "one/model.safetensors").string(),
+                                      (dir / "two/model.safetensors").string()),
+              1e-5);
+    const std::string eval = "eval " + (dir / "one/model.safetensors").string() + " --json --threads 1";
+    const auto alone = run_command(std::string(LENZ_BINARY) + " " + eval);
+    const auto three = run_command(mpirun(3, eval));
+    ASSERT_EQ(alone.status, 0) << alone.out;
+    ASSERT_EQ(three.status, 0) << three.out;
+    const nlohmann::json a = nlohmann::json::parse(alone.out), b = nlohmann::json::parse(three.out);
+    EXPECT_EQ(b.at("pixels"), a.at("pixels"));
+    EXPECT_EQ(a.at("pixels"), 12 * 256);
+    EXPECT_EQ(b.at("confusion"), a.at("confusion"));
+    EXPECT_EQ(b.at("mean_iou"), a.at("mean_iou"));
 }
 
 TEST_F(MpiRun, ABatchThatDoesNotDivideIsAnError) {
