@@ -28,9 +28,12 @@ void say_written(const ConvertArgs& a, Model& model, const char* what) {
 }
 
 // A checkpoint exports its weights; a model file (.lenz) exports fresh ones from --seed, with no
-// input normalisation, for a model that is to be trained or run elsewhere.
+// input normalisation, for a model that is to be trained or run elsewhere; an ONNX file goes out
+// again as Lenz reads it (its graph as Lenz's layers write it).
 LoadedModel model_to_export(const ConvertArgs& a) {
-    if (std::filesystem::path(a.from).extension() != ".lenz") return load_model(a.from);
+    const std::string extension = std::filesystem::path(a.from).extension().string();
+    if (extension == ".onnx") return read_onnx(a.from);
+    if (extension != ".lenz") return load_model(a.from);
     LoadedModel fresh{load_model_file(a.from), {}, {}};
     fresh.model.init_params(a.seed);
     return fresh;
@@ -61,7 +64,8 @@ void add_export(CLI::App& app, Runner& run) {
     CLI::App* cmd = app.add_subcommand("export", "Write a model and its weights as ONNX");
     cmd->add_option(
            "model", a->from,
-           "checkpoint (.safetensors) written by lenz train, or a model file (.lenz) with fresh weights")
+           "checkpoint (.safetensors) written by lenz train, a model file (.lenz) with fresh weights, or an "
+           "ONNX file to write again as Lenz reads it")
         ->required();
     cmd->add_option("--seed", a->seed, "a model file's weights come from this seed (default 1)");
     cmd->add_option("out", a->to, "the ONNX file to write (.onnx)")->required();

@@ -138,3 +138,32 @@ def test_bad_masks_are_one_clear_error(trained):
         model.fit(d["x_train"], masks, epochs=1)
     with pytest.raises(lenz.Error, match="not a map at its input's size"):
         lenz.Model.from_text("input 32x32x3\nflatten\ndense 4\n").segment(d["x_test"][:1])
+
+
+def test_a_pytorch_unet_imports_runs_exports_and_fine_tunes(trained, tmp_path):
+    import lenz
+
+    data, _ = trained
+    subprocess.run([sys.executable, str(ROOT / "tests/python/torch_unet.py"), str(tmp_path)], check=True,
+                   capture_output=True)
+    x, want = np.load(tmp_path / "x.npy"), np.load(tmp_path / "y.npy")  # (4, 3, 32, 32), (4, 5, 32, 32)
+    tolerance = 1e-4 * np.abs(want).max()
+    for opset in (13, 17):
+        onnx = tmp_path / f"unet{opset}.onnx"
+        lenz_cli("run", onnx, "--input", tmp_path / "x.npy", "--output", tmp_path / "got.npy")
+        np.testing.assert_allclose(np.load(tmp_path / "got.npy"), want, atol=tolerance)
+        model = lenz.load(onnx)
+        assert model.classes == 5
+        # predict: each pixel's softmax, in the images' layout.
+        e = np.exp(want - want.max(axis=1, keepdims=True))
+        np.testing.assert_allclose(model.predict(np.ascontiguousarray(x.transpose(0, 2, 3, 1))),
+                                   (e / e.sum(axis=1, keepdims=True)).transpose(0, 2, 3, 1), atol=1e-5)
+        # Out to ONNX again: the same maps.
+        lenz_cli("export", onnx, tmp_path / "again.onnx")
+        lenz_cli("run", tmp_path / "again.onnx", "--input", tmp_path / "x.npy", "--output", tmp_path / "again.npy")
+        np.testing.assert_allclose(np.load(tmp_path / "again.npy"), want, atol=tolerance)
+    # Fine-tuning on the synthetic set's 4 classes: --new-head gives the last convolution 4 outputs.
+    run = lenz_cli("train", tmp_path / "unet17.onnx", "--data", data, "--new-head", "--epochs", 1, "--batch", 16,
+                   "--no-report", "--out", tmp_path / "tuned")
+    assert "new head: layer" in run.stdout and "for 4 classes" in run.stdout
+    assert json.loads((tmp_path / "tuned/metrics.jsonl").read_text().splitlines()[-1])["test_mean_iou"] >= 0
