@@ -30,6 +30,8 @@ For each DIR/NAME.onnx with its NAME.json, NAME.input.npy and NAME.output.npy:
   1 epoch, no warm-up, so that the one step moves the weights), and its training loss must be
   finite. The column says "ok" or gives the first line of Lenz's error. `--new-head` replaces a
   final dense layer, or a final convolution followed only by layers without weights (SqueezeNet's classifier).
+  A segmentation model (its JSON's task) fine-tunes on a segmentation folder instead (two classes,
+  the images' halves), per pixel, with its last convolution resized.
 - --speed: for the models of --speed-models (default every model checked), for each batch of
   --batches and each of --speed-repeats repetitions, one `lenz --threads T bench DIR/NAME.onnx
   --batch B --repeats R --json` process, then one `node bench/ort/ort_bench.js DIR/NAME.onnx --batch
@@ -133,10 +135,49 @@ def image_folder(scratch, size, cache={}):
     return folder
 
 
-def fine_tune(name, onnx, size, binary, threads, scratch):
-    """One `lenz train --new-head` step on the image folder; returns ("ok" or the error line, record)."""
+def write_grey_png(path, values):
+    """An (H, W) uint8 array as an 8-bit grey PNG: a segmentation mask."""
+    height, width = values.shape
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    raw = b"".join(b"\x00" + row.tobytes() for row in values)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)) +
+                chunk(b"IDAT", zlib.compress(raw, 1)) + chunk(b"IEND", b""))
+
+
+def segmentation_folder(scratch, size, cache={}):
+    """SCRATCH/masks-SIZE: classes.txt, images/ and masks/ of {train,test}, written once per size: CLASSES
+    classes, the image's left half one colour (class 0), its right half another (class 1), with noise."""
+    if size in cache:
+        return cache[size]
+    folder = os.path.join(scratch, f"masks-{size}")
+    rng = np.random.default_rng(0)
+    os.makedirs(folder)
+    with open(os.path.join(folder, "classes.txt"), "w") as f:
+        f.write("".join(f"c{k}\n" for k in range(CLASSES)))
+    for split, count in (("train", TRAIN_IMAGES), ("test", TEST_IMAGES)):
+        for kind in ("images", "masks"):
+            os.makedirs(os.path.join(folder, kind, split))
+        for i in range(count * CLASSES):
+            mask = np.zeros((size, size), np.uint8)
+            mask[:, size // 2:] = 1
+            image = np.where(mask[..., None] == 1, np.array([200, 60, 90], np.int16), np.array([60, 180, 90], np.int16))
+            noise = rng.integers(-40, 41, size=(size, size, 3), dtype=np.int16)
+            write_png(os.path.join(folder, "images", split, f"img{i}.png"), np.clip(image + noise, 0, 255).astype(np.uint8))
+            write_grey_png(os.path.join(folder, "masks", split, f"img{i}.png"), mask)
+    cache[size] = folder
+    return folder
+
+
+def fine_tune(name, onnx, size, binary, threads, scratch, segmentation=False):
+    """One `lenz train --new-head` step on the image folder (a segmentation model: the folder of masks);
+    returns ("ok" or the error line, record)."""
     out = os.path.join(scratch, f"train-{name}")
-    cmd = [binary, "--threads", str(threads), "train", onnx, "--data", image_folder(scratch, size), "--new-head",
+    data = segmentation_folder(scratch, size) if segmentation else image_folder(scratch, size)
+    cmd = [binary, "--threads", str(threads), "train", onnx, "--data", data, "--new-head",
            "--epochs", "1", "--batch", str(CLASSES * TRAIN_IMAGES), "--warmup", "0", "--no-report", "--quiet",
            "--out", out]
     start = time.time()
@@ -284,8 +325,9 @@ def check(name, directory, binary, scratch, args):
 
     if args.train:
         if args.train_models is None or name in args.train_models:
-            row[TRAIN_COLUMN], record["fine_tuning"] = fine_tune(name, stem + ".onnx", expected["input_size"], binary,
-                                                                 args.threads, scratch)
+            row[TRAIN_COLUMN], record["fine_tuning"] = fine_tune(
+                name, stem + ".onnx", expected["input_size"], binary, args.threads, scratch,
+                expected.get("task") == "segmentation")
             if row[TRAIN_COLUMN] != "ok":
                 errors.append("fine-tuning step failed")
         else:

@@ -12,7 +12,13 @@ For each model it writes, in DIR (default out/zoo):
 - NAME.output.npy: PyTorch's float32 output on it, under torch.no_grad();
 - NAME.output64.npy: the same model's output in float64, the reference that float32 rounding is
   measured against (the JSON's torch_float32_error is PyTorch's own float32 output's distance from it);
-- NAME.json: model, input_size, opset, fold_bn, params and macs (the counts below).
+- NAME.json: model, task (classification or segmentation), input_size, opset, fold_bn, params and
+  macs (the counts below).
+
+The segmentation models (fcn_*, deeplabv3_*, lraspp_*; only when --models names them) are exported
+without their auxiliary head, so that the file has one output: the map of 21 class scores at the
+input's size (NAME.output.npy (2, 21, S, S)). Their bilinear interpolations have no weights and
+count no multiplications.
 
 Weights: torch.manual_seed(0) before building each model (weights=None), then whatever torchvision
 initialises to a constant is made random, so that Lenz mishandling it shows in the output:
@@ -45,6 +51,7 @@ Costs, per image, counted with forward hooks on PyTorch's own modules during the
   BatchNorm2d    output elements (the scale by gamma);
   LayerNorm      2 * elements (torchvision's LayerNorm2d is one);
   ConvNeXt's CNBlock: its output's elements (the multiply by layer_scale);
+  F.interpolate  4 * output elements when bilinear (the segmentation models'), 0 when nearest;
   everything else 0: activations, pooling, additions, concatenations, SE's gating multiply, softmax.
 On resnet18 this gives what tools/resnet18_costs.py prints (1,816,557,056).
 
@@ -92,15 +99,34 @@ MODELS = {
     "regnet_y_128gf": {},
     "convnext_tiny": {}, "convnext_small": {}, "convnext_base": {}, "convnext_large": {},
 }
+# torchvision's segmentation models (issue 31), without their auxiliary head (aux_loss=False: one
+# output, the map of 21 classes at the input's size), exported only when --models names them.
+SEGMENTATION_MODELS = ("fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101",
+                       "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large")
 # Exported only when --models names them.
-EXTRA_MODELS = ("vgg13", "vgg13_bn", "vgg19", "vgg19_bn")
+EXTRA_MODELS = ("vgg13", "vgg13_bn", "vgg19", "vgg19_bn", *SEGMENTATION_MODELS)
 SIZES = {"inception_v3": 299}  # input size when --size is not given; 224 otherwise
+
+
+class MapOutput(torch.nn.Module):
+    """A segmentation model's "out", the one output of a model exported without its auxiliary head."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x)["out"]
 
 
 def build(name):
     """The model with seeded random weights, what torchvision sets to constants made random too."""
     torch.manual_seed(0)
-    model = torchvision.models.get_model(name, weights=None, **MODELS.get(name, {}))
+    if name in SEGMENTATION_MODELS:
+        model = MapOutput(torchvision.models.segmentation.__dict__[name](
+            weights=None, weights_backbone=None, aux_loss=False))
+    else:
+        model = torchvision.models.get_model(name, weights=None, **MODELS.get(name, {}))
     gen = torch.Generator().manual_seed(1)
     norms = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.LayerNorm)
     with torch.no_grad():
@@ -133,6 +159,8 @@ def calibrate_batchnorm(model, size):
 
 def macs_per_image(module, output, batch):
     """Lenz's multiplications by weights for one call of one module, per image (module docstring)."""
+    if not isinstance(output, torch.Tensor):  # a segmentation model's dict of outputs, its backbone's
+        return 0
     per_image = output.numel() // batch
     if isinstance(module, torch.nn.Conv2d):
         kh, kw = module.kernel_size
@@ -156,11 +184,24 @@ def reference(model, x):
         nonlocal total
         total += macs_per_image(module, output, x.shape[0])
 
+    # F.interpolate is a function, not a module: counted where it is called, 4 multiplications per
+    # output value when bilinear (Lenz's rule for upsample), none when nearest.
+    interpolate = torch.nn.functional.interpolate
+
+    def counted_interpolate(*args, **kwargs):
+        out = interpolate(*args, **kwargs)
+        mode = kwargs.get("mode", args[3] if len(args) > 3 else "nearest")
+        nonlocal total
+        total += 4 * (out.numel() // x.shape[0]) if mode == "bilinear" else 0
+        return out
+
     handles = [m.register_forward_hook(hook) for m in model.modules()]
+    torch.nn.functional.interpolate = counted_interpolate
     try:
         with torch.no_grad():
             y = model(x)
     finally:
+        torch.nn.functional.interpolate = interpolate
         for h in handles:
             h.remove()
     return y, total
@@ -203,7 +244,8 @@ def export(name, size, opset, fold_bn, out_dir):
     np.save(os.path.join(out_dir, name + ".input.npy"), x.numpy())
     np.save(os.path.join(out_dir, name + ".output.npy"), y.numpy().astype(np.float32))
     np.save(os.path.join(out_dir, name + ".output64.npy"), y64)
-    info = {"model": name, "input_size": size, "opset": opset, "fold_bn": fold_bn,
+    info = {"model": name, "task": "segmentation" if name in SEGMENTATION_MODELS else "classification",
+            "input_size": size, "opset": opset, "fold_bn": fold_bn,
             "params": sum(p.numel() for p in model.parameters()), "macs": macs,
             "torch_float32_error": float(np.abs(y.numpy() - y64).max() / np.abs(y64).max())}
     with open(os.path.join(out_dir, name + ".json"), "w") as f:
@@ -224,7 +266,8 @@ def model_list(text):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", type=model_list, default=list(MODELS),
-                        help="comma-separated names (default: every model but vgg13, vgg13_bn, vgg19, vgg19_bn)")
+                        help="comma-separated names (default: every classifier but vgg13, vgg13_bn, vgg19, "
+                             "vgg19_bn; the segmentation models only by name)")
     parser.add_argument("--size", type=int, help="input height and width (default 224, inception_v3 299)")
     parser.add_argument("--opset", type=int, choices=(13, 17), default=13)
     parser.add_argument("--fold-bn", action="store_true",

@@ -52,6 +52,9 @@ class Model {
     // again (their output shapes may change). The layers after it must have no parameters, as the
     // activation after a classifier's last dense layer. The new layer's parameters are not allocated.
     void replace_layer(int64_t i, std::unique_ptr<Layer> layer);
+    // Several at once (a segmentation head's convolutions that an add joins): the layers after the
+    // first replaced one that have parameters must be replaced too.
+    void replace_layers(std::vector<std::pair<int64_t, std::unique_ptr<Layer>>> replacements);
 
     // Fine-tuning: the first `layers` layers keep their weights. Training runs them as inference
     // does (batch norm with its running statistics, no dropout), gives them no gradients and no

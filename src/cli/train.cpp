@@ -210,11 +210,11 @@ int run_train(TrainArgs a) {
     if (!pretrained) model.init_params(c.seed);
     const DataSplit data = load_dataset_for(model, a.data, val_split, c.seed);
     const int64_t classes = static_cast<int64_t>(data.train.class_names.size());
-    int64_t head = -1;
+    std::vector<int64_t> heads;
     if (a.new_head) {
         if (classes == 0) throw Error("--new-head: the data set " + a.data + " names no classes");
         try {
-            head = replace_head(model, classes, c.seed);
+            heads = replace_head(model, classes, c.seed);
         } catch (const ShapeError& e) {
             throw ShapeError("--new-head: " + a.model + ": " + e.what());
         }
@@ -237,7 +237,7 @@ int run_train(TrainArgs a) {
         std::printf("  %s parameters, %s MACs per image; training plan %s at batch %lld\n",
                     with_commas(s.params).c_str(), with_commas(s.mults).c_str(),
                     human_bytes(s.training_plan.bytes()).c_str(), static_cast<long long>(c.batch));
-        if (head >= 0)
+        for (int64_t head : heads)
             std::printf("  new head: layer %lld is now %s, freshly initialised for %s\n",
                         static_cast<long long>(head + 1), model.layer(head).spec().c_str(),
                         count_of(classes, "class").c_str());

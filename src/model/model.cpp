@@ -109,27 +109,66 @@ void Model::set_value_ranges(std::vector<ValueRange> ranges) {
 }
 
 void Model::replace_layer(int64_t i, std::unique_ptr<Layer> layer) {
-    if (i < 0 || i >= size()) throw Error("replace_layer: no layer " + std::to_string(i + 1));
-    ranges_.clear();
-    for (int64_t j = i + 1; j < size(); ++j)
-        if (this->layer(j).param_count() > 0 || this->layer(j).state_count() > 0)
-            throw Error("layer " + std::to_string(i + 1) + " cannot be replaced: layer " +
+    std::vector<std::pair<int64_t, std::unique_ptr<Layer>>> one;
+    one.emplace_back(i, std::move(layer));
+    replace_layers(std::move(one));
+}
+
+void Model::replace_layers(std::vector<std::pair<int64_t, std::unique_ptr<Layer>>> replacements) {
+    if (replacements.empty()) return;
+    std::sort(replacements.begin(), replacements.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<std::unique_ptr<Layer>> by_index(static_cast<size_t>(size()));
+    for (auto& [i, layer] : replacements) {
+        if (i < 0 || i >= size()) throw Error("replace_layer: no layer " + std::to_string(i + 1));
+        by_index[static_cast<size_t>(i)] = std::move(layer);
+    }
+    const int64_t first = replacements.front().first;
+    // A layer with parameters that reads what a replaced layer computes (through any layers) must be
+    // replaced too: its parameters are sized by it.
+    std::vector<char> affected(static_cast<size_t>(size() + 1), 0);
+    for (int64_t j = first; j < size(); ++j) {
+        bool reads_affected = false;
+        for (int64_t v : inputs(j)) reads_affected = reads_affected || affected[static_cast<size_t>(v)];
+        const bool replaced = by_index[static_cast<size_t>(j)] != nullptr;
+        if (reads_affected && !replaced &&
+            (this->layer(j).param_count() > 0 || this->layer(j).state_count() > 0))
+            throw Error("layer " + std::to_string(first + 1) + " cannot be replaced: layer " +
                         std::to_string(j + 1) + " (" + this->layer(j).spec() +
                         ") after it has parameters sized by it");
+        affected[static_cast<size_t>(j + 1)] = replaced || reads_affected;
+    }
+    ranges_.clear();
     auto shapes_of = [&](int64_t j) {
         std::vector<Shape> shapes;
         for (int64_t v : inputs(j)) shapes.push_back(value_shape(v));
         return shapes;
     };
-    const std::string where = "layer " + std::to_string(i + 1) + " (" + layer->spec() + ")";
+    // Connected in order, each replacement before it takes its place; a layer that does not fit
+    // names itself, and every layer is put back as it was.
+    std::vector<std::unique_ptr<Layer>> replaced(static_cast<size_t>(size()));
     try {
-        layer->connect(shapes_of(i));
-        layer->output_shape().elements();
-    } catch (const ShapeError& e) {
-        throw ShapeError(where + ": " + e.what());
+        for (int64_t j = first; j < size(); ++j) {
+            std::unique_ptr<Layer>& fresh = by_index[static_cast<size_t>(j)];
+            Layer& target = fresh ? *fresh : layer(j);
+            try {
+                target.connect(shapes_of(j));
+                target.output_shape().elements();
+            } catch (const ShapeError& e) {
+                throw ShapeError("layer " + std::to_string(j + 1) + " (" + target.spec() + "): " + e.what());
+            }
+            if (fresh) {
+                replaced[static_cast<size_t>(j)] = std::move(layers_[static_cast<size_t>(j)]);
+                layers_[static_cast<size_t>(j)] = std::move(fresh);
+            }
+        }
+    } catch (...) {  // put back what was replaced, and connect the layers after it as before
+        for (int64_t j = first; j < size(); ++j)
+            if (replaced[static_cast<size_t>(j)])
+                layers_[static_cast<size_t>(j)] = std::move(replaced[static_cast<size_t>(j)]);
+        for (int64_t j = first; j < size(); ++j) layers_[static_cast<size_t>(j)]->connect(shapes_of(j));
+        throw;
     }
-    layers_[static_cast<size_t>(i)] = std::move(layer);
-    for (int64_t j = i + 1; j < size(); ++j) layers_[static_cast<size_t>(j)]->connect(shapes_of(j));
 }
 
 void Model::freeze(int64_t layers) {

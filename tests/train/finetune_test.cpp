@@ -75,7 +75,7 @@ TEST(FineTune, FindLayerTakesANameOrTheSummarysNumber) {
 TEST(FineTune, NewHeadReplacesTheLastDenseAndKeepsEveryOtherWeight) {
     Model m = backbone();
     Model original = backbone();
-    EXPECT_EQ(replace_head(m, 7, 3), 9);
+    EXPECT_EQ(replace_head(m, 7, 3), std::vector<int64_t>{9});
     EXPECT_EQ(m.layer(9).spec(), "dense 7 softmax");  // the activation stays
     EXPECT_EQ(m.output_shape().elements(), 7);
     EXPECT_TRUE(m.ends_with_softmax());
@@ -98,7 +98,7 @@ TEST(FineTune, NewHeadReplacesTheLastDenseAndKeepsEveryOtherWeight) {
 TEST(FineTune, NewHeadKeepsAStandaloneSoftmaxAfterIt) {
     Model m = parse_model("input 4x4x1\nflatten\ndense 3\nsoftmax\n", "m");
     m.init_params(1);
-    EXPECT_EQ(replace_head(m, 5, 1), 1);
+    EXPECT_EQ(replace_head(m, 5, 1), std::vector<int64_t>{1});
     EXPECT_EQ(m.to_text(), "input 4x4x1\nflatten\ndense 5\nsoftmax\n");
     EXPECT_EQ(m.output_shape().elements(), 5);
 }
@@ -109,10 +109,33 @@ TEST(FineTune, NewHeadReplacesAClassifierConvolution) {
     Model conv_head = parse_model("input 8x8x3\nconv 4 3x3\nconv 3 1x1 relu\nglobalavgpool\nflatten\n", "m");
     conv_head.init_params(1);
     const std::vector<float> backbone = copy_of(*conv_head.named_params()[0].ref.value);
-    EXPECT_EQ(replace_head(conv_head, 5, 1), 1);
+    EXPECT_EQ(replace_head(conv_head, 5, 1), std::vector<int64_t>{1});
     EXPECT_EQ(conv_head.to_text(), "input 8x8x3\nconv 4 3x3\nconv 5 1x1 relu\nglobalavgpool\nflatten\n");
     EXPECT_EQ(conv_head.output_shape().elements(), 5);
     EXPECT_EQ(copy_of(*conv_head.named_params()[0].ref.value), backbone);
+}
+
+// LR-ASPP's head: two 1x1 convolutions, of a low-level and a high-level feature map, meet in an
+// add, which an upsampling follows; both are the head, resized together.
+TEST(FineTune, NewHeadReplacesConvolutionsThatAnAddJoins) {
+    Model m = parse_model(
+        "input 8x8x3\nconv 4 3x3 padding=same\nmaxpool 2 name=low\nconv 3 1x1 from=low name=a\n"
+        "conv 8 3x3 padding=same from=low\nconv 3 1x1 name=b\nadd a b\nupsample 2\n",
+        "m");
+    m.init_params(1);
+    const std::vector<float> middle = copy_of(*m.layer(3).params()[0].value);
+    EXPECT_EQ(replace_head(m, 5, 2), (std::vector<int64_t>{2, 4}));
+    EXPECT_EQ(m.output_shape(), (Shape{8, 8, 5}));
+    EXPECT_EQ(m.to_text(),
+              "input 8x8x3\nconv 4 3x3 padding=same\nmaxpool 2x2 name=low\nconv 5 1x1 name=a\n"
+              "conv 8 3x3 padding=same from=low\nconv 5 1x1 name=b\nadd a b\nupsample 2\n");
+    EXPECT_EQ(copy_of(*m.layer(3).params()[0].value), middle);  // not the head: kept
+    // A concatenation before the output changes the channels: no head to resize.
+    Model joined =
+        parse_model("input 8x8x3\nconv 2 1x1 name=x\nconv 2 1x1 from=input name=y\nconcat x y\n", "m");
+    joined.init_params(1);
+    EXPECT_THROW(replace_head(joined, 3, 1), ShapeError);
+    EXPECT_EQ(joined.output_shape(), (Shape{8, 8, 4}));  // left as it was
 }
 
 TEST(FineTune, NewHeadNeedsADenseLayerOrAConvolutionLast) {
@@ -123,7 +146,7 @@ TEST(FineTune, NewHeadNeedsADenseLayerOrAConvolutionLast) {
         replace_head(norm_last, 3, 1);
         FAIL() << "no error";
     } catch (const ShapeError& e) {
-        EXPECT_NE(std::string(e.what()).find("does not end in a dense layer or a convolution"),
+        EXPECT_NE(std::string(e.what()).find("does not end in dense layers or convolutions"),
                   std::string::npos)
             << e.what();
         EXPECT_NE(std::string(e.what()).find("layer 2, batchnorm"), std::string::npos) << e.what();
