@@ -90,6 +90,10 @@ struct UpsampleConfig {
     int64_t scale_h = 2, scale_w = 2;
     UpsampleMode mode = UpsampleMode::nearest;
     bool align_corners = false;  // bilinear only
+    // An output size of its own instead of the scale (0: H·S_h x W·S_w), whatever its ratio to the
+    // input's, as F.interpolate(size=...) and ONNX Resize's sizes give it: DeepLab's and LR-ASPP's
+    // 33 to 65 at 520x520.
+    int64_t size_h = 0, size_w = 0;
 };
 
 // Transposed convolution (ConvTranspose2d, ONNX ConvTranspose), the gradient of a convolution with

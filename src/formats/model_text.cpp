@@ -355,8 +355,16 @@ LayerConfig parse_layer(const LineParser& p) {
     }
     if (kw == "upsample") {
         UpsampleConfig c;
-        const Token& t = p.positional(1, "the scale, e.g. upsample 2 or upsample 2x3");
-        std::tie(c.scale_h, c.scale_w) = p.pair(t.text, t.column, "scale");
+        const std::string expected =
+            "the scale or the size, e.g. upsample 2, upsample 2x3 or upsample size=65x65";
+        if (p.size() < 2) p.positional(1, expected);  // the error
+        const Token& t = p.token(1);
+        if (t.text.rfind("size=", 0) == 0) {
+            std::tie(c.size_h, c.size_w) = p.pair(t.text.substr(5), t.column + 5, "size");
+            c.scale_h = c.scale_w = 1;
+        } else {
+            std::tie(c.scale_h, c.scale_w) = p.pair(p.positional(1, expected).text, t.column, "scale");
+        }
         bool mode_given = false;
         for (size_t i = 2; i < p.size(); ++i) {
             const Token& o = p.token(i);

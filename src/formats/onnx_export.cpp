@@ -308,13 +308,29 @@ class LayerWriter {
                 channel_shuffle(name, map(first, name + ".unflatten"), layer.input_shape(), shuffle->groups),
                 4};
         } else if (const auto* up = std::get_if<UpsampleConfig>(&config)) {
-            // Resize by constant scales, as torch.onnx.export writes nn.Upsample (no region of interest).
+            // Resize by constant scales, as torch.onnx.export writes nn.Upsample (no region of interest);
+            // to a size of its own by sizes, the batch and channels taken from the input's shape, as
+            // it writes F.interpolate(size=...).
             const bool bilinear = up->mode == UpsampleMode::bilinear;
-            const float scales[4] = {1.0f, 1.0f, static_cast<float>(up->scale_h),
-                                     static_cast<float>(up->scale_w)};
-            w_.initializer(name + ".scales", {4}, scales, 4);
-            onnx::NodeProto& n =
-                w_.node("Resize", name, {map(first, name + ".unflatten"), "", name + ".scales"}, name);
+            const std::string x = map(first, name + ".unflatten");
+            std::vector<std::string> inputs{x, "", name + ".scales"};
+            if (up->size_h > 0) {
+                w_.node("Shape", name + ".shape", {x}, name + ".shape");
+                w_.shape(name + ".begin", {0});
+                w_.shape(name + ".end", {2});
+                w_.node("Slice", name + ".nc", {name + ".shape", name + ".begin", name + ".end"},
+                        name + ".nc");
+                w_.shape(name + ".hw", {up->size_h, up->size_w});
+                onnx::NodeProto& sizes =
+                    w_.node("Concat", name + ".sizes", {name + ".nc", name + ".hw"}, name + ".sizes");
+                set_int(sizes, "axis", 0);
+                inputs = {x, "", "", name + ".sizes"};
+            } else {
+                const float scales[4] = {1.0f, 1.0f, static_cast<float>(up->scale_h),
+                                         static_cast<float>(up->scale_w)};
+                w_.initializer(name + ".scales", {4}, scales, 4);
+            }
+            onnx::NodeProto& n = w_.node("Resize", name, inputs, name);
             set_string(n, "mode", bilinear ? "linear" : "nearest");
             set_string(n, "coordinate_transformation_mode",
                        !bilinear           ? "asymmetric"

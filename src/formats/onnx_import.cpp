@@ -796,7 +796,8 @@ class GraphReader {
     // ---- one input: upsampling
 
     // Resize (opset 10 on) and Upsample (opset 7 to 9) by whole factors of H and W, 1 on N and C, from
-    // constant scales or sizes (which may come from Shape of the input: torchvision's F.interpolate).
+    // constant scales, or to constant sizes of any ratio (which may come from Shape of the input:
+    // torchvision's F.interpolate).
     void resize(const onnx::NodeProto& n) {
         const Tensor& in = spatial_input(n);
         const bool upsample_op = n.op_type() == "Upsample";
@@ -805,6 +806,7 @@ class GraphReader {
             return a ? a->s() : otherwise;
         };
         UpsampleConfig c;
+        bool nearest_half_pixel = false, pytorch_half_pixel = false;
         const std::string mode = text("mode", "nearest");
         if (mode == "linear" || mode == "bilinear")
             c.mode = UpsampleMode::bilinear;
@@ -820,12 +822,15 @@ class GraphReader {
             const std::string coordinates = text("coordinate_transformation_mode", "half_pixel");
             const std::string rounding = text("nearest_mode", "round_prefer_floor");
             const bool half_pixel = coordinates == "half_pixel" || coordinates == "pytorch_half_pixel";
+            pytorch_half_pixel = coordinates == "pytorch_half_pixel";
             if (c.mode == UpsampleMode::nearest) {
                 // By a whole factor S, half_pixel rounded either way reads floor(o / S) too: its
-                // (o + 0.5) / S - 0.5 lies within 0.5 of it.
+                // (o + 0.5) / S - 0.5 lies within 0.5 of it (sizes of another ratio are refused
+                // below unless asymmetric with floor, PyTorch's nearest).
+                nearest_half_pixel =
+                    half_pixel && (rounding == "round_prefer_floor" || rounding == "round_prefer_ceil");
                 const bool floor_of_quotient =
-                    (coordinates == "asymmetric" && rounding == "floor") ||
-                    (half_pixel && (rounding == "round_prefer_floor" || rounding == "round_prefer_ceil"));
+                    (coordinates == "asymmetric" && rounding == "floor") || nearest_half_pixel;
                 if (!floor_of_quotient)
                     fail("nearest with coordinate_transformation_mode '" + coordinates +
                          "' and nearest_mode '" + rounding +
@@ -878,6 +883,7 @@ class GraphReader {
                     fail("has " + std::to_string(sizes.size()) + " scales or sizes for " +
                          std::to_string(axes.size()) + " axes");
                 std::vector<double> given;
+                std::vector<int64_t> sized(4, 0);  // H and W where a size is no whole multiple
                 for (size_t k = 0; k < sizes.size(); ++k) {
                     const int64_t axis = k < axes.size() ? (axes[k] < 0 ? axes[k] + 4 : axes[k]) : -1;
                     if (axis == 0) {
@@ -885,15 +891,43 @@ class GraphReader {
                         given.push_back(1);
                     } else if (axis > 0 && axis < 4) {
                         const int64_t from = dims[static_cast<size_t>(axis)];
-                        if (sizes[k] < from || sizes[k] % from != 0)
+                        if (sizes[k] < 1)
                             fail("size " + std::to_string(sizes[k]) + " of axis " + std::to_string(axis) +
-                                 " is not a whole multiple of the input's " + std::to_string(from));
-                        given.push_back(static_cast<double>(sizes[k] / from));
+                                 " is not positive");
+                        if (sizes[k] % from != 0) {
+                            if (axis == 1)
+                                fail("changes the channels, from " + std::to_string(from) + " to " +
+                                     std::to_string(sizes[k]));
+                            sized[static_cast<size_t>(axis)] = sizes[k];
+                            given.push_back(1);
+                        } else {
+                            given.push_back(static_cast<double>(sizes[k] / from));
+                        }
                     } else {
                         given.push_back(0);  // an axis out of range, which full() names
                     }
                 }
                 factors = full(given, 1);
+                if (sized[2] || sized[3]) {  // to a size of its own, both axes so (F.interpolate(size=))
+                    if (c.mode == UpsampleMode::nearest && nearest_half_pixel)
+                        fail(
+                            "nearest by a ratio that is not whole reads other pixels with half_pixel than "
+                            "PyTorch's nearest (asymmetric with floor), which Lenz computes");
+                    c.size_h = sized[2] ? sized[2] : in.shape.h * static_cast<int64_t>(factors[2]);
+                    c.size_w = sized[3] ? sized[3] : in.shape.w * static_cast<int64_t>(factors[3]);
+                    if (pytorch_half_pixel && c.mode == UpsampleMode::bilinear &&
+                        (c.size_h == 1 || c.size_w == 1))
+                        fail(
+                            "pytorch_half_pixel to a size of 1 reads the first pixel, where Lenz's bilinear "
+                            "(and "
+                            "PyTorch's) reads the middle");
+                    if (c.size_h > kMaxDimension || c.size_w > kMaxDimension)
+                        fail("size " + std::to_string(std::max(c.size_h, c.size_w)) +
+                             " is larger than the limit " + std::to_string(kMaxDimension));
+                    c.scale_h = c.scale_w = 1;
+                    add(c, {&in});
+                    return;
+                }
             }
         }
         if (factors[0] != 1 || factors[1] != 1)

@@ -1,5 +1,6 @@
-// Upsampling by whole factors of the height and width (nn.Upsample, ONNX Resize): nearest copies each
-// input pixel into an S_h x S_w block; bilinear blends the four nearest input pixels. No parameters.
+// Upsampling by whole factors of the height and width (nn.Upsample, ONNX Resize), or resampling to a
+// size of any ratio (F.interpolate(size=...)): nearest copies the input pixel under each output
+// pixel (by a factor S: into an S_h x S_w block); bilinear blends the four nearest. No parameters.
 #include "kernels/cpu/upsample.h"
 
 #include "layers/pass.h"
@@ -18,9 +19,10 @@ class Upsample final : public Layer {
     std::string kind() const override { return "upsample"; }
     LayerConfig config() const override { return config_; }
     std::string spec() const override {
-        std::string s =
-            "upsample " + (config_.scale_h == config_.scale_w ? std::to_string(config_.scale_h)
-                                                              : size_pair(config_.scale_h, config_.scale_w));
+        std::string s = "upsample " + (sized() ? "size=" + size_pair(config_.size_h, config_.size_w)
+                                       : config_.scale_h == config_.scale_w
+                                           ? std::to_string(config_.scale_h)
+                                           : size_pair(config_.scale_h, config_.scale_w));
         if (bilinear()) s += " bilinear";
         if (config_.align_corners) s += " align-corners";
         return s;
@@ -45,7 +47,7 @@ class Upsample final : public Layer {
         return pass.training ? threads() * input_shape().elements() : 0;
     }
 
-    // x: (N, C, H, W) -> y: (N, C, H·S_h, W·S_w), or both channels-last.
+    // x: (N, C, H, W) -> y: (N, C, H·S_h, W·S_w) (or the size given), or both channels-last.
     void forward(const float* x, float* y, const Pass& pass) override {
         cpu::upsample_forward(geometry(), pass.batch, x, y, pass.layouts.input);
     }
@@ -60,23 +62,28 @@ class Upsample final : public Layer {
   protected:
     Shape infer(Shape in) const override {
         check_input(in, kind());
-        if (config_.scale_h < 1 || config_.scale_w < 1)
+        if (!sized() && (config_.scale_h < 1 || config_.scale_w < 1))
             throw ShapeError("upsample: the scale must be a positive whole number, got " +
                              size_pair(config_.scale_h, config_.scale_w));
+        if (sized() && (config_.size_h < 1 || config_.size_w < 1))
+            throw ShapeError("upsample: the size must be positive, got " +
+                             size_pair(config_.size_h, config_.size_w));
         if (config_.align_corners && !bilinear())
             throw ShapeError("upsample: align-corners is for bilinear upsampling");
-        const Shape out{checked_mul(in.h, config_.scale_h, "upsample height"),
-                        checked_mul(in.w, config_.scale_w, "upsample width"), in.c};
+        const Shape out = sized() ? Shape{config_.size_h, config_.size_w, in.c}
+                                  : Shape{checked_mul(in.h, config_.scale_h, "upsample height"),
+                                          checked_mul(in.w, config_.scale_w, "upsample width"), in.c};
         if (out.h > kMaxDimension || out.w > kMaxDimension)
             throw ShapeError("upsample: the output " + size_pair(out.h, out.w) +
                              " is larger than the limit " + std::to_string(kMaxDimension));
-        rows_ = cpu::upsample_taps(in.h, config_.scale_h, bilinear(), config_.align_corners);
-        columns_ = cpu::upsample_taps(in.w, config_.scale_w, bilinear(), config_.align_corners);
+        rows_ = cpu::upsample_taps(in.h, out.h, bilinear(), config_.align_corners);
+        columns_ = cpu::upsample_taps(in.w, out.w, bilinear(), config_.align_corners);
         return out;
     }
 
   private:
     bool bilinear() const { return config_.mode == UpsampleMode::bilinear; }
+    bool sized() const { return config_.size_h > 0; }
     cpu::UpsampleGeometry geometry() const {
         const Shape in = input_shape(), out = output_shape();
         return {in.c, in.h, in.w, out.h, out.w, bilinear(), rows_.data(), columns_.data()};

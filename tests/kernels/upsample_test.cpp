@@ -117,8 +117,8 @@ struct UpsampleRun {
 };
 UpsampleRun run_upsample_kernels(const UpsampleCase& k, const std::vector<float>& x,
                                  const std::vector<float>& dy, Layout layout, int threads) {
-    const std::vector<cpu::UpsampleTap> rows = cpu::upsample_taps(k.H, k.SH, k.bilinear, k.align),
-                                        cols = cpu::upsample_taps(k.W, k.SW, k.bilinear, k.align);
+    const std::vector<cpu::UpsampleTap> rows = cpu::upsample_taps(k.H, k.H * k.SH, k.bilinear, k.align),
+                                        cols = cpu::upsample_taps(k.W, k.W * k.SW, k.bilinear, k.align);
     const cpu::UpsampleGeometry g{k.C,        k.H,        k.W,         k.H * k.SH,
                                   k.W * k.SW, k.bilinear, rows.data(), cols.data()};
     UpsampleRun r;

@@ -86,6 +86,10 @@ TEST(UpsampleGradient, Bilinear2x3) {
 }
 TEST(UpsampleGradient, BilinearAlignCorners) {
     check_gradients("upsample 2 bilinear align-corners", {3, 5, 2});
+    check_gradients("upsample size=7x11 bilinear", {3, 5, 2});  // a size of another ratio
+    check_gradients("upsample size=2x3 bilinear", {3, 5, 2});   // smaller
+    check_gradients("upsample size=8x7 bilinear align-corners", {3, 5, 2});
+    check_gradients("upsample size=5x8", {3, 5, 2});
 }
 TEST(UpsampleGradient, BilinearAlignCorners2x3) {
     check_gradients("upsample 2x3 bilinear align-corners", {3, 3, 1});

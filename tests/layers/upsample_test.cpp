@@ -92,6 +92,22 @@ TEST(UpsampleForward, HalfPixelOnAnOddWidthByHand) {
     expect_upsample_values(gradient_of_ones(h).data(), 6, {2, 2, 2, 2, 2, 2}, "dx");
 }
 
+// A size of another ratio, 3 to 5 (r = 0.6): bilinear samples at (o + 0.5)·0.6 - 0.5 = 0 (clamped),
+// 0.4, 1, 1.6, 2.2 (the last input, which has no right neighbour), so x = (0, 1, 4) gives 0, 0.4,
+// 1, 2.8, 4; nearest reads floor(o·0.6) = 0, 0, 1, 1, 2.
+TEST(UpsampleForward, ASizeOfAnyRatioByHand) {
+    LayerHarness bilinear("upsample size=1x5 bilinear", {1, 3, 1}, 1);
+    fill_upsample_input(bilinear.x(), {0, 1, 4});
+    EXPECT_EQ(bilinear.layer().output_shape(), (Shape{1, 5, 1}));
+    const Buffer& y = bilinear.forward(false);
+    expect_upsample_values(y.data(), y.size(), {0, 0.4f, 1, 2.8f, 4}, "bilinear");
+    LayerHarness nearest("upsample size=1x5", {1, 3, 1}, 1);
+    fill_upsample_input(nearest.x(), {0, 1, 4});
+    const Buffer& z = nearest.forward(false);
+    expect_upsample_values(z.data(), z.size(), {0, 0, 1, 1, 4}, "nearest");
+    expect_upsample_values(gradient_of_ones(nearest).data(), 3, {2, 2, 1}, "nearest dx");
+}
+
 TEST(UpsampleText, SpecsRoundTrip) {
     const std::vector<std::pair<std::string, std::string>> cases{
         {"upsample 2", "upsample 2"},
@@ -100,6 +116,8 @@ TEST(UpsampleText, SpecsRoundTrip) {
         {"upsample 3x3 bilinear", "upsample 3 bilinear"},
         {"upsample 2x1 bilinear", "upsample 2x1 bilinear"},
         {"upsample 2 align-corners bilinear", "upsample 2 bilinear align-corners"},
+        {"upsample size=65x33 bilinear", "upsample size=65x33 bilinear"},
+        {"upsample size=7", "upsample size=7x7"},
     };
     for (const auto& [line, spec] : cases) {
         const LayerConfig config = parse_layer_config(line);
@@ -108,7 +126,9 @@ TEST(UpsampleText, SpecsRoundTrip) {
         std::unique_ptr<Layer> layer = make_layer(config);
         layer->connect(Shape{3, 5, 2});
         EXPECT_EQ(layer->spec(), spec) << line;
-        EXPECT_EQ(layer->output_shape(), (Shape{3 * up->scale_h, 5 * up->scale_w, 2})) << line;
+        const Shape want =
+            up->size_h ? Shape{up->size_h, up->size_w, 2} : Shape{3 * up->scale_h, 5 * up->scale_w, 2};
+        EXPECT_EQ(layer->output_shape(), want) << line;
         const LayerConfig again = parse_layer_config(layer->spec());
         const auto* back = std::get_if<UpsampleConfig>(&again);
         ASSERT_NE(back, nullptr) << spec;
@@ -116,13 +136,18 @@ TEST(UpsampleText, SpecsRoundTrip) {
         EXPECT_EQ(back->scale_w, up->scale_w);
         EXPECT_EQ(back->mode, up->mode);
         EXPECT_EQ(back->align_corners, up->align_corners);
+        EXPECT_EQ(back->size_h, up->size_h);
+        EXPECT_EQ(back->size_w, up->size_w);
     }
 }
 
 // Each mistake is one line naming the file, line and column, and what was wrong.
 TEST(UpsampleText, MistakesAreOneLineParseErrors) {
     const std::vector<std::pair<std::string, std::string>> cases{
-        {"upsample", "m.lenz:2:9: upsample: expected the scale, e.g. upsample 2 or upsample 2x3"},
+        {"upsample",
+         "m.lenz:2:9: upsample: expected the scale or the size, e.g. upsample 2, upsample 2x3 or "
+         "upsample size=65x65"},
+        {"upsample size=0x5", "m.lenz:2:15: upsample: size height must be positive, got 0"},
         {"upsample 0", "m.lenz:2:10: upsample: scale must be positive, got 0"},
         {"upsample 2x0", "m.lenz:2:12: upsample: scale width must be positive, got 0"},
         {"upsample -2", "m.lenz:2:10: upsample: expected scale as a positive whole number, got '-2'"},

@@ -167,3 +167,30 @@ def test_a_pytorch_unet_imports_runs_exports_and_fine_tunes(trained, tmp_path):
                    "--no-report", "--out", tmp_path / "tuned")
     assert "new head: layer" in run.stdout and "for 4 classes" in run.stdout
     assert json.loads((tmp_path / "tuned/metrics.jsonl").read_text().splitlines()[-1])["test_mean_iou"] >= 0
+
+
+def test_upsample_to_any_size_matches_pytorch(tmp_path):
+    """upsample size=HxW against F.interpolate(size=...), in a model file and through ONNX both ways:
+    33 to 65 (DeepLab's and LR-ASPP's ratio at 520x520), and smaller."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.rand(2, 3, 33, 20, generator=torch.Generator().manual_seed(5))
+    np.save(tmp_path / "x.npy", x.numpy())
+    for size, mode, corners in [((65, 47), "bilinear", False), ((65, 47), "bilinear", True), ((65, 47), "nearest", None),
+                                ((17, 9), "bilinear", False)]:
+        want = F.interpolate(x, size=size, mode=mode, align_corners=corners).numpy()
+        words = f"upsample size={size[0]}x{size[1]}" + (" bilinear" if mode == "bilinear" else "") + \
+            (" align-corners" if corners else "")
+        (tmp_path / "up.lenz").write_text(f"input 33x20x3\n{words}\n")
+        lenz_cli("run", tmp_path / "up.lenz", "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy")
+        np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, atol=1e-6, err_msg=words)
+        # PyTorch's export (Shape, Gather, Concat into Resize's sizes) imports as the same layer, and
+        # Lenz's export runs the same again.
+        module = torch.jit.trace(lambda t: F.interpolate(t, size=size, mode=mode, align_corners=corners), x)
+        torch.onnx.export(module, x, str(tmp_path / "up.onnx"), opset_version=13)
+        lenz_cli("run", tmp_path / "up.onnx", "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy")
+        np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, atol=1e-6, err_msg=words + " (ONNX)")
+        lenz_cli("export", tmp_path / "up.onnx", tmp_path / "again.onnx")
+        lenz_cli("run", tmp_path / "again.onnx", "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy")
+        np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, atol=1e-6, err_msg=words + " (export)")

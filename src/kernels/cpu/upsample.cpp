@@ -1,23 +1,28 @@
 #include "kernels/cpu/upsample.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 namespace lenz::cpu {
 
-std::vector<UpsampleTap> upsample_taps(int64_t in, int64_t scale, bool bilinear, bool align_corners) {
-    const int64_t out = in * scale;
+std::vector<UpsampleTap> upsample_taps(int64_t in, int64_t out, bool bilinear, bool align_corners) {
     std::vector<UpsampleTap> taps(static_cast<size_t>(out));
+    // In float, as PyTorch's float kernels, so that the weights are the same numbers (in / out is
+    // 1 / S exactly rounded for a whole factor S, as before sizes of any ratio were taken).
+    const float quotient = static_cast<float>(in) / static_cast<float>(out);
+    const int64_t whole = out % in == 0 ? out / in : 0;  // the factor, where it is whole
     for (int64_t o = 0; o < out; ++o) {
         UpsampleTap& t = taps[static_cast<size_t>(o)];
-        if (!bilinear || scale == 1) {  // PyTorch reads the identity as such, bilinear or not
-            t.i0 = t.i1 = o / scale;
+        if (!bilinear || in == out) {  // PyTorch reads the identity as such, bilinear or not
+            t.i0 = t.i1 =
+                whole ? o / whole
+                      : std::min(static_cast<int64_t>(std::floor(static_cast<float>(o) * quotient)), in - 1);
             continue;
         }
-        // In float, as PyTorch's float kernels, so that the weights are the same numbers.
         const float ratio = align_corners
                                 ? (out > 1 ? static_cast<float>(in - 1) / static_cast<float>(out - 1) : 0.0f)
-                                : 1.0f / static_cast<float>(scale);
+                                : quotient;
         const float source = align_corners ? ratio * static_cast<float>(o)
                                            : std::max(ratio * (static_cast<float>(o) + 0.5f) - 0.5f, 0.0f);
         t.i0 = std::min(static_cast<int64_t>(source), in - 1);

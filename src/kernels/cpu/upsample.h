@@ -1,5 +1,6 @@
-// Upsampling by whole factors: nearest copies, bilinear blends the two nearest rows and columns.
-// Each output row and column reads at most two input ones (its taps), worked out once per shape.
+// Upsampling (or resampling to any size): nearest copies, bilinear blends the two nearest rows and
+// columns. Each output row and column reads at most two input ones (its taps), worked out once per
+// shape.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -15,10 +16,11 @@ struct UpsampleTap {
     int64_t i0 = 0, i1 = 0;
     float l0 = 1, l1 = 0;
 };
-// The taps of the `out` = in · scale outputs of one axis, as PyTorch computes them: nearest
-// floor(o / scale); bilinear at (o + 0.5) / scale - 0.5 clamped at 0 (align_corners=False,
-// ONNX half_pixel), or at o · (in - 1) / (out - 1) (align_corners=True).
-std::vector<UpsampleTap> upsample_taps(int64_t in, int64_t scale, bool bilinear, bool align_corners);
+// The taps of the `out` outputs of one axis of `in`, as PyTorch computes them with r = in / out:
+// nearest floor(o · r) (o / S exactly for a whole factor S); bilinear at (o + 0.5) · r - 0.5
+// clamped at 0 (align_corners=False, ONNX half_pixel), or at o · (in - 1) / (out - 1)
+// (align_corners=True).
+std::vector<UpsampleTap> upsample_taps(int64_t in, int64_t out, bool bilinear, bool align_corners);
 
 struct UpsampleGeometry {
     int64_t C, H, W, OH, OW;
