@@ -21,8 +21,9 @@ PYTHONPATH=build/python LENZ_BUILD_DIR=build /usr/bin/python3 -m pytest -q -p no
 /usr/bin/python3 tools/onnx_conformance.py --check
 # The docs' examples (README.md's tour, each docs page's first example) against build/lenz (about 20 s).
 ./scripts/docs-check.sh
-# torchvision's classifiers, one of each family at small inputs, against PyTorch: parameters, MACs,
-# outputs, and a fine-tuning step on two (scripts/zoo-ci.sh says which and why; about 3.5 minutes).
+# torchvision's classifiers, one of each family at small inputs, and two segmentation models, against
+# PyTorch: parameters, MACs, outputs, and a fine-tuning step on three (scripts/zoo-ci.sh says which
+# and why; about 4 minutes).
 if [ "${LENZ_SKIP_ZOO:-0}" != "1" ]; then
   ./scripts/zoo-ci.sh build/lenz
 fi

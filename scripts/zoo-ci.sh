@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# CI's share of issue 12 (ONNX import of every torchvision 0.14 CNN classifier): exports a subset of
-# torchvision's classifiers with tools/zoo_export.py into a temporary folder, at small inputs, and
+# CI's share of issues 12 and 31 (ONNX import of torchvision 0.14's CNN classifiers and segmentation
+# models): exports a subset of them with tools/zoo_export.py into a temporary folder, at small inputs, and
 # checks each with tools/zoo_check.py against PyTorch: parameters, multiplications (MACs) and the
 # output (largest difference at most 1e-4 of the largest value); one `lenz train --new-head`
 # fine-tuning step on two of them. No speed. tools/zoo_export.py and zoo_check.py's docstrings say
@@ -27,8 +27,14 @@
 #   at 224x224, alexnet and vgg11_bn: smaller inputs would make their adaptive average pooling to
 #   6x6 and 7x7 upsample. vgg11_bn, the smallest VGG with batch norm, adds about 20 s, most of it
 #   writing and reading its 0.5 GB.
+#   at 72x72, two of torchvision's segmentation models (issue 31): lraspp_mobilenet_v3_large and
+#   deeplabv3_mobilenet_v3_large, whose feature maps of 5x5 and 9x9 make every interpolation one of
+#   a ratio that is no whole number (upsample size=), with dilated depthwise convolutions, ASPP's
+#   global pooling branch and LR-ASPP's sigmoid gate.
 # Fine-tuning (`lenz train --new-head`, one step): mobilenet_v3_small (depthwise convolutions, batch
-# norm, squeeze-and-excitation backward) and resnet18 (residual adds); a second or two each.
+# norm, squeeze-and-excitation backward), resnet18 (residual adds) and lraspp_mobilenet_v3_large
+# (per pixel, on a folder of masks; its head is two convolutions joined by an add); a second or two
+# each.
 # The other models of each family add size, not new kinds of layers; tools/zoo_export.py without
 # --models, then tools/zoo_check.py, checks them all (docs/zoo.md).
 set -euo pipefail
@@ -48,7 +54,11 @@ trap 'rm -rf "$dir"' EXIT
 /usr/bin/python3 tools/zoo_export.py --size 64 --models "$small" --out "$dir"
 /usr/bin/python3 tools/zoo_export.py --size 75 --models inception_v3 --out "$dir"
 /usr/bin/python3 tools/zoo_export.py --size 224 --models alexnet,vgg11_bn --out "$dir"
+segmentation=lraspp_mobilenet_v3_large,deeplabv3_mobilenet_v3_large
+/usr/bin/python3 tools/zoo_export.py --size 72 --models "$segmentation" --out "$dir"
 # Every model named, so that one whose export was skipped fails here rather than going unchecked.
-/usr/bin/python3 tools/zoo_check.py --dir "$dir" --lenz "$lenz" --models "$small,inception_v3,alexnet,vgg11_bn" \
-  --train --train-models mobilenet_v3_small,resnet18
-echo "zoo-ci.sh: 17 torchvision classifiers imported and matched PyTorch, in $((SECONDS - start)) s"
+/usr/bin/python3 tools/zoo_check.py --dir "$dir" --lenz "$lenz" \
+  --models "$small,inception_v3,alexnet,vgg11_bn,$segmentation" \
+  --train --train-models mobilenet_v3_small,resnet18,lraspp_mobilenet_v3_large
+echo "zoo-ci.sh: 17 torchvision classifiers and 2 segmentation models imported and matched PyTorch, in" \
+  "$((SECONDS - start)) s"
