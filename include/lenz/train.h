@@ -89,8 +89,9 @@ struct TrainConfig {
 
 // The wall time of `steps` training steps (forward, loss, backward, an optimizer step at learning
 // rate 0.01) on synthetic data of `batch` images (normal pixels, labels cycling through the
-// classes, or for a segmentation model masks cycling through them pixel by pixel), after `warmup` untimed ones: what `lenz bench --train`, its training workloads and the
-// summary's data-parallel estimate measure. Under MPI `batch` is this rank's share, and the
+// classes, or for a segmentation model masks cycling through them pixel by pixel), after `warmup`
+// untimed ones: what `lenz bench --train`, its training workloads and the summary's data-parallel
+// estimate measure. Under MPI `batch` is this rank's share, and the
 // gradients are summed across the ranks as in training. With `layers`, as many steps again after
 // the timed ones time every layer (TrainingStep::set_layer_times, which adds an extra
 // weight-gradient call per layer with weights), apart from the step times.
